@@ -1,0 +1,51 @@
+//! Command-line parsing and dispatch. Each command lives in its own module with its `Args` and a
+//! `run` function; this module owns the top-level parser, exit codes and error printing.
+//!
+//! Exit codes, which scripts can rely on:
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success: everything held |
+//! | 1 | the command ran, but found problems: a failed check, a difference, an object that failed |
+//! | 2 | the command could not run: bad arguments, unreadable input, refused credentials |
+//! | 130 | interrupted (Ctrl-C); resumable commands can be re-run with `--resume` |
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Exit code: everything held.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: the command ran but found problems.
+pub const EXIT_PROBLEMS: u8 = 1;
+/// Exit code: the command could not run.
+pub const EXIT_ERROR: u8 = 2;
+/// Exit code: interrupted.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// dbxport moves a Databricks workspace's notebooks, repos, jobs, secrets, table ACLs and ML
+/// models into one verified, sealed, offline bundle file, and replays it into another workspace
+/// or unpacks it onto local disk.
+#[derive(Debug, Parser)]
+#[command(name = "dbxport", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Every dbxport command.
+#[derive(Debug, Subcommand)]
+pub enum Command {}
+
+/// Parses arguments, runs the command and maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result: anyhow::Result<u8> = match cli.command {};
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("dbxport: {err:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}

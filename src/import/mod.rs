@@ -1,0 +1,1 @@
+//! The import pipeline: read → plan → apply, from a bundle into a workspace, with a journal.

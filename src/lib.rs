@@ -1,0 +1,26 @@
+//! dbxport carries a Databricks workspace's resources into one offline, verified bundle file and
+//! back out again: into another workspace, or onto local disk.
+//!
+//! The crate is cut along the design in `DESIGN.md`:
+//!
+//! * [`model`] — the resource model every other module shares;
+//! * [`bundle`] — the bundle format (spec: `spec/bundle-format.md`): writer, reader, verify, seal;
+//! * [`client`] — the Databricks REST client: config and auth, transport, one module per API;
+//! * [`emulator`] — a Databricks-compatible server for tests, demos and rehearsals;
+//! * [`export`] and [`import`] — the two pipelines between a workspace and a bundle.
+//!
+//! The binary (`src/main.rs`, `src/cli/`) is a thin layer of argument parsing and output.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
+
+pub mod bundle;
+pub mod client;
+pub mod emulator;
+pub mod export;
+pub mod import;
+pub mod model;
+
+/// The version of dbxport, as recorded in every bundle it writes.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
