@@ -1,2 +1,4 @@
 //! The export pipeline: list → fetch → write, from a workspace (through [`crate::client`]) into a
 //! bundle (through [`crate::bundle`]).
+
+pub mod scan;

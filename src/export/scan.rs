@@ -1,0 +1,173 @@
+//! Finds the lines of notebook code that depend on things a migration cannot carry: DBFS mounts,
+//! mount calls, hard-coded cluster and job ids, secret reads. These lines go into the report's
+//! "must recreate" checklist, so the user knows exactly which code to revisit.
+
+use serde::{Deserialize, Serialize};
+use std::sync::OnceLock;
+
+/// Why a line was flagged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dependency {
+    /// A path under `/mnt/` or `dbfs:/mnt/`: the mount must be recreated in the target.
+    MountPath,
+    /// A call to `dbutils.fs.mount` / `updateMount` / `unmount`: mounts are made by code.
+    MountCall,
+    /// A cluster id written into the code; ids change in the target.
+    ClusterId,
+    /// A job id written into the code (e.g. `run-now`); ids change in the target.
+    JobId,
+    /// A `dbutils.secrets.get` call; the scope must exist in the target (and Key Vault scopes
+    /// must be recreated by hand).
+    SecretRead,
+}
+
+impl Dependency {
+    /// A short phrase for reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Dependency::MountPath => "reads or writes a DBFS mount path",
+            Dependency::MountCall => "creates or changes a DBFS mount",
+            Dependency::ClusterId => "hard-codes a cluster id",
+            Dependency::JobId => "hard-codes a job id",
+            Dependency::SecretRead => "reads a secret",
+        }
+    }
+}
+
+/// One flagged line.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Finding {
+    /// Workspace path of the notebook or file.
+    pub path: String,
+    /// 1-based line number.
+    pub line: usize,
+    /// What the line depends on.
+    pub dependency: Dependency,
+    /// The matched text (a mount path, an id, `scope/key`), never a secret value.
+    pub matched: String,
+}
+
+/// What the scanner knows about the source workspace: the ids that, when written in code, point
+/// at something that will not exist with the same id in the target.
+#[derive(Debug, Clone, Default)]
+pub struct ScanContext {
+    /// Cluster ids of the source workspace.
+    pub cluster_ids: Vec<String>,
+    /// Job ids of the source workspace.
+    pub job_ids: Vec<i64>,
+}
+
+fn mount_path_re() -> &'static regex::Regex {
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(r#"(?:dbfs:)?/mnt/[^\s'"`),;]*"#).expect("valid mount regex")
+    })
+}
+
+fn mount_call_re() -> &'static regex::Regex {
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(r"dbutils\.fs\.(?:mount|updateMount|unmount|refreshMounts)\b")
+            .expect("valid mount-call regex")
+    })
+}
+
+fn secret_re() -> &'static regex::Regex {
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(
+            r#"dbutils\.secrets\.get(?:Bytes)?\(\s*(?:scope\s*=\s*)?["']([^"']+)["']\s*,\s*(?:key\s*=\s*)?["']([^"']+)["']"#,
+        )
+        .expect("valid secret regex")
+    })
+}
+
+fn number_re() -> &'static regex::Regex {
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    RE.get_or_init(|| regex::Regex::new(r"\b\d{1,19}\b").expect("valid number regex"))
+}
+
+/// Scans one text file (notebook source or workspace file) line by line.
+///
+/// Binary content (anything that is not UTF-8) is skipped: it cannot hold code a user edits.
+pub fn scan(path: &str, content: &[u8], ctx: &ScanContext) -> Vec<Finding> {
+    let Ok(text) = std::str::from_utf8(content) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let mut push = |dependency, matched: &str| {
+            out.push(Finding {
+                path: path.to_string(),
+                line: i + 1,
+                dependency,
+                matched: matched.to_string(),
+            })
+        };
+        if let Some(m) = mount_call_re().find(line) {
+            push(Dependency::MountCall, m.as_str());
+        }
+        for m in mount_path_re().find_iter(line) {
+            push(Dependency::MountPath, m.as_str());
+        }
+        for c in secret_re().captures_iter(line) {
+            push(Dependency::SecretRead, &format!("{}/{}", &c[1], &c[2]));
+        }
+        for id in &ctx.cluster_ids {
+            if !id.is_empty() && line.contains(id.as_str()) {
+                push(Dependency::ClusterId, id);
+            }
+        }
+        if !ctx.job_ids.is_empty() && line.to_ascii_lowercase().contains("job") {
+            for m in number_re().find_iter(line) {
+                if let Ok(n) = m.as_str().parse::<i64>() {
+                    if ctx.job_ids.contains(&n) {
+                        push(Dependency::JobId, m.as_str());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_each_dependency_with_its_line() {
+        let code = b"# Databricks notebook source\n\
+            df = spark.read.csv('/mnt/raw/samples.csv')\n\
+            dbutils.fs.mount(source='abfss://x@y', mount_point='/mnt/raw')\n\
+            pw = dbutils.secrets.get(scope='etl', key='db-password')\n\
+            w.jobs.run_now(job_id=1042)\n\
+            cluster = '0923-101010-abcd'\n\
+            x = 1042  # a plain number, no reference\n";
+        let ctx = ScanContext {
+            cluster_ids: vec!["0923-101010-abcd".into()],
+            job_ids: vec![1042],
+        };
+        let f = scan("/Users/a/nb", code, &ctx);
+        let got: Vec<(usize, Dependency)> = f.iter().map(|f| (f.line, f.dependency)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (2, Dependency::MountPath),
+                (3, Dependency::MountCall),
+                (3, Dependency::MountPath),
+                (4, Dependency::SecretRead),
+                (5, Dependency::JobId),
+                (6, Dependency::ClusterId),
+            ]
+        );
+        assert_eq!(f[3].matched, "etl/db-password");
+        assert_eq!(f[0].matched, "/mnt/raw/samples.csv");
+    }
+
+    #[test]
+    fn binary_is_skipped() {
+        assert!(scan("/f", &[0xff, 0xfe, b'/', b'm'], &ScanContext::default()).is_empty());
+    }
+}
