@@ -175,7 +175,7 @@ pub struct ObjectInfo {
 /// Strips an optional `/Workspace` prefix, as the real API accepts both spellings.
 pub fn normalize_path(path: &str) -> &str {
     match path.strip_prefix("/Workspace") {
-        Some(rest) if rest.is_empty() => "/",
+        Some("") => "/",
         Some(rest) if rest.starts_with('/') => rest,
         _ => path,
     }
