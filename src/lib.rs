@@ -20,6 +20,7 @@ pub mod client;
 pub mod emulator;
 pub mod export;
 pub mod import;
+pub mod journal;
 pub mod model;
 
 /// The version of dbxport, as recorded in every bundle it writes.
