@@ -1,3 +1,4 @@
 //! The import pipeline: read → plan → apply, from a bundle into a workspace, with a journal.
 
 pub mod mapping;
+pub mod remap;
