@@ -820,8 +820,8 @@ pub struct AuthArgs {
     /// DATABRICKS_TOKEN or a profile.
     #[arg(long, value_name = "TOKEN", value_parser = parse_secret)]
     pub token: Option<SecretString>,
-    /// Profile of the config file (else DATABRICKS_CONFIG_PROFILE, else
-    /// [__settings__] default_profile, else [DEFAULT]).
+    /// Profile of the config file (else DATABRICKS_CONFIG_PROFILE, else the file's
+    /// default_profile setting, else its DEFAULT profile).
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
     /// Config file (else DATABRICKS_CONFIG_FILE, else ~/.databrickscfg).
