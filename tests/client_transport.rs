@@ -454,3 +454,27 @@ async fn a_body_cut_mid_stream_is_an_error_naming_the_call() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_private_link_login_redirect_is_an_error_not_a_success() {
+    async fn handle(req: Request) -> Response {
+        if req.uri().path() == "/login.html" {
+            return Response::builder()
+                .status(200)
+                .header("content-type", "text/html")
+                .body(Body::from("<html>login</html>"))
+                .unwrap();
+        }
+        Response::builder()
+            .status(303)
+            .header("location", "/login.html?error=private-link-validation-error")
+            .body(Body::empty())
+            .unwrap()
+    }
+    let url = serve(axum::Router::new().fallback(handle)).await;
+    let c = client(&url, fast());
+    let err = c.workspace().list("/").await.unwrap_err();
+    assert_eq!(err.error_code(), Some("PRIVATE_LINK_VALIDATION_ERROR"));
+    assert!(err.to_string().contains("private link"), "{err}");
+    assert_eq!(c.stats().requests, 1);
+}

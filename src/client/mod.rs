@@ -103,6 +103,21 @@ impl Client {
         })
     }
 
+    /// A client from the connection and engine flags, the environment and the config file.
+    /// Returns the warnings to print (secrets given as flags) with it. Makes no request.
+    pub fn from_args(
+        auth: &AuthArgs,
+        engine: &TransportArgs,
+    ) -> Result<(Client, Vec<String>), ClientError> {
+        let warnings = auth.warnings();
+        for w in &warnings {
+            tracing::warn!(target: "dbxport::client", "{w}");
+        }
+        let config = Config::resolve_from_env(&auth.to_config_args())?;
+        let options = ClientOptions::from_config(&config).with_args(engine);
+        Ok((Client::new(&config, options)?, warnings))
+    }
+
     /// The workspace URL.
     pub fn host(&self) -> &str {
         self.transport.host()

@@ -609,7 +609,16 @@ impl Transport {
                 Err(e) => Err(Failure::Send(e)),
                 Ok(resp) => {
                     let status = resp.status();
-                    if status.is_success() {
+                    if is_private_link_redirect(resp.url()) {
+                        Err(Failure::Api(ApiError {
+                            call: describe.clone(),
+                            status: 403,
+                            error_code: Some("PRIVATE_LINK_VALIDATION_ERROR".into()),
+                            message: "the workspace redirected to its login page: it is reachable only through a private link, from a network this machine is not on".into(),
+                            request_id: None,
+                            retry_after: None,
+                        }))
+                    } else if status.is_success() {
                         if mode == Mode::Stream {
                             Ok(Outcome::Streaming(resp))
                         } else {
@@ -730,6 +739,15 @@ impl Transport {
             }
         }
     }
+}
+
+/// Private Link workspaces answer requests from other networks with a redirect to their login
+/// page, which looks like a success to an HTTP client.
+fn is_private_link_redirect(url: &reqwest::Url) -> bool {
+    url.path() == "/login.html"
+        && url
+            .query()
+            .is_some_and(|q| q.contains("error=private-link-validation-error"))
 }
 
 /// Decodes a JSON answer; an empty body reads as `{}`.
