@@ -241,6 +241,17 @@ async fn a_refused_client_fails_fast_with_a_clear_message() {
         "{msg}"
     );
     assert_eq!(idp.token_forms.lock().unwrap().len(), 1, "no retry storm");
+    // Concurrent and later callers get the same refusal without asking again.
+    let again: Vec<_> = (0..5)
+        .map(|_| {
+            let c = c.clone();
+            tokio::spawn(async move { c.scim().me().await })
+        })
+        .collect();
+    for h in again {
+        assert!(h.await.unwrap().unwrap_err().is_auth_failure());
+    }
+    assert_eq!(idp.token_forms.lock().unwrap().len(), 1);
     assert!(
         idp.api_auth.lock().unwrap().is_empty(),
         "no API call without a token"

@@ -215,6 +215,17 @@ async fn refused_credentials_fail_fast_after_one_request() {
         );
         assert!(msg.contains("check the token"), "{msg}");
         assert!(!msg.contains("dapi-test-token"), "{msg}");
+        // Once refused, later calls fail at once without another request.
+        let again = c.workspace().get_status("/y").await.unwrap_err();
+        assert_eq!(count(&s), 1);
+        assert!(again.is_auth_failure());
+        assert!(
+            again
+                .to_string()
+                .starts_with("GET /api/2.0/workspace/get-status path=/y: "),
+            "{again}"
+        );
+        assert!(again.to_string().contains("already refused"), "{again}");
     }
     // An object-level 403 is not a credential problem, and is not retried either.
     let (url, s) = scripted(vec![reply(
@@ -467,7 +478,10 @@ async fn a_private_link_login_redirect_is_an_error_not_a_success() {
         }
         Response::builder()
             .status(303)
-            .header("location", "/login.html?error=private-link-validation-error")
+            .header(
+                "location",
+                "/login.html?error=private-link-validation-error",
+            )
             .body(Body::empty())
             .unwrap()
     }

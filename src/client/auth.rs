@@ -38,6 +38,9 @@ struct Cached {
 struct M2mState {
     token_endpoint: Option<String>,
     token: Option<Cached>,
+    /// Set when the token endpoint refused the client: the credentials will not fix
+    /// themselves during a run, so later callers fail at once instead of asking again.
+    refused: Option<(String, String)>,
 }
 
 pub(crate) struct M2m {
@@ -61,6 +64,13 @@ fn sensitive(value: &str) -> Result<HeaderValue, ClientError> {
     })?;
     v.set_sensitive(true);
     Ok(v)
+}
+
+enum TokenError {
+    /// The endpoint refused the client credentials (4xx): `(call, message)`.
+    Refused(String, String),
+    /// Anything else (unreachable, malformed answer).
+    Other(ClientError),
 }
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -125,6 +135,12 @@ impl M2m {
                 return Ok(c.header.clone());
             }
         }
+        if let Some((call, message)) = &st.refused {
+            return Err(ClientError::Auth {
+                call: call.clone(),
+                message: message.clone(),
+            });
+        }
         let endpoint = match st.token_endpoint.clone() {
             Some(e) => e,
             None => {
@@ -139,10 +155,14 @@ impl M2m {
                 st.token = Some(c);
                 Ok(h)
             }
-            Err(e) => {
+            Err(TokenError::Refused(call, message)) => {
+                st.refused = Some((call.clone(), message.clone()));
+                Err(ClientError::Auth { call, message })
+            }
+            Err(TokenError::Other(e)) => {
                 // An unexpired token still works while the endpoint is briefly unreachable.
                 if let Some(c) = &st.token {
-                    if Instant::now() < c.expires_at && !e.is_auth_failure() {
+                    if Instant::now() < c.expires_at {
                         tracing::warn!(target: "dbxport::client", error = %e, "oauth token refresh failed; using the current token until it expires");
                         return Ok(c.header.clone());
                     }
@@ -197,7 +217,7 @@ impl M2m {
             })
     }
 
-    async fn request_token(&self, t: &Transport, endpoint: &str) -> Result<Cached, ClientError> {
+    async fn request_token(&self, t: &Transport, endpoint: &str) -> Result<Cached, TokenError> {
         let basic = Zeroizing::new(format!(
             "{}:{}",
             self.client_id,
@@ -220,23 +240,28 @@ impl M2m {
         let what = call.describe();
         let started = Instant::now();
         let resp: TokenResponse = t.json(call).await.map_err(|e| {
-            let refused = e.api().is_some_and(|a| (400..500).contains(&a.status));
-            ClientError::Auth {
-                call: what.clone(),
-                message: if refused {
-                    format!("oauth m2m: the token endpoint refused client {}: {}\nhint: check DATABRICKS_CLIENT_ID / DATABRICKS_CLIENT_SECRET (or the profile's client_id / client_secret)", self.client_id, e.api().map(|a| format!("{}{}", a.error_code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default(), a.message)).unwrap_or_default())
-                } else {
-                    format!("oauth m2m: cannot obtain a token: {e}")
-                },
+            match e.api().filter(|a| (400..500).contains(&a.status)) {
+                Some(a) => TokenError::Refused(
+                    what.clone(),
+                    format!(
+                        "oauth m2m: the token endpoint refused client {}: {}{}\nhint: check DATABRICKS_CLIENT_ID / DATABRICKS_CLIENT_SECRET (or the profile's client_id / client_secret)",
+                        self.client_id,
+                        a.error_code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default(),
+                        a.message
+                    ),
+                ),
+                None => TokenError::Other(ClientError::Auth {
+                    call: what.clone(),
+                    message: format!("oauth m2m: cannot obtain a token: {e}"),
+                }),
             }
         })?;
-        let access =
-            resp.access_token
-                .filter(|a| !a.is_empty())
-                .ok_or_else(|| ClientError::Auth {
-                    call: what.clone(),
-                    message: "oauth m2m: the token response has no access_token".into(),
-                })?;
+        let access = resp.access_token.filter(|a| !a.is_empty()).ok_or_else(|| {
+            TokenError::Other(ClientError::Auth {
+                call: what.clone(),
+                message: "oauth m2m: the token response has no access_token".into(),
+            })
+        })?;
         let access = Zeroizing::new(access);
         let kind = resp.token_type.unwrap_or_else(|| "Bearer".to_string());
         let lifetime = match resp.expires_in {
@@ -247,7 +272,8 @@ impl M2m {
         .filter(|s| s.is_finite() && *s > 0.0)
         .map(Duration::from_secs_f64)
         .unwrap_or(Duration::from_secs(3600));
-        let header = sensitive(&Zeroizing::new(format!("{kind} {}", access.as_str())))?;
+        let header = sensitive(&Zeroizing::new(format!("{kind} {}", access.as_str())))
+            .map_err(TokenError::Other)?;
         let margin = REFRESH_MARGIN.min(lifetime / 2);
         tracing::debug!(target: "dbxport::client", lifetime_s = lifetime.as_secs(), "oauth token obtained");
         Ok(Cached {

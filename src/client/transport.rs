@@ -368,6 +368,9 @@ struct Inner {
     auth: Auth,
     limiter: Arc<Limiter>,
     counters: Counters,
+    /// The first refusal of the credentials: later authenticated calls fail at once with it
+    /// instead of each sending a request the workspace will refuse again.
+    refused: Mutex<Option<ApiError>>,
     options: TransportOptions,
 }
 
@@ -412,6 +415,7 @@ impl Transport {
                 auth,
                 limiter: Limiter::new(options.concurrency),
                 counters: Counters::default(),
+                refused: Mutex::new(None),
                 options,
             }),
         })
@@ -595,6 +599,22 @@ impl Transport {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
+            if call.authenticated {
+                let refused = inner
+                    .refused
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                if let Some(first) = refused {
+                    return Err(ClientError::Unauthorized(Box::new(ApiError {
+                        call: describe,
+                        message: format!(
+                            "not sent: the credentials were already refused ({first})"
+                        ),
+                        ..first
+                    })));
+                }
+            }
             let auth = if call.authenticated {
                 Some(inner.auth.header(self).await?)
             } else {
@@ -694,6 +714,10 @@ impl Transport {
         match f {
             Failure::Api(e) => {
                 if e.is_credentials_refused() {
+                    if call.authenticated {
+                        let mut r = self.inner.refused.lock().unwrap_or_else(|p| p.into_inner());
+                        r.get_or_insert_with(|| e.clone());
+                    }
                     return (ClientError::Unauthorized(Box::new(e)), None);
                 }
                 if e.is_throttled() {
