@@ -444,18 +444,75 @@ async fn streams_deliver_large_bodies_in_chunks() {
     assert_eq!(c.stats().by_call["GET /api/2.0/fs/files{path}"], 1);
 }
 
-#[tokio::test]
-async fn a_body_cut_mid_stream_is_an_error_naming_the_call() {
+/// A raw server whose first answer breaks off after `first` bytes of `body`; later requests
+/// must ask for the rest with `Range` and get 206 (when `ranges`) or are refused.
+async fn breaking_server(
+    body: Vec<u8>,
+    first: usize,
+    ranges: bool,
+) -> (String, Arc<Mutex<Vec<String>>>) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
     tokio::spawn(async move {
-        let (mut sock, _) = l.accept().await.unwrap();
-        let mut buf = vec![0u8; 65536];
-        let _ = sock.read(&mut buf).await;
-        let _ = sock
-            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\nonly a part")
-            .await;
+        let mut n = 0;
+        loop {
+            let (mut sock, _) = l.accept().await.unwrap();
+            let mut buf = vec![0u8; 65536];
+            let k = sock.read(&mut buf).await.unwrap();
+            let req = String::from_utf8_lossy(&buf[..k]).to_ascii_lowercase();
+            let range = req
+                .lines()
+                .find_map(|l| l.strip_prefix("range: bytes="))
+                .map(|r| r.trim_end_matches('-').parse::<usize>().unwrap());
+            seen2.lock().unwrap().push(format!("range={range:?}"));
+            n += 1;
+            let head = match (n, range) {
+                (1, None) => format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\naccept-ranges: bytes\r\n\r\n", body.len()),
+                (_, Some(off)) if ranges => format!(
+                    "HTTP/1.1 206 Partial Content\r\ncontent-length: {}\r\ncontent-range: bytes {off}-{}/{}\r\n\r\n",
+                    body.len() - off, body.len() - 1, body.len()
+                ),
+                _ => "HTTP/1.1 416 Range Not Satisfiable\r\ncontent-length: 0\r\n\r\n".to_string(),
+            };
+            let _ = sock.write_all(head.as_bytes()).await;
+            let payload = match (n, range) {
+                (1, _) => &body[..first],
+                (_, Some(off)) if ranges => &body[off..],
+                _ => &body[..0],
+            };
+            let _ = sock.write_all(payload).await;
+            // Closing the socket cuts the first answer short.
+        }
     });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn a_dropped_download_resumes_with_a_range_request() {
+    let body: Vec<u8> = (0..100_000u32).map(|i| (i % 241) as u8).collect();
+    let (url, seen) = breaking_server(body.clone(), 30_000, true).await;
+    let c = client(&url, fast());
+    let got = c
+        .files()
+        .download("/Volumes/a")
+        .await
+        .unwrap()
+        .collect_bytes()
+        .await
+        .unwrap();
+    assert_eq!(got.len(), body.len());
+    assert!(got[..] == body[..], "resumed body differs");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec!["range=None", "range=Some(30000)"]
+    );
+}
+
+#[tokio::test]
+async fn a_download_that_cannot_resume_is_an_error_naming_the_call() {
+    let (url, seen) = breaking_server(vec![7u8; 1000], 11, false).await;
     let c = client(&url, fast());
     let s = c.files().download("/Volumes/a").await.unwrap();
     let err = s.collect_bytes().await.unwrap_err();
@@ -464,6 +521,8 @@ async fn a_body_cut_mid_stream_is_an_error_naming_the_call() {
             .starts_with("GET /api/2.0/fs/files{path} path=/Volumes/a: "),
         "{err}"
     );
+    assert_eq!(seen.lock().unwrap().len(), 2, "one resume attempt, refused");
+    assert_eq!(c.stats().failures, 1);
 }
 
 #[tokio::test]

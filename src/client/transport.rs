@@ -12,7 +12,8 @@
 //!     mid-request, with exponential backoff and jitter;
 //!   - nothing is retried on 401/403 or other 4xx: a refused token fails after one request.
 //! * per-request timeouts (default 60 s; streamed bodies use an idle timeout instead, so a
-//!   multi-GiB download is not cut off);
+//!   multi-GiB download is not cut off), and downloads resumed with `Range` requests when
+//!   their connection drops mid-body;
 //! * counters ([`Stats`]).
 //!
 //! Which mutations are safe to retry (replaying them has the same effect): workspace import
@@ -321,6 +322,27 @@ impl Call {
         }
     }
 
+    /// A copy of a GET/HEAD call without a body, for resuming downloads.
+    fn clone_bodiless(&self) -> Option<Call> {
+        if !matches!(self.body, CallBody::Empty)
+            || !matches!(self.retry, Retry::Idempotent | Retry::Safe)
+        {
+            return None;
+        }
+        Some(Call {
+            method: self.method.clone(),
+            route: self.route,
+            path: self.path.clone(),
+            absolute: self.absolute,
+            query: self.query.clone(),
+            body: CallBody::Empty,
+            retry: self.retry,
+            object: self.object.clone(),
+            headers: self.headers.clone(),
+            authenticated: self.authenticated,
+        })
+    }
+
     fn counter_key(&self) -> String {
         if self.absolute {
             format!("{} <external>", self.method)
@@ -456,8 +478,9 @@ impl Transport {
     }
 
     /// Runs a call and hands back its body as a stream once the headers are in. Retries cover
-    /// everything up to the headers; a failure mid-body ends the stream with an error naming
-    /// the call.
+    /// everything up to the headers; when the connection drops mid-body, a GET is resumed
+    /// with a `Range` request from where it broke off (up to 5 times, when the server answers
+    /// 206 with exactly that range); otherwise the stream ends with an error naming the call.
     pub async fn stream(&self, call: Call) -> Result<ByteStream, ClientError> {
         let resp = match self.run(&call, Mode::Stream).await {
             Ok(Outcome::Streaming(r)) => r,
@@ -469,21 +492,41 @@ impl Transport {
         };
         let headers = resp.headers().clone();
         let len = resp.content_length();
-        let describe = call.describe();
-        let this = self.clone();
-        let s = resp.bytes_stream().map(move |r| match r {
-            Ok(b) => {
-                this.inner.counters.received(b.len());
-                Ok(b)
-            }
-            Err(e) => {
-                this.inner.counters.failure();
-                Err(ClientError::Transport {
-                    call: describe.clone(),
-                    message: describe_reqwest(&e),
-                    connect: false,
-                    timeout: e.is_timeout(),
-                })
+        let state = StreamState {
+            t: self.clone(),
+            describe: call.describe(),
+            resume: call.clone_bodiless(),
+            body: Box::pin(resp.bytes_stream()),
+            received: 0,
+            resumes: 0,
+        };
+        let s = futures_util::stream::unfold(Some(state), |st| async move {
+            let mut st = st?;
+            loop {
+                match st.body.next().await {
+                    None => return None,
+                    Some(Ok(b)) => {
+                        st.t.inner.counters.received(b.len());
+                        st.received += b.len() as u64;
+                        return Some((Ok(b), Some(st)));
+                    }
+                    Some(Err(e)) => {
+                        let err = ClientError::Transport {
+                            call: st.describe.clone(),
+                            message: describe_reqwest(&e),
+                            connect: false,
+                            timeout: e.is_timeout(),
+                        };
+                        if st.resumes < MAX_RESUMES {
+                            if let Some(body) = st.resume_at_offset().await {
+                                st.body = body;
+                                continue;
+                            }
+                        }
+                        st.t.inner.counters.failure();
+                        return Some((Err(err), None));
+                    }
+                }
             }
         });
         Ok(ByteStream::new(s, len, headers))
@@ -772,6 +815,49 @@ fn is_private_link_redirect(url: &reqwest::Url) -> bool {
         && url
             .query()
             .is_some_and(|q| q.contains("error=private-link-validation-error"))
+}
+
+/// How often one download is resumed after its connection drops.
+const MAX_RESUMES: u32 = 5;
+
+type BodyStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// A download in progress, able to resume with a `Range` request where it broke off.
+struct StreamState {
+    t: Transport,
+    describe: String,
+    resume: Option<Call>,
+    body: BodyStream,
+    received: u64,
+    resumes: u32,
+}
+
+impl StreamState {
+    /// Asks for the rest of the body from `received` on; `None` when the call cannot be
+    /// resumed or the server does not answer with exactly that range.
+    async fn resume_at_offset(&mut self) -> Option<BodyStream> {
+        let call = self
+            .resume
+            .as_ref()?
+            .clone_bodiless()?
+            .header(reqwest::header::RANGE, format!("bytes={}-", self.received));
+        self.resumes += 1;
+        tracing::debug!(target: "dbxport::client", call = %self.describe, offset = self.received, "resuming download");
+        let resp = match self.t.run(&call, Mode::Stream).await {
+            Ok(Outcome::Streaming(r)) => r,
+            _ => return None,
+        };
+        let start = resp
+            .headers()
+            .get(reqwest::header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("bytes "))
+            .and_then(|v| v.split('-').next())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        (resp.status() == StatusCode::PARTIAL_CONTENT && start == Some(self.received))
+            .then(|| Box::pin(resp.bytes_stream()) as BodyStream)
+    }
 }
 
 /// Decodes a JSON answer; an empty body reads as `{}`.
