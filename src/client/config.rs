@@ -15,7 +15,9 @@
 //! moment they are read. Nothing here performs network I/O.
 
 use super::ini::Ini;
-use age::secrecy::{ExposeSecret, SecretString};
+use age::secrecy::ExposeSecret;
+/// The secret string type the configuration holds tokens in (re-exported from `age`).
+pub use age::secrecy::SecretString;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -278,6 +280,17 @@ impl Config {
                 .map(|(k, (_, s))| (k.to_string(), s.clone()))
                 .collect(),
         })
+    }
+
+    /// A personal-access-token configuration for `host`, ignoring the environment and any
+    /// config file (tests, the emulator).
+    pub fn pat(host: &str, token: SecretString) -> Result<Config, ConfigError> {
+        let args = ConfigArgs {
+            host: Some(host.to_string()),
+            token: Some(token),
+            ..ConfigArgs::default()
+        };
+        Config::resolve(&args, &|_| None, None)
     }
 
     /// [`Config::resolve`] with the process environment and `$HOME`.

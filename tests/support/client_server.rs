@@ -1,7 +1,7 @@
 //! Helpers for the client tests: an axum server on 127.0.0.1:0 and clients pointed at it.
 #![allow(dead_code)]
 
-use dbxport::client::{Client, Config, ConfigArgs, TransportOptions};
+use dbxport::client::{Client, Config, TransportOptions};
 use std::time::Duration;
 
 /// Serves `router` on an ephemeral loopback port until the test ends; returns its base URL.
@@ -27,12 +27,7 @@ pub fn fast() -> TransportOptions {
 
 /// A PAT config for `host`.
 pub fn pat_config(host: &str, token: &str) -> Config {
-    let args = ConfigArgs {
-        host: Some(host.to_string()),
-        token: Some(token.to_string().into()),
-        ..ConfigArgs::default()
-    };
-    Config::resolve(&args, &|_| None, None).unwrap()
+    Config::pat(host, token.to_string().into()).unwrap()
 }
 
 /// A PAT client for `host` with `opts`.
