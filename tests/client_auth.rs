@@ -199,13 +199,13 @@ async fn discovery_and_one_shared_token_for_concurrent_callers() {
 
 #[tokio::test]
 async fn token_is_refreshed_before_it_expires() {
-    // expires_in as a string, 2 s: refreshed after 1 s (half its life, since < 80 s).
-    let idp = start(true, serde_json::json!("2"), "s3cret").await;
+    // expires_in as a string, 4 s: refreshed after 2 s (half its life, since < 80 s).
+    let idp = start(true, serde_json::json!("4"), "s3cret").await;
     let c = m2m_client(&idp, "s3cret");
     c.scim().me().await.unwrap();
     c.scim().me().await.unwrap();
     assert_eq!(idp.tokens.load(Ordering::SeqCst), 1);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     c.scim().me().await.unwrap();
     assert_eq!(idp.tokens.load(Ordering::SeqCst), 2);
     assert_eq!(idp.api_auth.lock().unwrap().last().unwrap(), "Bearer tok-2");
