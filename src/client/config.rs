@@ -1,0 +1,932 @@
+//! Configuration resolution, following Databricks unified client authentication exactly as the
+//! Python SDK does it (reference §9.1):
+//!
+//! 1. explicit arguments (command-line flags, [`ConfigArgs`]);
+//! 2. environment variables, only for attributes still unset;
+//! 3. the config file (`DATABRICKS_CONFIG_FILE` or `~/.databrickscfg`), **skipped entirely** when
+//!    no profile is named and a host or any auth attribute is already set. Profile choice:
+//!    named profile → `[__settings__] default_profile` → `[DEFAULT]`. A named profile that is
+//!    missing is an error; a missing `[DEFAULT]` is ignored. The file never overrides a value
+//!    already set;
+//! 4. host normalisation, then validation: attributes of more than one auth method without an
+//!    explicit `auth_type` is an error.
+//!
+//! Tokens and client secrets are held as [`SecretString`], whose `Debug` is redacted, from the
+//! moment they are read. Nothing here performs network I/O.
+
+use super::ini::Ini;
+use age::secrecy::ExposeSecret;
+/// The secret string type the configuration holds tokens in (re-exported from `age`).
+pub use age::secrecy::SecretString;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What the command line gives (every field optional; unset fields fall through to the
+/// environment and the config file).
+#[derive(Debug, Clone, Default)]
+pub struct ConfigArgs {
+    /// Workspace URL.
+    pub host: Option<String>,
+    /// Personal access token.
+    pub token: Option<SecretString>,
+    /// Profile of the config file.
+    pub profile: Option<String>,
+    /// Config file path (default `~/.databrickscfg`).
+    pub config_file: Option<PathBuf>,
+    /// OAuth M2M client id (service principal application id).
+    pub client_id: Option<String>,
+    /// OAuth M2M client secret.
+    pub client_secret: Option<SecretString>,
+    /// SQL warehouse for statement execution.
+    pub warehouse_id: Option<String>,
+    /// Cluster for command execution.
+    pub cluster_id: Option<String>,
+    /// Forces one auth method (`pat`, `oauth-m2m`).
+    pub auth_type: Option<String>,
+}
+
+/// Where an attribute's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A command-line flag.
+    Flag(&'static str),
+    /// An environment variable.
+    Env(&'static str),
+    /// A profile of a config file.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The profile (section).
+        profile: String,
+    },
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Flag(flag) => write!(f, "{flag}"),
+            Source::Env(var) => write!(f, "{var}"),
+            Source::File { path, profile } => {
+                write!(f, "profile [{profile}] of {}", path.display())
+            }
+        }
+    }
+}
+
+/// The credentials a client authenticates with.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Credentials {
+    /// Personal access token (`Authorization: Bearer <token>`).
+    Pat {
+        /// The token.
+        token: SecretString,
+    },
+    /// OAuth machine-to-machine (service principal client credentials).
+    OAuthM2m {
+        /// Client (application) id.
+        client_id: String,
+        /// Client secret.
+        client_secret: SecretString,
+        /// Explicit OpenID discovery URL (`discovery_url`), else discovered from the host.
+        discovery_url: Option<String>,
+        /// Scopes, space-separated on the wire (default `all-apis`).
+        scopes: Vec<String>,
+    },
+}
+
+impl Credentials {
+    /// The SDK's name for this auth type (`pat`, `oauth-m2m`).
+    pub fn auth_type(&self) -> &'static str {
+        match self {
+            Credentials::Pat { .. } => "pat",
+            Credentials::OAuthM2m { .. } => "oauth-m2m",
+        }
+    }
+}
+
+/// A resolved configuration: a host and one set of credentials, plus optional compute ids.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Normalised workspace URL (`https://host`, no trailing slash).
+    pub host: String,
+    /// Credentials.
+    pub credentials: Credentials,
+    /// The profile used, when one was named or chosen by `default_profile`.
+    pub profile: Option<String>,
+    /// The config file that was read, if any.
+    pub config_file: Option<PathBuf>,
+    /// SQL warehouse id (`warehouse_id`, `DATABRICKS_WAREHOUSE_ID`).
+    pub warehouse_id: Option<String>,
+    /// Cluster id (`cluster_id`, `DATABRICKS_CLUSTER_ID`).
+    pub cluster_id: Option<String>,
+    /// Workspace id, when configured.
+    pub workspace_id: Option<String>,
+    /// Account id, when configured.
+    pub account_id: Option<String>,
+    /// `retry_timeout_seconds` from the profile.
+    pub retry_timeout: Option<Duration>,
+    /// `http_timeout_seconds` from the profile.
+    pub http_timeout: Option<Duration>,
+    /// Where each set attribute came from (secrets included by name only).
+    pub sources: BTreeMap<String, Source>,
+}
+
+impl Config {
+    /// A one-line description for messages: host, auth type, and where they came from. Never
+    /// contains a secret.
+    pub fn describe(&self) -> String {
+        let mut s = format!("host={} auth={}", self.host, self.credentials.auth_type());
+        if let Some(p) = &self.profile {
+            s.push_str(&format!(" profile={p}"));
+        }
+        let from: Vec<String> = self
+            .sources
+            .iter()
+            .map(|(k, v)| format!("{k} from {v}"))
+            .collect();
+        if !from.is_empty() {
+            s.push_str(&format!(" ({})", from.join(", ")));
+        }
+        s
+    }
+
+    /// Resolves a configuration from `args`, the environment `env` and the config file under
+    /// `home` (or `DATABRICKS_CONFIG_FILE` / `--config-file`), in the SDK's order.
+    pub fn resolve(
+        args: &ConfigArgs,
+        env: &dyn Fn(&str) -> Option<String>,
+        home: Option<&Path>,
+    ) -> Result<Config, ConfigError> {
+        let mut attrs = Attrs::default();
+        attrs.set_plain("host", args.host.as_deref(), Source::Flag("--host"));
+        attrs.set_secret("token", args.token.as_ref(), Source::Flag("--token"));
+        attrs.set_plain(
+            "profile",
+            args.profile.as_deref(),
+            Source::Flag("--profile"),
+        );
+        attrs.set_plain(
+            "config_file",
+            args.config_file.as_deref().and_then(Path::to_str),
+            Source::Flag("--config-file"),
+        );
+        attrs.set_plain(
+            "client_id",
+            args.client_id.as_deref(),
+            Source::Flag("--client-id"),
+        );
+        attrs.set_secret(
+            "client_secret",
+            args.client_secret.as_ref(),
+            Source::Flag("--client-secret"),
+        );
+        attrs.set_plain(
+            "warehouse_id",
+            args.warehouse_id.as_deref(),
+            Source::Flag("--warehouse-id"),
+        );
+        attrs.set_plain(
+            "cluster_id",
+            args.cluster_id.as_deref(),
+            Source::Flag("--cluster-id"),
+        );
+        attrs.set_plain(
+            "auth_type",
+            args.auth_type.as_deref(),
+            Source::Flag("--auth-type"),
+        );
+
+        for a in ATTRIBUTES {
+            let Some(var) = a.env else { continue };
+            if attrs.has(a.name) {
+                continue;
+            }
+            let mut value = env(var).filter(|v| !v.is_empty());
+            if value.is_none() && a.name == "oidc_token_filepath" {
+                value = env("DATABRICKS_OIDC_TOKEN_FILE").filter(|v| !v.is_empty());
+            }
+            if let Some(v) = value {
+                attrs.set_value(a.name, v, Source::Env(var));
+            }
+        }
+
+        let file = load_config_file(&mut attrs, home)?;
+
+        let host = match attrs.plain("host") {
+            Some(h) => Some(normalize_host(&h)?),
+            None => None,
+        };
+
+        let used = attrs.auth_methods();
+        let auth_type = attrs.plain("auth_type");
+        if used.len() > 1 && auth_type.is_none() {
+            let detail: Vec<String> = ATTRIBUTES
+                .iter()
+                .filter(|a| a.auth.is_some())
+                .filter_map(|a| attrs.source(a.name).map(|s| format!("{} from {s}", a.name)))
+                .collect();
+            return Err(ConfigError::MultipleAuthMethods {
+                methods: used.join(" and "),
+                detail: detail.join(", "),
+            });
+        }
+
+        let Some(host) = host else {
+            return Err(ConfigError::NoHost {
+                missing_file: file.missing.clone(),
+            });
+        };
+
+        let credentials = pick_credentials(&attrs, auth_type.as_deref(), &used, &host, &file)?;
+
+        let seconds = |name: &'static str| -> Result<Option<Duration>, ConfigError> {
+            match attrs.plain(name) {
+                None => Ok(None),
+                Some(v) => v
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s > 0.0)
+                    .map(|s| Some(Duration::from_secs_f64(s)))
+                    .ok_or_else(|| ConfigError::InvalidValue {
+                        attribute: name,
+                        value: v.clone(),
+                        source_desc: attrs
+                            .source(name)
+                            .map(|s| s.to_string())
+                            .unwrap_or_default(),
+                        expected: "a positive number of seconds",
+                    }),
+            }
+        };
+
+        Ok(Config {
+            host,
+            credentials,
+            profile: attrs.plain("profile"),
+            config_file: file.read,
+            warehouse_id: attrs.plain("warehouse_id"),
+            cluster_id: attrs.plain("cluster_id"),
+            workspace_id: attrs.plain("workspace_id"),
+            account_id: attrs.plain("account_id"),
+            retry_timeout: seconds("retry_timeout_seconds")?,
+            http_timeout: seconds("http_timeout_seconds")?,
+            sources: attrs
+                .map
+                .iter()
+                .map(|(k, (_, s))| (k.to_string(), s.clone()))
+                .collect(),
+        })
+    }
+
+    /// A personal-access-token configuration for `host`, ignoring the environment and any
+    /// config file (tests, the emulator).
+    pub fn pat(host: &str, token: SecretString) -> Result<Config, ConfigError> {
+        let args = ConfigArgs {
+            host: Some(host.to_string()),
+            token: Some(token),
+            ..ConfigArgs::default()
+        };
+        Config::resolve(&args, &|_| None, None)
+    }
+
+    /// [`Config::resolve`] with the process environment and `$HOME`.
+    pub fn resolve_from_env(args: &ConfigArgs) -> Result<Config, ConfigError> {
+        let home = std::env::var_os("HOME")
+            .or_else(|| std::env::var_os("USERPROFILE"))
+            .map(PathBuf::from);
+        Config::resolve(args, &|k| std::env::var(k).ok(), home.as_deref())
+    }
+}
+
+/// Why a configuration could not be resolved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The config file could not be read or parsed.
+    #[error("config file {}: {message}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// `__settings__` was named as a profile.
+    #[error("config file {}: [__settings__] is a reserved section and cannot be used as a profile", path.display())]
+    ReservedProfile {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A named profile is not in the file.
+    #[error("config file {}: has no [{profile}] profile\nhint: profiles in the file: {}; pick one with --profile or DATABRICKS_CONFIG_PROFILE", path.display(), if available.is_empty() { "none".to_string() } else { available.join(", ") })]
+    ProfileNotFound {
+        /// The file.
+        path: PathBuf,
+        /// The profile asked for.
+        profile: String,
+        /// Profiles present.
+        available: Vec<String>,
+    },
+    /// Attributes of more than one auth method are set.
+    #[error("config: more than one authorization method configured: {methods} ({detail})\nhint: keep only one, or choose one with --auth-type / DATABRICKS_AUTH_TYPE (pat or oauth-m2m)")]
+    MultipleAuthMethods {
+        /// e.g. `oauth and pat`.
+        methods: String,
+        /// Which attributes, from where.
+        detail: String,
+    },
+    /// No host anywhere.
+    #[error("config: no workspace host configured{}\nhint: pass --host URL, set DATABRICKS_HOST, or name a profile of ~/.databrickscfg with --profile", missing_file.as_ref().map(|p| format!(" (config file {} does not exist)", p.display())).unwrap_or_default())]
+    NoHost {
+        /// A config file that was looked for but does not exist.
+        missing_file: Option<PathBuf>,
+    },
+    /// The host is not a usable URL.
+    #[error("config: host `{host}`: {reason}\nhint: use the workspace URL, e.g. https://adb-123.4.azuredatabricks.net")]
+    InvalidHost {
+        /// As given.
+        host: String,
+        /// Why not.
+        reason: String,
+    },
+    /// A host but no credentials.
+    #[error("config: no credentials for {host}{}\nhint: set DATABRICKS_TOKEN (a personal access token), or DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET (OAuth M2M), or use a profile with --profile", missing_file.as_ref().map(|p| format!(" (config file {} does not exist)", p.display())).unwrap_or_default())]
+    NoCredentials {
+        /// The host.
+        host: String,
+        /// A config file that was looked for but does not exist.
+        missing_file: Option<PathBuf>,
+    },
+    /// One half of a credential pair is missing.
+    #[error("config: {auth_type} auth: {missing} is not set\nhint: {hint}")]
+    Incomplete {
+        /// The auth type.
+        auth_type: &'static str,
+        /// The missing attribute.
+        missing: &'static str,
+        /// How to set it.
+        hint: &'static str,
+    },
+    /// An auth method dbxport does not implement.
+    #[error("config: auth type `{auth_type}` is not supported by dbxport\nhint: use a personal access token (DATABRICKS_TOKEN) or OAuth M2M (DATABRICKS_CLIENT_ID, DATABRICKS_CLIENT_SECRET); set --auth-type pat or oauth-m2m")]
+    UnsupportedAuth {
+        /// The method.
+        auth_type: String,
+    },
+    /// An attribute value of the wrong form.
+    #[error("config: {attribute} = `{value}` (from {source_desc}): expected {expected}")]
+    InvalidValue {
+        /// Attribute.
+        attribute: &'static str,
+        /// Value as given.
+        value: String,
+        /// Where it came from.
+        source_desc: String,
+        /// What was expected.
+        expected: &'static str,
+    },
+}
+
+struct Attribute {
+    name: &'static str,
+    env: Option<&'static str>,
+    auth: Option<&'static str>,
+    sensitive: bool,
+}
+
+const fn attr(
+    name: &'static str,
+    env: Option<&'static str>,
+    auth: Option<&'static str>,
+    sensitive: bool,
+) -> Attribute {
+    Attribute {
+        name,
+        env,
+        auth,
+        sensitive,
+    }
+}
+
+/// The SDK's config attributes, with environment variables and auth methods (reference §9.2-3).
+const ATTRIBUTES: &[Attribute] = &[
+    attr("host", Some("DATABRICKS_HOST"), None, false),
+    attr("account_id", Some("DATABRICKS_ACCOUNT_ID"), None, false),
+    attr("workspace_id", Some("DATABRICKS_WORKSPACE_ID"), None, false),
+    attr(
+        "discovery_url",
+        Some("DATABRICKS_DISCOVERY_URL"),
+        None,
+        false,
+    ),
+    attr("token", Some("DATABRICKS_TOKEN"), Some("pat"), true),
+    attr(
+        "token_audience",
+        Some("DATABRICKS_TOKEN_AUDIENCE"),
+        None,
+        false,
+    ),
+    attr(
+        "oidc_token_env",
+        Some("DATABRICKS_OIDC_TOKEN_ENV"),
+        Some("env-oidc"),
+        false,
+    ),
+    attr(
+        "oidc_token_filepath",
+        Some("DATABRICKS_OIDC_TOKEN_FILEPATH"),
+        Some("file-oidc"),
+        false,
+    ),
+    attr(
+        "username",
+        Some("DATABRICKS_USERNAME"),
+        Some("basic"),
+        false,
+    ),
+    attr("password", Some("DATABRICKS_PASSWORD"), Some("basic"), true),
+    attr(
+        "client_id",
+        Some("DATABRICKS_CLIENT_ID"),
+        Some("oauth"),
+        false,
+    ),
+    attr(
+        "client_secret",
+        Some("DATABRICKS_CLIENT_SECRET"),
+        Some("oauth"),
+        true,
+    ),
+    attr("profile", Some("DATABRICKS_CONFIG_PROFILE"), None, false),
+    attr("config_file", Some("DATABRICKS_CONFIG_FILE"), None, false),
+    attr(
+        "google_service_account",
+        Some("DATABRICKS_GOOGLE_SERVICE_ACCOUNT"),
+        Some("google"),
+        false,
+    ),
+    attr(
+        "google_credentials",
+        Some("GOOGLE_CREDENTIALS"),
+        Some("google"),
+        true,
+    ),
+    attr(
+        "azure_workspace_resource_id",
+        Some("DATABRICKS_AZURE_RESOURCE_ID"),
+        Some("azure"),
+        false,
+    ),
+    attr("azure_use_msi", Some("ARM_USE_MSI"), Some("azure"), false),
+    attr(
+        "azure_client_secret",
+        Some("ARM_CLIENT_SECRET"),
+        Some("azure"),
+        true,
+    ),
+    attr(
+        "azure_client_id",
+        Some("ARM_CLIENT_ID"),
+        Some("azure"),
+        false,
+    ),
+    attr(
+        "azure_tenant_id",
+        Some("ARM_TENANT_ID"),
+        Some("azure"),
+        false,
+    ),
+    attr("azure_environment", Some("ARM_ENVIRONMENT"), None, false),
+    attr(
+        "databricks_cli_path",
+        Some("DATABRICKS_CLI_PATH"),
+        None,
+        false,
+    ),
+    attr("auth_type", Some("DATABRICKS_AUTH_TYPE"), None, false),
+    attr("cluster_id", Some("DATABRICKS_CLUSTER_ID"), None, false),
+    attr("warehouse_id", Some("DATABRICKS_WAREHOUSE_ID"), None, false),
+    attr(
+        "serverless_compute_id",
+        Some("DATABRICKS_SERVERLESS_COMPUTE_ID"),
+        None,
+        false,
+    ),
+    attr(
+        "metadata_service_url",
+        Some("DATABRICKS_METADATA_SERVICE_URL"),
+        Some("metadata-service"),
+        true,
+    ),
+    attr("retry_timeout_seconds", None, None, false),
+    attr("http_timeout_seconds", None, None, false),
+    attr("skip_verify", None, None, false),
+    attr("scopes", None, None, false),
+    attr("cloud", Some("DATABRICKS_CLOUD"), None, false),
+];
+
+fn attribute(name: &str) -> Option<&'static Attribute> {
+    ATTRIBUTES.iter().find(|a| a.name == name)
+}
+
+enum Val {
+    Plain(String),
+    Secret(SecretString),
+}
+
+#[derive(Default)]
+struct Attrs {
+    map: BTreeMap<&'static str, (Val, Source)>,
+}
+
+impl Attrs {
+    fn has(&self, name: &str) -> bool {
+        self.map.contains_key(name)
+    }
+
+    fn set_plain(&mut self, name: &'static str, v: Option<&str>, src: Source) {
+        if let Some(v) = v.filter(|v| !v.is_empty()) {
+            self.map.insert(name, (Val::Plain(v.to_string()), src));
+        }
+    }
+
+    fn set_secret(&mut self, name: &'static str, v: Option<&SecretString>, src: Source) {
+        if let Some(v) = v.filter(|v| !v.expose_secret().is_empty()) {
+            self.map.insert(name, (Val::Secret(v.clone()), src));
+        }
+    }
+
+    /// Sets a value read from the environment or a file, as a secret when the attribute is one.
+    fn set_value(&mut self, name: &'static str, v: String, src: Source) {
+        let sensitive = attribute(name).is_some_and(|a| a.sensitive);
+        let val = if sensitive {
+            Val::Secret(SecretString::from(v))
+        } else {
+            Val::Plain(v)
+        };
+        self.map.insert(name, (val, src));
+    }
+
+    fn plain(&self, name: &str) -> Option<String> {
+        match self.map.get(name) {
+            Some((Val::Plain(v), _)) => Some(v.clone()),
+            _ => None,
+        }
+    }
+
+    fn secret(&self, name: &str) -> Option<SecretString> {
+        match self.map.get(name) {
+            Some((Val::Secret(v), _)) => Some(v.clone()),
+            _ => None,
+        }
+    }
+
+    fn source(&self, name: &str) -> Option<&Source> {
+        self.map.get(name).map(|(_, s)| s)
+    }
+
+    /// Auth methods with at least one attribute set, sorted (as the SDK names them).
+    fn auth_methods(&self) -> Vec<&'static str> {
+        let mut used: Vec<&'static str> = ATTRIBUTES
+            .iter()
+            .filter(|a| self.has(a.name))
+            .filter_map(|a| a.auth)
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        used
+    }
+}
+
+#[derive(Default)]
+struct FileOutcome {
+    read: Option<PathBuf>,
+    missing: Option<PathBuf>,
+}
+
+fn expand_home(p: &str, home: Option<&Path>) -> PathBuf {
+    match (
+        p.strip_prefix("~/")
+            .or(if p == "~" { Some("") } else { None }),
+        home,
+    ) {
+        (Some(rest), Some(h)) => h.join(rest),
+        _ => PathBuf::from(p),
+    }
+}
+
+fn load_config_file(attrs: &mut Attrs, home: Option<&Path>) -> Result<FileOutcome, ConfigError> {
+    let mut out = FileOutcome::default();
+    let named = attrs.plain("profile");
+    let any_auth = ATTRIBUTES
+        .iter()
+        .any(|a| a.auth.is_some() && attrs.has(a.name));
+    if named.is_none() && (any_auth || attrs.has("host")) {
+        return Ok(out);
+    }
+    let path = match attrs.plain("config_file") {
+        Some(p) => expand_home(&p, home),
+        None => match home {
+            Some(h) => h.join(".databrickscfg"),
+            None => return Ok(out),
+        },
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::debug!(path = %path.display(), "config file does not exist");
+            out.missing = Some(path);
+            return Ok(out);
+        }
+        Err(e) => {
+            return Err(ConfigError::File {
+                path,
+                message: e.to_string(),
+            })
+        }
+    };
+    let ini = Ini::parse(&text).map_err(|e| ConfigError::File {
+        path: path.clone(),
+        message: format!("line {}: {}", e.line, e.message),
+    })?;
+    const SETTINGS: &str = "__settings__";
+    let (profile, fallback) = if let Some(p) = named {
+        if p == SETTINGS {
+            return Err(ConfigError::ReservedProfile { path });
+        }
+        (p, false)
+    } else if let Some(d) = ini
+        .section(SETTINGS)
+        .and_then(|s| s.get("default_profile"))
+        .map(|d| d.trim().to_string())
+        .filter(|d| !d.is_empty())
+    {
+        if d == SETTINGS {
+            return Err(ConfigError::ReservedProfile { path });
+        }
+        (d, false)
+    } else if ini.section("DEFAULT").is_some_and(|s| !s.is_empty()) {
+        ("DEFAULT".to_string(), true)
+    } else {
+        tracing::debug!(path = %path.display(), "config file has no DEFAULT profile");
+        out.read = Some(path);
+        return Ok(out);
+    };
+    let Some(section) = ini.section(&profile).filter(|_| profile != SETTINGS) else {
+        if fallback {
+            return Ok(out);
+        }
+        return Err(ConfigError::ProfileNotFound {
+            path,
+            profile,
+            available: ini
+                .names()
+                .filter(|n| *n != SETTINGS)
+                .map(str::to_string)
+                .collect(),
+        });
+    };
+    for (k, v) in section {
+        let Some(a) = attribute(k) else {
+            tracing::debug!(key = %k, profile = %profile, "ignoring unknown config key");
+            continue;
+        };
+        if attrs.has(a.name) || v.is_empty() {
+            continue;
+        }
+        attrs.set_value(
+            a.name,
+            v.clone(),
+            Source::File {
+                path: path.clone(),
+                profile: profile.clone(),
+            },
+        );
+    }
+    if !fallback {
+        attrs.map.insert(
+            "profile",
+            (
+                Val::Plain(profile.clone()),
+                attrs.source("profile").cloned().unwrap_or(Source::File {
+                    path: path.clone(),
+                    profile: profile.clone(),
+                }),
+            ),
+        );
+    }
+    out.read = Some(path);
+    Ok(out)
+}
+
+/// Normalises a host as the SDK does: `https://` when no scheme, no trailing slash, no `:443`.
+pub fn normalize_host(host: &str) -> Result<String, ConfigError> {
+    let h = host.trim();
+    let with_scheme = if h.contains("://") {
+        h.to_string()
+    } else {
+        format!("https://{h}")
+    };
+    let invalid = |reason: &str| ConfigError::InvalidHost {
+        host: host.to_string(),
+        reason: reason.to_string(),
+    };
+    let url = reqwest::Url::parse(&with_scheme).map_err(|e| invalid(&e.to_string()))?;
+    if url.scheme() != "https" && url.scheme() != "http" {
+        return Err(invalid("the scheme must be https or http"));
+    }
+    let Some(hostname) = url.host_str() else {
+        return Err(invalid("no host name"));
+    };
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("a workspace URL has no query or fragment"));
+    }
+    let mut out = format!("{}://{}", url.scheme(), hostname);
+    if let Some(port) = url.port() {
+        if port != 443 {
+            out.push_str(&format!(":{port}"));
+        }
+    }
+    out.push_str(url.path().trim_end_matches('/'));
+    Ok(out)
+}
+
+fn pick_credentials(
+    attrs: &Attrs,
+    auth_type: Option<&str>,
+    used: &[&'static str],
+    host: &str,
+    file: &FileOutcome,
+) -> Result<Credentials, ConfigError> {
+    let pat = || -> Result<Credentials, ConfigError> {
+        let token = attrs.secret("token").ok_or(ConfigError::Incomplete {
+            auth_type: "pat",
+            missing: "token",
+            hint: "set DATABRICKS_TOKEN, or `token` in the profile",
+        })?;
+        Ok(Credentials::Pat { token })
+    };
+    let m2m = || -> Result<Credentials, ConfigError> {
+        let client_id = attrs.plain("client_id").ok_or(ConfigError::Incomplete {
+            auth_type: "oauth-m2m",
+            missing: "client_id",
+            hint: "set DATABRICKS_CLIENT_ID, --client-id, or `client_id` in the profile",
+        })?;
+        let client_secret = attrs
+            .secret("client_secret")
+            .ok_or(ConfigError::Incomplete {
+                auth_type: "oauth-m2m",
+                missing: "client_secret",
+                hint: "set DATABRICKS_CLIENT_SECRET, or `client_secret` in the profile",
+            })?;
+        let scopes: Vec<String> = attrs
+            .plain("scopes")
+            .map(|s| {
+                s.split(|c: char| c == ',' || c.is_whitespace())
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .filter(|v: &Vec<String>| !v.is_empty())
+            .unwrap_or_else(|| vec!["all-apis".to_string()]);
+        Ok(Credentials::OAuthM2m {
+            client_id,
+            client_secret,
+            discovery_url: attrs.plain("discovery_url"),
+            scopes,
+        })
+    };
+    match auth_type {
+        Some("pat") => pat(),
+        Some("oauth-m2m") => m2m(),
+        Some(other) => Err(ConfigError::UnsupportedAuth {
+            auth_type: other.to_string(),
+        }),
+        None => match used.first() {
+            Some(&"pat") => pat(),
+            Some(&"oauth") => m2m(),
+            Some(other) => Err(ConfigError::UnsupportedAuth {
+                auth_type: other.to_string(),
+            }),
+            None => Err(ConfigError::NoCredentials {
+                host: host.to_string(),
+                missing_file: file.missing.clone(),
+            }),
+        },
+    }
+}
+
+fn parse_secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(s.to_string()))
+}
+
+/// The connection flags every command that talks to a workspace flattens into its arguments.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AuthArgs {
+    /// Workspace URL (else DATABRICKS_HOST, else the profile's host).
+    #[arg(long, value_name = "URL")]
+    pub host: Option<String>,
+    /// Personal access token. Visible to other processes on this machine: prefer
+    /// DATABRICKS_TOKEN or a profile.
+    #[arg(long, value_name = "TOKEN", value_parser = parse_secret)]
+    pub token: Option<SecretString>,
+    /// Profile of the config file (else DATABRICKS_CONFIG_PROFILE, else the file's
+    /// default_profile setting, else its DEFAULT profile).
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Config file (else DATABRICKS_CONFIG_FILE, else ~/.databrickscfg).
+    #[arg(long, value_name = "PATH")]
+    pub config_file: Option<PathBuf>,
+    /// OAuth M2M client id (service principal application id).
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
+    /// OAuth M2M client secret. Visible to other processes: prefer DATABRICKS_CLIENT_SECRET.
+    #[arg(long, value_name = "SECRET", value_parser = parse_secret)]
+    pub client_secret: Option<SecretString>,
+    /// Use exactly this auth method when several are configured: pat or oauth-m2m.
+    #[arg(long, value_name = "TYPE")]
+    pub auth_type: Option<String>,
+}
+
+impl AuthArgs {
+    /// The flags as [`ConfigArgs`].
+    pub fn to_config_args(&self) -> ConfigArgs {
+        ConfigArgs {
+            host: self.host.clone(),
+            token: self.token.clone(),
+            profile: self.profile.clone(),
+            config_file: self.config_file.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            auth_type: self.auth_type.clone(),
+            ..ConfigArgs::default()
+        }
+    }
+
+    /// Warnings the command should print before it starts: secrets given as flags are visible
+    /// to other processes (`ps`, `/proc/<pid>/cmdline`).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if self.token.is_some() {
+            w.push("--token: a token given on the command line is visible to other processes on this machine; prefer DATABRICKS_TOKEN or a profile in ~/.databrickscfg".to_string());
+        }
+        if self.client_secret.is_some() {
+            w.push("--client-secret: a secret given on the command line is visible to other processes on this machine; prefer DATABRICKS_CLIENT_SECRET or a profile in ~/.databrickscfg".to_string());
+        }
+        w
+    }
+}
+
+/// Engine flags: concurrency and time budgets.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TransportArgs {
+    /// Requests in flight at once (default 8); lowered automatically while the workspace
+    /// throttles.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub concurrency: Option<u32>,
+    /// Total seconds one call may spend retrying (default 300, or the profile's
+    /// retry_timeout_seconds).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub retry_timeout: Option<u64>,
+    /// Seconds one HTTP request may take (default 60, or the profile's http_timeout_seconds).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_timeout: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_normalisation() {
+        assert_eq!(
+            normalize_host("adb-1.2.azuredatabricks.net/").unwrap(),
+            "https://adb-1.2.azuredatabricks.net"
+        );
+        assert_eq!(
+            normalize_host("https://x.cloud.databricks.com:443/").unwrap(),
+            "https://x.cloud.databricks.com"
+        );
+        assert_eq!(
+            normalize_host("http://127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert!(normalize_host("ftp://x").is_err());
+        assert!(normalize_host("https://").is_err());
+    }
+
+    #[test]
+    fn home_expansion() {
+        assert_eq!(
+            expand_home("~/a/cfg", Some(Path::new("/h"))),
+            PathBuf::from("/h/a/cfg")
+        );
+        assert_eq!(
+            expand_home("/abs", Some(Path::new("/h"))),
+            PathBuf::from("/abs")
+        );
+    }
+}
