@@ -2,3 +2,20 @@
 //!
 //! Owns the container, the BagIt layout, the inventory, sealing with age, the writer, the reader
 //! and verification. It must not import `client`, `emulator`, `export` or `import`.
+//!
+//! Modules follow the spec's sections: [`container`] (§3), [`bagit`] (§4), [`inventory`] (§5),
+//! [`layout`] and [`names`] (§6, §7), [`seal`] (§8), [`json`] (§9), [`reader`] and [`verify`]
+//! (§10), [`writer`], [`builder`], [`pack`] and [`unpack`] (§11), [`error`] (§13).
+
+pub mod bagit;
+pub mod container;
+pub mod digest;
+pub mod error;
+pub mod fsutil;
+pub mod inventory;
+pub mod json;
+pub mod layout;
+pub mod names;
+pub mod seal;
+
+pub use error::{BundleError, ErrorCode};
