@@ -80,9 +80,9 @@ pub struct Record {
 }
 
 impl Record {
-    /// The sort key of §9: kind in import order, then name, then source id.
-    pub fn sort_key(&self) -> (usize, &str, &str) {
-        (kind_rank(self.kind), &self.name, &self.source_id)
+    /// The sort key of §9: kind in import order, then name, then source id, then stored paths.
+    pub fn sort_key(&self) -> (usize, &str, &str, &[String]) {
+        (kind_rank(self.kind), &self.name, &self.source_id, &self.stored)
     }
 
     /// A string field of `meta`, if present.

@@ -16,6 +16,11 @@ pub mod inventory;
 pub mod json;
 pub mod layout;
 pub mod names;
+pub mod reader;
+pub mod resource;
 pub mod seal;
+pub mod tags;
+pub mod verify;
+pub mod writer;
 
 pub use error::{BundleError, ErrorCode};
