@@ -221,3 +221,34 @@ mod tests {
         assert_eq!(v["code"], "E206");
     }
 }
+
+/// Several problems at once: what `pack` and `unpack` return, naming every difference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problems(pub Vec<BundleError>);
+
+impl Problems {
+    /// The first problem's code, if any.
+    pub fn first_code(&self) -> Option<ErrorCode> {
+        self.0.first().map(BundleError::code)
+    }
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+impl From<BundleError> for Problems {
+    fn from(e: BundleError) -> Self {
+        Problems(vec![e])
+    }
+}

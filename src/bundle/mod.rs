@@ -8,6 +8,7 @@
 //! (§10), [`writer`], [`builder`], [`pack`] and [`unpack`] (§11), [`error`] (§13).
 
 pub mod bagit;
+pub mod builder;
 pub mod container;
 pub mod digest;
 pub mod error;
@@ -16,11 +17,22 @@ pub mod inventory;
 pub mod json;
 pub mod layout;
 pub mod names;
+pub mod pack;
 pub mod reader;
 pub mod resource;
 pub mod seal;
 pub mod tags;
+pub mod unpack;
 pub mod verify;
 pub mod writer;
 
-pub use error::{BundleError, ErrorCode};
+pub use builder::{BagBuilder, ScopeWriter};
+pub use error::{BundleError, ErrorCode, Problems};
+pub use inventory::{Inventory, Record, Sealing, Source};
+pub use pack::{pack, PackOptions, PackSummary};
+pub use reader::Bundle;
+pub use resource::{Content, Part, Resource};
+pub use seal::{Opener, Sealer};
+pub use unpack::{unpack, UnpackSummary};
+pub use verify::{verify_file, VerifyReport};
+pub use writer::{write_bundle, write_bundle_file, BagSettings, WriteSummary};

@@ -43,6 +43,7 @@ pub struct Bundle {
     bag_info: Option<BagInfo>,
     inventory: Option<Inventory>,
     manifest: BTreeMap<String, String>,
+    tag_digests: BTreeMap<String, String>,
     digest_indexes: HashMap<String, SealedIndex>,
 }
 
@@ -162,6 +163,7 @@ impl Bundle {
             bag_info: None,
             inventory: None,
             manifest: BTreeMap::new(),
+            tag_digests: BTreeMap::new(),
             digest_indexes: HashMap::new(),
         };
         b.check_bag(&mut problems);
@@ -476,6 +478,10 @@ impl Bundle {
         if let (Some(inv), Some(m)) = (&inventory, &manifest) {
             check_records(inv, m, &payload, &dirs, problems);
         }
+        self.tag_digests = tag_bytes
+            .iter()
+            .map(|(n, b)| (n.clone(), sha256_hex(b)))
+            .collect();
         self.inventory = inventory;
         self.bag_info = bag_info;
         self.manifest = manifest.unwrap_or_default();
@@ -525,6 +531,12 @@ impl Bundle {
     /// Payload paths (`data/…`) with their manifest digests.
     pub fn manifest(&self) -> &BTreeMap<String, String> {
         &self.manifest
+    }
+
+    /// SHA-256 of every tag file as read when the bundle was opened (already checked against
+    /// the tag manifest, which is itself included).
+    pub fn tag_digests(&self) -> &BTreeMap<String, String> {
+        &self.tag_digests
     }
 
     /// The size of the stored file at `rel` (bag-relative), if present.

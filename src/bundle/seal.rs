@@ -301,6 +301,11 @@ impl Opener {
         Ok(())
     }
 
+    /// Adds an X25519 identity held in memory.
+    pub fn add_x25519(&mut self, identity: age::x25519::Identity) {
+        self.identities.push(Box::new(identity));
+    }
+
     /// Adds a passphrase identity (accepting work factors up to [`MAX_SCRYPT_LOG_N`]).
     pub fn add_passphrase(&mut self, passphrase: SecretString) {
         let mut id = age::scrypt::Identity::new(passphrase);
