@@ -10,6 +10,13 @@
 //! | 2 | the command could not run: bad arguments, unreadable input, refused credentials |
 //! | 130 | interrupted (Ctrl-C); resumable commands can be re-run with `--resume` |
 
+pub mod inspect;
+pub mod keygen;
+pub mod keys;
+pub mod pack;
+pub mod unpack;
+pub mod verify;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -35,12 +42,29 @@ pub struct Cli {
 
 /// Every dbxport command.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Check a bundle completely (structure, every digest, the inventory); no key needed.
+    Verify(verify::Args),
+    /// Show what a bundle holds: source, counts and sizes per kind, sealed values, notes.
+    Inspect(inspect::Args),
+    /// Unpack a bundle into a folder you can browse without dbxport.
+    Unpack(unpack::Args),
+    /// Pack a bag folder into a bundle (the inverse of unpack).
+    Pack(pack::Args),
+    /// Create an age key pair for sealing and opening secrets.
+    Keygen(keygen::Args),
+}
 
 /// Parses arguments, runs the command and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result: anyhow::Result<u8> = match cli.command {};
+    let result: anyhow::Result<u8> = match cli.command {
+        Command::Verify(a) => verify::run(a),
+        Command::Inspect(a) => inspect::run(a),
+        Command::Unpack(a) => unpack::run(a),
+        Command::Pack(a) => pack::run(a),
+        Command::Keygen(a) => keygen::run(a),
+    };
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
