@@ -21,6 +21,7 @@ import secrets
 import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
+sys.dont_write_bytecode = True  # run from a source tree: leave no __pycache__ behind
 sys.path.insert(0, str(HERE))
 
 # The SDK reads DATABRICKS_* variables and ~/.databrickscfg; a developer's own settings must not
