@@ -224,17 +224,23 @@ async fn move_path(ctx: Ctx, Body(b): Body) -> ApiResult {
             "A file or directory already exists at the input path {to}."
         )));
     }
+    move_tree(&mut st, &from, &to)?;
+    Ok(extract::empty())
+}
+
+/// Moves `from` and everything below it to `to`, creating `to`'s parents.
+pub(crate) fn move_tree(st: &mut State, from: &str, to: &str) -> Result<(), ApiError> {
     if to.starts_with(&format!("{from}/")) {
         return Err(ApiError::invalid(format!("Cannot move {from} into itself")));
     }
-    make_dirs(&mut st, parent(&to))?;
-    for p in subtree(&st, &from) {
+    make_dirs(st, parent(to))?;
+    for p in subtree(st, from) {
         if let Some(n) = st.dbfs.nodes.remove(&p) {
             let dest = format!("{to}{}", &p[from.len()..]);
             st.dbfs.nodes.insert(dest, n);
         }
     }
-    Ok(extract::empty())
+    Ok(())
 }
 
 fn block_too_big(size: usize) -> ApiError {

@@ -4,7 +4,7 @@
 //! artifact listing and download through signed URLs.
 //!
 //! A version's artifacts live in the emulated DBFS at its storage location
-//! `dbfs:/databricks/mlflow-registry/<model id>/versions/<version>`, which `get-download-uri`
+//! `dbfs:/databricks/mlflow-registry/<model id>/models/<name>/<version>`, which `get-download-uri`
 //! returns. Creating a version from a `dbfs:/` source copies that source there; a `dbfs:/` source
 //! that does not exist fails registration; other sources register with no artifacts.
 
@@ -86,8 +86,8 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 }
 
 /// The DBFS path (without `dbfs:`) where a version's artifacts are stored.
-pub(crate) fn storage_path(model_id: &str, version: u64) -> String {
-    format!("/databricks/mlflow-registry/{model_id}/versions/{version}")
+pub(crate) fn storage_path(model_id: &str, name: &str, version: u64) -> String {
+    format!("/databricks/mlflow-registry/{model_id}/models/{name}/{version}")
 }
 
 fn model_missing(name: &str) -> ApiError {
@@ -441,6 +441,13 @@ async fn rename_model(ctx: Ctx, Body(b): Body) -> ApiResult {
     }
     let now = st.now();
     let mut ms = st.models.remove(name).expect("checked above");
+    // Artifacts follow the model to its new storage location.
+    for n in ms.versions.keys() {
+        let from = storage_path(&ms.id, name, *n);
+        if st.dbfs.nodes.contains_key(&from) {
+            dbfs::move_tree(&mut st, &from, &storage_path(&ms.id, new_name, *n))?;
+        }
+    }
     ms.model.name = new_name.to_string();
     ms.model.last_updated_timestamp = Some(now);
     for v in ms.versions.values_mut() {
@@ -601,7 +608,7 @@ async fn create_version(ctx: Ctx, Body(b): Body) -> ApiResult {
         ms.next_version = v + 1;
         (ms.id.clone(), v)
     };
-    let dest = storage_path(&id, version);
+    let dest = storage_path(&id, name, version);
     let (status, message) = match source.strip_prefix("dbfs:") {
         Some(src) => {
             let src = dbfs::dbfs_path(src)?;
@@ -759,7 +766,7 @@ async fn delete_version(ctx: Ctx, p: Params, Body(b): Body) -> ApiResult {
     let vs = version.to_string();
     ms.model.aliases.retain(|a| a.version != vs);
     let id = ms.id.clone();
-    dbfs::remove_tree(&mut st, &storage_path(&id, version));
+    dbfs::remove_tree(&mut st, &storage_path(&id, name, version));
     Ok(extract::empty())
 }
 
@@ -832,14 +839,14 @@ async fn download_uri(ctx: Ctx, p: Params) -> ApiResult {
     let (ms, v) = find_version(&st, &b)?;
     let n: u64 = v.version.parse().unwrap_or(0);
     Ok(extract::json(
-        json!({ "artifact_uri": format!("dbfs:{}", storage_path(&ms.id, n)) }),
+        json!({ "artifact_uri": format!("dbfs:{}", storage_path(&ms.id, &ms.model.name, n)) }),
     ))
 }
 
 /// The DBFS path of `rel` inside a version's artifacts, refusing escapes.
 fn artifact_path(ms: &ModelState, v: &ModelVersion, rel: &str) -> Result<String, ApiError> {
     let n: u64 = v.version.parse().unwrap_or(0);
-    let root = storage_path(&ms.id, n);
+    let root = storage_path(&ms.id, &ms.model.name, n);
     let rel = rel.trim_matches('/');
     if rel.split('/').any(|c| c == ".." || c == ".") {
         return Err(ApiError::invalid(format!("Invalid artifact path {rel}")));

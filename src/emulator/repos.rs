@@ -17,7 +17,7 @@ use crate::model::workspace::{self as ws, ObjectType};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{self, read_page_token, Body, Ctx, Fields, Params};
-use super::state::{RepoState, Shared, State};
+use super::state::{CredentialState, RepoState, Shared, State};
 use super::workspace::{delete_path, make_dirs, new_node, norm_path};
 
 /// Repos per page of `GET /api/2.0/repos`.
@@ -149,7 +149,13 @@ async fn create(ctx: Ctx, Body(b): Body) -> ApiResult {
         None => None,
     };
     if let Some(cid) = b.opt_i64("git_credential_id")? {
-        if !ctx.state().git_credentials.contains_key(&cid) {
+        let owner = ctx.caller.name().to_string();
+        if !ctx
+            .state()
+            .git_credentials
+            .get(&cid)
+            .is_some_and(|c| c.owner == owner)
+        {
             return Err(ApiError::not_found(format!(
                 "Git credential {cid} does not exist."
             )));
@@ -304,14 +310,38 @@ async fn create_credential(ctx: Ctx, Body(b): Body) -> ApiResult {
         git_username: b.opt_str("git_username")?.map(str::to_string),
         name: b.opt_str("name")?.map(str::to_string),
     };
-    st.git_credentials.insert(id, c.clone());
+    st.git_credentials.insert(
+        id,
+        CredentialState {
+            cred: c.clone(),
+            owner: ctx.caller.name().to_string(),
+        },
+    );
     Ok(extract::json(credential_json(&c)))
 }
 
 async fn list_credentials(ctx: Ctx) -> ApiResult {
     let st = ctx.state();
-    let all: Vec<Value> = st.git_credentials.values().map(credential_json).collect();
-    Ok(extract::json(json!({ "credentials": all })))
+    let mine: Vec<Value> = st
+        .git_credentials
+        .values()
+        .filter(|c| c.owner == ctx.caller.name())
+        .map(|c| credential_json(&c.cred))
+        .collect();
+    Ok(extract::json(json!({ "credentials": mine })))
+}
+
+/// The caller's credential `id` (another user's answers as missing).
+fn own_credential<'a>(
+    st: &'a mut State,
+    caller: &str,
+    id: i64,
+) -> Result<&'a mut GitCredential, ApiError> {
+    st.git_credentials
+        .get_mut(&id)
+        .filter(|c| c.owner == caller)
+        .map(|c| &mut c.cred)
+        .ok_or_else(|| credential_missing(id))
 }
 
 fn credential_missing(id: i64) -> ApiError {
@@ -320,11 +350,8 @@ fn credential_missing(id: i64) -> ApiError {
 
 async fn get_credential(ctx: Ctx, Path(id): Path<String>) -> ApiResult {
     let id = parse_id(&id, "credential")?;
-    let st = ctx.state();
-    let c = st
-        .git_credentials
-        .get(&id)
-        .ok_or_else(|| credential_missing(id))?;
+    let mut st = ctx.state();
+    let c = own_credential(&mut st, ctx.caller.name(), id)?;
     Ok(extract::json(credential_json(c)))
 }
 
@@ -338,10 +365,7 @@ async fn update_credential(ctx: Ctx, Path(id): Path<String>, Body(b): Body) -> A
         None => None,
     };
     let mut st = ctx.state();
-    let c = st
-        .git_credentials
-        .get_mut(&id)
-        .ok_or_else(|| credential_missing(id))?;
+    let c = own_credential(&mut st, ctx.caller.name(), id)?;
     if let Some(p) = provider {
         c.git_provider = p.to_string();
     }
@@ -356,10 +380,9 @@ async fn update_credential(ctx: Ctx, Path(id): Path<String>, Body(b): Body) -> A
 
 async fn delete_credential(ctx: Ctx, Path(id): Path<String>) -> ApiResult {
     let id = parse_id(&id, "credential")?;
-    ctx.state()
-        .git_credentials
-        .remove(&id)
-        .ok_or_else(|| credential_missing(id))?;
+    let mut st = ctx.state();
+    own_credential(&mut st, ctx.caller.name(), id)?;
+    st.git_credentials.remove(&id);
     Ok(extract::empty())
 }
 

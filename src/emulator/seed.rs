@@ -28,7 +28,7 @@ use super::mlflow::storage_path;
 use super::notebook;
 use super::permissions::single_owner;
 use super::state::{
-    DbfsNode, HiveDatabase, HiveTable, JobState, ModelState, Node, OAuthClient, RepoState, Scope,
+    CredentialState, DbfsNode, HiveDatabase, HiveTable, JobState, ModelState, Node, OAuthClient, RepoState, Scope,
     SecretValue, Shared, State, TokenGrant, DEFAULT_ADMIN,
 };
 
@@ -84,6 +84,8 @@ struct TokensFile {
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ObjectMeta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    object_type: Option<ObjectType>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     object_id: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -141,6 +143,15 @@ fn databricks_backend() -> ScopeBackend {
 struct SecretsFile {
     #[serde(default)]
     scopes: Vec<ScopeEntry>,
+}
+
+/// A git credential and its owner (`user_name`; the first admin when absent).
+#[derive(Debug, Serialize, Deserialize)]
+struct CredentialEntry {
+    #[serde(flatten)]
+    cred: GitCredential,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user_name: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -271,36 +282,49 @@ pub(crate) fn unescape_name(name: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| format!("name {name} decodes to invalid UTF-8"))
 }
 
-/// On-disk names for the entries of one folder, `wanted` in order; a name equal to an earlier
-/// one under case folding gets every letter escaped.
-fn fold_apart(wanted: Vec<String>) -> Vec<String> {
+/// On-disk names for the entries of one folder, given as `(escaped stem, suffix)` (the suffix
+/// is a notebook's `.py` and the like, never escaped). A name equal under case folding to one
+/// that sorts before it gets the letters of its stem escaped, one at a time from the start,
+/// until it is distinct.
+fn fold_apart(wanted: Vec<(String, String)>) -> Vec<String> {
+    let full: Vec<String> = wanted.iter().map(|(s, x)| format!("{s}{x}")).collect();
     let mut order: Vec<usize> = (0..wanted.len()).collect();
-    order.sort_by(|a, b| wanted[*a].cmp(&wanted[*b]));
+    order.sort_by(|a, b| full[*a].cmp(&full[*b]));
     let mut seen: HashSet<String> = HashSet::new();
-    let mut out = wanted.clone();
+    let mut out = full.clone();
     for i in order {
-        let folded = wanted[i].to_lowercase();
-        if seen.contains(&folded) {
-            // Escaping keeps '%XX' escapes already there and turns letters into '%XX'.
-            let mut escaped = String::new();
-            let mut chars = wanted[i].chars().peekable();
+        let (stem, suffix) = &wanted[i];
+        let mut name = full[i].clone();
+        if seen.contains(&name.to_lowercase()) {
+            // Split the stem into units: existing `%XX` escapes stay whole.
+            let mut units: Vec<String> = Vec::new();
+            let mut chars = stem.chars().peekable();
             while let Some(c) = chars.next() {
                 if c == '%' {
-                    escaped.push(c);
-                    for _ in 0..2 {
-                        if let Some(h) = chars.next() {
-                            escaped.push(h);
-                        }
-                    }
+                    let mut u = String::from('%');
+                    u.extend(chars.by_ref().take(2));
+                    units.push(u);
                 } else {
-                    escaped.push_str(&escape_name(&c.to_string(), true));
+                    units.push(c.to_string());
                 }
             }
-            seen.insert(escaped.to_lowercase());
-            out[i] = escaped;
-        } else {
-            seen.insert(folded);
+            for k in 0..units.len() {
+                if units[k].starts_with('%') {
+                    continue;
+                }
+                let escaped = escape_name(&units[k], true);
+                if escaped == units[k] {
+                    continue;
+                }
+                units[k] = escaped;
+                name = format!("{}{suffix}", units.concat());
+                if !seen.contains(&name.to_lowercase()) {
+                    break;
+                }
+            }
         }
+        seen.insert(name.to_lowercase());
+        out[i] = name;
     }
     out
 }
@@ -560,12 +584,43 @@ fn load_tree(dir: &Path, st: &mut State, now: i64) -> Result<(), EmulatorError> 
         }
         repo_ids.insert(path, r.id);
     }
-    for p in objects.keys() {
-        if !loaded.contains_key(ws::normalize_path(p)) && p != "/" {
-            return Err(EmulatorError::seed(
-                &objects_path,
-                format!("{p} is not in the workspace tree"),
-            ));
+    for (p, m) in &objects {
+        let p = ws::normalize_path(p);
+        if p == "/" {
+            continue;
+        }
+        let want = m.object_type;
+        match (loaded.get(p), want) {
+            // Git keeps no empty folders, so objects.json may declare them.
+            (None, Some(ObjectType::Directory)) => {
+                let mut prefix = String::new();
+                for part in p.split('/').filter(|s| !s.is_empty()) {
+                    prefix.push('/');
+                    prefix.push_str(part);
+                    loaded.entry(prefix.clone()).or_insert(Loaded::Dir);
+                }
+            }
+            (None, _) => {
+                return Err(EmulatorError::seed(
+                    &objects_path,
+                    format!("{p} is not in the workspace tree"),
+                ))
+            }
+            (Some(item), Some(t)) => {
+                let actual = match item {
+                    Loaded::Dir if repo_ids.contains_key(p) => ObjectType::Repo,
+                    Loaded::Dir => ObjectType::Directory,
+                    Loaded::Notebook(..) => ObjectType::Notebook,
+                    Loaded::File(_) => ObjectType::File,
+                };
+                if actual != t {
+                    return Err(EmulatorError::seed(
+                        &objects_path,
+                        format!("{p} is declared {t:?} but the tree holds a {actual:?}"),
+                    ));
+                }
+            }
+            (Some(_), None) => {}
         }
     }
     // Ids: repo ids and explicit ones first; the rest in path order from first_object_id.
@@ -650,10 +705,18 @@ fn load_tree(dir: &Path, st: &mut State, now: i64) -> Result<(), EmulatorError> 
             },
         );
     }
-    if let Some(creds) = read_json::<Vec<GitCredential>>(&dir.join("git_credentials.json"))? {
+    if let Some(creds) = read_json::<Vec<CredentialEntry>>(&dir.join("git_credentials.json"))? {
+        let admin = st.first_admin();
         for c in creds {
-            st.ids.next_credential_id = st.ids.next_credential_id.max(c.credential_id + 1);
-            st.git_credentials.insert(c.credential_id, c);
+            let id = c.cred.credential_id;
+            st.ids.next_credential_id = st.ids.next_credential_id.max(id + 1);
+            st.git_credentials.insert(
+                id,
+                CredentialState {
+                    cred: c.cred,
+                    owner: c.user_name.unwrap_or_else(|| admin.clone()),
+                },
+            );
         }
     }
     Ok(())
@@ -1039,11 +1102,14 @@ fn load_models(dir: &Path, st: &mut State) -> Result<(), EmulatorError> {
                     ));
                 }
                 mv.aliases.clear();
+                if mv.source.is_none() {
+                    mv.source = Some(format!("dbfs:{}", storage_path(&id, &m.name, n)));
+                }
                 let art = vpath.join("artifacts");
                 if art.is_dir() {
                     let mut items = Vec::new();
                     walk_dbfs(&art, "/", &mut items)?;
-                    let root = storage_path(&id, n);
+                    let root = storage_path(&id, &m.name, n);
                     super::dbfs::make_dirs(st, &root)
                         .map_err(|e| EmulatorError::seed(&art, e.message))?;
                     for (p, data) in items {
@@ -1213,17 +1279,15 @@ fn dump_workspace(st: &State, out: &mut Out) {
                 }
             }
         }
-        let mut wanted = Vec::new();
+        let mut wanted: Vec<(String, String)> = Vec::new();
         for c in &children {
             let n = &st.tree.nodes[c];
             let name = escape_name(ws::base_name(c), false);
             wanted.push(match n.object_type {
-                ObjectType::Notebook => {
-                    format!(
-                        "{name}.{}",
-                        n.language.unwrap_or(Language::Python).extension()
-                    )
-                }
+                ObjectType::Notebook => (
+                    name,
+                    format!(".{}", n.language.unwrap_or(Language::Python).extension()),
+                ),
                 ObjectType::File => {
                     // A file that would read back as a notebook, or that a notebook's file name
                     // would shadow, gets its last dot escaped.
@@ -1232,16 +1296,19 @@ fn dump_workspace(st: &State, out: &mut Out) {
                             && Language::from_extension(ext)
                                 .is_some_and(|l| notebook::has_header(l, &n.content))
                     });
-                    if looks_like_notebook || notebook_names.contains(&name.to_lowercase()) {
+                    let name = if looks_like_notebook
+                        || notebook_names.contains(&name.to_lowercase())
+                    {
                         match name.rsplit_once('.') {
                             Some((stem, ext)) => format!("{stem}%2E{ext}"),
                             None => name,
                         }
                     } else {
                         name
-                    }
+                    };
+                    (name, String::new())
                 }
-                _ => name,
+                _ => (name, String::new()),
             });
         }
         let names = fold_apart(wanted);
@@ -1264,9 +1331,9 @@ fn dump_workspace(st: &State, out: &mut Out) {
 fn dump_dbfs(st: &State, root: &str, disk: PathBuf, skip: Option<&str>, out: &mut Out) {
     fn rec(st: &State, dir: &str, disk: &Path, skip: Option<&str>, out: &mut Out) {
         let children = super::dbfs::children(st, dir);
-        let wanted: Vec<String> = children
+        let wanted: Vec<(String, String)> = children
             .iter()
-            .map(|c| escape_name(ws::base_name(c), false))
+            .map(|c| (escape_name(ws::base_name(c), false), String::new()))
             .collect();
         for (c, name) in children.iter().zip(fold_apart(wanted)) {
             if Some(c.as_str()) == skip {
@@ -1339,6 +1406,7 @@ fn collect(st: &State) -> Out {
             (
                 p.as_str(),
                 ObjectMeta {
+                    object_type: Some(n.object_type),
                     object_id: Some(n.object_id),
                     created_at: Some(n.created_at),
                     modified_at: Some(n.modified_at),
@@ -1350,7 +1418,14 @@ fn collect(st: &State) -> Out {
     out.json("objects.json", &objects, false);
     let repos: Vec<&Repo> = st.repos.values().map(|r| &r.repo).collect();
     out.json("repos.json", &repos, false);
-    let creds: Vec<&GitCredential> = st.git_credentials.values().collect();
+    let creds: Vec<CredentialEntry> = st
+        .git_credentials
+        .values()
+        .map(|c| CredentialEntry {
+            cred: c.cred.clone(),
+            user_name: Some(c.owner.clone()),
+        })
+        .collect();
     out.json("git_credentials.json", &creds, false);
     out.dirs.push("jobs".into());
     for (id, j) in &st.jobs {
@@ -1503,22 +1578,32 @@ fn collect(st: &State) -> Out {
     );
 
     out.dirs.push("models".into());
-    let names: Vec<String> = st.models.keys().map(|n| escape_name(n, false)).collect();
+    let names: Vec<(String, String)> = st
+        .models
+        .keys()
+        .map(|n| (escape_name(n, false), String::new()))
+        .collect();
     for ((name, m), disk) in st.models.iter().zip(fold_apart(names)) {
         let base = PathBuf::from("models").join(disk);
-        let mut v = serde_json::to_value(&m.model).unwrap_or_default();
-        if let Value::Object(o) = &mut v {
-            o.remove("latest_versions");
-            o.insert("id".into(), Value::String(m.id.clone()));
+        // `name` and `id` first, then the rest of the model as the API shows it.
+        let mut v = serde_json::Map::new();
+        v.insert("name".into(), Value::String(name.clone()));
+        v.insert("id".into(), Value::String(m.id.clone()));
+        if let Value::Object(o) = serde_json::to_value(&m.model).unwrap_or_default() {
+            for (k, x) in o {
+                if k != "latest_versions" && k != "name" {
+                    v.insert(k, x);
+                }
+            }
         }
+        let v = Value::Object(v);
         out.dirs.push(base.clone());
         out.json(base.join("model.json"), &v, false);
-        let _ = name;
         for (n, mv) in &m.versions {
             let vdir = base.join("versions").join(n.to_string());
             out.dirs.push(vdir.clone());
             out.json(vdir.join("version.json"), mv, false);
-            let root = storage_path(&m.id, *n);
+            let root = storage_path(&m.id, name, *n);
             if st.dbfs.nodes.contains_key(&root) {
                 dump_dbfs(st, &root, vdir.join("artifacts"), None, &mut out);
             }
@@ -1618,13 +1703,19 @@ mod tests {
 
     #[test]
     fn case_folding_kept_apart() {
-        let names = fold_apart(vec![
-            "Readme".into(),
-            "README".into(),
-            "ReadMe".into(),
-            "x".into(),
-        ]);
+        let names = fold_apart(
+            ["Readme", "README", "ReadMe", "x"]
+                .iter()
+                .map(|n| (n.to_string(), String::new()))
+                .collect(),
+        );
         assert_eq!(names[1], "README");
+        assert_eq!(names[2], "%52eadMe");
+        let nb = fold_apart(vec![
+            ("Analysis".into(), ".py".into()),
+            ("analysis".into(), ".py".into()),
+        ]);
+        assert_eq!(nb, vec!["Analysis.py", "%61nalysis.py"]);
         let folded: HashSet<String> = names.iter().map(|n| n.to_lowercase()).collect();
         assert_eq!(folded.len(), 4);
         for n in &names {

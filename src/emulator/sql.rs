@@ -1165,7 +1165,7 @@ mod tests {
     #[test]
     fn parses_grant_statements() {
         assert_eq!(
-            p("GRANT SELECT, READ_METADATA ON TABLE `sales`.`orders` TO `data eng`, bob@x.org;"),
+            p("GRANT SELECT, READ_METADATA ON TABLE `sales`.`orders` TO `data eng`, `bob@x.org`;"),
             Stmt::Grant(
                 vec!["SELECT".into(), "READ_METADATA".into()],
                 Securable::Table("sales".into(), "orders".into(), false),

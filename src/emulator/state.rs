@@ -276,6 +276,13 @@ pub(crate) struct RepoState {
     pub acl: Vec<AccessControlRequest>,
 }
 
+/// A git credential and the user it belongs to (each user sees only their own).
+#[derive(Debug, Clone)]
+pub(crate) struct CredentialState {
+    pub cred: GitCredential,
+    pub owner: String,
+}
+
 /// A job and its direct ACL (which holds the one `IS_OWNER`).
 #[derive(Debug, Clone)]
 pub(crate) struct JobState {
@@ -425,7 +432,7 @@ pub(crate) struct State {
     pub issued: HashMap<String, Issued>,
     pub tree: Tree,
     pub repos: BTreeMap<i64, RepoState>,
-    pub git_credentials: BTreeMap<i64, GitCredential>,
+    pub git_credentials: BTreeMap<i64, CredentialState>,
     pub jobs: BTreeMap<i64, JobState>,
     pub scopes: BTreeMap<String, Scope>,
     pub hive: Hive,

@@ -486,10 +486,11 @@ fn put_object(
 /// A notebook from a file name and bytes, the way `AUTO` import decides: a `.py`, `.scala`,
 /// `.sql` or `.r` file with its language's header, or an `.ipynb`.
 fn auto_notebook(name: &str, content: &[u8]) -> Option<(String, notebook::Parsed)> {
-    let (stem, ext) = name.rsplit_once('.')?;
-    if stem.is_empty() {
+    let (base_stem, ext) = ws::base_name(name).rsplit_once('.')?;
+    if base_stem.is_empty() {
         return None;
     }
+    let stem = &name[..name.len() - ext.len() - 1];
     if ext.eq_ignore_ascii_case("ipynb") {
         return notebook::from_jupyter(content, None)
             .ok()
