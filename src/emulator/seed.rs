@@ -526,6 +526,13 @@ pub(crate) fn load(dir: &Path, st: &mut State) -> Result<(), EmulatorError> {
         st.mounts = m;
         st.mounts.sort();
     }
+    // A mount point is a folder of the DBFS root, as `dbfs ls /mnt` shows on real workspaces.
+    for m in st.mounts.clone() {
+        let p = super::dbfs::dbfs_path(&m.mount_point)
+            .map_err(|e| EmulatorError::seed(dir.join("mounts.json"), e.message))?;
+        super::dbfs::make_dirs(st, &p)
+            .map_err(|e| EmulatorError::seed(dir.join("mounts.json"), e.message))?;
+    }
     let dbfs_dir = dir.join("dbfs");
     if dbfs_dir.is_dir() {
         let mut items = Vec::new();

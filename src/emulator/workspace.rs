@@ -221,6 +221,10 @@ fn export_node(
                     );
                     let entry = format!("{name}.{}", notebook::dbc_suffix(lang));
                     let data = serde_json::to_vec(&model).unwrap_or_default();
+                    // The limit applies to the notebook, not to its compressed archive.
+                    if data.len() > MAX_SIZE {
+                        return Err(too_large("Export", data.len()));
+                    }
                     (
                         notebook::zip(&[(entry, data)]).map_err(ApiError::invalid)?,
                         "dbc".to_string(),
