@@ -16,6 +16,7 @@ pub mod keys;
 pub mod pack;
 pub mod unpack;
 pub mod verify;
+mod emulator;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -53,6 +54,8 @@ pub enum Command {
     Pack(pack::Args),
     /// Create an age key pair for sealing and opening secrets.
     Keygen(keygen::Args),
+    /// Serve a Databricks-compatible emulator on loopback until interrupted.
+    Emulator(emulator::Args),
 }
 
 /// Parses arguments, runs the command and maps the outcome to an exit code.
@@ -64,6 +67,7 @@ pub fn main() -> ExitCode {
         Command::Unpack(a) => unpack::run(a),
         Command::Pack(a) => pack::run(a),
         Command::Keygen(a) => keygen::run(a),
+        Command::Emulator(args) => emulator::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
