@@ -13,6 +13,7 @@
 pub mod inspect;
 pub mod keygen;
 pub mod keys;
+pub mod models;
 pub mod pack;
 pub mod unpack;
 pub mod verify;
@@ -56,6 +57,8 @@ pub enum Command {
     Keygen(keygen::Args),
     /// Serve a Databricks-compatible emulator on loopback until interrupted.
     Emulator(emulator::Args),
+    /// Move ML models (registered models, versions, artifacts) into or out of a bundle.
+    Models(models::Args),
 }
 
 /// Parses arguments, runs the command and maps the outcome to an exit code.
@@ -68,6 +71,7 @@ pub fn main() -> ExitCode {
         Command::Pack(a) => pack::run(a),
         Command::Keygen(a) => keygen::run(a),
         Command::Emulator(args) => emulator::run(args),
+        Command::Models(a) => models::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
