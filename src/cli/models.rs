@@ -220,7 +220,16 @@ async fn export(a: ExportArgs) -> anyhow::Result<u8> {
     let progress = bar(show, "exporting");
     let report = export_models(&reg, &opts, &builder, Some(&mut journal), &progress).await;
     progress.finish_and_clear();
-    let report = report?;
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "dbxport: {e}\nhint: the export stopped; {} keeps everything done so far: fix the cause, then run the same command with --resume",
+                staging.display()
+            );
+            return Ok(EXIT_ERROR);
+        }
+    };
     let builder = Arc::into_inner(builder).context("the bundle builder is still in use")?;
     builder.add_tag_file(
         "export-report.json",
@@ -308,7 +317,20 @@ async fn import(a: ImportArgs) -> anyhow::Result<u8> {
     };
     let report = import_models(&bundle, &reg, &opts, journal.as_mut(), &progress).await;
     progress.finish_and_clear();
-    let report = report?;
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            let hint = match &journal {
+                Some(j) => format!(
+                    "\nhint: the import stopped; the journal {} keeps everything done so far: fix the cause, then run the same command with --resume",
+                    j.path().display()
+                ),
+                None => String::new(),
+            };
+            eprintln!("dbxport: {e}{hint}");
+            return Ok(EXIT_ERROR);
+        }
+    };
     if report.problems.is_empty() {
         if let Some(j) = journal {
             j.finish()?;

@@ -72,3 +72,20 @@ impl ModelsError {
         matches!(self, ModelsError::Client(e) if e.is_auth_failure())
     }
 }
+
+/// True when a failed call means the run cannot go on: the credentials were refused, or the
+/// registry stopped answering (connections refused or dropped, timeouts, 5xx and throttling
+/// that outlasted the retry budget). Other failures concern one object only.
+pub fn stops_run(e: &ClientError) -> bool {
+    match e {
+        _ if e.is_auth_failure() => true,
+        ClientError::Transport { .. } => true,
+        ClientError::RetriesExhausted { last, .. } => match last.as_ref() {
+            ClientError::Transport { .. } => true,
+            other => other
+                .api()
+                .is_some_and(|a| a.status >= 500 || a.status == 429),
+        },
+        _ => false,
+    }
+}

@@ -15,7 +15,7 @@
 //! the same registry always gives the same bundle — which copy of a duplicate is stored
 //! included.
 
-use super::error::ModelsError;
+use super::error::{stops_run, ModelsError};
 use super::manifest::{manifest_digest, ArtifactEntry};
 use super::pipe::{ChannelReader, Known, PipeState, DEPTH};
 use super::registry::{ArtifactLocation, ListedFile, Registry};
@@ -152,7 +152,7 @@ enum FileOutcome {
 }
 
 fn fatal_or(e: ClientError) -> Result<String, ModelsError> {
-    if e.is_auth_failure() {
+    if stops_run(&e) {
         Err(ModelsError::Client(e))
     } else {
         Ok(e.to_string())
@@ -366,7 +366,7 @@ impl Run<'_> {
         };
         match self.registry.list_files(&loc).await {
             Ok(files) => Ok(Ok((loc, files))),
-            Err(ModelsError::Client(e)) if !e.is_auth_failure() => {
+            Err(ModelsError::Client(e)) if !stops_run(&e) => {
                 // A workspace may refuse the registry's own listing (older workspaces, odd
                 // permissions) while its DBFS copy is readable: try that before giving up.
                 if matches!(loc, ArtifactLocation::Registry { .. }) {

@@ -18,7 +18,7 @@
 //!   (none of its versions carry a marker of the bundle's versions) is a conflict, settled by
 //!   the [`ConflictPolicy`].
 
-use super::error::ModelsError;
+use super::error::{stops_run, ModelsError};
 use super::manifest::{collect, marker, marker_of, BundleArtifact, BundleModel, BundleVersion};
 use super::pipe;
 use super::registry::{Registry, RunProvenance, UploadTarget};
@@ -102,6 +102,9 @@ pub struct ImportReport {
     pub uploaded_files: u64,
     /// Artifact bytes uploaded.
     pub uploaded_bytes: u64,
+    /// Requests that change the target (POST, PUT, PATCH, DELETE) sent by this import;
+    /// 0 for a plan and for a run that found everything in place.
+    pub write_requests: u64,
     /// Things the user should know that did not stop anything.
     pub warnings: Vec<Problem>,
     /// Objects that could not be imported, with the reason.
@@ -154,6 +157,7 @@ pub async fn import_models(
         let inv = b.inventory();
         (collect(inv)?, inv.bundle_id.clone(), inv.source.host.clone())
     };
+    let writes_before = write_requests(registry);
     let mut run = Apply {
         bundle: Arc::clone(bundle),
         reg: registry,
@@ -186,7 +190,19 @@ pub async fn import_models(
             }
         }
     }
+    run.report.write_requests = write_requests(registry) - writes_before;
     Ok(run.report)
+}
+
+/// Mutating requests a registry's client has sent so far.
+fn write_requests(registry: &Registry) -> u64 {
+    registry
+        .stats()
+        .by_call
+        .iter()
+        .filter(|(k, _)| !(k.starts_with("GET ") || k.starts_with("HEAD ")))
+        .map(|(_, n)| *n)
+        .sum()
 }
 
 /// Why one object stopped: for this object only, or for the whole run.
@@ -206,7 +222,7 @@ impl From<ModelsError> for Failure {
 
 impl From<ClientError> for Failure {
     fn from(e: ClientError) -> Self {
-        if e.is_auth_failure() {
+        if stops_run(&e) {
             Failure::Fatal(ModelsError::Client(e))
         } else {
             Failure::Object(e.to_string())
@@ -669,7 +685,7 @@ impl Apply<'_> {
     /// Uploads one artifact from the bundle, digest-checked, trying again after a failure
     /// that is not the target refusing the request.
     async fn upload_file(&mut self, target: &UploadTarget, a: &BundleArtifact) -> Result<(), Failure> {
-        let mut last = String::new();
+        let mut last: Option<ClientError> = None;
         for attempt in 1..=UPLOAD_ATTEMPTS {
             if attempt > 1 {
                 self.progress.inc_length(a.size);
@@ -697,16 +713,21 @@ impl Apply<'_> {
                 Err(e) => {
                     let refused = e.is_auth_failure()
                         || e.api().is_some_and(|x| (400..500).contains(&x.status) && x.status != 429);
-                    last = e.to_string();
                     if refused {
                         return Err(Failure::from(e));
                     }
-                    tracing::info!(target: "dbxport::models", path = %a.path, attempt, "upload failed: {last}");
+                    tracing::info!(target: "dbxport::models", path = %a.path, attempt, "upload failed: {e}");
+                    last = Some(e);
                 }
             }
         }
+        let e = last.expect("at least one attempt failed");
+        if stops_run(&e) || matches!(e, ClientError::Api(_)) {
+            // The target stopped answering (or keeps failing): stop here, resumable.
+            return Err(Failure::Fatal(ModelsError::Client(e)));
+        }
         Err(Failure::Object(format!(
-            "artifact {} could not be uploaded after {UPLOAD_ATTEMPTS} attempts: {last}\nhint: run the import again with --resume once the target is reachable",
+            "artifact {} could not be uploaded after {UPLOAD_ATTEMPTS} attempts: {e}",
             a.path
         )))
     }
