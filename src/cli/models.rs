@@ -46,7 +46,9 @@ pub enum ModelsCommand {
 /// Exit status: 0 when everything was exported, 1 when some object could not be (the bundle
 /// is still written, and says what is missing), 2 when the export could not run.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  dbxport models export --mlflow-uri http://127.0.0.1:5000 --out models.zip\n  dbxport models export --profile prod --model 'churn-*' --model-versions stage:Production --out prod-models.zip\n  dbxport models export --mlflow-uri http://127.0.0.1:5000 --out models.zip --resume")]
+#[command(
+    after_help = "Examples:\n  dbxport models export --mlflow-uri http://127.0.0.1:5000 --out models.zip\n  dbxport models export --profile prod --model 'churn-*' --model-versions stage:Production --out prod-models.zip\n  dbxport models export --mlflow-uri http://127.0.0.1:5000 --out models.zip --resume"
+)]
 pub struct ExportArgs {
     /// The bundle to write (.zip). Written under a temporary name and renamed when complete.
     #[arg(short, long, value_name = "FILE")]
@@ -75,7 +77,9 @@ pub struct ExportArgs {
 /// Exit status: 0 when everything was imported (or already there), 1 when some object could
 /// not be (conflicts included), 2 when the import could not run.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  dbxport models import models.zip --mlflow-uri http://127.0.0.1:5001\n  dbxport models import models.zip --profile target --plan\n  dbxport models import models.zip --mlflow-uri http://127.0.0.1:5001 --resume")]
+#[command(
+    after_help = "Examples:\n  dbxport models import models.zip --mlflow-uri http://127.0.0.1:5001\n  dbxport models import models.zip --profile target --plan\n  dbxport models import models.zip --mlflow-uri http://127.0.0.1:5001 --resume"
+)]
 pub struct ImportArgs {
     /// The bundle to read (.zip, or .zip.age with an identity).
     #[arg(value_name = "BUNDLE")]
@@ -118,7 +122,11 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     }
 }
 
-fn registry(models: &ModelArgs, auth: &AuthArgs, engine: &TransportArgs) -> anyhow::Result<Registry> {
+fn registry(
+    models: &ModelArgs,
+    auth: &AuthArgs,
+    engine: &TransportArgs,
+) -> anyhow::Result<Registry> {
     let options = ClientOptions::default().with_args(engine);
     if models.mlflow_uri.is_some() {
         return Ok(models.registry(None, options)?);
@@ -307,7 +315,8 @@ async fn import(a: ImportArgs) -> anyhow::Result<u8> {
                 .unwrap_or_else(|| "bundle".into());
             PathBuf::from(format!("{name}.models-import.journal"))
         });
-        let header = json!({ "command": "models import", "bundle_id": bundle_id, "target": reg.host() });
+        let header =
+            json!({ "command": "models import", "bundle_id": bundle_id, "target": reg.host() });
         let mode = if a.resume {
             OpenMode::Resume
         } else {

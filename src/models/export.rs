@@ -21,9 +21,9 @@ use super::pipe::{ChannelReader, Known, PipeState, DEPTH};
 use super::registry::{ArtifactLocation, ListedFile, Registry};
 use super::select::{NameFilter, VersionSelection};
 use super::Problem;
+use crate::bundle::layout::{segs, LogicalPath};
 use crate::bundle::resource::{Content, Part};
 use crate::bundle::{BagBuilder, Resource};
-use crate::bundle::layout::{segs, LogicalPath};
 use crate::client::ClientError;
 use crate::journal::Journal;
 use crate::model::mlflow::{ModelVersion, RegisteredModel};
@@ -200,8 +200,10 @@ impl Run<'_> {
             self.report.resumed += 1;
         } else {
             let mut r = Resource::registered_model(&m);
-            r.meta["selected_versions"] =
-                json!(versions.iter().map(|v| v.version.clone()).collect::<Vec<_>>());
+            r.meta["selected_versions"] = json!(versions
+                .iter()
+                .map(|v| v.version.clone())
+                .collect::<Vec<_>>());
             self.add(r).await?;
         }
         self.report.models += 1;
@@ -219,7 +221,10 @@ impl Run<'_> {
             Ok(None) => return Ok(()),
             Err(e) => {
                 let msg = fatal_or(e)?;
-                self.problem(object, format!("its permissions id could not be read: {msg}"));
+                self.problem(
+                    object,
+                    format!("its permissions id could not be read: {msg}"),
+                );
                 return Ok(());
             }
         };
@@ -228,8 +233,13 @@ impl Run<'_> {
         }
         match self.registry.model_permissions(&id).await {
             Ok(p) => {
-                self.add(Resource::permissions("registered-models", &id, Some(name), &p))
-                    .await
+                self.add(Resource::permissions(
+                    "registered-models",
+                    &id,
+                    Some(name),
+                    &p,
+                ))
+                .await
             }
             Err(e) => {
                 let msg = fatal_or(e)?;
@@ -257,7 +267,9 @@ impl Run<'_> {
             Some(run_id) => match self.registry.get_run(run_id).await {
                 Ok(Some(run)) => Some(run),
                 Ok(None) => {
-                    let msg = format!("its source run {run_id} no longer exists; no run provenance recorded");
+                    let msg = format!(
+                        "its source run {run_id} no longer exists; no run provenance recorded"
+                    );
                     notes.push(msg.clone());
                     self.warn(object.clone(), msg);
                     None
@@ -276,7 +288,10 @@ impl Run<'_> {
         let (loc, listed) = match self.listing(&v).await? {
             Ok(x) => x,
             Err(msg) => {
-                self.problem(object.clone(), format!("its artifacts could not be listed: {msg}"));
+                self.problem(
+                    object.clone(),
+                    format!("its artifacts could not be listed: {msg}"),
+                );
                 notes.push(format!("artifacts not exported: {msg}"));
                 return self
                     .add_version(&v, provenance, None, Vec::new(), vec![], notes, false)
@@ -346,8 +361,16 @@ impl Run<'_> {
         }
         self.report.artifacts += entries.len() as u64;
         let complete = missing.is_empty();
-        self.add_version(&v, provenance, Some(&loc), entries, missing, notes, complete)
-            .await
+        self.add_version(
+            &v,
+            provenance,
+            Some(&loc),
+            entries,
+            missing,
+            notes,
+            complete,
+        )
+        .await
     }
 
     /// Where the version's artifacts are and what they are. The outer error stops the run;
@@ -523,7 +546,10 @@ impl Run<'_> {
                     }),
                 );
                 if !changes.is_empty() {
-                    r.notes.push(format!("changed while it was exported ({})", changes.join("; ")));
+                    r.notes.push(format!(
+                        "changed while it was exported ({})",
+                        changes.join("; ")
+                    ));
                 }
                 self.add(r).await?;
                 return Ok(FileOutcome::Duplicate(ArtifactEntry {

@@ -155,7 +155,11 @@ pub async fn import_models(
     let (models, bundle_id, source) = {
         let b = bundle.lock().unwrap_or_else(|p| p.into_inner());
         let inv = b.inventory();
-        (collect(inv)?, inv.bundle_id.clone(), inv.source.host.clone())
+        (
+            collect(inv)?,
+            inv.bundle_id.clone(),
+            inv.source.host.clone(),
+        )
     };
     let writes_before = write_requests(registry);
     let mut run = Apply {
@@ -371,7 +375,10 @@ impl Apply<'_> {
                 }
             }
         }
-        let target_aliases = target.as_ref().map(|t| t.aliases.clone()).unwrap_or_default();
+        let target_aliases = target
+            .as_ref()
+            .map(|t| t.aliases.clone())
+            .unwrap_or_default();
         match &target {
             None => {
                 if !self.opts.dry_run {
@@ -503,7 +510,8 @@ impl Apply<'_> {
         }
         let vdoc: ModelVersion = self.read_json(&bv.record.stored[0])?;
         let mk = marker(&bv.manifest_digest());
-        let has_marker = |t: &&ModelVersion| t.source.as_deref().and_then(marker_of) == Some(mk.as_str());
+        let has_marker =
+            |t: &&ModelVersion| t.source.as_deref().and_then(marker_of) == Some(mk.as_str());
         let journaled: Option<JournaledVersion> = self.get(&key_version(name, &bv.version));
         let found = journaled
             .and_then(|j| {
@@ -528,7 +536,11 @@ impl Apply<'_> {
             claimed.insert(t.version.clone());
             let changed = self.sync_version(name, &vdoc, &t).await?;
             if changed.is_empty() {
-                self.action(vobject, ActionKind::Unchanged, format!("target version {}", t.version));
+                self.action(
+                    vobject,
+                    ActionKind::Unchanged,
+                    format!("target version {}", t.version),
+                );
             } else {
                 self.action(
                     vobject,
@@ -542,13 +554,21 @@ impl Apply<'_> {
             self.action(
                 vobject,
                 ActionKind::Create,
-                format!("{} artifact files, {} bytes to upload", bv.artifacts.len(), bv.bytes()),
+                format!(
+                    "{} artifact files, {} bytes to upload",
+                    bv.artifacts.len(),
+                    bv.bytes()
+                ),
             );
             return Ok(None);
         }
         let created = self.create_version(bm, bv, &vdoc, &mk).await?;
         claimed.insert(created.clone());
-        self.action(vobject, ActionKind::Create, format!("target version {created}"));
+        self.action(
+            vobject,
+            ActionKind::Create,
+            format!("target version {created}"),
+        );
         Ok(Some(created))
     }
 
@@ -671,7 +691,10 @@ impl Apply<'_> {
         if let Err(e) = self.reg.cleanup_upload(&target).await {
             self.warn(
                 format!("model version {name}/{}", bv.version),
-                format!("its staged artifacts at {} could not be removed: {e}", target.base),
+                format!(
+                    "its staged artifacts at {} could not be removed: {e}",
+                    target.base
+                ),
             );
         }
         if stage(&vdoc.current_stage) != "None" {
@@ -684,7 +707,11 @@ impl Apply<'_> {
 
     /// Uploads one artifact from the bundle, digest-checked, trying again after a failure
     /// that is not the target refusing the request.
-    async fn upload_file(&mut self, target: &UploadTarget, a: &BundleArtifact) -> Result<(), Failure> {
+    async fn upload_file(
+        &mut self,
+        target: &UploadTarget,
+        a: &BundleArtifact,
+    ) -> Result<(), Failure> {
         let mut last: Option<ClientError> = None;
         for attempt in 1..=UPLOAD_ATTEMPTS {
             if attempt > 1 {
@@ -693,7 +720,9 @@ impl Apply<'_> {
             }
             let bar = self.progress.clone();
             let (rx, reading) =
-                pipe::read_payload(Arc::clone(&self.bundle), a.stored.clone(), move |n| bar.inc(n));
+                pipe::read_payload(Arc::clone(&self.bundle), a.stored.clone(), move |n| {
+                    bar.inc(n)
+                });
             let sent = self.reg.upload(target, &a.path, a.size, rx).await;
             let read = reading
                 .await
@@ -712,7 +741,8 @@ impl Apply<'_> {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     let refused = e.is_auth_failure()
-                        || e.api().is_some_and(|x| (400..500).contains(&x.status) && x.status != 429);
+                        || e.api()
+                            .is_some_and(|x| (400..500).contains(&x.status) && x.status != 429);
                     if refused {
                         return Err(Failure::from(e));
                     }

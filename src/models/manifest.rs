@@ -203,9 +203,7 @@ pub fn collect(inv: &Inventory) -> Result<Vec<BundleModel>, ModelsError> {
                 by_id.insert(r.source_id.as_str(), r);
                 artifacts.push(r);
             }
-            Kind::Permissions
-                if r.meta_str("request_object_type") == Some("registered-models") =>
-            {
+            Kind::Permissions if r.meta_str("request_object_type") == Some("registered-models") => {
                 perms.push(r);
             }
             _ => {}
@@ -216,7 +214,10 @@ pub fn collect(inv: &Inventory) -> Result<Vec<BundleModel>, ModelsError> {
         let version = meta_str(r, "version")?;
         let path = meta_str(r, "path")?;
         if !is_safe_relative(path) {
-            return Err(bad(r, format!("artifact path {path:?} is not a safe relative path")));
+            return Err(bad(
+                r,
+                format!("artifact path {path:?} is not a safe relative path"),
+            ));
         }
         let (stored, size, sha256) = match r.stored.first() {
             Some(s) => (
@@ -232,7 +233,10 @@ pub fn collect(inv: &Inventory) -> Result<Vec<BundleModel>, ModelsError> {
                     .get(first)
                     .filter(|c| !c.stored.is_empty())
                     .ok_or_else(|| {
-                        bad(r, format!("same_as names {first:?}, which is not a stored artifact"))
+                        bad(
+                            r,
+                            format!("same_as names {first:?}, which is not a stored artifact"),
+                        )
                     })?;
                 let sha = meta_str(r, "sha256")?;
                 let size = r.meta.get("size").and_then(|v| v.as_u64());
@@ -250,7 +254,12 @@ pub fn collect(inv: &Inventory) -> Result<Vec<BundleModel>, ModelsError> {
         };
         let v = versions
             .get_mut(&(model.to_string(), version.to_string()))
-            .ok_or_else(|| bad(r, format!("its version {model}/{version} is not in the bundle")))?;
+            .ok_or_else(|| {
+                bad(
+                    r,
+                    format!("its version {model}/{version} is not in the bundle"),
+                )
+            })?;
         v.artifacts.push(BundleArtifact {
             path: path.to_string(),
             size,
@@ -270,9 +279,12 @@ pub fn collect(inv: &Inventory) -> Result<Vec<BundleModel>, ModelsError> {
                 ));
             }
         }
-        let m = models
-            .get_mut(&model)
-            .ok_or_else(|| bad(&v.record, format!("its model {model:?} is not in the bundle")))?;
+        let m = models.get_mut(&model).ok_or_else(|| {
+            bad(
+                &v.record,
+                format!("its model {model:?} is not in the bundle"),
+            )
+        })?;
         m.versions.push(v);
     }
     for p in perms {
@@ -323,12 +335,21 @@ mod tests {
             marker_of(&format!("mlflow-artifacts:/1/r/artifacts/{m}")),
             Some(m.as_str())
         );
-        assert_eq!(marker_of(&format!("dbfs:/dbxport/x/{m}/")), Some(m.as_str()));
+        assert_eq!(
+            marker_of(&format!("dbfs:/dbxport/x/{m}/")),
+            Some(m.as_str())
+        );
         assert_eq!(marker_of("runs:/abc/model"), None);
         assert_eq!(marker_of("dbfs:/x/dbxport-short"), None);
     }
 
-    fn rec(kind: Kind, id: &str, stored: &[&str], sha: Option<&str>, meta: serde_json::Value) -> Record {
+    fn rec(
+        kind: Kind,
+        id: &str,
+        stored: &[&str],
+        sha: Option<&str>,
+        meta: serde_json::Value,
+    ) -> Record {
         Record {
             kind,
             source_id: id.into(),
@@ -360,21 +381,50 @@ mod tests {
             sha256: sha.clone(),
         }]);
         inv.records = vec![
-            rec(Kind::RegisteredModel, "m", &["data/models/m/model.json"], Some(&sha), json!({"name": "m"})),
-            rec(Kind::ModelVersion, "m/1", &["data/models/m/versions/1/version.json"], Some(&sha),
-                json!({"model": "m", "version": "1", "artifacts_sha256": digest})),
-            rec(Kind::ModelVersion, "m/2", &["data/models/m/versions/2/version.json"], Some(&sha),
-                json!({"model": "m", "version": "2", "artifacts_sha256": digest})),
-            rec(Kind::ModelArtifact, "m/1/model.pkl", &["data/models/m/versions/1/artifacts/model.pkl"], Some(&sha),
-                json!({"model": "m", "version": "1", "path": "model.pkl"})),
-            rec(Kind::ModelArtifact, "m/2/model.pkl", &[], None,
-                json!({"model": "m", "version": "2", "path": "model.pkl", "same_as": "m/1/model.pkl", "sha256": sha, "size": 5})),
+            rec(
+                Kind::RegisteredModel,
+                "m",
+                &["data/models/m/model.json"],
+                Some(&sha),
+                json!({"name": "m"}),
+            ),
+            rec(
+                Kind::ModelVersion,
+                "m/1",
+                &["data/models/m/versions/1/version.json"],
+                Some(&sha),
+                json!({"model": "m", "version": "1", "artifacts_sha256": digest}),
+            ),
+            rec(
+                Kind::ModelVersion,
+                "m/2",
+                &["data/models/m/versions/2/version.json"],
+                Some(&sha),
+                json!({"model": "m", "version": "2", "artifacts_sha256": digest}),
+            ),
+            rec(
+                Kind::ModelArtifact,
+                "m/1/model.pkl",
+                &["data/models/m/versions/1/artifacts/model.pkl"],
+                Some(&sha),
+                json!({"model": "m", "version": "1", "path": "model.pkl"}),
+            ),
+            rec(
+                Kind::ModelArtifact,
+                "m/2/model.pkl",
+                &[],
+                None,
+                json!({"model": "m", "version": "2", "path": "model.pkl", "same_as": "m/1/model.pkl", "sha256": sha, "size": 5}),
+            ),
         ];
         let models = collect(&inv).unwrap();
         assert_eq!(models.len(), 1);
         let v2 = &models[0].versions[1];
         assert_eq!(v2.version, "2");
-        assert_eq!(v2.artifacts[0].stored, "data/models/m/versions/1/artifacts/model.pkl");
+        assert_eq!(
+            v2.artifacts[0].stored,
+            "data/models/m/versions/1/artifacts/model.pkl"
+        );
         assert_eq!(v2.manifest_digest(), digest);
 
         // A duplicate whose digest differs from its copy is refused.

@@ -210,7 +210,10 @@ pub(crate) fn read_payload(
     bundle: Arc<Mutex<Bundle>>,
     stored: String,
     on_chunk: impl Fn(u64) + Send + 'static,
-) -> (ChunkReceiver, tokio::task::JoinHandle<Result<u64, BundleError>>) {
+) -> (
+    ChunkReceiver,
+    tokio::task::JoinHandle<Result<u64, BundleError>>,
+) {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(DEPTH);
     let task = tokio::task::spawn_blocking(move || {
         let subject = format!("entry {stored}");
@@ -258,7 +261,11 @@ pub(crate) fn read_payload(
 mod tests {
     use super::*;
 
-    fn pipe(expected: u64, chunks: Vec<&'static [u8]>, known: Known) -> (io::Result<Vec<u8>>, PipeState) {
+    fn pipe(
+        expected: u64,
+        chunks: Vec<&'static [u8]>,
+        known: Known,
+    ) -> (io::Result<Vec<u8>>, PipeState) {
         let (tx, rx) = mpsc::channel(DEPTH);
         let state = Arc::new(Mutex::new(PipeState::default()));
         let mut r = ChannelReader::new(rx, expected, state.clone(), Arc::new(known));

@@ -301,7 +301,9 @@ impl Registry {
         if self.is_oss() {
             return Ok(None);
         }
-        Ok(Some(self.client.mlflow().get_model_databricks(name).await?.id))
+        Ok(Some(
+            self.client.mlflow().get_model_databricks(name).await?.id,
+        ))
     }
 
     /// A model's access control list (Databricks only).
@@ -345,7 +347,11 @@ impl Registry {
     }
 
     /// One version.
-    pub async fn get_version(&self, name: &str, version: &str) -> Result<ModelVersion, ClientError> {
+    pub async fn get_version(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<ModelVersion, ClientError> {
         let r: VersionEnvelope = self
             .json(
                 Call::get("/api/2.0/mlflow/model-versions/get")
@@ -445,7 +451,10 @@ impl Registry {
 
     /// The DBFS location a Databricks version's artifacts are stored at (`get-download-uri`),
     /// for reading them when the registry's own listing is refused.
-    pub async fn locate_dbfs(&self, v: &ModelVersion) -> Result<Option<ArtifactLocation>, ClientError> {
+    pub async fn locate_dbfs(
+        &self,
+        v: &ModelVersion,
+    ) -> Result<Option<ArtifactLocation>, ClientError> {
         let u = self.download_uri(&v.name, &v.version).await?;
         Ok(match uri::parse(&u) {
             ArtifactUri::Dbfs(p) => Some(ArtifactLocation::Dbfs(p)),
@@ -464,7 +473,9 @@ impl Registry {
                 continue;
             }
             for (rel, is_dir, size) in self.list_dir(loc, &dir).await? {
-                if !uri::is_safe_relative(&rel) || (!dir.is_empty() && !rel.starts_with(&format!("{dir}/"))) {
+                if !uri::is_safe_relative(&rel)
+                    || (!dir.is_empty() && !rel.starts_with(&format!("{dir}/")))
+                {
                     return Err(ModelsError::Client(protocol(
                         &format!("artifact listing of {}", loc.uri()),
                         format!("the listing names {rel:?}, which is not below {dir:?}"),
@@ -554,7 +565,11 @@ impl Registry {
     }
 
     /// The size a listing gives one file now, or `None` when it is gone.
-    pub async fn stat(&self, loc: &ArtifactLocation, rel: &str) -> Result<Option<u64>, ClientError> {
+    pub async fn stat(
+        &self,
+        loc: &ArtifactLocation,
+        rel: &str,
+    ) -> Result<Option<u64>, ClientError> {
         let parent = rel.rsplit_once('/').map_or("", |(d, _)| d);
         Ok(self
             .list_dir(loc, parent)
@@ -577,14 +592,16 @@ impl Registry {
                 let path = uri::join(base, rel);
                 self.client
                     .transport()
-                    .stream(self.call(
-                        Call::get("/api/2.0/mlflow-artifacts/artifacts/{path}")
-                            .path(format!(
-                                "/api/2.0/mlflow-artifacts/artifacts/{}",
-                                encode_path(&path)
-                            ))
-                            .object(format!("path={path}")),
-                    ))
+                    .stream(
+                        self.call(
+                            Call::get("/api/2.0/mlflow-artifacts/artifacts/{path}")
+                                .path(format!(
+                                    "/api/2.0/mlflow-artifacts/artifacts/{}",
+                                    encode_path(&path)
+                                ))
+                                .object(format!("path={path}")),
+                        ),
+                    )
                     .await
             }
             ArtifactLocation::Dbfs(base) => {
@@ -632,7 +649,12 @@ impl Registry {
     }
 
     /// Sets a model tag.
-    pub async fn set_model_tag(&self, name: &str, key: &str, value: &str) -> Result<(), ClientError> {
+    pub async fn set_model_tag(
+        &self,
+        name: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), ClientError> {
         self.send(
             Call::post("/api/2.0/mlflow/registered-models/set-tag")
                 .json(&json!({ "name": name, "key": key, "value": value }))
@@ -643,7 +665,12 @@ impl Registry {
     }
 
     /// Points an alias at a version.
-    pub async fn set_alias(&self, name: &str, alias: &str, version: &str) -> Result<(), ClientError> {
+    pub async fn set_alias(
+        &self,
+        name: &str,
+        alias: &str,
+        version: &str,
+    ) -> Result<(), ClientError> {
         self.send(
             Call::post("/api/2.0/mlflow/registered-models/alias")
                 .json(&json!({ "name": name, "alias": alias, "version": version }))
@@ -693,8 +720,13 @@ impl Registry {
             }
             if started.elapsed() > READY_TIMEOUT {
                 return Err(protocol(
-                    &format!("GET /api/2.0/mlflow/model-versions/get model={name} version={version}"),
-                    format!("still PENDING_REGISTRATION after {} s", READY_TIMEOUT.as_secs()),
+                    &format!(
+                        "GET /api/2.0/mlflow/model-versions/get model={name} version={version}"
+                    ),
+                    format!(
+                        "still PENDING_REGISTRATION after {} s",
+                        READY_TIMEOUT.as_secs()
+                    ),
                 ));
             }
             tokio::time::sleep(wait).await;
@@ -703,7 +735,12 @@ impl Registry {
     }
 
     /// Sets a version's description.
-    pub async fn update_version(&self, name: &str, version: &str, description: &str) -> Result<(), ClientError> {
+    pub async fn update_version(
+        &self,
+        name: &str,
+        version: &str,
+        description: &str,
+    ) -> Result<(), ClientError> {
         self.send(
             Call::patch("/api/2.0/mlflow/model-versions/update")
                 .json(&json!({ "name": name, "version": version, "description": description }))
@@ -714,7 +751,13 @@ impl Registry {
     }
 
     /// Sets a version tag.
-    pub async fn set_version_tag(&self, name: &str, version: &str, key: &str, value: &str) -> Result<(), ClientError> {
+    pub async fn set_version_tag(
+        &self,
+        name: &str,
+        version: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), ClientError> {
         self.send(
             Call::post("/api/2.0/mlflow/model-versions/set-tag")
                 .json(&json!({ "name": name, "version": version, "key": key, "value": value }))
@@ -725,7 +768,12 @@ impl Registry {
     }
 
     /// Moves a version to a stage, leaving other versions where they are.
-    pub async fn transition_stage(&self, name: &str, version: &str, stage: &str) -> Result<(), ClientError> {
+    pub async fn transition_stage(
+        &self,
+        name: &str,
+        version: &str,
+        stage: &str,
+    ) -> Result<(), ClientError> {
         self.send(
             Call::post("/api/2.0/mlflow/model-versions/transition-stage")
                 .json(&json!({
@@ -878,7 +926,9 @@ impl Registry {
     ) -> Result<(), ClientError> {
         let data = provenance.map(|p| &p["data"]);
         let list = |key: &str| -> Vec<Value> {
-            data.and_then(|d| d[key].as_array()).cloned().unwrap_or_default()
+            data.and_then(|d| d[key].as_array())
+                .cloned()
+                .unwrap_or_default()
         };
         let params = list("params");
         let metrics = list("metrics");
@@ -890,7 +940,11 @@ impl Registry {
                     .is_some_and(|k| !k.starts_with("mlflow.") && !k.starts_with("dbxport."))
             })
             .collect();
-        tags.extend(extra_tags.iter().map(|t| json!({ "key": t.key, "value": t.value })));
+        tags.extend(
+            extra_tags
+                .iter()
+                .map(|t| json!({ "key": t.key, "value": t.value })),
+        );
         let mut batches: Vec<Value> = Vec::new();
         for c in params.chunks(BATCH_PARAMS) {
             batches.push(json!({ "run_id": run_id, "params": c }));
@@ -952,7 +1006,10 @@ impl Registry {
                     .upload_reader(&path, body.into_async_read(), Some(len), true)
                     .await
             }
-            other => Err(protocol("artifact upload", format!("unknown upload target `{other}`"))),
+            other => Err(protocol(
+                "artifact upload",
+                format!("unknown upload target `{other}`"),
+            )),
         }
     }
 

@@ -31,7 +31,10 @@ impl FromStr for VersionSelection {
         if t.eq_ignore_ascii_case("latest") {
             return Ok(VersionSelection::Latest);
         }
-        if let Some(stage) = t.strip_prefix("stage:").or_else(|| t.strip_prefix("STAGE:")) {
+        if let Some(stage) = t
+            .strip_prefix("stage:")
+            .or_else(|| t.strip_prefix("STAGE:"))
+        {
             let stage = stage.trim();
             if let Some(canon) = ["None", "Staging", "Production", "Archived"]
                 .iter()
@@ -224,7 +227,10 @@ mod tests {
         assert!("stage:Prod".parse::<VersionSelection>().is_err());
         assert!("newest".parse::<VersionSelection>().is_err());
         assert_eq!(
-            "stage:staging".parse::<VersionSelection>().unwrap().to_string(),
+            "stage:staging"
+                .parse::<VersionSelection>()
+                .unwrap()
+                .to_string(),
             "stage:Staging"
         );
     }

@@ -29,8 +29,7 @@ fn healthy(port: u16) -> bool {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s
-        .write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+    if s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
         .is_err()
     {
         return false;
@@ -77,7 +76,10 @@ impl MlflowServer {
         let child = Command::new(&self.python)
             .arg(serve)
             .arg("--backend-store-uri")
-            .arg(format!("sqlite:///{}", self.dir.join("mlflow.db").display()))
+            .arg(format!(
+                "sqlite:///{}",
+                self.dir.join("mlflow.db").display()
+            ))
             .arg("--artifacts-destination")
             .arg(self.dir.join("artifacts"))
             .args(["--serve-artifacts", "--host", "127.0.0.1", "--workers", "1"])
@@ -111,12 +113,23 @@ impl MlflowServer {
             }
             std::thread::sleep(Duration::from_millis(250));
         }
-        panic!("mlflow server on port {} never became healthy:\n{}", self.port, self.log_tail());
+        panic!(
+            "mlflow server on port {} never became healthy:\n{}",
+            self.port,
+            self.log_tail()
+        );
     }
 
     fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
-        log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+        log.lines()
+            .rev()
+            .take(40)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -169,7 +182,9 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -207,9 +222,8 @@ pub fn helper_json(python: &Path, script: &str, args: &[&str]) -> serde_json::Va
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| {
-        panic!("{script} did not print JSON ({e}): {stdout}")
-    })
+    serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{script} did not print JSON ({e}): {stdout}"))
 }
 
 /// The outcome of one `dbxport` run.
@@ -226,7 +240,10 @@ impl Run {
     /// Standard output as JSON.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!("dbxport did not print JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr)
+            panic!(
+                "dbxport did not print JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
         })
     }
 }
@@ -241,7 +258,10 @@ pub fn dbxport(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         .env_remove("DATABRICKS_CONFIG_PROFILE")
         .env_remove("MLFLOW_TRACKING_TOKEN")
         // No config file of the machine's user may leak into a test.
-        .env("DATABRICKS_CONFIG_FILE", "/nonexistent/dbxport-test-databrickscfg");
+        .env(
+            "DATABRICKS_CONFIG_FILE",
+            "/nonexistent/dbxport-test-databrickscfg",
+        );
     for (k, v) in env {
         c.env(k, v);
     }
@@ -282,7 +302,10 @@ pub struct ProxyState {
 impl ProxyState {
     /// Runs `f` once, just before the first GET whose path ends with `suffix` is forwarded.
     pub fn before_get(&self, suffix: &str, f: impl FnOnce() + Send + 'static) {
-        self.hooks.lock().unwrap().push((suffix.to_string(), Box::new(f)));
+        self.hooks
+            .lock()
+            .unwrap()
+            .push((suffix.to_string(), Box::new(f)));
     }
 }
 
@@ -367,7 +390,9 @@ async fn forward(
     if parts.method == axum::http::Method::GET {
         let hook = {
             let mut hooks = ctx.state.hooks.lock().unwrap();
-            let i = hooks.iter().position(|(s, _)| parts.uri.path().ends_with(s.as_str()));
+            let i = hooks
+                .iter()
+                .position(|(s, _)| parts.uri.path().ends_with(s.as_str()));
             i.map(|i| hooks.remove(i).1)
         };
         if let Some(h) = hook {
@@ -389,7 +414,12 @@ async fn forward(
     let st = Arc::clone(&ctx.state);
     let up = body
         .into_data_stream()
-        .map(|c| futures_util::stream::iter(c.map(pieces).map_or_else(|e| vec![Err(e)], |v| v.into_iter().map(Ok).collect())))
+        .map(|c| {
+            futures_util::stream::iter(
+                c.map(pieces)
+                    .map_or_else(|e| vec![Err(e)], |v| v.into_iter().map(Ok).collect()),
+            )
+        })
         .flatten()
         .then(move |c| {
             let st = Arc::clone(&st);
@@ -417,7 +447,12 @@ async fn forward(
     let st = Arc::clone(&ctx.state);
     let down = resp
         .bytes_stream()
-        .map(|c| futures_util::stream::iter(c.map(pieces).map_or_else(|e| vec![Err(e)], |v| v.into_iter().map(Ok).collect())))
+        .map(|c| {
+            futures_util::stream::iter(
+                c.map(pieces)
+                    .map_or_else(|e| vec![Err(e)], |v| v.into_iter().map(Ok).collect()),
+            )
+        })
         .flatten()
         .then(move |c| {
             let st = Arc::clone(&st);
@@ -450,7 +485,11 @@ pub fn get_bytes(url: &str, token: Option<&str>) -> Vec<u8> {
         let r = rb.send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
         let status = r.status();
         let body = r.bytes().await.unwrap().to_vec();
-        assert!(status.is_success(), "GET {url}: {status}: {}", String::from_utf8_lossy(&body));
+        assert!(
+            status.is_success(),
+            "GET {url}: {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
         body
     })
 }
@@ -465,7 +504,9 @@ pub fn q(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
