@@ -534,6 +534,8 @@ impl Apply<'_> {
             .cloned();
         if let Some(t) = found {
             claimed.insert(t.version.clone());
+            // Nothing to upload: its bytes count as done.
+            self.progress.inc(bv.bytes());
             let changed = self.sync_version(name, &vdoc, &t).await?;
             if changed.is_empty() {
                 self.action(
