@@ -226,7 +226,8 @@ async fn export(a: ExportArgs) -> anyhow::Result<u8> {
     let builder = Arc::new(builder);
     let show = !a.json && std::io::stderr().is_terminal();
     let progress = bar(show, "exporting");
-    let report = export_models(&reg, &opts, &builder, Some(&mut journal), &progress).await;
+    let sink: Arc<dyn dbxport::models::StageSink> = builder.clone();
+    let report = export_models(&reg, &opts, sink, Some(&mut journal), &progress).await;
     progress.finish_and_clear();
     let report = match report {
         Ok(r) => r,

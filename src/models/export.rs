@@ -23,7 +23,7 @@ use super::select::{NameFilter, VersionSelection};
 use super::Problem;
 use crate::bundle::layout::{segs, LogicalPath};
 use crate::bundle::resource::{Content, Part};
-use crate::bundle::{BagBuilder, Resource};
+use crate::bundle::{BagBuilder, BundleError, Resource};
 use crate::client::ClientError;
 use crate::journal::Journal;
 use crate::model::mlflow::{ModelVersion, RegisteredModel};
@@ -93,6 +93,27 @@ fn journal_key(id: &str) -> String {
 /// How many times one file is read again after its byte count disagreed with the listing.
 const CHANGE_ATTEMPTS: usize = 3;
 
+/// Where export puts model records: a bundle builder, or anything that holds one (the export
+/// pipeline's context). Called from blocking threads; artifact bytes arrive as
+/// [`Content::Stream`] parts to be read to the end.
+pub trait StageSink: Send + Sync {
+    /// True when a record of `kind` with `source_id` is already staged (a resumed run skips
+    /// it).
+    fn contains(&self, kind: Kind, source_id: &str) -> bool;
+    /// Stages and commits one record with its bytes.
+    fn add(&self, resource: Resource) -> Result<(), BundleError>;
+}
+
+impl StageSink for BagBuilder {
+    fn contains(&self, kind: Kind, source_id: &str) -> bool {
+        BagBuilder::contains(self, kind, source_id)
+    }
+
+    fn add(&self, resource: Resource) -> Result<(), BundleError> {
+        BagBuilder::add(self, resource)
+    }
+}
+
 /// Exports the models of `registry` selected by `opts` into `builder`. Failures of single
 /// models, versions or artifacts are collected in the report; the error is for failures
 /// that stop everything (the registry cannot be listed, the credentials are refused, the
@@ -100,7 +121,7 @@ const CHANGE_ATTEMPTS: usize = 3;
 pub async fn export_models(
     registry: &Registry,
     opts: &ExportOptions,
-    builder: &Arc<BagBuilder>,
+    builder: Arc<dyn StageSink>,
     mut journal: Option<&mut Journal>,
     progress: &ProgressBar,
 ) -> Result<ExportReport, ModelsError> {
@@ -137,7 +158,7 @@ pub async fn export_models(
 
 struct Run<'a> {
     registry: &'a Registry,
-    builder: &'a Arc<BagBuilder>,
+    builder: Arc<dyn StageSink>,
     progress: &'a ProgressBar,
     /// Shared with the reader of the file being exported; changed only between files.
     known: Arc<Known>,
@@ -161,7 +182,7 @@ fn fatal_or(e: ClientError) -> Result<String, ModelsError> {
 
 impl Run<'_> {
     async fn add(&self, r: Resource) -> Result<(), ModelsError> {
-        let b = Arc::clone(self.builder);
+        let b = Arc::clone(&self.builder);
         tokio::task::spawn_blocking(move || b.add(r))
             .await
             .map_err(|e| ModelsError::task("bundle builder", e))?
@@ -490,7 +511,7 @@ impl Run<'_> {
                     reader: Box::new(reader),
                 },
             );
-            let b = Arc::clone(self.builder);
+            let b = Arc::clone(&self.builder);
             let adding = tokio::task::spawn_blocking(move || b.add(resource));
             let mut download_error = None;
             while let Some(chunk) = stream.next_chunk().await {

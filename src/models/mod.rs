@@ -26,7 +26,7 @@ pub mod select;
 pub mod uri;
 
 pub use error::ModelsError;
-pub use export::{export_models, ExportOptions, ExportReport};
+pub use export::{export_models, ExportOptions, ExportReport, StageSink};
 pub use import::{import_models, Action, ActionKind, ImportOptions, ImportReport, VersionMapping};
 pub use registry::Registry;
 pub use select::{ConflictPolicy, ModelArgs, NameFilter, VersionSelection};
