@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use axum::extract::Path;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Map, Value};
@@ -1035,6 +1036,19 @@ fn build_result(
 }
 
 async fn execute(ctx: Ctx, Body(b): Body) -> ApiResult {
+    // Counted by what the statement would do, even when the request is refused.
+    let mutating = b
+        .opt_str("statement")
+        .ok()
+        .flatten()
+        .is_some_and(first_word_mutates);
+    match submit(ctx, b).await {
+        Ok(r) => Ok(r),
+        Err(e) => Ok(mark(e.into_response(), mutating)),
+    }
+}
+
+async fn submit(ctx: Ctx, b: Map<String, Value>) -> ApiResult {
     let sql = b.req_str("statement")?.to_string();
     let warehouse = b.req_str("warehouse_id")?.to_string();
     let wait = parse_wait(b.opt_str("wait_timeout")?)?;
