@@ -150,12 +150,12 @@ async fn create(ctx: Ctx, Body(b): Body) -> ApiResult {
     };
     if let Some(cid) = b.opt_i64("git_credential_id")? {
         let owner = ctx.caller.name().to_string();
-        if !ctx
+        let owned = ctx
             .state()
             .git_credentials
             .get(&cid)
-            .is_some_and(|c| c.owner == owner)
-        {
+            .is_some_and(|c| c.owner == owner);
+        if !owned {
             return Err(ApiError::not_found(format!(
                 "Git credential {cid} does not exist."
             )));
