@@ -470,6 +470,27 @@ fn the_command_serves_until_stopped() {
             .ok()
     });
     assert_eq!(me["userName"], "admin@emulator.invalid");
+    // Calls whose parsing fold case, through the binary users run (built without the features
+    // test-only dependencies switch on).
+    let (users, models) = rt.block_on(async {
+        let api = Api::new(&url, "dapi-from-env");
+        (
+            api.get(&format!(
+                "/api/2.0/preview/scim/v2/Users?filter={}",
+                q("userName EQ \"ADMIN@emulator.invalid\"")
+            ))
+            .await
+            .ok(),
+            api.get(&format!(
+                "/api/2.0/mlflow/registered-models/search?filter={}",
+                q("name ilike '%X%'")
+            ))
+            .await
+            .ok(),
+        )
+    });
+    assert_eq!(users["totalResults"], 1);
+    assert_eq!(models, json!({}));
     child.kill().unwrap();
     child.wait().unwrap();
 

@@ -571,16 +571,18 @@ fn first_word_mutates(sql: &str) -> bool {
 /// Spark's SHOW pattern: `*` matches anything, `|` separates alternatives, case-insensitive.
 fn like(pattern: Option<&str>, name: &str) -> bool {
     let Some(p) = pattern else { return true };
-    p.split('|').any(|alt| {
+    // Lowercase both sides: the crate's regex has no Unicode case folding for `(?i)`.
+    let name = name.to_lowercase();
+    p.to_lowercase().split('|').any(|alt| {
         let re = format!(
-            "(?i)^{}$",
+            "^{}$",
             alt.trim()
                 .split('*')
                 .map(regex::escape)
                 .collect::<Vec<_>>()
                 .join(".*")
         );
-        regex::Regex::new(&re).is_ok_and(|r| r.is_match(name))
+        regex::Regex::new(&re).is_ok_and(|r| r.is_match(&name))
     })
 }
 
