@@ -2202,3 +2202,182 @@ async fn mlflow_registry() {
         .await
         .err(404, "RESOURCE_DOES_NOT_EXIST");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordinary_users_are_held_to_acls() {
+    let (emu, admin, _d) = start().await;
+    let bob = Api::new(emu.url(), USER_TOKEN);
+    // Workspace: only what bob may read is listed; a private home is refused.
+    let users = bob.get("/api/2.0/workspace/list?path=/Users").await.ok();
+    assert_eq!(users, json!({}), "alice's home is private");
+    let etl = bob
+        .get(&format!(
+            "/api/2.0/workspace/list?path={}",
+            q("/Users/alice@example.org/etl")
+        ))
+        .await
+        .ok();
+    assert_eq!(
+        etl["objects"].as_array().unwrap().len(),
+        6,
+        "the etl folder is shared with analysts"
+    );
+    let msg = bob
+        .get(&format!(
+            "/api/2.0/workspace/get-status?path={}",
+            q("/Users/alice@example.org/big")
+        ))
+        .await
+        .err(403, "PERMISSION_DENIED");
+    assert!(
+        msg.contains("bob@example.org") && msg.contains("Read"),
+        "{msg}"
+    );
+    bob.get(&format!(
+        "/api/2.0/workspace/export?path={}",
+        q("/Users/alice@example.org/big")
+    ))
+    .await
+    .err(403, "PERMISSION_DENIED");
+    bob.get("/api/2.0/workspace/get-status?path=/Users/alice@example.org/nothing")
+        .await
+        .err(404, "RESOURCE_DOES_NOT_EXIST");
+    // A folder export holds only what the caller can read.
+    let zip = admin
+        .get(&format!(
+            "/api/2.0/workspace/export?path={}&format=AUTO",
+            q("/Users/alice@example.org")
+        ))
+        .await
+        .ok();
+    assert!(!unb64(zip["content"].as_str().unwrap()).is_empty());
+    bob.get(&format!(
+        "/api/2.0/workspace/export?path={}&format=AUTO",
+        q("/Users/alice@example.org")
+    ))
+    .await
+    .err(403, "PERMISSION_DENIED");
+    // Writes: CAN_READ is not enough; one's own home and /Shared are one's own.
+    bob.post(
+        "/api/2.0/workspace/import",
+        json!({"path": "/Users/alice@example.org/etl/mine", "content": b64(b"x"), "format": "RAW"}),
+    )
+    .await
+    .err(403, "PERMISSION_DENIED");
+    bob.post(
+        "/api/2.0/workspace/mkdirs",
+        json!({"path": "/Users/bob@example.org/work"}),
+    )
+    .await
+    .ok();
+    bob.post("/api/2.0/workspace/mkdirs", json!({"path": "/Shared/bobs"}))
+        .await
+        .ok();
+    bob.post(
+        "/api/2.0/workspace/delete",
+        json!({"path": "/Users/alice@example.org/etl/data.csv"}),
+    )
+    .await
+    .err(403, "PERMISSION_DENIED");
+    let listed = bob.get("/api/2.0/workspace/list?path=/Users").await.ok();
+    assert_eq!(listed["objects"][0]["path"], "/Users/bob@example.org");
+    // Permissions: readable where bob can read; changes need CAN_MANAGE.
+    let load = admin
+        .get("/api/2.0/workspace/get-status?path=/Users/alice@example.org/etl/load")
+        .await
+        .ok()["object_id"]
+        .clone();
+    bob.get(&format!("/api/2.0/permissions/notebooks/{load}"))
+        .await
+        .ok();
+    bob.patch(
+        &format!("/api/2.0/permissions/notebooks/{load}"),
+        json!({"access_control_list": [{"user_name": "bob@example.org", "permission_level": "CAN_MANAGE"}]}),
+    )
+    .await
+    .err(403, "PERMISSION_DENIED");
+    // Jobs: bob sees the job shared with analysts, not alice's private one, and changes neither.
+    let private = admin
+        .post("/api/2.2/jobs/create", json!({"name": "alice only"}))
+        .await
+        .ok()["job_id"]
+        .clone();
+    let jobs = bob.get("/api/2.2/jobs/list").await.ok();
+    let ids: Vec<i64> = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["job_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![101]);
+    bob.get(&format!("/api/2.2/jobs/get?job_id={private}"))
+        .await
+        .err(403, "PERMISSION_DENIED");
+    bob.post(
+        "/api/2.2/jobs/reset",
+        json!({"job_id": 101, "new_settings": {"name": "x"}}),
+    )
+    .await
+    .err(403, "PERMISSION_DENIED");
+    // Repos: listed only when bob can manage them.
+    assert_eq!(bob.get("/api/2.0/repos").await.ok(), json!({}));
+    bob.get("/api/2.0/repos/900")
+        .await
+        .err(403, "PERMISSION_DENIED");
+    // Secrets: READ through analysts on etl; nothing on kv.
+    bob.get("/api/2.0/secrets/list?scope=etl").await.ok();
+    bob.get("/api/2.0/secrets/get?scope=etl&key=db-password")
+        .await
+        .ok();
+    bob.post(
+        "/api/2.0/secrets/put",
+        json!({"scope": "etl", "key": "k", "string_value": "v"}),
+    )
+    .await
+    .err(403, "PERMISSION_DENIED");
+    bob.get("/api/2.0/secrets/acls/list?scope=etl")
+        .await
+        .err(403, "PERMISSION_DENIED");
+    bob.get("/api/2.0/secrets/list?scope=kv")
+        .await
+        .err(403, "PERMISSION_DENIED");
+    bob.get("/api/2.0/secrets/list?scope=nope")
+        .await
+        .err(404, "RESOURCE_DOES_NOT_EXIST");
+    let ctx = bob
+        .post(
+            "/api/1.2/contexts/create",
+            json!({"clusterId": CLUSTER, "language": "python"}),
+        )
+        .await
+        .ok()["id"]
+        .clone();
+    let keys = vec![
+        ("kv".to_string(), "api-key".to_string()),
+        ("etl".to_string(), "cert".to_string()),
+    ];
+    let cmd = bob
+        .post(
+            "/api/1.2/commands/execute",
+            json!({"clusterId": CLUSTER, "contextId": ctx, "command": dbxport::model::command::secret_read_command(&keys)}),
+        )
+        .await
+        .ok()["id"]
+        .clone();
+    let st = bob
+        .get(&format!(
+            "/api/1.2/commands/status?clusterId={CLUSTER}&contextId={}&commandId={}",
+            ctx.as_str().unwrap(),
+            cmd.as_str().unwrap()
+        ))
+        .await
+        .ok();
+    let out: dbxport::model::command::SecretReadOutput =
+        serde_json::from_str(st["results"]["data"].as_str().unwrap()).unwrap();
+    assert_eq!(out.values.len(), 1, "etl/cert is readable");
+    assert!(
+        out.errors[0].error.contains("PermissionDenied"),
+        "{:?}",
+        out.errors
+    );
+}

@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 use crate::model::job::Job;
 use crate::model::repo::canonical_provider;
 
+use super::access;
 use super::error::{ApiError, ApiResult};
 use super::extract::{self, read_page_token, Body, Ctx, Fields, Params};
 use super::permissions::{parse_acl_list, single_owner};
@@ -243,6 +244,7 @@ async fn get_job(ctx: Ctx, p: Params, v22: bool) -> ApiResult {
     };
     let st = ctx.state();
     let job = &find_job(&st, id)?.job;
+    access::check_job(&st, &ctx.caller, id, "CAN_VIEW")?;
     let mut o = job_json(job);
     if v22 {
         let mut more = false;
@@ -285,10 +287,12 @@ async fn list(ctx: Ctx, p: Params, v22: bool) -> ApiResult {
     let expand = p.bool("expand_tasks")?.unwrap_or(false);
     let name = p.get("name").filter(|n| !n.is_empty());
     let st = ctx.state();
+    let admin = access::is_admin(&st, &ctx.caller);
     let all: Vec<&Job> = st
         .jobs
         .values()
         .map(|j| &j.job)
+        .filter(|j| admin || access::can_job(&st, &ctx.caller, j.job_id, "CAN_VIEW"))
         .filter(|j| {
             name.is_none_or(|n| {
                 j.settings
@@ -417,6 +421,8 @@ async fn reset(ctx: Ctx, Body(b): Body) -> ApiResult {
         .cloned()
         .ok_or_else(|| ApiError::missing("new_settings"))?;
     let mut st = ctx.state();
+    find_job(&st, id)?;
+    access::check_job(&st, &ctx.caller, id, "CAN_MANAGE")?;
     let job = &mut st.jobs.get_mut(&id).ok_or_else(|| missing(id))?.job;
     // Omitting run_as keeps the identity the job already runs as.
     if !new.contains_key("run_as") {
@@ -465,6 +471,8 @@ async fn update(ctx: Ctx, Body(b): Body) -> ApiResult {
         })
         .unwrap_or_default();
     let mut st = ctx.state();
+    find_job(&st, id)?;
+    access::check_job(&st, &ctx.caller, id, "CAN_MANAGE")?;
     let job = &mut st.jobs.get_mut(&id).ok_or_else(|| missing(id))?.job;
     let mut settings = job.settings.clone();
     for (k, v) in new {
@@ -498,7 +506,10 @@ async fn update(ctx: Ctx, Body(b): Body) -> ApiResult {
 
 async fn delete(ctx: Ctx, Body(b): Body) -> ApiResult {
     let id = b.req_i64("job_id")?;
-    ctx.state().jobs.remove(&id).ok_or_else(|| missing(id))?;
+    let mut st = ctx.state();
+    find_job(&st, id)?;
+    access::check_job(&st, &ctx.caller, id, "CAN_MANAGE")?;
+    st.jobs.remove(&id);
     Ok(extract::empty())
 }
 

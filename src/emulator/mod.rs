@@ -17,6 +17,7 @@
 //! Layout: [`server`](self) holds the accept loop, auth, faults and stats wiring; `state` the
 //! in-memory workspace; `seed` loading and dumping; one module per API family.
 
+mod access;
 mod commands;
 mod compute;
 mod dbfs;
