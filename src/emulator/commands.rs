@@ -221,7 +221,7 @@ async fn execute(ctx: Ctx, Body(b): Body) -> ApiResult {
         .unwrap_or(cx_lang);
     let id = format!("{:032x}", st.next_seq());
     let results = evaluate(&st, &ctx.caller, &language, command);
-    st.commands.insert(
+    st.remember_command(
         id.clone(),
         CommandRecord {
             context_id: context_id.to_string(),

@@ -1095,7 +1095,7 @@ async fn submit(ctx: Ctx, b: Map<String, Value>) -> ApiResult {
     let outcome = parsed.and_then(|s| run(&mut st, s));
     let (response, chunks) = build_result(&id, outcome, row_limit, chunk_rows);
     let pending = wait == 0;
-    st.statements.insert(
+    st.remember_statement(
         id.clone(),
         Statement {
             response: response.clone(),
