@@ -210,8 +210,21 @@ fn run_as_user(job: &Job) -> Option<String> {
     .or_else(|| job.creator_user_name.clone())
 }
 
-/// The job as `jobs/get` returns it, before array paging.
-fn job_json(job: &Job) -> Map<String, Value> {
+/// How the array properties of a job's settings are shown.
+#[derive(Clone, Copy)]
+enum View {
+    /// Whole (2.1).
+    Whole,
+    /// Left out (a list without `expand_tasks`).
+    Without,
+    /// One page of [`ARRAY_PAGE`] elements (2.2).
+    Page(usize),
+}
+
+/// The job as `jobs/get` returns it, with the arrays named by `keys` shown as `view` says, and
+/// whether any of them has more elements than shown. Copies only what it shows, so that listing
+/// jobs with many tasks stays cheap.
+fn job_json(job: &Job, keys: &[&str], view: View) -> (Map<String, Value>, bool) {
     let mut o = Map::new();
     o.insert("job_id".into(), json!(job.job_id));
     if let Some(c) = &job.creator_user_name {
@@ -223,8 +236,28 @@ fn job_json(job: &Job) -> Map<String, Value> {
     if let Some(t) = job.created_time {
         o.insert("created_time".into(), json!(t));
     }
-    o.insert("settings".into(), Value::Object(job.settings.clone()));
-    o
+    let mut settings = Map::new();
+    let mut more = false;
+    for (k, v) in &job.settings {
+        if !keys.contains(&k.as_str()) {
+            settings.insert(k.clone(), v.clone());
+            continue;
+        }
+        match (view, v) {
+            (View::Without, _) => {}
+            (View::Page(page), Value::Array(a)) => {
+                let start = (page * ARRAY_PAGE).min(a.len());
+                let end = (start + ARRAY_PAGE).min(a.len());
+                more |= end < a.len();
+                settings.insert(k.clone(), Value::Array(a[start..end].to_vec()));
+            }
+            _ => {
+                settings.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    o.insert("settings".into(), Value::Object(settings));
+    (o, more)
 }
 
 fn find_job(st: &State, id: i64) -> Result<&JobState, ApiError> {
@@ -245,27 +278,14 @@ async fn get_job(ctx: Ctx, p: Params, v22: bool) -> ApiResult {
     let st = ctx.state();
     let job = &find_job(&st, id)?.job;
     access::check_job(&st, &ctx.caller, id, "CAN_VIEW")?;
-    let mut o = job_json(job);
-    if v22 {
-        let mut more = false;
-        if let Some(Value::Object(settings)) = o.get_mut("settings") {
-            for key in PAGED_ARRAYS {
-                if let Some(Value::Array(a)) = settings.get_mut(key) {
-                    let start = (page * ARRAY_PAGE).min(a.len());
-                    let end = (start + ARRAY_PAGE).min(a.len());
-                    more |= end < a.len();
-                    let slice: Vec<Value> = a[start..end].to_vec();
-                    *a = slice;
-                }
-            }
-        }
-        // The last page carries no token at all: clients loop while one is present.
-        if more {
-            o.insert(
-                "next_page_token".into(),
-                json!(extract::page_token(&format!("page:{}", page + 1))),
-            );
-        }
+    let view = if v22 { View::Page(page) } else { View::Whole };
+    let (mut o, more) = job_json(job, &PAGED_ARRAYS, view);
+    // The last page carries no token at all: clients loop while one is present.
+    if more {
+        o.insert(
+            "next_page_token".into(),
+            json!(extract::page_token(&format!("page:{}", page + 1))),
+        );
     }
     Ok(extract::json(Value::Object(o)))
 }
@@ -335,24 +355,15 @@ async fn list(ctx: Ctx, p: Params, v22: bool) -> ApiResult {
     let jobs: Vec<Value> = all[start..end]
         .iter()
         .map(|j| {
-            let mut o = job_json(j);
+            let view = match (expand, v22) {
+                (false, _) => View::Without,
+                (true, true) => View::Page(0),
+                (true, false) => View::Whole,
+            };
+            let (mut o, truncated) = job_json(j, &["tasks", "job_clusters"], view);
             o.remove("run_as_user_name");
-            if let Some(Value::Object(settings)) = o.get_mut("settings") {
-                if !expand {
-                    settings.remove("tasks");
-                    settings.remove("job_clusters");
-                } else if v22 {
-                    let mut truncated = false;
-                    for key in ["tasks", "job_clusters"] {
-                        if let Some(Value::Array(a)) = settings.get_mut(key) {
-                            if a.len() > ARRAY_PAGE {
-                                a.truncate(ARRAY_PAGE);
-                                truncated = true;
-                            }
-                        }
-                    }
-                    o.insert("has_more".into(), json!(truncated));
-                }
+            if expand && v22 {
+                o.insert("has_more".into(), json!(truncated));
             }
             Value::Object(o)
         })
