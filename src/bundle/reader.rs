@@ -586,7 +586,8 @@ impl Bundle {
                 "not a payload file listed in the manifest",
             ));
         };
-        let inner = self.open_raw(stored)?;
+        let mut inner = self.open_raw(stored)?;
+        inner.defer_crc_check();
         Ok(VerifiedReader {
             inner,
             sha: Sha256::new(),
@@ -717,18 +718,23 @@ impl Bundle {
             };
             let subject = format!("entry {rel}");
             let result = self.open_raw(&rel).and_then(|mut r| {
-                super::digest::pump(&mut r, size, &mut |_| Ok(())).map_err(|e| match e {
+                r.defer_crc_check();
+                let p = super::digest::pump(&mut r, size, &mut |_| Ok(())).map_err(|e| match e {
                     super::digest::PumpError::Read(e) | super::digest::PumpError::Write(e) => {
                         classify_read_error(&subject, &e)
                     }
-                })
+                })?;
+                Ok((p, r.crc_problem().map(str::to_string)))
             });
             match result {
-                Ok(p) if p.hex() != want => problems.push(BundleError::new(
+                Ok((p, _)) if p.hex() != want => problems.push(BundleError::new(
                     ErrorCode::DigestMismatch,
                     &subject,
                     format!("SHA-256 is {}, manifest says {want}", p.hex()),
                 )),
+                Ok((_, Some(crc))) => {
+                    problems.push(BundleError::new(ErrorCode::CorruptData, &subject, crc))
+                }
                 Ok(_) => {}
                 Err(e) => problems.push(e),
             }
@@ -900,13 +906,20 @@ impl Read for VerifiedReader<'_> {
         } else if !buf.is_empty() && !self.done {
             self.done = true;
             let got = hex::encode(self.sha.clone().finalize());
-            if got != self.want {
+            let problem = if got != self.want {
+                Some((
+                    ErrorCode::DigestMismatch,
+                    format!("SHA-256 is {got}, manifest says {}", self.want),
+                ))
+            } else {
+                self.inner
+                    .crc_problem()
+                    .map(|d| (ErrorCode::CorruptData, d.to_string()))
+            };
+            if let Some((code, detail)) = problem {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    super::container::read::EntryDataError {
-                        code: ErrorCode::DigestMismatch,
-                        detail: format!("SHA-256 is {got}, manifest says {}", self.want),
-                    },
+                    super::container::read::EntryDataError { code, detail },
                 ));
             }
         }

@@ -169,12 +169,23 @@ pub fn overview(inv: &Inventory, sizes: &BTreeMap<String, u64>) -> String {
         tf,
         grouped(tb)
     );
-    let sealed = inv.records.iter().filter(|r| r.sealed).count();
     if let Some(seal) = &inv.sealing {
+        let values = inv
+            .records
+            .iter()
+            .filter(|r| r.kind == Kind::Secret && r.sealed)
+            .count();
+        let files = inv
+            .records
+            .iter()
+            .flat_map(|r| &r.stored)
+            .filter(|p| p.ends_with(".age"))
+            .count();
         let _ = writeln!(
             s,
-            "{sealed} file(s) are sealed with age to {} recipient(s) ({}). Secret values and their\n\
-             digests are never stored in clear.\n",
+            "{values} secret value(s) are sealed with age ({files} sealed files, with the digest\n\
+             indexes) to {} recipient(s) ({}). Secret values and their digests are never stored\n\
+             in clear.\n",
             seal.recipients,
             seal.recipient_types.join(", ")
         );

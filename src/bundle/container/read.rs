@@ -636,6 +636,8 @@ pub struct EntryReader<'a, R: Read> {
     crc: crc32fast::Hasher,
     expected_crc: u32,
     finished: bool,
+    defer_crc: bool,
+    crc_problem: Option<String>,
 }
 
 /// Opens the data of `e` for reading.
@@ -664,10 +666,23 @@ pub fn open_entry<'a, R: Read + Seek>(r: &'a mut R, e: &ZipEntry) -> io::Result<
         crc: crc32fast::Hasher::new(),
         expected_crc: e.crc,
         finished: false,
+        defer_crc: false,
+        crc_problem: None,
     })
 }
 
 impl<R: Read> EntryReader<'_, R> {
+    /// Does not fail on a CRC-32 mismatch at the end; [`EntryReader::crc_problem`] reports it
+    /// instead, so a caller can report a digest mismatch (the more useful fact) first.
+    pub fn defer_crc_check(&mut self) {
+        self.defer_crc = true;
+    }
+
+    /// The CRC-32 mismatch found at the end of the data, when the check was deferred.
+    pub fn crc_problem(&self) -> Option<&str> {
+        self.crc_problem.as_deref()
+    }
+
     fn finish(&mut self) -> io::Result<usize> {
         if !self.finished {
             self.finished = true;
@@ -682,10 +697,12 @@ impl<R: Read> EntryReader<'_, R> {
             }
             let crc = self.crc.clone().finalize();
             if crc != self.expected_crc {
-                return Err(data_err(
-                    ErrorCode::CorruptData,
-                    format!("CRC-32 is {crc:08x}, expected {:08x}", self.expected_crc),
-                ));
+                let detail = format!("CRC-32 is {crc:08x}, expected {:08x}", self.expected_crc);
+                if self.defer_crc {
+                    self.crc_problem = Some(detail);
+                } else {
+                    return Err(data_err(ErrorCode::CorruptData, detail));
+                }
             }
         }
         Ok(0)
