@@ -39,8 +39,8 @@ pub struct VerifyReport {
     pub problems: Vec<BundleError>,
 }
 
-/// Verifies the bundle at `path`. `Err` only when it cannot be read at all (missing file,
-/// envelope without identity); problems in the bundle are in the report.
+/// Verifies the bundle at `path`. `Err` only when it cannot be read at all (missing file, an
+/// envelope without a matching identity); problems in the bundle are in the report.
 pub fn verify_file(path: &Path, opener: Option<&Opener>) -> Result<VerifyReport> {
     verify_file_with_progress(path, opener, &mut |_, _| {})
 }
@@ -51,15 +51,8 @@ pub fn verify_file_with_progress(
     opener: Option<&Opener>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<VerifyReport> {
-    let scan = match Bundle::scan(path, opener) {
-        Ok(s) => s,
-        Err(e) if e.code() == ErrorCode::Io => return Err(e),
-        Err(e) => Scan {
-            bundle: None,
-            problems: vec![e],
-            envelope: false,
-        },
-    };
+    // `scan` fails only when the file cannot be read or its envelope cannot be opened.
+    let scan = Bundle::scan(path, opener)?;
     Ok(finish(path.display().to_string(), scan, opener, progress))
 }
 
