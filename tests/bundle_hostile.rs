@@ -29,7 +29,11 @@ fn corpus_is_what_the_generator_writes() {
         .status()
         .unwrap();
     assert!(st.success());
-    for name in expected().keys().map(String::as_str).chain(["EXPECTED.json"]) {
+    for name in expected()
+        .keys()
+        .map(String::as_str)
+        .chain(["EXPECTED.json"])
+    {
         let fresh = std::fs::read(tmp.path().join(name)).unwrap();
         let committed = std::fs::read(corpus_dir().join(name)).unwrap();
         assert!(
@@ -69,8 +73,9 @@ fn cli_verify_reports_each_code_as_json() {
             .arg(corpus_dir().join(&name))
             .output()
             .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|_| panic!("{name}: not JSON: {}", String::from_utf8_lossy(&out.stdout)));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!("{name}: not JSON: {}", String::from_utf8_lossy(&out.stdout))
+        });
         match code {
             None => {
                 assert_eq!(out.status.code(), Some(0), "{name}");
@@ -88,7 +93,14 @@ fn listing(dir: &Path) -> Vec<String> {
     walkdir::WalkDir::new(dir)
         .min_depth(1)
         .into_iter()
-        .map(|e| e.unwrap().path().strip_prefix(dir).unwrap().display().to_string())
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .strip_prefix(dir)
+                .unwrap()
+                .display()
+                .to_string()
+        })
         .collect()
 }
 
@@ -101,13 +113,20 @@ fn unpacking_a_hostile_bundle_writes_nothing() {
         let err = unpack(&corpus_dir().join(&name), &target, None, false)
             .expect_err(&format!("{name} was unpacked"));
         assert_eq!(err.first_code().unwrap().code(), code, "{name}: {err}");
-        let inside = if target.exists() { listing(&target) } else { vec![] };
+        let inside = if target.exists() {
+            listing(&target)
+        } else {
+            vec![]
+        };
         assert!(inside.is_empty(), "{name} left {inside:?} in the target");
         let around: Vec<String> = listing(sandbox.path())
             .into_iter()
             .filter(|p| p != "target")
             .collect();
-        assert!(around.is_empty(), "{name} wrote {around:?} next to the target");
+        assert!(
+            around.is_empty(),
+            "{name} wrote {around:?} next to the target"
+        );
     }
     assert!(!Path::new("/tmp/dbxport-hostile-absolute.txt").exists());
 }
@@ -115,7 +134,13 @@ fn unpacking_a_hostile_bundle_writes_nothing() {
 #[test]
 fn the_valid_base_unpacks() {
     let sandbox = tempfile::tempdir().unwrap();
-    let s = unpack(&corpus_dir().join("base-valid.zip"), sandbox.path(), None, false).unwrap();
+    let s = unpack(
+        &corpus_dir().join("base-valid.zip"),
+        sandbox.path(),
+        None,
+        false,
+    )
+    .unwrap();
     assert_eq!(s.files, 8);
     assert!(s.bag_dir.join("data/workspace/Users/a/nb.py").is_file());
 }

@@ -38,7 +38,10 @@ fn dbxport() -> Command {
 fn keygen(dir: &Path) -> (PathBuf, String) {
     let key = dir.join("key.txt");
     let out = run(dbxport().arg("keygen").arg("-o").arg(&key));
-    (key, String::from_utf8(out.stdout).unwrap().trim().to_string())
+    (
+        key,
+        String::from_utf8(out.stdout).unwrap().trim().to_string(),
+    )
 }
 
 fn zip_tools_agree(bundle: &Path) {
@@ -47,7 +50,9 @@ fn zip_tools_agree(bundle: &Path) {
         assert!(String::from_utf8_lossy(&out.stdout).contains("No errors detected"));
     }
     if common::have_tool("python3") {
-        let out = run(Command::new("python3").args(["-m", "zipfile", "-t"]).arg(bundle));
+        let out = run(Command::new("python3")
+            .args(["-m", "zipfile", "-t"])
+            .arg(bundle));
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(!text.contains("corrupted"), "{text}");
         assert!(text.contains("Done testing"), "{text}");
@@ -57,7 +62,9 @@ fn zip_tools_agree(bundle: &Path) {
 fn bag_tools_agree(bag: &Path) {
     if common::have_tool("sha256sum") {
         for m in ["manifest-sha256.txt", "tagmanifest-sha256.txt"] {
-            run(Command::new("sha256sum").args(["-c", "--quiet", "--strict", m]).current_dir(bag));
+            run(Command::new("sha256sum")
+                .args(["-c", "--quiet", "--strict", m])
+                .current_dir(bag));
         }
     }
     if let Some(bagit) = common::venv_bin("bagit.py") {
@@ -84,14 +91,28 @@ fn bagit_and_sha256sum_accept_unpacked_bags() {
     for bundle in [golden::bundle_path(), fresh.clone()] {
         // Unpacked by dbxport, with secrets opened beside the bag.
         let out = tempfile::tempdir().unwrap();
-        let key = if bundle == fresh { key.clone() } else { golden::key_path() };
-        run(dbxport().arg("unpack").arg(&bundle).arg("-d").arg(out.path()).arg("-i").arg(&key));
+        let key = if bundle == fresh {
+            key.clone()
+        } else {
+            golden::key_path()
+        };
+        run(dbxport()
+            .arg("unpack")
+            .arg(&bundle)
+            .arg("-d")
+            .arg(out.path())
+            .arg("-i")
+            .arg(&key));
         let bag = dbxport::bundle::pack::find_bag(out.path()).unwrap();
         bag_tools_agree(&bag);
         // Extracted by Info-ZIP, without dbxport.
         if common::have_tool("unzip") {
             let plain = tempfile::tempdir().unwrap();
-            run(Command::new("unzip").arg("-q").arg(&bundle).arg("-d").arg(plain.path()));
+            run(Command::new("unzip")
+                .arg("-q")
+                .arg(&bundle)
+                .arg("-d")
+                .arg(plain.path()));
             bag_tools_agree(&dbxport::bundle::pack::find_bag(plain.path()).unwrap());
         }
     }
@@ -117,14 +138,28 @@ fn age_tool_opens_values_dbxport_sealed() {
             .find(|r| r.name == format!("{scope}/{k}"))
             .unwrap();
         let sealed = bag.join(&rec.stored[0]);
-        let plain = run(Command::new("age").arg("-d").arg("-i").arg(&key).arg(&sealed)).stdout;
+        let plain = run(Command::new("age")
+            .arg("-d")
+            .arg("-i")
+            .arg(&key)
+            .arg(&sealed))
+        .stdout;
         assert_eq!(plain, fresh::value_of(k));
     }
     // The golden bundle's value opens with the fixture key too.
     let gout = tmp.path().join("gout");
-    run(dbxport().arg("unpack").arg(golden::bundle_path()).arg("-d").arg(&gout));
+    run(dbxport()
+        .arg("unpack")
+        .arg(golden::bundle_path())
+        .arg("-d")
+        .arg(&gout));
     let v = gout.join("dbxport-golden-v1/data/secrets/etl/values/db-password.age");
-    let plain = run(Command::new("age").arg("-d").arg("-i").arg(golden::key_path()).arg(&v)).stdout;
+    let plain = run(Command::new("age")
+        .arg("-d")
+        .arg("-i")
+        .arg(golden::key_path())
+        .arg(&v))
+    .stdout;
     assert_eq!(plain, b"hunter2-golden");
 }
 
@@ -133,7 +168,12 @@ fn age_seal_to(recipient: &str, plain: &[u8], dir: &Path, name: &str) -> Vec<u8>
     let input = dir.join(format!("{name}.plain"));
     let output = dir.join(format!("{name}.age"));
     std::fs::write(&input, plain).unwrap();
-    run(Command::new("age").arg("-r").arg(recipient).arg("-o").arg(&output).arg(&input));
+    run(Command::new("age")
+        .arg("-r")
+        .arg(recipient)
+        .arg("-o")
+        .arg(&output)
+        .arg(&input));
     std::fs::remove_file(&input).unwrap();
     std::fs::read(output).unwrap()
 }
@@ -177,21 +217,45 @@ sys.exit(os.waitstatus_to_exitcode(status))
 /// A bundle whose secret value and digest index were sealed by the `age` tool.
 fn bundle_sealed_by(seal: &dyn Fn(&[u8], &str) -> Vec<u8>, sealing: Sealing, out: &Path) {
     let value = b"sealed by the age tool".to_vec();
-    let meta = SecretMetadata { key: "token".into(), last_updated_timestamp: None };
+    let meta = SecretMetadata {
+        key: "token".into(),
+        last_updated_timestamp: None,
+    };
     let index = serde_json::json!({
         "format": "dbxport-sealed-digests",
         "scope": "ext",
         "values": {"token": {"encoding": "string", "sha256": dbxport::bundle::digest::sha256_hex(&value), "size": value.len()}},
     });
     let index = dbxport::bundle::json::to_canonical_bytes(&index).unwrap();
-    let scope = SecretScope { name: "ext".into(), backend_type: ScopeBackend::Databricks, keyvault_metadata: None };
+    let scope = SecretScope {
+        name: "ext".into(),
+        backend_type: ScopeBackend::Databricks,
+        keyvault_metadata: None,
+    };
     let resources = vec![
-        Resource::secret("ext", &meta, ValueEncoding::String, Some(seal(&value, "value"))),
-        Resource::secret_scope(&scope, &[], std::slice::from_ref(&meta), Some(seal(&index, "index"))),
+        Resource::secret(
+            "ext",
+            &meta,
+            ValueEncoding::String,
+            Some(seal(&value, "value")),
+        ),
+        Resource::secret_scope(
+            &scope,
+            &[],
+            std::slice::from_ref(&meta),
+            Some(seal(&index, "index")),
+        ),
     ];
     let mut settings = golden::settings();
     settings.bag_name = "dbxport-age-interop".into();
-    let (bytes, _) = write_bundle(Vec::new(), &settings, Some(sealing), resources, Default::default()).unwrap();
+    let (bytes, _) = write_bundle(
+        Vec::new(),
+        &settings,
+        Some(sealing),
+        resources,
+        Default::default(),
+    )
+    .unwrap();
     std::fs::write(out, bytes).unwrap();
 }
 
@@ -209,16 +273,34 @@ fn dbxport_opens_values_the_age_tool_sealed_to_a_recipient() {
     let dir = tmp.path().to_path_buf();
     bundle_sealed_by(
         &|plain, name| age_seal_to(&recipient, plain, &dir, name),
-        Sealing { recipients: 1, recipient_types: vec!["X25519".into()], passphrase: false },
+        Sealing {
+            recipients: 1,
+            recipient_types: vec!["X25519".into()],
+            passphrase: false,
+        },
         &bundle,
     );
-    let out = run(dbxport().arg("verify").arg(&bundle).arg("--json").arg("-i").arg(&key));
+    let out = run(dbxport()
+        .arg("verify")
+        .arg(&bundle)
+        .arg("--json")
+        .arg("-i")
+        .arg(&key));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["ok"], true);
     assert_eq!(v["sealed_opened"], 2);
     let target = tmp.path().join("t");
-    run(dbxport().arg("unpack").arg(&bundle).arg("-d").arg(&target).arg("-i").arg(&key));
-    assert_eq!(std::fs::read(target.join("secrets/ext/token")).unwrap(), b"sealed by the age tool");
+    run(dbxport()
+        .arg("unpack")
+        .arg(&bundle)
+        .arg("-d")
+        .arg(&target)
+        .arg("-i")
+        .arg(&key));
+    assert_eq!(
+        std::fs::read(target.join("secrets/ext/token")).unwrap(),
+        b"sealed by the age tool"
+    );
 }
 
 #[test]
@@ -232,7 +314,11 @@ fn dbxport_opens_values_the_age_tool_sealed_with_a_passphrase() {
     let dir = tmp.path().to_path_buf();
     bundle_sealed_by(
         &|plain, name| age_seal_passphrase(pass, plain, &dir, name),
-        Sealing { recipients: 1, recipient_types: vec!["scrypt".into()], passphrase: true },
+        Sealing {
+            recipients: 1,
+            recipient_types: vec!["scrypt".into()],
+            passphrase: true,
+        },
         &bundle,
     );
     // Passphrase from the environment.
@@ -255,7 +341,10 @@ fn dbxport_opens_values_the_age_tool_sealed_with_a_passphrase() {
         .arg("--passphrase-file")
         .arg(&pf)
         .env_remove("DBXPORT_PASSPHRASE"));
-    assert_eq!(std::fs::read(target.join("secrets/ext/token")).unwrap(), b"sealed by the age tool");
+    assert_eq!(
+        std::fs::read(target.join("secrets/ext/token")).unwrap(),
+        b"sealed by the age tool"
+    );
     // A wrong passphrase is refused with its code.
     let out = dbxport()
         .arg("verify")
@@ -277,12 +366,31 @@ fn envelope_opens_with_the_age_tool_and_holds_the_plain_bundle() {
     let tmp = tempfile::tempdir().unwrap();
     let (key, recipient) = keygen(tmp.path());
     let out = tmp.path().join("u");
-    run(dbxport().arg("unpack").arg(golden::bundle_path()).arg("-d").arg(&out));
+    run(dbxport()
+        .arg("unpack")
+        .arg(golden::bundle_path())
+        .arg("-d")
+        .arg(&out));
     let sealed = tmp.path().join("golden.zip.age");
-    run(dbxport().arg("pack").arg(&out).arg("-o").arg(&sealed).arg("-r").arg(&recipient));
+    run(dbxport()
+        .arg("pack")
+        .arg(&out)
+        .arg("-o")
+        .arg(&sealed)
+        .arg("-r")
+        .arg(&recipient));
     let opened = tmp.path().join("opened.zip");
-    run(Command::new("age").arg("-d").arg("-i").arg(&key).arg("-o").arg(&opened).arg(&sealed));
-    assert_eq!(std::fs::read(&opened).unwrap(), std::fs::read(golden::bundle_path()).unwrap());
+    run(Command::new("age")
+        .arg("-d")
+        .arg("-i")
+        .arg(&key)
+        .arg("-o")
+        .arg(&opened)
+        .arg(&sealed));
+    assert_eq!(
+        std::fs::read(&opened).unwrap(),
+        std::fs::read(golden::bundle_path()).unwrap()
+    );
     zip_tools_agree(&opened);
     // The envelope key opens the envelope; the fixture key the sealed values inside.
     let v = run(dbxport()
@@ -298,12 +406,24 @@ fn envelope_opens_with_the_age_tool_and_holds_the_plain_bundle() {
     assert_eq!(v["envelope"], true);
     assert_eq!(v["sealed_opened"], 3);
     // With only the envelope key, the values inside are reported as not opening.
-    let out = dbxport().arg("verify").arg(&sealed).arg("--json").arg("-i").arg(&key).output().unwrap();
+    let out = dbxport()
+        .arg("verify")
+        .arg(&sealed)
+        .arg("--json")
+        .arg("-i")
+        .arg(&key)
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(v["problems"][0]["code"], "E401");
     // Without any key the envelope cannot be read at all.
-    let out = dbxport().arg("verify").arg(&sealed).arg("--json").output().unwrap();
+    let out = dbxport()
+        .arg("verify")
+        .arg(&sealed)
+        .arg("--json")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["problems"][0]["code"], "E400");
@@ -328,8 +448,16 @@ fn zip64_structures_are_read_by_every_tool() {
     w.add_dir("bag/").unwrap();
     for i in 0..66_000u32 {
         let name = format!("bag/f{i:06}");
-        let data = if i % 1000 == 0 { vec![b'x'; 5000] } else { i.to_le_bytes().to_vec() };
-        let method = if i % 1000 == 0 { Method::Deflated } else { Method::Stored };
+        let data = if i % 1000 == 0 {
+            vec![b'x'; 5000]
+        } else {
+            i.to_le_bytes().to_vec()
+        };
+        let method = if i % 1000 == 0 {
+            Method::Deflated
+        } else {
+            Method::Stored
+        };
         w.start_file(&name, data.len() as u64, method).unwrap();
         w.write_data(&data).unwrap();
         w.finish_file().unwrap();
@@ -338,6 +466,10 @@ fn zip64_structures_are_read_by_every_tool() {
     zip_tools_agree(&path);
     let mut f = std::fs::File::open(&path).unwrap();
     let idx = dbxport::bundle::container::read_index(&mut f).unwrap();
-    assert!(idx.problems.is_empty(), "{:?}", &idx.problems[..idx.problems.len().min(3)]);
+    assert!(
+        idx.problems.is_empty(),
+        "{:?}",
+        &idx.problems[..idx.problems.len().min(3)]
+    );
     assert_eq!(idx.entries.len(), 66_001);
 }

@@ -291,53 +291,57 @@ impl Bundle {
                     ));
                 }
             }
-            Some(tm) => match parse_manifest(tm, TAG_MANIFEST_FILE, ErrorCode::TagManifest, false) {
-                Err(e) => problems.push(e),
-                Ok(tm) => {
-                    for req in REQUIRED_TAG_FILES {
-                        if !tm.contains_key(req) {
-                            problems.push(BundleError::new(
-                                ErrorCode::TagManifest,
-                                TAG_MANIFEST_FILE,
-                                format!("does not list {req}"),
-                            ));
+            Some(tm) => {
+                match parse_manifest(tm, TAG_MANIFEST_FILE, ErrorCode::TagManifest, false) {
+                    Err(e) => problems.push(e),
+                    Ok(tm) => {
+                        for req in REQUIRED_TAG_FILES {
+                            if !tm.contains_key(req) {
+                                problems.push(BundleError::new(
+                                    ErrorCode::TagManifest,
+                                    TAG_MANIFEST_FILE,
+                                    format!("does not list {req}"),
+                                ));
+                            }
                         }
-                    }
-                    for t in &tag_files {
-                        if t == TAG_MANIFEST_FILE {
-                            continue;
-                        }
-                        match tm.get(t) {
-                            None => problems.push(BundleError::new(
-                                ErrorCode::Unlisted,
-                                format!("entry {t}"),
-                                "tag file not listed in tagmanifest-sha256.txt",
-                            )),
-                            Some(want) => {
-                                if let Some(b) = tag_bytes.get(t) {
-                                    let got = sha256_hex(b);
-                                    if &got != want {
-                                        problems.push(BundleError::new(
-                                            ErrorCode::TagDigestMismatch,
-                                            format!("entry {t}"),
-                                            format!("SHA-256 is {got}, tag manifest says {want}"),
-                                        ));
+                        for t in &tag_files {
+                            if t == TAG_MANIFEST_FILE {
+                                continue;
+                            }
+                            match tm.get(t) {
+                                None => problems.push(BundleError::new(
+                                    ErrorCode::Unlisted,
+                                    format!("entry {t}"),
+                                    "tag file not listed in tagmanifest-sha256.txt",
+                                )),
+                                Some(want) => {
+                                    if let Some(b) = tag_bytes.get(t) {
+                                        let got = sha256_hex(b);
+                                        if &got != want {
+                                            problems.push(BundleError::new(
+                                                ErrorCode::TagDigestMismatch,
+                                                format!("entry {t}"),
+                                                format!(
+                                                    "SHA-256 is {got}, tag manifest says {want}"
+                                                ),
+                                            ));
+                                        }
                                     }
                                 }
                             }
                         }
-                    }
-                    for listed in tm.keys() {
-                        if !tag_files.contains(listed) {
-                            problems.push(BundleError::new(
-                                ErrorCode::Missing,
-                                format!("entry {listed}"),
-                                "listed in tagmanifest-sha256.txt but not in the bundle",
-                            ));
+                        for listed in tm.keys() {
+                            if !tag_files.contains(listed) {
+                                problems.push(BundleError::new(
+                                    ErrorCode::Missing,
+                                    format!("entry {listed}"),
+                                    "listed in tagmanifest-sha256.txt but not in the bundle",
+                                ));
+                            }
                         }
                     }
                 }
-            },
+            }
         }
 
         // Inventory: format name and version first.
@@ -570,7 +574,11 @@ impl Bundle {
     pub fn open_raw(&mut self, rel: &str) -> Result<EntryReader<'_, Box<dyn ReadSeek>>> {
         let subject = format!("entry {rel}");
         let Some(i) = self.entry_index(rel) else {
-            return Err(BundleError::new(ErrorCode::Missing, subject, "not in the bundle"));
+            return Err(BundleError::new(
+                ErrorCode::Missing,
+                subject,
+                "not in the bundle",
+            ));
         };
         let e = self.index.entries[i].clone();
         open_entry(&mut self.src, &e).map_err(|err| classify_read_error(&subject, &err))
@@ -719,11 +727,12 @@ impl Bundle {
             let subject = format!("entry {rel}");
             let result = self.open_raw(&rel).and_then(|mut r| {
                 r.defer_crc_check();
-                let p = super::digest::pump(&mut r, size, &mut |_| Ok(())).map_err(|e| match e {
-                    super::digest::PumpError::Read(e) | super::digest::PumpError::Write(e) => {
-                        classify_read_error(&subject, &e)
-                    }
-                })?;
+                let p =
+                    super::digest::pump(&mut r, size, &mut |_| Ok(())).map_err(|e| match e {
+                        super::digest::PumpError::Read(e) | super::digest::PumpError::Write(e) => {
+                            classify_read_error(&subject, &e)
+                        }
+                    })?;
                 Ok((p, r.crc_problem().map(str::to_string)))
             });
             match result {

@@ -6,8 +6,8 @@
 //! before `data/` and are written first by a streaming writer) and those that do.
 
 use super::bagit::{
-    bag_info, format_manifest, BAGIT_FILE, BAGIT_TXT, BAG_INFO_FILE, MANIFEST_FILE,
-    OVERVIEW_FILE, TAG_MANIFEST_FILE,
+    bag_info, format_manifest, BAGIT_FILE, BAGIT_TXT, BAG_INFO_FILE, MANIFEST_FILE, OVERVIEW_FILE,
+    TAG_MANIFEST_FILE,
 };
 use super::digest::sha256_hex;
 use super::inventory::{Inventory, INVENTORY_FILE};
@@ -162,13 +162,7 @@ pub fn overview(inv: &Inventory, sizes: &BTreeMap<String, u64>) -> String {
         tf += files;
         tb += bytes;
     }
-    let _ = writeln!(
-        s,
-        "| **total** | {} | {} | {} |\n",
-        tr,
-        tf,
-        grouped(tb)
-    );
+    let _ = writeln!(s, "| **total** | {} | {} | {} |\n", tr, tf, grouped(tb));
     if let Some(seal) = &inv.sealing {
         let values = inv
             .records
@@ -215,7 +209,11 @@ pub fn overview(inv: &Inventory, sizes: &BTreeMap<String, u64>) -> String {
             let stored = if r.stored.is_empty() {
                 "—".to_string()
             } else {
-                r.stored.iter().map(|p| cell(p)).collect::<Vec<_>>().join("<br>")
+                r.stored
+                    .iter()
+                    .map(|p| cell(p))
+                    .collect::<Vec<_>>()
+                    .join("<br>")
             };
             let mut notes: Vec<String> = r.notes.iter().map(|n| cell(n)).collect();
             if r.sealed {

@@ -5,7 +5,9 @@
 
 use super::digest::{pump, PumpError};
 use super::error::{BundleError, ErrorCode, IoContext, Problems, Result};
-use super::fsutil::{create_new_file, create_private_dir, create_private_file, is_empty_or_missing, sync_dir};
+use super::fsutil::{
+    create_new_file, create_private_dir, create_private_file, is_empty_or_missing, sync_dir,
+};
 use super::reader::Bundle;
 use super::seal::Opener;
 use crate::model::Kind;
@@ -183,7 +185,10 @@ fn extract(b: &mut Bundle, root: &Path, opener: Option<&Opener>) -> Result<Unpac
                     return Err(BundleError::new(
                         ErrorCode::RecordMismatch,
                         format!("secret {}", r.name),
-                        format!("stored path {} is not under data/secrets/…/values/", r.stored[0]),
+                        format!(
+                            "stored path {} is not under data/secrets/…/values/",
+                            r.stored[0]
+                        ),
                     ));
                 };
                 let plain = b.unseal(r, op)?;

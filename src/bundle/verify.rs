@@ -154,7 +154,10 @@ fn check_sealed(b: &mut Bundle, opener: &Opener) -> (u64, Vec<BundleError>) {
             Err(e) => problems.push(e),
         }
     }
-    for r in records.iter().filter(|r| r.kind == Kind::Secret && r.sealed) {
+    for r in records
+        .iter()
+        .filter(|r| r.kind == Kind::Secret && r.sealed)
+    {
         match b.unseal(r, opener) {
             Ok(_) => opened += 1,
             Err(e) => problems.push(e),

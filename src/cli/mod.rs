@@ -43,15 +43,16 @@ pub struct Cli {
 /// Every dbxport command.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check a bundle completely (structure, every digest, the inventory); no key needed.
+    // Each command's help comes from its `Args` doc comment (short and long).
+    #[allow(missing_docs)]
     Verify(verify::Args),
-    /// Show what a bundle holds: source, counts and sizes per kind, sealed values, notes.
+    #[allow(missing_docs)]
     Inspect(inspect::Args),
-    /// Unpack a bundle into a folder you can browse without dbxport.
+    #[allow(missing_docs)]
     Unpack(unpack::Args),
-    /// Pack a bag folder into a bundle (the inverse of unpack).
+    #[allow(missing_docs)]
     Pack(pack::Args),
-    /// Create an age key pair for sealing and opening secrets.
+    #[allow(missing_docs)]
     Keygen(keygen::Args),
 }
 

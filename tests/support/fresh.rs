@@ -20,7 +20,11 @@ pub fn value_of(key: &str) -> Vec<u8> {
 
 fn info(path: &str, id: i64, lang: Option<Language>) -> ObjectInfo {
     ObjectInfo {
-        object_type: if lang.is_some() { ObjectType::Notebook } else { ObjectType::File },
+        object_type: if lang.is_some() {
+            ObjectType::Notebook
+        } else {
+            ObjectType::File
+        },
         path: path.into(),
         object_id: id,
         language: lang,
@@ -35,14 +39,22 @@ fn info(path: &str, id: i64, lang: Option<Language>) -> ObjectInfo {
 /// Builds the bundle at `dir/fresh.zip`, sealed to `recipient`; returns its path.
 pub fn build(dir: &Path, recipient: &str) -> PathBuf {
     let settings = BagSettings::new(
-        Source { host: "https://fresh.example.invalid".into(), workspace_id: "777".into() },
+        Source {
+            host: "https://fresh.example.invalid".into(),
+            workspace_id: "777".into(),
+        },
         json!({"test": "interop"}),
     );
     let bag = dir.join(&settings.bag_name);
     let sealer = Sealer::to_recipients(&[recipient]).unwrap();
     let b = BagBuilder::create(&bag, settings, Some(sealer)).unwrap();
-    b.add(Resource::directory("/Users/bob@example.org/Üntitled folder", 1)).unwrap();
-    b.add(Resource::directory("/Users/bob@example.org/empty", 2)).unwrap();
+    b.add(Resource::directory(
+        "/Users/bob@example.org/Üntitled folder",
+        1,
+    ))
+    .unwrap();
+    b.add(Resource::directory("/Users/bob@example.org/empty", 2))
+        .unwrap();
     let big_text: Vec<u8> = (0..60_000)
         .flat_map(|i| format!("# MAGIC line {i} of a long notebook\n").into_bytes())
         .collect();
@@ -50,24 +62,40 @@ pub fn build(dir: &Path, recipient: &str) -> PathBuf {
     nb.push(b'\n');
     nb.extend_from_slice(&big_text);
     b.add(Resource::notebook(
-        &info("/Users/bob@example.org/Üntitled folder/big notebook", 10, Some(Language::Python)),
+        &info(
+            "/Users/bob@example.org/Üntitled folder/big notebook",
+            10,
+            Some(Language::Python),
+        ),
         vec![(Format::Source, Content::Bytes(nb))],
     ))
     .unwrap();
     let noise_path = dir.join("noise.bin");
     std::fs::write(&noise_path, super::golden::noise(6 << 20, 99)).unwrap();
-    b.add(Resource::model_artifact("m", "3", "data/weights.bin", Content::File(noise_path)))
-        .unwrap();
+    b.add(Resource::model_artifact(
+        "m",
+        "3",
+        "data/weights.bin",
+        Content::File(noise_path),
+    ))
+    .unwrap();
     b.add(Resource::workspace_file(
         &info("/Users/bob@example.org/a|b?.txt", 11, None),
         Content::Bytes(b"odd name\n".to_vec()),
     ))
     .unwrap();
-    let scope = SecretScope { name: "prod".into(), backend_type: ScopeBackend::Databricks, keyvault_metadata: None };
+    let scope = SecretScope {
+        name: "prod".into(),
+        backend_type: ScopeBackend::Databricks,
+        keyvault_metadata: None,
+    };
     let mut w = b.secret_scope(&scope, &[]);
     for (_, key) in SECRETS {
         w.add_value(
-            &SecretMetadata { key: key.into(), last_updated_timestamp: None },
+            &SecretMetadata {
+                key: key.into(),
+                last_updated_timestamp: None,
+            },
             &value_of(key),
             ValueEncoding::String,
         )
