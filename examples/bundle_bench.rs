@@ -57,7 +57,7 @@ fn main() {
         .tempfile_in(dir)
         .expect("temporary file");
     {
-        let buf = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+        let buf = BufWriter::with_capacity(dbxport::bundle::digest::BUF, tmp.as_file_mut());
         let (mut buf, _) = write_bundle(buf, &settings, None, resources, Default::default())
             .expect("bundle written");
         buf.flush().expect("flushed");

@@ -139,7 +139,7 @@ fn extract(b: &mut Bundle, root: &Path, opener: Option<&Opener>) -> Result<Unpac
             ));
         };
         let f = create_new_file(&dest)?;
-        let mut w = BufWriter::with_capacity(1 << 20, f);
+        let mut w = BufWriter::with_capacity(super::digest::BUF, f);
         let entry_subject = format!("entry {rel}");
         let mut r = b.open_raw(&rel)?;
         r.defer_crc_check();
