@@ -1,6 +1,6 @@
 //! `pack`: a bag folder on disk → a bundle zip, deterministically (spec §3.6, §9), refusing a
 //! bag whose files differ from its manifests and verifying the result before it is renamed into
-//! place (§11). The inverse of [`super::unpack`]: unpack then pack gives the same bytes.
+//! place (§11). The inverse of [`super::unpack()`]: unpack then pack gives the same bytes.
 //!
 //! With an envelope (§8.4) the zip is streamed straight into age; to verify it without a
 //! plaintext copy on disk, the same stream is also sealed to a one-time key held in memory, and
