@@ -17,6 +17,8 @@ pub enum Dependency {
     ClusterId,
     /// A job id written into the code (e.g. `run-now`); ids change in the target.
     JobId,
+    /// A SQL warehouse id written into the code; ids change in the target.
+    WarehouseId,
     /// A `dbutils.secrets.get` call; the scope must exist in the target (and Key Vault scopes
     /// must be recreated by hand).
     SecretRead,
@@ -30,6 +32,7 @@ impl Dependency {
             Dependency::MountCall => "creates or changes a DBFS mount",
             Dependency::ClusterId => "hard-codes a cluster id",
             Dependency::JobId => "hard-codes a job id",
+            Dependency::WarehouseId => "hard-codes a SQL warehouse id",
             Dependency::SecretRead => "reads a secret",
         }
     }
@@ -56,6 +59,8 @@ pub struct ScanContext {
     pub cluster_ids: Vec<String>,
     /// Job ids of the source workspace.
     pub job_ids: Vec<i64>,
+    /// SQL warehouse ids of the source workspace.
+    pub warehouse_ids: Vec<String>,
 }
 
 fn mount_path_re() -> &'static regex::Regex {
@@ -119,6 +124,11 @@ pub fn scan(path: &str, content: &[u8], ctx: &ScanContext) -> Vec<Finding> {
                 push(Dependency::ClusterId, id);
             }
         }
+        for id in &ctx.warehouse_ids {
+            if !id.is_empty() && line.contains(id.as_str()) {
+                push(Dependency::WarehouseId, id);
+            }
+        }
         if !ctx.job_ids.is_empty() && line.to_ascii_lowercase().contains("job") {
             for m in number_re().find_iter(line) {
                 if let Ok(n) = m.as_str().parse::<i64>() {
@@ -144,10 +154,12 @@ mod tests {
             pw = dbutils.secrets.get(scope='etl', key='db-password')\n\
             w.jobs.run_now(job_id=1042)\n\
             cluster = '0923-101010-abcd'\n\
-            x = 1042  # a plain number, no reference\n";
+            x = 1042  # a plain number, no reference\n\
+            http_path = '/sql/1.0/warehouses/4b9e1f2c7a3d5e60'\n";
         let ctx = ScanContext {
             cluster_ids: vec!["0923-101010-abcd".into()],
             job_ids: vec![1042],
+            warehouse_ids: vec!["4b9e1f2c7a3d5e60".into()],
         };
         let f = scan("/Users/a/nb", code, &ctx);
         let got: Vec<(usize, Dependency)> = f.iter().map(|f| (f.line, f.dependency)).collect();
@@ -160,6 +172,7 @@ mod tests {
                 (4, Dependency::SecretRead),
                 (5, Dependency::JobId),
                 (6, Dependency::ClusterId),
+                (8, Dependency::WarehouseId),
             ]
         );
         assert_eq!(f[3].matched, "etl/db-password");
