@@ -16,6 +16,7 @@
 //! Every object found ends up exported, or in the report with the reason it was not.
 //! This module must not import `emulator` or `import`.
 
+pub mod cluster;
 pub mod context;
 pub mod error;
 pub mod grants;

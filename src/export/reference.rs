@@ -196,12 +196,7 @@ pub async fn export_mounts(ctx: Arc<Ctx>) {
         .or_else(|| ctx.opts.secrets.cluster_id.clone());
     let mut from_cluster = false;
     if let Some(cluster) = &cluster {
-        match ctx
-            .client
-            .commands()
-            .run(cluster, "python", MOUNTS_SNIPPET, Duration::from_secs(600))
-            .await
-        {
+        match super::cluster::run_read_only(&ctx, cluster, MOUNTS_SNIPPET, Duration::from_secs(600)).await {
             Ok(out) => {
                 let parsed = out
                     .data

@@ -287,10 +287,7 @@ async fn read_on_cluster(
 ) -> Result<SecretReadOutput, String> {
     ctx.phase("reading secret values on the cluster");
     let command = secret_read_command(keys);
-    let out = ctx
-        .client
-        .commands()
-        .run(cluster, "python", &command, COMMAND_TIMEOUT)
+    let out = super::cluster::run_read_only(ctx, cluster, &command, COMMAND_TIMEOUT)
         .await
         .map_err(|e| format!("reading values on cluster {cluster} failed: {}", reason(&e)))?;
     let mut data = out.data;
