@@ -131,6 +131,7 @@ pub async fn export(
     let started = Instant::now();
     validate(&mut opts)?;
     let filter = PathFilter::new(&opts.selection)?;
+    stage::precheck(&opts.output, opts.resume)?;
     observer.event(Event::Phase(format!("connecting to {}", client.host())));
     let workspace_id = identify(&client).await?;
     let host = client.host().to_string();

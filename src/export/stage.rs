@@ -115,6 +115,26 @@ fn make_private_dir(dir: &Path) -> Result<(), ExportError> {
     std::fs::create_dir(dir).map_err(|e| ExportError::io(dir, e))
 }
 
+/// Checks the output and staging paths before anything is sent: the output must not exist,
+/// its folder must, and an interrupted export's staging folder needs `resume`.
+pub fn precheck(output: &Path, resume: bool) -> Result<(), ExportError> {
+    if output.exists() {
+        return Err(ExportError::OutputExists(output.to_path_buf()));
+    }
+    let parent = crate::bundle::fsutil::parent_dir(output);
+    if !parent.is_dir() {
+        return Err(ExportError::io(
+            &parent,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "the output's folder does not exist"),
+        ));
+    }
+    let root = staging_path(output);
+    if root.exists() && !resume {
+        return Err(ExportError::StagingExists(root));
+    }
+    Ok(())
+}
+
 impl Stage {
     /// Opens the staging folder of `output`: a new one, or (with `resume`) the one an
     /// interrupted run left. `header` identifies the run (host and options); a resumed run
