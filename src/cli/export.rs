@@ -184,6 +184,9 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     }
     let notebook_format = args.notebook_format.as_deref().map(parse_format).transpose()?;
     let (sealer, envelope) = sealers(&args)?;
+    if args.envelope && envelope.is_none() {
+        bail!("--envelope needs recipients\nhint: add --recipient KEY, --recipients-file FILE or --passphrase");
+    }
     let (client, warnings) = Client::from_args(&args.auth, &args.engine)
         .context("export: cannot set up the workspace connection")?;
     for w in warnings {

@@ -9,6 +9,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 #[derive(Debug, Clone)]
 pub struct PathFilter {
     roots: Vec<String>,
+    explicit: Vec<String>,
     exclude: GlobSet,
 }
 
@@ -29,6 +30,7 @@ impl PathFilter {
             .map_err(|e| ExportError::Usage(format!("--exclude: {e}")))?;
         Ok(PathFilter {
             roots: sel.roots(),
+            explicit: sel.paths.iter().map(|p| super::options::normalize_prefix(p)).collect(),
             exclude,
         })
     }
@@ -36,6 +38,12 @@ impl PathFilter {
     /// The folders a walk starts from.
     pub fn roots(&self) -> &[String] {
         &self.roots
+    }
+
+    /// True when a root comes only from `--user` (a home folder that may not exist, which is
+    /// not an error), not from `--path`.
+    pub fn is_optional_root(&self, root: &str) -> bool {
+        !self.explicit.iter().any(|p| p == root)
     }
 
     /// True when `path` matches an `--exclude` glob (a folder's whole subtree is then left

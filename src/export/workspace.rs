@@ -96,6 +96,10 @@ async fn root_status(ctx: &Arc<Ctx>, root: &str) -> Option<ObjectInfo> {
             let _ = tokio::task::spawn_blocking(move || c.stage.record_step(&key, &v)).await;
             Some(info)
         }
+        Err(e) if e.is_not_found() && ctx.filter.is_optional_root(root) => {
+            tracing::info!(target: "dbxport::export", root, "no such home folder");
+            None
+        }
         Err(e) => {
             ctx.found(Kind::Directory, 1);
             ctx.client_failure(
