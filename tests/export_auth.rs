@@ -46,7 +46,14 @@ fn oauth_m2m_service_principal() {
     c.env_remove("DATABRICKS_TOKEN")
         .env("DATABRICKS_CLIENT_ID", SP_ID)
         .env("DATABRICKS_CLIENT_SECRET", SP_SECRET)
-        .args(["--include", "job,notebook", "--path", "/Shared", "--json", "-o"])
+        .args([
+            "--include",
+            "job,notebook",
+            "--path",
+            "/Shared",
+            "--json",
+            "-o",
+        ])
         .arg(&bundle);
     let out = run(c);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
@@ -54,10 +61,23 @@ fn oauth_m2m_service_principal() {
     assert!(stats.count("POST /oidc/v1/token") >= 1, "{stats:?}");
     assert_eq!(stats.unauthenticated, 0);
     let s = summary(&out);
-    assert!(s["report"]["kinds"]["notebook"]["exported"].as_u64().unwrap() > 0, "{s}");
+    assert!(
+        s["report"]["kinds"]["notebook"]["exported"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{s}"
+    );
     // The client secret is nowhere in what was written or printed.
-    let all = [out.stdout.clone(), out.stderr.clone(), std::fs::read(&bundle).unwrap()].concat();
-    assert!(!all.windows(SP_SECRET.len()).any(|w| w == SP_SECRET.as_bytes()));
+    let all = [
+        out.stdout.clone(),
+        out.stderr.clone(),
+        std::fs::read(&bundle).unwrap(),
+    ]
+    .concat();
+    assert!(!all
+        .windows(SP_SECRET.len())
+        .any(|w| w == SP_SECRET.as_bytes()));
 }
 
 #[test]
@@ -66,16 +86,27 @@ fn wrong_token_fails_fast_with_a_clear_message() {
     let tmp = tempfile::tempdir().unwrap();
     let bundle = tmp.path().join("x.zip");
     let mut c = export_cmd(&emu, tmp.path(), &[]);
-    c.env("DATABRICKS_TOKEN", "dapi-not-a-real-token").arg("-o").arg(&bundle);
+    c.env("DATABRICKS_TOKEN", "dapi-not-a-real-token")
+        .arg("-o")
+        .arg(&bundle);
     let t0 = std::time::Instant::now();
     let out = run(c);
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     assert!(t0.elapsed() < std::time::Duration::from_secs(20));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("refused the credentials"), "{err}");
-    assert!(!err.contains("dapi-not-a-real-token"), "the token is printed: {err}");
+    assert!(
+        !err.contains("dapi-not-a-real-token"),
+        "the token is printed: {err}"
+    );
     let stats = emu.stats();
-    assert_eq!(stats.total, 1, "a refused token must not cause a retry storm: {stats:?}");
+    assert_eq!(
+        stats.total, 1,
+        "a refused token must not cause a retry storm: {stats:?}"
+    );
     assert!(!bundle.exists());
-    assert!(!tmp.path().join("x.zip.partial").exists(), "nothing is staged before the workspace answers");
+    assert!(
+        !tmp.path().join("x.zip.partial").exists(),
+        "nothing is staged before the workspace answers"
+    );
 }

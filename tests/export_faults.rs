@@ -10,7 +10,12 @@ use dbxport::emulator::FaultConfig;
 use std::collections::BTreeMap;
 use support::*;
 
-fn export_to(emu: &dbxport::emulator::EmulatorHandle, dir: &std::path::Path, recipient: &str, name: &str) -> (std::path::PathBuf, serde_json::Value) {
+fn export_to(
+    emu: &dbxport::emulator::EmulatorHandle,
+    dir: &std::path::Path,
+    recipient: &str,
+    name: &str,
+) -> (std::path::PathBuf, serde_json::Value) {
     let bundle = dir.join(name);
     let out = run({
         let mut c = export_cmd(emu, dir, &[]);
@@ -67,5 +72,10 @@ fn faults_leave_the_payload_unchanged() {
     let rb: serde_json::Value = serde_json::from_slice(&eb["export-report.json"]).unwrap();
     assert_eq!(ra["kinds"], rb["kinds"]);
     assert_eq!(ra["must_recreate"], rb["must_recreate"]);
-    assert_eq!(s["report"]["issues"].as_array().unwrap().len(), 0, "{}", s["report"]);
+    assert_eq!(
+        s["report"]["issues"].as_array().unwrap().len(),
+        0,
+        "{}",
+        s["report"]
+    );
 }

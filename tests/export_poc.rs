@@ -80,11 +80,17 @@ fn poc_export_holds_every_object_byte_for_byte() {
     let big_rec = &notebooks[big];
     assert_eq!(big_rec["meta"]["formats"], serde_json::json!(["SOURCE"]));
     assert!(
-        big_rec["notes"][0].as_str().unwrap().contains("outputs dropped"),
+        big_rec["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("outputs dropped"),
         "{big_rec}"
     );
     let small = &notebooks["/Shared/etl/nightly_load"];
-    assert_eq!(small["meta"]["formats"], serde_json::json!(["SOURCE", "JUPYTER"]));
+    assert_eq!(
+        small["meta"]["formats"],
+        serde_json::json!(["SOURCE", "JUPYTER"])
+    );
     let ipynb = &entries[small["stored"][1].as_str().unwrap()];
     assert!(serde_json::from_slice::<Value>(ipynb).unwrap()["cells"].is_array());
 
@@ -95,24 +101,45 @@ fn poc_export_holds_every_object_byte_for_byte() {
         tree.files.keys().collect::<BTreeSet<_>>()
     );
     for (path, bytes) in &tree.files {
-        assert_eq!(primary(&entries, &files[path]), bytes.as_slice(), "file {path}");
+        assert_eq!(
+            primary(&entries, &files[path]),
+            bytes.as_slice(),
+            "file {path}"
+        );
     }
     let dirs = by_name(&recs, "directory");
-    let want_dirs: BTreeSet<&String> = tree.dirs.iter().filter(|d| !tree.repos.contains(d)).collect();
+    let want_dirs: BTreeSet<&String> = tree
+        .dirs
+        .iter()
+        .filter(|d| !tree.repos.contains(d))
+        .collect();
     assert_eq!(dirs.keys().collect::<BTreeSet<_>>(), want_dirs);
     let zip_dirs = dir_entries(&r.bundle);
     let archive = &dirs["/Shared/archive"];
     assert!(zip_dirs.contains(&archive["stored"][0].as_str().unwrap().to_string()));
 
     // Repos: the link, not the working tree.
-    let repos: Vec<Value> = serde_json::from_slice(&std::fs::read(r.dump.join("repos.json")).unwrap()).unwrap();
+    let repos: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(r.dump.join("repos.json")).unwrap()).unwrap();
     let got = by_name(&recs, "repo");
     assert_eq!(got.len(), repos.len());
     for want in &repos {
         let rec = &got[want["path"].as_str().unwrap()];
         let stored: Value = serde_json::from_slice(primary(&entries, rec)).unwrap();
-        for f in ["url", "provider", "branch", "head_commit_id", "sparse_checkout", "id"] {
-            assert_eq!(stored.get(f), want.get(f), "repo {} field {f}", want["path"]);
+        for f in [
+            "url",
+            "provider",
+            "branch",
+            "head_commit_id",
+            "sparse_checkout",
+            "id",
+        ] {
+            assert_eq!(
+                stored.get(f),
+                want.get(f),
+                "repo {} field {f}",
+                want["path"]
+            );
         }
     }
 
@@ -122,7 +149,8 @@ fn poc_export_holds_every_object_byte_for_byte() {
     let job_files: Vec<_> = std::fs::read_dir(r.dump.join("jobs")).unwrap().collect();
     assert_eq!(jobs.len(), job_files.len());
     for f in job_files {
-        let mut want: Value = serde_json::from_slice(&std::fs::read(f.unwrap().path()).unwrap()).unwrap();
+        let mut want: Value =
+            serde_json::from_slice(&std::fs::read(f.unwrap().path()).unwrap()).unwrap();
         // `format` is filled by the server and stripped on export (model::job::SERVER_SETTINGS_FIELDS).
         want["settings"].as_object_mut().unwrap().remove("format");
         let name = want["settings"]["name"].as_str().unwrap();
@@ -137,7 +165,8 @@ fn poc_export_holds_every_object_byte_for_byte() {
     assert_eq!(fanout["settings"]["tasks"].as_array().unwrap().len(), 120);
 
     // Secrets: every value sealed, opening to the stored bytes.
-    let secrets: Value = serde_json::from_slice(&std::fs::read(r.dump.join("secrets.json")).unwrap()).unwrap();
+    let secrets: Value =
+        serde_json::from_slice(&std::fs::read(r.dump.join("secrets.json")).unwrap()).unwrap();
     let got = by_name(&recs, "secret");
     let mut n = 0;
     for scope in secrets["scopes"].as_array().unwrap() {
@@ -152,7 +181,9 @@ fn poc_export_holds_every_object_byte_for_byte() {
                 (Some(v), _) => v.as_str().unwrap().as_bytes().to_vec(),
                 (_, Some(b)) => {
                     use base64::Engine as _;
-                    base64::engine::general_purpose::STANDARD.decode(b.as_str().unwrap()).unwrap()
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b.as_str().unwrap())
+                        .unwrap()
                 }
                 _ => panic!("seed secret without a value"),
             };
@@ -188,7 +219,8 @@ fn poc_export_holds_every_object_byte_for_byte() {
     }
 
     // Legacy table ACLs: grants, denies and owners, exactly.
-    let hive: Value = serde_json::from_slice(&std::fs::read(r.dump.join("hive.json")).unwrap()).unwrap();
+    let hive: Value =
+        serde_json::from_slice(&std::fs::read(r.dump.join("hive.json")).unwrap()).unwrap();
     let mut want: BTreeSet<(String, String, String, String)> = hive["grants"]
         .as_array()
         .unwrap()
@@ -213,12 +245,22 @@ fn poc_export_holds_every_object_byte_for_byte() {
         for t in db["tables"].as_array().into_iter().flatten() {
             if let Some(o) = t["owner"].as_str() {
                 let ty = t["type"].as_str().unwrap_or("TABLE");
-                want.insert((o.into(), "OWN".into(), ty.into(), format!("{d}.{}", t["name"].as_str().unwrap())));
+                want.insert((
+                    o.into(),
+                    "OWN".into(),
+                    ty.into(),
+                    format!("{d}.{}", t["name"].as_str().unwrap()),
+                ));
             }
         }
         for f in db["functions"].as_array().into_iter().flatten() {
             if let Some(o) = f["owner"].as_str() {
-                want.insert((o.into(), "OWN".into(), "FUNCTION".into(), format!("{d}.{}", f["name"].as_str().unwrap())));
+                want.insert((
+                    o.into(),
+                    "OWN".into(),
+                    "FUNCTION".into(),
+                    format!("{d}.{}", f["name"].as_str().unwrap()),
+                ));
             }
         }
     }
@@ -244,10 +286,15 @@ fn poc_export_holds_every_object_byte_for_byte() {
     assert_eq!(as_table(got_grants), as_table(want));
 
     // Unity Catalog grants.
-    let uc: Value = serde_json::from_slice(&std::fs::read(r.dump.join("unity_catalog.json")).unwrap()).unwrap();
+    let uc: Value =
+        serde_json::from_slice(&std::fs::read(r.dump.join("unity_catalog.json")).unwrap()).unwrap();
     let got = by_name(&recs, "uc_grants");
     for g in uc["grants"].as_array().unwrap() {
-        let name = format!("{} {}", g["securable_type"].as_str().unwrap(), g["full_name"].as_str().unwrap());
+        let name = format!(
+            "{} {}",
+            g["securable_type"].as_str().unwrap(),
+            g["full_name"].as_str().unwrap()
+        );
         let stored: Value = serde_json::from_slice(primary(&entries, &got[&name])).unwrap();
         let set = |v: &Value| -> BTreeSet<(String, String)> {
             v.as_array()
@@ -256,11 +303,16 @@ fn poc_export_holds_every_object_byte_for_byte() {
                 .map(|a| (a["principal"].to_string(), a["privileges"].to_string()))
                 .collect()
         };
-        assert_eq!(set(&stored["privilege_assignments"]), set(&g["privilege_assignments"]), "{name}");
+        assert_eq!(
+            set(&stored["privilege_assignments"]),
+            set(&g["privilege_assignments"]),
+            "{name}"
+        );
     }
 
     // Object permissions: the seed's direct grants, for every object that has some.
-    let perms: Vec<Value> = serde_json::from_slice(&std::fs::read(r.dump.join("permissions.json")).unwrap()).unwrap();
+    let perms: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(r.dump.join("permissions.json")).unwrap()).unwrap();
     let perm_recs: Vec<&Value> = recs.iter().filter(|r| r["kind"] == "permissions").collect();
     for p in perms {
         let object = p["object"].as_str().unwrap();
@@ -280,12 +332,16 @@ fn poc_export_holds_every_object_byte_for_byte() {
         for want in p["access_control_list"].as_array().unwrap() {
             let want: dbxport::model::permissions::AccessControlRequest =
                 serde_json::from_value(want.clone()).unwrap();
-            assert!(direct.contains(&want), "{object}: {want:?} missing from {direct:?}");
+            assert!(
+                direct.contains(&want),
+                "{object}: {want:?} missing from {direct:?}"
+            );
         }
     }
 
     // Reference-only records.
-    let compute: Value = serde_json::from_slice(&std::fs::read(r.dump.join("compute.json")).unwrap()).unwrap();
+    let compute: Value =
+        serde_json::from_slice(&std::fs::read(r.dump.join("compute.json")).unwrap()).unwrap();
     for (field, kind) in [
         ("clusters", "cluster"),
         ("instance_pools", "instance_pool"),
@@ -298,7 +354,8 @@ fn poc_export_holds_every_object_byte_for_byte() {
             "{kind}"
         );
     }
-    let mounts: Vec<Value> = serde_json::from_slice(&std::fs::read(r.dump.join("mounts.json")).unwrap()).unwrap();
+    let mounts: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(r.dump.join("mounts.json")).unwrap()).unwrap();
     let got = by_name(&recs, "mount");
     assert_eq!(got.len(), mounts.len());
     for m in mounts {
@@ -306,7 +363,12 @@ fn poc_export_holds_every_object_byte_for_byte() {
         assert_eq!(rec["meta"]["source"], m["source"]);
     }
     let principals = by_name(&recs, "principal");
-    for p in ["lena.fischer@sciencehub.example", "researchers", "climate modelling", "9c7d2e14-5b3a-4f68-a1d0-3e8b6c2f9a71"] {
+    for p in [
+        "lena.fischer@sciencehub.example",
+        "researchers",
+        "climate modelling",
+        "9c7d2e14-5b3a-4f68-a1d0-3e8b6c2f9a71",
+    ] {
         assert!(principals.contains_key(p), "principal {p} missing");
     }
 
@@ -314,7 +376,10 @@ fn poc_export_holds_every_object_byte_for_byte() {
     let report = &r.summary["report"];
     let count = |k: &str, f: &str| report["kinds"][k][f].as_u64().unwrap_or(0);
     assert_eq!(count("notebook", "found"), tree.notebooks.len() as u64);
-    assert_eq!(count("notebook", "exported"), tree.notebooks.len() as u64 - 1);
+    assert_eq!(
+        count("notebook", "exported"),
+        tree.notebooks.len() as u64 - 1
+    );
     assert_eq!(count("notebook", "degraded"), 1);
     assert_eq!(count("file", "found"), tree.files.len() as u64);
     assert_eq!(count("directory", "found"), want_dirs.len() as u64);
@@ -325,7 +390,11 @@ fn poc_export_holds_every_object_byte_for_byte() {
         assert_eq!(c["failed"], 0, "{k}: {report}");
         assert_eq!(
             c["found"].as_u64(),
-            Some(c["exported"].as_u64().unwrap() + c["degraded"].as_u64().unwrap() + c["not_exported"].as_u64().unwrap()),
+            Some(
+                c["exported"].as_u64().unwrap()
+                    + c["degraded"].as_u64().unwrap()
+                    + c["not_exported"].as_u64().unwrap()
+            ),
             "{k}"
         );
     }
@@ -341,7 +410,9 @@ fn assert_subset(want: &Value, got: &Value, at: &str) {
     match (want, got) {
         (Value::Object(w), Value::Object(g)) => {
             for (k, v) in w {
-                let gv = g.get(k).unwrap_or_else(|| panic!("{at}: field {k} missing"));
+                let gv = g
+                    .get(k)
+                    .unwrap_or_else(|| panic!("{at}: field {k} missing"));
                 assert_subset(v, gv, &format!("{at}.{k}"));
             }
         }
@@ -361,18 +432,30 @@ fn refused_secrets_get_reads_values_on_the_cluster_and_requests_stay_in_budget()
     let s = &r.stats;
     // secrets/get is asked once, refused, and never again; values come from one program run.
     assert_eq!(s.count("GET /api/2.0/secrets/get"), 1);
-    assert_eq!(s.count("POST /api/1.2/commands/execute"), 2, "secret values and mount sources");
+    assert_eq!(
+        s.count("POST /api/1.2/commands/execute"),
+        2,
+        "secret values and mount sources"
+    );
     assert_eq!(
         s.count("POST /api/1.2/contexts/create"),
         s.count("POST /api/1.2/contexts/destroy"),
         "every execution context is destroyed"
     );
-    assert_eq!(s.mutating, 0, "an export changes nothing: {:?}", s.mutating_routes());
+    assert_eq!(
+        s.mutating,
+        0,
+        "an export changes nothing: {:?}",
+        s.mutating_routes()
+    );
     let report = &r.summary["report"];
     let found = |k: &str| report["kinds"][k]["found"].as_u64().unwrap_or(0);
     // One listing per folder (and the root), one content call per notebook (two with the
     // richer format), one per file, one permissions call per object.
-    assert_eq!(s.count("GET /api/2.0/workspace/list"), found("directory") + 1);
+    assert_eq!(
+        s.count("GET /api/2.0/workspace/list"),
+        found("directory") + 1
+    );
     assert_eq!(
         s.count("GET /api/2.0/workspace/export"),
         2 * found("notebook") + found("file")
@@ -396,22 +479,44 @@ fn must_recreate_checklist_names_dependent_lines() {
     let r = export_poc();
     let m = &r.summary["report"]["must_recreate"];
     let names = |f: &str| -> BTreeSet<String> {
-        m[f].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_string()).collect()
+        m[f].as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_string())
+            .collect()
     };
-    assert_eq!(names("clusters"), ["0611-083245-krill42a", "0702-154510-glacier7"].map(String::from).into());
-    assert_eq!(names("mounts"), ["/mnt/ocean-raw", "/mnt/soil-archive"].map(String::from).into());
-    assert_eq!(names("keyvault_scopes"), ["hub-keyvault".to_string()].into());
+    assert_eq!(
+        names("clusters"),
+        ["0611-083245-krill42a", "0702-154510-glacier7"]
+            .map(String::from)
+            .into()
+    );
+    assert_eq!(
+        names("mounts"),
+        ["/mnt/ocean-raw", "/mnt/soil-archive"]
+            .map(String::from)
+            .into()
+    );
+    assert_eq!(
+        names("keyvault_scopes"),
+        ["hub-keyvault".to_string()].into()
+    );
     assert_eq!(names("instance_pools").len(), 1);
     assert_eq!(names("cluster_policies").len(), 1);
     let shared = &m["clusters"].as_array().unwrap()[0];
     assert!(
-        shared["details"].to_string().contains("/Shared/init-scripts/install-conda-env.sh"),
+        shared["details"]
+            .to_string()
+            .contains("/Shared/init-scripts/install-conda-env.sh"),
         "{shared}"
     );
     let mut found: BTreeMap<(String, String), BTreeSet<u64>> = BTreeMap::new();
     for f in m["code"].as_array().unwrap() {
         found
-            .entry((f["path"].as_str().unwrap().into(), f["dependency"].as_str().unwrap().into()))
+            .entry((
+                f["path"].as_str().unwrap().into(),
+                f["dependency"].as_str().unwrap().into(),
+            ))
             .or_default()
             .insert(f["line"].as_u64().unwrap());
     }
@@ -425,5 +530,8 @@ fn must_recreate_checklist_names_dependent_lines() {
     assert!(has("/Shared/common/Config", "warehouse_id"));
     assert!(has("/Shared/etl/legacy/v1/export_to_mnt", "job_id"));
     assert!(has("/Shared/common/utils", "cluster_id"));
-    assert_eq!(found[&(format!("{ada}/JobHealth"), "job_id".to_string())], [7].into());
+    assert_eq!(
+        found[&(format!("{ada}/JobHealth"), "job_id".to_string())],
+        [7].into()
+    );
 }

@@ -48,7 +48,8 @@ fn staged_kinds(partial: &Path) -> BTreeMap<String, u64> {
                 continue;
             }
             let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-            *out.entry(v["kind"].as_str().unwrap().to_string()).or_default() += 1;
+            *out.entry(v["kind"].as_str().unwrap().to_string())
+                .or_default() += 1;
         }
     }
     out
@@ -60,7 +61,10 @@ fn wait_for_lines(partial: &Path, n: usize, child: &mut std::process::Child) {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("the export ended ({status}) before it could be interrupted");
         }
-        assert!(t0.elapsed() < Duration::from_secs(120), "the export made no progress");
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "the export made no progress"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -86,11 +90,18 @@ fn kill_9_then_resume_fetches_only_what_is_missing() {
     wait_for_lines(&partial, 90, &mut child);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    assert!(!bundle.exists(), "an interrupted export left a file at the output path");
+    assert!(
+        !bundle.exists(),
+        "an interrupted export left a file at the output path"
+    );
     let held = staged_kinds(&partial);
-    let held_content = held.get("notebook").copied().unwrap_or(0) + held.get("file").copied().unwrap_or(0);
+    let held_content =
+        held.get("notebook").copied().unwrap_or(0) + held.get("file").copied().unwrap_or(0);
     let held_perms = held.get("permissions").copied().unwrap_or(0);
-    assert!(held_content + held_perms > 0, "nothing was staged before the kill: {held:?}");
+    assert!(
+        held_content + held_perms > 0,
+        "nothing was staged before the kill: {held:?}"
+    );
 
     // Without --resume the staging folder is refused, before any request.
     emu.reset_stats();
@@ -139,8 +150,10 @@ fn kill_9_then_resume_fetches_only_what_is_missing() {
         assert!(b2[p] == *bytes, "{p} differs after resume");
     }
     // The resumed report counts every object once.
-    let ra: serde_json::Value = serde_json::from_slice(&entries(&bundle)["export-report.json"]).unwrap();
-    let rc: serde_json::Value = serde_json::from_slice(&entries(&clean)["export-report.json"]).unwrap();
+    let ra: serde_json::Value =
+        serde_json::from_slice(&entries(&bundle)["export-report.json"]).unwrap();
+    let rc: serde_json::Value =
+        serde_json::from_slice(&entries(&clean)["export-report.json"]).unwrap();
     assert_eq!(ra["kinds"], rc["kinds"]);
     assert_eq!(ra["must_recreate"], rc["must_recreate"]);
 }

@@ -39,7 +39,9 @@ use std::time::{Duration, Instant};
 /// Secret values are sealed with age to --recipient/--recipients-file keys or a --passphrase
 /// before anything is written; without those, values are not exported at all.
 #[derive(Debug, ClapArgs)]
-#[command(after_help = "Examples:\n  dbxport export -o hub.zip -r age1...\n  dbxport export -o hub.zip --passphrase --secrets-cluster 0611-083245-abcd --warehouse-id 4b9e1f2c\n  dbxport export -o lena.zip --user lena@example.org --exclude secrets\n  dbxport export -o hub.zip -r age1... --resume")]
+#[command(
+    after_help = "Examples:\n  dbxport export -o hub.zip -r age1...\n  dbxport export -o hub.zip --passphrase --secrets-cluster 0611-083245-abcd --warehouse-id 4b9e1f2c\n  dbxport export -o lena.zip --user lena@example.org --exclude secrets\n  dbxport export -o hub.zip -r age1... --resume"
+)]
 pub struct Args {
     /// The bundle to write (`*.zip`, or `*.zip.age` with --envelope).
     #[arg(short = 'o', long = "output", value_name = "BUNDLE")]
@@ -112,7 +114,10 @@ fn selection(args: &Args) -> anyhow::Result<(BTreeSet<Kind>, Vec<String>)> {
         let mut k = BTreeSet::new();
         for w in args.include.iter().filter(|w| !w.trim().is_empty()) {
             let Some(found) = parse_kinds(w) else {
-                bail!("--include {w}: not a kind\nhint: kinds are {}", kind_words());
+                bail!(
+                    "--include {w}: not a kind\nhint: kinds are {}",
+                    kind_words()
+                );
             };
             k.extend(found);
         }
@@ -182,7 +187,11 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         (false, true) => bail!("{name}: a name ending in .age promises an envelope\nhint: add --envelope (with --recipient or --passphrase), or name the output *.zip"),
         _ => {}
     }
-    let notebook_format = args.notebook_format.as_deref().map(parse_format).transpose()?;
+    let notebook_format = args
+        .notebook_format
+        .as_deref()
+        .map(parse_format)
+        .transpose()?;
     let (sealer, envelope) = sealers(&args)?;
     if args.envelope && envelope.is_none() {
         bail!("--envelope needs recipients\nhint: add --recipient KEY, --recipients-file FILE or --passphrase");
@@ -239,8 +248,15 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Some(Err(e)) => {
             let code = exit_code(&e);
             eprintln!("dbxport: export: {e}");
-            if matches!(e, ExportError::Client { .. } | ExportError::Journal(_) | ExportError::Io { .. }) && staging_path(&args.output).exists() && !e.is_auth_failure() {
-                eprintln!("hint: fix the cause, then run the same command with --resume to continue");
+            if matches!(
+                e,
+                ExportError::Client { .. } | ExportError::Journal(_) | ExportError::Io { .. }
+            ) && staging_path(&args.output).exists()
+                && !e.is_auth_failure()
+            {
+                eprintln!(
+                    "hint: fix the cause, then run the same command with --resume to continue"
+                );
             }
             Ok(code)
         }
@@ -249,7 +265,11 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 print_json(&summary)?;
             }
             print_summary(&summary);
-            Ok(if summary.has_failures() { EXIT_PROBLEMS } else { EXIT_OK })
+            Ok(if summary.has_failures() {
+                EXIT_PROBLEMS
+            } else {
+                EXIT_OK
+            })
         }
     }
 }
@@ -292,10 +312,18 @@ fn print_summary(s: &ExportSummary) {
         eprintln!("  {what}: {} {}: {}", i.kind, i.name, i.reason);
     }
     if r.issues.len() > SHOWN {
-        eprintln!("  … and {} more (see export-report.md in the bundle, or --json)", r.issues.len() - SHOWN);
+        eprintln!(
+            "  … and {} more (see export-report.md in the bundle, or --json)",
+            r.issues.len() - SHOWN
+        );
     }
     let m = &r.must_recreate;
-    let items = m.clusters.len() + m.instance_pools.len() + m.cluster_policies.len() + m.warehouses.len() + m.mounts.len() + m.keyvault_scopes.len();
+    let items = m.clusters.len()
+        + m.instance_pools.len()
+        + m.cluster_policies.len()
+        + m.warehouses.len()
+        + m.mounts.len()
+        + m.keyvault_scopes.len();
     if items + m.code.len() > 0 {
         eprintln!(
             "dbxport: must recreate: {items} compute, mount and Key Vault items; {} lines of code depend on them (export-report.md)",
@@ -308,7 +336,11 @@ fn print_summary(s: &ExportSummary) {
         s.run.retries,
         s.run.throttled,
         s.run.elapsed_secs,
-        if s.run.resumed { format!("; resumed, {} objects reused", s.run.reused) } else { String::new() }
+        if s.run.resumed {
+            format!("; resumed, {} objects reused", s.run.reused)
+        } else {
+            String::new()
+        }
     );
 }
 
@@ -335,8 +367,10 @@ impl Display {
         let total = multi.as_ref().map(|m| {
             let b = m.add(ProgressBar::new(0));
             b.set_style(
-                ProgressStyle::with_template("{spinner} {prefix:>16} {wide_bar} {pos}/{len} {msg} · {per_sec} · ETA {eta}")
-                    .expect("valid template"),
+                ProgressStyle::with_template(
+                    "{spinner} {prefix:>16} {wide_bar} {pos}/{len} {msg} · {per_sec} · ETA {eta}",
+                )
+                .expect("valid template"),
             );
             b.set_prefix("total");
             b.enable_steady_tick(Duration::from_millis(200));
@@ -400,7 +434,12 @@ impl Observer for Display {
                     }
                 }
             }
-            Event::Done { kind, bytes, outcome, .. } => {
+            Event::Done {
+                kind,
+                bytes,
+                outcome,
+                ..
+            } => {
                 st.done += 1;
                 st.bytes += bytes;
                 if self.terminal {
@@ -435,7 +474,10 @@ fn bar_for(st: &mut DisplayState, kind: Kind) -> ProgressBar {
         return b.clone();
     }
     let b = ProgressBar::new(0);
-    b.set_style(ProgressStyle::with_template("  {prefix:>16} {bar:30} {pos}/{len} {msg}").expect("valid template"));
+    b.set_style(
+        ProgressStyle::with_template("  {prefix:>16} {bar:30} {pos}/{len} {msg}")
+            .expect("valid template"),
+    );
     b.set_prefix(kind.as_str());
     let b = match (&st.multi, &st.total) {
         (Some(m), Some(t)) => m.insert_before(t, b),

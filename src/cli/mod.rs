@@ -48,7 +48,7 @@ pub enum Command {
     /// Serve a Databricks-compatible emulator on loopback until interrupted.
     Emulator(emulator::Args),
     #[allow(missing_docs)]
-    Export(export::Args),
+    Export(Box<export::Args>),
     // Each command's help comes from its `Args` doc comment (short and long).
     #[allow(missing_docs)]
     Verify(verify::Args),
@@ -67,7 +67,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: anyhow::Result<u8> = match cli.command {
         Command::Emulator(args) => emulator::run(args),
-        Command::Export(a) => export::run(a),
+        Command::Export(a) => export::run(*a),
         Command::Verify(a) => verify::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Unpack(a) => unpack::run(a),

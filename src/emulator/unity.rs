@@ -58,7 +58,12 @@ fn names_at(st: &State, depth: usize) -> std::collections::BTreeSet<Vec<String>>
     st.unity
         .securables
         .keys()
-        .filter(|(ty, _)| matches!(ty.as_str(), "catalog" | "schema" | "table" | "volume" | "function"))
+        .filter(|(ty, _)| {
+            matches!(
+                ty.as_str(),
+                "catalog" | "schema" | "table" | "volume" | "function"
+            )
+        })
         .filter_map(|(_, name)| {
             let parts: Vec<String> = name.split('.').map(str::to_string).collect();
             (parts.len() >= depth).then(|| parts[..depth].to_vec())
@@ -79,7 +84,9 @@ async fn list_schemas(ctx: Ctx, p: Params) -> ApiResult {
     let catalog = p.req("catalog_name")?.to_string();
     let st = ctx.state();
     if !names_at(&st, 1).contains(&vec![catalog.clone()]) {
-        return Err(ApiError::not_found(format!("Catalog '{catalog}' does not exist.")));
+        return Err(ApiError::not_found(format!(
+            "Catalog '{catalog}' does not exist."
+        )));
     }
     let schemas: Vec<Value> = names_at(&st, 2)
         .into_iter()

@@ -15,7 +15,9 @@ fn transient(e: &ClientError) -> bool {
     match e {
         ClientError::Transport { .. } => true,
         ClientError::RetriesExhausted { .. } => false,
-        other => other.api().is_some_and(|a| a.status >= 500 || a.status == 429),
+        other => other
+            .api()
+            .is_some_and(|a| a.status >= 500 || a.status == 429),
     }
 }
 
@@ -28,7 +30,12 @@ pub async fn run_read_only(
 ) -> Result<CommandOutput, ClientError> {
     let mut attempt = 1;
     loop {
-        match ctx.client.commands().run(cluster, "python", program, timeout).await {
+        match ctx
+            .client
+            .commands()
+            .run(cluster, "python", program, timeout)
+            .await
+        {
             Err(e) if attempt < ATTEMPTS && transient(&e) => {
                 tracing::info!(target: "dbxport::export", cluster, attempt, error = %e, "running the program again");
                 tokio::time::sleep(Duration::from_millis(500) * attempt).await;

@@ -103,17 +103,11 @@ impl Ctx {
         self.emit(Event::Found { kind, count: n });
     }
 
-    /// Records what became of one object.
-    pub fn outcome(
-        &self,
-        kind: Kind,
-        name: &str,
-        source_id: &str,
-        outcome: Outcome,
-        reasons: &[String],
-        bytes: u64,
-        reused: bool,
-    ) {
+    /// Records what became of one object: `entry` gives its name, outcome (exported when
+    /// unset), notes (the reasons of any other outcome) and staged bytes.
+    pub fn outcome(&self, kind: Kind, source_id: &str, entry: &DoneEntry, reused: bool) {
+        let outcome = entry.outcome.unwrap_or(Outcome::Exported);
+        let (name, reasons, bytes) = (entry.name.as_str(), &entry.notes, entry.bytes);
         {
             let mut r = lock(&self.report);
             let c = r.kinds.entry(kind.as_str().to_string()).or_default();
@@ -151,7 +145,7 @@ impl Ctx {
 
     /// Records a failure of one object.
     pub fn failed(&self, kind: Kind, name: &str, source_id: &str, why: String) {
-        self.outcome(kind, name, source_id, Outcome::Failed, &[why], 0, false);
+        self.outcome(kind, source_id, &DoneEntry::failed(name, why), false);
     }
 
     /// Adds findings to the checklist.
@@ -231,21 +225,20 @@ impl Ctx {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.findings(&e.findings);
         self.reference_principals(&e.principals);
-        self.outcome(
-            kind,
-            &e.name,
-            source_id,
-            e.outcome.unwrap_or(Outcome::Exported),
-            &e.notes,
-            e.bytes,
-            true,
-        );
+        self.outcome(kind, source_id, &e, true);
         true
     }
 
     /// Handles a client error about one object: refused credentials stop the whole run, any
     /// other error is that object's failure.
-    pub fn client_failure(&self, kind: Kind, name: &str, source_id: &str, context: &str, e: ClientError) {
+    pub fn client_failure(
+        &self,
+        kind: Kind,
+        name: &str,
+        source_id: &str,
+        context: &str,
+        e: ClientError,
+    ) {
         if e.is_auth_failure() {
             self.set_fatal(ExportError::Client {
                 context: context.to_string(),
@@ -259,16 +252,21 @@ impl Ctx {
 
 /// Journals and stages one object on a blocking thread, then records its outcome. `entry`
 /// carries the name, outcome, notes, findings and principals.
-pub async fn commit(ctx: &Arc<Ctx>, kind: Kind, source_id: String, entry: DoneEntry, resource: Resource) {
+pub async fn commit(
+    ctx: &Arc<Ctx>,
+    kind: Kind,
+    source_id: String,
+    entry: DoneEntry,
+    resource: Resource,
+) {
     let c = Arc::clone(ctx);
     let e = entry.clone();
     let result = tokio::task::spawn_blocking(move || c.stage.commit(&e, resource)).await;
-    let outcome = entry.outcome.unwrap_or(Outcome::Exported);
     match result {
         Ok(Ok(())) => {
             ctx.findings(&entry.findings);
             ctx.reference_principals(&entry.principals);
-            ctx.outcome(kind, &entry.name, &source_id, outcome, &entry.notes, entry.bytes, false);
+            ctx.outcome(kind, &source_id, &entry, false);
         }
         Ok(Err(e)) => {
             let why = format!("staging failed: {}", reason(&e));
@@ -277,6 +275,11 @@ pub async fn commit(ctx: &Arc<Ctx>, kind: Kind, source_id: String, entry: DoneEn
             }
             ctx.failed(kind, &entry.name, &source_id, why);
         }
-        Err(join) => ctx.failed(kind, &entry.name, &source_id, format!("staging failed: {join}")),
+        Err(join) => ctx.failed(
+            kind,
+            &entry.name,
+            &source_id,
+            format!("staging failed: {join}"),
+        ),
     }
 }

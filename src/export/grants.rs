@@ -73,14 +73,15 @@ pub fn rows_about(res: &StatementResult, t: HiveObjectType, key: &str) -> Vec<Hi
     ) else {
         return Vec::new();
     };
-    let cell = |row: &Vec<Option<String>>, i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+    let cell =
+        |row: &Vec<Option<String>>, i: usize| row.get(i).cloned().flatten().unwrap_or_default();
     let mut out: BTreeSet<HiveGrant> = BTreeSet::new();
     for row in &res.rows {
         let Some(row_type) = parse_object_type(&cell(row, ot)) else {
             continue;
         };
-        let same_type = row_type == t
-            || (t == HiveObjectType::View && row_type == HiveObjectType::Table);
+        let same_type =
+            row_type == t || (t == HiveObjectType::View && row_type == HiveObjectType::Table);
         if !same_type || unquote_key(&cell(row, ok)) != key {
             continue;
         }
@@ -132,11 +133,12 @@ pub async fn export_hive(ctx: Arc<Ctx>) {
         ctx.found(Kind::HiveGrants, 1);
         ctx.outcome(
             Kind::HiveGrants,
-            "(legacy table ACLs)",
             "",
-            Outcome::Omitted,
-            &["not read: no SQL warehouse; pass --warehouse-id ID (or set warehouse_id in the profile) to export legacy Hive metastore grants".into()],
-            0,
+            &DoneEntry::with(
+                "(legacy table ACLs)",
+                Outcome::Omitted,
+                vec!["not read: no SQL warehouse; pass --warehouse-id ID (or set warehouse_id in the profile) to export legacy Hive metastore grants".into()],
+            ),
             false,
         );
         return;
@@ -226,7 +228,9 @@ async fn database_objects(ctx: &Arc<Ctx>, wh: &str, db: &str) -> Vec<HiveObject>
             return Vec::new();
         }
     };
-    let view_names: HashSet<String> = column_values(&views, &["viewName"], 1).into_iter().collect();
+    let view_names: HashSet<String> = column_values(&views, &["viewName"], 1)
+        .into_iter()
+        .collect();
     let name_col = tables.column("tableName").unwrap_or(1);
     let temp_col = tables.column("isTemporary");
     for row in &tables.rows {
@@ -288,7 +292,10 @@ async fn export_hive_object(ctx: &Arc<Ctx>, wh: &str, o: HiveObject) {
         return;
     }
     ctx.found(Kind::HiveGrants, 1);
-    let principals = grants.iter().map(|g| format!("any:{}", g.principal)).collect();
+    let principals = grants
+        .iter()
+        .map(|g| format!("any:{}", g.principal))
+        .collect();
     let resource = Resource::hive_grants(o.t, &o.key, &grants);
     let entry = DoneEntry {
         name: name.clone(),
@@ -320,7 +327,12 @@ struct Page {
 }
 
 /// One Unity Catalog listing, every page; `field` picks the array.
-async fn uc_list(ctx: &Ctx, route: &'static str, query: &[(&str, &str)], field: &str) -> Result<Vec<Named>, ClientError> {
+async fn uc_list(
+    ctx: &Ctx,
+    route: &'static str,
+    query: &[(&str, &str)],
+    field: &str,
+) -> Result<Vec<Named>, ClientError> {
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     let mut seen = HashSet::new();
@@ -384,16 +396,30 @@ pub async fn export_unity(ctx: Arc<Ctx>) {
     let mut securables: BTreeMap<(String, String), ()> = BTreeMap::new();
     for c in catalogs {
         // The Hive metastore appears as a catalog; its grants are the legacy ones.
-        if c.name == "hive_metastore" || c.catalog_type.as_deref() == Some("HIVE_METASTORE_CATALOG") {
+        if c.name == "hive_metastore" || c.catalog_type.as_deref() == Some("HIVE_METASTORE_CATALOG")
+        {
             continue;
         }
         securables.insert(("catalog".into(), c.name.clone()), ());
-        let schemas = match uc_list(&ctx, "/api/2.1/unity-catalog/schemas", &[("catalog_name", &c.name)], "schemas").await {
+        let schemas = match uc_list(
+            &ctx,
+            "/api/2.1/unity-catalog/schemas",
+            &[("catalog_name", &c.name)],
+            "schemas",
+        )
+        .await
+        {
             Ok(s) => s,
             Err(e) => {
                 let name = format!("catalog {}", c.name);
                 ctx.found(Kind::UcGrants, 1);
-                ctx.client_failure(Kind::UcGrants, &name, &name, &format!("listing schemas of {}", c.name), e);
+                ctx.client_failure(
+                    Kind::UcGrants,
+                    &name,
+                    &name,
+                    &format!("listing schemas of {}", c.name),
+                    e,
+                );
                 continue;
             }
         };
@@ -401,7 +427,10 @@ pub async fn export_unity(ctx: Arc<Ctx>) {
             if s.name == "information_schema" {
                 continue;
             }
-            let full = s.full_name.clone().unwrap_or_else(|| format!("{}.{}", c.name, s.name));
+            let full = s
+                .full_name
+                .clone()
+                .unwrap_or_else(|| format!("{}.{}", c.name, s.name));
             securables.insert(("schema".into(), full.clone()), ());
             match uc_list(
                 &ctx,
@@ -420,7 +449,13 @@ pub async fn export_unity(ctx: Arc<Ctx>) {
                 Err(e) => {
                     let name = format!("schema {full}");
                     ctx.found(Kind::UcGrants, 1);
-                    ctx.client_failure(Kind::UcGrants, &name, &name, &format!("listing tables of {full}"), e);
+                    ctx.client_failure(
+                        Kind::UcGrants,
+                        &name,
+                        &name,
+                        &format!("listing tables of {full}"),
+                        e,
+                    );
                 }
             }
         }
@@ -445,11 +480,22 @@ async fn export_uc_securable(ctx: &Arc<Ctx>, securable_type: &str, full_name: &s
         ctx.found(Kind::UcGrants, 1);
         return;
     }
-    let grants: UcGrants = match ctx.client.unity().get_grants(securable_type, full_name).await {
+    let grants: UcGrants = match ctx
+        .client
+        .unity()
+        .get_grants(securable_type, full_name)
+        .await
+    {
         Ok(g) => g,
         Err(e) => {
             ctx.found(Kind::UcGrants, 1);
-            ctx.client_failure(Kind::UcGrants, &name, &name, &format!("grants on {name}"), e);
+            ctx.client_failure(
+                Kind::UcGrants,
+                &name,
+                &name,
+                &format!("grants on {name}"),
+                e,
+            );
             return;
         }
     };
@@ -486,10 +532,25 @@ mod tests {
         assert_eq!(parse_object_type("ANY_FILE"), Some(HiveObjectType::AnyFile));
         let res = StatementResult {
             statement_id: "s".into(),
-            columns: vec!["Principal".into(), "ActionType".into(), "ObjectType".into(), "ObjectKey".into()],
+            columns: vec![
+                "Principal".into(),
+                "ActionType".into(),
+                "ObjectType".into(),
+                "ObjectKey".into(),
+            ],
             rows: vec![
-                vec![Some("a".into()), Some("OWN".into()), Some("TABLE".into()), Some("`db`.`v`".into())],
-                vec![Some("b".into()), Some("USAGE".into()), Some("DATABASE".into()), Some("`db`".into())],
+                vec![
+                    Some("a".into()),
+                    Some("OWN".into()),
+                    Some("TABLE".into()),
+                    Some("`db`.`v`".into()),
+                ],
+                vec![
+                    Some("b".into()),
+                    Some("USAGE".into()),
+                    Some("DATABASE".into()),
+                    Some("`db`".into()),
+                ],
             ],
         };
         let g = rows_about(&res, HiveObjectType::View, "db.v");

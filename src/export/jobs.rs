@@ -33,7 +33,10 @@ pub async fn list_jobs(ctx: &Arc<Ctx>) -> Option<Vec<Job>> {
                     Kind::Job,
                     "(every job)",
                     "",
-                    format!("the job listing failed, so no job is exported: {}", reason(&e)),
+                    format!(
+                        "the job listing failed, so no job is exported: {}",
+                        reason(&e)
+                    ),
                 );
             }
             None
@@ -189,7 +192,11 @@ mod tests {
         assert_eq!(s.job_id, 7);
         assert_eq!(
             job_principals(&j),
-            vec!["any:a@x".to_string(), "any:sp-1".to_string(), "sp:sp-1".to_string()]
+            vec![
+                "any:a@x".to_string(),
+                "any:sp-1".to_string(),
+                "sp:sp-1".to_string()
+            ]
         );
         let p: ObjectPermissions = serde_json::from_value(json!({
             "object_id": "/jobs/7", "object_type": "job",

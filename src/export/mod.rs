@@ -165,7 +165,14 @@ pub async fn export(
         .map(|s| s.bundle_id.clone())
         .unwrap_or_default();
     let report = Report::new(&bundle_id, &host, &workspace_id);
-    let mut ctx = Arc::new(Ctx::new(client.clone(), opts, stage, filter, observer, report));
+    let mut ctx = Arc::new(Ctx::new(
+        client.clone(),
+        opts,
+        stage,
+        filter,
+        observer,
+        report,
+    ));
     if ctx.stage.builder().is_some() {
         run_stages(&ctx).await;
         if let Some(fatal) = ctx.take_fatal() {
@@ -280,7 +287,11 @@ async fn run_stages(ctx: &Arc<Ctx>) {
         return;
     }
     ctx.set_scan_context(ScanContext {
-        cluster_ids: compute.clusters.iter().map(|c| c.cluster_id.clone()).collect(),
+        cluster_ids: compute
+            .clusters
+            .iter()
+            .map(|c| c.cluster_id.clone())
+            .collect(),
         job_ids: jobs.iter().map(|j| j.job_id).collect(),
         warehouse_ids: compute.warehouses.iter().map(|w| w.id.clone()).collect(),
     });

@@ -11,7 +11,11 @@ use crate::model::Kind;
 use std::sync::Arc;
 
 /// The model kinds.
-pub const MODEL_KINDS: [Kind; 3] = [Kind::RegisteredModel, Kind::ModelVersion, Kind::ModelArtifact];
+pub const MODEL_KINDS: [Kind; 3] = [
+    Kind::RegisteredModel,
+    Kind::ModelVersion,
+    Kind::ModelArtifact,
+];
 
 /// Exports ML models. Selecting model kinds is refused before a run starts (see
 /// [`super::validate`]), so there is never work here yet.

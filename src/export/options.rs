@@ -48,7 +48,11 @@ const GROUPS: [(&str, &[Kind]); 5] = [
     ),
     (
         "models",
-        &[Kind::RegisteredModel, Kind::ModelVersion, Kind::ModelArtifact],
+        &[
+            Kind::RegisteredModel,
+            Kind::ModelVersion,
+            Kind::ModelArtifact,
+        ],
     ),
 ];
 
@@ -100,11 +104,7 @@ pub struct Selection {
 impl Selection {
     /// The folders the tree walk starts from.
     pub fn roots(&self) -> Vec<String> {
-        let mut roots: Vec<String> = self
-            .paths
-            .iter()
-            .map(|p| normalize_prefix(p))
-            .collect();
+        let mut roots: Vec<String> = self.paths.iter().map(|p| normalize_prefix(p)).collect();
         if let Some(u) = &self.user {
             roots.push(format!("/Users/{u}"));
             roots.push(format!("/Repos/{u}"));
@@ -194,7 +194,12 @@ impl ExportOptions {
     /// shapes the bundle's content, nothing secret, nothing host-dependent.
     pub fn recorded(&self) -> Value {
         let kinds: Vec<&str> = self.kinds.iter().map(|k| k.as_str()).collect();
-        let mut paths: Vec<String> = self.selection.paths.iter().map(|p| normalize_prefix(p)).collect();
+        let mut paths: Vec<String> = self
+            .selection
+            .paths
+            .iter()
+            .map(|p| normalize_prefix(p))
+            .collect();
         paths.sort();
         let mut exclude = self.selection.exclude.clone();
         exclude.sort();
@@ -232,16 +237,26 @@ mod tests {
     #[test]
     fn roots_drop_nested_prefixes() {
         let s = Selection {
-            paths: vec!["/Shared/".into(), "/Shared/etl".into(), "/Workspace/Users/a".into()],
+            paths: vec![
+                "/Shared/".into(),
+                "/Shared/etl".into(),
+                "/Workspace/Users/a".into(),
+            ],
             ..Selection::default()
         };
-        assert_eq!(s.roots(), vec!["/Shared".to_string(), "/Users/a".to_string()]);
+        assert_eq!(
+            s.roots(),
+            vec!["/Shared".to_string(), "/Users/a".to_string()]
+        );
         assert_eq!(Selection::default().roots(), vec!["/".to_string()]);
         let u = Selection {
             user: Some("a@x".into()),
             ..Selection::default()
         };
-        assert_eq!(u.roots(), vec!["/Repos/a@x".to_string(), "/Users/a@x".to_string()]);
+        assert_eq!(
+            u.roots(),
+            vec!["/Repos/a@x".to_string(), "/Users/a@x".to_string()]
+        );
         assert!(is_under("/a/b", "/a"));
         assert!(!is_under("/ab", "/a"));
         assert!(is_under("/anything", "/"));

@@ -75,7 +75,14 @@ pub async fn stage_permissions(
         principals: acl_principals(perms),
         ..DoneEntry::default()
     };
-    commit(ctx, Kind::Permissions, object_id.to_string(), entry, resource).await;
+    commit(
+        ctx,
+        Kind::Permissions,
+        object_id.to_string(),
+        entry,
+        resource,
+    )
+    .await;
 }
 
 /// True when permissions of objects are exported and this one is not held yet; counts it as

@@ -42,7 +42,13 @@ pub async fn list_compute(ctx: &Arc<Ctx>) -> Compute {
     let fail = |kind: Kind, what: &str, e: crate::client::ClientError| {
         if ctx.opts.wants(kind) || e.is_auth_failure() {
             ctx.found(kind, 1);
-            ctx.client_failure(kind, &format!("(every {what})"), "", &format!("listing {what}s"), e);
+            ctx.client_failure(
+                kind,
+                &format!("(every {what})"),
+                "",
+                &format!("listing {what}s"),
+                e,
+            );
         }
     };
     match clusters {
@@ -118,7 +124,13 @@ pub async fn export_compute(ctx: Arc<Ctx>, compute: Compute) {
                 principals.push(format!("any:{n}"));
             }
         }
-        jobs.push((Kind::Cluster, c.cluster_id.clone(), c.cluster_name.clone(), Resource::cluster(c), principals));
+        jobs.push((
+            Kind::Cluster,
+            c.cluster_id.clone(),
+            c.cluster_name.clone(),
+            Resource::cluster(c),
+            principals,
+        ));
     }
     for p in &compute.pools {
         ctx.with_report(|r| {
@@ -133,7 +145,13 @@ pub async fn export_compute(ctx: Arc<Ctx>, compute: Compute) {
                     .unwrap_or_default(),
             })
         });
-        jobs.push((Kind::InstancePool, p.instance_pool_id.clone(), p.instance_pool_name.clone(), Resource::instance_pool(p), Vec::new()));
+        jobs.push((
+            Kind::InstancePool,
+            p.instance_pool_id.clone(),
+            p.instance_pool_name.clone(),
+            Resource::instance_pool(p),
+            Vec::new(),
+        ));
     }
     for p in &compute.policies {
         ctx.with_report(|r| {
@@ -143,7 +161,13 @@ pub async fn export_compute(ctx: Arc<Ctx>, compute: Compute) {
                 details: Vec::new(),
             })
         });
-        jobs.push((Kind::ClusterPolicy, p.policy_id.clone(), p.name.clone(), Resource::cluster_policy(p), Vec::new()));
+        jobs.push((
+            Kind::ClusterPolicy,
+            p.policy_id.clone(),
+            p.name.clone(),
+            Resource::cluster_policy(p),
+            Vec::new(),
+        ));
     }
     for w in &compute.warehouses {
         ctx.with_report(|r| {
@@ -162,7 +186,13 @@ pub async fn export_compute(ctx: Arc<Ctx>, compute: Compute) {
         if let Some(n) = w.spec.get("creator_name").and_then(Value::as_str) {
             principals.push(format!("any:{n}"));
         }
-        jobs.push((Kind::Warehouse, w.id.clone(), w.name.clone(), Resource::warehouse(w), principals));
+        jobs.push((
+            Kind::Warehouse,
+            w.id.clone(),
+            w.name.clone(),
+            Resource::warehouse(w),
+            principals,
+        ));
     }
     for (kind, id, name, resource, principals) in jobs {
         if !ctx.opts.wants(kind) {
@@ -196,7 +226,9 @@ pub async fn export_mounts(ctx: Arc<Ctx>) {
         .or_else(|| ctx.opts.secrets.cluster_id.clone());
     let mut from_cluster = false;
     if let Some(cluster) = &cluster {
-        match super::cluster::run_read_only(&ctx, cluster, MOUNTS_SNIPPET, Duration::from_secs(600)).await {
+        match super::cluster::run_read_only(&ctx, cluster, MOUNTS_SNIPPET, Duration::from_secs(600))
+            .await
+        {
             Ok(out) => {
                 let parsed = out
                     .data
@@ -354,16 +386,27 @@ pub async fn export_principals(ctx: Arc<Ctx>) {
     match sps {
         Ok(sps) => {
             for sp in sps {
-                let hit = wanted_sps.contains(&sp.application_id) || any.contains(&sp.application_id);
+                let hit =
+                    wanted_sps.contains(&sp.application_id) || any.contains(&sp.application_id);
                 if hit {
                     matched.insert(sp.application_id.to_lowercase());
-                    staged.push((sp.id.clone(), sp.application_id.clone(), Resource::service_principal(&sp)));
+                    staged.push((
+                        sp.id.clone(),
+                        sp.application_id.clone(),
+                        Resource::service_principal(&sp),
+                    ));
                 }
             }
         }
         Err(e) => {
             ctx.found(Kind::Principal, 1);
-            ctx.client_failure(Kind::Principal, "(every service principal)", "", "listing service principals", e);
+            ctx.client_failure(
+                Kind::Principal,
+                "(every service principal)",
+                "",
+                "listing service principals",
+                e,
+            );
         }
     }
     let unknown: Vec<String> = refs

@@ -177,8 +177,14 @@ impl Report {
 
     /// Sorts every list, so that the same workspace gives the same report.
     pub fn normalize(&mut self) {
-        self.issues
-            .sort_by(|a, b| (kind_rank(a.kind), &a.name, &a.source_id, &a.reason).cmp(&(kind_rank(b.kind), &b.name, &b.source_id, &b.reason)));
+        self.issues.sort_by(|a, b| {
+            (kind_rank(a.kind), &a.name, &a.source_id, &a.reason).cmp(&(
+                kind_rank(b.kind),
+                &b.name,
+                &b.source_id,
+                &b.reason,
+            ))
+        });
         self.issues.dedup();
         self.notices.sort();
         self.notices.dedup();
@@ -320,7 +326,9 @@ fn md(s: &str) -> String {
 
 /// Text inside backticks in a table cell.
 fn code(s: &str) -> String {
-    s.replace('`', "'").replace('|', "\\|").replace(['\n', '\r'], " ")
+    s.replace('`', "'")
+        .replace('|', "\\|")
+        .replace(['\n', '\r'], " ")
 }
 
 #[cfg(test)]

@@ -35,6 +35,12 @@ enum Value {
     Missing(String, Outcome),
 }
 
+/// A key and what `secrets/get` answered for it.
+type ValueRead = (
+    String,
+    Result<Zeroizing<Vec<u8>>, crate::client::ClientError>,
+);
+
 struct ScopeWork {
     scope: SecretScope,
     acls: Vec<AclItem>,
@@ -68,7 +74,10 @@ pub async fn export_secrets(ctx: Arc<Ctx>) {
     };
     for s in &scopes {
         if s.backend_type == ScopeBackend::AzureKeyvault {
-            let mut details = vec!["backed by Azure Key Vault: recreate the scope and link it to the vault by hand".to_string()];
+            let mut details = vec![
+                "backed by Azure Key Vault: recreate the scope and link it to the vault by hand"
+                    .to_string(),
+            ];
             if let Some(kv) = &s.keyvault_metadata {
                 details.push(format!("vault {} ({})", kv.dns_name, kv.resource_id));
             }
@@ -81,10 +90,7 @@ pub async fn export_secrets(ctx: Arc<Ctx>) {
             });
         }
     }
-    let sealer_present = ctx
-        .stage
-        .builder()
-        .is_some_and(|b| b.sealer().is_some());
+    let sealer_present = ctx.stage.builder().is_some_and(|b| b.sealer().is_some());
     if !sealer_present && ctx.opts.wants(Kind::Secret) && !scopes.is_empty() {
         ctx.notice("SECRET VALUES ARE NOT EXPORTED: no --recipient, --recipients-file or --passphrase was given. Scopes, keys and ACLs are exported; dbxport never writes secret values in plaintext.");
     }
@@ -128,7 +134,13 @@ async fn gather(ctx: &Arc<Ctx>, scope: SecretScope) -> Option<ScopeWork> {
     let keys = match ctx.client.secrets().list_secrets(&name).await {
         Ok(k) => k,
         Err(e) => {
-            ctx.client_failure(Kind::SecretScope, &name, &name, &format!("secret scope {name}"), e);
+            ctx.client_failure(
+                Kind::SecretScope,
+                &name,
+                &name,
+                &format!("secret scope {name}"),
+                e,
+            );
             return None;
         }
     };
@@ -154,7 +166,13 @@ async fn gather(ctx: &Arc<Ctx>, scope: SecretScope) -> Option<ScopeWork> {
     let acls = match ctx.client.secrets().list_acls(&name).await {
         Ok(a) => a,
         Err(e) => {
-            ctx.client_failure(Kind::SecretScope, &name, &name, &format!("ACLs of secret scope {name}"), e);
+            ctx.client_failure(
+                Kind::SecretScope,
+                &name,
+                &name,
+                &format!("ACLs of secret scope {name}"),
+                e,
+            );
             return None;
         }
     };
@@ -203,18 +221,17 @@ async fn read_values(ctx: &Arc<Ctx>, work: &mut [ScopeWork]) {
             continue;
         }
         let width = ctx.opts.concurrency.max(1);
-        let results: Vec<(String, Result<Zeroizing<Vec<u8>>, crate::client::ClientError>)> =
-            futures_util::stream::iter(rest)
-                .map(|k| {
-                    let scope = scope.clone();
-                    async move {
-                        let r = ctx.client.secrets().get(&scope, &k).await;
-                        (k, r)
-                    }
-                })
-                .buffer_unordered(width)
-                .collect()
-                .await;
+        let results: Vec<ValueRead> = futures_util::stream::iter(rest)
+            .map(|k| {
+                let scope = scope.clone();
+                async move {
+                    let r = ctx.client.secrets().get(&scope, &k).await;
+                    (k, r)
+                }
+            })
+            .buffer_unordered(width)
+            .collect()
+            .await;
         for (k, r) in results {
             match r {
                 Ok(v) => {
@@ -225,7 +242,8 @@ async fn read_values(ctx: &Arc<Ctx>, work: &mut [ScopeWork]) {
                     fallback.push((scope.clone(), k));
                 }
                 Err(e) => {
-                    w.values.insert(k, Value::Missing(reason(&e), Outcome::Failed));
+                    w.values
+                        .insert(k, Value::Missing(reason(&e), Outcome::Failed));
                 }
             }
         }
@@ -321,7 +339,11 @@ fn write_scope(ctx: &Ctx, mut w: ScopeWork) {
     let Some(builder) = ctx.stage.builder() else {
         return;
     };
-    let principals: Vec<String> = w.acls.iter().map(|a| format!("any:{}", a.principal)).collect();
+    let principals: Vec<String> = w
+        .acls
+        .iter()
+        .map(|a| format!("any:{}", a.principal))
+        .collect();
     if !ctx.opts.wants(Kind::Secret) {
         // Names and ACLs only: no secret records at all.
         let entry = DoneEntry {
@@ -333,9 +355,14 @@ fn write_scope(ctx: &Ctx, mut w: ScopeWork) {
         match ctx.stage.commit(&entry, resource) {
             Ok(()) => {
                 ctx.reference_principals(&principals);
-                ctx.outcome(Kind::SecretScope, &name, &name, Outcome::Exported, &[], 0, false);
+                ctx.outcome(Kind::SecretScope, &name, &entry, false);
             }
-            Err(e) => ctx.failed(Kind::SecretScope, &name, &name, format!("staging failed: {}", reason(&e))),
+            Err(e) => ctx.failed(
+                Kind::SecretScope,
+                &name,
+                &name,
+                format!("staging failed: {}", reason(&e)),
+            ),
         }
         return;
     }
@@ -345,9 +372,10 @@ fn write_scope(ctx: &Ctx, mut w: ScopeWork) {
     keys.sort_by(|a, b| a.key.cmp(&b.key));
     for k in &keys {
         let id = format!("{name}/{}", k.key);
-        let value = w.values.remove(&k.key).unwrap_or_else(|| {
-            Value::Missing("the value was not read".into(), Outcome::Failed)
-        });
+        let value = w
+            .values
+            .remove(&k.key)
+            .unwrap_or_else(|| Value::Missing("the value was not read".into(), Outcome::Failed));
         let (outcome, notes) = match &value {
             Value::Read(_) => (Outcome::Exported, Vec::new()),
             Value::Missing(why, o) => (*o, vec![why.clone()]),
@@ -388,13 +416,22 @@ fn write_scope(ctx: &Ctx, mut w: ScopeWork) {
     match writer.finish() {
         Ok(()) => {
             ctx.reference_principals(&principals);
-            ctx.outcome(Kind::SecretScope, &name, &name, Outcome::Exported, &[], 0, false);
+            ctx.outcome(Kind::SecretScope, &name, &entry, false);
             for (id, outcome, notes, bytes) in outcomes {
-                ctx.outcome(Kind::Secret, &id, &id, outcome, &notes, bytes, false);
+                let e = DoneEntry {
+                    bytes,
+                    ..DoneEntry::with(&id, outcome, notes)
+                };
+                ctx.outcome(Kind::Secret, &id, &e, false);
             }
         }
         Err(e) => {
-            ctx.failed(Kind::SecretScope, &name, &name, format!("staging failed: {}", reason(&e)));
+            ctx.failed(
+                Kind::SecretScope,
+                &name,
+                &name,
+                format!("staging failed: {}", reason(&e)),
+            );
             for (id, _, _, _) in outcomes {
                 ctx.failed(
                     Kind::Secret,

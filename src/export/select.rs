@@ -30,7 +30,11 @@ impl PathFilter {
             .map_err(|e| ExportError::Usage(format!("--exclude: {e}")))?;
         Ok(PathFilter {
             roots: sel.roots(),
-            explicit: sel.paths.iter().map(|p| super::options::normalize_prefix(p)).collect(),
+            explicit: sel
+                .paths
+                .iter()
+                .map(|p| super::options::normalize_prefix(p))
+                .collect(),
             exclude,
         })
     }

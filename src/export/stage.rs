@@ -22,8 +22,8 @@ use super::error::ExportError;
 use super::report::Outcome;
 use super::scan::Finding;
 use crate::bundle::pack::find_bag;
-use crate::bundle::{BagBuilder, Resource, Sealer};
 use crate::bundle::writer::BagSettings;
+use crate::bundle::{BagBuilder, Resource, Sealer};
 use crate::journal::{Journal, OpenMode};
 use crate::model::workspace::ObjectInfo;
 use crate::model::Kind;
@@ -52,6 +52,23 @@ pub struct DoneEntry {
     /// Principals the object references (`user:…`, `group:…`, `sp:…`, `any:…`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub principals: Vec<String>,
+}
+
+impl DoneEntry {
+    /// An object that failed, with the reason.
+    pub fn failed(name: &str, why: String) -> DoneEntry {
+        DoneEntry::with(name, Outcome::Failed, vec![why])
+    }
+
+    /// An object with an outcome and its notes.
+    pub fn with(name: &str, outcome: Outcome, notes: Vec<String>) -> DoneEntry {
+        DoneEntry {
+            name: name.to_string(),
+            outcome: Some(outcome),
+            notes,
+            ..DoneEntry::default()
+        }
+    }
 }
 
 /// The staging folder of one export.
@@ -125,7 +142,10 @@ pub fn precheck(output: &Path, resume: bool) -> Result<(), ExportError> {
     if !parent.is_dir() {
         return Err(ExportError::io(
             &parent,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "the output's folder does not exist"),
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the output's folder does not exist",
+            ),
         ));
     }
     let root = staging_path(output);
@@ -250,17 +270,24 @@ impl Stage {
     pub fn commit(&self, entry: &DoneEntry, resource: Resource) -> Result<(), ExportError> {
         let key = journal_key(resource.kind, &resource.source_id);
         self.journal().record(&key, entry)?;
-        let builder = self.builder.as_ref().ok_or_else(|| {
-            ExportError::Internal("the bag was already finalized".to_string())
-        })?;
+        let builder = self
+            .builder
+            .as_ref()
+            .ok_or_else(|| ExportError::Internal("the bag was already finalized".to_string()))?;
         builder.add(resource)?;
         Ok(())
     }
 
     /// Journals the outcome of an object staged by other means (a secret scope, through the
     /// builder's scope writer): call before staging it.
-    pub fn journal_object(&self, kind: Kind, source_id: &str, entry: &DoneEntry) -> Result<(), ExportError> {
-        self.journal().record(&journal_key(kind, source_id), entry)?;
+    pub fn journal_object(
+        &self,
+        kind: Kind,
+        source_id: &str,
+        entry: &DoneEntry,
+    ) -> Result<(), ExportError> {
+        self.journal()
+            .record(&journal_key(kind, source_id), entry)?;
         Ok(())
     }
 
@@ -344,6 +371,9 @@ mod tests {
         assert_eq!(bag_name_for(Path::new("/x/out.zip"), &s), "out");
         assert_eq!(bag_name_for(Path::new("/x/out.zip.age"), &s), "out");
         assert_eq!(bag_name_for(Path::new("/x/my bundle.zip"), &s), s.bag_name);
-        assert_eq!(staging_path(Path::new("/x/out.zip")), PathBuf::from("/x/out.zip.partial"));
+        assert_eq!(
+            staging_path(Path::new("/x/out.zip")),
+            PathBuf::from("/x/out.zip.partial")
+        );
     }
 }

@@ -102,13 +102,7 @@ async fn root_status(ctx: &Arc<Ctx>, root: &str) -> Option<ObjectInfo> {
         }
         Err(e) => {
             ctx.found(Kind::Directory, 1);
-            ctx.client_failure(
-                Kind::Directory,
-                root,
-                root,
-                &format!("--path {root}"),
-                e,
-            );
+            ctx.client_failure(Kind::Directory, root, root, &format!("--path {root}"), e);
             None
         }
     }
@@ -156,7 +150,9 @@ async fn walk(ctx: Arc<Ctx>, tx: mpsc::Sender<ObjectInfo>) {
         let entries = match result {
             Ok(e) => e,
             Err(why) => {
-                let id = info.as_ref().map_or("0".to_string(), |i| i.object_id.to_string());
+                let id = info
+                    .as_ref()
+                    .map_or("0".to_string(), |i| i.object_id.to_string());
                 ctx.found(Kind::Directory, 1);
                 ctx.failed(
                     Kind::Directory,
@@ -256,7 +252,14 @@ async fn export_directory(ctx: &Arc<Ctx>, info: &ObjectInfo) {
         principals: path_principals(&info.path),
         ..DoneEntry::default()
     };
-    commit(ctx, Kind::Directory, info.object_id.to_string(), entry, resource).await;
+    commit(
+        ctx,
+        Kind::Directory,
+        info.object_id.to_string(),
+        entry,
+        resource,
+    )
+    .await;
 }
 
 async fn export_notebook(ctx: &Arc<Ctx>, info: &ObjectInfo) {
@@ -277,7 +280,13 @@ async fn export_notebook(ctx: &Arc<Ctx>, info: &ObjectInfo) {
             return;
         }
         Err(e) => {
-            ctx.client_failure(Kind::Notebook, &info.path, &id, &format!("notebook {}", info.path), e);
+            ctx.client_failure(
+                Kind::Notebook,
+                &info.path,
+                &id,
+                &format!("notebook {}", info.path),
+                e,
+            );
             return;
         }
     };
@@ -342,7 +351,13 @@ async fn export_file(ctx: &Arc<Ctx>, info: &ObjectInfo) {
                 ),
             );
         } else {
-            ctx.client_failure(Kind::File, &info.path, &id, &format!("file {}", info.path), e);
+            ctx.client_failure(
+                Kind::File,
+                &info.path,
+                &id,
+                &format!("file {}", info.path),
+                e,
+            );
         }
     };
     let (content, bytes, findings, tmp) = if info.size.unwrap_or(0) > IN_MEMORY_LIMIT {
@@ -420,7 +435,13 @@ async fn export_repo(ctx: &Arc<Ctx>, info: &ObjectInfo, repos: &OnceCell<HashMap
         None => match ctx.client.repos().get(info.object_id).await {
             Ok(r) => r,
             Err(e) => {
-                ctx.client_failure(Kind::Repo, &info.path, &id, &format!("repo {}", info.path), e);
+                ctx.client_failure(
+                    Kind::Repo,
+                    &info.path,
+                    &id,
+                    &format!("repo {}", info.path),
+                    e,
+                );
                 return;
             }
         },
@@ -444,7 +465,10 @@ mod tests {
 
     #[test]
     fn home_owners() {
-        assert_eq!(path_principals("/Users/a@x/nb"), vec!["any:a@x".to_string()]);
+        assert_eq!(
+            path_principals("/Users/a@x/nb"),
+            vec!["any:a@x".to_string()]
+        );
         assert_eq!(path_principals("/Repos/a@x"), vec!["any:a@x".to_string()]);
         assert!(path_principals("/Shared/x").is_empty());
         assert!(path_principals("/Users").is_empty());

@@ -71,7 +71,8 @@ pub fn describe(o: &Output) -> String {
 
 /// The `--json` summary printed on stdout.
 pub fn summary(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("no JSON summary ({e}): {}", describe(o)))
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("no JSON summary ({e}): {}", describe(o)))
 }
 
 /// Every file entry of a bundle zip: name below the bag folder → bytes.
@@ -85,7 +86,10 @@ pub fn entries(zip: &Path) -> BTreeMap<String, Vec<u8>> {
             continue;
         }
         let name = e.name().expect("a UTF-8 entry name").to_string();
-        let rel = name.split_once('/').map(|(_, r)| r.to_string()).unwrap_or(name);
+        let rel = name
+            .split_once('/')
+            .map(|(_, r)| r.to_string())
+            .unwrap_or(name);
         let mut b = Vec::new();
         e.read_to_end(&mut b).unwrap();
         out.insert(rel, b);
@@ -100,8 +104,13 @@ pub fn dir_entries(zip: &Path) -> Vec<String> {
     (0..a.len())
         .filter_map(|i| {
             let e = a.by_index(i).unwrap();
-            e.is_dir()
-                .then(|| e.name().expect("a UTF-8 entry name").split_once('/').map(|(_, r)| r.to_string()).unwrap_or_default())
+            e.is_dir().then(|| {
+                e.name()
+                    .expect("a UTF-8 entry name")
+                    .split_once('/')
+                    .map(|(_, r)| r.to_string())
+                    .unwrap_or_default()
+            })
         })
         .collect()
 }
@@ -124,7 +133,9 @@ pub fn by_name(records: &[Value], kind: &str) -> BTreeMap<String, Value> {
 /// The bytes of a record's primary stored file.
 pub fn primary<'a>(entries: &'a BTreeMap<String, Vec<u8>>, record: &Value) -> &'a [u8] {
     let p = record["stored"][0].as_str().expect("a stored path");
-    entries.get(p).unwrap_or_else(|| panic!("{p} is not in the bundle"))
+    entries
+        .get(p)
+        .unwrap_or_else(|| panic!("{p} is not in the bundle"))
 }
 
 /// Opens an age file with the identity at `key`.
@@ -204,8 +215,15 @@ pub fn read_tree(seed: &Path) -> Tree {
         ..Tree::default()
     };
     let root = seed.join("workspace");
-    let in_repo = |p: &str| repos.iter().any(|r| p == r || p.starts_with(&format!("{r}/")));
-    for e in walkdir::WalkDir::new(&root).min_depth(1).sort_by_file_name() {
+    let in_repo = |p: &str| {
+        repos
+            .iter()
+            .any(|r| p == r || p.starts_with(&format!("{r}/")))
+    };
+    for e in walkdir::WalkDir::new(&root)
+        .min_depth(1)
+        .sort_by_file_name()
+    {
         let e = e.unwrap();
         let rel = e.path().strip_prefix(&root).unwrap();
         let path = format!(
@@ -225,7 +243,9 @@ pub fn read_tree(seed: &Path) -> Tree {
         let bytes = std::fs::read(e.path()).unwrap();
         let notebook = HEADERS.iter().find_map(|(ext, header)| {
             let stem = path.strip_suffix(&format!(".{ext}"))?;
-            bytes.starts_with(header.as_bytes()).then(|| stem.to_string())
+            bytes
+                .starts_with(header.as_bytes())
+                .then(|| stem.to_string())
         });
         match notebook {
             Some(p) => {
