@@ -11,6 +11,7 @@
 //! | 130 | interrupted (Ctrl-C); resumable commands can be re-run with `--resume` |
 
 mod emulator;
+pub mod export;
 pub mod inspect;
 pub mod keygen;
 pub mod keys;
@@ -46,6 +47,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve a Databricks-compatible emulator on loopback until interrupted.
     Emulator(emulator::Args),
+    #[allow(missing_docs)]
+    Export(Box<export::Args>),
     // Each command's help comes from its `Args` doc comment (short and long).
     #[allow(missing_docs)]
     Verify(verify::Args),
@@ -64,6 +67,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: anyhow::Result<u8> = match cli.command {
         Command::Emulator(args) => emulator::run(args),
+        Command::Export(a) => export::run(*a),
         Command::Verify(a) => verify::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Unpack(a) => unpack::run(a),
