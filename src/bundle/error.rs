@@ -1,0 +1,254 @@
+//! The error codes of spec §13, one [`BundleError`] variant per row.
+//!
+//! Every problem the bundle code reports about a bundle, a bag or a staged export is a
+//! [`BundleError`]. Its variant is the spec's failure class, its `subject` names the object
+//! (an entry, a file, a record), and its message shows the code, e.g.
+//! `entry data/a.py: digest mismatch [E206]`. A test keeps this table and the spec in sync.
+
+use serde::Serialize;
+use std::fmt;
+
+macro_rules! error_codes {
+    ($( $code:literal $variant:ident $summary:literal $hint:expr ;)*) => {
+        /// A stable error code of spec §13.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum ErrorCode {
+            $( #[doc = $summary] $variant, )*
+        }
+
+        impl ErrorCode {
+            /// Every code, in table order.
+            pub const ALL: &'static [ErrorCode] = &[ $( ErrorCode::$variant, )* ];
+
+            /// The code as printed, e.g. `E206`.
+            pub fn code(self) -> &'static str {
+                match self { $( ErrorCode::$variant => $code, )* }
+            }
+
+            /// The code's name in the spec table, e.g. `DigestMismatch`.
+            pub fn name(self) -> &'static str {
+                match self { $( ErrorCode::$variant => stringify!($variant), )* }
+            }
+
+            /// A one-line summary of what the code means.
+            pub fn summary(self) -> &'static str {
+                match self { $( ErrorCode::$variant => $summary, )* }
+            }
+
+            /// What the user can do about it, when there is something to do.
+            pub fn hint(self) -> Option<&'static str> {
+                match self { $( ErrorCode::$variant => $hint, )* }
+            }
+        }
+
+        /// A problem with a bundle, a bag or a staged export; one variant per spec §13 row.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub enum BundleError {
+            $(
+                #[doc = $summary]
+                $variant {
+                    /// What the problem is about: an entry, a file, a record.
+                    subject: String,
+                    /// What is wrong with it.
+                    detail: String,
+                },
+            )*
+        }
+
+        impl BundleError {
+            /// Builds the error of `code` about `subject`.
+            pub fn new(code: ErrorCode, subject: impl Into<String>, detail: impl Into<String>) -> Self {
+                let (subject, detail) = (subject.into(), detail.into());
+                match code { $( ErrorCode::$variant => BundleError::$variant { subject, detail }, )* }
+            }
+
+            /// The spec code of this error.
+            pub fn code(&self) -> ErrorCode {
+                match self { $( BundleError::$variant { .. } => ErrorCode::$variant, )* }
+            }
+
+            /// What the error is about.
+            pub fn subject(&self) -> &str {
+                match self { $( BundleError::$variant { subject, .. } => subject, )* }
+            }
+
+            /// What is wrong.
+            pub fn detail(&self) -> &str {
+                match self { $( BundleError::$variant { detail, .. } => detail, )* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    "E100" NotAZip "not a readable zip archive" None;
+    "E101" UnsafeName "unsafe entry name" None;
+    "E102" NotRegular "entry is a link or special file" None;
+    "E103" DuplicateName "duplicate entry name" None;
+    "E104" NameCollision "names collide under case folding or Unicode normalization" None;
+    "E105" Overlap "entries overlap, leave gaps, or disagree with the central directory" None;
+    "E106" UnsupportedMethod "unsupported compression method" None;
+    "E107" Encrypted "zip-level encryption is not allowed" None;
+    "E108" NotOneFolder "entries are not inside one valid bag folder" None;
+    "E109" SizeExceeded "entry data exceeds its declared size" None;
+    "E110" RatioExceeded "compression ratio beyond the allowed bound" None;
+    "E111" CorruptData "entry data is corrupt" None;
+    "E112" DirectoryWithData "directory entry has data" None;
+    "E200" BagitDeclaration "bagit.txt is missing or invalid" None;
+    "E201" BagInfo "bag-info.txt is missing or invalid" None;
+    "E202" PayloadOxum "Payload-Oxum disagrees with the payload" None;
+    "E203" Manifest "manifest-sha256.txt is missing or invalid" None;
+    "E204" Unlisted "entry is not listed in its manifest" None;
+    "E205" Missing "manifest names a file that is not there" None;
+    "E206" DigestMismatch "payload digest mismatch" None;
+    "E207" TagManifest "tagmanifest-sha256.txt is missing or invalid" None;
+    "E208" TagDigestMismatch "tag file digest mismatch" None;
+    "E209" FetchFile "fetch.txt is not allowed" None;
+    "E300" InventorySyntax "dbxport.json is missing or invalid" None;
+    "E301" FormatName "not a dbxport bundle" None;
+    "E302" UnsupportedVersion "unsupported format major version" Some("this bundle needs a newer dbxport; upgrade dbxport and try again");
+    "E303" RecordMismatch "record disagrees with the stored file" None;
+    "E304" Unclaimed "payload not claimed by exactly one record" None;
+    "E305" IdentityMismatch "bag-info.txt and dbxport.json disagree" None;
+    "E306" UnsafeStoredName "stored name breaks the safe-name rules" None;
+    "E400" IdentityRequired "an identity is needed to open this" Some("pass --identity FILE (an age or SSH key) or --passphrase");
+    "E401" NoMatchingIdentity "no given identity opens this" Some("check that --identity names the key the bundle was sealed to, or that the passphrase is right");
+    "E402" SealedCorrupt "sealed file is invalid" None;
+    "E403" PlaintextDigest "opened value differs from its sealed digest" None;
+    "E404" SealedIndex "sealed digest index is missing or inconsistent" None;
+    "E500" TargetNotEmpty "output already exists" Some("choose another output, or pass --force to replace it");
+    "E501" NotABag "not a bag folder" Some("give the folder that holds bagit.txt, or the folder `dbxport unpack` wrote into");
+    "E502" Io "input/output error" None;
+    "E503" Staging "staged export is inconsistent or misused" None;
+}
+
+impl fmt::Display for BundleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.subject().is_empty() {
+            write!(f, "{} [{}]", self.detail(), self.code().code())
+        } else {
+            write!(
+                f,
+                "{}: {} [{}]",
+                self.subject(),
+                self.detail(),
+                self.code().code()
+            )
+        }
+    }
+}
+
+impl std::error::Error for BundleError {}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl Serialize for BundleError {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("BundleError", 5)?;
+        st.serialize_field("code", self.code().code())?;
+        st.serialize_field("name", self.code().name())?;
+        st.serialize_field("subject", self.subject())?;
+        st.serialize_field("message", self.detail())?;
+        st.serialize_field("hint", &self.code().hint())?;
+        st.end()
+    }
+}
+
+impl BundleError {
+    /// An I/O failure (E502) about `subject`.
+    pub fn io(subject: impl Into<String>, err: &std::io::Error) -> Self {
+        BundleError::new(ErrorCode::Io, subject, err.to_string())
+    }
+}
+
+/// Shorthand for results in the bundle module.
+pub type Result<T, E = BundleError> = std::result::Result<T, E>;
+
+/// Adds an I/O subject to `std::io::Result`s.
+pub(crate) trait IoContext<T> {
+    /// Maps an I/O error to E502 about `subject`.
+    fn ctx(self, subject: impl fmt::Display) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn ctx(self, subject: impl fmt::Display) -> Result<T> {
+        self.map_err(|e| BundleError::io(subject.to_string(), &e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The spec's §13 table and this enum list the same codes with the same names, in order.
+    #[test]
+    fn spec_table_matches_enum() {
+        let spec = include_str!("../../spec/bundle-format.md");
+        let start = spec.find("## 13. Error codes").expect("spec has §13");
+        let end = spec[start..].find("## 14.").map(|e| start + e).unwrap();
+        let rows: Vec<(String, String)> = spec[start..end]
+            .lines()
+            .filter(|l| l.starts_with("| E"))
+            .map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                (cells[1].to_string(), cells[2].to_string())
+            })
+            .collect();
+        let ours: Vec<(String, String)> = ErrorCode::ALL
+            .iter()
+            .map(|c| (c.code().to_string(), c.name().to_string()))
+            .collect();
+        assert_eq!(rows, ours, "spec §13 and ErrorCode disagree");
+    }
+
+    #[test]
+    fn message_names_subject_and_code() {
+        let e = BundleError::new(
+            ErrorCode::DigestMismatch,
+            "entry data/a.py",
+            "digest mismatch",
+        );
+        assert_eq!(e.to_string(), "entry data/a.py: digest mismatch [E206]");
+        assert_eq!(e.code(), ErrorCode::DigestMismatch);
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["code"], "E206");
+    }
+}
+
+/// Several problems at once: what `pack` and `unpack` return, naming every difference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problems(pub Vec<BundleError>);
+
+impl Problems {
+    /// The first problem's code, if any.
+    pub fn first_code(&self) -> Option<ErrorCode> {
+        self.0.first().map(BundleError::code)
+    }
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+impl From<BundleError> for Problems {
+    fn from(e: BundleError) -> Self {
+        Problems(vec![e])
+    }
+}

@@ -1,0 +1,645 @@
+//! The inventory, `dbxport.json` (spec §5): its types, its byte form, the checks a reader makes
+//! on it (the same rules as `spec/inventory.schema.json`), and version compatibility (§14).
+
+use super::error::{BundleError, ErrorCode, Result};
+use super::json::canonicalize;
+use crate::model::Kind;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+/// The inventory's `format` value.
+pub const FORMAT_NAME: &str = "dbxport-bundle";
+/// The format version this code writes.
+pub const FORMAT_VERSION: &str = "1.0.0";
+/// The major version this code reads.
+pub const FORMAT_MAJOR: u64 = 1;
+/// The inventory's file name in the bag folder.
+pub const INVENTORY_FILE: &str = "dbxport.json";
+
+/// The tool that wrote a bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tool {
+    /// Program name.
+    pub name: String,
+    /// Program version.
+    pub version: String,
+}
+
+impl Tool {
+    /// This program.
+    pub fn current() -> Self {
+        Tool {
+            name: "dbxport".into(),
+            version: crate::VERSION.into(),
+        }
+    }
+}
+
+/// The workspace a bundle came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    /// Workspace URL, or `""`.
+    pub host: String,
+    /// Workspace id, or `""`.
+    pub workspace_id: String,
+}
+
+/// How a bundle's sealed files were sealed (§8.3); recipients themselves are not recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sealing {
+    /// How many recipients each sealed file was encrypted to.
+    pub recipients: u32,
+    /// The age stanza types, sorted, without repeats (`X25519`, `ssh-ed25519`, `scrypt`, …).
+    pub recipient_types: Vec<String>,
+    /// True when sealed with a passphrase.
+    pub passphrase: bool,
+}
+
+/// One resource (§5.2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// What it is.
+    pub kind: Kind,
+    /// Its id in the source workspace.
+    pub source_id: String,
+    /// Its original name or path, byte for byte.
+    pub name: String,
+    /// Stored paths relative to the bag folder, primary first; folders end in `/`.
+    pub stored: Vec<String>,
+    /// Size of the primary stored file in bytes.
+    pub size: u64,
+    /// SHA-256 (hex) of the primary stored file as stored.
+    pub sha256: Option<String>,
+    /// True when the primary stored file is sealed.
+    pub sealed: bool,
+    /// What the user should know.
+    pub notes: Vec<String>,
+    /// Kind-specific details (§6).
+    pub meta: Value,
+}
+
+impl Record {
+    /// The sort key of §9: kind in import order, then name, then source id, then stored paths.
+    pub fn sort_key(&self) -> (usize, &str, &str, &[String]) {
+        (kind_rank(self.kind), &self.name, &self.source_id, &self.stored)
+    }
+
+    /// A string field of `meta`, if present.
+    pub fn meta_str(&self, key: &str) -> Option<&str> {
+        self.meta.get(key).and_then(Value::as_str)
+    }
+}
+
+/// The position of `kind` in the import order of §14.2.
+pub fn kind_rank(kind: Kind) -> usize {
+    Kind::ALL.iter().position(|k| *k == kind).unwrap_or(usize::MAX)
+}
+
+/// A record of a kind this reader does not know (§14.1): verified, otherwise left alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpaqueRecord {
+    /// The unknown kind's name.
+    pub kind: String,
+    /// Its name.
+    #[serde(default)]
+    pub name: String,
+    /// Its stored paths.
+    pub stored: Vec<String>,
+    /// Size of its primary stored file.
+    pub size: u64,
+    /// Digest of its primary stored file.
+    pub sha256: Option<String>,
+}
+
+/// The inventory (§5.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Inventory {
+    /// Always [`FORMAT_NAME`].
+    pub format: String,
+    /// Semver of the format.
+    pub format_version: String,
+    /// The bundle's UUID.
+    pub bundle_id: String,
+    /// RFC 3339 UTC time, whole seconds.
+    pub created: String,
+    /// The writing tool.
+    pub tool: Tool,
+    /// The source workspace.
+    pub source: Source,
+    /// Export options (free-form).
+    pub options: Value,
+    /// Sealing summary, or null.
+    pub sealing: Option<Sealing>,
+    /// One record per resource.
+    pub records: Vec<Record>,
+    /// Records of kinds this reader does not know.
+    #[serde(skip)]
+    pub opaque: Vec<OpaqueRecord>,
+}
+
+/// Formats a time as the inventory's `created` (`2026-11-26T08:00:00Z`).
+pub fn format_created(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// Parses the inventory's `created`.
+pub fn parse_created(s: &str) -> Option<OffsetDateTime> {
+    if !is_created(s) {
+        return None;
+    }
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+}
+
+fn is_created(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 20
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            19 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+/// True for a lowercase UUID string (`8-4-4-4-12` hex).
+pub fn is_bundle_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(c),
+        })
+}
+
+/// A fresh random (version 4) bundle id.
+pub fn new_bundle_id() -> String {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).expect("the operating system's random source works");
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// True for a lowercase 64-digit hex SHA-256.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+}
+
+/// True for a bag-relative stored path as the schema allows (`data/…`, no `.`/`..`/empty parts).
+pub fn is_stored_path(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix("data/") else {
+        return false;
+    };
+    let body = rest.strip_suffix('/').unwrap_or(rest);
+    !body.is_empty()
+        && body
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
+        && !s.chars().any(|c| {
+            c.is_control() || matches!(c, '%' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|')
+        })
+}
+
+/// The major version of a semver string, if it is one.
+fn major_of(v: &str) -> Option<u64> {
+    let parts: Vec<&str> = v.split('.').collect();
+    if parts.len() != 3
+        || parts
+            .iter()
+            .any(|p| p.is_empty() || !p.bytes().all(|c| c.is_ascii_digit()))
+    {
+        return None;
+    }
+    parts[0].parse().ok()
+}
+
+const SUBJECT: &str = "dbxport.json";
+
+fn bad(detail: impl Into<String>) -> BundleError {
+    BundleError::new(ErrorCode::InventorySyntax, SUBJECT, detail)
+}
+
+impl Inventory {
+    /// A new, empty inventory.
+    pub fn new(
+        bundle_id: String,
+        created: OffsetDateTime,
+        source: Source,
+        options: Value,
+    ) -> Self {
+        Inventory {
+            format: FORMAT_NAME.into(),
+            format_version: FORMAT_VERSION.into(),
+            bundle_id,
+            created: format_created(created),
+            tool: Tool::current(),
+            source,
+            options,
+            sealing: None,
+            records: Vec::new(),
+            opaque: Vec::new(),
+        }
+    }
+
+    /// Sorts records (§9) and canonicalizes `meta` and `options`.
+    pub fn normalize(&mut self) {
+        for r in &mut self.records {
+            r.meta = canonicalize(&r.meta);
+        }
+        self.options = canonicalize(&self.options);
+        self.records.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    }
+
+    /// The inventory's bytes (§5): pretty JSON, trailing LF. Call [`Inventory::normalize`] first.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        super::json::to_pretty_bytes(self).expect("inventory serializes")
+    }
+
+    /// Parses and checks inventory bytes: format name (E301), major version (E302), then the
+    /// schema rules (E300). Records of unknown kinds are kept in [`Inventory::opaque`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Inventory> {
+        let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
+        if text.starts_with('\u{feff}') {
+            return Err(bad("starts with a byte-order mark"));
+        }
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+        let obj = value
+            .as_object()
+            .ok_or_else(|| bad("top level is not an object"))?;
+        match obj.get("format").and_then(Value::as_str) {
+            Some(FORMAT_NAME) => {}
+            Some(other) => {
+                return Err(BundleError::new(
+                    ErrorCode::FormatName,
+                    SUBJECT,
+                    format!("format is {other:?}, expected {FORMAT_NAME:?}"),
+                ))
+            }
+            None => return Err(bad("`format` is missing or not a string")),
+        }
+        let version = obj
+            .get("format_version")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("`format_version` is missing or not a string"))?;
+        match major_of(version) {
+            Some(FORMAT_MAJOR) => {}
+            Some(m) => {
+                return Err(BundleError::new(
+                    ErrorCode::UnsupportedVersion,
+                    SUBJECT,
+                    format!(
+                        "format version {version} (major {m}) is not supported; this dbxport reads {FORMAT_MAJOR}.x"
+                    ),
+                ))
+            }
+            None => return Err(bad(format!("format_version {version:?} is not semver"))),
+        }
+        let problems = schema_problems(obj);
+        if let Some(first) = problems.into_iter().next() {
+            return Err(bad(first));
+        }
+        let mut inv = Inventory {
+            format: FORMAT_NAME.into(),
+            format_version: version.into(),
+            bundle_id: obj["bundle_id"].as_str().unwrap_or_default().into(),
+            created: obj["created"].as_str().unwrap_or_default().into(),
+            tool: serde_json::from_value(obj["tool"].clone()).map_err(|e| bad(e.to_string()))?,
+            source: serde_json::from_value(obj["source"].clone())
+                .map_err(|e| bad(e.to_string()))?,
+            options: obj["options"].clone(),
+            sealing: serde_json::from_value(obj["sealing"].clone())
+                .map_err(|e| bad(format!("sealing: {e}")))?,
+            records: Vec::new(),
+            opaque: Vec::new(),
+        };
+        for (i, r) in obj["records"].as_array().into_iter().flatten().enumerate() {
+            let kind = r["kind"].as_str().unwrap_or_default();
+            match Kind::parse(kind) {
+                Some(_) => inv.records.push(
+                    serde_json::from_value(r.clone())
+                        .map_err(|e| bad(format!("records[{i}]: {e}")))?,
+                ),
+                None => inv.opaque.push(
+                    serde_json::from_value(r.clone())
+                        .map_err(|e| bad(format!("records[{i}]: {e}")))?,
+                ),
+            }
+        }
+        Ok(inv)
+    }
+}
+
+/// The rules of `spec/inventory.schema.json`, as messages; empty when the inventory conforms.
+pub fn schema_problems(obj: &Map<String, Value>) -> Vec<String> {
+    let mut p = Vec::new();
+    fn str_field<'a>(o: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
+        o.get(k).and_then(Value::as_str)
+    }
+    for k in [
+        "format",
+        "format_version",
+        "bundle_id",
+        "created",
+        "tool",
+        "source",
+        "options",
+        "sealing",
+        "records",
+    ] {
+        if !obj.contains_key(k) {
+            p.push(format!("`{k}` is missing"));
+        }
+    }
+    if !p.is_empty() {
+        return p;
+    }
+    if !str_field(obj, "bundle_id").is_some_and(is_bundle_id) {
+        p.push("`bundle_id` is not a lowercase UUID".into());
+    }
+    if !str_field(obj, "created").is_some_and(|s| parse_created(s).is_some()) {
+        p.push("`created` is not an RFC 3339 UTC time like 2026-01-31T12:00:00Z".into());
+    }
+    match obj["tool"].as_object() {
+        Some(t) if str_field(t, "name").is_some_and(|s| !s.is_empty())
+            && str_field(t, "version").is_some_and(|s| !s.is_empty()) => {}
+        _ => p.push("`tool` needs non-empty `name` and `version`".into()),
+    }
+    match obj["source"].as_object() {
+        Some(s) if str_field(s, "host").is_some() && str_field(s, "workspace_id").is_some() => {}
+        _ => p.push("`source` needs string `host` and `workspace_id`".into()),
+    }
+    if !obj["options"].is_object() {
+        p.push("`options` is not an object".into());
+    }
+    match &obj["sealing"] {
+        Value::Null => {}
+        Value::Object(s) => {
+            if !s
+                .get("recipients")
+                .and_then(Value::as_u64)
+                .is_some_and(|n| n >= 1)
+            {
+                p.push("`sealing.recipients` must be a positive integer".into());
+            }
+            match s.get("recipient_types").and_then(Value::as_array) {
+                Some(t)
+                    if !t.is_empty()
+                        && t.iter().all(|x| x.as_str().is_some_and(|s| !s.is_empty()))
+                        && t.iter()
+                            .collect::<std::collections::HashSet<_>>()
+                            .len()
+                            == t.len() => {}
+                _ => p.push(
+                    "`sealing.recipient_types` must be a non-empty list of distinct names".into(),
+                ),
+            }
+            if !s.get("passphrase").is_some_and(Value::is_boolean) {
+                p.push("`sealing.passphrase` must be a boolean".into());
+            }
+        }
+        _ => p.push("`sealing` must be null or an object".into()),
+    }
+    match obj["records"].as_array() {
+        None => p.push("`records` is not an array".into()),
+        Some(recs) => {
+            for (i, r) in recs.iter().enumerate() {
+                for m in record_problems(r) {
+                    p.push(format!("records[{i}]: {m}"));
+                }
+            }
+        }
+    }
+    p
+}
+
+fn record_problems(r: &Value) -> Vec<String> {
+    let mut p = Vec::new();
+    let Some(o) = r.as_object() else {
+        return vec!["not an object".into()];
+    };
+    for k in [
+        "kind",
+        "source_id",
+        "name",
+        "stored",
+        "size",
+        "sha256",
+        "sealed",
+        "notes",
+        "meta",
+    ] {
+        if !o.contains_key(k) {
+            p.push(format!("`{k}` is missing"));
+        }
+    }
+    if !p.is_empty() {
+        return p;
+    }
+    let kind = o["kind"].as_str().unwrap_or("");
+    if kind.is_empty()
+        || !kind.starts_with(|c: char| c.is_ascii_lowercase())
+        || !kind
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+    {
+        p.push("`kind` is not a kind name".into());
+    }
+    for k in ["source_id", "name"] {
+        if !o[k].is_string() {
+            p.push(format!("`{k}` is not a string"));
+        }
+    }
+    match o["stored"].as_array() {
+        Some(a) => {
+            let mut seen = std::collections::HashSet::new();
+            for s in a {
+                match s.as_str() {
+                    Some(s) if is_stored_path(s) => {
+                        if !seen.insert(s) {
+                            p.push(format!("stored path {s:?} is listed twice"));
+                        }
+                    }
+                    _ => p.push(format!("stored path {s} is not a safe path below data/")),
+                }
+            }
+        }
+        None => p.push("`stored` is not an array".into()),
+    }
+    if o["size"].as_u64().is_none() {
+        p.push("`size` is not a non-negative integer".into());
+    }
+    match &o["sha256"] {
+        Value::Null => {}
+        Value::String(s) if is_sha256_hex(s) => {}
+        _ => p.push("`sha256` is not null or 64 lowercase hex digits".into()),
+    }
+    if !o["sealed"].is_boolean() {
+        p.push("`sealed` is not a boolean".into());
+    }
+    if !o["notes"]
+        .as_array()
+        .is_some_and(|a| a.iter().all(Value::is_string))
+    {
+        p.push("`notes` is not a list of strings".into());
+    }
+    let Some(meta) = o["meta"].as_object() else {
+        p.push("`meta` is not an object".into());
+        return p;
+    };
+    let need = |keys: &[&str], p: &mut Vec<String>| {
+        for k in keys {
+            if !meta.contains_key(*k) {
+                p.push(format!("meta.{k} is missing for kind {kind}"));
+            }
+        }
+    };
+    let one_of = |key: &str, allowed: &[&str], p: &mut Vec<String>| {
+        if let Some(v) = meta.get(key) {
+            if !v.as_str().is_some_and(|s| allowed.contains(&s)) {
+                p.push(format!("meta.{key} must be one of {allowed:?}"));
+            }
+        }
+    };
+    match kind {
+        "notebook" => {
+            need(&["object_id", "language", "formats"], &mut p);
+            one_of("language", &["PYTHON", "SCALA", "SQL", "R"], &mut p);
+            if let Some(f) = meta.get("formats") {
+                let ok = f.as_array().is_some_and(|a| {
+                    a.iter().all(|x| {
+                        x.as_str().is_some_and(|s| {
+                            ["SOURCE", "HTML", "JUPYTER", "DBC", "R_MARKDOWN"].contains(&s)
+                        })
+                    })
+                });
+                if !ok {
+                    p.push("meta.formats must list export formats".into());
+                }
+            }
+        }
+        "secret" => {
+            need(&["scope", "key", "encoding"], &mut p);
+            one_of("encoding", &["string", "bytes"], &mut p);
+        }
+        "secret_scope" => {
+            need(&["backend_type", "acls", "keys"], &mut p);
+            one_of("backend_type", &["DATABRICKS", "AZURE_KEYVAULT"], &mut p);
+        }
+        "job" => need(&["job_id"], &mut p),
+        "permissions" => need(&["request_object_type", "object_id"], &mut p),
+        "model_version" => need(&["model", "version"], &mut p),
+        "model_artifact" => need(&["model", "version", "path"], &mut p),
+        _ => {}
+    }
+    if o["sealed"].as_bool() == Some(true)
+        && (o["stored"].as_array().is_none_or(Vec::is_empty) || !o["sha256"].is_string())
+    {
+        p.push("a sealed record needs a stored file and its digest".into());
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample() -> Inventory {
+        let mut inv = Inventory::new(
+            "0b8e6f7a-1c2d-4e3f-8a9b-0c1d2e3f4a5b".into(),
+            OffsetDateTime::from_unix_timestamp(1_780_000_000).unwrap(),
+            Source {
+                host: "https://example.cloud.databricks.com".into(),
+                workspace_id: "123".into(),
+            },
+            json!({"b": 1, "a": 2}),
+        );
+        inv.records.push(Record {
+            kind: Kind::Job,
+            source_id: "7".into(),
+            name: "nightly".into(),
+            stored: vec!["data/jobs/7-nightly.json".into()],
+            size: 10,
+            sha256: Some("a".repeat(64)),
+            sealed: false,
+            notes: vec![],
+            meta: json!({"job_id": 7}),
+        });
+        inv.records.push(Record {
+            kind: Kind::Directory,
+            source_id: "1".into(),
+            name: "/Users".into(),
+            stored: vec!["data/workspace/Users/".into()],
+            size: 0,
+            sha256: None,
+            sealed: false,
+            notes: vec![],
+            meta: json!({"object_id": 1}),
+        });
+        inv.normalize();
+        inv
+    }
+
+    #[test]
+    fn round_trip_and_order() {
+        let inv = sample();
+        assert_eq!(inv.records[0].kind, Kind::Directory);
+        let bytes = inv.to_bytes();
+        let back = Inventory::from_bytes(&bytes).unwrap();
+        assert_eq!(back, inv);
+        assert_eq!(back.to_bytes(), bytes);
+        assert_eq!(inv.created, "2026-05-28T20:26:40Z");
+    }
+
+    #[test]
+    fn version_and_format_checks() {
+        let mut v: Value = serde_json::from_slice(&sample().to_bytes()).unwrap();
+        v["format_version"] = json!("2.0.0");
+        let e = Inventory::from_bytes(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::UnsupportedVersion);
+        v["format_version"] = json!("1.7.3");
+        v["future_field"] = json!({"x": 1});
+        Inventory::from_bytes(&serde_json::to_vec(&v).unwrap()).unwrap();
+        v["format"] = json!("other");
+        let e = Inventory::from_bytes(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::FormatName);
+    }
+
+    #[test]
+    fn unknown_kinds_are_opaque_and_bad_paths_rejected() {
+        let mut v: Value = serde_json::from_slice(&sample().to_bytes()).unwrap();
+        v["records"][0]["kind"] = json!("dashboard");
+        let inv = Inventory::from_bytes(&serde_json::to_vec(&v).unwrap()).unwrap();
+        assert_eq!(inv.opaque.len(), 1);
+        v["records"][1]["stored"] = json!(["data/../etc/passwd"]);
+        let e = Inventory::from_bytes(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InventorySyntax);
+    }
+
+    #[test]
+    fn ids() {
+        let id = new_bundle_id();
+        assert!(is_bundle_id(&id), "{id}");
+        assert_ne!(id, new_bundle_id());
+    }
+}

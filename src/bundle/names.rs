@@ -1,0 +1,226 @@
+//! Stored names (spec §7): which path components are safe on Windows, macOS and Linux, how an
+//! original name becomes a safe one, and how siblings are kept apart under case folding and
+//! Unicode normalization.
+//!
+//! The mapping depends only on the *set* of names in a folder, never on arrival order, so a
+//! staged export that fetches objects concurrently still produces the same bytes.
+
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashSet};
+use unicode_normalization::UnicodeNormalization;
+
+/// The longest name part (before the hash suffix and extension) a writer keeps, in bytes.
+pub const MAX_STEM_BYTES: usize = 100;
+/// The longest stored component a reader accepts, in bytes.
+pub const MAX_COMPONENT_BYTES: usize = 255;
+
+const DEVICE_NAMES: [&str; 6] = ["CON", "PRN", "AUX", "NUL", "COM", "LPT"];
+
+/// True for characters that may not appear in a stored name (§7.1).
+fn is_forbidden_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '<' | '>' | ':' | '"' | '/' | '\\' | '|' | '?' | '*' | '%')
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
+}
+
+/// True when the part of `name` before its first `.` is a Windows device name.
+fn is_device_name(name: &str) -> bool {
+    let stem = name.split('.').next().unwrap_or("");
+    let upper = stem.to_uppercase();
+    if DEVICE_NAMES[..4].contains(&upper.as_str()) {
+        return true;
+    }
+    let mut chars = upper.chars();
+    let head: String = chars.by_ref().take(3).collect();
+    let rest: String = chars.collect();
+    (head == "COM" || head == "LPT")
+        && matches!(
+            rest.as_str(),
+            "0" | "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8" | "9" | "¹" | "²" | "³"
+        )
+}
+
+/// Checks one stored path component against §7.1; returns what is wrong, if anything.
+pub fn check_component(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name == "." || name == ".." {
+        return Err("empty, `.` or `..` component");
+    }
+    if name.len() > MAX_COMPONENT_BYTES {
+        return Err("component longer than 255 bytes");
+    }
+    if name.chars().any(is_forbidden_char) {
+        return Err("forbidden character");
+    }
+    if name.ends_with('.') || name.ends_with(' ') {
+        return Err("ends with `.` or space");
+    }
+    if is_device_name(name) {
+        return Err("Windows device name");
+    }
+    if name.nfc().ne(name.chars()) {
+        return Err("not in Unicode NFC");
+    }
+    Ok(())
+}
+
+/// The key two names share when a case-insensitive or normalization-insensitive file system
+/// would treat them as one: NFC of the lowercase mapping of the NFC form.
+pub fn fold_key(name: &str) -> String {
+    let nfc: String = name.nfc().collect();
+    nfc.to_lowercase().nfc().collect()
+}
+
+/// Step 1 of §7.2: the original component with unsafe characters replaced and cut to length.
+pub fn clean(original: &str) -> String {
+    if original == "." {
+        return "_".into();
+    }
+    if original == ".." {
+        return "__".into();
+    }
+    let nfc: String = original.nfc().collect();
+    let mut out: String = nfc
+        .chars()
+        .map(|c| if is_forbidden_char(c) { '_' } else { c })
+        .collect();
+    if out.len() > MAX_STEM_BYTES {
+        let mut cut = MAX_STEM_BYTES;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+    }
+    if out.ends_with('.') || out.ends_with(' ') {
+        out.pop();
+        out.push('_');
+    }
+    if is_device_name(&out) {
+        match out.find('.') {
+            Some(i) => out.insert(i, '_'),
+            None => out.push('_'),
+        }
+    }
+    if out.is_empty() {
+        out.push('_');
+    }
+    out
+}
+
+/// The first `n` hex digits of SHA-256 of `s`.
+fn short_hash(s: &str, n: usize) -> String {
+    let mut h = hex::encode(Sha256::digest(s.as_bytes()));
+    h.truncate(n);
+    h
+}
+
+/// One child of a payload folder, as §7.2 sorts them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Child {
+    /// The original component, byte for byte.
+    pub original: String,
+    /// The extension the writer adds (without the dot), if any.
+    pub ext: Option<String>,
+    /// True for a folder.
+    pub dir: bool,
+}
+
+/// Assigns stored names to the children of one folder (§7.2). Returns them in the order of
+/// `children` after sorting; the caller looks them up by [`Child`].
+pub fn assign_siblings(children: &[Child]) -> Result<BTreeMap<Child, String>, String> {
+    let mut sorted: Vec<&Child> = children.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    let mut taken: HashSet<String> = HashSet::new();
+    let mut out = BTreeMap::new();
+    for child in sorted {
+        let cleaned = clean(&child.original);
+        let stem = if cleaned == child.original {
+            cleaned
+        } else {
+            format!("{cleaned}-{}", short_hash(&child.original, 8))
+        };
+        let with_ext = |s: &str| match &child.ext {
+            Some(e) => format!("{s}.{e}"),
+            None => s.to_string(),
+        };
+        let mut name = with_ext(&stem);
+        let mut tries = [8usize, 16, 32, 64].into_iter();
+        while taken.contains(&fold_key(&name)) {
+            let Some(n) = tries.next() else {
+                return Err(format!(
+                    "cannot find a free stored name for {:?}",
+                    child.original
+                ));
+            };
+            name = with_ext(&format!("{stem}-{}", short_hash(&child.original, n)));
+        }
+        taken.insert(fold_key(&name));
+        out.insert(child.clone(), name);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn child(o: &str, ext: Option<&str>) -> Child {
+        Child {
+            original: o.into(),
+            ext: ext.map(str::to_string),
+            dir: false,
+        }
+    }
+
+    #[test]
+    fn safe_names_stay() {
+        for n in ["Report", "My Notebook", "données", "a.b", "x-1_2", "Ünïcødé"] {
+            assert_eq!(check_component(n), Ok(()), "{n}");
+            assert_eq!(clean(n), n);
+        }
+    }
+
+    #[test]
+    fn unsafe_names_are_rejected_and_cleaned() {
+        for n in [
+            "a:b", "a?b", "a%b", "a\\b", "con", "CON.txt", "lpt1", "com¹", "x.", "x ", ".", "..",
+            "", "a\nb", "a\u{202E}b", "e\u{301}",
+        ] {
+            assert!(check_component(n).is_err(), "{n:?} should be unsafe");
+            let c = clean(n);
+            assert_eq!(check_component(&c), Ok(()), "{n:?} cleaned to {c:?}");
+        }
+        let long = "x".repeat(300);
+        assert_eq!(clean(&long).len(), MAX_STEM_BYTES);
+        let long_multi = "é".repeat(80);
+        assert!(clean(&long_multi).len() <= MAX_STEM_BYTES);
+    }
+
+    #[test]
+    fn case_and_normalization_collisions_get_suffixes() {
+        let kids = vec![
+            child("Report", Some("py")),
+            child("report", Some("py")),
+            child("caf\u{e9}", None),
+            child("cafe\u{301}", None),
+            child("a:b", None),
+            child("a?b", None),
+        ];
+        let names = assign_siblings(&kids).unwrap();
+        assert_eq!(names[&kids[0]], "Report.py");
+        assert!(names[&kids[1]].starts_with("report-") && names[&kids[1]].ends_with(".py"));
+        let folded: HashSet<String> = names.values().map(|n| fold_key(n)).collect();
+        assert_eq!(folded.len(), kids.len(), "{names:?}");
+        for n in names.values() {
+            assert_eq!(check_component(n), Ok(()), "{n}");
+        }
+    }
+
+    #[test]
+    fn order_does_not_matter() {
+        let mut kids = vec![child("b", None), child("B", None), child("a", Some("py"))];
+        let one = assign_siblings(&kids).unwrap();
+        kids.reverse();
+        assert_eq!(assign_siblings(&kids).unwrap(), one);
+    }
+}

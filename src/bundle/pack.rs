@@ -1,0 +1,441 @@
+//! `pack`: a bag folder on disk → a bundle zip, deterministically (spec §3.6, §9), refusing a
+//! bag whose files differ from its manifests and verifying the result before it is renamed into
+//! place (§11). The inverse of [`super::unpack`]: unpack then pack gives the same bytes.
+//!
+//! With an envelope (§8.4) the zip is streamed straight into age; to verify it without a
+//! plaintext copy on disk, the same stream is also sealed to a one-time key held in memory, and
+//! that scratch copy is opened and verified, then deleted.
+
+use super::bagit::{
+    check_bagit_txt, is_bag_name, parse_manifest, BAGIT_FILE, BAG_INFO_FILE, MANIFEST_FILE,
+    TAG_MANIFEST_FILE,
+};
+use super::container::ZipWriter;
+use super::error::{BundleError, ErrorCode, IoContext, Problems, Result};
+use super::fsutil::{parent_dir, AtomicFile};
+use super::inventory::{Inventory, INVENTORY_FILE};
+use super::seal::{Opener, Sealer};
+use super::verify::{verify_file, verify_source};
+use super::writer::{open_content, write_file_entry};
+use super::resource::Content;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use unicode_normalization::UnicodeNormalization;
+
+/// How to pack.
+#[derive(Default)]
+pub struct PackOptions {
+    /// Wrap the zip in an age envelope to these recipients (§8.4).
+    pub envelope: Option<Sealer>,
+    /// Replace an existing output file.
+    pub replace: bool,
+}
+
+/// What `pack` produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct PackSummary {
+    /// The bundle written.
+    pub output: PathBuf,
+    /// The bag folder name.
+    pub bag: String,
+    /// The bundle id.
+    pub bundle_id: String,
+    /// Zip entries.
+    pub entries: u64,
+    /// Payload files.
+    pub payload_files: u64,
+    /// Payload bytes.
+    pub payload_bytes: u64,
+    /// Size of the output file.
+    pub bytes: u64,
+    /// True when wrapped in an age envelope.
+    pub envelope: bool,
+}
+
+/// Finds the bag in `dir`: `dir` itself when it holds `bagit.txt`, else its one subfolder that
+/// does (as `dbxport unpack` leaves it, next to `secrets/`).
+pub fn find_bag(dir: &Path) -> Result<PathBuf> {
+    let subject = format!("folder {}", dir.display());
+    if dir.join(BAGIT_FILE).is_file() {
+        return Ok(dir.to_path_buf());
+    }
+    let mut found = Vec::new();
+    for e in fs::read_dir(dir).ctx(&subject)? {
+        let p = e.ctx(&subject)?.path();
+        if p.is_dir() && p.join(BAGIT_FILE).is_file() {
+            found.push(p);
+        }
+    }
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(BundleError::new(
+            ErrorCode::NotABag,
+            subject,
+            "holds no bag (no bagit.txt in it or in a folder inside it)",
+        )),
+        n => Err(BundleError::new(
+            ErrorCode::NotABag,
+            subject,
+            format!("holds {n} bags; give the one to pack"),
+        )),
+    }
+}
+
+struct DiskFile {
+    path: PathBuf,
+    size: u64,
+}
+
+struct Walk {
+    dirs: Vec<String>,
+    files: BTreeMap<String, DiskFile>,
+}
+
+fn walk(bag_dir: &Path, problems: &mut Vec<BundleError>) -> Result<Walk> {
+    let mut dirs = Vec::new();
+    let mut files = BTreeMap::new();
+    for e in walkdir::WalkDir::new(bag_dir)
+        .follow_links(false)
+        .sort_by_file_name()
+        .min_depth(1)
+    {
+        let e = e.map_err(|err| {
+            BundleError::io(
+                format!("folder {}", bag_dir.display()),
+                &io::Error::other(err.to_string()),
+            )
+        })?;
+        let rel_os = e.path().strip_prefix(bag_dir).expect("below the bag");
+        let Some(rel) = rel_os.to_str() else {
+            problems.push(BundleError::new(
+                ErrorCode::UnsafeName,
+                format!("file {}", e.path().display()),
+                "name is not UTF-8",
+            ));
+            continue;
+        };
+        let rel: String = rel.replace(std::path::MAIN_SEPARATOR, "/").nfc().collect();
+        let ft = e.file_type();
+        if ft.is_symlink() {
+            problems.push(BundleError::new(
+                ErrorCode::NotRegular,
+                format!("entry {rel}"),
+                "a symbolic link (bags hold only regular files and folders)",
+            ));
+        } else if ft.is_dir() {
+            dirs.push(format!("{rel}/"));
+        } else if ft.is_file() {
+            let size = e
+                .metadata()
+                .map_err(|err| {
+                    BundleError::io(
+                        format!("file {}", e.path().display()),
+                        &io::Error::other(err.to_string()),
+                    )
+                })?
+                .len();
+            files.insert(
+                rel,
+                DiskFile {
+                    path: e.path().to_path_buf(),
+                    size,
+                },
+            );
+        } else {
+            problems.push(BundleError::new(
+                ErrorCode::NotRegular,
+                format!("entry {rel}"),
+                "a special file (bags hold only regular files and folders)",
+            ));
+        }
+    }
+    Ok(Walk { dirs, files })
+}
+
+fn read_tag(w: &Walk, name: &str, code: ErrorCode, problems: &mut Vec<BundleError>) -> Option<Vec<u8>> {
+    match w.files.get(name) {
+        None => {
+            problems.push(BundleError::new(code, format!("entry {name}"), "missing"));
+            None
+        }
+        Some(f) => match fs::read(&f.path) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                problems.push(BundleError::io(format!("file {}", f.path.display()), &e));
+                None
+            }
+        },
+    }
+}
+
+/// Packs the bag in `dir` (see [`find_bag`]) into the bundle `out`. Every difference between
+/// the bag's files and its manifests is reported, each with its code; nothing is written then.
+pub fn pack(dir: &Path, out: &Path, opts: &PackOptions) -> std::result::Result<PackSummary, Problems> {
+    let bag_dir = find_bag(dir)?;
+    let bag = bag_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_string();
+    if !is_bag_name(&bag) {
+        return Err(BundleError::new(
+            ErrorCode::NotABag,
+            format!("folder {}", bag_dir.display()),
+            "the bag folder's name must be letters, digits, `.`, `_` and `-` (rename it)",
+        )
+        .into());
+    }
+    if !opts.replace && out.exists() {
+        return Err(BundleError::new(
+            ErrorCode::TargetNotEmpty,
+            format!("file {}", out.display()),
+            "already exists",
+        )
+        .into());
+    }
+    let mut problems = Vec::new();
+    let w = walk(&bag_dir, &mut problems)?;
+    for d in &w.dirs {
+        let top = d.split('/').next().unwrap_or("");
+        // One report per folder beside data/ (not one per file inside it).
+        if top != "data" && d.matches('/').count() == 1 {
+            problems.push(BundleError::new(
+                ErrorCode::Unlisted,
+                format!("entry {d}"),
+                if top == super::builder::STAGING_DIR {
+                    "a staged export that was not finalized (finish the export first)"
+                } else {
+                    "a folder outside data/"
+                },
+            ));
+        }
+    }
+    if let Some(b) = read_tag(&w, BAGIT_FILE, ErrorCode::BagitDeclaration, &mut problems) {
+        if let Err(e) = check_bagit_txt(&b) {
+            problems.push(e);
+        }
+    }
+    let manifest = read_tag(&w, MANIFEST_FILE, ErrorCode::Manifest, &mut problems)
+        .and_then(|b| match parse_manifest(&b, MANIFEST_FILE, ErrorCode::Manifest, true) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                problems.push(e);
+                None
+            }
+        });
+    let tag_manifest = read_tag(&w, TAG_MANIFEST_FILE, ErrorCode::TagManifest, &mut problems)
+        .and_then(|b| {
+            match parse_manifest(&b, TAG_MANIFEST_FILE, ErrorCode::TagManifest, false) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    problems.push(e);
+                    None
+                }
+            }
+        });
+    let _ = read_tag(&w, BAG_INFO_FILE, ErrorCode::BagInfo, &mut problems);
+    let inventory = read_tag(&w, INVENTORY_FILE, ErrorCode::InventorySyntax, &mut problems)
+        .and_then(|b| match Inventory::from_bytes(&b) {
+            Ok(i) => Some(i),
+            Err(e) => {
+                problems.push(e);
+                None
+            }
+        });
+    if w.files.contains_key("fetch.txt") {
+        problems.push(BundleError::new(
+            ErrorCode::FetchFile,
+            "entry fetch.txt",
+            "a bundle must carry all its bytes",
+        ));
+    }
+    // Files against manifests: what is on disk must be exactly what they list.
+    let mut expected: BTreeMap<&str, &str> = BTreeMap::new();
+    if let Some(m) = &manifest {
+        for (p, h) in m {
+            expected.insert(p, h);
+            if !w.files.contains_key(p) {
+                problems.push(BundleError::new(
+                    ErrorCode::Missing,
+                    format!("entry {p}"),
+                    "listed in manifest-sha256.txt but not in the folder",
+                ));
+            }
+        }
+    }
+    if let Some(m) = &tag_manifest {
+        for (p, h) in m {
+            expected.insert(p, h);
+            if !w.files.contains_key(p) {
+                problems.push(BundleError::new(
+                    ErrorCode::Missing,
+                    format!("entry {p}"),
+                    "listed in tagmanifest-sha256.txt but not in the folder",
+                ));
+            }
+        }
+    }
+    for rel in w.files.keys() {
+        if rel.contains('/') && !rel.starts_with("data/") {
+            continue;
+        }
+        let listed = rel == TAG_MANIFEST_FILE || expected.contains_key(rel.as_str());
+        if !listed {
+            let which = if rel.starts_with("data/") {
+                "manifest-sha256.txt"
+            } else {
+                "tagmanifest-sha256.txt"
+            };
+            problems.push(BundleError::new(
+                ErrorCode::Unlisted,
+                format!("entry {rel}"),
+                format!("not listed in {which}"),
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Problems(problems));
+    }
+    let inventory = inventory.expect("parsed when there are no problems");
+
+    // The canonical entry list (§3.6).
+    enum Slot<'a> {
+        Dir,
+        File(&'a DiskFile),
+    }
+    let mut slots: BTreeMap<String, Slot> = BTreeMap::new();
+    slots.insert(format!("{bag}/"), Slot::Dir);
+    slots.insert(format!("{bag}/data/"), Slot::Dir);
+    for d in &w.dirs {
+        slots.insert(format!("{bag}/{d}"), Slot::Dir);
+    }
+    for (rel, f) in &w.files {
+        slots.insert(format!("{bag}/{rel}"), Slot::File(f));
+    }
+    let prefix = format!("{bag}/");
+    let entries = slots.len() as u64;
+    let write_zip = |sink: &mut dyn Write| -> std::result::Result<(), Problems> {
+        let mut zip = ZipWriter::new(sink);
+        let mut mismatches = Vec::new();
+        for (name, slot) in &slots {
+            match slot {
+                Slot::Dir => zip.add_dir(name).ctx(format!("entry {name}"))?,
+                Slot::File(f) => {
+                    let rel = &name[prefix.len()..];
+                    let (sample, rest) = open_content(Content::File(f.path.clone()))?;
+                    let got = write_file_entry(&mut zip, name, f.size, sample, rest)?;
+                    if let Some(want) = expected.get(rel) {
+                        if got != *want {
+                            let (code, which) = if rel.starts_with("data/") {
+                                (ErrorCode::DigestMismatch, "manifest-sha256.txt")
+                            } else {
+                                (ErrorCode::TagDigestMismatch, "tagmanifest-sha256.txt")
+                            };
+                            mismatches.push(BundleError::new(
+                                code,
+                                format!("entry {rel}"),
+                                format!("SHA-256 is {got}, {which} says {want}"),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        zip.finish().ctx("bundle output")?;
+        if mismatches.is_empty() {
+            Ok(())
+        } else {
+            Err(Problems(mismatches))
+        }
+    };
+
+    let mut out_file = AtomicFile::create(out)?;
+    match &opts.envelope {
+        None => {
+            {
+                let mut buf = BufWriter::with_capacity(1 << 20, out_file.file());
+                write_zip(&mut buf)?;
+                buf.flush().ctx(format!("file {}", out.display()))?;
+            }
+            let report = verify_file(out_file.temp_path(), None)?;
+            if !report.ok {
+                return Err(Problems(report.problems));
+            }
+        }
+        Some(sealer) => {
+            // A one-time key, only in memory, for the scratch copy that is verified.
+            let scratch_key = age::x25519::Identity::generate();
+            let scratch_sealer = Sealer::to_recipients(&[scratch_key.to_public().to_string()])
+                .map_err(|e| BundleError::new(ErrorCode::Io, "scratch key", e.to_string()))?;
+            let mut scratch = tempfile::Builder::new()
+                .prefix(".dbxport-pack-check.")
+                .tempfile_in(parent_dir(out))
+                .ctx(format!("folder {}", parent_dir(out).display()))?;
+            {
+                let seal_err = |e: super::seal::KeyError| {
+                    BundleError::new(ErrorCode::Io, "envelope", e.to_string())
+                };
+                let a = sealer
+                    .wrap(BufWriter::with_capacity(1 << 20, out_file.file()))
+                    .map_err(seal_err)?;
+                let b = scratch_sealer
+                    .wrap(BufWriter::with_capacity(1 << 20, scratch.as_file_mut()))
+                    .map_err(seal_err)?;
+                let mut tee = Tee { a, b };
+                write_zip(&mut tee)?;
+                let Tee { a, b } = tee;
+                a.finish()
+                    .and_then(|mut w| w.flush())
+                    .ctx(format!("file {}", out.display()))?;
+                b.finish()
+                    .and_then(|mut w| w.flush())
+                    .ctx("scratch copy")?;
+            }
+            let mut opener = Opener::new();
+            opener.add_x25519(scratch_key);
+            let f = fs::File::open(scratch.path()).ctx("scratch copy")?;
+            let reader = opener.decrypt(f, "scratch copy")?;
+            let report = verify_source(Box::new(reader), out.display().to_string(), true, None);
+            if !report.ok {
+                return Err(Problems(report.problems));
+            }
+        }
+    }
+    let bytes = out_file
+        .file()
+        .metadata()
+        .ctx(format!("file {}", out.display()))?
+        .len();
+    out_file.commit(opts.replace)?;
+    let payload: Vec<&String> = w.files.keys().filter(|k| k.starts_with("data/")).collect();
+    Ok(PackSummary {
+        output: out.to_path_buf(),
+        bag,
+        bundle_id: inventory.bundle_id,
+        entries,
+        payload_files: payload.len() as u64,
+        payload_bytes: payload.iter().map(|p| w.files[*p].size).sum(),
+        bytes,
+        envelope: opts.envelope.is_some(),
+    })
+}
+
+struct Tee<A: Write, B: Write> {
+    a: A,
+    b: B,
+}
+
+impl<A: Write, B: Write> Write for Tee<A, B> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.a.write_all(buf)?;
+        self.b.write_all(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.a.flush()?;
+        self.b.flush()
+    }
+}

@@ -1,0 +1,915 @@
+//! The bundle reader (spec §10): opens a bundle (or its envelope), runs the structural, tag,
+//! inventory and manifest checks of §10.1 steps 1–5 before anything is trusted, and then gives
+//! verified access to payload files and sealed values.
+//!
+//! [`Bundle::scan`] collects every problem it finds; [`Bundle::open`] refuses a bundle with any.
+//! Payload reads through [`Bundle::open_payload`] check the digest when the data ends.
+
+use super::bagit::{
+    check_bagit_txt, parse_manifest, BagInfo, BAGIT_FILE, BAG_INFO_FILE, LABEL_FORMAT_VERSION,
+    MANIFEST_FILE, REQUIRED_TAG_FILES, TAG_MANIFEST_FILE,
+};
+use super::container::read::{classify_read_error, open_entry, read_index, EntryReader, ZipIndex};
+use super::digest::sha256_hex;
+use super::error::{BundleError, ErrorCode, Result};
+use super::inventory::{Inventory, Record, INVENTORY_FILE};
+use super::names::check_component;
+use super::seal::{Opener, AGE_MAGIC, MAX_SEALED_IN_MEMORY};
+use crate::model::Kind;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+/// A readable, seekable source (a file, or an opened envelope).
+pub trait ReadSeek: Read + Seek + Send {}
+impl<T: Read + Seek + Send> ReadSeek for T {}
+
+/// Largest tag file read (other than the inventory).
+const MAX_TAG: u64 = 64 << 20;
+/// Largest inventory read.
+const MAX_INVENTORY: u64 = 1 << 30;
+
+/// A bundle whose structure, tag files, inventory and manifests have been checked.
+pub struct Bundle {
+    label: String,
+    src: Box<dyn ReadSeek>,
+    index: ZipIndex,
+    by_name: HashMap<String, usize>,
+    bag: String,
+    envelope: bool,
+    bag_info: Option<BagInfo>,
+    inventory: Option<Inventory>,
+    manifest: BTreeMap<String, String>,
+    tag_digests: BTreeMap<String, String>,
+    digest_indexes: HashMap<String, SealedIndex>,
+}
+
+/// What [`Bundle::scan`] found: the bundle, when it could be read at all, and every problem.
+pub struct Scan {
+    /// The bundle, when its structure could be parsed.
+    pub bundle: Option<Bundle>,
+    /// Problems, in the order of §10.1.
+    pub problems: Vec<BundleError>,
+    /// True when the file was an envelope.
+    pub envelope: bool,
+}
+
+/// One scope's sealed digest index (§8.2), once opened.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SealedIndex {
+    /// Always `dbxport-sealed-digests`.
+    pub format: String,
+    /// The scope.
+    pub scope: String,
+    /// Per key: encoding, plaintext SHA-256 and size.
+    pub values: BTreeMap<String, SealedDigest>,
+}
+
+/// A value's plaintext digest, as the sealed index records it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct SealedDigest {
+    /// `string` or `bytes`.
+    pub encoding: String,
+    /// SHA-256 of the plaintext.
+    pub sha256: String,
+    /// Plaintext size.
+    pub size: u64,
+}
+
+fn tag_code(name: &str) -> ErrorCode {
+    match name {
+        BAGIT_FILE => ErrorCode::BagitDeclaration,
+        BAG_INFO_FILE => ErrorCode::BagInfo,
+        MANIFEST_FILE => ErrorCode::Manifest,
+        TAG_MANIFEST_FILE => ErrorCode::TagManifest,
+        INVENTORY_FILE => ErrorCode::InventorySyntax,
+        _ => ErrorCode::Unlisted,
+    }
+}
+
+impl Bundle {
+    /// Opens `path` and refuses it unless every check of §10.1 steps 1–5 passes.
+    pub fn open(path: &Path, opener: Option<&Opener>) -> Result<Bundle> {
+        let scan = Bundle::scan(path, opener)?;
+        match (scan.bundle, scan.problems.into_iter().next()) {
+            (Some(b), None) => Ok(b),
+            (_, Some(first)) => Err(first),
+            (None, None) => Err(BundleError::new(
+                ErrorCode::NotAZip,
+                path.display().to_string(),
+                "could not be read",
+            )),
+        }
+    }
+
+    /// Runs §10.1 steps 1–5 on `path`, collecting every problem. `Err` only when the file
+    /// cannot be read at all or is an envelope that cannot be opened.
+    pub fn scan(path: &Path, opener: Option<&Opener>) -> Result<Scan> {
+        let label = path.display().to_string();
+        let mut f = std::fs::File::open(path).map_err(|e| BundleError::io(&label, &e))?;
+        let mut head = [0u8; 22];
+        let n = read_up_to(&mut f, &mut head).map_err(|e| BundleError::io(&label, &e))?;
+        f.seek(SeekFrom::Start(0))
+            .map_err(|e| BundleError::io(&label, &e))?;
+        if head[..n].starts_with(AGE_MAGIC) {
+            let subject = format!("envelope {label}");
+            let Some(op) = opener.filter(|o| !o.is_empty()) else {
+                return Err(BundleError::new(
+                    ErrorCode::IdentityRequired,
+                    subject,
+                    "the bundle is wrapped in an age envelope and no identity was given",
+                ));
+            };
+            let reader = op.decrypt(f, &subject)?;
+            return Ok(Bundle::scan_source(Box::new(reader), label, true));
+        }
+        Ok(Bundle::scan_source(Box::new(f), label, false))
+    }
+
+    /// Runs the checks on an already opened plaintext zip source. `label` names it in messages.
+    pub fn scan_source(mut src: Box<dyn ReadSeek>, label: String, envelope: bool) -> Scan {
+        let index = match read_index(&mut src) {
+            Ok(i) => i,
+            Err(e) => {
+                return Scan {
+                    bundle: None,
+                    problems: vec![e],
+                    envelope,
+                }
+            }
+        };
+        let mut problems = index.problems.clone();
+        let Some(bag) = index.bag.clone() else {
+            return Scan {
+                bundle: None,
+                problems,
+                envelope,
+            };
+        };
+        let mut by_name = HashMap::new();
+        for (i, e) in index.entries.iter().enumerate() {
+            by_name.entry(e.name.clone()).or_insert(i);
+        }
+        let mut b = Bundle {
+            label,
+            src,
+            index,
+            by_name,
+            bag,
+            envelope,
+            bag_info: None,
+            inventory: None,
+            manifest: BTreeMap::new(),
+            tag_digests: BTreeMap::new(),
+            digest_indexes: HashMap::new(),
+        };
+        b.check_bag(&mut problems);
+        Scan {
+            bundle: Some(b),
+            problems,
+            envelope,
+        }
+    }
+
+    fn entry_index(&self, rel: &str) -> Option<usize> {
+        self.by_name.get(&format!("{}/{rel}", self.bag)).copied()
+    }
+
+    /// Reads a whole entry (by bag-relative path) into memory, refusing more than `cap` bytes.
+    fn read_small(&mut self, rel: &str, cap: u64, code: ErrorCode) -> Result<Vec<u8>> {
+        let subject = format!("entry {rel}");
+        let Some(i) = self.entry_index(rel) else {
+            return Err(BundleError::new(code, &subject, "missing"));
+        };
+        let e = self.index.entries[i].clone();
+        if e.size > cap {
+            return Err(BundleError::new(
+                code,
+                &subject,
+                format!("{} bytes, more than the {cap} allowed", e.size),
+            ));
+        }
+        let mut out = Vec::with_capacity(e.size as usize);
+        open_entry(&mut self.src, &e)
+            .and_then(|mut r| r.read_to_end(&mut out))
+            .map_err(|err| classify_read_error(&subject, &err))?;
+        Ok(out)
+    }
+
+    fn check_bag(&mut self, problems: &mut Vec<BundleError>) {
+        let bag = self.bag.clone();
+        let prefix = format!("{bag}/");
+        // Classify entries: tag files, payload files, folders.
+        let mut tag_files: BTreeSet<String> = BTreeSet::new();
+        let mut payload: BTreeMap<String, u64> = BTreeMap::new();
+        let mut dirs: BTreeSet<String> = BTreeSet::new();
+        for e in &self.index.entries {
+            let Some(rel) = e.name.strip_prefix(&prefix) else {
+                continue;
+            };
+            if rel.is_empty() {
+                continue;
+            }
+            if e.dir {
+                if rel == "data/" || rel.starts_with("data/") {
+                    dirs.insert(rel.to_string());
+                } else {
+                    problems.push(BundleError::new(
+                        ErrorCode::Unlisted,
+                        format!("entry {rel}"),
+                        "a folder outside data/ (only tag files may sit beside data/)",
+                    ));
+                }
+            } else if let Some(p) = rel.strip_prefix("data/") {
+                if !p.is_empty() {
+                    payload.insert(rel.to_string(), e.size);
+                }
+            } else if rel.contains('/') {
+                problems.push(BundleError::new(
+                    ErrorCode::Unlisted,
+                    format!("entry {rel}"),
+                    "a file in a folder outside data/",
+                ));
+            } else {
+                tag_files.insert(rel.to_string());
+            }
+        }
+
+        // bagit.txt
+        match self.read_small(BAGIT_FILE, MAX_TAG, ErrorCode::BagitDeclaration) {
+            Ok(b) => {
+                if let Err(e) = check_bagit_txt(&b) {
+                    problems.push(e);
+                }
+            }
+            Err(e) => problems.push(e),
+        }
+        if tag_files.contains("fetch.txt") {
+            problems.push(BundleError::new(
+                ErrorCode::FetchFile,
+                "entry fetch.txt",
+                "a bundle must carry all its bytes",
+            ));
+        }
+        for t in &tag_files {
+            let other_manifest = (t.starts_with("manifest-") && t != MANIFEST_FILE)
+                || (t.starts_with("tagmanifest-") && t != TAG_MANIFEST_FILE);
+            if other_manifest {
+                problems.push(BundleError::new(
+                    ErrorCode::Manifest,
+                    format!("entry {t}"),
+                    "only SHA-256 manifests are allowed in format 1",
+                ));
+            }
+        }
+
+        // Tag manifest and every tag file's digest.
+        let mut tag_bytes: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        for t in &tag_files {
+            let cap = if t == INVENTORY_FILE {
+                MAX_INVENTORY
+            } else {
+                MAX_TAG
+            };
+            match self.read_small(t, cap, tag_code(t)) {
+                Ok(b) => {
+                    tag_bytes.insert(t.clone(), b);
+                }
+                Err(e) => problems.push(e),
+            }
+        }
+        match tag_bytes.get(TAG_MANIFEST_FILE) {
+            None => {
+                if !tag_files.contains(TAG_MANIFEST_FILE) {
+                    problems.push(BundleError::new(
+                        ErrorCode::TagManifest,
+                        format!("entry {TAG_MANIFEST_FILE}"),
+                        "missing",
+                    ));
+                }
+            }
+            Some(tm) => match parse_manifest(tm, TAG_MANIFEST_FILE, ErrorCode::TagManifest, false) {
+                Err(e) => problems.push(e),
+                Ok(tm) => {
+                    for req in REQUIRED_TAG_FILES {
+                        if !tm.contains_key(req) {
+                            problems.push(BundleError::new(
+                                ErrorCode::TagManifest,
+                                TAG_MANIFEST_FILE,
+                                format!("does not list {req}"),
+                            ));
+                        }
+                    }
+                    for t in &tag_files {
+                        if t == TAG_MANIFEST_FILE {
+                            continue;
+                        }
+                        match tm.get(t) {
+                            None => problems.push(BundleError::new(
+                                ErrorCode::Unlisted,
+                                format!("entry {t}"),
+                                "tag file not listed in tagmanifest-sha256.txt",
+                            )),
+                            Some(want) => {
+                                if let Some(b) = tag_bytes.get(t) {
+                                    let got = sha256_hex(b);
+                                    if &got != want {
+                                        problems.push(BundleError::new(
+                                            ErrorCode::TagDigestMismatch,
+                                            format!("entry {t}"),
+                                            format!("SHA-256 is {got}, tag manifest says {want}"),
+                                        ));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    for listed in tm.keys() {
+                        if !tag_files.contains(listed) {
+                            problems.push(BundleError::new(
+                                ErrorCode::Missing,
+                                format!("entry {listed}"),
+                                "listed in tagmanifest-sha256.txt but not in the bundle",
+                            ));
+                        }
+                    }
+                }
+            },
+        }
+
+        // Inventory: format name and version first.
+        let inventory = match tag_bytes.get(INVENTORY_FILE) {
+            Some(b) => match Inventory::from_bytes(b) {
+                Ok(inv) => Some(inv),
+                Err(e) => {
+                    problems.push(e);
+                    None
+                }
+            },
+            None => {
+                if !tag_files.contains(INVENTORY_FILE) {
+                    problems.push(BundleError::new(
+                        ErrorCode::InventorySyntax,
+                        format!("entry {INVENTORY_FILE}"),
+                        "missing",
+                    ));
+                }
+                None
+            }
+        };
+
+        // Payload manifest, completeness, Payload-Oxum.
+        let manifest = match tag_bytes.get(MANIFEST_FILE) {
+            Some(m) => match parse_manifest(m, MANIFEST_FILE, ErrorCode::Manifest, true) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    problems.push(e);
+                    None
+                }
+            },
+            None => {
+                if !tag_files.contains(MANIFEST_FILE) {
+                    problems.push(BundleError::new(
+                        ErrorCode::Manifest,
+                        format!("entry {MANIFEST_FILE}"),
+                        "missing",
+                    ));
+                }
+                None
+            }
+        };
+        if let Some(m) = &manifest {
+            for p in payload.keys() {
+                if !m.contains_key(p) {
+                    problems.push(BundleError::new(
+                        ErrorCode::Unlisted,
+                        format!("entry {p}"),
+                        "payload file not listed in manifest-sha256.txt",
+                    ));
+                }
+            }
+            for p in m.keys() {
+                if !payload.contains_key(p) {
+                    problems.push(BundleError::new(
+                        ErrorCode::Missing,
+                        format!("entry {p}"),
+                        "listed in manifest-sha256.txt but not in the bundle",
+                    ));
+                }
+            }
+        }
+        let bag_info = match tag_bytes.get(BAG_INFO_FILE) {
+            Some(b) => match BagInfo::parse(b) {
+                Ok(i) => Some(i),
+                Err(e) => {
+                    problems.push(e);
+                    None
+                }
+            },
+            None => {
+                if !tag_files.contains(BAG_INFO_FILE) {
+                    problems.push(BundleError::new(
+                        ErrorCode::BagInfo,
+                        format!("entry {BAG_INFO_FILE}"),
+                        "missing",
+                    ));
+                }
+                None
+            }
+        };
+        if let Some(info) = &bag_info {
+            if let Ok((octets, files)) = info.oxum() {
+                let real = (payload.values().sum::<u64>(), payload.len() as u64);
+                if (octets, files) != real {
+                    problems.push(BundleError::new(
+                        ErrorCode::PayloadOxum,
+                        BAG_INFO_FILE,
+                        format!(
+                            "Payload-Oxum says {octets}.{files}, the payload is {}.{}",
+                            real.0, real.1
+                        ),
+                    ));
+                }
+            }
+        }
+
+        // Stored names.
+        for p in payload.keys().chain(dirs.iter()) {
+            for c in p.trim_end_matches('/').split('/').skip(1) {
+                if let Err(why) = check_component(c) {
+                    problems.push(BundleError::new(
+                        ErrorCode::UnsafeStoredName,
+                        format!("entry {p}"),
+                        format!("component {c:?}: {why}"),
+                    ));
+                    break;
+                }
+            }
+        }
+
+        // Inventory against bag-info, manifest and entries.
+        if let (Some(inv), Some(info)) = (&inventory, &bag_info) {
+            if info.get("External-Identifier") != Some(inv.bundle_id.as_str()) {
+                problems.push(BundleError::new(
+                    ErrorCode::IdentityMismatch,
+                    BAG_INFO_FILE,
+                    format!(
+                        "External-Identifier {:?} differs from the inventory's bundle id {}",
+                        info.get("External-Identifier").unwrap_or(""),
+                        inv.bundle_id
+                    ),
+                ));
+            }
+            if info.get(LABEL_FORMAT_VERSION) != Some(inv.format_version.as_str()) {
+                problems.push(BundleError::new(
+                    ErrorCode::IdentityMismatch,
+                    BAG_INFO_FILE,
+                    format!(
+                        "{LABEL_FORMAT_VERSION} {:?} differs from the inventory's {}",
+                        info.get(LABEL_FORMAT_VERSION).unwrap_or(""),
+                        inv.format_version
+                    ),
+                ));
+            }
+        }
+        if let (Some(inv), Some(m)) = (&inventory, &manifest) {
+            check_records(inv, m, &payload, &dirs, problems);
+        }
+        self.tag_digests = tag_bytes
+            .iter()
+            .map(|(n, b)| (n.clone(), sha256_hex(b)))
+            .collect();
+        self.inventory = inventory;
+        self.bag_info = bag_info;
+        self.manifest = manifest.unwrap_or_default();
+    }
+
+    /// Where the bundle came from (its path).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The bag folder name.
+    pub fn bag_name(&self) -> &str {
+        &self.bag
+    }
+
+    /// True when the bundle was read through an age envelope.
+    pub fn is_envelope(&self) -> bool {
+        self.envelope
+    }
+
+    /// The inventory. Only valid once [`Bundle::open`] succeeded (or a scan found no problem
+    /// with it).
+    pub fn inventory(&self) -> &Inventory {
+        static EMPTY: std::sync::OnceLock<Inventory> = std::sync::OnceLock::new();
+        self.inventory.as_ref().unwrap_or_else(|| {
+            EMPTY.get_or_init(|| {
+                Inventory::new(
+                    "00000000-0000-0000-0000-000000000000".into(),
+                    time::OffsetDateTime::UNIX_EPOCH,
+                    Default::default(),
+                    serde_json::json!({}),
+                )
+            })
+        })
+    }
+
+    /// True when the inventory could be parsed.
+    pub fn has_inventory(&self) -> bool {
+        self.inventory.is_some()
+    }
+
+    /// `bag-info.txt`, when it could be parsed.
+    pub fn bag_info(&self) -> Option<&BagInfo> {
+        self.bag_info.as_ref()
+    }
+
+    /// Payload paths (`data/…`) with their manifest digests.
+    pub fn manifest(&self) -> &BTreeMap<String, String> {
+        &self.manifest
+    }
+
+    /// SHA-256 of every tag file as read when the bundle was opened (already checked against
+    /// the tag manifest, which is itself included).
+    pub fn tag_digests(&self) -> &BTreeMap<String, String> {
+        &self.tag_digests
+    }
+
+    /// The size of the stored file at `rel` (bag-relative), if present.
+    pub fn entry_size(&self, rel: &str) -> Option<u64> {
+        self.entry_index(rel).map(|i| self.index.entries[i].size)
+    }
+
+    /// Every entry as `(bag-relative path, is folder, size)`, in file order.
+    pub fn entries(&self) -> Vec<(String, bool, u64)> {
+        let prefix = format!("{}/", self.bag);
+        let mut v: Vec<_> = self
+            .index
+            .entries
+            .iter()
+            .filter_map(|e| {
+                let rel = e.name.strip_prefix(&prefix)?;
+                Some((e.header_offset, rel.to_string(), e.dir, e.size))
+            })
+            .collect();
+        v.sort();
+        v.into_iter().map(|(_, r, d, s)| (r, d, s)).collect()
+    }
+
+    /// Number of zip entries.
+    pub fn entry_count(&self) -> usize {
+        self.index.entries.len()
+    }
+
+    /// Opens the entry at a bag-relative path for reading, without digest check (tag files
+    /// and folders have none in the payload manifest). Used by extraction.
+    pub fn open_raw(&mut self, rel: &str) -> Result<EntryReader<'_, Box<dyn ReadSeek>>> {
+        let subject = format!("entry {rel}");
+        let Some(i) = self.entry_index(rel) else {
+            return Err(BundleError::new(ErrorCode::Missing, subject, "not in the bundle"));
+        };
+        let e = self.index.entries[i].clone();
+        open_entry(&mut self.src, &e).map_err(|err| classify_read_error(&subject, &err))
+    }
+
+    /// Opens a payload file for streaming; the reader fails with E206 at the end of the data if
+    /// its SHA-256 differs from the manifest, and never yields more than the declared size.
+    pub fn open_payload(&mut self, stored: &str) -> Result<VerifiedReader<'_>> {
+        let Some(want) = self.manifest.get(stored).cloned() else {
+            return Err(BundleError::new(
+                ErrorCode::Missing,
+                format!("entry {stored}"),
+                "not a payload file listed in the manifest",
+            ));
+        };
+        let inner = self.open_raw(stored)?;
+        Ok(VerifiedReader {
+            inner,
+            sha: Sha256::new(),
+            want,
+            done: false,
+        })
+    }
+
+    /// Reads a whole payload file (at most `cap` bytes), digest checked.
+    pub fn read_payload(&mut self, stored: &str, cap: u64) -> Result<Vec<u8>> {
+        let subject = format!("entry {stored}");
+        if let Some(size) = self.entry_size(stored) {
+            if size > cap {
+                return Err(BundleError::new(
+                    ErrorCode::SizeExceeded,
+                    &subject,
+                    format!("{size} bytes, more than the {cap} allowed here"),
+                ));
+            }
+        }
+        let mut r = self.open_payload(stored)?;
+        let mut out = Vec::new();
+        r.read_to_end(&mut out)
+            .map_err(|e| classify_read_error(&subject, &e))?;
+        Ok(out)
+    }
+
+    /// Opens one scope's sealed digest index (cached).
+    pub fn sealed_index(&mut self, scope_record: &Record, opener: &Opener) -> Result<SealedIndex> {
+        let scope = scope_record.name.clone();
+        if let Some(i) = self.digest_indexes.get(&scope) {
+            return Ok(i.clone());
+        }
+        let Some(path) = scope_record
+            .stored
+            .iter()
+            .find(|p| p.ends_with(".json.age"))
+            .cloned()
+        else {
+            return Err(BundleError::new(
+                ErrorCode::SealedIndex,
+                format!("secret scope {scope}"),
+                "has sealed values but no sealed digest index",
+            ));
+        };
+        let sealed = self.read_payload(&path, MAX_SEALED_IN_MEMORY)?;
+        let plain = opener.open(&sealed, &format!("entry {path}"))?;
+        let index: SealedIndex = serde_json::from_slice(&plain).map_err(|e| {
+            BundleError::new(
+                ErrorCode::SealedIndex,
+                format!("entry {path}"),
+                format!("not a digest index: {e}"),
+            )
+        })?;
+        if index.format != "dbxport-sealed-digests" || index.scope != scope {
+            return Err(BundleError::new(
+                ErrorCode::SealedIndex,
+                format!("entry {path}"),
+                format!(
+                    "is the index of {:?} ({}), expected scope {scope:?}",
+                    index.scope, index.format
+                ),
+            ));
+        }
+        self.digest_indexes.insert(scope, index.clone());
+        Ok(index)
+    }
+
+    /// Opens a sealed secret value and checks it against its scope's sealed digest index
+    /// (§8.2). The plaintext is returned in a buffer that is wiped when dropped.
+    pub fn unseal(&mut self, record: &Record, opener: &Opener) -> Result<Zeroizing<Vec<u8>>> {
+        let subject = format!("secret {}", record.name);
+        if record.kind != Kind::Secret || !record.sealed {
+            return Err(BundleError::new(
+                ErrorCode::SealedIndex,
+                subject,
+                "not a sealed secret value",
+            ));
+        }
+        let scope = record.meta_str("scope").unwrap_or_default().to_string();
+        let key = record.meta_str("key").unwrap_or_default().to_string();
+        let scope_record = self
+            .inventory()
+            .records
+            .iter()
+            .find(|r| r.kind == Kind::SecretScope && r.name == scope)
+            .cloned()
+            .ok_or_else(|| {
+                BundleError::new(
+                    ErrorCode::SealedIndex,
+                    &subject,
+                    format!("no record for its scope {scope:?}"),
+                )
+            })?;
+        let index = self.sealed_index(&scope_record, opener)?;
+        let path = record.stored[0].clone();
+        let sealed = self.read_payload(&path, MAX_SEALED_IN_MEMORY)?;
+        let plain = opener.open(&sealed, &format!("entry {path}"))?;
+        let Some(want) = index.values.get(&key) else {
+            return Err(BundleError::new(
+                ErrorCode::SealedIndex,
+                &subject,
+                "missing from its scope's sealed digest index",
+            ));
+        };
+        let got = sha256_hex(&plain);
+        if plain.len() as u64 != want.size || got != want.sha256 {
+            return Err(BundleError::new(
+                ErrorCode::PlaintextDigest,
+                &subject,
+                "the opened value differs from the digest sealed at export",
+            ));
+        }
+        Ok(plain)
+    }
+
+    /// Reads every payload entry, in file order, and checks size, CRC-32 and SHA-256 (§10.1
+    /// step 6). `progress` is told the bytes done after each entry.
+    pub fn verify_payload(&mut self, progress: &mut dyn FnMut(u64)) -> Vec<BundleError> {
+        let mut problems = Vec::new();
+        let mut done = 0u64;
+        for (rel, dir, size) in self.entries() {
+            if dir || !rel.starts_with("data/") {
+                continue;
+            }
+            let Some(want) = self.manifest.get(&rel).cloned() else {
+                continue;
+            };
+            let subject = format!("entry {rel}");
+            let result = self.open_raw(&rel).and_then(|mut r| {
+                super::digest::pump(&mut r, size, &mut |_| Ok(())).map_err(|e| match e {
+                    super::digest::PumpError::Read(e) | super::digest::PumpError::Write(e) => {
+                        classify_read_error(&subject, &e)
+                    }
+                })
+            });
+            match result {
+                Ok(p) if p.hex() != want => problems.push(BundleError::new(
+                    ErrorCode::DigestMismatch,
+                    &subject,
+                    format!("SHA-256 is {}, manifest says {want}", p.hex()),
+                )),
+                Ok(_) => {}
+                Err(e) => problems.push(e),
+            }
+            done += size;
+            progress(done);
+        }
+        problems
+    }
+
+    /// Total bytes of payload files.
+    pub fn payload_bytes(&self) -> u64 {
+        self.manifest
+            .keys()
+            .filter_map(|p| self.entry_size(p))
+            .sum()
+    }
+
+    /// Consumes the bundle, returning its source (for tests and tools).
+    pub fn into_source(self) -> Box<dyn ReadSeek> {
+        self.src
+    }
+
+    /// The path label given at open.
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from(&self.label)
+    }
+}
+
+fn read_up_to(f: &mut std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Records against the manifest and the entries (E303, E304).
+fn check_records(
+    inv: &Inventory,
+    manifest: &BTreeMap<String, String>,
+    payload: &BTreeMap<String, u64>,
+    dirs: &BTreeSet<String>,
+    problems: &mut Vec<BundleError>,
+) {
+    let mut claims: BTreeMap<&str, usize> = BTreeMap::new();
+    let all: Vec<(String, &[String], u64, Option<&str>)> = inv
+        .records
+        .iter()
+        .map(|r| {
+            (
+                format!("{} {}", r.kind, r.name),
+                r.stored.as_slice(),
+                r.size,
+                r.sha256.as_deref(),
+            )
+        })
+        .chain(inv.opaque.iter().map(|r| {
+            (
+                format!("{} {}", r.kind, r.name),
+                r.stored.as_slice(),
+                r.size,
+                r.sha256.as_deref(),
+            )
+        }))
+        .collect();
+    let exists_dir = |d: &str| dirs.contains(d) || payload.keys().any(|p| p.starts_with(d));
+    for (who, stored, size, sha) in &all {
+        let subject = format!("record {who}");
+        for s in stored.iter() {
+            *claims.entry(s.as_str()).or_default() += 1;
+            let present = if s.ends_with('/') {
+                exists_dir(s)
+            } else {
+                payload.contains_key(s.as_str())
+            };
+            if !present {
+                problems.push(BundleError::new(
+                    ErrorCode::RecordMismatch,
+                    &subject,
+                    format!("stored path {s} is not in the bundle"),
+                ));
+            }
+        }
+        match stored.first() {
+            Some(p) if !p.ends_with('/') => {
+                if let Some(real) = payload.get(p.as_str()) {
+                    if real != size {
+                        problems.push(BundleError::new(
+                            ErrorCode::RecordMismatch,
+                            &subject,
+                            format!("says {size} bytes, {p} has {real}"),
+                        ));
+                    }
+                }
+                if let Some(m) = manifest.get(p.as_str()) {
+                    if Some(m.as_str()) != *sha {
+                        problems.push(BundleError::new(
+                            ErrorCode::RecordMismatch,
+                            &subject,
+                            format!("digest differs from the manifest's for {p}"),
+                        ));
+                    }
+                }
+            }
+            _ => {
+                if *size != 0 || sha.is_some() {
+                    problems.push(BundleError::new(
+                        ErrorCode::RecordMismatch,
+                        &subject,
+                        "has no stored file but a size or digest",
+                    ));
+                }
+            }
+        }
+    }
+    for p in payload.keys() {
+        match claims.get(p.as_str()).copied().unwrap_or(0) {
+            1 => {}
+            0 => problems.push(BundleError::new(
+                ErrorCode::Unclaimed,
+                format!("entry {p}"),
+                "no record claims this file",
+            )),
+            n => problems.push(BundleError::new(
+                ErrorCode::Unclaimed,
+                format!("entry {p}"),
+                format!("claimed by {n} records"),
+            )),
+        }
+    }
+    let claimed: Vec<&str> = claims.keys().copied().collect();
+    for d in dirs {
+        if d == "data/" {
+            continue;
+        }
+        let holds_claimed = claimed.iter().any(|c| c.starts_with(d.as_str()));
+        if !holds_claimed {
+            problems.push(BundleError::new(
+                ErrorCode::Unclaimed,
+                format!("entry {d}"),
+                "a folder that no record claims or uses",
+            ));
+        } else if claims.get(d.as_str()).copied().unwrap_or(0) > 1 {
+            problems.push(BundleError::new(
+                ErrorCode::Unclaimed,
+                format!("entry {d}"),
+                "claimed by more than one record",
+            ));
+        }
+    }
+}
+
+/// A payload reader that checks the manifest digest when the data ends.
+pub struct VerifiedReader<'a> {
+    inner: EntryReader<'a, Box<dyn ReadSeek>>,
+    sha: Sha256,
+    want: String,
+    done: bool,
+}
+
+impl Read for VerifiedReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.sha.update(&buf[..n]);
+        } else if !buf.is_empty() && !self.done {
+            self.done = true;
+            let got = hex::encode(self.sha.clone().finalize());
+            if got != self.want {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    super::container::read::EntryDataError {
+                        code: ErrorCode::DigestMismatch,
+                        detail: format!("SHA-256 is {got}, manifest says {}", self.want),
+                    },
+                ));
+            }
+        }
+        Ok(n)
+    }
+}

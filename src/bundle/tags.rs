@@ -1,0 +1,247 @@
+//! The tag files of a bag (spec §4): rendering `INVENTORY.md`, `bag-info.txt`, `bagit.txt`,
+//! `dbxport.json` and both manifests from an inventory and its payload. Every writer renders
+//! them here, so a streamed bundle and a staged bag get identical bytes.
+//!
+//! The files are produced in two groups: those that do not depend on payload digests (they sort
+//! before `data/` and are written first by a streaming writer) and those that do.
+
+use super::bagit::{
+    bag_info, format_manifest, BAGIT_FILE, BAGIT_TXT, BAG_INFO_FILE, MANIFEST_FILE,
+    OVERVIEW_FILE, TAG_MANIFEST_FILE,
+};
+use super::digest::sha256_hex;
+use super::inventory::{Inventory, INVENTORY_FILE};
+use crate::model::Kind;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// Tag files that need no payload digest: `INVENTORY.md`, `bag-info.txt`, `bagit.txt` and the
+/// extra tag files. `sizes` maps every payload path to its size.
+pub fn fixed_tags(
+    inv: &Inventory,
+    sizes: &BTreeMap<String, u64>,
+    extra: &BTreeMap<String, Vec<u8>>,
+) -> BTreeMap<String, Vec<u8>> {
+    let octets: u64 = sizes.values().sum();
+    let mut t = extra.clone();
+    t.insert(BAGIT_FILE.into(), BAGIT_TXT.as_bytes().to_vec());
+    t.insert(
+        BAG_INFO_FILE.into(),
+        bag_info(inv, octets, sizes.len() as u64).into_bytes(),
+    );
+    t.insert(OVERVIEW_FILE.into(), overview(inv, sizes).into_bytes());
+    t
+}
+
+/// Tag files that depend on digests: `dbxport.json`, `manifest-sha256.txt` and finally
+/// `tagmanifest-sha256.txt`, which covers `fixed` and the other two.
+pub fn digest_tags(
+    inv: &Inventory,
+    payload_digests: &BTreeMap<String, String>,
+    fixed: &BTreeMap<String, Vec<u8>>,
+) -> BTreeMap<String, Vec<u8>> {
+    let mut t = BTreeMap::new();
+    t.insert(INVENTORY_FILE.to_string(), inv.to_bytes());
+    t.insert(
+        MANIFEST_FILE.to_string(),
+        format_manifest(
+            payload_digests
+                .iter()
+                .map(|(p, h)| (p.as_str(), h.as_str())),
+        )
+        .into_bytes(),
+    );
+    let digests: Vec<(String, String)> = fixed
+        .iter()
+        .chain(t.iter())
+        .map(|(name, bytes)| (name.clone(), sha256_hex(bytes)))
+        .collect();
+    t.insert(
+        TAG_MANIFEST_FILE.to_string(),
+        format_manifest(digests.iter().map(|(p, h)| (p.as_str(), h.as_str()))).into_bytes(),
+    );
+    t
+}
+
+fn heading(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Directory => "Folders",
+        Kind::Notebook => "Notebooks",
+        Kind::File => "Workspace files",
+        Kind::Repo => "Git folders (repos)",
+        Kind::SecretScope => "Secret scopes",
+        Kind::Secret => "Secrets",
+        Kind::RegisteredModel => "Registered models",
+        Kind::ModelVersion => "Model versions",
+        Kind::ModelArtifact => "Model artifacts",
+        Kind::Job => "Jobs",
+        Kind::Permissions => "Permissions",
+        Kind::HiveGrants => "Hive metastore grants",
+        Kind::UcGrants => "Unity Catalog grants",
+        Kind::Cluster => "Clusters (reference only)",
+        Kind::InstancePool => "Instance pools (reference only)",
+        Kind::ClusterPolicy => "Cluster policies (reference only)",
+        Kind::Warehouse => "SQL warehouses (reference only)",
+        Kind::Mount => "DBFS mounts (reference only)",
+        Kind::Principal => "Users, groups and service principals (reference only)",
+    }
+}
+
+fn cell(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        match c {
+            '|' => out.push_str("\\|"),
+            '\\' => out.push_str("\\\\"),
+            '`' => out.push('\''),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Groups thousands for people: `1234567` → `1 234 567`.
+fn grouped(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `INVENTORY.md` (§4.5): an overview for people, generated from the inventory.
+pub fn overview(inv: &Inventory, sizes: &BTreeMap<String, u64>) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# dbxport bundle {}\n", inv.bundle_id);
+    let _ = writeln!(
+        s,
+        "This folder is a BagIt bag written by {} {} (format {} {}). It holds resources of\n\
+         Databricks workspace `{}` at {}, exported {}.\n",
+        inv.tool.name,
+        inv.tool.version,
+        inv.format,
+        inv.format_version,
+        cell(&inv.source.workspace_id),
+        cell(&inv.source.host),
+        inv.created
+    );
+    let bytes_of = |stored: &[String]| -> u64 {
+        stored
+            .iter()
+            .filter_map(|p| sizes.get(p.as_str()))
+            .sum::<u64>()
+    };
+    let _ = writeln!(s, "## Contents\n");
+    let _ = writeln!(s, "| kind | records | files | bytes |");
+    let _ = writeln!(s, "|---|---:|---:|---:|");
+    let (mut tr, mut tf, mut tb) = (0u64, 0u64, 0u64);
+    for kind in Kind::ALL {
+        let recs: Vec<_> = inv.records.iter().filter(|r| r.kind == kind).collect();
+        if recs.is_empty() {
+            continue;
+        }
+        let files: u64 = recs
+            .iter()
+            .map(|r| r.stored.iter().filter(|p| !p.ends_with('/')).count() as u64)
+            .sum();
+        let bytes: u64 = recs.iter().map(|r| bytes_of(&r.stored)).sum();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} |",
+            kind.as_str(),
+            recs.len(),
+            files,
+            grouped(bytes)
+        );
+        tr += recs.len() as u64;
+        tf += files;
+        tb += bytes;
+    }
+    let _ = writeln!(
+        s,
+        "| **total** | {} | {} | {} |\n",
+        tr,
+        tf,
+        grouped(tb)
+    );
+    let sealed = inv.records.iter().filter(|r| r.sealed).count();
+    if let Some(seal) = &inv.sealing {
+        let _ = writeln!(
+            s,
+            "{sealed} file(s) are sealed with age to {} recipient(s) ({}). Secret values and their\n\
+             digests are never stored in clear.\n",
+            seal.recipients,
+            seal.recipient_types.join(", ")
+        );
+    }
+    let _ = writeln!(s, "## Checking and opening this bundle without dbxport\n");
+    let _ = writeln!(
+        s,
+        "- `sha256sum -c manifest-sha256.txt`, run in this folder, checks every payload file;\n  \
+         `sha256sum -c tagmanifest-sha256.txt` checks these tag files.\n\
+         - `bagit.py --validate .` (PyPI `bagit`) checks the whole bag.\n\
+         - Notebooks are source files under `data/workspace/`, with their language's extension.\n\
+         - Jobs, repos, permissions, grants and models are pretty-printed JSON.\n\
+         - `age -d -i KEYFILE data/secrets/SCOPE/values/KEY.age` prints one secret value.\n\
+         - Stored names are made safe for every file system; the original names are in the\n  \
+         tables below and in `dbxport.json`. The format is described in the dbxport\n  \
+         repository, `spec/bundle-format.md`.\n"
+    );
+    for kind in Kind::ALL {
+        let recs: Vec<_> = inv.records.iter().filter(|r| r.kind == kind).collect();
+        if recs.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "## {} ({})\n", heading(kind), recs.len());
+        let _ = writeln!(s, "| original name | stored as | bytes | notes |");
+        let _ = writeln!(s, "|---|---|---:|---|");
+        for r in recs {
+            let stored = if r.stored.is_empty() {
+                "—".to_string()
+            } else {
+                r.stored.iter().map(|p| cell(p)).collect::<Vec<_>>().join("<br>")
+            };
+            let mut notes: Vec<String> = r.notes.iter().map(|n| cell(n)).collect();
+            if r.sealed {
+                notes.insert(0, "sealed".into());
+            }
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} |",
+                cell(&r.name),
+                stored,
+                grouped(bytes_of(&r.stored)),
+                notes.join("; ")
+            );
+        }
+        s.push('\n');
+    }
+    if !inv.opaque.is_empty() {
+        let _ = writeln!(s, "## Other records ({})\n", inv.opaque.len());
+        for r in &inv.opaque {
+            let _ = writeln!(s, "- {} {}", cell(&r.kind), cell(&r.name));
+        }
+        s.push('\n');
+    }
+    while s.ends_with("\n\n") {
+        s.pop();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grouping_and_cells() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(1234567), "1 234 567");
+        assert_eq!(cell("a|b`c\nd"), "a\\|b'c d");
+    }
+}

@@ -1,0 +1,510 @@
+//! The streaming bundle writer: turns a list of [`Resource`]s straight into a bundle zip in
+//! canonical order (spec §3.6, §9), reading each part's content once, hashing as it goes, in
+//! constant memory. Also the planning steps every writer shares: bag settings, stored-path
+//! assignment, records and directory entries.
+
+use super::bagit::is_extra_tag_name;
+use super::container::deflate::{choose_method, CHUNK};
+use super::container::ZipWriter;
+use super::digest::{pump, PumpError};
+use super::error::{BundleError, ErrorCode, IoContext, Result};
+use super::fsutil::AtomicFile;
+use super::inventory::{format_created, is_bundle_id, Inventory, Record, Sealing, Source};
+use super::layout::{assign, LogicalPath};
+use super::resource::{Content, Resource};
+use super::tags::{digest_tags, fixed_tags};
+use super::verify;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::{BufWriter, Cursor, Read, Write};
+use std::path::Path;
+use time::OffsetDateTime;
+
+/// What identifies a bundle, chosen at export: the inputs of §9 besides the resources.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BagSettings {
+    /// The bag folder name (§3.2).
+    pub bag_name: String,
+    /// The bundle id (a UUID).
+    pub bundle_id: String,
+    /// When the export started (stored with whole seconds).
+    pub created: OffsetDateTime,
+    /// The source workspace.
+    pub source: Source,
+    /// Export options, recorded in the inventory.
+    pub options: Value,
+}
+
+impl BagSettings {
+    /// Settings for a new export now: a fresh bundle id and the default bag name.
+    pub fn new(source: Source, options: Value) -> Self {
+        let created = OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .expect("zero nanoseconds is valid");
+        BagSettings {
+            bag_name: Self::default_bag_name(&source, created),
+            bundle_id: super::inventory::new_bundle_id(),
+            created,
+            source,
+            options,
+        }
+    }
+
+    /// `dbxport-<workspace id or host>-<YYYYMMDDTHHMMSSZ>`.
+    pub fn default_bag_name(source: &Source, created: OffsetDateTime) -> String {
+        let raw = if !source.workspace_id.is_empty() {
+            source.workspace_id.clone()
+        } else {
+            source
+                .host
+                .trim_start_matches("https://")
+                .trim_start_matches("http://")
+                .to_string()
+        };
+        let mut slug: String = raw
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        slug = slug.trim_matches('-').chars().take(60).collect();
+        if slug.is_empty() {
+            slug = "bundle".into();
+        }
+        let stamp: String = format_created(created)
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        format!("dbxport-{slug}-{stamp}")
+    }
+
+    pub(crate) fn check(&self) -> Result<()> {
+        if !super::bagit::is_bag_name(&self.bag_name) {
+            return Err(staging(format!(
+                "bag name {:?} is not allowed (letters, digits, `.`, `_`, `-`)",
+                self.bag_name
+            )));
+        }
+        if !is_bundle_id(&self.bundle_id) {
+            return Err(staging(format!(
+                "bundle id {:?} is not a lowercase UUID",
+                self.bundle_id
+            )));
+        }
+        if !self.options.is_object() {
+            return Err(staging("options must be a JSON object"));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn inventory(&self, sealing: Option<Sealing>, records: Vec<Record>) -> Inventory {
+        let mut inv = Inventory::new(
+            self.bundle_id.clone(),
+            self.created,
+            self.source.clone(),
+            self.options.clone(),
+        );
+        inv.sealing = sealing;
+        inv.records = records;
+        inv.normalize();
+        inv
+    }
+}
+
+fn staging(detail: impl Into<String>) -> BundleError {
+    BundleError::new(ErrorCode::Staging, "bundle", detail)
+}
+
+/// Assigns stored paths to every part of every resource (§7.2) and checks they are distinct.
+pub(crate) fn plan_paths(parts: &[Vec<LogicalPath>]) -> Result<Vec<Vec<String>>> {
+    let flat: Vec<LogicalPath> = parts.iter().flatten().cloned().collect();
+    let assigned = assign(&flat)?;
+    let mut seen = HashSet::new();
+    for (p, s) in flat.iter().zip(&assigned) {
+        if !seen.insert(s.clone()) {
+            return Err(staging(format!(
+                "two parts share the stored path {s} (original {:?})",
+                p.segments.join("/")
+            )));
+        }
+    }
+    let mut it = assigned.into_iter();
+    Ok(parts
+        .iter()
+        .map(|v| v.iter().map(|_| it.next().expect("one per part")).collect())
+        .collect())
+}
+
+/// The directory entries of a bag (§3.6): the bag folder, `data/`, every folder holding a
+/// stored path, and stored folders — as full entry names.
+pub(crate) fn directory_entries<'a>(
+    bag: &str,
+    stored: impl Iterator<Item = &'a str>,
+) -> BTreeSet<String> {
+    let mut dirs = BTreeSet::new();
+    dirs.insert(format!("{bag}/"));
+    dirs.insert(format!("{bag}/data/"));
+    for s in stored {
+        let body = s.trim_end_matches('/');
+        for (i, c) in body.char_indices() {
+            if c == '/' {
+                dirs.insert(format!("{bag}/{}", &body[..=i]));
+            }
+        }
+        if s.ends_with('/') {
+            dirs.insert(format!("{bag}/{s}"));
+        }
+    }
+    dirs
+}
+
+/// A record for a resource, before digests are known.
+pub(crate) fn record_for(r: &Resource, stored: Vec<String>, size: u64) -> Record {
+    Record {
+        kind: r.kind,
+        source_id: r.source_id.clone(),
+        name: r.name.clone(),
+        stored,
+        size,
+        sha256: None,
+        sealed: r.is_sealed(),
+        notes: r.notes.clone(),
+        meta: r.meta.clone(),
+    }
+}
+
+/// The size of a part's content.
+pub(crate) fn content_len(c: &Content) -> Result<u64> {
+    Ok(match c {
+        Content::Bytes(b) => b.len() as u64,
+        Content::File(p) => std::fs::metadata(p)
+            .ctx(format!("file {}", p.display()))?
+            .len(),
+        Content::Stream { len, .. } => *len,
+        Content::Dir => 0,
+    })
+}
+
+/// Opens content for reading, with its first bytes read ahead to choose the method (§3.3).
+pub(crate) fn open_content(c: Content) -> Result<(Vec<u8>, Box<dyn Read + Send>)> {
+    let mut reader: Box<dyn Read + Send> = match c {
+        Content::Bytes(b) => Box::new(Cursor::new(b)),
+        Content::File(p) => Box::new(
+            std::fs::File::open(&p).ctx(format!("file {}", p.display()))?,
+        ),
+        Content::Stream { reader, .. } => reader,
+        Content::Dir => Box::new(std::io::empty()),
+    };
+    let mut sample = Vec::with_capacity(CHUNK);
+    (&mut reader)
+        .take(CHUNK as u64)
+        .read_to_end(&mut sample)
+        .ctx("resource content")?;
+    Ok((sample, reader))
+}
+
+/// Streams one file entry into `zip`: method from the sample, data hashed on the way.
+/// Returns the SHA-256 hex of the data.
+pub(crate) fn write_file_entry<W: Write>(
+    zip: &mut ZipWriter<W>,
+    name: &str,
+    size: u64,
+    sample: Vec<u8>,
+    rest: Box<dyn Read + Send>,
+) -> Result<String> {
+    let method = choose_method(&sample);
+    let subject = format!("entry {name}");
+    zip.start_file(name, size, method).ctx(&subject)?;
+    let mut src = Cursor::new(sample).chain(rest);
+    let pumped = pump(&mut src, size, &mut |b| zip.write_data(b)).map_err(|e| match e {
+        PumpError::Read(e) => BundleError::io(format!("{subject} (reading its content)"), &e),
+        PumpError::Write(e) => BundleError::io(format!("{subject} (writing)"), &e),
+    })?;
+    if pumped.bytes != size {
+        return Err(staging(format!(
+            "{name}: content has {} bytes, {size} were declared (did it change while being read?)",
+            pumped.bytes
+        )));
+    }
+    zip.finish_file().ctx(&subject)?;
+    Ok(pumped.hex())
+}
+
+/// What a writer produced.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WriteSummary {
+    /// The bag folder name.
+    pub bag: String,
+    /// The bundle id.
+    pub bundle_id: String,
+    /// Zip entries written.
+    pub entries: u64,
+    /// Records in the inventory.
+    pub records: u64,
+    /// Payload files.
+    pub payload_files: u64,
+    /// Payload bytes (uncompressed).
+    pub payload_bytes: u64,
+    /// Bytes of the zip.
+    pub bytes: u64,
+}
+
+enum Slot {
+    Dir,
+    Tag(String),
+    Payload(usize, usize),
+}
+
+/// Writes a bundle of `resources` to `out` in one streaming pass (§3.6 order). `sealing` must
+/// describe the recipients when any part is sealed; `extra_tags` are added as tag files (§4.5).
+pub fn write_bundle<W: Write>(
+    out: W,
+    settings: &BagSettings,
+    sealing: Option<Sealing>,
+    resources: Vec<Resource>,
+    extra_tags: BTreeMap<String, Vec<u8>>,
+) -> Result<(W, WriteSummary)> {
+    settings.check()?;
+    for name in extra_tags.keys() {
+        if !is_extra_tag_name(name) {
+            return Err(staging(format!("tag file name {name:?} is not allowed")));
+        }
+    }
+    if sealing.is_none() && resources.iter().flat_map(|r| &r.parts).any(|p| p.sealed) {
+        return Err(staging(
+            "sealed parts need the recipients' sealing summary",
+        ));
+    }
+    let paths: Vec<Vec<LogicalPath>> = resources
+        .iter()
+        .map(|r| r.parts.iter().map(|p| p.path.clone()).collect())
+        .collect();
+    let stored = plan_paths(&paths)?;
+    let mut sizes_of: Vec<Vec<u64>> = Vec::with_capacity(resources.len());
+    let mut contents: Vec<Vec<Option<Content>>> = Vec::with_capacity(resources.len());
+    let mut records = Vec::with_capacity(resources.len());
+    let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
+    for (ri, mut r) in resources.into_iter().enumerate() {
+        let mut sz = Vec::new();
+        for (pi, p) in r.parts.iter().enumerate() {
+            let n = content_len(&p.content)?;
+            if !matches!(p.content, Content::Dir) {
+                sizes.insert(stored[ri][pi].clone(), n);
+            }
+            sz.push(n);
+        }
+        records.push(record_for(
+            &r,
+            stored[ri].clone(),
+            sz.first().copied().unwrap_or(0),
+        ));
+        contents.push(r.parts.drain(..).map(|p| Some(p.content)).collect());
+        sizes_of.push(sz);
+    }
+    let bag = settings.bag_name.clone();
+    let inv0 = settings.inventory(sealing.clone(), records.clone());
+    let fixed = fixed_tags(&inv0, &sizes, &extra_tags);
+
+    let mut slots: BTreeMap<String, Slot> = BTreeMap::new();
+    for d in directory_entries(&bag, stored.iter().flatten().map(String::as_str)) {
+        slots.insert(d, Slot::Dir);
+    }
+    let tag_names: Vec<String> = fixed
+        .keys()
+        .cloned()
+        .chain(
+            [
+                super::inventory::INVENTORY_FILE,
+                super::bagit::MANIFEST_FILE,
+                super::bagit::TAG_MANIFEST_FILE,
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        )
+        .collect();
+    for name in tag_names {
+        slots.insert(format!("{bag}/{name}"), Slot::Tag(name));
+    }
+    for (ri, parts) in stored.iter().enumerate() {
+        for (pi, s) in parts.iter().enumerate() {
+            if !s.ends_with('/') {
+                slots.insert(format!("{bag}/{s}"), Slot::Payload(ri, pi));
+            }
+        }
+    }
+
+    let mut zip = ZipWriter::new(out);
+    let mut digests: BTreeMap<String, String> = BTreeMap::new();
+    let mut post: Option<BTreeMap<String, Vec<u8>>> = None;
+    let payload_total = sizes.len();
+    let entries = slots.len() as u64;
+    for (name, slot) in slots {
+        match slot {
+            Slot::Dir => zip.add_dir(&name).ctx(format!("entry {name}"))?,
+            Slot::Tag(tag) => {
+                let bytes = match fixed.get(&tag) {
+                    Some(b) => b.clone(),
+                    None => {
+                        if digests.len() != payload_total {
+                            return Err(staging(format!(
+                                "tag file {tag} sorts before the payload it describes"
+                            )));
+                        }
+                        let post = post.get_or_insert_with(|| {
+                            let mut recs = records.clone();
+                            for r in &mut recs {
+                                r.sha256 = r.stored.first().and_then(|p| digests.get(p).cloned());
+                            }
+                            let inv = settings.inventory(sealing.clone(), recs);
+                            digest_tags(&inv, &digests, &fixed)
+                        });
+                        post[&tag].clone()
+                    }
+                };
+                zip.add_bytes(&name, &bytes).ctx(format!("entry {name}"))?;
+            }
+            Slot::Payload(ri, pi) => {
+                let content = contents[ri][pi].take().expect("each part is written once");
+                let (sample, rest) = open_content(content)?;
+                let hex = write_file_entry(&mut zip, &name, sizes_of[ri][pi], sample, rest)?;
+                digests.insert(stored[ri][pi].clone(), hex);
+            }
+        }
+    }
+    let bytes = zip.position();
+    let out = zip.finish().ctx("bundle output")?;
+    let summary = WriteSummary {
+        bag,
+        bundle_id: settings.bundle_id.clone(),
+        entries,
+        records: records.len() as u64,
+        payload_files: payload_total as u64,
+        payload_bytes: sizes.values().sum(),
+        bytes,
+    };
+    Ok((out, summary))
+}
+
+/// Writes a bundle file atomically (§11): to a temporary name, synced, verified when `verify`,
+/// then renamed to `path` (replacing an existing file only when `replace`).
+pub fn write_bundle_file(
+    path: &Path,
+    settings: &BagSettings,
+    sealing: Option<Sealing>,
+    resources: Vec<Resource>,
+    extra_tags: BTreeMap<String, Vec<u8>>,
+    verify_after: bool,
+    replace: bool,
+) -> Result<WriteSummary> {
+    if !replace && path.exists() {
+        return Err(BundleError::new(
+            ErrorCode::TargetNotEmpty,
+            format!("file {}", path.display()),
+            "already exists",
+        ));
+    }
+    let mut tmp = AtomicFile::create(path)?;
+    let mut summary = {
+        let buf = BufWriter::with_capacity(1 << 20, tmp.file());
+        let (mut buf, summary) = write_bundle(buf, settings, sealing, resources, extra_tags)?;
+        buf.flush().ctx(format!("file {}", path.display()))?;
+        summary
+    };
+    if verify_after {
+        let report = verify::verify_file(tmp.temp_path(), None)?;
+        if let Some(first) = report.problems.into_iter().next() {
+            return Err(first);
+        }
+    }
+    summary.bytes = tmp
+        .file()
+        .metadata()
+        .ctx(format!("file {}", path.display()))?
+        .len();
+    tmp.commit(replace)?;
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::verify::verify_source;
+    use crate::model::workspace::{Format, Language, ObjectInfo, ObjectType};
+    use serde_json::json;
+
+    fn settings() -> BagSettings {
+        BagSettings {
+            bag_name: "dbxport-test".into(),
+            bundle_id: "0b8e6f7a-1c2d-4e3f-8a9b-0c1d2e3f4a5b".into(),
+            created: OffsetDateTime::from_unix_timestamp(1_780_000_000).unwrap(),
+            source: Source {
+                host: "https://example.invalid".into(),
+                workspace_id: "42".into(),
+            },
+            options: json!({}),
+        }
+    }
+
+    fn nb(path: &str, id: i64) -> Resource {
+        let info = ObjectInfo {
+            object_type: ObjectType::Notebook,
+            path: path.into(),
+            object_id: id,
+            language: Some(Language::Python),
+            created_at: None,
+            modified_at: None,
+            size: None,
+            resource_id: None,
+            directory_info: None,
+        };
+        Resource::notebook(
+            &info,
+            vec![(
+                Format::Source,
+                Content::Bytes(format!("# Databricks notebook source\nprint({id})\n").into_bytes()),
+            )],
+        )
+    }
+
+    fn write(resources: Vec<Resource>) -> Vec<u8> {
+        write_bundle(Vec::new(), &settings(), None, resources, BTreeMap::new())
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn written_bundles_verify_and_are_deterministic() {
+        let make = || {
+            vec![
+                nb("/Users/a/Report", 1),
+                nb("/Users/a/report", 2),
+                Resource::directory("/Users/a/empty", 3),
+                Resource::directory("/Users/a", 4),
+            ]
+        };
+        let a = write(make());
+        let mut rev = make();
+        rev.reverse();
+        let b = write(rev);
+        assert_eq!(a, b, "resource order must not matter");
+        let report = verify_source(
+            Box::new(std::io::Cursor::new(a)),
+            "mem".into(),
+            false,
+            None,
+        );
+        assert!(report.ok, "{:#?}", report.problems);
+        assert_eq!(report.payload_files, 2);
+    }
+
+    #[test]
+    fn duplicate_stored_paths_are_refused() {
+        let err = write_bundle(
+            Vec::new(),
+            &settings(),
+            None,
+            vec![nb("/x", 1), nb("/x", 2)],
+            BTreeMap::new(),
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Staging);
+    }
+}
