@@ -10,6 +10,8 @@
 //! | 2 | the command could not run: bad arguments, unreadable input, refused credentials |
 //! | 130 | interrupted (Ctrl-C); resumable commands can be re-run with `--resume` |
 
+mod emulator;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -35,12 +37,17 @@ pub struct Cli {
 
 /// Every dbxport command.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Serve a Databricks-compatible emulator on loopback until interrupted.
+    Emulator(emulator::Args),
+}
 
 /// Parses arguments, runs the command and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result: anyhow::Result<u8> = match cli.command {};
+    let result: anyhow::Result<u8> = match cli.command {
+        Command::Emulator(args) => emulator::run(args),
+    };
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

@@ -6,6 +6,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use super::command::{is_builtin_mount, MOUNTS_SNIPPET};
+
 /// A cluster as `clusters/get` returns it, kept whole (`cluster_id` and `cluster_name` named).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cluster {

@@ -36,10 +36,11 @@ impl HiveObjectType {
         }
     }
 
-    /// Parses the `objectType` column of `SHOW GRANTS` (case-insensitive; `SCHEMA` = `DATABASE`).
+    /// Parses the `objectType` column of `SHOW GRANTS` (case-insensitive; `SCHEMA` = `DATABASE`;
+    /// real warehouses report the catalog as `CATALOG$`).
     pub fn parse(s: &str) -> Option<HiveObjectType> {
         Some(match s.to_ascii_uppercase().replace(' ', "_").as_str() {
-            "CATALOG" => HiveObjectType::Catalog,
+            "CATALOG" | "CATALOG$" => HiveObjectType::Catalog,
             "DATABASE" | "SCHEMA" => HiveObjectType::Database,
             "TABLE" => HiveObjectType::Table,
             "VIEW" => HiveObjectType::View,
@@ -73,12 +74,14 @@ pub fn replay_statement(g: &HiveGrant) -> String {
         t => format!("{} {}", t.sql_keyword(), quote_name(&g.object_key)),
     };
     let who = format!("`{}`", g.principal.replace('`', "``"));
+    // Action types are SQL keywords as they are (`READ_METADATA`, `CREATE_NAMED_FUNCTION`);
+    // only `ALL PRIVILEGES` is two words, and it is reported with its space.
     if g.action_type == "OWN" {
         format!("ALTER {on} OWNER TO {who}")
     } else if let Some(p) = g.action_type.strip_prefix("DENIED_") {
-        format!("DENY {} ON {on} TO {who}", p.replace('_', " "))
+        format!("DENY {p} ON {on} TO {who}")
     } else {
-        format!("GRANT {} ON {on} TO {who}", g.action_type.replace('_', " "))
+        format!("GRANT {} ON {on} TO {who}", g.action_type)
     }
 }
 
@@ -88,6 +91,25 @@ pub fn quote_name(key: &str) -> String {
         .map(|p| format!("`{}`", p.trim_matches('`').replace('`', "``")))
         .collect::<Vec<_>>()
         .join(".")
+}
+
+/// The plain dotted name of a `SHOW GRANTS` `objectKey`, which real warehouses quote with
+/// backticks (`` `sales`.`orders` ``): `sales.orders`.
+pub fn unquote_key(key: &str) -> String {
+    let mut out = String::new();
+    let mut chars = key.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '`' if quoted && chars.peek() == Some(&'`') => {
+                chars.next();
+                out.push('`');
+            }
+            '`' => quoted = !quoted,
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// One principal's privileges on a Unity Catalog securable.
@@ -145,6 +167,21 @@ mod tests {
         assert_eq!(
             replay_statement(&a),
             "GRANT SELECT ON ANY FILE TO `data eng`"
+        );
+        let m = HiveGrant {
+            action_type: "READ_METADATA".into(),
+            object_type: HiveObjectType::Database,
+            object_key: "sales".into(),
+            ..a
+        };
+        assert_eq!(
+            replay_statement(&m),
+            "GRANT READ_METADATA ON SCHEMA `sales` TO `data eng`"
+        );
+        assert_eq!(unquote_key("`sales`.`or``ders`"), "sales.or`ders");
+        assert_eq!(
+            HiveObjectType::parse("CATALOG$"),
+            Some(HiveObjectType::Catalog)
         );
     }
 }

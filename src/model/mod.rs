@@ -8,6 +8,7 @@
 //! This module owns data shapes and pure helpers only: it performs no I/O and must not import
 //! `client`, `bundle`, `emulator`, `export` or `import`.
 
+pub mod command;
 pub mod compute;
 pub mod grants;
 pub mod job;

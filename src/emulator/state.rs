@@ -1,0 +1,614 @@
+//! The in-memory workspace: every resource the emulator serves, held in [`crate::model`] types,
+//! plus the bookkeeping real workspaces keep out of sight (object ids, ACLs, upload handles,
+//! statement results). One [`State`] sits behind one mutex; every request locks it for the span
+//! of a single operation and never across an `.await`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+use zeroize::Zeroizing;
+
+use crate::model::compute::{Cluster, ClusterPolicy, InstancePool, Mount, Warehouse};
+use crate::model::grants::{HiveGrant, PrivilegeAssignment};
+use crate::model::job::Job;
+use crate::model::mlflow::{ModelVersion, RegisteredModel};
+use crate::model::permissions::{AccessControlRequest, PrincipalRef};
+use crate::model::principal::{Group, ServicePrincipal, User};
+use crate::model::repo::{GitCredential, Repo};
+use crate::model::secret::{AclPermission, KeyVaultMetadata, ScopeBackend, ValueEncoding};
+use crate::model::workspace::{Language, ObjectType};
+
+use super::extract::Caller;
+use super::faults::FaultState;
+use super::stats::StatsRecorder;
+
+/// What every request handler reaches through [`super::extract::Ctx`].
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    pub stats: StatsRecorder,
+    pub faults: Mutex<FaultState>,
+    pub settings: Settings,
+}
+
+impl Shared {
+    pub fn new(state: State, faults: FaultState, settings: Settings) -> Shared {
+        Shared {
+            state: Mutex::new(state),
+            stats: StatsRecorder::default(),
+            faults: Mutex::new(faults),
+            settings,
+        }
+    }
+
+    /// Locks the state. A handler that panicked cannot have left it half-changed in a way a
+    /// test could not see, so a poisoned lock is taken over rather than propagated.
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn faults(&self) -> MutexGuard<'_, FaultState> {
+        self.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Behaviour fixed at start-up.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// Rows per result chunk of the SQL statement API.
+    pub sql_chunk_rows: usize,
+    /// Lifetime of OAuth access tokens.
+    pub oauth_token_ttl_secs: u64,
+    /// Sent as `X-Databricks-Org-Id` on every answer.
+    pub workspace_id: String,
+}
+
+/// Identity and behaviour switches of the workspace (`workspace.json`).
+#[derive(Debug, Clone)]
+pub(crate) struct WorkspaceInfo {
+    pub workspace_id: String,
+    pub secrets_get_refused: bool,
+    pub first_object_id: i64,
+}
+
+/// Counters that hand out ids in a deterministic order.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Ids {
+    pub next_object_id: i64,
+    pub next_job_id: i64,
+    pub next_credential_id: i64,
+    pub next_handle: i64,
+    pub next_seq: u64,
+    pub next_model: u64,
+}
+
+/// A personal access token from the seed and the user it belongs to.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenGrant {
+    pub token: String,
+    pub user_name: String,
+}
+
+/// An OAuth client (a service principal's secret) from the seed.
+#[derive(Debug, Clone)]
+pub(crate) struct OAuthClient {
+    pub client_id: String,
+    pub client_secret: String,
+    pub application_id: String,
+}
+
+/// An OAuth access token the emulator issued.
+#[derive(Debug, Clone)]
+pub(crate) struct Issued {
+    pub caller: Caller,
+    pub expires: Instant,
+}
+
+/// Users, groups and service principals.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Principals {
+    pub users: Vec<User>,
+    pub groups: Vec<Group>,
+    pub service_principals: Vec<ServicePrincipal>,
+}
+
+impl Principals {
+    /// True when the principal an ACL entry names exists.
+    pub fn exists(&self, p: &PrincipalRef) -> bool {
+        match p {
+            PrincipalRef::UserName(n) => self.users.iter().any(|u| &u.user_name == n),
+            PrincipalRef::GroupName(n) => self.groups.iter().any(|g| &g.display_name == n),
+            PrincipalRef::ServicePrincipalName(n) => self
+                .service_principals
+                .iter()
+                .any(|s| &s.application_id == n),
+        }
+    }
+
+    /// True when `name` is a user name, group name or application id.
+    pub fn name_exists(&self, name: &str) -> bool {
+        self.users.iter().any(|u| u.user_name == name)
+            || self.groups.iter().any(|g| g.display_name == name)
+            || self
+                .service_principals
+                .iter()
+                .any(|s| s.application_id == name)
+    }
+}
+
+/// One workspace object.
+#[derive(Debug, Clone)]
+pub(crate) struct Node {
+    pub object_type: ObjectType,
+    pub object_id: i64,
+    pub language: Option<Language>,
+    /// Notebook source (SOURCE export, header included) or file bytes.
+    pub content: Vec<u8>,
+    pub created_at: i64,
+    pub modified_at: i64,
+    /// Size of the cell outputs a notebook carries in its rich exports.
+    pub outputs_bytes: u64,
+    /// Direct ACL entries.
+    pub acl: Vec<AccessControlRequest>,
+}
+
+impl Node {
+    /// True for objects that hold others (folders and repo roots).
+    pub fn is_container(&self) -> bool {
+        matches!(self.object_type, ObjectType::Directory | ObjectType::Repo)
+    }
+}
+
+/// The workspace tree, keyed by normalised absolute path, with an index by object id.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Tree {
+    pub nodes: BTreeMap<String, Node>,
+    pub by_id: HashMap<i64, String>,
+}
+
+impl Tree {
+    pub fn get(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(path)
+    }
+
+    pub fn get_mut(&mut self, path: &str) -> Option<&mut Node> {
+        self.nodes.get_mut(path)
+    }
+
+    pub fn insert(&mut self, path: String, node: Node) {
+        if let Some(old) = self.nodes.get(&path) {
+            self.by_id.remove(&old.object_id);
+        }
+        self.by_id.insert(node.object_id, path.clone());
+        self.nodes.insert(path, node);
+    }
+
+    pub fn path_of(&self, object_id: i64) -> Option<&str> {
+        self.by_id.get(&object_id).map(String::as_str)
+    }
+
+    /// The paths directly inside `dir`, in sorted order.
+    pub fn children(&self, dir: &str) -> Vec<String> {
+        child_keys(&self.nodes, dir)
+    }
+
+    /// Every path at or below `root`, in sorted order.
+    pub fn subtree(&self, root: &str) -> Vec<String> {
+        subtree_keys(&self.nodes, root)
+    }
+
+    /// Removes `root` and everything below it, returning what was removed.
+    pub fn remove_subtree(&mut self, root: &str) -> Vec<(String, Node)> {
+        let paths = self.subtree(root);
+        let mut out = Vec::with_capacity(paths.len());
+        for p in paths {
+            if let Some(n) = self.nodes.remove(&p) {
+                self.by_id.remove(&n.object_id);
+                out.push((p, n));
+            }
+        }
+        out
+    }
+}
+
+/// The keys directly inside `dir` of a map keyed by absolute path, in sorted order. Skips whole
+/// subtrees, so listing costs O(children · log n), not O(descendants).
+pub(crate) fn child_keys<V>(map: &BTreeMap<String, V>, dir: &str) -> Vec<String> {
+    use std::ops::Bound;
+    let prefix = if dir == "/" {
+        "/".to_string()
+    } else {
+        format!("{dir}/")
+    };
+    let mut out = Vec::new();
+    let mut lower: Bound<String> = Bound::Excluded(prefix.clone());
+    loop {
+        let next = map
+            .range::<String, _>((lower.as_ref(), Bound::Unbounded))
+            .next();
+        let Some((path, _)) = next else { break };
+        if !path.starts_with(&prefix) {
+            break;
+        }
+        let rest = &path[prefix.len()..];
+        match rest.find('/') {
+            None => {
+                out.push(path.clone());
+                lower = Bound::Excluded(path.clone());
+            }
+            Some(i) => {
+                // Inside a child's subtree: everything below `x` sorts before `x0` ('0' follows
+                // '/'), so jump there. Siblings such as `x-y` or `x.txt` sort between `x` and
+                // `x/` and were seen already.
+                lower = Bound::Included(format!("{}{}0", prefix, &rest[..i]));
+            }
+        }
+    }
+    out
+}
+
+/// Every key at or below `root` of a map keyed by absolute path, in sorted order.
+pub(crate) fn subtree_keys<V>(map: &BTreeMap<String, V>, root: &str) -> Vec<String> {
+    let prefix = if root == "/" {
+        "/".to_string()
+    } else {
+        format!("{root}/")
+    };
+    let mut out = Vec::new();
+    if map.contains_key(root) {
+        out.push(root.to_string());
+    }
+    for (p, _) in map.range::<String, _>(prefix.clone()..) {
+        if !p.starts_with(&prefix) {
+            break;
+        }
+        if p != root {
+            out.push(p.clone());
+        }
+    }
+    out
+}
+
+/// A repo and its direct ACL.
+#[derive(Debug, Clone)]
+pub(crate) struct RepoState {
+    pub repo: Repo,
+    pub acl: Vec<AccessControlRequest>,
+}
+
+/// A git credential and the user it belongs to (each user sees only their own).
+#[derive(Debug, Clone)]
+pub(crate) struct CredentialState {
+    pub cred: GitCredential,
+    pub owner: String,
+}
+
+/// A job and its direct ACL (which holds the one `IS_OWNER`).
+#[derive(Debug, Clone)]
+pub(crate) struct JobState {
+    pub job: Job,
+    pub acl: Vec<AccessControlRequest>,
+}
+
+/// A stored secret value.
+#[derive(Clone)]
+pub(crate) struct SecretValue {
+    pub value: Zeroizing<Vec<u8>>,
+    pub encoding: ValueEncoding,
+    pub updated: i64,
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretValue")
+            .field("value", &"[redacted]")
+            .field("encoding", &self.encoding)
+            .field("updated", &self.updated)
+            .finish()
+    }
+}
+
+/// A secret scope with its ACLs and values.
+#[derive(Debug, Clone)]
+pub(crate) struct Scope {
+    pub backend: ScopeBackend,
+    pub keyvault: Option<KeyVaultMetadata>,
+    pub acls: BTreeMap<String, AclPermission>,
+    pub secrets: BTreeMap<String, SecretValue>,
+}
+
+/// A table or view of the Hive metastore.
+#[derive(Debug, Clone)]
+pub(crate) struct HiveTable {
+    pub is_view: bool,
+    pub owner: Option<String>,
+}
+
+/// A database of the Hive metastore.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HiveDatabase {
+    pub owner: Option<String>,
+    pub tables: BTreeMap<String, HiveTable>,
+    pub functions: BTreeMap<String, Option<String>>,
+}
+
+/// The legacy Hive metastore: objects (names lowercase), grants and denies, and owners.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Hive {
+    pub databases: BTreeMap<String, HiveDatabase>,
+    /// Grants and denies (never `OWN`; owners live on the objects).
+    pub grants: Vec<HiveGrant>,
+    pub catalog_owner: Option<String>,
+}
+
+/// Unity Catalog securables known to exist, with their direct grants.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Unity {
+    /// `(lowercase securable type, full name)` → assignments.
+    pub securables: BTreeMap<(String, String), Vec<PrivilegeAssignment>>,
+}
+
+/// A registered model with its versions.
+#[derive(Debug, Clone)]
+pub(crate) struct ModelState {
+    /// The Databricks id (`registered_model_databricks.id`), used by the permissions API.
+    pub id: String,
+    /// The model; `latest_versions` is computed when served.
+    pub model: RegisteredModel,
+    pub versions: BTreeMap<u64, ModelVersion>,
+    pub acl: Vec<AccessControlRequest>,
+    /// The number the next version gets (numbers are never reused).
+    pub next_version: u64,
+}
+
+/// Reference-only compute records.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Compute {
+    pub clusters: Vec<Cluster>,
+    pub pools: Vec<InstancePool>,
+    pub policies: Vec<ClusterPolicy>,
+    pub warehouses: Vec<Warehouse>,
+}
+
+/// One DBFS entry.
+#[derive(Debug, Clone)]
+pub(crate) struct DbfsNode {
+    pub is_dir: bool,
+    pub data: Vec<u8>,
+    pub mtime: i64,
+}
+
+/// The DBFS root (also holding `/Volumes` for the Files API), keyed by absolute path.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Dbfs {
+    pub nodes: BTreeMap<String, DbfsNode>,
+}
+
+/// An open DBFS streaming upload (`dbfs/create` … `dbfs/close`).
+#[derive(Debug, Clone)]
+pub(crate) struct DbfsHandle {
+    pub path: String,
+    pub data: Vec<u8>,
+}
+
+/// A submitted SQL statement and its result.
+#[derive(Debug, Clone)]
+pub(crate) struct Statement {
+    /// The terminal response (status, manifest, first chunk).
+    pub response: serde_json::Value,
+    /// Result chunks, each a `ResultData` object.
+    pub chunks: Vec<serde_json::Value>,
+    /// Polls left that still answer `PENDING` (for `wait_timeout=0s`).
+    pub pending_polls: u32,
+    pub canceled: bool,
+}
+
+/// An execution context on a cluster.
+#[derive(Debug, Clone)]
+pub(crate) struct ExecContext {
+    pub cluster_id: String,
+    pub language: String,
+}
+
+/// A finished command.
+#[derive(Debug, Clone)]
+pub(crate) struct CommandRecord {
+    pub context_id: String,
+    pub cluster_id: String,
+    pub response: serde_json::Value,
+}
+
+/// The whole emulated workspace.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub workspace: WorkspaceInfo,
+    pub fixed_clock: Option<i64>,
+    pub ids: Ids,
+    pub principals: Principals,
+    pub tokens: Vec<TokenGrant>,
+    pub oauth_clients: Vec<OAuthClient>,
+    /// Tokens given on the command line or in the config; they act as the first admin.
+    pub admin_tokens: Vec<String>,
+    pub issued: HashMap<String, Issued>,
+    pub tree: Tree,
+    pub repos: BTreeMap<i64, RepoState>,
+    pub git_credentials: BTreeMap<i64, CredentialState>,
+    pub jobs: BTreeMap<i64, JobState>,
+    pub scopes: BTreeMap<String, Scope>,
+    pub hive: Hive,
+    pub unity: Unity,
+    pub models: BTreeMap<String, ModelState>,
+    pub compute: Compute,
+    pub mounts: Vec<Mount>,
+    pub dbfs: Dbfs,
+    pub handles: HashMap<i64, DbfsHandle>,
+    pub statements: HashMap<String, Statement>,
+    pub contexts: HashMap<String, ExecContext>,
+    pub commands: HashMap<String, CommandRecord>,
+    /// Signed artifact download tokens → DBFS path.
+    pub signed_urls: HashMap<String, String>,
+    /// Random salt of signed download tokens, so they cannot be guessed.
+    pub url_salt: String,
+    /// Model ACLs read from a seed before the models themselves.
+    pub pending_model_acls: BTreeMap<String, Vec<AccessControlRequest>>,
+}
+
+/// The admin user an empty workspace gets, so that there is always someone to act as.
+pub(crate) const DEFAULT_ADMIN: &str = "admin@emulator.invalid";
+
+impl State {
+    /// An empty workspace: root folder, `/Users`, `/Shared`, `/Repos`, the `admins` and `users`
+    /// groups.
+    pub fn empty(fixed_clock: Option<i64>) -> State {
+        let mut salt = [0u8; 16];
+        // A salt of zeros only makes signed URLs guessable, which a test emulator survives.
+        let _ = getrandom::fill(&mut salt);
+        State {
+            workspace: WorkspaceInfo {
+                workspace_id: "1234567890123456".to_string(),
+                secrets_get_refused: false,
+                first_object_id: 1000,
+            },
+            fixed_clock,
+            ids: Ids {
+                next_object_id: 1000,
+                next_job_id: 1,
+                next_credential_id: 1,
+                next_handle: 1,
+                next_seq: 1,
+                next_model: 1,
+            },
+            principals: Principals::default(),
+            tokens: Vec::new(),
+            oauth_clients: Vec::new(),
+            admin_tokens: Vec::new(),
+            issued: HashMap::new(),
+            tree: Tree::default(),
+            repos: BTreeMap::new(),
+            git_credentials: BTreeMap::new(),
+            jobs: BTreeMap::new(),
+            scopes: BTreeMap::new(),
+            hive: Hive::default(),
+            unity: Unity::default(),
+            models: BTreeMap::new(),
+            compute: Compute::default(),
+            mounts: Vec::new(),
+            dbfs: Dbfs::default(),
+            handles: HashMap::new(),
+            statements: HashMap::new(),
+            contexts: HashMap::new(),
+            commands: HashMap::new(),
+            signed_urls: HashMap::new(),
+            url_salt: hex::encode(salt),
+            pending_model_acls: BTreeMap::new(),
+        }
+    }
+
+    /// The current time in epoch milliseconds, or the fixed clock.
+    pub fn now(&self) -> i64 {
+        if let Some(t) = self.fixed_clock {
+            return t;
+        }
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+
+    pub fn next_object_id(&mut self) -> i64 {
+        let id = self.ids.next_object_id;
+        self.ids.next_object_id += 1;
+        id
+    }
+
+    /// A sequence number for statement, context and command ids.
+    pub fn next_seq(&mut self) -> u64 {
+        let n = self.ids.next_seq;
+        self.ids.next_seq += 1;
+        n
+    }
+
+    /// The caller a bearer token stands for, if any.
+    pub fn authenticate(&mut self, token: &str) -> Option<Caller> {
+        if self.admin_tokens.iter().any(|t| t == token) {
+            return Some(Caller::User(self.first_admin()));
+        }
+        if let Some(t) = self.tokens.iter().find(|t| t.token == token) {
+            return Some(Caller::User(t.user_name.clone()));
+        }
+        match self.issued.get(token) {
+            Some(i) if i.expires > Instant::now() => Some(i.caller.clone()),
+            Some(_) => {
+                self.issued.remove(token);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// The user command-line tokens act as: the first user in `admins`, else the first user.
+    pub fn first_admin(&self) -> String {
+        let admins = self
+            .principals
+            .groups
+            .iter()
+            .find(|g| g.display_name == "admins");
+        if let Some(g) = admins {
+            for m in &g.members {
+                if let Some(u) = self.principals.users.iter().find(|u| u.id == m.value) {
+                    return u.user_name.clone();
+                }
+            }
+        }
+        self.principals
+            .users
+            .first()
+            .map(|u| u.user_name.clone())
+            .unwrap_or_else(|| DEFAULT_ADMIN.to_string())
+    }
+
+    /// A deterministic id shaped like a UUID, for statements and similar handles.
+    pub fn next_uuid(&mut self) -> String {
+        let n = self.next_seq();
+        format!("01ef0000-0000-4000-8000-{:012x}", n & 0xffff_ffff_ffff)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: i64) -> Node {
+        Node {
+            object_type: ObjectType::Directory,
+            object_id: id,
+            language: None,
+            content: Vec::new(),
+            created_at: 0,
+            modified_at: 0,
+            outputs_bytes: 0,
+            acl: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn children_skip_subtrees() {
+        let mut t = Tree::default();
+        for (i, p) in [
+            "/", "/a", "/a/b", "/a/b/c", "/a/b-x", "/a/b.txt", "/a/c", "/ab", "/a/b/d/e",
+        ]
+        .iter()
+        .enumerate()
+        {
+            t.insert(p.to_string(), node(i as i64));
+        }
+        assert_eq!(t.children("/"), vec!["/a", "/ab"]);
+        assert_eq!(t.children("/a"), vec!["/a/b", "/a/b-x", "/a/b.txt", "/a/c"]);
+        assert_eq!(t.children("/a/b"), vec!["/a/b/c"]);
+        assert_eq!(t.subtree("/a/b"), vec!["/a/b", "/a/b/c", "/a/b/d/e"]);
+        let removed = t.remove_subtree("/a/b");
+        assert_eq!(removed.len(), 3);
+        assert!(t.path_of(2).is_none());
+        assert_eq!(t.children("/a"), vec!["/a/b-x", "/a/b.txt", "/a/c"]);
+    }
+}
