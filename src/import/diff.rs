@@ -1,0 +1,1 @@
+//! `diff`: after a migration, compare the target with the bundle.
