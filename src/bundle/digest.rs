@@ -90,31 +90,29 @@ pub fn pump(
         });
         let mut fresh = POOL;
         let mut bytes = 0u64;
-        let result = (|| {
-            loop {
-                let mut buf = if fresh > 0 {
-                    fresh -= 1;
-                    vec![0u8; BUF]
-                } else {
-                    let back = back_rx
-                        .recv()
-                        .map_err(|_| PumpError::Read(io::Error::other("hash thread stopped")))?;
-                    match Arc::try_unwrap(back) {
-                        Ok((v, _)) => v,
-                        Err(_) => vec![0u8; BUF],
-                    }
-                };
-                let n = read_full(src, &mut buf).map_err(PumpError::Read)?;
-                if n == 0 {
-                    return Ok(());
-                }
-                let chunk = Arc::new((buf, n));
-                to_hasher
-                    .send(Arc::clone(&chunk))
+        let result = (|| loop {
+            let mut buf = if fresh > 0 {
+                fresh -= 1;
+                vec![0u8; BUF]
+            } else {
+                let back = back_rx
+                    .recv()
                     .map_err(|_| PumpError::Read(io::Error::other("hash thread stopped")))?;
-                sink(&chunk.0[..n]).map_err(PumpError::Write)?;
-                bytes += n as u64;
+                match Arc::try_unwrap(back) {
+                    Ok((v, _)) => v,
+                    Err(_) => vec![0u8; BUF],
+                }
+            };
+            let n = read_full(src, &mut buf).map_err(PumpError::Read)?;
+            if n == 0 {
+                return Ok(());
             }
+            let chunk = Arc::new((buf, n));
+            to_hasher
+                .send(Arc::clone(&chunk))
+                .map_err(|_| PumpError::Read(io::Error::other("hash thread stopped")))?;
+            sink(&chunk.0[..n]).map_err(PumpError::Write)?;
+            bytes += n as u64;
         })();
         drop(to_hasher);
         let digest = hasher.join().expect("hash thread does not panic");

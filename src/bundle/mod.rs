@@ -13,6 +13,7 @@ pub mod container;
 pub mod digest;
 pub mod error;
 pub mod fsutil;
+pub mod inspect;
 pub mod inventory;
 pub mod json;
 pub mod layout;
@@ -28,6 +29,7 @@ pub mod writer;
 
 pub use builder::{BagBuilder, ScopeWriter};
 pub use error::{BundleError, ErrorCode, Problems};
+pub use inspect::{inspect, InspectReport};
 pub use inventory::{Inventory, Record, Sealing, Source};
 pub use pack::{pack, PackOptions, PackSummary};
 pub use reader::Bundle;

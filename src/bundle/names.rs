@@ -19,7 +19,10 @@ const DEVICE_NAMES: [&str; 6] = ["CON", "PRN", "AUX", "NUL", "COM", "LPT"];
 /// True for characters that may not appear in a stored name (§7.1).
 fn is_forbidden_char(c: char) -> bool {
     c.is_control()
-        || matches!(c, '<' | '>' | ':' | '"' | '/' | '\\' | '|' | '?' | '*' | '%')
+        || matches!(
+            c,
+            '<' | '>' | ':' | '"' | '/' | '\\' | '|' | '?' | '*' | '%'
+        )
         || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
 }
 
@@ -124,8 +127,22 @@ pub struct Child {
     pub dir: bool,
 }
 
-/// Assigns stored names to the children of one folder (§7.2). Returns them in the order of
-/// `children` after sorting; the caller looks them up by [`Child`].
+/// Splits a trailing extension (`.csv`: 1–10 ASCII letters or digits after a `.` that is not
+/// the first character) off a name, so that suffixes keep the extension last.
+fn split_ext(name: &str) -> (&str, &str) {
+    match name.rfind('.') {
+        Some(i)
+            if i > 0
+                && (2..=11).contains(&(name.len() - i))
+                && name[i + 1..].bytes().all(|b| b.is_ascii_alphanumeric()) =>
+        {
+            (&name[..i], &name[i..])
+        }
+        _ => (name, ""),
+    }
+}
+
+/// Assigns stored names to the children of one folder (§7.2), keyed by [`Child`].
 pub fn assign_siblings(children: &[Child]) -> Result<BTreeMap<Child, String>, String> {
     let mut sorted: Vec<&Child> = children.iter().collect();
     sorted.sort();
@@ -134,16 +151,28 @@ pub fn assign_siblings(children: &[Child]) -> Result<BTreeMap<Child, String>, St
     let mut out = BTreeMap::new();
     for child in sorted {
         let cleaned = clean(&child.original);
-        let stem = if cleaned == child.original {
-            cleaned
+        let changed = cleaned != child.original;
+        // Without a writer-added extension, a suffix goes before the name's own extension.
+        let (base, own_ext) = if child.ext.is_none() && !child.dir {
+            split_ext(&cleaned)
         } else {
-            format!("{cleaned}-{}", short_hash(&child.original, 8))
+            (cleaned.as_str(), "")
         };
-        let with_ext = |s: &str| match &child.ext {
-            Some(e) => format!("{s}.{e}"),
-            None => s.to_string(),
+        let compose = |suffix: Option<String>| {
+            let mut n = base.to_string();
+            if let Some(s) = suffix {
+                n.push('-');
+                n.push_str(&s);
+            }
+            n.push_str(own_ext);
+            if let Some(e) = &child.ext {
+                n.push('.');
+                n.push_str(e);
+            }
+            n
         };
-        let mut name = with_ext(&stem);
+        let h8 = short_hash(&child.original, 8);
+        let mut name = compose(changed.then(|| h8.clone()));
         let mut tries = [8usize, 16, 32, 64].into_iter();
         while taken.contains(&fold_key(&name)) {
             let Some(n) = tries.next() else {
@@ -152,7 +181,8 @@ pub fn assign_siblings(children: &[Child]) -> Result<BTreeMap<Child, String>, St
                     child.original
                 ));
             };
-            name = with_ext(&format!("{stem}-{}", short_hash(&child.original, n)));
+            let h = short_hash(&child.original, n);
+            name = compose(Some(if changed { format!("{h8}-{h}") } else { h }));
         }
         taken.insert(fold_key(&name));
         out.insert(child.clone(), name);
@@ -174,7 +204,14 @@ mod tests {
 
     #[test]
     fn safe_names_stay() {
-        for n in ["Report", "My Notebook", "données", "a.b", "x-1_2", "Ünïcødé"] {
+        for n in [
+            "Report",
+            "My Notebook",
+            "données",
+            "a.b",
+            "x-1_2",
+            "Ünïcødé",
+        ] {
             assert_eq!(check_component(n), Ok(()), "{n}");
             assert_eq!(clean(n), n);
         }
@@ -183,8 +220,22 @@ mod tests {
     #[test]
     fn unsafe_names_are_rejected_and_cleaned() {
         for n in [
-            "a:b", "a?b", "a%b", "a\\b", "con", "CON.txt", "lpt1", "com¹", "x.", "x ", ".", "..",
-            "", "a\nb", "a\u{202E}b", "e\u{301}",
+            "a:b",
+            "a?b",
+            "a%b",
+            "a\\b",
+            "con",
+            "CON.txt",
+            "lpt1",
+            "com¹",
+            "x.",
+            "x ",
+            ".",
+            "..",
+            "",
+            "a\nb",
+            "a\u{202E}b",
+            "e\u{301}",
         ] {
             assert!(check_component(n).is_err(), "{n:?} should be unsafe");
             let c = clean(n);
@@ -208,6 +259,9 @@ mod tests {
         ];
         let names = assign_siblings(&kids).unwrap();
         assert_eq!(names[&kids[0]], "Report.py");
+        let con = assign_siblings(&[child("CON.csv", None)]).unwrap();
+        let n = con.values().next().unwrap();
+        assert!(n.starts_with("CON_-") && n.ends_with(".csv"), "{n}");
         assert!(names[&kids[1]].starts_with("report-") && names[&kids[1]].ends_with(".py"));
         let folded: HashSet<String> = names.values().map(|n| fold_key(n)).collect();
         assert_eq!(folded.len(), kids.len(), "{names:?}");

@@ -11,6 +11,13 @@
 //! | 130 | interrupted (Ctrl-C); resumable commands can be re-run with `--resume` |
 
 mod emulator;
+pub mod export;
+pub mod inspect;
+pub mod keygen;
+pub mod keys;
+pub mod pack;
+pub mod unpack;
+pub mod verify;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -40,6 +47,19 @@ pub struct Cli {
 pub enum Command {
     /// Serve a Databricks-compatible emulator on loopback until interrupted.
     Emulator(emulator::Args),
+    #[allow(missing_docs)]
+    Export(export::Args),
+    // Each command's help comes from its `Args` doc comment (short and long).
+    #[allow(missing_docs)]
+    Verify(verify::Args),
+    #[allow(missing_docs)]
+    Inspect(inspect::Args),
+    #[allow(missing_docs)]
+    Unpack(unpack::Args),
+    #[allow(missing_docs)]
+    Pack(pack::Args),
+    #[allow(missing_docs)]
+    Keygen(keygen::Args),
 }
 
 /// Parses arguments, runs the command and maps the outcome to an exit code.
@@ -47,6 +67,12 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: anyhow::Result<u8> = match cli.command {
         Command::Emulator(args) => emulator::run(args),
+        Command::Export(a) => export::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Inspect(a) => inspect::run(a),
+        Command::Unpack(a) => unpack::run(a),
+        Command::Pack(a) => pack::run(a),
+        Command::Keygen(a) => keygen::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,0 +1,80 @@
+//! `dbxport unpack`: a bundle → a folder anyone can browse without dbxport.
+
+use super::keys::{exit_code_for, print_json, print_problems, IdentityArgs};
+use super::EXIT_OK;
+use clap::Args as ClapArgs;
+use std::path::PathBuf;
+
+/// Unpack a bundle into a folder you can browse and use without dbxport.
+///
+/// The bag lands in DIR/<bag folder>/: notebooks as source files with their real extensions
+/// under their workspace paths, jobs, repos, permissions and models as pretty JSON, and an
+/// INVENTORY.md overview listing every original name next to its stored path. Every file is
+/// checked against its digest while it is written; if anything is wrong nothing is left in DIR.
+///
+/// Secret values stay sealed (data/secrets/<scope>/values/<key>.age) unless you pass
+/// --identity (or --passphrase): then their plain values are written to DIR/secrets/<scope>/<key>
+/// (folder mode 0700, files 0600), outside the bag, so the bag stays valid.
+///
+/// DIR must be empty or missing; --force replaces DIR/<bag folder> and DIR/secrets.
+#[derive(Debug, ClapArgs)]
+#[command(
+    after_help = "Examples:\n  dbxport unpack export.zip -d ./my-workspace\n  dbxport unpack export.zip -d ./my-workspace --identity key.txt"
+)]
+pub struct Args {
+    /// The bundle to unpack.
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+    /// The folder to unpack into (created if missing).
+    #[arg(short = 'd', long = "dir", value_name = "DIR")]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub keys: IdentityArgs,
+    /// Unpack even if DIR is not empty, replacing DIR/<bag folder> and DIR/secrets.
+    #[arg(long)]
+    pub force: bool,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `unpack`.
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    let opener = args.keys.opener()?;
+    let label = args.bundle.display().to_string();
+    match dbxport::bundle::unpack(&args.bundle, &args.dir, opener.as_ref(), args.force) {
+        Ok(s) => {
+            if args.json {
+                print_json(&s)?;
+            } else {
+                println!(
+                    "unpacked {} files ({} bytes) into {}",
+                    s.files,
+                    s.bytes,
+                    s.bag_dir.display()
+                );
+                if let Some(d) = &s.secrets_dir {
+                    println!(
+                        "opened {} secret values into {} (keep this folder private)",
+                        s.secrets_opened,
+                        d.display()
+                    );
+                }
+                if s.sealed_left > 0 {
+                    println!(
+                        "{} secret values stay sealed; pass --identity to open them",
+                        s.sealed_left
+                    );
+                }
+            }
+            Ok(EXIT_OK)
+        }
+        Err(p) => {
+            if args.json {
+                print_json(&serde_json::json!({ "ok": false, "problems": p.0 }))?;
+            }
+            print_problems(&format!("unpack {label}"), &p.0);
+            Ok(exit_code_for(&p.0))
+        }
+    }
+}

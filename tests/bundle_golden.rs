@@ -1,0 +1,191 @@
+//! The golden v1 bundle: rebuilt from its inputs by both writers it must be identical byte for
+//! byte (determinism, spec §9); `inspect --json` must match its recorded output; unpack then
+//! pack must reproduce it; its inventory must satisfy the JSON Schema.
+
+mod common;
+#[path = "support/golden.rs"]
+mod golden;
+#[path = "support/schema.rs"]
+mod schema;
+
+use dbxport::bundle::{pack, unpack, verify_file, write_bundle, BagBuilder, PackOptions};
+use std::sync::Arc;
+
+fn first_difference(a: &[u8], b: &[u8]) -> String {
+    let at = a
+        .iter()
+        .zip(b)
+        .position(|(x, y)| x != y)
+        .unwrap_or(a.len().min(b.len()));
+    format!(
+        "lengths {} and {}, first difference at byte {at}",
+        a.len(),
+        b.len()
+    )
+}
+
+fn stream_build() -> Vec<u8> {
+    write_bundle(
+        Vec::new(),
+        &golden::settings(),
+        Some(golden::sealer().sealing()),
+        golden::resources(),
+        golden::extra_tags(),
+    )
+    .unwrap()
+    .0
+}
+
+#[test]
+fn golden_bundle_is_rebuilt_byte_for_byte() {
+    if golden::blessing() {
+        golden::ensure_sealed_inputs();
+        let bytes = stream_build();
+        std::fs::write(golden::bundle_path(), &bytes).unwrap();
+        let report = dbxport::bundle::inspect(&golden::bundle_path(), None).unwrap();
+        let mut json = serde_json::to_vec_pretty(&report).unwrap();
+        json.push(b'\n');
+        std::fs::write(golden::inspect_path(), json).unwrap();
+    }
+    let want = golden::read(&golden::bundle_path());
+    let got = stream_build();
+    assert!(
+        got == want,
+        "the writer no longer reproduces fixtures/bundles/golden-v1.zip ({}).\n\
+         If the format or the tool version changed on purpose, regenerate it with\n\
+         `DBXPORT_BLESS=1 cargo test --test bundle_golden` and review the diff.",
+        first_difference(&got, &want)
+    );
+}
+
+#[test]
+fn staged_builder_then_pack_gives_the_same_bytes() {
+    let want = golden::read(&golden::bundle_path());
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = golden::settings();
+    let bag = tmp.path().join(&settings.bag_name);
+    let builder = Arc::new(BagBuilder::create(&bag, settings, Some(golden::sealer())).unwrap());
+    // Arrival order must not matter: two threads, reversed halves.
+    let mut all = golden::resources();
+    all.reverse();
+    let second = all.split_off(all.len() / 2);
+    let handles: Vec<_> = [all, second]
+        .into_iter()
+        .map(|chunk| {
+            let b = Arc::clone(&builder);
+            std::thread::spawn(move || {
+                for r in chunk {
+                    b.add(r).unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    for (name, bytes) in golden::extra_tags() {
+        builder.add_tag_file(&name, &bytes).unwrap();
+    }
+    let builder = Arc::try_unwrap(builder).ok().unwrap();
+    let dir = builder.finalize().unwrap();
+    let out = tmp.path().join("staged.zip");
+    pack(&dir, &out, &PackOptions::default()).unwrap();
+    let got = std::fs::read(&out).unwrap();
+    assert!(
+        got == want,
+        "staged + pack differs from the golden bundle: {}",
+        first_difference(&got, &want)
+    );
+}
+
+#[test]
+fn inspect_json_matches_the_recorded_output() {
+    let want: serde_json::Value =
+        serde_json::from_slice(&golden::read(&golden::inspect_path())).unwrap();
+    let out = std::process::Command::new(common::dbxport_bin())
+        .args(["inspect", "--json"])
+        .arg(golden::bundle_path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got, want);
+    // Every kind of the resource model is present.
+    let kinds: Vec<&str> = got["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kind"].as_str().unwrap())
+        .collect();
+    for k in dbxport::model::Kind::ALL {
+        assert!(kinds.contains(&k.as_str()), "golden bundle lacks kind {k}");
+    }
+    assert_eq!(got["sealed"]["values"], 2);
+    assert_eq!(got["sealed"]["recipients"], 1);
+}
+
+#[test]
+fn golden_verifies_with_and_without_the_key() {
+    let plain = verify_file(&golden::bundle_path(), None).unwrap();
+    assert!(plain.ok, "{:#?}", plain.problems);
+    assert_eq!(plain.sealed_opened, 0);
+    let opener = golden::opener();
+    let keyed = verify_file(&golden::bundle_path(), Some(&opener)).unwrap();
+    assert!(keyed.ok, "{:#?}", keyed.problems);
+    assert_eq!(keyed.sealed_opened, 3, "one digest index and two values");
+    let mut b = dbxport::bundle::Bundle::open(&golden::bundle_path(), None).unwrap();
+    let records = b.inventory().records.clone();
+    for (scope, key, value, _) in golden::secret_values() {
+        let r = records
+            .iter()
+            .find(|r| r.name == format!("{scope}/{key}"))
+            .unwrap();
+        assert_eq!(&b.unseal(r, &opener).unwrap()[..], &value[..]);
+    }
+}
+
+#[test]
+fn unpack_then_pack_reproduces_the_bundle() {
+    let want = golden::read(&golden::bundle_path());
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("out");
+    let opener = golden::opener();
+    let s = unpack(&golden::bundle_path(), &target, Some(&opener), false).unwrap();
+    assert_eq!(s.secrets_opened, 2);
+    let bag = target.join("dbxport-golden-v1");
+    assert!(bag.join("INVENTORY.md").is_file());
+    assert!(bag
+        .join("data/workspace/Users/alice@example.org/etl")
+        .is_dir());
+    assert!(bag
+        .join("data/workspace/Users/alice@example.org/empty")
+        .is_dir());
+    let pw = target.join("secrets/etl/db-password");
+    assert_eq!(std::fs::read(&pw).unwrap(), b"hunter2-golden");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&pw), 0o600);
+        assert_eq!(mode(&target.join("secrets")), 0o700);
+        assert_eq!(mode(&target.join("secrets/etl")), 0o700);
+    }
+    let again = tmp.path().join("again.zip");
+    // The unpack folder holds the bag and secrets/; pack finds the bag in it.
+    pack(&target, &again, &PackOptions::default()).unwrap();
+    let got = std::fs::read(&again).unwrap();
+    assert!(
+        got == want,
+        "unpack + pack differs: {}",
+        first_difference(&got, &want)
+    );
+}
+
+#[test]
+fn golden_inventory_satisfies_the_schema() {
+    schema::assert_bundle_inventory_valid(&golden::bundle_path());
+}
