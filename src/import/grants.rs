@@ -11,6 +11,18 @@ use crate::client::sql::StatementResult;
 use crate::client::unity::PermissionsChange;
 use crate::import::mapping::PrincipalOutcome;
 use crate::model::grants::{quote_name, replay_statement, HiveGrant, HiveObjectType, UcGrants};
+
+/// The statement that replays a grant. The catalog is named (`hive_metastore`): the name is
+/// optional in the grammar, and naming it keeps `TO` from being read as a catalog name.
+pub fn statement(g: &HiveGrant) -> String {
+    let st = replay_statement(g);
+    if g.object_type == HiveObjectType::Catalog {
+        st.replacen(" ON CATALOG ", " ON CATALOG `hive_metastore` ", 1)
+            .replacen("ALTER CATALOG ", "ALTER CATALOG `hive_metastore` ", 1)
+    } else {
+        st
+    }
+}
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The object type as warehouses report it in `SHOW GRANTS` (views as tables).
@@ -144,7 +156,7 @@ pub fn plan_hive(
         if have.contains(&grant_key(g)) {
             continue;
         }
-        let st = replay_statement(g);
+        let st = statement(g);
         out.missing.push(st.clone());
         if g.action_type == "OWN" {
             owner_change = Some(st);
@@ -159,7 +171,7 @@ pub fn plan_hive(
             if g.action_type == "OWN" && desired.iter().any(|d| d.action_type == "OWN") {
                 continue;
             }
-            out.extra.push(replay_statement(g));
+            out.extra.push(statement(g));
         }
     }
     out.unmapped.sort();

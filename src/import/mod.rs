@@ -40,7 +40,7 @@ use serde::Serialize;
 use std::collections::BTreeSet;
 
 pub use apply::{import, ApplyOptions, Interrupt, Progress};
-// diff: pending
+pub use diff::{diff, DiffReport};
 pub use mapping::Mapping;
 pub use plan::{plan, Action, Plan, PlanItem};
 pub use report::{ImportReport, MustRecreate};

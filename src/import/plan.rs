@@ -2025,6 +2025,13 @@ impl<'a, 'b> Planner<'a, 'b> {
                 .into_iter()
                 .collect(),
             job_ids: src.jobs.iter().map(|j| j.job_id).collect(),
+            warehouse_ids: warehouse_users
+                .keys()
+                .cloned()
+                .chain(refs.warehouses.iter().map(|w| w.id.clone()))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
         };
         let f = &self.opts().filter;
         for o in &src.objects {
