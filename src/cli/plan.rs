@@ -8,7 +8,6 @@ use clap::Args as ClapArgs;
 use dbxport::import::ledger::{self, Knowledge};
 use dbxport::import::plan::{plan, Action, Mode, PlanInput};
 use dbxport::import::report::render_plan;
-use dbxport::model::Kind;
 
 /// Show what importing a bundle would do, without writing anything to the target.
 ///
@@ -46,7 +45,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Err(code) => return Ok(code),
     };
     let values = match opener.as_ref() {
-        Some(o) => match source.unseal_all(Some(o), &|_| options.filter.kind(Kind::Secret)) {
+        Some(o) => match source.unseal_all(Some(o), &|s| source.needs_value(s, &options.filter)) {
             Ok(v) => Some(v),
             Err(e) => return Ok(report_error("plan", &e)),
         },

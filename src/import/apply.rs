@@ -100,9 +100,7 @@ pub async fn import(
 ) -> Result<(Plan, ImportReport), ImportError> {
     let started = Instant::now();
     let requests_before = client.stats().requests;
-    let f = &options.filter;
-    let want_secret = |_: &super::source::SrcSecret| f.kind(Kind::Secret);
-    let values = source.unseal_all(opener, &want_secret)?;
+    let values = source.unseal_all(opener, &|s| source.needs_value(s, &options.filter))?;
     let journal_path = apply_options
         .journal
         .clone()

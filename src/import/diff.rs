@@ -111,7 +111,7 @@ pub async fn diff(
     let before = client.stats().requests;
     let f = &options.filter;
     let values = if opener.is_some() {
-        Some(source.unseal_all(opener, &|_| f.kind(Kind::Secret))?)
+        Some(source.unseal_all(opener, &|s| source.needs_value(s, f))?)
     } else {
         None
     };

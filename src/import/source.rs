@@ -491,6 +491,16 @@ impl SourceBundle {
         Ok(())
     }
 
+    /// True when importing with `filter` puts the value of `s`: secrets are selected and its
+    /// scope is not backed by Key Vault (whose values live in the vault).
+    pub fn needs_value(&self, s: &SrcSecret, filter: &super::Filter) -> bool {
+        filter.kind(Kind::Secret)
+            && !self
+                .scopes
+                .iter()
+                .any(|sc| sc.name == s.scope && sc.backend == ScopeBackend::AzureKeyvault)
+    }
+
     /// Sealed secret values the selected secrets need.
     pub fn sealed_count(&self, wanted: &dyn Fn(&SrcSecret) -> bool) -> usize {
         self.secrets
