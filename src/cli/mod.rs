@@ -10,6 +10,7 @@
 //! | 2 | the command could not run: bad arguments, unreadable input, refused credentials |
 //! | 130 | interrupted (Ctrl-C); resumable commands can be re-run with `--resume` |
 
+pub mod demo;
 mod emulator;
 pub mod diff;
 pub mod export;
@@ -69,6 +70,8 @@ pub enum Command {
     Import(import::Args),
     #[allow(missing_docs)]
     Diff(diff::Args),
+    #[allow(missing_docs)]
+    Demo(demo::Args),
 }
 
 /// Parses arguments, runs the command and maps the outcome to an exit code.
@@ -85,6 +88,7 @@ pub fn main() -> ExitCode {
         Command::Plan(a) => plan::run(a),
         Command::Import(a) => import::run(a),
         Command::Diff(a) => diff::run(a),
+        Command::Demo(a) => demo::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

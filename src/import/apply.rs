@@ -121,7 +121,7 @@ pub async fn import(
         }
     }
     let fresh_journal = knowledge.is_empty();
-    let the_plan = plan(PlanInput {
+    let planned = plan(PlanInput {
         source,
         options,
         client,
@@ -130,7 +130,17 @@ pub async fn import(
         secrets: Some(&values),
         mode: Mode::Import,
     })
-    .await?;
+    .await;
+    let the_plan = match planned {
+        Ok(p) => p,
+        Err(e) => {
+            // Nothing was written; a journal this run created holds only its header.
+            if fresh_journal {
+                let _ = journal.finish();
+            }
+            return Err(e);
+        }
+    };
     let mut report = ImportReport {
         bundle: source.path().display().to_string(),
         bundle_id: source.bundle_id.clone(),

@@ -1233,7 +1233,7 @@ impl<'a, 'b> Planner<'a, 'b> {
         }
         // References to jobs outside the bundle can still resolve through their tags.
         for j in &src.jobs {
-            for r in crate::model::job::run_job_references(&j.settings) {
+            for r in job_refs(&j.settings) {
                 if !bundle_ids.contains(&r) {
                     if let Some(t) = jobs.find(&src.job_tag(r)) {
                         known.insert(r, t.job_id);
