@@ -12,8 +12,16 @@ use dbxport::bundle::{pack, unpack, verify_file, write_bundle, BagBuilder, PackO
 use std::sync::Arc;
 
 fn first_difference(a: &[u8], b: &[u8]) -> String {
-    let at = a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
-    format!("lengths {} and {}, first difference at byte {at}", a.len(), b.len())
+    let at = a
+        .iter()
+        .zip(b)
+        .position(|(x, y)| x != y)
+        .unwrap_or(a.len().min(b.len()));
+    format!(
+        "lengths {} and {}, first difference at byte {at}",
+        a.len(),
+        b.len()
+    )
 }
 
 fn stream_build() -> Vec<u8> {
@@ -83,7 +91,11 @@ fn staged_builder_then_pack_gives_the_same_bytes() {
     let out = tmp.path().join("staged.zip");
     pack(&dir, &out, &PackOptions::default()).unwrap();
     let got = std::fs::read(&out).unwrap();
-    assert!(got == want, "staged + pack differs from the golden bundle: {}", first_difference(&got, &want));
+    assert!(
+        got == want,
+        "staged + pack differs from the golden bundle: {}",
+        first_difference(&got, &want)
+    );
 }
 
 #[test]
@@ -95,11 +107,20 @@ fn inspect_json_matches_the_recorded_output() {
         .arg(golden::bundle_path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(got, want);
     // Every kind of the resource model is present.
-    let kinds: Vec<&str> = got["kinds"].as_array().unwrap().iter().map(|k| k["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = got["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kind"].as_str().unwrap())
+        .collect();
     for k in dbxport::model::Kind::ALL {
         assert!(kinds.contains(&k.as_str()), "golden bundle lacks kind {k}");
     }
@@ -137,8 +158,12 @@ fn unpack_then_pack_reproduces_the_bundle() {
     assert_eq!(s.secrets_opened, 2);
     let bag = target.join("dbxport-golden-v1");
     assert!(bag.join("INVENTORY.md").is_file());
-    assert!(bag.join("data/workspace/Users/alice@example.org/etl").is_dir());
-    assert!(bag.join("data/workspace/Users/alice@example.org/empty").is_dir());
+    assert!(bag
+        .join("data/workspace/Users/alice@example.org/etl")
+        .is_dir());
+    assert!(bag
+        .join("data/workspace/Users/alice@example.org/empty")
+        .is_dir());
     let pw = target.join("secrets/etl/db-password");
     assert_eq!(std::fs::read(&pw).unwrap(), b"hunter2-golden");
     #[cfg(unix)]
@@ -153,7 +178,11 @@ fn unpack_then_pack_reproduces_the_bundle() {
     // The unpack folder holds the bag and secrets/; pack finds the bag in it.
     pack(&target, &again, &PackOptions::default()).unwrap();
     let got = std::fs::read(&again).unwrap();
-    assert!(got == want, "unpack + pack differs: {}", first_difference(&got, &want));
+    assert!(
+        got == want,
+        "unpack + pack differs: {}",
+        first_difference(&got, &want)
+    );
 }
 
 #[test]

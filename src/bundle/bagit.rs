@@ -73,9 +73,7 @@ pub fn bag_info(inv: &Inventory, payload_octets: u64, payload_files: u64) -> Str
         one_line(&inv.source.workspace_id),
         one_line(&inv.source.host)
     ));
-    s.push_str(&format!(
-        "Payload-Oxum: {payload_octets}.{payload_files}\n"
-    ));
+    s.push_str(&format!("Payload-Oxum: {payload_octets}.{payload_files}\n"));
     s.push_str(&format!("{LABEL_FORMAT_VERSION}: {}\n", inv.format_version));
     s
 }
@@ -230,7 +228,9 @@ pub fn parse_manifest(
         };
         let enclosed = !path.starts_with('/')
             && !path.contains('\\')
-            && path.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
+            && path
+                .split('/')
+                .all(|c| !c.is_empty() && c != "." && c != "..");
         if !inside || !enclosed {
             return Err(bad(format!(
                 "line {}: path {path:?} is not {}",
@@ -284,7 +284,9 @@ mod tests {
     fn bagit_and_info() {
         check_bagit_txt(BAGIT_TXT.as_bytes()).unwrap();
         check_bagit_txt(b"BagIt-Version: 1.0\r\nTag-File-Character-Encoding: UTF-8\r\n").unwrap();
-        assert!(check_bagit_txt(b"BagIt-Version: 0.97\nTag-File-Character-Encoding: UTF-8\n").is_err());
+        assert!(
+            check_bagit_txt(b"BagIt-Version: 0.97\nTag-File-Character-Encoding: UTF-8\n").is_err()
+        );
         let info = BagInfo::parse(
             b"Payload-Oxum: 10.2\nExternal-Identifier: x\n  y\nDbxport-Format-Version: 1.0.0\n",
         )
@@ -297,7 +299,15 @@ mod tests {
     #[test]
     fn tag_names() {
         assert!(is_extra_tag_name("export-report.json"));
-        for n in ["bagit.txt", "manifest-md5.txt", "fetch.txt", "data", ".hidden", "a/b", "con.txt"] {
+        for n in [
+            "bagit.txt",
+            "manifest-md5.txt",
+            "fetch.txt",
+            "data",
+            ".hidden",
+            "a/b",
+            "con.txt",
+        ] {
             assert!(!is_extra_tag_name(n), "{n}");
         }
         assert!(is_bag_name("dbxport-123-20260101T000000Z"));

@@ -156,7 +156,10 @@ impl BagBuilder {
         let subject = format!("folder {}", dir.display());
         let state_path = staging.join("state.json");
         let bytes = fs::read(&state_path).map_err(|_| {
-            staging_err(&subject, "is not a staged export (no .dbxport-staging/state.json)")
+            staging_err(
+                &subject,
+                "is not a staged export (no .dbxport-staging/state.json)",
+            )
         })?;
         let state: State = serde_json::from_slice(&bytes)
             .map_err(|e| staging_err(&subject, format!("staging state is damaged: {e}")))?;
@@ -344,14 +347,15 @@ impl BagBuilder {
                 let declared = content_len(&p.content)?;
                 let (sample, rest) = open_content(p.content)?;
                 let f = fs::File::create(&tmp).ctx(format!("file {}", tmp.display()))?;
-                let mut w = BufWriter::with_capacity(1 << 20, f);
+                let mut w = BufWriter::with_capacity(super::digest::BUF, f);
                 let mut src = std::io::Cursor::new(sample).chain(rest);
-                let pumped = pump(&mut src, declared, &mut |b| w.write_all(b)).map_err(|e| {
-                    match e {
+                let pumped =
+                    pump(&mut src, declared, &mut |b| w.write_all(b)).map_err(|e| match e {
                         PumpError::Read(e) => BundleError::io("resource content", &e),
-                        PumpError::Write(e) => BundleError::io(format!("file {}", tmp.display()), &e),
-                    }
-                })?;
+                        PumpError::Write(e) => {
+                            BundleError::io(format!("file {}", tmp.display()), &e)
+                        }
+                    })?;
                 w.flush().ctx(format!("file {}", tmp.display()))?;
                 if pumped.bytes != declared {
                     return Err(staging_err(
@@ -543,7 +547,10 @@ impl ScopeWriter<'_> {
         encoding: ValueEncoding,
     ) -> Result<()> {
         let sealed = self.sealer()?.seal(value).map_err(|e| {
-            staging_err(format!("secret {}/{}", self.scope.name, key.key), e.to_string())
+            staging_err(
+                format!("secret {}/{}", self.scope.name, key.key),
+                e.to_string(),
+            )
         })?;
         self.builder.add(Resource::secret(
             &self.scope.name,

@@ -7,11 +7,14 @@ use std::io::{self, Read};
 use std::sync::mpsc::{channel, sync_channel};
 use std::sync::Arc;
 
-/// Buffer size for copies.
-pub const BUF: usize = 1 << 20;
+/// Buffer size for copies. Small on purpose: a chunk that stays in the CPU's cache between the
+/// read that fills it and the hash that consumes it costs a third of the kernel time of a 1 MiB
+/// chunk (measured: 0.2 s against 0.5–0.6 s of system time per GiB).
+pub const BUF: usize = 64 * 1024;
 /// Inputs at least this large are hashed on a second thread.
 pub const PARALLEL_THRESHOLD: u64 = 4 << 20;
-const POOL: usize = 3;
+/// Chunks in flight between the reading and the hashing thread.
+const POOL: usize = 16;
 
 /// What a copy produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +63,7 @@ pub fn pump(
 ) -> Result<Pumped, PumpError> {
     if size_hint < PARALLEL_THRESHOLD {
         let mut sha = Sha256::new();
-        let mut buf = vec![0u8; (size_hint as usize).clamp(4096, 256 * 1024)];
+        let mut buf = vec![0u8; (size_hint as usize).clamp(4096, BUF)];
         let mut bytes = 0u64;
         loop {
             let n = read_full(src, &mut buf).map_err(PumpError::Read)?;
@@ -90,31 +93,29 @@ pub fn pump(
         });
         let mut fresh = POOL;
         let mut bytes = 0u64;
-        let result = (|| {
-            loop {
-                let mut buf = if fresh > 0 {
-                    fresh -= 1;
-                    vec![0u8; BUF]
-                } else {
-                    let back = back_rx
-                        .recv()
-                        .map_err(|_| PumpError::Read(io::Error::other("hash thread stopped")))?;
-                    match Arc::try_unwrap(back) {
-                        Ok((v, _)) => v,
-                        Err(_) => vec![0u8; BUF],
-                    }
-                };
-                let n = read_full(src, &mut buf).map_err(PumpError::Read)?;
-                if n == 0 {
-                    return Ok(());
-                }
-                let chunk = Arc::new((buf, n));
-                to_hasher
-                    .send(Arc::clone(&chunk))
+        let result = (|| loop {
+            let mut buf = if fresh > 0 {
+                fresh -= 1;
+                vec![0u8; BUF]
+            } else {
+                let back = back_rx
+                    .recv()
                     .map_err(|_| PumpError::Read(io::Error::other("hash thread stopped")))?;
-                sink(&chunk.0[..n]).map_err(PumpError::Write)?;
-                bytes += n as u64;
+                match Arc::try_unwrap(back) {
+                    Ok((v, _)) => v,
+                    Err(_) => vec![0u8; BUF],
+                }
+            };
+            let n = read_full(src, &mut buf).map_err(PumpError::Read)?;
+            if n == 0 {
+                return Ok(());
             }
+            let chunk = Arc::new((buf, n));
+            to_hasher
+                .send(Arc::clone(&chunk))
+                .map_err(|_| PumpError::Read(io::Error::other("hash thread stopped")))?;
+            sink(&chunk.0[..n]).map_err(PumpError::Write)?;
+            bytes += n as u64;
         })();
         drop(to_hasher);
         let digest = hasher.join().expect("hash thread does not panic");

@@ -82,7 +82,12 @@ pub struct Record {
 impl Record {
     /// The sort key of §9: kind in import order, then name, then source id, then stored paths.
     pub fn sort_key(&self) -> (usize, &str, &str, &[String]) {
-        (kind_rank(self.kind), &self.name, &self.source_id, &self.stored)
+        (
+            kind_rank(self.kind),
+            &self.name,
+            &self.source_id,
+            &self.stored,
+        )
     }
 
     /// A string field of `meta`, if present.
@@ -93,7 +98,10 @@ impl Record {
 
 /// The position of `kind` in the import order of §14.2.
 pub fn kind_rank(kind: Kind) -> usize {
-    Kind::ALL.iter().position(|k| *k == kind).unwrap_or(usize::MAX)
+    Kind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(usize::MAX)
 }
 
 /// A record of a kind this reader does not know (§14.1): verified, otherwise left alone.
@@ -201,7 +209,9 @@ pub fn new_bundle_id() -> String {
 
 /// True for a lowercase 64-digit hex SHA-256.
 pub fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    s.len() == 64
+        && s.bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
 }
 
 /// True for a bag-relative stored path as the schema allows (`data/…`, no `.`/`..`/empty parts).
@@ -240,12 +250,7 @@ fn bad(detail: impl Into<String>) -> BundleError {
 
 impl Inventory {
     /// A new, empty inventory.
-    pub fn new(
-        bundle_id: String,
-        created: OffsetDateTime,
-        source: Source,
-        options: Value,
-    ) -> Self {
+    pub fn new(bundle_id: String, created: OffsetDateTime, source: Source, options: Value) -> Self {
         Inventory {
             format: FORMAT_NAME.into(),
             format_version: FORMAT_VERSION.into(),
@@ -376,12 +381,13 @@ pub fn schema_problems(obj: &Map<String, Value>) -> Vec<String> {
     if !str_field(obj, "bundle_id").is_some_and(is_bundle_id) {
         p.push("`bundle_id` is not a lowercase UUID".into());
     }
-    if !str_field(obj, "created").is_some_and(|s| parse_created(s).is_some()) {
+    if str_field(obj, "created").is_none_or(|s| parse_created(s).is_none()) {
         p.push("`created` is not an RFC 3339 UTC time like 2026-01-31T12:00:00Z".into());
     }
     match obj["tool"].as_object() {
-        Some(t) if str_field(t, "name").is_some_and(|s| !s.is_empty())
-            && str_field(t, "version").is_some_and(|s| !s.is_empty()) => {}
+        Some(t)
+            if str_field(t, "name").is_some_and(|s| !s.is_empty())
+                && str_field(t, "version").is_some_and(|s| !s.is_empty()) => {}
         _ => p.push("`tool` needs non-empty `name` and `version`".into()),
     }
     match obj["source"].as_object() {
@@ -394,10 +400,9 @@ pub fn schema_problems(obj: &Map<String, Value>) -> Vec<String> {
     match &obj["sealing"] {
         Value::Null => {}
         Value::Object(s) => {
-            if !s
-                .get("recipients")
+            if s.get("recipients")
                 .and_then(Value::as_u64)
-                .is_some_and(|n| n >= 1)
+                .is_none_or(|n| n < 1)
             {
                 p.push("`sealing.recipients` must be a positive integer".into());
             }
@@ -405,10 +410,7 @@ pub fn schema_problems(obj: &Map<String, Value>) -> Vec<String> {
                 Some(t)
                     if !t.is_empty()
                         && t.iter().all(|x| x.as_str().is_some_and(|s| !s.is_empty()))
-                        && t.iter()
-                            .collect::<std::collections::HashSet<_>>()
-                            .len()
-                            == t.len() => {}
+                        && t.iter().collect::<std::collections::HashSet<_>>().len() == t.len() => {}
                 _ => p.push(
                     "`sealing.recipient_types` must be a non-empty list of distinct names".into(),
                 ),
@@ -634,6 +636,17 @@ mod tests {
         v["records"][1]["stored"] = json!(["data/../etc/passwd"]);
         let e = Inventory::from_bytes(&serde_json::to_vec(&v).unwrap()).unwrap_err();
         assert_eq!(e.code(), ErrorCode::InventorySyntax);
+    }
+
+    /// Spec §14.2 lists the kinds in import order; so does `Kind::ALL`.
+    #[test]
+    fn spec_kind_list_matches_the_model() {
+        let spec = include_str!("../../spec/bundle-format.md");
+        let start = spec.find("### 14.2 Kinds").unwrap();
+        let end = start + spec[start..].find("— in this order").unwrap();
+        let listed: Vec<&str> = spec[start..end].split('`').skip(1).step_by(2).collect();
+        let ours: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(listed, ours);
     }
 
     #[test]

@@ -19,7 +19,10 @@ const DEVICE_NAMES: [&str; 6] = ["CON", "PRN", "AUX", "NUL", "COM", "LPT"];
 /// True for characters that may not appear in a stored name (§7.1).
 fn is_forbidden_char(c: char) -> bool {
     c.is_control()
-        || matches!(c, '<' | '>' | ':' | '"' | '/' | '\\' | '|' | '?' | '*' | '%')
+        || matches!(
+            c,
+            '<' | '>' | ':' | '"' | '/' | '\\' | '|' | '?' | '*' | '%'
+        )
         || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
 }
 
@@ -201,7 +204,14 @@ mod tests {
 
     #[test]
     fn safe_names_stay() {
-        for n in ["Report", "My Notebook", "données", "a.b", "x-1_2", "Ünïcødé"] {
+        for n in [
+            "Report",
+            "My Notebook",
+            "données",
+            "a.b",
+            "x-1_2",
+            "Ünïcødé",
+        ] {
             assert_eq!(check_component(n), Ok(()), "{n}");
             assert_eq!(clean(n), n);
         }
@@ -210,8 +220,22 @@ mod tests {
     #[test]
     fn unsafe_names_are_rejected_and_cleaned() {
         for n in [
-            "a:b", "a?b", "a%b", "a\\b", "con", "CON.txt", "lpt1", "com¹", "x.", "x ", ".", "..",
-            "", "a\nb", "a\u{202E}b", "e\u{301}",
+            "a:b",
+            "a?b",
+            "a%b",
+            "a\\b",
+            "con",
+            "CON.txt",
+            "lpt1",
+            "com¹",
+            "x.",
+            "x ",
+            ".",
+            "..",
+            "",
+            "a\nb",
+            "a\u{202E}b",
+            "e\u{301}",
         ] {
             assert!(check_component(n).is_err(), "{n:?} should be unsafe");
             let c = clean(n);

@@ -1,6 +1,6 @@
 //! `pack`: a bag folder on disk → a bundle zip, deterministically (spec §3.6, §9), refusing a
 //! bag whose files differ from its manifests and verifying the result before it is renamed into
-//! place (§11). The inverse of [`super::unpack`]: unpack then pack gives the same bytes.
+//! place (§11). The inverse of [`super::unpack()`]: unpack then pack gives the same bytes.
 //!
 //! With an envelope (§8.4) the zip is streamed straight into age; to verify it without a
 //! plaintext copy on disk, the same stream is also sealed to a one-time key held in memory, and
@@ -14,10 +14,10 @@ use super::container::ZipWriter;
 use super::error::{BundleError, ErrorCode, IoContext, Problems, Result};
 use super::fsutil::{parent_dir, AtomicFile};
 use super::inventory::{Inventory, INVENTORY_FILE};
+use super::resource::Content;
 use super::seal::{Opener, Sealer};
 use super::verify::{verify_file, verify_source};
 use super::writer::{open_content, write_file_entry};
-use super::resource::Content;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fs;
@@ -61,6 +61,13 @@ pub fn find_bag(dir: &Path) -> Result<PathBuf> {
     let subject = format!("folder {}", dir.display());
     if dir.join(BAGIT_FILE).is_file() {
         return Ok(dir.to_path_buf());
+    }
+    if dir.join(super::builder::STAGING_DIR).is_dir() {
+        return Err(BundleError::new(
+            ErrorCode::NotABag,
+            subject,
+            "holds a staged export that was not finalized (finish or resume the export first)",
+        ));
     }
     let mut found = Vec::new();
     for e in fs::read_dir(dir).ctx(&subject)? {
@@ -155,7 +162,12 @@ fn walk(bag_dir: &Path, problems: &mut Vec<BundleError>) -> Result<Walk> {
     Ok(Walk { dirs, files })
 }
 
-fn read_tag(w: &Walk, name: &str, code: ErrorCode, problems: &mut Vec<BundleError>) -> Option<Vec<u8>> {
+fn read_tag(
+    w: &Walk,
+    name: &str,
+    code: ErrorCode,
+    problems: &mut Vec<BundleError>,
+) -> Option<Vec<u8>> {
     match w.files.get(name) {
         None => {
             problems.push(BundleError::new(code, format!("entry {name}"), "missing"));
@@ -173,7 +185,11 @@ fn read_tag(w: &Walk, name: &str, code: ErrorCode, problems: &mut Vec<BundleErro
 
 /// Packs the bag in `dir` (see [`find_bag`]) into the bundle `out`. Every difference between
 /// the bag's files and its manifests is reported, each with its code; nothing is written then.
-pub fn pack(dir: &Path, out: &Path, opts: &PackOptions) -> std::result::Result<PackSummary, Problems> {
+pub fn pack(
+    dir: &Path,
+    out: &Path,
+    opts: &PackOptions,
+) -> std::result::Result<PackSummary, Problems> {
     let bag_dir = find_bag(dir)?;
     let bag = bag_dir
         .file_name()
@@ -218,33 +234,39 @@ pub fn pack(dir: &Path, out: &Path, opts: &PackOptions) -> std::result::Result<P
             problems.push(e);
         }
     }
-    let manifest = read_tag(&w, MANIFEST_FILE, ErrorCode::Manifest, &mut problems)
-        .and_then(|b| match parse_manifest(&b, MANIFEST_FILE, ErrorCode::Manifest, true) {
+    let manifest = read_tag(&w, MANIFEST_FILE, ErrorCode::Manifest, &mut problems).and_then(|b| {
+        match parse_manifest(&b, MANIFEST_FILE, ErrorCode::Manifest, true) {
             Ok(m) => Some(m),
             Err(e) => {
                 problems.push(e);
                 None
             }
-        });
+        }
+    });
     let tag_manifest = read_tag(&w, TAG_MANIFEST_FILE, ErrorCode::TagManifest, &mut problems)
-        .and_then(|b| {
-            match parse_manifest(&b, TAG_MANIFEST_FILE, ErrorCode::TagManifest, false) {
+        .and_then(
+            |b| match parse_manifest(&b, TAG_MANIFEST_FILE, ErrorCode::TagManifest, false) {
                 Ok(m) => Some(m),
                 Err(e) => {
                     problems.push(e);
                     None
                 }
-            }
-        });
+            },
+        );
     let _ = read_tag(&w, BAG_INFO_FILE, ErrorCode::BagInfo, &mut problems);
-    let inventory = read_tag(&w, INVENTORY_FILE, ErrorCode::InventorySyntax, &mut problems)
-        .and_then(|b| match Inventory::from_bytes(&b) {
-            Ok(i) => Some(i),
-            Err(e) => {
-                problems.push(e);
-                None
-            }
-        });
+    let inventory = read_tag(
+        &w,
+        INVENTORY_FILE,
+        ErrorCode::InventorySyntax,
+        &mut problems,
+    )
+    .and_then(|b| match Inventory::from_bytes(&b) {
+        Ok(i) => Some(i),
+        Err(e) => {
+            problems.push(e);
+            None
+        }
+    });
     if w.files.contains_key("fetch.txt") {
         problems.push(BundleError::new(
             ErrorCode::FetchFile,
@@ -356,7 +378,7 @@ pub fn pack(dir: &Path, out: &Path, opts: &PackOptions) -> std::result::Result<P
     match &opts.envelope {
         None => {
             {
-                let mut buf = BufWriter::with_capacity(1 << 20, out_file.file());
+                let mut buf = BufWriter::with_capacity(super::digest::BUF, out_file.file());
                 write_zip(&mut buf)?;
                 buf.flush().ctx(format!("file {}", out.display()))?;
             }
@@ -379,10 +401,16 @@ pub fn pack(dir: &Path, out: &Path, opts: &PackOptions) -> std::result::Result<P
                     BundleError::new(ErrorCode::Io, "envelope", e.to_string())
                 };
                 let a = sealer
-                    .wrap(BufWriter::with_capacity(1 << 20, out_file.file()))
+                    .wrap(BufWriter::with_capacity(
+                        super::digest::BUF,
+                        out_file.file(),
+                    ))
                     .map_err(seal_err)?;
                 let b = scratch_sealer
-                    .wrap(BufWriter::with_capacity(1 << 20, scratch.as_file_mut()))
+                    .wrap(BufWriter::with_capacity(
+                        super::digest::BUF,
+                        scratch.as_file_mut(),
+                    ))
                     .map_err(seal_err)?;
                 let mut tee = Tee { a, b };
                 write_zip(&mut tee)?;
@@ -390,9 +418,7 @@ pub fn pack(dir: &Path, out: &Path, opts: &PackOptions) -> std::result::Result<P
                 a.finish()
                     .and_then(|mut w| w.flush())
                     .ctx(format!("file {}", out.display()))?;
-                b.finish()
-                    .and_then(|mut w| w.flush())
-                    .ctx("scratch copy")?;
+                b.finish().and_then(|mut w| w.flush()).ctx("scratch copy")?;
             }
             let mut opener = Opener::new();
             opener.add_x25519(scratch_key);

@@ -142,6 +142,17 @@ impl Bundle {
             }
         };
         let mut problems = index.problems.clone();
+        if let Some(bag) = &index.bag {
+            // Name entries inside the bag relative to it, as the rest of the checks do.
+            let prefix = format!("entry {bag}/");
+            for p in &mut problems {
+                if let Some(rest) = p.subject().strip_prefix(&prefix) {
+                    if !rest.is_empty() {
+                        *p = BundleError::new(p.code(), format!("entry {rest}"), p.detail());
+                    }
+                }
+            }
+        }
         let Some(bag) = index.bag.clone() else {
             return Scan {
                 bundle: None,
@@ -291,53 +302,57 @@ impl Bundle {
                     ));
                 }
             }
-            Some(tm) => match parse_manifest(tm, TAG_MANIFEST_FILE, ErrorCode::TagManifest, false) {
-                Err(e) => problems.push(e),
-                Ok(tm) => {
-                    for req in REQUIRED_TAG_FILES {
-                        if !tm.contains_key(req) {
-                            problems.push(BundleError::new(
-                                ErrorCode::TagManifest,
-                                TAG_MANIFEST_FILE,
-                                format!("does not list {req}"),
-                            ));
+            Some(tm) => {
+                match parse_manifest(tm, TAG_MANIFEST_FILE, ErrorCode::TagManifest, false) {
+                    Err(e) => problems.push(e),
+                    Ok(tm) => {
+                        for req in REQUIRED_TAG_FILES {
+                            if !tm.contains_key(req) {
+                                problems.push(BundleError::new(
+                                    ErrorCode::TagManifest,
+                                    TAG_MANIFEST_FILE,
+                                    format!("does not list {req}"),
+                                ));
+                            }
                         }
-                    }
-                    for t in &tag_files {
-                        if t == TAG_MANIFEST_FILE {
-                            continue;
-                        }
-                        match tm.get(t) {
-                            None => problems.push(BundleError::new(
-                                ErrorCode::Unlisted,
-                                format!("entry {t}"),
-                                "tag file not listed in tagmanifest-sha256.txt",
-                            )),
-                            Some(want) => {
-                                if let Some(b) = tag_bytes.get(t) {
-                                    let got = sha256_hex(b);
-                                    if &got != want {
-                                        problems.push(BundleError::new(
-                                            ErrorCode::TagDigestMismatch,
-                                            format!("entry {t}"),
-                                            format!("SHA-256 is {got}, tag manifest says {want}"),
-                                        ));
+                        for t in &tag_files {
+                            if t == TAG_MANIFEST_FILE {
+                                continue;
+                            }
+                            match tm.get(t) {
+                                None => problems.push(BundleError::new(
+                                    ErrorCode::Unlisted,
+                                    format!("entry {t}"),
+                                    "tag file not listed in tagmanifest-sha256.txt",
+                                )),
+                                Some(want) => {
+                                    if let Some(b) = tag_bytes.get(t) {
+                                        let got = sha256_hex(b);
+                                        if &got != want {
+                                            problems.push(BundleError::new(
+                                                ErrorCode::TagDigestMismatch,
+                                                format!("entry {t}"),
+                                                format!(
+                                                    "SHA-256 is {got}, tag manifest says {want}"
+                                                ),
+                                            ));
+                                        }
                                     }
                                 }
                             }
                         }
-                    }
-                    for listed in tm.keys() {
-                        if !tag_files.contains(listed) {
-                            problems.push(BundleError::new(
-                                ErrorCode::Missing,
-                                format!("entry {listed}"),
-                                "listed in tagmanifest-sha256.txt but not in the bundle",
-                            ));
+                        for listed in tm.keys() {
+                            if !tag_files.contains(listed) {
+                                problems.push(BundleError::new(
+                                    ErrorCode::Missing,
+                                    format!("entry {listed}"),
+                                    "listed in tagmanifest-sha256.txt but not in the bundle",
+                                ));
+                            }
                         }
                     }
                 }
-            },
+            }
         }
 
         // Inventory: format name and version first.
@@ -570,7 +585,11 @@ impl Bundle {
     pub fn open_raw(&mut self, rel: &str) -> Result<EntryReader<'_, Box<dyn ReadSeek>>> {
         let subject = format!("entry {rel}");
         let Some(i) = self.entry_index(rel) else {
-            return Err(BundleError::new(ErrorCode::Missing, subject, "not in the bundle"));
+            return Err(BundleError::new(
+                ErrorCode::Missing,
+                subject,
+                "not in the bundle",
+            ));
         };
         let e = self.index.entries[i].clone();
         open_entry(&mut self.src, &e).map_err(|err| classify_read_error(&subject, &err))
@@ -586,7 +605,8 @@ impl Bundle {
                 "not a payload file listed in the manifest",
             ));
         };
-        let inner = self.open_raw(stored)?;
+        let mut inner = self.open_raw(stored)?;
+        inner.defer_crc_check();
         Ok(VerifiedReader {
             inner,
             sha: Sha256::new(),
@@ -717,18 +737,24 @@ impl Bundle {
             };
             let subject = format!("entry {rel}");
             let result = self.open_raw(&rel).and_then(|mut r| {
-                super::digest::pump(&mut r, size, &mut |_| Ok(())).map_err(|e| match e {
-                    super::digest::PumpError::Read(e) | super::digest::PumpError::Write(e) => {
-                        classify_read_error(&subject, &e)
-                    }
-                })
+                r.defer_crc_check();
+                let p =
+                    super::digest::pump(&mut r, size, &mut |_| Ok(())).map_err(|e| match e {
+                        super::digest::PumpError::Read(e) | super::digest::PumpError::Write(e) => {
+                            classify_read_error(&subject, &e)
+                        }
+                    })?;
+                Ok((p, r.crc_problem().map(str::to_string)))
             });
             match result {
-                Ok(p) if p.hex() != want => problems.push(BundleError::new(
+                Ok((p, _)) if p.hex() != want => problems.push(BundleError::new(
                     ErrorCode::DigestMismatch,
                     &subject,
                     format!("SHA-256 is {}, manifest says {want}", p.hex()),
                 )),
+                Ok((_, Some(crc))) => {
+                    problems.push(BundleError::new(ErrorCode::CorruptData, &subject, crc))
+                }
                 Ok(_) => {}
                 Err(e) => problems.push(e),
             }
@@ -900,13 +926,20 @@ impl Read for VerifiedReader<'_> {
         } else if !buf.is_empty() && !self.done {
             self.done = true;
             let got = hex::encode(self.sha.clone().finalize());
-            if got != self.want {
+            let problem = if got != self.want {
+                Some((
+                    ErrorCode::DigestMismatch,
+                    format!("SHA-256 is {got}, manifest says {}", self.want),
+                ))
+            } else {
+                self.inner
+                    .crc_problem()
+                    .map(|d| (ErrorCode::CorruptData, d.to_string()))
+            };
+            if let Some((code, detail)) = problem {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    super::container::read::EntryDataError {
-                        code: ErrorCode::DigestMismatch,
-                        detail: format!("SHA-256 is {got}, manifest says {}", self.want),
-                    },
+                    super::container::read::EntryDataError { code, detail },
                 ));
             }
         }

@@ -94,7 +94,12 @@ fn strip_nulls(v: Value) -> Value {
 
 impl Resource {
     /// A resource with no parts yet.
-    pub fn new(kind: Kind, source_id: impl Into<String>, name: impl Into<String>, meta: Value) -> Self {
+    pub fn new(
+        kind: Kind,
+        source_id: impl Into<String>,
+        name: impl Into<String>,
+        meta: Value,
+    ) -> Self {
         Resource {
             kind,
             source_id: source_id.into(),
@@ -182,7 +187,10 @@ impl Resource {
 
     /// A Git folder link (§6.2).
     pub fn repo(repo: &Repo) -> Self {
-        let path = repo.path.clone().unwrap_or_else(|| format!("/Repos/{}", repo.id));
+        let path = repo
+            .path
+            .clone()
+            .unwrap_or_else(|| format!("/Repos/{}", repo.id));
         let mut r = Resource::new(
             Kind::Repo,
             repo.id.to_string(),
@@ -307,10 +315,7 @@ impl Resource {
         );
         if let Some(v) = sealed_value {
             r.parts.push(Part {
-                path: LogicalPath::file(
-                    segs(["secrets", scope, "values", &key.key]),
-                    Some("age"),
-                ),
+                path: LogicalPath::file(segs(["secrets", scope, "values", &key.key]), Some("age")),
                 content: Content::Bytes(v),
                 sealed: true,
             });
@@ -347,7 +352,11 @@ impl Resource {
     }
 
     /// The legacy Hive metastore grants on one object (§6.4).
-    pub fn hive_grants(object_type: HiveObjectType, object_key: &str, grants: &[HiveGrant]) -> Self {
+    pub fn hive_grants(
+        object_type: HiveObjectType,
+        object_key: &str,
+        grants: &[HiveGrant],
+    ) -> Self {
         let type_name = serde_json::to_value(object_type)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
@@ -445,7 +454,11 @@ impl Resource {
             json!({ "model": model, "version": version, "path": path }),
         );
         let mut s = segs(["models", model, "versions", version, "artifacts"]);
-        s.extend(path.split('/').filter(|c| !c.is_empty()).map(str::to_string));
+        s.extend(
+            path.split('/')
+                .filter(|c| !c.is_empty())
+                .map(str::to_string),
+        );
         r.parts.push(Part {
             path: LogicalPath::file(s, None),
             content,
@@ -454,7 +467,14 @@ impl Resource {
         r
     }
 
-    fn reference(kind: Kind, folder: &str, id: &str, name: &str, value: &impl Serialize, extra: Value) -> Self {
+    fn reference(
+        kind: Kind,
+        folder: &str,
+        id: &str,
+        name: &str,
+        value: &impl Serialize,
+        extra: Value,
+    ) -> Self {
         let mut meta = json!({ "id": id, "name": name });
         if let (Some(m), Value::Object(x)) = (meta.as_object_mut(), extra) {
             m.extend(x);
@@ -469,7 +489,14 @@ impl Resource {
 
     /// Reference only: a cluster (§6.6).
     pub fn cluster(c: &Cluster) -> Self {
-        Self::reference(Kind::Cluster, "clusters", &c.cluster_id, &c.cluster_name, c, json!({}))
+        Self::reference(
+            Kind::Cluster,
+            "clusters",
+            &c.cluster_id,
+            &c.cluster_name,
+            c,
+            json!({}),
+        )
     }
 
     /// Reference only: an instance pool (§6.6).
@@ -486,7 +513,14 @@ impl Resource {
 
     /// Reference only: a cluster policy (§6.6).
     pub fn cluster_policy(p: &ClusterPolicy) -> Self {
-        Self::reference(Kind::ClusterPolicy, "cluster-policies", &p.policy_id, &p.name, p, json!({}))
+        Self::reference(
+            Kind::ClusterPolicy,
+            "cluster-policies",
+            &p.policy_id,
+            &p.name,
+            p,
+            json!({}),
+        )
     }
 
     /// Reference only: a SQL warehouse (§6.6).
@@ -512,11 +546,18 @@ impl Resource {
         if s.len() == 2 {
             s.push("root".into());
         }
-        r.parts.push(json_part(LogicalPath::file(s, Some("json")), m));
+        r.parts
+            .push(json_part(LogicalPath::file(s, Some("json")), m));
         r
     }
 
-    fn principal(kind_folder: &str, principal_type: &str, id: &str, name: &str, value: &impl Serialize) -> Self {
+    fn principal(
+        kind_folder: &str,
+        principal_type: &str,
+        id: &str,
+        name: &str,
+        value: &impl Serialize,
+    ) -> Self {
         let mut r = Resource::new(
             Kind::Principal,
             id,
@@ -524,7 +565,10 @@ impl Resource {
             json!({ "id": id, "name": name, "principal_type": principal_type }),
         );
         r.parts.push(json_part(
-            LogicalPath::file(segs(["reference", "principals", kind_folder, name]), Some("json")),
+            LogicalPath::file(
+                segs(["reference", "principals", kind_folder, name]),
+                Some("json"),
+            ),
             value,
         ));
         r

@@ -291,9 +291,7 @@ impl Opener {
         }
         let file = age::IdentityFile::from_buffer(BufReader::new(&bytes[..]))
             .map_err(|e| bad(&format!("not an age identity file: {e}")))?;
-        let ids = file
-            .into_identities()
-            .map_err(|e| bad(&e.to_string()))?;
+        let ids = file.into_identities().map_err(|e| bad(&e.to_string()))?;
         if ids.is_empty() {
             return Err(bad("holds no identity"));
         }
@@ -327,8 +325,12 @@ impl Opener {
             ));
         }
         let d = age::Decryptor::new(input).map_err(|e| map_decrypt(subject, e))?;
-        d.decrypt(self.identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
-            .map_err(|e| map_decrypt(subject, e))
+        d.decrypt(
+            self.identities
+                .iter()
+                .map(|i| i.as_ref() as &dyn age::Identity),
+        )
+        .map_err(|e| map_decrypt(subject, e))
     }
 
     /// Opens a small sealed file into memory (at most [`MAX_SEALED_IN_MEMORY`] bytes).
@@ -402,7 +404,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("key.txt");
         std::fs::write(&key, text.as_bytes()).unwrap();
-        let sealer = Sealer::to_recipients(&[recipient.clone()]).unwrap();
+        let sealer = Sealer::to_recipients(std::slice::from_ref(&recipient)).unwrap();
         assert_eq!(sealer.sealing().recipient_types, vec!["X25519"]);
         let sealed = sealer.seal(b"s3cret").unwrap();
         assert!(sealed.starts_with(AGE_MAGIC));

@@ -6,8 +6,8 @@
 //! before `data/` and are written first by a streaming writer) and those that do.
 
 use super::bagit::{
-    bag_info, format_manifest, BAGIT_FILE, BAGIT_TXT, BAG_INFO_FILE, MANIFEST_FILE,
-    OVERVIEW_FILE, TAG_MANIFEST_FILE,
+    bag_info, format_manifest, BAGIT_FILE, BAGIT_TXT, BAG_INFO_FILE, MANIFEST_FILE, OVERVIEW_FILE,
+    TAG_MANIFEST_FILE,
 };
 use super::digest::sha256_hex;
 use super::inventory::{Inventory, INVENTORY_FILE};
@@ -162,19 +162,24 @@ pub fn overview(inv: &Inventory, sizes: &BTreeMap<String, u64>) -> String {
         tf += files;
         tb += bytes;
     }
-    let _ = writeln!(
-        s,
-        "| **total** | {} | {} | {} |\n",
-        tr,
-        tf,
-        grouped(tb)
-    );
-    let sealed = inv.records.iter().filter(|r| r.sealed).count();
+    let _ = writeln!(s, "| **total** | {} | {} | {} |\n", tr, tf, grouped(tb));
     if let Some(seal) = &inv.sealing {
+        let values = inv
+            .records
+            .iter()
+            .filter(|r| r.kind == Kind::Secret && r.sealed)
+            .count();
+        let files = inv
+            .records
+            .iter()
+            .flat_map(|r| &r.stored)
+            .filter(|p| p.ends_with(".age"))
+            .count();
         let _ = writeln!(
             s,
-            "{sealed} file(s) are sealed with age to {} recipient(s) ({}). Secret values and their\n\
-             digests are never stored in clear.\n",
+            "{values} secret value(s) are sealed with age ({files} sealed files, with the digest\n\
+             indexes) to {} recipient(s) ({}). Secret values and their digests are never stored\n\
+             in clear.\n",
             seal.recipients,
             seal.recipient_types.join(", ")
         );
@@ -204,7 +209,11 @@ pub fn overview(inv: &Inventory, sizes: &BTreeMap<String, u64>) -> String {
             let stored = if r.stored.is_empty() {
                 "—".to_string()
             } else {
-                r.stored.iter().map(|p| cell(p)).collect::<Vec<_>>().join("<br>")
+                r.stored
+                    .iter()
+                    .map(|p| cell(p))
+                    .collect::<Vec<_>>()
+                    .join("<br>")
             };
             let mut notes: Vec<String> = r.notes.iter().map(|n| cell(n)).collect();
             if r.sealed {

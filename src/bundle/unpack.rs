@@ -5,7 +5,9 @@
 
 use super::digest::{pump, PumpError};
 use super::error::{BundleError, ErrorCode, IoContext, Problems, Result};
-use super::fsutil::{create_new_file, create_private_dir, create_private_file, is_empty_or_missing, sync_dir};
+use super::fsutil::{
+    create_new_file, create_private_dir, create_private_file, is_empty_or_missing, sync_dir,
+};
 use super::reader::Bundle;
 use super::seal::Opener;
 use crate::model::Kind;
@@ -137,13 +139,16 @@ fn extract(b: &mut Bundle, root: &Path, opener: Option<&Opener>) -> Result<Unpac
             ));
         };
         let f = create_new_file(&dest)?;
-        let mut w = BufWriter::with_capacity(1 << 20, f);
+        let mut w = BufWriter::with_capacity(super::digest::BUF, f);
         let entry_subject = format!("entry {rel}");
         let mut r = b.open_raw(&rel)?;
+        r.defer_crc_check();
         let pumped = pump(&mut r, size, &mut |chunk| w.write_all(chunk)).map_err(|e| match e {
             PumpError::Read(e) => super::container::read::classify_read_error(&entry_subject, &e),
             PumpError::Write(e) => BundleError::io(&subject, &e),
         })?;
+        let crc_problem = r.crc_problem().map(str::to_string);
+        drop(r);
         w.flush().ctx(&subject)?;
         if pumped.hex() != want {
             let code = if rel.starts_with("data/") {
@@ -156,6 +161,9 @@ fn extract(b: &mut Bundle, root: &Path, opener: Option<&Opener>) -> Result<Unpac
                 entry_subject,
                 format!("SHA-256 is {}, expected {want}", pumped.hex()),
             ));
+        }
+        if let Some(crc) = crc_problem {
+            return Err(BundleError::new(ErrorCode::CorruptData, entry_subject, crc));
         }
         files += 1;
         bytes += pumped.bytes;
@@ -177,7 +185,10 @@ fn extract(b: &mut Bundle, root: &Path, opener: Option<&Opener>) -> Result<Unpac
                     return Err(BundleError::new(
                         ErrorCode::RecordMismatch,
                         format!("secret {}", r.name),
-                        format!("stored path {} is not under data/secrets/…/values/", r.stored[0]),
+                        format!(
+                            "stored path {} is not under data/secrets/…/values/",
+                            r.stored[0]
+                        ),
                     ));
                 };
                 let plain = b.unseal(r, op)?;

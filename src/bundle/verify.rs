@@ -39,8 +39,8 @@ pub struct VerifyReport {
     pub problems: Vec<BundleError>,
 }
 
-/// Verifies the bundle at `path`. `Err` only when it cannot be read at all (missing file,
-/// envelope without identity); problems in the bundle are in the report.
+/// Verifies the bundle at `path`. `Err` only when it cannot be read at all (missing file, an
+/// envelope without a matching identity); problems in the bundle are in the report.
 pub fn verify_file(path: &Path, opener: Option<&Opener>) -> Result<VerifyReport> {
     verify_file_with_progress(path, opener, &mut |_, _| {})
 }
@@ -51,15 +51,8 @@ pub fn verify_file_with_progress(
     opener: Option<&Opener>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<VerifyReport> {
-    let scan = match Bundle::scan(path, opener) {
-        Ok(s) => s,
-        Err(e) if e.code() == ErrorCode::Io => return Err(e),
-        Err(e) => Scan {
-            bundle: None,
-            problems: vec![e],
-            envelope: false,
-        },
-    };
+    // `scan` fails only when the file cannot be read or its envelope cannot be opened.
+    let scan = Bundle::scan(path, opener)?;
     Ok(finish(path.display().to_string(), scan, opener, progress))
 }
 
@@ -161,7 +154,10 @@ fn check_sealed(b: &mut Bundle, opener: &Opener) -> (u64, Vec<BundleError>) {
             Err(e) => problems.push(e),
         }
     }
-    for r in records.iter().filter(|r| r.kind == Kind::Secret && r.sealed) {
+    for r in records
+        .iter()
+        .filter(|r| r.kind == Kind::Secret && r.sealed)
+    {
         match b.unseal(r, opener) {
             Ok(_) => opened += 1,
             Err(e) => problems.push(e),

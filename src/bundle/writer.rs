@@ -187,9 +187,7 @@ pub(crate) fn content_len(c: &Content) -> Result<u64> {
 pub(crate) fn open_content(c: Content) -> Result<(Vec<u8>, Box<dyn Read + Send>)> {
     let mut reader: Box<dyn Read + Send> = match c {
         Content::Bytes(b) => Box::new(Cursor::new(b)),
-        Content::File(p) => Box::new(
-            std::fs::File::open(&p).ctx(format!("file {}", p.display()))?,
-        ),
+        Content::File(p) => Box::new(std::fs::File::open(&p).ctx(format!("file {}", p.display()))?),
         Content::Stream { reader, .. } => reader,
         Content::Dir => Box::new(std::io::empty()),
     };
@@ -269,9 +267,7 @@ pub fn write_bundle<W: Write>(
         }
     }
     if sealing.is_none() && resources.iter().flat_map(|r| &r.parts).any(|p| p.sealed) {
-        return Err(staging(
-            "sealed parts need the recipients' sealing summary",
-        ));
+        return Err(staging("sealed parts need the recipients' sealing summary"));
     }
     let paths: Vec<Vec<LogicalPath>> = resources
         .iter()
@@ -403,7 +399,7 @@ pub fn write_bundle_file(
     }
     let mut tmp = AtomicFile::create(path)?;
     let mut summary = {
-        let buf = BufWriter::with_capacity(1 << 20, tmp.file());
+        let buf = BufWriter::with_capacity(super::digest::BUF, tmp.file());
         let (mut buf, summary) = write_bundle(buf, settings, sealing, resources, extra_tags)?;
         buf.flush().ctx(format!("file {}", path.display()))?;
         summary
@@ -485,12 +481,7 @@ mod tests {
         rev.reverse();
         let b = write(rev);
         assert_eq!(a, b, "resource order must not matter");
-        let report = verify_source(
-            Box::new(std::io::Cursor::new(a)),
-            "mem".into(),
-            false,
-            None,
-        );
+        let report = verify_source(Box::new(std::io::Cursor::new(a)), "mem".into(), false, None);
         assert!(report.ok, "{:#?}", report.problems);
         assert_eq!(report.payload_files, 2);
     }

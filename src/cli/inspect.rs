@@ -14,7 +14,9 @@ use std::path::PathBuf;
 /// are sealed and to how many recipients, and every note recorded at export (for example
 /// outputs dropped from an oversized notebook). A bundle in an age envelope needs --identity.
 #[derive(Debug, ClapArgs)]
-#[command(after_help = "Examples:\n  dbxport inspect export.zip\n  dbxport inspect export.zip --json | jq .kinds")]
+#[command(
+    after_help = "Examples:\n  dbxport inspect export.zip\n  dbxport inspect export.zip --json | jq .kinds"
+)]
 pub struct Args {
     /// The bundle to describe.
     #[arg(value_name = "BUNDLE")]
@@ -46,26 +48,46 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     println!("format      {} {}", r.format, r.format_version);
     println!("bundle id   {}", r.bundle_id);
     println!("bag folder  {}", r.bag);
-    println!("created     {} by {} {}", r.created, r.tool.name, r.tool.version);
+    println!(
+        "created     {} by {} {}",
+        r.created, r.tool.name, r.tool.version
+    );
     println!(
         "source      workspace {} at {}",
-        if r.source.workspace_id.is_empty() { "?" } else { &r.source.workspace_id },
-        if r.source.host.is_empty() { "?" } else { &r.source.host }
+        if r.source.workspace_id.is_empty() {
+            "?"
+        } else {
+            &r.source.workspace_id
+        },
+        if r.source.host.is_empty() {
+            "?"
+        } else {
+            &r.source.host
+        }
     );
     if r.envelope {
         println!("envelope    yes (age)");
     }
     println!();
-    println!("{:<18} {:>8} {:>8} {:>14}", "kind", "records", "files", "bytes");
+    println!(
+        "{:<18} {:>8} {:>8} {:>14}",
+        "kind", "records", "files", "bytes"
+    );
     for k in &r.kinds {
-        println!("{:<18} {:>8} {:>8} {:>14}", k.kind, k.records, k.files, k.bytes);
+        println!(
+            "{:<18} {:>8} {:>8} {:>14}",
+            k.kind, k.records, k.files, k.bytes
+        );
     }
     println!(
         "{:<18} {:>8} {:>8} {:>14}",
         "total", r.totals.records, r.totals.payload_files, r.totals.payload_bytes
     );
     if r.unknown_records > 0 {
-        println!("({} records of kinds this dbxport does not know)", r.unknown_records);
+        println!(
+            "({} records of kinds this dbxport does not know)",
+            r.unknown_records
+        );
     }
     println!();
     match &r.sealed {

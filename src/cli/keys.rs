@@ -85,7 +85,10 @@ impl RecipientArgs {
 }
 
 /// Reads a passphrase: from `file`, else the environment, else the terminal.
-pub fn read_passphrase(file: Option<&Path>, confirm: bool) -> anyhow::Result<age::secrecy::SecretString> {
+pub fn read_passphrase(
+    file: Option<&Path>,
+    confirm: bool,
+) -> anyhow::Result<age::secrecy::SecretString> {
     if let Some(f) = file {
         let text = std::fs::read(f).with_context(|| format!("passphrase file {}", f.display()))?;
         let text = zeroize::Zeroizing::new(text);

@@ -10,14 +10,19 @@
 //! | 2 | the command could not run: bad arguments, unreadable input, refused credentials |
 //! | 130 | interrupted (Ctrl-C); resumable commands can be re-run with `--resume` |
 
+pub mod demo;
+mod emulator;
+pub mod diff;
+pub mod export;
+pub mod import;
 pub mod inspect;
 pub mod keygen;
 pub mod keys;
 pub mod models;
 pub mod pack;
+pub mod plan;
 pub mod unpack;
 pub mod verify;
-mod emulator;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -45,18 +50,29 @@ pub struct Cli {
 /// Every dbxport command.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check a bundle completely (structure, every digest, the inventory); no key needed.
-    Verify(verify::Args),
-    /// Show what a bundle holds: source, counts and sizes per kind, sealed values, notes.
-    Inspect(inspect::Args),
-    /// Unpack a bundle into a folder you can browse without dbxport.
-    Unpack(unpack::Args),
-    /// Pack a bag folder into a bundle (the inverse of unpack).
-    Pack(pack::Args),
-    /// Create an age key pair for sealing and opening secrets.
-    Keygen(keygen::Args),
     /// Serve a Databricks-compatible emulator on loopback until interrupted.
     Emulator(emulator::Args),
+    #[allow(missing_docs)]
+    Export(Box<export::Args>),
+    // Each command's help comes from its `Args` doc comment (short and long).
+    #[allow(missing_docs)]
+    Verify(verify::Args),
+    #[allow(missing_docs)]
+    Inspect(inspect::Args),
+    #[allow(missing_docs)]
+    Unpack(unpack::Args),
+    #[allow(missing_docs)]
+    Pack(pack::Args),
+    #[allow(missing_docs)]
+    Keygen(keygen::Args),
+    #[allow(missing_docs)]
+    Plan(plan::Args),
+    #[allow(missing_docs)]
+    Import(import::Args),
+    #[allow(missing_docs)]
+    Diff(diff::Args),
+    #[allow(missing_docs)]
+    Demo(demo::Args),
     /// Move ML models (registered models, versions, artifacts) into or out of a bundle.
     Models(models::Args),
 }
@@ -65,12 +81,17 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: anyhow::Result<u8> = match cli.command {
+        Command::Emulator(args) => emulator::run(args),
+        Command::Export(a) => export::run(*a),
         Command::Verify(a) => verify::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Unpack(a) => unpack::run(a),
         Command::Pack(a) => pack::run(a),
         Command::Keygen(a) => keygen::run(a),
-        Command::Emulator(args) => emulator::run(args),
+        Command::Plan(a) => plan::run(a),
+        Command::Import(a) => import::run(a),
+        Command::Diff(a) => diff::run(a),
+        Command::Demo(a) => demo::run(a),
         Command::Models(a) => models::run(a),
     };
     match result {

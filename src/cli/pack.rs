@@ -18,7 +18,9 @@ use std::path::PathBuf;
 /// With --recipient/--recipients-file/--passphrase the whole bundle is wrapped in an age
 /// envelope (name it *.zip.age), hiding even file names; no plaintext copy is written to disk.
 #[derive(Debug, ClapArgs)]
-#[command(after_help = "Examples:\n  dbxport pack ./my-workspace -o export.zip\n  dbxport pack ./my-workspace -o export.zip.age -r age1...")]
+#[command(
+    after_help = "Examples:\n  dbxport pack ./my-workspace -o export.zip\n  dbxport pack ./my-workspace -o export.zip.age -r age1..."
+)]
 pub struct Args {
     /// The bag folder, or the folder holding it.
     #[arg(value_name = "DIR")]

@@ -18,7 +18,9 @@ use std::path::PathBuf;
 ///
 /// DIR must be empty or missing; --force replaces DIR/<bag folder> and DIR/secrets.
 #[derive(Debug, ClapArgs)]
-#[command(after_help = "Examples:\n  dbxport unpack export.zip -d ./my-workspace\n  dbxport unpack export.zip -d ./my-workspace --identity key.txt")]
+#[command(
+    after_help = "Examples:\n  dbxport unpack export.zip -d ./my-workspace\n  dbxport unpack export.zip -d ./my-workspace --identity key.txt"
+)]
 pub struct Args {
     /// The bundle to unpack.
     #[arg(value_name = "BUNDLE")]

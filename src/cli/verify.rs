@@ -20,7 +20,9 @@ use std::path::PathBuf;
 /// Exit status: 0 when everything holds, 1 when a problem was found, 2 when the bundle could not
 /// be read (missing file, no identity for an envelope).
 #[derive(Debug, ClapArgs)]
-#[command(after_help = "Examples:\n  dbxport verify export.zip\n  dbxport verify export.zip --identity key.txt --json\n  DBXPORT_PASSPHRASE=... dbxport verify export.zip.age --passphrase")]
+#[command(
+    after_help = "Examples:\n  dbxport verify export.zip\n  dbxport verify export.zip --identity key.txt --json\n  DBXPORT_PASSPHRASE=... dbxport verify export.zip.age --passphrase"
+)]
 pub struct Args {
     /// The bundle to check (.zip, or .zip.age with an identity).
     #[arg(value_name = "BUNDLE")]
@@ -39,8 +41,10 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let bar = show.then(|| {
         let b = indicatif::ProgressBar::new(0);
         b.set_style(
-            indicatif::ProgressStyle::with_template("verifying {bytes}/{total_bytes} {wide_bar} {eta}")
-                .expect("template is valid"),
+            indicatif::ProgressStyle::with_template(
+                "verifying {bytes}/{total_bytes} {wide_bar} {eta}",
+            )
+            .expect("template is valid"),
         );
         b
     });

@@ -28,8 +28,8 @@ use super::mlflow::storage_path;
 use super::notebook;
 use super::permissions::single_owner;
 use super::state::{
-    CredentialState, DbfsNode, HiveDatabase, HiveTable, JobState, ModelState, Node, OAuthClient, RepoState, Scope,
-    SecretValue, Shared, State, TokenGrant, DEFAULT_ADMIN,
+    CredentialState, DbfsNode, HiveDatabase, HiveTable, JobState, ModelState, Node, OAuthClient,
+    RepoState, Scope, SecretValue, Shared, State, TokenGrant, DEFAULT_ADMIN,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1303,16 +1303,15 @@ fn dump_workspace(st: &State, out: &mut Out) {
                             && Language::from_extension(ext)
                                 .is_some_and(|l| notebook::has_header(l, &n.content))
                     });
-                    let name = if looks_like_notebook
-                        || notebook_names.contains(&name.to_lowercase())
-                    {
-                        match name.rsplit_once('.') {
-                            Some((stem, ext)) => format!("{stem}%2E{ext}"),
-                            None => name,
-                        }
-                    } else {
-                        name
-                    };
+                    let name =
+                        if looks_like_notebook || notebook_names.contains(&name.to_lowercase()) {
+                            match name.rsplit_once('.') {
+                                Some((stem, ext)) => format!("{stem}%2E{ext}"),
+                                None => name,
+                            }
+                        } else {
+                            name
+                        };
                     (name, String::new())
                 }
                 _ => (name, String::new()),

@@ -1,5 +1,7 @@
 //! Unity Catalog grants (`/api/2.1/unity-catalog/permissions/{securable_type}/{full_name}`):
-//! GET (with `principal` filter and paging) and PATCH (add and remove privileges).
+//! GET (with `principal` filter and paging) and PATCH (add and remove privileges); and the
+//! listings of catalogs, schemas and tables that lead to them (`/catalogs`, `/schemas`,
+//! `/tables`), derived from the securables the seed names.
 //!
 //! Only securables the seed names (or that hold grants) exist; any other answers 404, as a
 //! missing catalog, schema or table does.
@@ -40,10 +42,82 @@ pub(crate) const SECURABLE_TYPES: [&str; 15] = [
 const SERVER_PAGE: usize = 150;
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
-    Router::new().route(
-        "/api/2.1/unity-catalog/permissions/{securable_type}/{full_name}",
-        get(get_grants).patch(update_grants),
-    )
+    Router::new()
+        .route(
+            "/api/2.1/unity-catalog/permissions/{securable_type}/{full_name}",
+            get(get_grants).patch(update_grants),
+        )
+        .route("/api/2.1/unity-catalog/catalogs", get(list_catalogs))
+        .route("/api/2.1/unity-catalog/schemas", get(list_schemas))
+        .route("/api/2.1/unity-catalog/tables", get(list_tables))
+}
+
+/// Every securable name with `depth` dot-separated parts, from the securables of the seed and
+/// the parents their full names imply.
+fn names_at(st: &State, depth: usize) -> std::collections::BTreeSet<Vec<String>> {
+    st.unity
+        .securables
+        .keys()
+        .filter(|(ty, _)| {
+            matches!(
+                ty.as_str(),
+                "catalog" | "schema" | "table" | "volume" | "function"
+            )
+        })
+        .filter_map(|(_, name)| {
+            let parts: Vec<String> = name.split('.').map(str::to_string).collect();
+            (parts.len() >= depth).then(|| parts[..depth].to_vec())
+        })
+        .collect()
+}
+
+async fn list_catalogs(ctx: Ctx) -> ApiResult {
+    let st = ctx.state();
+    let catalogs: Vec<Value> = names_at(&st, 1)
+        .into_iter()
+        .map(|p| json!({ "name": p[0], "full_name": p[0], "catalog_type": "MANAGED_CATALOG" }))
+        .collect();
+    Ok(extract::json(json!({ "catalogs": catalogs })))
+}
+
+async fn list_schemas(ctx: Ctx, p: Params) -> ApiResult {
+    let catalog = p.req("catalog_name")?.to_string();
+    let st = ctx.state();
+    if !names_at(&st, 1).contains(&vec![catalog.clone()]) {
+        return Err(ApiError::not_found(format!(
+            "Catalog '{catalog}' does not exist."
+        )));
+    }
+    let schemas: Vec<Value> = names_at(&st, 2)
+        .into_iter()
+        .filter(|p| p[0] == catalog)
+        .map(|p| json!({ "name": p[1], "catalog_name": p[0], "full_name": p.join(".") }))
+        .collect();
+    Ok(extract::json(json!({ "schemas": schemas })))
+}
+
+async fn list_tables(ctx: Ctx, p: Params) -> ApiResult {
+    let catalog = p.req("catalog_name")?.to_string();
+    let schema = p.req("schema_name")?.to_string();
+    let st = ctx.state();
+    if !names_at(&st, 2).contains(&vec![catalog.clone(), schema.clone()]) {
+        return Err(ApiError::not_found(format!(
+            "Schema '{catalog}.{schema}' does not exist."
+        )));
+    }
+    let tables: Vec<Value> = st
+        .unity
+        .securables
+        .keys()
+        .filter(|(ty, _)| ty == "table")
+        .filter_map(|(_, name)| {
+            let parts: Vec<&str> = name.split('.').collect();
+            (parts.len() == 3 && parts[0] == catalog && parts[1] == schema).then(|| {
+                json!({ "name": parts[2], "catalog_name": parts[0], "schema_name": parts[1], "full_name": name })
+            })
+        })
+        .collect();
+    Ok(extract::json(json!({ "tables": tables })))
 }
 
 fn securable_type(raw: &str) -> Result<String, ApiError> {
@@ -88,9 +162,11 @@ async fn get_grants(ctx: Ctx, Path((ty, name)): Path<(String, String)>, p: Param
         None => None,
         Some(0) => Some(SERVER_PAGE),
         Some(n) if n >= 150 => Some(n as usize),
-        Some(n) => return Err(ApiError::invalid(format!(
+        Some(n) => {
+            return Err(ApiError::invalid(format!(
             "Invalid max_results {n}: use 0 for the server's page size or a value of at least 150"
-        ))),
+        )))
+        }
     };
     let start = match p.get("page_token").filter(|s| !s.is_empty()) {
         Some(t) => read_page_token(t)?

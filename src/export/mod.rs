@@ -1,4 +1,312 @@
-//! The export pipeline: list → fetch → write, from a workspace (through [`crate::client`]) into a
-//! bundle (through [`crate::bundle`]).
+//! The export pipeline: list → fetch → stage → pack, from a workspace (through
+//! [`crate::client`]) into one verified bundle (through [`crate::bundle`]).
+//!
+//! * **List.** One call tells who we are and which workspace this is (and fails fast on a
+//!   refused token). Compute and jobs are listed first: the code scanner ([`scan`]) looks for
+//!   their ids in notebooks. The workspace tree is walked with one listing per folder.
+//! * **Fetch.** Every stage runs at once, each object fetched by a bounded pool; the client's
+//!   limiter bounds the requests in flight and slows the whole run when the workspace
+//!   throttles. Each object costs one content call and one permissions call.
+//! * **Stage.** Each finished object is journaled and staged into the bag under
+//!   `<output>.partial/` ([`stage`]); secret values are sealed in memory first. An interrupted
+//!   run continues with `--resume` and fetches nothing it already holds.
+//! * **Pack.** The report ([`report`]) goes into the bag as tag files, the bag is finalized and
+//!   packed; [`crate::bundle::pack`] verifies the zip before renaming it to the output path.
+//!
+//! Every object found ends up exported, or in the report with the reason it was not.
+//! This module must not import `emulator` or `import`.
 
+pub mod cluster;
+pub mod context;
+pub mod error;
+pub mod grants;
+pub mod jobs;
+pub mod models;
+pub mod options;
+pub mod permissions;
+pub mod progress;
+pub mod reference;
+pub mod report;
 pub mod scan;
+pub mod secrets;
+pub mod select;
+pub mod stage;
+pub mod workspace;
+
+pub use error::ExportError;
+pub use options::{ExportOptions, SecretsOptions, Selection, DEFAULT_KINDS};
+pub use progress::{Event, Observer, Quiet};
+pub use report::{Outcome, Report, RunStats, REPORT_JSON, REPORT_MD};
+
+use crate::bundle::pack::{pack, PackOptions, PackSummary};
+use crate::bundle::writer::BagSettings;
+use crate::bundle::Source;
+use crate::client::{Call, Client};
+use crate::model::Kind;
+use context::Ctx;
+use scan::ScanContext;
+use select::PathFilter;
+use serde::Serialize;
+use serde_json::json;
+use stage::Stage;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::time::Instant;
+
+/// What a finished export produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportSummary {
+    /// The bundle written.
+    pub output: PathBuf,
+    /// What `pack` wrote.
+    pub pack: PackSummary,
+    /// The report (also in the bundle).
+    pub report: Report,
+    /// Numbers about the run.
+    pub run: RunStats,
+}
+
+impl ExportSummary {
+    /// True when any object failed: the command exits 1.
+    pub fn has_failures(&self) -> bool {
+        self.report.has_failures()
+    }
+}
+
+/// Checks options that cannot work together, before anything is sent.
+pub fn validate(opts: &mut ExportOptions) -> Result<(), ExportError> {
+    if models::MODEL_KINDS.iter().any(|k| opts.kinds.contains(k)) {
+        return Err(ExportError::Usage(
+            "--include models: exporting ML models is not part of this version\nhint: leave models out of --include".into(),
+        ));
+    }
+    if opts.kinds.contains(&Kind::Secret) {
+        // Values are staged with their scope.
+        opts.kinds.insert(Kind::SecretScope);
+    }
+    if opts.envelope.is_some() && opts.secrets.sealer.is_none() {
+        return Err(ExportError::Usage(
+            "--envelope needs recipients\nhint: add --recipient KEY, --recipients-file FILE or --passphrase".into(),
+        ));
+    }
+    if opts.kinds.is_empty() {
+        return Err(ExportError::Usage(
+            "nothing to export: every kind is excluded\nhint: check --include and --exclude".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The caller's identity check and the workspace id: one request, which also fails fast on
+/// refused credentials.
+async fn identify(client: &Client) -> Result<String, ExportError> {
+    let f = client
+        .transport()
+        .fetch(&Call::get("/api/2.0/preview/scim/v2/Me"))
+        .await
+        .map_err(|source| ExportError::Client {
+            context: format!("connecting to {}", client.host()),
+            source,
+        })?;
+    let from_header = f
+        .headers
+        .get("x-databricks-org-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    Ok(client
+        .config()
+        .workspace_id
+        .clone()
+        .or(from_header)
+        .unwrap_or_default())
+}
+
+/// Runs an export. Objects that fail are in the returned report; an error means the run as a
+/// whole could not finish (the staging folder is then kept for `--resume`).
+pub async fn export(
+    client: Client,
+    mut opts: ExportOptions,
+    observer: Arc<dyn Observer>,
+) -> Result<ExportSummary, ExportError> {
+    let started = Instant::now();
+    validate(&mut opts)?;
+    let filter = PathFilter::new(&opts.selection)?;
+    stage::precheck(&opts.output, opts.resume)?;
+    observer.event(Event::Phase(format!("connecting to {}", client.host())));
+    let workspace_id = identify(&client).await?;
+    let host = client.host().to_string();
+    let recorded = opts.recorded();
+    let header = json!({
+        "format": "dbxport-export-journal",
+        "host": host,
+        "workspace_id": workspace_id,
+        "options": recorded,
+    });
+    let settings = BagSettings::new(
+        Source {
+            host: host.clone(),
+            workspace_id: workspace_id.clone(),
+        },
+        recorded,
+    );
+    let sealer = opts.secrets.sealer.take();
+    let envelope = opts.envelope.take();
+    let output = opts.output.clone();
+    let stage = {
+        let output = output.clone();
+        let resume = opts.resume;
+        tokio::task::spawn_blocking(move || Stage::open(&output, resume, &header, settings, sealer))
+            .await
+            .map_err(|e| ExportError::Internal(e.to_string()))??
+    };
+    let resumed = stage.resumed();
+    let bundle_id = stage
+        .settings()
+        .map(|s| s.bundle_id.clone())
+        .unwrap_or_default();
+    let report = Report::new(&bundle_id, &host, &workspace_id);
+    let mut ctx = Arc::new(Ctx::new(
+        client.clone(),
+        opts,
+        stage,
+        filter,
+        observer,
+        report,
+    ));
+    if ctx.stage.builder().is_some() {
+        run_stages(&ctx).await;
+        if let Some(fatal) = ctx.take_fatal() {
+            return Err(fatal);
+        }
+    }
+    let mut report = ctx.report();
+    report.normalize();
+    let reused = ctx.reused();
+    ctx.phase("finalizing the bag");
+    // Every stage has finished: this is the last reference.
+    let ctx_owned = loop {
+        match Arc::try_unwrap(ctx) {
+            Ok(c) => break c,
+            Err(c) => {
+                ctx = c;
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    let mut stage = ctx_owned.into_stage();
+    let report = match stage.take_builder() {
+        Some(builder) => {
+            let r = report.clone();
+            tokio::task::spawn_blocking(move || -> Result<(), ExportError> {
+                builder.add_tag_file(REPORT_JSON, &r.to_json())?;
+                builder.add_tag_file(REPORT_MD, r.to_markdown().as_bytes())?;
+                builder.finalize()?;
+                Ok(())
+            })
+            .await
+            .map_err(|e| ExportError::Internal(e.to_string()))??;
+            report
+        }
+        // The interrupted run had finalized the bag already: its report is in it.
+        None => {
+            let path = stage.bag_dir().join(REPORT_JSON);
+            let bytes = std::fs::read(&path).map_err(|e| ExportError::io(&path, e))?;
+            serde_json::from_slice(&bytes).map_err(|e| ExportError::Staging {
+                path: stage.root().to_path_buf(),
+                detail: format!("{REPORT_JSON} is damaged: {e}"),
+            })?
+        }
+    };
+    let bag_dir = stage.bag_dir().to_path_buf();
+    let out = output.clone();
+    let packed = tokio::task::spawn_blocking(move || {
+        pack(
+            &bag_dir,
+            &out,
+            &PackOptions {
+                envelope,
+                replace: false,
+            },
+        )
+    })
+    .await
+    .map_err(|e| ExportError::Internal(e.to_string()))?
+    .map_err(ExportError::Pack)?;
+    tokio::task::spawn_blocking(move || stage.remove())
+        .await
+        .map_err(|e| ExportError::Internal(e.to_string()))??;
+    let stats = client.stats();
+    let run = RunStats {
+        requests: stats.requests,
+        retries: stats.retries,
+        throttled: stats.throttled,
+        by_call: stats.by_call,
+        elapsed_secs: started.elapsed().as_secs_f64(),
+        resumed,
+        reused,
+        bundle_bytes: packed.bytes,
+    };
+    Ok(ExportSummary {
+        output: packed.output.clone(),
+        pack: packed,
+        report,
+        run,
+    })
+}
+
+/// Every stage, in dependency order; the independent ones at once.
+async fn run_stages(ctx: &Arc<Ctx>) {
+    let o = &ctx.opts;
+    let code_kinds = o.wants(Kind::Notebook) || o.wants(Kind::File);
+    let compute_kinds = [
+        Kind::Cluster,
+        Kind::InstancePool,
+        Kind::ClusterPolicy,
+        Kind::Warehouse,
+    ];
+    let want_compute = code_kinds || compute_kinds.iter().any(|k| o.wants(*k));
+    let want_jobs = code_kinds || o.wants(Kind::Job) || o.wants(Kind::Permissions);
+    ctx.phase("listing compute and jobs");
+    let (compute, jobs) = tokio::join!(
+        async {
+            if want_compute {
+                reference::list_compute(ctx).await
+            } else {
+                reference::Compute::default()
+            }
+        },
+        async {
+            if want_jobs {
+                jobs::list_jobs(ctx).await.unwrap_or_default()
+            } else {
+                Vec::new()
+            }
+        }
+    );
+    if ctx.is_stopped() {
+        return;
+    }
+    ctx.set_scan_context(ScanContext {
+        cluster_ids: compute
+            .clusters
+            .iter()
+            .map(|c| c.cluster_id.clone())
+            .collect(),
+        job_ids: jobs.iter().map(|j| j.job_id).collect(),
+        warehouse_ids: compute.warehouses.iter().map(|w| w.id.clone()).collect(),
+    });
+    tokio::join!(
+        workspace::export_tree(Arc::clone(ctx)),
+        jobs::export_jobs(Arc::clone(ctx), jobs),
+        secrets::export_secrets(Arc::clone(ctx)),
+        grants::export_hive(Arc::clone(ctx)),
+        grants::export_unity(Arc::clone(ctx)),
+        reference::export_compute(Arc::clone(ctx), compute),
+        reference::export_mounts(Arc::clone(ctx)),
+        models::export_models(Arc::clone(ctx)),
+    );
+    if ctx.is_stopped() {
+        return;
+    }
+    reference::export_principals(Arc::clone(ctx)).await;
+}

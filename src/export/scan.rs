@@ -17,6 +17,8 @@ pub enum Dependency {
     ClusterId,
     /// A job id written into the code (e.g. `run-now`); ids change in the target.
     JobId,
+    /// A SQL warehouse id written into the code; ids change in the target.
+    WarehouseId,
     /// A `dbutils.secrets.get` call; the scope must exist in the target (and Key Vault scopes
     /// must be recreated by hand).
     SecretRead,
@@ -30,6 +32,7 @@ impl Dependency {
             Dependency::MountCall => "creates or changes a DBFS mount",
             Dependency::ClusterId => "hard-codes a cluster id",
             Dependency::JobId => "hard-codes a job id",
+            Dependency::WarehouseId => "hard-codes a SQL warehouse id",
             Dependency::SecretRead => "reads a secret",
         }
     }
@@ -56,12 +59,14 @@ pub struct ScanContext {
     pub cluster_ids: Vec<String>,
     /// Job ids of the source workspace.
     pub job_ids: Vec<i64>,
+    /// SQL warehouse ids of the source workspace.
+    pub warehouse_ids: Vec<String>,
 }
 
 fn mount_path_re() -> &'static regex::Regex {
     static RE: OnceLock<regex::Regex> = OnceLock::new();
     RE.get_or_init(|| {
-        regex::Regex::new(r#"(?:dbfs:)?/mnt/[^\s'"`),;]*"#).expect("valid mount regex")
+        regex::Regex::new(r#"(?:dbfs:)?/mnt/[^\s'"`),;{}(]*"#).expect("valid mount regex")
     })
 }
 
@@ -85,8 +90,30 @@ fn secret_re() -> &'static regex::Regex {
 
 fn number_re() -> &'static regex::Regex {
     static RE: OnceLock<regex::Regex> = OnceLock::new();
-    RE.get_or_init(|| regex::Regex::new(r"\b\d{1,19}\b").expect("valid number regex"))
+    RE.get_or_init(|| regex::Regex::new(r"[0-9]{1,19}").expect("valid number regex"))
 }
+
+fn is_word(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// The integer literals of a line: digit runs not inside a word, a Scala/Java `L` suffix
+/// allowed (`612803417559021L`).
+fn integers(line: &str) -> impl Iterator<Item = &str> {
+    number_re().find_iter(line).filter_map(move |m| {
+        let before = line[..m.start()].chars().next_back();
+        let mut after = line[m.end()..].chars();
+        let next = match after.next() {
+            Some('L' | 'l') => after.next(),
+            other => other,
+        };
+        let standalone = !before.is_some_and(is_word) && !next.is_some_and(is_word);
+        standalone.then_some(m.as_str())
+    })
+}
+
+/// Ids this long are specific enough to flag without the word "job" on the line.
+const SPECIFIC_ID_DIGITS: usize = 10;
 
 /// Scans one text file (notebook source or workspace file) line by line.
 ///
@@ -119,11 +146,20 @@ pub fn scan(path: &str, content: &[u8], ctx: &ScanContext) -> Vec<Finding> {
                 push(Dependency::ClusterId, id);
             }
         }
-        if !ctx.job_ids.is_empty() && line.to_ascii_lowercase().contains("job") {
-            for m in number_re().find_iter(line) {
-                if let Ok(n) = m.as_str().parse::<i64>() {
+        for id in &ctx.warehouse_ids {
+            if !id.is_empty() && line.contains(id.as_str()) {
+                push(Dependency::WarehouseId, id);
+            }
+        }
+        if !ctx.job_ids.is_empty() {
+            let says_job = line.to_ascii_lowercase().contains("job");
+            for m in integers(line) {
+                if !says_job && m.len() < SPECIFIC_ID_DIGITS {
+                    continue;
+                }
+                if let Ok(n) = m.parse::<i64>() {
                     if ctx.job_ids.contains(&n) {
-                        push(Dependency::JobId, m.as_str());
+                        push(Dependency::JobId, m);
                     }
                 }
             }
@@ -144,10 +180,14 @@ mod tests {
             pw = dbutils.secrets.get(scope='etl', key='db-password')\n\
             w.jobs.run_now(job_id=1042)\n\
             cluster = '0923-101010-abcd'\n\
-            x = 1042  # a plain number, no reference\n";
+            x = 1042  # a plain number, no reference\n\
+            val watched = Seq(612803417559021L, 705118223904530L)\n\
+            y = 1612803417559021 + a612803417559021\n\
+            http_path = '/sql/1.0/warehouses/4b9e1f2c7a3d5e60'\n";
         let ctx = ScanContext {
             cluster_ids: vec!["0923-101010-abcd".into()],
-            job_ids: vec![1042],
+            job_ids: vec![1042, 612803417559021, 705118223904530],
+            warehouse_ids: vec!["4b9e1f2c7a3d5e60".into()],
         };
         let f = scan("/Users/a/nb", code, &ctx);
         let got: Vec<(usize, Dependency)> = f.iter().map(|f| (f.line, f.dependency)).collect();
@@ -160,6 +200,9 @@ mod tests {
                 (4, Dependency::SecretRead),
                 (5, Dependency::JobId),
                 (6, Dependency::ClusterId),
+                (8, Dependency::JobId),
+                (8, Dependency::JobId),
+                (10, Dependency::WarehouseId),
             ]
         );
         assert_eq!(f[3].matched, "etl/db-password");

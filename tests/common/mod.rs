@@ -6,7 +6,9 @@ use std::process::Command;
 
 /// True when running under CI (`CI=true`), where a missing external tool is a failure.
 pub fn in_ci() -> bool {
-    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
 }
 
 /// Returns true if `tool` can be run. When it cannot: under CI the test fails; elsewhere the
@@ -38,9 +40,15 @@ pub fn venv_python() -> Option<PathBuf> {
         return Some(py);
     }
     if in_ci() {
-        panic!("test venv {} is missing under CI=true; run scripts/setup-test-deps", root.display());
+        panic!(
+            "test venv {} is missing under CI=true; run scripts/setup-test-deps",
+            root.display()
+        );
     }
-    eprintln!("SKIPPED: venv {} not found; run scripts/setup-test-deps", root.display());
+    eprintln!(
+        "SKIPPED: venv {} not found; run scripts/setup-test-deps",
+        root.display()
+    );
     None
 }
 

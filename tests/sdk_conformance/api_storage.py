@@ -54,6 +54,10 @@ def dbfs_put(ctx: Ctx):
     raises(ResourceAlreadyExists, lambda: ctx.w.dbfs.put(p, contents=base64.b64encode(b"x").decode()))
     ctx.w.dbfs.put(p, contents=base64.b64encode(b"new").decode(), overwrite=True)
     eq(base64.b64decode(ctx.w.dbfs.read(p).data), b"new", "read after overwrite")
+    # The multipart form of put (legacy CLI): raw bytes in a part named `contents`.
+    ctx.w.api_client.do("POST", "/api/2.0/dbfs/put", files={"contents": ("c", data[::-1])},
+                        data={"path": f"{base(ctx)}/multipart.bin", "overwrite": "true"})
+    eq(base64.b64decode(ctx.w.dbfs.read(f"{base(ctx)}/multipart.bin").data), data[::-1], "multipart put")
 
 
 @case("dbfs streaming: create → add-block ×3 → close; reading in steps; block over 1 MB refused")
@@ -91,7 +95,7 @@ def dbfs_helpers(ctx: Ctx):
     ctx.w.dbfs.upload(p, io.BytesIO(data))
     eq(ctx.w.dbfs.download(p).read(), data, "download after upload")
     listing = by(ctx.w.dbfs.list(base(ctx)), lambda f: f.path)
-    eq(sorted(listing), sorted(f"{base(ctx)}/{n}" for n in ("big-block.bin", "blocks.bin", "put.bin", "sub")),
+    eq(sorted(listing), sorted(f"{base(ctx)}/{n}" for n in ("big-block.bin", "blocks.bin", "multipart.bin", "put.bin", "sub")),
        "listing")
     ok(listing[f"{base(ctx)}/sub"].is_dir, "sub is not a directory")
     ctx.w.dbfs.move(p, f"{base(ctx)}/moved.bin")

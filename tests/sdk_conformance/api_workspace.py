@@ -7,7 +7,7 @@ import io
 import json
 import zipfile
 
-from databricks.sdk.errors import (BadRequest, InvalidParameterValue, ResourceAlreadyExists,
+from databricks.sdk.errors import (BadRequest, InvalidParameterValue, PermissionDenied, ResourceAlreadyExists,
                                    ResourceDoesNotExist)
 from databricks.sdk.service.workspace import ExportFormat, ImportFormat, Language, ObjectType
 
@@ -284,3 +284,17 @@ def delete(ctx: Ctx):
     ctx.w.workspace.delete(base, recursive=True)
     for p in (base, f"{base}/a", f"{base}/imported nb"):
         raises(ResourceDoesNotExist, lambda: ctx.w.workspace.get_status(p))
+
+
+@case("an ordinary user: another user's home folder → PermissionDenied; their own is readable")
+def ordinary_user(ctx: Ctx):
+    if not ctx.user_token:
+        raise Skip("no ordinary user token in the seed")
+    name = next(t["user_name"] for t in ctx.seed.tokens["tokens"] if t["token"] == ctx.user_token)
+    u = ctx.make_client(ctx.host, token=ctx.user_token)
+    mine = {e.path for e in ctx.seed.under(f"/Users/{name}") if e.kind != "DIRECTORY"}
+    eq({o.path for o in u.workspace.list(f"/Users/{name}", recursive=True)}, mine, "own home, recursively")
+    other = f"/Users/{ctx.seed.admin}"
+    raises(PermissionDenied, lambda: list(u.workspace.list(other)), code="PERMISSION_DENIED")
+    nb = next(e for e in ctx.seed.under(other) if e.kind == "NOTEBOOK")
+    raises(PermissionDenied, lambda: u.workspace.export(nb.path), code="PERMISSION_DENIED")

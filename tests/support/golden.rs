@@ -62,8 +62,18 @@ pub fn settings() -> BagSettings {
 /// The plaintext secret values: `(scope, key, value, encoding)`.
 pub fn secret_values() -> Vec<(&'static str, &'static str, Vec<u8>, ValueEncoding)> {
     vec![
-        ("etl", "db-password", b"hunter2-golden".to_vec(), ValueEncoding::String),
-        ("etl", "TLS.cert", vec![0, 1, 2, 254, 255, b'\n'], ValueEncoding::Bytes),
+        (
+            "etl",
+            "db-password",
+            b"hunter2-golden".to_vec(),
+            ValueEncoding::String,
+        ),
+        (
+            "etl",
+            "TLS.cert",
+            vec![0, 1, 2, 254, 255, b'\n'],
+            ValueEncoding::Bytes,
+        ),
     ]
 }
 
@@ -388,27 +398,55 @@ pub fn resources() -> Vec<Resource> {
     ];
     // Secrets: a Databricks scope with two sealed values, a Key Vault scope whose value could
     // not be read.
-    let etl = SecretScope { name: "etl".into(), backend_type: ScopeBackend::Databricks, keyvault_metadata: None };
+    let etl = SecretScope {
+        name: "etl".into(),
+        backend_type: ScopeBackend::Databricks,
+        keyvault_metadata: None,
+    };
     let acls = vec![
-        AclItem { principal: "users".into(), permission: AclPermission::Read },
-        AclItem { principal: "alice@example.org".into(), permission: AclPermission::Manage },
+        AclItem {
+            principal: "users".into(),
+            permission: AclPermission::Read,
+        },
+        AclItem {
+            principal: "alice@example.org".into(),
+            permission: AclPermission::Manage,
+        },
     ];
     let mut keys = Vec::new();
     for (scope, key, _, enc) in secret_values() {
-        let meta = SecretMetadata { key: key.into(), last_updated_timestamp: Some(1_767_000_000_000) };
-        v.push(Resource::secret(scope, &meta, enc, Some(sealed(&format!("{key}.age")))));
+        let meta = SecretMetadata {
+            key: key.into(),
+            last_updated_timestamp: Some(1_767_000_000_000),
+        };
+        v.push(Resource::secret(
+            scope,
+            &meta,
+            enc,
+            Some(sealed(&format!("{key}.age"))),
+        ));
         keys.push(meta);
     }
-    v.push(Resource::secret_scope(&etl, &acls, &keys, Some(sealed("digests.json.age"))));
+    v.push(Resource::secret_scope(
+        &etl,
+        &acls,
+        &keys,
+        Some(sealed("digests.json.age")),
+    ));
     let kv = SecretScope {
         name: "kv".into(),
         backend_type: ScopeBackend::AzureKeyvault,
         keyvault_metadata: Some(KeyVaultMetadata {
-            resource_id: "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv".into(),
+            resource_id:
+                "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv"
+                    .into(),
             dns_name: "https://kv.vault.azure.net/".into(),
         }),
     };
-    let kv_key = SecretMetadata { key: "storage-key".into(), last_updated_timestamp: None };
+    let kv_key = SecretMetadata {
+        key: "storage-key".into(),
+        last_updated_timestamp: None,
+    };
     v.push(
         Resource::secret("kv", &kv_key, ValueEncoding::String, None)
             .with_notes(["value not exported: the server refused secrets/get (PERMISSION_DENIED)"]),

@@ -18,12 +18,18 @@ pub fn assert_valid(inventory: &Value) {
         .iter_errors(inventory)
         .map(|e| format!("{} at {}", e, e.instance_path))
         .collect();
-    assert!(errors.is_empty(), "inventory violates the schema:\n{}", errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "inventory violates the schema:\n{}",
+        errors.join("\n")
+    );
 }
 
 /// True when `inventory` conforms.
 pub fn is_valid(inventory: &Value) -> bool {
-    jsonschema::validator_for(&schema()).unwrap().is_valid(inventory)
+    jsonschema::validator_for(&schema())
+        .unwrap()
+        .is_valid(inventory)
 }
 
 /// Reads `dbxport.json` out of a plain bundle file and validates it.

@@ -223,7 +223,11 @@ pub fn read_index<R: Read + Seek>(r: &mut R) -> Result<ZipIndex> {
         p = var_end;
 
         // zip64 extra: the fields whose 32-bit value is saturated, in order.
-        let need = [size == U32_MAX, compressed == U32_MAX, header_offset == U32_MAX];
+        let need = [
+            size == U32_MAX,
+            compressed == U32_MAX,
+            header_offset == U32_MAX,
+        ];
         if need.iter().any(|b| *b) || disk_start == 0xFFFF {
             let Some(z) = find_extra(extra, 0x0001) else {
                 return Err(fatal(format!(
@@ -457,7 +461,10 @@ fn check_local_headers<R: Read + Seek>(
                 )
             }));
         }
-        if e.header_offset.checked_add(30).is_none_or(|x| x > cd_offset) {
+        if e.header_offset
+            .checked_add(30)
+            .is_none_or(|x| x > cd_offset)
+        {
             problems.push(overlap(
                 "local header lies outside the entries' area".into(),
             ));
@@ -493,11 +500,8 @@ fn check_local_headers<R: Read + Seek>(
         }
         let local_zip64 = find_extra(lextra, 0x0001);
         let descriptor = lflags & 0x0008 != 0;
-        let (lcrc, mut lcs, mut lus) = (
-            u32_at(&h, 14),
-            u32_at(&h, 18) as u64,
-            u32_at(&h, 22) as u64,
-        );
+        let (lcrc, mut lcs, mut lus) =
+            (u32_at(&h, 14), u32_at(&h, 18) as u64, u32_at(&h, 22) as u64);
         if let Some(z) = local_zip64 {
             if lus == U32_MAX && z.len() >= 8 {
                 lus = u64_at(z, 0);
@@ -507,9 +511,7 @@ fn check_local_headers<R: Read + Seek>(
             }
         }
         let zero_fields = lcrc == 0 && lcs == 0 && lus == 0;
-        if !(descriptor && zero_fields)
-            && (lcrc != e.crc || lcs != e.compressed || lus != e.size)
-        {
+        if !(descriptor && zero_fields) && (lcrc != e.crc || lcs != e.compressed || lus != e.size) {
             problems.push(overlap(
                 "local header CRC or sizes differ from the central directory".into(),
             ));
@@ -520,9 +522,7 @@ fn check_local_headers<R: Read + Seek>(
             continue;
         };
         if end > cd_offset {
-            problems.push(overlap(
-                "entry data runs into the central directory".into(),
-            ));
+            problems.push(overlap("entry data runs into the central directory".into()));
             expected = end;
             continue;
         }
@@ -636,10 +636,15 @@ pub struct EntryReader<'a, R: Read> {
     crc: crc32fast::Hasher,
     expected_crc: u32,
     finished: bool,
+    defer_crc: bool,
+    crc_problem: Option<String>,
 }
 
 /// Opens the data of `e` for reading.
-pub fn open_entry<'a, R: Read + Seek>(r: &'a mut R, e: &ZipEntry) -> io::Result<EntryReader<'a, R>> {
+pub fn open_entry<'a, R: Read + Seek>(
+    r: &'a mut R,
+    e: &ZipEntry,
+) -> io::Result<EntryReader<'a, R>> {
     let Some(start) = e.data_start else {
         return Err(data_err(
             ErrorCode::CorruptData,
@@ -664,10 +669,23 @@ pub fn open_entry<'a, R: Read + Seek>(r: &'a mut R, e: &ZipEntry) -> io::Result<
         crc: crc32fast::Hasher::new(),
         expected_crc: e.crc,
         finished: false,
+        defer_crc: false,
+        crc_problem: None,
     })
 }
 
 impl<R: Read> EntryReader<'_, R> {
+    /// Does not fail on a CRC-32 mismatch at the end; [`EntryReader::crc_problem`] reports it
+    /// instead, so a caller can report a digest mismatch (the more useful fact) first.
+    pub fn defer_crc_check(&mut self) {
+        self.defer_crc = true;
+    }
+
+    /// The CRC-32 mismatch found at the end of the data, when the check was deferred.
+    pub fn crc_problem(&self) -> Option<&str> {
+        self.crc_problem.as_deref()
+    }
+
     fn finish(&mut self) -> io::Result<usize> {
         if !self.finished {
             self.finished = true;
@@ -682,10 +700,12 @@ impl<R: Read> EntryReader<'_, R> {
             }
             let crc = self.crc.clone().finalize();
             if crc != self.expected_crc {
-                return Err(data_err(
-                    ErrorCode::CorruptData,
-                    format!("CRC-32 is {crc:08x}, expected {:08x}", self.expected_crc),
-                ));
+                let detail = format!("CRC-32 is {crc:08x}, expected {:08x}", self.expected_crc);
+                if self.defer_crc {
+                    self.crc_problem = Some(detail);
+                } else {
+                    return Err(data_err(ErrorCode::CorruptData, detail));
+                }
             }
         }
         Ok(0)
@@ -708,10 +728,7 @@ impl<R: Read> Read for EntryReader<'_, R> {
             }
             self.produced += n as u64;
             if self.produced > self.size {
-                return Err(data_err(
-                    ErrorCode::SizeExceeded,
-                    "more data than declared",
-                ));
+                return Err(data_err(ErrorCode::SizeExceeded, "more data than declared"));
             }
             self.crc.update(&buf[..n]);
             return Ok(n);
@@ -740,7 +757,9 @@ impl<R: Read> Read for EntryReader<'_, R> {
                     buf,
                     FlushDecompress::None,
                 )
-                .map_err(|e| data_err(ErrorCode::CorruptData, format!("invalid deflate data: {e}")))?;
+                .map_err(|e| {
+                    data_err(ErrorCode::CorruptData, format!("invalid deflate data: {e}"))
+                })?;
             let used = (inf.total_in() - before_in) as usize;
             let made = (inf.total_out() - before_out) as usize;
             self.in_pos += used;
@@ -834,20 +853,41 @@ mod tests {
         z[pos] = b'X';
         let mut c = Cursor::new(z.clone());
         let idx = read_index(&mut c).unwrap();
-        let e = idx.entries.iter().find(|e| e.name.ends_with("x.bin")).unwrap();
+        let e = idx
+            .entries
+            .iter()
+            .find(|e| e.name.ends_with("x.bin"))
+            .unwrap();
         let mut v = Vec::new();
-        let err = open_entry(&mut c, e).unwrap().read_to_end(&mut v).unwrap_err();
-        assert_eq!(classify_read_error("x", &err).code(), ErrorCode::CorruptData);
+        let err = open_entry(&mut c, e)
+            .unwrap()
+            .read_to_end(&mut v)
+            .unwrap_err();
+        assert_eq!(
+            classify_read_error("x", &err).code(),
+            ErrorCode::CorruptData
+        );
         let cut = &z[..z.len() / 2];
         assert_eq!(
-            read_index(&mut Cursor::new(cut.to_vec())).unwrap_err().code(),
+            read_index(&mut Cursor::new(cut.to_vec()))
+                .unwrap_err()
+                .code(),
             ErrorCode::NotAZip
         );
     }
 
     #[test]
     fn names() {
-        for bad in ["/abs", "../x", "a/../../b", "a//b", "C:/x", "a\\b", "a/./b", "a\0b"] {
+        for bad in [
+            "/abs",
+            "../x",
+            "a/../../b",
+            "a//b",
+            "C:/x",
+            "a\\b",
+            "a/./b",
+            "a\0b",
+        ] {
             assert!(check_entry_name(bad).is_err(), "{bad}");
         }
         check_entry_name("bag/data/x y.py").unwrap();

@@ -120,7 +120,9 @@ impl<W: Write> ZipWriter<W> {
     /// Adds a directory entry (`name` ends in `/`).
     pub fn add_dir(&mut self, name: &str) -> io::Result<()> {
         if !name.ends_with('/') {
-            return Err(bad_input(format!("zip writer: directory {name:?} lacks a `/`")));
+            return Err(bad_input(format!(
+                "zip writer: directory {name:?} lacks a `/`"
+            )));
         }
         self.check_order(name)?;
         let offset = self.pos;
@@ -308,7 +310,11 @@ impl<W: Write> ZipWriter<W> {
             end.extend_from_slice(&z64_pos.to_le_bytes());
             end.extend_from_slice(&1u32.to_le_bytes());
         }
-        let c16 = if count >= 0xFFFF { 0xFFFF } else { count as u16 };
+        let c16 = if count >= 0xFFFF {
+            0xFFFF
+        } else {
+            count as u16
+        };
         end.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
         end.extend_from_slice(&0u16.to_le_bytes());
         end.extend_from_slice(&0u16.to_le_bytes());

@@ -1,0 +1,489 @@
+//! `dbxport export`: a whole workspace (or a selection) into one verified bundle. Parses the
+//! flags, builds the client and the options, runs [`dbxport::export::export`] with a progress
+//! display, and prints the report.
+
+use super::keys::{print_json, read_passphrase, RecipientArgs};
+use super::{EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS};
+use anyhow::{bail, Context};
+use clap::Args as ClapArgs;
+use dbxport::bundle::seal::read_recipients_file;
+use dbxport::bundle::Sealer;
+use dbxport::client::{AuthArgs, Client, TransportArgs};
+use dbxport::export::options::{kind_words, parse_kinds, DEFAULT_KINDS};
+use dbxport::export::report::Outcome;
+use dbxport::export::stage::staging_path;
+use dbxport::export::{
+    Event, ExportError, ExportOptions, ExportSummary, Observer, SecretsOptions, Selection,
+};
+use dbxport::model::workspace::Format;
+use dbxport::model::Kind;
+use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Export a workspace into one bundle: notebooks, files, folders, repos, jobs, secrets, table
+/// ACLs, permissions, and reference records of what must be recreated by hand.
+///
+/// Objects are fetched concurrently within the workspace's rate limits; throttling slows the
+/// whole run instead of failing it. Every object found is exported, or listed in the report
+/// with the reason it was not. The report is printed at the end and stored in the bundle
+/// (export-report.json, export-report.md).
+///
+/// Work in progress is kept in OUTPUT.partial/; after an interruption (Ctrl-C, a crash, a lost
+/// network) run the same command with --resume to finish without fetching again what is
+/// already held. OUTPUT only ever receives a complete, verified bundle.
+///
+/// Secret values are sealed with age to --recipient/--recipients-file keys or a --passphrase
+/// before anything is written; without those, values are not exported at all.
+#[derive(Debug, ClapArgs)]
+#[command(
+    after_help = "Examples:\n  dbxport export -o hub.zip -r age1...\n  dbxport export -o hub.zip --passphrase --secrets-cluster 0611-083245-abcd --warehouse-id 4b9e1f2c\n  dbxport export -o lena.zip --user lena@example.org --exclude secrets\n  dbxport export -o hub.zip -r age1... --resume"
+)]
+pub struct Args {
+    /// The bundle to write (`*.zip`, or `*.zip.age` with --envelope).
+    #[arg(short = 'o', long = "output", value_name = "BUNDLE")]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    #[command(flatten)]
+    pub engine: TransportArgs,
+    /// Export only these kinds (comma-separated, repeatable): notebook, directory, file, repo,
+    /// job, secret_scope, secret, permissions, hive_grants, uc_grants, cluster, instance_pool,
+    /// cluster_policy, warehouse, mount, principal, or the groups workspace, secrets, grants,
+    /// reference. Default: all.
+    #[arg(long, value_name = "KINDS", value_delimiter = ',')]
+    pub include: Vec<String>,
+    /// Leave out a kind (as for --include), or the workspace paths matching a glob
+    /// (`/Users/*/scratch`, `**/*.tmp`; `*` stays within one folder). Repeatable.
+    #[arg(long, value_name = "KIND|GLOB")]
+    pub exclude: Vec<String>,
+    /// Export only this part of the workspace tree (repeatable).
+    #[arg(long = "path", value_name = "PREFIX")]
+    pub paths: Vec<String>,
+    /// Export one user's home folders (/Users/EMAIL, /Repos/EMAIL) and the jobs they own.
+    #[arg(long, value_name = "EMAIL")]
+    pub user: Option<String>,
+    /// Also export notebooks in this richer format: jupyter (with outputs), html, dbc or
+    /// r_markdown. SOURCE is always exported; a notebook over the 10 MB export limit keeps
+    /// only its SOURCE, and the report says so.
+    #[arg(long, value_name = "FORMAT")]
+    pub notebook_format: Option<String>,
+    #[command(flatten)]
+    pub recipients: RecipientArgs,
+    /// Wrap the whole bundle in age to the same recipients (name it *.zip.age).
+    #[arg(long)]
+    pub envelope: bool,
+    /// A running cluster to read secret values on (through command execution) when the
+    /// workspace refuses the secrets API, as real workspaces do.
+    #[arg(long, value_name = "CLUSTER_ID")]
+    pub secrets_cluster: Option<String>,
+    /// A SQL warehouse for reading legacy table ACLs (else the profile's warehouse_id).
+    #[arg(long, value_name = "ID")]
+    pub warehouse_id: Option<String>,
+    /// A running cluster for reading DBFS mount sources (else --secrets-cluster, else the
+    /// profile's cluster_id).
+    #[arg(long, value_name = "CLUSTER_ID")]
+    pub cluster: Option<String>,
+    /// Continue an interrupted export into the same output.
+    #[arg(long)]
+    pub resume: bool,
+    /// Print the summary and report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Log what happens (-v: steps and failures, -vv: every request).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+fn parse_format(s: &str) -> anyhow::Result<Format> {
+    let up = s.trim().to_ascii_uppercase().replace('-', "_");
+    match Format::parse(&up) {
+        Some(f @ (Format::Source | Format::Jupyter | Format::Html | Format::Dbc | Format::RMarkdown)) => Ok(f),
+        _ => bail!("--notebook-format {s}: not a notebook format\nhint: use jupyter, html, dbc or r_markdown (source is always exported)"),
+    }
+}
+
+/// Kinds and path globs from --include / --exclude.
+fn selection(args: &Args) -> anyhow::Result<(BTreeSet<Kind>, Vec<String>)> {
+    let mut kinds: BTreeSet<Kind> = if args.include.is_empty() {
+        DEFAULT_KINDS.iter().copied().collect()
+    } else {
+        let mut k = BTreeSet::new();
+        for w in args.include.iter().filter(|w| !w.trim().is_empty()) {
+            let Some(found) = parse_kinds(w) else {
+                bail!(
+                    "--include {w}: not a kind\nhint: kinds are {}",
+                    kind_words()
+                );
+            };
+            k.extend(found);
+        }
+        k
+    };
+    let mut globs = Vec::new();
+    for e in &args.exclude {
+        if let Some(found) = parse_kinds(e) {
+            for k in found {
+                kinds.remove(&k);
+            }
+        } else if e.starts_with('/') || e.starts_with('*') {
+            globs.push(e.clone());
+        } else {
+            bail!("--exclude {e}: neither a kind nor a workspace path glob\nhint: kinds are {}; path globs start with / or *", kind_words());
+        }
+    }
+    Ok((kinds, globs))
+}
+
+/// The sealer for secret values and, with --envelope, a second one for the envelope.
+fn sealers(args: &Args) -> anyhow::Result<(Option<Sealer>, Option<Sealer>)> {
+    let r = &args.recipients;
+    let mut keys = r.recipient.clone();
+    for f in &r.recipients_file {
+        keys.extend(read_recipients_file(f)?);
+    }
+    let pass = r.passphrase || r.passphrase_file.is_some();
+    match (keys.is_empty(), pass) {
+        (true, false) => Ok((None, None)),
+        (false, true) => bail!("a passphrase cannot be combined with --recipient/--recipients-file (age allows only one passphrase per file)"),
+        (false, false) => Ok((
+            Some(Sealer::to_recipients(&keys)?),
+            if args.envelope { Some(Sealer::to_recipients(&keys)?) } else { None },
+        )),
+        (true, true) => {
+            let p = read_passphrase(r.passphrase_file.as_deref(), !args.resume)?;
+            Ok((
+                Some(Sealer::with_passphrase(p.clone())?),
+                if args.envelope { Some(Sealer::with_passphrase(p)?) } else { None },
+            ))
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    if verbose == 0 {
+        return;
+    }
+    let level = if verbose == 1 { "info" } else { "debug" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("dbxport={level}")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(true)
+        .try_init();
+}
+
+/// Runs `export`.
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    init_logging(args.verbose);
+    let (kinds, globs) = selection(&args)?;
+    let name = args.output.to_string_lossy().to_string();
+    match (args.envelope, name.ends_with(".age")) {
+        (true, false) => bail!("{name}: an enveloped bundle should be named *.zip.age\nhint: change -o, or drop --envelope"),
+        (false, true) => bail!("{name}: a name ending in .age promises an envelope\nhint: add --envelope (with --recipient or --passphrase), or name the output *.zip"),
+        _ => {}
+    }
+    let notebook_format = args
+        .notebook_format
+        .as_deref()
+        .map(parse_format)
+        .transpose()?;
+    let (sealer, envelope) = sealers(&args)?;
+    if args.envelope && envelope.is_none() {
+        bail!("--envelope needs recipients\nhint: add --recipient KEY, --recipients-file FILE or --passphrase");
+    }
+    let (client, warnings) = Client::from_args(&args.auth, &args.engine)
+        .context("export: cannot set up the workspace connection")?;
+    for w in warnings {
+        eprintln!("dbxport: warning: {w}");
+    }
+    let config = client.config().clone();
+    let opts = ExportOptions {
+        output: args.output.clone(),
+        kinds,
+        selection: Selection {
+            paths: args.paths.clone(),
+            exclude: globs,
+            user: args.user.clone(),
+        },
+        notebook_format,
+        secrets: SecretsOptions {
+            sealer,
+            cluster_id: args.secrets_cluster.clone(),
+        },
+        warehouse_id: args.warehouse_id.clone().or(config.warehouse_id.clone()),
+        cluster_id: args.cluster.clone().or(config.cluster_id.clone()),
+        envelope,
+        resume: args.resume,
+        concurrency: args.engine.concurrency.unwrap_or(8) as usize,
+    };
+    let terminal = std::io::stderr().is_terminal() && args.verbose == 0;
+    let display = Arc::new(Display::new(terminal));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("export: cannot start the async runtime")?;
+    let observer: Arc<dyn Observer> = display.clone();
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            r = dbxport::export::export(client, opts, observer) => Some(r),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    });
+    display.finish();
+    // In-flight staging finishes before the process exits; nothing half-written is kept.
+    runtime.shutdown_timeout(Duration::from_secs(30));
+    match outcome {
+        None => {
+            eprintln!(
+                "dbxport: export interrupted; what was fetched is kept in {}\nhint: run the same command with --resume to finish",
+                staging_path(&args.output).display()
+            );
+            Ok(EXIT_INTERRUPTED)
+        }
+        Some(Err(e)) => {
+            let code = exit_code(&e);
+            eprintln!("dbxport: export: {e}");
+            if matches!(
+                e,
+                ExportError::Client { .. } | ExportError::Journal(_) | ExportError::Io { .. }
+            ) && staging_path(&args.output).exists()
+                && !e.is_auth_failure()
+            {
+                eprintln!(
+                    "hint: fix the cause, then run the same command with --resume to continue"
+                );
+            }
+            Ok(code)
+        }
+        Some(Ok(summary)) => {
+            if args.json {
+                print_json(&summary)?;
+            }
+            print_summary(&summary);
+            Ok(if summary.has_failures() {
+                EXIT_PROBLEMS
+            } else {
+                EXIT_OK
+            })
+        }
+    }
+}
+
+fn exit_code(e: &ExportError) -> u8 {
+    match e {
+        ExportError::Pack(_) => EXIT_PROBLEMS,
+        _ => EXIT_ERROR,
+    }
+}
+
+fn print_summary(s: &ExportSummary) {
+    let r = &s.report;
+    let t = r.totals();
+    eprintln!(
+        "dbxport: wrote {} ({}): {} objects found, {} exported, {} degraded, {} not exported",
+        s.output.display(),
+        HumanBytes(s.pack.bytes),
+        t.found,
+        t.exported,
+        t.degraded,
+        t.not_exported
+    );
+    for (kind, c) in &r.kinds {
+        eprintln!(
+            "  {kind:<16} found {:>6}  exported {:>6}  degraded {:>4}  not exported {:>4}",
+            c.found, c.exported, c.degraded, c.not_exported
+        );
+    }
+    for n in &r.notices {
+        eprintln!("dbxport: notice: {n}");
+    }
+    const SHOWN: usize = 20;
+    for i in r.issues.iter().take(SHOWN) {
+        let what = match i.outcome {
+            Outcome::Failed => "failed",
+            Outcome::Degraded => "degraded",
+            _ => "not exported",
+        };
+        eprintln!("  {what}: {} {}: {}", i.kind, i.name, i.reason);
+    }
+    if r.issues.len() > SHOWN {
+        eprintln!(
+            "  … and {} more (see export-report.md in the bundle, or --json)",
+            r.issues.len() - SHOWN
+        );
+    }
+    let m = &r.must_recreate;
+    let items = m.clusters.len()
+        + m.instance_pools.len()
+        + m.cluster_policies.len()
+        + m.warehouses.len()
+        + m.mounts.len()
+        + m.keyvault_scopes.len();
+    if items + m.code.len() > 0 {
+        eprintln!(
+            "dbxport: must recreate: {items} compute, mount and Key Vault items; {} lines of code depend on them (export-report.md)",
+            m.code.len()
+        );
+    }
+    eprintln!(
+        "dbxport: {} requests ({} retries, {} throttled) in {:.1} s{}",
+        s.run.requests,
+        s.run.retries,
+        s.run.throttled,
+        s.run.elapsed_secs,
+        if s.run.resumed {
+            format!("; resumed, {} objects reused", s.run.reused)
+        } else {
+            String::new()
+        }
+    );
+}
+
+/// Progress display: bars on a terminal, plain lines otherwise.
+struct Display {
+    terminal: bool,
+    inner: Mutex<DisplayState>,
+}
+
+struct DisplayState {
+    multi: Option<MultiProgress>,
+    bars: BTreeMap<Kind, ProgressBar>,
+    total: Option<ProgressBar>,
+    found: u64,
+    done: u64,
+    bytes: u64,
+    started: Instant,
+    last_line: Instant,
+}
+
+impl Display {
+    fn new(terminal: bool) -> Display {
+        let multi = terminal.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        let total = multi.as_ref().map(|m| {
+            let b = m.add(ProgressBar::new(0));
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {prefix:>16} {wide_bar} {pos}/{len} {msg} · {per_sec} · ETA {eta}",
+                )
+                .expect("valid template"),
+            );
+            b.set_prefix("total");
+            b.enable_steady_tick(Duration::from_millis(200));
+            b
+        });
+        Display {
+            terminal,
+            inner: Mutex::new(DisplayState {
+                multi,
+                bars: BTreeMap::new(),
+                total,
+                found: 0,
+                done: 0,
+                bytes: 0,
+                started: Instant::now(),
+                last_line: Instant::now(),
+            }),
+        }
+    }
+
+    fn finish(&self) {
+        let mut st = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        for b in st.bars.values() {
+            b.finish_and_clear();
+        }
+        if let Some(t) = st.total.take() {
+            t.finish_and_clear();
+        }
+        if let Some(m) = &st.multi {
+            let _ = m.clear();
+        }
+    }
+}
+
+impl Observer for Display {
+    fn event(&self, e: Event) {
+        let mut st = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        match e {
+            Event::Phase(p) => {
+                if let Some(m) = &st.multi {
+                    let _ = m.println(format!("dbxport: {p}"));
+                } else {
+                    eprintln!("dbxport: {p}");
+                }
+            }
+            Event::Warning(w) => {
+                if let Some(m) = &st.multi {
+                    let _ = m.println(format!("dbxport: warning: {w}"));
+                } else {
+                    eprintln!("dbxport: warning: {w}");
+                }
+            }
+            Event::Found { kind, count } => {
+                st.found += count;
+                if self.terminal {
+                    let bar = bar_for(&mut st, kind);
+                    bar.inc_length(count);
+                    let found = st.found;
+                    if let Some(t) = &st.total {
+                        t.set_length(found);
+                    }
+                }
+            }
+            Event::Done {
+                kind,
+                bytes,
+                outcome,
+                ..
+            } => {
+                st.done += 1;
+                st.bytes += bytes;
+                if self.terminal {
+                    let bar = bar_for(&mut st, kind);
+                    bar.inc(1);
+                    if outcome == Outcome::Failed {
+                        bar.set_message("(failures)");
+                    }
+                    let (done, b) = (st.done, st.bytes);
+                    if let Some(t) = &st.total {
+                        t.set_position(done);
+                        t.set_message(HumanBytes(b).to_string());
+                    }
+                } else if st.last_line.elapsed() >= Duration::from_secs(10) {
+                    st.last_line = Instant::now();
+                    let secs = st.started.elapsed().as_secs_f64().max(0.001);
+                    eprintln!(
+                        "dbxport: {}/{} objects, {}, {:.0} objects/s",
+                        st.done,
+                        st.found,
+                        HumanBytes(st.bytes),
+                        st.done as f64 / secs
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn bar_for(st: &mut DisplayState, kind: Kind) -> ProgressBar {
+    if let Some(b) = st.bars.get(&kind) {
+        return b.clone();
+    }
+    let b = ProgressBar::new(0);
+    b.set_style(
+        ProgressStyle::with_template("  {prefix:>16} {bar:30} {pos}/{len} {msg}")
+            .expect("valid template"),
+    );
+    b.set_prefix(kind.as_str());
+    let b = match (&st.multi, &st.total) {
+        (Some(m), Some(t)) => m.insert_before(t, b),
+        (Some(m), None) => m.add(b),
+        _ => b,
+    };
+    st.bars.insert(kind, b.clone());
+    b
+}

@@ -1,0 +1,285 @@
+//! The state every stage of one export shares: the client, the options, the staging folder, the
+//! report being built, the observer, and what the listings learned that later stages need (ids
+//! for the code scanner, principals referenced anywhere).
+
+use super::error::ExportError;
+use super::options::ExportOptions;
+use super::progress::{Event, Observer};
+use super::report::{Issue, Outcome, Report};
+use super::scan::{Finding, ScanContext};
+use super::select::PathFilter;
+use super::stage::{DoneEntry, Stage};
+use crate::bundle::Resource;
+use crate::client::{Client, ClientError};
+use crate::model::Kind;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+/// Shared state of one export.
+pub struct Ctx {
+    /// The workspace client.
+    pub client: Client,
+    /// The options.
+    pub opts: ExportOptions,
+    /// The staging folder.
+    pub stage: Stage,
+    /// The path filter.
+    pub filter: PathFilter,
+    observer: Arc<dyn Observer>,
+    report: Mutex<Report>,
+    scan: OnceLock<ScanContext>,
+    principals: Mutex<BTreeSet<String>>,
+    fatal: Mutex<Option<ExportError>>,
+    reused: std::sync::atomic::AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The first line of an error, for report reasons (hints follow on later lines).
+pub fn reason(e: &impl std::fmt::Display) -> String {
+    e.to_string().lines().next().unwrap_or("").to_string()
+}
+
+impl Ctx {
+    /// A context for a run.
+    pub fn new(
+        client: Client,
+        opts: ExportOptions,
+        stage: Stage,
+        filter: PathFilter,
+        observer: Arc<dyn Observer>,
+        report: Report,
+    ) -> Ctx {
+        Ctx {
+            client,
+            opts,
+            stage,
+            filter,
+            observer,
+            report: Mutex::new(report),
+            scan: OnceLock::new(),
+            principals: Mutex::new(BTreeSet::new()),
+            fatal: Mutex::new(None),
+            reused: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Gives back the staging folder once every stage has finished.
+    pub fn into_stage(self) -> Stage {
+        self.stage
+    }
+
+    /// Sends an event to the observer.
+    pub fn emit(&self, e: Event) {
+        self.observer.event(e);
+    }
+
+    /// A phase starts.
+    pub fn phase(&self, what: &str) {
+        tracing::info!(target: "dbxport::export", phase = what);
+        self.emit(Event::Phase(what.to_string()));
+    }
+
+    /// Something the user must see.
+    pub fn notice(&self, text: impl Into<String>) {
+        let text = text.into();
+        tracing::warn!(target: "dbxport::export", "{text}");
+        self.emit(Event::Warning(text.clone()));
+        lock(&self.report).notices.push(text);
+    }
+
+    /// Counts objects found.
+    pub fn found(&self, kind: Kind, n: u64) {
+        if n == 0 {
+            return;
+        }
+        lock(&self.report)
+            .kinds
+            .entry(kind.as_str().to_string())
+            .or_default()
+            .found += n;
+        self.emit(Event::Found { kind, count: n });
+    }
+
+    /// Records what became of one object: `entry` gives its name, outcome (exported when
+    /// unset), notes (the reasons of any other outcome) and staged bytes.
+    pub fn outcome(&self, kind: Kind, source_id: &str, entry: &DoneEntry, reused: bool) {
+        let outcome = entry.outcome.unwrap_or(Outcome::Exported);
+        let (name, reasons, bytes) = (entry.name.as_str(), &entry.notes, entry.bytes);
+        {
+            let mut r = lock(&self.report);
+            let c = r.kinds.entry(kind.as_str().to_string()).or_default();
+            match outcome {
+                Outcome::Exported => c.exported += 1,
+                Outcome::Degraded => c.degraded += 1,
+                Outcome::Omitted => c.not_exported += 1,
+                Outcome::Failed => {
+                    c.not_exported += 1;
+                    c.failed += 1;
+                }
+            }
+            if outcome != Outcome::Exported {
+                for why in reasons {
+                    r.issues.push(Issue {
+                        kind,
+                        name: name.to_string(),
+                        source_id: source_id.to_string(),
+                        outcome,
+                        reason: why.clone(),
+                    });
+                }
+            }
+        }
+        if outcome == Outcome::Failed {
+            tracing::warn!(target: "dbxport::export", %kind, name, reason = reasons.join("; "), "not exported");
+        }
+        self.emit(Event::Done {
+            kind,
+            bytes,
+            outcome,
+            reused,
+        });
+    }
+
+    /// Records a failure of one object.
+    pub fn failed(&self, kind: Kind, name: &str, source_id: &str, why: String) {
+        self.outcome(kind, source_id, &DoneEntry::failed(name, why), false);
+    }
+
+    /// Adds findings to the checklist.
+    pub fn findings(&self, f: &[Finding]) {
+        if !f.is_empty() {
+            lock(&self.report)
+                .must_recreate
+                .code
+                .extend(f.iter().cloned());
+        }
+    }
+
+    /// Edits the report.
+    pub fn with_report<R>(&self, f: impl FnOnce(&mut Report) -> R) -> R {
+        f(&mut lock(&self.report))
+    }
+
+    /// The report as it stands.
+    pub fn report(&self) -> Report {
+        lock(&self.report).clone()
+    }
+
+    /// Notes principals referenced by an object (`user:…`, `group:…`, `sp:…`, `any:…`).
+    pub fn reference_principals(&self, names: &[String]) {
+        lock(&self.principals).extend(names.iter().cloned());
+    }
+
+    /// Every principal referenced so far.
+    pub fn referenced_principals(&self) -> BTreeSet<String> {
+        lock(&self.principals).clone()
+    }
+
+    /// Ids the code scanner looks for; set once, before any notebook is fetched.
+    pub fn set_scan_context(&self, s: ScanContext) {
+        let _ = self.scan.set(s);
+    }
+
+    /// The scanner's context.
+    pub fn scan_context(&self) -> &ScanContext {
+        static EMPTY: OnceLock<ScanContext> = OnceLock::new();
+        self.scan
+            .get()
+            .unwrap_or_else(|| EMPTY.get_or_init(ScanContext::default))
+    }
+
+    /// Stops the run at the next check: a failure every later step would repeat (refused
+    /// credentials, a full disk).
+    pub fn set_fatal(&self, e: ExportError) {
+        let mut f = lock(&self.fatal);
+        if f.is_none() {
+            *f = Some(e);
+        }
+    }
+
+    /// True once a fatal error was set.
+    pub fn is_stopped(&self) -> bool {
+        lock(&self.fatal).is_some()
+    }
+
+    /// Takes the fatal error, if any.
+    pub fn take_fatal(&self) -> Option<ExportError> {
+        lock(&self.fatal).take()
+    }
+
+    /// Objects reused from an interrupted run.
+    pub fn reused(&self) -> u64 {
+        self.reused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// When the bag already holds the object, accounts for it from the journal and returns
+    /// true: the caller fetches nothing.
+    pub fn reuse(&self, kind: Kind, source_id: &str) -> bool {
+        let Some(e) = self.stage.held(kind, source_id) else {
+            return false;
+        };
+        self.reused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.findings(&e.findings);
+        self.reference_principals(&e.principals);
+        self.outcome(kind, source_id, &e, true);
+        true
+    }
+
+    /// Handles a client error about one object: refused credentials stop the whole run, any
+    /// other error is that object's failure.
+    pub fn client_failure(
+        &self,
+        kind: Kind,
+        name: &str,
+        source_id: &str,
+        context: &str,
+        e: ClientError,
+    ) {
+        if e.is_auth_failure() {
+            self.set_fatal(ExportError::Client {
+                context: context.to_string(),
+                source: e,
+            });
+            return;
+        }
+        self.failed(kind, name, source_id, reason(&e));
+    }
+}
+
+/// Journals and stages one object on a blocking thread, then records its outcome. `entry`
+/// carries the name, outcome, notes, findings and principals.
+pub async fn commit(
+    ctx: &Arc<Ctx>,
+    kind: Kind,
+    source_id: String,
+    entry: DoneEntry,
+    resource: Resource,
+) {
+    let c = Arc::clone(ctx);
+    let e = entry.clone();
+    let result = tokio::task::spawn_blocking(move || c.stage.commit(&e, resource)).await;
+    match result {
+        Ok(Ok(())) => {
+            ctx.findings(&entry.findings);
+            ctx.reference_principals(&entry.principals);
+            ctx.outcome(kind, &source_id, &entry, false);
+        }
+        Ok(Err(e)) => {
+            let why = format!("staging failed: {}", reason(&e));
+            if matches!(e, ExportError::Io { .. } | ExportError::Journal(_)) {
+                ctx.set_fatal(e);
+            }
+            ctx.failed(kind, &entry.name, &source_id, why);
+        }
+        Err(join) => ctx.failed(
+            kind,
+            &entry.name,
+            &source_id,
+            format!("staging failed: {join}"),
+        ),
+    }
+}

@@ -1,0 +1,379 @@
+//! The export report: per kind, how many objects were found, exported, degraded and not
+//! exported (each with its reason), and the "must recreate" checklist — compute, mounts, Key
+//! Vault-backed scopes and every line of code that depends on them. The report is written into
+//! the bundle as the tag files `export-report.json` and `export-report.md` (content only, no
+//! timings, so it depends on the workspace and the options alone) and printed at the end of a
+//! run together with the run's statistics ([`RunStats`]).
+
+use super::scan::Finding;
+use crate::bundle::inventory::kind_rank;
+use crate::model::Kind;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// Name of the JSON report tag file.
+pub const REPORT_JSON: &str = "export-report.json";
+/// Name of the Markdown report tag file.
+pub const REPORT_MD: &str = "export-report.md";
+
+/// What became of one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// In the bundle, whole.
+    Exported,
+    /// In the bundle, with a loss the notes describe (outputs dropped, a value unreadable).
+    Degraded,
+    /// Not in the bundle (or its content is missing), by choice: say why.
+    Omitted,
+    /// Not in the bundle because something failed.
+    Failed,
+}
+
+/// Counts for one kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KindCounts {
+    /// Objects found in the workspace (after selection).
+    pub found: u64,
+    /// Exported whole.
+    pub exported: u64,
+    /// Exported with a loss.
+    pub degraded: u64,
+    /// Not exported (omitted or failed).
+    pub not_exported: u64,
+    /// Of those not exported, how many failed.
+    pub failed: u64,
+}
+
+/// One object that was degraded or not exported.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Issue {
+    /// Its kind.
+    pub kind: Kind,
+    /// Its original name or path.
+    pub name: String,
+    /// Its id in the source workspace.
+    pub source_id: String,
+    /// What became of it.
+    pub outcome: Outcome,
+    /// Why, naming the call that failed where one did.
+    pub reason: String,
+}
+
+/// A reference-only object the user must recreate in the target.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RecreateItem {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// What to look at when recreating it (init scripts, storage URI, vault).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
+}
+
+/// The "must recreate" checklist.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MustRecreate {
+    /// Clusters, with their init scripts and libraries.
+    pub clusters: Vec<RecreateItem>,
+    /// Instance pools.
+    pub instance_pools: Vec<RecreateItem>,
+    /// Cluster policies.
+    pub cluster_policies: Vec<RecreateItem>,
+    /// SQL warehouses.
+    pub warehouses: Vec<RecreateItem>,
+    /// DBFS mounts, with their sources when known.
+    pub mounts: Vec<RecreateItem>,
+    /// Secret scopes backed by Azure Key Vault.
+    pub keyvault_scopes: Vec<RecreateItem>,
+    /// Lines of notebooks and files that depend on any of these.
+    pub code: Vec<Finding>,
+}
+
+/// The report; see the module docs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// Always `dbxport-export-report`.
+    pub format: String,
+    /// Report format version.
+    pub version: u32,
+    /// The bundle's id.
+    pub bundle_id: String,
+    /// The source workspace URL.
+    pub host: String,
+    /// The source workspace id.
+    pub workspace_id: String,
+    /// Per kind, in import order.
+    pub kinds: BTreeMap<String, KindCounts>,
+    /// Degraded and not exported objects, sorted by kind and name.
+    pub issues: Vec<Issue>,
+    /// Things the user must know about the run as a whole.
+    pub notices: Vec<String>,
+    /// The checklist.
+    pub must_recreate: MustRecreate,
+}
+
+/// Numbers about the run itself, not part of the bundle.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunStats {
+    /// HTTP requests sent (every attempt, token requests included).
+    pub requests: u64,
+    /// Of those, retries.
+    pub retries: u64,
+    /// 429/503 answers.
+    pub throttled: u64,
+    /// Requests per `METHOD route`.
+    pub by_call: BTreeMap<String, u64>,
+    /// Wall time in seconds.
+    pub elapsed_secs: f64,
+    /// True when this run continued an interrupted one.
+    pub resumed: bool,
+    /// Objects already held by the interrupted run and not fetched again.
+    pub reused: u64,
+    /// Bytes of the bundle written.
+    pub bundle_bytes: u64,
+}
+
+impl Report {
+    /// An empty report.
+    pub fn new(bundle_id: &str, host: &str, workspace_id: &str) -> Report {
+        Report {
+            format: "dbxport-export-report".into(),
+            version: 1,
+            bundle_id: bundle_id.into(),
+            host: host.into(),
+            workspace_id: workspace_id.into(),
+            kinds: BTreeMap::new(),
+            issues: Vec::new(),
+            notices: Vec::new(),
+            must_recreate: MustRecreate::default(),
+        }
+    }
+
+    /// True when any object failed (the command then exits 1).
+    pub fn has_failures(&self) -> bool {
+        self.kinds.values().any(|c| c.failed > 0)
+    }
+
+    /// Totals over every kind.
+    pub fn totals(&self) -> KindCounts {
+        let mut t = KindCounts::default();
+        for c in self.kinds.values() {
+            t.found += c.found;
+            t.exported += c.exported;
+            t.degraded += c.degraded;
+            t.not_exported += c.not_exported;
+            t.failed += c.failed;
+        }
+        t
+    }
+
+    /// The counts of `kind`.
+    pub fn counts(&self, kind: Kind) -> KindCounts {
+        self.kinds.get(kind.as_str()).cloned().unwrap_or_default()
+    }
+
+    /// Sorts every list, so that the same workspace gives the same report.
+    pub fn normalize(&mut self) {
+        self.issues.sort_by(|a, b| {
+            (kind_rank(a.kind), &a.name, &a.source_id, &a.reason).cmp(&(
+                kind_rank(b.kind),
+                &b.name,
+                &b.source_id,
+                &b.reason,
+            ))
+        });
+        self.issues.dedup();
+        self.notices.sort();
+        self.notices.dedup();
+        let m = &mut self.must_recreate;
+        for list in [
+            &mut m.clusters,
+            &mut m.instance_pools,
+            &mut m.cluster_policies,
+            &mut m.warehouses,
+            &mut m.mounts,
+            &mut m.keyvault_scopes,
+        ] {
+            for i in list.iter_mut() {
+                i.details.sort();
+                i.details.dedup();
+            }
+            list.sort();
+            list.dedup();
+        }
+        m.code.sort();
+        m.code.dedup();
+    }
+
+    /// The JSON tag file: canonical JSON (sorted keys, two-space indent, trailing LF).
+    pub fn to_json(&self) -> Vec<u8> {
+        crate::bundle::json::to_canonical_bytes(self).expect("the report serializes")
+    }
+
+    /// The Markdown tag file.
+    pub fn to_markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "# Export report\n");
+        let _ = writeln!(
+            s,
+            "Bundle `{}` of workspace `{}` at {}.\n",
+            self.bundle_id, self.workspace_id, self.host
+        );
+        if !self.notices.is_empty() {
+            let _ = writeln!(s, "## Notices\n");
+            for n in &self.notices {
+                let _ = writeln!(s, "- **{}**", md(n));
+            }
+            s.push('\n');
+        }
+        let _ = writeln!(s, "## Objects\n");
+        let _ = writeln!(s, "| kind | found | exported | degraded | not exported |");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|");
+        for (k, c) in self.kinds_in_order() {
+            let _ = writeln!(
+                s,
+                "| {k} | {} | {} | {} | {} |",
+                c.found, c.exported, c.degraded, c.not_exported
+            );
+        }
+        let t = self.totals();
+        let _ = writeln!(
+            s,
+            "| **total** | {} | {} | {} | {} |\n",
+            t.found, t.exported, t.degraded, t.not_exported
+        );
+        if !self.issues.is_empty() {
+            let _ = writeln!(s, "## Degraded and not exported\n");
+            let _ = writeln!(s, "| kind | object | outcome | reason |");
+            let _ = writeln!(s, "|---|---|---|---|");
+            for i in &self.issues {
+                let outcome = match i.outcome {
+                    Outcome::Exported => "exported",
+                    Outcome::Degraded => "degraded",
+                    Outcome::Omitted => "not exported",
+                    Outcome::Failed => "failed",
+                };
+                let _ = writeln!(
+                    s,
+                    "| {} | `{}` | {outcome} | {} |",
+                    i.kind,
+                    code(&i.name),
+                    md(&i.reason)
+                );
+            }
+            s.push('\n');
+        }
+        let m = &self.must_recreate;
+        let _ = writeln!(s, "## Must recreate\n");
+        let _ = writeln!(
+            s,
+            "These are recorded in the bundle for reference and are never replayed: recreate them in the target, then revisit the code that uses them.\n"
+        );
+        for (title, list) in [
+            ("Clusters", &m.clusters),
+            ("Instance pools", &m.instance_pools),
+            ("Cluster policies", &m.cluster_policies),
+            ("SQL warehouses", &m.warehouses),
+            ("DBFS mounts", &m.mounts),
+            ("Key Vault-backed secret scopes", &m.keyvault_scopes),
+        ] {
+            if list.is_empty() {
+                continue;
+            }
+            let _ = writeln!(s, "### {title}\n");
+            for i in list {
+                let _ = writeln!(s, "- [ ] `{}` ({})", code(&i.name), code(&i.id));
+                for d in &i.details {
+                    let _ = writeln!(s, "  - {}", md(d));
+                }
+            }
+            s.push('\n');
+        }
+        if !m.code.is_empty() {
+            let _ = writeln!(s, "### Code that depends on them\n");
+            let _ = writeln!(s, "| path | line | depends on | text |");
+            let _ = writeln!(s, "|---|---:|---|---|");
+            for f in &m.code {
+                let _ = writeln!(
+                    s,
+                    "| `{}` | {} | {} | `{}` |",
+                    code(&f.path),
+                    f.line,
+                    f.dependency.describe(),
+                    code(&f.matched)
+                );
+            }
+            s.push('\n');
+        }
+        s
+    }
+
+    fn kinds_in_order(&self) -> Vec<(&str, &KindCounts)> {
+        let mut v: Vec<(&str, &KindCounts)> =
+            self.kinds.iter().map(|(k, c)| (k.as_str(), c)).collect();
+        v.sort_by_key(|(k, _)| Kind::parse(k).map_or(usize::MAX, kind_rank));
+        v
+    }
+}
+
+/// Escapes text for a Markdown table cell.
+fn md(s: &str) -> String {
+    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+/// Text inside backticks in a table cell.
+fn code(s: &str) -> String {
+    s.replace('`', "'")
+        .replace('|', "\\|")
+        .replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::scan::Dependency;
+
+    #[test]
+    fn markdown_lists_counts_issues_and_checklist() {
+        let mut r = Report::new("id", "https://h", "1");
+        r.kinds.insert(
+            "notebook".into(),
+            KindCounts {
+                found: 3,
+                exported: 2,
+                degraded: 1,
+                ..KindCounts::default()
+            },
+        );
+        r.issues.push(Issue {
+            kind: Kind::Notebook,
+            name: "/a|b".into(),
+            source_id: "7".into(),
+            outcome: Outcome::Degraded,
+            reason: "outputs dropped".into(),
+        });
+        r.must_recreate.mounts.push(RecreateItem {
+            id: "/mnt/x".into(),
+            name: "/mnt/x".into(),
+            details: vec!["source s3a://b".into()],
+        });
+        r.must_recreate.code.push(Finding {
+            path: "/a".into(),
+            line: 4,
+            dependency: Dependency::MountPath,
+            matched: "/mnt/x/y".into(),
+        });
+        r.normalize();
+        let m = r.to_markdown();
+        assert!(m.contains("| notebook | 3 | 2 | 1 | 0 |"));
+        assert!(m.contains("`/a\\|b`"));
+        assert!(m.contains("- [ ] `/mnt/x`"));
+        assert!(m.contains("| `/a` | 4 |"));
+        assert!(!r.has_failures());
+        let back: Report = serde_json::from_slice(&r.to_json()).unwrap();
+        assert_eq!(back, r);
+    }
+}

@@ -1,0 +1,476 @@
+//! The workspace tree: a breadth-first walk with exactly one `workspace/list` per folder (Git
+//! folders are not descended: a repo is a link to its remote), feeding a bounded pool that
+//! fetches each object once — a notebook's `SOURCE` (plus the richer format when asked), a
+//! file's bytes, a repo's details — and its permissions once. Nothing asks for an object's
+//! status: the listing already said what it is.
+
+use super::context::{commit, reason, Ctx};
+use super::permissions::{export_permissions, wants_permissions};
+use super::report::Outcome;
+use super::scan::scan;
+use super::stage::DoneEntry;
+use crate::bundle::{Content, Resource};
+use crate::model::repo::Repo;
+use crate::model::workspace::{Format, Language, ObjectInfo, ObjectType};
+use crate::model::Kind;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use tokio::sync::{mpsc, OnceCell};
+
+/// Files larger than this are streamed to disk instead of held in memory.
+const IN_MEMORY_LIMIT: i64 = 4 << 20;
+/// Files up to this size are scanned for code dependencies.
+const SCAN_LIMIT: usize = 1 << 20;
+
+/// Exports the selected part of the workspace tree.
+pub async fn export_tree(ctx: Arc<Ctx>) {
+    let wanted = [
+        Kind::Directory,
+        Kind::Notebook,
+        Kind::File,
+        Kind::Repo,
+        Kind::Permissions,
+    ];
+    if !wanted.iter().any(|k| ctx.opts.wants(*k)) {
+        return;
+    }
+    ctx.phase("workspace tree");
+    let (tx, mut rx) = mpsc::channel::<ObjectInfo>(4096);
+    let repos: Arc<OnceCell<HashMap<i64, Repo>>> = Arc::new(OnceCell::new());
+    let walker = walk(Arc::clone(&ctx), tx);
+    let width = ctx.opts.concurrency.max(1) * 2;
+    let objects = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+        .map(|info| {
+            let ctx = Arc::clone(&ctx);
+            let repos = Arc::clone(&repos);
+            async move { export_object(ctx, info, repos).await }
+        })
+        .buffer_unordered(width)
+        .for_each(|_| async {});
+    tokio::join!(walker, objects);
+}
+
+/// Lists one folder: from the journal when an interrupted run already listed it.
+async fn list_folder(ctx: &Arc<Ctx>, path: &str) -> Result<Vec<ObjectInfo>, String> {
+    if let Some(entries) = ctx.stage.listing(path) {
+        return Ok(entries);
+    }
+    match ctx.client.workspace().list(path).await {
+        Ok(entries) => {
+            let c = Arc::clone(ctx);
+            let p = path.to_string();
+            let e = entries.clone();
+            match tokio::task::spawn_blocking(move || c.stage.record_listing(&p, &e)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => ctx.set_fatal(err),
+                Err(join) => return Err(join.to_string()),
+            }
+            Ok(entries)
+        }
+        Err(e) => {
+            let why = reason(&e);
+            if e.is_auth_failure() {
+                ctx.set_fatal(super::ExportError::Client {
+                    context: format!("listing {path}"),
+                    source: e,
+                });
+            }
+            Err(why)
+        }
+    }
+}
+
+/// The status of a `--path` root (the whole tree's root `/` needs none).
+async fn root_status(ctx: &Arc<Ctx>, root: &str) -> Option<ObjectInfo> {
+    let key = format!("status:{root}");
+    if let Some(v) = ctx.stage.step(&key) {
+        if let Ok(info) = serde_json::from_value(v) {
+            return Some(info);
+        }
+    }
+    match ctx.client.workspace().get_status(root).await {
+        Ok(info) => {
+            let c = Arc::clone(ctx);
+            let v = serde_json::to_value(&info).unwrap_or_default();
+            let _ = tokio::task::spawn_blocking(move || c.stage.record_step(&key, &v)).await;
+            Some(info)
+        }
+        Err(e) if e.is_not_found() && ctx.filter.is_optional_root(root) => {
+            tracing::info!(target: "dbxport::export", root, "no such home folder");
+            None
+        }
+        Err(e) => {
+            ctx.found(Kind::Directory, 1);
+            ctx.client_failure(Kind::Directory, root, root, &format!("--path {root}"), e);
+            None
+        }
+    }
+}
+
+/// Walks the tree breadth-first, sending every selected object to `tx`.
+async fn walk(ctx: Arc<Ctx>, tx: mpsc::Sender<ObjectInfo>) {
+    let mut queue: VecDeque<(String, Option<ObjectInfo>)> = VecDeque::new();
+    for root in ctx.filter.roots().to_vec() {
+        if root == "/" {
+            queue.push_back((root, None));
+            continue;
+        }
+        let Some(info) = root_status(&ctx, &root).await else {
+            continue;
+        };
+        if ctx.filter.is_excluded(&info.path) {
+            continue;
+        }
+        // A folder is sent once it is listed, so a folder whose listing fails is reported
+        // instead of being exported as if it were empty.
+        if info.object_type == ObjectType::Directory {
+            queue.push_back((root, Some(info)));
+        } else if tx.send(info).await.is_err() {
+            return;
+        }
+    }
+    let limit = ctx.opts.concurrency.max(1);
+    let mut listing = FuturesUnordered::new();
+    let mut skipped_kinds: HashMap<&'static str, u64> = HashMap::new();
+    loop {
+        while listing.len() < limit && !ctx.is_stopped() {
+            let Some((path, info)) = queue.pop_front() else {
+                break;
+            };
+            let c = Arc::clone(&ctx);
+            listing.push(async move {
+                let r = list_folder(&c, &path).await;
+                (path, info, r)
+            });
+        }
+        let Some((path, info, result)) = listing.next().await else {
+            break;
+        };
+        let entries = match result {
+            Ok(e) => e,
+            Err(why) => {
+                let id = info
+                    .as_ref()
+                    .map_or("0".to_string(), |i| i.object_id.to_string());
+                ctx.found(Kind::Directory, 1);
+                ctx.failed(
+                    Kind::Directory,
+                    &path,
+                    &id,
+                    format!("listing failed, so neither the folder nor its contents are exported: {why}"),
+                );
+                continue;
+            }
+        };
+        if let Some(info) = info {
+            if tx.send(info).await.is_err() {
+                return;
+            }
+        }
+        let mut entries = entries;
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        for e in entries {
+            if e.path == path || !ctx.filter.includes(&e.path) {
+                continue;
+            }
+            match e.object_type {
+                ObjectType::Directory => {
+                    queue.push_back((e.path.clone(), Some(e)));
+                    continue;
+                }
+                ObjectType::Notebook | ObjectType::File | ObjectType::Repo => {}
+                ObjectType::Library => {
+                    *skipped_kinds.entry("libraries").or_default() += 1;
+                    continue;
+                }
+                ObjectType::Dashboard => {
+                    *skipped_kinds.entry("legacy dashboards").or_default() += 1;
+                    continue;
+                }
+            }
+            if tx.send(e).await.is_err() {
+                return;
+            }
+        }
+    }
+    for (what, n) in skipped_kinds {
+        ctx.notice(format!(
+            "{n} {what} in the workspace tree are not exported: the workspace API cannot export them"
+        ));
+    }
+}
+
+/// Principals a workspace path names: the owner of a home folder or repo folder.
+fn path_principals(path: &str) -> Vec<String> {
+    let mut parts = path.split('/').filter(|s| !s.is_empty());
+    match (parts.next(), parts.next()) {
+        (Some("Users" | "Repos"), Some(name)) => vec![format!("any:{name}")],
+        _ => Vec::new(),
+    }
+}
+
+async fn export_object(ctx: Arc<Ctx>, info: ObjectInfo, repos: Arc<OnceCell<HashMap<i64, Repo>>>) {
+    if ctx.is_stopped() {
+        return;
+    }
+    let id = info.object_id.to_string();
+    let (kind, request_type) = match info.object_type {
+        ObjectType::Directory => (Kind::Directory, "directories"),
+        ObjectType::Notebook => (Kind::Notebook, "notebooks"),
+        ObjectType::File => (Kind::File, "files"),
+        ObjectType::Repo => (Kind::Repo, "repos"),
+        _ => return,
+    };
+    let content = async {
+        if !ctx.opts.wants(kind) {
+            return;
+        }
+        ctx.found(kind, 1);
+        if ctx.reuse(kind, &id) {
+            return;
+        }
+        match kind {
+            Kind::Directory => export_directory(&ctx, &info).await,
+            Kind::Notebook => export_notebook(&ctx, &info).await,
+            Kind::File => export_file(&ctx, &info).await,
+            _ => export_repo(&ctx, &info, &repos).await,
+        }
+    };
+    let perms = async {
+        if wants_permissions(&ctx, &id) {
+            export_permissions(&ctx, request_type, &id, &info.path).await;
+        }
+    };
+    tokio::join!(content, perms);
+}
+
+async fn export_directory(ctx: &Arc<Ctx>, info: &ObjectInfo) {
+    let resource = Resource::directory(&info.path, info.object_id);
+    let entry = DoneEntry {
+        name: info.path.clone(),
+        principals: path_principals(&info.path),
+        ..DoneEntry::default()
+    };
+    commit(
+        ctx,
+        Kind::Directory,
+        info.object_id.to_string(),
+        entry,
+        resource,
+    )
+    .await;
+}
+
+async fn export_notebook(ctx: &Arc<Ctx>, info: &ObjectInfo) {
+    let id = info.object_id.to_string();
+    let ws = ctx.client.workspace();
+    let source = match ws.export(&info.path, Format::Source, None).await {
+        Ok(b) => b,
+        Err(e) if e.is_too_large() => {
+            ctx.failed(
+                Kind::Notebook,
+                &info.path,
+                &id,
+                format!(
+                    "over the 10 MB export limit even as SOURCE, so it cannot be exported through the API: {}",
+                    reason(&e)
+                ),
+            );
+            return;
+        }
+        Err(e) => {
+            ctx.client_failure(
+                Kind::Notebook,
+                &info.path,
+                &id,
+                &format!("notebook {}", info.path),
+                e,
+            );
+            return;
+        }
+    };
+    let mut notes = Vec::new();
+    let mut exports = vec![(Format::Source, Content::Bytes(source.to_vec()))];
+    let mut bytes = source.len() as u64;
+    let language = info.language.unwrap_or(Language::Python);
+    if let Some(rich) = ctx.opts.notebook_format.filter(|f| *f != Format::Source) {
+        if rich != Format::RMarkdown || language == Language::R {
+            let outputs = (rich == Format::Jupyter).then_some(true);
+            match ws.export(&info.path, rich, outputs).await {
+                Ok(b) => {
+                    bytes += b.len() as u64;
+                    exports.push((rich, Content::Bytes(b.to_vec())));
+                }
+                Err(e) if e.is_too_large() => notes.push(format!(
+                    "outputs dropped: notebook over the 10 MB export limit as {}; kept as SOURCE only",
+                    rich.as_str()
+                )),
+                Err(e) if e.is_auth_failure() => {
+                    ctx.client_failure(Kind::Notebook, &info.path, &id, &format!("notebook {}", info.path), e);
+                    return;
+                }
+                Err(e) => notes.push(format!(
+                    "{} export failed, kept as SOURCE only: {}",
+                    rich.as_str(),
+                    reason(&e)
+                )),
+            }
+        }
+    }
+    let findings = scan(&info.path, &source, ctx.scan_context());
+    drop(source);
+    let resource = Resource::notebook(info, exports).with_notes(notes.clone());
+    let entry = DoneEntry {
+        name: info.path.clone(),
+        outcome: Some(if notes.is_empty() {
+            Outcome::Exported
+        } else {
+            Outcome::Degraded
+        }),
+        notes,
+        bytes,
+        findings,
+        principals: path_principals(&info.path),
+    };
+    commit(ctx, Kind::Notebook, id, entry, resource).await;
+}
+
+async fn export_file(ctx: &Arc<Ctx>, info: &ObjectInfo) {
+    let id = info.object_id.to_string();
+    let ws = ctx.client.workspace();
+    let fail = |e: crate::client::ClientError| {
+        if e.is_too_large() {
+            ctx.failed(
+                Kind::File,
+                &info.path,
+                &id,
+                format!(
+                    "over the export size limit of the workspace API: {}",
+                    reason(&e)
+                ),
+            );
+        } else {
+            ctx.client_failure(
+                Kind::File,
+                &info.path,
+                &id,
+                &format!("file {}", info.path),
+                e,
+            );
+        }
+    };
+    let (content, bytes, findings, tmp) = if info.size.unwrap_or(0) > IN_MEMORY_LIMIT {
+        let stream = match ws.export_stream(&info.path, Format::Auto, None).await {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
+        let tmp = ctx.stage.tmp_dir().join(format!("file-{id}"));
+        let written = async {
+            let mut f = tokio::fs::File::create(&tmp)
+                .await
+                .map_err(|e| format!("{}: {e}", tmp.display()))?;
+            let n = stream
+                .write_to(&mut f, &format!("file {}", info.path))
+                .await
+                .map_err(|e| reason(&e))?;
+            tokio::io::AsyncWriteExt::flush(&mut f)
+                .await
+                .map_err(|e| format!("{}: {e}", tmp.display()))?;
+            Ok::<u64, String>(n)
+        }
+        .await;
+        match written {
+            Ok(n) => (Content::File(tmp.clone()), n, Vec::new(), Some(tmp)),
+            Err(why) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                ctx.failed(Kind::File, &info.path, &id, why);
+                return;
+            }
+        }
+    } else {
+        let b = match ws.export(&info.path, Format::Auto, None).await {
+            Ok(b) => b,
+            Err(e) => return fail(e),
+        };
+        let findings = if b.len() <= SCAN_LIMIT {
+            scan(&info.path, &b, ctx.scan_context())
+        } else {
+            Vec::new()
+        };
+        let n = b.len() as u64;
+        (Content::Bytes(b.to_vec()), n, findings, None)
+    };
+    let resource = Resource::workspace_file(info, content);
+    let entry = DoneEntry {
+        name: info.path.clone(),
+        bytes,
+        findings,
+        principals: path_principals(&info.path),
+        ..DoneEntry::default()
+    };
+    commit(ctx, Kind::File, id, entry, resource).await;
+    if let Some(tmp) = tmp {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+}
+
+async fn export_repo(ctx: &Arc<Ctx>, info: &ObjectInfo, repos: &OnceCell<HashMap<i64, Repo>>) {
+    let id = info.object_id.to_string();
+    // One listing of every repo the caller manages answers most roots; a repo outside it
+    // (a Git folder elsewhere) is read on its own.
+    let listed = repos
+        .get_or_init(|| async {
+            match ctx.client.repos().list(None).await {
+                Ok(list) => list.into_iter().map(|r| (r.id, r)).collect(),
+                Err(e) => {
+                    tracing::warn!(target: "dbxport::export", error = %e, "repo listing failed; reading repos one by one");
+                    HashMap::new()
+                }
+            }
+        })
+        .await;
+    let repo = match listed.get(&info.object_id) {
+        Some(r) => r.clone(),
+        None => match ctx.client.repos().get(info.object_id).await {
+            Ok(r) => r,
+            Err(e) => {
+                ctx.client_failure(
+                    Kind::Repo,
+                    &info.path,
+                    &id,
+                    &format!("repo {}", info.path),
+                    e,
+                );
+                return;
+            }
+        },
+    };
+    let mut repo = repo;
+    if repo.path.is_none() {
+        repo.path = Some(info.path.clone());
+    }
+    let resource = Resource::repo(&repo);
+    let entry = DoneEntry {
+        name: resource.name.clone(),
+        principals: path_principals(&info.path),
+        ..DoneEntry::default()
+    };
+    commit(ctx, Kind::Repo, id, entry, resource).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn home_owners() {
+        assert_eq!(
+            path_principals("/Users/a@x/nb"),
+            vec!["any:a@x".to_string()]
+        );
+        assert_eq!(path_principals("/Repos/a@x"), vec!["any:a@x".to_string()]);
+        assert!(path_principals("/Shared/x").is_empty());
+        assert!(path_principals("/Users").is_empty());
+    }
+}

@@ -1,0 +1,151 @@
+//! The staging builder an export uses: resources added concurrently, an interruption at any
+//! point, a resumed builder that keeps what was committed and drops what was not, and a bag
+//! that packs into a bundle that verifies.
+
+mod common;
+#[path = "support/golden.rs"]
+mod golden;
+#[path = "support/schema.rs"]
+mod schema;
+
+use dbxport::bundle::resource::{Content, Resource};
+use dbxport::bundle::{pack, verify_file, BagBuilder, ErrorCode, PackOptions};
+use dbxport::model::secret::{ScopeBackend, SecretMetadata, SecretScope, ValueEncoding};
+use dbxport::model::Kind;
+
+fn scope(name: &str) -> SecretScope {
+    SecretScope {
+        name: name.into(),
+        backend_type: ScopeBackend::Databricks,
+        keyvault_metadata: None,
+    }
+}
+
+fn key(k: &str) -> SecretMetadata {
+    SecretMetadata {
+        key: k.into(),
+        last_updated_timestamp: None,
+    }
+}
+
+#[test]
+fn an_interrupted_export_resumes_and_finishes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = golden::settings();
+    let bag = tmp.path().join(&settings.bag_name);
+    {
+        let b = BagBuilder::create(&bag, settings.clone(), Some(golden::sealer())).unwrap();
+        b.add(Resource::directory("/Shared", 1)).unwrap();
+        b.add(Resource::model_artifact(
+            "m",
+            "1",
+            "big.bin",
+            Content::Bytes(golden::noise(5 << 20, 3)),
+        ))
+        .unwrap();
+        let mut done = b.secret_scope(&scope("done"), &[]);
+        done.add_value(&key("a"), b"alpha", ValueEncoding::String)
+            .unwrap();
+        done.finish().unwrap();
+        let mut half = b.secret_scope(&scope("half"), &[]);
+        half.add_value(&key("b"), b"beta", ValueEncoding::String)
+            .unwrap();
+        // The process dies here: `half` never finishes, and a blob is half written.
+        std::fs::write(
+            bag.join(".dbxport-staging/blobs/9999999999-0.tmp"),
+            b"partial",
+        )
+        .unwrap();
+        std::mem::forget(half);
+    }
+    // A second create on the same folder is refused: it holds a staged export.
+    let again = BagBuilder::create(&bag, settings, None).err().unwrap();
+    assert_eq!(again.code(), ErrorCode::TargetNotEmpty);
+
+    let b = BagBuilder::resume(&bag, None).unwrap();
+    assert!(b.contains(Kind::Directory, "1"));
+    assert!(b.contains(Kind::ModelArtifact, "m/1/big.bin"));
+    assert!(b.contains(Kind::SecretScope, "done"));
+    assert!(b.contains(Kind::Secret, "done/a"));
+    assert!(
+        !b.contains(Kind::Secret, "half/b"),
+        "values of an unfinished scope are dropped"
+    );
+    assert!(!bag.join(".dbxport-staging/blobs/9999999999-0.tmp").exists());
+    // Adding a committed resource again is refused; the export skips it instead.
+    let dup = b.add(Resource::directory("/Shared", 1)).unwrap_err();
+    assert_eq!(dup.code(), ErrorCode::Staging);
+    // The resumed builder re-seals to the recipients recorded at creation.
+    let mut half = b.secret_scope(&scope("half"), &[]);
+    half.add_value(&key("b"), b"beta", ValueEncoding::String)
+        .unwrap();
+    half.finish().unwrap();
+    b.add(Resource::directory("/Shared/later", 2)).unwrap();
+    let bag = b.finalize().unwrap();
+    assert!(!bag.join(".dbxport-staging").exists());
+    let out = tmp.path().join("out.zip");
+    pack(&bag, &out, &PackOptions::default()).unwrap();
+    let report = verify_file(&out, Some(&golden::opener())).unwrap();
+    assert!(report.ok, "{:#?}", report.problems);
+    assert_eq!(report.sealed_opened, 4, "two indexes and two values");
+    schema::assert_bundle_inventory_valid(&out);
+}
+
+#[test]
+fn finalize_refuses_an_unfinished_scope_and_secrets_need_recipients() {
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = golden::settings();
+    let b =
+        BagBuilder::create(&tmp.path().join(&settings.bag_name), settings.clone(), None).unwrap();
+    let mut w = b.secret_scope(&scope("s"), &[]);
+    let e = w
+        .add_value(&key("k"), b"v", ValueEncoding::String)
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Staging);
+    assert!(e.to_string().contains("--recipient"), "{e}");
+
+    let tmp2 = tempfile::tempdir().unwrap();
+    let b = BagBuilder::create(
+        &tmp2.path().join(&settings.bag_name),
+        settings,
+        Some(golden::sealer()),
+    )
+    .unwrap();
+    let mut w = b.secret_scope(&scope("s"), &[]);
+    w.add_value(&key("k"), b"v", ValueEncoding::String).unwrap();
+    drop(w);
+    let e = b.finalize().unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Staging);
+    assert!(e.to_string().contains("never finished"), "{e}");
+}
+
+#[test]
+fn a_bag_with_a_leftover_staging_area_does_not_pack() {
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = golden::settings();
+    let b = BagBuilder::create(&tmp.path().join(&settings.bag_name), settings, None).unwrap();
+    b.add(Resource::directory("/Shared", 1)).unwrap();
+    let err = pack(b.dir(), &tmp.path().join("x.zip"), &PackOptions::default()).unwrap_err();
+    assert!(
+        err.0
+            .iter()
+            .any(|p| p.to_string().contains("not finalized")),
+        "{err}"
+    );
+}
+
+#[test]
+fn unreadable_values_are_recorded_with_a_note() {
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = golden::settings();
+    let b = BagBuilder::create(&tmp.path().join(&settings.bag_name), settings, None).unwrap();
+    let mut w = b.secret_scope(&scope("kv"), &[]);
+    w.add_unreadable(&key("k"), "PERMISSION_DENIED").unwrap();
+    w.finish().unwrap();
+    let bag = b.finalize().unwrap();
+    let out = tmp.path().join("x.zip");
+    pack(&bag, &out, &PackOptions::default()).unwrap();
+    let r = dbxport::bundle::inspect(&out, None).unwrap();
+    assert!(r.sealed.is_none());
+    assert!(r.notes.iter().any(|n| n.note.contains("PERMISSION_DENIED")));
+}

@@ -1,0 +1,146 @@
+//! The hostile corpus (`fixtures/hostile/`, written by its committed `generate.py`): every bad
+//! bundle is rejected with its documented code (spec §13), by the library and by the CLI, and
+//! unpacking one writes nothing anywhere — not outside the target, not inside it.
+
+mod common;
+
+use dbxport::bundle::{unpack, verify_file};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn corpus_dir() -> PathBuf {
+    common::repo_path("fixtures/hostile")
+}
+
+fn expected() -> BTreeMap<String, Option<String>> {
+    serde_json::from_slice(&std::fs::read(corpus_dir().join("EXPECTED.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn corpus_is_what_the_generator_writes() {
+    if !common::have_tool("python3") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let st = Command::new("python3")
+        .arg(corpus_dir().join("generate.py"))
+        .arg(tmp.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for name in expected()
+        .keys()
+        .map(String::as_str)
+        .chain(["EXPECTED.json"])
+    {
+        let fresh = std::fs::read(tmp.path().join(name)).unwrap();
+        let committed = std::fs::read(corpus_dir().join(name)).unwrap();
+        assert!(
+            fresh == committed,
+            "{name} differs from what generate.py writes; run `python3 fixtures/hostile/generate.py`"
+        );
+    }
+}
+
+#[test]
+fn every_hostile_bundle_is_rejected_with_its_code() {
+    let cases = expected();
+    assert!(cases.len() >= 12);
+    for (name, code) in cases {
+        let path = corpus_dir().join(&name);
+        let report = verify_file(&path, None).unwrap();
+        match code {
+            None => assert!(report.ok, "{name}: {:#?}", report.problems),
+            Some(code) => {
+                assert!(!report.ok, "{name} was accepted");
+                assert_eq!(
+                    report.problems[0].code().code(),
+                    code,
+                    "{name}: first problem {:?}",
+                    report.problems[0]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn cli_verify_reports_each_code_as_json() {
+    for (name, code) in expected() {
+        let out = Command::new(common::dbxport_bin())
+            .args(["verify", "--json"])
+            .arg(corpus_dir().join(&name))
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!("{name}: not JSON: {}", String::from_utf8_lossy(&out.stdout))
+        });
+        match code {
+            None => {
+                assert_eq!(out.status.code(), Some(0), "{name}");
+                assert_eq!(v["ok"], true);
+            }
+            Some(code) => {
+                assert_eq!(out.status.code(), Some(1), "{name}");
+                assert_eq!(v["problems"][0]["code"], code.as_str(), "{name}");
+            }
+        }
+    }
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .into_iter()
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .strip_prefix(dir)
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn unpacking_a_hostile_bundle_writes_nothing() {
+    for (name, code) in expected() {
+        let Some(code) = code else { continue };
+        let sandbox = tempfile::tempdir().unwrap();
+        let target = sandbox.path().join("target");
+        let err = unpack(&corpus_dir().join(&name), &target, None, false)
+            .expect_err(&format!("{name} was unpacked"));
+        assert_eq!(err.first_code().unwrap().code(), code, "{name}: {err}");
+        let inside = if target.exists() {
+            listing(&target)
+        } else {
+            vec![]
+        };
+        assert!(inside.is_empty(), "{name} left {inside:?} in the target");
+        let around: Vec<String> = listing(sandbox.path())
+            .into_iter()
+            .filter(|p| p != "target")
+            .collect();
+        assert!(
+            around.is_empty(),
+            "{name} wrote {around:?} next to the target"
+        );
+    }
+    assert!(!Path::new("/tmp/dbxport-hostile-absolute.txt").exists());
+}
+
+#[test]
+fn the_valid_base_unpacks() {
+    let sandbox = tempfile::tempdir().unwrap();
+    let s = unpack(
+        &corpus_dir().join("base-valid.zip"),
+        sandbox.path(),
+        None,
+        false,
+    )
+    .unwrap();
+    assert_eq!(s.files, 8);
+    assert!(s.bag_dir.join("data/workspace/Users/a/nb.py").is_file());
+}
