@@ -10,7 +10,8 @@ use dbxport::bundle::{pack, BagBuilder, BagSettings, Bundle, PackOptions, Source
 use dbxport::client::{AuthArgs, Client, ClientOptions, TransportArgs};
 use dbxport::journal::{Journal, OpenMode};
 use dbxport::models::{
-    export_models, import_models, ActionKind, ConflictPolicy, ImportOptions, ModelArgs, Registry,
+    export_models, import_models, ActionKind, ConflictPolicy, ImportOptions, ModelArgs,
+    ModelTargetArgs, Registry,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -85,7 +86,7 @@ pub struct ImportArgs {
     #[arg(value_name = "BUNDLE")]
     pub bundle: PathBuf,
     #[command(flatten)]
-    pub models: ModelArgs,
+    pub models: ModelTargetArgs,
     #[command(flatten)]
     pub auth: AuthArgs,
     #[command(flatten)]
@@ -122,20 +123,20 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     }
 }
 
-fn registry(
-    models: &ModelArgs,
+/// The workspace client of the flags, unless `--mlflow-uri` names an MLflow server instead.
+fn workspace(
+    mlflow_uri: &Option<String>,
     auth: &AuthArgs,
     engine: &TransportArgs,
-) -> anyhow::Result<Registry> {
-    let options = ClientOptions::default().with_args(engine);
-    if models.mlflow_uri.is_some() {
-        return Ok(models.registry(None, options)?);
+) -> anyhow::Result<Option<Client>> {
+    if mlflow_uri.is_some() {
+        return Ok(None);
     }
     let (client, warnings): (Client, Vec<String>) = Client::from_args(auth, engine)?;
     for w in warnings {
         eprintln!("dbxport: warning: {w}");
     }
-    Ok(models.registry(Some(&client), options)?)
+    Ok(Some(client))
 }
 
 fn bar(show: bool, verb: &str) -> ProgressBar {
@@ -176,7 +177,10 @@ fn find_bag(staging: &Path) -> anyhow::Result<Option<PathBuf>> {
 
 async fn export(a: ExportArgs) -> anyhow::Result<u8> {
     let opts = a.models.export_options()?;
-    let reg = registry(&a.models, &a.auth, &a.engine)?;
+    let ws = workspace(&a.models.mlflow_uri, &a.auth, &a.engine)?;
+    let reg: Registry = a
+        .models
+        .registry(ws.as_ref(), ClientOptions::default().with_args(&a.engine))?;
     if a.out.exists() {
         bail!(
             "file {}: already exists\nhint: choose another --out, or remove the file",
@@ -191,7 +195,7 @@ async fn export(a: ExportArgs) -> anyhow::Result<u8> {
         "source": reg.host(),
         "out": a.out.display().to_string(),
     });
-    let (builder, mut journal) = match (existing, a.resume) {
+    let (builder, journal) = match (existing, a.resume) {
         (Some(bag), true) => {
             let b = BagBuilder::resume(&bag, None)?;
             let j = Journal::open(&journal_path, &header, OpenMode::Resume)?;
@@ -209,13 +213,7 @@ async fn export(a: ExportArgs) -> anyhow::Result<u8> {
                     host: reg.host().to_string(),
                     workspace_id: String::new(),
                 },
-                json!({
-                    "models": {
-                        "registry": if reg.is_oss() { "mlflow" } else { "databricks" },
-                        "versions": a.models.model_versions.to_string(),
-                        "names": a.models.models,
-                    }
-                }),
+                json!({ "models": a.models.recorded() }),
             );
             let bag = staging.join(&settings.bag_name);
             let b = BagBuilder::create(&bag, settings, None)?;
@@ -227,7 +225,8 @@ async fn export(a: ExportArgs) -> anyhow::Result<u8> {
     let show = !a.json && std::io::stderr().is_terminal();
     let progress = bar(show, "exporting");
     let sink: Arc<dyn dbxport::models::StageSink> = builder.clone();
-    let report = export_models(&reg, &opts, sink, Some(&mut journal), &progress).await;
+    let journal = Mutex::new(journal);
+    let report = export_models(&reg, &opts, sink, Some(&journal), &progress).await;
     progress.finish_and_clear();
     let report = match report {
         Ok(r) => r,
@@ -297,7 +296,10 @@ async fn import(a: ImportArgs) -> anyhow::Result<u8> {
         }
     };
     let bundle_id = bundle.inventory().bundle_id.clone();
-    let reg = registry(&a.models, &a.auth, &a.engine)?;
+    let ws = workspace(&a.models.mlflow_uri, &a.auth, &a.engine)?;
+    let reg: Registry = a
+        .models
+        .registry(ws.as_ref(), ClientOptions::default().with_args(&a.engine))?;
     let bundle = Arc::new(Mutex::new(bundle));
     let show = !a.json && std::io::stderr().is_terminal();
     let progress = bar(show && !a.plan, "uploading");
@@ -305,7 +307,7 @@ async fn import(a: ImportArgs) -> anyhow::Result<u8> {
         conflict: a.on_conflict,
         dry_run: a.plan,
     };
-    let mut journal = if a.plan {
+    let journal = if a.plan {
         None
     } else {
         let path = a.journal.clone().unwrap_or_else(|| {
@@ -323,9 +325,10 @@ async fn import(a: ImportArgs) -> anyhow::Result<u8> {
         } else {
             OpenMode::Fresh
         };
-        Some(Journal::open(&path, &header, mode)?)
+        Some(Mutex::new(Journal::open(&path, &header, mode)?))
     };
-    let report = import_models(&bundle, &reg, &opts, journal.as_mut(), &progress).await;
+    let log = journal.as_ref().map(|j| j as &dyn dbxport::models::StepLog);
+    let report = import_models(&bundle, &reg, &opts, log, &progress).await;
     progress.finish_and_clear();
     let report = match report {
         Ok(r) => r,
@@ -333,7 +336,7 @@ async fn import(a: ImportArgs) -> anyhow::Result<u8> {
             let hint = match &journal {
                 Some(j) => format!(
                     "\nhint: the import stopped; the journal {} keeps everything done so far: fix the cause, then run the same command with --resume",
-                    j.path().display()
+                    j.lock().unwrap_or_else(|p| p.into_inner()).path().display()
                 ),
                 None => String::new(),
             };
@@ -343,7 +346,7 @@ async fn import(a: ImportArgs) -> anyhow::Result<u8> {
     };
     if report.problems.is_empty() {
         if let Some(j) = journal {
-            j.finish()?;
+            j.into_inner().unwrap_or_else(|p| p.into_inner()).finish()?;
         }
     }
     if a.json {

@@ -20,12 +20,12 @@ use super::manifest::{manifest_digest, ArtifactEntry};
 use super::pipe::{ChannelReader, Known, PipeState, DEPTH};
 use super::registry::{ArtifactLocation, ListedFile, Registry};
 use super::select::{NameFilter, VersionSelection};
+use super::steps::StepLog;
 use super::Problem;
 use crate::bundle::layout::{segs, LogicalPath};
 use crate::bundle::resource::{Content, Part};
-use crate::bundle::{BagBuilder, BundleError, Resource};
+use crate::bundle::{BagBuilder, Resource};
 use crate::client::ClientError;
-use crate::journal::Journal;
 use crate::model::mlflow::{ModelVersion, RegisteredModel};
 use crate::model::Kind;
 use indicatif::ProgressBar;
@@ -94,14 +94,18 @@ fn journal_key(id: &str) -> String {
 const CHANGE_ATTEMPTS: usize = 3;
 
 /// Where export puts model records: a bundle builder, or anything that holds one (the export
-/// pipeline's context). Called from blocking threads; artifact bytes arrive as
-/// [`Content::Stream`] parts to be read to the end.
+/// pipeline's context). `contains` and `add` are called from blocking threads; artifact bytes
+/// arrive as [`Content::Stream`] parts to be read to the end.
 pub trait StageSink: Send + Sync {
     /// True when a record of `kind` with `source_id` is already staged (a resumed run skips
     /// it).
     fn contains(&self, kind: Kind, source_id: &str) -> bool;
     /// Stages and commits one record with its bytes.
-    fn add(&self, resource: Resource) -> Result<(), BundleError>;
+    fn add(&self, resource: Resource) -> Result<(), ModelsError>;
+    /// `count` more objects of `kind` were found (for progress).
+    fn found(&self, _kind: Kind, _count: u64) {}
+    /// One object could not be exported, with the reason (it is in the report too).
+    fn failed(&self, _kind: Kind, _name: &str, _source_id: &str, _why: &str) {}
 }
 
 impl StageSink for BagBuilder {
@@ -109,8 +113,8 @@ impl StageSink for BagBuilder {
         BagBuilder::contains(self, kind, source_id)
     }
 
-    fn add(&self, resource: Resource) -> Result<(), BundleError> {
-        BagBuilder::add(self, resource)
+    fn add(&self, resource: Resource) -> Result<(), ModelsError> {
+        BagBuilder::add(self, resource).map_err(ModelsError::Bundle)
     }
 }
 
@@ -122,7 +126,7 @@ pub async fn export_models(
     registry: &Registry,
     opts: &ExportOptions,
     builder: Arc<dyn StageSink>,
-    mut journal: Option<&mut Journal>,
+    journal: Option<&dyn StepLog>,
     progress: &ProgressBar,
 ) -> Result<ExportReport, ModelsError> {
     let mut run = Run {
@@ -135,8 +139,8 @@ pub async fn export_models(
             ..ExportReport::default()
         },
     };
-    if let Some(j) = journal.as_deref() {
-        for (key, data) in j.entries() {
+    if let Some(j) = journal {
+        for (key, data) in j.recall_prefix("models/artifact:") {
             let Some(id) = key.strip_prefix("models/artifact:") else {
                 continue;
             };
@@ -149,9 +153,16 @@ pub async fn export_models(
             }
         }
     }
-    let models = registry.list_models().await?;
-    for m in models.into_iter().filter(|m| opts.names.matches(m)) {
-        run.model(m, &opts.versions, &mut journal).await?;
+    let models: Vec<RegisteredModel> = registry
+        .list_models()
+        .await?
+        .into_iter()
+        .filter(|m| opts.names.matches(m))
+        .collect();
+    run.builder
+        .found(Kind::RegisteredModel, models.len() as u64);
+    for m in models {
+        run.model(m, &opts.versions, journal).await?;
     }
     Ok(run.report)
 }
@@ -186,11 +197,11 @@ impl Run<'_> {
         tokio::task::spawn_blocking(move || b.add(r))
             .await
             .map_err(|e| ModelsError::task("bundle builder", e))?
-            .map_err(ModelsError::Bundle)
     }
 
-    fn problem(&mut self, object: String, message: String) {
+    fn problem(&mut self, kind: Kind, id: &str, object: String, message: String) {
         tracing::warn!(target: "dbxport::models", object = %object, "{message}");
+        self.builder.failed(kind, id, id, &message);
         self.report.problems.push(Problem { object, message });
     }
 
@@ -203,7 +214,7 @@ impl Run<'_> {
         &mut self,
         mut m: RegisteredModel,
         selection: &VersionSelection,
-        journal: &mut Option<&mut Journal>,
+        journal: Option<&dyn StepLog>,
     ) -> Result<(), ModelsError> {
         let name = m.name.clone();
         let object = format!("model {name}");
@@ -211,7 +222,12 @@ impl Run<'_> {
             Ok(v) => selection.apply(v),
             Err(e) => {
                 let msg = fatal_or(e)?;
-                self.problem(object, format!("its versions could not be listed: {msg}"));
+                self.problem(
+                    Kind::RegisteredModel,
+                    &name,
+                    object,
+                    format!("its versions could not be listed: {msg}"),
+                );
                 return Ok(());
             }
         };
@@ -228,6 +244,8 @@ impl Run<'_> {
             self.add(r).await?;
         }
         self.report.models += 1;
+        self.builder
+            .found(Kind::ModelVersion, versions.len() as u64);
         self.permissions(&name).await?;
         for v in versions {
             self.version(v, journal).await?;
@@ -243,6 +261,8 @@ impl Run<'_> {
             Err(e) => {
                 let msg = fatal_or(e)?;
                 self.problem(
+                    Kind::Permissions,
+                    name,
                     object,
                     format!("its permissions id could not be read: {msg}"),
                 );
@@ -264,7 +284,12 @@ impl Run<'_> {
             }
             Err(e) => {
                 let msg = fatal_or(e)?;
-                self.problem(object, format!("its permissions could not be read: {msg}"));
+                self.problem(
+                    Kind::Permissions,
+                    &id,
+                    object,
+                    format!("its permissions could not be read: {msg}"),
+                );
                 Ok(())
             }
         }
@@ -273,7 +298,7 @@ impl Run<'_> {
     async fn version(
         &mut self,
         v: ModelVersion,
-        journal: &mut Option<&mut Journal>,
+        journal: Option<&dyn StepLog>,
     ) -> Result<(), ModelsError> {
         let id = format!("{}/{}", v.name, v.version);
         let object = format!("model version {id}");
@@ -310,6 +335,8 @@ impl Run<'_> {
             Ok(x) => x,
             Err(msg) => {
                 self.problem(
+                    Kind::ModelVersion,
+                    &id,
                     object.clone(),
                     format!("its artifacts could not be listed: {msg}"),
                 );
@@ -321,6 +348,7 @@ impl Run<'_> {
         };
         let total: u64 = listed.iter().filter_map(|f| f.size).sum();
         self.progress.inc_length(total);
+        self.builder.found(Kind::ModelArtifact, listed.len() as u64);
         let mut entries = Vec::with_capacity(listed.len());
         let mut missing = Vec::new();
         for f in &listed {
@@ -333,7 +361,12 @@ impl Run<'_> {
                         entries.push(e);
                     }
                     Err(msg) => {
-                        self.problem(format!("model artifact {art_id}"), msg.clone());
+                        self.problem(
+                            Kind::ModelArtifact,
+                            &art_id,
+                            format!("model artifact {art_id}"),
+                            msg.clone(),
+                        );
                         missing.push(f.path.clone());
                     }
                 }
@@ -345,14 +378,14 @@ impl Run<'_> {
                     Arc::make_mut(&mut self.known)
                         .entry(e.sha256.clone())
                         .or_insert_with(|| (art_id.clone(), e.size));
-                    if let Some(j) = journal.as_deref_mut() {
-                        j.record(
+                    if let Some(j) = journal {
+                        j.remember(
                             &journal_key(&art_id),
-                            &JournaledArtifact {
+                            json!(JournaledArtifact {
                                 sha256: e.sha256.clone(),
                                 size: e.size,
                                 same_as: None,
-                            },
+                            }),
                         )?;
                     }
                     entries.push(e);
@@ -360,21 +393,26 @@ impl Run<'_> {
                 FileOutcome::Duplicate(e) => {
                     self.report.deduplicated += 1;
                     self.report.deduplicated_bytes += e.size;
-                    if let Some(j) = journal.as_deref_mut() {
+                    if let Some(j) = journal {
                         let same_as = self.known.get(&e.sha256).map(|(id, _)| id.clone());
-                        j.record(
+                        j.remember(
                             &journal_key(&art_id),
-                            &JournaledArtifact {
+                            json!(JournaledArtifact {
                                 sha256: e.sha256.clone(),
                                 size: e.size,
                                 same_as,
-                            },
+                            }),
                         )?;
                     }
                     entries.push(e);
                 }
                 FileOutcome::Failed(msg) => {
-                    self.problem(format!("model artifact {art_id}"), msg.clone());
+                    self.problem(
+                        Kind::ModelArtifact,
+                        &art_id,
+                        format!("model artifact {art_id}"),
+                        msg.clone(),
+                    );
                     notes.push(format!("artifact {} not exported: {msg}", f.path));
                     missing.push(f.path.clone());
                 }
@@ -434,11 +472,11 @@ impl Run<'_> {
         loc: &ArtifactLocation,
         f: &ListedFile,
         art_id: &str,
-        journal: &mut Option<&mut Journal>,
+        journal: Option<&dyn StepLog>,
     ) -> Result<Result<ArtifactEntry, String>, ModelsError> {
         if let Some(a) = journal
-            .as_deref()
-            .and_then(|j| j.get::<JournaledArtifact>(&journal_key(art_id)))
+            .and_then(|j| j.recall(&journal_key(art_id)))
+            .and_then(|v| serde_json::from_value::<JournaledArtifact>(v).ok())
         {
             if a.same_as.is_none() {
                 Arc::make_mut(&mut self.known)
@@ -610,10 +648,9 @@ impl Run<'_> {
                 }
             }
             // Neither the download nor the listing: the bundle could not take the bytes.
-            return Err(added.err().map_or_else(
-                || ModelsError::task("bundle builder", "failed without a reason"),
-                ModelsError::Bundle,
-            ));
+            return Err(added.err().unwrap_or_else(|| {
+                ModelsError::task("bundle builder", "failed without a reason")
+            }));
         }
         Ok(FileOutcome::Failed(format!(
             "its bytes kept changing between listing and download ({}); nothing stored",

@@ -23,10 +23,10 @@ use super::manifest::{collect, marker, marker_of, BundleArtifact, BundleModel, B
 use super::pipe;
 use super::registry::{Registry, RunProvenance, UploadTarget};
 use super::select::ConflictPolicy;
+use super::steps::StepLog;
 use super::Problem;
 use crate::bundle::Bundle;
 use crate::client::ClientError;
-use crate::journal::Journal;
 use crate::model::mlflow::{ModelVersion, RegisteredModel};
 use crate::model::KeyValue;
 use indicatif::ProgressBar;
@@ -149,7 +149,7 @@ pub async fn import_models(
     bundle: &Arc<Mutex<Bundle>>,
     registry: &Registry,
     opts: &ImportOptions,
-    journal: Option<&mut Journal>,
+    journal: Option<&dyn StepLog>,
     progress: &ProgressBar,
 ) -> Result<ImportReport, ModelsError> {
     let (models, bundle_id, source) = {
@@ -234,17 +234,11 @@ impl From<ClientError> for Failure {
     }
 }
 
-impl From<crate::journal::JournalError> for Failure {
-    fn from(e: crate::journal::JournalError) -> Self {
-        Failure::Fatal(ModelsError::Journal(e))
-    }
-}
-
 struct Apply<'a> {
     bundle: Arc<Mutex<Bundle>>,
     reg: &'a Registry,
     opts: ImportOptions,
-    journal: Option<&'a mut Journal>,
+    journal: Option<&'a dyn StepLog>,
     progress: &'a ProgressBar,
     bundle_id: String,
     source: String,
@@ -288,16 +282,20 @@ impl Apply<'_> {
     }
 
     fn done(&self, key: &str) -> bool {
-        self.journal.as_deref().is_some_and(|j| j.is_done(key))
+        self.journal.is_some_and(|j| j.recall(key).is_some())
     }
 
     fn get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
-        self.journal.as_deref().and_then(|j| j.get(key))
+        self.journal
+            .and_then(|j| j.recall(key))
+            .and_then(|v| serde_json::from_value(v).ok())
     }
 
     fn record<T: Serialize>(&mut self, key: &str, data: &T) -> Result<(), Failure> {
-        if let Some(j) = self.journal.as_deref_mut() {
-            j.record(key, data)?;
+        if let Some(j) = self.journal {
+            let v = serde_json::to_value(data)
+                .map_err(|e| Failure::Fatal(ModelsError::task("journal", e)))?;
+            j.remember(key, v).map_err(Failure::Fatal)?;
         }
         Ok(())
     }

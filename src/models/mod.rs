@@ -11,6 +11,7 @@
 //!   tags, aliases and stages, artifacts uploaded first; idempotent and resumable.
 //! * [`manifest`] — the bundle side: records per model and version, artifact manifests.
 //! * [`select`] — the flags ([`ModelArgs`]), version selection and conflict policy.
+//! * [`steps`] — the journal seen through [`StepLog`], so the pipelines' journals serve too.
 //! * [`pipe`] and [`uri`] — streaming between async downloads and the sync bundle code, and
 //!   artifact URIs.
 //!
@@ -23,13 +24,18 @@ pub mod manifest;
 pub mod pipe;
 pub mod registry;
 pub mod select;
+pub mod steps;
 pub mod uri;
 
 pub use error::ModelsError;
 pub use export::{export_models, ExportOptions, ExportReport, StageSink};
 pub use import::{import_models, Action, ActionKind, ImportOptions, ImportReport, VersionMapping};
 pub use registry::Registry;
-pub use select::{ConflictPolicy, ModelArgs, NameFilter, VersionSelection};
+pub use select::{
+    ConflictPolicy, ModelArgs, ModelTargetArgs, NameFilter, VersionSelection, DEFAULT_EXPERIMENT,
+    DEFAULT_STAGING_PATH,
+};
+pub use steps::StepLog;
 
 use crate::client::{Client, ClientOptions};
 use age::secrecy::SecretString;
@@ -54,29 +60,34 @@ impl std::fmt::Display for Problem {
 /// client does). Tokens are never taken from the command line.
 pub const MLFLOW_TOKEN_ENV: &str = "MLFLOW_TRACKING_TOKEN";
 
+fn mlflow_token() -> Option<SecretString> {
+    std::env::var(MLFLOW_TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.is_empty())
+        .map(SecretString::from)
+}
+
+fn no_registry() -> ModelsError {
+    ModelsError::usage(
+        "model registry",
+        "no registry given",
+        "pass --mlflow-uri URL for an MLflow server, or the workspace flags (--host, --profile)",
+    )
+}
+
 impl ModelArgs {
     /// The registry these flags name: the MLflow server of `--mlflow-uri` when given, else the
-    /// registry of `workspace` (the command's workspace client; `None` when the command has
-    /// none). `options` tune the MLflow server's client.
+    /// registry of `workspace` (the command's workspace client). `options` tune the MLflow
+    /// server's client.
     pub fn registry(
         &self,
         workspace: Option<&Client>,
         options: ClientOptions,
     ) -> Result<Registry, ModelsError> {
         match (&self.mlflow_uri, workspace) {
-            (Some(uri), _) => {
-                let token = std::env::var(MLFLOW_TOKEN_ENV)
-                    .ok()
-                    .filter(|t| !t.is_empty())
-                    .map(SecretString::from);
-                Registry::oss(uri, token, &self.mlflow_experiment, options)
-            }
-            (None, Some(c)) => Registry::databricks(c.clone(), &self.model_artifact_path),
-            (None, None) => Err(ModelsError::usage(
-                "model registry",
-                "no registry given",
-                "pass --mlflow-uri URL for an MLflow server, or the workspace flags (--host, --profile)",
-            )),
+            (Some(uri), _) => Registry::oss(uri, mlflow_token(), DEFAULT_EXPERIMENT, options),
+            (None, Some(c)) => Registry::databricks(c.clone(), DEFAULT_STAGING_PATH),
+            (None, None) => Err(no_registry()),
         }
     }
 
@@ -86,5 +97,30 @@ impl ModelArgs {
             versions: self.model_versions.clone(),
             names: self.name_filter()?,
         })
+    }
+
+    /// The flags as recorded in a bundle's options (no secrets).
+    pub fn recorded(&self) -> serde_json::Value {
+        serde_json::json!({
+            "registry": if self.mlflow_uri.is_some() { "mlflow" } else { "workspace" },
+            "versions": self.model_versions.to_string(),
+            "names": self.models,
+        })
+    }
+}
+
+impl ModelTargetArgs {
+    /// The registry receiving models: the MLflow server of `--mlflow-uri` when given, else the
+    /// registry of `workspace`.
+    pub fn registry(
+        &self,
+        workspace: Option<&Client>,
+        options: ClientOptions,
+    ) -> Result<Registry, ModelsError> {
+        match (&self.mlflow_uri, workspace) {
+            (Some(uri), _) => Registry::oss(uri, mlflow_token(), &self.mlflow_experiment, options),
+            (None, Some(c)) => Registry::databricks(c.clone(), &self.model_artifact_path),
+            (None, None) => Err(no_registry()),
+        }
     }
 }

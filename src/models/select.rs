@@ -103,13 +103,14 @@ pub enum ConflictPolicy {
     Overwrite,
 }
 
-/// The model flags of `export`, `import` and `models`.
+/// The model flags of `export` and `models export`: which registry, which models, which
+/// versions.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ModelArgs {
-    /// Use the open-source MLflow tracking server at URL as the model registry (source on
-    /// export, target on import) instead of the workspace's registry. Artifacts then move
-    /// through the server's artifact proxy (start it with --serve-artifacts). A bearer token,
-    /// if the server needs one, is read from MLFLOW_TRACKING_TOKEN.
+    /// Export the models of the open-source MLflow tracking server at URL instead of the
+    /// workspace's registry. Artifacts move through the server's artifact proxy (start it
+    /// with --serve-artifacts). A bearer token, if the server needs one, is read from
+    /// MLFLOW_TRACKING_TOKEN.
     #[arg(long, value_name = "URL")]
     pub mlflow_uri: Option<String>,
     /// Which versions of each model to export: all, latest (the highest-numbered version) or
@@ -120,15 +121,36 @@ pub struct ModelArgs {
     /// Default: every model.
     #[arg(long = "model", value_name = "GLOB")]
     pub models: Vec<String>,
-    /// Import into a workspace: where artifacts are uploaded before a version is created
-    /// from them. A `dbfs:/` path is written through DBFS, a `/Volumes/...` path through the
-    /// Files API.
+}
+
+/// The model flags of `import` and `models import`: which registry receives the models, and
+/// where their artifacts are uploaded first.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelTargetArgs {
+    /// Import the models into the open-source MLflow tracking server at URL instead of the
+    /// workspace's registry (artifacts through its artifact proxy). A bearer token, if the
+    /// server needs one, is read from MLFLOW_TRACKING_TOKEN.
+    #[arg(long, value_name = "URL")]
+    pub mlflow_uri: Option<String>,
+    /// Importing into a workspace: where artifacts are uploaded before a version is created
+    /// from them (and removed once the registry has its copy). A `dbfs:/` path is written
+    /// through DBFS, a `/Volumes/...` path through the Files API.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_STAGING_PATH)]
     pub model_artifact_path: String,
-    /// Import into an MLflow server: the experiment that holds the runs carrying imported
-    /// versions' artifacts and provenance.
+    /// Importing into an MLflow server: the experiment holding the runs that carry imported
+    /// versions' artifacts and their source runs' params, metrics and tags.
     #[arg(long, value_name = "NAME", default_value = DEFAULT_EXPERIMENT)]
     pub mlflow_experiment: String,
+}
+
+impl Default for ModelTargetArgs {
+    fn default() -> Self {
+        ModelTargetArgs {
+            mlflow_uri: None,
+            model_artifact_path: DEFAULT_STAGING_PATH.to_string(),
+            mlflow_experiment: DEFAULT_EXPERIMENT.to_string(),
+        }
+    }
 }
 
 /// Where imported artifacts go on a workspace, unless `--model-artifact-path` says otherwise.
