@@ -269,6 +269,7 @@ impl Run<'_> {
                 return Ok(());
             }
         };
+        self.builder.found(Kind::Permissions, 1);
         if self.builder.contains(Kind::Permissions, &id) {
             return Ok(());
         }
