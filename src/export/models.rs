@@ -52,11 +52,13 @@ impl StageSink for Sink {
             // Notes about provenance (a source run that is gone) or a file that changed while
             // it was read stay on the record and in the notices; a version is degraded only
             // when some of its artifacts could not be exported.
-            outcome: Some(if resource.meta.get("complete") == Some(&Value::Bool(false)) {
-                Outcome::Degraded
-            } else {
-                Outcome::Exported
-            }),
+            outcome: Some(
+                if resource.meta.get("complete") == Some(&Value::Bool(false)) {
+                    Outcome::Degraded
+                } else {
+                    Outcome::Exported
+                },
+            ),
             notes: resource.notes.clone(),
             bytes: staged_bytes(&resource),
             ..DoneEntry::default()
