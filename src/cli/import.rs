@@ -31,8 +31,8 @@ pub struct CommonArgs {
     #[arg(long = "map", value_name = "FILE")]
     pub map: Option<PathBuf>,
     /// Only these kinds (comma-separated, repeatable): directory, notebook, file, repo,
-    /// secret_scope, secret, job, permissions, hive_grants, uc_grants, or the groups workspace,
-    /// secrets, grants.
+    /// secret_scope, secret, job, permissions, hive_grants, uc_grants, registered_model,
+    /// model_version, model_artifact, or the groups workspace, secrets, grants, models.
     #[arg(long, value_name = "KINDS", value_delimiter = ',')]
     pub include: Vec<String>,
     /// Leave these kinds out (as for --include).
@@ -45,6 +45,8 @@ pub struct CommonArgs {
     /// target's only warehouse).
     #[arg(long, value_name = "ID")]
     pub warehouse_id: Option<String>,
+    #[command(flatten)]
+    pub models: dbxport::models::ModelTargetArgs,
     /// Print JSON on stdout instead of text.
     #[arg(long)]
     pub json: bool,
@@ -78,6 +80,7 @@ impl CommonArgs {
             filter: Filter::from_names(&self.include, &self.exclude, self.path.clone())?,
             warehouse_id: self.warehouse_id.clone(),
             concurrency: self.engine.concurrency.unwrap_or(8) as usize,
+            models: self.models.clone(),
         })
     }
 

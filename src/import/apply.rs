@@ -23,7 +23,7 @@ use crate::bundle::Opener;
 use crate::client::repos::{Checkout, CreateRepo};
 use crate::client::sql::Statement;
 use crate::client::workspace::Import;
-use crate::client::{Client, ClientError};
+use crate::client::{Client, ClientError, ClientOptions};
 use crate::model::workspace::{parent_path, Format, ObjectType};
 use crate::model::Kind;
 use serde_json::{json, Map, Value};
@@ -178,6 +178,7 @@ pub async fn import(
         json!({"finished": false, "options": opts_now}),
     );
     let run = Run {
+        knowledge: &knowledge,
         source,
         client,
         options,
@@ -264,6 +265,7 @@ struct State {
 }
 
 struct Run<'a> {
+    knowledge: &'a Knowledge,
     source: &'a SourceBundle,
     client: &'a Client,
     options: &'a Options,
@@ -371,6 +373,9 @@ impl Run<'_> {
             record(item, r);
         }
         for (item, r) in self.secrets().await {
+            record(item, r);
+        }
+        for (item, r) in self.models().await {
             record(item, r);
         }
         for (item, r) in self.jobs().await {
@@ -1064,11 +1069,93 @@ impl Run<'_> {
                 Some(id) => Ok(("repos".into(), id.to_string())),
                 None => Err("its repo could not be created".into()),
             },
+            AclObject::Model { name } => self
+                .client
+                .mlflow()
+                .get_model_databricks(name)
+                .await
+                .map(|m| ("registered-models".to_string(), m.id))
+                .map_err(|e| format!("finding model {name}: {e}")),
             AclObject::Job { source_id } => match self.st().job_ids.get(source_id) {
                 Some(id) => Ok(("jobs".into(), id.to_string())),
                 None => Err("its job could not be created".into()),
             },
         }
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // ML models.
+
+    /// Replays every model item with a step in one pass of the models stage, which uploads
+    /// artifacts, creates versions in order and sets tags, stages and aliases; its journal
+    /// steps go to this import's journal.
+    async fn models(&self) -> Vec<(&PlanItem, StepResult)> {
+        let stepped: Vec<&PlanItem> = self
+            .items_of(&[Kind::RegisteredModel, Kind::ModelVersion])
+            .into_iter()
+            .filter(|i| matches!(i.step, Some(Step::Models)))
+            .collect();
+        if stepped.is_empty() || self.interrupt.is_set() {
+            return Vec::new();
+        }
+        let options = ClientOptions::from_config(self.client.config());
+        let registry = match self.options.models.registry(Some(self.client), options) {
+            Ok(r) => r,
+            Err(e) => {
+                let why = e.to_string();
+                return stepped.into_iter().map(|i| (i, Err(why.clone()))).collect();
+            }
+        };
+        let steps = ModelSteps {
+            knowledge: self.knowledge,
+            ledger: self.ledger,
+            now: Mutex::new(BTreeMap::new()),
+        };
+        let opts = crate::models::ImportOptions {
+            conflict: self.options.on_conflict.into(),
+            dry_run: false,
+        };
+        let hidden = indicatif::ProgressBar::hidden();
+        let result = crate::models::import_models(
+            &self.source.shared_bundle(),
+            &registry,
+            &opts,
+            Some(&steps),
+            &hidden,
+        )
+        .await;
+        let report = match result {
+            Ok(r) => r,
+            Err(e) => {
+                let why = e.to_string();
+                return stepped.into_iter().map(|i| (i, Err(why.clone()))).collect();
+            }
+        };
+        self.writes
+            .fetch_add(report.write_requests, Ordering::Relaxed);
+        let by_object: BTreeMap<&str, &crate::models::Action> = report
+            .actions
+            .iter()
+            .map(|a| (a.object.as_str(), a))
+            .collect();
+        let mut out = Vec::with_capacity(stepped.len());
+        for item in stepped {
+            self.tick();
+            use crate::models::ActionKind as A;
+            let r = match by_object.get(item.key.as_str()) {
+                Some(a) => match a.action {
+                    A::Create => Ok(Outcome::Created),
+                    A::Update => Ok(Outcome::Updated),
+                    A::Unchanged => Ok(Outcome::Unchanged),
+                    A::Skip => Ok(Outcome::Skipped),
+                    A::Conflict | A::Fail => Err(a.detail.clone()),
+                },
+                // Planned, then found in place by the run (another import got there first).
+                None => Ok(Outcome::Unchanged),
+            };
+            out.push((item, r));
+        }
+        out
     }
 
     // ----------------------------------------------------------------------------------------
@@ -1143,4 +1230,39 @@ const INTERRUPTED: &str = "\u{0}interrupted";
 
 fn backoff(attempt: usize) -> Duration {
     Duration::from_millis(250 << attempt.min(5))
+}
+
+/// This import's journal as the models stage's step log: what earlier runs recorded (the
+/// journal read at start) and what this run records (through the journal writer).
+struct ModelSteps<'a> {
+    knowledge: &'a Knowledge,
+    ledger: &'a Ledger,
+    now: Mutex<BTreeMap<String, Value>>,
+}
+
+impl crate::models::StepLog for ModelSteps<'_> {
+    fn recall(&self, key: &str) -> Option<Value> {
+        let now = self.now.lock().unwrap_or_else(|p| p.into_inner());
+        now.get(key)
+            .cloned()
+            .or_else(|| self.knowledge.get(key).cloned())
+    }
+
+    fn recall_prefix(&self, prefix: &str) -> Vec<(String, Value)> {
+        // The models stage of an import looks steps up by key only.
+        let now = self.now.lock().unwrap_or_else(|p| p.into_inner());
+        now.iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    fn remember(&self, key: &str, data: Value) -> Result<(), crate::models::ModelsError> {
+        self.ledger.record(key.to_string(), data.clone());
+        self.now
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_string(), data);
+        Ok(())
+    }
 }

@@ -97,6 +97,9 @@ pub enum ImportError {
         /// What this run was given.
         given: String,
     },
+    /// The models stage could not run (no usable registry, a refused registry).
+    #[error(transparent)]
+    Models(#[from] crate::models::ModelsError),
     /// A filter names a kind that does not exist.
     #[error("--include/--exclude: unknown kind {0:?}\nhint: kinds are {names}", names = kind_names())]
     UnknownKind(String),
@@ -132,6 +135,16 @@ pub enum OnConflict {
     Skip,
     /// Replace it with the bundle's.
     Overwrite,
+}
+
+impl From<OnConflict> for crate::models::ConflictPolicy {
+    fn from(c: OnConflict) -> Self {
+        match c {
+            OnConflict::Fail => crate::models::ConflictPolicy::Fail,
+            OnConflict::Skip => crate::models::ConflictPolicy::Skip,
+            OnConflict::Overwrite => crate::models::ConflictPolicy::Overwrite,
+        }
+    }
 }
 
 impl OnConflict {
@@ -276,6 +289,9 @@ pub struct Options {
     pub warehouse_id: Option<String>,
     /// Requests in flight at once for reads and independent writes.
     pub concurrency: usize,
+    /// ML models: the registry receiving them (the workspace's, or `--mlflow-uri`) and where
+    /// their artifacts are uploaded first.
+    pub models: crate::models::ModelTargetArgs,
 }
 
 impl Options {

@@ -21,7 +21,7 @@ use super::target::{concurrently, list_tree, read_directory, read_jobs, Jobs, Tr
 use super::{ImportError, OnConflict, Options};
 use crate::client::sql::Statement;
 use crate::client::unity::PermissionsChange;
-use crate::client::{Client, ClientError};
+use crate::client::{Client, ClientError, ClientOptions};
 use crate::export::scan::{scan, ScanContext};
 use crate::model::permissions::{AccessControlRequest, PrincipalRef};
 use crate::model::secret::{AclItem, ScopeBackend};
@@ -86,6 +86,11 @@ pub enum AclObject {
         /// Target path.
         path: String,
     },
+    /// A registered model (its permissions id is read after the models stage).
+    Model {
+        /// Model name in the target.
+        name: String,
+    },
     /// A job this import creates.
     Job {
         /// Source job id.
@@ -148,6 +153,9 @@ pub enum Step {
         /// Settings for the target, with `run_job_task` ids still the source's.
         template: Map<String, Value>,
     },
+    /// ML models: every model item with this step is replayed by the models stage
+    /// ([`crate::models::import_models`]) in one pass.
+    Models,
     /// An ACL to set.
     Permissions {
         /// The object.
@@ -360,11 +368,12 @@ pub async fn plan(input: PlanInput<'_>) -> Result<Plan, ImportError> {
         notes: Vec::new(),
         limit,
         warehouse: None,
+        model_actions: BTreeMap::new(),
     };
     p.workspace().await?;
     p.repos().await?;
     p.secrets().await?;
-    p.models();
+    p.models().await?;
     p.jobs().await?;
     p.permissions().await?;
     p.grants().await?;
@@ -427,6 +436,8 @@ pub async fn plan(input: PlanInput<'_>) -> Result<Plan, ImportError> {
 }
 
 struct Planner<'a, 'b> {
+    /// What the models stage would do with each registered model, by name.
+    model_actions: BTreeMap<String, Action>,
     input: &'a PlanInput<'b>,
     mapper: &'a Mapper<'a>,
     items: Vec<PlanItem>,
@@ -1176,31 +1187,69 @@ impl<'a, 'b> Planner<'a, 'b> {
         Ok(())
     }
 
-    fn models(&mut self) {
-        let f = &self.opts().filter;
-        for r in &self.src().models {
-            if !f.kind(r.kind) {
-                continue;
-            }
-            // One line per registered model; versions and artifacts follow it.
-            if r.kind != Kind::RegisteredModel {
-                continue;
-            }
-            let versions = self
+    /// ML models: the models stage run as a plan (it reads the target registry and writes
+    /// nothing), one item per model, version and alias.
+    async fn models(&mut self) -> Result<(), ImportError> {
+        let f = self.opts().filter.clone();
+        let wanted = [
+            Kind::RegisteredModel,
+            Kind::ModelVersion,
+            Kind::ModelArtifact,
+        ]
+        .iter()
+        .any(|k| f.kind(*k));
+        if !wanted
+            || !self
                 .src()
                 .models
                 .iter()
-                .filter(|v| v.kind == Kind::ModelVersion && v.meta_str("model") == Some(&r.name))
-                .count();
-            self.items.push(
-                PlanItem::new(Kind::RegisteredModel, &r.name, &r.name).set(
-                    Action::Skip,
-                    format!(
-                        "ML models ({versions} version(s)) are not replayed by this version of import; they stay in the bundle"
-                    ),
-                ),
-            );
+                .any(|r| r.kind == Kind::RegisteredModel)
+        {
+            return Ok(());
         }
+        let client = self.client().clone();
+        let registry = self
+            .opts()
+            .models
+            .registry(Some(&client), ClientOptions::from_config(client.config()))?;
+        let opts = crate::models::ImportOptions {
+            conflict: self.opts().on_conflict.into(),
+            dry_run: true,
+        };
+        let hidden = indicatif::ProgressBar::hidden();
+        let report = crate::models::import_models(
+            &self.src().shared_bundle(),
+            &registry,
+            &opts,
+            None,
+            &hidden,
+        )
+        .await?;
+        let target = registry.describe();
+        for a in report.actions {
+            let (kind, source) = model_item(&a.object);
+            let action = match a.action {
+                crate::models::ActionKind::Create => Action::Create,
+                crate::models::ActionKind::Update => Action::Update,
+                crate::models::ActionKind::Unchanged => Action::Unchanged,
+                crate::models::ActionKind::Skip => Action::Skip,
+                crate::models::ActionKind::Conflict => Action::Refuse,
+                crate::models::ActionKind::Fail => Action::Cannot,
+            };
+            let mut item = PlanItem::new(kind, &source, format!("{target}: {source}"));
+            item.key = a.object.clone();
+            if a.object.starts_with("model ") && !a.object.starts_with("model version ") {
+                self.model_actions.insert(source.clone(), action);
+            }
+            if matches!(action, Action::Create | Action::Update) {
+                item.step = Some(Step::Models);
+            }
+            self.items.push(item.set(action, a.detail));
+        }
+        for w in report.warnings {
+            self.notes.push(w.to_string());
+        }
+        Ok(())
     }
 
     fn unknown(&mut self) {
@@ -1540,17 +1589,59 @@ impl<'a, 'b> Planner<'a, 'b> {
                     if !f.kind(Kind::RegisteredModel) {
                         continue;
                     }
-                    item.target = format!(
-                        "registered-models {}",
-                        sp.object_name
-                            .clone()
-                            .unwrap_or_else(|| sp.object_id.clone())
-                    );
-                    self.items.push(item.set(
-                        Action::Skip,
-                        "ML models are not replayed by this version of import",
-                    ));
-                    continue;
+                    let name = sp
+                        .object_name
+                        .clone()
+                        .unwrap_or_else(|| sp.object_id.clone());
+                    let label = format!("registered-models {name}");
+                    if self.opts().models.mlflow_uri.is_some() {
+                        item.target = label;
+                        self.items.push(item.set(
+                            Action::Skip,
+                            "the target is an MLflow server, which has no object permissions",
+                        ));
+                        continue;
+                    }
+                    match self.model_actions.get(&name).copied() {
+                        Some(Action::Create) => (
+                            Some(AclObject::Model { name: name.clone() }),
+                            label,
+                            Some(Vec::new()),
+                        ),
+                        Some(Action::Unchanged | Action::Update) => {
+                            let got = self.client().mlflow().get_model_databricks(&name).await;
+                            match got {
+                                Ok(m) => (
+                                    Some(AclObject::Id {
+                                        request_type: "registered-models".into(),
+                                        id: m.id.clone(),
+                                    }),
+                                    format!("{label} ({})", m.id),
+                                    None,
+                                ),
+                                Err(e) if e.is_auth_failure() => return Err(self.err(e)),
+                                Err(e) => {
+                                    item.target = label;
+                                    self.items.push(
+                                        item.set(Action::Cannot, format!("reading its id: {e}")),
+                                    );
+                                    continue;
+                                }
+                            }
+                        }
+                        Some(_) => {
+                            item.target = label;
+                            self.items
+                                .push(item.set(Action::Skip, "its model is not imported"));
+                            continue;
+                        }
+                        None => {
+                            item.target = label;
+                            self.items
+                                .push(item.set(Action::Skip, "its model is not in the bundle"));
+                            continue;
+                        }
+                    }
                 }
                 other => {
                     self.items.push(item.set(
@@ -2135,4 +2226,18 @@ pub fn job_refs(settings: &Map<String, Value>) -> Vec<i64> {
 pub fn needs_parent(tree: &Tree, path: &str) -> Option<String> {
     let parent = parent_path(path);
     (!tree.is_dir(parent)).then(|| parent.to_string())
+}
+
+/// The plan item of a models-stage object (`model NAME`, `model version NAME/N`,
+/// `alias NAME@ALIAS`): its kind and source name.
+fn model_item(object: &str) -> (Kind, String) {
+    if let Some(v) = object.strip_prefix("model version ") {
+        (Kind::ModelVersion, v.to_string())
+    } else if let Some(m) = object.strip_prefix("model ") {
+        (Kind::RegisteredModel, m.to_string())
+    } else if let Some(a) = object.strip_prefix("alias ") {
+        (Kind::RegisteredModel, a.to_string())
+    } else {
+        (Kind::RegisteredModel, object.to_string())
+    }
 }

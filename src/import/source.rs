@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use zeroize::Zeroizing;
 
 /// The largest notebook or file the workspace import API takes (`content` is capped at 10 MB).
@@ -146,7 +146,7 @@ pub struct References {
 /// A verified bundle, its records sorted by kind.
 pub struct SourceBundle {
     path: PathBuf,
-    bundle: Mutex<Bundle>,
+    bundle: Arc<Mutex<Bundle>>,
     /// The bundle id.
     pub bundle_id: String,
     /// Source workspace host.
@@ -261,7 +261,7 @@ impl SourceBundle {
             models: Vec::new(),
             references: References::default(),
             unknown: inv.opaque.clone(),
-            bundle: Mutex::new(bundle),
+            bundle: Arc::new(Mutex::new(bundle)),
         };
         for r in &inv.records {
             s.add_record(r)?;
@@ -272,6 +272,12 @@ impl SourceBundle {
     /// The bundle file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The verified bundle, shared with the models stage (which streams artifacts from it on
+    /// blocking threads).
+    pub fn shared_bundle(&self) -> Arc<Mutex<Bundle>> {
+        Arc::clone(&self.bundle)
     }
 
     /// The value of the job tag that ties a target job to source job `job_id`: the source

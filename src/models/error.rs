@@ -89,3 +89,13 @@ pub fn stops_run(e: &ClientError) -> bool {
         _ => false,
     }
 }
+
+/// True when a failed write leaves it unknown whether the server applied it: the connection
+/// dropped, the answer timed out, or the server answered 5xx or 429. Such a write is checked
+/// (has the object appeared?) before it is sent again.
+pub fn ambiguous(e: &ClientError) -> bool {
+    match e {
+        ClientError::Transport { .. } | ClientError::RetriesExhausted { .. } => true,
+        _ => e.api().is_some_and(|a| a.status >= 500 || a.status == 429),
+    }
+}

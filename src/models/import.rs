@@ -18,10 +18,10 @@
 //!   (none of its versions carry a marker of the bundle's versions) is a conflict, settled by
 //!   the [`ConflictPolicy`].
 
-use super::error::{stops_run, ModelsError};
+use super::error::{ambiguous, stops_run, ModelsError};
 use super::manifest::{collect, marker, marker_of, BundleArtifact, BundleModel, BundleVersion};
 use super::pipe;
-use super::registry::{Registry, RunProvenance, UploadTarget};
+use super::registry::{Registry, RunProvenance, UploadTarget, AMBIGUOUS_ATTEMPTS};
 use super::select::ConflictPolicy;
 use super::steps::StepLog;
 use super::Problem;
@@ -136,8 +136,8 @@ fn key_version(name: &str, v: &str) -> String {
     format!("models/version:{name}/{v}")
 }
 
-/// Uploads of one file are tried this many times before the version is given up.
-const UPLOAD_ATTEMPTS: u32 = 3;
+/// Uploads of one file are tried this many times before the import stops (resumable).
+const UPLOAD_ATTEMPTS: u32 = 5;
 /// The largest JSON document read from a bundle (model.json, version.json, run.json).
 const MAX_DOC: u64 = 64 << 20;
 
@@ -380,9 +380,7 @@ impl Apply<'_> {
         match &target {
             None => {
                 if !self.opts.dry_run {
-                    self.reg
-                        .create_model(name, doc.description.as_deref(), &doc.tags)
-                        .await?;
+                    self.create_model(name, &doc).await?;
                     self.record(&key_model(name), &())?;
                 }
                 self.action(object.clone(), ActionKind::Create, String::new());
@@ -663,16 +661,7 @@ impl Apply<'_> {
             self.report.uploaded_bytes += a.size;
         }
         self.reg.finish_upload(&target).await?;
-        let created = self
-            .reg
-            .create_version(
-                name,
-                &target.source,
-                target.run_id.as_deref(),
-                vdoc.description.as_deref(),
-                &vdoc.tags,
-            )
-            .await?;
+        let created = self.create_version_once(name, &target, vdoc).await?;
         self.record(
             &key_version(name, &bv.version),
             &JournaledVersion {
@@ -705,6 +694,84 @@ impl Apply<'_> {
         Ok(created.version)
     }
 
+    /// Creates a registered model. A write whose answer was lost is checked (is the model
+    /// there now?) before it is sent again, so a dropped connection never fails the import
+    /// nor creates anything twice.
+    async fn create_model(&mut self, name: &str, doc: &RegisteredModel) -> Result<(), Failure> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .reg
+                .create_model(name, doc.description.as_deref(), &doc.tags)
+                .await
+            {
+                Ok(()) => return Ok(()),
+                // An earlier attempt went through after all.
+                Err(e) if attempt > 1 && e.is_already_exists() => return Ok(()),
+                Err(e) if ambiguous(&e) && attempt < AMBIGUOUS_ATTEMPTS => {
+                    if self.reg.get_model(name).await?.is_some() {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+                Err(e) => return Err(Failure::from(e)),
+            }
+        }
+    }
+
+    /// Creates a version from uploaded artifacts, exactly once: after a write whose answer was
+    /// lost, a version that appeared since with this source is the one created.
+    async fn create_version_once(
+        &mut self,
+        name: &str,
+        target: &UploadTarget,
+        vdoc: &ModelVersion,
+    ) -> Result<ModelVersion, Failure> {
+        let before: HashSet<String> = self
+            .reg
+            .version_sources(name)
+            .await?
+            .into_iter()
+            .map(|(v, _)| v)
+            .collect();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let e = match self
+                .reg
+                .create_version(
+                    name,
+                    &target.source,
+                    target.run_id.as_deref(),
+                    vdoc.description.as_deref(),
+                    &vdoc.tags,
+                )
+                .await
+            {
+                Ok(v) => return Ok(v),
+                Err(e) if ambiguous(&e) && attempt < AMBIGUOUS_ATTEMPTS => e,
+                Err(e) => return Err(Failure::from(e)),
+            };
+            let mut appeared: Vec<String> = self
+                .reg
+                .version_sources(name)
+                .await?
+                .into_iter()
+                .filter(|(v, src)| {
+                    !before.contains(v) && src.as_deref() == Some(target.source.as_str())
+                })
+                .map(|(v, _)| v)
+                .collect();
+            appeared.sort_by_key(|v| super::select::version_number(v));
+            if let Some(v) = appeared.into_iter().next() {
+                return Ok(self.reg.get_version(name, &v).await?);
+            }
+            tracing::info!(target: "dbxport::models", model = name, attempt, "version create failed, sending again: {e}");
+            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+        }
+    }
+
     /// Uploads one artifact from the bundle, digest-checked, trying again after a failure
     /// that is not the target refusing the request.
     async fn upload_file(
@@ -716,7 +783,7 @@ impl Apply<'_> {
         for attempt in 1..=UPLOAD_ATTEMPTS {
             if attempt > 1 {
                 self.progress.inc_length(a.size);
-                tokio::time::sleep(Duration::from_secs(1 << (attempt - 1))).await;
+                tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
             }
             let bar = self.progress.clone();
             let (rx, reading) =

@@ -152,6 +152,19 @@ impl ChunkReceiver {
         })
     }
 
+    /// All the chunks in memory (for small files). `what` names the upload in an error.
+    pub async fn collect(mut self, what: &str) -> Result<Bytes, crate::client::ClientError> {
+        let mut buf = bytes::BytesMut::new();
+        while let Some(c) = self.rx.recv().await {
+            let c = c.map_err(|source| crate::client::ClientError::Io {
+                call: what.to_string(),
+                source,
+            })?;
+            buf.extend_from_slice(&c);
+        }
+        Ok(buf.freeze())
+    }
+
     /// The chunks as an `AsyncRead` (for DBFS and Files API uploads).
     pub fn into_async_read(self) -> ChunkRead {
         ChunkRead {

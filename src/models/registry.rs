@@ -133,6 +133,10 @@ struct VersionEnvelope {
 const MAX_PAGES: usize = 100_000;
 /// How long a new version may stay `PENDING_REGISTRATION`.
 const READY_TIMEOUT: Duration = Duration::from_secs(600);
+/// Files up to this size are uploaded from memory, so the client can send them again.
+pub const SMALL_UPLOAD: u64 = 1 << 20;
+/// How often a write whose outcome is unknown is checked and sent again.
+pub const AMBIGUOUS_ATTEMPTS: u32 = 4;
 /// Runs `log-batch` accepts at most this many params, tags and metrics per request.
 const BATCH_PARAMS: usize = 100;
 const BATCH_TAGS: usize = 100;
@@ -341,6 +345,39 @@ impl Registry {
                 Ok(full) => out.push(full),
                 Err(e) if e.is_not_found() => continue,
                 Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The numbers and sources of a model's versions, from the search alone (one request per
+    /// page; no per-version reads).
+    pub async fn version_sources(
+        &self,
+        name: &str,
+    ) -> Result<Vec<(String, Option<String>)>, ClientError> {
+        let filter = name_filter(name);
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        let mut seen = HashSet::new();
+        for page in 0.. {
+            let call = Call::get("/api/2.0/mlflow/model-versions/search")
+                .query("max_results", 1000)
+                .query_opt("filter", filter.as_deref())
+                .query_opt("page_token", token.as_deref())
+                .object(format!("model={name}"));
+            let describe = call.describe();
+            let p: VersionsPage = self.json(call).await?;
+            out.extend(
+                p.model_versions
+                    .into_iter()
+                    .filter(|v| v.name == name)
+                    .map(|v| (v.version, v.source)),
+            );
+            match p.next_page_token.filter(|t| !t.is_empty()) {
+                Some(t) if page < MAX_PAGES && seen.insert(t.clone()) => token = Some(t),
+                Some(_) => return Err(protocol(&describe, "the page tokens never end")),
+                None => break,
             }
         }
         Ok(out)
@@ -880,7 +917,22 @@ impl Registry {
             .json(&json!({ "name": name }))
             .object(format!("experiment={name}"));
         let describe = call.describe();
-        match self.json::<Value>(call).await {
+        let created = self.json::<Value>(call).await;
+        // An answer lost after the server created it: the experiment is there by name.
+        let created = match created {
+            Err(e) if super::error::ambiguous(&e) => {
+                Err(ClientError::Api(Box::new(crate::client::ApiError {
+                    call: describe.clone(),
+                    status: 409,
+                    error_code: Some("RESOURCE_ALREADY_EXISTS".into()),
+                    message: format!("the answer was lost ({e}); looking the experiment up"),
+                    request_id: None,
+                    retry_after: None,
+                })))
+            }
+            other => other,
+        };
+        match created {
             Ok(v) => v["experiment_id"]
                 .as_str()
                 .map(str::to_string)
@@ -902,6 +954,25 @@ impl Registry {
     }
 
     async fn create_run(&self, experiment_id: &str, run_name: &str) -> Result<Value, ClientError> {
+        // A run whose creation answer was lost is an empty run left behind; trying again is
+        // the only way to get one whose id we know.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.create_run_once(experiment_id, run_name).await {
+                Err(e) if attempt < AMBIGUOUS_ATTEMPTS && super::error::ambiguous(&e) => {
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn create_run_once(
+        &self,
+        experiment_id: &str,
+        run_name: &str,
+    ) -> Result<Value, ClientError> {
         let v: Value = self
             .json(
                 Call::post("/api/2.0/mlflow/runs/create")
@@ -968,7 +1039,10 @@ impl Registry {
     }
 
     /// Uploads one file below an upload target from a stream of chunks of exactly `len`
-    /// bytes. The body is sent once; the caller retries by opening the bytes again.
+    /// bytes. Files up to [`SMALL_UPLOAD`] are collected in memory and sent as a body the
+    /// client may send again after a failure (every upload here overwrites, so a repeat has
+    /// the same effect); larger ones stream once, and the caller retries by opening the bytes
+    /// again.
     pub async fn upload(
         &self,
         target: &UploadTarget,
@@ -976,35 +1050,49 @@ impl Registry {
         len: u64,
         body: super::pipe::ChunkReceiver,
     ) -> Result<(), ClientError> {
+        let small = len <= SMALL_UPLOAD;
         match target.via.as_str() {
             "proxy" => {
                 let path = uri::join(&target.base, rel);
-                let body = reqwest::Body::wrap_stream(body.into_stream());
-                self.send(
-                    Call::put("/api/2.0/mlflow-artifacts/artifacts/{path}")
-                        .path(format!(
-                            "/api/2.0/mlflow-artifacts/artifacts/{}",
-                            encode_path(&path)
-                        ))
-                        .stream(body, Some(len), "application/octet-stream")
-                        .object(format!("path={path}")),
-                )
-                .await
+                let call = Call::put("/api/2.0/mlflow-artifacts/artifacts/{path}")
+                    .path(format!(
+                        "/api/2.0/mlflow-artifacts/artifacts/{}",
+                        encode_path(&path)
+                    ))
+                    .object(format!("path={path}"));
+                let call = if small {
+                    call.bytes(body.collect(&path).await?, "application/octet-stream")
+                        .safe_to_retry()
+                } else {
+                    let stream = reqwest::Body::wrap_stream(body.into_stream());
+                    call.stream(stream, Some(len), "application/octet-stream")
+                };
+                self.send(call).await
             }
             "dbfs" => {
                 let path = format!("{}/{rel}", target.base);
-                self.client
-                    .dbfs()
-                    .upload(&path, body.into_async_read(), true)
-                    .await
-                    .map(|_| ())
+                if small {
+                    let b = body.collect(&path).await?;
+                    self.client.dbfs().put(&path, &b, true).await
+                } else {
+                    self.client
+                        .dbfs()
+                        .upload(&path, body.into_async_read(), true)
+                        .await
+                        .map(|_| ())
+                }
             }
             "files" => {
                 let path = format!("{}/{rel}", target.base);
-                self.client
-                    .files()
-                    .upload_reader(&path, body.into_async_read(), Some(len), true)
-                    .await
+                if small {
+                    let b = body.collect(&path).await?;
+                    self.client.files().upload_bytes(&path, b, true).await
+                } else {
+                    self.client
+                        .files()
+                        .upload_reader(&path, body.into_async_read(), Some(len), true)
+                        .await
+                }
             }
             other => Err(protocol(
                 "artifact upload",
