@@ -783,7 +783,7 @@ impl Apply<'_> {
         for attempt in 1..=UPLOAD_ATTEMPTS {
             if attempt > 1 {
                 self.progress.inc_length(a.size);
-                tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+                tokio::time::sleep(Duration::from_millis(125 << attempt)).await;
             }
             let bar = self.progress.clone();
             let (rx, reading) =
