@@ -1,7 +1,7 @@
 //! The byte pipes between the asynchronous registry and the synchronous bundle, so that an
 //! artifact of any size passes through in constant memory:
 //!
-//! * export: a download's chunks flow through a bounded channel into a [`ChannelReader`],
+//! * export: a download's chunks flow through a bounded channel into a `ChannelReader`,
 //!   which the bundle builder reads on a blocking thread. The reader checks the byte count
 //!   against the listing, hashes what passes, and at the end refuses bytes that duplicate an
 //!   artifact already stored (so the builder drops its staged copy);
