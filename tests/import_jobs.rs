@@ -177,6 +177,7 @@ fn export_all(
         envelope: None,
         resume: false,
         concurrency: 4,
+        models: Default::default(),
     };
     let s = rt()
         .block_on(dbxport::export::export(

@@ -281,6 +281,7 @@ async fn journey(fx: &Path, dir: &Path) -> anyhow::Result<bool> {
             envelope: None,
             resume: false,
             concurrency: 8,
+            models: Default::default(),
         },
         Arc::new(Quiet),
     )

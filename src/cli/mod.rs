@@ -18,6 +18,7 @@ pub mod import;
 pub mod inspect;
 pub mod keygen;
 pub mod keys;
+pub mod models;
 pub mod pack;
 pub mod plan;
 pub mod unpack;
@@ -72,6 +73,8 @@ pub enum Command {
     Diff(diff::Args),
     #[allow(missing_docs)]
     Demo(demo::Args),
+    /// Move ML models (registered models, versions, artifacts) into or out of a bundle.
+    Models(models::Args),
 }
 
 /// Parses arguments, runs the command and maps the outcome to an exit code.
@@ -89,6 +92,7 @@ pub fn main() -> ExitCode {
         Command::Import(a) => import::run(a),
         Command::Diff(a) => diff::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Models(a) => models::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

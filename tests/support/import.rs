@@ -181,6 +181,7 @@ pub fn export_poc(poc: &EmulatorHandle, dir: &Path, recipient: &str) -> PathBuf 
         envelope: None,
         resume: false,
         concurrency: 8,
+        models: Default::default(),
     };
     let summary = rt()
         .block_on(dbxport::export::export(client(poc), opts, Arc::new(Quiet)))
