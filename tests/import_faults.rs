@@ -32,7 +32,7 @@ fn faulty(seed: u64) -> Vec<(&'static str, FaultConfig)> {
             "dropped connections, some after the change was applied",
             FaultConfig {
                 drop_rate: 0.08,
-                drop_after_apply: seed % 2 == 0,
+                drop_after_apply: seed.is_multiple_of(2),
                 seed,
                 ..FaultConfig::default()
             },

@@ -118,8 +118,7 @@ fn kill_9_at_several_points_then_resume_gives_the_same_end_state() {
             .unwrap();
         let killed = kill_after(&mut child, &prod, writes, reads);
         assert!(killed, "point {i}: the import finished before the kill");
-        let journal =
-            dbxport::import::ledger::journal_path(&bundle, &client(&prod).host().to_string());
+        let journal = dbxport::import::ledger::journal_path(&bundle, client(&prod).host());
         if writes > 0 {
             // An interrupted run is not started over by accident.
             let o = cmd(&prod, &home, &args).output().unwrap();
@@ -162,7 +161,7 @@ fn ctrl_c_stops_between_steps_exits_130_and_resume_finishes() {
     std::fs::create_dir_all(&home).unwrap();
     let prod = start_prod(f.dir.path(), slow());
     let args = import_args(&f, &[]);
-    let mut child = cmd(&prod, &home, &args)
+    let child = cmd(&prod, &home, &args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

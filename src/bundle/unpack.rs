@@ -61,6 +61,14 @@ pub fn unpack(
         return Err(BundleError::new(ErrorCode::TargetNotEmpty, &tsubject, "is not empty").into());
     }
     let mut b = Bundle::open(bundle, opener)?;
+    if b.bag_name() == SECRETS_DIR && opener.is_some_and(|o| !o.is_empty()) {
+        return Err(BundleError::new(
+            ErrorCode::TargetNotEmpty,
+            format!("folder {}", target.join(SECRETS_DIR).display()),
+            "the bag folder itself is named `secrets`, where opened values would go; unpack without --identity",
+        )
+        .into());
+    }
     fs::create_dir_all(target).ctx(&tsubject)?;
     let tmp = tempfile::Builder::new()
         .prefix(".dbxport-unpack.")

@@ -11,8 +11,8 @@
 //! | 130 | interrupted (Ctrl-C); resumable commands can be re-run with `--resume` |
 
 pub mod demo;
-mod emulator;
 pub mod diff;
+mod emulator;
 pub mod export;
 pub mod import;
 pub mod inspect;
