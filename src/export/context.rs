@@ -271,7 +271,7 @@ pub async fn commit(
 ) {
     match ctx
         .committer
-        .submit(Item::Object(entry.clone(), resource))
+        .submit(Item::Object(Box::new((entry.clone(), resource))))
         .await
     {
         Ok(()) => {

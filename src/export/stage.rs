@@ -161,7 +161,7 @@ impl Index {
 /// What a commit carries.
 pub enum Item {
     /// An object: its journal entry and its resource.
-    Object(DoneEntry, Resource),
+    Object(Box<(DoneEntry, Resource)>),
     /// A folder listing.
     Listing(String, Vec<ObjectInfo>),
 }
@@ -460,7 +460,8 @@ impl Stage {
             let ix = self.index();
             for item in &items {
                 match item {
-                    Item::Object(entry, r) => {
+                    Item::Object(o) => {
+                        let (entry, r) = o.as_ref();
                         ix.add_to(&mut batch, journal_key(r.kind, &r.source_id), entry)
                     }
                     Item::Listing(path, entries) => {
@@ -483,7 +484,8 @@ impl Stage {
         }
         let stage_one = |item: Item| match item {
             Item::Listing(..) => Ok(()),
-            Item::Object(_, resource) => {
+            Item::Object(o) => {
+                let (_, resource) = *o;
                 let Some(builder) = self.builder.as_ref() else {
                     return Err(CommitError {
                         message: "the bag was already finalized".into(),
