@@ -22,6 +22,7 @@ pub mod export;
 pub mod import;
 pub mod journal;
 pub mod model;
+pub mod models;
 
 /// The version of dbxport, as recorded in every bundle it writes.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

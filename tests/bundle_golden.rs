@@ -189,3 +189,24 @@ fn unpack_then_pack_reproduces_the_bundle() {
 fn golden_inventory_satisfies_the_schema() {
     schema::assert_bundle_inventory_valid(&golden::bundle_path());
 }
+
+#[test]
+fn text_is_deflated_and_incompressible_data_stored() {
+    let mut f = std::fs::File::open(golden::bundle_path()).unwrap();
+    let idx = dbxport::bundle::container::read_index(&mut f).unwrap();
+    let method = |suffix: &str| {
+        idx.entries
+            .iter()
+            .find(|e| e.name.ends_with(suffix))
+            .unwrap()
+            .method
+    };
+    assert_eq!(method("dbxport.json"), 8, "JSON text is deflated");
+    assert_eq!(method("manifest-sha256.txt"), 8);
+    assert_eq!(method("artifacts/model.pkl"), 0, "random bytes are stored");
+    assert_eq!(
+        method("values/db-password.age"),
+        0,
+        "sealed bytes are stored"
+    );
+}

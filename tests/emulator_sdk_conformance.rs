@@ -402,12 +402,21 @@ async fn poc_fixture_serves_every_planted_object() {
         )
         .await;
     assert_eq!(r["status"]["state"], "SUCCEEDED", "{r}");
-    let rows = arr(&r["result"], "data_array");
+    // SHOW GRANTS also shows the rows of the database and catalog holding the table.
+    let rows: Vec<&Value> = arr(&r["result"], "data_array")
+        .iter()
+        .filter(|row| row[2] == "TABLE")
+        .collect();
     assert_eq!(rows.len(), 3, "grants on reference.station_pii: {rows:?}");
     assert_eq!(
         rows.iter().filter(|r| r[1] == "DENIED_SELECT").count(),
         2,
         "denies on reference.station_pii"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r[0] == "data-stewards" && r[1] == "OWN"),
+        "owner of reference.station_pii: {rows:?}"
     );
     let uc = raw
         .get("/api/2.1/unity-catalog/permissions/catalog/science_hub")

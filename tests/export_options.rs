@@ -262,8 +262,8 @@ fn bad_options_are_refused_before_any_request() {
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["-o", existing.to_str().unwrap()], "already exists"),
         (
-            vec!["-o", fresh.to_str().unwrap(), "--include", "models"],
-            "models",
+            vec!["-o", fresh.to_str().unwrap(), "--model", "[x"],
+            "--model [x",
         ),
         (
             vec!["-o", fresh.to_str().unwrap(), "--include", "nonsense"],

@@ -466,7 +466,12 @@ fn refused_secrets_get_reads_values_on_the_cluster_and_requests_stay_in_budget()
     );
     assert_eq!(
         found("permissions"),
-        found("notebook") + found("file") + found("directory") + found("repo") + found("job")
+        found("notebook")
+            + found("file")
+            + found("directory")
+            + found("repo")
+            + found("job")
+            + found("registered_model")
     );
     assert_eq!(s.count("GET /api/2.0/workspace/get-status"), 0);
     // The jobs listing carries the settings; only the 120-task job needs jobs/get (2 pages).

@@ -347,7 +347,7 @@ impl BagBuilder {
                 let declared = content_len(&p.content)?;
                 let (sample, rest) = open_content(p.content)?;
                 let f = fs::File::create(&tmp).ctx(format!("file {}", tmp.display()))?;
-                let mut w = BufWriter::with_capacity(1 << 20, f);
+                let mut w = BufWriter::with_capacity(super::digest::BUF, f);
                 let mut src = std::io::Cursor::new(sample).chain(rest);
                 let pumped =
                     pump(&mut src, declared, &mut |b| w.write_all(b)).map_err(|e| match e {

@@ -638,6 +638,17 @@ mod tests {
         assert_eq!(e.code(), ErrorCode::InventorySyntax);
     }
 
+    /// Spec §14.2 lists the kinds in import order; so does `Kind::ALL`.
+    #[test]
+    fn spec_kind_list_matches_the_model() {
+        let spec = include_str!("../../spec/bundle-format.md");
+        let start = spec.find("### 14.2 Kinds").unwrap();
+        let end = start + spec[start..].find("— in this order").unwrap();
+        let listed: Vec<&str> = spec[start..end].split('`').skip(1).step_by(2).collect();
+        let ours: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(listed, ours);
+    }
+
     #[test]
     fn ids() {
         let id = new_bundle_id();

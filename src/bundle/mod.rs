@@ -5,7 +5,7 @@
 //!
 //! Modules follow the spec's sections: [`container`] (§3), [`bagit`] (§4), [`inventory`] (§5),
 //! [`layout`] and [`names`] (§6, §7), [`seal`] (§8), [`json`] (§9), [`reader`] and [`verify`]
-//! (§10), [`writer`], [`builder`], [`pack`] and [`unpack`] (§11), [`error`] (§13).
+//! (§10), [`writer`], [`builder`], [`mod@pack`] and [`mod@unpack`] (§11), [`error`] (§13).
 
 pub mod bagit;
 pub mod builder;

@@ -1,6 +1,6 @@
 //! `pack`: a bag folder on disk → a bundle zip, deterministically (spec §3.6, §9), refusing a
 //! bag whose files differ from its manifests and verifying the result before it is renamed into
-//! place (§11). The inverse of [`super::unpack`]: unpack then pack gives the same bytes.
+//! place (§11). The inverse of [`super::unpack()`]: unpack then pack gives the same bytes.
 //!
 //! With an envelope (§8.4) the zip is streamed straight into age; to verify it without a
 //! plaintext copy on disk, the same stream is also sealed to a one-time key held in memory, and
@@ -378,7 +378,7 @@ pub fn pack(
     match &opts.envelope {
         None => {
             {
-                let mut buf = BufWriter::with_capacity(1 << 20, out_file.file());
+                let mut buf = BufWriter::with_capacity(super::digest::BUF, out_file.file());
                 write_zip(&mut buf)?;
                 buf.flush().ctx(format!("file {}", out.display()))?;
             }
@@ -401,10 +401,16 @@ pub fn pack(
                     BundleError::new(ErrorCode::Io, "envelope", e.to_string())
                 };
                 let a = sealer
-                    .wrap(BufWriter::with_capacity(1 << 20, out_file.file()))
+                    .wrap(BufWriter::with_capacity(
+                        super::digest::BUF,
+                        out_file.file(),
+                    ))
                     .map_err(seal_err)?;
                 let b = scratch_sealer
-                    .wrap(BufWriter::with_capacity(1 << 20, scratch.as_file_mut()))
+                    .wrap(BufWriter::with_capacity(
+                        super::digest::BUF,
+                        scratch.as_file_mut(),
+                    ))
                     .map_err(seal_err)?;
                 let mut tee = Tee { a, b };
                 write_zip(&mut tee)?;

@@ -142,6 +142,17 @@ impl Bundle {
             }
         };
         let mut problems = index.problems.clone();
+        if let Some(bag) = &index.bag {
+            // Name entries inside the bag relative to it, as the rest of the checks do.
+            let prefix = format!("entry {bag}/");
+            for p in &mut problems {
+                if let Some(rest) = p.subject().strip_prefix(&prefix) {
+                    if !rest.is_empty() {
+                        *p = BundleError::new(p.code(), format!("entry {rest}"), p.detail());
+                    }
+                }
+            }
+        }
         let Some(bag) = index.bag.clone() else {
             return Scan {
                 bundle: None,

@@ -61,6 +61,14 @@ pub fn unpack(
         return Err(BundleError::new(ErrorCode::TargetNotEmpty, &tsubject, "is not empty").into());
     }
     let mut b = Bundle::open(bundle, opener)?;
+    if b.bag_name() == SECRETS_DIR && opener.is_some_and(|o| !o.is_empty()) {
+        return Err(BundleError::new(
+            ErrorCode::TargetNotEmpty,
+            format!("folder {}", target.join(SECRETS_DIR).display()),
+            "the bag folder itself is named `secrets`, where opened values would go; unpack without --identity",
+        )
+        .into());
+    }
     fs::create_dir_all(target).ctx(&tsubject)?;
     let tmp = tempfile::Builder::new()
         .prefix(".dbxport-unpack.")
@@ -139,7 +147,7 @@ fn extract(b: &mut Bundle, root: &Path, opener: Option<&Opener>) -> Result<Unpac
             ));
         };
         let f = create_new_file(&dest)?;
-        let mut w = BufWriter::with_capacity(1 << 20, f);
+        let mut w = BufWriter::with_capacity(super::digest::BUF, f);
         let entry_subject = format!("entry {rel}");
         let mut r = b.open_raw(&rel)?;
         r.defer_crc_check();

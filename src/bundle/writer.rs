@@ -399,7 +399,7 @@ pub fn write_bundle_file(
     }
     let mut tmp = AtomicFile::create(path)?;
     let mut summary = {
-        let buf = BufWriter::with_capacity(1 << 20, tmp.file());
+        let buf = BufWriter::with_capacity(super::digest::BUF, tmp.file());
         let (mut buf, summary) = write_bundle(buf, settings, sealing, resources, extra_tags)?;
         buf.flush().ctx(format!("file {}", path.display()))?;
         summary

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
-use dbxport::emulator::{Emulator, EmulatorConfig, FaultConfig, FAMILIES};
+use dbxport::emulator::{Emulator, EmulatorConfig, EmulatorError, FaultConfig, FAMILIES};
 
 use super::EXIT_OK;
 
@@ -121,7 +121,12 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         .build()
         .context("emulator: cannot start the async runtime")?;
     runtime.block_on(async move {
-        let handle = Emulator::start(config).await?;
+        let handle = Emulator::start(config).await.map_err(|e| match e {
+            EmulatorError::Bind { .. } => anyhow::anyhow!(
+                "{e}\nhint: pass --addr with another port, or port 0 to pick a free one"
+            ),
+            other => other.into(),
+        })?;
         if args.json {
             println!(
                 "{}",

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Export a workspace into one bundle: notebooks, files, folders, repos, jobs, secrets, table
-/// ACLs, permissions, and reference records of what must be recreated by hand.
+/// ACLs, ML models, permissions, and reference records of what must be recreated by hand.
 ///
 /// Objects are fetched concurrently within the workspace's rate limits; throttling slows the
 /// whole run instead of failing it. Every object found is exported, or listed in the report
@@ -52,8 +52,9 @@ pub struct Args {
     pub engine: TransportArgs,
     /// Export only these kinds (comma-separated, repeatable): notebook, directory, file, repo,
     /// job, secret_scope, secret, permissions, hive_grants, uc_grants, cluster, instance_pool,
-    /// cluster_policy, warehouse, mount, principal, or the groups workspace, secrets, grants,
-    /// reference. Default: all.
+    /// cluster_policy, warehouse, mount, principal, registered_model, model_version,
+    /// model_artifact, or the groups workspace, secrets, grants, reference, models.
+    /// Default: all.
     #[arg(long, value_name = "KINDS", value_delimiter = ',')]
     pub include: Vec<String>,
     /// Leave out a kind (as for --include), or the workspace paths matching a glob
@@ -87,6 +88,8 @@ pub struct Args {
     /// profile's cluster_id).
     #[arg(long, value_name = "CLUSTER_ID")]
     pub cluster: Option<String>,
+    #[command(flatten)]
+    pub models: dbxport::models::ModelArgs,
     /// Continue an interrupted export into the same output.
     #[arg(long)]
     pub resume: bool,
@@ -220,6 +223,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         envelope,
         resume: args.resume,
         concurrency: args.engine.concurrency.unwrap_or(8) as usize,
+        models: args.models.clone(),
     };
     let terminal = std::io::stderr().is_terminal() && args.verbose == 0;
     let display = Arc::new(Display::new(terminal));

@@ -10,12 +10,17 @@
 //! | 2 | the command could not run: bad arguments, unreadable input, refused credentials |
 //! | 130 | interrupted (Ctrl-C); resumable commands can be re-run with `--resume` |
 
+pub mod demo;
+pub mod diff;
 mod emulator;
 pub mod export;
+pub mod import;
 pub mod inspect;
 pub mod keygen;
 pub mod keys;
+pub mod models;
 pub mod pack;
+pub mod plan;
 pub mod unpack;
 pub mod verify;
 
@@ -60,6 +65,16 @@ pub enum Command {
     Pack(pack::Args),
     #[allow(missing_docs)]
     Keygen(keygen::Args),
+    #[allow(missing_docs)]
+    Plan(plan::Args),
+    #[allow(missing_docs)]
+    Import(import::Args),
+    #[allow(missing_docs)]
+    Diff(diff::Args),
+    #[allow(missing_docs)]
+    Demo(demo::Args),
+    /// Move ML models (registered models, versions, artifacts) into or out of a bundle.
+    Models(models::Args),
 }
 
 /// Parses arguments, runs the command and maps the outcome to an exit code.
@@ -73,6 +88,11 @@ pub fn main() -> ExitCode {
         Command::Unpack(a) => unpack::run(a),
         Command::Pack(a) => pack::run(a),
         Command::Keygen(a) => keygen::run(a),
+        Command::Plan(a) => plan::run(a),
+        Command::Import(a) => import::run(a),
+        Command::Diff(a) => diff::run(a),
+        Command::Demo(a) => demo::run(a),
+        Command::Models(a) => models::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

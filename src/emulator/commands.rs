@@ -18,9 +18,11 @@ use crate::model::command::{
     SecretReadValue, BUILTIN_MOUNT_POINTS,
 };
 use crate::model::compute::Mount;
+use crate::model::secret::AclPermission;
 
+use super::access;
 use super::error::{ApiError, ApiResult};
-use super::extract::{self, b64, mark, Body, Ctx, Fields, Params};
+use super::extract::{self, b64, mark, Body, Caller, Ctx, Fields, Params};
 use super::state::{CommandRecord, ExecContext, Shared, State};
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
@@ -131,7 +133,7 @@ fn text_result(data: String) -> Value {
 }
 
 /// Evaluates one command against the workspace.
-fn evaluate(st: &State, language: &str, command: &str) -> Value {
+fn evaluate(st: &State, caller: &Caller, language: &str, command: &str) -> Value {
     if language != "python" {
         return error_result(
             "UnsupportedOperationException",
@@ -141,6 +143,20 @@ fn evaluate(st: &State, language: &str, command: &str) -> Value {
     if let Some(keys) = parse_secret_read_command(command) {
         let mut out = SecretReadOutput::default();
         for (scope, key) in keys {
+            // dbutils reads with the caller's rights: READ on the scope.
+            if st.scopes.contains_key(&scope)
+                && access::check_scope(st, caller, &scope, AclPermission::Read).is_err()
+            {
+                out.errors.push(SecretReadError {
+                    error: format!(
+                        "PermissionDeniedException: User {} does not have READ permission on scope {scope}",
+                        caller.name()
+                    ),
+                    scope,
+                    key,
+                });
+                continue;
+            }
             let value = st
                 .scopes
                 .get(&scope)
@@ -204,8 +220,8 @@ async fn execute(ctx: Ctx, Body(b): Body) -> ApiResult {
         .map(str::to_ascii_lowercase)
         .unwrap_or(cx_lang);
     let id = format!("{:032x}", st.next_seq());
-    let results = evaluate(&st, &language, command);
-    st.commands.insert(
+    let results = evaluate(&st, &ctx.caller, &language, command);
+    st.remember_command(
         id.clone(),
         CommandRecord {
             context_id: context_id.to_string(),

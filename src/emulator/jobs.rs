@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 use crate::model::job::Job;
 use crate::model::repo::canonical_provider;
 
+use super::access;
 use super::error::{ApiError, ApiResult};
 use super::extract::{self, read_page_token, Body, Ctx, Fields, Params};
 use super::permissions::{parse_acl_list, single_owner};
@@ -209,8 +210,21 @@ fn run_as_user(job: &Job) -> Option<String> {
     .or_else(|| job.creator_user_name.clone())
 }
 
-/// The job as `jobs/get` returns it, before array paging.
-fn job_json(job: &Job) -> Map<String, Value> {
+/// How the array properties of a job's settings are shown.
+#[derive(Clone, Copy)]
+enum View {
+    /// Whole (2.1).
+    Whole,
+    /// Left out (a list without `expand_tasks`).
+    Without,
+    /// One page of [`ARRAY_PAGE`] elements (2.2).
+    Page(usize),
+}
+
+/// The job as `jobs/get` returns it, with the arrays named by `keys` shown as `view` says, and
+/// whether any of them has more elements than shown. Copies only what it shows, so that listing
+/// jobs with many tasks stays cheap.
+fn job_json(job: &Job, keys: &[&str], view: View) -> (Map<String, Value>, bool) {
     let mut o = Map::new();
     o.insert("job_id".into(), json!(job.job_id));
     if let Some(c) = &job.creator_user_name {
@@ -222,8 +236,28 @@ fn job_json(job: &Job) -> Map<String, Value> {
     if let Some(t) = job.created_time {
         o.insert("created_time".into(), json!(t));
     }
-    o.insert("settings".into(), Value::Object(job.settings.clone()));
-    o
+    let mut settings = Map::new();
+    let mut more = false;
+    for (k, v) in &job.settings {
+        if !keys.contains(&k.as_str()) {
+            settings.insert(k.clone(), v.clone());
+            continue;
+        }
+        match (view, v) {
+            (View::Without, _) => {}
+            (View::Page(page), Value::Array(a)) => {
+                let start = (page * ARRAY_PAGE).min(a.len());
+                let end = (start + ARRAY_PAGE).min(a.len());
+                more |= end < a.len();
+                settings.insert(k.clone(), Value::Array(a[start..end].to_vec()));
+            }
+            _ => {
+                settings.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    o.insert("settings".into(), Value::Object(settings));
+    (o, more)
 }
 
 fn find_job(st: &State, id: i64) -> Result<&JobState, ApiError> {
@@ -243,27 +277,15 @@ async fn get_job(ctx: Ctx, p: Params, v22: bool) -> ApiResult {
     };
     let st = ctx.state();
     let job = &find_job(&st, id)?.job;
-    let mut o = job_json(job);
-    if v22 {
-        let mut more = false;
-        if let Some(Value::Object(settings)) = o.get_mut("settings") {
-            for key in PAGED_ARRAYS {
-                if let Some(Value::Array(a)) = settings.get_mut(key) {
-                    let start = (page * ARRAY_PAGE).min(a.len());
-                    let end = (start + ARRAY_PAGE).min(a.len());
-                    more |= end < a.len();
-                    let slice: Vec<Value> = a[start..end].to_vec();
-                    *a = slice;
-                }
-            }
-        }
-        // The last page carries no token at all: clients loop while one is present.
-        if more {
-            o.insert(
-                "next_page_token".into(),
-                json!(extract::page_token(&format!("page:{}", page + 1))),
-            );
-        }
+    access::check_job(&st, &ctx.caller, id, "CAN_VIEW")?;
+    let view = if v22 { View::Page(page) } else { View::Whole };
+    let (mut o, more) = job_json(job, &PAGED_ARRAYS, view);
+    // The last page carries no token at all: clients loop while one is present.
+    if more {
+        o.insert(
+            "next_page_token".into(),
+            json!(extract::page_token(&format!("page:{}", page + 1))),
+        );
     }
     Ok(extract::json(Value::Object(o)))
 }
@@ -285,10 +307,12 @@ async fn list(ctx: Ctx, p: Params, v22: bool) -> ApiResult {
     let expand = p.bool("expand_tasks")?.unwrap_or(false);
     let name = p.get("name").filter(|n| !n.is_empty());
     let st = ctx.state();
+    let admin = access::is_admin(&st, &ctx.caller);
     let all: Vec<&Job> = st
         .jobs
         .values()
         .map(|j| &j.job)
+        .filter(|j| admin || access::can_job(&st, &ctx.caller, j.job_id, "CAN_VIEW"))
         .filter(|j| {
             name.is_none_or(|n| {
                 j.settings
@@ -331,24 +355,15 @@ async fn list(ctx: Ctx, p: Params, v22: bool) -> ApiResult {
     let jobs: Vec<Value> = all[start..end]
         .iter()
         .map(|j| {
-            let mut o = job_json(j);
+            let view = match (expand, v22) {
+                (false, _) => View::Without,
+                (true, true) => View::Page(0),
+                (true, false) => View::Whole,
+            };
+            let (mut o, truncated) = job_json(j, &["tasks", "job_clusters"], view);
             o.remove("run_as_user_name");
-            if let Some(Value::Object(settings)) = o.get_mut("settings") {
-                if !expand {
-                    settings.remove("tasks");
-                    settings.remove("job_clusters");
-                } else if v22 {
-                    let mut truncated = false;
-                    for key in ["tasks", "job_clusters"] {
-                        if let Some(Value::Array(a)) = settings.get_mut(key) {
-                            if a.len() > ARRAY_PAGE {
-                                a.truncate(ARRAY_PAGE);
-                                truncated = true;
-                            }
-                        }
-                    }
-                    o.insert("has_more".into(), json!(truncated));
-                }
+            if expand && v22 {
+                o.insert("has_more".into(), json!(truncated));
             }
             Value::Object(o)
         })
@@ -417,6 +432,8 @@ async fn reset(ctx: Ctx, Body(b): Body) -> ApiResult {
         .cloned()
         .ok_or_else(|| ApiError::missing("new_settings"))?;
     let mut st = ctx.state();
+    find_job(&st, id)?;
+    access::check_job(&st, &ctx.caller, id, "CAN_MANAGE")?;
     let job = &mut st.jobs.get_mut(&id).ok_or_else(|| missing(id))?.job;
     // Omitting run_as keeps the identity the job already runs as.
     if !new.contains_key("run_as") {
@@ -465,6 +482,8 @@ async fn update(ctx: Ctx, Body(b): Body) -> ApiResult {
         })
         .unwrap_or_default();
     let mut st = ctx.state();
+    find_job(&st, id)?;
+    access::check_job(&st, &ctx.caller, id, "CAN_MANAGE")?;
     let job = &mut st.jobs.get_mut(&id).ok_or_else(|| missing(id))?.job;
     let mut settings = job.settings.clone();
     for (k, v) in new {
@@ -498,7 +517,10 @@ async fn update(ctx: Ctx, Body(b): Body) -> ApiResult {
 
 async fn delete(ctx: Ctx, Body(b): Body) -> ApiResult {
     let id = b.req_i64("job_id")?;
-    ctx.state().jobs.remove(&id).ok_or_else(|| missing(id))?;
+    let mut st = ctx.state();
+    find_job(&st, id)?;
+    access::check_job(&st, &ctx.caller, id, "CAN_MANAGE")?;
+    st.jobs.remove(&id);
     Ok(extract::empty())
 }
 

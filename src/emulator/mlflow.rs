@@ -258,33 +258,90 @@ struct Clause {
 }
 
 fn parse_filter(f: &str) -> Result<Vec<Clause>, ApiError> {
+    // Hand-written: the crate's regex has no Unicode case folding, and `(?i)` needs it.
     let bad = || ApiError::invalid(format!("Invalid filter '{f}'"));
-    let re = regex::Regex::new(
-        r#"(?i)^\s*([a-z_.`]+)\s*(=|!=|\bLIKE\b|\bILIKE\b)\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")\s*$"#,
-    )
-    .map_err(|_| bad())?;
-    let and = regex::Regex::new(r"(?i)\s+AND\s+").map_err(|_| bad())?;
-    if f.trim().is_empty() {
-        return Ok(Vec::new());
+    let chars: Vec<char> = f.chars().collect();
+    let mut i = 0;
+    let skip_ws = |i: &mut usize| {
+        while *i < chars.len() && chars[*i].is_whitespace() {
+            *i += 1;
+        }
+    };
+    let word = |i: &mut usize| {
+        let s = *i;
+        while *i < chars.len() && chars[*i].is_ascii_alphabetic() {
+            *i += 1;
+        }
+        chars[s..*i].iter().collect::<String>().to_ascii_uppercase()
+    };
+    let mut out = Vec::new();
+    loop {
+        skip_ws(&mut i);
+        if i >= chars.len() {
+            break;
+        }
+        let start = i;
+        while i < chars.len() && (chars[i].is_ascii_alphanumeric() || "_.`".contains(chars[i])) {
+            i += 1;
+        }
+        if i == start {
+            return Err(bad());
+        }
+        let attr: String = chars[start..i].iter().collect();
+        let attr = attr.trim_matches('`').to_ascii_lowercase();
+        skip_ws(&mut i);
+        let op = if chars[i..].starts_with(&['!', '=']) {
+            i += 2;
+            "!=".to_string()
+        } else if chars.get(i) == Some(&'=') {
+            i += 1;
+            "=".to_string()
+        } else {
+            match word(&mut i).as_str() {
+                w @ ("LIKE" | "ILIKE") => w.to_string(),
+                _ => return Err(bad()),
+            }
+        };
+        skip_ws(&mut i);
+        let quote = *chars.get(i).ok_or_else(bad)?;
+        if quote != '\'' && quote != '"' {
+            return Err(bad());
+        }
+        i += 1;
+        let mut value = String::new();
+        loop {
+            match chars.get(i) {
+                None => return Err(bad()),
+                Some('\\') => {
+                    value.push(*chars.get(i + 1).ok_or_else(bad)?);
+                    i += 2;
+                }
+                Some(c) if *c == quote => {
+                    i += 1;
+                    break;
+                }
+                Some(c) => {
+                    value.push(*c);
+                    i += 1;
+                }
+            }
+        }
+        out.push(Clause { attr, op, value });
+        skip_ws(&mut i);
+        if i < chars.len() && word(&mut i) != "AND" {
+            return Err(bad());
+        }
     }
-    and.split(f)
-        .map(|part| {
-            let c = re.captures(part).ok_or_else(bad)?;
-            Ok(Clause {
-                attr: c[1].trim_matches('`').to_ascii_lowercase(),
-                op: c[2].to_ascii_uppercase(),
-                value: c
-                    .get(3)
-                    .or_else(|| c.get(4))
-                    .map(|m| m.as_str().to_string())
-                    .unwrap_or_default(),
-            })
-        })
-        .collect()
+    Ok(out)
 }
 
 fn sql_like(pattern: &str, value: &str, case_insensitive: bool) -> bool {
-    let mut re = String::from(if case_insensitive { "(?is)^" } else { "(?s)^" });
+    let (pattern, value) = if case_insensitive {
+        (pattern.to_lowercase(), value.to_lowercase())
+    } else {
+        (pattern.to_string(), value.to_string())
+    };
+    let mut re = String::from("(?s)^");
     for ch in pattern.chars() {
         match ch {
             '%' => re.push_str(".*"),
@@ -293,7 +350,7 @@ fn sql_like(pattern: &str, value: &str, case_insensitive: bool) -> bool {
         }
     }
     re.push('$');
-    regex::Regex::new(&re).is_ok_and(|r| r.is_match(value))
+    regex::Regex::new(&re).is_ok_and(|r| r.is_match(&value))
 }
 
 fn matches(clauses: &[Clause], get: impl Fn(&str) -> Option<String>) -> Result<bool, ApiError> {
@@ -966,6 +1023,14 @@ mod tests {
         assert_eq!(c[0].op, "LIKE");
         assert_eq!(c[1].value, "abc");
         assert!(parse_filter("name ~ 'x'").is_err());
+        assert!(parse_filter("").unwrap().is_empty());
+        let c = parse_filter("name='soil' and `run_id` ilike \"%A%\"").unwrap();
+        assert_eq!(
+            (c[0].op.as_str(), c[1].attr.as_str(), c[1].op.as_str()),
+            ("=", "run_id", "ILIKE")
+        );
+        assert!(parse_filter("name = 'x' OR name = 'y'").is_err());
+        assert!(parse_filter("name = 'unterminated").is_err());
         assert!(sql_like("%churn%", "my-churn-model", false));
         assert!(!sql_like("churn", "Churn", false));
         assert!(sql_like("churn", "Churn", true));

@@ -17,6 +17,7 @@
 //! Layout: [`server`](self) holds the accept loop, auth, faults and stats wiring; `state` the
 //! in-memory workspace; `seed` loading and dumping; one module per API family.
 
+mod access;
 mod commands;
 mod compute;
 mod dbfs;
@@ -314,8 +315,13 @@ impl EmulatorHandle {
             let _ = tx.send(());
         }
         if let Some(rt) = self.runtime.take() {
-            // Never blocks, so that dropping a handle inside async code cannot panic.
-            rt.shutdown_background();
+            if tokio::runtime::Handle::try_current().is_err() {
+                // Outside async code: wait (briefly) until the listener and connections close.
+                rt.shutdown_timeout(std::time::Duration::from_secs(2));
+            } else {
+                // Blocking inside async code would panic; let the runtime wind down alone.
+                rt.shutdown_background();
+            }
         }
     }
 }

@@ -124,7 +124,7 @@ async fn token(ctx: Ctx, headers: HeaderMap, body: Bytes) -> Response {
     h.update(st.url_salt.as_bytes());
     h.update(n.to_le_bytes());
     let access = format!("dbxemu-oauth-{}", hex::encode(h.finalize()));
-    st.issued.insert(
+    st.remember_token(
         access.clone(),
         Issued {
             caller,

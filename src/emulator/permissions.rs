@@ -19,8 +19,9 @@ use crate::model::permissions::{
 };
 use crate::model::workspace::{self as ws, ObjectType};
 
+use super::access;
 use super::error::{ApiError, ApiResult};
-use super::extract::{self, Body, Ctx, Fields};
+use super::extract::{self, Body, Caller, Ctx, Fields};
 use super::state::{Shared, State};
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
@@ -330,6 +331,36 @@ pub(crate) fn single_owner(acl: &[AccessControlRequest]) -> Result<(), ApiError>
     Ok(())
 }
 
+/// Refuses unless the caller holds the level a read (`manage == false`) or a change of the ACL
+/// needs on the target.
+fn check(st: &State, caller: &Caller, t: &Target, manage: bool) -> Result<(), ApiError> {
+    let ok = match t {
+        Target::Node(_) | Target::Repo(_) => {
+            let path = tree_path(st, t).unwrap_or_default();
+            let level = if manage { "CAN_MANAGE" } else { "CAN_READ" };
+            return access::check_path(st, caller, &path, level);
+        }
+        Target::Job(id) => {
+            let level = if manage { "CAN_MANAGE" } else { "CAN_VIEW" };
+            return access::check_job(st, caller, *id, level);
+        }
+        Target::Model(name) => access::can_model(
+            st,
+            caller,
+            name,
+            if manage { "CAN_MANAGE" } else { "CAN_READ" },
+        ),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::denied(format!(
+            "{} does not have the permissions needed on this registered model.",
+            caller.name()
+        )))
+    }
+}
+
 fn respond(st: &State, request_type: &str, id: &str, t: &Target) -> ApiResult {
     let p = object_permissions(st, request_type, id, t);
     Ok(extract::json(serde_json::to_value(p).unwrap_or_default()))
@@ -338,6 +369,7 @@ fn respond(st: &State, request_type: &str, id: &str, t: &Target) -> ApiResult {
 async fn get_permissions(ctx: Ctx, Path((ty, id)): Path<(String, String)>) -> ApiResult {
     let st = ctx.state();
     let t = resolve(&st, &ty, &id)?;
+    check(&st, &ctx.caller, &t, false)?;
     respond(&st, &ty, &id, &t)
 }
 
@@ -359,6 +391,7 @@ async fn put_permissions(
 ) -> ApiResult {
     let mut st = ctx.state();
     let t = resolve(&st, &ty, &id)?;
+    check(&st, &ctx.caller, &t, true)?;
     let new = request_list(&st, &b, &ty)?;
     if ty == "jobs" {
         single_owner(&new)?;
@@ -376,6 +409,7 @@ async fn patch_permissions(
 ) -> ApiResult {
     let mut st = ctx.state();
     let t = resolve(&st, &ty, &id)?;
+    check(&st, &ctx.caller, &t, true)?;
     let changes = request_list(&st, &b, &ty)?;
     let mut acl = direct_acl(&st, &t).to_vec();
     for c in &changes {

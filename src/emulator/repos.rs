@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::model::repo::{canonical_provider, GitCredential, Repo, SparseCheckout};
 use crate::model::workspace::{self as ws, ObjectType};
 
+use super::access;
 use super::error::{ApiError, ApiResult};
 use super::extract::{self, read_page_token, Body, Ctx, Fields, Params};
 use super::state::{CredentialState, RepoState, Shared, State};
@@ -150,26 +151,24 @@ async fn create(ctx: Ctx, Body(b): Body) -> ApiResult {
     };
     if let Some(cid) = b.opt_i64("git_credential_id")? {
         let owner = ctx.caller.name().to_string();
-        if !ctx
+        let owned = ctx
             .state()
             .git_credentials
             .get(&cid)
-            .is_some_and(|c| c.owner == owner)
-        {
+            .is_some_and(|c| c.owner == owner);
+        if !owned {
             return Err(ApiError::not_found(format!(
                 "Git credential {cid} does not exist."
             )));
         }
     }
     let caller = ctx.caller.name().to_string();
-    let repo = create_repo(
-        &mut ctx.state(),
-        &caller,
-        url,
-        provider,
-        b.opt_str("path")?,
-        sparse,
-    )?;
+    let mut st = ctx.state();
+    if let Some(p) = b.opt_str("path")? {
+        // A new repo needs CAN_EDIT where it goes (one's own /Repos folder is one's own).
+        access::check_path(&st, &ctx.caller, &norm_path(p)?, "CAN_EDIT")?;
+    }
+    let repo = create_repo(&mut st, &caller, url, provider, b.opt_str("path")?, sparse)?;
     Ok(extract::json(repo_json(&repo)))
 }
 
@@ -177,6 +176,12 @@ async fn get_repo(ctx: Ctx, Path(id): Path<String>) -> ApiResult {
     let id = parse_id(&id, "repo")?;
     let st = ctx.state();
     let r = st.repos.get(&id).ok_or_else(|| not_found(id))?;
+    access::check_path(
+        &st,
+        &ctx.caller,
+        r.repo.path.as_deref().unwrap_or("/"),
+        "CAN_READ",
+    )?;
     let mut v = repo_json(&r.repo);
     if let Value::Object(o) = &mut v {
         o.insert("git_cli_enabled".into(), Value::Bool(false));
@@ -199,10 +204,21 @@ async fn list(ctx: Ctx, p: Params) -> ApiResult {
         Some(t) => Some(read_page_token(t)?),
     };
     let st = ctx.state();
+    let admin = access::is_admin(&st, &ctx.caller);
+    // Only repos the caller can manage are listed.
     let mut repos: Vec<&Repo> = st
         .repos
         .values()
         .map(|r| &r.repo)
+        .filter(|r| {
+            admin
+                || access::can_path(
+                    &st,
+                    &ctx.caller,
+                    r.path.as_deref().unwrap_or("/"),
+                    "CAN_MANAGE",
+                )
+        })
         .filter(|r| {
             r.path
                 .as_deref()
@@ -254,6 +270,14 @@ async fn update(ctx: Ctx, Path(id): Path<String>, Body(b): Body) -> ApiResult {
         None => None,
     };
     let mut st = ctx.state();
+    let path = st
+        .repos
+        .get(&id)
+        .ok_or_else(|| not_found(id))?
+        .repo
+        .path
+        .clone();
+    access::check_path(&st, &ctx.caller, path.as_deref().unwrap_or("/"), "CAN_EDIT")?;
     let r = st.repos.get_mut(&id).ok_or_else(|| not_found(id))?;
     if sparse.is_some() && r.repo.sparse_checkout.is_none() {
         return Err(ApiError::invalid(format!(
@@ -284,6 +308,12 @@ async fn delete(ctx: Ctx, Path(id): Path<String>) -> ApiResult {
         .repo
         .path
         .clone();
+    access::check_path(
+        &st,
+        &ctx.caller,
+        path.as_deref().unwrap_or("/"),
+        "CAN_MANAGE",
+    )?;
     match path {
         Some(p) if st.tree.get(&p).is_some() => delete_path(&mut st, &p, true)?,
         _ => {

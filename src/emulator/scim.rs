@@ -135,23 +135,28 @@ fn all(st: &State, kind: Kind) -> Vec<Value> {
 /// Evaluates `attr op "value"` (`eq`, `co`, `sw`, `ne`; case-insensitive values as SCIM
 /// specifies for these attributes).
 fn filter_matches(filter: &str, v: &Value) -> Result<bool, String> {
-    let re = regex::Regex::new(r#"(?i)^\s*([A-Za-z.]+)\s+(eq|ne|co|sw)\s+"([^"]*)"\s*$"#)
-        .map_err(|e| e.to_string())?;
-    let c = re
-        .captures(filter)
-        .ok_or_else(|| format!("Unsupported filter expression: {filter}"))?;
-    let attr = &c[1];
-    let want = c[3].to_lowercase();
+    // Hand-written: the crate's regex has no Unicode case folding, and `(?i)` needs it.
+    let unsupported = || format!("Unsupported filter expression: {filter}");
+    let mut parts = filter.trim().splitn(3, char::is_whitespace);
+    let attr = parts.next().ok_or_else(unsupported)?;
+    let op = parts.next().ok_or_else(unsupported)?.to_ascii_lowercase();
+    let value = parts.next().ok_or_else(unsupported)?.trim();
+    let want = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .ok_or_else(unsupported)?
+        .to_lowercase();
     let got = v
         .get(attr)
         .and_then(Value::as_str)
         .map(str::to_lowercase)
         .unwrap_or_default();
-    Ok(match c[2].to_lowercase().as_str() {
+    Ok(match op.as_str() {
         "eq" => got == want,
         "ne" => got != want,
         "co" => got.contains(&want),
-        _ => got.starts_with(&want),
+        "sw" => got.starts_with(&want),
+        _ => return Err(unsupported()),
     })
 }
 

@@ -11,8 +11,9 @@ use zeroize::Zeroizing;
 
 use crate::model::secret::{is_valid_name, AclPermission, ScopeBackend, ValueEncoding};
 
+use super::access;
 use super::error::{ApiError, ApiResult};
-use super::extract::{self, b64, unb64, Body, Ctx, Fields, Params};
+use super::extract::{self, b64, unb64, Body, Caller, Ctx, Fields, Params};
 use super::state::{Scope, SecretValue, Shared, State};
 
 /// Largest value a secret may hold.
@@ -37,6 +38,12 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 
 fn no_scope(name: &str) -> ApiError {
     ApiError::not_found(format!("Scope {name} does not exist!"))
+}
+
+/// Checks that scope `name` exists (404), then that the caller holds `need` on it (403).
+fn allowed(st: &State, caller: &Caller, name: &str, need: AclPermission) -> Result<(), ApiError> {
+    scope(st, name)?;
+    access::check_scope(st, caller, name, need)
 }
 
 fn scope<'a>(st: &'a State, name: &str) -> Result<&'a Scope, ApiError> {
@@ -129,10 +136,9 @@ async fn list_scopes(ctx: Ctx) -> ApiResult {
 
 async fn delete_scope(ctx: Ctx, Body(b): Body) -> ApiResult {
     let name = b.req_str("scope")?;
-    ctx.state()
-        .scopes
-        .remove(name)
-        .ok_or_else(|| no_scope(name))?;
+    let mut st = ctx.state();
+    allowed(&st, &ctx.caller, name, AclPermission::Manage)?;
+    st.scopes.remove(name);
     Ok(extract::empty())
 }
 
@@ -175,6 +181,7 @@ async fn put_secret(ctx: Ctx, Body(b): Body) -> ApiResult {
         )));
     }
     let mut st = ctx.state();
+    allowed(&st, &ctx.caller, name, AclPermission::Write)?;
     let now = st.now();
     let sc = scope_mut(&mut st, name)?;
     if sc.backend == ScopeBackend::AzureKeyvault {
@@ -201,6 +208,7 @@ async fn put_secret(ctx: Ctx, Body(b): Body) -> ApiResult {
 async fn list_secrets(ctx: Ctx, p: Params) -> ApiResult {
     let name = p.req("scope")?;
     let st = ctx.state();
+    allowed(&st, &ctx.caller, name, AclPermission::Read)?;
     let sc = scope(&st, name)?;
     let secrets: Vec<Value> = sc
         .secrets
@@ -217,6 +225,7 @@ async fn get_secret(ctx: Ctx, p: Params) -> ApiResult {
     let name = p.req("scope")?;
     let key = p.req("key")?;
     let st = ctx.state();
+    allowed(&st, &ctx.caller, name, AclPermission::Read)?;
     if st.workspace.secrets_get_refused {
         return Err(ApiError::denied(format!(
             "User {} does not have permission to read secret values of scope {name} through this API; secret values can only be read from a notebook or job running on a cluster.",
@@ -236,6 +245,7 @@ async fn delete_secret(ctx: Ctx, Body(b): Body) -> ApiResult {
     let name = b.req_str("scope")?;
     let key = b.req_str("key")?;
     let mut st = ctx.state();
+    allowed(&st, &ctx.caller, name, AclPermission::Write)?;
     let sc = scope_mut(&mut st, name)?;
     if sc.backend == ScopeBackend::AzureKeyvault {
         return Err(read_only(name));
@@ -251,6 +261,7 @@ async fn delete_secret(ctx: Ctx, Body(b): Body) -> ApiResult {
 async fn list_acls(ctx: Ctx, p: Params) -> ApiResult {
     let name = p.req("scope")?;
     let st = ctx.state();
+    allowed(&st, &ctx.caller, name, AclPermission::Manage)?;
     let items: Vec<Value> = scope(&st, name)?
         .acls
         .iter()
@@ -266,6 +277,7 @@ async fn get_acl(ctx: Ctx, p: Params) -> ApiResult {
     let name = p.req("scope")?;
     let principal = p.req("principal")?;
     let st = ctx.state();
+    allowed(&st, &ctx.caller, name, AclPermission::Manage)?;
     let level = scope(&st, name)?.acls.get(principal).ok_or_else(|| {
         ApiError::not_found(format!(
             "Failed to get secret acl for principal {principal} in scope {name}: no such ACL"
@@ -281,6 +293,7 @@ async fn put_acl(ctx: Ctx, Body(b): Body) -> ApiResult {
     let principal = b.req_str("principal")?;
     let level = parse_permission(b.req_str("permission")?)?;
     let mut st = ctx.state();
+    allowed(&st, &ctx.caller, name, AclPermission::Manage)?;
     if !st.principals.name_exists(principal) {
         return Err(ApiError::not_found(format!(
             "Principal {principal} does not exist"
@@ -296,6 +309,7 @@ async fn delete_acl(ctx: Ctx, Body(b): Body) -> ApiResult {
     let name = b.req_str("scope")?;
     let principal = b.req_str("principal")?;
     let mut st = ctx.state();
+    allowed(&st, &ctx.caller, name, AclPermission::Manage)?;
     scope_mut(&mut st, name)?
         .acls
         .remove(principal)

@@ -28,8 +28,8 @@ use super::mlflow::storage_path;
 use super::notebook;
 use super::permissions::single_owner;
 use super::state::{
-    CredentialState, DbfsNode, HiveDatabase, HiveTable, JobState, ModelState, Node, OAuthClient, RepoState, Scope,
-    SecretValue, Shared, State, TokenGrant, DEFAULT_ADMIN,
+    CredentialState, DbfsNode, HiveDatabase, HiveTable, JobState, ModelState, Node, OAuthClient,
+    RepoState, Scope, SecretValue, Shared, State, TokenGrant, DEFAULT_ADMIN,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -525,6 +525,13 @@ pub(crate) fn load(dir: &Path, st: &mut State) -> Result<(), EmulatorError> {
     if let Some(m) = read_json::<Vec<Mount>>(&dir.join("mounts.json"))? {
         st.mounts = m;
         st.mounts.sort();
+    }
+    // A mount point is a folder of the DBFS root, as `dbfs ls /mnt` shows on real workspaces.
+    for m in st.mounts.clone() {
+        let p = super::dbfs::dbfs_path(&m.mount_point)
+            .map_err(|e| EmulatorError::seed(dir.join("mounts.json"), e.message))?;
+        super::dbfs::make_dirs(st, &p)
+            .map_err(|e| EmulatorError::seed(dir.join("mounts.json"), e.message))?;
     }
     let dbfs_dir = dir.join("dbfs");
     if dbfs_dir.is_dir() {
@@ -1296,16 +1303,15 @@ fn dump_workspace(st: &State, out: &mut Out) {
                             && Language::from_extension(ext)
                                 .is_some_and(|l| notebook::has_header(l, &n.content))
                     });
-                    let name = if looks_like_notebook
-                        || notebook_names.contains(&name.to_lowercase())
-                    {
-                        match name.rsplit_once('.') {
-                            Some((stem, ext)) => format!("{stem}%2E{ext}"),
-                            None => name,
-                        }
-                    } else {
-                        name
-                    };
+                    let name =
+                        if looks_like_notebook || notebook_names.contains(&name.to_lowercase()) {
+                            match name.rsplit_once('.') {
+                                Some((stem, ext)) => format!("{stem}%2E{ext}"),
+                                None => name,
+                            }
+                        } else {
+                            name
+                        };
                     (name, String::new())
                 }
                 _ => (name, String::new()),

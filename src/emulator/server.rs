@@ -60,6 +60,17 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
+/// `POST` routes that never change what a dump of the workspace holds, answered or refused.
+const READ_ONLY_POSTS: [&str; 7] = [
+    "/api/1.2/contexts/create",
+    "/api/1.2/contexts/destroy",
+    "/api/1.2/commands/execute",
+    "/api/1.2/commands/cancel",
+    "/oidc/v1/token",
+    "/api/2.0/mlflow/registered-models/get-latest-versions",
+    "/api/2.0/sql/statements/{id}/cancel",
+];
+
 /// Counts a request a route served, as a read or a mutation.
 async fn record(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
@@ -76,7 +87,10 @@ async fn record(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> 
         .extensions()
         .get::<Mutation>()
         .map(|m| m.0)
-        .unwrap_or(!matches!(method, Method::GET | Method::HEAD));
+        .unwrap_or_else(|| {
+            !matches!(method, Method::GET | Method::HEAD)
+                && !READ_ONLY_POSTS.contains(&route.as_str())
+        });
     shared.stats.served(
         format!("{method} {route}"),
         mutating,

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use axum::extract::Path;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Map, Value};
@@ -570,16 +571,18 @@ fn first_word_mutates(sql: &str) -> bool {
 /// Spark's SHOW pattern: `*` matches anything, `|` separates alternatives, case-insensitive.
 fn like(pattern: Option<&str>, name: &str) -> bool {
     let Some(p) = pattern else { return true };
-    p.split('|').any(|alt| {
+    // Lowercase both sides: the crate's regex has no Unicode case folding for `(?i)`.
+    let name = name.to_lowercase();
+    p.to_lowercase().split('|').any(|alt| {
         let re = format!(
-            "(?i)^{}$",
+            "^{}$",
             alt.trim()
                 .split('*')
                 .map(regex::escape)
                 .collect::<Vec<_>>()
                 .join(".*")
         );
-        regex::Regex::new(&re).is_ok_and(|r| r.is_match(name))
+        regex::Regex::new(&re).is_ok_and(|r| r.is_match(&name))
     })
 }
 
@@ -1035,6 +1038,19 @@ fn build_result(
 }
 
 async fn execute(ctx: Ctx, Body(b): Body) -> ApiResult {
+    // Counted by what the statement would do, even when the request is refused.
+    let mutating = b
+        .opt_str("statement")
+        .ok()
+        .flatten()
+        .is_some_and(first_word_mutates);
+    match submit(ctx, b).await {
+        Ok(r) => Ok(r),
+        Err(e) => Ok(mark(e.into_response(), mutating)),
+    }
+}
+
+async fn submit(ctx: Ctx, b: Map<String, Value>) -> ApiResult {
     let sql = b.req_str("statement")?.to_string();
     let warehouse = b.req_str("warehouse_id")?.to_string();
     let wait = parse_wait(b.opt_str("wait_timeout")?)?;
@@ -1079,7 +1095,7 @@ async fn execute(ctx: Ctx, Body(b): Body) -> ApiResult {
     let outcome = parsed.and_then(|s| run(&mut st, s));
     let (response, chunks) = build_result(&id, outcome, row_limit, chunk_rows);
     let pending = wait == 0;
-    st.statements.insert(
+    st.remember_statement(
         id.clone(),
         Statement {
             response: response.clone(),

@@ -3,7 +3,7 @@
 //! statement results). One [`State`] sits behind one mutex; every request locks it for the span
 //! of a single operation and never across an `.await`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -443,8 +443,12 @@ pub(crate) struct State {
     pub dbfs: Dbfs,
     pub handles: HashMap<i64, DbfsHandle>,
     pub statements: HashMap<String, Statement>,
+    /// Statement ids, oldest first, so that old results are forgotten as on real warehouses.
+    pub statement_order: VecDeque<String>,
     pub contexts: HashMap<String, ExecContext>,
     pub commands: HashMap<String, CommandRecord>,
+    /// Command ids, oldest first.
+    pub command_order: VecDeque<String>,
     /// Signed artifact download tokens → DBFS path.
     pub signed_urls: HashMap<String, String>,
     /// Random salt of signed download tokens, so they cannot be guessed.
@@ -452,6 +456,9 @@ pub(crate) struct State {
     /// Model ACLs read from a seed before the models themselves.
     pub pending_model_acls: BTreeMap<String, Vec<AccessControlRequest>>,
 }
+
+/// How many statement and command results are kept before the oldest are forgotten.
+pub(crate) const KEPT_RESULTS: usize = 10_000;
 
 /// The admin user an empty workspace gets, so that there is always someone to act as.
 pub(crate) const DEFAULT_ADMIN: &str = "admin@emulator.invalid";
@@ -496,8 +503,10 @@ impl State {
             dbfs: Dbfs::default(),
             handles: HashMap::new(),
             statements: HashMap::new(),
+            statement_order: VecDeque::new(),
             contexts: HashMap::new(),
             commands: HashMap::new(),
+            command_order: VecDeque::new(),
             signed_urls: HashMap::new(),
             url_salt: hex::encode(salt),
             pending_model_acls: BTreeMap::new(),
@@ -565,6 +574,35 @@ impl State {
             .first()
             .map(|u| u.user_name.clone())
             .unwrap_or_else(|| DEFAULT_ADMIN.to_string())
+    }
+
+    /// Keeps a statement's result, forgetting the oldest beyond [`KEPT_RESULTS`].
+    pub fn remember_statement(&mut self, id: String, s: Statement) {
+        self.statement_order.push_back(id.clone());
+        self.statements.insert(id, s);
+        while self.statement_order.len() > KEPT_RESULTS {
+            if let Some(old) = self.statement_order.pop_front() {
+                self.statements.remove(&old);
+            }
+        }
+    }
+
+    /// Keeps a command's result, forgetting the oldest beyond [`KEPT_RESULTS`].
+    pub fn remember_command(&mut self, id: String, c: CommandRecord) {
+        self.command_order.push_back(id.clone());
+        self.commands.insert(id, c);
+        while self.command_order.len() > KEPT_RESULTS {
+            if let Some(old) = self.command_order.pop_front() {
+                self.commands.remove(&old);
+            }
+        }
+    }
+
+    /// Records an issued OAuth token, dropping expired ones so the table cannot grow forever.
+    pub fn remember_token(&mut self, token: String, issued: Issued) {
+        let now = Instant::now();
+        self.issued.retain(|_, i| i.expires > now);
+        self.issued.insert(token, issued);
     }
 
     /// A deterministic id shaped like a UUID, for statements and similar handles.

@@ -162,9 +162,11 @@ async fn get_grants(ctx: Ctx, Path((ty, name)): Path<(String, String)>, p: Param
         None => None,
         Some(0) => Some(SERVER_PAGE),
         Some(n) if n >= 150 => Some(n as usize),
-        Some(n) => return Err(ApiError::invalid(format!(
+        Some(n) => {
+            return Err(ApiError::invalid(format!(
             "Invalid max_results {n}: use 0 for the server's page size or a value of at least 150"
-        ))),
+        )))
+        }
     };
     let start = match p.get("page_token").filter(|s| !s.is_empty()) {
         Some(t) => read_page_token(t)?

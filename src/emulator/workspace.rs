@@ -12,8 +12,9 @@ use serde_json::{json, Map, Value};
 
 use crate::model::workspace::{self as ws, Format, Language, ObjectType};
 
+use super::access;
 use super::error::{ApiError, ApiResult};
-use super::extract::{self, b64, unb64, Body, Ctx, Fields, Params};
+use super::extract::{self, b64, unb64, Body, Caller, Ctx, Fields, Params};
 use super::notebook;
 use super::state::{Node, Shared, State};
 
@@ -131,10 +132,14 @@ async fn list(ctx: Ctx, p: Params) -> ApiResult {
     let after = p.i64("notebooks_modified_after")?;
     let st = ctx.state();
     let node = st.tree.get(&path).ok_or_else(|| missing(&path))?;
+    access::check_path(&st, &ctx.caller, &path, "CAN_READ")?;
+    let admin = access::is_admin(&st, &ctx.caller);
     let objects: Vec<Value> = if node.is_container() {
         st.tree
             .children(&path)
             .iter()
+            // A listing shows only what the caller may read.
+            .filter(|c| admin || access::can_path(&st, &ctx.caller, c, "CAN_READ"))
             .filter_map(|c| st.tree.get(c).map(|n| (c, n)))
             .filter(|(_, n)| match (after, n.object_type) {
                 (Some(t), ObjectType::Notebook) => n.modified_at > t,
@@ -155,6 +160,7 @@ async fn get_status(ctx: Ctx, p: Params) -> ApiResult {
     let path = norm_path(p.req("path")?)?;
     let st = ctx.state();
     let node = st.tree.get(&path).ok_or_else(|| missing(&path))?;
+    access::check_path(&st, &ctx.caller, &path, "CAN_READ")?;
     Ok(extract::json(object_info(&path, node)))
 }
 
@@ -195,6 +201,7 @@ fn export_node(
     n: &Node,
     format: Format,
     outputs: bool,
+    readable: &dyn Fn(&str) -> bool,
 ) -> Result<(Vec<u8>, String), ApiError> {
     let name = ws::base_name(path);
     match n.object_type {
@@ -221,6 +228,10 @@ fn export_node(
                     );
                     let entry = format!("{name}.{}", notebook::dbc_suffix(lang));
                     let data = serde_json::to_vec(&model).unwrap_or_default();
+                    // The limit applies to the notebook, not to its compressed archive.
+                    if data.len() > MAX_SIZE {
+                        return Err(too_large("Export", data.len()));
+                    }
                     (
                         notebook::zip(&[(entry, data)]).map_err(ApiError::invalid)?,
                         "dbc".to_string(),
@@ -252,7 +263,7 @@ fn export_node(
                 f.as_str()
             ))),
         },
-        ObjectType::Directory | ObjectType::Repo => export_dir(st, path, format, outputs),
+        ObjectType::Directory | ObjectType::Repo => export_dir(st, path, format, outputs, readable),
         ObjectType::Library | ObjectType::Dashboard => Err(ApiError::invalid(format!(
             "Export is not supported for {} {path}",
             json!(n.object_type).as_str().unwrap_or("object")
@@ -266,6 +277,7 @@ fn export_dir(
     path: &str,
     format: Format,
     outputs: bool,
+    readable: &dyn Fn(&str) -> bool,
 ) -> Result<(Vec<u8>, String), ApiError> {
     if !matches!(format, Format::Source | Format::Auto | Format::Dbc) {
         return Err(ApiError::invalid(format!(
@@ -282,6 +294,9 @@ fn export_dir(
     let mut total = 0usize;
     for p in st.tree.subtree(path) {
         let Some(n) = st.tree.get(&p) else { continue };
+        if !readable(&p) {
+            continue;
+        }
         let rel = if p == path {
             root.to_string()
         } else {
@@ -343,7 +358,10 @@ async fn export(ctx: Ctx, p: Params) -> ApiResult {
     let (data, file_type) = {
         let st = ctx.state();
         let node = st.tree.get(&path).ok_or_else(|| missing(&path))?;
-        export_node(&st, &path, node, format, outputs)?
+        access::check_path(&st, &ctx.caller, &path, "CAN_READ")?;
+        let admin = access::is_admin(&st, &ctx.caller);
+        let readable = |p: &str| admin || access::can_path(&st, &ctx.caller, p, "CAN_READ");
+        export_node(&st, &path, node, format, outputs, &readable)?
     };
     if data.len() > MAX_SIZE {
         return Err(too_large("Export", data.len()));
@@ -586,6 +604,12 @@ async fn import(ctx: Ctx, req: Request) -> ApiResult {
     let mut st = ctx.state();
     let st = &mut *st;
     let path = r.path.as_str();
+    check_write(st, &ctx.caller, path)?;
+    if r.format == Format::Auto {
+        if let Some((stem, _)) = auto_notebook(path, &r.content) {
+            check_write(st, &ctx.caller, &stem)?;
+        }
+    }
     match r.format {
         Format::Dbc => {
             if r.overwrite {
@@ -673,9 +697,19 @@ async fn import(ctx: Ctx, req: Request) -> ApiResult {
     Ok(extract::empty())
 }
 
+/// Refuses a write at `path` unless the caller may edit what is there, or, for a new object,
+/// what it would be created in (`CAN_EDIT`, inherited from the nearest existing folders).
+fn check_write(st: &State, caller: &Caller, path: &str) -> Result<(), ApiError> {
+    access::check_path(st, caller, path, "CAN_EDIT")
+}
+
 async fn mkdirs(ctx: Ctx, Body(b): Body) -> ApiResult {
     let path = norm_path(b.req_str("path")?)?;
-    make_dirs(&mut ctx.state(), &path)?;
+    let mut st = ctx.state();
+    if st.tree.get(&path).is_none() {
+        check_write(&st, &ctx.caller, &path)?;
+    }
+    make_dirs(&mut st, &path)?;
     Ok(extract::empty())
 }
 
@@ -708,7 +742,11 @@ pub(crate) fn delete_path(st: &mut State, path: &str, recursive: bool) -> Result
 async fn delete(ctx: Ctx, Body(b): Body) -> ApiResult {
     let path = norm_path(b.req_str("path")?)?;
     let recursive = b.opt_bool("recursive")?.unwrap_or(false);
-    delete_path(&mut ctx.state(), &path, recursive)?;
+    let mut st = ctx.state();
+    if st.tree.get(&path).is_some() {
+        access::check_path(&st, &ctx.caller, &path, "CAN_MANAGE")?;
+    }
+    delete_path(&mut st, &path, recursive)?;
     Ok(extract::empty())
 }
 

@@ -75,10 +75,8 @@ impl ExportSummary {
 
 /// Checks options that cannot work together, before anything is sent.
 pub fn validate(opts: &mut ExportOptions) -> Result<(), ExportError> {
-    if models::MODEL_KINDS.iter().any(|k| opts.kinds.contains(k)) {
-        return Err(ExportError::Usage(
-            "--include models: exporting ML models is not part of this version\nhint: leave models out of --include".into(),
-        ));
+    if let Err(e) = opts.models.export_options() {
+        return Err(ExportError::Usage(e.to_string()));
     }
     if opts.kinds.contains(&Kind::Secret) {
         // Values are staged with their scope.

@@ -1,13 +1,21 @@
 //! The place of ML models in the pipeline: registered models, their versions and artifacts
-//! (kinds `registered_model`, `model_version`, `model_artifact`). Model export is its own
-//! issue; until it lands, [`super::options::DEFAULT_KINDS`] leaves these kinds out and the
-//! command line refuses to select them, so this stage has nothing to do. It takes the same
-//! context as every other stage and runs with them, after the listings that give the scanner
-//! its ids and before principals are gathered, so the models stage can stage records, report
-//! outcomes and name principals exactly like the others.
+//! (kinds `registered_model`, `model_version`, `model_artifact`), exported by
+//! [`crate::models::export_models`] from the workspace's registry — or from the MLflow server
+//! of `--mlflow-uri` — into this export's bag. It runs with the other stages, after the
+//! listings that give the scanner its ids and before principals are gathered. Models are
+//! staged, journaled, reported and counted exactly like every other object: this module only
+//! adapts the pipeline's context to the models' [`StageSink`] and [`StepLog`].
 
-use super::context::Ctx;
+use super::context::{reason, Ctx};
+use super::error::ExportError;
+use super::report::Outcome;
+use super::stage::DoneEntry;
+use crate::bundle::resource::Content;
+use crate::bundle::Resource;
+use crate::client::ClientOptions;
 use crate::model::Kind;
+use crate::models::{ModelsError, StageSink, StepLog};
+use serde_json::Value;
 use std::sync::Arc;
 
 /// The model kinds.
@@ -17,8 +25,118 @@ pub const MODEL_KINDS: [Kind; 3] = [
     Kind::ModelArtifact,
 ];
 
-/// Exports ML models. Selecting model kinds is refused before a run starts (see
-/// [`super::validate`]), so there is never work here yet.
+/// The pipeline's context as the models' staging sink.
+struct Sink(Arc<Ctx>);
+
+fn staged_bytes(r: &Resource) -> u64 {
+    r.parts
+        .iter()
+        .map(|p| match &p.content {
+            Content::Bytes(b) => b.len() as u64,
+            Content::Stream { len, .. } => *len,
+            Content::File(f) => std::fs::metadata(f).map_or(0, |m| m.len()),
+            Content::Dir => 0,
+        })
+        .sum()
+}
+
+impl StageSink for Sink {
+    fn contains(&self, kind: Kind, source_id: &str) -> bool {
+        self.0.reuse(kind, source_id)
+    }
+
+    fn add(&self, resource: Resource) -> Result<(), ModelsError> {
+        let (kind, id) = (resource.kind, resource.source_id.clone());
+        let entry = DoneEntry {
+            name: resource.name.clone(),
+            // Notes about provenance (a source run that is gone) or a file that changed while
+            // it was read stay on the record and in the notices; a version is degraded only
+            // when some of its artifacts could not be exported.
+            outcome: Some(
+                if resource.meta.get("complete") == Some(&Value::Bool(false)) {
+                    Outcome::Degraded
+                } else {
+                    Outcome::Exported
+                },
+            ),
+            notes: resource.notes.clone(),
+            bytes: staged_bytes(&resource),
+            ..DoneEntry::default()
+        };
+        match self.0.stage.commit(&entry, resource) {
+            Ok(()) => {
+                self.0.outcome(kind, &id, &entry, false);
+                Ok(())
+            }
+            Err(ExportError::Bundle(e)) => Err(ModelsError::Bundle(e)),
+            Err(ExportError::Journal(e)) => Err(ModelsError::Journal(e)),
+            Err(e) => Err(ModelsError::task("staging", e)),
+        }
+    }
+
+    fn found(&self, kind: Kind, count: u64) {
+        self.0.found(kind, count);
+    }
+
+    fn failed(&self, kind: Kind, name: &str, source_id: &str, why: &str) {
+        self.0.failed(kind, name, source_id, why.to_string());
+    }
+}
+
+/// The pipeline's journal as the models' step log.
+struct Log(Arc<Ctx>);
+
+impl StepLog for Log {
+    fn recall(&self, key: &str) -> Option<Value> {
+        self.0.stage.step(key)
+    }
+
+    fn recall_prefix(&self, prefix: &str) -> Vec<(String, Value)> {
+        self.0.stage.steps(prefix)
+    }
+
+    fn remember(&self, key: &str, data: Value) -> Result<(), ModelsError> {
+        self.0.stage.record_step(key, &data).map_err(|e| match e {
+            ExportError::Journal(j) => ModelsError::Journal(j),
+            other => ModelsError::task("journal", other),
+        })
+    }
+}
+
+/// Exports ML models when any model kind is selected (all three kinds move together: a
+/// version needs its artifacts, an artifact its version).
 pub async fn export_models(ctx: Arc<Ctx>) {
-    debug_assert!(!MODEL_KINDS.iter().any(|k| ctx.opts.wants(*k)));
+    if !MODEL_KINDS.iter().any(|k| ctx.opts.wants(*k)) || ctx.is_stopped() {
+        return;
+    }
+    ctx.phase("ML models");
+    let opts = match ctx.opts.models.export_options() {
+        Ok(o) => o,
+        Err(e) => return ctx.set_fatal(ExportError::Usage(e.to_string())),
+    };
+    let options = ClientOptions::from_config(ctx.client.config());
+    let registry = match ctx.opts.models.registry(Some(&ctx.client), options) {
+        Ok(r) => r,
+        Err(e) => return ctx.set_fatal(ExportError::Usage(e.to_string())),
+    };
+    let sink: Arc<dyn StageSink> = Arc::new(Sink(Arc::clone(&ctx)));
+    let log = Log(Arc::clone(&ctx));
+    let hidden = indicatif::ProgressBar::hidden();
+    match crate::models::export_models(&registry, &opts, sink, Some(&log), &hidden).await {
+        Ok(report) => {
+            for w in &report.warnings {
+                ctx.notice(w.to_string());
+            }
+        }
+        Err(ModelsError::Client(e)) => ctx.set_fatal(ExportError::Client {
+            context: format!("exporting ML models from {}", registry.describe()),
+            source: e,
+        }),
+        Err(ModelsError::Bundle(e)) => ctx.set_fatal(ExportError::Bundle(e)),
+        Err(ModelsError::Journal(e)) => ctx.set_fatal(ExportError::Journal(e)),
+        Err(e) => ctx.set_fatal(ExportError::Internal(format!(
+            "exporting ML models: {}",
+            reason(&e)
+        ))),
+    }
 }

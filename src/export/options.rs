@@ -9,9 +9,8 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-/// The kinds an export produces by default: every kind except ML models (a separate stage,
-/// see [`super::models`]).
-pub const DEFAULT_KINDS: [Kind; 16] = [
+/// The kinds an export produces by default: every kind.
+pub const DEFAULT_KINDS: [Kind; 19] = [
     Kind::Directory,
     Kind::Notebook,
     Kind::File,
@@ -28,6 +27,9 @@ pub const DEFAULT_KINDS: [Kind; 16] = [
     Kind::Warehouse,
     Kind::Mount,
     Kind::Principal,
+    Kind::RegisteredModel,
+    Kind::ModelVersion,
+    Kind::ModelArtifact,
 ];
 
 /// Names accepted by `--include` / `--exclude` besides the inventory kind names: groups of kinds.
@@ -182,6 +184,8 @@ pub struct ExportOptions {
     pub resume: bool,
     /// Objects fetched at once; the client's limiter bounds requests in flight.
     pub concurrency: usize,
+    /// ML models: the registry (`--mlflow-uri`), the models and versions taken.
+    pub models: crate::models::ModelArgs,
 }
 
 impl ExportOptions {
@@ -215,6 +219,7 @@ impl ExportOptions {
             "secret_values": self.secrets.sealer.is_some(),
             "secrets_cluster": self.secrets.cluster_id.is_some(),
             "envelope": self.envelope.is_some(),
+            "models": self.models.recorded(),
         })
     }
 }

@@ -595,6 +595,15 @@ impl Stage {
         self.index().listings.get(path).cloned()
     }
 
+    /// Every journaled step whose key starts with `prefix`.
+    pub fn steps(&self, prefix: &str) -> Vec<(String, Value)> {
+        self.journal()
+            .entries()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
     /// Journals an arbitrary finished step (blocking).
     pub fn record_step(&self, key: &str, data: &Value) -> Result<(), ExportError> {
         self.journal().record(key, data)?;

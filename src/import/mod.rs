@@ -1,4 +1,307 @@
 //! The import pipeline: read → plan → apply, from a bundle into a workspace, with a journal.
+//!
+//! * [`source`] opens a bundle, verifies every byte of it and reads its records;
+//! * [`target`] reads what the target workspace already holds, with few calls;
+//! * [`plan`] decides, per object, what import would do: create, update, leave unchanged, skip
+//!   or refuse — and writes nothing;
+//! * [`apply`] carries a plan out in dependency order, journaling each finished step so that
+//!   an interrupted run can be finished with `--resume`;
+//! * [`diff`] compares a target with a bundle after a migration;
+//! * [`report`] holds what the commands print;
+//! * [`mapping`] and [`remap`] turn source names and ids into target ones;
+//! * [`principals`], [`acl`], [`grants`] and [`compare`] hold the rules each kind follows.
+//!
+//! Idempotence: every object import creates is tied to its source identity — workspace objects
+//! by path, repos by path and URL, secret scopes and secrets by name, jobs by the tag
+//! [`crate::model::job::SOURCE_TAG`], grants by their statement — so a second run finds
+//! everything unchanged and sends no mutating request.
+//!
+//! This module talks to a workspace only through [`crate::client`] and reads bundles only
+//! through [`crate::bundle`].
 
+pub mod acl;
+pub mod apply;
+pub mod compare;
+pub mod diff;
+pub mod grants;
+pub mod ledger;
 pub mod mapping;
+pub mod plan;
+pub mod principals;
 pub mod remap;
+pub mod report;
+pub mod source;
+pub mod target;
+
+use crate::bundle::BundleError;
+use crate::client::ClientError;
+use crate::model::Kind;
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+pub use apply::{import, ApplyOptions, Interrupt, Progress};
+pub use diff::{diff, DiffReport};
+pub use mapping::Mapping;
+pub use plan::{plan, Action, Plan, PlanItem};
+pub use report::{ImportReport, MustRecreate};
+pub use source::{SecretValues, SourceBundle};
+
+/// Something that stopped an import, a plan or a diff as a whole (problems with single objects
+/// are reported per object instead).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImportError {
+    /// The bundle failed verification; nothing was written.
+    #[error("bundle {path}: failed verification, nothing was written:\n{}", list_problems(.problems))]
+    Bundle {
+        /// The bundle file.
+        path: String,
+        /// Every problem found, with its code.
+        problems: Vec<BundleError>,
+    },
+    /// A record of the bundle is not what the format defines.
+    #[error("bundle record {record}: {message}")]
+    Record {
+        /// The record (kind and name).
+        record: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Sealed values are to be written and no identity was given.
+    #[error("bundle holds {sealed} sealed secret value(s) to import and no identity was given\nhint: pass --identity FILE (the age or SSH key the bundle was sealed to) or --passphrase, or leave secrets out with --exclude secret")]
+    IdentityRequired {
+        /// How many sealed values are selected.
+        sealed: usize,
+    },
+    /// The mapping file could not be used.
+    #[error(transparent)]
+    Mapping(#[from] mapping::MappingError),
+    /// Reading the target failed (listing, authentication).
+    #[error("target {target}: {source}")]
+    Target {
+        /// The target workspace.
+        target: String,
+        /// The failure.
+        source: ClientError,
+    },
+    /// The journal could not be used.
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
+    /// `--resume` was given with options that differ from the interrupted run's.
+    #[error("journal {path}: the interrupted run used {recorded}, this one {given}\nhint: resume with the same options, or remove the journal to start over")]
+    ResumeOptions {
+        /// The journal file.
+        path: String,
+        /// What the journal recorded.
+        recorded: String,
+        /// What this run was given.
+        given: String,
+    },
+    /// A filter names a kind that does not exist.
+    #[error("--include/--exclude: unknown kind {0:?}\nhint: kinds are {names}", names = kind_names())]
+    UnknownKind(String),
+}
+
+fn list_problems(p: &[BundleError]) -> String {
+    p.iter()
+        .map(|e| format!("  {e}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn kind_names() -> String {
+    let mut names: Vec<&str> = Kind::ALL
+        .iter()
+        .filter(|k| !k.is_reference_only())
+        .map(|k| k.as_str())
+        .collect();
+    names.extend(["workspace", "secrets", "grants", "models"]);
+    names.join(", ")
+}
+
+/// What to do with an object that exists in the target, differs from the bundle, and cannot
+/// be shown to come from this bundle (a notebook at the same path, a secret whose value this
+/// import did not put).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum OnConflict {
+    /// Refuse the import before any write, listing every conflict (the default).
+    #[default]
+    Fail,
+    /// Leave the target's object as it is; the report lists it as skipped.
+    Skip,
+    /// Replace it with the bundle's.
+    Overwrite,
+}
+
+impl OnConflict {
+    /// The flag value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnConflict::Fail => "fail",
+            OnConflict::Skip => "skip",
+            OnConflict::Overwrite => "overwrite",
+        }
+    }
+}
+
+/// Which records an import, plan or diff looks at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only these kinds (all when `None`).
+    pub include: Option<BTreeSet<Kind>>,
+    /// Never these kinds.
+    pub exclude: BTreeSet<Kind>,
+    /// Only workspace objects (and repos, and their permissions) at or below this source path.
+    pub path_prefix: Option<String>,
+}
+
+impl Filter {
+    /// Builds a filter from `--include`/`--exclude` names (kinds, or the groups `workspace`,
+    /// `secrets`, `grants`, `models`) and `--path`.
+    pub fn from_names(
+        include: &[String],
+        exclude: &[String],
+        path_prefix: Option<String>,
+    ) -> Result<Filter, ImportError> {
+        fn expand(names: &[String]) -> Result<BTreeSet<Kind>, ImportError> {
+            let mut out = BTreeSet::new();
+            for n in names.iter().flat_map(|n| n.split(',')) {
+                let n = n.trim();
+                if n.is_empty() {
+                    continue;
+                }
+                let group: &[Kind] = match n {
+                    "workspace" => &[Kind::Directory, Kind::Notebook, Kind::File],
+                    "secrets" => &[Kind::SecretScope, Kind::Secret],
+                    "grants" => &[Kind::HiveGrants, Kind::UcGrants],
+                    "models" => &[
+                        Kind::RegisteredModel,
+                        Kind::ModelVersion,
+                        Kind::ModelArtifact,
+                    ],
+                    "jobs" => &[Kind::Job],
+                    "notebooks" => &[Kind::Notebook],
+                    "repos" => &[Kind::Repo],
+                    _ => match Kind::parse(n) {
+                        Some(k) if !k.is_reference_only() => {
+                            out.insert(k);
+                            continue;
+                        }
+                        _ => return Err(ImportError::UnknownKind(n.to_string())),
+                    },
+                };
+                out.extend(group.iter().copied());
+            }
+            Ok(out)
+        }
+        let include = if include.is_empty() {
+            None
+        } else {
+            Some(expand(include)?)
+        };
+        let path_prefix = path_prefix
+            .map(|p| p.trim_end_matches('/').to_string())
+            .map(|p| if p.is_empty() { "/".to_string() } else { p });
+        Ok(Filter {
+            include,
+            exclude: expand(exclude)?,
+            path_prefix,
+        })
+    }
+
+    /// True when records of `kind` are selected.
+    pub fn kind(&self, kind: Kind) -> bool {
+        !self.exclude.contains(&kind) && self.include.as_ref().is_none_or(|i| i.contains(&kind))
+    }
+
+    /// True when a workspace path is selected by `--path`.
+    pub fn path(&self, path: &str) -> bool {
+        match self.path_prefix.as_deref() {
+            None | Some("/") => true,
+            Some(p) => path == p || path.starts_with(&format!("{p}/")),
+        }
+    }
+
+    /// True when nothing is filtered out.
+    pub fn is_everything(&self) -> bool {
+        self.include.is_none()
+            && self.exclude.is_empty()
+            && matches!(self.path_prefix.as_deref(), None | Some("/"))
+    }
+
+    /// A short description for reports and the journal.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(i) = &self.include {
+            parts.push(format!(
+                "include={}",
+                i.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(",")
+            ));
+        }
+        if !self.exclude.is_empty() {
+            parts.push(format!(
+                "exclude={}",
+                self.exclude
+                    .iter()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ));
+        }
+        if let Some(p) = &self.path_prefix {
+            parts.push(format!("path={p}"));
+        }
+        if parts.is_empty() {
+            "everything".into()
+        } else {
+            parts.join(" ")
+        }
+    }
+}
+
+/// The options of a plan, an import or a diff.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The mapping file's content.
+    pub mapping: Mapping,
+    /// What to do with conflicting objects.
+    pub on_conflict: OnConflict,
+    /// Keep schedules, triggers and continuous runs as they were instead of pausing them.
+    pub keep_schedules: bool,
+    /// Which records to look at.
+    pub filter: Filter,
+    /// The SQL warehouse that replays table grants (else the profile's, else the target's only
+    /// warehouse).
+    pub warehouse_id: Option<String>,
+    /// Requests in flight at once for reads and independent writes.
+    pub concurrency: usize,
+}
+
+impl Options {
+    /// The concurrency to use (at least 1).
+    pub fn concurrency(&self) -> usize {
+        self.concurrency.max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_expand_groups_and_check_names() {
+        let f = Filter::from_names(
+            &["workspace".into(), "job".into()],
+            &["file".into()],
+            Some("/Shared/".into()),
+        )
+        .unwrap();
+        assert!(f.kind(Kind::Notebook) && f.kind(Kind::Job));
+        assert!(!f.kind(Kind::File) && !f.kind(Kind::Secret));
+        assert!(f.path("/Shared/a") && f.path("/Shared") && !f.path("/Sharedx"));
+        let e = Filter::from_names(&["clusters".into()], &[], None).unwrap_err();
+        assert!(e.to_string().contains("\"clusters\""), "{e}");
+        assert!(Filter::default().is_everything());
+    }
+}

@@ -57,8 +57,12 @@ pub struct Note(pub String);
 pub struct JobContext<'a> {
     /// The mapping file.
     pub mapping: &'a Mapping,
-    /// Whether the target knows a principal name.
-    pub target_has_principal: &'a dyn Fn(&str) -> bool,
+    /// Maps a principal named in the job; the second argument says where (`run_as`,
+    /// `on_failure address`), for the report.
+    pub map_principal: &'a dyn Fn(&str, &str) -> PrincipalOutcome,
+    /// True for a notification address that is not a principal of the source workspace (a
+    /// mailing list): such an address is kept as it is.
+    pub is_external_address: &'a dyn Fn(&str) -> bool,
     /// Source job id → target job id, for jobs already created (or planned) in this import.
     pub job_ids: &'a BTreeMap<i64, i64>,
     /// Keep schedules, triggers and continuous runs as they were instead of pausing them.
@@ -93,7 +97,7 @@ pub fn rewrite_job(settings: &Map<String, Value>, ctx: &JobContext<'_>) -> Rewri
     if let Some(Value::Object(run_as)) = s.get_mut("run_as") {
         for key in ["user_name", "group_name", "service_principal_name"] {
             if let Some(Value::String(p)) = run_as.get(key).cloned().as_ref() {
-                match m.principal(p, ctx.target_has_principal) {
+                match (ctx.map_principal)(p, "run_as") {
                     PrincipalOutcome::Use(to) => {
                         run_as.insert(key.into(), Value::String(to));
                     }
@@ -133,95 +137,15 @@ pub fn rewrite_job(settings: &Map<String, Value>, ctx: &JobContext<'_>) -> Rewri
     let mut added_job_clusters: Vec<Value> = Vec::new();
     if let Some(Value::Array(tasks)) = s.get_mut("tasks") {
         for task in tasks.iter_mut() {
-            let Some(task) = task.as_object_mut() else {
-                continue;
-            };
-            if let Some(Value::String(cid)) = task.get("existing_cluster_id").cloned().as_ref() {
-                match m.cluster(cid) {
-                    Some(ClusterTarget::Existing(to)) => {
-                        task.insert("existing_cluster_id".into(), Value::String(to.clone()));
-                    }
-                    Some(ClusterTarget::NewCluster { new_cluster }) => {
-                        // Jobs share one job cluster per mapped source cluster, as tasks shared
-                        // the interactive cluster before.
-                        let key = format!("dbxport_{}", sanitize_key(cid));
-                        task.remove("existing_cluster_id");
-                        task.insert("job_cluster_key".into(), Value::String(key.clone()));
-                        if !added_job_clusters
-                            .iter()
-                            .any(|j| j["job_cluster_key"] == Value::String(key.clone()))
-                        {
-                            let mut nc = new_cluster.clone();
-                            rewrite_cluster_spec(&mut nc, m);
-                            added_job_clusters.push(serde_json::json!({
-                                "job_cluster_key": key,
-                                "new_cluster": nc,
-                            }));
-                            notes.push(Note(format!(
-                                "cluster {cid} replaced by job cluster {key} from the mapping file"
-                            )));
-                        }
-                    }
-                    None => {
-                        let r = Refusal::UnmappedCluster {
-                            cluster_id: cid.clone(),
-                        };
-                        if !refusals.contains(&r) {
-                            refusals.push(r);
-                        }
-                    }
-                }
+            if let Some(task) = task.as_object_mut() {
+                rewrite_task(
+                    task,
+                    ctx,
+                    &mut added_job_clusters,
+                    &mut refusals,
+                    &mut notes,
+                );
             }
-            if let Some(Value::Object(nc)) = task.get_mut("new_cluster") {
-                rewrite_cluster_spec(nc, m);
-            }
-            if let Some(Value::Object(nt)) = task.get_mut("notebook_task") {
-                let from_git = nt.get("source").and_then(Value::as_str) == Some("GIT");
-                if !from_git {
-                    if let Some(Value::String(p)) = nt.get("notebook_path").cloned().as_ref() {
-                        nt.insert("notebook_path".into(), Value::String(m.path(p)));
-                    }
-                }
-                map_warehouse(nt, m);
-            }
-            for kind in ["spark_python_task", "python_wheel_task"] {
-                if let Some(Value::Object(t)) = task.get_mut(kind) {
-                    if let Some(Value::String(p)) = t.get("python_file").cloned().as_ref() {
-                        if p.starts_with('/') {
-                            t.insert("python_file".into(), Value::String(m.path(p)));
-                        }
-                    }
-                }
-            }
-            if let Some(Value::Object(sql)) = task.get_mut("sql_task") {
-                map_warehouse(sql, m);
-                if let Some(Value::Object(file)) = sql.get_mut("file") {
-                    if let Some(Value::String(p)) = file.get("path").cloned().as_ref() {
-                        if p.starts_with('/') {
-                            file.insert("path".into(), Value::String(m.path(p)));
-                        }
-                    }
-                }
-            }
-            if let Some(Value::Object(dbt)) = task.get_mut("dbt_task") {
-                map_warehouse(dbt, m);
-            }
-            if let Some(Value::Object(rj)) = task.get_mut("run_job_task") {
-                if let Some(src) = rj.get("job_id").and_then(Value::as_i64) {
-                    match ctx.job_ids.get(&src) {
-                        Some(to) => {
-                            rj.insert("job_id".into(), Value::from(*to));
-                        }
-                        None => refusals.push(Refusal::UnknownJobReference { job_id: src }),
-                    }
-                }
-            }
-            rewrite_notifications(
-                task.get_mut("email_notifications"),
-                ctx,
-                &mut refusals,
-                &mut notes,
-            );
         }
     }
     if !added_job_clusters.is_empty() {
@@ -265,6 +189,103 @@ pub fn rewrite_job(settings: &Map<String, Value>, ctx: &JobContext<'_>) -> Rewri
     }
 }
 
+/// Rewrites one task (and the task a `for_each_task` runs, recursively).
+fn rewrite_task(
+    task: &mut Map<String, Value>,
+    ctx: &JobContext<'_>,
+    added_job_clusters: &mut Vec<Value>,
+    refusals: &mut Vec<Refusal>,
+    notes: &mut Vec<Note>,
+) {
+    let m = ctx.mapping;
+    if let Some(Value::String(cid)) = task.get("existing_cluster_id").cloned().as_ref() {
+        match m.cluster(cid) {
+            Some(ClusterTarget::Existing(to)) => {
+                task.insert("existing_cluster_id".into(), Value::String(to.clone()));
+            }
+            Some(ClusterTarget::NewCluster { new_cluster }) => {
+                // Jobs share one job cluster per mapped source cluster, as tasks shared
+                // the interactive cluster before.
+                let key = format!("dbxport_{}", sanitize_key(cid));
+                task.remove("existing_cluster_id");
+                task.insert("job_cluster_key".into(), Value::String(key.clone()));
+                if !added_job_clusters
+                    .iter()
+                    .any(|j| j["job_cluster_key"] == Value::String(key.clone()))
+                {
+                    let mut nc = new_cluster.clone();
+                    rewrite_cluster_spec(&mut nc, m);
+                    added_job_clusters.push(serde_json::json!({
+                        "job_cluster_key": key,
+                        "new_cluster": nc,
+                    }));
+                    notes.push(Note(format!(
+                        "cluster {cid} replaced by job cluster {key} from the mapping file"
+                    )));
+                }
+            }
+            None => {
+                let r = Refusal::UnmappedCluster {
+                    cluster_id: cid.clone(),
+                };
+                if !refusals.contains(&r) {
+                    refusals.push(r);
+                }
+            }
+        }
+    }
+    if let Some(Value::Object(nc)) = task.get_mut("new_cluster") {
+        rewrite_cluster_spec(nc, m);
+    }
+    if let Some(Value::Object(nt)) = task.get_mut("notebook_task") {
+        let from_git = nt.get("source").and_then(Value::as_str) == Some("GIT");
+        if !from_git {
+            if let Some(Value::String(p)) = nt.get("notebook_path").cloned().as_ref() {
+                nt.insert("notebook_path".into(), Value::String(m.path(p)));
+            }
+        }
+        map_warehouse(nt, m);
+    }
+    for kind in ["spark_python_task", "python_wheel_task"] {
+        if let Some(Value::Object(t)) = task.get_mut(kind) {
+            if let Some(Value::String(p)) = t.get("python_file").cloned().as_ref() {
+                if p.starts_with('/') {
+                    t.insert("python_file".into(), Value::String(m.path(p)));
+                }
+            }
+        }
+    }
+    if let Some(Value::Object(sql)) = task.get_mut("sql_task") {
+        map_warehouse(sql, m);
+        if let Some(Value::Object(file)) = sql.get_mut("file") {
+            if let Some(Value::String(p)) = file.get("path").cloned().as_ref() {
+                if p.starts_with('/') {
+                    file.insert("path".into(), Value::String(m.path(p)));
+                }
+            }
+        }
+    }
+    if let Some(Value::Object(dbt)) = task.get_mut("dbt_task") {
+        map_warehouse(dbt, m);
+    }
+    if let Some(Value::Object(rj)) = task.get_mut("run_job_task") {
+        if let Some(src) = rj.get("job_id").and_then(Value::as_i64) {
+            match ctx.job_ids.get(&src) {
+                Some(to) => {
+                    rj.insert("job_id".into(), Value::from(*to));
+                }
+                None => refusals.push(Refusal::UnknownJobReference { job_id: src }),
+            }
+        }
+    }
+    rewrite_notifications(task.get_mut("email_notifications"), ctx, refusals, notes);
+    if let Some(Value::Object(fe)) = task.get_mut("for_each_task") {
+        if let Some(Value::Object(inner)) = fe.get_mut("task") {
+            rewrite_task(inner, ctx, added_job_clusters, refusals, notes);
+        }
+    }
+}
+
 fn rewrite_notifications(
     v: Option<&mut Value>,
     ctx: &JobContext<'_>,
@@ -280,7 +301,11 @@ fn rewrite_notifications(
                 kept.push(a);
                 continue;
             };
-            match ctx.mapping.principal(addr, ctx.target_has_principal) {
+            if (ctx.is_external_address)(addr) {
+                kept.push(a);
+                continue;
+            }
+            match (ctx.map_principal)(addr, &format!("{event} address")) {
                 PrincipalOutcome::Use(to) => kept.push(Value::String(to)),
                 PrincipalOutcome::Drop => {
                     notes.push(Note(format!("{event} address {addr} dropped (unmapped)")))
@@ -352,10 +377,17 @@ mod tests {
         .unwrap()
     }
 
-    fn ctx<'a>(m: &'a Mapping, ids: &'a BTreeMap<i64, i64>) -> JobContext<'a> {
+    type MapFn<'a> = dyn Fn(&str, &str) -> PrincipalOutcome + 'a;
+
+    fn mapper(m: &Mapping) -> impl Fn(&str, &str) -> PrincipalOutcome + '_ {
+        move |n: &str, _: &str| m.principal(n, &|n: &str| n == "bob@prod")
+    }
+
+    fn ctx<'a>(m: &'a Mapping, f: &'a MapFn<'a>, ids: &'a BTreeMap<i64, i64>) -> JobContext<'a> {
         JobContext {
             mapping: m,
-            target_has_principal: &|n: &str| n == "bob@prod",
+            map_principal: f,
+            is_external_address: &|a: &str| a.ends_with("@lists.example"),
             job_ids: ids,
             keep_schedules: false,
             source_tag: "ws1/10".into(),
@@ -370,7 +402,7 @@ mod tests {
             "name": "nightly",
             "run_as": {"user_name": "alice@poc"},
             "schedule": {"quartz_cron_expression": "0 0 2 * * ?", "timezone_id": "UTC", "pause_status": "UNPAUSED"},
-            "email_notifications": {"on_failure": ["alice@poc", "bob@prod"]},
+            "email_notifications": {"on_failure": ["alice@poc", "bob@prod", "ops@lists.example"]},
             "tasks": [
                 {"task_key": "a", "existing_cluster_id": "c-etl",
                  "notebook_task": {"notebook_path": "/Shared/poc/etl", "source": "WORKSPACE"}},
@@ -380,14 +412,15 @@ mod tests {
                 {"task_key": "d", "sql_task": {"warehouse_id": "w-poc", "query": {"query_id": "q"}}}
             ]
         });
-        let r = rewrite_job(s.as_object().unwrap(), &ctx(&m, &ids));
+        let f = mapper(&m);
+        let r = rewrite_job(s.as_object().unwrap(), &ctx(&m, &f, &ids));
         assert!(r.refusals.is_empty(), "{:?}", r.refusals);
         let o = Value::Object(r.settings);
         assert_eq!(o["run_as"]["user_name"], "alice@prod");
         assert_eq!(o["schedule"]["pause_status"], "PAUSED");
         assert_eq!(
             o["email_notifications"]["on_failure"],
-            json!(["alice@prod", "bob@prod"])
+            json!(["alice@prod", "bob@prod", "ops@lists.example"])
         );
         assert_eq!(o["tasks"][0]["existing_cluster_id"], "c-prod-etl");
         assert_eq!(
@@ -421,7 +454,8 @@ mod tests {
                 {"task_key": "c", "run_job_task": {"job_id": 5}}
             ]
         });
-        let r = rewrite_job(s.as_object().unwrap(), &ctx(&m, &ids));
+        let f = mapper(&m);
+        let r = rewrite_job(s.as_object().unwrap(), &ctx(&m, &f, &ids));
         assert_eq!(
             r.refusals,
             vec![
@@ -440,7 +474,8 @@ mod tests {
     fn keep_schedules_leaves_them() {
         let m = Mapping::default();
         let ids = BTreeMap::new();
-        let mut c = ctx(&m, &ids);
+        let f = mapper(&m);
+        let mut c = ctx(&m, &f, &ids);
         c.keep_schedules = true;
         let s = json!({"schedule": {"quartz_cron_expression": "x", "timezone_id": "UTC", "pause_status": "UNPAUSED"}});
         let r = rewrite_job(s.as_object().unwrap(), &c);

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from databricks.sdk.errors import NotFound, PermissionDenied
+from databricks.sdk.errors import NotFound, PermissionDenied, Unauthenticated
 from databricks.sdk.oauth import get_host_metadata
 
 from harness import Ctx, by, case, eq, ok, raises, Skip
@@ -101,6 +101,13 @@ def wrong_token(ctx: Ctx):
     w = ctx.make_client(ctx.host, token="dapi-not-a-valid-token-0000")
     raises(PermissionDenied, lambda: w.current_user.me())
     raises(PermissionDenied, lambda: list(w.workspace.list("/")))
+
+
+@case("auth: no credential at all → Unauthenticated (401)")
+def no_credential(ctx: Ctx):
+    # `auth` replaces the SDK's header factory, so the request goes out without Authorization.
+    raises(Unauthenticated, lambda: ctx.w.api_client.do("GET", "/api/2.0/workspace/list", query={"path": "/"},
+                                                         auth=lambda r: r))
 
 
 @case("api: an unknown endpoint → NotFound")

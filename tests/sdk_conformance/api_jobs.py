@@ -188,7 +188,7 @@ def reset(ctx: Ctx):
     eq((s.name, s.max_concurrent_runs, s.tags), (new.name, 2, None), "settings after reset")
     eq(s.schedule.as_dict(), new.schedule.as_dict(), "schedule after reset")
     eq([t.task_key for t in s.tasks], ["a", "b"], "tasks after reset")
-    raises(ResourceDoesNotExist, lambda: ctx.w.jobs.reset(424242, new))
+    raises((ResourceDoesNotExist, InvalidParameterValue), lambda: ctx.w.jobs.reset(424242, new))
 
 
 @case("update: merges new_settings and removes fields_to_remove")

@@ -127,6 +127,9 @@ def create_cycle(ctx: Ctx):
     raises(InvalidParameterValue, lambda: ctx.w.model_registry.create_model(""))
     made = []
     for i in (1, 2):
+        # The registry copies the artifacts from `source` at registration, so they must exist.
+        ctx.w.dbfs.put(f"/tmp/sdkconf-{ctx.run_id}/model-{i}/MLmodel", overwrite=True,
+                       contents=base64.b64encode(f"artifact_path: model\nrun: {i}\n".encode()).decode())
         v = ctx.w.model_registry.create_model_version(
             name, f"dbfs:/tmp/sdkconf-{ctx.run_id}/model-{i}", run_id=f"{i:032x}", description=f"v{i}",
             tags=[ModelVersionTag(key="i", value=str(i))]).model_version
@@ -138,6 +141,16 @@ def create_cycle(ctx: Ctx):
             break
         time.sleep(0.1)
     eq(ctx.w.model_registry.get_model_version(name, "2").model_version.status.value, "READY", "status")
+    eq(sorted(artifacts(ctx, name, "2")), ["MLmodel"], "artifacts copied from the source")
+    bad = ctx.w.model_registry.create_model_version(name, f"dbfs:/tmp/sdkconf-{ctx.run_id}/nothing-here").model_version
+    for _ in range(50):
+        st = ctx.w.model_registry.get_model_version(name, bad.version).model_version
+        if st.status.value != "PENDING_REGISTRATION":
+            break
+        time.sleep(0.1)
+    eq(st.status.value, "FAILED_REGISTRATION", "a version whose source does not exist")
+    ok(st.status_message, "no status_message on a failed registration")
+    ctx.w.model_registry.delete_model_version(name, bad.version)
     t = ctx.w.model_registry.transition_stage(name, "1", "Production", False).model_version_databricks
     eq((t.version, t.current_stage), ("1", "Production"), "transition v1 → Production")
     ctx.w.model_registry.transition_stage(name, "2", "Production", True, comment="promote v2")

@@ -121,3 +121,25 @@ def delete(ctx: Ctx):
     ctx.w.secrets.delete_scope(sc)
     ok(sc not in {s.name for s in ctx.w.secrets.list_scopes()}, "scope still listed")
     raises(ResourceDoesNotExist, lambda: ctx.w.secrets.delete_scope(sc))
+
+
+@case("an ordinary user: reads only scopes whose ACLs name them; ACLs need MANAGE")
+def ordinary_user(ctx: Ctx):
+    if not ctx.user_token:
+        raise Skip("no ordinary user token in the seed")
+    name = next(t["user_name"] for t in ctx.seed.tokens["tokens"] if t["token"] == ctx.user_token)
+    u = ctx.make_client(ctx.host, token=ctx.user_token)
+    groups = {g["display"] for g in ctx.seed.user(name).get("groups", [])} | {name}
+    eq(sorted(s.name for s in u.secrets.list_scopes()), sorted(s["name"] for s in ctx.seed.secrets["scopes"]),
+       "every user sees every scope")
+    for s in ctx.seed.secrets["scopes"]:
+        levels = {a["permission"] for a in s.get("acls", []) if a["principal"] in groups}
+        if levels:
+            eq(sorted(m.key for m in u.secrets.list_secrets(s["name"])), sorted(k["key"] for k in s["secrets"]),
+               f"{name} lists {s['name']}")
+        else:
+            raises(PermissionDenied, lambda: list(u.secrets.list_secrets(s["name"])), code="PERMISSION_DENIED")
+        if "MANAGE" in levels:
+            ok(list(u.secrets.list_acls(s["name"])), f"{name} cannot list ACLs of {s['name']}")
+        else:
+            raises(PermissionDenied, lambda: list(u.secrets.list_acls(s["name"])), code="PERMISSION_DENIED")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from databricks.sdk.errors import InvalidParameterValue, NotFound, ResourceDoesNotExist
-from databricks.sdk.service.catalog import PermissionsChange
+from databricks.sdk.service.catalog import PermissionsChange, Privilege as P
 from databricks.sdk.service.sql import StatementState
 
 from harness import Ctx, by, case, eq, ok, raises
@@ -33,12 +33,16 @@ def rows(ctx: Ctx, statement: str) -> set:
     return {(p, a, t, (k or "").replace("`", "")) for p, a, t, k in data}
 
 
-def expected(ctx: Ctx, object_type: str, key: str, principal: str | None = None) -> set:
-    out = {(g["principal"], g["action_type"], g["object_type"], g["object_key"]) for g in ctx.seed.hive["grants"]
-           if g["object_type"] == object_type and g["object_key"] == key}
-    owner = None
-    if object_type == "CATALOG":
-        owner = ctx.seed.hive.get("catalog_owner")
+# SHOW GRANTS names object types as the runtime does: the catalog is `CATALOG$`, a view is a
+# `TABLE`; and it shows every privilege that affects the object, so the rows of the database and
+# the catalog holding it come with those of a table (Databricks SQL reference, SHOW GRANTS).
+SHOWN_TYPE = {"CATALOG": "CATALOG$", "VIEW": "TABLE"}
+
+
+def own_rows(ctx: Ctx, object_type: str, key: str) -> set:
+    out = {(g["principal"], g["action_type"], SHOWN_TYPE.get(g["object_type"], g["object_type"]), g["object_key"])
+           for g in ctx.seed.hive["grants"] if g["object_type"] == object_type and g["object_key"] == key}
+    owner = ctx.seed.hive.get("catalog_owner") if object_type == "CATALOG" else None
     for db in ctx.seed.hive["databases"]:
         if object_type == "DATABASE" and db["name"] == key:
             owner = db["owner"]
@@ -49,7 +53,16 @@ def expected(ctx: Ctx, object_type: str, key: str, principal: str | None = None)
             if object_type == "FUNCTION" and f"{db['name']}.{f['name']}" == key:
                 owner = f["owner"]
     if owner:
-        out.add((owner, "OWN", object_type, key))
+        out.add((owner, "OWN", SHOWN_TYPE.get(object_type, object_type), key))
+    return out
+
+
+def expected(ctx: Ctx, object_type: str, key: str, principal: str | None = None) -> set:
+    out = own_rows(ctx, object_type, key)
+    if object_type in ("TABLE", "VIEW", "FUNCTION"):
+        out |= own_rows(ctx, "DATABASE", key.split(".")[0])
+    if object_type in ("TABLE", "VIEW", "FUNCTION", "DATABASE"):
+        out |= own_rows(ctx, "CATALOG", "")
     return {r for r in out if principal is None or r[0] == principal}
 
 
@@ -98,7 +111,7 @@ def grant_cycle(ctx: Ctx):
                  f"ALTER TABLE {table} OWNER TO `data-stewards`"):
         r = run(ctx, stmt)
         eq(r.status.state, StatementState.SUCCEEDED, f"{stmt}: {r.status.error}")
-    old_owner = next(x for x in base if x[1] == "OWN")
+    old_owner = next(x for x in base if x[1] == "OWN" and x[3] == table)
     want = (base - {old_owner}) | {("climate modelling", "SELECT", "TABLE", table),
                                    ("interns", "DENIED_SELECT", "TABLE", table),
                                    ("data-stewards", "OWN", "TABLE", table)}
@@ -131,8 +144,10 @@ def async_poll(ctx: Ctx):
     g = ctx.w.statement_execution.get_statement(r.statement_id)
     eq(g.status.state, StatementState.SUCCEEDED, "get_statement state")
     eq(g.result.data_array, r.result.data_array, "get_statement result")
-    eq({tuple(x) for x in g.result.data_array}, expected(ctx, "DATABASE", db), "async SHOW GRANTS rows")
-    raises(NotFound, lambda: ctx.w.statement_execution.get_statement("01ef0000-0000-0000-0000-000000000000"))
+    eq({(p, a, t, k.replace("`", "")) for p, a, t, k in g.result.data_array}, expected(ctx, "DATABASE", db),
+       "async SHOW GRANTS rows")
+    raises((NotFound, ResourceDoesNotExist), lambda: ctx.w.statement_execution.get_statement(
+        "01ef0000-0000-0000-0000-000000000000"))
 
 
 def uc_map(resp) -> dict:
@@ -154,14 +169,14 @@ def uc_get(ctx: Ctx):
 def uc_update(ctx: Ctx):
     g = next(x for x in ctx.seed.uc["grants"] if x["securable_type"] == "schema")
     st, name, who = g["securable_type"], g["full_name"], "zoe.muller@sciencehub.example"
-    r = ctx.w.grants.update(st, name, changes=[PermissionsChange(principal=who, add=["USE_SCHEMA", "SELECT"])])
+    r = ctx.w.grants.update(st, name, changes=[PermissionsChange(principal=who, add=[P.USE_SCHEMA, P.SELECT])])
     eq(uc_map(r).get(who), ["SELECT", "USE_SCHEMA"], "after add (response)")
     eq(uc_map(ctx.w.grants.get(st, name)).get(who), ["SELECT", "USE_SCHEMA"], "after add (get)")
-    r = ctx.w.grants.update(st, name, changes=[PermissionsChange(principal=who, remove=["SELECT"])])
+    r = ctx.w.grants.update(st, name, changes=[PermissionsChange(principal=who, remove=[P.SELECT])])
     eq(uc_map(r).get(who), ["USE_SCHEMA"], "after remove")
-    ctx.w.grants.update(st, name, changes=[PermissionsChange(principal=who, remove=["USE_SCHEMA"])])
+    ctx.w.grants.update(st, name, changes=[PermissionsChange(principal=who, remove=[P.USE_SCHEMA])])
     ok(who not in uc_map(ctx.w.grants.get(st, name)), "principal with no privileges still listed")
     raises(InvalidParameterValue, lambda: ctx.w.grants.update(
-        st, name, changes=[PermissionsChange(principal=who, add=["SELECT"], remove=["SELECT"])]))
+        st, name, changes=[PermissionsChange(principal=who, add=[P.SELECT], remove=[P.SELECT])]))
     eq(uc_map(ctx.w.grants.get(st, name)), {a["principal"]: sorted(a["privileges"]) for a in g["privilege_assignments"]},
        "grants back to the seed")

@@ -7,7 +7,7 @@ import io
 import json
 import zipfile
 
-from databricks.sdk.errors import (BadRequest, InvalidParameterValue, ResourceAlreadyExists,
+from databricks.sdk.errors import (BadRequest, InvalidParameterValue, PermissionDenied, ResourceAlreadyExists,
                                    ResourceDoesNotExist)
 from databricks.sdk.service.workspace import ExportFormat, ImportFormat, Language, ObjectType
 
@@ -84,12 +84,13 @@ def get_status_seeded(ctx: Ctx):
         if any(c in e.path for c in "?:|") or any(ord(c) > 127 for c in e.path):
             o = ctx.w.workspace.get_status(e.path)
             eq((o.path, o.object_type.value), (e.path, e.kind), f"get-status {e.path!r}")
-    lower = [p for p in ctx.seed.tree if p.lower() != p and p.lower() in ctx.seed.tree]
-    ok(lower, "the seed plants no case-twin names")
-    for p in lower:
-        a, b = ctx.w.workspace.get_status(p), ctx.w.workspace.get_status(p.lower())
-        ok(a.object_id != b.object_id, f"{p} and {p.lower()} share object id {a.object_id}")
-        eq((a.path, b.path), (p, p.lower()), "case-twin paths")
+    twins = [(p, q) for p in ctx.seed.tree for q in ctx.seed.tree
+             if p < q and p.rsplit("/", 1)[0] == q.rsplit("/", 1)[0] and p.lower() == q.lower()]
+    ok(twins, "the seed plants no case-twin names")
+    for p, q in twins:
+        a, b = ctx.w.workspace.get_status(p), ctx.w.workspace.get_status(q)
+        ok(a.object_id != b.object_id, f"{p} and {q} share object id {a.object_id}")
+        eq((a.path, b.path), (p, q), "case-twin paths")
 
 
 @case("get-status: a /Workspace prefix names the same object")
@@ -132,7 +133,8 @@ def export_formats(ctx: Ctx):
     ok("<html" in html.lower(), "HTML export is not HTML")
     dbc = zipfile.ZipFile(io.BytesIO(base64.b64decode(ctx.w.workspace.export(py.path, format=ExportFormat.DBC).content)))
     ok(dbc.testzip() is None and dbc.namelist(), "DBC export is not a valid, non-empty zip")
-    ok(any(marker in dbc.read(n).decode("utf-8", "replace") for n in dbc.namelist()), "DBC export lacks the code")
+    commands = [c.get("command", "") for n in dbc.namelist() for c in json.loads(dbc.read(n)).get("commands", [])]
+    ok(any(marker in c for c in commands), f"DBC export lacks the code {marker!r}")
     r = find_notebook(ctx, "R")
     rmd = base64.b64decode(ctx.w.workspace.export(r.path, format=ExportFormat.R_MARKDOWN).content).decode()
     ok("```{r}" in rmd, "R_MARKDOWN export has no ```{r} chunk")
@@ -282,3 +284,17 @@ def delete(ctx: Ctx):
     ctx.w.workspace.delete(base, recursive=True)
     for p in (base, f"{base}/a", f"{base}/imported nb"):
         raises(ResourceDoesNotExist, lambda: ctx.w.workspace.get_status(p))
+
+
+@case("an ordinary user: another user's home folder → PermissionDenied; their own is readable")
+def ordinary_user(ctx: Ctx):
+    if not ctx.user_token:
+        raise Skip("no ordinary user token in the seed")
+    name = next(t["user_name"] for t in ctx.seed.tokens["tokens"] if t["token"] == ctx.user_token)
+    u = ctx.make_client(ctx.host, token=ctx.user_token)
+    mine = {e.path for e in ctx.seed.under(f"/Users/{name}") if e.kind != "DIRECTORY"}
+    eq({o.path for o in u.workspace.list(f"/Users/{name}", recursive=True)}, mine, "own home, recursively")
+    other = f"/Users/{ctx.seed.admin}"
+    raises(PermissionDenied, lambda: list(u.workspace.list(other)), code="PERMISSION_DENIED")
+    nb = next(e for e in ctx.seed.under(other) if e.kind == "NOTEBOOK")
+    raises(PermissionDenied, lambda: u.workspace.export(nb.path), code="PERMISSION_DENIED")

@@ -1,0 +1,403 @@
+//! `dbxport models export|import`: move registered models, their versions and artifacts
+//! between a model registry (a workspace's, or an MLflow server's with `--mlflow-uri`) and a
+//! bundle of their own. The same library functions serve the models stage of `export` and
+//! `import`.
+
+use super::keys::{print_json, IdentityArgs};
+use super::{EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS};
+use anyhow::{bail, Context};
+use dbxport::bundle::{pack, BagBuilder, BagSettings, Bundle, PackOptions, Source};
+use dbxport::client::{AuthArgs, Client, ClientOptions, TransportArgs};
+use dbxport::journal::{Journal, OpenMode};
+use dbxport::models::{
+    export_models, import_models, ActionKind, ConflictPolicy, ImportOptions, ModelArgs,
+    ModelTargetArgs, Registry,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Move ML models (registered models, versions, artifacts) into or out of a bundle.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ModelsCommand,
+}
+
+/// The `models` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum ModelsCommand {
+    /// Export registered models, their versions and artifacts into a bundle.
+    Export(ExportArgs),
+    /// Import the models of a bundle into a registry.
+    Import(ImportArgs),
+}
+
+/// Export models into a new bundle.
+///
+/// Reads every registered model (or those chosen with --model) of the workspace's registry,
+/// or of the MLflow server given with --mlflow-uri, with the versions chosen by
+/// --model-versions: each version's description, tags, stage and status, its source run's
+/// params, metrics and tags, and every artifact file with its SHA-256. Identical files shared
+/// by several versions are stored once. Artifacts stream through in constant memory.
+///
+/// Exit status: 0 when everything was exported, 1 when some object could not be (the bundle
+/// is still written, and says what is missing), 2 when the export could not run.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  dbxport models export --mlflow-uri http://127.0.0.1:5000 --out models.zip\n  dbxport models export --profile prod --model 'churn-*' --model-versions stage:Production --out prod-models.zip\n  dbxport models export --mlflow-uri http://127.0.0.1:5000 --out models.zip --resume"
+)]
+pub struct ExportArgs {
+    /// The bundle to write (.zip). Written under a temporary name and renamed when complete.
+    #[arg(short, long, value_name = "FILE")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub models: ModelArgs,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    #[command(flatten)]
+    pub engine: TransportArgs,
+    /// Finish an export that was interrupted (its staging folder is next to --out).
+    #[arg(long)]
+    pub resume: bool,
+    /// Print a JSON report on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Import the models of a bundle into a registry.
+///
+/// Recreates each registered model and its versions in version order, uploading each
+/// version's artifacts first, then sets descriptions, tags, stages and aliases. Version
+/// numbers are kept where the target allows; otherwise the mapping is printed. A second run
+/// changes nothing; an interrupted run continues with --resume.
+///
+/// Exit status: 0 when everything was imported (or already there), 1 when some object could
+/// not be (conflicts included), 2 when the import could not run.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  dbxport models import models.zip --mlflow-uri http://127.0.0.1:5001\n  dbxport models import models.zip --profile target --plan\n  dbxport models import models.zip --mlflow-uri http://127.0.0.1:5001 --resume"
+)]
+pub struct ImportArgs {
+    /// The bundle to read (.zip, or .zip.age with an identity).
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+    #[command(flatten)]
+    pub models: ModelTargetArgs,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    #[command(flatten)]
+    pub engine: TransportArgs,
+    #[command(flatten)]
+    pub keys: IdentityArgs,
+    /// What to do with a model whose name is taken in the target by other content.
+    #[arg(long, value_enum, default_value_t = ConflictPolicy::Fail)]
+    pub on_conflict: ConflictPolicy,
+    /// Show what would be created, updated or left alone, and write nothing.
+    #[arg(long)]
+    pub plan: bool,
+    /// Finish an import that was interrupted.
+    #[arg(long)]
+    pub resume: bool,
+    /// The journal of finished steps (default: next to the bundle's name in the current
+    /// folder, `<bundle file>.models-import.journal`). Removed after a complete import.
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Print a JSON report on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `models`.
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match args.command {
+        ModelsCommand::Export(a) => rt.block_on(export(a)),
+        ModelsCommand::Import(a) => rt.block_on(import(a)),
+    }
+}
+
+/// The workspace client of the flags, unless `--mlflow-uri` names an MLflow server instead.
+fn workspace(
+    mlflow_uri: &Option<String>,
+    auth: &AuthArgs,
+    engine: &TransportArgs,
+) -> anyhow::Result<Option<Client>> {
+    if mlflow_uri.is_some() {
+        return Ok(None);
+    }
+    let (client, warnings): (Client, Vec<String>) = Client::from_args(auth, engine)?;
+    for w in warnings {
+        eprintln!("dbxport: warning: {w}");
+    }
+    Ok(Some(client))
+}
+
+fn bar(show: bool, verb: &str) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::new(0);
+    b.set_style(
+        ProgressStyle::with_template(&format!(
+            "{verb} {{bytes}}/{{total_bytes}} {{wide_bar}} {{bytes_per_sec}} {{eta}}"
+        ))
+        .expect("template is valid"),
+    );
+    b
+}
+
+/// `<dir>/.<file name>.staging`, the staging folder of an export writing `out`.
+fn staging_dir(out: &Path) -> PathBuf {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "bundle".into());
+    out.with_file_name(format!(".{name}.staging"))
+}
+
+fn find_bag(staging: &Path) -> anyhow::Result<Option<PathBuf>> {
+    if !staging.exists() {
+        return Ok(None);
+    }
+    for e in std::fs::read_dir(staging).with_context(|| format!("folder {}", staging.display()))? {
+        let p = e?.path();
+        if p.is_dir() {
+            return Ok(Some(p));
+        }
+    }
+    Ok(None)
+}
+
+async fn export(a: ExportArgs) -> anyhow::Result<u8> {
+    let opts = a.models.export_options()?;
+    let ws = workspace(&a.models.mlflow_uri, &a.auth, &a.engine)?;
+    let reg: Registry = a
+        .models
+        .registry(ws.as_ref(), ClientOptions::default().with_args(&a.engine))?;
+    if a.out.exists() {
+        bail!(
+            "file {}: already exists\nhint: choose another --out, or remove the file",
+            a.out.display()
+        );
+    }
+    let staging = staging_dir(&a.out);
+    let existing = find_bag(&staging)?;
+    let journal_path = staging.join("journal.jsonl");
+    let header = json!({
+        "command": "models export",
+        "source": reg.host(),
+        "out": a.out.display().to_string(),
+    });
+    let (builder, journal) = match (existing, a.resume) {
+        (Some(bag), true) => {
+            let b = BagBuilder::resume(&bag, None)?;
+            let j = Journal::open(&journal_path, &header, OpenMode::Resume)?;
+            (b, j)
+        }
+        (Some(_), false) => bail!(
+            "folder {}: an earlier export to this file was interrupted\nhint: add --resume to finish it, or remove the folder to start over",
+            staging.display()
+        ),
+        (None, _) => {
+            std::fs::create_dir_all(&staging)
+                .with_context(|| format!("folder {}", staging.display()))?;
+            let settings = BagSettings::new(
+                Source {
+                    host: reg.host().to_string(),
+                    workspace_id: String::new(),
+                },
+                json!({ "models": a.models.recorded() }),
+            );
+            let bag = staging.join(&settings.bag_name);
+            let b = BagBuilder::create(&bag, settings, None)?;
+            let j = Journal::open(&journal_path, &header, OpenMode::Resume)?;
+            (b, j)
+        }
+    };
+    let builder = Arc::new(builder);
+    let show = !a.json && std::io::stderr().is_terminal();
+    let progress = bar(show, "exporting");
+    let sink: Arc<dyn dbxport::models::StageSink> = builder.clone();
+    let journal = Mutex::new(journal);
+    let report = export_models(&reg, &opts, sink, Some(&journal), &progress).await;
+    progress.finish_and_clear();
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "dbxport: {e}\nhint: the export stopped; {} keeps everything done so far: fix the cause, then run the same command with --resume",
+                staging.display()
+            );
+            return Ok(EXIT_ERROR);
+        }
+    };
+    let builder = Arc::into_inner(builder).context("the bundle builder is still in use")?;
+    builder.add_tag_file(
+        "export-report.json",
+        &dbxport::bundle::json::to_canonical_bytes(&json!({ "models": &report }))?,
+    )?;
+    let bag = builder.finalize()?;
+    let summary = pack(&bag, &a.out, &PackOptions::default()).map_err(|p| {
+        anyhow::anyhow!(
+            "{}",
+            p.0.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })?;
+    drop(journal);
+    std::fs::remove_dir_all(&staging).with_context(|| format!("folder {}", staging.display()))?;
+    if a.json {
+        print_json(&json!({ "bundle": summary, "models": report }))?;
+    } else {
+        println!(
+            "{}: {} models, {} versions, {} artifact files ({} bytes stored, {} duplicates stored once){}",
+            a.out.display(),
+            report.models,
+            report.versions,
+            report.artifacts,
+            report.stored_bytes,
+            report.deduplicated,
+            if report.resumed > 0 {
+                format!("; {} records kept from the interrupted run", report.resumed)
+            } else {
+                String::new()
+            }
+        );
+        for w in &report.warnings {
+            eprintln!("dbxport: warning: {w}");
+        }
+        for p in &report.problems {
+            eprintln!("dbxport: {p}");
+        }
+    }
+    Ok(if report.problems.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_PROBLEMS
+    })
+}
+
+async fn import(a: ImportArgs) -> anyhow::Result<u8> {
+    let opener = a.keys.opener()?;
+    let bundle = match Bundle::open(&a.bundle, opener.as_ref()) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("dbxport: bundle {}: {e}", a.bundle.display());
+            return Ok(EXIT_ERROR);
+        }
+    };
+    let bundle_id = bundle.inventory().bundle_id.clone();
+    let ws = workspace(&a.models.mlflow_uri, &a.auth, &a.engine)?;
+    let reg: Registry = a
+        .models
+        .registry(ws.as_ref(), ClientOptions::default().with_args(&a.engine))?;
+    let bundle = Arc::new(Mutex::new(bundle));
+    let show = !a.json && std::io::stderr().is_terminal();
+    let progress = bar(show && !a.plan, "uploading");
+    let opts = ImportOptions {
+        conflict: a.on_conflict,
+        dry_run: a.plan,
+    };
+    let journal = if a.plan {
+        None
+    } else {
+        let path = a.journal.clone().unwrap_or_else(|| {
+            let name = a
+                .bundle
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "bundle".into());
+            PathBuf::from(format!("{name}.models-import.journal"))
+        });
+        let header =
+            json!({ "command": "models import", "bundle_id": bundle_id, "target": reg.host() });
+        let mode = if a.resume {
+            OpenMode::Resume
+        } else {
+            OpenMode::Fresh
+        };
+        Some(Mutex::new(Journal::open(&path, &header, mode)?))
+    };
+    let log = journal.as_ref().map(|j| j as &dyn dbxport::models::StepLog);
+    let report = import_models(&bundle, &reg, &opts, log, &progress).await;
+    progress.finish_and_clear();
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            let hint = match &journal {
+                Some(j) => format!(
+                    "\nhint: the import stopped; the journal {} keeps everything done so far: fix the cause, then run the same command with --resume",
+                    j.lock().unwrap_or_else(|p| p.into_inner()).path().display()
+                ),
+                None => String::new(),
+            };
+            eprintln!("dbxport: {e}{hint}");
+            return Ok(EXIT_ERROR);
+        }
+    };
+    if report.problems.is_empty() {
+        if let Some(j) = journal {
+            j.into_inner().unwrap_or_else(|p| p.into_inner()).finish()?;
+        }
+    }
+    if a.json {
+        print_json(&report)?;
+    } else {
+        for act in &report.actions {
+            if act.action != ActionKind::Unchanged || a.plan {
+                let verb = match (act.action, a.plan) {
+                    (ActionKind::Create, true) => "would create",
+                    (ActionKind::Update, true) => "would update",
+                    (ActionKind::Create, false) => "created",
+                    (ActionKind::Update, false) => "updated",
+                    (ActionKind::Unchanged, _) => "unchanged",
+                    (ActionKind::Skip, _) => "skipped",
+                    (ActionKind::Conflict, _) => "conflict",
+                    (ActionKind::Fail, _) => "failed",
+                };
+                if act.detail.is_empty() {
+                    println!("{verb}: {}", act.object);
+                } else {
+                    println!("{verb}: {} ({})", act.object, act.detail);
+                }
+            }
+        }
+        for m in &report.version_mappings {
+            println!(
+                "version mapping: {} version {} is version {} in the target",
+                m.model, m.source_version, m.target_version
+            );
+        }
+        println!(
+            "{}: {} created, {} updated, {} unchanged, {} skipped, {} failed; {} files ({} bytes) uploaded",
+            report.registry,
+            report.count(ActionKind::Create),
+            report.count(ActionKind::Update),
+            report.count(ActionKind::Unchanged),
+            report.count(ActionKind::Skip),
+            report.count(ActionKind::Fail) + report.count(ActionKind::Conflict),
+            report.uploaded_files,
+            report.uploaded_bytes,
+        );
+        for w in &report.warnings {
+            eprintln!("dbxport: warning: {w}");
+        }
+        for p in &report.problems {
+            eprintln!("dbxport: {p}");
+        }
+    }
+    Ok(if report.problems.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_PROBLEMS
+    })
+}

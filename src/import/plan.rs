@@ -1,0 +1,2138 @@
+//! The plan: for every selected record of a bundle, what import would do in the target —
+//! create, update, leave unchanged, skip, refuse, or what it cannot do — with reasons. Planning
+//! only reads the target; `plan` prints it, `import` carries it out, `diff` reports every item
+//! that is not unchanged.
+//!
+//! A refusal (an unmapped principal or cluster, a name conflict under `--on-conflict fail`, a
+//! job reference that cannot be resolved) stops the whole import before its first write, and
+//! every refusal is listed at once. An item that "cannot" be replayed (a grant on a table the
+//! target lacks, a file over the import size limit) is reported as failed and the rest goes on.
+
+use super::acl::{desired_acl, same_acl, scope_acl_changes};
+use super::compare::{first_difference, same_content};
+use super::grants::{plan_hive, plan_uc, rows_for, show_statement};
+use super::ledger::{keys, Knowledge};
+use super::mapping::PrincipalOutcome;
+use super::principals::{Directory, Mapper, Unmapped};
+use super::remap::{rewrite_job, JobContext, Refusal};
+use super::report::{MustRecreate, Recreate};
+use super::source::{SecretValues, SourceBundle, MAX_IMPORT_BYTES};
+use super::target::{concurrently, list_tree, read_directory, read_jobs, Jobs, Tree};
+use super::{ImportError, OnConflict, Options};
+use crate::client::sql::Statement;
+use crate::client::unity::PermissionsChange;
+use crate::client::{Client, ClientError};
+use crate::export::scan::{scan, ScanContext};
+use crate::model::permissions::{AccessControlRequest, PrincipalRef};
+use crate::model::secret::{AclItem, ScopeBackend};
+use crate::model::workspace::{parent_path, Format, ObjectType};
+use crate::model::Kind;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// What import would do with one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Create it.
+    Create,
+    /// Change the existing object.
+    Update,
+    /// Nothing: the target already holds it as the bundle has it.
+    Unchanged,
+    /// Leave it out, deliberately (with a reason).
+    Skip,
+    /// Refuse the whole import until this is resolved (with reasons).
+    Refuse,
+    /// It cannot be replayed into this target (with a reason); the rest goes on.
+    Cannot,
+}
+
+impl Action {
+    /// The word shown in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Unchanged => "unchanged",
+            Action::Skip => "skip",
+            Action::Refuse => "refuse",
+            Action::Cannot => "cannot",
+        }
+    }
+}
+
+/// Where an ACL goes, when the object's target id is known only after it is created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AclObject {
+    /// A known id.
+    Id {
+        /// `notebooks`, `directories`, `files`, `repos`, `jobs`.
+        request_type: String,
+        /// Target id.
+        id: String,
+    },
+    /// A workspace object this import creates (its id is read after creation).
+    Path {
+        /// `notebooks`, `directories`, `files`.
+        request_type: String,
+        /// Target path.
+        path: String,
+    },
+    /// A repo this import creates.
+    Repo {
+        /// Target path.
+        path: String,
+    },
+    /// A job this import creates.
+    Job {
+        /// Source job id.
+        source_id: i64,
+    },
+}
+
+/// The work one plan item needs (what `apply` executes).
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// A folder (created by `mkdirs` of the deepest folders).
+    Dir {
+        /// Target path.
+        path: String,
+    },
+    /// A notebook or file import.
+    Import {
+        /// Index into [`SourceBundle::objects`].
+        index: usize,
+        /// Target path.
+        path: String,
+        /// Replace an existing object.
+        overwrite: bool,
+    },
+    /// A repo to create, or to check out another branch.
+    Repo {
+        /// Index into [`SourceBundle::repos`].
+        index: usize,
+        /// Target path.
+        path: String,
+        /// The existing repo's id.
+        existing: Option<i64>,
+    },
+    /// A secret scope to create and whose ACL to set.
+    Scope {
+        /// Target scope name.
+        name: String,
+        /// Create it first.
+        create: bool,
+        /// The bundle's ACL, mapped.
+        acl: Vec<AclItem>,
+        /// Entries to put (computed against the current ACL; recomputed after creation).
+        put: Vec<AclItem>,
+        /// Principals to remove.
+        delete: Vec<String>,
+    },
+    /// A secret value to put.
+    Secret {
+        /// Index into [`SourceBundle::secrets`].
+        index: usize,
+        /// Target scope name.
+        scope: String,
+    },
+    /// A job to create or reset.
+    Job {
+        /// Source job id.
+        source_id: i64,
+        /// The existing target job.
+        existing: Option<i64>,
+        /// Settings for the target, with `run_job_task` ids still the source's.
+        template: Map<String, Value>,
+    },
+    /// An ACL to set.
+    Permissions {
+        /// The object.
+        object: AclObject,
+        /// The direct entries.
+        acl: Vec<AccessControlRequest>,
+    },
+    /// Hive grants to replay.
+    Hive {
+        /// The statements.
+        statements: Vec<String>,
+    },
+    /// Unity Catalog grants to add.
+    Uc {
+        /// Securable type.
+        securable_type: String,
+        /// Full name.
+        full_name: String,
+        /// Privileges to add.
+        changes: Vec<PermissionsChange>,
+    },
+}
+
+/// One object of the plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanItem {
+    /// Kind.
+    pub kind: Kind,
+    /// Source name, path or id.
+    pub source: String,
+    /// Target name or path.
+    pub target: String,
+    /// What import would do.
+    pub action: Action,
+    /// Why (refusals, skips, what differs).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+    /// Remaps and other notes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// The journal key of this item's step.
+    #[serde(skip)]
+    pub key: String,
+    /// The work, for `Create` and `Update`.
+    #[serde(skip)]
+    pub step: Option<Step>,
+}
+
+impl PlanItem {
+    fn new(kind: Kind, source: impl Into<String>, target: impl Into<String>) -> PlanItem {
+        PlanItem {
+            kind,
+            source: source.into(),
+            target: target.into(),
+            action: Action::Unchanged,
+            reasons: Vec::new(),
+            notes: Vec::new(),
+            key: String::new(),
+            step: None,
+        }
+    }
+
+    fn set(mut self, action: Action, reason: impl Into<String>) -> PlanItem {
+        self.action = action;
+        let r = reason.into();
+        if !r.is_empty() {
+            self.reasons.push(r);
+        }
+        self
+    }
+}
+
+/// Whether the plan is for an import or for a diff (where every difference is reported and
+/// conflicts are not a question).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `plan` and `import`.
+    Import,
+    /// `diff`.
+    Diff,
+}
+
+/// The plan of an import.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// The bundle file.
+    pub bundle: String,
+    /// The bundle id.
+    pub bundle_id: String,
+    /// The source workspace (host and id).
+    pub source: String,
+    /// The target workspace.
+    pub target: String,
+    /// Every selected object, in import order.
+    pub items: Vec<PlanItem>,
+    /// Principals neither mapped nor in the target (policy `fail`), with their uses.
+    pub unmapped_principals: Vec<Unmapped>,
+    /// Clusters jobs run on that the mapping does not map, with the jobs using them.
+    pub unmapped_clusters: Vec<Unmapped>,
+    /// Principals left out by the `drop` policy, with their uses.
+    pub dropped_principals: Vec<Unmapped>,
+    /// What import never creates.
+    pub must_recreate: MustRecreate,
+    /// Other things worth knowing.
+    pub notes: Vec<String>,
+    /// The importing identity.
+    #[serde(skip)]
+    pub me: Option<PrincipalRef>,
+    /// The warehouse chosen for Hive grants.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warehouse_id: Option<String>,
+    /// The target's principals (kept for apply).
+    #[serde(skip)]
+    pub directory: Directory,
+    /// Source job id → existing target job id (found by tag).
+    #[serde(skip)]
+    pub job_ids: BTreeMap<i64, i64>,
+    /// What planning learned of the target's tree.
+    #[serde(skip)]
+    pub tree: Tree,
+}
+
+impl Plan {
+    /// True when some item refuses the import.
+    pub fn is_refused(&self) -> bool {
+        self.items.iter().any(|i| i.action == Action::Refuse)
+    }
+
+    /// Counts per kind: create, update, unchanged, skip, refuse, cannot.
+    pub fn counts(&self) -> BTreeMap<Kind, [u64; 6]> {
+        let mut m: BTreeMap<Kind, [u64; 6]> = BTreeMap::new();
+        for i in &self.items {
+            let c = m.entry(i.kind).or_default();
+            let slot = match i.action {
+                Action::Create => 0,
+                Action::Update => 1,
+                Action::Unchanged => 2,
+                Action::Skip => 3,
+                Action::Refuse => 4,
+                Action::Cannot => 5,
+            };
+            c[slot] += 1;
+        }
+        m
+    }
+
+    /// True when the target already holds everything: nothing to create or update.
+    pub fn is_noop(&self) -> bool {
+        self.items
+            .iter()
+            .all(|i| !matches!(i.action, Action::Create | Action::Update))
+    }
+}
+
+/// Everything planning reads from.
+pub struct PlanInput<'a> {
+    /// The verified bundle.
+    pub source: &'a SourceBundle,
+    /// The options.
+    pub options: &'a Options,
+    /// The target.
+    pub client: &'a Client,
+    /// What the journal knows.
+    pub knowledge: &'a Knowledge,
+    /// Trust the journal's record of finished workspace objects (a resumed run).
+    pub trust_journal: bool,
+    /// Opened secret values, for comparing values the target lets us read.
+    pub secrets: Option<&'a SecretValues>,
+    /// Import or diff.
+    pub mode: Mode,
+}
+
+fn target_err(client: &Client, e: ClientError) -> ImportError {
+    ImportError::Target {
+        target: client.host().to_string(),
+        source: e,
+    }
+}
+
+/// Reads the target and plans the import of `input.source`. Writes nothing.
+pub async fn plan(input: PlanInput<'_>) -> Result<Plan, ImportError> {
+    let PlanInput {
+        source,
+        options,
+        client,
+        ..
+    } = input;
+    let limit = options.concurrency();
+    let directory = read_directory(client)
+        .await
+        .map_err(|e| target_err(client, e))?;
+    let source_principals: Vec<String> = source
+        .references
+        .principals
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    let mapping = &options.mapping;
+    let mapper = Mapper::new(mapping, &directory, source_principals);
+    let mut p = Planner {
+        input: &input,
+        mapper: &mapper,
+        items: Vec::new(),
+        tree: Tree::default(),
+        created_paths: BTreeMap::new(),
+        repo_paths: BTreeMap::new(),
+        job_items: BTreeMap::new(),
+        job_ids: BTreeMap::new(),
+        unmapped_clusters: BTreeMap::new(),
+        notes: Vec::new(),
+        limit,
+        warehouse: None,
+    };
+    p.workspace().await?;
+    p.repos().await?;
+    p.secrets().await?;
+    p.models();
+    p.jobs().await?;
+    p.permissions().await?;
+    p.grants().await?;
+    p.unknown();
+    let must_recreate = p.must_recreate()?;
+    let Planner {
+        mut items,
+        unmapped_clusters,
+        mut notes,
+        job_ids,
+        warehouse,
+        tree,
+        ..
+    } = p;
+    items.sort_by(|a, b| {
+        (
+            crate::bundle::inventory::kind_rank(a.kind),
+            &a.target,
+            &a.source,
+        )
+            .cmp(&(
+                crate::bundle::inventory::kind_rank(b.kind),
+                &b.target,
+                &b.source,
+            ))
+    });
+    if source.source_workspace_id.is_empty() {
+        notes.push(
+            "the bundle does not record its source workspace id; jobs are tied to their source by host and id".into(),
+        );
+    }
+    let me = directory.me.clone();
+    Ok(Plan {
+        bundle: source.path().display().to_string(),
+        bundle_id: source.bundle_id.clone(),
+        source: if source.source_workspace_id.is_empty() {
+            source.source_host.clone()
+        } else {
+            format!("{} ({})", source.source_host, source.source_workspace_id)
+        },
+        target: client.host().to_string(),
+        items,
+        unmapped_principals: mapper.unmapped(),
+        unmapped_clusters: unmapped_clusters
+            .into_iter()
+            .map(|(k, v)| Unmapped {
+                principal: k,
+                used_by: v.into_iter().collect(),
+            })
+            .collect(),
+        dropped_principals: mapper.dropped(),
+        must_recreate,
+        notes,
+        me,
+        warehouse_id: warehouse,
+        directory: directory.clone(),
+        job_ids,
+        tree,
+    })
+}
+
+struct Planner<'a, 'b> {
+    input: &'a PlanInput<'b>,
+    mapper: &'a Mapper<'a>,
+    items: Vec<PlanItem>,
+    tree: Tree,
+    /// Target path → (action, kind) of workspace objects and repos in this plan.
+    created_paths: BTreeMap<String, (Action, Kind)>,
+    /// Source repo id → (target path, action, existing id).
+    repo_paths: BTreeMap<String, (String, Action, Option<i64>)>,
+    /// Source job id → action.
+    job_items: BTreeMap<i64, Action>,
+    /// Source job id → existing target id.
+    job_ids: BTreeMap<i64, i64>,
+    unmapped_clusters: BTreeMap<String, BTreeSet<String>>,
+    notes: Vec<String>,
+    limit: usize,
+    warehouse: Option<String>,
+}
+
+impl<'a, 'b> Planner<'a, 'b> {
+    fn src(&self) -> &'b SourceBundle {
+        self.input.source
+    }
+
+    fn opts(&self) -> &'b Options {
+        self.input.options
+    }
+
+    fn client(&self) -> &'b Client {
+        self.input.client
+    }
+
+    fn err(&self, e: ClientError) -> ImportError {
+        target_err(self.client(), e)
+    }
+
+    /// The action and reason for an existing object that differs and is not provably ours.
+    fn conflict(&self, what: String) -> (Action, String) {
+        if self.input.mode == Mode::Diff {
+            return (Action::Update, what);
+        }
+        match self.opts().on_conflict {
+            OnConflict::Fail => (
+                Action::Refuse,
+                format!("{what} (conflict: pass --on-conflict overwrite to replace it, or skip to keep it)"),
+            ),
+            OnConflict::Skip => (Action::Skip, format!("{what} (kept: --on-conflict skip)")),
+            OnConflict::Overwrite => (Action::Update, format!("{what} (replaced: --on-conflict overwrite)")),
+        }
+    }
+
+    fn selected_path(&self, path: &str) -> bool {
+        self.opts().filter.path(path)
+    }
+
+    /// True when `path` is inside a repo of the bundle (repo content comes from its remote).
+    fn inside_repo(&self, path: &str) -> Option<String> {
+        self.src().repos.iter().find_map(|r| {
+            let rp = r.path.as_deref()?;
+            path.starts_with(&format!("{rp}/")).then(|| rp.to_string())
+        })
+    }
+
+    async fn workspace(&mut self) -> Result<(), ImportError> {
+        let f = &self.opts().filter;
+        let m = &self.opts().mapping;
+        let mut wanted: BTreeSet<String> = BTreeSet::new();
+        let dirs: Vec<(String, String)> = if f.kind(Kind::Directory) {
+            self.src()
+                .directories
+                .iter()
+                .filter(|d| self.selected_path(&d.path))
+                .map(|d| (d.path.clone(), m.path(&d.path)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let objects: Vec<(usize, String)> = self
+            .src()
+            .objects
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| f.kind(o.kind) && self.selected_path(&o.path))
+            .map(|(i, o)| (i, m.path(&o.path)))
+            .collect();
+        for (_, t) in &dirs {
+            wanted.insert(t.clone());
+        }
+        for (_, t) in &objects {
+            wanted.insert(t.clone());
+        }
+        if f.kind(Kind::Repo) {
+            for r in &self.src().repos {
+                if let Some(p) = &r.path {
+                    if self.selected_path(p) {
+                        wanted.insert(m.path(p));
+                    }
+                }
+            }
+        }
+        self.tree = list_tree(self.client(), &wanted, self.limit)
+            .await
+            .map_err(|e| self.err(e))?;
+
+        for (src, tgt) in dirs {
+            let mut item = PlanItem::new(Kind::Directory, &src, &tgt);
+            item.key = keys::object("dir", &tgt);
+            if src != tgt {
+                item.notes.push(format!("{src} → {tgt}"));
+            }
+            if let Some(repo) = self.inside_repo(&src) {
+                item = item.set(
+                    Action::Skip,
+                    format!("inside the Git folder {repo}; its content comes from the remote"),
+                );
+            } else if self
+                .src()
+                .repos
+                .iter()
+                .any(|r| r.path.as_deref() == Some(src.as_str()))
+            {
+                item = item.set(Action::Skip, "it is a Git folder, replayed as a repo");
+            } else {
+                match self.tree.get(&tgt).map(|o| o.object_type) {
+                    Some(ObjectType::Directory) => item.action = Action::Unchanged,
+                    Some(other) => {
+                        let (a, r) =
+                            self.conflict(format!("a {other:?} exists at {tgt}").to_lowercase());
+                        item = item.set(
+                            if a == Action::Update {
+                                Action::Refuse
+                            } else {
+                                a
+                            },
+                            r,
+                        );
+                    }
+                    None if tgt == "/" => item.action = Action::Unchanged,
+                    None => {
+                        item.action = Action::Create;
+                        if self.input.mode == Mode::Diff {
+                            item.reasons.push("missing in target".into());
+                        }
+                        item.step = Some(Step::Dir { path: tgt.clone() });
+                    }
+                }
+            }
+            self.created_paths
+                .insert(tgt.clone(), (item.action, Kind::Directory));
+            self.items.push(item);
+        }
+
+        // Objects: compare the content of those that exist.
+        let mut to_compare: Vec<(usize, String)> = Vec::new();
+        let mut pending: Vec<PlanItem> = Vec::new();
+        for (idx, tgt) in objects {
+            let o = &self.src().objects[idx];
+            let kname = if o.kind == Kind::Notebook {
+                "notebook"
+            } else {
+                "file"
+            };
+            let mut item = PlanItem::new(o.kind, &o.path, &tgt);
+            item.key = keys::object(kname, &tgt);
+            if o.path != tgt {
+                item.notes.push(format!("{} → {tgt}", o.path));
+            }
+            let want_type = if o.kind == Kind::Notebook {
+                ObjectType::Notebook
+            } else {
+                ObjectType::File
+            };
+            if let Some(repo) = self.inside_repo(&o.path) {
+                pending.push(item.set(
+                    Action::Skip,
+                    format!("inside the Git folder {repo}; its content comes from the remote"),
+                ));
+                continue;
+            }
+            if o.stored.is_none() {
+                let why = if o.notes.is_empty() {
+                    "the bundle holds no content for it".to_string()
+                } else {
+                    format!("the bundle holds no content for it: {}", o.notes.join("; "))
+                };
+                pending.push(item.set(Action::Cannot, why));
+                continue;
+            }
+            if o.size > MAX_IMPORT_BYTES {
+                pending.push(item.set(
+                    Action::Cannot,
+                    format!(
+                        "{} bytes, over the 10 MB the workspace import API accepts",
+                        o.size
+                    ),
+                ));
+                continue;
+            }
+            match self.tree.get(&tgt) {
+                None => {
+                    item.action = Action::Create;
+                    if self.input.mode == Mode::Diff {
+                        item.reasons.push("missing in target".into());
+                    }
+                    item.step = Some(Step::Import {
+                        index: idx,
+                        path: tgt.clone(),
+                        overwrite: false,
+                    });
+                    pending.push(item);
+                }
+                Some(info) if info.object_type != want_type => {
+                    let (a, r) = self.conflict(format!(
+                        "a {} exists at {tgt}",
+                        format!("{:?}", info.object_type).to_lowercase()
+                    ));
+                    // An object of another type cannot be overwritten in place.
+                    pending.push(item.set(
+                        if a == Action::Update {
+                            Action::Refuse
+                        } else {
+                            a
+                        },
+                        r,
+                    ));
+                }
+                Some(info) => {
+                    let journaled = self.input.trust_journal
+                        && self.input.knowledge.field(&item.key, "sha256") == o.sha256.as_deref()
+                        && o.sha256.is_some();
+                    let lang_differs = o.kind == Kind::Notebook
+                        && o.language.is_some()
+                        && info.language.is_some()
+                        && o.language != info.language;
+                    if journaled && !lang_differs {
+                        item.action = Action::Unchanged;
+                        pending.push(item);
+                    } else if lang_differs {
+                        let (a, r) = self.conflict(format!(
+                            "a {} notebook exists at {tgt}",
+                            info.language.map(|l| l.as_str()).unwrap_or("")
+                        ));
+                        pending.push(self.with_import_step(item, a, r, idx, &tgt));
+                    } else {
+                        to_compare.push((idx, tgt.clone()));
+                        pending.push(item);
+                    }
+                }
+            }
+        }
+        // Export the existing ones and compare.
+        let client = self.client().clone();
+        let src = self.input.source;
+        let compared = concurrently(to_compare, self.limit, |(idx, tgt)| {
+            let client = client.clone();
+            async move {
+                let o = &src.objects[idx];
+                let format = if o.kind == Kind::Notebook && o.format != Format::Source {
+                    o.format
+                } else {
+                    Format::Source
+                };
+                let r = client.workspace().export(&tgt, format, None).await;
+                (idx, tgt, r)
+            }
+        })
+        .await;
+        let mut verdicts: BTreeMap<String, Result<bool, String>> = BTreeMap::new();
+        for (idx, tgt, r) in compared {
+            let o = &self.src().objects[idx];
+            let v = match r {
+                Ok(bytes) => {
+                    let same_hash = o
+                        .sha256
+                        .as_deref()
+                        .is_some_and(|h| h == hex::encode(sha256(&bytes)));
+                    if same_hash {
+                        Ok(true)
+                    } else if o.kind == Kind::Notebook && o.format != Format::Source {
+                        // Rich formats are not byte-stable across exports.
+                        Ok(false)
+                    } else {
+                        let stored = o.stored.clone().unwrap_or_default();
+                        let mine = self.src().read(&stored, MAX_IMPORT_BYTES)?;
+                        Ok(same_content(&mine, &bytes))
+                    }
+                }
+                Err(e) if e.is_auth_failure() => return Err(self.err(e)),
+                Err(e) => Err(e.to_string()),
+            };
+            verdicts.insert(tgt, v);
+        }
+        for mut item in pending {
+            if item.action == Action::Unchanged && item.step.is_none() {
+                if let Some(v) = verdicts.remove(&item.target) {
+                    let idx = self
+                        .src()
+                        .objects
+                        .iter()
+                        .position(|o| o.path == item.source)
+                        .unwrap_or(0);
+                    let tgt = item.target.clone();
+                    item = match v {
+                        Ok(true) => item,
+                        Ok(false) => {
+                            let (a, r) = self.conflict(format!("{tgt} exists with other content"));
+                            self.with_import_step(item, a, r, idx, &tgt)
+                        }
+                        Err(e) => {
+                            let (a, r) = self
+                                .conflict(format!("{tgt} exists and could not be compared: {e}"));
+                            self.with_import_step(item, a, r, idx, &tgt)
+                        }
+                    };
+                }
+            }
+            self.created_paths
+                .insert(item.target.clone(), (item.action, item.kind));
+            self.items.push(item);
+        }
+        Ok(())
+    }
+
+    fn with_import_step(
+        &self,
+        mut item: PlanItem,
+        a: Action,
+        r: String,
+        idx: usize,
+        tgt: &str,
+    ) -> PlanItem {
+        item = item.set(a, r);
+        if a == Action::Update {
+            item.step = Some(Step::Import {
+                index: idx,
+                path: tgt.to_string(),
+                overwrite: true,
+            });
+        }
+        item
+    }
+
+    async fn repos(&mut self) -> Result<(), ImportError> {
+        if !self.opts().filter.kind(Kind::Repo) {
+            return Ok(());
+        }
+        let m = &self.opts().mapping;
+        let mut existing: Vec<(usize, String, i64)> = Vec::new();
+        let mut pending: Vec<(usize, PlanItem)> = Vec::new();
+        for (i, r) in self.src().repos.iter().enumerate() {
+            let Some(src_path) = r.path.clone() else {
+                continue;
+            };
+            if !self.selected_path(&src_path) {
+                continue;
+            }
+            let tgt = m.path(&src_path);
+            let mut item = PlanItem::new(Kind::Repo, &src_path, &tgt);
+            item.key = keys::repo(&tgt);
+            if src_path != tgt {
+                item.notes.push(format!("{src_path} → {tgt}"));
+            }
+            if r.branch.is_none() {
+                if let Some(c) = &r.head_commit_id {
+                    item.notes.push(format!(
+                        "the source was on a detached commit {c}; the target checks out the remote's default branch"
+                    ));
+                }
+            }
+            match self.tree.get(&tgt) {
+                None => {
+                    item.action = Action::Create;
+                    if self.input.mode == Mode::Diff {
+                        item.reasons.push("missing in target".into());
+                    }
+                    item.step = Some(Step::Repo {
+                        index: i,
+                        path: tgt.clone(),
+                        existing: None,
+                    });
+                    pending.push((i, item));
+                }
+                Some(info) if info.object_type == ObjectType::Repo => {
+                    existing.push((i, tgt.clone(), info.object_id));
+                    pending.push((i, item));
+                }
+                Some(info) => {
+                    let (a, r) = self.conflict(format!(
+                        "a {} exists at {tgt}",
+                        format!("{:?}", info.object_type).to_lowercase()
+                    ));
+                    pending.push((
+                        i,
+                        item.set(
+                            if a == Action::Update {
+                                Action::Refuse
+                            } else {
+                                a
+                            },
+                            r,
+                        ),
+                    ));
+                }
+            }
+        }
+        let client = self.client().clone();
+        let got = concurrently(existing, self.limit, |(i, tgt, id)| {
+            let client = client.clone();
+            async move { (i, tgt, id, client.repos().get(id).await) }
+        })
+        .await;
+        let mut found: BTreeMap<usize, (i64, Result<crate::model::repo::Repo, ClientError>)> =
+            BTreeMap::new();
+        for (i, _, id, r) in got {
+            found.insert(i, (id, r));
+        }
+        for (i, mut item) in pending {
+            if let Some((id, r)) = found.remove(&i) {
+                let want = &self.src().repos[i];
+                let tgt = item.target.clone();
+                match r {
+                    Ok(have) if same_url(&have.url, &want.url) => {
+                        if want.branch.is_some() && have.branch != want.branch {
+                            item.action = Action::Update;
+                            item.reasons.push(format!(
+                                "on branch {}, the bundle has {}",
+                                have.branch.as_deref().unwrap_or("(detached)"),
+                                want.branch.as_deref().unwrap_or("")
+                            ));
+                            item.step = Some(Step::Repo {
+                                index: i,
+                                path: tgt.clone(),
+                                existing: Some(id),
+                            });
+                        }
+                    }
+                    Ok(have) => {
+                        let (a, r) =
+                            self.conflict(format!("a repo of {} exists at {tgt}", have.url));
+                        // A repo cannot be re-pointed at another remote.
+                        item = item.set(
+                            if a == Action::Update {
+                                Action::Refuse
+                            } else {
+                                a
+                            },
+                            r,
+                        );
+                    }
+                    Err(e) if e.is_auth_failure() => return Err(self.err(e)),
+                    Err(e) => item = item.set(Action::Cannot, format!("reading repo {id}: {e}")),
+                }
+                self.repo_paths
+                    .insert(want.id.to_string(), (tgt, item.action, Some(id)));
+            } else {
+                let r = &self.src().repos[i];
+                self.repo_paths
+                    .insert(r.id.to_string(), (item.target.clone(), item.action, None));
+            }
+            self.created_paths
+                .insert(item.target.clone(), (item.action, Kind::Repo));
+            self.items.push(item);
+        }
+        Ok(())
+    }
+
+    async fn secrets(&mut self) -> Result<(), ImportError> {
+        let f = &self.opts().filter;
+        let (want_scopes, want_secrets) = (f.kind(Kind::SecretScope), f.kind(Kind::Secret));
+        if !want_scopes && !want_secrets {
+            return Ok(());
+        }
+        let client = self.client().clone();
+        let target_scopes = client
+            .secrets()
+            .list_scopes()
+            .await
+            .map_err(|e| self.err(e))?;
+        let m = &self.opts().mapping;
+        let existing: BTreeMap<String, ScopeBackend> = target_scopes
+            .iter()
+            .map(|s| (s.name.clone(), s.backend_type))
+            .collect();
+        // Keys and ACLs of the scopes that exist.
+        let to_read: Vec<String> = self
+            .src()
+            .scopes
+            .iter()
+            .map(|s| m.scope(&s.name).to_string())
+            .filter(|t| existing.contains_key(t))
+            .collect();
+        let read = concurrently(to_read, self.limit, |name| {
+            let client = client.clone();
+            async move {
+                let api = client.secrets();
+                let (keys, acls) = tokio::join!(api.list_secrets(&name), api.list_acls(&name));
+                (name, keys, acls)
+            }
+        })
+        .await;
+        let mut keys_of: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut acls_of: BTreeMap<String, Vec<AclItem>> = BTreeMap::new();
+        for (name, k, a) in read {
+            keys_of.insert(
+                name.clone(),
+                k.map_err(|e| self.err(e))?
+                    .into_iter()
+                    .map(|s| s.key)
+                    .collect(),
+            );
+            acls_of.insert(name, a.map_err(|e| self.err(e))?);
+        }
+        let me = self
+            .mapper
+            .directory()
+            .me
+            .as_ref()
+            .map(|p| p.name().to_string());
+        let mut kv_scopes: BTreeSet<String> = BTreeSet::new();
+        for s in &self.src().scopes {
+            let tgt = m.scope(&s.name).to_string();
+            if s.backend == ScopeBackend::AzureKeyvault {
+                kv_scopes.insert(s.name.clone());
+                if want_scopes {
+                    let mut item = PlanItem::new(Kind::SecretScope, &s.name, &tgt).set(
+                        Action::Skip,
+                        "backed by Azure Key Vault: recreate it by hand (see must recreate)",
+                    );
+                    item.key = keys::scope(&tgt);
+                    self.items.push(item);
+                }
+                continue;
+            }
+            if !want_scopes {
+                continue;
+            }
+            let mut item = PlanItem::new(Kind::SecretScope, &s.name, &tgt);
+            item.key = keys::scope(&tgt);
+            if s.name != tgt {
+                item.notes.push(format!("{} → {tgt}", s.name));
+            }
+            if !crate::model::secret::is_valid_name(&tgt) {
+                self.items.push(item.set(
+                    Action::Refuse,
+                    format!("{tgt:?} is not a valid scope name ([A-Za-z0-9._-], at most 128)"),
+                ));
+                continue;
+            }
+            let mut desired: Vec<AclItem> = Vec::new();
+            let mut unmapped = Vec::new();
+            for a in &s.acls {
+                match self
+                    .mapper
+                    .map(&a.principal, &format!("secret scope {}: ACL", s.name))
+                {
+                    PrincipalOutcome::Use(to) => desired.push(AclItem {
+                        principal: to,
+                        permission: a.permission,
+                    }),
+                    PrincipalOutcome::Drop => item.notes.push(format!(
+                        "{} {:?} dropped (unmapped principal)",
+                        a.principal, a.permission
+                    )),
+                    PrincipalOutcome::Unmapped => unmapped.push(a.principal.clone()),
+                }
+            }
+            desired.sort();
+            desired.dedup_by(|a, b| a.principal.eq_ignore_ascii_case(&b.principal));
+            if !unmapped.is_empty() {
+                self.items.push(item.set(
+                    Action::Refuse,
+                    format!("ACL names unmapped principal(s): {}", unmapped.join(", ")),
+                ));
+                continue;
+            }
+            match existing.get(&tgt) {
+                Some(ScopeBackend::AzureKeyvault) => {
+                    let (a, r) = self.conflict(format!(
+                        "a Key Vault-backed scope {tgt} exists in the target"
+                    ));
+                    self.items.push(item.set(
+                        if a == Action::Update {
+                            Action::Refuse
+                        } else {
+                            a
+                        },
+                        r,
+                    ));
+                }
+                Some(_) => {
+                    let current = acls_of.get(&tgt).cloned().unwrap_or_default();
+                    let (put, delete) = scope_acl_changes(&desired, &current, me.as_deref());
+                    if put.is_empty() && delete.is_empty() {
+                        item.action = Action::Unchanged;
+                    } else {
+                        item.action = Action::Update;
+                        item.reasons.push(format!(
+                            "ACL differs ({} to set, {} to remove)",
+                            put.len(),
+                            delete.len()
+                        ));
+                        item.step = Some(Step::Scope {
+                            name: tgt.clone(),
+                            create: false,
+                            acl: desired,
+                            put,
+                            delete,
+                        });
+                    }
+                    self.items.push(item);
+                }
+                None => {
+                    item.action = Action::Create;
+                    if self.input.mode == Mode::Diff {
+                        item.reasons.push("missing in target".into());
+                    }
+                    item.step = Some(Step::Scope {
+                        name: tgt.clone(),
+                        create: true,
+                        acl: desired,
+                        put: Vec::new(),
+                        delete: Vec::new(),
+                    });
+                    self.items.push(item);
+                }
+            }
+        }
+        if !want_secrets {
+            return Ok(());
+        }
+        let scope_actions: BTreeMap<String, Action> = self
+            .items
+            .iter()
+            .filter(|i| i.kind == Kind::SecretScope)
+            .map(|i| (i.target.clone(), i.action))
+            .collect();
+        for (idx, sec) in self.src().secrets.iter().enumerate() {
+            let tscope = m.scope(&sec.scope).to_string();
+            let name = format!("{}/{}", sec.scope, sec.key);
+            let mut item = PlanItem::new(Kind::Secret, &name, format!("{tscope}/{}", sec.key));
+            item.key = keys::secret(&tscope, &sec.key);
+            if kv_scopes.contains(&sec.scope) {
+                self.items.push(item.set(
+                    Action::Skip,
+                    "its scope is backed by Azure Key Vault; the value lives in the vault",
+                ));
+                continue;
+            }
+            match scope_actions.get(&tscope) {
+                Some(Action::Refuse | Action::Skip | Action::Cannot) => {
+                    self.items.push(
+                        item.set(Action::Skip, format!("its scope {tscope} is not imported")),
+                    );
+                    continue;
+                }
+                None if !existing.contains_key(&tscope) => {
+                    self.items.push(item.set(
+                        Action::Cannot,
+                        format!(
+                            "its scope {tscope} does not exist in the target and is not imported"
+                        ),
+                    ));
+                    continue;
+                }
+                _ => {}
+            }
+            let Some(sealed) = sec.sealed_sha256.clone() else {
+                let why = if sec.notes.is_empty() {
+                    "the bundle holds no value for it".to_string()
+                } else {
+                    format!("the bundle holds no value for it: {}", sec.notes.join("; "))
+                };
+                self.items.push(item.set(Action::Cannot, why));
+                continue;
+            };
+            let step = Step::Secret {
+                index: idx,
+                scope: tscope.clone(),
+            };
+            let exists = keys_of.get(&tscope).is_some_and(|k| k.contains(&sec.key));
+            if !exists {
+                item.action = Action::Create;
+                if self.input.mode == Mode::Diff {
+                    item.reasons.push("missing in target".into());
+                }
+                item.step = Some(step);
+                self.items.push(item);
+                continue;
+            }
+            let k = self.input.knowledge;
+            if k.field(&keys::secret(&tscope, &sec.key), "sealed_sha256") == Some(sealed.as_str())
+                && self.input.mode == Mode::Import
+            {
+                item.action = Action::Unchanged;
+                self.items.push(item);
+                continue;
+            }
+            if k.field(&keys::secret_intent(&tscope, &sec.key), "sealed_sha256")
+                == Some(sealed.as_str())
+                && self.input.mode == Mode::Import
+            {
+                item.action = Action::Update;
+                item.reasons
+                    .push("put again: an interrupted run may have put it".into());
+                item.step = Some(step);
+                self.items.push(item);
+                continue;
+            }
+            // Compare the value when both sides can be read (in memory only).
+            let mine = self.input.secrets.and_then(|v| v.get(&sec.scope, &sec.key));
+            let verdict = match mine {
+                Some(mine) => match client.secrets().get(&tscope, &sec.key).await {
+                    Ok(theirs) => Some(theirs.as_slice() == mine),
+                    Err(e) if e.is_auth_failure() => return Err(self.err(e)),
+                    Err(_) => None,
+                },
+                None => None,
+            };
+            match verdict {
+                Some(true) => item.action = Action::Unchanged,
+                Some(false) => {
+                    let (a, r) = self.conflict(format!("{tscope}/{} holds another value", sec.key));
+                    item = item.set(a, r);
+                    if a == Action::Update {
+                        item.step = Some(step);
+                    }
+                }
+                None if self.input.mode == Mode::Diff => {
+                    item.action = Action::Unchanged;
+                    item.notes.push(
+                        "value not compared (give --identity, and the workspace must allow reading values)"
+                            .into(),
+                    );
+                }
+                None => {
+                    let (a, r) = self.conflict(format!(
+                        "{tscope}/{} exists and its value was not put by this bundle (values cannot be read back to compare)",
+                        sec.key
+                    ));
+                    item = item.set(a, r);
+                    if a == Action::Update {
+                        item.step = Some(step);
+                    }
+                }
+            }
+            self.items.push(item);
+        }
+        Ok(())
+    }
+
+    fn models(&mut self) {
+        let f = &self.opts().filter;
+        for r in &self.src().models {
+            if !f.kind(r.kind) {
+                continue;
+            }
+            // One line per registered model; versions and artifacts follow it.
+            if r.kind != Kind::RegisteredModel {
+                continue;
+            }
+            let versions = self
+                .src()
+                .models
+                .iter()
+                .filter(|v| v.kind == Kind::ModelVersion && v.meta_str("model") == Some(&r.name))
+                .count();
+            self.items.push(
+                PlanItem::new(Kind::RegisteredModel, &r.name, &r.name).set(
+                    Action::Skip,
+                    format!(
+                        "ML models ({versions} version(s)) are not replayed by this version of import; they stay in the bundle"
+                    ),
+                ),
+            );
+        }
+    }
+
+    fn unknown(&mut self) {
+        let u = &self.src().unknown;
+        if !u.is_empty() {
+            let mut kinds: Vec<&str> = u.iter().map(|r| r.kind.as_str()).collect();
+            kinds.sort();
+            kinds.dedup();
+            self.notes.push(format!(
+                "{} record(s) of kinds this version does not know ({}) stay in the bundle; a newer dbxport may replay them",
+                u.len(),
+                kinds.join(", ")
+            ));
+        }
+    }
+
+    async fn jobs(&mut self) -> Result<(), ImportError> {
+        if !self.opts().filter.kind(Kind::Job) {
+            return Ok(());
+        }
+        let jobs: Jobs = read_jobs(self.client()).await.map_err(|e| self.err(e))?;
+        let src = self.input.source;
+        // Every source job id a reference may name → the id it has in the target, when known.
+        let mut known: BTreeMap<i64, i64> = BTreeMap::new();
+        let bundle_ids: BTreeSet<i64> = src.jobs.iter().map(|j| j.job_id).collect();
+        for j in &src.jobs {
+            if let Some(t) = jobs.find(&src.job_tag(j.job_id)) {
+                known.insert(j.job_id, t.job_id);
+            }
+        }
+        // References to jobs outside the bundle can still resolve through their tags.
+        for j in &src.jobs {
+            for r in job_refs(&j.settings) {
+                if !bundle_ids.contains(&r) {
+                    if let Some(t) = jobs.find(&src.job_tag(r)) {
+                        known.insert(r, t.job_id);
+                    }
+                }
+            }
+        }
+        let resolvable: BTreeMap<i64, i64> = bundle_ids
+            .iter()
+            .chain(known.keys())
+            .map(|id| (*id, *id))
+            .collect();
+        let keep_schedules = self.opts().keep_schedules;
+        for j in &src.jobs {
+            let name = j
+                .settings
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let place = format!("job {name} ({})", j.job_id);
+            let mut item = PlanItem::new(Kind::Job, format!("{name} ({})", j.job_id), &name);
+            item.key = keys::job(j.job_id);
+            let mut settings = j.settings.clone();
+            for f in crate::model::job::SERVER_SETTINGS_FIELDS {
+                settings.remove(f);
+            }
+            let mapper = self.mapper;
+            let map_principal = |n: &str, field: &str| mapper.map(n, &format!("{place}: {field}"));
+            let external = |a: &str| a.contains('@') && !mapper.is_source_principal(a);
+            let ctx = JobContext {
+                mapping: &self.opts().mapping,
+                map_principal: &map_principal,
+                is_external_address: &external,
+                job_ids: &resolvable,
+                keep_schedules,
+                source_tag: src.job_tag(j.job_id),
+            };
+            let rw = rewrite_job(&settings, &ctx);
+            item.notes.extend(rw.notes.iter().map(|n| n.0.clone()));
+            let existing = jobs.find(&src.job_tag(j.job_id));
+            if let Some(e) = existing {
+                item.target = format!("{name} (job {})", e.job_id);
+                let dups: Vec<String> = jobs.by_tag[&src.job_tag(j.job_id)]
+                    .iter()
+                    .skip(1)
+                    .map(|d| d.job_id.to_string())
+                    .collect();
+                if !dups.is_empty() {
+                    item.notes.push(format!(
+                        "other target jobs carry the same source tag ({}); job {} is used",
+                        dups.join(", "),
+                        e.job_id
+                    ));
+                }
+            }
+            if !rw.refusals.is_empty() {
+                for r in &rw.refusals {
+                    if let Refusal::UnmappedCluster { cluster_id } = r {
+                        self.unmapped_clusters
+                            .entry(cluster_id.clone())
+                            .or_default()
+                            .insert(place.clone());
+                    }
+                }
+                item.action = Action::Refuse;
+                item.reasons = rw.refusals.iter().map(|r| r.to_string()).collect();
+                self.job_items.insert(j.job_id, Action::Refuse);
+                self.items.push(item);
+                continue;
+            }
+            let template = rw.settings;
+            match existing {
+                None => {
+                    item.action = Action::Create;
+                    if self.input.mode == Mode::Diff {
+                        item.reasons.push("missing in target".into());
+                    }
+                    item.step = Some(Step::Job {
+                        source_id: j.job_id,
+                        existing: None,
+                        template,
+                    });
+                }
+                Some(e) => {
+                    let refs = job_refs(&template);
+                    let unresolved: Vec<i64> = refs
+                        .into_iter()
+                        .filter(|r| !known.contains_key(r))
+                        .collect();
+                    let diff = if unresolved.is_empty() {
+                        let mut s = template.clone();
+                        substitute_job_refs(&mut s, &known);
+                        let mut have = e.settings.clone();
+                        for f in crate::model::job::SERVER_SETTINGS_FIELDS {
+                            have.remove(f);
+                        }
+                        first_difference(&Value::Object(s), &Value::Object(have))
+                            .map(|p| format!("settings differ at {p}"))
+                    } else {
+                        Some(format!(
+                            "run_job_task references job(s) {} that this import creates",
+                            unresolved
+                                .iter()
+                                .map(i64::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ))
+                    };
+                    match diff {
+                        None => item.action = Action::Unchanged,
+                        Some(d) => {
+                            item.action = Action::Update;
+                            item.reasons.push(d);
+                            item.step = Some(Step::Job {
+                                source_id: j.job_id,
+                                existing: Some(e.job_id),
+                                template,
+                            });
+                        }
+                    }
+                }
+            }
+            self.job_items.insert(j.job_id, item.action);
+            self.items.push(item);
+        }
+        self.job_ids = known;
+        Ok(())
+    }
+
+    async fn permissions(&mut self) -> Result<(), ImportError> {
+        if !self.opts().filter.kind(Kind::Permissions) {
+            return Ok(());
+        }
+        let f = self.opts().filter.clone();
+        let m = &self.opts().mapping;
+        let me = self.mapper.directory().me.clone();
+        // Source object id → source path, for workspace ACL records without an object name.
+        let mut by_id: BTreeMap<String, String> = BTreeMap::new();
+        for d in &self.src().directories {
+            by_id.insert(d.object_id.to_string(), d.path.clone());
+        }
+        for o in &self.src().objects {
+            by_id.insert(o.object_id.to_string(), o.path.clone());
+        }
+        let mut reads: Vec<(usize, String, String)> = Vec::new();
+        // Item, desired ACL, and whether the current ACL must be read.
+        let mut pending: Vec<(PlanItem, Vec<AccessControlRequest>, bool)> = Vec::new();
+        for sp in &self.src().permissions {
+            let rt = sp.request_object_type.as_str();
+            let mut item = PlanItem::new(
+                Kind::Permissions,
+                format!("{rt}/{}", sp.object_id),
+                format!("{rt}/{}", sp.object_id),
+            );
+            item.key = keys::permissions(rt, &sp.object_id);
+            // Resolve the object in the target.
+            let (object, target_label, current_known): (
+                Option<AclObject>,
+                String,
+                Option<Vec<AccessControlRequest>>,
+            ) = match rt {
+                "notebooks" | "directories" | "files" => {
+                    let src_path = by_id
+                        .get(&sp.object_id)
+                        .cloned()
+                        .or_else(|| sp.object_name.clone());
+                    let Some(src_path) = src_path else {
+                        self.items
+                            .push(item.set(Action::Skip, "its object is not in the bundle"));
+                        continue;
+                    };
+                    if !f.path(&src_path) {
+                        continue;
+                    }
+                    let tgt = m.path(&src_path);
+                    let label = format!("{rt} {tgt}");
+                    match self.created_paths.get(&tgt) {
+                        Some((Action::Create, _)) => (
+                            Some(AclObject::Path {
+                                request_type: rt.to_string(),
+                                path: tgt.clone(),
+                            }),
+                            label,
+                            Some(Vec::new()),
+                        ),
+                        Some((Action::Refuse | Action::Skip | Action::Cannot, _)) => {
+                            item.target = label;
+                            self.items
+                                .push(item.set(Action::Skip, "its object is not imported"));
+                            continue;
+                        }
+                        _ => match self.tree.get(&tgt) {
+                            Some(info) => (
+                                Some(AclObject::Id {
+                                    request_type: rt.to_string(),
+                                    id: info.object_id.to_string(),
+                                }),
+                                label,
+                                None,
+                            ),
+                            None => {
+                                item.target = label;
+                                self.items.push(item.set(
+                                    Action::Skip,
+                                    "its object is neither in the target nor imported (filtered out)",
+                                ));
+                                continue;
+                            }
+                        },
+                    }
+                }
+                "repos" => match self.repo_paths.get(&sp.object_id).cloned() {
+                    Some((path, action, id)) => {
+                        if !f.path(&path) && !f.path(sp.object_name.as_deref().unwrap_or("")) {
+                            continue;
+                        }
+                        let label = format!("repos {path}");
+                        match (action, id) {
+                            (Action::Create, _) => {
+                                (Some(AclObject::Repo { path }), label, Some(Vec::new()))
+                            }
+                            (Action::Unchanged | Action::Update, Some(id)) => (
+                                Some(AclObject::Id {
+                                    request_type: "repos".into(),
+                                    id: id.to_string(),
+                                }),
+                                label,
+                                None,
+                            ),
+                            _ => {
+                                item.target = label;
+                                self.items
+                                    .push(item.set(Action::Skip, "its repo is not imported"));
+                                continue;
+                            }
+                        }
+                    }
+                    None => {
+                        if !f.kind(Kind::Repo) || f.path_prefix.is_some() {
+                            continue;
+                        }
+                        self.items
+                            .push(item.set(Action::Skip, "its repo is not in the bundle"));
+                        continue;
+                    }
+                },
+                "jobs" => {
+                    let Ok(src_id) = sp.object_id.parse::<i64>() else {
+                        self.items.push(item.set(Action::Skip, "not a job id"));
+                        continue;
+                    };
+                    let label = format!(
+                        "jobs {}",
+                        sp.object_name.clone().unwrap_or_else(|| src_id.to_string())
+                    );
+                    match self.job_items.get(&src_id) {
+                        Some(Action::Create) => (
+                            Some(AclObject::Job { source_id: src_id }),
+                            label,
+                            me.clone()
+                                .map(|p| {
+                                    vec![AccessControlRequest {
+                                        principal: p,
+                                        permission_level: super::acl::OWNER.into(),
+                                    }]
+                                })
+                                .or(Some(Vec::new())),
+                        ),
+                        Some(Action::Unchanged | Action::Update) => match self.job_ids.get(&src_id)
+                        {
+                            Some(t) => (
+                                Some(AclObject::Id {
+                                    request_type: "jobs".into(),
+                                    id: t.to_string(),
+                                }),
+                                format!("{label} (job {t})"),
+                                None,
+                            ),
+                            None => {
+                                self.items
+                                    .push(item.set(Action::Skip, "its job is not imported"));
+                                continue;
+                            }
+                        },
+                        Some(_) => {
+                            item.target = label;
+                            self.items
+                                .push(item.set(Action::Skip, "its job is not imported"));
+                            continue;
+                        }
+                        None => {
+                            if !f.kind(Kind::Job) {
+                                continue;
+                            }
+                            item.target = label;
+                            self.items
+                                .push(item.set(Action::Skip, "its job is not in the bundle"));
+                            continue;
+                        }
+                    }
+                }
+                "registered-models" => {
+                    if !f.kind(Kind::RegisteredModel) {
+                        continue;
+                    }
+                    item.target = format!(
+                        "registered-models {}",
+                        sp.object_name
+                            .clone()
+                            .unwrap_or_else(|| sp.object_id.clone())
+                    );
+                    self.items.push(item.set(
+                        Action::Skip,
+                        "ML models are not replayed by this version of import",
+                    ));
+                    continue;
+                }
+                other => {
+                    self.items.push(item.set(
+                        Action::Skip,
+                        format!("permissions of {other} objects are not replayed"),
+                    ));
+                    continue;
+                }
+            };
+            item.target = target_label.clone();
+            let desired = desired_acl(&sp.permissions, rt, &target_label, self.mapper, me.as_ref());
+            item.notes.extend(desired.notes.clone());
+            if !desired.unmapped.is_empty() {
+                self.items.push(item.set(
+                    Action::Refuse,
+                    format!(
+                        "ACL names unmapped principal(s): {}",
+                        desired.unmapped.join(", ")
+                    ),
+                ));
+                continue;
+            }
+            let object = object.expect("resolved above");
+            match current_known {
+                Some(current) => {
+                    // A new object: its ACL is known without reading it.
+                    if same_acl(&current, &desired.entries) {
+                        item.action = Action::Unchanged;
+                    } else {
+                        item.action = Action::Create;
+                        if self.input.mode == Mode::Diff {
+                            item.reasons.push("missing in target".into());
+                        }
+                        item.step = Some(Step::Permissions {
+                            object,
+                            acl: desired.entries,
+                        });
+                    }
+                    pending.push((item, Vec::new(), false));
+                }
+                None => {
+                    let AclObject::Id { request_type, id } = &object else {
+                        unreachable!("existing objects have ids")
+                    };
+                    reads.push((pending.len(), request_type.clone(), id.clone()));
+                    item.step = Some(Step::Permissions {
+                        object: object.clone(),
+                        acl: desired.entries.clone(),
+                    });
+                    pending.push((item, desired.entries, true));
+                }
+            }
+        }
+        let client = self.client().clone();
+        let got = concurrently(reads, self.limit, |(i, rt, id)| {
+            let client = client.clone();
+            async move { (i, client.permissions().get(&rt, &id).await) }
+        })
+        .await;
+        let mut current: BTreeMap<
+            usize,
+            Result<crate::model::permissions::ObjectPermissions, ClientError>,
+        > = got.into_iter().collect();
+        for (i, (mut item, desired, read)) in pending.into_iter().enumerate() {
+            if read {
+                match current.remove(&i) {
+                    Some(Ok(p)) => {
+                        let have = super::acl::current_acl(&p);
+                        if same_acl(&have, &desired) {
+                            item.action = Action::Unchanged;
+                            item.step = None;
+                        } else {
+                            item.action = Action::Update;
+                            item.reasons.push(format!(
+                                "direct ACL differs ({} entries, the bundle has {})",
+                                have.len(),
+                                desired.len()
+                            ));
+                        }
+                    }
+                    Some(Err(e)) if e.is_auth_failure() => return Err(self.err(e)),
+                    Some(Err(e)) => {
+                        item.step = None;
+                        item = item.set(Action::Cannot, format!("reading its ACL: {e}"));
+                    }
+                    None => {}
+                }
+            }
+            self.items.push(item);
+        }
+        Ok(())
+    }
+
+    async fn grants(&mut self) -> Result<(), ImportError> {
+        let f = self.opts().filter.clone();
+        let client = self.client().clone();
+        if f.kind(Kind::HiveGrants) && !self.src().hive_grants.is_empty() {
+            let warehouse = self.choose_warehouse().await?;
+            self.warehouse = warehouse.as_ref().ok().cloned();
+            let objects: Vec<usize> = (0..self.src().hive_grants.len()).collect();
+            let wh = warehouse.clone();
+            let src = self.input.source;
+            let shown = concurrently(objects, self.limit, |i| {
+                let client = client.clone();
+                let wh = wh.clone();
+                async move {
+                    let g = &src.hive_grants[i];
+                    let Ok(wh) = wh else {
+                        return (i, None);
+                    };
+                    let st = show_statement(g.object_type, &g.object_key);
+                    let r = client
+                        .sql()
+                        .execute(&Statement {
+                            statement: &st,
+                            warehouse_id: &wh,
+                            catalog: None,
+                            schema: None,
+                            read_only: true,
+                            timeout: Duration::from_secs(300),
+                        })
+                        .await;
+                    (i, Some(r))
+                }
+            })
+            .await;
+            for (i, r) in shown {
+                let g = &self.src().hive_grants[i];
+                let type_name = format!("{:?}", g.object_type).to_uppercase();
+                let name = if g.object_key.is_empty() {
+                    type_name.clone()
+                } else {
+                    format!("{type_name} {}", g.object_key)
+                };
+                let mut item = PlanItem::new(Kind::HiveGrants, &name, &name);
+                item.key = keys::hive(&name);
+                let result = match (r, &warehouse) {
+                    (_, Err(why)) => {
+                        self.items.push(item.set(Action::Cannot, why.clone()));
+                        continue;
+                    }
+                    (Some(Ok(res)), _) => res,
+                    (Some(Err(e)), _) if e.is_auth_failure() => return Err(self.err(e)),
+                    (Some(Err(e)), _) => {
+                        let msg = e.to_string();
+                        let why = if msg.contains("NOT_FOUND") || msg.contains("does not exist") {
+                            format!("{name} does not exist in the target (dbxport replays grants, not tables: create it first)")
+                        } else {
+                            format!("SHOW GRANTS failed: {msg}")
+                        };
+                        self.items.push(item.set(Action::Cannot, why));
+                        continue;
+                    }
+                    (None, _) => unreachable!("a statement runs when there is a warehouse"),
+                };
+                let current = rows_for(&result, g.object_type, &g.object_key);
+                let hp = plan_hive(
+                    &g.grants,
+                    &current,
+                    &format!("grants on {name}"),
+                    self.mapper,
+                );
+                item.notes.extend(hp.notes.clone());
+                if !hp.unmapped.is_empty() {
+                    self.items.push(item.set(
+                        Action::Refuse,
+                        format!(
+                            "grants name unmapped principal(s): {}",
+                            hp.unmapped.join(", ")
+                        ),
+                    ));
+                    continue;
+                }
+                if self.input.mode == Mode::Diff {
+                    item.reasons
+                        .extend(hp.missing.iter().map(|s| format!("missing: {s}")));
+                    item.reasons
+                        .extend(hp.extra.iter().map(|s| format!("only in target: {s}")));
+                } else {
+                    item.notes
+                        .extend(hp.extra.iter().map(|s| format!("the target also has: {s}")));
+                }
+                if hp.statements.is_empty()
+                    && (self.input.mode == Mode::Import || hp.extra.is_empty())
+                {
+                    item.action = Action::Unchanged;
+                } else {
+                    item.action = if current.is_empty() {
+                        Action::Create
+                    } else {
+                        Action::Update
+                    };
+                    if self.input.mode == Mode::Import {
+                        item.reasons
+                            .push(format!("{} statement(s)", hp.statements.len()));
+                    }
+                    if !hp.statements.is_empty() {
+                        item.step = Some(Step::Hive {
+                            statements: hp.statements,
+                        });
+                    }
+                }
+                self.items.push(item);
+            }
+        }
+        if f.kind(Kind::UcGrants) && !self.src().uc_grants.is_empty() {
+            let all: Vec<usize> = (0..self.src().uc_grants.len()).collect();
+            let src = self.input.source;
+            let got = concurrently(all, self.limit, |i| {
+                let client = client.clone();
+                async move {
+                    let g = &src.uc_grants[i];
+                    (
+                        i,
+                        client
+                            .unity()
+                            .get_grants(&g.securable_type, &g.full_name)
+                            .await,
+                    )
+                }
+            })
+            .await;
+            for (i, r) in got {
+                let g = &self.src().uc_grants[i];
+                let name = format!("{} {}", g.securable_type, g.full_name);
+                let mut item = PlanItem::new(Kind::UcGrants, &name, &name);
+                item.key = keys::uc(&name);
+                let current = match r {
+                    Ok(c) => c,
+                    Err(e) if e.is_auth_failure() => return Err(self.err(e)),
+                    Err(e) if e.is_not_found() => {
+                        self.items.push(item.set(
+                            Action::Cannot,
+                            format!("{name} does not exist in the target (create it first)"),
+                        ));
+                        continue;
+                    }
+                    Err(e) => {
+                        self.items
+                            .push(item.set(Action::Cannot, format!("reading its grants: {e}")));
+                        continue;
+                    }
+                };
+                let up = plan_uc(g, &current, &format!("grants on {name}"), self.mapper);
+                item.notes.extend(up.notes.clone());
+                if !up.unmapped.is_empty() {
+                    self.items.push(item.set(
+                        Action::Refuse,
+                        format!(
+                            "grants name unmapped principal(s): {}",
+                            up.unmapped.join(", ")
+                        ),
+                    ));
+                    continue;
+                }
+                if self.input.mode == Mode::Diff {
+                    for c in &up.changes {
+                        item.reasons.push(format!(
+                            "missing: {}: {}",
+                            c.principal,
+                            c.add.join(", ")
+                        ));
+                    }
+                    item.reasons
+                        .extend(up.extra.iter().map(|s| format!("only in target: {s}")));
+                } else {
+                    item.notes
+                        .extend(up.extra.iter().map(|s| format!("the target also has {s}")));
+                }
+                if up.changes.is_empty() && (self.input.mode == Mode::Import || up.extra.is_empty())
+                {
+                    item.action = Action::Unchanged;
+                } else {
+                    item.action = if current.privilege_assignments.is_empty() {
+                        Action::Create
+                    } else {
+                        Action::Update
+                    };
+                    if !up.changes.is_empty() {
+                        item.step = Some(Step::Uc {
+                            securable_type: g.securable_type.clone(),
+                            full_name: g.full_name.clone(),
+                            changes: up.changes,
+                        });
+                    }
+                }
+                self.items.push(item);
+            }
+        }
+        Ok(())
+    }
+
+    /// The warehouse for Hive statements: the flag, else the profile's, else the target's only
+    /// warehouse (or its only running one). `Err` holds why there is none.
+    async fn choose_warehouse(&mut self) -> Result<Result<String, String>, ImportError> {
+        if let Some(w) = &self.opts().warehouse_id {
+            return Ok(Ok(w.clone()));
+        }
+        if let Some(w) = &self.client().config().warehouse_id {
+            return Ok(Ok(w.clone()));
+        }
+        let all = match self.client().sql().list_warehouses().await {
+            Ok(a) => a,
+            Err(e) if e.is_auth_failure() => return Err(self.err(e)),
+            Err(e) => return Ok(Err(format!("listing SQL warehouses failed: {e}"))),
+        };
+        let running: Vec<_> = all
+            .iter()
+            .filter(|w| w.spec.get("state").and_then(Value::as_str) == Some("RUNNING"))
+            .collect();
+        Ok(match (all.len(), running.len()) {
+            (0, _) => Err(
+                "the target has no SQL warehouse to run GRANT statements on; create one and pass --warehouse-id"
+                    .into(),
+            ),
+            (1, _) => Ok(all[0].id.clone()),
+            (_, 1) => Ok(running[0].id.clone()),
+            _ => Err(format!(
+                "the target has {} SQL warehouses; choose one with --warehouse-id",
+                all.len()
+            )),
+        })
+    }
+
+    fn must_recreate(&mut self) -> Result<MustRecreate, ImportError> {
+        let src = self.input.source;
+        let m = &self.opts().mapping;
+        let mut out = MustRecreate::default();
+        let mut cluster_users: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut pool_users: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut policy_users: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut warehouse_users: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for j in &src.jobs {
+            let name = format!(
+                "job {}",
+                j.settings.get("name").and_then(Value::as_str).unwrap_or("")
+            );
+            for c in crate::model::job::existing_cluster_ids(&j.settings) {
+                cluster_users.entry(c).or_default().insert(name.clone());
+            }
+            collect_ids(&Value::Object(j.settings.clone()), &mut |k, v| {
+                let slot = match k {
+                    "instance_pool_id" | "driver_instance_pool_id" => &mut pool_users,
+                    "policy_id" => &mut policy_users,
+                    "warehouse_id" => &mut warehouse_users,
+                    _ => return,
+                };
+                slot.entry(v.to_string()).or_default().insert(name.clone());
+            });
+        }
+        let refs = &src.references;
+        let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut push = |out: &mut MustRecreate,
+                        kind: &str,
+                        id: &str,
+                        name: &str,
+                        mapped: Option<String>,
+                        users: Option<&BTreeSet<String>>| {
+            if seen.insert((kind.to_string(), id.to_string())) {
+                out.items.push(Recreate {
+                    kind: kind.into(),
+                    id: id.into(),
+                    name: name.into(),
+                    mapped_to: mapped,
+                    used_by: users
+                        .map(|u| u.iter().cloned().collect())
+                        .unwrap_or_default(),
+                });
+            }
+        };
+        let cluster_target = |id: &str| {
+            m.cluster(id).map(|c| match c {
+                super::mapping::ClusterTarget::Existing(t) => format!("cluster {t}"),
+                super::mapping::ClusterTarget::NewCluster { .. } => "a job cluster".to_string(),
+            })
+        };
+        for c in &refs.clusters {
+            push(
+                &mut out,
+                "cluster",
+                &c.cluster_id,
+                &c.cluster_name,
+                cluster_target(&c.cluster_id),
+                cluster_users.get(&c.cluster_id),
+            );
+        }
+        for (id, users) in &cluster_users {
+            push(&mut out, "cluster", id, "", cluster_target(id), Some(users));
+        }
+        for p in &refs.pools {
+            push(
+                &mut out,
+                "instance_pool",
+                &p.instance_pool_id,
+                &p.instance_pool_name,
+                m.instance_pools.get(&p.instance_pool_id).cloned(),
+                pool_users.get(&p.instance_pool_id),
+            );
+        }
+        for (id, users) in &pool_users {
+            push(
+                &mut out,
+                "instance_pool",
+                id,
+                "",
+                m.instance_pools.get(id).cloned(),
+                Some(users),
+            );
+        }
+        for p in &refs.policies {
+            push(
+                &mut out,
+                "cluster_policy",
+                &p.policy_id,
+                &p.name,
+                m.policies.get(&p.policy_id).cloned(),
+                policy_users.get(&p.policy_id),
+            );
+        }
+        for (id, users) in &policy_users {
+            push(
+                &mut out,
+                "cluster_policy",
+                id,
+                "",
+                m.policies.get(id).cloned(),
+                Some(users),
+            );
+        }
+        for w in &refs.warehouses {
+            push(
+                &mut out,
+                "warehouse",
+                &w.id,
+                &w.name,
+                m.warehouses.get(&w.id).cloned(),
+                warehouse_users.get(&w.id),
+            );
+        }
+        for (id, users) in &warehouse_users {
+            push(
+                &mut out,
+                "warehouse",
+                id,
+                "",
+                m.warehouses.get(id).cloned(),
+                Some(users),
+            );
+        }
+        for mt in &refs.mounts {
+            push(&mut out, "mount", &mt.mount_point, &mt.source, None, None);
+        }
+        for s in src
+            .scopes
+            .iter()
+            .filter(|s| s.backend == ScopeBackend::AzureKeyvault)
+        {
+            let dns = s
+                .keyvault
+                .as_ref()
+                .map(|k| k.dns_name.clone())
+                .unwrap_or_default();
+            push(&mut out, "keyvault_scope", &s.name, &dns, None, None);
+        }
+        // The code that depends on them (only when workspace objects are imported).
+        let ctx = ScanContext {
+            cluster_ids: cluster_users
+                .keys()
+                .cloned()
+                .chain(refs.clusters.iter().map(|c| c.cluster_id.clone()))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+            job_ids: src.jobs.iter().map(|j| j.job_id).collect(),
+            warehouse_ids: warehouse_users
+                .keys()
+                .cloned()
+                .chain(refs.warehouses.iter().map(|w| w.id.clone()))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+        };
+        let f = &self.opts().filter;
+        for o in &src.objects {
+            if !f.kind(o.kind) || !f.path(&o.path) {
+                continue;
+            }
+            let Some(stored) = &o.stored else { continue };
+            if o.size > MAX_IMPORT_BYTES || (o.kind == Kind::Notebook && o.format != Format::Source)
+            {
+                continue;
+            }
+            let bytes = src.read(stored, MAX_IMPORT_BYTES)?;
+            out.code.extend(scan(&m.path(&o.path), &bytes, &ctx));
+        }
+        out.items
+            .sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));
+        out.code.sort();
+        Ok(out)
+    }
+}
+
+fn sha256(b: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(b).into()
+}
+
+fn collect_ids(v: &Value, f: &mut dyn FnMut(&str, &str)) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o {
+                if let Value::String(s) = x {
+                    f(k, s);
+                } else {
+                    collect_ids(x, f);
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_ids(x, f)),
+        _ => {}
+    }
+}
+
+/// True when two Git remote URLs name the same repository (case of the host, a trailing
+/// `.git` and slashes aside).
+pub fn same_url(a: &str, b: &str) -> bool {
+    let n = |s: &str| {
+        s.trim()
+            .trim_end_matches('/')
+            .trim_end_matches(".git")
+            .to_lowercase()
+    };
+    n(a) == n(b)
+}
+
+/// Rewrites every `run_job_task.job_id` of `settings` (source ids) through `ids`; ids not in
+/// `ids` are left as they are.
+pub fn substitute_job_refs(settings: &mut Map<String, Value>, ids: &BTreeMap<i64, i64>) {
+    fn task(t: &mut Value, ids: &BTreeMap<i64, i64>) {
+        if let Some(rj) = t.get_mut("run_job_task").and_then(Value::as_object_mut) {
+            if let Some(src) = rj.get("job_id").and_then(Value::as_i64) {
+                if let Some(to) = ids.get(&src) {
+                    rj.insert("job_id".into(), Value::from(*to));
+                }
+            }
+        }
+        if let Some(inner) = t.get_mut("for_each_task").and_then(|f| f.get_mut("task")) {
+            task(inner, ids);
+        }
+    }
+    if let Some(Value::Array(tasks)) = settings.get_mut("tasks") {
+        for t in tasks {
+            task(t, ids);
+        }
+    }
+}
+
+/// Source job ids a job's settings reference through `run_job_task`, nested tasks included.
+pub fn job_refs(settings: &Map<String, Value>) -> Vec<i64> {
+    fn task(t: &Value, out: &mut Vec<i64>) {
+        if let Some(id) = t
+            .get("run_job_task")
+            .and_then(|r| r.get("job_id"))
+            .and_then(Value::as_i64)
+        {
+            out.push(id);
+        }
+        if let Some(inner) = t.get("for_each_task").and_then(|f| f.get("task")) {
+            task(inner, out);
+        }
+    }
+    let mut out = Vec::new();
+    for t in crate::model::job::tasks(settings) {
+        task(t, &mut out);
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The parent folders (target paths) a create of `path` needs.
+pub fn needs_parent(tree: &Tree, path: &str) -> Option<String> {
+    let parent = parent_path(path);
+    (!tree.is_dir(parent)).then(|| parent.to_string())
+}

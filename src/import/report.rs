@@ -1,0 +1,373 @@
+//! What plan, import and diff report: per-kind counts, every object that was not simply
+//! carried over (with its reasons), and the "must recreate" list of what import never creates —
+//! clusters, pools, policies, warehouses, mounts, Key Vault-backed scopes — with the lines of
+//! notebook code that depend on them. Rendering for people lives here too; `--json` prints the
+//! same structures with serde.
+
+use super::plan::{Action, PlanItem};
+use crate::export::scan::Finding;
+use crate::model::Kind;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// One thing the user must recreate by hand in the target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Recreate {
+    /// `cluster`, `instance_pool`, `cluster_policy`, `warehouse`, `mount`, `keyvault_scope`.
+    pub kind: String,
+    /// Its id (or mount point, or scope name) in the source.
+    pub id: String,
+    /// Its name in the source.
+    pub name: String,
+    /// What the mapping file maps it to, if anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mapped_to: Option<String>,
+    /// Jobs and notebooks that use it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub used_by: Vec<String>,
+}
+
+/// Everything import does not create, and the code that depends on it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MustRecreate {
+    /// Compute, storage and scope records.
+    pub items: Vec<Recreate>,
+    /// Lines of notebooks and files (target paths) that depend on mounts, hard-coded cluster or
+    /// job ids, or secrets.
+    pub code: Vec<Finding>,
+}
+
+impl MustRecreate {
+    /// True when there is nothing to recreate and no dependent code.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty() && self.code.is_empty()
+    }
+}
+
+/// What became of one object in an import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Created in the target.
+    Created,
+    /// Changed in the target.
+    Updated,
+    /// Already as the bundle has it; no request sent.
+    Unchanged,
+    /// Deliberately not replayed (with a reason).
+    Skipped,
+    /// Could not be replayed (with a reason).
+    Failed,
+}
+
+/// Counts per outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Created.
+    pub created: u64,
+    /// Updated.
+    pub updated: u64,
+    /// Unchanged.
+    pub unchanged: u64,
+    /// Skipped.
+    pub skipped: u64,
+    /// Failed.
+    pub failed: u64,
+}
+
+impl Counts {
+    fn add(&mut self, o: Outcome) {
+        match o {
+            Outcome::Created => self.created += 1,
+            Outcome::Updated => self.updated += 1,
+            Outcome::Unchanged => self.unchanged += 1,
+            Outcome::Skipped => self.skipped += 1,
+            Outcome::Failed => self.failed += 1,
+        }
+    }
+}
+
+/// One object's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemOutcome {
+    /// Kind.
+    pub kind: Kind,
+    /// Source name, path or id.
+    pub source: String,
+    /// Target name or path.
+    pub target: String,
+    /// What happened.
+    pub outcome: Outcome,
+    /// Why (for skipped and failed objects), or what changed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+    /// Remaps and other notes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// The result of an import.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    /// The bundle file.
+    pub bundle: String,
+    /// The bundle id.
+    pub bundle_id: String,
+    /// The target workspace.
+    pub target: String,
+    /// The journal file.
+    pub journal: String,
+    /// True when the plan was refused and nothing was written.
+    pub refused: bool,
+    /// True when the run was interrupted before it finished.
+    pub interrupted: bool,
+    /// Counts per kind, in import order.
+    pub counts: BTreeMap<Kind, Counts>,
+    /// Every object, in import order.
+    pub items: Vec<ItemOutcome>,
+    /// Principals that were dropped by the `drop` policy, with their uses.
+    pub dropped_principals: Vec<super::principals::Unmapped>,
+    /// What to recreate by hand.
+    pub must_recreate: MustRecreate,
+    /// Requests sent to the target during the import (plan included).
+    pub requests: u64,
+    /// Writes import sent (each attempt counted; `SHOW GRANTS` and other reads not).
+    pub mutating_requests: u64,
+    /// Seconds the run took.
+    pub seconds: f64,
+}
+
+impl ImportReport {
+    /// Tallies the outcomes per kind.
+    pub fn tally(items: &[ItemOutcome]) -> BTreeMap<Kind, Counts> {
+        let mut m: BTreeMap<Kind, Counts> = BTreeMap::new();
+        for i in items {
+            m.entry(i.kind).or_default().add(i.outcome);
+        }
+        m
+    }
+
+    /// True when something failed or was refused, or the run did not finish.
+    pub fn has_problems(&self) -> bool {
+        self.refused || self.interrupted || self.items.iter().any(|i| i.outcome == Outcome::Failed)
+    }
+
+    /// Totals over every kind.
+    pub fn totals(&self) -> Counts {
+        let mut t = Counts::default();
+        for c in self.counts.values() {
+            t.created += c.created;
+            t.updated += c.updated;
+            t.unchanged += c.unchanged;
+            t.skipped += c.skipped;
+            t.failed += c.failed;
+        }
+        t
+    }
+
+    /// The report for people.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "import of {} into {}", self.bundle, self.target);
+        if self.refused {
+            let _ = writeln!(s, "refused: nothing was written (see the plan's refusals)");
+        }
+        let _ = writeln!(
+            s,
+            "\n{:<18} {:>8} {:>8} {:>10} {:>8} {:>7}",
+            "kind", "created", "updated", "unchanged", "skipped", "failed"
+        );
+        for (k, c) in &self.counts {
+            let _ = writeln!(
+                s,
+                "{:<18} {:>8} {:>8} {:>10} {:>8} {:>7}",
+                k.as_str(),
+                c.created,
+                c.updated,
+                c.unchanged,
+                c.skipped,
+                c.failed
+            );
+        }
+        let t = self.totals();
+        let _ = writeln!(
+            s,
+            "{:<18} {:>8} {:>8} {:>10} {:>8} {:>7}",
+            "total", t.created, t.updated, t.unchanged, t.skipped, t.failed
+        );
+        let failed: Vec<&ItemOutcome> = self
+            .items
+            .iter()
+            .filter(|i| i.outcome == Outcome::Failed)
+            .collect();
+        if !failed.is_empty() {
+            let _ = writeln!(s, "\nfailed:");
+            for i in failed {
+                let _ = writeln!(s, "  {} {}: {}", i.kind, i.target, i.reasons.join("; "));
+            }
+        }
+        let skipped: Vec<&ItemOutcome> = self
+            .items
+            .iter()
+            .filter(|i| i.outcome == Outcome::Skipped)
+            .collect();
+        if !skipped.is_empty() {
+            let _ = writeln!(s, "\nskipped:");
+            for i in skipped {
+                let _ = writeln!(s, "  {} {}: {}", i.kind, i.target, i.reasons.join("; "));
+            }
+        }
+        if !self.dropped_principals.is_empty() {
+            let _ = writeln!(s, "\ndropped principals (unmapped_principals = \"drop\"):");
+            for d in &self.dropped_principals {
+                let _ = writeln!(s, "  {} (used by {})", d.principal, d.used_by.join(", "));
+            }
+        }
+        render_recreate(&mut s, &self.must_recreate);
+        let _ = writeln!(
+            s,
+            "\n{} requests to the target ({} that could change it), {:.1} s",
+            self.requests, self.mutating_requests, self.seconds
+        );
+        if self.interrupted {
+            let _ = writeln!(
+                s,
+                "interrupted: run the same command with --resume to finish (journal {})",
+                self.journal
+            );
+        }
+        s
+    }
+}
+
+/// Appends the must-recreate section.
+pub fn render_recreate(s: &mut String, m: &MustRecreate) {
+    if m.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\nmust recreate by hand (import never creates these):");
+    for r in &m.items {
+        let mapped = r
+            .mapped_to
+            .as_deref()
+            .map(|t| format!(" → mapped to {t}"))
+            .unwrap_or_default();
+        let _ = writeln!(s, "  {} {} ({}){}", r.kind, r.id, r.name, mapped);
+        for u in &r.used_by {
+            let _ = writeln!(s, "      used by {u}");
+        }
+    }
+    if !m.code.is_empty() {
+        let _ = writeln!(s, "  code that depends on them:");
+        for f in &m.code {
+            let _ = writeln!(
+                s,
+                "    {}:{}: {} ({})",
+                f.path,
+                f.line,
+                f.dependency.describe(),
+                f.matched
+            );
+        }
+    }
+}
+
+/// Renders a plan for people: counts, every refusal and skip, every change.
+pub fn render_plan(plan: &super::Plan, verbose: bool) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "plan for importing {} (bundle {}) into {}",
+        plan.bundle, plan.bundle_id, plan.target
+    );
+    let _ = writeln!(
+        s,
+        "\n{:<18} {:>7} {:>7} {:>10} {:>6} {:>7} {:>7}",
+        "kind", "create", "update", "unchanged", "skip", "refuse", "cannot"
+    );
+    for (k, c) in plan.counts() {
+        let _ = writeln!(
+            s,
+            "{:<18} {:>7} {:>7} {:>10} {:>6} {:>7} {:>7}",
+            k.as_str(),
+            c[0],
+            c[1],
+            c[2],
+            c[3],
+            c[4],
+            c[5]
+        );
+    }
+    let show = |a: Action| match a {
+        Action::Unchanged => false,
+        Action::Create | Action::Update => verbose,
+        _ => true,
+    };
+    let mut changes: Vec<&PlanItem> = plan.items.iter().filter(|i| show(i.action)).collect();
+    if !verbose {
+        // Updates are rarer than creates and always worth seeing.
+        changes.extend(plan.items.iter().filter(|i| i.action == Action::Update));
+        changes.sort_by_key(|i| {
+            (
+                crate::bundle::inventory::kind_rank(i.kind),
+                i.target.clone(),
+            )
+        });
+        changes.dedup_by(|a, b| std::ptr::eq(*a, *b));
+    }
+    if !changes.is_empty() {
+        let _ = writeln!(s);
+        for i in changes {
+            let why = if i.reasons.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", i.reasons.join("; "))
+            };
+            let _ = writeln!(
+                s,
+                "  {:<9} {} {}{}",
+                i.action.as_str(),
+                i.kind,
+                i.target,
+                why
+            );
+        }
+    }
+    if !plan.unmapped_principals.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nunmapped principals (map them under [principals], or set unmapped_principals = \"keep\" or \"drop\"):"
+        );
+        for u in &plan.unmapped_principals {
+            let _ = writeln!(s, "  {} (used by {})", u.principal, u.used_by.join(", "));
+        }
+    }
+    if !plan.unmapped_clusters.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nunmapped clusters (map each under [clusters] to an existing cluster or a job-cluster spec):"
+        );
+        for u in &plan.unmapped_clusters {
+            let _ = writeln!(s, "  {} (used by {})", u.principal, u.used_by.join(", "));
+        }
+    }
+    if !plan.dropped_principals.is_empty() {
+        let _ = writeln!(s, "\nprincipals dropped by unmapped_principals = \"drop\":");
+        for u in &plan.dropped_principals {
+            let _ = writeln!(s, "  {} (used by {})", u.principal, u.used_by.join(", "));
+        }
+    }
+    for n in &plan.notes {
+        let _ = writeln!(s, "note: {n}");
+    }
+    render_recreate(&mut s, &plan.must_recreate);
+    if plan.is_refused() {
+        let _ = writeln!(
+            s,
+            "\nimport would be refused: {} object(s) cannot be replayed as they stand; nothing would be written",
+            plan.items.iter().filter(|i| i.action == Action::Refuse).count()
+        );
+    }
+    s
+}

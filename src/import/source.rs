@@ -1,0 +1,543 @@
+//! The source side of an import: a bundle opened, fully verified, and read into typed records.
+//!
+//! Nothing in a bundle is trusted until it has passed every check of spec §10.1 (structure, tag
+//! files, inventory, manifests, every payload digest), so [`SourceBundle::open`] runs them all
+//! before returning. Payloads stay in the bundle and are read (digest-checked again) when a step
+//! needs them, so memory does not grow with the number of notebooks. Secret values are opened
+//! only by [`SourceBundle::unseal_all`], into wiped buffers, and never leave memory.
+
+use super::ImportError;
+use crate::bundle::inventory::{OpaqueRecord, Record};
+use crate::bundle::{Bundle, Opener};
+use crate::model::compute::{Cluster, ClusterPolicy, InstancePool, Mount, Warehouse};
+use crate::model::grants::{HiveGrant, HiveObjectType, UcGrants};
+use crate::model::job::Job;
+use crate::model::permissions::ObjectPermissions;
+use crate::model::repo::Repo;
+use crate::model::secret::{AclItem, KeyVaultMetadata, ScopeBackend, ValueEncoding};
+use crate::model::workspace::{Format, Language};
+use crate::model::Kind;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use zeroize::Zeroizing;
+
+/// The largest notebook or file the workspace import API takes (`content` is capped at 10 MB).
+pub const MAX_IMPORT_BYTES: u64 = 10 * 1024 * 1024;
+/// The largest JSON payload (job, permissions, grants) read into memory.
+const MAX_JSON_BYTES: u64 = 64 << 20;
+
+/// A workspace folder.
+#[derive(Debug, Clone)]
+pub struct SrcDirectory {
+    /// Source workspace path.
+    pub path: String,
+    /// Source object id.
+    pub object_id: i64,
+}
+
+/// A notebook or a workspace file.
+#[derive(Debug, Clone)]
+pub struct SrcObject {
+    /// Notebook or file.
+    pub kind: Kind,
+    /// Source workspace path.
+    pub path: String,
+    /// Source object id.
+    pub object_id: i64,
+    /// Notebook language (notebooks only).
+    pub language: Option<Language>,
+    /// Format of the stored primary part (`SOURCE` for notebooks whenever export could).
+    pub format: Format,
+    /// Stored path of the primary part.
+    pub stored: Option<String>,
+    /// Size of the primary part.
+    pub size: u64,
+    /// SHA-256 of the primary part (as stored).
+    pub sha256: Option<String>,
+    /// Notes the export left on the record.
+    pub notes: Vec<String>,
+}
+
+/// A secret scope.
+#[derive(Debug, Clone)]
+pub struct SrcScope {
+    /// Scope name.
+    pub name: String,
+    /// Backend.
+    pub backend: ScopeBackend,
+    /// Key Vault details, for the must-recreate list.
+    pub keyvault: Option<KeyVaultMetadata>,
+    /// ACL entries.
+    pub acls: Vec<AclItem>,
+    /// Key names.
+    pub keys: Vec<String>,
+}
+
+/// One secret.
+#[derive(Debug, Clone)]
+pub struct SrcSecret {
+    /// Scope name.
+    pub scope: String,
+    /// Key name.
+    pub key: String,
+    /// How the value was put.
+    pub encoding: ValueEncoding,
+    /// SHA-256 of the sealed file (not secret; identifies the value for the journal).
+    pub sealed_sha256: Option<String>,
+    /// Why there is no value, when there is none.
+    pub notes: Vec<String>,
+    /// The inventory record (for unsealing).
+    pub record: Record,
+}
+
+/// The permissions of one object.
+#[derive(Debug, Clone)]
+pub struct SrcPermissions {
+    /// `notebooks`, `directories`, `files`, `repos`, `jobs`, `registered-models`.
+    pub request_object_type: String,
+    /// Source object id.
+    pub object_id: String,
+    /// Workspace path, job name or model name, when the export recorded it.
+    pub object_name: Option<String>,
+    /// The permissions as exported.
+    pub permissions: ObjectPermissions,
+}
+
+/// The legacy Hive metastore grants on one object.
+#[derive(Debug, Clone)]
+pub struct SrcHiveGrants {
+    /// What the grants are on.
+    pub object_type: HiveObjectType,
+    /// Its key (`db`, `db.table`, or empty).
+    pub object_key: String,
+    /// The grants, denies and owner rows.
+    pub grants: Vec<HiveGrant>,
+}
+
+/// A principal the source workspace had.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SrcPrincipal {
+    /// `user`, `group` or `service_principal`.
+    pub principal_type: String,
+    /// User name, group name or application id.
+    pub name: String,
+}
+
+/// Records that import never replays, kept for the must-recreate list.
+#[derive(Debug, Clone, Default)]
+pub struct References {
+    /// Clusters.
+    pub clusters: Vec<Cluster>,
+    /// Instance pools.
+    pub pools: Vec<InstancePool>,
+    /// Cluster policies.
+    pub policies: Vec<ClusterPolicy>,
+    /// SQL warehouses.
+    pub warehouses: Vec<Warehouse>,
+    /// DBFS mounts.
+    pub mounts: Vec<Mount>,
+    /// Principals.
+    pub principals: Vec<SrcPrincipal>,
+}
+
+/// A verified bundle, its records sorted by kind.
+pub struct SourceBundle {
+    path: PathBuf,
+    bundle: Mutex<Bundle>,
+    /// The bundle id.
+    pub bundle_id: String,
+    /// Source workspace host.
+    pub source_host: String,
+    /// Source workspace id (`""` when unknown).
+    pub source_workspace_id: String,
+    /// Folders.
+    pub directories: Vec<SrcDirectory>,
+    /// Notebooks and files.
+    pub objects: Vec<SrcObject>,
+    /// Repos.
+    pub repos: Vec<Repo>,
+    /// Secret scopes.
+    pub scopes: Vec<SrcScope>,
+    /// Secrets.
+    pub secrets: Vec<SrcSecret>,
+    /// Jobs.
+    pub jobs: Vec<Job>,
+    /// Permissions.
+    pub permissions: Vec<SrcPermissions>,
+    /// Hive grants.
+    pub hive_grants: Vec<SrcHiveGrants>,
+    /// Unity Catalog grants.
+    pub uc_grants: Vec<UcGrants>,
+    /// ML model records (registered models, versions, artifacts); not replayed yet.
+    pub models: Vec<Record>,
+    /// Reference-only records.
+    pub references: References,
+    /// Records of kinds this version does not know.
+    pub unknown: Vec<OpaqueRecord>,
+}
+
+/// Secret values opened from a bundle, in wiped buffers, keyed by `(scope, key)`.
+#[derive(Default)]
+pub struct SecretValues {
+    values: BTreeMap<(String, String), Zeroizing<Vec<u8>>>,
+}
+
+impl std::fmt::Debug for SecretValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretValues([{} redacted])", self.values.len())
+    }
+}
+
+impl SecretValues {
+    /// The value of `scope/key`, if it was opened.
+    pub fn get(&self, scope: &str, key: &str) -> Option<&[u8]> {
+        self.values
+            .get(&(scope.to_string(), key.to_string()))
+            .map(|v| v.as_slice())
+    }
+
+    /// Number of values held.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// True when no value is held.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+fn bundle_problem(path: &Path, e: crate::bundle::BundleError) -> ImportError {
+    ImportError::Bundle {
+        path: path.display().to_string(),
+        problems: vec![e],
+    }
+}
+
+impl SourceBundle {
+    /// Opens the bundle at `path` and verifies every byte of it (spec §10.1 steps 1–6). An
+    /// identity is needed only for a bundle wrapped in an envelope; sealed values are checked
+    /// by [`SourceBundle::unseal_all`].
+    pub fn open(path: &Path, opener: Option<&Opener>) -> Result<SourceBundle, ImportError> {
+        let mut bundle = match Bundle::open(path, opener) {
+            Ok(b) => b,
+            Err(first) => {
+                // Name every problem, not just the first, as `verify` would.
+                let problems = match crate::bundle::verify_file(path, opener) {
+                    Ok(r) if !r.problems.is_empty() => r.problems,
+                    _ => vec![first],
+                };
+                return Err(ImportError::Bundle {
+                    path: path.display().to_string(),
+                    problems,
+                });
+            }
+        };
+        let problems = bundle.verify_payload(&mut |_| {});
+        if !problems.is_empty() {
+            return Err(ImportError::Bundle {
+                path: path.display().to_string(),
+                problems,
+            });
+        }
+        let inv = bundle.inventory().clone();
+        let mut s = SourceBundle {
+            path: path.to_path_buf(),
+            bundle_id: inv.bundle_id.clone(),
+            source_host: inv.source.host.clone(),
+            source_workspace_id: inv.source.workspace_id.clone(),
+            directories: Vec::new(),
+            objects: Vec::new(),
+            repos: Vec::new(),
+            scopes: Vec::new(),
+            secrets: Vec::new(),
+            jobs: Vec::new(),
+            permissions: Vec::new(),
+            hive_grants: Vec::new(),
+            uc_grants: Vec::new(),
+            models: Vec::new(),
+            references: References::default(),
+            unknown: inv.opaque.clone(),
+            bundle: Mutex::new(bundle),
+        };
+        for r in &inv.records {
+            s.add_record(r)?;
+        }
+        Ok(s)
+    }
+
+    /// The bundle file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The value of the job tag that ties a target job to source job `job_id`: the source
+    /// workspace id (or host, when the id is unknown) and the job id.
+    pub fn job_tag(&self, job_id: i64) -> String {
+        let ws = if self.source_workspace_id.is_empty() {
+            self.source_host.as_str()
+        } else {
+            self.source_workspace_id.as_str()
+        };
+        crate::model::job::source_tag_value(ws, job_id)
+    }
+
+    fn json<T: DeserializeOwned>(&self, r: &Record) -> Result<T, ImportError> {
+        let stored = r.stored.first().ok_or_else(|| ImportError::Record {
+            record: format!("{} {}", r.kind, r.name),
+            message: "has no stored file".into(),
+        })?;
+        let bytes = self.read(stored, MAX_JSON_BYTES)?;
+        serde_json::from_slice(&bytes).map_err(|e| ImportError::Record {
+            record: format!("{} {}", r.kind, r.name),
+            message: format!("{stored} is not the JSON the format defines: {e}"),
+        })
+    }
+
+    /// Reads a stored file (digest-checked), at most `cap` bytes.
+    pub fn read(&self, stored: &str, cap: u64) -> Result<Vec<u8>, ImportError> {
+        let mut b = self.bundle.lock().unwrap_or_else(|p| p.into_inner());
+        b.read_payload(stored, cap)
+            .map_err(|e| bundle_problem(&self.path, e))
+    }
+
+    fn add_record(&mut self, r: &Record) -> Result<(), ImportError> {
+        let meta_i64 = |k: &str| {
+            r.meta.get(k).and_then(|v| {
+                v.as_i64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            })
+        };
+        let object_id = meta_i64("object_id")
+            .or_else(|| r.source_id.parse().ok())
+            .unwrap_or(0);
+        match r.kind {
+            Kind::Directory => self.directories.push(SrcDirectory {
+                path: r.name.clone(),
+                object_id,
+            }),
+            Kind::Notebook | Kind::File => {
+                let format = if r.kind == Kind::File {
+                    Format::Raw
+                } else {
+                    r.meta
+                        .get("formats")
+                        .and_then(Value::as_array)
+                        .and_then(|a| a.first())
+                        .and_then(Value::as_str)
+                        .and_then(Format::parse)
+                        .unwrap_or(Format::Source)
+                };
+                let language = r
+                    .meta_str("language")
+                    .and_then(|l| serde_json::from_value(Value::String(l.into())).ok());
+                self.objects.push(SrcObject {
+                    kind: r.kind,
+                    path: r.name.clone(),
+                    object_id,
+                    language,
+                    format,
+                    stored: r.stored.first().cloned(),
+                    size: r.size,
+                    sha256: r.sha256.clone(),
+                    notes: r.notes.clone(),
+                });
+            }
+            Kind::Repo => {
+                let mut repo: Repo = self.json(r)?;
+                if repo.path.is_none() {
+                    repo.path = Some(r.name.clone());
+                }
+                self.repos.push(repo);
+            }
+            Kind::SecretScope => {
+                let acls: Vec<AclItem> = r
+                    .meta
+                    .get("acls")
+                    .cloned()
+                    .map(serde_json::from_value)
+                    .transpose()
+                    .map_err(|e| ImportError::Record {
+                        record: format!("secret_scope {}", r.name),
+                        message: format!("meta.acls: {e}"),
+                    })?
+                    .unwrap_or_default();
+                let backend = r
+                    .meta
+                    .get("backend_type")
+                    .cloned()
+                    .and_then(|v| serde_json::from_value(v).ok())
+                    .unwrap_or(ScopeBackend::Databricks);
+                let keyvault = r
+                    .meta
+                    .get("keyvault_metadata")
+                    .cloned()
+                    .and_then(|v| serde_json::from_value(v).ok());
+                let keys = r
+                    .meta
+                    .get("keys")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|k| {
+                                k.as_str()
+                                    .or_else(|| k.get("key").and_then(Value::as_str))
+                                    .map(str::to_string)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                self.scopes.push(SrcScope {
+                    name: r.name.clone(),
+                    backend,
+                    keyvault,
+                    acls,
+                    keys,
+                });
+            }
+            Kind::Secret => {
+                let (scope, key) = match (r.meta_str("scope"), r.meta_str("key")) {
+                    (Some(s), Some(k)) => (s.to_string(), k.to_string()),
+                    _ => match r.name.split_once('/') {
+                        Some((s, k)) => (s.to_string(), k.to_string()),
+                        None => {
+                            return Err(ImportError::Record {
+                                record: format!("secret {}", r.name),
+                                message: "names no scope and key".into(),
+                            })
+                        }
+                    },
+                };
+                let encoding = match r.meta_str("encoding") {
+                    Some("bytes") => ValueEncoding::Bytes,
+                    _ => ValueEncoding::String,
+                };
+                self.secrets.push(SrcSecret {
+                    scope,
+                    key,
+                    encoding,
+                    sealed_sha256: if r.sealed { r.sha256.clone() } else { None },
+                    notes: r.notes.clone(),
+                    record: r.clone(),
+                });
+            }
+            Kind::Job => {
+                let job: Job = self.json(r)?;
+                self.jobs.push(job);
+            }
+            Kind::Permissions => {
+                let permissions: ObjectPermissions = self.json(r)?;
+                let request_object_type = r
+                    .meta_str("request_object_type")
+                    .map(str::to_string)
+                    .or_else(|| r.name.split_once('/').map(|(t, _)| t.to_string()))
+                    .unwrap_or_default();
+                let object_id = r
+                    .meta
+                    .get("object_id")
+                    .map(|v| match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .unwrap_or_else(|| r.source_id.clone());
+                self.permissions.push(SrcPermissions {
+                    request_object_type,
+                    object_id,
+                    object_name: r.meta_str("object_name").map(str::to_string),
+                    permissions,
+                });
+            }
+            Kind::HiveGrants => {
+                let grants: Vec<HiveGrant> = self.json(r)?;
+                let object_type = r
+                    .meta_str("object_type")
+                    .and_then(HiveObjectType::parse)
+                    .or_else(|| grants.first().map(|g| g.object_type))
+                    .ok_or_else(|| ImportError::Record {
+                        record: format!("hive_grants {}", r.name),
+                        message: "meta.object_type is missing or unknown".into(),
+                    })?;
+                let object_key = r
+                    .meta_str("object_key")
+                    .map(str::to_string)
+                    .or_else(|| grants.first().map(|g| g.object_key.clone()))
+                    .unwrap_or_default();
+                self.hive_grants.push(SrcHiveGrants {
+                    object_type,
+                    object_key,
+                    grants,
+                });
+            }
+            Kind::UcGrants => {
+                let g: UcGrants = self.json(r)?;
+                self.uc_grants.push(g);
+            }
+            Kind::RegisteredModel | Kind::ModelVersion | Kind::ModelArtifact => {
+                self.models.push(r.clone())
+            }
+            Kind::Cluster => self.references.clusters.push(self.json(r)?),
+            Kind::InstancePool => self.references.pools.push(self.json(r)?),
+            Kind::ClusterPolicy => self.references.policies.push(self.json(r)?),
+            Kind::Warehouse => self.references.warehouses.push(self.json(r)?),
+            Kind::Mount => self.references.mounts.push(self.json(r)?),
+            Kind::Principal => self.references.principals.push(SrcPrincipal {
+                principal_type: r.meta_str("principal_type").unwrap_or("user").to_string(),
+                name: r.name.clone(),
+            }),
+        }
+        Ok(())
+    }
+
+    /// True when importing with `filter` puts the value of `s`: secrets are selected and its
+    /// scope is not backed by Key Vault (whose values live in the vault).
+    pub fn needs_value(&self, s: &SrcSecret, filter: &super::Filter) -> bool {
+        filter.kind(Kind::Secret)
+            && !self
+                .scopes
+                .iter()
+                .any(|sc| sc.name == s.scope && sc.backend == ScopeBackend::AzureKeyvault)
+    }
+
+    /// Sealed secret values the selected secrets need.
+    pub fn sealed_count(&self, wanted: &dyn Fn(&SrcSecret) -> bool) -> usize {
+        self.secrets
+            .iter()
+            .filter(|s| s.sealed_sha256.is_some() && wanted(s))
+            .count()
+    }
+
+    /// Opens every sealed value `wanted` selects and checks it against its sealed digest
+    /// (spec §8.2). Fails on the first value that does not open, naming it: a missing or wrong
+    /// identity is found here, before the first write.
+    pub fn unseal_all(
+        &self,
+        opener: Option<&Opener>,
+        wanted: &dyn Fn(&SrcSecret) -> bool,
+    ) -> Result<SecretValues, ImportError> {
+        let mut out = SecretValues::default();
+        let selected: Vec<&SrcSecret> = self
+            .secrets
+            .iter()
+            .filter(|s| s.sealed_sha256.is_some() && wanted(s))
+            .collect();
+        if selected.is_empty() {
+            return Ok(out);
+        }
+        let Some(opener) = opener.filter(|o| !o.is_empty()) else {
+            return Err(ImportError::IdentityRequired {
+                sealed: selected.len(),
+            });
+        };
+        let mut b = self.bundle.lock().unwrap_or_else(|p| p.into_inner());
+        for s in selected {
+            let v = b
+                .unseal(&s.record, opener)
+                .map_err(|e| bundle_problem(&self.path, e))?;
+            out.values.insert((s.scope.clone(), s.key.clone()), v);
+        }
+        Ok(out)
+    }
+}

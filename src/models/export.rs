@@ -1,0 +1,703 @@
+//! Model export: lists the registry's models and their selected versions, fetches each
+//! version's source run (params, metrics, tags) as provenance, and streams every artifact file
+//! into the bundle builder, hashing as it goes.
+//!
+//! * Artifacts pass through in constant memory (see [`super::pipe`]); a file whose byte count
+//!   differs from the listing is listed again and read again, and the change is reported.
+//! * Identical files (same SHA-256 and size) are stored once: later copies get a record
+//!   without stored bytes whose `meta.same_as` names the first copy (spec §6.5).
+//! * Records are committed in an order that makes a resumed export safe: a model first, then
+//!   each version's artifacts, then the version (which lists its artifacts' manifest digest).
+//!   With a journal, each stored artifact's digest is kept so a resumed export still
+//!   recognises duplicates; without one, a resumed export re-reads such files to hash them.
+//!
+//! Files are exported one at a time in a fixed order (model name, version number, path), so
+//! the same registry always gives the same bundle — which copy of a duplicate is stored
+//! included.
+
+use super::error::{stops_run, ModelsError};
+use super::manifest::{manifest_digest, ArtifactEntry};
+use super::pipe::{ChannelReader, Known, PipeState, DEPTH};
+use super::registry::{ArtifactLocation, ListedFile, Registry};
+use super::select::{NameFilter, VersionSelection};
+use super::steps::StepLog;
+use super::Problem;
+use crate::bundle::layout::{segs, LogicalPath};
+use crate::bundle::resource::{Content, Part};
+use crate::bundle::{BagBuilder, Resource};
+use crate::client::ClientError;
+use crate::model::mlflow::{ModelVersion, RegisteredModel};
+use crate::model::Kind;
+use indicatif::ProgressBar;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+
+/// What to export.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// Which versions of each model.
+    pub versions: VersionSelection,
+    /// Which models.
+    pub names: NameFilter,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            versions: VersionSelection::All,
+            names: NameFilter::all(),
+        }
+    }
+}
+
+/// What an export of models did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ExportReport {
+    /// The registry read.
+    pub registry: String,
+    /// Registered models exported.
+    pub models: u64,
+    /// Versions exported.
+    pub versions: u64,
+    /// Artifact files exported (stored or deduplicated).
+    pub artifacts: u64,
+    /// Bytes of artifact files stored.
+    pub stored_bytes: u64,
+    /// Artifact files identical to one already stored, recorded without a second copy.
+    pub deduplicated: u64,
+    /// Bytes those duplicates would have taken.
+    pub deduplicated_bytes: u64,
+    /// Records already in the bundle from an interrupted run, left as they were.
+    pub resumed: u64,
+    /// Things the user should know that did not stop anything (a file that changed during
+    /// the export, a source run that is gone).
+    pub warnings: Vec<Problem>,
+    /// Objects that could not be exported, with the reason.
+    pub problems: Vec<Problem>,
+}
+
+/// What the journal keeps per stored artifact.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct JournaledArtifact {
+    sha256: String,
+    size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    same_as: Option<String>,
+}
+
+fn journal_key(id: &str) -> String {
+    format!("models/artifact:{id}")
+}
+
+/// How many times one file is read again after its byte count disagreed with the listing.
+const CHANGE_ATTEMPTS: usize = 3;
+
+/// Where export puts model records: a bundle builder, or anything that holds one (the export
+/// pipeline's context). `contains` and `add` are called from blocking threads; artifact bytes
+/// arrive as [`Content::Stream`] parts to be read to the end.
+pub trait StageSink: Send + Sync {
+    /// True when a record of `kind` with `source_id` is already staged (a resumed run skips
+    /// it).
+    fn contains(&self, kind: Kind, source_id: &str) -> bool;
+    /// Stages and commits one record with its bytes.
+    fn add(&self, resource: Resource) -> Result<(), ModelsError>;
+    /// `count` more objects of `kind` were found (for progress).
+    fn found(&self, _kind: Kind, _count: u64) {}
+    /// One object could not be exported, with the reason (it is in the report too).
+    fn failed(&self, _kind: Kind, _name: &str, _source_id: &str, _why: &str) {}
+}
+
+impl StageSink for BagBuilder {
+    fn contains(&self, kind: Kind, source_id: &str) -> bool {
+        BagBuilder::contains(self, kind, source_id)
+    }
+
+    fn add(&self, resource: Resource) -> Result<(), ModelsError> {
+        BagBuilder::add(self, resource).map_err(ModelsError::Bundle)
+    }
+}
+
+/// Exports the models of `registry` selected by `opts` into `builder`. Failures of single
+/// models, versions or artifacts are collected in the report; the error is for failures
+/// that stop everything (the registry cannot be listed, the credentials are refused, the
+/// bundle cannot be written).
+pub async fn export_models(
+    registry: &Registry,
+    opts: &ExportOptions,
+    builder: Arc<dyn StageSink>,
+    journal: Option<&dyn StepLog>,
+    progress: &ProgressBar,
+) -> Result<ExportReport, ModelsError> {
+    let mut run = Run {
+        registry,
+        builder,
+        progress,
+        known: Arc::new(Known::new()),
+        report: ExportReport {
+            registry: registry.describe(),
+            ..ExportReport::default()
+        },
+    };
+    if let Some(j) = journal {
+        for (key, data) in j.recall_prefix("models/artifact:") {
+            let Some(id) = key.strip_prefix("models/artifact:") else {
+                continue;
+            };
+            if let Ok(a) = serde_json::from_value::<JournaledArtifact>(data.clone()) {
+                if a.same_as.is_none() {
+                    Arc::make_mut(&mut run.known)
+                        .entry(a.sha256)
+                        .or_insert_with(|| (id.to_string(), a.size));
+                }
+            }
+        }
+    }
+    let models: Vec<RegisteredModel> = registry
+        .list_models()
+        .await?
+        .into_iter()
+        .filter(|m| opts.names.matches(m))
+        .collect();
+    run.builder
+        .found(Kind::RegisteredModel, models.len() as u64);
+    for m in models {
+        run.model(m, &opts.versions, journal).await?;
+    }
+    Ok(run.report)
+}
+
+struct Run<'a> {
+    registry: &'a Registry,
+    builder: Arc<dyn StageSink>,
+    progress: &'a ProgressBar,
+    /// Shared with the reader of the file being exported; changed only between files.
+    known: Arc<Known>,
+    report: ExportReport,
+}
+
+/// How one artifact file ended.
+enum FileOutcome {
+    Stored(ArtifactEntry),
+    Duplicate(ArtifactEntry),
+    Failed(String),
+}
+
+fn fatal_or(e: ClientError) -> Result<String, ModelsError> {
+    if stops_run(&e) {
+        Err(ModelsError::Client(e))
+    } else {
+        Ok(e.to_string())
+    }
+}
+
+impl Run<'_> {
+    async fn add(&self, r: Resource) -> Result<(), ModelsError> {
+        let b = Arc::clone(&self.builder);
+        tokio::task::spawn_blocking(move || b.add(r))
+            .await
+            .map_err(|e| ModelsError::task("bundle builder", e))?
+    }
+
+    fn problem(&mut self, kind: Kind, id: &str, object: String, message: String) {
+        tracing::warn!(target: "dbxport::models", object = %object, "{message}");
+        self.builder.failed(kind, id, id, &message);
+        self.report.problems.push(Problem { object, message });
+    }
+
+    fn warn(&mut self, object: String, message: String) {
+        tracing::info!(target: "dbxport::models", object = %object, "{message}");
+        self.report.warnings.push(Problem { object, message });
+    }
+
+    async fn model(
+        &mut self,
+        mut m: RegisteredModel,
+        selection: &VersionSelection,
+        journal: Option<&dyn StepLog>,
+    ) -> Result<(), ModelsError> {
+        let name = m.name.clone();
+        let object = format!("model {name}");
+        let versions = match self.registry.list_versions(&name).await {
+            Ok(v) => selection.apply(v),
+            Err(e) => {
+                let msg = fatal_or(e)?;
+                self.problem(
+                    Kind::RegisteredModel,
+                    &name,
+                    object,
+                    format!("its versions could not be listed: {msg}"),
+                );
+                return Ok(());
+            }
+        };
+        // `latest_versions` is a changing view of the versions, which have their own records.
+        m.latest_versions.clear();
+        if self.builder.contains(Kind::RegisteredModel, &name) {
+            self.report.resumed += 1;
+        } else {
+            let mut r = Resource::registered_model(&m);
+            r.meta["selected_versions"] = json!(versions
+                .iter()
+                .map(|v| v.version.clone())
+                .collect::<Vec<_>>());
+            self.add(r).await?;
+        }
+        self.report.models += 1;
+        self.builder
+            .found(Kind::ModelVersion, versions.len() as u64);
+        self.permissions(&name).await?;
+        for v in versions {
+            self.version(v, journal).await?;
+        }
+        Ok(())
+    }
+
+    async fn permissions(&mut self, name: &str) -> Result<(), ModelsError> {
+        let object = format!("model {name}");
+        let id = match self.registry.permissions_id(name).await {
+            Ok(Some(id)) => id,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                let msg = fatal_or(e)?;
+                self.problem(
+                    Kind::Permissions,
+                    name,
+                    object,
+                    format!("its permissions id could not be read: {msg}"),
+                );
+                return Ok(());
+            }
+        };
+        self.builder.found(Kind::Permissions, 1);
+        if self.builder.contains(Kind::Permissions, &id) {
+            return Ok(());
+        }
+        match self.registry.model_permissions(&id).await {
+            Ok(p) => {
+                self.add(Resource::permissions(
+                    "registered-models",
+                    &id,
+                    Some(name),
+                    &p,
+                ))
+                .await
+            }
+            Err(e) => {
+                let msg = fatal_or(e)?;
+                self.problem(
+                    Kind::Permissions,
+                    &id,
+                    object,
+                    format!("its permissions could not be read: {msg}"),
+                );
+                Ok(())
+            }
+        }
+    }
+
+    async fn version(
+        &mut self,
+        v: ModelVersion,
+        journal: Option<&dyn StepLog>,
+    ) -> Result<(), ModelsError> {
+        let id = format!("{}/{}", v.name, v.version);
+        let object = format!("model version {id}");
+        if self.builder.contains(Kind::ModelVersion, &id) {
+            self.report.resumed += 1;
+            self.report.versions += 1;
+            return Ok(());
+        }
+        let mut notes = Vec::new();
+        let provenance = match v.run_id.as_deref().filter(|r| !r.is_empty()) {
+            None => None,
+            Some(run_id) => match self.registry.get_run(run_id).await {
+                Ok(Some(run)) => Some(run),
+                Ok(None) => {
+                    let msg = format!(
+                        "its source run {run_id} no longer exists; no run provenance recorded"
+                    );
+                    notes.push(msg.clone());
+                    self.warn(object.clone(), msg);
+                    None
+                }
+                Err(e) => {
+                    let msg = format!(
+                        "its source run {run_id} could not be read ({}); no run provenance recorded",
+                        fatal_or(e)?
+                    );
+                    notes.push(msg.clone());
+                    self.warn(object.clone(), msg);
+                    None
+                }
+            },
+        };
+        let (loc, listed) = match self.listing(&v).await? {
+            Ok(x) => x,
+            Err(msg) => {
+                self.problem(
+                    Kind::ModelVersion,
+                    &id,
+                    object.clone(),
+                    format!("its artifacts could not be listed: {msg}"),
+                );
+                notes.push(format!("artifacts not exported: {msg}"));
+                return self
+                    .add_version(&v, provenance, None, Vec::new(), vec![], notes, false)
+                    .await;
+            }
+        };
+        let total: u64 = listed.iter().filter_map(|f| f.size).sum();
+        self.progress.inc_length(total);
+        self.builder.found(Kind::ModelArtifact, listed.len() as u64);
+        let mut entries = Vec::with_capacity(listed.len());
+        let mut missing = Vec::new();
+        for f in &listed {
+            let art_id = format!("{id}/{}", f.path);
+            if self.builder.contains(Kind::ModelArtifact, &art_id) {
+                self.report.resumed += 1;
+                match self.resumed_entry(&loc, f, &art_id, journal).await? {
+                    Ok(e) => {
+                        self.progress.inc(e.size);
+                        entries.push(e);
+                    }
+                    Err(msg) => {
+                        self.problem(
+                            Kind::ModelArtifact,
+                            &art_id,
+                            format!("model artifact {art_id}"),
+                            msg.clone(),
+                        );
+                        missing.push(f.path.clone());
+                    }
+                }
+                continue;
+            }
+            match self.file(&v, &loc, f, &art_id).await? {
+                FileOutcome::Stored(e) => {
+                    self.report.stored_bytes += e.size;
+                    Arc::make_mut(&mut self.known)
+                        .entry(e.sha256.clone())
+                        .or_insert_with(|| (art_id.clone(), e.size));
+                    if let Some(j) = journal {
+                        j.remember(
+                            &journal_key(&art_id),
+                            json!(JournaledArtifact {
+                                sha256: e.sha256.clone(),
+                                size: e.size,
+                                same_as: None,
+                            }),
+                        )?;
+                    }
+                    entries.push(e);
+                }
+                FileOutcome::Duplicate(e) => {
+                    self.report.deduplicated += 1;
+                    self.report.deduplicated_bytes += e.size;
+                    if let Some(j) = journal {
+                        let same_as = self.known.get(&e.sha256).map(|(id, _)| id.clone());
+                        j.remember(
+                            &journal_key(&art_id),
+                            json!(JournaledArtifact {
+                                sha256: e.sha256.clone(),
+                                size: e.size,
+                                same_as,
+                            }),
+                        )?;
+                    }
+                    entries.push(e);
+                }
+                FileOutcome::Failed(msg) => {
+                    self.problem(
+                        Kind::ModelArtifact,
+                        &art_id,
+                        format!("model artifact {art_id}"),
+                        msg.clone(),
+                    );
+                    notes.push(format!("artifact {} not exported: {msg}", f.path));
+                    missing.push(f.path.clone());
+                }
+            }
+        }
+        self.report.artifacts += entries.len() as u64;
+        let complete = missing.is_empty();
+        self.add_version(
+            &v,
+            provenance,
+            Some(&loc),
+            entries,
+            missing,
+            notes,
+            complete,
+        )
+        .await
+    }
+
+    /// Where the version's artifacts are and what they are. The outer error stops the run;
+    /// the inner one is this version's problem.
+    async fn listing(
+        &mut self,
+        v: &ModelVersion,
+    ) -> Result<Result<(ArtifactLocation, Vec<ListedFile>), String>, ModelsError> {
+        let loc = match self.registry.locate(v).await {
+            Ok(l) => l,
+            Err(ModelsError::Client(e)) => return fatal_or(e).map(Err),
+            Err(ModelsError::Usage { message, hint, .. }) => {
+                return Ok(Err(format!("{message}; hint: {hint}")))
+            }
+            Err(e) => return Err(e),
+        };
+        match self.registry.list_files(&loc).await {
+            Ok(files) => Ok(Ok((loc, files))),
+            Err(ModelsError::Client(e)) if !stops_run(&e) => {
+                // A workspace may refuse the registry's own listing (older workspaces, odd
+                // permissions) while its DBFS copy is readable: try that before giving up.
+                if matches!(loc, ArtifactLocation::Registry { .. }) {
+                    if let Ok(Some(dbfs)) = self.registry.locate_dbfs(v).await {
+                        if let Ok(files) = self.registry.list_files(&dbfs).await {
+                            return Ok(Ok((dbfs, files)));
+                        }
+                    }
+                }
+                Ok(Err(e.to_string()))
+            }
+            Err(ModelsError::Client(e)) => Err(ModelsError::Client(e)),
+            Err(e) => Ok(Err(e.to_string())),
+        }
+    }
+
+    /// An artifact committed by an interrupted run: its digest from the journal, or read
+    /// again (and hashed, not stored) when the journal does not have it.
+    async fn resumed_entry(
+        &mut self,
+        loc: &ArtifactLocation,
+        f: &ListedFile,
+        art_id: &str,
+        journal: Option<&dyn StepLog>,
+    ) -> Result<Result<ArtifactEntry, String>, ModelsError> {
+        if let Some(a) = journal
+            .and_then(|j| j.recall(&journal_key(art_id)))
+            .and_then(|v| serde_json::from_value::<JournaledArtifact>(v).ok())
+        {
+            if a.same_as.is_none() {
+                Arc::make_mut(&mut self.known)
+                    .entry(a.sha256.clone())
+                    .or_insert_with(|| (art_id.to_string(), a.size));
+            }
+            return Ok(Ok(ArtifactEntry {
+                path: f.path.clone(),
+                size: a.size,
+                sha256: a.sha256,
+            }));
+        }
+        let mut s = match self.registry.open(loc, &f.path).await {
+            Ok(s) => s,
+            Err(e) => return fatal_or(e).map(Err),
+        };
+        let mut sha = <sha2::Sha256 as sha2::Digest>::new();
+        let mut size = 0u64;
+        while let Some(c) = s.next_chunk().await {
+            match c {
+                Ok(c) => {
+                    sha2::Digest::update(&mut sha, &c);
+                    size += c.len() as u64;
+                }
+                Err(e) => return fatal_or(e).map(Err),
+            }
+        }
+        let sha256 = hex::encode(sha2::Digest::finalize(sha));
+        // Only a stored copy may be named by later duplicates; a resumed record might be a
+        // duplicate itself, so it is not added to the known digests.
+        Ok(Ok(ArtifactEntry {
+            path: f.path.clone(),
+            size,
+            sha256,
+        }))
+    }
+
+    /// Streams one file into the bundle, reading it again when its size changed under us.
+    async fn file(
+        &mut self,
+        v: &ModelVersion,
+        loc: &ArtifactLocation,
+        f: &ListedFile,
+        art_id: &str,
+    ) -> Result<FileOutcome, ModelsError> {
+        let mut listed = f.size;
+        let mut changes: Vec<String> = Vec::new();
+        for attempt in 1..=CHANGE_ATTEMPTS {
+            let mut stream = match self.registry.open(loc, &f.path).await {
+                Ok(s) => s,
+                Err(e) => return fatal_or(e).map(FileOutcome::Failed),
+            };
+            let Some(expected) = listed.or(stream.content_length) else {
+                return Ok(FileOutcome::Failed(
+                    "neither the listing nor the download gives its size".into(),
+                ));
+            };
+            if attempt > 1 {
+                self.progress.inc_length(expected);
+            }
+            let (tx, rx) = tokio::sync::mpsc::channel(DEPTH);
+            let state = Arc::new(Mutex::new(PipeState::default()));
+            let reader = ChannelReader::new(rx, expected, state.clone(), Arc::clone(&self.known));
+            let resource = Resource::model_artifact(
+                &v.name,
+                &v.version,
+                &f.path,
+                Content::Stream {
+                    len: expected,
+                    reader: Box::new(reader),
+                },
+            );
+            let b = Arc::clone(&self.builder);
+            let adding = tokio::task::spawn_blocking(move || b.add(resource));
+            let mut download_error = None;
+            while let Some(chunk) = stream.next_chunk().await {
+                match chunk {
+                    Ok(c) => {
+                        let n = c.len() as u64;
+                        if tx.send(Ok(c)).await.is_err() {
+                            break;
+                        }
+                        self.progress.inc(n);
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                        download_error = Some(e);
+                        break;
+                    }
+                }
+            }
+            drop(tx);
+            drop(stream);
+            let added = adding
+                .await
+                .map_err(|e| ModelsError::task("bundle builder", e))?;
+            let st = state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if added.is_ok() {
+                if !changes.is_empty() {
+                    self.warn(
+                        format!("model artifact {art_id}"),
+                        format!(
+                            "changed while it was exported ({}); the bytes stored are those of the last, consistent read",
+                            changes.join("; ")
+                        ),
+                    );
+                }
+                return Ok(FileOutcome::Stored(ArtifactEntry {
+                    path: f.path.clone(),
+                    size: expected,
+                    sha256: st.digest.unwrap_or_default(),
+                }));
+            }
+            if let (Some(first), Some(sha)) = (st.duplicate_of.clone(), st.digest.clone()) {
+                let mut r = Resource::new(
+                    Kind::ModelArtifact,
+                    art_id,
+                    art_id,
+                    json!({
+                        "model": v.name,
+                        "version": v.version,
+                        "path": f.path,
+                        "same_as": first,
+                        "sha256": sha,
+                        "size": expected,
+                    }),
+                );
+                if !changes.is_empty() {
+                    r.notes.push(format!(
+                        "changed while it was exported ({})",
+                        changes.join("; ")
+                    ));
+                }
+                self.add(r).await?;
+                return Ok(FileOutcome::Duplicate(ArtifactEntry {
+                    path: f.path.clone(),
+                    size: expected,
+                    sha256: sha,
+                }));
+            }
+            if let Some(e) = download_error {
+                return fatal_or(e).map(FileOutcome::Failed);
+            }
+            if st.too_long || st.too_short {
+                let now = match self.registry.stat(loc, &f.path).await {
+                    Ok(s) => s,
+                    Err(e) => return fatal_or(e).map(FileOutcome::Failed),
+                };
+                let got = if st.too_long {
+                    format!("more than {expected}")
+                } else {
+                    st.received.to_string()
+                };
+                changes.push(format!(
+                    "listed as {expected} bytes, {got} bytes arrived, listed now as {}",
+                    now.map_or("gone".to_string(), |n| format!("{n} bytes"))
+                ));
+                match now {
+                    Some(n) => {
+                        listed = Some(n);
+                        continue;
+                    }
+                    None => {
+                        return Ok(FileOutcome::Failed(format!(
+                            "it disappeared during the export ({})",
+                            changes.join("; ")
+                        )))
+                    }
+                }
+            }
+            // Neither the download nor the listing: the bundle could not take the bytes.
+            return Err(added.err().unwrap_or_else(|| {
+                ModelsError::task("bundle builder", "failed without a reason")
+            }));
+        }
+        Ok(FileOutcome::Failed(format!(
+            "its bytes kept changing between listing and download ({}); nothing stored",
+            changes.join("; ")
+        )))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn add_version(
+        &mut self,
+        v: &ModelVersion,
+        provenance: Option<Value>,
+        loc: Option<&ArtifactLocation>,
+        entries: Vec<ArtifactEntry>,
+        missing: Vec<String>,
+        notes: Vec<String>,
+        complete: bool,
+    ) -> Result<(), ModelsError> {
+        let mut r = Resource::model_version(v).with_notes(notes);
+        let bytes: u64 = entries.iter().map(|e| e.size).sum();
+        r.meta["status"] = json!(v.status);
+        r.meta["artifacts_sha256"] = json!(manifest_digest(&entries));
+        r.meta["artifact_count"] = json!(entries.len());
+        r.meta["artifact_bytes"] = json!(bytes);
+        r.meta["complete"] = json!(complete);
+        if let Some(l) = loc {
+            r.meta["artifact_location"] = json!(l.uri());
+        }
+        if !missing.is_empty() {
+            r.meta["missing_artifacts"] = json!(missing);
+        }
+        if let Some(run) = provenance {
+            r.meta["run_provenance"] = json!(true);
+            let bytes = crate::bundle::json::to_canonical_bytes(&run)
+                .map_err(|e| ModelsError::task("run provenance", e))?;
+            r.parts.push(Part {
+                path: LogicalPath::file(
+                    segs(["models", &v.name, "versions", &v.version, "run"]),
+                    Some("json"),
+                ),
+                content: Content::Bytes(bytes),
+                sealed: false,
+            });
+        }
+        self.add(r).await?;
+        self.report.versions += 1;
+        Ok(())
+    }
+}

@@ -1,0 +1,764 @@
+//! Model import: recreates a bundle's registered models and versions in a registry, in
+//! version order, with their descriptions, tags, stages and aliases, uploading each version's
+//! artifacts first.
+//!
+//! * **Idempotent.** Every version import creates has a `source` ending in a marker derived
+//!   from its artifacts' manifest digest ([`super::manifest::marker`]), so a later run knows
+//!   the version and its artifacts without downloading them. A version found that way, whose
+//!   description, tags and stage already match, is left alone: a second run makes no
+//!   mutating request.
+//! * **Resumable.** The journal records each finished step (model created, upload location
+//!   prepared, each file uploaded, version created); `--resume` goes on from there. A version
+//!   created just before a crash is found again by its marker, never created twice.
+//! * **Version numbers.** On a fresh target, versions are created in ascending order, which
+//!   reproduces the source's numbers when they run 1..N. Where the target gives another
+//!   number (gaps in the source, versions already there), the mapping is reported and kept in
+//!   the journal; aliases follow it.
+//! * **Conflicts.** A target model of the same name that was not created from this bundle
+//!   (none of its versions carry a marker of the bundle's versions) is a conflict, settled by
+//!   the [`ConflictPolicy`].
+
+use super::error::{stops_run, ModelsError};
+use super::manifest::{collect, marker, marker_of, BundleArtifact, BundleModel, BundleVersion};
+use super::pipe;
+use super::registry::{Registry, RunProvenance, UploadTarget};
+use super::select::ConflictPolicy;
+use super::steps::StepLog;
+use super::Problem;
+use crate::bundle::Bundle;
+use crate::client::ClientError;
+use crate::model::mlflow::{ModelVersion, RegisteredModel};
+use crate::model::KeyValue;
+use indicatif::ProgressBar;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How to import.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ImportOptions {
+    /// What to do with a model name taken in the target by other content.
+    pub conflict: ConflictPolicy,
+    /// Plan only: read the target and report what would change, writing nothing.
+    pub dry_run: bool,
+}
+
+/// What import does (or, planning, would do) with one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    /// Created in the target.
+    Create,
+    /// Changed in the target to match the bundle.
+    Update,
+    /// Already as in the bundle; nothing sent.
+    Unchanged,
+    /// Left alone by the conflict policy `skip`.
+    Skip,
+    /// Refused: the name is taken by other content (policy `fail`).
+    Conflict,
+    /// Could not be imported; see the problems.
+    Fail,
+}
+
+/// One object's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct Action {
+    /// `model NAME`, `model version NAME/N`, `alias NAME@ALIAS`.
+    pub object: String,
+    /// What happened.
+    pub action: ActionKind,
+    /// Details (what changed, which target version).
+    pub detail: String,
+}
+
+/// A source version that has another number in the target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionMapping {
+    /// Model name.
+    pub model: String,
+    /// The version's number in the bundle.
+    pub source_version: String,
+    /// Its number in the target.
+    pub target_version: String,
+}
+
+/// What an import of models did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImportReport {
+    /// The registry written to.
+    pub registry: String,
+    /// True when nothing was written (planning).
+    pub dry_run: bool,
+    /// One entry per model, version and alias.
+    pub actions: Vec<Action>,
+    /// Versions whose target number differs from the source's.
+    pub version_mappings: Vec<VersionMapping>,
+    /// Databricks permissions ids of models: bundle (source) id → target id, for the
+    /// permissions stage to apply the models' ACLs to.
+    pub permission_ids: BTreeMap<String, String>,
+    /// Artifact files uploaded.
+    pub uploaded_files: u64,
+    /// Artifact bytes uploaded.
+    pub uploaded_bytes: u64,
+    /// Requests that change the target (POST, PUT, PATCH, DELETE) sent by this import;
+    /// 0 for a plan and for a run that found everything in place.
+    pub write_requests: u64,
+    /// Things the user should know that did not stop anything.
+    pub warnings: Vec<Problem>,
+    /// Objects that could not be imported, with the reason.
+    pub problems: Vec<Problem>,
+}
+
+impl ImportReport {
+    /// How many objects ended with `kind`.
+    pub fn count(&self, kind: ActionKind) -> usize {
+        self.actions.iter().filter(|a| a.action == kind).count()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct JournaledVersion {
+    target_version: String,
+}
+
+fn key_model(name: &str) -> String {
+    format!("models/model:{name}")
+}
+fn key_upload(name: &str, v: &str) -> String {
+    format!("models/upload:{name}/{v}")
+}
+fn key_uploaded(name: &str, v: &str, path: &str) -> String {
+    format!("models/uploaded:{name}/{v}/{path}")
+}
+fn key_version(name: &str, v: &str) -> String {
+    format!("models/version:{name}/{v}")
+}
+
+/// Uploads of one file are tried this many times before the version is given up.
+const UPLOAD_ATTEMPTS: u32 = 3;
+/// The largest JSON document read from a bundle (model.json, version.json, run.json).
+const MAX_DOC: u64 = 64 << 20;
+
+/// Imports the models of `bundle` into `registry`. `journal` (absent when planning) records
+/// each finished step so an interrupted import can resume. Failures of single models and
+/// versions are collected in the report; the error is for what stops everything (refused
+/// credentials, a damaged bundle, a journal that cannot be written).
+pub async fn import_models(
+    bundle: &Arc<Mutex<Bundle>>,
+    registry: &Registry,
+    opts: &ImportOptions,
+    journal: Option<&dyn StepLog>,
+    progress: &ProgressBar,
+) -> Result<ImportReport, ModelsError> {
+    let (models, bundle_id, source) = {
+        let b = bundle.lock().unwrap_or_else(|p| p.into_inner());
+        let inv = b.inventory();
+        (
+            collect(inv)?,
+            inv.bundle_id.clone(),
+            inv.source.host.clone(),
+        )
+    };
+    let writes_before = write_requests(registry);
+    let mut run = Apply {
+        bundle: Arc::clone(bundle),
+        reg: registry,
+        opts: *opts,
+        journal,
+        progress,
+        bundle_id,
+        source,
+        report: ImportReport {
+            registry: registry.describe(),
+            dry_run: opts.dry_run,
+            ..ImportReport::default()
+        },
+    };
+    if !opts.dry_run {
+        let total: u64 = models
+            .iter()
+            .flat_map(|m| m.versions.iter())
+            .map(BundleVersion::bytes)
+            .sum();
+        progress.set_length(total);
+    }
+    for m in &models {
+        match run.model(m).await {
+            Ok(()) => {}
+            Err(Failure::Fatal(e)) => return Err(e),
+            Err(Failure::Object(msg)) => {
+                run.action(format!("model {}", m.name), ActionKind::Fail, msg.clone());
+                run.problem(format!("model {}", m.name), msg);
+            }
+        }
+    }
+    run.report.write_requests = write_requests(registry) - writes_before;
+    Ok(run.report)
+}
+
+/// Mutating requests a registry's client has sent so far.
+fn write_requests(registry: &Registry) -> u64 {
+    registry
+        .stats()
+        .by_call
+        .iter()
+        .filter(|(k, _)| !(k.starts_with("GET ") || k.starts_with("HEAD ")))
+        .map(|(_, n)| *n)
+        .sum()
+}
+
+/// Why one object stopped: for this object only, or for the whole run.
+enum Failure {
+    Object(String),
+    Fatal(ModelsError),
+}
+
+impl From<ModelsError> for Failure {
+    fn from(e: ModelsError) -> Self {
+        match e {
+            ModelsError::Client(c) => Failure::from(c),
+            other => Failure::Fatal(other),
+        }
+    }
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        if stops_run(&e) {
+            Failure::Fatal(ModelsError::Client(e))
+        } else {
+            Failure::Object(e.to_string())
+        }
+    }
+}
+
+struct Apply<'a> {
+    bundle: Arc<Mutex<Bundle>>,
+    reg: &'a Registry,
+    opts: ImportOptions,
+    journal: Option<&'a dyn StepLog>,
+    progress: &'a ProgressBar,
+    bundle_id: String,
+    source: String,
+    report: ImportReport,
+}
+
+fn norm(s: &Option<String>) -> &str {
+    s.as_deref().unwrap_or("")
+}
+
+fn stage(s: &Option<String>) -> &str {
+    match s.as_deref() {
+        None | Some("") => "None",
+        Some(x) => x,
+    }
+}
+
+/// The tags of `want` whose value in `have` differs or is missing.
+fn differing<'t>(want: &'t [KeyValue], have: &[KeyValue]) -> Vec<&'t KeyValue> {
+    want.iter()
+        .filter(|w| !have.iter().any(|h| h.key == w.key && h.value == w.value))
+        .collect()
+}
+
+impl Apply<'_> {
+    fn action(&mut self, object: String, action: ActionKind, detail: String) {
+        self.report.actions.push(Action {
+            object,
+            action,
+            detail,
+        });
+    }
+
+    fn problem(&mut self, object: String, message: String) {
+        tracing::warn!(target: "dbxport::models", object = %object, "{message}");
+        self.report.problems.push(Problem { object, message });
+    }
+
+    fn warn(&mut self, object: String, message: String) {
+        self.report.warnings.push(Problem { object, message });
+    }
+
+    fn done(&self, key: &str) -> bool {
+        self.journal.is_some_and(|j| j.recall(key).is_some())
+    }
+
+    fn get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
+        self.journal
+            .and_then(|j| j.recall(key))
+            .and_then(|v| serde_json::from_value(v).ok())
+    }
+
+    fn record<T: Serialize>(&mut self, key: &str, data: &T) -> Result<(), Failure> {
+        if let Some(j) = self.journal {
+            let v = serde_json::to_value(data)
+                .map_err(|e| Failure::Fatal(ModelsError::task("journal", e)))?;
+            j.remember(key, v).map_err(Failure::Fatal)?;
+        }
+        Ok(())
+    }
+
+    fn read_json<T: serde::de::DeserializeOwned>(&self, stored: &str) -> Result<T, Failure> {
+        let bytes = {
+            let mut b = self.bundle.lock().unwrap_or_else(|p| p.into_inner());
+            b.read_payload(stored, MAX_DOC)
+                .map_err(|e| Failure::Fatal(ModelsError::Bundle(e)))?
+        };
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Failure::Fatal(ModelsError::Inconsistent {
+                record: stored.to_string(),
+                message: format!("not the JSON expected here: {e}"),
+            })
+        })
+    }
+
+    async fn model(&mut self, bm: &BundleModel) -> Result<(), Failure> {
+        let name = bm.name.as_str();
+        let object = format!("model {name}");
+        let doc: RegisteredModel = self.read_json(&bm.record.stored[0])?;
+        let target = self.reg.get_model(name).await?;
+        let tversions = match &target {
+            Some(_) => self.reg.list_versions(name).await?,
+            None => Vec::new(),
+        };
+        let bundle_markers: HashSet<String> = bm
+            .versions
+            .iter()
+            .filter(|v| v.complete)
+            .map(|v| marker(&v.manifest_digest()))
+            .collect();
+        let carries_ours = tversions.iter().any(|t| {
+            t.source
+                .as_deref()
+                .and_then(marker_of)
+                .is_some_and(|m| bundle_markers.contains(m))
+        });
+        let ours = match &target {
+            None => true,
+            Some(t) => {
+                self.done(&key_model(name))
+                    || carries_ours
+                    || (tversions.is_empty()
+                        && norm(&t.description) == norm(&doc.description)
+                        && differing(&doc.tags, &t.tags).is_empty())
+            }
+        };
+        if !ours {
+            let foreign = tversions.len();
+            let why = format!(
+                "a model of this name exists in the target with other content ({foreign} version(s) not created from this bundle{})",
+                if foreign == 0 { ", other description or tags" } else { "" }
+            );
+            match self.opts.conflict {
+                ConflictPolicy::Fail => {
+                    self.action(object.clone(), ActionKind::Conflict, why.clone());
+                    self.problem(
+                        object,
+                        format!("{why}\nhint: rerun with --on-conflict skip to leave it, or --on-conflict overwrite to add the bundle's versions to it"),
+                    );
+                    return Ok(());
+                }
+                ConflictPolicy::Skip => {
+                    self.action(object.clone(), ActionKind::Skip, why.clone());
+                    self.warn(object, format!("{why}; left as it is (--on-conflict skip)"));
+                    return Ok(());
+                }
+                ConflictPolicy::Overwrite => {
+                    self.warn(
+                        object.clone(),
+                        format!("{why}; the bundle's versions are added to it (--on-conflict overwrite)"),
+                    );
+                }
+            }
+        }
+        let target_aliases = target
+            .as_ref()
+            .map(|t| t.aliases.clone())
+            .unwrap_or_default();
+        match &target {
+            None => {
+                if !self.opts.dry_run {
+                    self.reg
+                        .create_model(name, doc.description.as_deref(), &doc.tags)
+                        .await?;
+                    self.record(&key_model(name), &())?;
+                }
+                self.action(object.clone(), ActionKind::Create, String::new());
+            }
+            Some(t) => {
+                let mut changed = Vec::new();
+                if norm(&t.description) != norm(&doc.description) {
+                    changed.push("description".to_string());
+                    if !self.opts.dry_run {
+                        self.reg.update_model(name, norm(&doc.description)).await?;
+                    }
+                }
+                for tag in differing(&doc.tags, &t.tags) {
+                    changed.push(format!("tag {}", tag.key));
+                    if !self.opts.dry_run {
+                        self.reg.set_model_tag(name, &tag.key, &tag.value).await?;
+                    }
+                }
+                if !self.opts.dry_run && !self.done(&key_model(name)) {
+                    self.record(&key_model(name), &())?;
+                }
+                if changed.is_empty() {
+                    self.action(object.clone(), ActionKind::Unchanged, String::new());
+                } else {
+                    self.action(object.clone(), ActionKind::Update, changed.join(", "));
+                }
+            }
+        }
+        if let Some(p) = &bm.permissions {
+            if !self.opts.dry_run {
+                if let Some(tid) = self.reg.permissions_id(name).await? {
+                    let sid = p.meta_str("object_id").unwrap_or(&p.source_id).to_string();
+                    self.report.permission_ids.insert(sid, tid);
+                }
+            }
+        }
+        // Versions, in ascending order.
+        let mut claimed: HashSet<String> = HashSet::new();
+        let mut mapped: BTreeMap<String, String> = BTreeMap::new();
+        for bv in &bm.versions {
+            let vobject = format!("model version {name}/{}", bv.version);
+            match self.version(bm, bv, &tversions, &mut claimed).await {
+                Ok(Some(tv)) => {
+                    if tv != bv.version {
+                        self.report.version_mappings.push(VersionMapping {
+                            model: name.to_string(),
+                            source_version: bv.version.clone(),
+                            target_version: tv.clone(),
+                        });
+                    }
+                    mapped.insert(bv.version.clone(), tv);
+                }
+                Ok(None) => {}
+                Err(Failure::Fatal(e)) => return Err(Failure::Fatal(e)),
+                Err(Failure::Object(msg)) => {
+                    self.action(vobject.clone(), ActionKind::Fail, msg.clone());
+                    self.problem(vobject, msg);
+                }
+            }
+        }
+        // Aliases, through the version mapping.
+        for a in &doc.aliases {
+            let aobject = format!("alias {name}@{}", a.alias);
+            let Some(tv) = mapped.get(&a.version) else {
+                if !self.opts.dry_run || !bm.versions.iter().any(|v| v.version == a.version) {
+                    self.warn(
+                        aobject,
+                        format!(
+                            "points at version {}, which was not imported; not set",
+                            a.version
+                        ),
+                    );
+                }
+                continue;
+            };
+            let current = target_aliases.iter().find(|t| t.alias == a.alias);
+            if current.is_some_and(|c| &c.version == tv) {
+                self.action(aobject, ActionKind::Unchanged, format!("version {tv}"));
+                continue;
+            }
+            if !self.opts.dry_run {
+                if let Err(e) = self.reg.set_alias(name, &a.alias, tv).await {
+                    let f = Failure::from(e);
+                    match f {
+                        Failure::Fatal(e) => return Err(Failure::Fatal(e)),
+                        Failure::Object(msg) => {
+                            self.action(aobject.clone(), ActionKind::Fail, msg.clone());
+                            self.problem(aobject, msg);
+                            continue;
+                        }
+                    }
+                }
+            }
+            let kind = if current.is_some() {
+                ActionKind::Update
+            } else {
+                ActionKind::Create
+            };
+            self.action(aobject, kind, format!("version {tv}"));
+        }
+        Ok(())
+    }
+
+    /// Imports one version; returns its target number (none when planning a creation).
+    async fn version(
+        &mut self,
+        bm: &BundleModel,
+        bv: &BundleVersion,
+        tversions: &[ModelVersion],
+        claimed: &mut HashSet<String>,
+    ) -> Result<Option<String>, Failure> {
+        let name = bm.name.as_str();
+        let vobject = format!("model version {name}/{}", bv.version);
+        if !bv.complete {
+            return Err(Failure::Object(format!(
+                "the bundle does not hold all its artifacts (missing: {}); not imported",
+                if bv.missing.is_empty() {
+                    "all".to_string()
+                } else {
+                    bv.missing.join(", ")
+                }
+            )));
+        }
+        let vdoc: ModelVersion = self.read_json(&bv.record.stored[0])?;
+        let mk = marker(&bv.manifest_digest());
+        let has_marker =
+            |t: &&ModelVersion| t.source.as_deref().and_then(marker_of) == Some(mk.as_str());
+        let journaled: Option<JournaledVersion> = self.get(&key_version(name, &bv.version));
+        let found = journaled
+            .and_then(|j| {
+                tversions
+                    .iter()
+                    .find(|t| t.version == j.target_version && has_marker(t))
+            })
+            .or_else(|| {
+                tversions
+                    .iter()
+                    .filter(has_marker)
+                    .find(|t| t.version == bv.version && !claimed.contains(&t.version))
+            })
+            .or_else(|| {
+                tversions
+                    .iter()
+                    .filter(has_marker)
+                    .find(|t| !claimed.contains(&t.version))
+            })
+            .cloned();
+        if let Some(t) = found {
+            claimed.insert(t.version.clone());
+            // Nothing to upload: its bytes count as done.
+            self.progress.inc(bv.bytes());
+            let changed = self.sync_version(name, &vdoc, &t).await?;
+            if changed.is_empty() {
+                self.action(
+                    vobject,
+                    ActionKind::Unchanged,
+                    format!("target version {}", t.version),
+                );
+            } else {
+                self.action(
+                    vobject,
+                    ActionKind::Update,
+                    format!("target version {}: {}", t.version, changed.join(", ")),
+                );
+            }
+            return Ok(Some(t.version));
+        }
+        if self.opts.dry_run {
+            self.action(
+                vobject,
+                ActionKind::Create,
+                format!(
+                    "{} artifact files, {} bytes to upload",
+                    bv.artifacts.len(),
+                    bv.bytes()
+                ),
+            );
+            return Ok(None);
+        }
+        let created = self.create_version(bm, bv, &vdoc, &mk).await?;
+        claimed.insert(created.clone());
+        self.action(
+            vobject,
+            ActionKind::Create,
+            format!("target version {created}"),
+        );
+        Ok(Some(created))
+    }
+
+    /// Makes an existing target version's description, tags and stage those of the bundle.
+    async fn sync_version(
+        &mut self,
+        name: &str,
+        vdoc: &ModelVersion,
+        t: &ModelVersion,
+    ) -> Result<Vec<String>, Failure> {
+        let dry = self.opts.dry_run;
+        let mut changed = Vec::new();
+        if norm(&t.description) != norm(&vdoc.description) {
+            changed.push("description".to_string());
+            if !dry {
+                self.reg
+                    .update_version(name, &t.version, norm(&vdoc.description))
+                    .await?;
+            }
+        }
+        for tag in differing(&vdoc.tags, &t.tags) {
+            changed.push(format!("tag {}", tag.key));
+            if !dry {
+                self.reg
+                    .set_version_tag(name, &t.version, &tag.key, &tag.value)
+                    .await?;
+            }
+        }
+        if stage(&t.current_stage) != stage(&vdoc.current_stage) {
+            changed.push(format!("stage {}", stage(&vdoc.current_stage)));
+            if !dry {
+                self.reg
+                    .transition_stage(name, &t.version, stage(&vdoc.current_stage))
+                    .await?;
+            }
+        }
+        Ok(changed)
+    }
+
+    async fn create_version(
+        &mut self,
+        bm: &BundleModel,
+        bv: &BundleVersion,
+        vdoc: &ModelVersion,
+        mk: &str,
+    ) -> Result<String, Failure> {
+        let name = bm.name.as_str();
+        let target: UploadTarget = match self.get(&key_upload(name, &bv.version)) {
+            Some(t) => t,
+            None => {
+                let provenance: Option<RunProvenance> = match &bv.run_stored {
+                    Some(s) => Some(self.read_json(s)?),
+                    None => None,
+                };
+                let mut tags = vec![
+                    KeyValue {
+                        key: "dbxport.source_version".into(),
+                        value: format!("{name}/{}", bv.version),
+                    },
+                    KeyValue {
+                        key: "dbxport.bundle_id".into(),
+                        value: self.bundle_id.clone(),
+                    },
+                    KeyValue {
+                        key: "dbxport.source".into(),
+                        value: self.source.clone(),
+                    },
+                ];
+                if let Some(r) = vdoc.run_id.as_deref().filter(|r| !r.is_empty()) {
+                    tags.push(KeyValue {
+                        key: "dbxport.source_run_id".into(),
+                        value: r.to_string(),
+                    });
+                }
+                let t = self
+                    .reg
+                    .prepare_upload(name, &bv.version, mk, provenance.as_ref(), &tags)
+                    .await?;
+                self.record(&key_upload(name, &bv.version), &t)?;
+                t
+            }
+        };
+        for a in &bv.artifacts {
+            let key = key_uploaded(name, &bv.version, &a.path);
+            if self.done(&key) {
+                self.progress.inc(a.size);
+                continue;
+            }
+            self.upload_file(&target, a).await?;
+            self.record(&key, &a.sha256)?;
+            self.report.uploaded_files += 1;
+            self.report.uploaded_bytes += a.size;
+        }
+        self.reg.finish_upload(&target).await?;
+        let created = self
+            .reg
+            .create_version(
+                name,
+                &target.source,
+                target.run_id.as_deref(),
+                vdoc.description.as_deref(),
+                &vdoc.tags,
+            )
+            .await?;
+        self.record(
+            &key_version(name, &bv.version),
+            &JournaledVersion {
+                target_version: created.version.clone(),
+            },
+        )?;
+        let ready = self.reg.wait_ready(name, &created.version).await?;
+        if ready.status.as_deref() == Some("FAILED_REGISTRATION") {
+            return Err(Failure::Object(format!(
+                "the target could not register version {} from {}: {}",
+                created.version,
+                target.source,
+                norm(&ready.status_message)
+            )));
+        }
+        if let Err(e) = self.reg.cleanup_upload(&target).await {
+            self.warn(
+                format!("model version {name}/{}", bv.version),
+                format!(
+                    "its staged artifacts at {} could not be removed: {e}",
+                    target.base
+                ),
+            );
+        }
+        if stage(&vdoc.current_stage) != "None" {
+            self.reg
+                .transition_stage(name, &created.version, stage(&vdoc.current_stage))
+                .await?;
+        }
+        Ok(created.version)
+    }
+
+    /// Uploads one artifact from the bundle, digest-checked, trying again after a failure
+    /// that is not the target refusing the request.
+    async fn upload_file(
+        &mut self,
+        target: &UploadTarget,
+        a: &BundleArtifact,
+    ) -> Result<(), Failure> {
+        let mut last: Option<ClientError> = None;
+        for attempt in 1..=UPLOAD_ATTEMPTS {
+            if attempt > 1 {
+                self.progress.inc_length(a.size);
+                tokio::time::sleep(Duration::from_secs(1 << (attempt - 1))).await;
+            }
+            let bar = self.progress.clone();
+            let (rx, reading) =
+                pipe::read_payload(Arc::clone(&self.bundle), a.stored.clone(), move |n| {
+                    bar.inc(n)
+                });
+            let sent = self.reg.upload(target, &a.path, a.size, rx).await;
+            let read = reading
+                .await
+                .map_err(|e| Failure::Fatal(ModelsError::task("bundle reader", e)))?;
+            match read {
+                Err(e) => return Err(Failure::Fatal(ModelsError::Bundle(e))),
+                Ok(n) if sent.is_ok() && n != a.size => {
+                    return Err(Failure::Fatal(ModelsError::Inconsistent {
+                        record: a.stored.clone(),
+                        message: format!("holds {n} bytes, the record says {}", a.size),
+                    }))
+                }
+                Ok(_) => {}
+            }
+            match sent {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    let refused = e.is_auth_failure()
+                        || e.api()
+                            .is_some_and(|x| (400..500).contains(&x.status) && x.status != 429);
+                    if refused {
+                        return Err(Failure::from(e));
+                    }
+                    tracing::info!(target: "dbxport::models", path = %a.path, attempt, "upload failed: {e}");
+                    last = Some(e);
+                }
+            }
+        }
+        let e = last.expect("at least one attempt failed");
+        if stops_run(&e) || matches!(e, ClientError::Api(_)) {
+            // The target stopped answering (or keeps failing): stop here, resumable.
+            return Err(Failure::Fatal(ModelsError::Client(e)));
+        }
+        Err(Failure::Object(format!(
+            "artifact {} could not be uploaded after {UPLOAD_ATTEMPTS} attempts: {e}",
+            a.path
+        )))
+    }
+}

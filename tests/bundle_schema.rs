@@ -1,0 +1,108 @@
+//! `spec/inventory.schema.json` and the reader's own inventory checks agree: every inventory the
+//! writers produce conforms, and each mutation is accepted or refused by both alike.
+
+mod common;
+#[path = "support/golden.rs"]
+mod golden;
+#[path = "support/schema.rs"]
+mod schema;
+
+use dbxport::bundle::inventory::Inventory;
+use serde_json::{json, Value};
+
+fn golden_inventory() -> Value {
+    let b = dbxport::bundle::Bundle::open(&golden::bundle_path(), None).unwrap();
+    serde_json::from_slice(&b.inventory().to_bytes()).unwrap()
+}
+
+fn ours(v: &Value) -> bool {
+    Inventory::from_bytes(&serde_json::to_vec(v).unwrap()).is_ok()
+}
+
+#[test]
+fn schema_and_reader_agree_on_mutations() {
+    let base = golden_inventory();
+    schema::assert_valid(&base);
+    assert!(ours(&base));
+    type Mutation = (&'static str, bool, fn(&mut Value));
+    let cases: Vec<Mutation> = vec![
+        ("unknown top-level field", true, |v| {
+            v["future"] = json!({"a": 1})
+        }),
+        ("unknown record field", true, |v| {
+            v["records"][0]["future"] = json!(1)
+        }),
+        ("minor version bump", true, |v| {
+            v["format_version"] = json!("1.4.0")
+        }),
+        ("unknown kind", true, |v| {
+            v["records"][0]["kind"] = json!("dashboard")
+        }),
+        ("missing bundle_id", false, |v| {
+            v.as_object_mut().unwrap().remove("bundle_id");
+        }),
+        ("bundle_id not a uuid", false, |v| {
+            v["bundle_id"] = json!("nope")
+        }),
+        ("created with offset", false, |v| {
+            v["created"] = json!("2026-01-15T09:30:00+01:00")
+        }),
+        ("sha256 uppercase", false, |v| {
+            v["records"][1]["sha256"] = json!("A".repeat(64))
+        }),
+        ("stored path escapes", false, |v| {
+            v["records"][1]["stored"] = json!(["data/../x"])
+        }),
+        ("stored path outside data", false, |v| {
+            v["records"][1]["stored"] = json!(["bagit.txt"])
+        }),
+        ("stored path with percent", false, |v| {
+            v["records"][1]["stored"] = json!(["data/a%20b"])
+        }),
+        ("negative size", false, |v| {
+            v["records"][1]["size"] = json!(-1)
+        }),
+        ("notes not strings", false, |v| {
+            v["records"][1]["notes"] = json!([1])
+        }),
+        ("meta not an object", false, |v| {
+            v["records"][1]["meta"] = json!([])
+        }),
+        ("sealing with zero recipients", false, |v| {
+            v["sealing"]["recipients"] = json!(0)
+        }),
+        ("sealing types repeated", false, |v| {
+            v["sealing"]["recipient_types"] = json!(["X25519", "X25519"])
+        }),
+        ("records not an array", false, |v| v["records"] = json!({})),
+    ];
+    for (what, valid, mutate) in cases {
+        let mut v = base.clone();
+        mutate(&mut v);
+        assert_eq!(schema::is_valid(&v), valid, "schema on {what}");
+        assert_eq!(ours(&v), valid, "reader on {what}");
+    }
+}
+
+#[test]
+fn kind_specific_meta_rules_agree() {
+    let base = golden_inventory();
+    let recs = base["records"].as_array().unwrap();
+    let index_of = |kind: &str| recs.iter().position(|r| r["kind"] == kind).unwrap();
+    for (kind, key, bad) in [
+        ("notebook", "language", json!("COBOL")),
+        ("notebook", "formats", json!(["PDF"])),
+        ("secret", "encoding", json!("hex")),
+        ("secret_scope", "backend_type", json!("VAULT")),
+    ] {
+        let i = index_of(kind);
+        let mut v = base.clone();
+        v["records"][i]["meta"][key] = bad;
+        assert!(!schema::is_valid(&v), "schema accepts bad {kind}.{key}");
+        assert!(!ours(&v), "reader accepts bad {kind}.{key}");
+        let mut v = base.clone();
+        v["records"][i]["meta"].as_object_mut().unwrap().remove(key);
+        assert!(!schema::is_valid(&v), "schema accepts {kind} without {key}");
+        assert!(!ours(&v), "reader accepts {kind} without {key}");
+    }
+}

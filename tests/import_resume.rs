@@ -1,0 +1,269 @@
+//! `dbxport import` killed with SIGKILL at several points (and stopped with Ctrl-C once), then
+//! finished with `--resume`: the same end state as an uninterrupted import, no duplicate job, no
+//! missing object. Also the command-line contract: exit codes, JSON output, refusals.
+
+#[path = "support/import.rs"]
+mod support;
+
+use dbxport::emulator::{EmulatorHandle, FaultConfig};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use support::*;
+
+fn cmd(emu: &EmulatorHandle, home: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dbxport"));
+    c.args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("DATABRICKS_HOST", emu.url())
+        .env("DATABRICKS_TOKEN", emu.admin_token());
+    c
+}
+
+fn describe(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    bundle: std::path::PathBuf,
+    key: std::path::PathBuf,
+    map: std::path::PathBuf,
+    want: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let poc = start_poc();
+    let (key, recipient) = keypair(dir.path());
+    let bundle = export_poc(&poc, dir.path(), &recipient);
+    let map = dir.path().join("mapping.toml");
+    std::fs::write(&map, MAPPING).unwrap();
+    let want = normalize(&dump(&poc, dir.path()), Side::Source);
+    Fixture {
+        dir,
+        bundle,
+        key,
+        map,
+        want,
+    }
+}
+
+fn import_args<'a>(f: &'a Fixture, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "import",
+        f.bundle.to_str().unwrap(),
+        "--map",
+        f.map.to_str().unwrap(),
+        "--identity",
+        f.key.to_str().unwrap(),
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+/// Waits until the emulator has served `writes` mutating requests (or `reads` requests when
+/// `writes` is 0), then kills the child with SIGKILL. Returns false when the child finished first.
+fn kill_after(child: &mut Child, emu: &EmulatorHandle, writes: u64, reads: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        let s = emu.stats();
+        if (writes > 0 && s.mutating >= writes) || (writes == 0 && s.total >= reads) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return true;
+        }
+        assert!(Instant::now() < deadline, "the import never got there");
+        std::thread::sleep(Duration::from_micros(300));
+    }
+}
+
+fn slow() -> FaultConfig {
+    FaultConfig {
+        latency_ms: 8,
+        ..FaultConfig::default()
+    }
+}
+
+#[test]
+fn kill_9_at_several_points_then_resume_gives_the_same_end_state() {
+    let f = fixture();
+    let home = f.dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    // (writes seen before the kill, or reads when writes is 0)
+    let points: [(u64, u64); 6] = [(0, 15), (1, 0), (30, 0), (75, 0), (120, 0), (160, 0)];
+    for (i, (writes, reads)) in points.into_iter().enumerate() {
+        let sub = f.dir.path().join(format!("kill{i}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        let prod = start_prod(&sub, slow());
+        // The journal goes beside the bundle; each run uses its own copy of the bundle.
+        let bundle = sub.join("poc.zip");
+        std::fs::copy(&f.bundle, &bundle).unwrap();
+        let mut args = import_args(&f, &[]);
+        args[1] = bundle.to_str().unwrap();
+        let mut child = cmd(&prod, &home, &args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let killed = kill_after(&mut child, &prod, writes, reads);
+        assert!(killed, "point {i}: the import finished before the kill");
+        let journal = dbxport::import::ledger::journal_path(&bundle, client(&prod).host());
+        if writes > 0 {
+            // An interrupted run is not started over by accident.
+            let o = cmd(&prod, &home, &args).output().unwrap();
+            assert_eq!(o.status.code(), Some(2), "point {i}: {}", describe(&o));
+            assert!(
+                String::from_utf8_lossy(&o.stderr).contains("--resume"),
+                "{}",
+                describe(&o)
+            );
+            assert!(journal.exists());
+        }
+        let mut resume = args.clone();
+        resume.push("--resume");
+        let o = cmd(&prod, &home, &resume).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "point {i}: {}", describe(&o));
+        prod.set_faults(FaultConfig::default()).unwrap();
+        let got = normalize(&dump(&prod, &sub), Side::Target);
+        assert_same(&f.want, &got, &format!("kill point {i} ({writes} writes)"));
+        let jobs = rt().block_on(client(&prod).jobs().list(false)).unwrap();
+        assert_eq!(jobs.len(), 10, "point {i}: duplicate or missing jobs");
+        // The journal stays (mode 0600) and knows the run finished.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&journal).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // A plain re-run now changes nothing.
+        prod.reset_stats();
+        let o = cmd(&prod, &home, &args).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+        assert_eq!(prod.stats().mutating, 0, "point {i}: the re-run wrote");
+    }
+}
+
+#[test]
+fn ctrl_c_stops_between_steps_exits_130_and_resume_finishes() {
+    let f = fixture();
+    let home = f.dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let prod = start_prod(f.dir.path(), slow());
+    let args = import_args(&f, &[]);
+    let child = cmd(&prod, &home, &args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while prod.stats().mutating < 40 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", describe(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--resume"),
+        "{}",
+        describe(&o)
+    );
+    let mut resume = args.clone();
+    resume.push("--resume");
+    let o = cmd(&prod, &home, &resume).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+    prod.set_faults(FaultConfig::default()).unwrap();
+    assert_same(
+        &f.want,
+        &normalize(&dump(&prod, f.dir.path()), Side::Target),
+        "after Ctrl-C and --resume",
+    );
+}
+
+#[test]
+fn command_line_plan_import_diff_exit_codes_and_json() {
+    let f = fixture();
+    let home = f.dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let prod = start_prod(f.dir.path(), FaultConfig::default());
+    let bundle = f.bundle.to_str().unwrap();
+    let map = f.map.to_str().unwrap();
+    let key = f.key.to_str().unwrap();
+
+    // plan --json: creates, no refusal, nothing written.
+    prod.reset_stats();
+    let o = cmd(&prod, &home, &["plan", bundle, "--map", map, "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let items = plan["items"].as_array().unwrap();
+    assert!(items
+        .iter()
+        .any(|i| i["action"] == "create" && i["kind"] == "job"));
+    assert!(!items.iter().any(|i| i["action"] == "refuse"));
+    assert_eq!(prod.stats().mutating, 0);
+
+    // Without the mapping, the plan refuses (exit 1) and names both clusters.
+    let o = cmd(&prod, &home, &["plan", bundle]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("0611-083245-krill42a") && text.contains("0702-154510-glacier7"));
+
+    // A secret-holding bundle without a key: exit 2 before any write, with a hint.
+    let o = cmd(&prod, &home, &["import", bundle, "--map", map])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--identity"));
+    assert_eq!(prod.stats().mutating, 0);
+
+    // diff before the import: differences, exit 1.
+    let o = cmd(&prod, &home, &["diff", bundle, "--map", map])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
+
+    // import --json, then diff with the key: clean, exit 0.
+    let o = cmd(
+        &prod,
+        &home,
+        &["import", bundle, "--map", map, "--identity", key, "--json"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["report"]["refused"], false);
+    assert!(v["report"]["counts"]["job"]["created"] == 10);
+    let o = cmd(
+        &prod,
+        &home,
+        &["diff", bundle, "--map", map, "--identity", key],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("no differences"));
+
+    // A missing bundle cannot run: exit 2.
+    let o = cmd(&prod, &home, &["import", "/nonexistent/x.zip"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
+}

@@ -1,0 +1,344 @@
+//! ML models between Databricks workspaces, against the emulator: the poc fixture's models
+//! exported from one emulator (registry listing and signed downloads) and imported into an
+//! empty one (through DBFS, and through the Files API), checked against the fixture files
+//! themselves; identical files stored once; a plan that writes nothing; a second import that
+//! sends no mutating request.
+
+mod common;
+#[path = "mlflow_support/mod.rs"]
+mod mlflow_support;
+
+use dbxport::bundle::Bundle;
+use dbxport::emulator::{Emulator, EmulatorConfig, EmulatorHandle};
+use dbxport::model::Kind;
+use mlflow_support::*;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+const SRC_TOKEN: &str = "dapi-models-src";
+const DST_TOKEN: &str = "dapi-models-dst";
+
+fn emulator(seed: &str, token: &str) -> EmulatorHandle {
+    Emulator::start_in_background(
+        EmulatorConfig::default()
+            .with_seed(common::repo_path(&format!("fixtures/workspaces/{seed}")))
+            .with_token(token),
+    )
+    .expect("start emulator")
+}
+
+fn ok(r: &Run, what: &str) {
+    assert_eq!(
+        r.code, 0,
+        "{what}: exit {}\nstdout:\n{}\nstderr:\n{}",
+        r.code, r.stdout, r.stderr
+    );
+}
+
+fn api(emu: &EmulatorHandle, token: &str, path_and_query: &str) -> Value {
+    get_json(&format!("{}{path_and_query}", emu.url()), Some(token))
+}
+
+/// Every artifact file of a version in a workspace: path → bytes, through the registry's
+/// listing and signed downloads.
+fn artifacts(
+    emu: &EmulatorHandle,
+    token: &str,
+    name: &str,
+    version: &str,
+) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut dirs = vec![String::new()];
+    while let Some(d) = dirs.pop() {
+        let l = api(
+            emu,
+            token,
+            &format!(
+                "/api/2.0/mlflow/model-versions/list-artifacts?name={}&version={version}&path={}",
+                q(name),
+                q(&d)
+            ),
+        );
+        for f in l["files"].as_array().cloned().unwrap_or_default() {
+            let p = f["path"].as_str().unwrap().to_string();
+            if f["is_dir"].as_bool().unwrap_or(false) {
+                dirs.push(p);
+            } else {
+                let s = api(
+                    emu,
+                    token,
+                    &format!(
+                        "/api/2.0/mlflow/model-versions/get-signed-download-uri?name={}&version={version}&path={}",
+                        q(name),
+                        q(&p)
+                    ),
+                );
+                out.insert(p, get_bytes(s["signed_uri"].as_str().unwrap(), None));
+            }
+        }
+    }
+    out
+}
+
+/// Files below `dir`, relative paths → bytes.
+fn fixture_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn tags(v: &Value) -> BTreeMap<String, String> {
+    v["tags"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|t| {
+            (
+                t["key"].as_str().unwrap().to_string(),
+                t["value"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn aliases(v: &Value) -> BTreeMap<String, String> {
+    v["aliases"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|t| {
+            (
+                t["alias"].as_str().unwrap().to_string(),
+                t["version"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Checks a workspace's models against the poc fixture: every model's description, tags and
+/// aliases, every version's number, description, tags, stage and status, and the bytes of
+/// every artifact file.
+fn check_against_fixture(emu: &EmulatorHandle, token: &str) {
+    let root = common::repo_path("fixtures/workspaces/poc/models");
+    let mut models = 0;
+    for m in std::fs::read_dir(&root).unwrap().flatten() {
+        let want: Value =
+            serde_json::from_slice(&std::fs::read(m.path().join("model.json")).unwrap()).unwrap();
+        let name = want["name"].as_str().unwrap();
+        let got = api(
+            emu,
+            token,
+            &format!("/api/2.0/mlflow/registered-models/get?name={}", q(name)),
+        )["registered_model"]
+            .clone();
+        assert_eq!(got["description"], want["description"], "model {name}");
+        assert_eq!(tags(&got), tags(&want), "model {name} tags");
+        assert_eq!(aliases(&got), aliases(&want), "model {name} aliases");
+        for v in std::fs::read_dir(m.path().join("versions"))
+            .unwrap()
+            .flatten()
+        {
+            let wv: Value =
+                serde_json::from_slice(&std::fs::read(v.path().join("version.json")).unwrap())
+                    .unwrap();
+            let n = wv["version"].as_str().unwrap();
+            let gv = api(
+                emu,
+                token,
+                &format!(
+                    "/api/2.0/mlflow/model-versions/get?name={}&version={n}",
+                    q(name)
+                ),
+            )["model_version"]
+                .clone();
+            let who = format!("{name}/{n}");
+            assert_eq!(
+                gv["description"].as_str().unwrap_or(""),
+                wv["description"].as_str().unwrap_or(""),
+                "{who}"
+            );
+            assert_eq!(tags(&gv), tags(&wv), "{who} tags");
+            assert_eq!(gv["current_stage"], wv["current_stage"], "{who} stage");
+            assert_eq!(gv["status"], "READY", "{who}");
+            assert_eq!(
+                artifacts(emu, token, name, n),
+                fixture_files(&v.path().join("artifacts")),
+                "{who} artifacts"
+            );
+        }
+        models += 1;
+    }
+    assert_eq!(models, 2);
+}
+
+#[test]
+fn workspace_models_round_trip_through_dbfs_and_files_api() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path();
+    let src = emulator("poc", SRC_TOKEN);
+    let src_env = [("DATABRICKS_TOKEN", SRC_TOKEN)];
+
+    // Export: registry listings and signed downloads; identical files stored once.
+    let r = dbxport(
+        work,
+        &[
+            "models",
+            "export",
+            "--host",
+            src.url(),
+            "--out",
+            "poc.zip",
+            "--json",
+        ],
+        &src_env,
+    );
+    ok(&r, "export");
+    let rep = r.json()["models"].clone();
+    assert_eq!(rep["models"], 2, "{rep:#}");
+    assert_eq!(rep["versions"], 5, "{rep:#}");
+    assert!(rep["problems"].as_array().unwrap().is_empty(), "{rep:#}");
+    // requirements.txt is the same in all versions of each model: 2 + 1 duplicates at least.
+    assert!(rep["deduplicated"].as_u64().unwrap() >= 3, "{rep:#}");
+    ok(&dbxport(work, &["verify", "poc.zip"], &[]), "verify");
+    let inv = Bundle::open(&work.join("poc.zip"), None)
+        .unwrap()
+        .inventory()
+        .clone();
+    let perms: Vec<_> = inv
+        .records
+        .iter()
+        .filter(|r| {
+            r.kind == Kind::Permissions
+                && r.meta_str("request_object_type") == Some("registered-models")
+        })
+        .collect();
+    assert_eq!(perms.len(), 2, "both models' permissions exported");
+    let dup = inv
+        .records
+        .iter()
+        .find(|r| r.kind == Kind::ModelArtifact && r.stored.is_empty())
+        .expect("a duplicate record");
+    assert!(dup.meta_str("same_as").is_some() && dup.sha256.is_none());
+    // Every version records its artifacts' manifest digest and where they came from.
+    for v in inv.records.iter().filter(|r| r.kind == Kind::ModelVersion) {
+        assert!(v.meta_str("artifacts_sha256").is_some(), "{}", v.name);
+        assert_eq!(v.meta["complete"], true, "{}", v.name);
+    }
+
+    // Plan: everything would be created, nothing is written.
+    let dst = emulator("empty", DST_TOKEN);
+    let dst_env = [("DATABRICKS_TOKEN", DST_TOKEN)];
+    let r = dbxport(
+        work,
+        &[
+            "models",
+            "import",
+            "poc.zip",
+            "--host",
+            dst.url(),
+            "--plan",
+            "--json",
+        ],
+        &dst_env,
+    );
+    ok(&r, "plan");
+    let rep = r.json();
+    assert_eq!(rep["write_requests"], 0, "{rep:#}");
+    assert!(
+        rep["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["action"] == "create"),
+        "{rep:#}"
+    );
+    let listed = api(&dst, DST_TOKEN, "/api/2.0/mlflow/registered-models/search");
+    assert!(
+        listed["registered_models"]
+            .as_array()
+            .is_none_or(|a| a.is_empty()),
+        "{listed}"
+    );
+
+    // Import through DBFS staging; numbers, tags, stages, aliases and bytes as in the fixture.
+    let r = dbxport(
+        work,
+        &["models", "import", "poc.zip", "--host", dst.url(), "--json"],
+        &dst_env,
+    );
+    ok(&r, "import");
+    let rep = r.json();
+    assert_eq!(rep["version_mappings"], serde_json::json!([]), "{rep:#}");
+    assert_eq!(
+        rep["permission_ids"].as_object().unwrap().len(),
+        2,
+        "{rep:#}"
+    );
+    check_against_fixture(&dst, DST_TOKEN);
+    let staged = get_json(
+        &format!(
+            "{}/api/2.0/dbfs/list?path=/dbxport/model-artifacts",
+            dst.url()
+        ),
+        Some(DST_TOKEN),
+    );
+    assert!(
+        staged["files"].as_array().is_none_or(|a| a.is_empty()),
+        "staging copies are removed once registered: {staged}"
+    );
+
+    // A second import finds everything in place and sends no mutating request.
+    let r = dbxport(
+        work,
+        &["models", "import", "poc.zip", "--host", dst.url(), "--json"],
+        &dst_env,
+    );
+    ok(&r, "second import");
+    let rep = r.json();
+    assert_eq!(rep["write_requests"], 0, "{rep:#}");
+    assert!(
+        rep["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["action"] == "unchanged"),
+        "{rep:#}"
+    );
+
+    // Through the Files API (a Unity Catalog volume as staging).
+    let vol = emulator("empty", DST_TOKEN);
+    let r = dbxport(
+        work,
+        &[
+            "models",
+            "import",
+            "poc.zip",
+            "--host",
+            vol.url(),
+            "--model-artifact-path",
+            "/Volumes/main/default/staging",
+            "--json",
+        ],
+        &dst_env,
+    );
+    ok(&r, "import via the Files API");
+    check_against_fixture(&vol, DST_TOKEN);
+}
