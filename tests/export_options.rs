@@ -320,3 +320,47 @@ fn no_warehouse_leaves_table_acls_out_with_a_reason() {
     assert_eq!(s["report"]["kinds"]["uc_grants"]["exported"], 2);
     assert_eq!(emu.stats().count("POST /api/2.0/sql/statements"), 0);
 }
+
+#[test]
+fn a_passphrase_from_the_environment_seals_values() {
+    let emu = start_poc(no_faults());
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tmp.path().join("p.zip");
+    let pass = "correct horse battery staple";
+    let out = run({
+        let mut c = export_cmd(&emu, tmp.path(), &[]);
+        c.env("DBXPORT_PASSPHRASE", pass).args([
+            "--include",
+            "secrets",
+            "--secrets-cluster",
+            POC_CLUSTER,
+            "--passphrase",
+            "-o",
+            bundle.to_str().unwrap(),
+        ]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    // The passphrase is not in the process arguments, the output or the bundle.
+    let bytes = std::fs::read(&bundle).unwrap();
+    assert!(!bytes.windows(pass.len()).any(|w| w == pass.as_bytes()));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(pass));
+    let inv: Value = serde_json::from_slice(&entries(&bundle)["dbxport.json"]).unwrap();
+    assert_eq!(inv["sealing"]["passphrase"], true);
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_dbxport"))
+        .env("DBXPORT_PASSPHRASE", pass)
+        .args(["verify", bundle.to_str().unwrap(), "--passphrase"])
+        .output()
+        .unwrap();
+    assert_eq!(verify.status.code(), Some(0), "{}", describe(&verify));
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("sealed files opened"));
+    // Without a terminal and without the variable, asking for a passphrase fails clearly.
+    let out = run({
+        let mut c = export_cmd(&emu, tmp.path(), &[]);
+        c.args(["--include", "secrets", "--passphrase", "-o"])
+            .arg(tmp.path().join("q.zip"));
+        c
+    });
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DBXPORT_PASSPHRASE"));
+}

@@ -372,7 +372,7 @@ impl Display {
             let b = m.add(ProgressBar::new(0));
             b.set_style(
                 ProgressStyle::with_template(
-                    "{spinner} {prefix:>16} {wide_bar} {pos}/{len} {msg} · {per_sec} · ETA {eta}",
+                    "{spinner} {prefix:>16} {wide_bar} {pos}/{len} {msg} · ETA {eta}",
                 )
                 .expect("valid template"),
             );
@@ -453,9 +453,10 @@ impl Observer for Display {
                         bar.set_message("(failures)");
                     }
                     let (done, b) = (st.done, st.bytes);
+                    let rate = done as f64 / st.started.elapsed().as_secs_f64().max(0.001);
                     if let Some(t) = &st.total {
                         t.set_position(done);
-                        t.set_message(HumanBytes(b).to_string());
+                        t.set_message(format!("{} · {rate:.0} objects/s", HumanBytes(b)));
                     }
                 } else if st.last_line.elapsed() >= Duration::from_secs(10) {
                     st.last_line = Instant::now();

@@ -119,16 +119,20 @@ impl Limiter {
     }
 
     /// Records a throttled answer to a request started in `epoch`: halves the limit (once per
-    /// epoch) and pauses new requests for `wait`.
-    pub fn on_throttle(&self, epoch: u64, wait: Duration) {
+    /// epoch) and pauses new requests for `wait`. True when it counted as a new loss (the
+    /// first of its epoch).
+    pub fn on_throttle(&self, epoch: u64, wait: Duration) -> bool {
         let mut st = self.lock();
         let until = Instant::now() + wait;
         st.pause_until = Some(st.pause_until.map_or(until, |p| p.max(until)));
         st.successes = 0;
-        if epoch != st.epoch || st.limit <= 1 {
-            return;
+        if epoch != st.epoch {
+            return false;
         }
         st.epoch += 1;
+        if st.limit <= 1 {
+            return true;
+        }
         let target = (st.limit / 2).max(1);
         let mut cut = st.limit - target;
         st.limit = target;
@@ -144,6 +148,7 @@ impl Limiter {
             }
         }
         st.debt += cut;
+        true
     }
 
     /// The current limit.

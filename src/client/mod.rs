@@ -26,6 +26,7 @@ pub mod ini;
 pub mod jobs;
 pub mod limiter;
 pub mod mlflow;
+pub mod pacer;
 pub mod permissions;
 pub mod repos;
 pub mod scim;

@@ -3,6 +3,9 @@
 //!
 //! * bounded, adaptive concurrency ([`super::limiter`]): 429/503 halve the permitted
 //!   concurrency for the whole client and pause it for `Retry-After`, recovery is additive;
+//! * a learned request rate per API family ([`super::pacer`]): after 429s, requests of that
+//!   family are spaced at just under the rate the workspace let through, so a long run settles
+//!   at its rate limit instead of alternating bursts and pauses;
 //! * retries within an overall time budget (default 300 s):
 //!   - **every** call is retried on 429 and 503 (the server did not process it), after
 //!     `Retry-After` (integer seconds, 1 s when absent), and on connection failures before
@@ -29,6 +32,7 @@
 use super::auth::Auth;
 use super::error::{describe_reqwest, ApiError, ClientError};
 use super::limiter::Limiter;
+use super::pacer::{self, Pacer};
 use super::stats::{Counters, Stats};
 use super::stream::ByteStream;
 use bytes::Bytes;
@@ -351,6 +355,15 @@ impl Call {
         }
     }
 
+    /// The API family rate limits apply to (see [`super::pacer::family`]).
+    fn family(&self) -> &str {
+        if self.absolute {
+            "external"
+        } else {
+            pacer::family(&self.path)
+        }
+    }
+
     fn idempotent(&self) -> bool {
         matches!(self.retry, Retry::Idempotent | Retry::Safe)
     }
@@ -389,6 +402,7 @@ struct Inner {
     host: String,
     auth: Auth,
     limiter: Arc<Limiter>,
+    pacer: Pacer,
     counters: Counters,
     /// The first refusal of the credentials: later authenticated calls fail at once with it
     /// instead of each sending a request the workspace will refuse again.
@@ -436,6 +450,7 @@ impl Transport {
                 host: host.to_string(),
                 auth,
                 limiter: Limiter::new(options.concurrency),
+                pacer: Pacer::default(),
                 counters: Counters::default(),
                 refused: Mutex::new(None),
                 options,
@@ -664,6 +679,7 @@ impl Transport {
                 None
             };
             let slot = inner.limiter.acquire().await;
+            inner.pacer.wait(call.family()).await;
             let epoch = slot.epoch;
             let request = self.build(call, auth, mode).await?;
             inner.counters.request(&call.counter_key());
@@ -716,6 +732,7 @@ impl Transport {
             let failure = match result {
                 Ok(o) => {
                     inner.limiter.on_success();
+                    inner.pacer.on_success(call.family());
                     tracing::debug!(target: "dbxport::client", call = %describe, attempt, ms = t0.elapsed().as_millis() as u64, "ok");
                     return Ok(o);
                 }
@@ -766,7 +783,11 @@ impl Transport {
                 if e.is_throttled() {
                     self.inner.counters.throttle();
                     let after = e.retry_after.unwrap_or(super::error::DEFAULT_RETRY_AFTER);
-                    self.inner.limiter.on_throttle(epoch, after);
+                    let counted = self.inner.limiter.on_throttle(epoch, after);
+                    // A rate limit (429) teaches a rate; overload (503) does not.
+                    if counted && e.status == 429 {
+                        self.inner.pacer.on_throttle(call.family());
+                    }
                     let jitter = Duration::from_millis(rand::random::<u64>() % 100);
                     return (
                         ClientError::Api(Box::new(e)),

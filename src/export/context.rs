@@ -8,7 +8,7 @@ use super::progress::{Event, Observer};
 use super::report::{Issue, Outcome, Report};
 use super::scan::{Finding, ScanContext};
 use super::select::PathFilter;
-use super::stage::{DoneEntry, Stage};
+use super::stage::{Committer, DoneEntry, Item, Stage};
 use crate::bundle::Resource;
 use crate::client::{Client, ClientError};
 use crate::model::Kind;
@@ -22,7 +22,9 @@ pub struct Ctx {
     /// The options.
     pub opts: ExportOptions,
     /// The staging folder.
-    pub stage: Stage,
+    pub stage: Arc<Stage>,
+    /// Commits objects to the staging folder in groups.
+    pub committer: Committer,
     /// The path filter.
     pub filter: PathFilter,
     observer: Arc<dyn Observer>,
@@ -52,15 +54,18 @@ impl Ctx {
         observer: Arc<dyn Observer>,
         report: Report,
     ) -> Ctx {
+        let stage = Arc::new(stage);
+        let principals = stage.journaled_principals().into_iter().collect();
         Ctx {
             client,
             opts,
+            committer: Committer::start(Arc::clone(&stage)),
             stage,
             filter,
             observer,
             report: Mutex::new(report),
             scan: OnceLock::new(),
-            principals: Mutex::new(BTreeSet::new()),
+            principals: Mutex::new(principals),
             fatal: Mutex::new(None),
             reused: std::sync::atomic::AtomicU64::new(0),
         }
@@ -68,7 +73,12 @@ impl Ctx {
 
     /// Gives back the staging folder once every stage has finished.
     pub fn into_stage(self) -> Stage {
-        self.stage
+        self.committer.close();
+        self.stage.release_index();
+        let Ctx { stage, .. } = self;
+        Arc::try_unwrap(stage).unwrap_or_else(|_| {
+            panic!("the staging folder is still shared after the commit thread stopped")
+        })
     }
 
     /// Sends an event to the observer.
@@ -250,7 +260,7 @@ impl Ctx {
     }
 }
 
-/// Journals and stages one object on a blocking thread, then records its outcome. `entry`
+/// Journals and stages one object (through the committer), then records its outcome. `entry`
 /// carries the name, outcome, notes, findings and principals.
 pub async fn commit(
     ctx: &Arc<Ctx>,
@@ -259,27 +269,29 @@ pub async fn commit(
     entry: DoneEntry,
     resource: Resource,
 ) {
-    let c = Arc::clone(ctx);
-    let e = entry.clone();
-    let result = tokio::task::spawn_blocking(move || c.stage.commit(&e, resource)).await;
-    match result {
-        Ok(Ok(())) => {
+    match ctx
+        .committer
+        .submit(Item::Object(Box::new((entry.clone(), resource))))
+        .await
+    {
+        Ok(()) => {
             ctx.findings(&entry.findings);
             ctx.reference_principals(&entry.principals);
             ctx.outcome(kind, &source_id, &entry, false);
         }
-        Ok(Err(e)) => {
-            let why = format!("staging failed: {}", reason(&e));
-            if matches!(e, ExportError::Io { .. } | ExportError::Journal(_)) {
-                ctx.set_fatal(e);
+        Err(e) => {
+            if e.fatal {
+                ctx.set_fatal(ExportError::Internal(format!(
+                    "staging failed: {}",
+                    e.message
+                )));
             }
-            ctx.failed(kind, &entry.name, &source_id, why);
+            ctx.failed(
+                kind,
+                &entry.name,
+                &source_id,
+                format!("staging failed: {}", e.message),
+            );
         }
-        Err(join) => ctx.failed(
-            kind,
-            &entry.name,
-            &source_id,
-            format!("staging failed: {join}"),
-        ),
     }
 }

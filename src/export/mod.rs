@@ -168,7 +168,7 @@ pub async fn export(
         opts,
         stage,
         filter,
-        observer,
+        Arc::clone(&observer),
         report,
     ));
     if ctx.stage.builder().is_some() {
@@ -196,9 +196,11 @@ pub async fn export(
         Some(builder) => {
             let r = report.clone();
             tokio::task::spawn_blocking(move || -> Result<(), ExportError> {
+                let t0 = std::time::Instant::now();
                 builder.add_tag_file(REPORT_JSON, &r.to_json())?;
                 builder.add_tag_file(REPORT_MD, r.to_markdown().as_bytes())?;
                 builder.finalize()?;
+                tracing::info!(target: "dbxport::export", secs = t0.elapsed().as_secs_f64(), "bag finalized");
                 Ok(())
             })
             .await
@@ -217,15 +219,19 @@ pub async fn export(
     };
     let bag_dir = stage.bag_dir().to_path_buf();
     let out = output.clone();
+    observer.event(Event::Phase("packing and verifying the bundle".into()));
     let packed = tokio::task::spawn_blocking(move || {
-        pack(
+        let t0 = std::time::Instant::now();
+        let r = pack(
             &bag_dir,
             &out,
             &PackOptions {
                 envelope,
                 replace: false,
             },
-        )
+        );
+        tracing::info!(target: "dbxport::export", secs = t0.elapsed().as_secs_f64(), "bundle packed and verified");
+        r
     })
     .await
     .map_err(|e| ExportError::Internal(e.to_string()))?

@@ -58,13 +58,15 @@ async fn list_folder(ctx: &Arc<Ctx>, path: &str) -> Result<Vec<ObjectInfo>, Stri
     }
     match ctx.client.workspace().list(path).await {
         Ok(entries) => {
-            let c = Arc::clone(ctx);
-            let p = path.to_string();
-            let e = entries.clone();
-            match tokio::task::spawn_blocking(move || c.stage.record_listing(&p, &e)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(err)) => ctx.set_fatal(err),
-                Err(join) => return Err(join.to_string()),
+            let item = super::stage::Item::Listing(path.to_string(), entries.clone());
+            if let Err(e) = ctx.committer.submit(item).await {
+                if e.fatal {
+                    ctx.set_fatal(super::ExportError::Internal(format!(
+                        "journaling the listing of {path}: {}",
+                        e.message
+                    )));
+                }
+                return Err(e.message);
             }
             Ok(entries)
         }
