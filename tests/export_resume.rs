@@ -28,7 +28,6 @@ fn args<'a>(bundle: &'a str, recipient: &'a str) -> Vec<&'a str> {
     ]
 }
 
-
 /// Kinds of the records the interrupted run had staged.
 fn staged_kinds(partial: &Path) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
@@ -47,7 +46,9 @@ fn staged_kinds(partial: &Path) -> BTreeMap<String, u64> {
                 continue;
             }
             // A record is written under a temporary name and renamed: a .json is complete.
-            let Ok(bytes) = std::fs::read(&p) else { continue };
+            let Ok(bytes) = std::fs::read(&p) else {
+                continue;
+            };
             let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
             *out.entry(v["kind"].as_str().unwrap().to_string())
                 .or_default() += 1;

@@ -224,7 +224,15 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         }
     };
     if args.common.json {
-        print_json(&serde_json::json!({ "plan": plan, "report": report }))?;
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            plan: &'a dbxport::import::Plan,
+            report: &'a dbxport::import::ImportReport,
+        }
+        print_json(&Out {
+            plan: &plan,
+            report: &report,
+        })?;
     } else if report.refused {
         eprint!("{}", render_plan(&plan, false));
         eprintln!("dbxport: import refused; nothing was written");

@@ -188,7 +188,8 @@ enum Msg {
 }
 
 /// Appends to a journal from a thread of its own, so that steps never wait for a disk sync
-/// except when they must (an intent recorded before its request).
+/// except when they must (an intent recorded before its request). Lines that queue up while
+/// a sync is in progress are written together with one sync.
 pub struct Ledger {
     tx: Option<mpsc::Sender<Msg>>,
     thread: Option<JoinHandle<(Journal, Option<JournalError>)>>,
@@ -202,18 +203,33 @@ impl Ledger {
             .name("dbxport-journal".into())
             .spawn(move || {
                 let mut failed: Option<JournalError> = None;
-                while let Ok(Msg::Record(key, data, ack)) = rx.recv() {
+                // Group commit: every line waiting when the disk is free goes out with one sync,
+                // so journaling keeps up with any request rate.
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < 4096 {
+                        match rx.try_recv() {
+                            Ok(m) => batch.push(m),
+                            Err(_) => break,
+                        }
+                    }
+                    let mut lines = Vec::with_capacity(batch.len());
+                    let mut acks = Vec::new();
+                    for Msg::Record(key, data, ack) in batch {
+                        lines.push((key, data));
+                        acks.extend(ack);
+                    }
                     let r = if failed.is_some() {
                         Err("an earlier journal write failed".to_string())
                     } else {
-                        journal.record(&key, &data).map_err(|e| {
+                        journal.record_batch(&lines).map_err(|e| {
                             let text = e.to_string();
                             failed = Some(e);
                             text
                         })
                     };
-                    if let Some(ack) = ack {
-                        let _ = ack.send(r);
+                    for ack in acks {
+                        let _ = ack.send(r.clone());
                     }
                 }
                 (journal, failed)

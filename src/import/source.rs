@@ -29,6 +29,23 @@ pub const MAX_IMPORT_BYTES: u64 = 10 * 1024 * 1024;
 /// The largest JSON payload (job, permissions, grants) read into memory.
 const MAX_JSON_BYTES: u64 = 64 << 20;
 
+/// True for kinds whose primary stored file is JSON the importer reads whole.
+fn has_json(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Repo
+            | Kind::Job
+            | Kind::Permissions
+            | Kind::HiveGrants
+            | Kind::UcGrants
+            | Kind::Cluster
+            | Kind::InstancePool
+            | Kind::ClusterPolicy
+            | Kind::Warehouse
+            | Kind::Mount
+    )
+}
+
 /// A workspace folder.
 #[derive(Debug, Clone)]
 pub struct SrcDirectory {
@@ -243,12 +260,19 @@ impl SourceBundle {
                 problems,
             });
         }
-        let inv = bundle.inventory().clone();
+        let inv = bundle.inventory();
+        let (bundle_id, source_host, source_workspace_id, unknown, count) = (
+            inv.bundle_id.clone(),
+            inv.source.host.clone(),
+            inv.source.workspace_id.clone(),
+            inv.opaque.clone(),
+            inv.records.len(),
+        );
         let mut s = SourceBundle {
             path: path.to_path_buf(),
-            bundle_id: inv.bundle_id.clone(),
-            source_host: inv.source.host.clone(),
-            source_workspace_id: inv.source.workspace_id.clone(),
+            bundle_id,
+            source_host,
+            source_workspace_id,
             directories: Vec::new(),
             objects: Vec::new(),
             repos: Vec::new(),
@@ -260,11 +284,28 @@ impl SourceBundle {
             uc_grants: Vec::new(),
             models: Vec::new(),
             references: References::default(),
-            unknown: inv.opaque.clone(),
+            unknown,
             bundle: Arc::new(Mutex::new(bundle)),
         };
-        for r in &inv.records {
-            s.add_record(r)?;
+        // In batches: the JSON payloads of a batch are read first and parsed after, so the
+        // reader's large transient buffers do not interleave with the long-lived parsed
+        // records (which fragments the heap badly); the inventory is never copied whole.
+        const BATCH: usize = 512;
+        let mut start = 0;
+        while start < count {
+            let end = (start + BATCH).min(count);
+            let batch: Vec<Record> = s.lock().inventory().records[start..end].to_vec();
+            let mut raw: Vec<Option<Vec<u8>>> = Vec::with_capacity(batch.len());
+            for r in &batch {
+                raw.push(match (r.kind, r.stored.first()) {
+                    (k, Some(stored)) if has_json(k) => Some(s.read(stored, MAX_JSON_BYTES)?),
+                    _ => None,
+                });
+            }
+            for (r, bytes) in batch.iter().zip(raw) {
+                s.add_record(r, bytes)?;
+            }
+            start = end;
         }
         Ok(s)
     }
@@ -291,26 +332,35 @@ impl SourceBundle {
         crate::model::job::source_tag_value(ws, job_id)
     }
 
-    fn json<T: DeserializeOwned>(&self, r: &Record) -> Result<T, ImportError> {
-        let stored = r.stored.first().ok_or_else(|| ImportError::Record {
-            record: format!("{} {}", r.kind, r.name),
-            message: "has no stored file".into(),
-        })?;
-        let bytes = self.read(stored, MAX_JSON_BYTES)?;
-        serde_json::from_slice(&bytes).map_err(|e| ImportError::Record {
+    fn json<T: DeserializeOwned>(
+        &self,
+        r: &Record,
+        bytes: &Option<Vec<u8>>,
+    ) -> Result<T, ImportError> {
+        let (Some(stored), Some(bytes)) = (r.stored.first(), bytes) else {
+            return Err(ImportError::Record {
+                record: format!("{} {}", r.kind, r.name),
+                message: "has no stored file".into(),
+            });
+        };
+        serde_json::from_slice(bytes).map_err(|e| ImportError::Record {
             record: format!("{} {}", r.kind, r.name),
             message: format!("{stored} is not the JSON the format defines: {e}"),
         })
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Bundle> {
+        self.bundle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Reads a stored file (digest-checked), at most `cap` bytes.
     pub fn read(&self, stored: &str, cap: u64) -> Result<Vec<u8>, ImportError> {
-        let mut b = self.bundle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut b = self.lock();
         b.read_payload(stored, cap)
             .map_err(|e| bundle_problem(&self.path, e))
     }
 
-    fn add_record(&mut self, r: &Record) -> Result<(), ImportError> {
+    fn add_record(&mut self, r: &Record, raw: Option<Vec<u8>>) -> Result<(), ImportError> {
         let meta_i64 = |k: &str| {
             r.meta.get(k).and_then(|v| {
                 v.as_i64()
@@ -353,7 +403,7 @@ impl SourceBundle {
                 });
             }
             Kind::Repo => {
-                let mut repo: Repo = self.json(r)?;
+                let mut repo: Repo = self.json(r, &raw)?;
                 if repo.path.is_none() {
                     repo.path = Some(r.name.clone());
                 }
@@ -431,11 +481,11 @@ impl SourceBundle {
                 });
             }
             Kind::Job => {
-                let job: Job = self.json(r)?;
+                let job: Job = self.json(r, &raw)?;
                 self.jobs.push(job);
             }
             Kind::Permissions => {
-                let permissions: ObjectPermissions = self.json(r)?;
+                let permissions: ObjectPermissions = self.json(r, &raw)?;
                 let request_object_type = r
                     .meta_str("request_object_type")
                     .map(str::to_string)
@@ -457,7 +507,7 @@ impl SourceBundle {
                 });
             }
             Kind::HiveGrants => {
-                let grants: Vec<HiveGrant> = self.json(r)?;
+                let grants: Vec<HiveGrant> = self.json(r, &raw)?;
                 let object_type = r
                     .meta_str("object_type")
                     .and_then(HiveObjectType::parse)
@@ -478,17 +528,17 @@ impl SourceBundle {
                 });
             }
             Kind::UcGrants => {
-                let g: UcGrants = self.json(r)?;
+                let g: UcGrants = self.json(r, &raw)?;
                 self.uc_grants.push(g);
             }
             Kind::RegisteredModel | Kind::ModelVersion | Kind::ModelArtifact => {
                 self.models.push(r.clone())
             }
-            Kind::Cluster => self.references.clusters.push(self.json(r)?),
-            Kind::InstancePool => self.references.pools.push(self.json(r)?),
-            Kind::ClusterPolicy => self.references.policies.push(self.json(r)?),
-            Kind::Warehouse => self.references.warehouses.push(self.json(r)?),
-            Kind::Mount => self.references.mounts.push(self.json(r)?),
+            Kind::Cluster => self.references.clusters.push(self.json(r, &raw)?),
+            Kind::InstancePool => self.references.pools.push(self.json(r, &raw)?),
+            Kind::ClusterPolicy => self.references.policies.push(self.json(r, &raw)?),
+            Kind::Warehouse => self.references.warehouses.push(self.json(r, &raw)?),
+            Kind::Mount => self.references.mounts.push(self.json(r, &raw)?),
             Kind::Principal => self.references.principals.push(SrcPrincipal {
                 principal_type: r.meta_str("principal_type").unwrap_or("user").to_string(),
                 name: r.name.clone(),
