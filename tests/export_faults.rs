@@ -47,7 +47,7 @@ fn faults_leave_the_payload_unchanged() {
         error_rate: 0.10,
         error_statuses: vec![503, 500],
         drop_rate: 0.04,
-        rate_limits: BTreeMap::from([("permissions".to_string(), 15.0)]),
+        rate_limits: BTreeMap::from([("permissions".to_string(), 8.0)]),
         seed: 11,
         ..FaultConfig::default()
     })

@@ -3,9 +3,9 @@
 //!
 //! * bounded, adaptive concurrency ([`super::limiter`]): 429/503 halve the permitted
 //!   concurrency for the whole client and pause it for `Retry-After`, recovery is additive;
-//! * a learned request rate per API family ([`super::pacer`]): after 429s, requests of that
-//!   family are spaced at just under the rate the workspace let through, so a long run settles
-//!   at its rate limit instead of alternating bursts and pauses;
+//! * a learned request rate ([`super::pacer`]): after 429s, requests to the workspace are
+//!   spaced at just under the rate it let through, so a long run settles at its rate limit
+//!   instead of alternating bursts and pauses;
 //! * retries within an overall time budget (default 300 s):
 //!   - **every** call is retried on 429 and 503 (the server did not process it), after
 //!     `Retry-After` (integer seconds, 1 s when absent), and on connection failures before
@@ -32,7 +32,7 @@
 use super::auth::Auth;
 use super::error::{describe_reqwest, ApiError, ClientError};
 use super::limiter::Limiter;
-use super::pacer::{self, Pacer};
+use super::pacer::Pacer;
 use super::stats::{Counters, Stats};
 use super::stream::ByteStream;
 use bytes::Bytes;
@@ -355,15 +355,6 @@ impl Call {
         }
     }
 
-    /// The API family rate limits apply to (see [`super::pacer::family`]).
-    fn family(&self) -> &str {
-        if self.absolute {
-            "external"
-        } else {
-            pacer::family(&self.path)
-        }
-    }
-
     fn idempotent(&self) -> bool {
         matches!(self.retry, Retry::Idempotent | Retry::Safe)
     }
@@ -679,7 +670,10 @@ impl Transport {
                 None
             };
             let slot = inner.limiter.acquire().await;
-            inner.pacer.wait(call.family()).await;
+            // Only the workspace is paced; external hosts (signed URLs) have limits of their own.
+            if !call.absolute {
+                inner.pacer.wait().await;
+            }
             let epoch = slot.epoch;
             let request = self.build(call, auth, mode).await?;
             inner.counters.request(&call.counter_key());
@@ -732,7 +726,9 @@ impl Transport {
             let failure = match result {
                 Ok(o) => {
                     inner.limiter.on_success();
-                    inner.pacer.on_success(call.family());
+                    if !call.absolute {
+                        inner.pacer.on_success();
+                    }
                     tracing::debug!(target: "dbxport::client", call = %describe, attempt, ms = t0.elapsed().as_millis() as u64, "ok");
                     return Ok(o);
                 }
@@ -785,8 +781,8 @@ impl Transport {
                     let after = e.retry_after.unwrap_or(super::error::DEFAULT_RETRY_AFTER);
                     let counted = self.inner.limiter.on_throttle(epoch, after);
                     // A rate limit (429) teaches a rate; overload (503) does not.
-                    if counted && e.status == 429 {
-                        self.inner.pacer.on_throttle(call.family());
+                    if counted && e.status == 429 && !call.absolute {
+                        self.inner.pacer.on_throttle();
                     }
                     let jitter = Duration::from_millis(rand::random::<u64>() % 100);
                     return (
