@@ -8,6 +8,9 @@
 //! * [`client`] — the Databricks REST client: config and auth, transport, one module per API;
 //! * [`emulator`] — a Databricks-compatible server for tests, demos and rehearsals;
 //! * [`export`] and [`import`] — the two pipelines between a workspace and a bundle.
+//! * [`models`] — ML models (registry, versions, artifacts) between a registry and a bundle,
+//!   used by both pipelines and by `dbxport models`;
+//! * [`journal`] — the append-only journal that makes export and import resumable.
 //!
 //! The binary (`src/main.rs`, `src/cli/`) is a thin layer of argument parsing and output.
 

@@ -11,7 +11,7 @@
 //!   `<output>.partial/` ([`stage`]); secret values are sealed in memory first. An interrupted
 //!   run continues with `--resume` and fetches nothing it already holds.
 //! * **Pack.** The report ([`report`]) goes into the bag as tag files, the bag is finalized and
-//!   packed; [`crate::bundle::pack`] verifies the zip before renaming it to the output path.
+//!   packed; [`crate::bundle::pack()`] verifies the zip before renaming it to the output path.
 //!
 //! Every object found ends up exported, or in the report with the reason it was not.
 //! This module must not import `emulator` or `import`.

@@ -19,7 +19,7 @@
 //! journal sync per object would cap an export at the disk's sync rate, far below the rate
 //! limits of a workspace.
 //!
-//! The output path only ever receives a complete bundle: [`crate::bundle::pack`] verifies the
+//! The output path only ever receives a complete bundle: [`crate::bundle::pack()`] verifies the
 //! zip it wrote under a temporary name before renaming it into place; then the staging folder
 //! is removed.
 

@@ -2,11 +2,11 @@
 //!
 //! * [`source`] opens a bundle, verifies every byte of it and reads its records;
 //! * [`target`] reads what the target workspace already holds, with few calls;
-//! * [`plan`] decides, per object, what import would do: create, update, leave unchanged, skip
+//! * [`mod@plan`] decides, per object, what import would do: create, update, leave unchanged, skip
 //!   or refuse — and writes nothing;
 //! * [`apply`] carries a plan out in dependency order, journaling each finished step so that
 //!   an interrupted run can be finished with `--resume`;
-//! * [`diff`] compares a target with a bundle after a migration;
+//! * [`mod@diff`] compares a target with a bundle after a migration;
 //! * [`report`] holds what the commands print;
 //! * [`mapping`] and [`remap`] turn source names and ids into target ones;
 //! * [`principals`], [`acl`], [`grants`] and [`compare`] hold the rules each kind follows.
