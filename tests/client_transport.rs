@@ -260,25 +260,67 @@ async fn the_retry_budget_ends_retries_and_names_the_call() {
     assert!(msg.contains("503"), "{msg}");
     assert!(count(&s) >= 2);
 
-    // Nothing listening: connection refused, retried until the budget is spent.
+    // Nothing listening from the start: a wrong host, given up after three attempts with a
+    // hint, long before the budget is spent.
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
     let mut o = fast();
-    o.retry_budget = Duration::from_millis(300);
+    o.retry_budget = Duration::from_secs(60);
     let c = client(&format!("http://127.0.0.1:{port}"), o);
+    let t0 = Instant::now();
     let err = c.transport().send(post()).await.unwrap_err();
+    assert!(t0.elapsed() < Duration::from_secs(5));
     let msg = err.to_string();
     assert!(
-        msg.starts_with("POST /api/2.0/jobs/create name=n: gave up after"),
+        matches!(err, ClientError::Unreachable { attempts: 3, .. }),
         "{msg}"
     );
-    assert!(msg.contains("cannot connect"), "{msg}");
     assert!(
-        c.stats().requests >= 2,
+        msg.starts_with("POST /api/2.0/jobs/create name=n: cannot connect"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("hint: nothing answered at http://127.0.0.1:"),
+        "{msg}"
+    );
+    assert_eq!(
+        c.stats().requests,
+        3,
         "a refused connect is retried even for a POST"
     );
+}
+
+#[tokio::test]
+async fn a_workspace_that_answered_once_is_waited_for_until_the_budget() {
+    // One answer, then the listener is gone: connections are refused from then on.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (mut sock, _) = l.accept().await.unwrap();
+        let mut buf = vec![0u8; 65536];
+        let mut got = Vec::new();
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            match sock.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(k) => got.extend_from_slice(&buf[..k]),
+            }
+        }
+        let _ = sock
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+            .await;
+        // `l` is dropped here: nothing listens any more.
+    });
+    let mut o = fast();
+    o.retry_budget = Duration::from_millis(400);
+    let c = client(&url, o);
+    c.transport().send(get()).await.unwrap();
+    let err = c.transport().send(get()).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, ClientError::RetriesExhausted { .. }), "{msg}");
+    assert!(msg.contains("cannot connect"), "{msg}");
+    assert!(c.stats().requests > 4, "{}", c.stats().requests);
 }
 
 /// A raw server: the first `drops` connections are closed after reading the request, without

@@ -433,6 +433,18 @@ pub enum ClientError {
         /// The decoder's complaint (never the body).
         message: String,
     },
+    /// The workspace never answered: every attempt to connect failed before any request of
+    /// this client had reached it, which points at a wrong host or a blocked network rather
+    /// than a passing outage, so the client gives up after a few attempts.
+    #[error("{last}\nhint: nothing answered at {host} ({attempts} attempts); check the host (--host, DATABRICKS_HOST or the profile's host) and this machine's network (proxy, VPN, firewall)")]
+    Unreachable {
+        /// The workspace URL.
+        host: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last attempt's error.
+        last: Box<ClientError>,
+    },
     /// The retry budget ran out; `last` is the final attempt's error.
     #[error("{call}: gave up after {attempts} attempts in {:.1} s (retry budget {:.0} s): {last}", elapsed.as_secs_f64(), budget.as_secs_f64())]
     RetriesExhausted {

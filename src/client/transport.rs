@@ -14,6 +14,9 @@
 //!     retried on other 5xx answers, SDK transient messages, timeouts and connections dropped
 //!     mid-request, with exponential backoff and jitter;
 //!   - nothing is retried on 401/403 or other 4xx: a refused token fails after one request.
+//!   - a workspace that has never answered (connections refused, or its name unresolvable,
+//!     from the first request on) is given up after three attempts: a wrong host is reported
+//!     in seconds, not after the whole budget.
 //! * per-request timeouts (default 60 s; streamed bodies use an idle timeout instead, so a
 //!   multi-GiB download is not cut off), and downloads resumed with `Range` requests when
 //!   their connection drops mid-body;
@@ -42,6 +45,7 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -391,6 +395,9 @@ enum Failure {
 struct Inner {
     http: reqwest::Client,
     host: String,
+    /// True once the workspace has answered anything: from then on a refused connection is
+    /// an outage to wait out, before it a sign of a wrong host (see [`UNREACHED_ATTEMPTS`]).
+    reached: AtomicBool,
     auth: Auth,
     limiter: Arc<Limiter>,
     pacer: Pacer,
@@ -439,6 +446,7 @@ impl Transport {
             inner: Arc::new(Inner {
                 http,
                 host: host.to_string(),
+                reached: AtomicBool::new(false),
                 auth,
                 limiter: Limiter::new(options.concurrency),
                 pacer: Pacer::default(),
@@ -681,6 +689,9 @@ impl Transport {
             let result = match inner.http.execute(request).await {
                 Err(e) => Err(Failure::Send(e)),
                 Ok(resp) => {
+                    if !call.absolute {
+                        inner.reached.store(true, Ordering::Relaxed);
+                    }
                     let status = resp.status();
                     if is_private_link_redirect(resp.url()) {
                         Err(Failure::Api(ApiError {
@@ -735,6 +746,17 @@ impl Transport {
                 Err(f) => f,
             };
             let (err, wait) = self.decide(call, &describe, failure, attempt, epoch);
+            if matches!(err, ClientError::Transport { connect: true, .. })
+                && !call.absolute
+                && attempt >= UNREACHED_ATTEMPTS
+                && !inner.reached.load(Ordering::Relaxed)
+            {
+                return Err(ClientError::Unreachable {
+                    host: inner.host.clone(),
+                    attempts: attempt,
+                    last: Box::new(err),
+                });
+            }
             let Some(wait) = wait else {
                 tracing::debug!(target: "dbxport::client", call = %describe, attempt, error = %err, "failed");
                 return Err(err);
@@ -836,6 +858,11 @@ fn is_private_link_redirect(url: &reqwest::Url) -> bool {
 
 /// How often one download is resumed after its connection drops.
 const MAX_RESUMES: u32 = 5;
+
+/// Connection attempts to a workspace that has never answered before the client gives up
+/// (with backoff, a few seconds): a host refused or unresolvable from the very first request
+/// is most likely wrong, and waiting out the whole retry budget only delays saying so.
+const UNREACHED_ATTEMPTS: u32 = 3;
 
 type BodyStream =
     std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Bytes>> + Send>>;

@@ -79,7 +79,7 @@ impl ModelsError {
 pub fn stops_run(e: &ClientError) -> bool {
     match e {
         _ if e.is_auth_failure() => true,
-        ClientError::Transport { .. } => true,
+        ClientError::Transport { .. } | ClientError::Unreachable { .. } => true,
         ClientError::RetriesExhausted { last, .. } => match last.as_ref() {
             ClientError::Transport { .. } => true,
             other => other
