@@ -1,16 +1,16 @@
-//! MLflow model registry and artifacts (`/api/2.0/mlflow/*`, `/api/2.0/mlflow-artifacts/*`):
-//! registered models and versions (search, get in both flavours, create, update, delete, tags,
-//! aliases, stage transitions), artifact listings (paged) and artifact downloads as byte
-//! streams (signed URIs, the MLflow artifact proxy), plus the experiment and run calls a
-//! replay needs to give new versions a source.
+//! Databricks-only MLflow calls on a workspace client: the Databricks flavour of a registered
+//! model (the id its permissions are addressed by), a version's artifact listing through the
+//! registry, and artifact downloads through signed URIs, plus a paged model search.
+//!
+//! Everything else the registry needs — on a workspace or on an open-source MLflow server —
+//! lives in [`crate::models::registry::Registry`], which works for both.
 
 use super::stream::ByteStream;
 use super::transport::Call;
-use super::{check_page, encode_path, Client, ClientError};
-use crate::model::mlflow::{FileInfo, ModelVersion, RegisteredModel};
-use crate::model::KeyValue;
+use super::{check_page, Client, ClientError};
+use crate::model::mlflow::{FileInfo, RegisteredModel};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::HashSet;
 
 /// MLflow API calls.
@@ -28,27 +28,6 @@ pub struct DatabricksModel {
     pub permission_level: Option<String>,
     /// The model.
     pub model: RegisteredModel,
-}
-
-/// A model version to create.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct CreateVersion {
-    /// Model name.
-    pub name: String,
-    /// Artifact source URI.
-    pub source: String,
-    /// Run id.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub run_id: Option<String>,
-    /// Run link.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub run_link: Option<String>,
-    /// Description.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// Tags.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tags: Vec<KeyValue>,
 }
 
 /// An artifact listing page set.
@@ -76,34 +55,10 @@ pub struct Experiment {
     pub lifecycle_stage: Option<String>,
 }
 
-/// A run's identity.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunInfo {
-    /// Run id.
-    pub run_id: String,
-    /// Experiment.
-    #[serde(default)]
-    pub experiment_id: String,
-    /// Where its artifacts live.
-    #[serde(default)]
-    pub artifact_uri: String,
-    /// Status.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
-}
-
 #[derive(Deserialize)]
 struct ModelsPage {
     #[serde(default)]
     registered_models: Vec<RegisteredModel>,
-    #[serde(default)]
-    next_page_token: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct VersionsPage {
-    #[serde(default)]
-    model_versions: Vec<ModelVersion>,
     #[serde(default)]
     next_page_token: Option<String>,
 }
@@ -116,16 +71,6 @@ struct FilesPage {
     files: Vec<FileInfo>,
     #[serde(default)]
     next_page_token: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ModelEnvelope {
-    registered_model: RegisteredModel,
-}
-
-#[derive(Deserialize)]
-struct VersionEnvelope {
-    model_version: ModelVersion,
 }
 
 #[derive(Deserialize)]
@@ -143,10 +88,6 @@ struct SignedHeader {
 
 fn model_obj(name: &str) -> String {
     format!("model={name}")
-}
-
-fn version_obj(name: &str, version: &str) -> String {
-    format!("model={name} version={version}")
 }
 
 impl<'a> MlflowApi<'a> {
@@ -200,20 +141,6 @@ impl<'a> MlflowApi<'a> {
         .await
     }
 
-    /// One model (OSS flavour, `registered-models/get`).
-    pub async fn get_model(&self, name: &str) -> Result<RegisteredModel, ClientError> {
-        let r: ModelEnvelope = self
-            .c
-            .transport()
-            .json(
-                Call::get("/api/2.0/mlflow/registered-models/get")
-                    .query("name", name)
-                    .object(model_obj(name)),
-            )
-            .await?;
-        Ok(r.registered_model)
-    }
-
     /// One model (Databricks flavour), with the id its permissions are addressed by.
     pub async fn get_model_databricks(&self, name: &str) -> Result<DatabricksModel, ClientError> {
         let call = Call::get("/api/2.0/mlflow/databricks/registered-models/get")
@@ -245,282 +172,6 @@ impl<'a> MlflowApi<'a> {
             permission_level,
             model,
         })
-    }
-
-    /// Creates a model.
-    pub async fn create_model(
-        &self,
-        name: &str,
-        description: Option<&str>,
-        tags: &[KeyValue],
-    ) -> Result<RegisteredModel, ClientError> {
-        let mut body = json!({ "name": name });
-        if let Some(d) = description {
-            body["description"] = json!(d);
-        }
-        if !tags.is_empty() {
-            body["tags"] = json!(tags);
-        }
-        let r: ModelEnvelope = self
-            .c
-            .transport()
-            .json(
-                Call::post("/api/2.0/mlflow/registered-models/create")
-                    .json(&body)
-                    .object(model_obj(name)),
-            )
-            .await?;
-        Ok(r.registered_model)
-    }
-
-    /// Sets a model's description (safe to replay).
-    pub async fn update_model(&self, name: &str, description: &str) -> Result<(), ClientError> {
-        self.c
-            .transport()
-            .send(
-                Call::patch("/api/2.0/mlflow/registered-models/update")
-                    .json(&json!({ "name": name, "description": description }))
-                    .safe_to_retry()
-                    .object(model_obj(name)),
-            )
-            .await
-    }
-
-    /// Deletes a model and its versions.
-    pub async fn delete_model(&self, name: &str) -> Result<(), ClientError> {
-        self.c
-            .transport()
-            .send(
-                Call::delete("/api/2.0/mlflow/registered-models/delete")
-                    .query("name", name)
-                    .object(model_obj(name)),
-            )
-            .await
-    }
-
-    /// Sets a model tag (safe to replay).
-    pub async fn set_model_tag(
-        &self,
-        name: &str,
-        key: &str,
-        value: &str,
-    ) -> Result<(), ClientError> {
-        self.c
-            .transport()
-            .send(
-                Call::post("/api/2.0/mlflow/registered-models/set-tag")
-                    .json(&json!({ "name": name, "key": key, "value": value }))
-                    .safe_to_retry()
-                    .object(format!("model={name} tag={key}")),
-            )
-            .await
-    }
-
-    /// Deletes a model tag.
-    pub async fn delete_model_tag(&self, name: &str, key: &str) -> Result<(), ClientError> {
-        self.c
-            .transport()
-            .send(
-                Call::delete("/api/2.0/mlflow/registered-models/delete-tag")
-                    .query("name", name)
-                    .query("key", key)
-                    .object(format!("model={name} tag={key}")),
-            )
-            .await
-    }
-
-    /// Points an alias at a version (safe to replay).
-    pub async fn set_alias(
-        &self,
-        name: &str,
-        alias: &str,
-        version: &str,
-    ) -> Result<(), ClientError> {
-        self.c
-            .transport()
-            .send(
-                Call::post("/api/2.0/mlflow/registered-models/alias")
-                    .json(&json!({ "name": name, "alias": alias, "version": version }))
-                    .safe_to_retry()
-                    .object(format!("model={name} alias={alias}")),
-            )
-            .await
-    }
-
-    /// Removes an alias.
-    pub async fn delete_alias(&self, name: &str, alias: &str) -> Result<(), ClientError> {
-        self.c
-            .transport()
-            .send(
-                Call::delete("/api/2.0/mlflow/registered-models/alias")
-                    .query("name", name)
-                    .query("alias", alias)
-                    .object(format!("model={name} alias={alias}")),
-            )
-            .await
-    }
-
-    /// Every version matching `filter` (e.g. `name='churn'`), all pages.
-    pub async fn search_versions(
-        &self,
-        filter: Option<&str>,
-    ) -> Result<Vec<ModelVersion>, ClientError> {
-        self.paged(
-            |t| {
-                Call::get("/api/2.0/mlflow/model-versions/search")
-                    .query("max_results", 1000)
-                    .query_opt("filter", filter)
-                    .query_opt("page_token", t)
-            },
-            |p: VersionsPage| (p.model_versions, p.next_page_token),
-        )
-        .await
-    }
-
-    /// One version.
-    pub async fn get_version(
-        &self,
-        name: &str,
-        version: &str,
-    ) -> Result<ModelVersion, ClientError> {
-        let r: VersionEnvelope = self
-            .c
-            .transport()
-            .json(
-                Call::get("/api/2.0/mlflow/model-versions/get")
-                    .query("name", name)
-                    .query("version", version)
-                    .object(version_obj(name, version)),
-            )
-            .await?;
-        Ok(r.model_version)
-    }
-
-    /// Creates a version.
-    pub async fn create_version(&self, req: &CreateVersion) -> Result<ModelVersion, ClientError> {
-        let r: VersionEnvelope = self
-            .c
-            .transport()
-            .json(
-                Call::post("/api/2.0/mlflow/model-versions/create")
-                    .json(req)
-                    .object(format!("model={} source={}", req.name, req.source)),
-            )
-            .await?;
-        Ok(r.model_version)
-    }
-
-    /// Sets a version's description (safe to replay).
-    pub async fn update_version(
-        &self,
-        name: &str,
-        version: &str,
-        description: &str,
-    ) -> Result<(), ClientError> {
-        self.c
-            .transport()
-            .send(
-                Call::patch("/api/2.0/mlflow/model-versions/update")
-                    .json(&json!({ "name": name, "version": version, "description": description }))
-                    .safe_to_retry()
-                    .object(version_obj(name, version)),
-            )
-            .await
-    }
-
-    /// Deletes a version.
-    pub async fn delete_version(&self, name: &str, version: &str) -> Result<(), ClientError> {
-        self.c
-            .transport()
-            .send(
-                Call::delete("/api/2.0/mlflow/model-versions/delete")
-                    .query("name", name)
-                    .query("version", version)
-                    .object(version_obj(name, version)),
-            )
-            .await
-    }
-
-    /// Sets a version tag (safe to replay).
-    pub async fn set_version_tag(
-        &self,
-        name: &str,
-        version: &str,
-        key: &str,
-        value: &str,
-    ) -> Result<(), ClientError> {
-        self.c
-            .transport()
-            .send(
-                Call::post("/api/2.0/mlflow/model-versions/set-tag")
-                    .json(&json!({ "name": name, "version": version, "key": key, "value": value }))
-                    .safe_to_retry()
-                    .object(format!("model={name} version={version} tag={key}")),
-            )
-            .await
-    }
-
-    /// Deletes a version tag.
-    pub async fn delete_version_tag(
-        &self,
-        name: &str,
-        version: &str,
-        key: &str,
-    ) -> Result<(), ClientError> {
-        self.c
-            .transport()
-            .send(
-                Call::delete("/api/2.0/mlflow/model-versions/delete-tag")
-                    .query("name", name)
-                    .query("version", version)
-                    .query("key", key)
-                    .object(format!("model={name} version={version} tag={key}")),
-            )
-            .await
-    }
-
-    /// Moves a version to `stage` (`None`, `Staging`, `Production`, `Archived`) through the
-    /// OSS path, which both Databricks and the MLflow server serve (safe to replay).
-    pub async fn transition_stage(
-        &self,
-        name: &str,
-        version: &str,
-        stage: &str,
-        archive_existing_versions: bool,
-    ) -> Result<ModelVersion, ClientError> {
-        let r: VersionEnvelope = self
-            .c
-            .transport()
-            .json(
-                Call::post("/api/2.0/mlflow/model-versions/transition-stage")
-                    .json(&json!({
-                        "name": name,
-                        "version": version,
-                        "stage": stage,
-                        "archive_existing_versions": archive_existing_versions,
-                    }))
-                    .safe_to_retry()
-                    .object(format!("model={name} version={version} stage={stage}")),
-            )
-            .await?;
-        Ok(r.model_version)
-    }
-
-    /// Where a version's artifacts live.
-    pub async fn get_download_uri(&self, name: &str, version: &str) -> Result<String, ClientError> {
-        let call = Call::get("/api/2.0/mlflow/model-versions/get-download-uri")
-            .query("name", name)
-            .query("version", version)
-            .object(version_obj(name, version));
-        let describe = call.describe();
-        let r: Value = self.c.transport().json(call).await?;
-        r.get("artifact_uri")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| ClientError::Decode {
-                call: describe,
-                message: "no artifact_uri".into(),
-            })
     }
 
     /// One directory level of a version's artifacts (all pages), through the registry.
@@ -593,173 +244,5 @@ impl<'a> MlflowApi<'a> {
             }
         }
         self.c.transport().stream(call).await
-    }
-
-    /// One directory level of a run's artifacts (all pages).
-    pub async fn list_run_artifacts(
-        &self,
-        run_id: &str,
-        path: Option<&str>,
-    ) -> Result<ArtifactListing, ClientError> {
-        let root = std::sync::Mutex::new(None);
-        let files = self
-            .paged(
-                |t| {
-                    Call::get("/api/2.0/mlflow/artifacts/list")
-                        .query("run_id", run_id)
-                        .query_opt("path", path)
-                        .query_opt("page_token", t)
-                        .object(format!("run_id={run_id} path={}", path.unwrap_or("")))
-                },
-                |p: FilesPage| {
-                    if p.root_uri.is_some() {
-                        *root.lock().unwrap_or_else(|e| e.into_inner()) = p.root_uri;
-                    }
-                    (p.files, p.next_page_token)
-                },
-            )
-            .await?;
-        Ok(ArtifactListing {
-            root_uri: root.into_inner().unwrap_or_else(|e| e.into_inner()),
-            files,
-        })
-    }
-
-    /// One directory level of the MLflow server's artifact proxy (`mlflow-artifacts:/<path>`).
-    pub async fn proxy_list(&self, path: &str) -> Result<Vec<FileInfo>, ClientError> {
-        let r: FilesPage = self
-            .c
-            .transport()
-            .json(
-                Call::get("/api/2.0/mlflow-artifacts/artifacts")
-                    .query("path", path)
-                    .object(format!("path={path}")),
-            )
-            .await?;
-        Ok(r.files)
-    }
-
-    /// Downloads a file through the MLflow server's artifact proxy, as a stream.
-    pub async fn proxy_download(&self, path: &str) -> Result<ByteStream, ClientError> {
-        self.c
-            .transport()
-            .stream(
-                Call::get("/api/2.0/mlflow-artifacts/artifacts/{path}")
-                    .path(format!(
-                        "/api/2.0/mlflow-artifacts/artifacts/{}",
-                        encode_path(path.trim_start_matches('/'))
-                    ))
-                    .object(format!("path={path}")),
-            )
-            .await
-    }
-
-    /// Uploads a local file through the MLflow server's artifact proxy (overwrites; safe to
-    /// replay).
-    pub async fn proxy_upload(
-        &self,
-        path: &str,
-        local: std::path::PathBuf,
-    ) -> Result<(), ClientError> {
-        self.c
-            .transport()
-            .send(
-                Call::put("/api/2.0/mlflow-artifacts/artifacts/{path}")
-                    .path(format!(
-                        "/api/2.0/mlflow-artifacts/artifacts/{}",
-                        encode_path(path.trim_start_matches('/'))
-                    ))
-                    .file(local, "application/octet-stream")
-                    .safe_to_retry()
-                    .object(format!("path={path}")),
-            )
-            .await
-    }
-
-    /// The experiment of that name, or `None`.
-    pub async fn get_experiment_by_name(
-        &self,
-        name: &str,
-    ) -> Result<Option<Experiment>, ClientError> {
-        #[derive(Deserialize)]
-        struct R {
-            experiment: Experiment,
-        }
-        let r: Result<R, ClientError> = self
-            .c
-            .transport()
-            .json(
-                Call::get("/api/2.0/mlflow/experiments/get-by-name")
-                    .query("experiment_name", name)
-                    .object(format!("experiment={name}")),
-            )
-            .await;
-        match r {
-            Ok(r) => Ok(Some(r.experiment)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Creates an experiment; returns its id.
-    pub async fn create_experiment(&self, name: &str) -> Result<String, ClientError> {
-        let call = Call::post("/api/2.0/mlflow/experiments/create")
-            .json(&json!({ "name": name }))
-            .object(format!("experiment={name}"));
-        let describe = call.describe();
-        let r: Value = self.c.transport().json(call).await?;
-        r.get("experiment_id")
-            .and_then(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .or_else(|| v.as_i64().map(|i| i.to_string()))
-            })
-            .ok_or_else(|| ClientError::Decode {
-                call: describe,
-                message: "no experiment_id".into(),
-            })
-    }
-
-    /// Starts a run in an experiment.
-    pub async fn create_run(
-        &self,
-        experiment_id: &str,
-        run_name: Option<&str>,
-    ) -> Result<RunInfo, ClientError> {
-        #[derive(Deserialize)]
-        struct Run {
-            info: RunInfo,
-        }
-        #[derive(Deserialize)]
-        struct R {
-            run: Run,
-        }
-        let mut body = json!({ "experiment_id": experiment_id });
-        if let Some(n) = run_name {
-            body["run_name"] = json!(n);
-        }
-        let r: R = self
-            .c
-            .transport()
-            .json(
-                Call::post("/api/2.0/mlflow/runs/create")
-                    .json(&body)
-                    .object(format!("experiment_id={experiment_id}")),
-            )
-            .await?;
-        Ok(r.run.info)
-    }
-
-    /// Marks a run finished (`FINISHED`, `FAILED`, `KILLED`; safe to replay).
-    pub async fn finish_run(&self, run_id: &str, status: &str) -> Result<(), ClientError> {
-        self.c
-            .transport()
-            .send(
-                Call::post("/api/2.0/mlflow/runs/update")
-                    .json(&json!({ "run_id": run_id, "status": status }))
-                    .safe_to_retry()
-                    .object(format!("run_id={run_id}")),
-            )
-            .await
     }
 }

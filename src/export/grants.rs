@@ -11,7 +11,7 @@ use super::stage::DoneEntry;
 use crate::bundle::Resource;
 use crate::client::sql::{Statement, StatementResult};
 use crate::client::{Call, ClientError};
-use crate::model::grants::{quote_name, HiveGrant, HiveObjectType, UcGrants};
+use crate::model::grants::{quote_name, unquote_key, HiveGrant, HiveObjectType, UcGrants};
 use crate::model::Kind;
 use futures_util::stream::StreamExt;
 use serde::Deserialize;
@@ -21,29 +21,6 @@ use std::time::Duration;
 
 /// How long one `SHOW` statement may take (warehouses may need to start).
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// Parses an `objectKey` of `SHOW GRANTS` (`` `db`.`t` ``) into `db.t`.
-pub fn unquote_key(key: &str) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut cur = String::new();
-    let mut chars = key.chars().peekable();
-    let mut quoted = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '`' if quoted && chars.peek() == Some(&'`') => {
-                chars.next();
-                cur.push('`');
-            }
-            '`' => quoted = !quoted,
-            '.' if !quoted => parts.push(std::mem::take(&mut cur)),
-            c => cur.push(c),
-        }
-    }
-    if !cur.is_empty() || !parts.is_empty() {
-        parts.push(cur);
-    }
-    parts.join(".")
-}
 
 /// Parses the `objectType` column (`CATALOG$` on some runtimes).
 pub fn parse_object_type(s: &str) -> Option<HiveObjectType> {
