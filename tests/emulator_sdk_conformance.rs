@@ -54,17 +54,11 @@ fn python_sdk_conformance_suite_passes() {
     let mut cmd = Command::new(python);
     cmd.arg(common::repo_path("tests/sdk_conformance/run.py"))
         .args(["--host", source.url()])
-        .args(["--token", &seed_token("poc", ADMIN)])
         .args([
             "--client-id",
             oauth["client_id"].as_str().expect("client_id"),
         ])
-        .args([
-            "--client-secret",
-            oauth["client_secret"].as_str().expect("client_secret"),
-        ])
         .args(["--target-host", target.url()])
-        .args(["--target-token", &seed_token("empty", ADMIN)])
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("PYTHONUNBUFFERED", "1")
         .stdout(Stdio::piped())
@@ -75,6 +69,13 @@ fn python_sdk_conformance_suite_passes() {
             cmd.env_remove(&k);
         }
     }
+    // Credentials by environment, never on the command line.
+    cmd.env("CONFORMANCE_TOKEN", seed_token("poc", ADMIN))
+        .env(
+            "CONFORMANCE_CLIENT_SECRET",
+            oauth["client_secret"].as_str().expect("client_secret"),
+        )
+        .env("CONFORMANCE_TARGET_TOKEN", seed_token("empty", ADMIN));
     let child = cmd.spawn().expect("start the Python suite");
     let (status, stdout, stderr) = wait_with_timeout(child, SUITE_TIMEOUT);
     println!("{stdout}");

@@ -119,7 +119,7 @@ def unknown_endpoint(ctx: Ctx):
 @case("oauth m2m: WorkspaceClient(host, client_id, client_secret) gets a token and acts as the service principal")
 def oauth_m2m(ctx: Ctx):
     if not (ctx.client_id and ctx.client_secret):
-        raise Skip("no --client-id/--client-secret given")
+        raise Skip("no --client-id / CONFORMANCE_CLIENT_SECRET given")
     w = ctx.make_client(ctx.host, client_id=ctx.client_id, client_secret=ctx.client_secret)
     eq(w.config.auth_type, "oauth-m2m", "auth_type")
     tok = w.config.oauth_token()

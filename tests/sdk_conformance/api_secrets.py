@@ -86,7 +86,7 @@ def put(ctx: Ctx):
 @case("get (target workspace that allows it): string and bytes values come back byte for byte")
 def get_values(ctx: Ctx):
     if ctx.target is None:
-        raise Skip("no --target-host/--target-token (a workspace that allows secrets/get)")
+        raise Skip("no --target-host / CONFORMANCE_TARGET_TOKEN (a workspace that allows secrets/get)")
     t, sc = ctx.target, scope(ctx)
     t.secrets.create_scope(sc)
     t.secrets.put_secret(sc, "text", string_value="pässwörd with spaces")

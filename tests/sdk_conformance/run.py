@@ -2,9 +2,11 @@
 """Drives a dbxport emulator through every API it serves with the official `databricks-sdk`, and
 checks field by field what the SDK returns, including the exception classes it raises.
 
-    python tests/sdk_conformance/run.py --host http://127.0.0.1:PORT --token TOKEN \
-        [--client-id ID --client-secret SECRET] [--user-token TOKEN] \
-        [--target-host URL --target-token TOKEN] [--seed DIR] [--only FAMILY,...]
+    CONFORMANCE_TOKEN=TOKEN [CONFORMANCE_CLIENT_SECRET=SECRET] [CONFORMANCE_TARGET_TOKEN=TOKEN] \
+    python tests/sdk_conformance/run.py --host http://127.0.0.1:PORT [--client-id ID] \
+        [--user-token TOKEN] [--target-host URL] [--seed DIR] [--only FAMILY,...]
+
+Credentials are read from the environment, never the command line.
 
 The source emulator must be freshly started from `--seed` (default: fixtures/workspaces/poc),
 whose files say what it must serve. `--target-*` names a second emulator that allows
@@ -54,16 +56,21 @@ def make_client(host: str, **kw) -> WorkspaceClient:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--host", required=True)
-    ap.add_argument("--token", required=True, help="an admin token of the source emulator")
+    # Credentials come from the environment, never the command line, where other processes
+    # could read them: CONFORMANCE_TOKEN (an admin token of the source emulator),
+    # CONFORMANCE_CLIENT_SECRET and CONFORMANCE_TARGET_TOKEN.
     ap.add_argument("--client-id")
-    ap.add_argument("--client-secret")
     ap.add_argument("--user-token", help="an ordinary (non-admin) user's token; default: from the seed")
     ap.add_argument("--target-host")
-    ap.add_argument("--target-token")
     ap.add_argument("--seed", default=str(HERE.parent.parent / "fixtures" / "workspaces" / "poc"))
     ap.add_argument("--only", help="comma-separated families: " + ",".join(FAMILIES))
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args(argv)
+    a.token = os.environ.get("CONFORMANCE_TOKEN")
+    a.client_secret = os.environ.get("CONFORMANCE_CLIENT_SECRET")
+    a.target_token = os.environ.get("CONFORMANCE_TARGET_TOKEN")
+    if not a.token:
+        ap.error("set CONFORMANCE_TOKEN to an admin token of the source emulator")
 
     logging.basicConfig(level=logging.DEBUG if a.verbose else logging.ERROR)
     seed = seedmod.load(pathlib.Path(a.seed))
