@@ -392,3 +392,20 @@ fn every_command_explains_itself() {
         );
     }
 }
+
+#[test]
+fn a_reader_that_stops_early_gets_no_panic() {
+    // `dbxport inspect … | head -1`: the reader is gone before dbxport prints.
+    let mut child = Command::new(common::dbxport_bin())
+        .args(["inspect"])
+        .arg(common::repo_path("fixtures/bundles/golden-v1.zip"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(matches!(out.status.code(), Some(0) | Some(141)), "{out:?}");
+}

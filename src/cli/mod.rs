@@ -79,6 +79,7 @@ pub enum Command {
 
 /// Parses arguments, runs the command and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
     let result: anyhow::Result<u8> = match cli.command {
         Command::Emulator(args) => emulator::run(args),
@@ -101,4 +102,24 @@ pub fn main() -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// A reader that stops early (`dbxport inspect BUNDLE | head`) closes our standard output, and
+/// `println!` then panics. Exit quietly instead, with the status a Unix tool killed by SIGPIPE
+/// has (141), so pipelines behave as with any other command. Every other panic is reported as
+/// before.
+fn quiet_on_broken_pipe() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        report(info);
+    }));
 }
