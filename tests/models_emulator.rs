@@ -342,3 +342,58 @@ fn workspace_models_round_trip_through_dbfs_and_files_api() {
     ok(&r, "import via the Files API");
     check_against_fixture(&vol, DST_TOKEN);
 }
+
+/// Issue #9: an import that exits 0 under faults left its staged artifacts below
+/// dbfs:/dbxport/model-artifacts/ (the DBFS delete was neither retried nor reported). Faults
+/// on DBFS only — server errors and connections dropped after the change was applied — must
+/// leave nothing staged, and the models must be there.
+#[test]
+fn faults_on_dbfs_leave_no_staged_artifacts_behind() {
+    use dbxport::emulator::FaultConfig;
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path();
+    let src = emulator("poc", SRC_TOKEN);
+    let r = dbxport(
+        work,
+        &["models", "export", "--host", src.url(), "--out", "poc.zip"],
+        &[("DATABRICKS_TOKEN", SRC_TOKEN)],
+    );
+    ok(&r, "export");
+    let dst = Emulator::start_in_background(
+        EmulatorConfig::default()
+            .with_seed(common::repo_path("fixtures/workspaces/empty"))
+            .with_token(DST_TOKEN)
+            .with_faults(FaultConfig {
+                error_rate: 0.25,
+                error_statuses: vec![500],
+                drop_rate: 0.25,
+                drop_after_apply: true,
+                families: vec!["dbfs".into()],
+                seed: 9,
+                ..FaultConfig::default()
+            }),
+    )
+    .expect("start emulator");
+    let r = dbxport(
+        work,
+        &["models", "import", "poc.zip", "--host", dst.url(), "--json"],
+        &[("DATABRICKS_TOKEN", DST_TOKEN)],
+    );
+    ok(&r, "import under faults");
+    let rep = r.json();
+    let s = dst.stats();
+    assert!(s.injected_errors + s.dropped > 0, "no fault was injected");
+    dst.set_faults(FaultConfig::default()).unwrap();
+    check_against_fixture(&dst, DST_TOKEN);
+    let staged = api(
+        &dst,
+        DST_TOKEN,
+        "/api/2.0/dbfs/list?path=/dbxport/model-artifacts",
+    );
+    assert!(
+        staged["files"].as_array().is_none_or(|a| a.is_empty()),
+        "staged artifacts left in the target: {staged}\nreport: {rep:#}"
+    );
+    assert!(rep.get("staged_left").is_none(), "{rep:#}");
+    assert!(rep["warnings"].as_array().unwrap().is_empty(), "{rep:#}");
+}

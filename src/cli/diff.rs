@@ -31,7 +31,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let opener = args.keys.opener()?;
     let options = args.common.options(None)?;
     let client = args.common.client()?;
-    let source = match args.common.open(opener.as_ref()) {
+    let source = match args.common.open("diff", opener.as_ref()) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };

@@ -94,12 +94,13 @@ impl CommonArgs {
         Ok(client)
     }
 
-    /// Opens and verifies the bundle; `Err(code)` after printing why it cannot be used.
-    pub fn open(&self, opener: Option<&Opener>) -> Result<SourceBundle, u8> {
+    /// Opens and verifies the bundle; `Err(code)` after printing why it cannot be used,
+    /// naming `command` (`plan`, `import`, `diff`), the command that ran.
+    pub fn open(&self, command: &str, opener: Option<&Opener>) -> Result<SourceBundle, u8> {
         if !self.json && std::io::stderr().is_terminal() {
             eprintln!("dbxport: verifying {}", self.bundle.display());
         }
-        SourceBundle::open(&self.bundle, opener).map_err(|e| report_error("import", &e))
+        SourceBundle::open(&self.bundle, opener).map_err(|e| report_error(command, &e))
     }
 }
 
@@ -159,7 +160,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let opener = args.keys.opener()?;
     let options = args.common.options(Some(&args.behaviour))?;
     let client = args.common.client()?;
-    let source = match args.common.open(opener.as_ref()) {
+    let source = match args.common.open("import", opener.as_ref()) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };

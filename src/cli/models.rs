@@ -232,7 +232,7 @@ async fn export(a: ExportArgs) -> anyhow::Result<u8> {
         Ok(r) => r,
         Err(e) => {
             eprintln!(
-                "dbxport: {e}\nhint: the export stopped; {} keeps everything done so far: fix the cause, then run the same command with --resume",
+                "dbxport: models export: {e}\nhint: the export stopped; {} keeps everything done so far: fix the cause, then run the same command with --resume",
                 staging.display()
             );
             return Ok(EXIT_ERROR);
@@ -291,7 +291,7 @@ async fn import(a: ImportArgs) -> anyhow::Result<u8> {
     let bundle = match Bundle::open(&a.bundle, opener.as_ref()) {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("dbxport: bundle {}: {e}", a.bundle.display());
+            eprintln!("dbxport: models import: bundle {}: {e}", a.bundle.display());
             return Ok(EXIT_ERROR);
         }
     };
@@ -340,7 +340,7 @@ async fn import(a: ImportArgs) -> anyhow::Result<u8> {
                 ),
                 None => String::new(),
             };
-            eprintln!("dbxport: {e}{hint}");
+            eprintln!("dbxport: models import: {e}{hint}");
             return Ok(EXIT_ERROR);
         }
     };

@@ -40,7 +40,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let opener = args.keys.opener()?;
     let options = args.common.options(Some(&args.behaviour))?;
     let client = args.common.client()?;
-    let source = match args.common.open(opener.as_ref()) {
+    let source = match args.common.open("plan", opener.as_ref()) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };

@@ -894,6 +894,10 @@ pub struct TransportArgs {
     /// Seconds one HTTP request may take (default 60, or the profile's http_timeout_seconds).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub http_timeout: Option<u64>,
+    /// The largest API answer read into memory, in MiB (default 64); a larger one fails the
+    /// call. Streamed downloads (model artifacts, large files) are not limited.
+    #[arg(long, value_name = "MIB", env = "DBXPORT_MAX_RESPONSE_MB", value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub max_response_mb: Option<u64>,
 }
 
 #[cfg(test)]

@@ -262,7 +262,8 @@ impl<'a> DbfsApi<'a> {
             .await
     }
 
-    /// Deletes a file or (with `recursive`) a directory.
+    /// Deletes a file or (with `recursive`) a directory. Safe to replay: a retry after a lost
+    /// answer that finds the path gone counts as done.
     pub async fn delete(&self, path: &str, recursive: bool) -> Result<(), ClientError> {
         let path = strip_scheme(path);
         self.c
@@ -270,6 +271,7 @@ impl<'a> DbfsApi<'a> {
             .send(
                 Call::post("/api/2.0/dbfs/delete")
                     .json(&json!({ "path": path, "recursive": recursive }))
+                    .gone_means_done()
                     .object(format!("path={path}")),
             )
             .await

@@ -433,6 +433,25 @@ pub enum ClientError {
         /// The decoder's complaint (never the body).
         message: String,
     },
+    /// A 2xx answer that is an HTML page where JSON was asked for: a login page, a proxy's or
+    /// a portal's page. The host is not the Databricks API (or not only), so every call would
+    /// fail the same way; the run stops.
+    #[error("{host} answered with an HTML page, not the Databricks API: check the URL ({call})\nhint: give the workspace URL itself (https://<workspace>.cloud.databricks.com, https://adb-<id>.<n>.azuredatabricks.net, …) with --host, DATABRICKS_HOST or the profile's host; a proxy that answers with its own pages must let the API through")]
+    NotApi {
+        /// The call.
+        call: String,
+        /// The host that answered (scheme, host and port).
+        host: String,
+    },
+    /// An answer larger than the cap on what is read into memory: a host streaming without
+    /// end, or something that is not the Databricks API. Not retried; the run stops.
+    #[error("{call}: the answer is larger than {} MiB, the most dbxport reads into memory for one call; no Databricks API answer is that large, so the host is most likely not a Databricks workspace\nhint: check the URL (--host, DATABRICKS_HOST or the profile's host); if it is right, raise the limit with --max-response-mb or DBXPORT_MAX_RESPONSE_MB", limit.div_ceil(1 << 20))]
+    ResponseTooLarge {
+        /// The call.
+        call: String,
+        /// The cap, in bytes.
+        limit: u64,
+    },
     /// The workspace never answered: every attempt to connect failed before any request of
     /// this client had reached it, which points at a wrong host or a blocked network rather
     /// than a passing outage, so the client gives up after a few attempts.
@@ -537,13 +556,16 @@ impl ClientError {
         matches!(self, ClientError::TooLarge(_)) || self.api().is_some_and(ApiError::is_too_large)
     }
 
-    /// True when the credentials were refused or could not be obtained: the whole run should
-    /// stop rather than fail object by object.
+    /// True when the credentials were refused or could not be obtained, or the host is not
+    /// the API at all (it answers with HTML pages, or without end): the whole run should stop
+    /// rather than fail object by object.
     pub fn is_auth_failure(&self) -> bool {
         match self {
-            ClientError::Unauthorized(_) | ClientError::Auth { .. } | ClientError::Config(_) => {
-                true
-            }
+            ClientError::Unauthorized(_)
+            | ClientError::Auth { .. }
+            | ClientError::Config(_)
+            | ClientError::NotApi { .. }
+            | ClientError::ResponseTooLarge { .. } => true,
             ClientError::RetriesExhausted { last, .. } => last.is_auth_failure(),
             _ => false,
         }

@@ -169,6 +169,7 @@ impl<'a> FilesApi<'a> {
             .send(
                 Call::delete("/api/2.0/fs/files{path}")
                     .path(file_path(path))
+                    .gone_means_done()
                     .object(format!("path={path}")),
             )
             .await
@@ -220,6 +221,7 @@ impl<'a> FilesApi<'a> {
             .send(
                 Call::delete("/api/2.0/fs/directories{path}")
                     .path(dir_path(path))
+                    .gone_means_done()
                     .object(format!("path={path}")),
             )
             .await

@@ -63,7 +63,8 @@ impl TransportOptions {
         o
     }
 
-    /// Applies the engine flags (`--concurrency`, `--retry-timeout`, `--http-timeout`).
+    /// Applies the engine flags (`--concurrency`, `--retry-timeout`, `--http-timeout`,
+    /// `--max-response-mb`).
     pub fn with_args(mut self, args: &TransportArgs) -> TransportOptions {
         if let Some(c) = args.concurrency {
             self.concurrency = c as usize;
@@ -73,6 +74,9 @@ impl TransportOptions {
         }
         if let Some(s) = args.http_timeout {
             self.request_timeout = Duration::from_secs(s);
+        }
+        if let Some(m) = args.max_response_mb {
+            self.max_response_bytes = m << 20;
         }
         self
     }

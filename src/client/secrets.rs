@@ -238,13 +238,15 @@ impl<'a> SecretsApi<'a> {
             .await
     }
 
-    /// Removes a principal's entry.
+    /// Removes a principal's entry. Safe to replay: a retry after a lost answer that finds
+    /// the entry gone counts as done.
     pub async fn delete_acl(&self, scope: &str, principal: &str) -> Result<(), ClientError> {
         self.c
             .transport()
             .send(
                 Call::post("/api/2.0/secrets/acls/delete")
                     .json(&json!({ "scope": scope, "principal": principal }))
+                    .gone_means_done()
                     .object(format!("scope={scope} principal={principal}")),
             )
             .await

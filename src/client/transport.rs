@@ -20,14 +20,22 @@
 //! * per-request timeouts (default 60 s; streamed bodies use an idle timeout instead, so a
 //!   multi-GiB download is not cut off), and downloads resumed with `Range` requests when
 //!   their connection drops mid-body;
+//! * a cap on answers read into memory (default 64 MiB, `--max-response-mb`): a host that
+//!   streams without end fails the call with [`ClientError::ResponseTooLarge`] instead of
+//!   exhausting memory. Streamed downloads ([`Transport::stream`]) are not held in memory and
+//!   have no cap; error bodies are read up to 1 MiB only (they are parsed for a message);
+//! * an HTML page where JSON was asked for (a login page, a proxy's page, with status 200) is
+//!   [`ClientError::NotApi`], never retried, rather than a decoding error on every call;
 //! * counters ([`Stats`]).
 //!
 //! Which mutations are safe to retry (replaying them has the same effect): workspace import
-//! with `overwrite=true`, workspace mkdirs, secrets put (overwrites), secret ACL put, scope
-//! ACL delete is not; permissions PUT (replace) and PATCH (merge of levels), Unity Catalog
-//! grant PATCH, repos update to a branch/tag, DBFS put with overwrite, Files API PUT with
-//! overwrite, MLflow set-tag / set-alias / update, OAuth token requests. Creations (jobs create,
-//! repos create, scope create, model create, DBFS add-block, SQL statements that write) are not.
+//! with `overwrite=true`, workspace mkdirs, secrets put (overwrites), secret ACL put and delete,
+//! permissions PUT (replace) and PATCH (merge of levels), Unity Catalog grant PATCH, repos
+//! update to a branch/tag, DBFS put with overwrite, DBFS delete, Files API PUT with overwrite,
+//! MLflow set-tag / set-alias / update, OAuth token requests. Deletes are marked
+//! [`Call::gone_means_done`]: a 404 answering a retry after an attempt whose answer was lost
+//! means the first attempt deleted it. Creations (jobs create, repos create, scope create,
+//! model create, DBFS add-block, SQL statements that write) are not safe.
 //!
 //! Logs (`tracing`, target `dbxport::client`) carry the method, route, object, status and
 //! timing, never headers or bodies.
@@ -67,7 +75,17 @@ pub struct TransportOptions {
     pub backoff_cap: Duration,
     /// `User-Agent` product part.
     pub user_agent: String,
+    /// The largest answer read into memory, in bytes (default [`DEFAULT_MAX_RESPONSE_BYTES`]).
+    /// Streamed downloads are not limited.
+    pub max_response_bytes: u64,
 }
+
+/// The default cap of an answer read into memory: 64 MiB, far above any Databricks API answer
+/// (pages of listings, a notebook export up to its 10 MB limit).
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 64 << 20;
+
+/// How much of an error answer is read: enough for any error message.
+const MAX_ERROR_BODY: usize = 1 << 20;
 
 impl Default for TransportOptions {
     fn default() -> Self {
@@ -79,6 +97,7 @@ impl Default for TransportOptions {
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(10),
             user_agent: format!("dbxport/{}", crate::VERSION),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }
@@ -141,6 +160,7 @@ pub struct Call {
     object: String,
     headers: Vec<(HeaderName, String)>,
     authenticated: bool,
+    gone_means_done: bool,
 }
 
 impl std::fmt::Debug for Call {
@@ -169,6 +189,7 @@ impl Call {
             object: String::new(),
             headers: Vec::new(),
             authenticated: true,
+            gone_means_done: false,
         }
     }
 
@@ -287,6 +308,15 @@ impl Call {
         self.retry(Retry::Safe)
     }
 
+    /// Marks a delete: safe to retry, and a 404 (`RESOURCE_DOES_NOT_EXIST`) answering a retry
+    /// after an attempt whose answer was lost (dropped connection, timeout, 5xx) counts as
+    /// done, since that attempt most likely deleted the object. A 404 on the first attempt is
+    /// still an error.
+    pub fn gone_means_done(mut self) -> Call {
+        self.gone_means_done = true;
+        self.retry(Retry::Safe)
+    }
+
     /// Names the object the call concerns (`path=/Users/x`, `job_id=7`), for messages.
     pub fn object(mut self, object: impl Into<String>) -> Call {
         self.object = object.into();
@@ -348,6 +378,7 @@ impl Call {
             object: self.object.clone(),
             headers: self.headers.clone(),
             authenticated: self.authenticated,
+            gone_means_done: false,
         })
     }
 
@@ -361,6 +392,28 @@ impl Call {
 
     fn idempotent(&self) -> bool {
         matches!(self.retry, Retry::Idempotent | Retry::Safe)
+    }
+
+    /// True when the caller left `Accept` to the engine, which then asks for JSON.
+    fn wants_json(&self) -> bool {
+        !self.headers.iter().any(|(k, _)| k == ACCEPT)
+    }
+
+    /// The host the call goes to, for messages: the workspace, or an absolute URL's host.
+    fn host_of(&self, workspace: &str) -> String {
+        if !self.absolute {
+            return workspace.to_string();
+        }
+        reqwest::Url::parse(&self.path)
+            .map(|u| {
+                format!(
+                    "{}://{}{}",
+                    u.scheme(),
+                    u.host_str().unwrap_or(""),
+                    u.port().map(|p| format!(":{p}")).unwrap_or_default()
+                )
+            })
+            .unwrap_or_else(|_| "<url>".to_string())
     }
 }
 
@@ -390,6 +443,67 @@ enum Failure {
     Api(ApiError),
     Send(reqwest::Error),
     Body(reqwest::Error),
+    /// The answer exceeded the cap; nothing more is read.
+    TooLarge(u64),
+    /// An HTML page came back where JSON was asked for.
+    NotApi,
+}
+
+/// True when a successful answer is an HTML page: by its `Content-Type`, or (when the type
+/// says nothing useful) by how the body starts.
+fn is_html(headers: &HeaderMap, body: Option<&[u8]>) -> bool {
+    let ct = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if ct.starts_with("text/html") || ct.starts_with("application/xhtml") {
+        return true;
+    }
+    let Some(body) = body else { return false };
+    if ct.contains("json") {
+        return false;
+    }
+    let start: Vec<u8> = body
+        .iter()
+        .skip_while(|b| b.is_ascii_whitespace())
+        .take(15)
+        .map(u8::to_ascii_lowercase)
+        .collect();
+    start.starts_with(b"<!doctype html") || start.starts_with(b"<html")
+}
+
+/// Reads a body up to `cap` bytes: `Ok(None)` when it is longer (the rest is not read).
+async fn read_capped(resp: reqwest::Response, cap: u64) -> Result<Option<Bytes>, reqwest::Error> {
+    if resp.content_length().is_some_and(|n| n > cap) {
+        return Ok(None);
+    }
+    let mut body = bytes::BytesMut::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if (body.len() + chunk.len()) as u64 > cap {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body.freeze()))
+}
+
+/// Reads an error body up to [`MAX_ERROR_BODY`]; a body cut off (or longer) is kept as far as
+/// it got, since only its message is wanted.
+async fn read_error_body(resp: reqwest::Response) -> Bytes {
+    let mut body = bytes::BytesMut::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(Ok(chunk)) = stream.next().await {
+        let room = MAX_ERROR_BODY - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_ERROR_BODY {
+            break;
+        }
+    }
+    body.freeze()
 }
 
 struct Inner {
@@ -654,6 +768,8 @@ impl Transport {
         let budget = inner.options.retry_budget;
         let describe = call.describe();
         let mut attempt: u32 = 0;
+        // True once an attempt may have reached the server but its answer was lost.
+        let mut answer_lost = false;
         loop {
             attempt += 1;
             if call.authenticated {
@@ -707,22 +823,32 @@ impl Transport {
                             Ok(Outcome::Streaming(resp))
                         } else {
                             let headers = resp.headers().clone();
-                            match resp.bytes().await {
-                                Ok(body) => {
-                                    inner.counters.received(body.len());
-                                    Ok(Outcome::Done(Fetched {
-                                        status,
-                                        headers,
-                                        body,
-                                    }))
+                            let json = call.wants_json();
+                            if json && is_html(&headers, None) {
+                                Err(Failure::NotApi)
+                            } else {
+                                let cap = inner.options.max_response_bytes;
+                                match read_capped(resp, cap).await {
+                                    Ok(Some(body)) if json && is_html(&headers, Some(&body)) => {
+                                        Err(Failure::NotApi)
+                                    }
+                                    Ok(Some(body)) => {
+                                        inner.counters.received(body.len());
+                                        Ok(Outcome::Done(Fetched {
+                                            status,
+                                            headers,
+                                            body,
+                                        }))
+                                    }
+                                    Ok(None) => Err(Failure::TooLarge(cap)),
+                                    Err(e) => Err(Failure::Body(e)),
                                 }
-                                Err(e) => Err(Failure::Body(e)),
                             }
                         }
                     } else {
                         let headers = resp.headers().clone();
                         // An error body cut off mid-way is parsed as far as it got.
-                        let body = resp.bytes().await.unwrap_or_default();
+                        let body = read_error_body(resp).await;
                         inner.counters.received(body.len());
                         Err(Failure::Api(ApiError::parse(
                             describe.clone(),
@@ -744,6 +870,24 @@ impl Transport {
                     return Ok(o);
                 }
                 Err(f) => f,
+            };
+            if let Failure::Api(e) = &failure {
+                if call.gone_means_done && answer_lost && e.is_not_found() {
+                    tracing::debug!(target: "dbxport::client", call = %describe, attempt, "already gone after an attempt whose answer was lost: done");
+                    inner.limiter.on_success();
+                    return Ok(Outcome::Done(Fetched {
+                        status: StatusCode::NO_CONTENT,
+                        headers: HeaderMap::new(),
+                        body: Bytes::new(),
+                    }));
+                }
+            }
+            // Sticky: once an attempt may have been applied, a later 404 may be its doing.
+            answer_lost |= match &failure {
+                Failure::Api(e) => e.status >= 500 && !e.is_throttled(),
+                Failure::Send(e) => !e.is_connect(),
+                Failure::Body(_) => true,
+                Failure::TooLarge(_) | Failure::NotApi => false,
             };
             let (err, wait) = self.decide(call, &describe, failure, attempt, epoch);
             if matches!(err, ClientError::Transport { connect: true, .. })
@@ -843,6 +987,21 @@ impl Transport {
                 };
                 (err, idempotent.then(|| self.backoff(attempt)))
             }
+            // Asking again would read the same endless or foreign answer.
+            Failure::TooLarge(limit) => (
+                ClientError::ResponseTooLarge {
+                    call: describe.to_string(),
+                    limit,
+                },
+                None,
+            ),
+            Failure::NotApi => (
+                ClientError::NotApi {
+                    call: describe.to_string(),
+                    host: call.host_of(&self.inner.host),
+                },
+                None,
+            ),
         }
     }
 }

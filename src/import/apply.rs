@@ -155,6 +155,7 @@ pub async fn import(
         requests: 0,
         mutating_requests: 0,
         seconds: 0.0,
+        warnings: Vec::new(),
     };
     if the_plan.is_refused() {
         // Nothing was written; a journal this run created holds only its header.
@@ -195,6 +196,8 @@ pub async fn import(
     let outcomes = run.all().await;
     report.mutating_requests = run.writes.load(Ordering::Relaxed);
     report.interrupted = interrupt.is_set();
+    report.warnings =
+        std::mem::take(&mut run.state.lock().unwrap_or_else(|p| p.into_inner()).warnings);
     drop(run);
     if !report.interrupted {
         ledger.record(
@@ -262,6 +265,8 @@ struct State {
     failed_jobs: BTreeSet<i64>,
     /// Target paths of workspace objects whose import failed.
     failed_paths: BTreeSet<String>,
+    /// Warnings of stages that did not fail anything (staged model artifacts left behind).
+    warnings: Vec<String>,
 }
 
 struct Run<'a> {
@@ -1133,6 +1138,11 @@ impl Run<'_> {
         };
         self.writes
             .fetch_add(report.write_requests, Ordering::Relaxed);
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .warnings
+            .extend(report.warnings.iter().map(ToString::to_string));
         let by_object: BTreeMap<&str, &crate::models::Action> = report
             .actions
             .iter()

@@ -136,6 +136,10 @@ pub struct ImportReport {
     pub mutating_requests: u64,
     /// Seconds the run took.
     pub seconds: f64,
+    /// What the user should know that failed nothing: staged model artifacts that could not
+    /// be removed from the target, and what to do about them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl ImportReport {
@@ -222,6 +226,12 @@ impl ImportReport {
             let _ = writeln!(s, "\ndropped principals (unmapped_principals = \"drop\"):");
             for d in &self.dropped_principals {
                 let _ = writeln!(s, "  {} (used by {})", d.principal, d.used_by.join(", "));
+            }
+        }
+        if !self.warnings.is_empty() {
+            let _ = writeln!(s, "\nwarnings:");
+            for w in &self.warnings {
+                let _ = writeln!(s, "  {w}");
             }
         }
         render_recreate(&mut s, &self.must_recreate);
@@ -370,4 +380,36 @@ pub fn render_plan(plan: &super::Plan, verbose: bool) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_are_rendered_and_serialized() {
+        let mut r = ImportReport {
+            bundle: "b.zip".into(),
+            bundle_id: "id".into(),
+            target: "https://t".into(),
+            journal: "j".into(),
+            refused: false,
+            interrupted: false,
+            counts: BTreeMap::new(),
+            items: Vec::new(),
+            dropped_principals: Vec::new(),
+            must_recreate: MustRecreate::default(),
+            requests: 0,
+            mutating_requests: 0,
+            seconds: 0.0,
+            warnings: Vec::new(),
+        };
+        assert!(!r.render().contains("warnings:"));
+        assert!(serde_json::to_value(&r).unwrap().get("warnings").is_none());
+        let w = "model version m/1: its staged artifacts at dbfs:/dbxport/model-artifacts/m/1 were left in the target";
+        r.warnings.push(w.into());
+        assert!(r.render().contains(&format!("\nwarnings:\n  {w}\n")));
+        assert_eq!(serde_json::to_value(&r).unwrap()["warnings"][0], w);
+        assert!(!r.has_problems(), "a warning is not a failure");
+    }
 }

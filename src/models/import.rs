@@ -107,6 +107,10 @@ pub struct ImportReport {
     pub write_requests: u64,
     /// Things the user should know that did not stop anything.
     pub warnings: Vec<Problem>,
+    /// Staging folders of uploaded artifacts that could not be removed from the target after
+    /// their version was registered (also in the warnings): remove them by hand.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub staged_left: Vec<String>,
     /// Objects that could not be imported, with the reason.
     pub problems: Vec<Problem>,
 }
@@ -135,6 +139,13 @@ fn key_uploaded(name: &str, v: &str, path: &str) -> String {
 fn key_version(name: &str, v: &str) -> String {
     format!("models/version:{name}/{v}")
 }
+fn key_cleaned(name: &str, v: &str) -> String {
+    format!("models/cleaned:{name}/{v}")
+}
+
+/// Removing a version's staged artifacts is tried this many times before it is reported as
+/// left behind (the transport retries each request too; this covers a failure after those).
+const CLEANUP_ATTEMPTS: u32 = 3;
 
 /// Uploads of one file are tried this many times before the import stops (resumable).
 const UPLOAD_ATTEMPTS: u32 = 5;
@@ -530,6 +541,12 @@ impl Apply<'_> {
             .cloned();
         if let Some(t) = found {
             claimed.insert(t.version.clone());
+            // An earlier run registered it but may have stopped before removing its staging.
+            if !self.opts.dry_run {
+                if let Some(target) = self.get::<UploadTarget>(&key_upload(name, &bv.version)) {
+                    self.cleanup(name, &bv.version, &target).await?;
+                }
+            }
             // Nothing to upload: its bytes count as done.
             self.progress.inc(bv.bytes());
             let changed = self.sync_version(name, &vdoc, &t).await?;
@@ -677,21 +694,50 @@ impl Apply<'_> {
                 norm(&ready.status_message)
             )));
         }
-        if let Err(e) = self.reg.cleanup_upload(&target).await {
-            self.warn(
-                format!("model version {name}/{}", bv.version),
-                format!(
-                    "its staged artifacts at {} could not be removed: {e}",
-                    target.base
-                ),
-            );
-        }
+        self.cleanup(name, &bv.version, &target).await?;
         if stage(&vdoc.current_stage) != "None" {
             self.reg
                 .transition_stage(name, &created.version, stage(&vdoc.current_stage))
                 .await?;
         }
         Ok(created.version)
+    }
+
+    /// Removes a registered version's staged artifacts, trying again after a failure; what
+    /// cannot be removed is reported (warnings and `staged_left`), not fatal: the version is
+    /// in place. Refused credentials still stop the run.
+    async fn cleanup(
+        &mut self,
+        name: &str,
+        version: &str,
+        target: &UploadTarget,
+    ) -> Result<(), Failure> {
+        let key = key_cleaned(name, version);
+        if self.done(&key) {
+            return Ok(());
+        }
+        let mut attempt = 0;
+        let e = loop {
+            attempt += 1;
+            match self.reg.cleanup_upload(target).await {
+                Ok(()) => return self.record(&key, &target.base),
+                Err(e) if e.is_auth_failure() => return Err(Failure::from(e)),
+                Err(e) if attempt >= CLEANUP_ATTEMPTS => break e,
+                Err(e) => {
+                    tracing::info!(target: "dbxport::models", base = %target.base, attempt, "removing staged artifacts failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+                }
+            }
+        };
+        self.warn(
+            format!("model version {name}/{version}"),
+            format!(
+                "its staged artifacts at {} were left in the target ({} attempts to remove them failed: {e}); remove that folder by hand",
+                target.base, CLEANUP_ATTEMPTS
+            ),
+        );
+        self.report.staged_left.push(target.base.clone());
+        Ok(())
     }
 
     /// Creates a registered model. A write whose answer was lost is checked (is the model
