@@ -1,7 +1,8 @@
 //! Import checks exactly what `verify --identity` checks, before any write: two bundles altered
 //! after export with every manifest recomputed — a secret no longer marked sealed (E404), a
 //! Key Vault scope's sealed value damaged (E402) — fail `verify --identity`, and `import`,
-//! `plan`, `diff` and `models import` refuse them with the same code and send no write.
+//! `plan`, `diff` and `models import` refuse them with the same code and send no write; so is
+//! a bundle whose record names a workspace path with `..` (E307).
 
 #[path = "support/import.rs"]
 mod support;
@@ -44,11 +45,7 @@ fn entries(path: &Path) -> Vec<(String, Option<Vec<u8>>)> {
 /// Rewrites `src` into `dst` after `edit` changed the inventory and payload files (bag-relative
 /// paths), recomputing what a forger would: record sizes and digests, both manifests and
 /// Payload-Oxum — so only checks beyond the digests can find the change.
-fn tamper(
-    src: &Path,
-    dst: &Path,
-    edit: impl FnOnce(&mut Value, &mut BTreeMap<String, Vec<u8>>),
-) {
+fn tamper(src: &Path, dst: &Path, edit: impl FnOnce(&mut Value, &mut BTreeMap<String, Vec<u8>>)) {
     let all = entries(src);
     let bag = all[0].0.trim_end_matches('/').to_string();
     let mut files: BTreeMap<String, Vec<u8>> = all
@@ -134,7 +131,9 @@ fn keyvault_value_damaged(src: &Path, dst: &Path) {
         let records = inv["records"].as_array().unwrap();
         let kv: Vec<&str> = records
             .iter()
-            .filter(|r| r["kind"] == "secret_scope" && r["meta"]["backend_type"] == "AZURE_KEYVAULT")
+            .filter(|r| {
+                r["kind"] == "secret_scope" && r["meta"]["backend_type"] == "AZURE_KEYVAULT"
+            })
             .filter_map(|r| r["name"].as_str())
             .collect();
         let value = records
@@ -171,11 +170,23 @@ fn setup() -> Setup {
     unsealed_flag(&original, &a);
     let b = dir.path().join("keyvault-damaged.zip");
     keyvault_value_damaged(&original, &b);
+    // A notebook renamed to climb out of its folder: used to pass verify and plan, and fail
+    // the import after partial writes.
+    let c = dir.path().join("dotdot-name.zip");
+    tamper(&original, &c, |inv, _| {
+        let r = inv["records"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|r| r["kind"] == "notebook")
+            .unwrap();
+        r["name"] = format!("/Shared/..{}", r["name"].as_str().unwrap()).into();
+    });
     Setup {
         dir,
         key,
         map,
-        bundles: vec![(a, "E404"), (b, "E402")],
+        bundles: vec![(a, "E404"), (b, "E402"), (c, "E307")],
         original,
     }
 }
@@ -244,7 +255,12 @@ fn tampered_bundles_are_refused_by_every_command_before_any_write() {
                 Ok(_) => panic!("{name}: imported"),
             }
         }
-        assert_eq!(prod.stats().mutating, 0, "{name}: {:?}", prod.stats().routes);
+        assert_eq!(
+            prod.stats().mutating,
+            0,
+            "{name}: {:?}",
+            prod.stats().routes
+        );
         // Every command line that reads a bundle to change or compare a workspace.
         let b = bundle.to_str().unwrap();
         for args in [
@@ -257,10 +273,7 @@ fn tampered_bundles_are_refused_by_every_command_before_any_write() {
             let out = cli(&prod, &home, &args);
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
-            assert!(
-                stderr.contains(&format!("[{code}]")),
-                "{args:?}: {stderr}"
-            );
+            assert!(stderr.contains(&format!("[{code}]")), "{args:?}: {stderr}");
             assert!(stderr.contains("failed verification"), "{args:?}: {stderr}");
             assert_eq!(
                 prod.stats().mutating,

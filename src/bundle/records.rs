@@ -73,8 +73,7 @@ pub fn check_secret_name(what: &str, n: &str) -> Result<(), String> {
         && n.chars().count() <= MAX_SECRET_NAME
         && n != "."
         && n != ".."
-        && n
-            .chars()
+        && n.chars()
             .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
     if ok {
         Ok(())
@@ -87,8 +86,7 @@ pub fn check_secret_name(what: &str, n: &str) -> Result<(), String> {
 
 /// Checks a registered model name (§6.5).
 pub fn check_model_name(n: &str) -> Result<(), String> {
-    if n.is_empty() || n == "." || n == ".." || n.contains('/') || n.chars().any(char::is_control)
-    {
+    if n.is_empty() || n == "." || n == ".." || n.contains('/') || n.chars().any(char::is_control) {
         Err(format!(
             "model name {n:?} is empty, `.` or `..`, or has a `/` or a control character"
         ))
@@ -135,6 +133,9 @@ pub fn artifacts_digest<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)
     }
     hex::encode(h.finalize())
 }
+
+/// One artifact of a version: path, SHA-256, size.
+type Artifact<'a> = (&'a str, String, u64);
 
 struct Out(Vec<BundleError>);
 
@@ -188,13 +189,16 @@ pub fn check(inv: &Inventory) -> Vec<BundleError> {
         .map(|r| (r.source_id.as_str(), r))
         .collect();
     // Per version: (path, sha256, size) of each artifact, for §6.5's manifest digest.
-    let mut manifests: BTreeMap<(&str, &str), Vec<(&str, String, u64)>> = BTreeMap::new();
+    let mut manifests: BTreeMap<(&str, &str), Vec<Artifact>> = BTreeMap::new();
 
     for r in &inv.records {
         check_sealing(&mut out, r);
         match r.kind {
             Kind::Directory | Kind::Notebook | Kind::File | Kind::Repo => {
-                out.result(r, check_workspace_path(&r.name).map_err(|e| format!("name {e}")));
+                out.result(
+                    r,
+                    check_workspace_path(&r.name).map_err(|e| format!("name {e}")),
+                );
             }
             Kind::SecretScope => {
                 out.result(r, check_secret_name("scope", &r.name));
@@ -218,7 +222,10 @@ pub fn check(inv: &Inventory) -> Vec<BundleError> {
                 out.result(r, check_secret_name("scope", scope));
                 out.result(r, check_secret_name("key", key));
                 if r.name != format!("{scope}/{key}") {
-                    out.invalid(r, format!("name is not meta.scope/meta.key ({scope}/{key})"));
+                    out.invalid(
+                        r,
+                        format!("name is not meta.scope/meta.key ({scope}/{key})"),
+                    );
                 }
                 if !scopes.contains(scope) {
                     out.invalid(r, format!("its scope {scope:?} has no secret_scope record"));
@@ -229,7 +236,9 @@ pub fn check(inv: &Inventory) -> Vec<BundleError> {
                 if !PERMISSION_TYPES.contains(&t) {
                     out.invalid(
                         r,
-                        format!("meta.request_object_type {t:?} is not one of {PERMISSION_TYPES:?}"),
+                        format!(
+                            "meta.request_object_type {t:?} is not one of {PERMISSION_TYPES:?}"
+                        ),
                     );
                 }
                 let id = match r.meta.get("object_id") {
@@ -260,7 +269,10 @@ pub fn check(inv: &Inventory) -> Vec<BundleError> {
                 };
                 out.result(r, check_model_name(model));
                 if !is_version(version) {
-                    out.invalid(r, format!("meta.version {version:?} is not a version number"));
+                    out.invalid(
+                        r,
+                        format!("meta.version {version:?} is not a version number"),
+                    );
                 }
                 if r.name != format!("{model}/{version}") {
                     out.invalid(r, "name is not meta.model/meta.version");
@@ -269,14 +281,19 @@ pub fn check(inv: &Inventory) -> Vec<BundleError> {
                     out.invalid(r, "has no stored version.json");
                 }
                 if !models.contains(model) {
-                    out.invalid(r, format!("its model {model:?} has no registered_model record"));
+                    out.invalid(
+                        r,
+                        format!("its model {model:?} has no registered_model record"),
+                    );
                 }
                 manifests.entry((model, version)).or_default();
             }
             Kind::ModelArtifact => {
-                let (Some(model), Some(version), Some(path)) =
-                    (r.meta_str("model"), r.meta_str("version"), r.meta_str("path"))
-                else {
+                let (Some(model), Some(version), Some(path)) = (
+                    r.meta_str("model"),
+                    r.meta_str("version"),
+                    r.meta_str("path"),
+                ) else {
                     out.invalid(r, "meta.model, meta.version or meta.path is not a string");
                     continue;
                 };
@@ -334,7 +351,10 @@ pub fn check(inv: &Inventory) -> Vec<BundleError> {
             Some(want) => out.push(
                 ErrorCode::RecordMismatch,
                 r,
-                format!("meta.artifacts_sha256 is {want}, its {} artifact records give {got}", files.len()),
+                format!(
+                    "meta.artifacts_sha256 is {want}, its {} artifact records give {got}",
+                    files.len()
+                ),
             ),
             // Bundles written before the field was filled (the golden bundle) have none.
             None => {}
@@ -368,12 +388,18 @@ fn check_sealing(out: &mut Out, r: &Record) {
             }
         }
     } else if r.sealed {
-        out.invalid(r, format!("is marked sealed; only secret values are sealed in format 1 (§8)"));
+        out.invalid(
+            r,
+            "is marked sealed; only secret values are sealed in format 1 (§8)",
+        );
     }
     let folders = r.stored.iter().filter(|p| p.ends_with('/')).count();
     if r.kind == Kind::Directory {
         if r.stored.len() > 1 || folders != r.stored.len() {
-            out.invalid(r, "a directory claims at most one path, a folder ending in `/`");
+            out.invalid(
+                r,
+                "a directory claims at most one path, a folder ending in `/`",
+            );
         }
     } else if folders > 0 {
         out.invalid(r, "claims a folder; only a directory record does");
@@ -386,12 +412,16 @@ fn duplicate(r: &Record, stored: &BTreeMap<&str, &Record>) -> Result<(String, u6
         return Err("has no stored file and no meta.same_as".into());
     };
     let Some(copy) = stored.get(first) else {
-        return Err(format!("meta.same_as names {first:?}, which is not a stored model_artifact"));
+        return Err(format!(
+            "meta.same_as names {first:?}, which is not a stored model_artifact"
+        ));
     };
     let sha = r.meta_str("sha256").unwrap_or("");
     let size = meta_u64(r, "size");
     if !is_sha256_hex(sha) || copy.sha256.as_deref() != Some(sha) || size != Some(copy.size) {
-        return Err(format!("meta.sha256 or meta.size differs from the copy it names ({first})"));
+        return Err(format!(
+            "meta.sha256 or meta.size differs from the copy it names ({first})"
+        ));
     }
     Ok((sha.to_string(), copy.size))
 }
