@@ -81,6 +81,11 @@ fn an_interrupted_export_resumes_and_finishes() {
         .unwrap();
     half.finish().unwrap();
     b.add(Resource::directory("/Shared/later", 2)).unwrap();
+    // The artifact's model and version (a reader refuses an artifact without them, E307).
+    let model = serde_json::from_value(serde_json::json!({"name": "m"})).unwrap();
+    b.add(Resource::registered_model(&model)).unwrap();
+    let version = serde_json::from_value(serde_json::json!({"name": "m", "version": "1"})).unwrap();
+    b.add(Resource::model_version(&version)).unwrap();
     let bag = b.finalize().unwrap();
     assert!(!bag.join(".dbxport-staging").exists());
     let out = tmp.path().join("out.zip");

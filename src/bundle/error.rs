@@ -113,6 +113,7 @@ error_codes! {
     "E304" Unclaimed "payload not claimed by exactly one record" None;
     "E305" IdentityMismatch "bag-info.txt and dbxport.json disagree" None;
     "E306" UnsafeStoredName "stored name breaks the safe-name rules" None;
+    "E307" RecordInvalid "record breaks the rules of its kind" Some("the bundle was altered or written by a broken tool; export it again from the source workspace");
     "E400" IdentityRequired "an identity is needed to open this" Some("pass --identity FILE (an age or SSH key) or --passphrase");
     "E401" NoMatchingIdentity "no given identity opens this" Some("check that --identity names the key the bundle was sealed to, or that the passphrase is right");
     "E402" SealedCorrupt "sealed file is invalid" None;

@@ -20,6 +20,7 @@ pub mod layout;
 pub mod names;
 pub mod pack;
 pub mod reader;
+pub mod records;
 pub mod resource;
 pub mod seal;
 pub mod tags;

@@ -67,10 +67,17 @@ pub fn check_component(name: &str) -> Result<(), &'static str> {
 }
 
 /// The key two names share when a case-insensitive or normalization-insensitive file system
-/// would treat them as one: NFC of the lowercase mapping of the NFC form.
+/// would treat them as one (§7.2 step 4): NFC of the full Unicode case folding (CaseFolding.txt
+/// status C and F, as Python's `str.casefold()`) of the NFD form — Unicode's canonical caseless
+/// match. Full folding, not lowercasing: `ΟΔΟΣ`/`οδος` (final sigma) and `STRASSE`/`straße`
+/// must meet. The writer's sibling mapping and the reader's E104 check both use this one key.
 pub fn fold_key(name: &str) -> String {
-    let nfc: String = name.nfc().collect();
-    nfc.to_lowercase().nfc().collect()
+    // NFD first: folding a precomposed character is not always the precomposed fold (U+0345).
+    let nfd: String = name.nfd().collect();
+    unicase::UniCase::unicode(nfd.as_str())
+        .to_folded_case()
+        .nfc()
+        .collect()
 }
 
 /// Step 1 of §7.2: the original component with unsafe characters replaced and cut to length.
@@ -267,6 +274,60 @@ mod tests {
         assert_eq!(folded.len(), kids.len(), "{names:?}");
         for n in names.values() {
             assert_eq!(check_component(n), Ok(()), "{n}");
+        }
+    }
+
+    /// Full case folding, not lowercasing: final sigma, sharp s and ligatures meet their
+    /// folded forms, in the key and therefore in the writer's mapping.
+    #[test]
+    fn fold_key_is_full_case_folding() {
+        for (a, b) in [
+            ("ΟΔΟΣ", "οδοσ"),
+            ("ΟΔΟΣ", "οδος"),
+            ("Straße", "STRASSE"),
+            ("ﬁle", "FILE"),
+            ("cafe\u{301}", "CAFÉ"),
+            ("\u{1F80}", "\u{1F08}\u{345}"),
+        ] {
+            assert_eq!(fold_key(a), fold_key(b), "{a:?} / {b:?}");
+        }
+        assert_ne!(fold_key("strasse"), fold_key("strase"));
+        for (x, y) in [("ΟΔΟΣ", "οδοσ"), ("Straße", "STRASSE")] {
+            let kids = vec![child(x, Some("py")), child(y, Some("py"))];
+            let names = assign_siblings(&kids).unwrap();
+            assert_ne!(
+                fold_key(&names[&kids[0]]),
+                fold_key(&names[&kids[1]]),
+                "{names:?}"
+            );
+            // The first in byte order keeps its name; the other gets a suffix.
+            let mut sorted = [x, y];
+            sorted.sort();
+            let second = if sorted[0] == x { &kids[1] } else { &kids[0] };
+            assert!(names[second].contains('-'), "{names:?}");
+        }
+    }
+
+    /// The reader's E104 check uses the same key: names that differ only by final sigma or
+    /// sharp s collide.
+    #[test]
+    fn reader_finds_full_case_folding_collisions() {
+        use crate::bundle::container::{read_index, ZipWriter};
+        for (a, b) in [("ΟΔΟΣ", "οδοσ"), ("STRASSE", "Straße")] {
+            let mut w = ZipWriter::new(Vec::new());
+            w.add_dir("bag/").unwrap();
+            w.add_dir("bag/data/").unwrap();
+            w.add_bytes(&format!("bag/data/{a}"), b"1").unwrap();
+            w.add_bytes(&format!("bag/data/{b}"), b"2").unwrap();
+            let zip = w.finish().unwrap();
+            let index = read_index(&mut std::io::Cursor::new(zip)).unwrap();
+            let e104: Vec<_> = index
+                .problems
+                .iter()
+                .filter(|p| p.code() == crate::bundle::ErrorCode::NameCollision)
+                .collect();
+            assert_eq!(e104.len(), 1, "{a}/{b}: {:?}", index.problems);
+            assert!(e104[0].subject().contains(b), "{:?}", e104[0]);
         }
     }
 

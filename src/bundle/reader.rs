@@ -493,6 +493,9 @@ impl Bundle {
         if let (Some(inv), Some(m)) = (&inventory, &manifest) {
             check_records(inv, m, &payload, &dirs, problems);
         }
+        if let Some(inv) = &inventory {
+            problems.extend(super::records::check(inv));
+        }
         self.tag_digests = tag_bytes
             .iter()
             .map(|(n, b)| (n.clone(), sha256_hex(b)))

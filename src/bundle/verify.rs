@@ -53,7 +53,28 @@ pub fn verify_file_with_progress(
 ) -> Result<VerifyReport> {
     // `scan` fails only when the file cannot be read or its envelope cannot be opened.
     let scan = Bundle::scan(path, opener)?;
-    Ok(finish(path.display().to_string(), scan, opener, progress))
+    Ok(finish(path.display().to_string(), scan, opener, progress).0)
+}
+
+/// Opens the bundle at `path` for a command that acts on it — `import`, `plan`, `diff`,
+/// `models import` — after exactly the checks of `verify` (with `opener`, `verify --identity`):
+/// every problem `verify` would report refuses the bundle, before anything reads the target
+/// or writes to it. `Err` lists every problem (or the one reason the file could not be read).
+pub fn open_verified(
+    path: &Path,
+    opener: Option<&Opener>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> std::result::Result<(Bundle, VerifyReport), Vec<BundleError>> {
+    let scan = Bundle::scan(path, opener).map_err(|e| vec![e])?;
+    match finish(path.display().to_string(), scan, opener, progress) {
+        (report, Some(b)) if report.ok => Ok((b, report)),
+        (report, _) if !report.problems.is_empty() => Err(report.problems),
+        _ => Err(vec![BundleError::new(
+            ErrorCode::NotAZip,
+            path.display().to_string(),
+            "could not be read",
+        )]),
+    }
 }
 
 /// Verifies an already opened plaintext zip (used to check an envelope's contents).
@@ -64,7 +85,7 @@ pub fn verify_source(
     opener: Option<&Opener>,
 ) -> VerifyReport {
     let scan = Bundle::scan_source(src, label.clone(), envelope);
-    finish(label, scan, opener, &mut |_, _| {})
+    finish(label, scan, opener, &mut |_, _| {}).0
 }
 
 fn finish(
@@ -72,7 +93,7 @@ fn finish(
     scan: Scan,
     opener: Option<&Opener>,
     progress: &mut dyn FnMut(u64, u64),
-) -> VerifyReport {
+) -> (VerifyReport, Option<Bundle>) {
     let mut problems = scan.problems;
     let mut report = VerifyReport {
         bundle: label,
@@ -88,7 +109,8 @@ fn finish(
         sealed_opened: 0,
         problems: Vec::new(),
     };
-    if let Some(mut b) = scan.bundle {
+    let mut bundle = scan.bundle;
+    if let Some(b) = bundle.as_mut() {
         report.bag = Some(b.bag_name().to_string());
         report.entries = b.entry_count() as u64;
         if b.has_inventory() {
@@ -108,7 +130,7 @@ fn finish(
         problems.extend(b.verify_payload(&mut |done| progress(done, total)));
         if let Some(op) = opener.filter(|o| !o.is_empty()) {
             if b.has_inventory() {
-                let (opened, p) = check_sealed(&mut b, op);
+                let (opened, p) = verify_sealed(b, op);
                 report.sealed_opened = opened;
                 problems.extend(p);
             }
@@ -119,11 +141,14 @@ fn finish(
     problems.retain(|p| seen.insert((p.code(), p.subject().to_string(), p.detail().to_string())));
     report.ok = problems.is_empty();
     report.problems = problems;
-    report
+    (report, bundle)
 }
 
-/// Opens every sealed file and checks secret values against their sealed digests (§8.2).
-fn check_sealed(b: &mut Bundle, opener: &Opener) -> (u64, Vec<BundleError>) {
+/// §10.1 step 7, as `verify --identity` runs it: opens every sealed file and checks secret
+/// values against their sealed digests and the digest index against the records (§8.2).
+/// Returns how many sealed files were opened and every problem. An importer given an identity
+/// only after opening the bundle runs this before its first write.
+pub fn verify_sealed(b: &mut Bundle, opener: &Opener) -> (u64, Vec<BundleError>) {
     let mut problems = Vec::new();
     let mut opened = 0u64;
     let records = b.inventory().records.clone();

@@ -3,10 +3,11 @@
 //! bundle of their own. The same library functions serve the models stage of `export` and
 //! `import`.
 
-use super::keys::{print_json, IdentityArgs};
+use super::keys::{exit_code_for, print_json, print_problems, IdentityArgs};
 use super::{EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS};
 use anyhow::{bail, Context};
-use dbxport::bundle::{pack, BagBuilder, BagSettings, Bundle, PackOptions, Source};
+use dbxport::bundle::verify::open_verified;
+use dbxport::bundle::{pack, BagBuilder, BagSettings, PackOptions, Source};
 use dbxport::client::{AuthArgs, Client, ClientOptions, TransportArgs};
 use dbxport::journal::{Journal, OpenMode};
 use dbxport::models::{
@@ -288,11 +289,16 @@ async fn export(a: ExportArgs) -> anyhow::Result<u8> {
 
 async fn import(a: ImportArgs) -> anyhow::Result<u8> {
     let opener = a.keys.opener()?;
-    let bundle = match Bundle::open(&a.bundle, opener.as_ref()) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("dbxport: models import: bundle {}: {e}", a.bundle.display());
-            return Ok(EXIT_ERROR);
+    // Exactly `verify`'s checks (`verify --identity` with an identity) before anything else.
+    let bundle = match open_verified(&a.bundle, opener.as_ref(), &mut |_, _| {}) {
+        Ok((b, _)) => b,
+        Err(problems) => {
+            eprintln!(
+                "dbxport: models import: bundle {} failed verification; nothing was written",
+                a.bundle.display()
+            );
+            print_problems("models import", &problems);
+            return Ok(exit_code_for(&problems).max(EXIT_PROBLEMS));
         }
     };
     let bundle_id = bundle.inventory().bundle_id.clone();

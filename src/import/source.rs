@@ -1,8 +1,10 @@
 //! The source side of an import: a bundle opened, fully verified, and read into typed records.
 //!
-//! Nothing in a bundle is trusted until it has passed every check of spec §10.1 (structure, tag
-//! files, inventory, manifests, every payload digest), so [`SourceBundle::open`] runs them all
-//! before returning. Payloads stay in the bundle and are read (digest-checked again) when a step
+//! Nothing in a bundle is trusted until it has passed every check `dbxport verify` makes (spec
+//! §10.1: structure, tag files, inventory, records, manifests, every payload digest, and — with
+//! an identity — every sealed file), so [`SourceBundle::open`] runs exactly those, through the
+//! same function, before returning; an identity given only later is checked the same way
+//! before the first value is used ([`SourceBundle::unseal_all`]). Payloads stay in the bundle and are read (digest-checked again) when a step
 //! needs them, so memory does not grow with the number of notebooks. Secret values are opened
 //! only by [`SourceBundle::unseal_all`], into wiped buffers, and never leave memory.
 
@@ -21,6 +23,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use zeroize::Zeroizing;
 
@@ -164,6 +167,8 @@ pub struct References {
 pub struct SourceBundle {
     path: PathBuf,
     bundle: Arc<Mutex<Bundle>>,
+    /// True once every sealed file has been opened and checked (§10.1 step 7).
+    sealed_verified: AtomicBool,
     /// The bundle id.
     pub bundle_id: String,
     /// Source workspace host.
@@ -235,31 +240,17 @@ fn bundle_problem(path: &Path, e: crate::bundle::BundleError) -> ImportError {
 }
 
 impl SourceBundle {
-    /// Opens the bundle at `path` and verifies every byte of it (spec §10.1 steps 1–6). An
-    /// identity is needed only for a bundle wrapped in an envelope; sealed values are checked
-    /// by [`SourceBundle::unseal_all`].
+    /// Opens the bundle at `path` after exactly the checks of `dbxport verify` — with an
+    /// identity, `verify --identity`, so every sealed file is opened and checked too. Any problem
+    /// refuses the bundle, naming every one. An identity is needed only for a bundle wrapped in
+    /// an envelope; given later instead, [`SourceBundle::unseal_all`] runs the sealed checks.
     pub fn open(path: &Path, opener: Option<&Opener>) -> Result<SourceBundle, ImportError> {
-        let mut bundle = match Bundle::open(path, opener) {
-            Ok(b) => b,
-            Err(first) => {
-                // Name every problem, not just the first, as `verify` would.
-                let problems = match crate::bundle::verify_file(path, opener) {
-                    Ok(r) if !r.problems.is_empty() => r.problems,
-                    _ => vec![first],
-                };
-                return Err(ImportError::Bundle {
-                    path: path.display().to_string(),
-                    problems,
-                });
-            }
-        };
-        let problems = bundle.verify_payload(&mut |_| {});
-        if !problems.is_empty() {
-            return Err(ImportError::Bundle {
+        let (bundle, _) = crate::bundle::verify::open_verified(path, opener, &mut |_, _| {})
+            .map_err(|problems| ImportError::Bundle {
                 path: path.display().to_string(),
                 problems,
-            });
-        }
+            })?;
+        let sealed_verified = AtomicBool::new(opener.is_some_and(|o| !o.is_empty()));
         let inv = bundle.inventory();
         let (bundle_id, source_host, source_workspace_id, unknown, count) = (
             inv.bundle_id.clone(),
@@ -286,6 +277,7 @@ impl SourceBundle {
             references: References::default(),
             unknown,
             bundle: Arc::new(Mutex::new(bundle)),
+            sealed_verified,
         };
         // In batches: the JSON payloads of a batch are read first and parsed after, so the
         // reader's large transient buffers do not interleave with the long-lived parsed
@@ -565,14 +557,36 @@ impl SourceBundle {
             .count()
     }
 
+    /// Runs `verify --identity`'s sealed checks (§10.1 step 7, every sealed file of the bundle,
+    /// selected or not) unless they already ran when the bundle was opened.
+    pub fn verify_sealed(&self, opener: &Opener) -> Result<(), ImportError> {
+        if opener.is_empty() || self.sealed_verified.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let (_, problems) = crate::bundle::verify::verify_sealed(&mut self.lock(), opener);
+        if !problems.is_empty() {
+            return Err(ImportError::Bundle {
+                path: self.path.display().to_string(),
+                problems,
+            });
+        }
+        self.sealed_verified.store(true, Ordering::Release);
+        Ok(())
+    }
+
     /// Opens every sealed value `wanted` selects and checks it against its sealed digest
-    /// (spec §8.2). Fails on the first value that does not open, naming it: a missing or wrong
-    /// identity is found here, before the first write.
+    /// (spec §8.2). Given an identity, first checks every sealed file of the bundle as
+    /// `verify --identity` does ([`SourceBundle::verify_sealed`]). Fails on the first value that
+    /// does not open, naming it: a missing or wrong identity, or an altered sealed file, is
+    /// found here, before the first write.
     pub fn unseal_all(
         &self,
         opener: Option<&Opener>,
         wanted: &dyn Fn(&SrcSecret) -> bool,
     ) -> Result<SecretValues, ImportError> {
+        if let Some(op) = opener {
+            self.verify_sealed(op)?;
+        }
         let mut out = SecretValues::default();
         let selected: Vec<&SrcSecret> = self
             .secrets

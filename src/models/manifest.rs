@@ -10,7 +10,6 @@ use crate::bundle::inventory::is_sha256_hex;
 use crate::bundle::{Inventory, Record};
 use crate::model::Kind;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 /// One artifact file of a version: its path below the version's artifact root, size and
@@ -28,16 +27,9 @@ pub struct ArtifactEntry {
 /// The digest of a version's artifact set: SHA-256 of the lines `<sha256>  <path>\n`, sorted
 /// by path bytes (the `sha256sum` format). Equal sets of files give equal digests.
 pub fn manifest_digest(entries: &[ArtifactEntry]) -> String {
-    let mut sorted: Vec<&ArtifactEntry> = entries.iter().collect();
-    sorted.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
-    let mut h = Sha256::new();
-    for e in sorted {
-        h.update(e.sha256.as_bytes());
-        h.update(b"  ");
-        h.update(e.path.as_bytes());
-        h.update(b"\n");
-    }
-    hex::encode(h.finalize())
+    crate::bundle::records::artifacts_digest(
+        entries.iter().map(|e| (e.path.as_str(), e.sha256.as_str())),
+    )
 }
 
 const MARKER_PREFIX: &str = "dbxport-";

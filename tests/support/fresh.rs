@@ -72,6 +72,11 @@ pub fn build(dir: &Path, recipient: &str) -> PathBuf {
     .unwrap();
     let noise_path = dir.join("noise.bin");
     std::fs::write(&noise_path, super::golden::noise(6 << 20, 99)).unwrap();
+    // An artifact needs its model and version records (E307 otherwise).
+    let model = serde_json::from_value(serde_json::json!({"name": "m"})).unwrap();
+    b.add(Resource::registered_model(&model)).unwrap();
+    let version = serde_json::from_value(serde_json::json!({"name": "m", "version": "3"})).unwrap();
+    b.add(Resource::model_version(&version)).unwrap();
     b.add(Resource::model_artifact(
         "m",
         "3",

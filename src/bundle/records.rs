@@ -1,0 +1,615 @@
+//! The per-record rules of spec §5–§6 that need nothing but the inventory: names, the `meta`
+//! fields import acts on, and the agreement of records with each other. [`check`] runs them
+//! all; the reader calls it in §10.1 step 5, so `inspect`, `verify`, `unpack` and every
+//! command that imports (which verify first) refuse the same records, before anything is
+//! written anywhere.
+//!
+//! The rules, by section (stored paths, sizes and digests against the bag — §5.2's E303/E304 —
+//! are checked with the manifest in the reader):
+//!
+//! * §5.2 `sealed`: only a secret's value file is sealed (§8), so a `secret` record with a
+//!   stored file is sealed, stored at one `….age` path, and no other known kind is sealed;
+//!   a `directory` claims at most one path, a folder (`…/`); no other kind claims a folder.
+//! * §6.1, §6.2: the `name` of `directory`, `notebook`, `file` and `repo` is a workspace path:
+//!   absolute, no empty, `.` or `..` component, no control character.
+//! * §6.3: a scope name and a key name are 1–128 letters, digits, `-`, `_`, `.` or `@` (not
+//!   `.` or `..`); a scope's `name` is its `source_id`, its `meta.keys` are key names; a
+//!   secret's `name` is `<scope>/<key>` from its `meta`, and its scope has a record.
+//! * §6.4: `permissions` has a `request_object_type` of the list and an `object_id` that is
+//!   one clean path component (both go into the request path); its `name` is `<type>/<id>`.
+//! * §6.5: a model name is not empty, `.` or `..`, and has no `/` or control character; a
+//!   version is a decimal number; `registered_model`, `model_version` and `model_artifact`
+//!   names are `<model>`, `<model>/<version>`, `<model>/<version>/<path>`; a version has a
+//!   `model.json`-holding model record and a stored `version.json`; an artifact has a version
+//!   record. An artifact path has no empty, `.` or `..` component (E303, as §6.5 says); a
+//!   duplicate's `same_as` names a stored artifact with its `sha256` and `size` (E303); a
+//!   version's `artifacts_sha256`, `artifact_count` and `artifact_bytes` are what its artifact
+//!   records give (the reader MUST of §6.5; E303).
+//!
+//! Everything but the three E303 rules §6.5 assigns is E307 (`RecordInvalid`).
+
+use super::error::{BundleError, ErrorCode};
+use super::inventory::{is_sha256_hex, Inventory, Record};
+use crate::model::Kind;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The longest scope or key name (§6.3).
+pub const MAX_SECRET_NAME: usize = 128;
+
+/// The `request_object_type`s of §6.4.
+pub const PERMISSION_TYPES: [&str; 6] = [
+    "notebooks",
+    "directories",
+    "files",
+    "repos",
+    "jobs",
+    "registered-models",
+];
+
+/// Checks a workspace path (§6.1): absolute, no empty, `.` or `..` component, no control
+/// character. Returns what is wrong.
+pub fn check_workspace_path(p: &str) -> Result<(), String> {
+    let Some(rest) = p.strip_prefix('/') else {
+        return Err("is not an absolute workspace path (it must start with `/`)".into());
+    };
+    if p.chars().any(char::is_control) {
+        return Err("has a control character".into());
+    }
+    for c in rest.split('/') {
+        if c.is_empty() || c == "." || c == ".." {
+            return Err(format!(
+                "has an empty, `.` or `..` component ({c:?}); a workspace path is absolute and clean"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a secret scope or key name (§6.3).
+pub fn check_secret_name(what: &str, n: &str) -> Result<(), String> {
+    let ok = !n.is_empty()
+        && n.chars().count() <= MAX_SECRET_NAME
+        && n != "."
+        && n != ".."
+        && n.chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} name {n:?} is not 1–{MAX_SECRET_NAME} letters, digits, `-`, `_`, `.` or `@`"
+        ))
+    }
+}
+
+/// Checks a registered model name (§6.5).
+pub fn check_model_name(n: &str) -> Result<(), String> {
+    if n.is_empty() || n == "." || n == ".." || n.contains('/') || n.chars().any(char::is_control) {
+        Err(format!(
+            "model name {n:?} is empty, `.` or `..`, or has a `/` or a control character"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// True for an artifact path below a version's root (§6.5): `/`-separated, relative, no empty,
+/// `.` or `..` component, no backslash or control character.
+pub fn is_artifact_path(rel: &str) -> bool {
+    !rel.is_empty()
+        && !rel.starts_with('/')
+        && rel
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains('\\'))
+        && !rel.chars().any(char::is_control)
+}
+
+fn is_version(v: &str) -> bool {
+    !v.is_empty() && v.len() <= 19 && v.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// One clean path component (ids that go into request paths).
+fn is_component(s: &str) -> bool {
+    !s.is_empty()
+        && s != "."
+        && s != ".."
+        && !s.contains(['/', '\\'])
+        && !s.chars().any(char::is_control)
+}
+
+/// The digest of §6.5's artifact manifest: SHA-256 of `<sha256>  <path>\n` lines sorted by path
+/// bytes.
+pub fn artifacts_digest<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut lines: Vec<(&str, &str)> = entries.into_iter().collect();
+    lines.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    let mut h = Sha256::new();
+    for (path, sha) in lines {
+        h.update(sha.as_bytes());
+        h.update(b"  ");
+        h.update(path.as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(h.finalize())
+}
+
+/// One artifact of a version: path, SHA-256, size.
+type Artifact<'a> = (&'a str, String, u64);
+
+struct Out(Vec<BundleError>);
+
+impl Out {
+    fn push(&mut self, code: ErrorCode, r: &Record, detail: impl Into<String>) {
+        self.0.push(BundleError::new(
+            code,
+            format!("record {} {}", r.kind, r.name),
+            detail,
+        ));
+    }
+    fn invalid(&mut self, r: &Record, detail: impl Into<String>) {
+        self.push(ErrorCode::RecordInvalid, r, detail);
+    }
+    fn result(&mut self, r: &Record, res: Result<(), String>) {
+        if let Err(e) = res {
+            self.invalid(r, e);
+        }
+    }
+}
+
+fn meta_u64(r: &Record, k: &str) -> Option<u64> {
+    r.meta.get(k).and_then(Value::as_u64)
+}
+
+/// Checks every record of `inv` against the rules above; one problem per broken rule.
+pub fn check(inv: &Inventory) -> Vec<BundleError> {
+    let mut out = Out(Vec::new());
+    let scopes: BTreeSet<&str> = inv
+        .records
+        .iter()
+        .filter(|r| r.kind == Kind::SecretScope)
+        .map(|r| r.name.as_str())
+        .collect();
+    let models: BTreeSet<&str> = inv
+        .records
+        .iter()
+        .filter(|r| r.kind == Kind::RegisteredModel)
+        .map(|r| r.name.as_str())
+        .collect();
+    let versions: BTreeSet<(&str, &str)> = inv
+        .records
+        .iter()
+        .filter(|r| r.kind == Kind::ModelVersion)
+        .filter_map(|r| Some((r.meta_str("model")?, r.meta_str("version")?)))
+        .collect();
+    let stored_artifacts: BTreeMap<&str, &Record> = inv
+        .records
+        .iter()
+        .filter(|r| r.kind == Kind::ModelArtifact && !r.stored.is_empty())
+        .map(|r| (r.source_id.as_str(), r))
+        .collect();
+    // Per version: (path, sha256, size) of each artifact, for §6.5's manifest digest.
+    let mut manifests: BTreeMap<(&str, &str), Vec<Artifact>> = BTreeMap::new();
+
+    for r in &inv.records {
+        check_sealing(&mut out, r);
+        match r.kind {
+            Kind::Directory | Kind::Notebook | Kind::File | Kind::Repo => {
+                out.result(
+                    r,
+                    check_workspace_path(&r.name).map_err(|e| format!("name {e}")),
+                );
+            }
+            Kind::SecretScope => {
+                out.result(r, check_secret_name("scope", &r.name));
+                if r.source_id != r.name {
+                    out.invalid(r, "source_id differs from the scope name");
+                }
+                for k in r.meta.get("keys").and_then(Value::as_array).into_iter() {
+                    for k in k {
+                        match k.as_str().or_else(|| k.get("key").and_then(Value::as_str)) {
+                            Some(k) => out.result(r, check_secret_name("meta.keys: key", k)),
+                            None => out.invalid(r, "meta.keys holds something not a key name"),
+                        }
+                    }
+                }
+            }
+            Kind::Secret => {
+                let (Some(scope), Some(key)) = (r.meta_str("scope"), r.meta_str("key")) else {
+                    out.invalid(r, "meta.scope or meta.key is not a string");
+                    continue;
+                };
+                out.result(r, check_secret_name("scope", scope));
+                out.result(r, check_secret_name("key", key));
+                if r.name != format!("{scope}/{key}") {
+                    out.invalid(
+                        r,
+                        format!("name is not meta.scope/meta.key ({scope}/{key})"),
+                    );
+                }
+                if !scopes.contains(scope) {
+                    out.invalid(r, format!("its scope {scope:?} has no secret_scope record"));
+                }
+            }
+            Kind::Permissions => {
+                let t = r.meta_str("request_object_type").unwrap_or("");
+                if !PERMISSION_TYPES.contains(&t) {
+                    out.invalid(
+                        r,
+                        format!(
+                            "meta.request_object_type {t:?} is not one of {PERMISSION_TYPES:?}"
+                        ),
+                    );
+                }
+                let id = match r.meta.get("object_id") {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Number(n)) => n.to_string(),
+                    _ => String::new(),
+                };
+                if !is_component(&id) {
+                    out.invalid(r, format!("meta.object_id {id:?} is not a plain id"));
+                } else if r.name != format!("{t}/{id}") {
+                    out.invalid(r, "name is not meta.request_object_type/meta.object_id");
+                }
+            }
+            Kind::RegisteredModel => {
+                out.result(r, check_model_name(&r.name));
+                if r.meta_str("name").is_some_and(|n| n != r.name) {
+                    out.invalid(r, "meta.name differs from the record's name");
+                }
+                if r.stored.is_empty() {
+                    out.invalid(r, "has no stored model.json");
+                }
+            }
+            Kind::ModelVersion => {
+                let (Some(model), Some(version)) = (r.meta_str("model"), r.meta_str("version"))
+                else {
+                    out.invalid(r, "meta.model or meta.version is not a string");
+                    continue;
+                };
+                out.result(r, check_model_name(model));
+                if !is_version(version) {
+                    out.invalid(
+                        r,
+                        format!("meta.version {version:?} is not a version number"),
+                    );
+                }
+                if r.name != format!("{model}/{version}") {
+                    out.invalid(r, "name is not meta.model/meta.version");
+                }
+                if r.stored.is_empty() {
+                    out.invalid(r, "has no stored version.json");
+                }
+                if !models.contains(model) {
+                    out.invalid(
+                        r,
+                        format!("its model {model:?} has no registered_model record"),
+                    );
+                }
+                manifests.entry((model, version)).or_default();
+            }
+            Kind::ModelArtifact => {
+                let (Some(model), Some(version), Some(path)) = (
+                    r.meta_str("model"),
+                    r.meta_str("version"),
+                    r.meta_str("path"),
+                ) else {
+                    out.invalid(r, "meta.model, meta.version or meta.path is not a string");
+                    continue;
+                };
+                if !is_artifact_path(path) {
+                    out.push(
+                        ErrorCode::RecordMismatch,
+                        r,
+                        format!("meta.path {path:?} is not a relative path without empty, `.` or `..` components"),
+                    );
+                    continue;
+                }
+                if r.name != format!("{model}/{version}/{path}") {
+                    out.invalid(r, "name is not meta.model/meta.version/meta.path");
+                }
+                if !versions.contains(&(model, version)) {
+                    out.invalid(
+                        r,
+                        format!("its version {model}/{version} has no model_version record"),
+                    );
+                    continue;
+                }
+                let entry = if r.stored.is_empty() {
+                    match duplicate(r, &stored_artifacts) {
+                        Ok(e) => e,
+                        Err(why) => {
+                            out.push(ErrorCode::RecordMismatch, r, why);
+                            continue;
+                        }
+                    }
+                } else {
+                    // A stored copy's digest is checked against the manifest (E303) already.
+                    (r.sha256.clone().unwrap_or_default(), r.size)
+                };
+                manifests
+                    .entry((model, version))
+                    .or_default()
+                    .push((path, entry.0, entry.1));
+            }
+            _ => {}
+        }
+    }
+
+    // §6.5: a reader MUST check that a version's artifact records give its artifacts_sha256.
+    for r in inv.records.iter().filter(|r| r.kind == Kind::ModelVersion) {
+        let (Some(model), Some(version)) = (r.meta_str("model"), r.meta_str("version")) else {
+            continue;
+        };
+        let files = manifests
+            .get(&(model, version))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        let got = artifacts_digest(files.iter().map(|(p, s, _)| (*p, s.as_str())));
+        match r.meta_str("artifacts_sha256") {
+            Some(want) if want == got => {}
+            Some(want) => out.push(
+                ErrorCode::RecordMismatch,
+                r,
+                format!(
+                    "meta.artifacts_sha256 is {want}, its {} artifact records give {got}",
+                    files.len()
+                ),
+            ),
+            // Bundles written before the field was filled (the golden bundle) have none.
+            None => {}
+        }
+        let bytes: u64 = files.iter().map(|f| f.2).sum();
+        if meta_u64(r, "artifact_count").is_some_and(|n| n != files.len() as u64)
+            || meta_u64(r, "artifact_bytes").is_some_and(|n| n != bytes)
+        {
+            out.push(
+                ErrorCode::RecordMismatch,
+                r,
+                format!(
+                    "meta.artifact_count/artifact_bytes differ from its artifact records ({} files, {bytes} bytes)",
+                    files.len()
+                ),
+            );
+        }
+    }
+    out.0
+}
+
+/// §5.2 and §8: which records are sealed, and what directories claim.
+fn check_sealing(out: &mut Out, r: &Record) {
+    if r.kind == Kind::Secret {
+        if let Some(first) = r.stored.first() {
+            if !r.sealed {
+                out.invalid(r, format!("its value {first} is not marked sealed; a secret value is always sealed (§6.3)"));
+            }
+            if r.stored.len() != 1 || !first.ends_with(".age") {
+                out.invalid(r, "a secret stores exactly one sealed value file (`….age`)");
+            }
+        }
+    } else if r.sealed {
+        out.invalid(
+            r,
+            "is marked sealed; only secret values are sealed in format 1 (§8)",
+        );
+    }
+    let folders = r.stored.iter().filter(|p| p.ends_with('/')).count();
+    if r.kind == Kind::Directory {
+        if r.stored.len() > 1 || folders != r.stored.len() {
+            out.invalid(
+                r,
+                "a directory claims at most one path, a folder ending in `/`",
+            );
+        }
+    } else if folders > 0 {
+        out.invalid(r, "claims a folder; only a directory record does");
+    }
+}
+
+/// A duplicate artifact (§6.5): its `same_as` copy's digest and size, checked against its own.
+fn duplicate(r: &Record, stored: &BTreeMap<&str, &Record>) -> Result<(String, u64), String> {
+    let Some(first) = r.meta_str("same_as") else {
+        return Err("has no stored file and no meta.same_as".into());
+    };
+    let Some(copy) = stored.get(first) else {
+        return Err(format!(
+            "meta.same_as names {first:?}, which is not a stored model_artifact"
+        ));
+    };
+    let sha = r.meta_str("sha256").unwrap_or("");
+    let size = meta_u64(r, "size");
+    if !is_sha256_hex(sha) || copy.sha256.as_deref() != Some(sha) || size != Some(copy.size) {
+        return Err(format!(
+            "meta.sha256 or meta.size differs from the copy it names ({first})"
+        ));
+    }
+    Ok((sha.to_string(), copy.size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rec(kind: Kind, name: &str, stored: &[&str], meta: Value) -> Record {
+        Record {
+            kind,
+            source_id: name.into(),
+            name: name.into(),
+            stored: stored.iter().map(|s| s.to_string()).collect(),
+            size: 0,
+            sha256: None,
+            sealed: false,
+            notes: vec![],
+            meta,
+        }
+    }
+
+    fn inv(records: Vec<Record>) -> Inventory {
+        let mut i = Inventory::new(
+            "3c6f1e2a-9b8d-4e7f-a1b2-c3d4e5f60718".into(),
+            time::OffsetDateTime::UNIX_EPOCH,
+            Default::default(),
+            json!({}),
+        );
+        i.records = records;
+        i
+    }
+
+    fn codes(records: Vec<Record>) -> Vec<(&'static str, String)> {
+        check(&inv(records))
+            .into_iter()
+            .map(|e| (e.code().code(), e.detail().to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn workspace_paths_are_absolute_and_clean() {
+        for ok in ["/Users/a", "/Shared/x y/z.py", "/Users/ΟΔΟΣ"] {
+            assert_eq!(check_workspace_path(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "/",
+            "relative/x",
+            "/Shared/../Users/a",
+            "/Shared/./a",
+            "/Shared//a",
+            "/Shared/a/",
+            "/Shared/a\nb",
+        ] {
+            assert!(check_workspace_path(bad).is_err(), "{bad:?}");
+            let c = codes(vec![rec(Kind::Notebook, bad, &[], json!({}))]);
+            assert_eq!(c.len(), 1, "{bad:?}: {c:?}");
+            assert_eq!(c[0].0, "E307", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_named_sealed_and_scoped() {
+        let scope = rec(Kind::SecretScope, "etl", &[], json!({"keys": ["pw"]}));
+        let mut s = rec(
+            Kind::Secret,
+            "etl/pw",
+            &["data/secrets/etl/values/pw.age"],
+            json!({"scope": "etl", "key": "pw"}),
+        );
+        s.sealed = true;
+        assert!(codes(vec![scope.clone(), s.clone()]).is_empty());
+        let mut unsealed = s.clone();
+        unsealed.sealed = false;
+        let c = codes(vec![scope.clone(), unsealed]);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c[0].0, "E307");
+        assert_eq!(codes(vec![s.clone()])[0].0, "E307", "no scope record");
+        let mut bad_key = s.clone();
+        bad_key.meta = json!({"scope": "etl", "key": "../x"});
+        bad_key.name = "etl/../x".into();
+        assert_eq!(codes(vec![scope.clone(), bad_key])[0].0, "E307");
+        let mut renamed = s;
+        renamed.name = "other/pw".into();
+        assert_eq!(codes(vec![scope, renamed])[0].0, "E307");
+        let mut sealed_nb = rec(Kind::Notebook, "/a", &["data/workspace/a.py"], json!({}));
+        sealed_nb.sealed = true;
+        assert_eq!(codes(vec![sealed_nb])[0].0, "E307");
+    }
+
+    fn model(artifacts: &[(&str, &str, u64)], digest: Option<String>) -> Vec<Record> {
+        let mut v = vec![
+            rec(
+                Kind::RegisteredModel,
+                "m",
+                &["data/models/m/model.json"],
+                json!({"name": "m"}),
+            ),
+            rec(
+                Kind::ModelVersion,
+                "m/1",
+                &["data/models/m/versions/1/version.json"],
+                json!({
+                    "model": "m", "version": "1",
+                    "artifacts_sha256": digest.unwrap_or_else(|| artifacts_digest(artifacts.iter().map(|a| (a.0, a.1)))),
+                    "artifact_count": artifacts.len(),
+                    "artifact_bytes": artifacts.iter().map(|a| a.2).sum::<u64>(),
+                    "complete": true,
+                }),
+            ),
+        ];
+        for (path, sha, size) in artifacts {
+            let mut a = rec(
+                Kind::ModelArtifact,
+                &format!("m/1/{path}"),
+                &[&format!("data/models/m/versions/1/artifacts/{path}")],
+                json!({"model": "m", "version": "1", "path": path}),
+            );
+            a.sha256 = Some(sha.to_string());
+            a.size = *size;
+            v.push(a);
+        }
+        v
+    }
+
+    #[test]
+    fn models_follow_section_6_5() {
+        let sha = "a".repeat(64);
+        assert!(codes(model(&[("MLmodel", &sha, 3)], None)).is_empty());
+        // The reader MUST check artifacts_sha256.
+        let c = codes(model(&[("MLmodel", &sha, 3)], Some("b".repeat(64))));
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c[0].0, "E303");
+        // An artifact path that climbs out of the version's root.
+        let c = codes(model(&[("../../../x", &sha, 3)], None));
+        assert_eq!(c[0].0, "E303", "{c:?}");
+        assert!(c[0].1.contains("../../../x"), "{c:?}");
+        // A duplicate must name a stored copy with its digest and size.
+        let mut recs = model(&[("a", &sha, 3)], None);
+        let mut dup = rec(
+            Kind::ModelArtifact,
+            "m/1/b",
+            &[],
+            json!({"model": "m", "version": "1", "path": "b", "same_as": "m/1/a", "sha256": sha, "size": 3}),
+        );
+        recs[1].meta["artifacts_sha256"] =
+            json!(artifacts_digest([("a", sha.as_str()), ("b", sha.as_str())]));
+        recs[1].meta["artifact_count"] = json!(2);
+        recs[1].meta["artifact_bytes"] = json!(6);
+        recs.push(dup.clone());
+        assert!(codes(recs.clone()).is_empty(), "{:?}", codes(recs.clone()));
+        dup.meta["size"] = json!(4);
+        *recs.last_mut().unwrap() = dup;
+        assert_eq!(codes(recs)[0].0, "E303");
+        // Names: a model name with `/`, a version that is not a number.
+        let mut recs = model(&[], None);
+        recs[1].meta["version"] = json!("../1");
+        recs[1].name = "m/../1".into();
+        assert_eq!(codes(recs)[0].0, "E307");
+        let mut recs = model(&[], None);
+        recs.remove(0);
+        assert_eq!(codes(recs)[0].0, "E307", "version without its model");
+    }
+
+    #[test]
+    fn permissions_ids_are_plain() {
+        let ok = rec(
+            Kind::Permissions,
+            "jobs/7",
+            &[],
+            json!({"request_object_type": "jobs", "object_id": "7"}),
+        );
+        assert!(codes(vec![ok]).is_empty());
+        let bad = rec(
+            Kind::Permissions,
+            "jobs/../secrets",
+            &[],
+            json!({"request_object_type": "jobs", "object_id": "../secrets"}),
+        );
+        assert_eq!(codes(vec![bad])[0].0, "E307");
+        let bad = rec(
+            Kind::Permissions,
+            "clusters/7",
+            &[],
+            json!({"request_object_type": "clusters", "object_id": "7"}),
+        );
+        assert_eq!(codes(vec![bad])[0].0, "E307");
+    }
+}
