@@ -587,34 +587,11 @@ impl<R: BufRead> BufRead for HeaderFirst<R> {
     }
     fn read_until(&mut self, byte: u8, buf: &mut Vec<u8>) -> io::Result<usize> {
         match self.header.take() {
-            // The header ends with a newline, and age reads it only with `\n`.
-            Some((h, at)) if byte == b'\n' => {
+            // Deliberately all of it, not one line: age reads the header by `\n`-terminated
+            // lines and would otherwise re-parse it after each one. It ends with `\n`.
+            Some((h, at)) => {
                 buf.extend_from_slice(&h[at..]);
                 Ok(h.len() - at)
-            }
-            Some(h) => {
-                // Any other delimiter: the ordinary behaviour.
-                self.header = Some(h);
-                let mut n = 0;
-                loop {
-                    let (done, used) = {
-                        let avail = self.fill_buf()?;
-                        if avail.is_empty() {
-                            (true, 0)
-                        } else if let Some(i) = avail.iter().position(|&b| b == byte) {
-                            buf.extend_from_slice(&avail[..=i]);
-                            (true, i + 1)
-                        } else {
-                            buf.extend_from_slice(avail);
-                            (false, avail.len())
-                        }
-                    };
-                    self.consume(used);
-                    n += used;
-                    if done {
-                        return Ok(n);
-                    }
-                }
             }
             None => self.inner.read_until(byte, buf),
         }
