@@ -154,3 +154,22 @@ fn unreadable_values_are_recorded_with_a_note() {
     assert!(r.sealed.is_none());
     assert!(r.notes.iter().any(|n| n.note.contains("PERMISSION_DENIED")));
 }
+
+#[test]
+fn a_staged_bag_resumes_only_with_the_recipients_it_started_with() {
+    use dbxport::bundle::seal::generate_identity;
+    use dbxport::bundle::Sealer;
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = golden::settings();
+    let bag = tmp.path().join(&settings.bag_name);
+    let (_, a) = generate_identity("2026-01-01T00:00:00Z");
+    let (_, b) = generate_identity("2026-01-01T00:00:00Z");
+    drop(BagBuilder::create(&bag, settings, Some(Sealer::to_recipients(&[&a]).unwrap())).unwrap());
+    // One X25519 key for another: the same count and type, but not the same recipients.
+    let e = BagBuilder::resume(&bag, Some(Sealer::to_recipients(&[&b]).unwrap()))
+        .err()
+        .unwrap();
+    assert_eq!(e.code(), ErrorCode::Staging);
+    assert!(e.to_string().contains("different recipients"), "{e}");
+    assert!(BagBuilder::resume(&bag, Some(Sealer::to_recipients(&[&a]).unwrap())).is_ok());
+}

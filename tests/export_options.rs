@@ -251,6 +251,41 @@ fn envelope_wraps_the_whole_bundle() {
     assert_eq!(verify.status.code(), Some(0), "{}", describe(&verify));
 }
 
+// An empty recipients file used to count as "no recipient": exit 0, every secret value
+// dropped, and a warning saying no file was given.
+#[test]
+fn a_recipients_file_without_a_recipient_is_refused() {
+    let emu = start_poc(no_faults());
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("empty.txt");
+    std::fs::write(&empty, b"").unwrap();
+    let comments = tmp.path().join("comments.txt");
+    std::fs::write(&comments, b"# team keys\n\n   \n# age1... (to be added)\n").unwrap();
+    let bundle = tmp.path().join("out.zip");
+    for file in [&empty, &comments] {
+        let out = export(
+            &emu,
+            tmp.path(),
+            &[
+                "--recipients-file",
+                file.to_str().unwrap(),
+                "-o",
+                bundle.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(file.to_str().unwrap()), "{err}");
+        assert!(
+            err.contains("holds no recipient") && err.contains("hint:"),
+            "{err}"
+        );
+        assert!(!bundle.exists());
+        assert!(!tmp.path().join("out.zip.partial").exists());
+    }
+    assert_eq!(emu.stats().total, 0, "a refused option sent a request");
+}
+
 #[test]
 fn bad_options_are_refused_before_any_request() {
     let emu = start_poc(no_faults());

@@ -198,3 +198,55 @@ fn ctrl_c_exits_130_and_resume_finishes() {
     assert_eq!(resumed.status.code(), Some(0), "{}", describe(&resumed));
     assert!(bundle.exists() && !partial.exists());
 }
+
+// Resuming with another key used to exit 0 with a bundle whose values opened only with the
+// first key (and, with --envelope, a bundle that opened with neither key alone).
+#[test]
+fn resume_with_other_recipients_is_refused() {
+    let emu = start_poc(FaultConfig {
+        latency_ms: 30,
+        ..FaultConfig::default()
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let (key_a, a) = keypair(tmp.path());
+    let other = tmp.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let (_key_b, b) = keypair(&other);
+    let bundle = tmp.path().join("poc.zip");
+    let partial = tmp.path().join("poc.zip.partial");
+    let out = bundle.to_str().unwrap().to_string();
+
+    let mut child = export_cmd(&emu, tmp.path(), &args(&out, &a))
+        .args(["--concurrency", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_staged(&partial, 20, &mut child);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    emu.reset_stats();
+    let refused = run({
+        let mut c = export_cmd(&emu, tmp.path(), &args(&out, &b));
+        c.arg("--resume");
+        c
+    });
+    assert_eq!(refused.status.code(), Some(2), "{}", describe(&refused));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("E503") && err.contains("sealed secret values to"),
+        "{err}"
+    );
+    assert!(err.contains("hint: resume with the same"), "{err}");
+    assert!(!bundle.exists() && partial.exists());
+
+    // The staging folder is untouched: resuming with the first key finishes it.
+    let resumed = run({
+        let mut c = export_cmd(&emu, tmp.path(), &args(&out, &a));
+        c.arg("--resume");
+        c
+    });
+    assert_eq!(resumed.status.code(), Some(0), "{}", describe(&resumed));
+    assert!(!opened_payload(&bundle, &key_a).is_empty());
+}

@@ -168,7 +168,16 @@ impl BagBuilder {
         }
         let sealer = match sealer {
             Some(s) => {
-                if state.sealing.is_some() && Some(s.sealing()) != state.sealing {
+                // The same count and types is not enough: key A and key B are both one X25519.
+                let sorted = |v: &[String]| {
+                    let mut v: Vec<&str> = v.iter().map(|r| r.trim()).collect();
+                    v.sort_unstable();
+                    v.dedup();
+                    v.join("\n")
+                };
+                let other_keys = !state.recipients.is_empty()
+                    && sorted(&state.recipients) != sorted(&s.recipient_strings());
+                if other_keys || (state.sealing.is_some() && Some(s.sealing()) != state.sealing) {
                     return Err(staging_err(
                         &subject,
                         "resumed with different recipients than the export started with",

@@ -8,15 +8,19 @@
 use super::error::{BundleError, ErrorCode};
 use super::inventory::Sealing;
 use age::secrecy::{ExposeSecret, SecretString};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::str::FromStr;
 use zeroize::Zeroizing;
 
 /// The scrypt work factor (log2 N) used to seal each file with a passphrase (§8.1).
 pub const SCRYPT_LOG_N: u8 = 16;
-/// The highest scrypt work factor accepted when opening (§10.3).
-pub const MAX_SCRYPT_LOG_N: u8 = 22;
+/// The highest scrypt work factor accepted when opening (§10.3): 2^18 needs 256 MiB of
+/// memory. Work factor 22 would need 4 GiB, which a hostile file must not be able to demand.
+pub const MAX_SCRYPT_LOG_N: u8 = 18;
+/// The longest age header accepted when opening (§10.3), and the longest one a [`Sealer`]
+/// writes: room for hundreds of X25519 or dozens of large RSA recipients.
+pub const MAX_AGE_HEADER: usize = 64 << 10;
 /// The largest sealed file opened into memory (§10.3).
 pub const MAX_SEALED_IN_MEMORY: u64 = 64 << 20;
 /// The first line of every binary age file.
@@ -41,6 +45,17 @@ pub enum KeyError {
     /// No recipients were given.
     #[error("no recipients given")]
     NoRecipients,
+    /// A recipients file that names no recipient (empty, or only blank lines and comments).
+    #[error("recipients file {0}: holds no recipient (only blank lines or # comments)\nhint: put one public key (age1…, ssh-ed25519 …, ssh-rsa …) on each line, or leave out --recipients-file")]
+    EmptyRecipientsFile(String),
+    /// So many recipients that the age header would be longer than a reader accepts.
+    #[error("{count} recipients make an age header of {bytes} bytes, above the {max} bytes a reader accepts\nhint: seal to fewer recipients (or to one shared key)", max = MAX_AGE_HEADER)]
+    TooManyRecipients {
+        /// Recipients given.
+        count: usize,
+        /// The header's length.
+        bytes: usize,
+    },
     /// A passphrase cannot be combined with public-key recipients (age's scrypt rule).
     #[error("a passphrase cannot be combined with public-key recipients")]
     PassphraseWithRecipients,
@@ -115,14 +130,20 @@ fn parse_recipient(s: &str) -> Result<Target, KeyError> {
 }
 
 /// Reads a recipients file: one recipient per line; blank lines and `#` comments skipped.
+/// A file that names no recipient is refused: taking it for "no recipients" would export
+/// without any secret value.
 pub fn read_recipients_file(path: &Path) -> Result<Vec<String>, KeyError> {
     let text = read_small(path)?;
-    Ok(String::from_utf8_lossy(&text)
+    let keys: Vec<String> = String::from_utf8_lossy(&text)
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(str::to_string)
-        .collect())
+        .collect();
+    if keys.is_empty() {
+        return Err(KeyError::EmptyRecipientsFile(path.display().to_string()));
+    }
+    Ok(keys)
 }
 
 fn read_small(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyError> {
@@ -155,9 +176,19 @@ impl Sealer {
             let text = r.as_ref().trim().to_string();
             v.push((parse_recipient(&text)?, text));
         }
-        Ok(Sealer {
+        let sealer = Sealer {
             mode: SealMode::Recipients(v),
-        })
+        };
+        // Every file sealed to this set has a header of about this length; a reader refuses
+        // one above MAX_AGE_HEADER, so never write one.
+        let bytes = header_len(&sealer.seal(b"")?);
+        if bytes > MAX_AGE_HEADER {
+            return Err(KeyError::TooManyRecipients {
+                count: recipients.len(),
+                bytes,
+            });
+        }
+        Ok(sealer)
     }
 
     /// Seals with one passphrase (scrypt, work factor [`SCRYPT_LOG_N`]).
@@ -175,6 +206,37 @@ impl Sealer {
         match &self.mode {
             SealMode::Recipients(v) => v.iter().map(|(_, s)| s.clone()).collect(),
             SealMode::Passphrase(_) => Vec::new(),
+        }
+    }
+
+    /// Identifies the recipient set without revealing a secret, to tell whether a resumed
+    /// export seals to the same set: `sha256:<hex>` of the sorted, de-duplicated recipient
+    /// strings, or `passphrase` (a marker only — nothing derived from the passphrase).
+    pub fn fingerprint(&self) -> String {
+        match &self.mode {
+            SealMode::Recipients(v) => {
+                let mut keys: Vec<&str> = v.iter().map(|(_, s)| s.as_str()).collect();
+                keys.sort_unstable();
+                keys.dedup();
+                format!(
+                    "sha256:{}",
+                    super::digest::sha256_hex(keys.join("\n").as_bytes())
+                )
+            }
+            SealMode::Passphrase(_) => "passphrase".into(),
+        }
+    }
+
+    /// True when `sealed` (a file this kind of sealer wrote) opens with this sealer's
+    /// passphrase; always false for public-key recipients, which cannot open anything.
+    pub fn passphrase_opens(&self, sealed: &[u8]) -> bool {
+        match &self.mode {
+            SealMode::Passphrase(p) => {
+                let mut o = Opener::new();
+                o.add_passphrase(p.clone());
+                o.open(sealed, "check").is_ok()
+            }
+            SealMode::Recipients(_) => false,
         }
     }
 
@@ -311,12 +373,15 @@ impl Opener {
         self.identities.push(Box::new(id));
     }
 
-    /// Starts decrypting an age stream; `subject` names it in errors.
+    /// Starts decrypting an age stream; `subject` names it in errors. The header is read
+    /// first, bounded by [`MAX_AGE_HEADER`] and checked for an scrypt work factor above
+    /// [`MAX_SCRYPT_LOG_N`] (E402, E401), and then handed to age whole, so that parsing it
+    /// takes time linear in its length.
     pub fn decrypt<R: Read>(
         &self,
         input: R,
         subject: &str,
-    ) -> Result<age::stream::StreamReader<R>, BundleError> {
+    ) -> Result<age::stream::StreamReader<HeaderFirst<BufReader<R>>>, BundleError> {
         if self.identities.is_empty() {
             return Err(BundleError::new(
                 ErrorCode::IdentityRequired,
@@ -324,7 +389,13 @@ impl Opener {
                 "sealed, and no identity was given",
             ));
         }
-        let d = age::Decryptor::new(input).map_err(|e| map_decrypt(subject, e))?;
+        let mut input = BufReader::new(input);
+        let header = read_header(&mut input, subject)?;
+        let input = HeaderFirst {
+            header: Some((header, 0)),
+            inner: input,
+        };
+        let d = age::Decryptor::new_buffered(input).map_err(|e| map_decrypt(subject, e))?;
         d.decrypt(
             self.identities
                 .iter()
@@ -364,11 +435,8 @@ fn map_decrypt(subject: &str, e: age::DecryptError) -> BundleError {
             subject,
             "no given identity opens it",
         ),
-        age::DecryptError::ExcessiveWork { required, target } => BundleError::new(
-            ErrorCode::NoMatchingIdentity,
-            subject,
-            format!("passphrase work factor {required} is above the accepted {target}"),
-        ),
+        // age reports its own timing-based target here, not the cap it enforced.
+        age::DecryptError::ExcessiveWork { required, .. } => excessive_work(subject, required),
         age::DecryptError::DecryptionFailed => BundleError::new(
             ErrorCode::NoMatchingIdentity,
             subject,
@@ -379,6 +447,169 @@ fn map_decrypt(subject: &str, e: age::DecryptError) -> BundleError {
             subject,
             format!("not a valid age file: {other}"),
         ),
+    }
+}
+
+fn excessive_work(subject: &str, log_n: impl std::fmt::Display) -> BundleError {
+    BundleError::new(
+        ErrorCode::NoMatchingIdentity,
+        subject,
+        format!(
+            "passphrase work factor {log_n} is above the accepted {MAX_SCRYPT_LOG_N} (log2 N; each step doubles the memory scrypt needs)"
+        ),
+    )
+}
+
+/// The length of the header of an age file (through the MAC line), or of all of it when no
+/// MAC line is found.
+fn header_len(file: &[u8]) -> usize {
+    let mut at = 0;
+    for line in file.split_inclusive(|&b| b == b'\n') {
+        at += line.len();
+        if line.starts_with(b"---") {
+            break;
+        }
+    }
+    at
+}
+
+/// Reads an age header from `input`: the version line, the stanzas and the MAC line, at most
+/// [`MAX_AGE_HEADER`] bytes (E402). A passphrase stanza above [`MAX_SCRYPT_LOG_N`] is refused
+/// here (E401), before any scrypt memory is allocated. Whatever does not look like a v1 header
+/// is returned as read, for age to reject with its own words.
+fn read_header<R: BufRead>(input: &mut R, subject: &str) -> Result<Vec<u8>, BundleError> {
+    let mut header = Vec::new();
+    loop {
+        let room = (MAX_AGE_HEADER - header.len()) as u64;
+        let start = header.len();
+        let n = input
+            .by_ref()
+            .take(room)
+            .read_until(b'\n', &mut header)
+            .map_err(|e| {
+                BundleError::new(
+                    ErrorCode::SealedCorrupt,
+                    subject,
+                    format!("reading the age header failed: {e}"),
+                )
+            })?;
+        let line = &header[start..];
+        if n == 0 || !line.ends_with(b"\n") {
+            if header.len() >= MAX_AGE_HEADER {
+                return Err(BundleError::new(
+                    ErrorCode::SealedCorrupt,
+                    subject,
+                    format!(
+                        "the age header is longer than {} KiB, the most a reader accepts",
+                        MAX_AGE_HEADER >> 10
+                    ),
+                ));
+            }
+            // End of input inside the header: age says what is missing.
+            return Ok(header);
+        }
+        if start == 0 {
+            if line != AGE_MAGIC {
+                return Ok(header);
+            }
+            continue;
+        }
+        if line.starts_with(b"---") {
+            return Ok(header);
+        }
+        // `-> scrypt <salt> <log2 N>`: a malformed one is left for age to refuse.
+        if let Some(args) = line.strip_prefix(b"-> scrypt ") {
+            let args = String::from_utf8_lossy(args);
+            let mut it = args.split_whitespace();
+            if let (Some(_salt), Some(log_n), None) = (it.next(), it.next(), it.next()) {
+                // All digits but too long for a u64 is far too much work, too.
+                let too_much = match log_n.parse::<u64>() {
+                    Ok(n) => n > u64::from(MAX_SCRYPT_LOG_N),
+                    Err(_) => true,
+                };
+                if log_n.bytes().all(|b| b.is_ascii_digit()) && too_much {
+                    return Err(excessive_work(subject, log_n));
+                }
+            }
+        }
+    }
+}
+
+/// An age file's input with its header already read: the header is handed out before the
+/// rest, and — unlike an ordinary [`BufRead`] — in one piece on the first `read_until`, so age
+/// parses it once instead of once per line (its buffered parser starts over after each line,
+/// which costs time quadratic in the header's length).
+pub struct HeaderFirst<R> {
+    /// The header and how much of it was handed out, until all of it was.
+    header: Option<(Vec<u8>, usize)>,
+    inner: R,
+}
+
+impl<R> HeaderFirst<R> {
+    fn pending(&self) -> &[u8] {
+        self.header.as_ref().map_or(&[], |(h, at)| &h[*at..])
+    }
+    fn advance(&mut self, n: usize) {
+        if let Some((h, at)) = &mut self.header {
+            *at += n;
+            if *at >= h.len() {
+                self.header = None;
+            }
+        }
+    }
+}
+
+impl<R: BufRead> Read for HeaderFirst<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.header.is_none() {
+            return self.inner.read(buf);
+        }
+        let n = self.pending().len().min(buf.len());
+        buf[..n].copy_from_slice(&self.pending()[..n]);
+        self.advance(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for HeaderFirst<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        match &self.header {
+            Some((h, at)) => Ok(&h[*at..]),
+            None => self.inner.fill_buf(),
+        }
+    }
+    fn consume(&mut self, amt: usize) {
+        if self.header.is_some() {
+            self.advance(amt);
+        } else {
+            self.inner.consume(amt);
+        }
+    }
+    fn read_until(&mut self, byte: u8, buf: &mut Vec<u8>) -> io::Result<usize> {
+        match self.header.take() {
+            // Deliberately all of it, not one line: age reads the header by `\n`-terminated
+            // lines and would otherwise re-parse it after each one. It ends with `\n`.
+            Some((h, at)) => {
+                buf.extend_from_slice(&h[at..]);
+                Ok(h.len() - at)
+            }
+            None => self.inner.read_until(byte, buf),
+        }
+    }
+}
+
+impl<R: BufRead + Seek> Seek for HeaderFirst<R> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        let pending = self.pending().len() as u64;
+        if pending > 0 && pos == SeekFrom::Current(0) {
+            return Ok(self.inner.stream_position()? - pending);
+        }
+        let pos = match pos {
+            SeekFrom::Current(off) => SeekFrom::Current(off - pending as i64),
+            other => other,
+        };
+        self.header = None;
+        self.inner.seek(pos)
     }
 }
 
@@ -432,6 +663,91 @@ mod tests {
         let mut o = Opener::new();
         o.add_passphrase(SecretString::from("correct horse".to_string()));
         assert_eq!(&o.open(&sealed, "v").unwrap()[..], b"v");
+    }
+
+    #[test]
+    fn a_long_header_of_many_recipients_opens_and_seeks() {
+        let ids: Vec<age::x25519::Identity> = (0..300)
+            .map(|_| age::x25519::Identity::generate())
+            .collect();
+        let keys: Vec<String> = ids.iter().map(|i| i.to_public().to_string()).collect();
+        let sealer = Sealer::to_recipients(&keys).unwrap();
+        let plain: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let mut sealed = Vec::new();
+        let mut w = sealer.wrap(&mut sealed).unwrap();
+        w.write_all(&plain).unwrap();
+        w.finish().unwrap();
+        assert!(header_len(&sealed) > 25_000, "{}", header_len(&sealed));
+        let mut o = Opener::new();
+        o.add_x25519(ids.last().unwrap().clone());
+        assert_eq!(&o.open(&sealed, "v").unwrap()[..], &plain[..]);
+        // The envelope is read by seeking within the age stream.
+        let mut r = o.decrypt(io::Cursor::new(&sealed), "v").unwrap();
+        r.seek(SeekFrom::Start(150_000)).unwrap();
+        let mut part = vec![0; 1000];
+        r.read_exact(&mut part).unwrap();
+        assert_eq!(part, &plain[150_000..151_000]);
+        r.seek(SeekFrom::End(-10)).unwrap();
+        let mut tail = Vec::new();
+        r.read_to_end(&mut tail).unwrap();
+        assert_eq!(tail, &plain[plain.len() - 10..]);
+    }
+
+    #[test]
+    fn a_header_longer_than_the_limit_is_neither_written_nor_read() {
+        let keys: Vec<String> = (0..700)
+            .map(|_| age::x25519::Identity::generate().to_public().to_string())
+            .collect();
+        let e = Sealer::to_recipients(&keys).unwrap_err();
+        assert!(
+            matches!(e, KeyError::TooManyRecipients { count: 700, .. }),
+            "{e}"
+        );
+        // A stanza of one megabyte is refused after reading the first 64 KiB of it.
+        let mut f = AGE_MAGIC.to_vec();
+        f.extend_from_slice(b"-> X25519 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n");
+        for _ in 0..(1 << 20) / 65 {
+            f.extend_from_slice(&[b'A'; 64]);
+            f.push(b'\n');
+        }
+        f.extend_from_slice(b"\n--- AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n");
+        let mut o = Opener::new();
+        o.add_x25519(age::x25519::Identity::generate());
+        let e = o.open(&f, "entry v").unwrap_err();
+        assert_eq!(e.code(), ErrorCode::SealedCorrupt, "{e}");
+        assert!(e.detail().contains("longer than 64 KiB"), "{e}");
+        // A truncated or foreign header is still age's to describe.
+        let e = o.open(&f[..1000], "entry v").unwrap_err();
+        assert_eq!(e.code(), ErrorCode::SealedCorrupt, "{e}");
+        let e = o
+            .open(b"age-encryption.org/v2\nwhatever\n", "entry v")
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::SealedCorrupt, "{e}");
+    }
+
+    #[test]
+    fn a_recipients_file_must_name_a_recipient() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("r.txt");
+        std::fs::write(&f, "# nobody yet\n\n").unwrap();
+        let e = read_recipients_file(&f).unwrap_err();
+        assert!(matches!(e, KeyError::EmptyRecipientsFile(_)), "{e}");
+        assert!(e.to_string().contains("r.txt") && e.to_string().contains("hint:"));
+        let (_, r) = generate_identity("2026-01-01T00:00:00Z");
+        std::fs::write(&f, format!("# one\n{r}\n")).unwrap();
+        assert_eq!(read_recipients_file(&f).unwrap(), vec![r]);
+    }
+
+    #[test]
+    fn fingerprints_name_the_set_not_its_order() {
+        let (_, a) = generate_identity("x");
+        let (_, b) = generate_identity("x");
+        let ab = Sealer::to_recipients(&[&a, &b]).unwrap().fingerprint();
+        assert_eq!(ab, Sealer::to_recipients(&[&b, &a]).unwrap().fingerprint());
+        assert_ne!(ab, Sealer::to_recipients(&[&a]).unwrap().fingerprint());
+        assert!(!ab.contains(&a));
+        let p = Sealer::with_passphrase(SecretString::from("secret words".to_string())).unwrap();
+        assert_eq!(p.fingerprint(), "passphrase");
     }
 
     #[test]

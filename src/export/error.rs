@@ -27,6 +27,17 @@ pub enum ExportError {
         /// What is wrong with it.
         detail: String,
     },
+    /// `--resume` was given other recipients (or another passphrase) than the interrupted run
+    /// sealed to: finishing would leave a bundle whose values open with different keys.
+    #[error("staging folder {}: the interrupted export sealed secret values to {was}, this run to {now} [E503]\nhint: resume with the same --recipient/--recipients-file or passphrase as the interrupted run, or remove the folder to start over", path.display())]
+    RecipientsChanged {
+        /// The staging folder.
+        path: PathBuf,
+        /// The interrupted run's recipients, described.
+        was: String,
+        /// This run's recipients, described.
+        now: String,
+    },
     /// A call every later step depends on failed (refused credentials, unreachable host).
     #[error("{context}: {source}")]
     Client {

@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! <output>.partial/journal.jsonl   finished listings and objects (crate::journal)
+//! <output>.partial/recipients.json the recipient set's fingerprint (Sealer::fingerprint)
+//! <output>.partial/passphrase-check.age  a marker sealed with the passphrase, if one is used
 //! <output>.partial/<bag>/          the bag being filled (bundle::BagBuilder)
 //! <output>.partial/tmp/            downloads in progress
 //! ```
@@ -332,6 +334,81 @@ pub fn precheck(output: &Path, resume: bool) -> Result<(), ExportError> {
     Ok(())
 }
 
+const RECIPIENTS_FILE: &str = "recipients.json";
+const PASSPHRASE_CHECK: &str = "passphrase-check.age";
+const PASSPHRASE_MARKER: &[u8] = b"dbxport: the passphrase this export started with";
+
+/// What `recipients.json` holds: the fingerprint of the recipient set (public keys hashed, a
+/// passphrase only as a marker), `None` when values are not sealed at all.
+#[derive(Serialize, Deserialize, PartialEq, Eq)]
+struct RecipientsRecord {
+    fingerprint: Option<String>,
+}
+
+fn describe_recipients(fingerprint: Option<&str>) -> String {
+    match fingerprint {
+        None => "no recipient (values not exported)".into(),
+        Some("passphrase") => "a passphrase".into(),
+        Some(f) => format!(
+            "recipients {}",
+            f.get(..f.len().min("sha256:".len() + 12)).unwrap_or(f)
+        ),
+    }
+}
+
+/// Records whom this export seals to, so that `--resume` can refuse a different set.
+fn record_recipients(root: &Path, sealer: Option<&Sealer>) -> Result<(), ExportError> {
+    let record = RecipientsRecord {
+        fingerprint: sealer.map(Sealer::fingerprint),
+    };
+    let path = root.join(RECIPIENTS_FILE);
+    let bytes = serde_json::to_vec(&record).expect("record serializes");
+    crate::bundle::fsutil::write_atomic(&path, &bytes, true).map_err(ExportError::Bundle)?;
+    if let Some(s) = sealer.filter(|s| s.sealing().passphrase) {
+        // The passphrase itself is never stored; a marker sealed with it shows on resume
+        // whether the same one was given (costing one scrypt, as opening any value does).
+        let sealed = s
+            .seal(PASSPHRASE_MARKER)
+            .map_err(|e| ExportError::Staging {
+                path: root.to_path_buf(),
+                detail: e.to_string(),
+            })?;
+        let check = root.join(PASSPHRASE_CHECK);
+        crate::bundle::fsutil::write_atomic(&check, &sealed, true).map_err(ExportError::Bundle)?;
+    }
+    Ok(())
+}
+
+/// Refuses to resume with other recipients than the interrupted run recorded. A staging
+/// folder without the record (an older dbxport's, or one cut short before it was written) is
+/// left to the bag's own check ([`BagBuilder::resume`]).
+fn check_recipients(root: &Path, sealer: Option<&Sealer>) -> Result<(), ExportError> {
+    let path = root.join(RECIPIENTS_FILE);
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Ok(());
+    };
+    let was: RecipientsRecord =
+        serde_json::from_slice(&bytes).map_err(|e| ExportError::Staging {
+            path: root.to_path_buf(),
+            detail: format!("{RECIPIENTS_FILE} is damaged: {e}"),
+        })?;
+    let now = sealer.map(Sealer::fingerprint);
+    let changed = |now: String| ExportError::RecipientsChanged {
+        path: root.to_path_buf(),
+        was: describe_recipients(was.fingerprint.as_deref()),
+        now,
+    };
+    if was.fingerprint != now {
+        return Err(changed(describe_recipients(now.as_deref())));
+    }
+    if let (Some(s), Ok(sealed)) = (sealer, std::fs::read(root.join(PASSPHRASE_CHECK))) {
+        if s.sealing().passphrase && !s.passphrase_opens(&sealed) {
+            return Err(changed("a different passphrase".into()));
+        }
+    }
+    Ok(())
+}
+
 impl Stage {
     /// Opens the staging folder of `output`: a new one, or (with `resume`) the one an
     /// interrupted run left. `header` identifies the run (host and options); a resumed run
@@ -353,6 +430,7 @@ impl Stage {
             if !resume {
                 return Err(ExportError::StagingExists(root));
             }
+            check_recipients(&root, sealer.as_ref())?;
             let journal = Journal::open(&journal_path, header, OpenMode::Resume)?;
             let bag_dir = find_staged_bag(&root)?;
             let finalized = !bag_dir.join(crate::bundle::builder::STAGING_DIR).exists();
@@ -375,6 +453,7 @@ impl Stage {
             });
         }
         make_private_dir(&root)?;
+        record_recipients(&root, sealer.as_ref())?;
         std::fs::create_dir(&tmp).map_err(|e| ExportError::io(&tmp, e))?;
         let journal = Journal::open(&journal_path, header, OpenMode::Fresh)?;
         let mut settings = settings;
@@ -719,6 +798,55 @@ mod tests {
             staging_path(Path::new("/x/out.zip")),
             PathBuf::from("/x/out.zip.partial")
         );
+    }
+
+    #[test]
+    fn resume_refuses_other_recipients_or_another_passphrase() {
+        use age::secrecy::SecretString;
+        let t = tempfile::tempdir().unwrap();
+        let header = serde_json::json!({"run": 1});
+        let settings = || {
+            BagSettings::new(
+                crate::bundle::Source {
+                    host: "https://h".into(),
+                    workspace_id: "42".into(),
+                },
+                serde_json::json!({}),
+            )
+        };
+        let key = || age::x25519::Identity::generate().to_public().to_string();
+        let (a, b) = (key(), key());
+        let to = |k: &str| Some(Sealer::to_recipients(&[k]).unwrap());
+        let pass =
+            |p: &str| Some(Sealer::with_passphrase(SecretString::from(p.to_string())).unwrap());
+        let refused = |r: Result<Stage, ExportError>| match r {
+            Err(e @ ExportError::RecipientsChanged { .. }) => e.to_string(),
+            Err(e) => panic!("another error: {e}"),
+            Ok(_) => panic!("resumed with other recipients"),
+        };
+
+        let out = t.path().join("keys.zip");
+        drop(Stage::open(&out, false, &header, settings(), to(&a)).unwrap());
+        let e = refused(Stage::open(&out, true, &header, settings(), to(&b)));
+        assert!(e.contains("[E503]") && e.contains("hint:"), "{e}");
+        refused(Stage::open(&out, true, &header, settings(), None));
+        refused(Stage::open(&out, true, &header, settings(), pass("p")));
+        // The recipient strings are public, but nothing secret is in the record either way.
+        let rec = std::fs::read_to_string(staging_path(&out).join(RECIPIENTS_FILE)).unwrap();
+        assert!(!rec.contains(&a), "{rec}");
+        assert!(Stage::open(&out, true, &header, settings(), to(&a)).is_ok());
+
+        let out = t.path().join("pass.zip");
+        drop(Stage::open(&out, false, &header, settings(), pass("first one")).unwrap());
+        let root = staging_path(&out);
+        for f in std::fs::read_dir(&root).unwrap() {
+            let bytes = std::fs::read(f.unwrap().path()).unwrap_or_default();
+            assert!(!String::from_utf8_lossy(&bytes).contains("first one"));
+        }
+        let e = refused(Stage::open(&out, true, &header, settings(), pass("second")));
+        assert!(e.contains("a different passphrase"), "{e}");
+        refused(Stage::open(&out, true, &header, settings(), to(&a)));
+        assert!(Stage::open(&out, true, &header, settings(), pass("first one")).is_ok());
     }
 
     #[test]
