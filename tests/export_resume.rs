@@ -250,3 +250,93 @@ fn resume_with_other_recipients_is_refused() {
     assert_eq!(resumed.status.code(), Some(0), "{}", describe(&resumed));
     assert!(!opened_payload(&bundle, &key_a).is_empty());
 }
+
+/// The export report of a bundle (the tag file, which holds no timings).
+fn bundle_report(zip: &Path) -> serde_json::Value {
+    serde_json::from_slice(&entries(zip)["export-report.json"]).unwrap()
+}
+
+#[test]
+fn the_report_after_resume_equals_an_uninterrupted_runs() {
+    // Models are slow and everything else is not, so the kill lands in the models stage
+    // after a chosen number of versions are staged.
+    let emu = start_poc(FaultConfig {
+        latency_ms: 40,
+        families: vec!["mlflow".into(), "artifacts".into()],
+        ..FaultConfig::default()
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let (_key, recipient) = keypair(tmp.path());
+    let clean = tmp.path().join("clean.zip");
+    let c = clean.to_str().unwrap().to_string();
+    let out = run(export_cmd(&emu, tmp.path(), &args(&c, &recipient)));
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let want = bundle_report(&clean);
+    assert_eq!(want["kinds"]["model_artifact"]["found"], 16, "{want}");
+    assert!(
+        want["notices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().starts_with("model version ")),
+        "the fixture gives model notices: {want}"
+    );
+
+    // Killed once one version is staged, and once all but one are.
+    for versions in [1u64, 4] {
+        let bundle = tmp.path().join(format!("poc{versions}.zip"));
+        let partial = tmp.path().join(format!("poc{versions}.zip.partial"));
+        let b = bundle.to_str().unwrap().to_string();
+        let mut child = export_cmd(&emu, tmp.path(), &args(&b, &recipient))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        while staged_kinds(&partial)
+            .get("model_version")
+            .copied()
+            .unwrap_or(0)
+            < versions
+        {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("the export ended ({status}) before it could be interrupted");
+            }
+            assert!(t0.elapsed() < Duration::from_secs(120), "no progress");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let held = staged_kinds(&partial);
+        assert!(
+            held.get("model_version").copied().unwrap_or(0) < 5,
+            "the kill came after the last version: {held:?}"
+        );
+        let resumed = run({
+            let mut c = export_cmd(&emu, tmp.path(), &args(&b, &recipient));
+            c.arg("--resume");
+            c
+        });
+        assert_eq!(resumed.status.code(), Some(0), "{}", describe(&resumed));
+        let got = bundle_report(&bundle);
+        for field in [
+            "format",
+            "version",
+            "host",
+            "workspace_id",
+            "kinds",
+            "issues",
+            "notices",
+            "must_recreate",
+        ] {
+            assert_eq!(
+                got[field], want[field],
+                "{field} after a kill with {versions} version(s) staged (held {held:?})"
+            );
+        }
+        // The summary printed by the resumed run is the same report.
+        let s = summary(&resumed);
+        assert_eq!(s["report"]["kinds"], want["kinds"]);
+        assert_eq!(s["report"]["notices"], want["notices"]);
+    }
+}

@@ -106,7 +106,6 @@ fn plan_makes_no_mutating_request_and_diff_names_planted_changes() {
             options: &options(),
             client: &c,
             knowledge: &Knowledge::default(),
-            trust_journal: false,
             secrets: None,
             mode: Mode::Import,
         }))

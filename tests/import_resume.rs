@@ -267,3 +267,224 @@ fn command_line_plan_import_diff_exit_codes_and_json() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
 }
+
+/// Runs `dbxport plan --json` with the key and returns its items.
+fn plan_items(prod: &EmulatorHandle, home: &Path, f: &Fixture) -> Vec<serde_json::Value> {
+    let o = cmd(
+        prod,
+        home,
+        &[
+            "plan",
+            f.bundle.to_str().unwrap(),
+            "--map",
+            f.map.to_str().unwrap(),
+            "--identity",
+            f.key.to_str().unwrap(),
+            "--json",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", describe(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["items"].as_array().unwrap().clone()
+}
+
+/// The action the plan gives the item of `kind` whose target is `target`.
+fn action_of(items: &[serde_json::Value], kind: &str, target: &str) -> String {
+    items
+        .iter()
+        .find(|i| i["kind"] == kind && i["target"] == target)
+        .unwrap_or_else(|| panic!("no {kind} {target} in the plan"))["action"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// `dbxport diff` with the key: its exit code and output.
+fn diff(prod: &EmulatorHandle, home: &Path, f: &Fixture) -> Output {
+    cmd(
+        prod,
+        home,
+        &[
+            "diff",
+            f.bundle.to_str().unwrap(),
+            "--map",
+            f.map.to_str().unwrap(),
+            "--identity",
+            f.key.to_str().unwrap(),
+        ],
+    )
+    .output()
+    .unwrap()
+}
+
+/// Puts another value into a secret of the target.
+fn change_secret(prod: &EmulatorHandle, target: &str) {
+    let (scope, key) = target.split_once('/').unwrap();
+    rt().block_on(client(prod).secrets().put(
+        scope,
+        key,
+        b"changed in the target",
+        dbxport::model::secret::ValueEncoding::String,
+    ))
+    .unwrap();
+}
+
+/// Adds a line to a notebook of the target.
+fn change_notebook(prod: &EmulatorHandle, path: &str) {
+    use dbxport::client::workspace::Import;
+    use dbxport::model::workspace::Format;
+    let c = client(prod);
+    rt().block_on(async {
+        let info = c.workspace().get_status(path).await.unwrap();
+        let mut content = c
+            .workspace()
+            .export(path, Format::Source, None)
+            .await
+            .unwrap()
+            .to_vec();
+        content.extend_from_slice(b"\n# changed in the target\n");
+        c.workspace()
+            .import(&Import {
+                path,
+                content: content.into(),
+                format: Format::Source,
+                language: info.language,
+                overwrite: true,
+            })
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn drift_in_the_target_is_seen_by_plan_import_and_diff_alike() {
+    let f = fixture();
+    let home = f.dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let prod = start_prod(f.dir.path(), FaultConfig::default());
+    let o = cmd(&prod, &home, &import_args(&f, &[])).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+    let o = diff(&prod, &home, &f);
+    assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+
+    // One object of three kinds, changed in the target after the import.
+    let items = plan_items(&prod, &home, &f);
+    let pick = |kind: &str| -> String {
+        items
+            .iter()
+            .find(|i| i["kind"] == kind && i["action"] == "unchanged")
+            .unwrap_or_else(|| panic!("no unchanged {kind} after the import"))["target"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (secret, notebook, job) = (pick("secret"), pick("notebook"), pick("job"));
+    let job_id: i64 = job
+        .rsplit_once("(job ")
+        .and_then(|(_, id)| id.strip_suffix(')'))
+        .unwrap()
+        .parse()
+        .unwrap();
+    change_secret(&prod, &secret);
+    change_notebook(&prod, &notebook);
+    let mut settings = serde_json::Map::new();
+    settings.insert("max_concurrent_runs".into(), 7.into());
+    rt().block_on(client(&prod).jobs().update(job_id, &settings, &[]))
+        .unwrap();
+
+    // diff, plan and import agree: each of the three differs.
+    let o = diff(&prod, &home, &f);
+    assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    for t in [&secret, &notebook, &job] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains("differs:") && l.contains(t.as_str())),
+            "{t}: {text}"
+        );
+    }
+    let items = plan_items(&prod, &home, &f);
+    for (kind, t) in [("secret", &secret), ("notebook", &notebook), ("job", &job)] {
+        let a = action_of(&items, kind, t);
+        assert!(
+            a == "update" || a == "refuse",
+            "plan says {a} for the changed {kind} {t}"
+        );
+    }
+    let o = cmd(
+        &prod,
+        &home,
+        &import_args(&f, &["--on-conflict", "overwrite", "--json"]),
+    )
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for (kind, t) in [("secret", &secret), ("notebook", &notebook), ("job", &job)] {
+        let it = v["report"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["kind"] == kind && i["target"] == t.as_str())
+            .unwrap_or_else(|| panic!("no {kind} {t} in the report"));
+        assert_eq!(it["outcome"], "updated", "{kind} {t}: {it}");
+    }
+    let o = diff(&prod, &home, &f);
+    assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+
+    // An unchanged target: nothing is written again.
+    prod.reset_stats();
+    let o = cmd(&prod, &home, &import_args(&f, &[])).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+    assert_eq!(
+        prod.stats().mutating,
+        0,
+        "a re-run of an unchanged target wrote"
+    );
+}
+
+#[test]
+fn resume_compares_what_the_interrupted_run_imported_with_the_target() {
+    let f = fixture();
+    let home = f.dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let prod = start_prod(f.dir.path(), slow());
+    let args = import_args(&f, &["--on-conflict", "overwrite"]);
+    let mut child = cmd(&prod, &home, &args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        kill_after(&mut child, &prod, 30, 0),
+        "the import finished first"
+    );
+    prod.set_faults(FaultConfig::default()).unwrap();
+    // A notebook the interrupted run imported and journaled, changed since.
+    let journal = dbxport::import::ledger::journal_path(&f.bundle, client(&prod).host());
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let notebook = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| {
+            v["key"]
+                .as_str()
+                .and_then(|k| k.strip_prefix("notebook:"))
+                .map(str::to_string)
+        })
+        .expect("the interrupted run journaled a notebook");
+    change_notebook(&prod, &notebook);
+    let mut resume = args.clone();
+    resume.push("--resume");
+    let o = cmd(&prod, &home, &resume).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+    let o = diff(&prod, &home, &f);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "the resumed import left {notebook} as changed: {}",
+        describe(&o)
+    );
+}

@@ -333,7 +333,6 @@ async fn journey(fx: &Path, dir: &Path) -> anyhow::Result<bool> {
         options: &options,
         client: &prod_client,
         knowledge: &Knowledge::default(),
-        trust_journal: false,
         secrets: None,
         mode: Mode::Import,
     })

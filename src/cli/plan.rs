@@ -62,7 +62,6 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         options: &options,
         client: &client,
         knowledge: &knowledge,
-        trust_journal: false,
         secrets: values.as_ref(),
         mode: Mode::Import,
     }));

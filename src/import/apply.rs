@@ -6,8 +6,9 @@
 //! between the answer and the journal line, or the answer was lost). A resumed run therefore
 //! plans again from the target's state and relies on idempotent lookups rather than on the
 //! journal alone: a notebook is found by its path and compared, a job by its source tag, a
-//! scope by its name; only secret values, which cannot be read back, depend on the journal
-//! (an intent line is synced before every put). A create whose answer was lost is checked the
+//! scope by its name, a secret value read back where the workspace allows it; only secret
+//! values that cannot be read back depend on the journal (an intent line is synced before
+//! every put). A create whose answer was lost is checked the
 //! same way before it is sent again, so no object is ever made twice.
 
 use super::acl::scope_acl_changes;
@@ -126,7 +127,6 @@ pub async fn import(
         options,
         client,
         knowledge: &knowledge,
-        trust_journal: apply_options.resume,
         secrets: Some(&values),
         mode: Mode::Import,
     })

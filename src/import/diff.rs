@@ -121,7 +121,6 @@ pub async fn diff(
         options,
         client,
         knowledge: &knowledge,
-        trust_journal: false,
         secrets: values.as_ref(),
         mode: Mode::Diff,
     })

@@ -17,10 +17,13 @@
 //! | `permissions:<type>/<source id>` | `{}` | the ACL was set |
 //! | `hive:<object>`, `uc:<securable>` | `{}` | the grants were replayed |
 //!
-//! Secret values are never readable back from a workspace, so the journal is the only place
-//! that knows that a value was put by this bundle: a secret recorded with the same sealed
-//! file's SHA-256 (which is public; it hashes ciphertext) is unchanged, and one with an intent
-//! but no completion is re-put (a put is idempotent). No digest of a plaintext is ever written.
+//! The journal saves work; it never overrules the target. Planning compares every object with
+//! what the target shows (content, settings, ACLs, and secret values where the workspace lets
+//! them be read back), whatever the journal says. Only a secret value that cannot be read back
+//! is decided by the journal: one recorded with the same sealed file's SHA-256 (which is
+//! public; it hashes ciphertext) was put by this bundle and counts as unchanged, and one with
+//! an intent but no completion is put again (a put is idempotent). No digest of a plaintext is
+//! ever written.
 
 use crate::journal::{Journal, JournalError, OpenMode};
 use serde_json::{json, Value};

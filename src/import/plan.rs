@@ -318,10 +318,10 @@ pub struct PlanInput<'a> {
     pub options: &'a Options,
     /// The target.
     pub client: &'a Client,
-    /// What the journal knows.
+    /// What the journal knows. It only ever stands in for what the target cannot show (a
+    /// secret value the workspace does not let us read back); whatever the target shows is
+    /// compared with the bundle.
     pub knowledge: &'a Knowledge,
-    /// Trust the journal's record of finished workspace objects (a resumed run).
-    pub trust_journal: bool,
     /// Opened secret values, for comparing values the target lets us read.
     pub secrets: Option<&'a SecretValues>,
     /// Import or diff.
@@ -664,17 +664,13 @@ impl<'a, 'b> Planner<'a, 'b> {
                     ));
                 }
                 Some(info) => {
-                    let journaled = self.input.trust_journal
-                        && self.input.knowledge.field(&item.key, "sha256") == o.sha256.as_deref()
-                        && o.sha256.is_some();
+                    // Always compared with what the target holds: a journal line says only
+                    // what an earlier run put, not that nobody changed it since.
                     let lang_differs = o.kind == Kind::Notebook
                         && o.language.is_some()
                         && info.language.is_some()
                         && o.language != info.language;
-                    if journaled && !lang_differs {
-                        item.action = Action::Unchanged;
-                        pending.push(item);
-                    } else if lang_differs {
+                    if lang_differs {
                         let (a, r) = self.conflict(format!(
                             "a {} notebook exists at {tgt}",
                             info.language.map(|l| l.as_str()).unwrap_or("")
@@ -1126,34 +1122,16 @@ impl<'a, 'b> Planner<'a, 'b> {
                 self.items.push(item);
                 continue;
             }
-            let k = self.input.knowledge;
-            if k.field(&keys::secret(&tscope, &sec.key), "sealed_sha256") == Some(sealed.as_str())
-                && self.input.mode == Mode::Import
-            {
-                item.action = Action::Unchanged;
-                self.items.push(item);
-                continue;
-            }
-            if k.field(&keys::secret_intent(&tscope, &sec.key), "sealed_sha256")
-                == Some(sealed.as_str())
-                && self.input.mode == Mode::Import
-            {
-                item.action = Action::Update;
-                item.reasons
-                    .push("put again: an interrupted run may have put it".into());
-                item.step = Some(step);
-                self.items.push(item);
-                continue;
-            }
-            // Compare the value when both sides can be read (in memory only).
+            // What the target shows decides; the journal speaks only where the target cannot
+            // be read (no opened value, or a workspace that refuses reading values back).
             let mine = self.input.secrets.and_then(|v| v.get(&sec.scope, &sec.key));
-            let verdict = match mine {
-                Some(mine) => match client.secrets().get(&tscope, &sec.key).await {
-                    Ok(theirs) => Some(theirs.as_slice() == mine),
-                    Err(e) if e.is_auth_failure() => return Err(self.err(e)),
-                    Err(_) => None,
-                },
-                None => None,
+            let verdict = secret_value_matches(&client, &tscope, &sec.key, mine)
+                .await
+                .map_err(|e| self.err(e))?;
+            let k = self.input.knowledge;
+            let journaled = |key: String| {
+                self.input.mode == Mode::Import
+                    && k.field(&key, "sealed_sha256") == Some(sealed.as_str())
             };
             match verdict {
                 Some(true) => item.action = Action::Unchanged,
@@ -1170,6 +1148,19 @@ impl<'a, 'b> Planner<'a, 'b> {
                         "value not compared (give --identity, and the workspace must allow reading values)"
                             .into(),
                     );
+                }
+                None if journaled(keys::secret(&tscope, &sec.key)) => {
+                    item.action = Action::Unchanged;
+                    item.notes.push(
+                        "value not read back; the journal records that this bundle's value was put"
+                            .into(),
+                    );
+                }
+                None if journaled(keys::secret_intent(&tscope, &sec.key)) => {
+                    item.action = Action::Update;
+                    item.reasons
+                        .push("put again: an interrupted run may have put it".into());
+                    item.step = Some(step);
                 }
                 None => {
                     let (a, r) = self.conflict(format!(
@@ -2141,6 +2132,26 @@ impl<'a, 'b> Planner<'a, 'b> {
             .sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));
         out.code.sort();
         Ok(out)
+    }
+}
+
+/// Compares the value of an existing secret in the target with the bundle's (`mine`, opened in
+/// memory): `Some(true)` when they are the same, `Some(false)` when the target holds another
+/// value, `None` when they cannot be compared (no opened value, or the workspace does not let
+/// values be read back). `plan`, `import` and `diff` all decide with this one comparison.
+pub async fn secret_value_matches(
+    client: &Client,
+    scope: &str,
+    key: &str,
+    mine: Option<&[u8]>,
+) -> Result<Option<bool>, ClientError> {
+    let Some(mine) = mine else {
+        return Ok(None);
+    };
+    match client.secrets().get(scope, key).await {
+        Ok(theirs) => Ok(Some(theirs.as_slice() == mine)),
+        Err(e) if e.is_auth_failure() => Err(e),
+        Err(_) => Ok(None),
     }
 }
 

@@ -84,10 +84,52 @@ struct JournaledArtifact {
     size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     same_as: Option<String>,
+    /// The warning the file gave (it changed while it was read), for the report of a resumed
+    /// run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    warning: Option<String>,
 }
 
 fn journal_key(id: &str) -> String {
     format!("models/artifact:{id}")
+}
+
+/// What the journal keeps per version, written just before the version's record is staged:
+/// everything its report lines need, so a resumed run that finds the version staged reports
+/// it (and its artifacts) as the uninterrupted run did, without reading the registry again.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct JournaledVersion {
+    /// Artifact files listed (found).
+    #[serde(default)]
+    listed: Vec<String>,
+    /// Why the artifacts could not be listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    listing_error: Option<String>,
+    /// Artifact files not exported: path and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    failed: Vec<(String, String)>,
+    /// Warnings about the version (its source run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
+}
+
+fn version_key(id: &str) -> String {
+    format!("models/version:{id}")
+}
+
+/// Journals what a version's report lines need, before its record is staged.
+fn remember_version(
+    journal: Option<&dyn StepLog>,
+    id: &str,
+    jv: &JournaledVersion,
+) -> Result<(), ModelsError> {
+    match journal {
+        Some(j) => j.remember(
+            &version_key(id),
+            serde_json::to_value(jv).map_err(|e| ModelsError::task("journal", e))?,
+        ),
+        None => Ok(()),
+    }
 }
 
 /// How many times one file is read again after its byte count disagreed with the listing.
@@ -178,7 +220,8 @@ struct Run<'a> {
 
 /// How one artifact file ended.
 enum FileOutcome {
-    Stored(ArtifactEntry),
+    /// Stored, with a warning when it changed while it was read.
+    Stored(ArtifactEntry, Option<String>),
     Duplicate(ArtifactEntry),
     Failed(String),
 }
@@ -306,8 +349,9 @@ impl Run<'_> {
         if self.builder.contains(Kind::ModelVersion, &id) {
             self.report.resumed += 1;
             self.report.versions += 1;
-            return Ok(());
+            return self.held_version(&v, &id, journal).await;
         }
+        let mut jv = JournaledVersion::default();
         let mut notes = Vec::new();
         let provenance = match v.run_id.as_deref().filter(|r| !r.is_empty()) {
             None => None,
@@ -318,6 +362,7 @@ impl Run<'_> {
                         "its source run {run_id} no longer exists; no run provenance recorded"
                     );
                     notes.push(msg.clone());
+                    jv.warnings.push(msg.clone());
                     self.warn(object.clone(), msg);
                     None
                 }
@@ -327,6 +372,7 @@ impl Run<'_> {
                         fatal_or(e)?
                     );
                     notes.push(msg.clone());
+                    jv.warnings.push(msg.clone());
                     self.warn(object.clone(), msg);
                     None
                 }
@@ -342,6 +388,8 @@ impl Run<'_> {
                     format!("its artifacts could not be listed: {msg}"),
                 );
                 notes.push(format!("artifacts not exported: {msg}"));
+                jv.listing_error = Some(msg);
+                remember_version(journal, &id, &jv)?;
                 return self
                     .add_version(&v, provenance, None, Vec::new(), vec![], notes, false)
                     .await;
@@ -350,6 +398,7 @@ impl Run<'_> {
         let total: u64 = listed.iter().filter_map(|f| f.size).sum();
         self.progress.inc_length(total);
         self.builder.found(Kind::ModelArtifact, listed.len() as u64);
+        jv.listed = listed.iter().map(|f| f.path.clone()).collect();
         let mut entries = Vec::with_capacity(listed.len());
         let mut missing = Vec::new();
         for f in &listed {
@@ -368,13 +417,17 @@ impl Run<'_> {
                             format!("model artifact {art_id}"),
                             msg.clone(),
                         );
+                        jv.failed.push((f.path.clone(), msg));
                         missing.push(f.path.clone());
                     }
                 }
                 continue;
             }
             match self.file(&v, &loc, f, &art_id).await? {
-                FileOutcome::Stored(e) => {
+                FileOutcome::Stored(e, warning) => {
+                    if let Some(w) = &warning {
+                        self.warn(format!("model artifact {art_id}"), w.clone());
+                    }
                     self.report.stored_bytes += e.size;
                     Arc::make_mut(&mut self.known)
                         .entry(e.sha256.clone())
@@ -386,6 +439,7 @@ impl Run<'_> {
                                 sha256: e.sha256.clone(),
                                 size: e.size,
                                 same_as: None,
+                                warning,
                             }),
                         )?;
                     }
@@ -402,6 +456,7 @@ impl Run<'_> {
                                 sha256: e.sha256.clone(),
                                 size: e.size,
                                 same_as,
+                                warning: None,
                             }),
                         )?;
                     }
@@ -415,12 +470,14 @@ impl Run<'_> {
                         msg.clone(),
                     );
                     notes.push(format!("artifact {} not exported: {msg}", f.path));
+                    jv.failed.push((f.path.clone(), msg));
                     missing.push(f.path.clone());
                 }
             }
         }
         self.report.artifacts += entries.len() as u64;
         let complete = missing.is_empty();
+        remember_version(journal, &id, &jv)?;
         self.add_version(
             &v,
             provenance,
@@ -431,6 +488,74 @@ impl Run<'_> {
             complete,
         )
         .await
+    }
+
+    /// A version an interrupted run staged: its report lines (artifacts found and reused,
+    /// artifacts and listings that failed, warnings) rebuilt from the journal, so the report
+    /// equals an uninterrupted run's. Without a journal record (no journal), its artifacts
+    /// are listed again to be counted.
+    async fn held_version(
+        &mut self,
+        v: &ModelVersion,
+        id: &str,
+        journal: Option<&dyn StepLog>,
+    ) -> Result<(), ModelsError> {
+        let object = format!("model version {id}");
+        let recorded = journal
+            .and_then(|j| j.recall(&version_key(id)))
+            .and_then(|d| serde_json::from_value::<JournaledVersion>(d).ok());
+        let jv = match recorded {
+            Some(jv) => jv,
+            None => match self.listing(v).await? {
+                Ok((_, files)) => JournaledVersion {
+                    listed: files.into_iter().map(|f| f.path).collect(),
+                    ..JournaledVersion::default()
+                },
+                Err(msg) => JournaledVersion {
+                    listing_error: Some(msg),
+                    ..JournaledVersion::default()
+                },
+            },
+        };
+        for w in jv.warnings {
+            self.warn(object.clone(), w);
+        }
+        if let Some(msg) = jv.listing_error {
+            self.problem(
+                Kind::ModelVersion,
+                id,
+                object,
+                format!("its artifacts could not be listed: {msg}"),
+            );
+            return Ok(());
+        }
+        self.builder
+            .found(Kind::ModelArtifact, jv.listed.len() as u64);
+        for path in &jv.listed {
+            let art_id = format!("{id}/{path}");
+            if let Some(why) = jv.failed.iter().find(|(p, _)| p == path).map(|f| &f.1) {
+                self.problem(
+                    Kind::ModelArtifact,
+                    &art_id,
+                    format!("model artifact {art_id}"),
+                    why.clone(),
+                );
+                continue;
+            }
+            // Counted as reused by the sink; its warning comes back from the journal.
+            if self.builder.contains(Kind::ModelArtifact, &art_id) {
+                self.report.resumed += 1;
+                self.report.artifacts += 1;
+                if let Some(w) = journal
+                    .and_then(|j| j.recall(&journal_key(&art_id)))
+                    .and_then(|d| serde_json::from_value::<JournaledArtifact>(d).ok())
+                    .and_then(|a| a.warning)
+                {
+                    self.warn(format!("model artifact {art_id}"), w);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Where the version's artifacts are and what they are. The outer error stops the run;
@@ -483,6 +608,9 @@ impl Run<'_> {
                 Arc::make_mut(&mut self.known)
                     .entry(a.sha256.clone())
                     .or_insert_with(|| (art_id.to_string(), a.size));
+            }
+            if let Some(w) = a.warning {
+                self.warn(format!("model artifact {art_id}"), w);
             }
             return Ok(Ok(ArtifactEntry {
                 path: f.path.clone(),
@@ -576,20 +704,20 @@ impl Run<'_> {
                 .map_err(|e| ModelsError::task("bundle builder", e))?;
             let st = state.lock().unwrap_or_else(|p| p.into_inner()).clone();
             if added.is_ok() {
-                if !changes.is_empty() {
-                    self.warn(
-                        format!("model artifact {art_id}"),
-                        format!(
-                            "changed while it was exported ({}); the bytes stored are those of the last, consistent read",
-                            changes.join("; ")
-                        ),
-                    );
-                }
-                return Ok(FileOutcome::Stored(ArtifactEntry {
-                    path: f.path.clone(),
-                    size: expected,
-                    sha256: st.digest.unwrap_or_default(),
-                }));
+                let warning = (!changes.is_empty()).then(|| {
+                    format!(
+                        "changed while it was exported ({}); the bytes stored are those of the last, consistent read",
+                        changes.join("; ")
+                    )
+                });
+                return Ok(FileOutcome::Stored(
+                    ArtifactEntry {
+                        path: f.path.clone(),
+                        size: expected,
+                        sha256: st.digest.unwrap_or_default(),
+                    },
+                    warning,
+                ));
             }
             if let (Some(first), Some(sha)) = (st.duplicate_of.clone(), st.digest.clone()) {
                 let mut r = Resource::new(
