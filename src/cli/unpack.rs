@@ -3,6 +3,7 @@
 use super::keys::{exit_code_for, print_json, print_problems, IdentityArgs};
 use super::EXIT_OK;
 use clap::Args as ClapArgs;
+use dbxport::bundle::printable::printable;
 use std::path::PathBuf;
 
 /// Unpack a bundle into a folder you can browse and use without dbxport.
@@ -51,13 +52,13 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                     "unpacked {} files ({} bytes) into {}",
                     s.files,
                     s.bytes,
-                    s.bag_dir.display()
+                    printable(&s.bag_dir.display().to_string())
                 );
                 if let Some(d) = &s.secrets_dir {
                     println!(
                         "opened {} secret values into {} (keep this folder private)",
                         s.secrets_opened,
-                        d.display()
+                        printable(&d.display().to_string())
                     );
                 }
                 if s.sealed_left > 0 {
