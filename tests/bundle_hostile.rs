@@ -194,6 +194,8 @@ fn peak_memory_is_bounded_for_every_command_and_fixture() {
                 Ok(())
             });
         }
+        // Reaped by wait4 below (for its rusage), not by Child::wait.
+        #[allow(clippy::zombie_processes)]
         let child = cmd.spawn().unwrap();
         let mut status = 0;
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
