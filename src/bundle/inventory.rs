@@ -6,7 +6,10 @@ use super::json::canonicalize;
 use crate::model::Kind;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::io::Read;
 use time::OffsetDateTime;
+
+mod stream;
 
 /// The inventory's `format` value.
 pub const FORMAT_NAME: &str = "dbxport-bundle";
@@ -282,15 +285,44 @@ impl Inventory {
     /// Parses and checks inventory bytes: format name (E301), major version (E302), then the
     /// schema rules (E300). Records of unknown kinds are kept in [`Inventory::opaque`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Inventory> {
-        let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
-        if text.starts_with('\u{feff}') {
-            return Err(bad("starts with a byte-order mark"));
-        }
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
-        let obj = value
-            .as_object()
-            .ok_or_else(|| bad("top level is not an object"))?;
+        Inventory::from_reader(bytes)
+    }
+
+    /// Like [`Inventory::from_bytes`], reading the JSON as a stream: no whole-document tree is
+    /// built, unknown fields are skipped without being held, and what is held is bounded by
+    /// the limits of spec §10.3 ([`InventoryLimits`]), so memory follows the records, not the
+    /// bytes. The whole stream is not necessarily read; a caller hashing it drains the rest.
+    pub fn from_reader<R: Read>(r: R) -> Result<Inventory> {
+        let mut guard = stream::Guard::new(r);
+        let budget = stream::Budget::new(InventoryLimits::SPEC);
+        let parsed = {
+            let mut br = std::io::BufReader::with_capacity(64 * 1024, &mut guard);
+            let mut de = serde_json::Deserializer::from_reader(&mut br);
+            serde::de::DeserializeSeed::deserialize(stream::TopSeed(&budget), &mut de)
+                .and_then(|top| de.end().map(|_| top))
+        };
+        let top = match parsed {
+            Ok(top) => top,
+            Err(e) => {
+                if let Some(why) = guard.failure() {
+                    return Err(bad(why));
+                }
+                if let Some(why) = budget.exceeded() {
+                    return Err(bad(why));
+                }
+                if let Some(io) = e.io_error_kind() {
+                    return Err(bad(format!("could not be read ({io})")));
+                }
+                return Err(bad(format!("not valid JSON: {e}")));
+            }
+        };
+        let stream::Top::Object {
+            fields: obj,
+            records,
+        } = top
+        else {
+            return Err(bad("top level is not an object"));
+        };
         match obj.get("format").and_then(Value::as_str) {
             Some(FORMAT_NAME) => {}
             Some(other) => {
@@ -319,47 +351,100 @@ impl Inventory {
             }
             None => return Err(bad(format!("format_version {version:?} is not semver"))),
         }
-        let problems = schema_problems(obj);
-        if let Some(first) = problems.into_iter().next() {
+        // Same order as `schema_problems`: missing fields, top-level fields, then records.
+        let missing = missing_keys(&obj, records.is_some());
+        if let Some(first) = missing.into_iter().next() {
             return Err(bad(first));
         }
-        let mut inv = Inventory {
+        if let Some(first) = field_problems(&obj).into_iter().next() {
+            return Err(bad(first));
+        }
+        let records = records.expect("present when no key is missing");
+        let stream::Records::Array {
+            records,
+            opaque,
+            first_problem,
+        } = records
+        else {
+            return Err(bad("`records` is not an array"));
+        };
+        if let Some(first) = first_problem {
+            return Err(bad(first));
+        }
+        let field = |k: &str| obj.get(k).cloned().unwrap_or(Value::Null);
+        Ok(Inventory {
             format: FORMAT_NAME.into(),
             format_version: version.into(),
             bundle_id: obj["bundle_id"].as_str().unwrap_or_default().into(),
             created: obj["created"].as_str().unwrap_or_default().into(),
-            tool: serde_json::from_value(obj["tool"].clone()).map_err(|e| bad(e.to_string()))?,
-            source: serde_json::from_value(obj["source"].clone())
-                .map_err(|e| bad(e.to_string()))?,
-            options: obj["options"].clone(),
-            sealing: serde_json::from_value(obj["sealing"].clone())
+            tool: serde_json::from_value(field("tool")).map_err(|e| bad(e.to_string()))?,
+            source: serde_json::from_value(field("source")).map_err(|e| bad(e.to_string()))?,
+            options: field("options"),
+            sealing: serde_json::from_value(field("sealing"))
                 .map_err(|e| bad(format!("sealing: {e}")))?,
-            records: Vec::new(),
-            opaque: Vec::new(),
-        };
-        for (i, r) in obj["records"].as_array().into_iter().flatten().enumerate() {
-            let kind = r["kind"].as_str().unwrap_or_default();
-            match Kind::parse(kind) {
-                Some(_) => inv.records.push(
-                    serde_json::from_value(r.clone())
-                        .map_err(|e| bad(format!("records[{i}]: {e}")))?,
-                ),
-                None => inv.opaque.push(
-                    serde_json::from_value(r.clone())
-                        .map_err(|e| bad(format!("records[{i}]: {e}")))?,
-                ),
-            }
-        }
-        Ok(inv)
+            records,
+            opaque,
+        })
     }
+}
+
+/// What a streamed inventory may hold in memory (spec §10.3). Every JSON value kept (each
+/// scalar, array and object, including object keys) counts against `values`, every byte of a
+/// kept string or key against `string_bytes`; each record started adds its allowance to both.
+/// Unknown top-level fields are skipped and cost nothing. Any single string or number token is
+/// at most `token_bytes` long and nesting at most `depth` deep, skipped or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InventoryLimits {
+    /// JSON values held, before any record's allowance.
+    pub values: u64,
+    /// Additional JSON values allowed per record.
+    pub values_per_record: u64,
+    /// Bytes of strings held, before any record's allowance.
+    pub string_bytes: u64,
+    /// Additional string bytes allowed per record.
+    pub string_bytes_per_record: u64,
+    /// Longest single string or number token, in bytes.
+    pub token_bytes: u64,
+    /// Deepest nesting of arrays and objects (the top-level object is level 1).
+    pub depth: u32,
+}
+
+impl InventoryLimits {
+    /// The limits of spec §10.3.
+    pub const SPEC: InventoryLimits = InventoryLimits {
+        values: 1 << 18,
+        values_per_record: 256,
+        string_bytes: 16 << 20,
+        string_bytes_per_record: 16 << 10,
+        token_bytes: 1 << 20,
+        depth: 127,
+    };
 }
 
 /// The rules of `spec/inventory.schema.json`, as messages; empty when the inventory conforms.
 pub fn schema_problems(obj: &Map<String, Value>) -> Vec<String> {
-    let mut p = Vec::new();
-    fn str_field<'a>(o: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
-        o.get(k).and_then(Value::as_str)
+    let mut p = missing_keys(obj, obj.contains_key("records"));
+    if !p.is_empty() {
+        return p;
     }
+    p.extend(field_problems(obj));
+    match obj["records"].as_array() {
+        None => p.push("`records` is not an array".into()),
+        Some(recs) => {
+            for (i, r) in recs.iter().enumerate() {
+                for m in record_problems(r) {
+                    p.push(format!("records[{i}]: {m}"));
+                }
+            }
+        }
+    }
+    p
+}
+
+/// The required top-level fields that are missing; `records` is checked by `has_records`
+/// (a streamed inventory does not keep its records in `obj`).
+fn missing_keys(obj: &Map<String, Value>, has_records: bool) -> Vec<String> {
+    let mut p = Vec::new();
     for k in [
         "format",
         "format_version",
@@ -371,12 +456,23 @@ pub fn schema_problems(obj: &Map<String, Value>) -> Vec<String> {
         "sealing",
         "records",
     ] {
-        if !obj.contains_key(k) {
+        let present = if k == "records" {
+            has_records
+        } else {
+            obj.contains_key(k)
+        };
+        if !present {
             p.push(format!("`{k}` is missing"));
         }
     }
-    if !p.is_empty() {
-        return p;
+    p
+}
+
+/// Problems of the top-level fields other than `records`; all of them must be present.
+fn field_problems(obj: &Map<String, Value>) -> Vec<String> {
+    let mut p = Vec::new();
+    fn str_field<'a>(o: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
+        o.get(k).and_then(Value::as_str)
     }
     if !str_field(obj, "bundle_id").is_some_and(is_bundle_id) {
         p.push("`bundle_id` is not a lowercase UUID".into());
@@ -420,16 +516,6 @@ pub fn schema_problems(obj: &Map<String, Value>) -> Vec<String> {
             }
         }
         _ => p.push("`sealing` must be null or an object".into()),
-    }
-    match obj["records"].as_array() {
-        None => p.push("`records` is not an array".into()),
-        Some(recs) => {
-            for (i, r) in recs.iter().enumerate() {
-                for m in record_problems(r) {
-                    p.push(format!("records[{i}]: {m}"));
-                }
-            }
-        }
     }
     p
 }

@@ -19,6 +19,7 @@ pub mod json;
 pub mod layout;
 pub mod names;
 pub mod pack;
+pub mod printable;
 pub mod reader;
 pub mod records;
 pub mod resource;

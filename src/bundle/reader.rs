@@ -27,10 +27,14 @@ use zeroize::Zeroizing;
 pub trait ReadSeek: Read + Seek + Send {}
 impl<T: Read + Seek + Send> ReadSeek for T {}
 
-/// Largest tag file read (other than the inventory).
-const MAX_TAG: u64 = 64 << 20;
-/// Largest inventory read.
-const MAX_INVENTORY: u64 = 1 << 30;
+/// Tag files other than the inventory, combined (declared sizes), spec §10.3. Only
+/// `bagit.txt`, `bag-info.txt` and the two manifests are held in memory; the others are only
+/// hashed, but the bound also keeps the work (and what `unpack` writes) in proportion.
+pub const MAX_TAGS_TOTAL: u64 = 64 << 20;
+/// Largest inventory read (streamed; what it may hold is bounded by `InventoryLimits`).
+pub const MAX_INVENTORY: u64 = 1 << 30;
+/// Tag files read into memory and parsed; every other tag file is only hashed.
+const PARSED_TAGS: [&str; 4] = [BAGIT_FILE, BAG_INFO_FILE, MANIFEST_FILE, TAG_MANIFEST_FILE];
 
 /// A bundle whose structure, tag files, inventory and manifests have been checked.
 pub struct Bundle {
@@ -210,6 +214,110 @@ impl Bundle {
         Ok(out)
     }
 
+    /// Applies the bounds of §10.3 to the declared sizes of the tag files, before any is read:
+    /// dbxport.json at most [`MAX_INVENTORY`], all others together at most
+    /// [`MAX_TAGS_TOTAL`] (the required ones counted first, then the rest by name). Returns
+    /// the refusals by file name, and the files beyond the bound, which are not read.
+    fn over_tag_budget(
+        &self,
+        tag_files: &BTreeSet<String>,
+    ) -> (BTreeMap<String, BundleError>, BTreeSet<String>) {
+        let mut out = BTreeMap::new();
+        let mut skipped = BTreeSet::new();
+        let size = |t: &str| {
+            self.entry_index(t)
+                .map_or(0, |i| self.index.entries[i].size)
+        };
+        if let Some(n) = Some(size(INVENTORY_FILE)).filter(|n| *n > MAX_INVENTORY) {
+            out.insert(
+                INVENTORY_FILE.to_string(),
+                BundleError::new(
+                    ErrorCode::InventorySyntax,
+                    format!("entry {INVENTORY_FILE}"),
+                    format!("{n} bytes, more than the {MAX_INVENTORY} allowed (spec §10.3)"),
+                ),
+            );
+        }
+        let required = REQUIRED_TAG_FILES
+            .iter()
+            .chain([&TAG_MANIFEST_FILE])
+            .filter(|t| **t != INVENTORY_FILE && tag_files.contains(**t))
+            .map(|t| t.to_string());
+        let extras = tag_files
+            .iter()
+            .filter(|t| {
+                t.as_str() != INVENTORY_FILE
+                    && t.as_str() != TAG_MANIFEST_FILE
+                    && !REQUIRED_TAG_FILES.contains(&t.as_str())
+            })
+            .cloned();
+        let mut total = 0u64;
+        for t in required.chain(extras) {
+            total = total.saturating_add(size(&t));
+            if total > MAX_TAGS_TOTAL {
+                if !skipped.is_empty() {
+                    skipped.insert(t);
+                    continue;
+                }
+                let declared: u64 = tag_files
+                    .iter()
+                    .filter(|t| t.as_str() != INVENTORY_FILE)
+                    .map(|t| size(t))
+                    .sum();
+                out.insert(
+                    t.clone(),
+                    BundleError::new(
+                        tag_code(&t),
+                        format!("entry {t}"),
+                        format!(
+                            "tag files other than dbxport.json declare {declared} bytes together, more than the {MAX_TAGS_TOTAL} allowed (spec §10.3); this one crosses the bound"
+                        ),
+                    ),
+                );
+                skipped.insert(t);
+            }
+        }
+        (out, skipped)
+    }
+
+    /// Streams a tag file through SHA-256 without holding it.
+    fn hash_entry(&mut self, rel: &str, code: ErrorCode) -> Result<String> {
+        let subject = format!("entry {rel}");
+        let Some(i) = self.entry_index(rel) else {
+            return Err(BundleError::new(code, &subject, "missing"));
+        };
+        let e = self.index.entries[i].clone();
+        let mut r =
+            open_entry(&mut self.src, &e).map_err(|err| classify_read_error(&subject, &err))?;
+        let mut h = HashingReader::new(&mut r);
+        let copied = io::copy(&mut h, &mut io::sink());
+        h.check(&subject, copied)?;
+        Ok(h.hex())
+    }
+
+    /// Streams dbxport.json through SHA-256 and the inventory parser together. The outer
+    /// `Err` is a failure to read the entry; the inner result is the parse.
+    fn read_inventory(&mut self) -> Result<(String, Result<Inventory>)> {
+        let subject = format!("entry {INVENTORY_FILE}");
+        let Some(i) = self.entry_index(INVENTORY_FILE) else {
+            return Err(BundleError::new(
+                ErrorCode::InventorySyntax,
+                &subject,
+                "missing",
+            ));
+        };
+        let e = self.index.entries[i].clone();
+        let mut r =
+            open_entry(&mut self.src, &e).map_err(|err| classify_read_error(&subject, &err))?;
+        let mut h = HashingReader::new(&mut r);
+        let parsed = Inventory::from_reader(&mut h);
+        h.check(&subject, Ok(0))?;
+        // The parser may stop early (a refusal); the digest needs every byte.
+        let copied = io::copy(&mut h, &mut io::sink());
+        h.check(&subject, copied)?;
+        Ok((h.hex(), parsed))
+    }
+
     fn check_bag(&mut self, problems: &mut Vec<BundleError>) {
         let bag = self.bag.clone();
         let prefix = format!("{bag}/");
@@ -249,14 +357,56 @@ impl Bundle {
             }
         }
 
+        // Read every tag file once, within the combined bound: the four parsed ones are held
+        // until parsed, dbxport.json is parsed as it streams, the rest are only hashed.
+        let mut digests: BTreeMap<String, String> = BTreeMap::new();
+        let mut held: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
+        let mut inventory_read: Option<Result<Inventory>> = None;
+        let mut read_problems: Vec<BundleError> = Vec::new();
+        let (over, skipped) = self.over_tag_budget(&tag_files);
+        for t in &tag_files {
+            if let Some(e) = over.get(t) {
+                read_problems.push(e.clone());
+                continue;
+            }
+            if skipped.contains(t) {
+                continue; // beyond the bound, which is reported once
+            }
+            let outcome = if t == INVENTORY_FILE {
+                self.read_inventory().map(|(digest, inv)| {
+                    inventory_read = Some(inv);
+                    digest
+                })
+            } else if let Some(name) = PARSED_TAGS.iter().find(|n| **n == t.as_str()) {
+                self.read_small(t, MAX_TAGS_TOTAL, tag_code(t)).map(|b| {
+                    let digest = sha256_hex(&b);
+                    held.insert(name, b);
+                    digest
+                })
+            } else {
+                self.hash_entry(t, tag_code(t))
+            };
+            match outcome {
+                Ok(d) => {
+                    digests.insert(t.clone(), d);
+                }
+                Err(e) => read_problems.push(e),
+            }
+        }
+
         // bagit.txt
-        match self.read_small(BAGIT_FILE, MAX_TAG, ErrorCode::BagitDeclaration) {
-            Ok(b) => {
+        match held.remove(BAGIT_FILE) {
+            Some(b) => {
                 if let Err(e) = check_bagit_txt(&b) {
                     problems.push(e);
                 }
             }
-            Err(e) => problems.push(e),
+            None if !tag_files.contains(BAGIT_FILE) => problems.push(BundleError::new(
+                ErrorCode::BagitDeclaration,
+                format!("entry {BAGIT_FILE}"),
+                "missing",
+            )),
+            None => {}
         }
         if tag_files.contains("fetch.txt") {
             problems.push(BundleError::new(
@@ -278,21 +428,9 @@ impl Bundle {
         }
 
         // Tag manifest and every tag file's digest.
-        let mut tag_bytes: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-        for t in &tag_files {
-            let cap = if t == INVENTORY_FILE {
-                MAX_INVENTORY
-            } else {
-                MAX_TAG
-            };
-            match self.read_small(t, cap, tag_code(t)) {
-                Ok(b) => {
-                    tag_bytes.insert(t.clone(), b);
-                }
-                Err(e) => problems.push(e),
-            }
-        }
-        match tag_bytes.get(TAG_MANIFEST_FILE) {
+        problems.append(&mut read_problems);
+        let tag_manifest = held.remove(TAG_MANIFEST_FILE);
+        match tag_manifest {
             None => {
                 if !tag_files.contains(TAG_MANIFEST_FILE) {
                     problems.push(BundleError::new(
@@ -303,7 +441,7 @@ impl Bundle {
                 }
             }
             Some(tm) => {
-                match parse_manifest(tm, TAG_MANIFEST_FILE, ErrorCode::TagManifest, false) {
+                match parse_manifest(&tm, TAG_MANIFEST_FILE, ErrorCode::TagManifest, false) {
                     Err(e) => problems.push(e),
                     Ok(tm) => {
                         for req in REQUIRED_TAG_FILES {
@@ -326,9 +464,8 @@ impl Bundle {
                                     "tag file not listed in tagmanifest-sha256.txt",
                                 )),
                                 Some(want) => {
-                                    if let Some(b) = tag_bytes.get(t) {
-                                        let got = sha256_hex(b);
-                                        if &got != want {
+                                    if let Some(got) = digests.get(t) {
+                                        if got != want {
                                             problems.push(BundleError::new(
                                                 ErrorCode::TagDigestMismatch,
                                                 format!("entry {t}"),
@@ -356,8 +493,8 @@ impl Bundle {
         }
 
         // Inventory: format name and version first.
-        let inventory = match tag_bytes.get(INVENTORY_FILE) {
-            Some(b) => match Inventory::from_bytes(b) {
+        let inventory = match inventory_read {
+            Some(parsed) => match parsed {
                 Ok(inv) => Some(inv),
                 Err(e) => {
                     problems.push(e);
@@ -377,8 +514,8 @@ impl Bundle {
         };
 
         // Payload manifest, completeness, Payload-Oxum.
-        let manifest = match tag_bytes.get(MANIFEST_FILE) {
-            Some(m) => match parse_manifest(m, MANIFEST_FILE, ErrorCode::Manifest, true) {
+        let manifest = match held.remove(MANIFEST_FILE) {
+            Some(m) => match parse_manifest(&m, MANIFEST_FILE, ErrorCode::Manifest, true) {
                 Ok(m) => Some(m),
                 Err(e) => {
                     problems.push(e);
@@ -416,8 +553,8 @@ impl Bundle {
                 }
             }
         }
-        let bag_info = match tag_bytes.get(BAG_INFO_FILE) {
-            Some(b) => match BagInfo::parse(b) {
+        let bag_info = match held.remove(BAG_INFO_FILE) {
+            Some(b) => match BagInfo::parse(&b) {
                 Ok(i) => Some(i),
                 Err(e) => {
                     problems.push(e);
@@ -496,10 +633,7 @@ impl Bundle {
         if let Some(inv) = &inventory {
             problems.extend(super::records::check(inv));
         }
-        self.tag_digests = tag_bytes
-            .iter()
-            .map(|(n, b)| (n.clone(), sha256_hex(b)))
-            .collect();
+        self.tag_digests = digests;
         self.inventory = inventory;
         self.bag_info = bag_info;
         self.manifest = manifest.unwrap_or_default();
@@ -909,6 +1043,54 @@ fn check_records(
                 format!("entry {d}"),
                 "claimed by more than one record",
             ));
+        }
+    }
+}
+
+/// Hashes what passes through, and keeps the read error (the parser above it only sees that
+/// reading failed; the error says why, with its code).
+struct HashingReader<R> {
+    inner: R,
+    sha: Sha256,
+    error: Option<io::Error>,
+}
+
+impl<R: Read> HashingReader<R> {
+    fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            sha: Sha256::new(),
+            error: None,
+        }
+    }
+
+    fn hex(&self) -> String {
+        hex::encode(self.sha.clone().finalize())
+    }
+
+    /// The read error seen (with its code), else `result`'s.
+    fn check(&mut self, subject: &str, result: io::Result<u64>) -> Result<()> {
+        if let Some(err) = self.error.take() {
+            return Err(classify_read_error(subject, &err));
+        }
+        result
+            .map(|_| ())
+            .map_err(|err| classify_read_error(subject, &err))
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.sha.update(&buf[..n]);
+                Ok(n)
+            }
+            Err(e) => {
+                let kept = io::Error::new(e.kind(), e.to_string());
+                self.error = Some(e);
+                Err(kept)
+            }
         }
     }
 }

@@ -56,6 +56,48 @@ pub fn unpack(
     opener: Option<&Opener>,
     force: bool,
 ) -> std::result::Result<UnpackSummary, Problems> {
+    unpack_with(bundle, target, opener, force, &mut UnpackOptions::default())
+}
+
+/// What an unpack will write, known before anything is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct UnpackPlan {
+    /// Files and folders the bag holds.
+    pub entries: u64,
+    /// Bytes they declare (uncompressed).
+    pub bytes: u64,
+    /// Bytes the target's file system is counted as needing (sizes rounded up to blocks).
+    pub needed: u64,
+    /// Bytes free for this user on the target's file system, when known.
+    pub available: Option<u64>,
+}
+
+/// Options of [`unpack_with`].
+#[derive(Default)]
+pub struct UnpackOptions<'a> {
+    /// The free space, in bytes, to count on instead of asking the file system. For tests
+    /// only: the free-space refusal cannot otherwise be tested without a small file system.
+    pub free_space: Option<u64>,
+    /// Told the plan once the bundle is checked and before anything is written (the CLI says
+    /// how much a small bundle will expand to).
+    pub announce: Option<&'a mut dyn FnMut(&UnpackPlan)>,
+}
+
+/// The start of the detail of the free-space refusal (E502), for callers that add a hint.
+pub const NO_SPACE: &str = "not enough free space";
+
+/// Block size assumed when counting the space files take.
+const BLOCK: u64 = 4096;
+
+/// [`unpack`] with options. On any failure nothing is left behind: not the temporary tree,
+/// not a target folder (or parents) this call created, and a `--force` replacement is undone.
+pub fn unpack_with(
+    bundle: &Path,
+    target: &Path,
+    opener: Option<&Opener>,
+    force: bool,
+    opts: &mut UnpackOptions<'_>,
+) -> std::result::Result<UnpackSummary, Problems> {
     let tsubject = format!("folder {}", target.display());
     if !force && !is_empty_or_missing(target)? {
         return Err(BundleError::new(ErrorCode::TargetNotEmpty, &tsubject, "is not empty").into());
@@ -69,44 +111,226 @@ pub fn unpack(
         )
         .into());
     }
-    fs::create_dir_all(target).ctx(&tsubject)?;
-    let tmp = tempfile::Builder::new()
+    // Free space, from the declared sizes (§10.3: no entry yields more than it declares).
+    let entries = b.entries();
+    let bytes: u64 = entries.iter().map(|e| e.2).sum();
+    let secrets = b
+        .inventory()
+        .records
+        .iter()
+        .filter(|r| r.kind == Kind::Secret && r.sealed)
+        .count() as u64;
+    let needed = entries
+        .iter()
+        .map(|e| e.2.div_ceil(BLOCK).max(1) * BLOCK)
+        .sum::<u64>()
+        + secrets * BLOCK;
+    let available = opts.free_space.or_else(|| free_space(target));
+    let plan = UnpackPlan {
+        entries: entries.len() as u64,
+        bytes,
+        needed,
+        available,
+    };
+    if let Some(f) = opts.announce.as_mut() {
+        f(&plan);
+    }
+    if let Some(free) = available.filter(|free| *free < needed) {
+        return Err(BundleError::new(
+            ErrorCode::Io,
+            &tsubject,
+            format!(
+                "{NO_SPACE}: the bundle expands to {bytes} bytes in {} entries (about {needed} bytes on disk) and the file system has {free} bytes free",
+                entries.len()
+            ),
+        )
+        .into());
+    }
+    drop(entries);
+
+    // Folders this call creates (outermost first), removed again if anything fails.
+    let mut created = Vec::new();
+    let mut p = target.to_path_buf();
+    while p.symlink_metadata().is_err() {
+        created.push(p.clone());
+        match p.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => p = parent.to_path_buf(),
+            _ => break,
+        }
+    }
+    created.reverse();
+    let undo_created = |created: &[PathBuf]| {
+        for d in created.iter().rev() {
+            let _ = fs::remove_dir(d);
+        }
+    };
+    if let Err(e) = fs::create_dir_all(target).ctx(&tsubject) {
+        undo_created(&created);
+        return Err(e.into());
+    }
+    let tmp = match tempfile::Builder::new()
         .prefix(".dbxport-unpack.")
         .tempdir_in(target)
-        .ctx(&tsubject)?;
-    let summary = extract(&mut b, tmp.path(), opener)?;
-    let bag = b.bag_name().to_string();
+        .ctx(&tsubject)
+    {
+        // Removed by `remove_tree`, not by TempDir's drop: that holds one descriptor per level
+        // and gives up on a deep tree.
+        Ok(t) => t.keep(),
+        Err(e) => {
+            undo_created(&created);
+            return Err(e.into());
+        }
+    };
+    let result = place(&mut b, target, &tmp, opener, force);
     drop(b);
+    let cleaned = remove_tree(&tmp).ctx(format!("folder {}", tmp.display()));
+    match result {
+        Ok(summary) => {
+            cleaned?;
+            Ok(summary)
+        }
+        Err(e) => {
+            undo_created(&created);
+            Err(e.into())
+        }
+    }
+}
+
+/// Extracts into `tmp` and moves the result into `target`; on failure, undoes the moves.
+fn place(
+    b: &mut Bundle,
+    target: &Path,
+    tmp: &Path,
+    opener: Option<&Opener>,
+    force: bool,
+) -> Result<UnpackSummary> {
+    let summary = extract(b, tmp, opener)?;
+    let bag = b.bag_name().to_string();
     // Move the finished tree into place.
-    let mut placed = Vec::new();
-    for name in [bag.as_str(), SECRETS_DIR] {
-        let from = tmp.path().join(name);
+    let mut placed: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
+    let step = |name: &str, placed: &mut Vec<(PathBuf, Option<PathBuf>)>| -> Result<()> {
+        let from = tmp.join(name);
         if !from.exists() {
-            continue;
+            return Ok(());
         }
         let to = target.join(name);
+        let mut old = None;
         if to.symlink_metadata().is_ok() {
             if !force {
                 return Err(BundleError::new(
                     ErrorCode::TargetNotEmpty,
                     format!("folder {}", to.display()),
                     "already exists",
-                )
-                .into());
+                ));
             }
-            let old = tmp.path().join(format!(".old-{name}"));
-            fs::rename(&to, &old).ctx(format!("folder {}", to.display()))?;
+            let o = tmp.join(format!(".old-{name}"));
+            fs::rename(&to, &o).ctx(format!("folder {}", to.display()))?;
+            old = Some(o);
         }
-        fs::rename(&from, &to).ctx(format!("folder {}", to.display()))?;
-        placed.push(to);
+        if let Err(e) = fs::rename(&from, &to).ctx(format!("folder {}", to.display())) {
+            if let Some(o) = old {
+                let _ = fs::rename(o, &to);
+            }
+            return Err(e);
+        }
+        placed.push((to, old));
+        Ok(())
+    };
+    let moved = step(&bag, &mut placed)
+        .and_then(|_| step(SECRETS_DIR, &mut placed))
+        .and_then(|_| sync_dir(target));
+    if let Err(e) = moved {
+        for (to, old) in placed.into_iter().rev() {
+            let _ = remove_tree(&to);
+            if let Some(o) = old {
+                let _ = fs::rename(o, &to);
+            }
+        }
+        return Err(e);
     }
-    sync_dir(target)?;
-    drop(tmp);
     Ok(UnpackSummary {
         bag_dir: target.join(&bag),
         secrets_dir: (summary.secrets_opened > 0).then(|| target.join(SECRETS_DIR)),
         ..summary
     })
+}
+
+/// Free bytes for an unprivileged user on the file system that holds `path` (or would: the
+/// nearest existing ancestor is asked).
+fn free_space(path: &Path) -> Option<u64> {
+    let mut p = path;
+    loop {
+        if p.exists() {
+            break;
+        }
+        p = p.parent().filter(|q| !q.as_os_str().is_empty())?;
+    }
+    #[cfg(unix)]
+    {
+        let s = rustix::fs::statvfs(p).ok()?;
+        Some(s.f_bavail.saturating_mul(s.f_frsize))
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// Removes the tree at `root` without a path longer than the root's and with at most three
+/// descriptors open: it walks down one folder at a time and back up through `..`, so a tree
+/// deeper than `PATH_MAX` or than the descriptor limit is removed all the same.
+#[cfg(unix)]
+pub fn remove_tree(root: &Path) -> std::io::Result<()> {
+    use rustix::fs::{openat, unlinkat, AtFlags, Dir, FileType, Mode, OFlags, CWD};
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    match root.symlink_metadata() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+        Ok(m) if !m.is_dir() => return fs::remove_file(root),
+        Ok(_) => {}
+    }
+    let mut names: Vec<std::ffi::CString> = Vec::new();
+    let mut fd = openat(CWD, root, flags, Mode::empty())?;
+    loop {
+        let mut sub = None;
+        for entry in Dir::read_from(&fd)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            if name.to_bytes() == b"." || name.to_bytes() == b".." {
+                continue;
+            }
+            let is_dir = match entry.file_type() {
+                FileType::Directory => true,
+                FileType::Unknown => rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW)
+                    .map(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)?,
+                _ => false,
+            };
+            if is_dir {
+                sub = Some(name.to_owned());
+                break;
+            }
+            unlinkat(&fd, name, AtFlags::empty())?;
+        }
+        if let Some(name) = sub {
+            fd = openat(&fd, name.as_c_str(), flags, Mode::empty())?;
+            names.push(name);
+            continue;
+        }
+        let Some(name) = names.pop() else { break };
+        fd = openat(&fd, c"..", flags, Mode::empty())?;
+        unlinkat(&fd, name.as_c_str(), AtFlags::REMOVEDIR)?;
+    }
+    drop(fd);
+    fs::remove_dir(root)
+}
+
+/// Removes the tree at `root`.
+#[cfg(not(unix))]
+pub fn remove_tree(root: &Path) -> std::io::Result<()> {
+    match fs::remove_dir_all(root) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        r => r,
+    }
 }
 
 fn extract(b: &mut Bundle, root: &Path, opener: Option<&Opener>) -> Result<UnpackSummary> {

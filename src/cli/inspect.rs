@@ -4,6 +4,7 @@ use super::keys::{exit_code_for, print_json, print_problems, IdentityArgs};
 use super::EXIT_OK;
 use clap::Args as ClapArgs;
 use dbxport::bundle::inspect::inspect;
+use dbxport::bundle::printable::printable;
 use std::path::PathBuf;
 
 /// Show what a bundle holds: format, id, source workspace, counts and sizes per kind.
@@ -36,7 +37,10 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Ok(r) => r,
         Err(e) => {
             print_problems(&format!("bundle {label}"), std::slice::from_ref(&e));
-            eprintln!("hint: `dbxport verify {label}` lists every problem");
+            eprintln!(
+                "hint: `dbxport verify {}` lists every problem",
+                printable(&label)
+            );
             return Ok(exit_code_for(std::slice::from_ref(&e)));
         }
     };
@@ -44,26 +48,23 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         print_json(&r)?;
         return Ok(EXIT_OK);
     }
-    println!("bundle      {label}");
-    println!("format      {} {}", r.format, r.format_version);
-    println!("bundle id   {}", r.bundle_id);
-    println!("bag folder  {}", r.bag);
+    // Every field below comes from the bundle (or names it): printed through `printable`.
+    let p = |s: &str| printable(s).into_owned();
+    println!("bundle      {}", p(&label));
+    println!("format      {} {}", p(&r.format), p(&r.format_version));
+    println!("bundle id   {}", p(&r.bundle_id));
+    println!("bag folder  {}", p(&r.bag));
     println!(
         "created     {} by {} {}",
-        r.created, r.tool.name, r.tool.version
+        p(&r.created),
+        p(&r.tool.name),
+        p(&r.tool.version)
     );
+    let or_unknown = |s: &str| if s.is_empty() { "?".to_string() } else { p(s) };
     println!(
         "source      workspace {} at {}",
-        if r.source.workspace_id.is_empty() {
-            "?"
-        } else {
-            &r.source.workspace_id
-        },
-        if r.source.host.is_empty() {
-            "?"
-        } else {
-            &r.source.host
-        }
+        or_unknown(&r.source.workspace_id),
+        or_unknown(&r.source.host)
     );
     if r.envelope {
         println!("envelope    yes (age)");
@@ -76,7 +77,10 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     for k in &r.kinds {
         println!(
             "{:<18} {:>8} {:>8} {:>14}",
-            k.kind, k.records, k.files, k.bytes
+            p(&k.kind),
+            k.records,
+            k.files,
+            k.bytes
         );
     }
     println!(
@@ -96,7 +100,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             s.values,
             s.files,
             s.recipients,
-            s.recipient_types.join(", ")
+            p(&s.recipient_types.join(", "))
         ),
         None => println!("sealed      nothing"),
     }
@@ -104,7 +108,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         println!();
         println!("notes:");
         for n in &r.notes {
-            println!("  {} {}: {}", n.kind, n.name, n.note);
+            println!("  {} {}: {}", p(&n.kind), p(&n.name), p(&n.note));
         }
     }
     Ok(EXIT_OK)

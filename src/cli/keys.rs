@@ -5,6 +5,7 @@
 
 use anyhow::{bail, Context};
 use clap::Args;
+use dbxport::bundle::printable::printable;
 use dbxport::bundle::seal::read_recipients_file;
 use dbxport::bundle::{BundleError, ErrorCode, Opener, Sealer};
 use std::io::{BufRead, IsTerminal, Write};
@@ -181,7 +182,12 @@ pub fn exit_code_for(problems: &[BundleError]) -> u8 {
 pub fn print_problems(context: &str, problems: &[BundleError]) {
     let mut hints = Vec::new();
     for p in problems {
-        eprintln!("dbxport: {context}: {p}");
+        // Subjects and details quote names from the bundle: never print them raw.
+        eprintln!(
+            "dbxport: {}: {}",
+            printable(context),
+            printable(&p.to_string())
+        );
         if let Some(h) = p.code().hint() {
             if !hints.contains(&h) {
                 hints.push(h);

@@ -3,6 +3,8 @@
 use super::keys::{exit_code_for, print_json, print_problems, IdentityArgs};
 use super::EXIT_OK;
 use clap::Args as ClapArgs;
+use dbxport::bundle::printable::printable;
+use dbxport::bundle::unpack::{unpack_with, UnpackOptions, UnpackPlan, NO_SPACE};
 use std::path::PathBuf;
 
 /// Unpack a bundle into a folder you can browse and use without dbxport.
@@ -42,7 +44,33 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let opener = args.keys.opener()?;
     let label = args.bundle.display().to_string();
-    match dbxport::bundle::unpack(&args.bundle, &args.dir, opener.as_ref(), args.force) {
+    let bundle_bytes = std::fs::metadata(&args.bundle).map_or(0, |m| m.len());
+    let quiet = args.json;
+    // A small bundle may legitimately expand a thousandfold: say so before writing.
+    let mut announce = |p: &UnpackPlan| {
+        if !quiet && p.bytes > (1 << 30) && p.bytes / bundle_bytes.max(1) >= 20 {
+            eprintln!(
+                "dbxport: {} expands to {} bytes in {} entries{}",
+                printable(&label),
+                p.bytes,
+                p.entries,
+                p.available
+                    .map(|a| format!(" ({a} bytes free there)"))
+                    .unwrap_or_default()
+            );
+        }
+    };
+    let mut opts = UnpackOptions {
+        free_space: None,
+        announce: Some(&mut announce),
+    };
+    match unpack_with(
+        &args.bundle,
+        &args.dir,
+        opener.as_ref(),
+        args.force,
+        &mut opts,
+    ) {
         Ok(s) => {
             if args.json {
                 print_json(&s)?;
@@ -51,13 +79,13 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                     "unpacked {} files ({} bytes) into {}",
                     s.files,
                     s.bytes,
-                    s.bag_dir.display()
+                    printable(&s.bag_dir.display().to_string())
                 );
                 if let Some(d) = &s.secrets_dir {
                     println!(
                         "opened {} secret values into {} (keep this folder private)",
                         s.secrets_opened,
-                        d.display()
+                        printable(&d.display().to_string())
                     );
                 }
                 if s.sealed_left > 0 {
@@ -74,6 +102,9 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 print_json(&serde_json::json!({ "ok": false, "problems": p.0 }))?;
             }
             print_problems(&format!("unpack {label}"), &p.0);
+            if p.0.iter().any(|e| e.detail().starts_with(NO_SPACE)) {
+                eprintln!("hint: free some space there, or unpack into a folder on another file system (-d DIR)");
+            }
             Ok(exit_code_for(&p.0))
         }
     }

@@ -4,6 +4,7 @@
 use super::keys::{print_json, print_problems, IdentityArgs};
 use super::{EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS};
 use clap::Args as ClapArgs;
+use dbxport::bundle::printable::printable;
 use dbxport::bundle::verify::verify_file_with_progress;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -58,6 +59,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         b.finish_and_clear();
     }
     let label = args.bundle.display().to_string();
+    // The path is the user's, but may have come from a bundle listing; never print it raw.
+    let shown = printable(&label).into_owned();
     let report = match result {
         Ok(r) => r,
         Err(e) => {
@@ -74,7 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         print_json(&report)?;
     } else if report.ok {
         println!(
-            "bundle {label}: OK — {} payload files, {} bytes, all digests match{}",
+            "bundle {shown}: OK — {} payload files, {} bytes, all digests match{}",
             report.payload_files,
             report.payload_bytes,
             if report.sealed_opened > 0 {
@@ -90,7 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         );
     } else {
         println!(
-            "bundle {label}: FAILED — {} problem(s)",
+            "bundle {shown}: FAILED — {} problem(s)",
             report.problems.len()
         );
     }
