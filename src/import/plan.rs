@@ -10,7 +10,7 @@
 
 use super::acl::{desired_acl, same_acl, scope_acl_changes};
 use super::compare::{first_difference, same_content};
-use super::grants::{plan_hive, plan_uc, rows_for, show_statement};
+use super::grants::{plan_hive, plan_uc, show_statement};
 use super::ledger::{keys, Knowledge};
 use super::mapping::PrincipalOutcome;
 use super::principals::{Directory, Mapper, Unmapped};
@@ -1797,7 +1797,7 @@ impl<'a, 'b> Planner<'a, 'b> {
                     }
                     (None, _) => unreachable!("a statement runs when there is a warehouse"),
                 };
-                let current = rows_for(&result, g.object_type, &g.object_key);
+                let current = result.grants_about(g.object_type, &g.object_key);
                 let hp = plan_hive(
                     &g.grants,
                     &current,
