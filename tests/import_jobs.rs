@@ -154,7 +154,11 @@ fn references_only_inside_for_each_task_are_seen_everywhere() {
     write(
         &seed,
         "jobs/11.json",
-        &job(11, "ping", json!([{"task_key": "noop", "notebook_task": {"notebook_path": "/Shared/top"}}])),
+        &job(
+            11,
+            "ping",
+            json!([{"task_key": "noop", "notebook_task": {"notebook_path": "/Shared/top"}}]),
+        ),
     );
     write(
         &seed,
@@ -200,7 +204,10 @@ fn references_only_inside_for_each_task_are_seen_everywhere() {
     assert_eq!(item.used_by, vec!["job loop".to_string()]);
     let refused = p.items.iter().find(|i| i.target == "loop").unwrap();
     assert!(
-        refused.reasons.iter().any(|r| r.contains("0101-000000-nested1")),
+        refused
+            .reasons
+            .iter()
+            .any(|r| r.contains("0101-000000-nested1")),
         "{refused:?}"
     );
 

@@ -10,12 +10,12 @@ use dbxport::bundle::seal::read_recipients_file;
 use dbxport::bundle::Sealer;
 use dbxport::client::{AuthArgs, Client, TransportArgs};
 use dbxport::export::options::DEFAULT_KINDS;
-use dbxport::model::kinds;
 use dbxport::export::report::Outcome;
 use dbxport::export::stage::staging_path;
 use dbxport::export::{
     Event, ExportError, ExportOptions, ExportSummary, Observer, SecretsOptions, Selection,
 };
+use dbxport::model::kinds;
 use dbxport::model::workspace::Format;
 use dbxport::model::Kind;
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};

@@ -268,7 +268,10 @@ mod tests {
             ],
         };
         let cur = r.grants_about(HiveObjectType::Table, "s.a`b");
-        assert_eq!(cur, vec![g("users", "SELECT", HiveObjectType::Table, "s.a`b")]);
+        assert_eq!(
+            cur,
+            vec![g("users", "SELECT", HiveObjectType::Table, "s.a`b")]
+        );
         let m = Mapping::default();
         let d = Directory::default();
         let mapper = Mapper::new(&m, &d, Vec::<String>::new());

@@ -175,7 +175,8 @@ impl Filter {
         let include = if include.iter().all(|w| w.trim().is_empty()) {
             None
         } else {
-            let kinds = crate::model::kinds::parse_list(include).map_err(ImportError::UnknownKind)?;
+            let kinds =
+                crate::model::kinds::parse_list(include).map_err(ImportError::UnknownKind)?;
             if kinds.iter().all(|k| k.is_reference_only()) {
                 return Err(ImportError::OnlyReferenceKinds(include.join(",")));
             }

@@ -39,16 +39,18 @@ impl HiveObjectType {
     /// Parses the `objectType` column of `SHOW GRANTS` (case-insensitive; `SCHEMA` = `DATABASE`;
     /// real warehouses report the catalog as `CATALOG$`).
     pub fn parse(s: &str) -> Option<HiveObjectType> {
-        Some(match s.trim().to_ascii_uppercase().replace(' ', "_").as_str() {
-            "CATALOG" | "CATALOG$" => HiveObjectType::Catalog,
-            "DATABASE" | "SCHEMA" => HiveObjectType::Database,
-            "TABLE" => HiveObjectType::Table,
-            "VIEW" => HiveObjectType::View,
-            "FUNCTION" => HiveObjectType::Function,
-            "ANY_FILE" => HiveObjectType::AnyFile,
-            "ANONYMOUS_FUNCTION" => HiveObjectType::AnonymousFunction,
-            _ => return None,
-        })
+        Some(
+            match s.trim().to_ascii_uppercase().replace(' ', "_").as_str() {
+                "CATALOG" | "CATALOG$" => HiveObjectType::Catalog,
+                "DATABASE" | "SCHEMA" => HiveObjectType::Database,
+                "TABLE" => HiveObjectType::Table,
+                "VIEW" => HiveObjectType::View,
+                "FUNCTION" => HiveObjectType::Function,
+                "ANY_FILE" => HiveObjectType::AnyFile,
+                "ANONYMOUS_FUNCTION" => HiveObjectType::AnonymousFunction,
+                _ => return None,
+            },
+        )
     }
 }
 
@@ -165,7 +167,9 @@ pub fn compare_key(t: HiveObjectType, plain_key: &str) -> String {
         return String::new();
     }
     let k = plain_key.to_lowercase();
-    k.strip_prefix("hive_metastore.").map(str::to_string).unwrap_or(k)
+    k.strip_prefix("hive_metastore.")
+        .map(str::to_string)
+        .unwrap_or(k)
 }
 
 /// Parses one `SHOW GRANTS` row into a grant: the principal as given, the action type
@@ -200,7 +204,12 @@ pub fn rows_about(
     let mut out: Vec<HiveGrant> = rows
         .iter()
         .filter_map(|r| parse_row(cols, r))
-        .filter(|g| (shown_type(g.object_type), compare_key(g.object_type, &g.object_key)) == want)
+        .filter(|g| {
+            (
+                shown_type(g.object_type),
+                compare_key(g.object_type, &g.object_key),
+            ) == want
+        })
         .map(|g| HiveGrant {
             object_type: t,
             object_key: key.to_string(),

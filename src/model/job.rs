@@ -71,7 +71,10 @@ fn nested(task: &Map<String, Value>) -> Option<&Map<String, Value>> {
 /// runs, at any depth (pre-order). This is the one task walker: every question about what a
 /// job's tasks reference goes through it, so export's record, import's plan and the remap
 /// all see the same tasks.
-pub fn visit_tasks<'a>(settings: &'a Map<String, Value>, mut f: impl FnMut(&'a Map<String, Value>)) {
+pub fn visit_tasks<'a>(
+    settings: &'a Map<String, Value>,
+    mut f: impl FnMut(&'a Map<String, Value>),
+) {
     for t in tasks(settings) {
         let mut cur = t.as_object();
         while let Some(task) = cur {
@@ -82,7 +85,10 @@ pub fn visit_tasks<'a>(settings: &'a Map<String, Value>, mut f: impl FnMut(&'a M
 }
 
 /// [`visit_tasks`] with mutable access, in the same order.
-pub fn visit_tasks_mut(settings: &mut Map<String, Value>, mut f: impl FnMut(&mut Map<String, Value>)) {
+pub fn visit_tasks_mut(
+    settings: &mut Map<String, Value>,
+    mut f: impl FnMut(&mut Map<String, Value>),
+) {
     fn visit(task: &mut Map<String, Value>, f: &mut dyn FnMut(&mut Map<String, Value>)) {
         f(task);
         if let Some(Value::Object(inner)) = task
@@ -154,7 +160,11 @@ pub fn substitute_run_job_ids(
 ) {
     visit_tasks_mut(settings, |t| {
         if let Some(rj) = t.get_mut("run_job_task").and_then(Value::as_object_mut) {
-            if let Some(to) = rj.get("job_id").and_then(Value::as_i64).and_then(|s| ids.get(&s)) {
+            if let Some(to) = rj
+                .get("job_id")
+                .and_then(Value::as_i64)
+                .and_then(|s| ids.get(&s))
+            {
                 rj.insert("job_id".into(), Value::from(*to));
             }
         }
@@ -197,7 +207,9 @@ mod tests {
         assert_eq!(run_job_references(o), vec![42]);
         assert_eq!(notebook_paths(o), vec!["/a", "/nested"]);
         let mut keys = Vec::new();
-        visit_tasks(o, |t| keys.push(t["task_key"].as_str().unwrap().to_string()));
+        visit_tasks(o, |t| {
+            keys.push(t["task_key"].as_str().unwrap().to_string())
+        });
         assert_eq!(keys, ["top", "loop", "inner", "deep"]);
         let o = s.as_object_mut().unwrap();
         substitute_run_job_ids(o, &[(42, 7)].into_iter().collect());

@@ -186,7 +186,12 @@ mod tests {
         let e = parse_list(&["job,nope", "", "zilch"]).unwrap_err();
         assert_eq!(e.words, vec!["nope".to_string(), "zilch".to_string()]);
         let text = e.to_string();
-        assert!(text.starts_with("\"nope\", \"zilch\" are not kinds\nhint: kinds are directory, notebook"), "{text}");
+        assert!(
+            text.starts_with(
+                "\"nope\", \"zilch\" are not kinds\nhint: kinds are directory, notebook"
+            ),
+            "{text}"
+        );
         for name in ["secret_scope", "reference", "scope", "models"] {
             assert!(text.contains(name), "{text}");
         }
