@@ -306,7 +306,7 @@ fn bad_options_are_refused_before_any_request() {
         ),
         (
             vec!["-o", fresh.to_str().unwrap(), "--exclude", "relative/glob"],
-            "neither a kind nor",
+            "a workspace path glob starts with / or *",
         ),
         (
             vec!["-o", fresh.to_str().unwrap(), "--notebook-format", "pdf"],

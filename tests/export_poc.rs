@@ -451,14 +451,17 @@ fn refused_secrets_get_reads_values_on_the_cluster_and_requests_stay_in_budget()
     let report = &r.summary["report"];
     let found = |k: &str| report["kinds"][k]["found"].as_u64().unwrap_or(0);
     // One listing per folder (and the root), one content call per notebook (two with the
-    // richer format), one per file, one permissions call per object.
+    // richer format), one per file, one permissions call per object; inside Git folders, one
+    // listing per folder and one SOURCE read per notebook, for the code scan.
+    let (repo_folders, repo_notebooks) = repo_contents(&r.dump);
+    assert!(repo_folders > 0 && repo_notebooks > 0);
     assert_eq!(
         s.count("GET /api/2.0/workspace/list"),
-        found("directory") + 1
+        found("directory") + 1 + repo_folders
     );
     assert_eq!(
         s.count("GET /api/2.0/workspace/export"),
-        2 * found("notebook") + found("file")
+        2 * found("notebook") + found("file") + repo_notebooks
     );
     assert_eq!(
         s.count("GET /api/2.0/permissions/{object_type}/{object_id}"),
@@ -477,6 +480,31 @@ fn refused_secrets_get_reads_values_on_the_cluster_and_requests_stay_in_budget()
     // The jobs listing carries the settings; only the 120-task job needs jobs/get (2 pages).
     assert_eq!(s.count("GET /api/2.2/jobs/get"), 2);
     assert_eq!(r.summary["run"]["requests"].as_u64(), Some(s.total));
+}
+
+/// The folders (roots included) and notebooks inside the Git folders of a dump.
+fn repo_contents(dump: &std::path::Path) -> (u64, u64) {
+    let (mut folders, mut notebooks) = (0, 0);
+    for repo in read_tree(dump).repos {
+        let root = dump.join("workspace").join(repo.trim_start_matches('/'));
+        for e in walkdir::WalkDir::new(&root) {
+            let e = e.unwrap();
+            if e.file_type().is_dir() {
+                folders += 1;
+            } else {
+                let b = std::fs::read(e.path()).unwrap();
+                let headers: [&[u8]; 3] = [
+                    b"# Databricks notebook source",
+                    b"// Databricks notebook source",
+                    b"-- Databricks notebook source",
+                ];
+                if headers.iter().any(|h| b.starts_with(h)) {
+                    notebooks += 1;
+                }
+            }
+        }
+    }
+    (folders, notebooks)
 }
 
 #[test]
@@ -535,6 +563,13 @@ fn must_recreate_checklist_names_dependent_lines() {
     assert!(has("/Shared/common/Config", "warehouse_id"));
     assert!(has("/Shared/etl/legacy/v1/export_to_mnt", "job_id"));
     assert!(has("/Shared/common/utils", "cluster_id"));
+    // A notebook inside a Git folder: not stored (the remote holds it), but its lines are listed.
+    let explore = "/Repos/lena.fischer@sciencehub.example/ocean-tools/notebooks/explore";
+    assert_eq!(
+        found.get(&(explore.to_string(), "mount_path".to_string())),
+        Some(&[4].into()),
+        "{found:?}"
+    );
     assert_eq!(
         found[&(format!("{ada}/JobHealth"), "job_id".to_string())],
         [7].into()

@@ -1,6 +1,8 @@
 //! Job references on replay: `run_job_task` ids point at the new jobs — through a reference
 //! cycle (created as placeholders, then set whole) and inside `for_each_task` — and a reference
-//! to a job outside the selection is refused unless that job was imported before.
+//! to a job outside the selection is refused unless that job was imported before. A cluster,
+//! notebook or job named only inside a `for_each_task` is seen by the exported record, the
+//! must-recreate list and the remap alike.
 
 #[path = "support/import.rs"]
 mod support;
@@ -137,6 +139,98 @@ fn references_follow_the_new_ids_through_cycles_and_loops() {
         dbxport::import::report::render_plan(&p, true)
     );
     assert!(!report.has_problems(), "{}", report.render());
+}
+
+/// A job whose every reference sits inside a `for_each_task`: the exported record's meta
+/// names them, the plan's must-recreate list says the job uses the cluster, an import without
+/// a mapping for the cluster is refused, and with one the nested task points at the target's.
+#[test]
+fn references_only_inside_for_each_task_are_seen_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("src-seed").tap();
+    source_seed(&seed);
+    std::fs::remove_file(seed.join("jobs/22.json")).unwrap();
+    std::fs::remove_file(seed.join("jobs/33.json")).unwrap();
+    write(
+        &seed,
+        "jobs/11.json",
+        &job(
+            11,
+            "ping",
+            json!([{"task_key": "noop", "notebook_task": {"notebook_path": "/Shared/top"}}]),
+        ),
+    );
+    write(
+        &seed,
+        "jobs/44.json",
+        &job(
+            44,
+            "loop",
+            json!([{"task_key": "each", "for_each_task": {"inputs": "[1,2]",
+                "task": {"task_key": "each_iteration", "existing_cluster_id": "0101-000000-nested1",
+                         "notebook_task": {"notebook_path": "/Shared/nested"},
+                         "for_each_task": {"inputs": "[3]", "task": {
+                             "task_key": "deeper", "run_job_task": {"job_id": 11}}}}}}]),
+        ),
+    );
+    let src = Emulator::start_in_background(EmulatorConfig::default().with_seed(&seed)).unwrap();
+    let (key, recipient) = keypair(dir.path());
+    let bundle = export_all(&src, dir.path(), &recipient);
+
+    // The record's meta, as the bundle's inventory holds it.
+    let b = dbxport::bundle::reader::Bundle::open(&bundle, None).unwrap();
+    let meta = b
+        .inventory()
+        .records
+        .iter()
+        .find(|r| r.kind == dbxport::model::Kind::Job && r.source_id == "44")
+        .expect("the job record")
+        .meta
+        .clone();
+    assert_eq!(meta["existing_cluster_ids"], json!(["0101-000000-nested1"]));
+    assert_eq!(meta["notebook_paths"], json!(["/Shared/nested"]));
+    assert_eq!(meta["run_job_ids"], json!([11]));
+
+    // No mapping for the cluster: refused, and the checklist says who uses it.
+    let prod = start_prod(&dir.path().join("p").tap(), Default::default());
+    let (p, report) = import(&prod, &bundle, Some(&key), &options_all(), false);
+    assert!(report.refused);
+    let item = p
+        .must_recreate
+        .items
+        .iter()
+        .find(|i| i.kind == "cluster" && i.id == "0101-000000-nested1")
+        .expect("the nested cluster is on the must-recreate list");
+    assert_eq!(item.used_by, vec!["job loop".to_string()]);
+    let refused = p.items.iter().find(|i| i.target == "loop").unwrap();
+    assert!(
+        refused
+            .reasons
+            .iter()
+            .any(|r| r.contains("0101-000000-nested1")),
+        "{refused:?}"
+    );
+
+    // Mapped: the nested task runs on the target's cluster, and runs the new `ping`.
+    let mut opts = options_all();
+    opts.mapping = dbxport::import::Mapping::parse(
+        "[clusters]\n\"0101-000000-nested1\" = \"1201-090000-prodshr1\"\n",
+        "test mapping",
+    )
+    .unwrap();
+    let (_, report) = import(&prod, &bundle, Some(&key), &opts, false);
+    assert!(!report.has_problems(), "{}", report.render());
+    let jobs = rt().block_on(client(&prod).jobs().list(true)).unwrap();
+    let by_name: BTreeMap<String, &dbxport::model::job::Job> = jobs
+        .iter()
+        .map(|j| (j.settings["name"].as_str().unwrap().to_string(), j))
+        .collect();
+    let inner = &by_name["loop"].settings["tasks"][0]["for_each_task"]["task"];
+    assert_eq!(inner["existing_cluster_id"], "1201-090000-prodshr1");
+    assert_eq!(
+        inner["for_each_task"]["task"]["run_job_task"]["job_id"],
+        json!(by_name["ping"].job_id)
+    );
 }
 
 fn options_all() -> Options {

@@ -218,10 +218,6 @@ impl Resource {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        let notebook_paths: Vec<&str> = job::tasks(&job.settings)
-            .iter()
-            .filter_map(|t| t.get("notebook_task")?.get("notebook_path")?.as_str())
-            .collect();
         let mut r = Resource::new(
             Kind::Job,
             job.job_id.to_string(),
@@ -230,7 +226,7 @@ impl Resource {
                 "job_id": job.job_id,
                 "existing_cluster_ids": job::existing_cluster_ids(&job.settings),
                 "run_job_ids": job::run_job_references(&job.settings),
-                "notebook_paths": notebook_paths,
+                "notebook_paths": job::notebook_paths(&job.settings),
             }),
         );
         let file = if name.is_empty() {

@@ -9,12 +9,13 @@ use clap::Args as ClapArgs;
 use dbxport::bundle::seal::read_recipients_file;
 use dbxport::bundle::Sealer;
 use dbxport::client::{AuthArgs, Client, TransportArgs};
-use dbxport::export::options::{kind_words, parse_kinds, DEFAULT_KINDS};
+use dbxport::export::options::DEFAULT_KINDS;
 use dbxport::export::report::Outcome;
 use dbxport::export::stage::staging_path;
 use dbxport::export::{
     Event, ExportError, ExportOptions, ExportSummary, Observer, SecretsOptions, Selection,
 };
+use dbxport::model::kinds;
 use dbxport::model::workspace::Format;
 use dbxport::model::Kind;
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -114,28 +115,20 @@ fn selection(args: &Args) -> anyhow::Result<(BTreeSet<Kind>, Vec<String>)> {
     let mut kinds: BTreeSet<Kind> = if args.include.is_empty() {
         DEFAULT_KINDS.iter().copied().collect()
     } else {
-        let mut k = BTreeSet::new();
-        for w in args.include.iter().filter(|w| !w.trim().is_empty()) {
-            let Some(found) = parse_kinds(w) else {
-                bail!(
-                    "--include {w}: not a kind\nhint: kinds are {}",
-                    kind_words()
-                );
-            };
-            k.extend(found);
-        }
-        k
+        kinds::parse_list(&args.include).map_err(|e| anyhow::anyhow!("--include: {e}"))?
     };
     let mut globs = Vec::new();
     for e in &args.exclude {
-        if let Some(found) = parse_kinds(e) {
-            for k in found {
-                kinds.remove(&k);
-            }
-        } else if e.starts_with('/') || e.starts_with('*') {
+        // A kind never starts with / or *; a glob always does.
+        if e.starts_with('/') || e.starts_with('*') {
             globs.push(e.clone());
-        } else {
-            bail!("--exclude {e}: neither a kind nor a workspace path glob\nhint: kinds are {}; path globs start with / or *", kind_words());
+            continue;
+        }
+        let found = kinds::parse_list(std::slice::from_ref(e)).map_err(|err| {
+            anyhow::anyhow!("--exclude: {err}\nhint: a workspace path glob starts with / or *")
+        })?;
+        for k in found {
+            kinds.remove(&k);
         }
     }
     Ok((kinds, globs))

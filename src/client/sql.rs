@@ -47,6 +47,16 @@ pub struct StatementResult {
 }
 
 impl StatementResult {
+    /// The legacy Hive grants of a `SHOW GRANTS` answer about the object `(t, key)` itself,
+    /// parsed once for export and import alike ([`crate::model::grants::rows_about`]).
+    pub fn grants_about(
+        &self,
+        t: crate::model::grants::HiveObjectType,
+        key: &str,
+    ) -> Vec<crate::model::grants::HiveGrant> {
+        crate::model::grants::rows_about(&self.columns, &self.rows, t, key)
+    }
+
     /// The index of a column, matched case-insensitively (runtimes differ in case).
     pub fn column(&self, name: &str) -> Option<usize> {
         self.columns

@@ -11,21 +11,16 @@ use super::stage::DoneEntry;
 use crate::bundle::Resource;
 use crate::client::sql::{Statement, StatementResult};
 use crate::client::{Call, ClientError};
-use crate::model::grants::{quote_name, unquote_key, HiveGrant, HiveObjectType, UcGrants};
+use crate::model::grants::{quote_name, HiveObjectType, UcGrants};
 use crate::model::Kind;
 use futures_util::stream::StreamExt;
 use serde::Deserialize;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// How long one `SHOW` statement may take (warehouses may need to start).
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// Parses the `objectType` column (`CATALOG$` on some runtimes).
-pub fn parse_object_type(s: &str) -> Option<HiveObjectType> {
-    HiveObjectType::parse(s.trim().trim_end_matches('$'))
-}
 
 fn object_name(t: HiveObjectType, key: &str) -> String {
     let type_name = serde_json::to_value(t)
@@ -37,39 +32,6 @@ fn object_name(t: HiveObjectType, key: &str) -> String {
     } else {
         format!("{type_name} {key}")
     }
-}
-
-/// The rows of a `SHOW GRANTS` answer about `(t, key)` itself (views are reported as tables).
-pub fn rows_about(res: &StatementResult, t: HiveObjectType, key: &str) -> Vec<HiveGrant> {
-    let col = |n: &str| res.column(n);
-    let (Some(p), Some(a), Some(ot), Some(ok)) = (
-        col("principal"),
-        col("actionType"),
-        col("objectType"),
-        col("objectKey"),
-    ) else {
-        return Vec::new();
-    };
-    let cell =
-        |row: &Vec<Option<String>>, i: usize| row.get(i).cloned().flatten().unwrap_or_default();
-    let mut out: BTreeSet<HiveGrant> = BTreeSet::new();
-    for row in &res.rows {
-        let Some(row_type) = parse_object_type(&cell(row, ot)) else {
-            continue;
-        };
-        let same_type =
-            row_type == t || (t == HiveObjectType::View && row_type == HiveObjectType::Table);
-        if !same_type || unquote_key(&cell(row, ok)) != key {
-            continue;
-        }
-        out.insert(HiveGrant {
-            principal: cell(row, p),
-            action_type: cell(row, a),
-            object_type: t,
-            object_key: key.to_string(),
-        });
-    }
-    out.into_iter().collect()
 }
 
 async fn sql(ctx: &Ctx, warehouse: &str, statement: &str) -> Result<StatementResult, ClientError> {
@@ -263,7 +225,7 @@ async fn export_hive_object(ctx: &Arc<Ctx>, wh: &str, o: HiveObject) {
             return;
         }
     };
-    let grants = rows_about(&res, o.t, &o.key);
+    let grants = res.grants_about(o.t, &o.key);
     if grants.is_empty() {
         // Nothing granted and no owner recorded: nothing to carry.
         return;
@@ -502,11 +464,6 @@ mod tests {
 
     #[test]
     fn keys_and_types() {
-        assert_eq!(unquote_key("`ocean`.`argo`"), "ocean.argo");
-        assert_eq!(unquote_key("`a``b`.c"), "a`b.c");
-        assert_eq!(unquote_key(""), "");
-        assert_eq!(parse_object_type("CATALOG$"), Some(HiveObjectType::Catalog));
-        assert_eq!(parse_object_type("ANY_FILE"), Some(HiveObjectType::AnyFile));
         let res = StatementResult {
             statement_id: "s".into(),
             columns: vec![
@@ -528,12 +485,23 @@ mod tests {
                     Some("DATABASE".into()),
                     Some("`db`".into()),
                 ],
+                vec![
+                    Some("c".into()),
+                    Some("SELECT".into()),
+                    Some("TABLE".into()),
+                    Some("`db`.`a``b`".into()),
+                ],
             ],
         };
-        let g = rows_about(&res, HiveObjectType::View, "db.v");
+        let g = res.grants_about(HiveObjectType::View, "db.v");
         assert_eq!(g.len(), 1);
         assert_eq!(g[0].object_type, HiveObjectType::View);
-        assert_eq!(rows_about(&res, HiveObjectType::Database, "db").len(), 1);
+        assert_eq!(res.grants_about(HiveObjectType::Database, "db").len(), 1);
+        // The table `a`b`: its record holds its row, under its own name.
+        let t = res.grants_about(HiveObjectType::Table, "db.a`b");
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].principal, "c");
+        assert_eq!(t[0].object_key, "db.a`b");
         assert_eq!(object_name(HiveObjectType::AnyFile, ""), "ANY_FILE");
         assert_eq!(object_name(HiveObjectType::Table, "db.t"), "TABLE db.t");
     }

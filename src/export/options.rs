@@ -1,6 +1,7 @@
 //! What an export takes: which kinds, which part of the workspace, which notebook formats,
 //! where secret values come from and whom they are sealed to, and where the bundle goes.
-//! Parsing of kind names and selection rules lives here; nothing here talks to a workspace.
+//! Selection rules live here (kind names are [`crate::model::kinds`], shared with import);
+//! nothing here talks to a workspace.
 
 use crate::bundle::Sealer;
 use crate::model::workspace::Format;
@@ -10,87 +11,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 /// The kinds an export produces by default: every kind.
-pub const DEFAULT_KINDS: [Kind; 19] = [
-    Kind::Directory,
-    Kind::Notebook,
-    Kind::File,
-    Kind::Repo,
-    Kind::Job,
-    Kind::SecretScope,
-    Kind::Secret,
-    Kind::Permissions,
-    Kind::HiveGrants,
-    Kind::UcGrants,
-    Kind::Cluster,
-    Kind::InstancePool,
-    Kind::ClusterPolicy,
-    Kind::Warehouse,
-    Kind::Mount,
-    Kind::Principal,
-    Kind::RegisteredModel,
-    Kind::ModelVersion,
-    Kind::ModelArtifact,
-];
-
-/// Names accepted by `--include` / `--exclude` besides the inventory kind names: groups of kinds.
-const GROUPS: [(&str, &[Kind]); 5] = [
-    ("workspace", &[Kind::Directory, Kind::Notebook, Kind::File]),
-    ("secrets", &[Kind::SecretScope, Kind::Secret]),
-    ("grants", &[Kind::HiveGrants, Kind::UcGrants]),
-    (
-        "reference",
-        &[
-            Kind::Cluster,
-            Kind::InstancePool,
-            Kind::ClusterPolicy,
-            Kind::Warehouse,
-            Kind::Mount,
-            Kind::Principal,
-        ],
-    ),
-    (
-        "models",
-        &[
-            Kind::RegisteredModel,
-            Kind::ModelVersion,
-            Kind::ModelArtifact,
-        ],
-    ),
-];
-
-/// Parses one `--include`/`--exclude` word: a kind (`notebook`, `secret_scope`, also with `-`
-/// or a plural `s`) or a group (`workspace`, `secrets`, `grants`, `reference`, `models`).
-/// `None` when the word names no kind.
-pub fn parse_kinds(word: &str) -> Option<Vec<Kind>> {
-    let w = word.trim().to_ascii_lowercase().replace('-', "_");
-    if let Some((_, kinds)) = GROUPS.iter().find(|(g, _)| *g == w) {
-        return Some(kinds.to_vec());
-    }
-    if let Some(k) = Kind::parse(&w) {
-        return Some(vec![k]);
-    }
-    let singular = w.strip_suffix('s').unwrap_or(&w);
-    let alias = match singular {
-        "folder" | "dir" => Some(Kind::Directory),
-        "workspace_file" => Some(Kind::File),
-        "scope" => Some(Kind::SecretScope),
-        "pool" => Some(Kind::InstancePool),
-        "policy" | "policie" => Some(Kind::ClusterPolicy),
-        "hive" | "table_acl" => Some(Kind::HiveGrants),
-        "uc" | "unity_catalog" => Some(Kind::UcGrants),
-        "permission" => Some(Kind::Permissions),
-        "user" | "group" => Some(Kind::Principal),
-        other => Kind::parse(other),
-    };
-    alias.map(|k| vec![k])
-}
-
-/// Every word `--include` accepts, for hints.
-pub fn kind_words() -> String {
-    let mut words: Vec<&str> = DEFAULT_KINDS.iter().map(|k| k.as_str()).collect();
-    words.extend(GROUPS.iter().map(|(g, _)| *g));
-    words.join(", ")
-}
+pub const DEFAULT_KINDS: [Kind; 19] = crate::model::kinds::LISTED;
 
 /// Which part of the workspace tree to export.
 #[derive(Debug, Clone, Default)]
@@ -227,17 +148,6 @@ impl ExportOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kind_words_parse() {
-        assert_eq!(parse_kinds("notebooks"), Some(vec![Kind::Notebook]));
-        assert_eq!(parse_kinds("secret-scope"), Some(vec![Kind::SecretScope]));
-        assert_eq!(parse_kinds("secrets").unwrap().len(), 2);
-        assert_eq!(parse_kinds("policies"), Some(vec![Kind::ClusterPolicy]));
-        assert_eq!(parse_kinds("reference").unwrap().len(), 6);
-        assert_eq!(parse_kinds("/Users/x"), None);
-        assert_eq!(parse_kinds("nope"), None);
-    }
 
     #[test]
     fn roots_drop_nested_prefixes() {

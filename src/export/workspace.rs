@@ -2,12 +2,14 @@
 //! folders are not descended: a repo is a link to its remote), feeding a bounded pool that
 //! fetches each object once — a notebook's `SOURCE` (plus the richer format when asked), a
 //! file's bytes, a repo's details — and its permissions once. Nothing asks for an object's
-//! status: the listing already said what it is.
+//! status: the listing already said what it is. A Git folder's notebooks are read only to scan
+//! their code (the checklist promises every notebook line that uses a mount); they are not
+//! stored, the remote holds them.
 
 use super::context::{commit, reason, Ctx};
 use super::permissions::{export_permissions, wants_permissions};
 use super::report::Outcome;
-use super::scan::scan;
+use super::scan::{scan, Finding};
 use super::stage::DoneEntry;
 use crate::bundle::{Content, Resource};
 use crate::model::repo::Repo;
@@ -452,13 +454,61 @@ async fn export_repo(ctx: &Arc<Ctx>, info: &ObjectInfo, repos: &OnceCell<HashMap
     if repo.path.is_none() {
         repo.path = Some(info.path.clone());
     }
+    let findings = scan_repo_notebooks(ctx, &info.path).await;
     let resource = Resource::repo(&repo);
     let entry = DoneEntry {
         name: resource.name.clone(),
         principals: path_principals(&info.path),
+        findings,
         ..DoneEntry::default()
     };
     commit(ctx, Kind::Repo, id, entry, resource).await;
+}
+
+/// Scans the notebooks of a Git folder for code that depends on mounts and ids: one listing
+/// per folder of the working tree, one `SOURCE` export per notebook, nothing stored. Only
+/// notebooks: a Git folder can hold a whole code base, and reading every file of it would
+/// multiply the export's requests. What cannot be read is said in a notice, and the repo
+/// link is exported all the same.
+async fn scan_repo_notebooks(ctx: &Arc<Ctx>, root: &str) -> Vec<Finding> {
+    let ws = ctx.client.workspace();
+    let mut findings = Vec::new();
+    let mut unread: Vec<String> = Vec::new();
+    let mut folders = VecDeque::from([root.to_string()]);
+    while let Some(folder) = folders.pop_front() {
+        if ctx.is_stopped() {
+            return findings;
+        }
+        let mut entries = match ws.list(&folder).await {
+            Ok(e) => e,
+            Err(e) => {
+                unread.push(format!("{folder} ({})", reason(&e)));
+                continue;
+            }
+        };
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        for e in entries {
+            if e.path == folder || !ctx.filter.includes(&e.path) {
+                continue;
+            }
+            match e.object_type {
+                ObjectType::Directory => folders.push_back(e.path),
+                ObjectType::Notebook => match ws.export(&e.path, Format::Source, None).await {
+                    Ok(source) => findings.extend(scan(&e.path, &source, ctx.scan_context())),
+                    Err(err) => unread.push(format!("{} ({})", e.path, reason(&err))),
+                },
+                _ => {}
+            }
+        }
+    }
+    if !unread.is_empty() {
+        ctx.notice(format!(
+            "Git folder {root}: {} item(s) could not be read, so their lines are not on the must-recreate checklist: {}",
+            unread.len(),
+            unread.join("; ")
+        ));
+    }
+    findings
 }
 
 #[cfg(test)]

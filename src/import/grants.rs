@@ -7,10 +7,11 @@
 //! place (import adds, it never revokes) and shown by `diff`.
 
 use super::principals::Mapper;
-use crate::client::sql::StatementResult;
 use crate::client::unity::PermissionsChange;
 use crate::import::mapping::PrincipalOutcome;
-use crate::model::grants::{quote_name, replay_statement, HiveGrant, HiveObjectType, UcGrants};
+use crate::model::grants::{
+    compare_key, quote_name, replay_statement, shown_type, HiveGrant, HiveObjectType, UcGrants,
+};
 
 /// The statement that replays a grant. The catalog is named (`hive_metastore`): the name is
 /// optional in the grammar, and naming it keeps `TO` from being read as a catalog name.
@@ -25,23 +26,8 @@ pub fn statement(g: &HiveGrant) -> String {
 }
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The object type as warehouses report it in `SHOW GRANTS` (views as tables).
-fn shown_type(t: HiveObjectType) -> HiveObjectType {
-    match t {
-        HiveObjectType::View => HiveObjectType::Table,
-        other => other,
-    }
-}
-
 /// A grant reduced to what identifies it: principal (lowercase), action, type, key.
 pub type GrantKey = (String, String, HiveObjectType, String);
-
-fn norm_key(key: &str) -> String {
-    let k = key.replace('`', "").to_lowercase();
-    k.strip_prefix("hive_metastore.")
-        .map(str::to_string)
-        .unwrap_or(k)
-}
 
 /// The identity of a grant, for comparisons.
 pub fn grant_key(g: &HiveGrant) -> GrantKey {
@@ -49,7 +35,7 @@ pub fn grant_key(g: &HiveGrant) -> GrantKey {
         g.principal.to_lowercase(),
         g.action_type.to_uppercase(),
         shown_type(g.object_type),
-        norm_key(&g.object_key),
+        compare_key(g.object_type, &g.object_key),
     )
 }
 
@@ -65,51 +51,6 @@ pub fn show_statement(object_type: HiveObjectType, object_key: &str) -> String {
             quote_name(object_key)
         ),
     }
-}
-
-/// The rows of a `SHOW GRANTS` result that concern the object itself (a table's listing also
-/// shows its database's and the catalog's rows).
-pub fn rows_for(
-    result: &StatementResult,
-    object_type: HiveObjectType,
-    object_key: &str,
-) -> Vec<HiveGrant> {
-    let col = |n: &str| result.column(n);
-    let (Some(p), Some(a), Some(t), Some(k)) = (
-        col("principal"),
-        col("actionType").or_else(|| col("action_type")),
-        col("objectType").or_else(|| col("object_type")),
-        col("objectKey").or_else(|| col("object_key")),
-    ) else {
-        return Vec::new();
-    };
-    let want_type = shown_type(object_type);
-    let want_key = match object_type {
-        HiveObjectType::Catalog | HiveObjectType::AnyFile | HiveObjectType::AnonymousFunction => {
-            String::new()
-        }
-        _ => norm_key(object_key),
-    };
-    result
-        .rows
-        .iter()
-        .filter_map(|r| {
-            let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-            let ty = HiveObjectType::parse(get(t).trim_end_matches('$'))?;
-            let key = match ty {
-                HiveObjectType::Catalog
-                | HiveObjectType::AnyFile
-                | HiveObjectType::AnonymousFunction => String::new(),
-                _ => norm_key(&get(k)),
-            };
-            (shown_type(ty) == want_type && key == want_key).then(|| HiveGrant {
-                principal: get(p),
-                action_type: get(a).to_uppercase(),
-                object_type: ty,
-                object_key: key,
-            })
-        })
-        .collect()
 }
 
 /// What replaying one object's Hive grants takes.
@@ -248,6 +189,7 @@ pub fn plan_uc(source: &UcGrants, current: &UcGrants, place: &str, mapper: &Mapp
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::sql::StatementResult;
     use crate::import::mapping::Mapping;
     use crate::import::principals::Directory;
     use crate::model::grants::PrivilegeAssignment;
@@ -292,10 +234,54 @@ mod tests {
                 ],
             ],
         };
-        let rows = rows_for(&r, HiveObjectType::View, "sales.orders");
+        let rows = r.grants_about(HiveObjectType::View, "sales.orders");
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].principal, "analysts");
-        assert_eq!(rows_for(&r, HiveObjectType::Catalog, "").len(), 1);
+        assert_eq!(r.grants_about(HiveObjectType::Catalog, "").len(), 1);
+    }
+
+    /// `` `a``b` `` is the table `` a`b ``: the target's row for it is read under that name,
+    /// and a grant on `` a`b `` is not taken for one on `ab`.
+    #[test]
+    fn doubled_backtick_names_one_table() {
+        let r = StatementResult {
+            statement_id: "s".into(),
+            columns: vec![
+                "principal".into(),
+                "action_type".into(),
+                "object_type".into(),
+                "object_key".into(),
+            ],
+            rows: vec![
+                vec![
+                    Some("users".into()),
+                    Some("SELECT".into()),
+                    Some("TABLE".into()),
+                    Some("`s`.`a``b`".into()),
+                ],
+                vec![
+                    Some("admins".into()),
+                    Some("SELECT".into()),
+                    Some("TABLE".into()),
+                    Some("`s`.`ab`".into()),
+                ],
+            ],
+        };
+        let cur = r.grants_about(HiveObjectType::Table, "s.a`b");
+        assert_eq!(
+            cur,
+            vec![g("users", "SELECT", HiveObjectType::Table, "s.a`b")]
+        );
+        let m = Mapping::default();
+        let d = Directory::default();
+        let mapper = Mapper::new(&m, &d, Vec::<String>::new());
+        let src = vec![g("admins", "SELECT", HiveObjectType::Table, "s.a`b")];
+        let current_ab = r.grants_about(HiveObjectType::Table, "s.ab");
+        let p = plan_hive(&src, &current_ab, "TABLE s.a`b", &mapper);
+        assert_eq!(
+            p.statements,
+            vec!["GRANT SELECT ON TABLE `s`.`a``b` TO `admins`".to_string()]
+        );
     }
 
     #[test]
@@ -309,7 +295,7 @@ mod tests {
             g("users", "DENIED_MODIFY", HiveObjectType::Table, "s.o"),
         ];
         let cur = vec![
-            g("Users", "SELECT", HiveObjectType::Table, "`s`.`o`"),
+            g("Users", "SELECT", HiveObjectType::Table, "S.O"),
             g("admins", "MODIFY", HiveObjectType::Table, "s.o"),
         ];
         let p = plan_hive(&src, &cur, "TABLE s.o", &mapper);

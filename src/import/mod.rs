@@ -101,8 +101,11 @@ pub enum ImportError {
     #[error(transparent)]
     Models(#[from] crate::models::ModelsError),
     /// A filter names a kind that does not exist.
-    #[error("--include/--exclude: unknown kind {0:?}\nhint: kinds are {names}", names = kind_names())]
-    UnknownKind(String),
+    #[error("--include/--exclude: {0}")]
+    UnknownKind(crate::model::kinds::UnknownKind),
+    /// `--include` names only kinds import never replays (clusters, mounts, …).
+    #[error("--include {0}: only reference-only kinds, which import never replays\nhint: they are on the plan's \"must recreate\" list whatever --include says; include a kind to replay")]
+    OnlyReferenceKinds(String),
 }
 
 fn list_problems(p: &[BundleError]) -> String {
@@ -110,16 +113,6 @@ fn list_problems(p: &[BundleError]) -> String {
         .map(|e| format!("  {e}"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-fn kind_names() -> String {
-    let mut names: Vec<&str> = Kind::ALL
-        .iter()
-        .filter(|k| !k.is_reference_only())
-        .map(|k| k.as_str())
-        .collect();
-    names.extend(["workspace", "secrets", "grants", "models"]);
-    names.join(", ")
 }
 
 /// What to do with an object that exists in the target, differs from the bundle, and cannot
@@ -170,55 +163,31 @@ pub struct Filter {
 }
 
 impl Filter {
-    /// Builds a filter from `--include`/`--exclude` names (kinds, or the groups `workspace`,
-    /// `secrets`, `grants`, `models`) and `--path`.
+    /// Builds a filter from `--include`/`--exclude` names (the words of
+    /// [`crate::model::kinds`], the same as export's) and `--path`. Reference-only kinds are
+    /// accepted and have no effect (import never replays them), but an `--include` of nothing
+    /// else is refused: it would replay nothing.
     pub fn from_names(
         include: &[String],
         exclude: &[String],
         path_prefix: Option<String>,
     ) -> Result<Filter, ImportError> {
-        fn expand(names: &[String]) -> Result<BTreeSet<Kind>, ImportError> {
-            let mut out = BTreeSet::new();
-            for n in names.iter().flat_map(|n| n.split(',')) {
-                let n = n.trim();
-                if n.is_empty() {
-                    continue;
-                }
-                let group: &[Kind] = match n {
-                    "workspace" => &[Kind::Directory, Kind::Notebook, Kind::File],
-                    "secrets" => &[Kind::SecretScope, Kind::Secret],
-                    "grants" => &[Kind::HiveGrants, Kind::UcGrants],
-                    "models" => &[
-                        Kind::RegisteredModel,
-                        Kind::ModelVersion,
-                        Kind::ModelArtifact,
-                    ],
-                    "jobs" => &[Kind::Job],
-                    "notebooks" => &[Kind::Notebook],
-                    "repos" => &[Kind::Repo],
-                    _ => match Kind::parse(n) {
-                        Some(k) if !k.is_reference_only() => {
-                            out.insert(k);
-                            continue;
-                        }
-                        _ => return Err(ImportError::UnknownKind(n.to_string())),
-                    },
-                };
-                out.extend(group.iter().copied());
-            }
-            Ok(out)
-        }
-        let include = if include.is_empty() {
+        let include = if include.iter().all(|w| w.trim().is_empty()) {
             None
         } else {
-            Some(expand(include)?)
+            let kinds =
+                crate::model::kinds::parse_list(include).map_err(ImportError::UnknownKind)?;
+            if kinds.iter().all(|k| k.is_reference_only()) {
+                return Err(ImportError::OnlyReferenceKinds(include.join(",")));
+            }
+            Some(kinds)
         };
         let path_prefix = path_prefix
             .map(|p| p.trim_end_matches('/').to_string())
             .map(|p| if p.is_empty() { "/".to_string() } else { p });
         Ok(Filter {
             include,
-            exclude: expand(exclude)?,
+            exclude: crate::model::kinds::parse_list(exclude).map_err(ImportError::UnknownKind)?,
             path_prefix,
         })
     }
@@ -316,8 +285,12 @@ mod tests {
         assert!(f.kind(Kind::Notebook) && f.kind(Kind::Job));
         assert!(!f.kind(Kind::File) && !f.kind(Kind::Secret));
         assert!(f.path("/Shared/a") && f.path("/Shared") && !f.path("/Sharedx"));
-        let e = Filter::from_names(&["clusters".into()], &[], None).unwrap_err();
-        assert!(e.to_string().contains("\"clusters\""), "{e}");
+        let e = Filter::from_names(&["nonsense".into()], &[], None).unwrap_err();
+        assert!(e.to_string().contains("\"nonsense\" is not a kind"), "{e}");
+        let e = Filter::from_names(&["clusters,mount".into()], &[], None).unwrap_err();
+        assert!(matches!(e, ImportError::OnlyReferenceKinds(_)), "{e}");
+        let f = Filter::from_names(&["job,cluster".into()], &["reference".into()], None).unwrap();
+        assert!(f.kind(Kind::Job) && !f.kind(Kind::Notebook));
         assert!(Filter::default().is_everything());
     }
 }

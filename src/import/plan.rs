@@ -10,7 +10,7 @@
 
 use super::acl::{desired_acl, same_acl, scope_acl_changes};
 use super::compare::{first_difference, same_content};
-use super::grants::{plan_hive, plan_uc, rows_for, show_statement};
+use super::grants::{plan_hive, plan_uc, show_statement};
 use super::ledger::{keys, Knowledge};
 use super::mapping::PrincipalOutcome;
 use super::principals::{Directory, Mapper, Unmapped};
@@ -1788,7 +1788,7 @@ impl<'a, 'b> Planner<'a, 'b> {
                     }
                     (None, _) => unreachable!("a statement runs when there is a warehouse"),
                 };
-                let current = rows_for(&result, g.object_type, &g.object_key);
+                let current = result.grants_about(g.object_type, &g.object_key);
                 let hp = plan_hive(
                     &g.grants,
                     &current,
@@ -2191,43 +2191,12 @@ pub fn same_url(a: &str, b: &str) -> bool {
 /// Rewrites every `run_job_task.job_id` of `settings` (source ids) through `ids`; ids not in
 /// `ids` are left as they are.
 pub fn substitute_job_refs(settings: &mut Map<String, Value>, ids: &BTreeMap<i64, i64>) {
-    fn task(t: &mut Value, ids: &BTreeMap<i64, i64>) {
-        if let Some(rj) = t.get_mut("run_job_task").and_then(Value::as_object_mut) {
-            if let Some(src) = rj.get("job_id").and_then(Value::as_i64) {
-                if let Some(to) = ids.get(&src) {
-                    rj.insert("job_id".into(), Value::from(*to));
-                }
-            }
-        }
-        if let Some(inner) = t.get_mut("for_each_task").and_then(|f| f.get_mut("task")) {
-            task(inner, ids);
-        }
-    }
-    if let Some(Value::Array(tasks)) = settings.get_mut("tasks") {
-        for t in tasks {
-            task(t, ids);
-        }
-    }
+    crate::model::job::substitute_run_job_ids(settings, ids);
 }
 
 /// Source job ids a job's settings reference through `run_job_task`, nested tasks included.
 pub fn job_refs(settings: &Map<String, Value>) -> Vec<i64> {
-    fn task(t: &Value, out: &mut Vec<i64>) {
-        if let Some(id) = t
-            .get("run_job_task")
-            .and_then(|r| r.get("job_id"))
-            .and_then(Value::as_i64)
-        {
-            out.push(id);
-        }
-        if let Some(inner) = t.get("for_each_task").and_then(|f| f.get("task")) {
-            task(inner, out);
-        }
-    }
-    let mut out = Vec::new();
-    for t in crate::model::job::tasks(settings) {
-        task(t, &mut out);
-    }
+    let mut out = crate::model::job::run_job_references(settings);
     out.sort();
     out.dedup();
     out

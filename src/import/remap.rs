@@ -135,19 +135,15 @@ pub fn rewrite_job(settings: &Map<String, Value>, ctx: &JobContext<'_>) -> Rewri
 
     // Tasks.
     let mut added_job_clusters: Vec<Value> = Vec::new();
-    if let Some(Value::Array(tasks)) = s.get_mut("tasks") {
-        for task in tasks.iter_mut() {
-            if let Some(task) = task.as_object_mut() {
-                rewrite_task(
-                    task,
-                    ctx,
-                    &mut added_job_clusters,
-                    &mut refusals,
-                    &mut notes,
-                );
-            }
-        }
-    }
+    crate::model::job::visit_tasks_mut(&mut s, |task| {
+        rewrite_task(
+            task,
+            ctx,
+            &mut added_job_clusters,
+            &mut refusals,
+            &mut notes,
+        )
+    });
     if !added_job_clusters.is_empty() {
         let jcs = s
             .entry("job_clusters")
@@ -189,7 +185,7 @@ pub fn rewrite_job(settings: &Map<String, Value>, ctx: &JobContext<'_>) -> Rewri
     }
 }
 
-/// Rewrites one task (and the task a `for_each_task` runs, recursively).
+/// Rewrites one task (the walker reaches the tasks a `for_each_task` runs).
 fn rewrite_task(
     task: &mut Map<String, Value>,
     ctx: &JobContext<'_>,
@@ -279,11 +275,6 @@ fn rewrite_task(
         }
     }
     rewrite_notifications(task.get_mut("email_notifications"), ctx, refusals, notes);
-    if let Some(Value::Object(fe)) = task.get_mut("for_each_task") {
-        if let Some(Value::Object(inner)) = fe.get_mut("task") {
-            rewrite_task(inner, ctx, added_job_clusters, refusals, notes);
-        }
-    }
 }
 
 fn rewrite_notifications(

@@ -39,16 +39,18 @@ impl HiveObjectType {
     /// Parses the `objectType` column of `SHOW GRANTS` (case-insensitive; `SCHEMA` = `DATABASE`;
     /// real warehouses report the catalog as `CATALOG$`).
     pub fn parse(s: &str) -> Option<HiveObjectType> {
-        Some(match s.to_ascii_uppercase().replace(' ', "_").as_str() {
-            "CATALOG" | "CATALOG$" => HiveObjectType::Catalog,
-            "DATABASE" | "SCHEMA" => HiveObjectType::Database,
-            "TABLE" => HiveObjectType::Table,
-            "VIEW" => HiveObjectType::View,
-            "FUNCTION" => HiveObjectType::Function,
-            "ANY_FILE" => HiveObjectType::AnyFile,
-            "ANONYMOUS_FUNCTION" => HiveObjectType::AnonymousFunction,
-            _ => return None,
-        })
+        Some(
+            match s.trim().to_ascii_uppercase().replace(' ', "_").as_str() {
+                "CATALOG" | "CATALOG$" => HiveObjectType::Catalog,
+                "DATABASE" | "SCHEMA" => HiveObjectType::Database,
+                "TABLE" => HiveObjectType::Table,
+                "VIEW" => HiveObjectType::View,
+                "FUNCTION" => HiveObjectType::Function,
+                "ANY_FILE" => HiveObjectType::AnyFile,
+                "ANONYMOUS_FUNCTION" => HiveObjectType::AnonymousFunction,
+                _ => return None,
+            },
+        )
     }
 }
 
@@ -109,6 +111,113 @@ pub fn unquote_key(key: &str) -> String {
             c => out.push(c),
         }
     }
+    out
+}
+
+/// The four columns of a `SHOW GRANTS` answer, by position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrantColumns {
+    /// `Principal`.
+    pub principal: usize,
+    /// `ActionType`.
+    pub action_type: usize,
+    /// `ObjectType`.
+    pub object_type: usize,
+    /// `ObjectKey`.
+    pub object_key: usize,
+}
+
+impl GrantColumns {
+    /// Finds the columns by name. Databricks answers `Principal`, `ActionType`, `ObjectType`,
+    /// `ObjectKey`; other runtimes and Hive-style tools spell them `actionType` or
+    /// `action_type`. Names are matched ignoring case and underscores. `None` when one is
+    /// missing.
+    pub fn find(columns: &[String]) -> Option<GrantColumns> {
+        let norm = |s: &str| s.replace(['_', ' '], "").to_ascii_lowercase();
+        let col = |names: &[&str]| {
+            columns
+                .iter()
+                .position(|c| names.iter().any(|n| norm(c) == *n))
+        };
+        Some(GrantColumns {
+            principal: col(&["principal", "principalname"])?,
+            action_type: col(&["actiontype"])?,
+            object_type: col(&["objecttype"])?,
+            object_key: col(&["objectkey"])?,
+        })
+    }
+}
+
+/// The object type as `SHOW GRANTS` reports it: views are reported as tables.
+pub fn shown_type(t: HiveObjectType) -> HiveObjectType {
+    match t {
+        HiveObjectType::View => HiveObjectType::Table,
+        other => other,
+    }
+}
+
+/// The key of a grant's object for comparisons: the plain dotted name (see [`unquote_key`]),
+/// lowercase (the Hive metastore folds names), without a leading `hive_metastore.`, and empty
+/// for the objects that have no name (catalog, `ANY FILE`, `ANONYMOUS FUNCTION`).
+pub fn compare_key(t: HiveObjectType, plain_key: &str) -> String {
+    if matches!(
+        t,
+        HiveObjectType::Catalog | HiveObjectType::AnyFile | HiveObjectType::AnonymousFunction
+    ) {
+        return String::new();
+    }
+    let k = plain_key.to_lowercase();
+    k.strip_prefix("hive_metastore.")
+        .map(str::to_string)
+        .unwrap_or(k)
+}
+
+/// Parses one `SHOW GRANTS` row into a grant: the principal as given, the action type
+/// uppercase, the object type parsed (`CATALOG$` included), the object key unquoted
+/// ([`unquote_key`]). `None` for a row whose object type is not known.
+pub fn parse_row(cols: GrantColumns, row: &[Option<String>]) -> Option<HiveGrant> {
+    let cell = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+    let object_type = HiveObjectType::parse(cell(cols.object_type).trim())?;
+    Some(HiveGrant {
+        principal: cell(cols.principal),
+        action_type: cell(cols.action_type).trim().to_uppercase(),
+        object_type,
+        object_key: unquote_key(cell(cols.object_key).trim()),
+    })
+}
+
+/// The grants of a `SHOW GRANTS` answer (`columns`, `rows`) about the object `(t, key)`
+/// itself: the answer for a table also lists its database's and the catalog's rows, which
+/// belong to those objects. `key` is the plain dotted name. The grants come back sorted,
+/// without repeats, with the asked type and key (a view's rows say `TABLE`). Empty when the
+/// answer lacks one of the four columns.
+pub fn rows_about(
+    columns: &[String],
+    rows: &[Vec<Option<String>>],
+    t: HiveObjectType,
+    key: &str,
+) -> Vec<HiveGrant> {
+    let Some(cols) = GrantColumns::find(columns) else {
+        return Vec::new();
+    };
+    let want = (shown_type(t), compare_key(t, key));
+    let mut out: Vec<HiveGrant> = rows
+        .iter()
+        .filter_map(|r| parse_row(cols, r))
+        .filter(|g| {
+            (
+                shown_type(g.object_type),
+                compare_key(g.object_type, &g.object_key),
+            ) == want
+        })
+        .map(|g| HiveGrant {
+            object_type: t,
+            object_key: key.to_string(),
+            ..g
+        })
+        .collect();
+    out.sort();
+    out.dedup();
     out
 }
 
@@ -183,5 +292,68 @@ mod tests {
             HiveObjectType::parse("CATALOG$"),
             Some(HiveObjectType::Catalog)
         );
+    }
+
+    fn answer(columns: [&str; 4], rows: &[[&str; 4]]) -> (Vec<String>, Vec<Vec<Option<String>>>) {
+        (
+            columns.iter().map(|c| c.to_string()).collect(),
+            rows.iter()
+                .map(|r| r.iter().map(|c| Some(c.to_string())).collect())
+                .collect(),
+        )
+    }
+
+    /// A doubled backtick inside a backquoted identifier is one backtick: `` `a``b` `` is the
+    /// table `` a`b ``, and not the table `ab`.
+    #[test]
+    fn doubled_backticks_are_one_backtick() {
+        let (c, r) = answer(
+            ["Principal", "ActionType", "ObjectType", "ObjectKey"],
+            &[
+                ["analysts", "select", "TABLE", "`db`.`a``b`"],
+                ["others", "SELECT", "TABLE", "`db`.`ab`"],
+            ],
+        );
+        let g = rows_about(&c, &r, HiveObjectType::Table, "db.a`b");
+        assert_eq!(g.len(), 1, "{g:?}");
+        assert_eq!(g[0].principal, "analysts");
+        assert_eq!(g[0].action_type, "SELECT");
+        assert_eq!(g[0].object_key, "db.a`b");
+        let plain = rows_about(&c, &r, HiveObjectType::Table, "db.ab");
+        assert_eq!(plain.len(), 1);
+        assert_eq!(plain[0].principal, "others");
+    }
+
+    /// The column names as Databricks spells them, camel case, snake case, upper case.
+    #[test]
+    fn column_names_in_any_spelling() {
+        for cols in [
+            ["Principal", "ActionType", "ObjectType", "ObjectKey"],
+            ["principal", "actionType", "objectType", "objectKey"],
+            ["principal", "action_type", "object_type", "object_key"],
+            ["PRINCIPAL", "ACTION_TYPE", "OBJECT_TYPE", "OBJECT_KEY"],
+        ] {
+            let (c, r) = answer(
+                cols,
+                &[
+                    ["a", "OWN", "TABLE", "`db`.`v`"],
+                    ["b", "USAGE", "DATABASE", "`db`"],
+                    ["c", "OWN", "CATALOG$", ""],
+                    ["d", "SELECT", "TABLE", "`hive_metastore`.`DB`.`V`"],
+                ],
+            );
+            let v = rows_about(&c, &r, HiveObjectType::View, "db.v");
+            assert_eq!(
+                v.iter().map(|g| g.principal.as_str()).collect::<Vec<_>>(),
+                ["a", "d"],
+                "{cols:?}"
+            );
+            assert!(v.iter().all(|g| g.object_type == HiveObjectType::View));
+            assert_eq!(rows_about(&c, &r, HiveObjectType::Database, "db").len(), 1);
+            assert_eq!(rows_about(&c, &r, HiveObjectType::Catalog, "").len(), 1);
+        }
+        let (c, r) = answer(["principal", "privilege", "objectType", "objectKey"], &[]);
+        assert!(GrantColumns::find(&c).is_none());
+        assert!(rows_about(&c, &r, HiveObjectType::Catalog, "").is_empty());
     }
 }

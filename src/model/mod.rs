@@ -12,6 +12,7 @@ pub mod command;
 pub mod compute;
 pub mod grants;
 pub mod job;
+pub mod kinds;
 pub mod mlflow;
 pub mod permissions;
 pub mod principal;
