@@ -1,10 +1,16 @@
 //! The hostile corpus (`fixtures/hostile/`, written by its committed `generate.py`): every bad
 //! bundle is rejected with its documented code (spec §13), by the library and by the CLI, and
 //! unpacking one writes nothing anywhere — not outside the target, not inside it.
+//!
+//! `EXPECTED.json` maps each file to `null` (valid), its code (`"E206"`), or
+//! `{"code": "E403", "identity": "KEYFILE"}` for a case that shows only with an identity (the
+//! key file's path is relative to the corpus folder); every check then passes that identity.
 
 mod common;
 
+use dbxport::bundle::seal::Opener;
 use dbxport::bundle::{unpack, verify_file};
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,8 +19,57 @@ fn corpus_dir() -> PathBuf {
     common::repo_path("fixtures/hostile")
 }
 
-fn expected() -> BTreeMap<String, Option<String>> {
-    serde_json::from_slice(&std::fs::read(corpus_dir().join("EXPECTED.json")).unwrap()).unwrap()
+/// One `EXPECTED.json` value, in either form.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Expected {
+    Code(Option<String>),
+    WithIdentity { code: String, identity: String },
+}
+
+/// What a corpus file must give: its first problem's code (`None`: valid), and the identity
+/// file to open it with, if any.
+struct Case {
+    code: Option<String>,
+    identity: Option<PathBuf>,
+}
+
+impl Case {
+    fn opener(&self) -> Option<Opener> {
+        self.identity.as_ref().map(|k| {
+            let mut o = Opener::new();
+            o.add_identity_file(k).unwrap();
+            o
+        })
+    }
+
+    fn identity_args(&self) -> Vec<std::ffi::OsString> {
+        match &self.identity {
+            Some(k) => vec!["--identity".into(), k.clone().into()],
+            None => vec![],
+        }
+    }
+}
+
+fn expected() -> BTreeMap<String, Case> {
+    let raw: BTreeMap<String, Expected> =
+        serde_json::from_slice(&std::fs::read(corpus_dir().join("EXPECTED.json")).unwrap())
+            .unwrap();
+    raw.into_iter()
+        .map(|(name, e)| {
+            let case = match e {
+                Expected::Code(code) => Case {
+                    code,
+                    identity: None,
+                },
+                Expected::WithIdentity { code, identity } => Case {
+                    code: Some(code),
+                    identity: Some(corpus_dir().join(identity)),
+                },
+            };
+            (name, case)
+        })
+        .collect()
 }
 
 #[test]
@@ -67,10 +122,17 @@ fn contents(zip_bytes: &[u8]) -> Vec<(String, u64, u32)> {
 fn every_hostile_bundle_is_rejected_with_its_code() {
     let cases = expected();
     assert!(cases.len() >= 12);
-    for (name, code) in cases {
+    for (name, case) in cases {
         let path = corpus_dir().join(&name);
-        let report = verify_file(&path, None).unwrap();
-        match code {
+        let report = match verify_file(&path, case.opener().as_ref()) {
+            Ok(r) => r,
+            // Not readable at all (an envelope without an identity): the error is the problem.
+            Err(e) => {
+                assert_eq!(Some(e.code().code()), case.code.as_deref(), "{name}: {e}");
+                continue;
+            }
+        };
+        match case.code {
             None => assert!(report.ok, "{name}: {:#?}", report.problems),
             Some(code) => {
                 assert!(!report.ok, "{name} was accepted");
@@ -87,22 +149,27 @@ fn every_hostile_bundle_is_rejected_with_its_code() {
 
 #[test]
 fn cli_verify_reports_each_code_as_json() {
-    for (name, code) in expected() {
+    for (name, case) in expected() {
+        let path = corpus_dir().join(&name);
         let out = Command::new(common::dbxport_bin())
             .args(["verify", "--json"])
-            .arg(corpus_dir().join(&name))
+            .arg(&path)
+            .args(case.identity_args())
             .output()
             .unwrap();
+        // Exit 2 when the bundle cannot be read at all, 1 when it has problems.
+        let unreadable = verify_file(&path, case.opener().as_ref()).is_err();
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
             panic!("{name}: not JSON: {}", String::from_utf8_lossy(&out.stdout))
         });
-        match code {
+        match case.code {
             None => {
                 assert_eq!(out.status.code(), Some(0), "{name}");
                 assert_eq!(v["ok"], true);
             }
             Some(code) => {
-                assert_eq!(out.status.code(), Some(1), "{name}");
+                let want = if unreadable { 2 } else { 1 };
+                assert_eq!(out.status.code(), Some(want), "{name}");
                 assert_eq!(v["problems"][0]["code"], code.as_str(), "{name}");
             }
         }
@@ -126,13 +193,18 @@ fn listing(dir: &Path) -> Vec<String> {
 
 #[test]
 fn unpacking_a_hostile_bundle_writes_nothing() {
-    for (name, code) in expected() {
-        let Some(code) = code else { continue };
+    for (name, case) in expected() {
+        let Some(code) = &case.code else { continue };
         let sandbox = tempfile::tempdir().unwrap();
         let target = sandbox.path().join("target");
-        let err = unpack(&corpus_dir().join(&name), &target, None, false)
+        let opener = case.opener();
+        let err = unpack(&corpus_dir().join(&name), &target, opener.as_ref(), false)
             .expect_err(&format!("{name} was unpacked"));
-        assert_eq!(err.first_code().unwrap().code(), code, "{name}: {err}");
+        assert_eq!(
+            err.first_code().unwrap().code(),
+            code.as_str(),
+            "{name}: {err}"
+        );
         // Not even the (new) target folder itself: unpack created it, so it removes it.
         assert!(
             !target.exists(),
@@ -174,11 +246,17 @@ fn the_valid_base_unpacks() {
 fn peak_memory_is_bounded_for_every_command_and_fixture() {
     use std::os::unix::process::CommandExt;
     const CEILING_KIB: i64 = 64 * 1024 + 16 * 1024; // 64 MiB + what ~40 records and the binary take
-    let mut fixtures: Vec<(PathBuf, Option<String>)> = expected()
+    let mut fixtures: Vec<(PathBuf, Case)> = expected()
         .into_iter()
         .map(|(n, c)| (corpus_dir().join(n), c))
         .collect();
-    fixtures.push((common::repo_path("fixtures/bundles/golden-v1.zip"), None));
+    fixtures.push((
+        common::repo_path("fixtures/bundles/golden-v1.zip"),
+        Case {
+            code: None,
+            identity: None,
+        },
+    ));
     let run = |args: &[&std::ffi::OsStr]| -> (i32, i64) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_dbxport"));
         cmd.args(args)
@@ -208,14 +286,19 @@ fn peak_memory_is_bounded_for_every_command_and_fixture() {
         };
         (code, usage.ru_maxrss)
     };
-    for (path, code) in fixtures {
+    for (path, case) in fixtures {
+        let code = &case.code;
+        let identity = case.identity_args();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let sandbox = tempfile::tempdir().unwrap();
         let out = sandbox.path().join("out");
         let repacked = sandbox.path().join("repacked.zip");
         let mut cmds: Vec<(&str, Vec<&std::ffi::OsStr>)> = vec![
             ("inspect", vec!["inspect".as_ref(), path.as_os_str()]),
-            ("verify", vec!["verify".as_ref(), path.as_os_str()]),
+            (
+                "verify",
+                [&["verify".as_ref(), path.as_os_str()][..], &ids(&identity)].concat(),
+            ),
             (
                 "unpack",
                 vec![
@@ -226,6 +309,7 @@ fn peak_memory_is_bounded_for_every_command_and_fixture() {
                 ],
             ),
         ];
+        cmds[2].1.extend(ids(&identity));
         if code.is_none() {
             cmds.push((
                 "pack",
@@ -251,6 +335,10 @@ fn peak_memory_is_bounded_for_every_command_and_fixture() {
             );
         }
     }
+}
+
+fn ids(args: &[std::ffi::OsString]) -> Vec<&std::ffi::OsStr> {
+    args.iter().map(|a| a.as_os_str()).collect()
 }
 
 fn assert_no_terminal_controls(what: &str, bytes: &[u8]) {
