@@ -337,3 +337,54 @@ async fn a_secret_acl_delete_is_retried_and_gone_after_a_lost_answer_is_done() {
     );
     assert_eq!(n.load(Ordering::SeqCst), 1);
 }
+
+/// A small valid bundle holding one registered model (no versions).
+fn model_bundle(dir: &Path) -> PathBuf {
+    let settings = BagSettings::new(
+        Source {
+            host: "https://source.example.invalid".into(),
+            workspace_id: "1".into(),
+        },
+        json!({"test": "hostile"}),
+    );
+    let bag = dir.join(&settings.bag_name);
+    let b = BagBuilder::create(&bag, settings, None).unwrap();
+    let model: dbxport::model::mlflow::RegisteredModel =
+        serde_json::from_value(json!({"name": "m"})).unwrap();
+    b.add(Resource::registered_model(&model)).unwrap();
+    let bag = b.finalize().unwrap();
+    let out = dir.join("model.zip");
+    pack(&bag, &out, &PackOptions::default()).unwrap();
+    out
+}
+
+// The models stage of plan/import talks to an MLflow server through a client of its own; it
+// used to build that client from the profile alone, so --max-response-mb (and --http-timeout,
+// --retry-timeout) did not reach it: an endless answer was read up to 64 MiB.
+#[test]
+fn the_models_stage_of_plan_takes_the_transport_flags() {
+    let target = dbxport::emulator::Emulator::start_in_background(
+        dbxport::emulator::EmulatorConfig::default().with_token("dapi-hostile-test"),
+    )
+    .unwrap();
+    let mlflow = endless_json_server();
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = model_bundle(tmp.path());
+    let o = dbxport(
+        tmp.path(),
+        target.url(),
+        &[
+            "plan",
+            bundle.to_str().unwrap(),
+            "--mlflow-uri",
+            &mlflow,
+            "--max-response-mb",
+            "1",
+        ],
+        &[],
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    no_panic(&o);
+    assert!(err.contains("larger than 1 MiB"), "{err}");
+}

@@ -9,7 +9,7 @@ use age::secrecy::SecretString;
 use dbxport::bundle::digest::sha256_hex;
 use dbxport::bundle::json::to_canonical_bytes;
 use dbxport::bundle::resource::Resource;
-use dbxport::bundle::seal::{generate_identity, AGE_MAGIC};
+use dbxport::bundle::seal::{generate_identity, AGE_MAGIC, WORK_FACTOR_HINT};
 use dbxport::bundle::{verify_file, write_bundle, BagSettings, ErrorCode, Opener, Sealer, Source};
 use dbxport::model::secret::{ScopeBackend, SecretMetadata, SecretScope, ValueEncoding};
 use std::path::{Path, PathBuf};
@@ -177,6 +177,8 @@ fn scrypt_work_factor_above_18_is_refused_before_scrypt_runs() {
                 .contains(&format!("work factor {log_n} is above the accepted 18")),
             "{e}"
         );
+        // Its hint says what helps (re-sealing), not E401's "check the identity".
+        assert_eq!(e.hint(), Some(WORK_FACTOR_HINT));
 
         let bundle = tmp.path().join(format!("wf{log_n}.zip"));
         bundle_with_sealed_value(scrypt_with_work_factor(log_n), &sealer, &bundle);
@@ -192,4 +194,26 @@ fn scrypt_work_factor_above_18_is_refused_before_scrypt_runs() {
             report.problems
         );
     }
+}
+
+// The command line prints the work-factor hint, and only it: "check that --identity names the
+// key" would send the user after a key that cannot help.
+#[test]
+fn verify_prints_the_work_factor_hint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let env = tmp.path().join("wf22.zip.age");
+    std::fs::write(&env, scrypt_with_work_factor(22)).unwrap();
+    let pass = tmp.path().join("pass.txt");
+    std::fs::write(&pass, PASSPHRASE).unwrap();
+    let out = Command::new(common::dbxport_bin())
+        .arg("verify")
+        .arg(&env)
+        .arg("--passphrase-file")
+        .arg(&pass)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("E401"), "{err}");
+    assert!(err.contains(&format!("hint: {WORK_FACTOR_HINT}")), "{err}");
+    assert!(!err.contains("check that --identity"), "{err}");
 }

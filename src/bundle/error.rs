@@ -157,12 +157,19 @@ impl Serialize for BundleError {
         st.serialize_field("name", self.code().name())?;
         st.serialize_field("subject", self.subject())?;
         st.serialize_field("message", self.detail())?;
-        st.serialize_field("hint", &self.code().hint())?;
+        st.serialize_field("hint", &self.hint())?;
         st.end()
     }
 }
 
 impl BundleError {
+    /// What the user can do about this problem: the code's hint, or a more specific one where
+    /// the code's would mislead (a passphrase work factor above the limit is E401, but no
+    /// other identity or passphrase opens it).
+    pub fn hint(&self) -> Option<&'static str> {
+        crate::bundle::seal::specific_hint(self).or(self.code().hint())
+    }
+
     /// An I/O failure (E502) about `subject`.
     pub fn io(subject: impl Into<String>, err: &std::io::Error) -> Self {
         BundleError::new(ErrorCode::Io, subject, err.to_string())

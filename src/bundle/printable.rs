@@ -46,6 +46,16 @@ pub fn printable(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// [`printable`] for a message of several lines that dbxport composed (an error and its
+/// `hint:` lines): each line is escaped, the line breaks between them are kept. A CR, an ESC or
+/// any other control character inside a line is still escaped.
+pub fn printable_lines(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(|c| c != '\n' && is_unsafe_for_terminal(c)) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(s.split('\n').map(printable).collect::<Vec<_>>().join("\n"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +68,14 @@ mod tests {
         assert_eq!(printable("\u{7f}\u{9b}31m"), "\\x7f\\u{9b}31m");
         assert_eq!(printable("abc\u{202e}fdp.exe"), "abc\\u{202e}fdp.exe");
         assert_eq!(printable("C:\\x"), "C:\\x");
+    }
+
+    #[test]
+    fn lines_keep_their_breaks_and_nothing_else() {
+        assert!(matches!(printable_lines("a\nhint: b"), Cow::Borrowed(_)));
+        assert_eq!(
+            printable_lines("job \u{1b}[2Jx: failed\rOK\nhint: retry"),
+            "job \\x1b[2Jx: failed\\rOK\nhint: retry"
+        );
     }
 }

@@ -450,14 +450,27 @@ fn map_decrypt(subject: &str, e: age::DecryptError) -> BundleError {
     }
 }
 
+/// How the detail of a work-factor refusal starts; [`specific_hint`] recognises it by this.
+const WORK_FACTOR_DETAIL: &str = "passphrase work factor ";
+
+/// The hint of a work-factor refusal: E401's own hint (check the identity or passphrase) does
+/// not fit, since no passphrase would help.
+pub const WORK_FACTOR_HINT: &str = "the bundle was sealed with a passphrase work factor above what dbxport opens (log2 N at most 18); have it re-sealed with dbxport, or with age -p at its defaults";
+
 fn excessive_work(subject: &str, log_n: impl std::fmt::Display) -> BundleError {
     BundleError::new(
         ErrorCode::NoMatchingIdentity,
         subject,
         format!(
-            "passphrase work factor {log_n} is above the accepted {MAX_SCRYPT_LOG_N} (log2 N; each step doubles the memory scrypt needs)"
+            "{WORK_FACTOR_DETAIL}{log_n} is above the accepted {MAX_SCRYPT_LOG_N} (log2 N; each step doubles the memory scrypt needs)"
         ),
     )
+}
+
+/// A hint more specific than the code's for a problem this module reported, if it has one.
+pub(crate) fn specific_hint(e: &BundleError) -> Option<&'static str> {
+    (e.code() == ErrorCode::NoMatchingIdentity && e.detail().starts_with(WORK_FACTOR_DETAIL))
+        .then_some(WORK_FACTOR_HINT)
 }
 
 /// The length of the header of an age file (through the MAC line), or of all of it when no
@@ -628,6 +641,23 @@ pub fn generate_identity(created: &str) -> (Zeroizing<String>, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // E401's own hint ("check that --identity names the key…") sends the user after the wrong
+    // key when the refusal is about the work factor; that case has its own hint.
+    #[test]
+    fn a_work_factor_refusal_has_its_own_hint() {
+        let mut f = AGE_MAGIC.to_vec();
+        f.extend_from_slice(b"-> scrypt c2FsdHNhbHRzYWx0c2FsdA 22\nAAAA\n--- AAAA\n");
+        let mut opener = Opener::new();
+        opener.add_passphrase(SecretString::from("p".to_string()));
+        let e = opener.open(&f, "values/x").unwrap_err();
+        assert_eq!(e.code(), ErrorCode::NoMatchingIdentity, "{e}");
+        assert_eq!(e.hint(), Some(WORK_FACTOR_HINT));
+        assert!(WORK_FACTOR_HINT.contains(&format!("at most {MAX_SCRYPT_LOG_N}")));
+        assert_eq!(serde_json::to_value(&e).unwrap()["hint"], WORK_FACTOR_HINT);
+        let other = BundleError::new(ErrorCode::NoMatchingIdentity, "values/x", "no identity");
+        assert_eq!(other.hint(), ErrorCode::NoMatchingIdentity.hint());
+    }
 
     #[test]
     fn seal_and_open_with_a_generated_key() {

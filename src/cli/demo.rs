@@ -6,6 +6,7 @@
 use super::{EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS};
 use anyhow::{bail, Context};
 use clap::Args as ClapArgs;
+use dbxport::bundle::printable::{printable, printable_lines};
 use dbxport::bundle::{Opener, Sealer};
 use dbxport::client::config::SecretString;
 use dbxport::client::{Client, ClientOptions, Config};
@@ -217,7 +218,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Ok(true) => Ok(EXIT_OK),
         Ok(false) => Ok(EXIT_PROBLEMS),
         Err(e) => {
-            eprintln!("dbxport: demo: {e:#}");
+            eprintln!("dbxport: demo: {}", printable_lines(&format!("{e:#}")));
             Ok(EXIT_ERROR)
         }
     }
@@ -311,7 +312,7 @@ async fn journey(fx: &Path, dir: &Path) -> anyhow::Result<bool> {
         if v.ok { "ok" } else { "PROBLEMS" }
     );
     for p in &v.problems {
-        println!("  {p}");
+        println!("  {}", printable(&p.to_string()));
     }
     if !v.ok {
         return Ok(false);

@@ -6,6 +6,7 @@ use super::keys::{print_json, read_passphrase, RecipientArgs};
 use super::{EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS};
 use anyhow::{bail, Context};
 use clap::Args as ClapArgs;
+use dbxport::bundle::printable::{printable, printable_lines};
 use dbxport::bundle::seal::read_recipients_file;
 use dbxport::bundle::Sealer;
 use dbxport::client::{AuthArgs, Client, TransportArgs};
@@ -244,7 +245,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         }
         Some(Err(e)) => {
             let code = exit_code(&e);
-            eprintln!("dbxport: export: {e}");
+            // Errors quote the workspace's answers and names.
+            eprintln!("dbxport: export: {}", printable_lines(&e.to_string()));
             if matches!(
                 e,
                 ExportError::Client { .. } | ExportError::Journal(_) | ExportError::Io { .. }
@@ -278,6 +280,8 @@ fn exit_code(e: &ExportError) -> u8 {
     }
 }
 
+/// Prints the summary on stderr. Notices, names and reasons come from the workspace: each goes
+/// through `printable`.
 fn print_summary(s: &ExportSummary) {
     let r = &s.report;
     let t = r.totals();
@@ -297,7 +301,7 @@ fn print_summary(s: &ExportSummary) {
         );
     }
     for n in &r.notices {
-        eprintln!("dbxport: notice: {n}");
+        eprintln!("dbxport: notice: {}", printable(n));
     }
     const SHOWN: usize = 20;
     for i in r.issues.iter().take(SHOWN) {
@@ -306,7 +310,12 @@ fn print_summary(s: &ExportSummary) {
             Outcome::Degraded => "degraded",
             _ => "not exported",
         };
-        eprintln!("  {what}: {} {}: {}", i.kind, i.name, i.reason);
+        eprintln!(
+            "  {what}: {} {}: {}",
+            i.kind,
+            printable(&i.name),
+            printable(&i.reason)
+        );
     }
     if r.issues.len() > SHOWN {
         eprintln!(
@@ -407,6 +416,7 @@ impl Observer for Display {
         let mut st = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         match e {
             Event::Phase(p) => {
+                let p = printable(&p);
                 if let Some(m) = &st.multi {
                     let _ = m.println(format!("dbxport: {p}"));
                 } else {
@@ -414,6 +424,8 @@ impl Observer for Display {
                 }
             }
             Event::Warning(w) => {
+                // Warnings name objects of the workspace.
+                let w = printable(&w);
                 if let Some(m) = &st.multi {
                     let _ = m.println(format!("dbxport: warning: {w}"));
                 } else {

@@ -5,6 +5,7 @@ use super::keys::{exit_code_for, print_json, print_problems, IdentityArgs};
 use super::{EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS};
 use anyhow::Context;
 use clap::Args as ClapArgs;
+use dbxport::bundle::printable::{printable, printable_lines};
 use dbxport::bundle::Opener;
 use dbxport::client::{AuthArgs, Client, TransportArgs};
 use dbxport::import::report::render_plan;
@@ -108,12 +109,19 @@ impl CommonArgs {
 pub fn report_error(context: &str, e: &ImportError) -> u8 {
     match e {
         ImportError::Bundle { problems, path } => {
-            eprintln!("dbxport: {context}: bundle {path} failed verification; nothing was written");
+            eprintln!(
+                "dbxport: {context}: bundle {} failed verification; nothing was written",
+                printable(path)
+            );
             print_problems(context, problems);
             exit_code_for(problems).max(EXIT_PROBLEMS)
         }
         other => {
-            eprintln!("dbxport: {context}: {other}");
+            // Errors quote the target's answers and the bundle's names.
+            eprintln!(
+                "dbxport: {context}: {}",
+                printable_lines(&other.to_string())
+            );
             EXIT_ERROR
         }
     }
@@ -243,7 +251,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     Ok(if report.interrupted {
         eprintln!(
             "hint: run the same command with --resume to finish (journal {})",
-            report.journal
+            printable(&report.journal)
         );
         EXIT_INTERRUPTED
     } else if report.has_problems() {

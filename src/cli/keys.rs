@@ -188,7 +188,7 @@ pub fn print_problems(context: &str, problems: &[BundleError]) {
             printable(context),
             printable(&p.to_string())
         );
-        if let Some(h) = p.code().hint() {
+        if let Some(h) = p.hint() {
             if !hints.contains(&h) {
                 hints.push(h);
             }

@@ -98,7 +98,11 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("dbxport: {err:#}");
+            // An error may quote a bundle's names or a server's answer: never print it raw.
+            eprintln!(
+                "dbxport: {}",
+                dbxport::bundle::printable::printable_lines(&format!("{err:#}"))
+            );
             ExitCode::from(EXIT_ERROR)
         }
     }

@@ -6,6 +6,7 @@
 use super::keys::{exit_code_for, print_json, print_problems, IdentityArgs};
 use super::{EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS};
 use anyhow::{bail, Context};
+use dbxport::bundle::printable::{printable, printable_lines};
 use dbxport::bundle::verify::open_verified;
 use dbxport::bundle::{pack, BagBuilder, BagSettings, PackOptions, Source};
 use dbxport::client::{AuthArgs, Client, ClientOptions, TransportArgs};
@@ -233,7 +234,8 @@ async fn export(a: ExportArgs) -> anyhow::Result<u8> {
         Ok(r) => r,
         Err(e) => {
             eprintln!(
-                "dbxport: models export: {e}\nhint: the export stopped; {} keeps everything done so far: fix the cause, then run the same command with --resume",
+                "dbxport: models export: {}\nhint: the export stopped; {} keeps everything done so far: fix the cause, then run the same command with --resume",
+                printable_lines(&e.to_string()),
                 staging.display()
             );
             return Ok(EXIT_ERROR);
@@ -273,11 +275,12 @@ async fn export(a: ExportArgs) -> anyhow::Result<u8> {
                 String::new()
             }
         );
+        // Warnings and problems name models of a server or a bundle.
         for w in &report.warnings {
-            eprintln!("dbxport: warning: {w}");
+            eprintln!("dbxport: warning: {}", printable_lines(&w.to_string()));
         }
         for p in &report.problems {
-            eprintln!("dbxport: {p}");
+            eprintln!("dbxport: {}", printable_lines(&p.to_string()));
         }
     }
     Ok(if report.problems.is_empty() {
@@ -346,7 +349,10 @@ async fn import(a: ImportArgs) -> anyhow::Result<u8> {
                 ),
                 None => String::new(),
             };
-            eprintln!("dbxport: models import: {e}{hint}");
+            eprintln!(
+                "dbxport: models import: {}{hint}",
+                printable_lines(&e.to_string())
+            );
             return Ok(EXIT_ERROR);
         }
     };
@@ -370,22 +376,29 @@ async fn import(a: ImportArgs) -> anyhow::Result<u8> {
                     (ActionKind::Conflict, _) => "conflict",
                     (ActionKind::Fail, _) => "failed",
                 };
+                // Model names and details come from the bundle and the target registry.
                 if act.detail.is_empty() {
-                    println!("{verb}: {}", act.object);
+                    println!("{verb}: {}", printable(&act.object));
                 } else {
-                    println!("{verb}: {} ({})", act.object, act.detail);
+                    println!(
+                        "{verb}: {} ({})",
+                        printable(&act.object),
+                        printable(&act.detail)
+                    );
                 }
             }
         }
         for m in &report.version_mappings {
             println!(
                 "version mapping: {} version {} is version {} in the target",
-                m.model, m.source_version, m.target_version
+                printable(&m.model),
+                printable(&m.source_version),
+                printable(&m.target_version)
             );
         }
         println!(
             "{}: {} created, {} updated, {} unchanged, {} skipped, {} failed; {} files ({} bytes) uploaded",
-            report.registry,
+            printable(&report.registry),
             report.count(ActionKind::Create),
             report.count(ActionKind::Update),
             report.count(ActionKind::Unchanged),
@@ -394,11 +407,12 @@ async fn import(a: ImportArgs) -> anyhow::Result<u8> {
             report.uploaded_files,
             report.uploaded_bytes,
         );
+        // Warnings and problems name models of a server or a bundle.
         for w in &report.warnings {
-            eprintln!("dbxport: warning: {w}");
+            eprintln!("dbxport: warning: {}", printable_lines(&w.to_string()));
         }
         for p in &report.problems {
-            eprintln!("dbxport: {p}");
+            eprintln!("dbxport: {}", printable_lines(&p.to_string()));
         }
     }
     Ok(if report.problems.is_empty() {

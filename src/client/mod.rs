@@ -128,6 +128,12 @@ impl Client {
         self.transport.host()
     }
 
+    /// The options this client was built with (the profile's and the engine flags'): what a
+    /// second client serving the same command, such as an MLflow server's, should use too.
+    pub fn options(&self) -> &ClientOptions {
+        self.transport.options()
+    }
+
     /// The configuration this client was built from.
     pub fn config(&self) -> &Config {
         &self.info.config

@@ -576,6 +576,11 @@ impl Transport {
         &self.inner.host
     }
 
+    /// The options this engine was built with.
+    pub fn options(&self) -> &TransportOptions {
+        &self.inner.options
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         let l = &self.inner.limiter;

@@ -12,7 +12,6 @@ use super::report::Outcome;
 use super::stage::DoneEntry;
 use crate::bundle::resource::Content;
 use crate::bundle::Resource;
-use crate::client::ClientOptions;
 use crate::model::Kind;
 use crate::models::{ModelsError, StageSink, StepLog};
 use serde_json::Value;
@@ -114,7 +113,7 @@ pub async fn export_models(ctx: Arc<Ctx>) {
         Ok(o) => o,
         Err(e) => return ctx.set_fatal(ExportError::Usage(e.to_string())),
     };
-    let options = ClientOptions::from_config(ctx.client.config());
+    let options = ctx.client.options().clone();
     let registry = match ctx.opts.models.registry(Some(&ctx.client), options) {
         Ok(r) => r,
         Err(e) => return ctx.set_fatal(ExportError::Usage(e.to_string())),

@@ -7,6 +7,7 @@
 
 use super::scan::Finding;
 use crate::bundle::inventory::kind_rank;
+use crate::bundle::printable::printable;
 use crate::model::Kind;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -220,7 +221,9 @@ impl Report {
         let _ = writeln!(
             s,
             "Bundle `{}` of workspace `{}` at {}.\n",
-            self.bundle_id, self.workspace_id, self.host
+            code(&self.bundle_id),
+            code(&self.workspace_id),
+            md(&self.host)
         );
         if !self.notices.is_empty() {
             let _ = writeln!(s, "## Notices\n");
@@ -319,16 +322,21 @@ impl Report {
     }
 }
 
-/// Escapes text for a Markdown table cell.
+/// Escapes text for a Markdown table cell. Names and lines of code come from the workspace; the
+/// file is read in terminals (`cat`, `less -R`) too, so control characters are escaped as
+/// `dbxport` prints them ([`printable`]), not kept raw.
 fn md(s: &str) -> String {
-    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+    printable(&s.replace('|', "\\|").replace(['\n', '\r'], " ")).into_owned()
 }
 
-/// Text inside backticks in a table cell.
+/// Text inside backticks in a table cell (escaped as [`md`]).
 fn code(s: &str) -> String {
-    s.replace('`', "'")
-        .replace('|', "\\|")
-        .replace(['\n', '\r'], " ")
+    printable(
+        &s.replace('`', "'")
+            .replace('|', "\\|")
+            .replace(['\n', '\r'], " "),
+    )
+    .into_owned()
 }
 
 #[cfg(test)]
@@ -375,5 +383,40 @@ mod tests {
         assert!(!r.has_failures());
         let back: Report = serde_json::from_slice(&r.to_json()).unwrap();
         assert_eq!(back, r);
+    }
+
+    // The Markdown report is stored in the bundle and read in terminals: a notebook line or a
+    // name with ESC/OSC/CR must not carry raw control characters into it.
+    #[test]
+    fn markdown_escapes_control_characters() {
+        let mut r = Report::new("id", "https://h", "1");
+        r.notices.push("notice \u{1b}[2J".into());
+        r.issues.push(Issue {
+            kind: Kind::Job,
+            name: "job\u{1b}]0;x\u{7}".into(),
+            source_id: "7".into(),
+            outcome: Outcome::Failed,
+            reason: "because\u{9b}31m".into(),
+        });
+        r.must_recreate.clusters.push(RecreateItem {
+            id: "c1".into(),
+            name: "shared\u{202e}".into(),
+            details: vec!["init \u{7f}".into()],
+        });
+        r.must_recreate.code.push(Finding {
+            path: "/a".into(),
+            line: 2,
+            dependency: Dependency::MountPath,
+            matched: "/dbfs/mnt/x\u{1b}]0;x\u{7}".into(),
+        });
+        let m = r.to_markdown();
+        assert!(
+            !m.chars()
+                .any(|c| c != '\n' && crate::bundle::printable::is_unsafe_for_terminal(c)),
+            "{m:?}"
+        );
+        assert!(m.contains("`/dbfs/mnt/x\\x1b]0;x\\x07`"), "{m}");
+        assert!(m.contains("`job\\x1b]0;x\\x07`"), "{m}");
+        assert!(m.contains("`shared\\u{202e}`"), "{m}");
     }
 }

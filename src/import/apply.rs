@@ -24,7 +24,7 @@ use crate::bundle::Opener;
 use crate::client::repos::{Checkout, CreateRepo};
 use crate::client::sql::Statement;
 use crate::client::workspace::Import;
-use crate::client::{Client, ClientError, ClientOptions};
+use crate::client::{Client, ClientError};
 use crate::model::workspace::{parent_path, Format, ObjectType};
 use crate::model::Kind;
 use serde_json::{json, Map, Value};
@@ -1103,7 +1103,9 @@ impl Run<'_> {
         if stepped.is_empty() || self.interrupt.is_set() {
             return Vec::new();
         }
-        let options = ClientOptions::from_config(self.client.config());
+        // The engine flags (--max-response-mb, --http-timeout, …) of this import, not the
+        // profile's alone.
+        let options = self.client.options().clone();
         let registry = match self.options.models.registry(Some(self.client), options) {
             Ok(r) => r,
             Err(e) => {

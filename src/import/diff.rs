@@ -12,6 +12,7 @@ use super::plan::{plan, Action, Mode, PlanInput};
 use super::report::MustRecreate;
 use super::source::SourceBundle;
 use super::{ImportError, Options};
+use crate::bundle::printable::printable as p;
 use crate::bundle::Opener;
 use crate::client::Client;
 use crate::model::Kind;
@@ -70,10 +71,11 @@ impl DiffReport {
         self.differences.is_empty()
     }
 
-    /// The report for people.
+    /// The report for people. Names, differences and notes come from the bundle or the target:
+    /// each goes through [`printable`](crate::bundle::printable::printable).
     pub fn render(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "diff of {} against {}", self.bundle, self.target);
+        let _ = writeln!(s, "diff of {} against {}", p(&self.bundle), p(&self.target));
         let equal: u64 = self.equal.values().sum();
         let _ = writeln!(
             s,
@@ -82,16 +84,22 @@ impl DiffReport {
             self.not_compared.len()
         );
         for d in &self.differences {
-            let _ = writeln!(s, "  differs: {} {}", d.kind, d.target);
+            let _ = writeln!(s, "  differs: {} {}", d.kind, p(&d.target));
             for w in &d.what {
-                let _ = writeln!(s, "      {w}");
+                let _ = writeln!(s, "      {}", p(w));
             }
         }
         for n in &self.not_compared {
-            let _ = writeln!(s, "  not compared: {} {}: {}", n.kind, n.target, n.reason);
+            let _ = writeln!(
+                s,
+                "  not compared: {} {}: {}",
+                n.kind,
+                p(&n.target),
+                p(&n.reason)
+            );
         }
         for n in &self.notes {
-            let _ = writeln!(s, "note: {n}");
+            let _ = writeln!(s, "note: {}", p(n));
         }
         if self.is_clean() {
             let _ = writeln!(s, "no differences");

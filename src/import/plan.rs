@@ -21,7 +21,7 @@ use super::target::{concurrently, list_tree, read_directory, read_jobs, Jobs, Tr
 use super::{ImportError, OnConflict, Options};
 use crate::client::sql::Statement;
 use crate::client::unity::PermissionsChange;
-use crate::client::{Client, ClientError, ClientOptions};
+use crate::client::{Client, ClientError};
 use crate::export::scan::{scan, ScanContext};
 use crate::model::permissions::{AccessControlRequest, PrincipalRef};
 use crate::model::secret::{AclItem, ScopeBackend};
@@ -1202,7 +1202,7 @@ impl<'a, 'b> Planner<'a, 'b> {
         let registry = self
             .opts()
             .models
-            .registry(Some(&client), ClientOptions::from_config(client.config()))?;
+            .registry(Some(&client), client.options().clone())?;
         let opts = crate::models::ImportOptions {
             conflict: self.opts().on_conflict.into(),
             dry_run: true,

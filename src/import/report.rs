@@ -5,6 +5,7 @@
 //! same structures with serde.
 
 use super::plan::{Action, PlanItem};
+use crate::bundle::printable::printable as p;
 use crate::export::scan::Finding;
 use crate::model::Kind;
 use serde::Serialize;
@@ -170,10 +171,11 @@ impl ImportReport {
         t
     }
 
-    /// The report for people.
+    /// The report for people. Every name, reason and note in it comes from the bundle or the
+    /// target, so each goes through [`printable`](crate::bundle::printable::printable).
     pub fn render(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "import of {} into {}", self.bundle, self.target);
+        let _ = writeln!(s, "import of {} into {}", p(&self.bundle), p(&self.target));
         if self.refused {
             let _ = writeln!(s, "refused: nothing was written (see the plan's refusals)");
         }
@@ -208,7 +210,13 @@ impl ImportReport {
         if !failed.is_empty() {
             let _ = writeln!(s, "\nfailed:");
             for i in failed {
-                let _ = writeln!(s, "  {} {}: {}", i.kind, i.target, i.reasons.join("; "));
+                let _ = writeln!(
+                    s,
+                    "  {} {}: {}",
+                    i.kind,
+                    p(&i.target),
+                    p(&i.reasons.join("; "))
+                );
             }
         }
         let skipped: Vec<&ItemOutcome> = self
@@ -219,19 +227,30 @@ impl ImportReport {
         if !skipped.is_empty() {
             let _ = writeln!(s, "\nskipped:");
             for i in skipped {
-                let _ = writeln!(s, "  {} {}: {}", i.kind, i.target, i.reasons.join("; "));
+                let _ = writeln!(
+                    s,
+                    "  {} {}: {}",
+                    i.kind,
+                    p(&i.target),
+                    p(&i.reasons.join("; "))
+                );
             }
         }
         if !self.dropped_principals.is_empty() {
             let _ = writeln!(s, "\ndropped principals (unmapped_principals = \"drop\"):");
             for d in &self.dropped_principals {
-                let _ = writeln!(s, "  {} (used by {})", d.principal, d.used_by.join(", "));
+                let _ = writeln!(
+                    s,
+                    "  {} (used by {})",
+                    p(&d.principal),
+                    p(&d.used_by.join(", "))
+                );
             }
         }
         if !self.warnings.is_empty() {
             let _ = writeln!(s, "\nwarnings:");
             for w in &self.warnings {
-                let _ = writeln!(s, "  {w}");
+                let _ = writeln!(s, "  {}", p(w));
             }
         }
         render_recreate(&mut s, &self.must_recreate);
@@ -244,14 +263,15 @@ impl ImportReport {
             let _ = writeln!(
                 s,
                 "interrupted: run the same command with --resume to finish (journal {})",
-                self.journal
+                p(&self.journal)
             );
         }
         s
     }
 }
 
-/// Appends the must-recreate section.
+/// Appends the must-recreate section. Names, ids and lines of code come from the bundle (the
+/// code from notebooks): all printed through [`printable`](crate::bundle::printable::printable).
 pub fn render_recreate(s: &mut String, m: &MustRecreate) {
     if m.is_empty() {
         return;
@@ -261,11 +281,18 @@ pub fn render_recreate(s: &mut String, m: &MustRecreate) {
         let mapped = r
             .mapped_to
             .as_deref()
-            .map(|t| format!(" → mapped to {t}"))
+            .map(|t| format!(" → mapped to {}", p(t)))
             .unwrap_or_default();
-        let _ = writeln!(s, "  {} {} ({}){}", r.kind, r.id, r.name, mapped);
+        let _ = writeln!(
+            s,
+            "  {} {} ({}){}",
+            p(&r.kind),
+            p(&r.id),
+            p(&r.name),
+            mapped
+        );
         for u in &r.used_by {
-            let _ = writeln!(s, "      used by {u}");
+            let _ = writeln!(s, "      used by {}", p(u));
         }
     }
     if !m.code.is_empty() {
@@ -274,22 +301,25 @@ pub fn render_recreate(s: &mut String, m: &MustRecreate) {
             let _ = writeln!(
                 s,
                 "    {}:{}: {} ({})",
-                f.path,
+                p(&f.path),
                 f.line,
                 f.dependency.describe(),
-                f.matched
+                p(&f.matched)
             );
         }
     }
 }
 
-/// Renders a plan for people: counts, every refusal and skip, every change.
+/// Renders a plan for people: counts, every refusal and skip, every change. Names, reasons
+/// and notes go through [`printable`](crate::bundle::printable::printable).
 pub fn render_plan(plan: &super::Plan, verbose: bool) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
         "plan for importing {} (bundle {}) into {}",
-        plan.bundle, plan.bundle_id, plan.target
+        p(&plan.bundle),
+        p(&plan.bundle_id),
+        p(&plan.target)
     );
     let _ = writeln!(
         s,
@@ -332,14 +362,14 @@ pub fn render_plan(plan: &super::Plan, verbose: bool) -> String {
             let why = if i.reasons.is_empty() {
                 String::new()
             } else {
-                format!(": {}", i.reasons.join("; "))
+                format!(": {}", p(&i.reasons.join("; ")))
             };
             let _ = writeln!(
                 s,
                 "  {:<9} {} {}{}",
                 i.action.as_str(),
                 i.kind,
-                i.target,
+                p(&i.target),
                 why
             );
         }
@@ -350,7 +380,12 @@ pub fn render_plan(plan: &super::Plan, verbose: bool) -> String {
             "\nunmapped principals (map them under [principals], or set unmapped_principals = \"keep\" or \"drop\"):"
         );
         for u in &plan.unmapped_principals {
-            let _ = writeln!(s, "  {} (used by {})", u.principal, u.used_by.join(", "));
+            let _ = writeln!(
+                s,
+                "  {} (used by {})",
+                p(&u.principal),
+                p(&u.used_by.join(", "))
+            );
         }
     }
     if !plan.unmapped_clusters.is_empty() {
@@ -359,17 +394,27 @@ pub fn render_plan(plan: &super::Plan, verbose: bool) -> String {
             "\nunmapped clusters (map each under [clusters] to an existing cluster or a job-cluster spec):"
         );
         for u in &plan.unmapped_clusters {
-            let _ = writeln!(s, "  {} (used by {})", u.principal, u.used_by.join(", "));
+            let _ = writeln!(
+                s,
+                "  {} (used by {})",
+                p(&u.principal),
+                p(&u.used_by.join(", "))
+            );
         }
     }
     if !plan.dropped_principals.is_empty() {
         let _ = writeln!(s, "\nprincipals dropped by unmapped_principals = \"drop\":");
         for u in &plan.dropped_principals {
-            let _ = writeln!(s, "  {} (used by {})", u.principal, u.used_by.join(", "));
+            let _ = writeln!(
+                s,
+                "  {} (used by {})",
+                p(&u.principal),
+                p(&u.used_by.join(", "))
+            );
         }
     }
     for n in &plan.notes {
-        let _ = writeln!(s, "note: {n}");
+        let _ = writeln!(s, "note: {}", p(n));
     }
     render_recreate(&mut s, &plan.must_recreate);
     if plan.is_refused() {
