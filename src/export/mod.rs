@@ -27,7 +27,9 @@ pub mod permissions;
 pub mod progress;
 pub mod reference;
 pub mod report;
-pub mod scan;
+// The code scanner lives in the model (import reads its findings too); `export::scan` stays a
+// path to it for code written against the old place.
+pub use crate::model::scan;
 pub mod secrets;
 pub mod select;
 pub mod stage;
@@ -42,9 +44,9 @@ use crate::bundle::pack::{pack, PackOptions, PackSummary};
 use crate::bundle::writer::BagSettings;
 use crate::bundle::Source;
 use crate::client::{Call, Client};
+use crate::model::scan::ScanContext;
 use crate::model::Kind;
 use context::Ctx;
-use scan::ScanContext;
 use select::PathFilter;
 use serde::Serialize;
 use serde_json::json;
