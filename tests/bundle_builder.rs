@@ -85,7 +85,11 @@ fn an_interrupted_export_resumes_and_finishes() {
     let model = serde_json::from_value(serde_json::json!({"name": "m"})).unwrap();
     b.add(Resource::registered_model(&model)).unwrap();
     let version = serde_json::from_value(serde_json::json!({"name": "m", "version": "1"})).unwrap();
-    b.add(Resource::model_version(&version)).unwrap();
+    let big = golden::noise(5 << 20, 3);
+    let big_sha = dbxport::bundle::digest::sha256_hex(&big);
+    let artifacts = [("big.bin", big_sha.as_str(), big.len() as u64)];
+    b.add(Resource::model_version(&version, artifacts, true))
+        .unwrap();
     let bag = b.finalize().unwrap();
     assert!(!bag.join(".dbxport-staging").exists());
     let out = tmp.path().join("out.zip");

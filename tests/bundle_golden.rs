@@ -1,6 +1,8 @@
-//! The golden v1 bundle: rebuilt from its inputs by both writers it must be identical byte for
-//! byte (determinism, spec §9); `inspect --json` must match its recorded output; unpack then
-//! pack must reproduce it; its inventory must satisfy the JSON Schema.
+//! The golden bundles. The current one (format 1.1): rebuilt from its inputs by both writers it
+//! must be identical byte for byte (determinism, spec §9). Both it and the frozen format 1.0
+//! one: `inspect --json` must match the recorded output; they verify; unpack then pack must
+//! reproduce them; their inventories must satisfy the JSON Schema (spec §14: a reader keeps
+//! reading every 1.x bundle).
 
 mod common;
 #[path = "support/golden.rs"]
@@ -9,7 +11,16 @@ mod golden;
 mod schema;
 
 use dbxport::bundle::{pack, unpack, verify_file, write_bundle, BagBuilder, PackOptions};
+use std::path::PathBuf;
 use std::sync::Arc;
+
+/// Both golden bundles: the current one, then the frozen 1.0 one.
+fn goldens() -> [(PathBuf, PathBuf); 2] {
+    [
+        (golden::current_path(), golden::current_inspect_path()),
+        (golden::bundle_path(), golden::inspect_path()),
+    ]
+}
 
 fn first_difference(a: &[u8], b: &[u8]) -> String {
     let at = a
@@ -41,26 +52,28 @@ fn golden_bundle_is_rebuilt_byte_for_byte() {
     if golden::blessing() {
         golden::ensure_sealed_inputs();
         let bytes = stream_build();
-        std::fs::write(golden::bundle_path(), &bytes).unwrap();
-        let report = dbxport::bundle::inspect(&golden::bundle_path(), None).unwrap();
+        std::fs::write(golden::current_path(), &bytes).unwrap();
+        let report = dbxport::bundle::inspect(&golden::current_path(), None).unwrap();
         let mut json = serde_json::to_vec_pretty(&report).unwrap();
         json.push(b'\n');
-        std::fs::write(golden::inspect_path(), json).unwrap();
+        std::fs::write(golden::current_inspect_path(), json).unwrap();
     }
-    let want = golden::read(&golden::bundle_path());
+    let want = golden::read(&golden::current_path());
     let got = stream_build();
     assert!(
         got == want,
-        "the writer no longer reproduces fixtures/bundles/golden-v1.zip ({}).\n\
-         If the format or the tool version changed on purpose, regenerate it with\n\
-         `DBXPORT_BLESS=1 cargo test --test bundle_golden` and review the diff.",
+        "the writer no longer reproduces fixtures/bundles/golden-v1.1.zip ({}).\n\
+         If the tool version changed on purpose, regenerate it with\n\
+         `DBXPORT_BLESS=1 cargo test --test bundle_golden` and review the diff. If the\n\
+         format changed, bump its minor version (spec §14.3) and add a new golden bundle\n\
+         instead: the old one stays, for the reader.",
         first_difference(&got, &want)
     );
 }
 
 #[test]
 fn staged_builder_then_pack_gives_the_same_bytes() {
-    let want = golden::read(&golden::bundle_path());
+    let want = golden::read(&golden::current_path());
     let tmp = tempfile::tempdir().unwrap();
     let settings = golden::settings();
     let bag = tmp.path().join(&settings.bag_name);
@@ -100,11 +113,16 @@ fn staged_builder_then_pack_gives_the_same_bytes() {
 
 #[test]
 fn inspect_json_matches_the_recorded_output() {
-    let want: serde_json::Value =
-        serde_json::from_slice(&golden::read(&golden::inspect_path())).unwrap();
+    for (bundle, inspect) in goldens() {
+        inspect_matches(&bundle, &inspect);
+    }
+}
+
+fn inspect_matches(bundle: &std::path::Path, inspect: &std::path::Path) {
+    let want: serde_json::Value = serde_json::from_slice(&golden::read(inspect)).unwrap();
     let out = std::process::Command::new(common::dbxport_bin())
         .args(["inspect", "--json"])
-        .arg(golden::bundle_path())
+        .arg(bundle)
         .output()
         .unwrap();
     assert!(
@@ -130,14 +148,20 @@ fn inspect_json_matches_the_recorded_output() {
 
 #[test]
 fn golden_verifies_with_and_without_the_key() {
-    let plain = verify_file(&golden::bundle_path(), None).unwrap();
-    assert!(plain.ok, "{:#?}", plain.problems);
+    for (bundle, _) in goldens() {
+        verifies(&bundle);
+    }
+}
+
+fn verifies(bundle: &std::path::Path) {
+    let plain = verify_file(bundle, None).unwrap();
+    assert!(plain.ok, "{}: {:#?}", bundle.display(), plain.problems);
     assert_eq!(plain.sealed_opened, 0);
     let opener = golden::opener();
-    let keyed = verify_file(&golden::bundle_path(), Some(&opener)).unwrap();
+    let keyed = verify_file(bundle, Some(&opener)).unwrap();
     assert!(keyed.ok, "{:#?}", keyed.problems);
     assert_eq!(keyed.sealed_opened, 3, "one digest index and two values");
-    let mut b = dbxport::bundle::Bundle::open(&golden::bundle_path(), None).unwrap();
+    let mut b = dbxport::bundle::Bundle::open(bundle, None).unwrap();
     let records = b.inventory().records.clone();
     for (scope, key, value, _) in golden::secret_values() {
         let r = records
@@ -150,11 +174,17 @@ fn golden_verifies_with_and_without_the_key() {
 
 #[test]
 fn unpack_then_pack_reproduces_the_bundle() {
-    let want = golden::read(&golden::bundle_path());
+    for (bundle, _) in goldens() {
+        unpack_pack(&bundle);
+    }
+}
+
+fn unpack_pack(bundle: &std::path::Path) {
+    let want = golden::read(bundle);
     let tmp = tempfile::tempdir().unwrap();
     let target = tmp.path().join("out");
     let opener = golden::opener();
-    let s = unpack(&golden::bundle_path(), &target, Some(&opener), false).unwrap();
+    let s = unpack(bundle, &target, Some(&opener), false).unwrap();
     assert_eq!(s.secrets_opened, 2);
     let bag = target.join("dbxport-golden-v1");
     assert!(bag.join("INVENTORY.md").is_file());
@@ -187,12 +217,92 @@ fn unpack_then_pack_reproduces_the_bundle() {
 
 #[test]
 fn golden_inventory_satisfies_the_schema() {
-    schema::assert_bundle_inventory_valid(&golden::bundle_path());
+    for (bundle, _) in goldens() {
+        schema::assert_bundle_inventory_valid(&bundle);
+    }
+}
+
+/// Format 1.1 made a version's artifact summary required (spec §6.5, §14.3): the current
+/// golden has it and is what this code writes; the 1.0 golden lacks it and still reads, and
+/// the models importer takes its version as complete.
+#[test]
+fn version_meta_follows_the_format_version() {
+    use dbxport::bundle::inventory::{FORMAT_VERSION, MODEL_VERSION_META_1_1};
+    use dbxport::model::Kind;
+    for (bundle, version, has_keys) in [
+        (golden::current_path(), FORMAT_VERSION, true),
+        (golden::bundle_path(), "1.0.0", false),
+    ] {
+        let b = dbxport::bundle::Bundle::open(&bundle, None).unwrap();
+        let inv = b.inventory();
+        assert_eq!(inv.format_version, version, "{}", bundle.display());
+        let v = inv
+            .records
+            .iter()
+            .find(|r| r.kind == Kind::ModelVersion)
+            .unwrap();
+        for k in MODEL_VERSION_META_1_1 {
+            assert_eq!(
+                v.meta.get(k).is_some(),
+                has_keys,
+                "{}: {k}",
+                bundle.display()
+            );
+        }
+        let models = dbxport::models::manifest::collect(inv).unwrap();
+        let version = &models[0].versions[0];
+        assert!(version.complete, "{}", bundle.display());
+        assert_eq!(version.artifacts.len(), 2);
+        if has_keys {
+            assert_eq!(
+                v.meta_str("artifacts_sha256"),
+                Some(version.manifest_digest().as_str())
+            );
+            assert_eq!(v.meta["artifact_count"], 2);
+            assert_eq!(v.meta["artifact_bytes"], version.bytes());
+            assert_eq!(v.meta["complete"], true);
+        }
+    }
+}
+
+/// A 1.1 bundle whose version lacks any key of its artifact summary is refused (E300, the
+/// schema's rule), by `verify` and by `open` alike.
+#[test]
+fn a_1_1_version_without_its_artifact_summary_is_refused() {
+    use dbxport::bundle::inventory::MODEL_VERSION_META_1_1;
+    use dbxport::model::Kind;
+    let tmp = tempfile::tempdir().unwrap();
+    for key in MODEL_VERSION_META_1_1 {
+        let mut resources = golden::resources();
+        for r in resources
+            .iter_mut()
+            .filter(|r| r.kind == Kind::ModelVersion)
+        {
+            r.meta.as_object_mut().unwrap().remove(key);
+        }
+        let path = tmp.path().join(format!("{key}.zip"));
+        let file = std::fs::File::create(&path).unwrap();
+        write_bundle(
+            file,
+            &golden::settings(),
+            Some(golden::sealer().sealing()),
+            resources,
+            golden::extra_tags(),
+        )
+        .unwrap();
+        let report = verify_file(&path, None).unwrap();
+        assert!(!report.ok, "{key}");
+        let p = &report.problems[0];
+        assert_eq!(p.code().code(), "E300", "{key}: {p}");
+        assert!(p.detail().contains(key), "{key}: {p}");
+        let e = dbxport::bundle::Bundle::open(&path, None).err().unwrap();
+        assert_eq!(e.code().code(), "E300", "{key}");
+    }
 }
 
 #[test]
 fn text_is_deflated_and_incompressible_data_stored() {
-    let mut f = std::fs::File::open(golden::bundle_path()).unwrap();
+    let mut f = std::fs::File::open(golden::current_path()).unwrap();
     let idx = dbxport::bundle::container::read_index(&mut f).unwrap();
     let method = |suffix: &str| {
         idx.entries

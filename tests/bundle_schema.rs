@@ -10,8 +10,9 @@ mod schema;
 use dbxport::bundle::inventory::Inventory;
 use serde_json::{json, Value};
 
+/// The current (format 1.1) golden bundle's inventory.
 fn golden_inventory() -> Value {
-    let b = dbxport::bundle::Bundle::open(&golden::bundle_path(), None).unwrap();
+    let b = dbxport::bundle::Bundle::open(&golden::current_path(), None).unwrap();
     serde_json::from_slice(&b.inventory().to_bytes()).unwrap()
 }
 
@@ -75,6 +76,43 @@ fn schema_and_reader_agree_on_mutations() {
             v["sealing"]["recipient_types"] = json!(["X25519", "X25519"])
         }),
         ("records not an array", false, |v| v["records"] = json!({})),
+        // §6.5/§14.3: from 1.1 a model version carries its artifact summary.
+        ("1.1 version without artifacts_sha256", false, |v| {
+            drop_version_meta(v, "artifacts_sha256")
+        }),
+        ("1.1 version without artifact_count", false, |v| {
+            drop_version_meta(v, "artifact_count")
+        }),
+        ("1.1 version without artifact_bytes", false, |v| {
+            drop_version_meta(v, "artifact_bytes")
+        }),
+        ("1.1 version without complete", false, |v| {
+            drop_version_meta(v, "complete")
+        }),
+        ("1.4 version without complete", false, |v| {
+            drop_version_meta(v, "complete");
+            v["format_version"] = json!("1.4.0");
+        }),
+        ("1.0 version without the summary", true, |v| {
+            for k in [
+                "artifacts_sha256",
+                "artifact_count",
+                "artifact_bytes",
+                "complete",
+            ] {
+                drop_version_meta(v, k);
+            }
+            v["format_version"] = json!("1.0.0");
+        }),
+        ("1.1 complete not a boolean", false, |v| {
+            version_meta(v)["complete"] = json!("yes")
+        }),
+        ("1.1 artifact_count negative", false, |v| {
+            version_meta(v)["artifact_count"] = json!(-1)
+        }),
+        ("1.1 artifacts_sha256 not hex", false, |v| {
+            version_meta(v)["artifacts_sha256"] = json!("x")
+        }),
     ];
     for (what, valid, mutate) in cases {
         let mut v = base.clone();
@@ -82,6 +120,29 @@ fn schema_and_reader_agree_on_mutations() {
         assert_eq!(schema::is_valid(&v), valid, "schema on {what}");
         assert_eq!(ours(&v), valid, "reader on {what}");
     }
+}
+
+fn version_meta(v: &mut Value) -> &mut Value {
+    let recs = v["records"].as_array_mut().unwrap();
+    let r = recs
+        .iter_mut()
+        .find(|r| r["kind"] == "model_version")
+        .unwrap();
+    &mut r["meta"]
+}
+
+fn drop_version_meta(v: &mut Value, key: &str) {
+    version_meta(v).as_object_mut().unwrap().remove(key);
+}
+
+/// The frozen 1.0 golden bundle passes both, without the 1.1 keys.
+#[test]
+fn the_1_0_golden_satisfies_both() {
+    let b = dbxport::bundle::Bundle::open(&golden::bundle_path(), None).unwrap();
+    let v: Value = serde_json::from_slice(&b.inventory().to_bytes()).unwrap();
+    assert_eq!(v["format_version"], "1.0.0");
+    schema::assert_valid(&v);
+    assert!(ours(&v));
 }
 
 #[test]

@@ -14,7 +14,7 @@ mod stream;
 /// The inventory's `format` value.
 pub const FORMAT_NAME: &str = "dbxport-bundle";
 /// The format version this code writes.
-pub const FORMAT_VERSION: &str = "1.0.0";
+pub const FORMAT_VERSION: &str = "1.1.0";
 /// The major version this code reads.
 pub const FORMAT_MAJOR: u64 = 1;
 /// The inventory's file name in the bag folder.
@@ -232,6 +232,53 @@ pub fn is_stored_path(s: &str) -> bool {
         })
 }
 
+/// The `meta` keys a `model_version` record must have from format 1.1 on (spec §6.5, §14.3);
+/// a 1.0 bundle may lack them.
+pub const MODEL_VERSION_META_1_1: [&str; 4] = [
+    "artifacts_sha256",
+    "artifact_count",
+    "artifact_bytes",
+    "complete",
+];
+
+/// The minor version of a version string whose major version was accepted; a minor too large
+/// for `u64` is later than any this code knows.
+fn minor_of(v: &str) -> u64 {
+    v.split('.')
+        .nth(1)
+        .map_or(0, |m| m.parse().unwrap_or(u64::MAX))
+}
+
+/// The rules a record's `meta` follows from a given minor version on (§14.3), as messages;
+/// the schema says the same with its `format_version` condition.
+fn versioned_meta_problems(minor: u64, kind: &str, meta: &Map<String, Value>) -> Vec<String> {
+    let mut p = Vec::new();
+    if minor >= 1 && kind == "model_version" {
+        for k in MODEL_VERSION_META_1_1 {
+            if !meta.contains_key(k) {
+                p.push(format!(
+                    "meta.{k} is missing for kind model_version (required from format 1.1)"
+                ));
+            }
+        }
+        if meta
+            .get("artifacts_sha256")
+            .is_some_and(|v| !v.as_str().is_some_and(is_sha256_hex))
+        {
+            p.push("meta.artifacts_sha256 is not 64 lowercase hex digits".into());
+        }
+        for k in ["artifact_count", "artifact_bytes"] {
+            if meta.get(k).is_some_and(|v| v.as_u64().is_none()) {
+                p.push(format!("meta.{k} is not a non-negative integer"));
+            }
+        }
+        if meta.get("complete").is_some_and(|v| !v.is_boolean()) {
+            p.push("meta.complete is not a boolean".into());
+        }
+    }
+    p
+}
+
 /// The major version of a semver string, if it is one.
 fn major_of(v: &str) -> Option<u64> {
     let parts: Vec<&str> = v.split('.').collect();
@@ -371,6 +418,20 @@ impl Inventory {
         if let Some(first) = first_problem {
             return Err(bad(first));
         }
+        // The rules that depend on the minor version, once both version and records are read
+        // (a hostile inventory may put `format_version` after `records`).
+        let minor = minor_of(version);
+        for r in &records {
+            let Some(meta) = r.meta.as_object() else {
+                continue;
+            };
+            if let Some(m) = versioned_meta_problems(minor, r.kind.as_str(), meta)
+                .into_iter()
+                .next()
+            {
+                return Err(bad(format!("record {} {}: {m}", r.kind, r.name)));
+            }
+        }
         let field = |k: &str| obj.get(k).cloned().unwrap_or(Value::Null);
         Ok(Inventory {
             format: FORMAT_NAME.into(),
@@ -431,8 +492,15 @@ pub fn schema_problems(obj: &Map<String, Value>) -> Vec<String> {
     match obj["records"].as_array() {
         None => p.push("`records` is not an array".into()),
         Some(recs) => {
+            let minor = obj["format_version"].as_str().map_or(0, minor_of);
             for (i, r) in recs.iter().enumerate() {
-                for m in record_problems(r) {
+                let mut problems = record_problems(r);
+                if problems.is_empty() {
+                    if let (Some(kind), Some(meta)) = (r["kind"].as_str(), r["meta"].as_object()) {
+                        problems = versioned_meta_problems(minor, kind, meta);
+                    }
+                }
+                for m in problems {
                     p.push(format!("records[{i}]: {m}"));
                 }
             }
@@ -722,6 +790,57 @@ mod tests {
         v["records"][1]["stored"] = json!(["data/../etc/passwd"]);
         let e = Inventory::from_bytes(&serde_json::to_vec(&v).unwrap()).unwrap_err();
         assert_eq!(e.code(), ErrorCode::InventorySyntax);
+    }
+
+    /// §6.5/§14.3: from format 1.1 a model version carries its artifact summary; a 1.0 bundle
+    /// without it still reads.
+    #[test]
+    fn model_version_meta_is_required_from_1_1() {
+        let mut inv = sample();
+        inv.records.push(Record {
+            kind: Kind::ModelVersion,
+            source_id: "m/1".into(),
+            name: "m/1".into(),
+            stored: vec!["data/models/m/versions/1/version.json".into()],
+            size: 2,
+            sha256: Some("b".repeat(64)),
+            sealed: false,
+            notes: vec![],
+            meta: json!({
+                "model": "m", "version": "1", "artifacts_sha256": "c".repeat(64),
+                "artifact_count": 0, "artifact_bytes": 0, "complete": true,
+            }),
+        });
+        inv.normalize();
+        let full: Value = serde_json::from_slice(&inv.to_bytes()).unwrap();
+        assert_eq!(full["format_version"], FORMAT_VERSION);
+        let i = full["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|r| r["kind"] == "model_version")
+            .unwrap();
+        let parse = |v: &Value| Inventory::from_bytes(&serde_json::to_vec(v).unwrap());
+        parse(&full).unwrap();
+        for key in MODEL_VERSION_META_1_1 {
+            let mut v = full.clone();
+            v["records"][i]["meta"].as_object_mut().unwrap().remove(key);
+            let e = parse(&v).unwrap_err();
+            assert_eq!(e.code(), ErrorCode::InventorySyntax, "{key}");
+            assert!(e.detail().contains(key), "{key}: {e}");
+            assert!(!schema_problems(v.as_object().unwrap()).is_empty(), "{key}");
+            // Later minors keep the rule; a 1.0 bundle may lack the key.
+            v["format_version"] = json!("1.7.0");
+            assert!(parse(&v).is_err(), "{key} in 1.7.0");
+            v["format_version"] = json!("1.0.0");
+            parse(&v).unwrap();
+            assert!(schema_problems(v.as_object().unwrap()).is_empty(), "{key}");
+        }
+        let mut v = full.clone();
+        v["records"][i]["meta"]["complete"] = json!("yes");
+        assert_eq!(parse(&v).unwrap_err().code(), ErrorCode::InventorySyntax);
+        v["format_version"] = json!("1.0.0");
+        parse(&v).unwrap();
     }
 
     /// Spec §14.2 lists the kinds in import order; so does `Kind::ALL`.

@@ -356,7 +356,8 @@ pub fn check(inv: &Inventory) -> Vec<BundleError> {
                     files.len()
                 ),
             ),
-            // Bundles written before the field was filled (the golden bundle) have none.
+            // Only a 1.0 bundle can lack it (fixtures/bundles/golden-v1.zip does): from 1.1 the
+            // inventory check refuses a version without it (E300, §6.5).
             None => {}
         }
         let bytes: u64 = files.iter().map(|f| f.2).sum();

@@ -415,9 +415,18 @@ impl Resource {
         r
     }
 
-    /// A model version (§6.5).
-    pub fn model_version(v: &ModelVersion) -> Self {
+    /// A model version (§6.5). `artifacts` are its artifact files as `(path below the artifact
+    /// root, SHA-256 hex, size)`, every one the version has in the bundle, duplicates included;
+    /// `complete` is false when the export could not read them all. They give the `meta` keys
+    /// format 1.1 requires (`artifacts_sha256`, `artifact_count`, `artifact_bytes`,
+    /// `complete`), so no writer can leave them out.
+    pub fn model_version<'a>(
+        v: &ModelVersion,
+        artifacts: impl IntoIterator<Item = (&'a str, &'a str, u64)>,
+        complete: bool,
+    ) -> Self {
         let id = format!("{}/{}", v.name, v.version);
+        let artifacts: Vec<(&str, &str, u64)> = artifacts.into_iter().collect();
         let mut r = Resource::new(
             Kind::ModelVersion,
             &id,
@@ -428,6 +437,12 @@ impl Resource {
                 "run_id": v.run_id,
                 "source": v.source,
                 "current_stage": v.current_stage,
+                "artifacts_sha256": super::records::artifacts_digest(
+                    artifacts.iter().map(|(path, sha, _)| (*path, *sha))
+                ),
+                "artifact_count": artifacts.len(),
+                "artifact_bytes": artifacts.iter().map(|a| a.2).sum::<u64>(),
+                "complete": complete,
             }),
         );
         r.parts.push(json_part(

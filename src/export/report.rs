@@ -5,9 +5,9 @@
 //! timings, so it depends on the workspace and the options alone) and printed at the end of a
 //! run together with the run's statistics ([`RunStats`]).
 
-use super::scan::Finding;
 use crate::bundle::inventory::kind_rank;
 use crate::bundle::printable::printable;
+use crate::model::scan::Finding;
 use crate::model::Kind;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -342,7 +342,7 @@ fn code(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::scan::Dependency;
+    use crate::model::scan::Dependency;
 
     #[test]
     fn markdown_lists_counts_issues_and_checklist() {

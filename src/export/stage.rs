@@ -27,11 +27,11 @@
 
 use super::error::ExportError;
 use super::report::Outcome;
-use super::scan::Finding;
 use crate::bundle::pack::find_bag;
 use crate::bundle::writer::BagSettings;
 use crate::bundle::{BagBuilder, Resource, Sealer};
 use crate::journal::{Journal, OpenMode};
+use crate::model::scan::Finding;
 use crate::model::workspace::ObjectInfo;
 use crate::model::Kind;
 use serde::{Deserialize, Serialize};

@@ -9,10 +9,10 @@
 use super::context::{commit, reason, Ctx};
 use super::permissions::{export_permissions, wants_permissions};
 use super::report::Outcome;
-use super::scan::{scan, Finding};
 use super::stage::DoneEntry;
 use crate::bundle::{Content, Resource};
 use crate::model::repo::Repo;
+use crate::model::scan::{scan, Finding};
 use crate::model::workspace::{Format, Language, ObjectInfo, ObjectType};
 use crate::model::Kind;
 use futures_util::stream::{FuturesUnordered, StreamExt};

@@ -6,7 +6,7 @@
 
 use super::plan::{Action, PlanItem};
 use crate::bundle::printable::printable as p;
-use crate::export::scan::Finding;
+use crate::model::scan::Finding;
 use crate::model::Kind;
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -16,7 +16,7 @@
 //! included.
 
 use super::error::{stops_run, ModelsError};
-use super::manifest::{manifest_digest, ArtifactEntry};
+use super::manifest::ArtifactEntry;
 use super::pipe::{ChannelReader, Known, PipeState, DEPTH};
 use super::registry::{ArtifactLocation, ListedFile, Registry};
 use super::select::{NameFilter, VersionSelection};
@@ -798,13 +798,11 @@ impl Run<'_> {
         notes: Vec<String>,
         complete: bool,
     ) -> Result<(), ModelsError> {
-        let mut r = Resource::model_version(v).with_notes(notes);
-        let bytes: u64 = entries.iter().map(|e| e.size).sum();
+        let files = entries
+            .iter()
+            .map(|e| (e.path.as_str(), e.sha256.as_str(), e.size));
+        let mut r = Resource::model_version(v, files, complete).with_notes(notes);
         r.meta["status"] = json!(v.status);
-        r.meta["artifacts_sha256"] = json!(manifest_digest(&entries));
-        r.meta["artifact_count"] = json!(entries.len());
-        r.meta["artifact_bytes"] = json!(bytes);
-        r.meta["complete"] = json!(complete);
         if let Some(l) = loc {
             r.meta["artifact_location"] = json!(l.uri());
         }

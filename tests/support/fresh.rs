@@ -71,12 +71,16 @@ pub fn build(dir: &Path, recipient: &str) -> PathBuf {
     ))
     .unwrap();
     let noise_path = dir.join("noise.bin");
-    std::fs::write(&noise_path, super::golden::noise(6 << 20, 99)).unwrap();
+    let noise = super::golden::noise(6 << 20, 99);
+    let noise_sha = dbxport::bundle::digest::sha256_hex(&noise);
+    std::fs::write(&noise_path, &noise).unwrap();
     // An artifact needs its model and version records (E307 otherwise).
     let model = serde_json::from_value(serde_json::json!({"name": "m"})).unwrap();
     b.add(Resource::registered_model(&model)).unwrap();
     let version = serde_json::from_value(serde_json::json!({"name": "m", "version": "3"})).unwrap();
-    b.add(Resource::model_version(&version)).unwrap();
+    let artifacts = [("data/weights.bin", noise_sha.as_str(), noise.len() as u64)];
+    b.add(Resource::model_version(&version, artifacts, true))
+        .unwrap();
     b.add(Resource::model_artifact(
         "m",
         "3",

@@ -1,8 +1,12 @@
-//! The inputs of the golden bundle `fixtures/bundles/golden-v1.zip`: one small resource of
+//! The inputs of the golden bundle `fixtures/bundles/golden-v1.1.zip`: one small resource of
 //! every kind, built in code, plus secret values sealed once with the fixture key (age sealing
 //! is randomized, so the sealed bytes are inputs too, kept in `golden-v1.sealed/`).
 //!
-//! Regenerate everything with `DBXPORT_BLESS=1 cargo test --test bundle_golden`.
+//! `golden-v1.zip` is the same export written as format 1.0.0 (its `model_version` record has
+//! no artifact summary). It is frozen: no writer reproduces it any more, and every reader must
+//! keep accepting it (spec §14). Both share the key and the sealed inputs.
+//!
+//! Regenerate the current one with `DBXPORT_BLESS=1 cargo test --test bundle_golden`.
 #![allow(dead_code)]
 
 use dbxport::bundle::resource::{Content, Resource};
@@ -28,13 +32,21 @@ use std::path::{Path, PathBuf};
 pub fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/bundles")
 }
-/// The golden bundle.
+/// The frozen format 1.0 golden bundle.
 pub fn bundle_path() -> PathBuf {
     dir().join("golden-v1.zip")
 }
 /// Its expected `inspect --json` output.
 pub fn inspect_path() -> PathBuf {
     dir().join("golden-v1.inspect.json")
+}
+/// The golden bundle today's writer reproduces (format 1.1).
+pub fn current_path() -> PathBuf {
+    dir().join("golden-v1.1.zip")
+}
+/// Its expected `inspect --json` output.
+pub fn current_inspect_path() -> PathBuf {
+    dir().join("golden-v1.1.inspect.json")
 }
 /// The fixture identity (a test key, public on purpose).
 pub fn key_path() -> PathBuf {
@@ -168,6 +180,16 @@ pub fn noise(n: usize, seed: u32) -> Vec<u8> {
 /// Every resource of the golden bundle, one or more of each kind.
 pub fn resources() -> Vec<Resource> {
     let alice = "/Users/alice@example.org";
+    let mlmodel =
+        b"artifact_path: model\nflavors:\n  python_function:\n    loader_module: mlflow.sklearn\n"
+            .to_vec();
+    let pickle = noise(6_000, 7);
+    let sha = dbxport::bundle::digest::sha256_hex;
+    let (mlmodel_sha, pickle_sha) = (sha(&mlmodel), sha(&pickle));
+    let artifacts = [
+        ("MLmodel", mlmodel_sha.as_str(), mlmodel.len() as u64),
+        ("model.pkl", pickle_sha.as_str(), pickle.len() as u64),
+    ];
     let mut v = vec![
         Resource::directory(alice, 1000),
         Resource::directory(&format!("{alice}/etl"), 1001),
@@ -339,14 +361,9 @@ pub fn resources() -> Vec<Resource> {
             status_message: None,
             tags: vec![],
             aliases: vec!["champion".into()],
-        }),
-        Resource::model_artifact(
-            "churn",
-            "1",
-            "MLmodel",
-            Content::Bytes(b"artifact_path: model\nflavors:\n  python_function:\n    loader_module: mlflow.sklearn\n".to_vec()),
-        ),
-        Resource::model_artifact("churn", "1", "model.pkl", Content::Bytes(noise(6_000, 7))),
+        }, artifacts, true),
+        Resource::model_artifact("churn", "1", "MLmodel", Content::Bytes(mlmodel)),
+        Resource::model_artifact("churn", "1", "model.pkl", Content::Bytes(pickle)),
         Resource::cluster(&Cluster {
             cluster_id: "0115-093000-abcd1234".into(),
             cluster_name: "shared etl".into(),

@@ -1,6 +1,9 @@
 //! Finds the lines of notebook code that depend on things a migration cannot carry: DBFS mounts,
 //! mount calls, hard-coded cluster and job ids, secret reads. These lines go into the report's
 //! "must recreate" checklist, so the user knows exactly which code to revisit.
+//!
+//! Pure text matching, so it lives in the model: export scans what it fetches, import scans
+//! what it plans to write, and neither depends on the other.
 
 use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
