@@ -513,17 +513,7 @@ pub fn schema_problems(obj: &Map<String, Value>) -> Vec<String> {
 /// (a streamed inventory does not keep its records in `obj`).
 fn missing_keys(obj: &Map<String, Value>, has_records: bool) -> Vec<String> {
     let mut p = Vec::new();
-    for k in [
-        "format",
-        "format_version",
-        "bundle_id",
-        "created",
-        "tool",
-        "source",
-        "options",
-        "sealing",
-        "records",
-    ] {
+    for k in stream::KEPT.iter().copied().chain(["records"]) {
         let present = if k == "records" {
             has_records
         } else {

@@ -109,12 +109,8 @@ pub fn join(base: &str, rel: &str) -> String {
 /// `..` component, no backslash, no control character. A listing that names anything else is
 /// refused rather than followed.
 pub fn is_safe_relative(rel: &str) -> bool {
-    !rel.is_empty()
-        && !rel.starts_with('/')
-        && rel
-            .split('/')
-            .all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains('\\'))
-        && !rel.chars().any(char::is_control)
+    // The bundle's rule for artifact paths (§6.5), so what export accepts, verify accepts.
+    crate::bundle::records::is_artifact_path(rel)
 }
 
 #[cfg(test)]

@@ -14,8 +14,9 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::{self, Read};
 
-/// Top-level fields kept (and checked); any other is skipped unread.
-const KEPT: [&str; 8] = [
+/// Top-level fields kept (and checked); any other is skipped unread. Each is required, with
+/// `records` (which is streamed, not kept).
+pub(super) const KEPT: [&str; 8] = [
     "format",
     "format_version",
     "bundle_id",
