@@ -2,8 +2,8 @@
 //! [`crate::client`]) into one verified bundle (through [`crate::bundle`]).
 //!
 //! * **List.** One call tells who we are and which workspace this is (and fails fast on a
-//!   refused token). Compute and jobs are listed first: the code scanner ([`scan`]) looks for
-//!   their ids in notebooks. The workspace tree is walked with one listing per folder.
+//!   refused token). Compute and jobs are listed first: the code scanner
+//!   ([`crate::model::scan`]) looks for their ids in notebooks. The workspace tree is walked with one listing per folder.
 //! * **Fetch.** Every stage runs at once, each object fetched by a bounded pool; the client's
 //!   limiter bounds the requests in flight and slows the whole run when the workspace
 //!   throttles. Each object costs one content call and one permissions call.
