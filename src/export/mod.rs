@@ -352,3 +352,49 @@ async fn run_stages(ctx: &Arc<Ctx>) {
     }
     reference::export_principals(Arc::clone(ctx)).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::ClientOptions;
+
+    fn opts(output: PathBuf, kinds: &[Kind]) -> ExportOptions {
+        ExportOptions {
+            output,
+            kinds: kinds.iter().copied().collect(),
+            selection: Selection::default(),
+            notebook_format: None,
+            secrets: SecretsOptions {
+                sealer: None,
+                cluster_id: None,
+            },
+            warehouse_id: None,
+            cluster_id: None,
+            envelope: None,
+            resume: false,
+            concurrency: 1,
+            models: crate::models::ModelArgs::default(),
+        }
+    }
+
+    // A registry holds models only: asking it for notebooks is a usage error, found before
+    // any request (the address below has no server) and before any staging folder exists.
+    #[tokio::test]
+    async fn a_registry_source_refuses_other_kinds() {
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("m.zip");
+        let reg = Registry::oss("http://127.0.0.1:9", None, "e", ClientOptions::default()).unwrap();
+        let r = export_from(
+            ExportSource::Registry(reg),
+            opts(out.clone(), &[Kind::RegisteredModel, Kind::Notebook]),
+            Arc::new(Quiet),
+        )
+        .await;
+        match r {
+            Err(ExportError::Usage(m)) => assert!(m.contains("notebook"), "{m}"),
+            Err(e) => panic!("another error: {e}"),
+            Ok(_) => panic!("exported notebooks from a registry"),
+        }
+        assert!(!stage::staging_path(&out).exists());
+    }
+}
