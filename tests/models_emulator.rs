@@ -211,17 +211,23 @@ fn workspace_models_round_trip_through_dbfs_and_files_api() {
         &src_env,
     );
     ok(&r, "export");
-    let rep = r.json()["models"].clone();
-    assert_eq!(rep["models"], 2, "{rep:#}");
-    assert_eq!(rep["versions"], 5, "{rep:#}");
-    assert!(rep["problems"].as_array().unwrap().is_empty(), "{rep:#}");
-    // requirements.txt is the same in all versions of each model: 2 + 1 duplicates at least.
-    assert!(rep["deduplicated"].as_u64().unwrap() >= 3, "{rep:#}");
+    // `export`'s report: counts per kind, and every object not exported listed.
+    let rep = r.json()["report"].clone();
+    assert_eq!(rep["kinds"]["registered_model"]["exported"], 2, "{rep:#}");
+    assert_eq!(rep["kinds"]["model_version"]["exported"], 5, "{rep:#}");
+    assert!(rep["issues"].as_array().unwrap().is_empty(), "{rep:#}");
     ok(&dbxport(work, &["verify", "poc.zip"], &[]), "verify");
     let inv = Bundle::open(&work.join("poc.zip"), None)
         .unwrap()
         .inventory()
         .clone();
+    // requirements.txt is the same in all versions of each model: 2 + 1 duplicates at least.
+    let dups = inv
+        .records
+        .iter()
+        .filter(|r| r.kind == Kind::ModelArtifact && r.stored.is_empty())
+        .count();
+    assert!(dups >= 3, "{dups} duplicates");
     let perms: Vec<_> = inv
         .records
         .iter()
@@ -396,4 +402,152 @@ fn faults_on_dbfs_leave_no_staged_artifacts_behind() {
     );
     assert!(rep.get("staged_left").is_none(), "{rep:#}");
     assert!(rep["warnings"].as_array().unwrap().is_empty(), "{rep:#}");
+}
+
+/// Journal entries (lines after the header) in an export's staging folder.
+fn journal_entries(partial: &Path) -> usize {
+    std::fs::read_to_string(partial.join("journal.jsonl"))
+        .map(|s| s.lines().count().saturating_sub(1))
+        .unwrap_or(0)
+}
+
+/// The records of a bundle, keyed by kind and source id.
+fn records_of(bundle: &Path) -> BTreeMap<(String, String), Value> {
+    let b = Bundle::open(bundle, None).unwrap();
+    b.inventory()
+        .records
+        .iter()
+        .map(|r| {
+            (
+                (r.kind.to_string(), r.source_id.clone()),
+                serde_json::to_value(r).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// A tag file of a bundle.
+fn tag_file(bundle: &Path, name: &str) -> Vec<u8> {
+    use std::io::Read;
+    let mut b = Bundle::open(bundle, None).unwrap();
+    let mut out = Vec::new();
+    b.open_raw(name)
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+/// The export report stored in a bundle, without its bundle id (each bundle has its own).
+fn stored_report(bundle: &Path) -> Value {
+    let mut rep: Value = serde_json::from_slice(&tag_file(bundle, "export-report.json"))
+        .expect("export-report.json");
+    rep.as_object_mut().unwrap().remove("bundle_id");
+    rep
+}
+
+// `models export` used to keep its own staging folder (`.OUT.staging/`), journal and resume;
+// it is now the export engine with the registry as its source.
+#[test]
+fn models_export_killed_and_resumed_is_an_uninterrupted_export() {
+    use dbxport::emulator::FaultConfig;
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path();
+    // Slow responses, so that the kill lands in the middle of the artifacts.
+    let src = Emulator::start_in_background(
+        EmulatorConfig::default()
+            .with_seed(common::repo_path("fixtures/workspaces/poc"))
+            .with_token(SRC_TOKEN)
+            .with_faults(FaultConfig {
+                latency_ms: 60,
+                ..FaultConfig::default()
+            }),
+    )
+    .expect("start emulator");
+    let env = [("DATABRICKS_TOKEN", SRC_TOKEN)];
+    let args = |out: &'static str| {
+        vec![
+            "models",
+            "export",
+            "--host",
+            src.url(),
+            "--out",
+            out,
+            "--json",
+        ]
+    };
+    let partial = work.join("poc.zip.partial");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dbxport"))
+        .current_dir(work)
+        .args(args("poc.zip"))
+        .env_remove("DATABRICKS_HOST")
+        .env_remove("DATABRICKS_CONFIG_PROFILE")
+        .env("DATABRICKS_TOKEN", SRC_TOKEN)
+        .env(
+            "DATABRICKS_CONFIG_FILE",
+            "/nonexistent/dbxport-test-databrickscfg",
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while journal_entries(&partial) < 3 {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("models export ended ({status}) before it could be interrupted");
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(120),
+            "models export made no progress"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        !work.join("poc.zip").exists(),
+        "no bundle from a killed run"
+    );
+    // Export's staging layout: OUT.partial/ with its journal, recipients record and bag.
+    assert!(partial.join("journal.jsonl").is_file());
+    assert!(partial.join("recipients.json").is_file());
+    assert!(partial.join("poc").is_dir(), "the bag is named after OUT");
+    assert!(!work.join(".poc.zip.staging").exists());
+    let header: Value = serde_json::from_str(
+        std::fs::read_to_string(partial.join("journal.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        header.to_string().contains("dbxport-export-journal"),
+        "{header}"
+    );
+
+    // As for `export`: without --resume the staging folder is refused.
+    let r = dbxport(work, &args("poc.zip"), &env);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--resume"), "{}", r.stderr);
+
+    let mut resume = args("poc.zip");
+    resume.push("--resume");
+    let r = dbxport(work, &resume, &env);
+    ok(&r, "models export --resume");
+    let s = r.json();
+    assert_eq!(s["run"]["resumed"], true, "{s:#}");
+    assert!(s["run"]["reused"].as_u64().unwrap() >= 1, "{s:#}");
+    assert!(!partial.exists(), "staging folder removed");
+
+    let r = dbxport(work, &args("clean.zip"), &env);
+    ok(&r, "uninterrupted models export");
+    let (resumed, clean) = (work.join("poc.zip"), work.join("clean.zip"));
+    assert_eq!(records_of(&resumed), records_of(&clean));
+    assert_eq!(stored_report(&resumed), stored_report(&clean));
+    assert!(!tag_file(&resumed, "export-report.md").is_empty());
+    ok(
+        &dbxport(work, &["verify", "poc.zip"], &[]),
+        "verify resumed",
+    );
 }

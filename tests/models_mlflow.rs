@@ -160,18 +160,24 @@ fn mlflow_servers_round_trip_and_failure_cases() {
         &[],
     );
     ok(&r, "export");
-    let rep = r.json()["models"].clone();
-    assert_eq!(rep["models"], 2, "{rep:#}");
-    assert_eq!(rep["versions"], 4, "{rep:#}");
-    assert!(rep["problems"].as_array().unwrap().is_empty(), "{rep:#}");
-    // v3 of the iris model is v1 registered again: all its files are duplicates.
-    assert!(rep["deduplicated"].as_u64().unwrap() >= 5, "{rep:#}");
+    // `export`'s report: counts per kind, and every object not exported listed.
+    let rep = r.json()["report"].clone();
+    assert_eq!(rep["kinds"]["registered_model"]["exported"], 2, "{rep:#}");
+    assert_eq!(rep["kinds"]["model_version"]["exported"], 4, "{rep:#}");
+    assert!(rep["issues"].as_array().unwrap().is_empty(), "{rep:#}");
     assert!(
-        !work.join(".models.zip.staging").exists(),
+        !work.join("models.zip.partial").exists(),
         "staging left behind"
     );
 
     let inv = inventory(&work.join("models.zip"));
+    // v3 of the iris model is v1 registered again: all its files are duplicates.
+    let dups = inv
+        .records
+        .iter()
+        .filter(|r| r.kind == Kind::ModelArtifact && r.stored.is_empty())
+        .count();
+    assert!(dups >= 5, "{dups} duplicates");
     let big = artifact(&inv, &format!("{SEA}/2/weights.bin"));
     assert_eq!(big.size, BIG_MB << 20);
     assert_eq!(
@@ -381,7 +387,7 @@ fn mlflow_servers_round_trip_and_failure_cases() {
     let (code, err) = child_output(child);
     assert_eq!(code, 2, "an unreachable source stops the export\n{err}");
     assert!(err.contains("--resume"), "{err}");
-    assert!(work.join(".again.zip.staging").is_dir());
+    assert!(work.join("again.zip.partial").is_dir());
     assert!(
         !work.join("again.zip").exists(),
         "no bundle from a failed export"
@@ -405,7 +411,8 @@ fn mlflow_servers_round_trip_and_failure_cases() {
         &[],
     );
     ok(&r, "export --resume");
-    assert!(r.json()["models"]["resumed"].as_u64().unwrap() >= 1);
+    assert_eq!(r.json()["run"]["resumed"], true);
+    assert!(r.json()["run"]["reused"].as_u64().unwrap() >= 1);
     let inv2 = inventory(&work.join("again.zip"));
     assert_eq!(
         artifact(&inv2, &format!("{SEA}/2/weights.bin"))
@@ -514,8 +521,8 @@ fn mlflow_servers_round_trip_and_failure_cases() {
         &[],
     );
     ok(&r, "export of a changing artifact");
-    let rep = r.json()["models"].clone();
-    let warnings = rep["warnings"].to_string();
+    let rep = r.json()["report"].clone();
+    let warnings = rep["notices"].to_string();
     assert!(
         warnings.contains("weights.bin") && warnings.contains("changed while it was exported"),
         "{rep:#}"

@@ -14,7 +14,8 @@ use dbxport::export::options::DEFAULT_KINDS;
 use dbxport::export::report::Outcome;
 use dbxport::export::stage::staging_path;
 use dbxport::export::{
-    Event, ExportError, ExportOptions, ExportSummary, Observer, SecretsOptions, Selection,
+    Event, ExportError, ExportOptions, ExportSource, ExportSummary, Observer, SecretsOptions,
+    Selection,
 };
 use dbxport::model::kinds;
 use dbxport::model::workspace::Format;
@@ -219,7 +220,25 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         concurrency: args.engine.concurrency.unwrap_or(8) as usize,
         models: args.models.clone(),
     };
-    let terminal = std::io::stderr().is_terminal() && args.verbose == 0;
+    drive(
+        ExportSource::Workspace(client),
+        opts,
+        args.json,
+        args.verbose,
+    )
+}
+
+/// Runs the export engine from `source` with a progress display and Ctrl-C handling, prints
+/// the summary (and with `json` the summary as JSON on stdout), and gives the exit status.
+/// `export` and `models export` both end here.
+pub(super) fn drive(
+    source: ExportSource,
+    opts: ExportOptions,
+    json: bool,
+    verbose: u8,
+) -> anyhow::Result<u8> {
+    let output = opts.output.clone();
+    let terminal = std::io::stderr().is_terminal() && verbose == 0;
     let display = Arc::new(Display::new(terminal));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -228,7 +247,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let observer: Arc<dyn Observer> = display.clone();
     let outcome = runtime.block_on(async {
         tokio::select! {
-            r = dbxport::export::export(client, opts, observer) => Some(r),
+            r = dbxport::export::export_from(source, opts, observer) => Some(r),
             _ = tokio::signal::ctrl_c() => None,
         }
     });
@@ -239,7 +258,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         None => {
             eprintln!(
                 "dbxport: export interrupted; what was fetched is kept in {}\nhint: run the same command with --resume to finish",
-                staging_path(&args.output).display()
+                staging_path(&output).display()
             );
             Ok(EXIT_INTERRUPTED)
         }
@@ -250,7 +269,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             if matches!(
                 e,
                 ExportError::Client { .. } | ExportError::Journal(_) | ExportError::Io { .. }
-            ) && staging_path(&args.output).exists()
+            ) && staging_path(&output).exists()
                 && !e.is_auth_failure()
             {
                 eprintln!(
@@ -260,7 +279,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             Ok(code)
         }
         Some(Ok(summary)) => {
-            if args.json {
+            if json {
                 print_json(&summary)?;
             }
             print_summary(&summary);

@@ -1,24 +1,25 @@
 //! `dbxport models export|import`: move registered models, their versions and artifacts
 //! between a model registry (a workspace's, or an MLflow server's with `--mlflow-uri`) and a
-//! bundle of their own. The same library functions serve the models stage of `export` and
-//! `import`.
+//! bundle of their own. `models export` is the export engine of `export` with the registry as
+//! its source (same staging folder, journal, `--resume` and report); the same library
+//! functions serve the models stage of `export` and `import`.
 
 use super::keys::{exit_code_for, print_json, print_problems, IdentityArgs};
 use super::{EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS};
-use anyhow::{bail, Context};
+use anyhow::Context;
 use dbxport::bundle::printable::{printable, printable_lines};
 use dbxport::bundle::verify::open_verified;
-use dbxport::bundle::{pack, BagBuilder, BagSettings, PackOptions, Source};
 use dbxport::client::{AuthArgs, Client, ClientOptions, TransportArgs};
+use dbxport::export::models::MODEL_KINDS;
+use dbxport::export::{ExportOptions, ExportSource, SecretsOptions, Selection};
 use dbxport::journal::{Journal, OpenMode};
 use dbxport::models::{
-    export_models, import_models, ActionKind, ConflictPolicy, ImportOptions, ModelArgs,
-    ModelTargetArgs, Registry,
+    import_models, ActionKind, ConflictPolicy, ImportOptions, ModelArgs, ModelTargetArgs, Registry,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// Move ML models (registered models, versions, artifacts) into or out of a bundle.
@@ -46,6 +47,10 @@ pub enum ModelsCommand {
 /// params, metrics and tags, and every artifact file with its SHA-256. Identical files shared
 /// by several versions are stored once. Artifacts stream through in constant memory.
 ///
+/// This is `dbxport export` with the registry as its source: work in progress is kept in
+/// OUTPUT.partial/ (finish an interrupted run with --resume), and the report is printed and
+/// stored in the bundle (export-report.json, export-report.md).
+///
 /// Exit status: 0 when everything was exported, 1 when some object could not be (the bundle
 /// is still written, and says what is missing), 2 when the export could not run.
 #[derive(Debug, clap::Args)]
@@ -62,10 +67,11 @@ pub struct ExportArgs {
     pub auth: AuthArgs,
     #[command(flatten)]
     pub engine: TransportArgs,
-    /// Finish an export that was interrupted (its staging folder is next to --out).
+    /// Finish an export that was interrupted (its staging folder, OUTPUT.partial/, is next
+    /// to --out).
     #[arg(long)]
     pub resume: bool,
-    /// Print a JSON report on stdout instead of text.
+    /// Print the summary and report as JSON on stdout (as `export --json` does).
     #[arg(long)]
     pub json: bool,
 }
@@ -115,13 +121,14 @@ pub struct ImportArgs {
 
 /// Runs `models`.
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
     match args.command {
-        ModelsCommand::Export(a) => rt.block_on(export(a)),
-        ModelsCommand::Import(a) => rt.block_on(import(a)),
+        // The export engine starts its own runtime.
+        ModelsCommand::Export(a) => export(a),
+        ModelsCommand::Import(a) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?
+            .block_on(import(a)),
     }
 }
 
@@ -155,139 +162,32 @@ fn bar(show: bool, verb: &str) -> ProgressBar {
     b
 }
 
-/// `<dir>/.<file name>.staging`, the staging folder of an export writing `out`.
-fn staging_dir(out: &Path) -> PathBuf {
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "bundle".into());
-    out.with_file_name(format!(".{name}.staging"))
-}
-
-fn find_bag(staging: &Path) -> anyhow::Result<Option<PathBuf>> {
-    if !staging.exists() {
-        return Ok(None);
-    }
-    for e in std::fs::read_dir(staging).with_context(|| format!("folder {}", staging.display()))? {
-        let p = e?.path();
-        if p.is_dir() {
-            return Ok(Some(p));
-        }
-    }
-    Ok(None)
-}
-
-async fn export(a: ExportArgs) -> anyhow::Result<u8> {
-    let opts = a.models.export_options()?;
+/// `models export`: the export engine with the registry as its source and only the model
+/// kinds, so staging (`OUT.partial/`), journal, `--resume` and report are `export`'s.
+fn export(a: ExportArgs) -> anyhow::Result<u8> {
     let ws = workspace(&a.models.mlflow_uri, &a.auth, &a.engine)?;
     let reg: Registry = a
         .models
         .registry(ws.as_ref(), ClientOptions::default().with_args(&a.engine))?;
-    if a.out.exists() {
-        bail!(
-            "file {}: already exists\nhint: choose another --out, or remove the file",
-            a.out.display()
-        );
-    }
-    let staging = staging_dir(&a.out);
-    let existing = find_bag(&staging)?;
-    let journal_path = staging.join("journal.jsonl");
-    let header = json!({
-        "command": "models export",
-        "source": reg.host(),
-        "out": a.out.display().to_string(),
-    });
-    let (builder, journal) = match (existing, a.resume) {
-        (Some(bag), true) => {
-            let b = BagBuilder::resume(&bag, None)?;
-            let j = Journal::open(&journal_path, &header, OpenMode::Resume)?;
-            (b, j)
-        }
-        (Some(_), false) => bail!(
-            "folder {}: an earlier export to this file was interrupted\nhint: add --resume to finish it, or remove the folder to start over",
-            staging.display()
-        ),
-        (None, _) => {
-            std::fs::create_dir_all(&staging)
-                .with_context(|| format!("folder {}", staging.display()))?;
-            let settings = BagSettings::new(
-                Source {
-                    host: reg.host().to_string(),
-                    workspace_id: String::new(),
-                },
-                json!({ "models": a.models.recorded() }),
-            );
-            let bag = staging.join(&settings.bag_name);
-            let b = BagBuilder::create(&bag, settings, None)?;
-            let j = Journal::open(&journal_path, &header, OpenMode::Resume)?;
-            (b, j)
-        }
+    let opts = ExportOptions {
+        output: a.out,
+        kinds: MODEL_KINDS.into_iter().collect(),
+        selection: Selection::default(),
+        notebook_format: None,
+        // Models carry no secret values: nothing is sealed, and a resumed run checks that
+        // it still seals nothing, as `export --resume` checks its recipients.
+        secrets: SecretsOptions {
+            sealer: None,
+            cluster_id: None,
+        },
+        warehouse_id: None,
+        cluster_id: None,
+        envelope: None,
+        resume: a.resume,
+        concurrency: a.engine.concurrency.unwrap_or(8) as usize,
+        models: a.models,
     };
-    let builder = Arc::new(builder);
-    let show = !a.json && std::io::stderr().is_terminal();
-    let progress = bar(show, "exporting");
-    let sink: Arc<dyn dbxport::models::StageSink> = builder.clone();
-    let journal = Mutex::new(journal);
-    let report = export_models(&reg, &opts, sink, Some(&journal), &progress).await;
-    progress.finish_and_clear();
-    let report = match report {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!(
-                "dbxport: models export: {}\nhint: the export stopped; {} keeps everything done so far: fix the cause, then run the same command with --resume",
-                printable_lines(&e.to_string()),
-                staging.display()
-            );
-            return Ok(EXIT_ERROR);
-        }
-    };
-    let builder = Arc::into_inner(builder).context("the bundle builder is still in use")?;
-    builder.add_tag_file(
-        "export-report.json",
-        &dbxport::bundle::json::to_canonical_bytes(&json!({ "models": &report }))?,
-    )?;
-    let bag = builder.finalize()?;
-    let summary = pack(&bag, &a.out, &PackOptions::default()).map_err(|p| {
-        anyhow::anyhow!(
-            "{}",
-            p.0.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })?;
-    drop(journal);
-    std::fs::remove_dir_all(&staging).with_context(|| format!("folder {}", staging.display()))?;
-    if a.json {
-        print_json(&json!({ "bundle": summary, "models": report }))?;
-    } else {
-        println!(
-            "{}: {} models, {} versions, {} artifact files ({} bytes stored, {} duplicates stored once){}",
-            a.out.display(),
-            report.models,
-            report.versions,
-            report.artifacts,
-            report.stored_bytes,
-            report.deduplicated,
-            if report.resumed > 0 {
-                format!("; {} records kept from the interrupted run", report.resumed)
-            } else {
-                String::new()
-            }
-        );
-        // Warnings and problems name models of a server or a bundle.
-        for w in &report.warnings {
-            eprintln!("dbxport: warning: {}", printable_lines(&w.to_string()));
-        }
-        for p in &report.problems {
-            eprintln!("dbxport: {}", printable_lines(&p.to_string()));
-        }
-    }
-    Ok(if report.problems.is_empty() {
-        EXIT_OK
-    } else {
-        EXIT_PROBLEMS
-    })
+    super::export::drive(ExportSource::Registry(reg), opts, a.json, 0)
 }
 
 async fn import(a: ImportArgs) -> anyhow::Result<u8> {

@@ -12,6 +12,7 @@ use crate::bundle::Resource;
 use crate::client::{Client, ClientError};
 use crate::model::scan::{Finding, ScanContext};
 use crate::model::Kind;
+use crate::models::Registry;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -27,6 +28,9 @@ pub struct Ctx {
     pub committer: Committer,
     /// The path filter.
     pub filter: PathFilter,
+    /// The model registry when it is the export's source (`models export`); otherwise the
+    /// models stage finds it from the options and the client.
+    pub registry: Option<Registry>,
     observer: Arc<dyn Observer>,
     report: Mutex<Report>,
     scan: OnceLock<ScanContext>,
@@ -53,6 +57,7 @@ impl Ctx {
         filter: PathFilter,
         observer: Arc<dyn Observer>,
         report: Report,
+        registry: Option<Registry>,
     ) -> Ctx {
         let stage = Arc::new(stage);
         let principals = stage.journaled_principals().into_iter().collect();
@@ -62,6 +67,7 @@ impl Ctx {
             committer: Committer::start(Arc::clone(&stage)),
             stage,
             filter,
+            registry,
             observer,
             report: Mutex::new(report),
             scan: OnceLock::new(),

@@ -2,8 +2,8 @@
 //! [`crate::client`]) into one verified bundle (through [`crate::bundle`]).
 //!
 //! * **List.** One call tells who we are and which workspace this is (and fails fast on a
-//!   refused token). Compute and jobs are listed first: the code scanner ([`scan`]) looks for
-//!   their ids in notebooks. The workspace tree is walked with one listing per folder.
+//!   refused token). Compute and jobs are listed first: the code scanner
+//!   ([`crate::model::scan`]) looks for their ids in notebooks. The workspace tree is walked with one listing per folder.
 //! * **Fetch.** Every stage runs at once, each object fetched by a bounded pool; the client's
 //!   limiter bounds the requests in flight and slows the whole run when the workspace
 //!   throttles. Each object costs one content call and one permissions call.
@@ -12,6 +12,10 @@
 //!   run continues with `--resume` and fetches nothing it already holds.
 //! * **Pack.** The report ([`report`]) goes into the bag as tag files, the bag is finalized and
 //!   packed; [`crate::bundle::pack()`] verifies the zip before renaming it to the output path.
+//!
+//! The source is a workspace ([`export`]), or only a model registry — a workspace's, or an
+//! MLflow server's — for `models export` ([`export_from`] with [`ExportSource::Registry`]):
+//! the same staging folder, journal, `--resume` and report, with only the model kinds.
 //!
 //! Every object found ends up exported, or in the report with the reason it was not.
 //! This module must not import `emulator` or `import`.
@@ -43,6 +47,7 @@ use crate::bundle::Source;
 use crate::client::{Call, Client};
 use crate::model::scan::ScanContext;
 use crate::model::Kind;
+use crate::models::Registry;
 use context::Ctx;
 use select::PathFilter;
 use serde::Serialize;
@@ -70,6 +75,14 @@ impl ExportSummary {
     pub fn has_failures(&self) -> bool {
         self.report.has_failures()
     }
+}
+
+/// Where an export reads from.
+pub enum ExportSource {
+    /// A Databricks workspace: every kind the options select.
+    Workspace(Client),
+    /// A model registry alone (a workspace's, or an MLflow server's): only the model kinds.
+    Registry(Registry),
 }
 
 /// Checks options that cannot work together, before anything is sent.
@@ -118,19 +131,44 @@ async fn identify(client: &Client) -> Result<String, ExportError> {
         .unwrap_or_default())
 }
 
-/// Runs an export. Objects that fail are in the returned report; an error means the run as a
-/// whole could not finish (the staging folder is then kept for `--resume`).
+/// Runs an export of a workspace. Objects that fail are in the returned report; an error
+/// means the run as a whole could not finish (the staging folder is then kept for `--resume`).
 pub async fn export(
     client: Client,
+    opts: ExportOptions,
+    observer: Arc<dyn Observer>,
+) -> Result<ExportSummary, ExportError> {
+    export_from(ExportSource::Workspace(client), opts, observer).await
+}
+
+/// Runs an export from `source`, as [`export`] does. A registry source exports only the
+/// model kinds among `opts.kinds` (and refuses any other kind).
+pub async fn export_from(
+    source: ExportSource,
     mut opts: ExportOptions,
     observer: Arc<dyn Observer>,
 ) -> Result<ExportSummary, ExportError> {
     let started = Instant::now();
+    if let ExportSource::Registry(_) = &source {
+        if let Some(k) = opts.kinds.iter().find(|k| !models::MODEL_KINDS.contains(k)) {
+            return Err(ExportError::Usage(format!(
+                "{k}: a model registry holds only registered_model, model_version and model_artifact\nhint: export other kinds with `dbxport export`"
+            )));
+        }
+    }
     validate(&mut opts)?;
     let filter = PathFilter::new(&opts.selection)?;
     stage::precheck(&opts.output, opts.resume)?;
+    let (client, registry) = match source {
+        ExportSource::Workspace(c) => (c, None),
+        ExportSource::Registry(r) => (r.client().clone(), Some(r)),
+    };
     observer.event(Event::Phase(format!("connecting to {}", client.host())));
-    let workspace_id = identify(&client).await?;
+    // An MLflow server has no identity endpoint and no workspace id.
+    let workspace_id = match &registry {
+        Some(r) if r.is_oss() => String::new(),
+        _ => identify(&client).await?,
+    };
     let host = client.host().to_string();
     let recorded = opts.recorded();
     let header = json!({
@@ -169,6 +207,7 @@ pub async fn export(
         filter,
         Arc::clone(&observer),
         report,
+        registry,
     ));
     if ctx.stage.builder().is_some() {
         run_stages(&ctx).await;
@@ -312,4 +351,50 @@ async fn run_stages(ctx: &Arc<Ctx>) {
         return;
     }
     reference::export_principals(Arc::clone(ctx)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::ClientOptions;
+
+    fn opts(output: PathBuf, kinds: &[Kind]) -> ExportOptions {
+        ExportOptions {
+            output,
+            kinds: kinds.iter().copied().collect(),
+            selection: Selection::default(),
+            notebook_format: None,
+            secrets: SecretsOptions {
+                sealer: None,
+                cluster_id: None,
+            },
+            warehouse_id: None,
+            cluster_id: None,
+            envelope: None,
+            resume: false,
+            concurrency: 1,
+            models: crate::models::ModelArgs::default(),
+        }
+    }
+
+    // A registry holds models only: asking it for notebooks is a usage error, found before
+    // any request (the address below has no server) and before any staging folder exists.
+    #[tokio::test]
+    async fn a_registry_source_refuses_other_kinds() {
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("m.zip");
+        let reg = Registry::oss("http://127.0.0.1:9", None, "e", ClientOptions::default()).unwrap();
+        let r = export_from(
+            ExportSource::Registry(reg),
+            opts(out.clone(), &[Kind::RegisteredModel, Kind::Notebook]),
+            Arc::new(Quiet),
+        )
+        .await;
+        match r {
+            Err(ExportError::Usage(m)) => assert!(m.contains("notebook"), "{m}"),
+            Err(e) => panic!("another error: {e}"),
+            Ok(_) => panic!("exported notebooks from a registry"),
+        }
+        assert!(!stage::staging_path(&out).exists());
+    }
 }

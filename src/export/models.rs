@@ -113,10 +113,15 @@ pub async fn export_models(ctx: Arc<Ctx>) {
         Ok(o) => o,
         Err(e) => return ctx.set_fatal(ExportError::Usage(e.to_string())),
     };
-    let options = ctx.client.options().clone();
-    let registry = match ctx.opts.models.registry(Some(&ctx.client), options) {
-        Ok(r) => r,
-        Err(e) => return ctx.set_fatal(ExportError::Usage(e.to_string())),
+    let registry = match &ctx.registry {
+        Some(r) => r.clone(),
+        None => {
+            let options = ctx.client.options().clone();
+            match ctx.opts.models.registry(Some(&ctx.client), options) {
+                Ok(r) => r,
+                Err(e) => return ctx.set_fatal(ExportError::Usage(e.to_string())),
+            }
+        }
     };
     let sink: Arc<dyn StageSink> = Arc::new(Sink(Arc::clone(&ctx)));
     let log = Log(Arc::clone(&ctx));

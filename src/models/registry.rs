@@ -216,6 +216,11 @@ impl Registry {
         matches!(self.backend, Backend::Oss { .. })
     }
 
+    /// The client that reads and writes this registry.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// The server's URL.
     pub fn host(&self) -> &str {
         self.client.host()
