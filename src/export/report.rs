@@ -7,7 +7,7 @@
 
 use crate::bundle::inventory::kind_rank;
 use crate::bundle::printable::printable;
-use crate::model::scan::Finding;
+pub use crate::model::report::{MustRecreate, Outcome, RecreateItem, RecreateKind};
 use crate::model::Kind;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -17,20 +17,6 @@ use std::fmt::Write as _;
 pub const REPORT_JSON: &str = "export-report.json";
 /// Name of the Markdown report tag file.
 pub const REPORT_MD: &str = "export-report.md";
-
-/// What became of one object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// In the bundle, whole.
-    Exported,
-    /// In the bundle, with a loss the notes describe (outputs dropped, a value unreadable).
-    Degraded,
-    /// Not in the bundle (or its content is missing), by choice: say why.
-    Omitted,
-    /// Not in the bundle because something failed.
-    Failed,
-}
 
 /// Counts for one kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,37 +48,6 @@ pub struct Issue {
     pub reason: String,
 }
 
-/// A reference-only object the user must recreate in the target.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct RecreateItem {
-    /// Its id.
-    pub id: String,
-    /// Its name.
-    pub name: String,
-    /// What to look at when recreating it (init scripts, storage URI, vault).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub details: Vec<String>,
-}
-
-/// The "must recreate" checklist.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MustRecreate {
-    /// Clusters, with their init scripts and libraries.
-    pub clusters: Vec<RecreateItem>,
-    /// Instance pools.
-    pub instance_pools: Vec<RecreateItem>,
-    /// Cluster policies.
-    pub cluster_policies: Vec<RecreateItem>,
-    /// SQL warehouses.
-    pub warehouses: Vec<RecreateItem>,
-    /// DBFS mounts, with their sources when known.
-    pub mounts: Vec<RecreateItem>,
-    /// Secret scopes backed by Azure Key Vault.
-    pub keyvault_scopes: Vec<RecreateItem>,
-    /// Lines of notebooks and files that depend on any of these.
-    pub code: Vec<Finding>,
-}
-
 /// The report; see the module docs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
@@ -112,7 +67,8 @@ pub struct Report {
     pub issues: Vec<Issue>,
     /// Things the user must know about the run as a whole.
     pub notices: Vec<String>,
-    /// The checklist.
+    /// The checklist, stored grouped by kind (`clusters`, `mounts`, …).
+    #[serde(with = "crate::model::report::by_kind")]
     pub must_recreate: MustRecreate,
 }
 
@@ -189,24 +145,7 @@ impl Report {
         self.issues.dedup();
         self.notices.sort();
         self.notices.dedup();
-        let m = &mut self.must_recreate;
-        for list in [
-            &mut m.clusters,
-            &mut m.instance_pools,
-            &mut m.cluster_policies,
-            &mut m.warehouses,
-            &mut m.mounts,
-            &mut m.keyvault_scopes,
-        ] {
-            for i in list.iter_mut() {
-                i.details.sort();
-                i.details.dedup();
-            }
-            list.sort();
-            list.dedup();
-        }
-        m.code.sort();
-        m.code.dedup();
+        self.must_recreate.normalize();
     }
 
     /// The JSON tag file: canonical JSON (sorted keys, two-space indent, trailing LF).
@@ -254,10 +193,8 @@ impl Report {
             let _ = writeln!(s, "|---|---|---|---|");
             for i in &self.issues {
                 let outcome = match i.outcome {
-                    Outcome::Exported => "exported",
-                    Outcome::Degraded => "degraded",
                     Outcome::Omitted => "not exported",
-                    Outcome::Failed => "failed",
+                    o => o.as_str(),
                 };
                 let _ = writeln!(
                     s,
@@ -275,15 +212,17 @@ impl Report {
             s,
             "These are recorded in the bundle for reference and are never replayed: recreate them in the target, then revisit the code that uses them.\n"
         );
-        for (title, list) in [
-            ("Clusters", &m.clusters),
-            ("Instance pools", &m.instance_pools),
-            ("Cluster policies", &m.cluster_policies),
-            ("SQL warehouses", &m.warehouses),
-            ("DBFS mounts", &m.mounts),
-            ("Key Vault-backed secret scopes", &m.keyvault_scopes),
-        ] {
-            if list.is_empty() {
+        for kind in RecreateKind::ALL {
+            let title = match kind {
+                RecreateKind::Cluster => "Clusters",
+                RecreateKind::InstancePool => "Instance pools",
+                RecreateKind::ClusterPolicy => "Cluster policies",
+                RecreateKind::Warehouse => "SQL warehouses",
+                RecreateKind::Mount => "DBFS mounts",
+                RecreateKind::KeyvaultScope => "Key Vault-backed secret scopes",
+            };
+            let mut list = m.of(kind).peekable();
+            if list.peek().is_none() {
                 continue;
             }
             let _ = writeln!(s, "### {title}\n");
@@ -342,7 +281,7 @@ fn code(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::scan::Dependency;
+    use crate::model::scan::{Dependency, Finding};
 
     #[test]
     fn markdown_lists_counts_issues_and_checklist() {
@@ -363,11 +302,9 @@ mod tests {
             outcome: Outcome::Degraded,
             reason: "outputs dropped".into(),
         });
-        r.must_recreate.mounts.push(RecreateItem {
-            id: "/mnt/x".into(),
-            name: "/mnt/x".into(),
-            details: vec!["source s3a://b".into()],
-        });
+        let mut mount = RecreateItem::new(RecreateKind::Mount, "/mnt/x", "/mnt/x");
+        mount.details = vec!["source s3a://b".into()];
+        r.must_recreate.items.push(mount);
         r.must_recreate.code.push(Finding {
             path: "/a".into(),
             line: 4,
@@ -398,11 +335,9 @@ mod tests {
             outcome: Outcome::Failed,
             reason: "because\u{9b}31m".into(),
         });
-        r.must_recreate.clusters.push(RecreateItem {
-            id: "c1".into(),
-            name: "shared\u{202e}".into(),
-            details: vec!["init \u{7f}".into()],
-        });
+        let mut cluster = RecreateItem::new(RecreateKind::Cluster, "c1", "shared\u{202e}");
+        cluster.details = vec!["init \u{7f}".into()];
+        r.must_recreate.items.push(cluster);
         r.must_recreate.code.push(Finding {
             path: "/a".into(),
             line: 2,

@@ -1119,7 +1119,7 @@ impl Run<'_> {
             now: Mutex::new(BTreeMap::new()),
         };
         let opts = crate::models::ImportOptions {
-            conflict: self.options.on_conflict.into(),
+            conflict: self.options.on_conflict,
             dry_run: false,
         };
         let hidden = indicatif::ProgressBar::hidden();

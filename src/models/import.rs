@@ -16,18 +16,18 @@
 //!   the journal; aliases follow it.
 //! * **Conflicts.** A target model of the same name that was not created from this bundle
 //!   (none of its versions carry a marker of the bundle's versions) is a conflict, settled by
-//!   the [`ConflictPolicy`].
+//!   the [`OnConflict`] policy.
 
 use super::error::{ambiguous, stops_run, ModelsError};
 use super::manifest::{collect, marker, marker_of, BundleArtifact, BundleModel, BundleVersion};
 use super::pipe;
 use super::registry::{Registry, RunProvenance, UploadTarget, AMBIGUOUS_ATTEMPTS};
-use super::select::ConflictPolicy;
 use super::steps::StepLog;
 use super::Problem;
 use crate::bundle::Bundle;
 use crate::client::ClientError;
 use crate::model::mlflow::{ModelVersion, RegisteredModel};
+use crate::model::report::OnConflict;
 use crate::model::KeyValue;
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
@@ -39,7 +39,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ImportOptions {
     /// What to do with a model name taken in the target by other content.
-    pub conflict: ConflictPolicy,
+    pub conflict: OnConflict,
     /// Plan only: read the target and report what would change, writing nothing.
     pub dry_run: bool,
 }
@@ -363,7 +363,7 @@ impl Apply<'_> {
                 if foreign == 0 { ", other description or tags" } else { "" }
             );
             match self.opts.conflict {
-                ConflictPolicy::Fail => {
+                OnConflict::Fail => {
                     self.action(object.clone(), ActionKind::Conflict, why.clone());
                     self.problem(
                         object,
@@ -371,12 +371,12 @@ impl Apply<'_> {
                     );
                     return Ok(());
                 }
-                ConflictPolicy::Skip => {
+                OnConflict::Skip => {
                     self.action(object.clone(), ActionKind::Skip, why.clone());
                     self.warn(object, format!("{why}; left as it is (--on-conflict skip)"));
                     return Ok(());
                 }
-                ConflictPolicy::Overwrite => {
+                OnConflict::Overwrite => {
                     self.warn(
                         object.clone(),
                         format!("{why}; the bundle's versions are added to it (--on-conflict overwrite)"),
