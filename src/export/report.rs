@@ -354,4 +354,141 @@ mod tests {
         assert!(m.contains("`job\\x1b]0;x\\x07`"), "{m}");
         assert!(m.contains("`shared\\u{202e}`"), "{m}");
     }
+
+    // `export-report.json` is stored in bundles: the shared report model must write it byte
+    // for byte as the export-only types did (this text is what they wrote for this report).
+    #[test]
+    fn json_is_byte_compatible_with_the_export_only_types() {
+        let mut r = Report::new("b-1", "https://h", "42");
+        r.kinds.insert(
+            "cluster".into(),
+            KindCounts {
+                found: 2,
+                exported: 2,
+                ..KindCounts::default()
+            },
+        );
+        r.issues.push(Issue {
+            kind: Kind::Notebook,
+            name: "/a".into(),
+            source_id: "7".into(),
+            outcome: Outcome::Degraded,
+            reason: "outputs dropped".into(),
+        });
+        r.issues.push(Issue {
+            kind: Kind::Secret,
+            name: "s/k".into(),
+            source_id: "s/k".into(),
+            outcome: Outcome::Omitted,
+            reason: "no recipient".into(),
+        });
+        r.notices.push("SECRET VALUES ARE NOT EXPORTED".into());
+        let item = |kind, id: &str, name: &str, details: &[&str]| {
+            let mut i = RecreateItem::new(kind, id, name);
+            i.details = details.iter().map(|d| d.to_string()).collect();
+            i
+        };
+        r.must_recreate.items = vec![
+            item(RecreateKind::Cluster, "c2", "b", &["init dbfs:/i.sh"]),
+            item(RecreateKind::Cluster, "c1", "a", &[]),
+            item(RecreateKind::Warehouse, "w1", "wh", &["size Small"]),
+            item(RecreateKind::Mount, "/mnt/x", "/mnt/x", &["source s3a://b"]),
+            item(RecreateKind::KeyvaultScope, "kv", "kv", &[]),
+        ];
+        r.must_recreate.code.push(Finding {
+            path: "/a".into(),
+            line: 4,
+            dependency: Dependency::MountPath,
+            matched: "/mnt/x/y".into(),
+        });
+        r.normalize();
+        let want = r#"{
+  "bundle_id": "b-1",
+  "format": "dbxport-export-report",
+  "host": "https://h",
+  "issues": [
+    {
+      "kind": "notebook",
+      "name": "/a",
+      "outcome": "degraded",
+      "reason": "outputs dropped",
+      "source_id": "7"
+    },
+    {
+      "kind": "secret",
+      "name": "s/k",
+      "outcome": "omitted",
+      "reason": "no recipient",
+      "source_id": "s/k"
+    }
+  ],
+  "kinds": {
+    "cluster": {
+      "degraded": 0,
+      "exported": 2,
+      "failed": 0,
+      "found": 2,
+      "not_exported": 0
+    }
+  },
+  "must_recreate": {
+    "cluster_policies": [],
+    "clusters": [
+      {
+        "id": "c1",
+        "name": "a"
+      },
+      {
+        "details": [
+          "init dbfs:/i.sh"
+        ],
+        "id": "c2",
+        "name": "b"
+      }
+    ],
+    "code": [
+      {
+        "dependency": "mount_path",
+        "line": 4,
+        "matched": "/mnt/x/y",
+        "path": "/a"
+      }
+    ],
+    "instance_pools": [],
+    "keyvault_scopes": [
+      {
+        "id": "kv",
+        "name": "kv"
+      }
+    ],
+    "mounts": [
+      {
+        "details": [
+          "source s3a://b"
+        ],
+        "id": "/mnt/x",
+        "name": "/mnt/x"
+      }
+    ],
+    "warehouses": [
+      {
+        "details": [
+          "size Small"
+        ],
+        "id": "w1",
+        "name": "wh"
+      }
+    ]
+  },
+  "notices": [
+    "SECRET VALUES ARE NOT EXPORTED"
+  ],
+  "version": 1,
+  "workspace_id": "42"
+}
+"#;
+        assert_eq!(String::from_utf8(r.to_json()).unwrap(), want);
+        let back: Report = serde_json::from_slice(want.as_bytes()).unwrap();
+        assert_eq!(back, r);
+    }
 }
