@@ -270,12 +270,8 @@ async fn import(a: ImportArgs) -> anyhow::Result<u8> {
                 let verb = match (act.action, a.plan) {
                     (ActionKind::Create, true) => "would create",
                     (ActionKind::Update, true) => "would update",
-                    (ActionKind::Create, false) => "created",
-                    (ActionKind::Update, false) => "updated",
-                    (ActionKind::Unchanged, _) => "unchanged",
-                    (ActionKind::Skip, _) => "skipped",
                     (ActionKind::Conflict, _) => "conflict",
-                    (ActionKind::Fail, _) => "failed",
+                    (k, _) => k.outcome().as_str(),
                 };
                 // Model names and details come from the bundle and the target registry.
                 if act.detail.is_empty() {

@@ -27,7 +27,7 @@ use super::Problem;
 use crate::bundle::Bundle;
 use crate::client::ClientError;
 use crate::model::mlflow::{ModelVersion, RegisteredModel};
-use crate::model::report::OnConflict;
+use crate::model::report::{OnConflict, Outcome};
 use crate::model::KeyValue;
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
@@ -60,6 +60,21 @@ pub enum ActionKind {
     Conflict,
     /// Could not be imported; see the problems.
     Fail,
+}
+
+impl ActionKind {
+    /// What became of the object once the action ran, in the words every report shares
+    /// (this enum keeps its own JSON words, `create`, `conflict`…, because a plan prints it
+    /// too): a conflict left alone under policy `fail` is a failure.
+    pub fn outcome(self) -> Outcome {
+        match self {
+            ActionKind::Create => Outcome::Created,
+            ActionKind::Update => Outcome::Updated,
+            ActionKind::Unchanged => Outcome::Unchanged,
+            ActionKind::Skip => Outcome::Skipped,
+            ActionKind::Conflict | ActionKind::Fail => Outcome::Failed,
+        }
+    }
 }
 
 /// One object's outcome.
@@ -873,5 +888,28 @@ impl Apply<'_> {
             "artifact {} could not be uploaded after {UPLOAD_ATTEMPTS} attempts: {e}",
             a.path
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A plan and `models import --json` print the action's own words; the import report and
+    // the text output use the shared outcome's.
+    #[test]
+    fn actions_keep_their_words_and_map_to_shared_outcomes() {
+        let cases = [
+            (ActionKind::Create, "create", Outcome::Created),
+            (ActionKind::Update, "update", Outcome::Updated),
+            (ActionKind::Unchanged, "unchanged", Outcome::Unchanged),
+            (ActionKind::Skip, "skip", Outcome::Skipped),
+            (ActionKind::Conflict, "conflict", Outcome::Failed),
+            (ActionKind::Fail, "fail", Outcome::Failed),
+        ];
+        for (a, word, outcome) in cases {
+            assert_eq!(serde_json::to_value(a).unwrap(), word);
+            assert_eq!(a.outcome(), outcome);
+        }
     }
 }
