@@ -343,12 +343,7 @@ fn print_summary(s: &ExportSummary) {
         );
     }
     let m = &r.must_recreate;
-    let items = m.clusters.len()
-        + m.instance_pools.len()
-        + m.cluster_policies.len()
-        + m.warehouses.len()
-        + m.mounts.len()
-        + m.keyvault_scopes.len();
+    let items = m.items.len();
     if items + m.code.len() > 0 {
         eprintln!(
             "dbxport: must recreate: {items} compute, mount and Key Vault items; {} lines of code depend on them (export-report.md)",

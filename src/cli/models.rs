@@ -13,8 +13,9 @@ use dbxport::client::{AuthArgs, Client, ClientOptions, TransportArgs};
 use dbxport::export::models::MODEL_KINDS;
 use dbxport::export::{ExportOptions, ExportSource, SecretsOptions, Selection};
 use dbxport::journal::{Journal, OpenMode};
+use dbxport::model::report::OnConflict;
 use dbxport::models::{
-    import_models, ActionKind, ConflictPolicy, ImportOptions, ModelArgs, ModelTargetArgs, Registry,
+    import_models, ActionKind, ImportOptions, ModelArgs, ModelTargetArgs, Registry,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -102,8 +103,8 @@ pub struct ImportArgs {
     #[command(flatten)]
     pub keys: IdentityArgs,
     /// What to do with a model whose name is taken in the target by other content.
-    #[arg(long, value_enum, default_value_t = ConflictPolicy::Fail)]
-    pub on_conflict: ConflictPolicy,
+    #[arg(long, value_enum, default_value_t = OnConflict::Fail)]
+    pub on_conflict: OnConflict,
     /// Show what would be created, updated or left alone, and write nothing.
     #[arg(long)]
     pub plan: bool,
@@ -269,12 +270,8 @@ async fn import(a: ImportArgs) -> anyhow::Result<u8> {
                 let verb = match (act.action, a.plan) {
                     (ActionKind::Create, true) => "would create",
                     (ActionKind::Update, true) => "would update",
-                    (ActionKind::Create, false) => "created",
-                    (ActionKind::Update, false) => "updated",
-                    (ActionKind::Unchanged, _) => "unchanged",
-                    (ActionKind::Skip, _) => "skipped",
                     (ActionKind::Conflict, _) => "conflict",
-                    (ActionKind::Fail, _) => "failed",
+                    (k, _) => k.outcome().as_str(),
                 };
                 // Model names and details come from the bundle and the target registry.
                 if act.detail.is_empty() {

@@ -135,6 +135,11 @@ impl Ctx {
                     c.not_exported += 1;
                     c.failed += 1;
                 }
+                // Import's words; no export stage records them.
+                Outcome::Created | Outcome::Updated | Outcome::Unchanged | Outcome::Skipped => {
+                    debug_assert!(false, "import outcome {outcome:?} in an export");
+                    c.not_exported += 1;
+                }
             }
             if outcome != Outcome::Exported {
                 for why in reasons {

@@ -4,7 +4,7 @@
 //! run first, because the code scanner looks for their ids in notebooks.
 
 use super::context::{commit, reason, Ctx};
-use super::report::{Outcome, RecreateItem};
+use super::report::{Outcome, RecreateItem, RecreateKind};
 use super::stage::DoneEntry;
 use crate::bundle::Resource;
 use crate::model::command::{is_builtin_mount, MountsOutput, MOUNTS_SNIPPET};
@@ -112,10 +112,13 @@ pub async fn export_compute(ctx: Arc<Ctx>, compute: Compute) {
     for c in &compute.clusters {
         let details = cluster_details(c);
         ctx.with_report(|r| {
-            r.must_recreate.clusters.push(RecreateItem {
+            r.must_recreate.items.push(RecreateItem {
+                kind: RecreateKind::Cluster,
                 id: c.cluster_id.clone(),
                 name: c.cluster_name.clone(),
                 details: details.clone(),
+                mapped_to: None,
+                used_by: Vec::new(),
             })
         });
         let mut principals = Vec::new();
@@ -134,7 +137,8 @@ pub async fn export_compute(ctx: Arc<Ctx>, compute: Compute) {
     }
     for p in &compute.pools {
         ctx.with_report(|r| {
-            r.must_recreate.instance_pools.push(RecreateItem {
+            r.must_recreate.items.push(RecreateItem {
+                kind: RecreateKind::InstancePool,
                 id: p.instance_pool_id.clone(),
                 name: p.instance_pool_name.clone(),
                 details: p
@@ -143,6 +147,8 @@ pub async fn export_compute(ctx: Arc<Ctx>, compute: Compute) {
                     .and_then(Value::as_str)
                     .map(|n| vec![format!("node type {n}")])
                     .unwrap_or_default(),
+                mapped_to: None,
+                used_by: Vec::new(),
             })
         });
         jobs.push((
@@ -155,10 +161,13 @@ pub async fn export_compute(ctx: Arc<Ctx>, compute: Compute) {
     }
     for p in &compute.policies {
         ctx.with_report(|r| {
-            r.must_recreate.cluster_policies.push(RecreateItem {
+            r.must_recreate.items.push(RecreateItem {
+                kind: RecreateKind::ClusterPolicy,
                 id: p.policy_id.clone(),
                 name: p.name.clone(),
                 details: Vec::new(),
+                mapped_to: None,
+                used_by: Vec::new(),
             })
         });
         jobs.push((
@@ -171,7 +180,8 @@ pub async fn export_compute(ctx: Arc<Ctx>, compute: Compute) {
     }
     for w in &compute.warehouses {
         ctx.with_report(|r| {
-            r.must_recreate.warehouses.push(RecreateItem {
+            r.must_recreate.items.push(RecreateItem {
+                kind: RecreateKind::Warehouse,
                 id: w.id.clone(),
                 name: w.name.clone(),
                 details: w
@@ -180,6 +190,8 @@ pub async fn export_compute(ctx: Arc<Ctx>, compute: Compute) {
                     .and_then(Value::as_str)
                     .map(|s| vec![format!("size {s}")])
                     .unwrap_or_default(),
+                mapped_to: None,
+                used_by: Vec::new(),
             })
         });
         let mut principals = Vec::new();
@@ -295,10 +307,13 @@ pub async fn export_mounts(ctx: Arc<Ctx>) {
             }
         }
         ctx.with_report(|r| {
-            r.must_recreate.mounts.push(RecreateItem {
+            r.must_recreate.items.push(RecreateItem {
+                kind: RecreateKind::Mount,
                 id: point.clone(),
                 name: point.clone(),
                 details,
+                mapped_to: None,
+                used_by: Vec::new(),
             })
         });
         ctx.found(Kind::Mount, 1);

@@ -7,7 +7,7 @@
 
 use crate::bundle::inventory::kind_rank;
 use crate::bundle::printable::printable;
-use crate::model::scan::Finding;
+pub use crate::model::report::{MustRecreate, Outcome, RecreateItem, RecreateKind};
 use crate::model::Kind;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -17,20 +17,6 @@ use std::fmt::Write as _;
 pub const REPORT_JSON: &str = "export-report.json";
 /// Name of the Markdown report tag file.
 pub const REPORT_MD: &str = "export-report.md";
-
-/// What became of one object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// In the bundle, whole.
-    Exported,
-    /// In the bundle, with a loss the notes describe (outputs dropped, a value unreadable).
-    Degraded,
-    /// Not in the bundle (or its content is missing), by choice: say why.
-    Omitted,
-    /// Not in the bundle because something failed.
-    Failed,
-}
 
 /// Counts for one kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,37 +48,6 @@ pub struct Issue {
     pub reason: String,
 }
 
-/// A reference-only object the user must recreate in the target.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct RecreateItem {
-    /// Its id.
-    pub id: String,
-    /// Its name.
-    pub name: String,
-    /// What to look at when recreating it (init scripts, storage URI, vault).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub details: Vec<String>,
-}
-
-/// The "must recreate" checklist.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MustRecreate {
-    /// Clusters, with their init scripts and libraries.
-    pub clusters: Vec<RecreateItem>,
-    /// Instance pools.
-    pub instance_pools: Vec<RecreateItem>,
-    /// Cluster policies.
-    pub cluster_policies: Vec<RecreateItem>,
-    /// SQL warehouses.
-    pub warehouses: Vec<RecreateItem>,
-    /// DBFS mounts, with their sources when known.
-    pub mounts: Vec<RecreateItem>,
-    /// Secret scopes backed by Azure Key Vault.
-    pub keyvault_scopes: Vec<RecreateItem>,
-    /// Lines of notebooks and files that depend on any of these.
-    pub code: Vec<Finding>,
-}
-
 /// The report; see the module docs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
@@ -112,7 +67,8 @@ pub struct Report {
     pub issues: Vec<Issue>,
     /// Things the user must know about the run as a whole.
     pub notices: Vec<String>,
-    /// The checklist.
+    /// The checklist, stored grouped by kind (`clusters`, `mounts`, …).
+    #[serde(with = "crate::model::report::by_kind")]
     pub must_recreate: MustRecreate,
 }
 
@@ -189,24 +145,7 @@ impl Report {
         self.issues.dedup();
         self.notices.sort();
         self.notices.dedup();
-        let m = &mut self.must_recreate;
-        for list in [
-            &mut m.clusters,
-            &mut m.instance_pools,
-            &mut m.cluster_policies,
-            &mut m.warehouses,
-            &mut m.mounts,
-            &mut m.keyvault_scopes,
-        ] {
-            for i in list.iter_mut() {
-                i.details.sort();
-                i.details.dedup();
-            }
-            list.sort();
-            list.dedup();
-        }
-        m.code.sort();
-        m.code.dedup();
+        self.must_recreate.normalize();
     }
 
     /// The JSON tag file: canonical JSON (sorted keys, two-space indent, trailing LF).
@@ -254,10 +193,8 @@ impl Report {
             let _ = writeln!(s, "|---|---|---|---|");
             for i in &self.issues {
                 let outcome = match i.outcome {
-                    Outcome::Exported => "exported",
-                    Outcome::Degraded => "degraded",
                     Outcome::Omitted => "not exported",
-                    Outcome::Failed => "failed",
+                    o => o.as_str(),
                 };
                 let _ = writeln!(
                     s,
@@ -275,15 +212,17 @@ impl Report {
             s,
             "These are recorded in the bundle for reference and are never replayed: recreate them in the target, then revisit the code that uses them.\n"
         );
-        for (title, list) in [
-            ("Clusters", &m.clusters),
-            ("Instance pools", &m.instance_pools),
-            ("Cluster policies", &m.cluster_policies),
-            ("SQL warehouses", &m.warehouses),
-            ("DBFS mounts", &m.mounts),
-            ("Key Vault-backed secret scopes", &m.keyvault_scopes),
-        ] {
-            if list.is_empty() {
+        for kind in RecreateKind::ALL {
+            let title = match kind {
+                RecreateKind::Cluster => "Clusters",
+                RecreateKind::InstancePool => "Instance pools",
+                RecreateKind::ClusterPolicy => "Cluster policies",
+                RecreateKind::Warehouse => "SQL warehouses",
+                RecreateKind::Mount => "DBFS mounts",
+                RecreateKind::KeyvaultScope => "Key Vault-backed secret scopes",
+            };
+            let mut list = m.of(kind).peekable();
+            if list.peek().is_none() {
                 continue;
             }
             let _ = writeln!(s, "### {title}\n");
@@ -342,7 +281,7 @@ fn code(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::scan::Dependency;
+    use crate::model::scan::{Dependency, Finding};
 
     #[test]
     fn markdown_lists_counts_issues_and_checklist() {
@@ -363,11 +302,9 @@ mod tests {
             outcome: Outcome::Degraded,
             reason: "outputs dropped".into(),
         });
-        r.must_recreate.mounts.push(RecreateItem {
-            id: "/mnt/x".into(),
-            name: "/mnt/x".into(),
-            details: vec!["source s3a://b".into()],
-        });
+        let mut mount = RecreateItem::new(RecreateKind::Mount, "/mnt/x", "/mnt/x");
+        mount.details = vec!["source s3a://b".into()];
+        r.must_recreate.items.push(mount);
         r.must_recreate.code.push(Finding {
             path: "/a".into(),
             line: 4,
@@ -398,11 +335,9 @@ mod tests {
             outcome: Outcome::Failed,
             reason: "because\u{9b}31m".into(),
         });
-        r.must_recreate.clusters.push(RecreateItem {
-            id: "c1".into(),
-            name: "shared\u{202e}".into(),
-            details: vec!["init \u{7f}".into()],
-        });
+        let mut cluster = RecreateItem::new(RecreateKind::Cluster, "c1", "shared\u{202e}");
+        cluster.details = vec!["init \u{7f}".into()];
+        r.must_recreate.items.push(cluster);
         r.must_recreate.code.push(Finding {
             path: "/a".into(),
             line: 2,
@@ -418,5 +353,142 @@ mod tests {
         assert!(m.contains("`/dbfs/mnt/x\\x1b]0;x\\x07`"), "{m}");
         assert!(m.contains("`job\\x1b]0;x\\x07`"), "{m}");
         assert!(m.contains("`shared\\u{202e}`"), "{m}");
+    }
+
+    // `export-report.json` is stored in bundles: the shared report model must write it byte
+    // for byte as the export-only types did (this text is what they wrote for this report).
+    #[test]
+    fn json_is_byte_compatible_with_the_export_only_types() {
+        let mut r = Report::new("b-1", "https://h", "42");
+        r.kinds.insert(
+            "cluster".into(),
+            KindCounts {
+                found: 2,
+                exported: 2,
+                ..KindCounts::default()
+            },
+        );
+        r.issues.push(Issue {
+            kind: Kind::Notebook,
+            name: "/a".into(),
+            source_id: "7".into(),
+            outcome: Outcome::Degraded,
+            reason: "outputs dropped".into(),
+        });
+        r.issues.push(Issue {
+            kind: Kind::Secret,
+            name: "s/k".into(),
+            source_id: "s/k".into(),
+            outcome: Outcome::Omitted,
+            reason: "no recipient".into(),
+        });
+        r.notices.push("SECRET VALUES ARE NOT EXPORTED".into());
+        let item = |kind, id: &str, name: &str, details: &[&str]| {
+            let mut i = RecreateItem::new(kind, id, name);
+            i.details = details.iter().map(|d| d.to_string()).collect();
+            i
+        };
+        r.must_recreate.items = vec![
+            item(RecreateKind::Cluster, "c2", "b", &["init dbfs:/i.sh"]),
+            item(RecreateKind::Cluster, "c1", "a", &[]),
+            item(RecreateKind::Warehouse, "w1", "wh", &["size Small"]),
+            item(RecreateKind::Mount, "/mnt/x", "/mnt/x", &["source s3a://b"]),
+            item(RecreateKind::KeyvaultScope, "kv", "kv", &[]),
+        ];
+        r.must_recreate.code.push(Finding {
+            path: "/a".into(),
+            line: 4,
+            dependency: Dependency::MountPath,
+            matched: "/mnt/x/y".into(),
+        });
+        r.normalize();
+        let want = r#"{
+  "bundle_id": "b-1",
+  "format": "dbxport-export-report",
+  "host": "https://h",
+  "issues": [
+    {
+      "kind": "notebook",
+      "name": "/a",
+      "outcome": "degraded",
+      "reason": "outputs dropped",
+      "source_id": "7"
+    },
+    {
+      "kind": "secret",
+      "name": "s/k",
+      "outcome": "omitted",
+      "reason": "no recipient",
+      "source_id": "s/k"
+    }
+  ],
+  "kinds": {
+    "cluster": {
+      "degraded": 0,
+      "exported": 2,
+      "failed": 0,
+      "found": 2,
+      "not_exported": 0
+    }
+  },
+  "must_recreate": {
+    "cluster_policies": [],
+    "clusters": [
+      {
+        "id": "c1",
+        "name": "a"
+      },
+      {
+        "details": [
+          "init dbfs:/i.sh"
+        ],
+        "id": "c2",
+        "name": "b"
+      }
+    ],
+    "code": [
+      {
+        "dependency": "mount_path",
+        "line": 4,
+        "matched": "/mnt/x/y",
+        "path": "/a"
+      }
+    ],
+    "instance_pools": [],
+    "keyvault_scopes": [
+      {
+        "id": "kv",
+        "name": "kv"
+      }
+    ],
+    "mounts": [
+      {
+        "details": [
+          "source s3a://b"
+        ],
+        "id": "/mnt/x",
+        "name": "/mnt/x"
+      }
+    ],
+    "warehouses": [
+      {
+        "details": [
+          "size Small"
+        ],
+        "id": "w1",
+        "name": "wh"
+      }
+    ]
+  },
+  "notices": [
+    "SECRET VALUES ARE NOT EXPORTED"
+  ],
+  "version": 1,
+  "workspace_id": "42"
+}
+"#;
+        assert_eq!(String::from_utf8(r.to_json()).unwrap(), want);
+        let back: Report = serde_json::from_slice(want.as_bytes()).unwrap();
+        assert_eq!(back, r);
     }
 }

@@ -9,7 +9,7 @@
 //! all: the keys are recorded, each with a note saying why its value is missing.
 
 use super::context::{reason, Ctx};
-use super::report::{Outcome, RecreateItem};
+use super::report::{Outcome, RecreateItem, RecreateKind};
 use super::stage::DoneEntry;
 use super::ExportError;
 use crate::model::command::{secret_read_command, SecretReadOutput};
@@ -82,10 +82,13 @@ pub async fn export_secrets(ctx: Arc<Ctx>) {
                 details.push(format!("vault {} ({})", kv.dns_name, kv.resource_id));
             }
             ctx.with_report(|r| {
-                r.must_recreate.keyvault_scopes.push(RecreateItem {
+                r.must_recreate.items.push(RecreateItem {
+                    kind: RecreateKind::KeyvaultScope,
                     id: s.name.clone(),
                     name: s.name.clone(),
                     details,
+                    mapped_to: None,
+                    used_by: Vec::new(),
                 })
             });
         }

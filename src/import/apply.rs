@@ -1119,7 +1119,7 @@ impl Run<'_> {
             now: Mutex::new(BTreeMap::new()),
         };
         let opts = crate::models::ImportOptions {
-            conflict: self.options.on_conflict.into(),
+            conflict: self.options.on_conflict,
             dry_run: false,
         };
         let hidden = indicatif::ProgressBar::hidden();
@@ -1153,14 +1153,10 @@ impl Run<'_> {
         let mut out = Vec::with_capacity(stepped.len());
         for item in stepped {
             self.tick();
-            use crate::models::ActionKind as A;
             let r = match by_object.get(item.key.as_str()) {
-                Some(a) => match a.action {
-                    A::Create => Ok(Outcome::Created),
-                    A::Update => Ok(Outcome::Updated),
-                    A::Unchanged => Ok(Outcome::Unchanged),
-                    A::Skip => Ok(Outcome::Skipped),
-                    A::Conflict | A::Fail => Err(a.detail.clone()),
+                Some(a) => match a.action.outcome() {
+                    Outcome::Failed => Err(a.detail.clone()),
+                    o => Ok(o),
                 },
                 // Planned, then found in place by the run (another import got there first).
                 None => Ok(Outcome::Unchanged),

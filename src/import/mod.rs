@@ -36,7 +36,6 @@ pub mod target;
 use crate::bundle::BundleError;
 use crate::client::ClientError;
 use crate::model::Kind;
-use serde::Serialize;
 use std::collections::BTreeSet;
 
 pub use apply::{import, ApplyOptions, Interrupt, Progress};
@@ -115,41 +114,7 @@ fn list_problems(p: &[BundleError]) -> String {
         .join("\n")
 }
 
-/// What to do with an object that exists in the target, differs from the bundle, and cannot
-/// be shown to come from this bundle (a notebook at the same path, a secret whose value this
-/// import did not put).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum OnConflict {
-    /// Refuse the import before any write, listing every conflict (the default).
-    #[default]
-    Fail,
-    /// Leave the target's object as it is; the report lists it as skipped.
-    Skip,
-    /// Replace it with the bundle's.
-    Overwrite,
-}
-
-impl From<OnConflict> for crate::models::ConflictPolicy {
-    fn from(c: OnConflict) -> Self {
-        match c {
-            OnConflict::Fail => crate::models::ConflictPolicy::Fail,
-            OnConflict::Skip => crate::models::ConflictPolicy::Skip,
-            OnConflict::Overwrite => crate::models::ConflictPolicy::Overwrite,
-        }
-    }
-}
-
-impl OnConflict {
-    /// The flag value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OnConflict::Fail => "fail",
-            OnConflict::Skip => "skip",
-            OnConflict::Overwrite => "overwrite",
-        }
-    }
-}
+pub use crate::model::report::OnConflict;
 
 /// Which records an import, plan or diff looks at.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

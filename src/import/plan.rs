@@ -15,7 +15,7 @@ use super::ledger::{keys, Knowledge};
 use super::mapping::PrincipalOutcome;
 use super::principals::{Directory, Mapper, Unmapped};
 use super::remap::{rewrite_job, JobContext, Refusal};
-use super::report::{MustRecreate, Recreate};
+use super::report::{MustRecreate, RecreateItem, RecreateKind};
 use super::source::{SecretValues, SourceBundle, MAX_IMPORT_BYTES};
 use super::target::{concurrently, list_tree, read_directory, read_jobs, Jobs, Tree};
 use super::{ImportError, OnConflict, Options};
@@ -1204,7 +1204,7 @@ impl<'a, 'b> Planner<'a, 'b> {
             .models
             .registry(Some(&client), client.options().clone())?;
         let opts = crate::models::ImportOptions {
-            conflict: self.opts().on_conflict.into(),
+            conflict: self.opts().on_conflict,
             dry_run: true,
         };
         let hidden = indicatif::ProgressBar::hidden();
@@ -1984,18 +1984,19 @@ impl<'a, 'b> Planner<'a, 'b> {
             });
         }
         let refs = &src.references;
-        let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut seen: BTreeSet<(RecreateKind, String)> = BTreeSet::new();
         let mut push = |out: &mut MustRecreate,
-                        kind: &str,
+                        kind: RecreateKind,
                         id: &str,
                         name: &str,
                         mapped: Option<String>,
                         users: Option<&BTreeSet<String>>| {
-            if seen.insert((kind.to_string(), id.to_string())) {
-                out.items.push(Recreate {
-                    kind: kind.into(),
+            if seen.insert((kind, id.to_string())) {
+                out.items.push(RecreateItem {
+                    kind,
                     id: id.into(),
                     name: name.into(),
+                    details: Vec::new(),
                     mapped_to: mapped,
                     used_by: users
                         .map(|u| u.iter().cloned().collect())
@@ -2012,7 +2013,7 @@ impl<'a, 'b> Planner<'a, 'b> {
         for c in &refs.clusters {
             push(
                 &mut out,
-                "cluster",
+                RecreateKind::Cluster,
                 &c.cluster_id,
                 &c.cluster_name,
                 cluster_target(&c.cluster_id),
@@ -2020,12 +2021,19 @@ impl<'a, 'b> Planner<'a, 'b> {
             );
         }
         for (id, users) in &cluster_users {
-            push(&mut out, "cluster", id, "", cluster_target(id), Some(users));
+            push(
+                &mut out,
+                RecreateKind::Cluster,
+                id,
+                "",
+                cluster_target(id),
+                Some(users),
+            );
         }
         for p in &refs.pools {
             push(
                 &mut out,
-                "instance_pool",
+                RecreateKind::InstancePool,
                 &p.instance_pool_id,
                 &p.instance_pool_name,
                 m.instance_pools.get(&p.instance_pool_id).cloned(),
@@ -2035,7 +2043,7 @@ impl<'a, 'b> Planner<'a, 'b> {
         for (id, users) in &pool_users {
             push(
                 &mut out,
-                "instance_pool",
+                RecreateKind::InstancePool,
                 id,
                 "",
                 m.instance_pools.get(id).cloned(),
@@ -2045,7 +2053,7 @@ impl<'a, 'b> Planner<'a, 'b> {
         for p in &refs.policies {
             push(
                 &mut out,
-                "cluster_policy",
+                RecreateKind::ClusterPolicy,
                 &p.policy_id,
                 &p.name,
                 m.policies.get(&p.policy_id).cloned(),
@@ -2055,7 +2063,7 @@ impl<'a, 'b> Planner<'a, 'b> {
         for (id, users) in &policy_users {
             push(
                 &mut out,
-                "cluster_policy",
+                RecreateKind::ClusterPolicy,
                 id,
                 "",
                 m.policies.get(id).cloned(),
@@ -2065,7 +2073,7 @@ impl<'a, 'b> Planner<'a, 'b> {
         for w in &refs.warehouses {
             push(
                 &mut out,
-                "warehouse",
+                RecreateKind::Warehouse,
                 &w.id,
                 &w.name,
                 m.warehouses.get(&w.id).cloned(),
@@ -2075,7 +2083,7 @@ impl<'a, 'b> Planner<'a, 'b> {
         for (id, users) in &warehouse_users {
             push(
                 &mut out,
-                "warehouse",
+                RecreateKind::Warehouse,
                 id,
                 "",
                 m.warehouses.get(id).cloned(),
@@ -2083,7 +2091,14 @@ impl<'a, 'b> Planner<'a, 'b> {
             );
         }
         for mt in &refs.mounts {
-            push(&mut out, "mount", &mt.mount_point, &mt.source, None, None);
+            push(
+                &mut out,
+                RecreateKind::Mount,
+                &mt.mount_point,
+                &mt.source,
+                None,
+                None,
+            );
         }
         for s in src
             .scopes
@@ -2095,7 +2110,14 @@ impl<'a, 'b> Planner<'a, 'b> {
                 .as_ref()
                 .map(|k| k.dns_name.clone())
                 .unwrap_or_default();
-            push(&mut out, "keyvault_scope", &s.name, &dns, None, None);
+            push(
+                &mut out,
+                RecreateKind::KeyvaultScope,
+                &s.name,
+                &dns,
+                None,
+                None,
+            );
         }
         // The code that depends on them (only when workspace objects are imported).
         let ctx = ScanContext {

@@ -6,61 +6,11 @@
 
 use super::plan::{Action, PlanItem};
 use crate::bundle::printable::printable as p;
-use crate::model::scan::Finding;
+pub use crate::model::report::{MustRecreate, Outcome, RecreateItem, RecreateKind};
 use crate::model::Kind;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-
-/// One thing the user must recreate by hand in the target.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Recreate {
-    /// `cluster`, `instance_pool`, `cluster_policy`, `warehouse`, `mount`, `keyvault_scope`.
-    pub kind: String,
-    /// Its id (or mount point, or scope name) in the source.
-    pub id: String,
-    /// Its name in the source.
-    pub name: String,
-    /// What the mapping file maps it to, if anything.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mapped_to: Option<String>,
-    /// Jobs and notebooks that use it.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub used_by: Vec<String>,
-}
-
-/// Everything import does not create, and the code that depends on it.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct MustRecreate {
-    /// Compute, storage and scope records.
-    pub items: Vec<Recreate>,
-    /// Lines of notebooks and files (target paths) that depend on mounts, hard-coded cluster or
-    /// job ids, or secrets.
-    pub code: Vec<Finding>,
-}
-
-impl MustRecreate {
-    /// True when there is nothing to recreate and no dependent code.
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty() && self.code.is_empty()
-    }
-}
-
-/// What became of one object in an import.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// Created in the target.
-    Created,
-    /// Changed in the target.
-    Updated,
-    /// Already as the bundle has it; no request sent.
-    Unchanged,
-    /// Deliberately not replayed (with a reason).
-    Skipped,
-    /// Could not be replayed (with a reason).
-    Failed,
-}
 
 /// Counts per outcome.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -85,6 +35,11 @@ impl Counts {
             Outcome::Unchanged => self.unchanged += 1,
             Outcome::Skipped => self.skipped += 1,
             Outcome::Failed => self.failed += 1,
+            // Export's words; no import step records them.
+            Outcome::Exported | Outcome::Degraded | Outcome::Omitted => {
+                debug_assert!(false, "export outcome {o:?} in an import");
+                self.skipped += 1;
+            }
         }
     }
 }
@@ -283,14 +238,7 @@ pub fn render_recreate(s: &mut String, m: &MustRecreate) {
             .as_deref()
             .map(|t| format!(" → mapped to {}", p(t)))
             .unwrap_or_default();
-        let _ = writeln!(
-            s,
-            "  {} {} ({}){}",
-            p(&r.kind),
-            p(&r.id),
-            p(&r.name),
-            mapped
-        );
+        let _ = writeln!(s, "  {} {} ({}){}", r.kind, p(&r.id), p(&r.name), mapped);
         for u in &r.used_by {
             let _ = writeln!(s, "      used by {}", p(u));
         }

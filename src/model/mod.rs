@@ -17,6 +17,7 @@ pub mod mlflow;
 pub mod permissions;
 pub mod principal;
 pub mod repo;
+pub mod report;
 pub mod scan;
 pub mod secret;
 pub mod workspace;

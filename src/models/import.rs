@@ -16,18 +16,18 @@
 //!   the journal; aliases follow it.
 //! * **Conflicts.** A target model of the same name that was not created from this bundle
 //!   (none of its versions carry a marker of the bundle's versions) is a conflict, settled by
-//!   the [`ConflictPolicy`].
+//!   the [`OnConflict`] policy.
 
 use super::error::{ambiguous, stops_run, ModelsError};
 use super::manifest::{collect, marker, marker_of, BundleArtifact, BundleModel, BundleVersion};
 use super::pipe;
 use super::registry::{Registry, RunProvenance, UploadTarget, AMBIGUOUS_ATTEMPTS};
-use super::select::ConflictPolicy;
 use super::steps::StepLog;
 use super::Problem;
 use crate::bundle::Bundle;
 use crate::client::ClientError;
 use crate::model::mlflow::{ModelVersion, RegisteredModel};
+use crate::model::report::{OnConflict, Outcome};
 use crate::model::KeyValue;
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
@@ -39,7 +39,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ImportOptions {
     /// What to do with a model name taken in the target by other content.
-    pub conflict: ConflictPolicy,
+    pub conflict: OnConflict,
     /// Plan only: read the target and report what would change, writing nothing.
     pub dry_run: bool,
 }
@@ -60,6 +60,21 @@ pub enum ActionKind {
     Conflict,
     /// Could not be imported; see the problems.
     Fail,
+}
+
+impl ActionKind {
+    /// What became of the object once the action ran, in the words every report shares
+    /// (this enum keeps its own JSON words, `create`, `conflict`…, because a plan prints it
+    /// too): a conflict left alone under policy `fail` is a failure.
+    pub fn outcome(self) -> Outcome {
+        match self {
+            ActionKind::Create => Outcome::Created,
+            ActionKind::Update => Outcome::Updated,
+            ActionKind::Unchanged => Outcome::Unchanged,
+            ActionKind::Skip => Outcome::Skipped,
+            ActionKind::Conflict | ActionKind::Fail => Outcome::Failed,
+        }
+    }
 }
 
 /// One object's outcome.
@@ -363,7 +378,7 @@ impl Apply<'_> {
                 if foreign == 0 { ", other description or tags" } else { "" }
             );
             match self.opts.conflict {
-                ConflictPolicy::Fail => {
+                OnConflict::Fail => {
                     self.action(object.clone(), ActionKind::Conflict, why.clone());
                     self.problem(
                         object,
@@ -371,12 +386,12 @@ impl Apply<'_> {
                     );
                     return Ok(());
                 }
-                ConflictPolicy::Skip => {
+                OnConflict::Skip => {
                     self.action(object.clone(), ActionKind::Skip, why.clone());
                     self.warn(object, format!("{why}; left as it is (--on-conflict skip)"));
                     return Ok(());
                 }
-                ConflictPolicy::Overwrite => {
+                OnConflict::Overwrite => {
                     self.warn(
                         object.clone(),
                         format!("{why}; the bundle's versions are added to it (--on-conflict overwrite)"),
@@ -873,5 +888,28 @@ impl Apply<'_> {
             "artifact {} could not be uploaded after {UPLOAD_ATTEMPTS} attempts: {e}",
             a.path
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A plan and `models import --json` print the action's own words; the import report and
+    // the text output use the shared outcome's.
+    #[test]
+    fn actions_keep_their_words_and_map_to_shared_outcomes() {
+        let cases = [
+            (ActionKind::Create, "create", Outcome::Created),
+            (ActionKind::Update, "update", Outcome::Updated),
+            (ActionKind::Unchanged, "unchanged", Outcome::Unchanged),
+            (ActionKind::Skip, "skip", Outcome::Skipped),
+            (ActionKind::Conflict, "conflict", Outcome::Failed),
+            (ActionKind::Fail, "fail", Outcome::Failed),
+        ];
+        for (a, word, outcome) in cases {
+            assert_eq!(serde_json::to_value(a).unwrap(), word);
+            assert_eq!(a.outcome(), outcome);
+        }
     }
 }

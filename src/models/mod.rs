@@ -32,7 +32,7 @@ pub use export::{export_models, ExportOptions, ExportReport, StageSink};
 pub use import::{import_models, Action, ActionKind, ImportOptions, ImportReport, VersionMapping};
 pub use registry::Registry;
 pub use select::{
-    ConflictPolicy, ModelArgs, ModelTargetArgs, NameFilter, VersionSelection, DEFAULT_EXPERIMENT,
+    ModelArgs, ModelTargetArgs, NameFilter, VersionSelection, DEFAULT_EXPERIMENT,
     DEFAULT_STAGING_PATH,
 };
 pub use steps::StepLog;

@@ -1,7 +1,7 @@
 //! What moves: the command-line flags of model export and import ([`ModelArgs`], flattened
 //! into `export`, `import` and `models`), which versions of each model are taken
-//! ([`VersionSelection`]), and what happens when a name is already taken in the target
-//! ([`ConflictPolicy`]).
+//! ([`VersionSelection`]). What happens when a name is already taken in the target is the
+//! shared [`OnConflict`](crate::model::report::OnConflict).
 
 use super::error::ModelsError;
 use crate::model::mlflow::{ModelVersion, RegisteredModel};
@@ -85,22 +85,6 @@ impl VersionSelection {
                 .collect(),
         }
     }
-}
-
-/// What import does with a registered model whose name is taken in the target by a model it
-/// did not create from this source (different versions or content).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConflictPolicy {
-    /// Leave the target model alone and report the conflict as a failure (the default).
-    #[default]
-    Fail,
-    /// Leave the target model alone and report it as skipped.
-    Skip,
-    /// Make the target model's description, tags and aliases those of the bundle and add the
-    /// bundle's versions as new versions (existing versions are never deleted; the version
-    /// mapping is reported).
-    Overwrite,
 }
 
 /// The model flags of `export` and `models export`: which registry, which models, which
