@@ -440,7 +440,7 @@ impl BagBuilder {
     }
 
     /// Writes the bundle `out` straight from the staged files — no bag folder is built — through
-    /// the writer every command shares ([`super::writer::write_bundle_file`]): each staged file
+    /// the writer every command shares ([`super::write_bundle_file`]): each staged file
     /// is read once, and must still have the digest it was staged with (E206). The staging area
     /// is left in place; the caller removes it once `out` exists. Safe to repeat after an
     /// interruption (via [`BagBuilder::resume`]).
