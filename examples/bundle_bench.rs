@@ -1,15 +1,14 @@
-//! Benchmark driver for `scripts/bench-bundle`: writes a bundle holding one payload file with
-//! the streaming writer (the hot path of an export), and reports how long the writing took,
-//! how long syncing the result to disk took, and peak memory.
+//! Benchmark driver for `scripts/bench-bundle`: writes a bundle holding one payload file along
+//! the path every command's output takes — `write_bundle_file`, the writer `dbxport export`,
+//! `models export` and `pack` share: streamed to a temporary file, verified read back (§11),
+//! synced and renamed to OUT.zip — and reports how long that took and peak memory.
 //!
 //! Usage: bundle_bench write PAYLOAD OUT.zip
-//! Prints one JSON line: {"bytes","write_s","sync_s","total_s","peak_rss_kib"}. `write_s` ends
-//! when every byte has been handed to the kernel; `sync_s` is the `fsync` that makes it durable,
-//! after which the file is renamed to OUT.zip — the same steps `write_bundle_file` takes.
+//! Prints one JSON line: {"bytes","total_s","peak_rss_kib"}.
 
 use dbxport::bundle::resource::{Content, Resource};
-use dbxport::bundle::{write_bundle, BagSettings, Source};
-use std::io::{BufWriter, Write};
+use dbxport::bundle::{write_bundle_file, BagSettings, Source};
+use dbxport::model::workspace::ObjectInfo;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -41,35 +40,26 @@ fn main() {
         },
         serde_json::json!({}),
     );
-    let resources = vec![Resource::model_artifact(
-        "bench",
-        "1",
-        "payload.bin",
-        Content::File(payload),
-    )];
-    let dir = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
+    // A workspace file: its record needs no other record, so the bundle verifies on its own.
+    let info: ObjectInfo = serde_json::from_value(serde_json::json!({
+        "object_type": "FILE", "path": "/bench/payload.bin", "object_id": 1
+    }))
+    .expect("object info");
+    let resources = vec![Resource::workspace_file(&info, Content::File(payload))];
     let t0 = Instant::now();
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".bench.")
-        .tempfile_in(dir)
-        .expect("temporary file");
-    {
-        let buf = BufWriter::with_capacity(dbxport::bundle::digest::BUF, tmp.as_file_mut());
-        let (mut buf, _) = write_bundle(buf, &settings, None, resources, Default::default())
-            .expect("bundle written");
-        buf.flush().expect("flushed");
-    }
-    let t1 = Instant::now();
-    tmp.as_file().sync_all().expect("synced");
-    let t2 = Instant::now();
-    tmp.persist(&out).expect("renamed");
-    let (w, s) = ((t1 - t0).as_secs_f64(), (t2 - t1).as_secs_f64());
+    write_bundle_file(
+        &out,
+        &settings,
+        None,
+        resources,
+        Default::default(),
+        None,
+        true,
+    )
+    .expect("bundle written and verified");
+    let total = t0.elapsed().as_secs_f64();
     println!(
-        "{{\"bytes\":{bytes},\"write_s\":{w:.3},\"sync_s\":{s:.3},\"total_s\":{:.3},\"peak_rss_kib\":{}}}",
-        w + s,
+        "{{\"bytes\":{bytes},\"total_s\":{total:.3},\"peak_rss_kib\":{}}}",
         peak_rss_kib()
     );
 }

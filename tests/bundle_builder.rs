@@ -177,3 +177,68 @@ fn a_staged_bag_resumes_only_with_the_recipients_it_started_with() {
     assert!(e.to_string().contains("different recipients"), "{e}");
     assert!(BagBuilder::resume(&bag, Some(Sealer::to_recipients(&[&a]).unwrap())).is_ok());
 }
+
+/// Export writes the bundle straight from the staged files, trusting the digests taken while
+/// staging: a staged file changed since is refused (E206) and nothing reaches the output path.
+#[test]
+fn a_staged_file_changed_after_staging_is_refused_when_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = golden::settings();
+    let b = BagBuilder::create(&tmp.path().join(&settings.bag_name), settings, None).unwrap();
+    b.add(Resource::model_artifact(
+        "m",
+        "1",
+        "weights.bin",
+        Content::Bytes(b"staged bytes".to_vec()),
+    ))
+    .unwrap();
+    let blobs = b
+        .dir()
+        .join(dbxport::bundle::builder::STAGING_DIR)
+        .join("blobs");
+    let blob = std::fs::read_dir(&blobs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(&blob, b"staged bytez").unwrap();
+    let out = tmp.path().join("x.zip");
+    let err = b.write_bundle_file(&out, None, false).unwrap_err();
+    assert!(
+        err.0.iter().any(|p| p.code() == ErrorCode::DigestMismatch),
+        "{err}"
+    );
+    assert!(!out.exists(), "no bundle at the output path");
+}
+
+/// The direct write gives a bundle that verifies, with the staged report tag file in it.
+#[test]
+fn a_staged_bag_is_written_directly_and_verifies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = golden::settings();
+    let b = BagBuilder::create(&tmp.path().join(&settings.bag_name), settings, None).unwrap();
+    b.add(Resource::directory("/Shared", 1)).unwrap();
+    let info: dbxport::model::workspace::ObjectInfo = serde_json::from_value(serde_json::json!({
+        "object_type": "FILE", "path": "/Shared/data.bin", "object_id": 2
+    }))
+    .unwrap();
+    b.add(Resource::workspace_file(
+        &info,
+        Content::Bytes(vec![7; 100_000]),
+    ))
+    .unwrap();
+    b.add_tag_file("export-report.json", b"{}").unwrap();
+    let out = tmp.path().join("x.zip");
+    let s = b.write_bundle_file(&out, None, false).unwrap();
+    assert_eq!((s.payload_files, s.payload_bytes), (1, 100_000));
+    let report = verify_file(&out, None).unwrap();
+    assert!(report.ok, "{:?}", report.problems);
+    // The output path is never overwritten unless asked.
+    let b2 = BagBuilder::resume(&tmp.path().join(&golden::settings().bag_name), None).unwrap();
+    let err = b2.write_bundle_file(&out, None, false).unwrap_err();
+    assert!(
+        err.0.iter().any(|p| p.code() == ErrorCode::TargetNotEmpty),
+        "{err}"
+    );
+}

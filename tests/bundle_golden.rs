@@ -71,12 +71,11 @@ fn golden_bundle_is_rebuilt_byte_for_byte() {
     );
 }
 
-#[test]
-fn staged_builder_then_pack_gives_the_same_bytes() {
-    let want = golden::read(&golden::current_path());
-    let tmp = tempfile::tempdir().unwrap();
+/// The golden resources staged the way an export stages them: two threads, arrival order
+/// reversed, extra tag files last.
+fn staged_golden(root: &std::path::Path) -> BagBuilder {
     let settings = golden::settings();
-    let bag = tmp.path().join(&settings.bag_name);
+    let bag = root.join(&settings.bag_name);
     let builder = Arc::new(BagBuilder::create(&bag, settings, Some(golden::sealer())).unwrap());
     // Arrival order must not matter: two threads, reversed halves.
     let mut all = golden::resources();
@@ -99,8 +98,14 @@ fn staged_builder_then_pack_gives_the_same_bytes() {
     for (name, bytes) in golden::extra_tags() {
         builder.add_tag_file(&name, &bytes).unwrap();
     }
-    let builder = Arc::try_unwrap(builder).ok().unwrap();
-    let dir = builder.finalize().unwrap();
+    Arc::try_unwrap(builder).ok().unwrap()
+}
+
+#[test]
+fn staged_builder_then_pack_gives_the_same_bytes() {
+    let want = golden::read(&golden::current_path());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = staged_golden(tmp.path()).finalize().unwrap();
     let out = tmp.path().join("staged.zip");
     pack(&dir, &out, &PackOptions::default()).unwrap();
     let got = std::fs::read(&out).unwrap();
@@ -109,6 +114,23 @@ fn staged_builder_then_pack_gives_the_same_bytes() {
         "staged + pack differs from the golden bundle: {}",
         first_difference(&got, &want)
     );
+}
+
+/// Export's path: the bundle written straight from the staged files, no bag folder between.
+#[test]
+fn staged_builder_written_directly_gives_the_same_bytes() {
+    let want = golden::read(&golden::current_path());
+    let tmp = tempfile::tempdir().unwrap();
+    let builder = staged_golden(tmp.path());
+    let out = tmp.path().join("direct.zip");
+    let summary = builder.write_bundle_file(&out, None, false).unwrap();
+    let got = std::fs::read(&out).unwrap();
+    assert!(
+        got == want,
+        "staged + direct write differs from the golden bundle: {}",
+        first_difference(&got, &want)
+    );
+    assert_eq!(summary.bytes, want.len() as u64);
 }
 
 #[test]

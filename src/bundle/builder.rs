@@ -16,16 +16,18 @@
 
 use super::bagit::is_extra_tag_name;
 use super::digest::{pump, sha256_hex, PumpError};
-use super::error::{BundleError, ErrorCode, IoContext, Result};
+use super::error::{BundleError, ErrorCode, IoContext, Problems, Result};
 use super::fsutil::{is_empty_or_missing, write_atomic};
 use super::inventory::{format_created, parse_created, Record, Sealing, Source};
 use super::json::to_canonical_bytes;
 use super::layout::LogicalPath;
 use super::reader::SealedDigest;
-use super::resource::{Content, Resource};
+use super::resource::{Content, Part, Resource};
 use super::seal::Sealer;
 use super::tags::{digest_tags, fixed_tags};
-use super::writer::{content_len, open_content, plan_paths, BagSettings};
+use super::writer::{
+    content_len, open_content, plan_paths, write_bundle_file_expecting, BagSettings, WriteSummary,
+};
 use crate::model::secret::{AclItem, SecretMetadata, SecretScope, ValueEncoding};
 use crate::model::Kind;
 use serde::{Deserialize, Serialize};
@@ -437,11 +439,74 @@ impl BagBuilder {
         write_atomic(&self.staging.join("tags").join(name), bytes, true)
     }
 
-    /// Places every staged file at its stored path, writes the tag files and removes the
-    /// staging area. Safe to repeat after an interruption (via [`BagBuilder::resume`]).
-    pub fn finalize(self) -> Result<PathBuf> {
-        let inner = self.inner.into_inner().expect("builder lock");
-        let staged: Vec<StagedRecord> = inner.records.into_values().collect();
+    /// Writes the bundle `out` straight from the staged files — no bag folder is built — through
+    /// the writer every command shares ([`super::write_bundle_file`]): each staged file
+    /// is read once, and must still have the digest it was staged with (E206). The staging area
+    /// is left in place; the caller removes it once `out` exists. Safe to repeat after an
+    /// interruption (via [`BagBuilder::resume`]).
+    pub fn write_bundle_file(
+        self,
+        out: &Path,
+        envelope: Option<&Sealer>,
+        replace: bool,
+    ) -> std::result::Result<WriteSummary, Problems> {
+        let staged = self.committed()?;
+        let blobs = self.staging.join("blobs");
+        let mut any_sealed = false;
+        let mut expected = Vec::with_capacity(staged.len());
+        let mut resources = Vec::with_capacity(staged.len());
+        for r in staged {
+            any_sealed |= r.parts.first().is_some_and(|p| p.sealed);
+            expected.push(r.parts.iter().map(|p| p.sha256.clone()).collect());
+            let parts = r
+                .parts
+                .into_iter()
+                .map(|p| Part {
+                    path: p.path,
+                    content: match p.blob {
+                        Some(b) => Content::File(blobs.join(b)),
+                        None => Content::Dir,
+                    },
+                    sealed: p.sealed,
+                })
+                .collect();
+            resources.push(Resource {
+                kind: r.kind,
+                source_id: r.source_id,
+                name: r.name,
+                meta: r.meta,
+                notes: r.notes,
+                parts,
+            });
+        }
+        let sealing = if any_sealed {
+            self.state.sealing.clone()
+        } else {
+            None
+        };
+        let extra = self.staged_tags()?;
+        write_bundle_file_expecting(
+            out,
+            &self.settings,
+            sealing,
+            resources,
+            extra,
+            &expected,
+            envelope,
+            replace,
+        )
+    }
+
+    /// The committed records in staging order, refusing secrets whose scope never finished.
+    fn committed(&self) -> Result<Vec<StagedRecord>> {
+        let staged: Vec<StagedRecord> = self
+            .inner
+            .lock()
+            .expect("builder lock")
+            .records
+            .values()
+            .cloned()
+            .collect();
         let scopes: HashSet<&str> = staged
             .iter()
             .filter(|r| r.kind == Kind::SecretScope)
@@ -456,6 +521,29 @@ impl BagBuilder {
                 ));
             }
         }
+        Ok(staged)
+    }
+
+    /// The staged extra tag files (§4.5).
+    fn staged_tags(&self) -> Result<BTreeMap<String, Vec<u8>>> {
+        let mut extra = BTreeMap::new();
+        let tags_dir = self.staging.join("tags");
+        for e in fs::read_dir(&tags_dir).ctx(format!("folder {}", tags_dir.display()))? {
+            let e = e.ctx("staged tag files")?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if is_extra_tag_name(&name) {
+                extra.insert(name, fs::read(e.path()).ctx("staged tag file")?);
+            }
+        }
+        Ok(extra)
+    }
+
+    /// Places every staged file at its stored path, writes the tag files and removes the
+    /// staging area, leaving a bag folder for [`super::pack::pack`]. Safe to repeat after an
+    /// interruption (via [`BagBuilder::resume`]). Exports write their bundle with
+    /// [`BagBuilder::write_bundle_file`] instead; this is for callers that want the folder.
+    pub fn finalize(self) -> Result<PathBuf> {
+        let staged = self.committed()?;
         let paths: Vec<Vec<LogicalPath>> = staged
             .iter()
             .map(|r| r.parts.iter().map(|p| p.path.clone()).collect())
@@ -507,15 +595,7 @@ impl BagBuilder {
             None
         };
         let inv = self.settings.inventory(sealing, records);
-        let mut extra = BTreeMap::new();
-        let tags_dir = self.staging.join("tags");
-        for e in fs::read_dir(&tags_dir).ctx(format!("folder {}", tags_dir.display()))? {
-            let e = e.ctx("staged tag files")?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            if is_extra_tag_name(&name) {
-                extra.insert(name, fs::read(e.path()).ctx("staged tag file")?);
-            }
-        }
+        let extra = self.staged_tags()?;
         let fixed = fixed_tags(&inv, &sizes, &extra);
         let post = digest_tags(&inv, &digests, &fixed);
         fs::create_dir_all(self.dir.join("data")).ctx("bag data folder")?;

@@ -1,10 +1,8 @@
 //! `pack`: a bag folder on disk → a bundle zip, deterministically (spec §3.6, §9), refusing a
-//! bag whose files differ from its manifests and verifying the result before it is renamed into
-//! place (§11). The inverse of [`super::unpack()`]: unpack then pack gives the same bytes.
-//!
-//! With an envelope (§8.4) the zip is streamed straight into age; to verify it without a
-//! plaintext copy on disk, the same stream is also sealed to a one-time key held in memory, and
-//! that scratch copy is opened and verified, then deleted.
+//! bag whose files differ from its manifests. The zip goes out through
+//! `writer::write_verified`, the output path every command shares (§11: verified
+//! before it is renamed into place). The inverse of [`super::unpack()`]: unpack then pack
+//! gives the same bytes.
 
 use super::bagit::{
     check_bagit_txt, is_bag_name, parse_manifest, BAGIT_FILE, BAG_INFO_FILE, MANIFEST_FILE,
@@ -12,16 +10,14 @@ use super::bagit::{
 };
 use super::container::ZipWriter;
 use super::error::{BundleError, ErrorCode, IoContext, Problems, Result};
-use super::fsutil::{parent_dir, AtomicFile};
 use super::inventory::{Inventory, INVENTORY_FILE};
 use super::resource::Content;
-use super::seal::{Opener, Sealer};
-use super::verify::{verify_file, verify_source};
-use super::writer::{open_content, write_file_entry};
+use super::seal::Sealer;
+use super::writer::{open_content, write_file_entry, write_verified};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use unicode_normalization::UnicodeNormalization;
 
@@ -374,68 +370,7 @@ pub fn pack(
         }
     };
 
-    let mut out_file = AtomicFile::create(out)?;
-    match &opts.envelope {
-        None => {
-            {
-                let mut buf = BufWriter::with_capacity(super::digest::BUF, out_file.file());
-                write_zip(&mut buf)?;
-                buf.flush().ctx(format!("file {}", out.display()))?;
-            }
-            let report = verify_file(out_file.temp_path(), None)?;
-            if !report.ok {
-                return Err(Problems(report.problems));
-            }
-        }
-        Some(sealer) => {
-            // A one-time key, only in memory, for the scratch copy that is verified.
-            let scratch_key = age::x25519::Identity::generate();
-            let scratch_sealer = Sealer::to_recipients(&[scratch_key.to_public().to_string()])
-                .map_err(|e| BundleError::new(ErrorCode::Io, "scratch key", e.to_string()))?;
-            let mut scratch = tempfile::Builder::new()
-                .prefix(".dbxport-pack-check.")
-                .tempfile_in(parent_dir(out))
-                .ctx(format!("folder {}", parent_dir(out).display()))?;
-            {
-                let seal_err = |e: super::seal::KeyError| {
-                    BundleError::new(ErrorCode::Io, "envelope", e.to_string())
-                };
-                let a = sealer
-                    .wrap(BufWriter::with_capacity(
-                        super::digest::BUF,
-                        out_file.file(),
-                    ))
-                    .map_err(seal_err)?;
-                let b = scratch_sealer
-                    .wrap(BufWriter::with_capacity(
-                        super::digest::BUF,
-                        scratch.as_file_mut(),
-                    ))
-                    .map_err(seal_err)?;
-                let mut tee = Tee { a, b };
-                write_zip(&mut tee)?;
-                let Tee { a, b } = tee;
-                a.finish()
-                    .and_then(|mut w| w.flush())
-                    .ctx(format!("file {}", out.display()))?;
-                b.finish().and_then(|mut w| w.flush()).ctx("scratch copy")?;
-            }
-            let mut opener = Opener::new();
-            opener.add_x25519(scratch_key);
-            let f = fs::File::open(scratch.path()).ctx("scratch copy")?;
-            let reader = opener.decrypt(f, "scratch copy")?;
-            let report = verify_source(Box::new(reader), out.display().to_string(), true, None);
-            if !report.ok {
-                return Err(Problems(report.problems));
-            }
-        }
-    }
-    let bytes = out_file
-        .file()
-        .metadata()
-        .ctx(format!("file {}", out.display()))?
-        .len();
-    out_file.commit(opts.replace)?;
+    let (_, bytes) = write_verified(out, opts.envelope.as_ref(), opts.replace, write_zip)?;
     let payload: Vec<&String> = w.files.keys().filter(|k| k.starts_with("data/")).collect();
     Ok(PackSummary {
         output: out.to_path_buf(),
@@ -447,21 +382,4 @@ pub fn pack(
         bytes,
         envelope: opts.envelope.is_some(),
     })
-}
-
-struct Tee<A: Write, B: Write> {
-    a: A,
-    b: B,
-}
-
-impl<A: Write, B: Write> Write for Tee<A, B> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.a.write_all(buf)?;
-        self.b.write_all(buf)?;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.a.flush()?;
-        self.b.flush()
-    }
 }

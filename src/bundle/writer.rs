@@ -7,11 +7,12 @@ use super::bagit::is_extra_tag_name;
 use super::container::deflate::{choose_method, CHUNK};
 use super::container::ZipWriter;
 use super::digest::{pump, PumpError};
-use super::error::{BundleError, ErrorCode, IoContext, Result};
-use super::fsutil::AtomicFile;
+use super::error::{BundleError, ErrorCode, IoContext, Problems, Result};
+use super::fsutil::{parent_dir, AtomicFile};
 use super::inventory::{format_created, is_bundle_id, Inventory, Record, Sealing, Source};
 use super::layout::{assign, LogicalPath};
 use super::resource::{Content, Resource};
+use super::seal::{Opener, Sealer};
 use super::tags::{digest_tags, fixed_tags};
 use super::verify;
 use serde_json::Value;
@@ -260,6 +261,20 @@ pub fn write_bundle<W: Write>(
     resources: Vec<Resource>,
     extra_tags: BTreeMap<String, Vec<u8>>,
 ) -> Result<(W, WriteSummary)> {
+    write_bundle_expecting(out, settings, sealing, resources, extra_tags, &[])
+}
+
+/// [`write_bundle`], checking each part's data against a digest known beforehand —
+/// `expected[resource][part]`, SHA-256 hex, computed when it was staged — so bytes that changed
+/// on disk since are refused (E206) instead of being listed under their new digest.
+pub(crate) fn write_bundle_expecting<W: Write>(
+    out: W,
+    settings: &BagSettings,
+    sealing: Option<Sealing>,
+    resources: Vec<Resource>,
+    extra_tags: BTreeMap<String, Vec<u8>>,
+    expected: &[Vec<Option<String>>],
+) -> Result<(W, WriteSummary)> {
     settings.check()?;
     for name in extra_tags.keys() {
         if !is_extra_tag_name(name) {
@@ -361,6 +376,15 @@ pub fn write_bundle<W: Write>(
                 let content = contents[ri][pi].take().expect("each part is written once");
                 let (sample, rest) = open_content(content)?;
                 let hex = write_file_entry(&mut zip, &name, sizes_of[ri][pi], sample, rest)?;
+                if let Some(Some(want)) = expected.get(ri).and_then(|e| e.get(pi)) {
+                    if *want != hex {
+                        return Err(BundleError::new(
+                            ErrorCode::DigestMismatch,
+                            format!("entry {name}"),
+                            format!("SHA-256 is {hex}, it was {want} when staged (the staged file changed; export again)"),
+                        ));
+                    }
+                }
                 digests.insert(stored[ri][pi].clone(), hex);
             }
         }
@@ -379,44 +403,156 @@ pub fn write_bundle<W: Write>(
     Ok((out, summary))
 }
 
-/// Writes a bundle file atomically (§11): to a temporary name, synced, verified when `verify`,
-/// then renamed to `path` (replacing an existing file only when `replace`).
+/// Writes a bundle file the way every command does (§11): [`write_bundle`] streamed to a
+/// temporary file, verified read back from disk, then renamed to `path` (replacing a file only
+/// when `replace`). With `envelope` the zip is sealed as it is written (§8.4).
 pub fn write_bundle_file(
     path: &Path,
     settings: &BagSettings,
     sealing: Option<Sealing>,
     resources: Vec<Resource>,
     extra_tags: BTreeMap<String, Vec<u8>>,
-    verify_after: bool,
+    envelope: Option<&Sealer>,
     replace: bool,
-) -> Result<WriteSummary> {
-    if !replace && path.exists() {
+) -> std::result::Result<WriteSummary, Problems> {
+    write_bundle_file_expecting(
+        path,
+        settings,
+        sealing,
+        resources,
+        extra_tags,
+        &[],
+        envelope,
+        replace,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_bundle_file_expecting(
+    path: &Path,
+    settings: &BagSettings,
+    sealing: Option<Sealing>,
+    resources: Vec<Resource>,
+    extra_tags: BTreeMap<String, Vec<u8>>,
+    expected: &[Vec<Option<String>>],
+    envelope: Option<&Sealer>,
+    replace: bool,
+) -> std::result::Result<WriteSummary, Problems> {
+    let (mut summary, bytes) = write_verified(path, envelope, replace, |sink| {
+        let (_, summary) =
+            write_bundle_expecting(sink, settings, sealing, resources, extra_tags, expected)?;
+        Ok(summary)
+    })?;
+    summary.bytes = bytes;
+    Ok(summary)
+}
+
+/// The one output path of every bundle a command writes (§11): `write` streams the zip into a
+/// temporary file beside `out` (through an age envelope when `envelope` is given), which is
+/// synced, verified by §10.1 steps 2–6 read back from disk, and only then renamed to `out`
+/// (replacing a file only when `replace`). Returns what `write` returned and the file's size.
+///
+/// With an envelope the plaintext zip never touches the disk: the same stream is also sealed
+/// to a one-time key held in memory, and that scratch copy is opened and verified, then deleted.
+pub(crate) fn write_verified<T>(
+    out: &Path,
+    envelope: Option<&Sealer>,
+    replace: bool,
+    write: impl FnOnce(&mut dyn Write) -> std::result::Result<T, Problems>,
+) -> std::result::Result<(T, u64), Problems> {
+    if !replace && out.exists() {
         return Err(BundleError::new(
             ErrorCode::TargetNotEmpty,
-            format!("file {}", path.display()),
+            format!("file {}", out.display()),
             "already exists",
-        ));
+        )
+        .into());
     }
-    let mut tmp = AtomicFile::create(path)?;
-    let mut summary = {
-        let buf = BufWriter::with_capacity(super::digest::BUF, tmp.file());
-        let (mut buf, summary) = write_bundle(buf, settings, sealing, resources, extra_tags)?;
-        buf.flush().ctx(format!("file {}", path.display()))?;
-        summary
-    };
-    if verify_after {
-        let report = verify::verify_file(tmp.temp_path(), None)?;
-        if let Some(first) = report.problems.into_iter().next() {
-            return Err(first);
+    let mut out_file = AtomicFile::create(out)?;
+    let value = match envelope {
+        None => {
+            let value = {
+                let mut buf = BufWriter::with_capacity(super::digest::BUF, out_file.file());
+                let value = write(&mut buf)?;
+                buf.flush().ctx(format!("file {}", out.display()))?;
+                value
+            };
+            let report = verify::verify_file(out_file.temp_path(), None)?;
+            if !report.ok {
+                return Err(Problems(report.problems));
+            }
+            value
         }
-    }
-    summary.bytes = tmp
+        Some(sealer) => {
+            let scratch_key = age::x25519::Identity::generate();
+            let scratch_sealer = Sealer::to_recipients(&[scratch_key.to_public().to_string()])
+                .map_err(|e| BundleError::new(ErrorCode::Io, "scratch key", e.to_string()))?;
+            let mut scratch = tempfile::Builder::new()
+                .prefix(".dbxport-pack-check.")
+                .tempfile_in(parent_dir(out))
+                .ctx(format!("folder {}", parent_dir(out).display()))?;
+            let value = {
+                let seal_err = |e: super::seal::KeyError| {
+                    BundleError::new(ErrorCode::Io, "envelope", e.to_string())
+                };
+                let a = sealer
+                    .wrap(BufWriter::with_capacity(
+                        super::digest::BUF,
+                        out_file.file(),
+                    ))
+                    .map_err(seal_err)?;
+                let b = scratch_sealer
+                    .wrap(BufWriter::with_capacity(
+                        super::digest::BUF,
+                        scratch.as_file_mut(),
+                    ))
+                    .map_err(seal_err)?;
+                let mut tee = Tee { a, b };
+                let value = write(&mut tee)?;
+                let Tee { a, b } = tee;
+                a.finish()
+                    .and_then(|mut w| w.flush())
+                    .ctx(format!("file {}", out.display()))?;
+                b.finish().and_then(|mut w| w.flush()).ctx("scratch copy")?;
+                value
+            };
+            let mut opener = Opener::new();
+            opener.add_x25519(scratch_key);
+            let f = std::fs::File::open(scratch.path()).ctx("scratch copy")?;
+            let reader = opener.decrypt(f, "scratch copy")?;
+            let report =
+                verify::verify_source(Box::new(reader), out.display().to_string(), true, None);
+            if !report.ok {
+                return Err(Problems(report.problems));
+            }
+            value
+        }
+    };
+    let bytes = out_file
         .file()
         .metadata()
-        .ctx(format!("file {}", path.display()))?
+        .ctx(format!("file {}", out.display()))?
         .len();
-    tmp.commit(replace)?;
-    Ok(summary)
+    out_file.commit(replace)?;
+    Ok((value, bytes))
+}
+
+/// Writes every byte to both sinks: the envelope and its scratch copy.
+struct Tee<A: Write, B: Write> {
+    a: A,
+    b: B,
+}
+
+impl<A: Write, B: Write> Write for Tee<A, B> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.a.write_all(buf)?;
+        self.b.write_all(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.a.flush()?;
+        self.b.flush()
+    }
 }
 
 #[cfg(test)]

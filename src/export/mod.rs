@@ -218,7 +218,7 @@ pub async fn export_from(
     let mut report = ctx.report();
     report.normalize();
     let reused = ctx.reused();
-    ctx.phase("finalizing the bag");
+    ctx.phase("writing and verifying the bundle");
     // Every stage has finished: this is the last reference.
     let ctx_owned = loop {
         match Arc::try_unwrap(ctx) {
@@ -230,50 +230,64 @@ pub async fn export_from(
         }
     };
     let mut stage = ctx_owned.into_stage();
-    let report = match stage.take_builder() {
+    // The bundle is written straight from the staged files (one read of each, one write); a
+    // run interrupted after an older version finalized the bag packs that folder instead.
+    let (report, packed) = match stage.take_builder() {
         Some(builder) => {
             let r = report.clone();
-            tokio::task::spawn_blocking(move || -> Result<(), ExportError> {
+            let out = output.clone();
+            let packed = tokio::task::spawn_blocking(move || -> Result<PackSummary, ExportError> {
                 let t0 = std::time::Instant::now();
                 builder.add_tag_file(REPORT_JSON, &r.to_json())?;
                 builder.add_tag_file(REPORT_MD, r.to_markdown().as_bytes())?;
-                builder.finalize()?;
-                tracing::info!(target: "dbxport::export", secs = t0.elapsed().as_secs_f64(), "bag finalized");
-                Ok(())
+                let w = builder
+                    .write_bundle_file(&out, envelope.as_ref(), false)
+                    .map_err(ExportError::Pack)?;
+                tracing::info!(target: "dbxport::export", secs = t0.elapsed().as_secs_f64(), "bundle written and verified");
+                Ok(PackSummary {
+                    output: out,
+                    bag: w.bag,
+                    bundle_id: w.bundle_id,
+                    entries: w.entries,
+                    payload_files: w.payload_files,
+                    payload_bytes: w.payload_bytes,
+                    bytes: w.bytes,
+                    envelope: envelope.is_some(),
+                })
             })
             .await
             .map_err(|e| ExportError::Internal(e.to_string()))??;
-            report
+            (report, packed)
         }
         // The interrupted run had finalized the bag already: its report is in it.
         None => {
             let path = stage.bag_dir().join(REPORT_JSON);
             let bytes = std::fs::read(&path).map_err(|e| ExportError::io(&path, e))?;
-            serde_json::from_slice(&bytes).map_err(|e| ExportError::Staging {
+            let report = serde_json::from_slice(&bytes).map_err(|e| ExportError::Staging {
                 path: stage.root().to_path_buf(),
                 detail: format!("{REPORT_JSON} is damaged: {e}"),
-            })?
+            })?;
+            let bag_dir = stage.bag_dir().to_path_buf();
+            let out = output.clone();
+            let packed = tokio::task::spawn_blocking(move || {
+                let t0 = std::time::Instant::now();
+                let r = pack(
+                    &bag_dir,
+                    &out,
+                    &PackOptions {
+                        envelope,
+                        replace: false,
+                    },
+                );
+                tracing::info!(target: "dbxport::export", secs = t0.elapsed().as_secs_f64(), "bundle packed and verified");
+                r
+            })
+            .await
+            .map_err(|e| ExportError::Internal(e.to_string()))?
+            .map_err(ExportError::Pack)?;
+            (report, packed)
         }
     };
-    let bag_dir = stage.bag_dir().to_path_buf();
-    let out = output.clone();
-    observer.event(Event::Phase("packing and verifying the bundle".into()));
-    let packed = tokio::task::spawn_blocking(move || {
-        let t0 = std::time::Instant::now();
-        let r = pack(
-            &bag_dir,
-            &out,
-            &PackOptions {
-                envelope,
-                replace: false,
-            },
-        );
-        tracing::info!(target: "dbxport::export", secs = t0.elapsed().as_secs_f64(), "bundle packed and verified");
-        r
-    })
-    .await
-    .map_err(|e| ExportError::Internal(e.to_string()))?
-    .map_err(ExportError::Pack)?;
     tokio::task::spawn_blocking(move || stage.remove())
         .await
         .map_err(|e| ExportError::Internal(e.to_string()))??;
