@@ -960,7 +960,15 @@ fn check_records(
             )
         }))
         .collect();
-    let exists_dir = |d: &str| dirs.contains(d) || payload.keys().any(|p| p.starts_with(d));
+    // The first payload path at or after `d` is the only one that can start with it (the map is
+    // sorted): a range lookup, not a scan of every path for every directory record.
+    let exists_dir = |d: &str| {
+        dirs.contains(d)
+            || payload
+                .range::<str, _>((std::ops::Bound::Included(d), std::ops::Bound::Unbounded))
+                .next()
+                .is_some_and(|(p, _)| p.starts_with(d))
+    };
     for (who, stored, size, sha) in &all {
         let subject = format!("record {who}");
         for s in stored.iter() {
