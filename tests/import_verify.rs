@@ -284,3 +284,49 @@ fn tampered_bundles_are_refused_by_every_command_before_any_write() {
         }
     }
 }
+
+/// Issue #9 (the campaign's memory case): a bundle with thousands of records naming files it
+/// does not hold is refused with a bounded list — the first `ProblemList::MAX_KEPT` problems
+/// named, the rest counted in one line per code — not one message (repeating each path) per
+/// record, which held more memory than the records themselves.
+#[test]
+fn a_flood_of_broken_records_is_reported_within_a_bound() {
+    use dbxport::bundle::ProblemList;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/bundles/golden-v1.1.zip");
+    let dst = tmp.path().join("flood.zip");
+    let extra = ProblemList::MAX_KEPT + 500;
+    tamper(&src, &dst, |inv, _| {
+        let records = inv["records"].as_array_mut().unwrap();
+        for i in 0..extra {
+            records.push(serde_json::json!({
+                "kind": "notebook",
+                "source_id": format!("9{i}"),
+                "name": format!("/Users/flood/n{i}"),
+                "stored": [format!("data/workspace/flood/{}/n{i}.py", "a".repeat(200))],
+                "size": 0,
+                "sha256": null,
+                "sealed": false,
+                "notes": [],
+                "meta": {"created_at": 1767000000000u64, "formats": ["SOURCE"], "language": "PYTHON",
+                         "modified_at": 1767100000000u64, "object_id": 90000 + i}
+            }));
+        }
+    });
+    let report = verify_file(&dst, None).unwrap();
+    assert!(!report.ok);
+    assert!(
+        report.problems.len() <= ProblemList::MAX_KEPT + 10,
+        "{} problems listed",
+        report.problems.len()
+    );
+    let summary = report
+        .problems
+        .iter()
+        .find(|p| {
+            p.detail()
+                .contains("more problem(s) with this code not listed")
+        })
+        .unwrap_or_else(|| panic!("no summary line: {:#?}", &report.problems));
+    assert_eq!(summary.code().code(), "E303");
+}

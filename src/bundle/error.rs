@@ -260,3 +260,121 @@ impl From<BundleError> for Problems {
         Problems(vec![e])
     }
 }
+
+/// Problems as a check collects them, within the bound of spec §10.3: the first
+/// [`ProblemList::MAX_KEPT`] distinct problems (and at most [`ProblemList::MAX_TEXT`] bytes of
+/// their text) are kept in order; past that, problems are only counted per code. A hostile
+/// bundle can hold a million broken records, and naming each (with its path, again) would cost
+/// more memory than the records themselves.
+#[derive(Debug, Default)]
+pub struct ProblemList {
+    kept: Vec<BundleError>,
+    seen: std::collections::HashSet<(ErrorCode, String, String)>,
+    text: usize,
+    more: std::collections::BTreeMap<ErrorCode, u64>,
+}
+
+impl ProblemList {
+    /// Most problems kept with their text.
+    pub const MAX_KEPT: usize = 1000;
+    /// Most bytes of subject and message kept, over all kept problems.
+    pub const MAX_TEXT: usize = 4 << 20;
+
+    /// An empty list.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `e`, unless the same problem (code, subject, message) is already listed; past the
+    /// bound it is only counted.
+    pub fn push(&mut self, e: BundleError) {
+        let size = e.subject().len() + e.detail().len();
+        if self.kept.len() >= Self::MAX_KEPT || self.text + size > Self::MAX_TEXT {
+            *self.more.entry(e.code()).or_default() += 1;
+            return;
+        }
+        let key = (e.code(), e.subject().to_string(), e.detail().to_string());
+        if self.seen.insert(key) {
+            self.text += size;
+            self.kept.push(e);
+        }
+    }
+
+    /// True when no problem was found.
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty() && self.more.is_empty()
+    }
+
+    /// The first problem found, if any.
+    pub fn first(&self) -> Option<&BundleError> {
+        self.kept.first()
+    }
+
+    /// The kept problems, then one line per code for those only counted.
+    pub fn into_vec(self) -> Vec<BundleError> {
+        let mut v = self.kept;
+        for (code, n) in self.more {
+            v.push(BundleError::new(
+                code,
+                "bundle",
+                format!(
+                    "{n} more problem(s) with this code not listed (a report names the first {} problems, spec §10.3)",
+                    Self::MAX_KEPT
+                ),
+            ));
+        }
+        v
+    }
+}
+
+impl Extend<BundleError> for ProblemList {
+    fn extend<I: IntoIterator<Item = BundleError>>(&mut self, iter: I) {
+        for e in iter {
+            self.push(e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod problem_list_tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_first_and_counts_the_rest_per_code() {
+        let mut l = ProblemList::new();
+        for i in 0..ProblemList::MAX_KEPT + 5 {
+            l.push(BundleError::new(
+                ErrorCode::RecordMismatch,
+                format!("record {i}"),
+                "x",
+            ));
+        }
+        l.push(BundleError::new(ErrorCode::Unclaimed, "entry a", "x"));
+        let v = l.into_vec();
+        assert_eq!(v.len(), ProblemList::MAX_KEPT + 2);
+        assert!(v[ProblemList::MAX_KEPT].detail().starts_with("5 more"));
+        assert_eq!(v[ProblemList::MAX_KEPT + 1].code(), ErrorCode::Unclaimed);
+    }
+
+    #[test]
+    fn bounds_text_and_drops_repeats() {
+        let mut l = ProblemList::new();
+        let long = "p".repeat(1 << 20);
+        for i in 0..10 {
+            l.push(BundleError::new(
+                ErrorCode::RecordMismatch,
+                format!("r{i}"),
+                &long,
+            ));
+        }
+        l.push(BundleError::new(ErrorCode::RecordMismatch, "r0", &long));
+        let v = l.into_vec();
+        assert_eq!(v.len(), 4, "three fit in 4 MiB, the rest counted");
+        // Past the bound nothing is compared: the repeat of r0 is counted too.
+        assert!(v[3].detail().starts_with("8 more"), "{}", v[3].detail());
+        let mut l = ProblemList::new();
+        l.push(BundleError::new(ErrorCode::Unclaimed, "a", "x"));
+        l.push(BundleError::new(ErrorCode::Unclaimed, "a", "x"));
+        assert_eq!(l.into_vec().len(), 1);
+    }
+}

@@ -473,10 +473,14 @@ pub struct InventoryLimits {
 impl InventoryLimits {
     /// The limits of spec §10.3.
     pub const SPEC: InventoryLimits = InventoryLimits {
+        // A real record holds 10–60 values and a few hundred bytes of strings (the golden
+        // bundle's largest: 39 and 431); the pooled allowances cover the few large ones (a job
+        // with many tasks, a scope with many keys). They bound what a hostile inventory can make
+        // each record cost (issue #9: 256 values per record let 45,000 records hold 900 MB).
         values: 1 << 18,
-        values_per_record: 256,
+        values_per_record: 64,
         string_bytes: 16 << 20,
-        string_bytes_per_record: 16 << 10,
+        string_bytes_per_record: 4 << 10,
         token_bytes: 1 << 20,
         depth: 127,
     };

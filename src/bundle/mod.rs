@@ -30,7 +30,7 @@ pub mod verify;
 pub mod writer;
 
 pub use builder::{BagBuilder, ScopeWriter};
-pub use error::{BundleError, ErrorCode, Problems};
+pub use error::{BundleError, ErrorCode, ProblemList, Problems};
 pub use inspect::{inspect, InspectReport};
 pub use inventory::{Inventory, Record, Sealing, Source};
 pub use pack::{pack, PackOptions, PackSummary};

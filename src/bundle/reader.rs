@@ -11,7 +11,7 @@ use super::bagit::{
 };
 use super::container::read::{classify_read_error, open_entry, read_index, EntryReader, ZipIndex};
 use super::digest::sha256_hex;
-use super::error::{BundleError, ErrorCode, Result};
+use super::error::{BundleError, ErrorCode, ProblemList, Result};
 use super::inventory::{Inventory, Record, INVENTORY_FILE};
 use super::names::check_component;
 use super::seal::{Opener, AGE_MAGIC, MAX_SEALED_IN_MEMORY};
@@ -55,8 +55,8 @@ pub struct Bundle {
 pub struct Scan {
     /// The bundle, when its structure could be parsed.
     pub bundle: Option<Bundle>,
-    /// Problems, in the order of §10.1.
-    pub problems: Vec<BundleError>,
+    /// Problems, in the order of §10.1, within the bound of §10.3.
+    pub problems: ProblemList,
     /// True when the file was an envelope.
     pub envelope: bool,
 }
@@ -98,7 +98,7 @@ impl Bundle {
     /// Opens `path` and refuses it unless every check of §10.1 steps 1–5 passes.
     pub fn open(path: &Path, opener: Option<&Opener>) -> Result<Bundle> {
         let scan = Bundle::scan(path, opener)?;
-        match (scan.bundle, scan.problems.into_iter().next()) {
+        match (scan.bundle, scan.problems.into_vec().into_iter().next()) {
             (Some(b), None) => Ok(b),
             (_, Some(first)) => Err(first),
             (None, None) => Err(BundleError::new(
@@ -138,23 +138,26 @@ impl Bundle {
         let index = match read_index(&mut src) {
             Ok(i) => i,
             Err(e) => {
+                let mut problems = ProblemList::new();
+                problems.push(e);
                 return Scan {
                     bundle: None,
-                    problems: vec![e],
+                    problems,
                     envelope,
-                }
+                };
             }
         };
-        let mut problems = index.problems.clone();
-        if let Some(bag) = &index.bag {
-            // Name entries inside the bag relative to it, as the rest of the checks do.
-            let prefix = format!("entry {bag}/");
-            for p in &mut problems {
-                if let Some(rest) = p.subject().strip_prefix(&prefix) {
-                    if !rest.is_empty() {
-                        *p = BundleError::new(p.code(), format!("entry {rest}"), p.detail());
-                    }
-                }
+        let mut problems = ProblemList::new();
+        // Name entries inside the bag relative to it, as the rest of the checks do.
+        let prefix = index.bag.as_ref().map(|bag| format!("entry {bag}/"));
+        for p in &index.problems {
+            match prefix.as_deref().and_then(|x| p.subject().strip_prefix(x)) {
+                Some(rest) if !rest.is_empty() => problems.push(BundleError::new(
+                    p.code(),
+                    format!("entry {rest}"),
+                    p.detail(),
+                )),
+                _ => problems.push(p.clone()),
             }
         }
         let Some(bag) = index.bag.clone() else {
@@ -318,7 +321,7 @@ impl Bundle {
         Ok((h.hex(), parsed))
     }
 
-    fn check_bag(&mut self, problems: &mut Vec<BundleError>) {
+    fn check_bag(&mut self, problems: &mut ProblemList) {
         let bag = self.bag.clone();
         let prefix = format!("{bag}/");
         // Classify entries: tag files, payload files, folders.
@@ -428,7 +431,7 @@ impl Bundle {
         }
 
         // Tag manifest and every tag file's digest.
-        problems.append(&mut read_problems);
+        problems.extend(read_problems);
         let tag_manifest = held.remove(TAG_MANIFEST_FILE);
         match tag_manifest {
             None => {
@@ -631,7 +634,7 @@ impl Bundle {
             check_records(inv, m, &payload, &dirs, problems);
         }
         if let Some(inv) = &inventory {
-            problems.extend(super::records::check(inv));
+            super::records::check(inv, problems);
         }
         self.tag_digests = digests;
         self.inventory = inventory;
@@ -862,8 +865,7 @@ impl Bundle {
 
     /// Reads every payload entry, in file order, and checks size, CRC-32 and SHA-256 (§10.1
     /// step 6). `progress` is told the bytes done after each entry.
-    pub fn verify_payload(&mut self, progress: &mut dyn FnMut(u64)) -> Vec<BundleError> {
-        let mut problems = Vec::new();
+    pub fn verify_payload(&mut self, progress: &mut dyn FnMut(u64), problems: &mut ProblemList) {
         let mut done = 0u64;
         for (rel, dir, size) in self.entries() {
             if dir || !rel.starts_with("data/") {
@@ -898,7 +900,6 @@ impl Bundle {
             done += size;
             progress(done);
         }
-        problems
     }
 
     /// Total bytes of payload files.
@@ -937,29 +938,32 @@ fn check_records(
     manifest: &BTreeMap<String, String>,
     payload: &BTreeMap<String, u64>,
     dirs: &BTreeSet<String>,
-    problems: &mut Vec<BundleError>,
+    problems: &mut ProblemList,
 ) {
     let mut claims: BTreeMap<&str, usize> = BTreeMap::new();
-    let all: Vec<(String, &[String], u64, Option<&str>)> = inv
+    // Each record's subject is built only while it is checked: a copy of every name at once
+    // would double what a hostile inventory costs.
+    let all = inv
         .records
         .iter()
         .map(|r| {
             (
-                format!("{} {}", r.kind, r.name),
-                r.stored.as_slice(),
+                &r.kind as &dyn std::fmt::Display,
+                &r.name,
+                &r.stored,
                 r.size,
                 r.sha256.as_deref(),
             )
         })
         .chain(inv.opaque.iter().map(|r| {
             (
-                format!("{} {}", r.kind, r.name),
-                r.stored.as_slice(),
+                &r.kind as &dyn std::fmt::Display,
+                &r.name,
+                &r.stored,
                 r.size,
                 r.sha256.as_deref(),
             )
-        }))
-        .collect();
+        }));
     // The first payload path at or after `d` is the only one that can start with it (the map is
     // sorted): a range lookup, not a scan of every path for every directory record.
     let exists_dir = |d: &str| {
@@ -969,8 +973,8 @@ fn check_records(
                 .next()
                 .is_some_and(|(p, _)| p.starts_with(d))
     };
-    for (who, stored, size, sha) in &all {
-        let subject = format!("record {who}");
+    for (kind, name, stored, size, sha) in all {
+        let subject = format!("record {kind} {name}");
         for s in stored.iter() {
             *claims.entry(s.as_str()).or_default() += 1;
             let present = if s.ends_with('/') {
@@ -989,7 +993,7 @@ fn check_records(
         match stored.first() {
             Some(p) if !p.ends_with('/') => {
                 if let Some(real) = payload.get(p.as_str()) {
-                    if real != size {
+                    if *real != size {
                         problems.push(BundleError::new(
                             ErrorCode::RecordMismatch,
                             &subject,
@@ -998,7 +1002,7 @@ fn check_records(
                     }
                 }
                 if let Some(m) = manifest.get(p.as_str()) {
-                    if Some(m.as_str()) != *sha {
+                    if Some(m.as_str()) != sha {
                         problems.push(BundleError::new(
                             ErrorCode::RecordMismatch,
                             &subject,
@@ -1008,7 +1012,7 @@ fn check_records(
                 }
             }
             _ => {
-                if *size != 0 || sha.is_some() {
+                if size != 0 || sha.is_some() {
                     problems.push(BundleError::new(
                         ErrorCode::RecordMismatch,
                         &subject,
@@ -1033,12 +1037,18 @@ fn check_records(
             )),
         }
     }
-    let claimed: Vec<&str> = claims.keys().copied().collect();
     for d in dirs {
         if d == "data/" {
             continue;
         }
-        let holds_claimed = claimed.iter().any(|c| c.starts_with(d.as_str()));
+        // A range lookup, as for `exists_dir`: the first claimed path at or after `d`.
+        let holds_claimed = claims
+            .range::<str, _>((
+                std::ops::Bound::Included(d.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
+            .next()
+            .is_some_and(|(c, _)| c.starts_with(d.as_str()));
         if !holds_claimed {
             problems.push(BundleError::new(
                 ErrorCode::Unclaimed,

@@ -28,7 +28,7 @@
 //!
 //! Everything but the three E303 rules §6.5 assigns is E307 (`RecordInvalid`).
 
-use super::error::{BundleError, ErrorCode};
+use super::error::{BundleError, ErrorCode, ProblemList};
 use super::inventory::{is_sha256_hex, Inventory, Record};
 use crate::model::Kind;
 use serde_json::Value;
@@ -137,9 +137,9 @@ pub fn artifacts_digest<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)
 /// One artifact of a version: path, SHA-256, size.
 type Artifact<'a> = (&'a str, String, u64);
 
-struct Out(Vec<BundleError>);
+struct Out<'a>(&'a mut ProblemList);
 
-impl Out {
+impl Out<'_> {
     fn push(&mut self, code: ErrorCode, r: &Record, detail: impl Into<String>) {
         self.0.push(BundleError::new(
             code,
@@ -162,8 +162,8 @@ fn meta_u64(r: &Record, k: &str) -> Option<u64> {
 }
 
 /// Checks every record of `inv` against the rules above; one problem per broken rule.
-pub fn check(inv: &Inventory) -> Vec<BundleError> {
-    let mut out = Out(Vec::new());
+pub fn check(inv: &Inventory, problems: &mut ProblemList) {
+    let mut out = Out(problems);
     let scopes: BTreeSet<&str> = inv
         .records
         .iter()
@@ -374,7 +374,6 @@ pub fn check(inv: &Inventory) -> Vec<BundleError> {
             );
         }
     }
-    out.0
 }
 
 /// §5.2 and §8: which records are sealed, and what directories claim.
@@ -458,7 +457,9 @@ mod tests {
     }
 
     fn codes(records: Vec<Record>) -> Vec<(&'static str, String)> {
-        check(&inv(records))
+        let mut l = ProblemList::new();
+        check(&inv(records), &mut l);
+        l.into_vec()
             .into_iter()
             .map(|e| (e.code().code(), e.detail().to_string()))
             .collect()

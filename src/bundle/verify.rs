@@ -2,12 +2,12 @@
 //! payload digest, and — with an identity — every sealed value against its sealed digest.
 //! The result is a report that names every failing entry with its code.
 
-use super::error::{BundleError, ErrorCode, Result};
+use super::error::{BundleError, ErrorCode, ProblemList, Result};
 use super::reader::{Bundle, ReadSeek, Scan};
 use super::seal::Opener;
 use crate::model::Kind;
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// What `verify` found.
@@ -127,7 +127,7 @@ fn finish(
         report.payload_files = b.manifest().len() as u64;
         report.payload_bytes = b.payload_bytes();
         let total = report.payload_bytes;
-        problems.extend(b.verify_payload(&mut |done| progress(done, total)));
+        b.verify_payload(&mut |done| progress(done, total), &mut problems);
         if let Some(op) = opener.filter(|o| !o.is_empty()) {
             if b.has_inventory() {
                 let (opened, p) = verify_sealed(b, op);
@@ -136,11 +136,9 @@ fn finish(
             }
         }
     }
-    // One problem per (code, subject): a damaged entry is reported once, by its first cause.
-    let mut seen = BTreeSet::new();
-    problems.retain(|p| seen.insert((p.code(), p.subject().to_string(), p.detail().to_string())));
+    // The list drops repeats: a damaged entry is reported once per cause.
     report.ok = problems.is_empty();
-    report.problems = problems;
+    report.problems = problems.into_vec();
     (report, bundle)
 }
 
@@ -149,21 +147,37 @@ fn finish(
 /// Returns how many sealed files were opened and every problem. An importer given an identity
 /// only after opening the bundle runs this before its first write.
 pub fn verify_sealed(b: &mut Bundle, opener: &Opener) -> (u64, Vec<BundleError>) {
-    let mut problems = Vec::new();
+    let mut problems = ProblemList::new();
     let mut opened = 0u64;
-    let records = b.inventory().records.clone();
-    for scope in records.iter().filter(|r| r.kind == Kind::SecretScope) {
-        let sealed_keys: BTreeSet<String> = records
-            .iter()
-            .filter(|r| r.kind == Kind::Secret && r.sealed)
-            .filter(|r| r.meta_str("scope") == Some(scope.name.as_str()))
-            .filter_map(|r| r.meta_str("key").map(str::to_string))
-            .collect();
+    // Records are named by index and copied one at a time (the bundle is borrowed mutably to
+    // read them): a copy of every sealed record at once doubled what a hostile inventory cost.
+    let inv = b.inventory();
+    let mut keys_by_scope: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let (mut scopes, mut sealed) = (Vec::new(), Vec::new());
+    for (i, r) in inv.records.iter().enumerate() {
+        if r.kind == Kind::SecretScope {
+            scopes.push(i);
+        } else if r.sealed {
+            sealed.push(i);
+            if let (Kind::Secret, Some(scope), Some(key)) =
+                (r.kind, r.meta_str("scope"), r.meta_str("key"))
+            {
+                keys_by_scope
+                    .entry(scope.to_string())
+                    .or_default()
+                    .insert(key.to_string());
+            }
+        }
+    }
+    let none = BTreeSet::new();
+    for i in scopes {
+        let scope = b.inventory().records[i].clone();
+        let sealed_keys = keys_by_scope.get(&scope.name).unwrap_or(&none);
         let has_index = scope.stored.iter().any(|p| p.ends_with(".json.age"));
         if sealed_keys.is_empty() && !has_index {
             continue;
         }
-        match b.sealed_index(scope, opener) {
+        match b.sealed_index(&scope, opener) {
             Ok(index) => {
                 opened += 1;
                 for k in index.values.keys() {
@@ -179,20 +193,16 @@ pub fn verify_sealed(b: &mut Bundle, opener: &Opener) -> (u64, Vec<BundleError>)
             Err(e) => problems.push(e),
         }
     }
-    for r in records
-        .iter()
-        .filter(|r| r.kind == Kind::Secret && r.sealed)
-    {
-        match b.unseal(r, opener) {
-            Ok(_) => opened += 1,
-            Err(e) => problems.push(e),
+    for i in sealed {
+        let r = b.inventory().records[i].clone();
+        if r.kind == Kind::Secret {
+            match b.unseal(&r, opener) {
+                Ok(_) => opened += 1,
+                Err(e) => problems.push(e),
+            }
+            continue;
         }
-    }
-    // Sealed files of other kinds (none in 1.0) are opened to prove they open.
-    for r in records
-        .iter()
-        .filter(|r| r.sealed && !matches!(r.kind, Kind::Secret | Kind::SecretScope))
-    {
+        // Sealed files of other kinds (none in 1.0) are opened to prove they open.
         let path = r.stored[0].clone();
         match b.read_payload(&path, super::seal::MAX_SEALED_IN_MEMORY) {
             Ok(bytes) => match opener.open(&bytes, &format!("entry {path}")) {
@@ -202,5 +212,5 @@ pub fn verify_sealed(b: &mut Bundle, opener: &Opener) -> (u64, Vec<BundleError>)
             Err(e) => problems.push(e),
         }
     }
-    (opened, problems)
+    (opened, problems.into_vec())
 }
