@@ -10,7 +10,8 @@
 //! * [`export`] and [`import`] — the two pipelines between a workspace and a bundle.
 //! * [`models`] — ML models (registry, versions, artifacts) between a registry and a bundle,
 //!   used by both pipelines and by `dbxport models`;
-//! * [`journal`] — the append-only journal that makes export and import resumable.
+//! * [`journal`] — the append-only journal that makes export and import resumable;
+//! * `kinds` — one module per kind of resource: what export and import do with it.
 //!
 //! The binary (`src/main.rs`, `src/cli/`) is a thin layer of argument parsing and output.
 
@@ -24,6 +25,7 @@ pub mod emulator;
 pub mod export;
 pub mod import;
 pub mod journal;
+pub(crate) mod kinds;
 pub mod model;
 pub mod models;
 

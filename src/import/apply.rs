@@ -269,7 +269,8 @@ struct State {
     warnings: Vec<String>,
 }
 
-struct Run<'a> {
+/// An import under way, shared by every kind's [`super::unit::Unit`].
+pub(crate) struct Run<'a> {
     knowledge: &'a Knowledge,
     source: &'a SourceBundle,
     client: &'a Client,
@@ -286,7 +287,7 @@ struct Run<'a> {
 }
 
 /// Why a step failed.
-type StepResult = Result<Outcome, String>;
+pub(crate) type StepResult = Result<Outcome, String>;
 
 /// How many times import itself sends a write again after an answer that leaves it unknown
 /// whether the write happened (the client has already retried what is safe to retry).
@@ -365,32 +366,10 @@ impl Run<'_> {
                 },
             );
         };
-        for (item, r) in self.directories().await {
-            record(item, r);
-        }
-        for (item, r) in self.objects().await {
-            record(item, r);
-        }
-        for (item, r) in self.repos().await {
-            record(item, r);
-        }
-        for (item, r) in self.scopes().await {
-            record(item, r);
-        }
-        for (item, r) in self.secrets().await {
-            record(item, r);
-        }
-        for (item, r) in self.models().await {
-            record(item, r);
-        }
-        for (item, r) in self.jobs().await {
-            record(item, r);
-        }
-        for (item, r) in self.permissions().await {
-            record(item, r);
-        }
-        for (item, r) in self.grants().await {
-            record(item, r);
+        for unit in super::unit::UNITS {
+            for (item, r) in unit.apply(self).await {
+                record(item, r);
+            }
         }
         // Everything that needed no request, and what was not reached.
         for (i, item) in self.plan.items.iter().enumerate() {
@@ -439,7 +418,7 @@ impl Run<'_> {
     // ----------------------------------------------------------------------------------------
     // Folders.
 
-    async fn directories(&self) -> Vec<(&PlanItem, StepResult)> {
+    pub(crate) async fn directories(&self) -> Vec<(&PlanItem, StepResult)> {
         if self.interrupt.is_set() {
             return Vec::new();
         }
@@ -518,7 +497,7 @@ impl Run<'_> {
     // ----------------------------------------------------------------------------------------
     // Notebooks and files.
 
-    async fn objects(&self) -> Vec<(&PlanItem, StepResult)> {
+    pub(crate) async fn objects(&self) -> Vec<(&PlanItem, StepResult)> {
         let items = self.items_of(&[Kind::Notebook, Kind::File]);
         let r = self
             .each(items, |item, step| async move {
@@ -626,7 +605,7 @@ impl Run<'_> {
     // ----------------------------------------------------------------------------------------
     // Repos.
 
-    async fn repos(&self) -> Vec<(&PlanItem, StepResult)> {
+    pub(crate) async fn repos(&self) -> Vec<(&PlanItem, StepResult)> {
         let items = self.items_of(&[Kind::Repo]);
         self.each(items, |item, step| async move {
             let Step::Repo {
@@ -715,7 +694,7 @@ impl Run<'_> {
     // ----------------------------------------------------------------------------------------
     // Secret scopes and secrets.
 
-    async fn scopes(&self) -> Vec<(&PlanItem, StepResult)> {
+    pub(crate) async fn scopes(&self) -> Vec<(&PlanItem, StepResult)> {
         let items = self.items_of(&[Kind::SecretScope]);
         let me = self.plan.me.as_ref().map(|p| p.name().to_string());
         self.each(items, |item, step| {
@@ -782,7 +761,7 @@ impl Run<'_> {
         Err(last)
     }
 
-    async fn secrets(&self) -> Vec<(&PlanItem, StepResult)> {
+    pub(crate) async fn secrets(&self) -> Vec<(&PlanItem, StepResult)> {
         let items = self.items_of(&[Kind::Secret]);
         self.each(items, |item, step| async move {
             let Step::Secret { index, scope } = step else {
@@ -814,7 +793,7 @@ impl Run<'_> {
     // ----------------------------------------------------------------------------------------
     // Jobs.
 
-    async fn jobs(&self) -> Vec<(&PlanItem, StepResult)> {
+    pub(crate) async fn jobs(&self) -> Vec<(&PlanItem, StepResult)> {
         let mut out = Vec::new();
         if self.interrupt.is_set() {
             return out;
@@ -1036,7 +1015,7 @@ impl Run<'_> {
     // ----------------------------------------------------------------------------------------
     // Permissions.
 
-    async fn permissions(&self) -> Vec<(&PlanItem, StepResult)> {
+    pub(crate) async fn permissions(&self) -> Vec<(&PlanItem, StepResult)> {
         let items = self.items_of(&[Kind::Permissions]);
         self.each(items, |item, step| async move {
             let Step::Permissions { object, acl } = step else {
@@ -1094,7 +1073,7 @@ impl Run<'_> {
     /// Replays every model item with a step in one pass of the models stage, which uploads
     /// artifacts, creates versions in order and sets tags, stages and aliases; its journal
     /// steps go to this import's journal.
-    async fn models(&self) -> Vec<(&PlanItem, StepResult)> {
+    pub(crate) async fn models(&self) -> Vec<(&PlanItem, StepResult)> {
         let stepped: Vec<&PlanItem> = self
             .items_of(&[Kind::RegisteredModel, Kind::ModelVersion])
             .into_iter()
@@ -1169,7 +1148,7 @@ impl Run<'_> {
     // ----------------------------------------------------------------------------------------
     // Table grants.
 
-    async fn grants(&self) -> Vec<(&PlanItem, StepResult)> {
+    pub(crate) async fn grants(&self) -> Vec<(&PlanItem, StepResult)> {
         let items = self.items_of(&[Kind::HiveGrants, Kind::UcGrants]);
         let warehouse = self.plan.warehouse_id.clone();
         self.each(items, |item, step| {

@@ -32,6 +32,7 @@ pub mod remap;
 pub mod report;
 pub mod source;
 pub mod target;
+pub(crate) mod unit;
 
 use crate::bundle::BundleError;
 use crate::client::ClientError;

@@ -370,13 +370,9 @@ pub async fn plan(input: PlanInput<'_>) -> Result<Plan, ImportError> {
         warehouse: None,
         model_actions: BTreeMap::new(),
     };
-    p.workspace().await?;
-    p.repos().await?;
-    p.secrets().await?;
-    p.models().await?;
-    p.jobs().await?;
-    p.permissions().await?;
-    p.grants().await?;
+    for unit in super::unit::UNITS {
+        unit.plan(&mut p).await?;
+    }
     p.unknown();
     let must_recreate = p.must_recreate()?;
     let Planner {
@@ -435,7 +431,8 @@ pub async fn plan(input: PlanInput<'_>) -> Result<Plan, ImportError> {
     })
 }
 
-struct Planner<'a, 'b> {
+/// What planning has learned so far, shared by every kind's [`super::unit::Unit`].
+pub(crate) struct Planner<'a, 'b> {
     /// What the models stage would do with each registered model, by name.
     model_actions: BTreeMap<String, Action>,
     input: &'a PlanInput<'b>,
@@ -500,7 +497,7 @@ impl<'a, 'b> Planner<'a, 'b> {
         })
     }
 
-    async fn workspace(&mut self) -> Result<(), ImportError> {
+    pub(crate) async fn workspace(&mut self) -> Result<(), ImportError> {
         let f = &self.opts().filter;
         let m = &self.opts().mapping;
         let mut wanted: BTreeSet<String> = BTreeSet::new();
@@ -775,7 +772,7 @@ impl<'a, 'b> Planner<'a, 'b> {
         item
     }
 
-    async fn repos(&mut self) -> Result<(), ImportError> {
+    pub(crate) async fn repos(&mut self) -> Result<(), ImportError> {
         if !self.opts().filter.kind(Kind::Repo) {
             return Ok(());
         }
@@ -899,7 +896,7 @@ impl<'a, 'b> Planner<'a, 'b> {
         Ok(())
     }
 
-    async fn secrets(&mut self) -> Result<(), ImportError> {
+    pub(crate) async fn secrets(&mut self) -> Result<(), ImportError> {
         let f = &self.opts().filter;
         let (want_scopes, want_secrets) = (f.kind(Kind::SecretScope), f.kind(Kind::Secret));
         if !want_scopes && !want_secrets {
@@ -1180,7 +1177,7 @@ impl<'a, 'b> Planner<'a, 'b> {
 
     /// ML models: the models stage run as a plan (it reads the target registry and writes
     /// nothing), one item per model, version and alias.
-    async fn models(&mut self) -> Result<(), ImportError> {
+    pub(crate) async fn models(&mut self) -> Result<(), ImportError> {
         let f = self.opts().filter.clone();
         let wanted = [
             Kind::RegisteredModel,
@@ -1257,7 +1254,7 @@ impl<'a, 'b> Planner<'a, 'b> {
         }
     }
 
-    async fn jobs(&mut self) -> Result<(), ImportError> {
+    pub(crate) async fn jobs(&mut self) -> Result<(), ImportError> {
         if !self.opts().filter.kind(Kind::Job) {
             return Ok(());
         }
@@ -1404,7 +1401,7 @@ impl<'a, 'b> Planner<'a, 'b> {
         Ok(())
     }
 
-    async fn permissions(&mut self) -> Result<(), ImportError> {
+    pub(crate) async fn permissions(&mut self) -> Result<(), ImportError> {
         if !self.opts().filter.kind(Kind::Permissions) {
             return Ok(());
         }
@@ -1726,7 +1723,7 @@ impl<'a, 'b> Planner<'a, 'b> {
         Ok(())
     }
 
-    async fn grants(&mut self) -> Result<(), ImportError> {
+    pub(crate) async fn grants(&mut self) -> Result<(), ImportError> {
         let f = self.opts().filter.clone();
         let client = self.client().clone();
         if f.kind(Kind::HiveGrants) && !self.src().hive_grants.is_empty() {

@@ -1,0 +1,49 @@
+//! The one trait every kind's import implements, and the order import runs them in.
+//!
+//! `plan` and `apply` know no kind: [`mod@super::plan`] asks each [`Unit`] of [`UNITS`], in
+//! order, to read the target and add its plan items; [`super::apply`] asks each, in the same
+//! order, to carry out its items. `diff` is `plan` in [`super::plan::Mode::Diff`]. What a kind
+//! means — which records it reads, how it compares them with the target, which requests
+//! create or update it — lives in that kind's module under [`crate::kinds`].
+
+use super::apply::{Run, StepResult};
+use super::plan::{PlanItem, Planner};
+use super::ImportError;
+use std::future::Future;
+use std::pin::Pin;
+
+/// What [`Unit::plan`] returns: adding its items to the planner may fail as a whole (a
+/// refused token, a target that cannot be read).
+pub(crate) type Planned<'p> = Pin<Box<dyn Future<Output = Result<(), ImportError>> + 'p>>;
+
+/// What [`Unit::apply`] returns: the outcome of every item it ran (items it did not reach are
+/// reported by the driver as not run). Neither needs `Send`: the drivers await each unit in
+/// place, one after another.
+pub(crate) type Applied<'r> =
+    Pin<Box<dyn Future<Output = Vec<(&'r PlanItem, StepResult)>> + 'r>>;
+
+/// One kind (or a few kinds replayed together, such as secret scopes and their secrets) as
+/// import sees it.
+pub(crate) trait Unit: Sync {
+    /// Reads what the target holds for this unit's records and adds one plan item per
+    /// selected record, with its action, reasons and the step that would apply it. Writes
+    /// nothing. Later units may read what earlier ones planned (jobs read the repos' and
+    /// notebooks' target paths).
+    fn plan<'p>(&self, planner: &'p mut Planner<'_, '_>) -> Planned<'p>;
+
+    /// Carries out this unit's items of the plan, journaling each finished step.
+    fn apply<'r>(&self, run: &'r Run<'_>) -> Applied<'r>;
+}
+
+/// Every unit, in the import order of spec §14.2: folders and files before what lives in
+/// them, repos, scopes before secrets, models before the jobs that may use them, jobs before
+/// their permissions, table grants last.
+pub(crate) const UNITS: &[&dyn Unit] = &[
+    &crate::kinds::workspace::import::Workspace,
+    &crate::kinds::repo::import::Repos,
+    &crate::kinds::secret::import::Secrets,
+    &crate::kinds::model::import::Models,
+    &crate::kinds::job::import::Jobs,
+    &crate::kinds::permissions::import::Permissions,
+    &crate::kinds::grants::import::Grants,
+];

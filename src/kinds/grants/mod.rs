@@ -1,0 +1,3 @@
+//! Table ACLs: legacy Hive metastore grants (`hive_grants`) and Unity Catalog grants (`uc_grants`).
+
+pub mod import;

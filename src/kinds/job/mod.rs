@@ -1,0 +1,3 @@
+//! Jobs (`job`): settings with every cluster, job and notebook reference remapped on import.
+
+pub mod import;

@@ -1,0 +1,28 @@
+//! One module per kind of resource (issue #10, "one kind, one place").
+//!
+//! A kind's module is where what that kind means is written down once:
+//!
+//! * `export` — how it is fetched from a workspace and staged into a bundle;
+//! * `import` — its [`crate::import::unit::Unit`]: how its records are compared with a target
+//!   (plan and diff) and replayed into it (apply).
+//!
+//! The drivers — [`crate::export`]'s stages, [`crate::import::plan()`] and
+//! [`crate::import::apply`] — know no kind; they run every kind's module in order.
+//!
+//! **Where a new kind goes.** Add its name to [`crate::model::kinds`] (the one vocabulary every
+//! command parses), its section to `spec/bundle-format.md` §6 (the record's `meta` and payload
+//! files, as JSON) with its rules in `bundle::records`, a module here with `export` and
+//! `import`, its unit to [`crate::import::unit::UNITS`] at its place in the import order, its
+//! export stage to the export driver, and a golden or hostile fixture that shows it.
+//!
+//! Kinds that are recorded but not replayed (clusters, pools, policies, warehouses, mounts,
+//! principals) have no module here: export records them (`export::reference`) and import only
+//! lists them under "must recreate".
+
+pub mod grants;
+pub mod job;
+pub mod model;
+pub mod permissions;
+pub mod repo;
+pub mod secret;
+pub mod workspace;

@@ -1,0 +1,3 @@
+//! Object permissions (`permissions`): the access control lists of notebooks, folders, repos, jobs and other objects.
+
+pub mod import;

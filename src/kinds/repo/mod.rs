@@ -1,0 +1,3 @@
+//! Git folders (`repo`): a remote URL, a branch and a path; their content comes from the remote.
+
+pub mod import;

@@ -1,0 +1,3 @@
+//! Secret scopes (`secret_scope`) with their ACLs, and secrets (`secret`) with values sealed in the bundle.
+
+pub mod import;

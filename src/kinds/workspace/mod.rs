@@ -1,0 +1,3 @@
+//! Workspace objects: folders (`directory`), notebooks and workspace files (`notebook`, `file`).
+
+pub mod import;
