@@ -21,11 +21,10 @@ use super::source::{SecretValues, SourceBundle, MAX_IMPORT_BYTES};
 use super::target::{concurrently, find_job_by_tag};
 use super::{ImportError, Options};
 use crate::bundle::Opener;
-use crate::client::repos::{Checkout, CreateRepo};
 use crate::client::sql::Statement;
 use crate::client::workspace::Import;
 use crate::client::{Client, ClientError};
-use crate::model::workspace::{parent_path, Format, ObjectType};
+use crate::model::workspace::{parent_path, Format};
 use crate::model::Kind;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -231,7 +230,7 @@ fn describe_options(v: &Value) -> String {
 }
 
 /// The outcome of an item that needed no request (or was not run).
-fn outcome_of_unrun(i: &PlanItem, why_not_run: &str) -> ItemOutcome {
+pub(crate) fn outcome_of_unrun(i: &PlanItem, why_not_run: &str) -> ItemOutcome {
     let (outcome, mut reasons) = match i.action {
         Action::Unchanged => (Outcome::Unchanged, Vec::new()),
         Action::Skip => (Outcome::Skipped, i.reasons.clone()),
@@ -254,36 +253,36 @@ fn outcome_of_unrun(i: &PlanItem, why_not_run: &str) -> ItemOutcome {
 
 /// What earlier phases learned that later ones need.
 #[derive(Default)]
-struct State {
+pub(crate) struct State {
     /// Target folders whose creation failed.
-    failed_dirs: BTreeSet<String>,
+    pub(crate) failed_dirs: BTreeSet<String>,
     /// Target repo path → id.
-    repo_ids: BTreeMap<String, i64>,
+    pub(crate) repo_ids: BTreeMap<String, i64>,
     /// Source job id → target job id.
-    job_ids: BTreeMap<i64, i64>,
+    pub(crate) job_ids: BTreeMap<i64, i64>,
     /// Source job ids whose create failed.
-    failed_jobs: BTreeSet<i64>,
+    pub(crate) failed_jobs: BTreeSet<i64>,
     /// Target paths of workspace objects whose import failed.
-    failed_paths: BTreeSet<String>,
+    pub(crate) failed_paths: BTreeSet<String>,
     /// Warnings of stages that did not fail anything (staged model artifacts left behind).
-    warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 /// An import under way, shared by every kind's [`super::unit::Unit`].
 pub(crate) struct Run<'a> {
-    knowledge: &'a Knowledge,
-    source: &'a SourceBundle,
-    client: &'a Client,
-    options: &'a Options,
-    plan: &'a Plan,
-    values: &'a SecretValues,
-    ledger: &'a Ledger,
-    interrupt: &'a Interrupt,
-    writes: AtomicU64,
-    done: AtomicU64,
-    total: u64,
-    progress: &'a (dyn Fn(Progress) + Sync),
-    state: Mutex<State>,
+    pub(crate) knowledge: &'a Knowledge,
+    pub(crate) source: &'a SourceBundle,
+    pub(crate) client: &'a Client,
+    pub(crate) options: &'a Options,
+    pub(crate) plan: &'a Plan,
+    pub(crate) values: &'a SecretValues,
+    pub(crate) ledger: &'a Ledger,
+    pub(crate) interrupt: &'a Interrupt,
+    pub(crate) writes: AtomicU64,
+    pub(crate) done: AtomicU64,
+    pub(crate) total: u64,
+    pub(crate) progress: &'a (dyn Fn(Progress) + Sync),
+    pub(crate) state: Mutex<State>,
 }
 
 /// Why a step failed.
@@ -291,10 +290,10 @@ pub(crate) type StepResult = Result<Outcome, String>;
 
 /// How many times import itself sends a write again after an answer that leaves it unknown
 /// whether the write happened (the client has already retried what is safe to retry).
-const AMBIGUOUS_ATTEMPTS: usize = 4;
+pub(crate) const AMBIGUOUS_ATTEMPTS: usize = 4;
 
 /// True when a failure leaves it unknown whether the write happened.
-fn ambiguous(e: &ClientError) -> bool {
+pub(crate) fn ambiguous(e: &ClientError) -> bool {
     match e {
         ClientError::Transport { .. } => true,
         ClientError::RetriesExhausted { .. } => true,
@@ -311,15 +310,15 @@ fn ambiguous(e: &ClientError) -> bool {
 }
 
 impl Run<'_> {
-    fn st(&self) -> std::sync::MutexGuard<'_, State> {
+    pub(crate) fn st(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn wrote(&self) {
+    pub(crate) fn wrote(&self) {
         self.writes.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn tick(&self) {
+    pub(crate) fn tick(&self) {
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         (self.progress)(Progress {
             done,
@@ -327,7 +326,7 @@ impl Run<'_> {
         });
     }
 
-    fn items_of(&self, kinds: &[Kind]) -> Vec<&PlanItem> {
+    pub(crate) fn items_of(&self, kinds: &[Kind]) -> Vec<&PlanItem> {
         self.plan
             .items
             .iter()
@@ -380,7 +379,7 @@ impl Run<'_> {
     }
 
     /// Runs `f` for every item with a step, concurrently, recording finished steps.
-    async fn each<'s, F, Fut>(
+    pub(crate) async fn each<'s, F, Fut>(
         &'s self,
         items: Vec<&'s PlanItem>,
         f: F,
@@ -407,7 +406,7 @@ impl Run<'_> {
         .collect()
     }
 
-    fn created_or_updated(item: &PlanItem) -> Outcome {
+    pub(crate) fn created_or_updated(item: &PlanItem) -> Outcome {
         if item.action == Action::Create {
             Outcome::Created
         } else {
@@ -523,7 +522,12 @@ impl Run<'_> {
         r
     }
 
-    async fn import_object(&self, index: usize, path: &str, overwrite: bool) -> Result<(), String> {
+    pub(crate) async fn import_object(
+        &self,
+        index: usize,
+        path: &str,
+        overwrite: bool,
+    ) -> Result<(), String> {
         let o = &self.source.objects[index];
         if self
             .st()
@@ -577,7 +581,7 @@ impl Run<'_> {
     }
 
     /// Succeeds when the target holds the bundle's object at `path`.
-    async fn check_object(&self, index: usize, path: &str) -> Result<(), String> {
+    pub(crate) async fn check_object(&self, index: usize, path: &str) -> Result<(), String> {
         let o = &self.source.objects[index];
         let format = if o.kind == Kind::Notebook {
             o.format
@@ -604,92 +608,6 @@ impl Run<'_> {
 
     // ----------------------------------------------------------------------------------------
     // Repos.
-
-    pub(crate) async fn repos(&self) -> Vec<(&PlanItem, StepResult)> {
-        let items = self.items_of(&[Kind::Repo]);
-        self.each(items, |item, step| async move {
-            let Step::Repo {
-                index,
-                path,
-                existing,
-            } = step
-            else {
-                return Err("internal: wrong step".into());
-            };
-            let want = &self.source.repos[*index];
-            let id = match existing {
-                Some(id) => *id,
-                None => self.create_repo(*index, path).await?,
-            };
-            if let Some(branch) = &want.branch {
-                let have = self
-                    .client
-                    .repos()
-                    .get(id)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if have.branch.as_deref() != Some(branch.as_str()) {
-                    self.wrote();
-                    self.client
-                        .repos()
-                        .update(id, &Checkout::Branch(branch.clone()))
-                        .await
-                        .map_err(|e| format!("checking out {branch}: {e}"))?;
-                }
-            }
-            self.st().repo_ids.insert(path.clone(), id);
-            self.ledger.record(item.key.clone(), json!({ "id": id }));
-            Ok(Self::created_or_updated(item))
-        })
-        .await
-    }
-
-    async fn create_repo(&self, index: usize, path: &str) -> Result<i64, String> {
-        let want = &self.source.repos[index];
-        if self
-            .st()
-            .failed_dirs
-            .iter()
-            .any(|d| parent_path(path) == d || parent_path(path).starts_with(&format!("{d}/")))
-        {
-            return Err(format!(
-                "its folder {} could not be created",
-                parent_path(path)
-            ));
-        }
-        let req = CreateRepo {
-            url: want.url.clone(),
-            provider: want.provider.clone(),
-            path: Some(path.to_string()),
-            sparse_checkout: want.sparse_checkout.clone(),
-            git_credential_id: None,
-        };
-        let mut last = String::new();
-        for attempt in 0..AMBIGUOUS_ATTEMPTS {
-            self.wrote();
-            match self.client.repos().create(&req).await {
-                Ok(r) => return Ok(r.id),
-                Err(e) if ambiguous(&e) || (e.is_already_exists() && attempt > 0) => {
-                    last = e.to_string();
-                    if let Some(id) = self.find_repo(path, &want.url).await {
-                        return Ok(id);
-                    }
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-        Err(last)
-    }
-
-    async fn find_repo(&self, path: &str, url: &str) -> Option<i64> {
-        let info = self.client.workspace().get_status(path).await.ok()?;
-        if info.object_type != ObjectType::Repo {
-            return None;
-        }
-        let r = self.client.repos().get(info.object_id).await.ok()?;
-        super::plan::same_url(&r.url, url).then_some(r.id)
-    }
 
     // ----------------------------------------------------------------------------------------
     // Secret scopes and secrets.
@@ -739,7 +657,7 @@ impl Run<'_> {
         .await
     }
 
-    async fn create_scope(&self, name: &str) -> Result<(), String> {
+    pub(crate) async fn create_scope(&self, name: &str) -> Result<(), String> {
         let req = crate::client::secrets::CreateScope {
             scope: name.to_string(),
             ..Default::default()
@@ -979,7 +897,7 @@ impl Run<'_> {
 
     /// Creates a job, making sure a lost answer never leads to a second job: before sending
     /// again, the job is looked for by its source tag.
-    async fn create_job(
+    pub(crate) async fn create_job(
         &self,
         source_id: i64,
         settings: &Map<String, Value>,
@@ -1034,7 +952,7 @@ impl Run<'_> {
         .await
     }
 
-    async fn resolve(&self, object: &AclObject) -> Result<(String, String), String> {
+    pub(crate) async fn resolve(&self, object: &AclObject) -> Result<(String, String), String> {
         match object {
             AclObject::Id { request_type, id } => Ok((request_type.clone(), id.clone())),
             AclObject::Path { request_type, path } => {
@@ -1184,7 +1102,11 @@ impl Run<'_> {
 
     /// Runs one grant statement. `GRANT`, `DENY` and `ALTER … OWNER` have the same effect when
     /// repeated, so an answer that was lost is simply sent again.
-    async fn run_statement(&self, warehouse: &str, statement: &str) -> Result<(), String> {
+    pub(crate) async fn run_statement(
+        &self,
+        warehouse: &str,
+        statement: &str,
+    ) -> Result<(), String> {
         let mut last = String::new();
         for attempt in 0..AMBIGUOUS_ATTEMPTS {
             self.wrote();
@@ -1215,13 +1137,13 @@ impl Run<'_> {
 
 const INTERRUPTED: &str = "\u{0}interrupted";
 
-fn backoff(attempt: usize) -> Duration {
+pub(crate) fn backoff(attempt: usize) -> Duration {
     Duration::from_millis(250 << attempt.min(5))
 }
 
 /// This import's journal as the models stage's step log: what earlier runs recorded (the
 /// journal read at start) and what this run records (through the journal writer).
-struct ModelSteps<'a> {
+pub(crate) struct ModelSteps<'a> {
     knowledge: &'a Knowledge,
     ledger: &'a Ledger,
     now: Mutex<BTreeMap<String, Value>>,

@@ -205,7 +205,11 @@ pub struct PlanItem {
 }
 
 impl PlanItem {
-    fn new(kind: Kind, source: impl Into<String>, target: impl Into<String>) -> PlanItem {
+    pub(crate) fn new(
+        kind: Kind,
+        source: impl Into<String>,
+        target: impl Into<String>,
+    ) -> PlanItem {
         PlanItem {
             kind,
             source: source.into(),
@@ -218,7 +222,7 @@ impl PlanItem {
         }
     }
 
-    fn set(mut self, action: Action, reason: impl Into<String>) -> PlanItem {
+    pub(crate) fn set(mut self, action: Action, reason: impl Into<String>) -> PlanItem {
         self.action = action;
         let r = reason.into();
         if !r.is_empty() {
@@ -328,7 +332,7 @@ pub struct PlanInput<'a> {
     pub mode: Mode,
 }
 
-fn target_err(client: &Client, e: ClientError) -> ImportError {
+pub(crate) fn target_err(client: &Client, e: ClientError) -> ImportError {
     ImportError::Target {
         target: client.host().to_string(),
         source: e,
@@ -434,44 +438,44 @@ pub async fn plan(input: PlanInput<'_>) -> Result<Plan, ImportError> {
 /// What planning has learned so far, shared by every kind's [`super::unit::Unit`].
 pub(crate) struct Planner<'a, 'b> {
     /// What the models stage would do with each registered model, by name.
-    model_actions: BTreeMap<String, Action>,
-    input: &'a PlanInput<'b>,
-    mapper: &'a Mapper<'a>,
-    items: Vec<PlanItem>,
-    tree: Tree,
+    pub(crate) model_actions: BTreeMap<String, Action>,
+    pub(crate) input: &'a PlanInput<'b>,
+    pub(crate) mapper: &'a Mapper<'a>,
+    pub(crate) items: Vec<PlanItem>,
+    pub(crate) tree: Tree,
     /// Target path → (action, kind) of workspace objects and repos in this plan.
-    created_paths: BTreeMap<String, (Action, Kind)>,
+    pub(crate) created_paths: BTreeMap<String, (Action, Kind)>,
     /// Source repo id → (target path, action, existing id).
-    repo_paths: BTreeMap<String, (String, Action, Option<i64>)>,
+    pub(crate) repo_paths: BTreeMap<String, (String, Action, Option<i64>)>,
     /// Source job id → action.
-    job_items: BTreeMap<i64, Action>,
+    pub(crate) job_items: BTreeMap<i64, Action>,
     /// Source job id → existing target id.
-    job_ids: BTreeMap<i64, i64>,
-    unmapped_clusters: BTreeMap<String, BTreeSet<String>>,
-    notes: Vec<String>,
-    limit: usize,
-    warehouse: Option<String>,
+    pub(crate) job_ids: BTreeMap<i64, i64>,
+    pub(crate) unmapped_clusters: BTreeMap<String, BTreeSet<String>>,
+    pub(crate) notes: Vec<String>,
+    pub(crate) limit: usize,
+    pub(crate) warehouse: Option<String>,
 }
 
 impl<'a, 'b> Planner<'a, 'b> {
-    fn src(&self) -> &'b SourceBundle {
+    pub(crate) fn src(&self) -> &'b SourceBundle {
         self.input.source
     }
 
-    fn opts(&self) -> &'b Options {
+    pub(crate) fn opts(&self) -> &'b Options {
         self.input.options
     }
 
-    fn client(&self) -> &'b Client {
+    pub(crate) fn client(&self) -> &'b Client {
         self.input.client
     }
 
-    fn err(&self, e: ClientError) -> ImportError {
+    pub(crate) fn err(&self, e: ClientError) -> ImportError {
         target_err(self.client(), e)
     }
 
     /// The action and reason for an existing object that differs and is not provably ours.
-    fn conflict(&self, what: String) -> (Action, String) {
+    pub(crate) fn conflict(&self, what: String) -> (Action, String) {
         if self.input.mode == Mode::Diff {
             return (Action::Update, what);
         }
@@ -485,12 +489,12 @@ impl<'a, 'b> Planner<'a, 'b> {
         }
     }
 
-    fn selected_path(&self, path: &str) -> bool {
+    pub(crate) fn selected_path(&self, path: &str) -> bool {
         self.opts().filter.path(path)
     }
 
     /// True when `path` is inside a repo of the bundle (repo content comes from its remote).
-    fn inside_repo(&self, path: &str) -> Option<String> {
+    pub(crate) fn inside_repo(&self, path: &str) -> Option<String> {
         self.src().repos.iter().find_map(|r| {
             let rp = r.path.as_deref()?;
             path.starts_with(&format!("{rp}/")).then(|| rp.to_string())
@@ -753,7 +757,7 @@ impl<'a, 'b> Planner<'a, 'b> {
         Ok(())
     }
 
-    fn with_import_step(
+    pub(crate) fn with_import_step(
         &self,
         mut item: PlanItem,
         a: Action,
@@ -770,130 +774,6 @@ impl<'a, 'b> Planner<'a, 'b> {
             });
         }
         item
-    }
-
-    pub(crate) async fn repos(&mut self) -> Result<(), ImportError> {
-        if !self.opts().filter.kind(Kind::Repo) {
-            return Ok(());
-        }
-        let m = &self.opts().mapping;
-        let mut existing: Vec<(usize, String, i64)> = Vec::new();
-        let mut pending: Vec<(usize, PlanItem)> = Vec::new();
-        for (i, r) in self.src().repos.iter().enumerate() {
-            let Some(src_path) = r.path.clone() else {
-                continue;
-            };
-            if !self.selected_path(&src_path) {
-                continue;
-            }
-            let tgt = m.path(&src_path);
-            let mut item = PlanItem::new(Kind::Repo, &src_path, &tgt);
-            item.key = keys::repo(&tgt);
-            if src_path != tgt {
-                item.notes.push(format!("{src_path} → {tgt}"));
-            }
-            if r.branch.is_none() {
-                if let Some(c) = &r.head_commit_id {
-                    item.notes.push(format!(
-                        "the source was on a detached commit {c}; the target checks out the remote's default branch"
-                    ));
-                }
-            }
-            match self.tree.get(&tgt) {
-                None => {
-                    item.action = Action::Create;
-                    if self.input.mode == Mode::Diff {
-                        item.reasons.push("missing in target".into());
-                    }
-                    item.step = Some(Step::Repo {
-                        index: i,
-                        path: tgt.clone(),
-                        existing: None,
-                    });
-                    pending.push((i, item));
-                }
-                Some(info) if info.object_type == ObjectType::Repo => {
-                    existing.push((i, tgt.clone(), info.object_id));
-                    pending.push((i, item));
-                }
-                Some(info) => {
-                    let (a, r) = self.conflict(format!(
-                        "a {} exists at {tgt}",
-                        format!("{:?}", info.object_type).to_lowercase()
-                    ));
-                    pending.push((
-                        i,
-                        item.set(
-                            if a == Action::Update {
-                                Action::Refuse
-                            } else {
-                                a
-                            },
-                            r,
-                        ),
-                    ));
-                }
-            }
-        }
-        let client = self.client().clone();
-        let got = concurrently(existing, self.limit, |(i, tgt, id)| {
-            let client = client.clone();
-            async move { (i, tgt, id, client.repos().get(id).await) }
-        })
-        .await;
-        let mut found: BTreeMap<usize, (i64, Result<crate::model::repo::Repo, ClientError>)> =
-            BTreeMap::new();
-        for (i, _, id, r) in got {
-            found.insert(i, (id, r));
-        }
-        for (i, mut item) in pending {
-            if let Some((id, r)) = found.remove(&i) {
-                let want = &self.src().repos[i];
-                let tgt = item.target.clone();
-                match r {
-                    Ok(have) if same_url(&have.url, &want.url) => {
-                        if want.branch.is_some() && have.branch != want.branch {
-                            item.action = Action::Update;
-                            item.reasons.push(format!(
-                                "on branch {}, the bundle has {}",
-                                have.branch.as_deref().unwrap_or("(detached)"),
-                                want.branch.as_deref().unwrap_or("")
-                            ));
-                            item.step = Some(Step::Repo {
-                                index: i,
-                                path: tgt.clone(),
-                                existing: Some(id),
-                            });
-                        }
-                    }
-                    Ok(have) => {
-                        let (a, r) =
-                            self.conflict(format!("a repo of {} exists at {tgt}", have.url));
-                        // A repo cannot be re-pointed at another remote.
-                        item = item.set(
-                            if a == Action::Update {
-                                Action::Refuse
-                            } else {
-                                a
-                            },
-                            r,
-                        );
-                    }
-                    Err(e) if e.is_auth_failure() => return Err(self.err(e)),
-                    Err(e) => item = item.set(Action::Cannot, format!("reading repo {id}: {e}")),
-                }
-                self.repo_paths
-                    .insert(want.id.to_string(), (tgt, item.action, Some(id)));
-            } else {
-                let r = &self.src().repos[i];
-                self.repo_paths
-                    .insert(r.id.to_string(), (item.target.clone(), item.action, None));
-            }
-            self.created_paths
-                .insert(item.target.clone(), (item.action, Kind::Repo));
-            self.items.push(item);
-        }
-        Ok(())
     }
 
     pub(crate) async fn secrets(&mut self) -> Result<(), ImportError> {
@@ -1924,7 +1804,7 @@ impl<'a, 'b> Planner<'a, 'b> {
 
     /// The warehouse for Hive statements: the flag, else the profile's, else the target's only
     /// warehouse (or its only running one). `Err` holds why there is none.
-    async fn choose_warehouse(&mut self) -> Result<Result<String, String>, ImportError> {
+    pub(crate) async fn choose_warehouse(&mut self) -> Result<Result<String, String>, ImportError> {
         if let Some(w) = &self.opts().warehouse_id {
             return Ok(Ok(w.clone()));
         }
@@ -2174,12 +2054,12 @@ pub async fn secret_value_matches(
     }
 }
 
-fn sha256(b: &[u8]) -> [u8; 32] {
+pub(crate) fn sha256(b: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(b).into()
 }
 
-fn collect_ids(v: &Value, f: &mut dyn FnMut(&str, &str)) {
+pub(crate) fn collect_ids(v: &Value, f: &mut dyn FnMut(&str, &str)) {
     match v {
         Value::Object(o) => {
             for (k, x) in o {
@@ -2229,7 +2109,7 @@ pub fn needs_parent(tree: &Tree, path: &str) -> Option<String> {
 
 /// The plan item of a models-stage object (`model NAME`, `model version NAME/N`,
 /// `alias NAME@ALIAS`): its kind and source name.
-fn model_item(object: &str) -> (Kind, String) {
+pub(crate) fn model_item(object: &str) -> (Kind, String) {
     if let Some(v) = object.strip_prefix("model version ") {
         (Kind::ModelVersion, v.to_string())
     } else if let Some(m) = object.strip_prefix("model ") {

@@ -19,8 +19,7 @@ pub(crate) type Planned<'p> = Pin<Box<dyn Future<Output = Result<(), ImportError
 /// What [`Unit::apply`] returns: the outcome of every item it ran (items it did not reach are
 /// reported by the driver as not run). Neither needs `Send`: the drivers await each unit in
 /// place, one after another.
-pub(crate) type Applied<'r> =
-    Pin<Box<dyn Future<Output = Vec<(&'r PlanItem, StepResult)>> + 'r>>;
+pub(crate) type Applied<'r> = Pin<Box<dyn Future<Output = Vec<(&'r PlanItem, StepResult)>> + 'r>>;
 
 /// One kind (or a few kinds replayed together, such as secret scopes and their secrets) as
 /// import sees it.
