@@ -25,7 +25,7 @@ pub mod emulator;
 pub mod export;
 pub mod import;
 pub mod journal;
-pub(crate) mod kinds;
+pub mod kinds;
 pub mod model;
 pub mod models;
 

@@ -10,9 +10,9 @@ use anyhow::Context;
 use dbxport::bundle::printable::{printable, printable_lines};
 use dbxport::bundle::verify::open_verified;
 use dbxport::client::{AuthArgs, Client, ClientOptions, TransportArgs};
-use dbxport::export::models::MODEL_KINDS;
 use dbxport::export::{ExportOptions, ExportSource, SecretsOptions, Selection};
 use dbxport::journal::{Journal, OpenMode};
+use dbxport::kinds::model::export::MODEL_KINDS;
 use dbxport::model::report::OnConflict;
 use dbxport::models::{
     import_models, ActionKind, ImportOptions, ModelArgs, ModelTargetArgs, Registry,

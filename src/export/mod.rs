@@ -23,18 +23,12 @@
 pub mod cluster;
 pub mod context;
 pub mod error;
-pub mod grants;
-pub mod jobs;
-pub mod models;
 pub mod options;
-pub mod permissions;
 pub mod progress;
 pub mod reference;
 pub mod report;
-pub mod secrets;
 pub mod select;
 pub mod stage;
-pub mod workspace;
 
 pub use error::ExportError;
 pub use options::{ExportOptions, SecretsOptions, Selection, DEFAULT_KINDS};
@@ -45,6 +39,10 @@ use crate::bundle::pack::{pack, PackOptions, PackSummary};
 use crate::bundle::writer::BagSettings;
 use crate::bundle::Source;
 use crate::client::{Call, Client};
+use crate::kinds::{
+    grants::export as grants, job::export as jobs, model::export as models,
+    secret::export as secrets, workspace::export as workspace,
+};
 use crate::model::scan::ScanContext;
 use crate::model::Kind;
 use crate::models::Registry;

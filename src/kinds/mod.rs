@@ -3,7 +3,7 @@
 //! A kind's module is where what that kind means is written down once:
 //!
 //! * `export` — how it is fetched from a workspace and staged into a bundle;
-//! * `import` — its [`crate::import::unit::Unit`]: how its records are compared with a target
+//! * `import` — its `Unit` (`import::unit`): how its records are compared with a target
 //!   (plan and diff) and replayed into it (apply).
 //!
 //! The drivers — [`crate::export`]'s stages, [`crate::import::plan()`] and
@@ -12,7 +12,7 @@
 //! **Where a new kind goes.** Add its name to [`crate::model::kinds`] (the one vocabulary every
 //! command parses), its section to `spec/bundle-format.md` §6 (the record's `meta` and payload
 //! files, as JSON) with its rules in `bundle::records`, a module here with `export` and
-//! `import`, its unit to [`crate::import::unit::UNITS`] at its place in the import order, its
+//! `import`, its unit to `import::unit::UNITS` at its place in the import order, its
 //! export stage to the export driver, and a golden or hostile fixture that shows it.
 //!
 //! Kinds that are recorded but not replayed (clusters, pools, policies, warehouses, mounts,

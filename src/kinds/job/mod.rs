@@ -1,3 +1,4 @@
 //! Jobs (`job`): settings with every cluster, job and notebook reference remapped on import.
 
+pub mod export;
 pub mod import;

@@ -1,3 +1,4 @@
 //! Secret scopes (`secret_scope`) with their ACLs, and secrets (`secret`) with values sealed in the bundle.
 
+pub mod export;
 pub mod import;

@@ -1,3 +1,4 @@
 //! Workspace objects: folders (`directory`), notebooks and workspace files (`notebook`, `file`).
 
+pub mod export;
 pub mod import;

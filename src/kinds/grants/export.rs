@@ -5,12 +5,12 @@
 //! and tables. One record per object, holding only the rows about that object (a `SHOW GRANTS`
 //! answer also lists its parents' rows; those belong to the parents' records).
 
-use super::context::{commit, reason, Ctx};
-use super::report::Outcome;
-use super::stage::DoneEntry;
 use crate::bundle::Resource;
 use crate::client::sql::{Statement, StatementResult};
 use crate::client::{Call, ClientError};
+use crate::export::context::{commit, reason, Ctx};
+use crate::export::report::Outcome;
+use crate::export::stage::DoneEntry;
 use crate::model::grants::{quote_name, HiveObjectType, UcGrants};
 use crate::model::Kind;
 use futures_util::stream::StreamExt;

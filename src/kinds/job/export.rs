@@ -4,11 +4,11 @@
 //! (`job_id`, `creator_user_name`, `created_time`, `run_as_user_name`); the settings are
 //! stored without the fields the server fills in, ready to be replayed.
 
-use super::context::{commit, reason, Ctx};
-use super::permissions::{fetch_permissions, stage_permissions};
-use super::stage::DoneEntry;
-use super::ExportError;
 use crate::bundle::Resource;
+use crate::export::context::{commit, reason, Ctx};
+use crate::export::stage::DoneEntry;
+use crate::export::ExportError;
+use crate::kinds::permissions::export::{fetch_permissions, stage_permissions};
 use crate::model::job::{self, Job};
 use crate::model::permissions::{ObjectPermissions, PrincipalRef};
 use crate::model::Kind;

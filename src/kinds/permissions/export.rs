@@ -2,9 +2,9 @@
 //! repo and job, staged as a `permissions` record. Inherited entries are kept (they show where
 //! access came from); import replays only the direct ones.
 
-use super::context::{commit, Ctx};
-use super::stage::DoneEntry;
 use crate::bundle::Resource;
+use crate::export::context::{commit, Ctx};
+use crate::export::stage::DoneEntry;
 use crate::model::permissions::{ObjectPermissions, PrincipalRef};
 use crate::model::Kind;
 use std::sync::Arc;

@@ -8,10 +8,10 @@
 //! recipients before anything about it is written. Without recipients no value is read at
 //! all: the keys are recorded, each with a note saying why its value is missing.
 
-use super::context::{reason, Ctx};
-use super::report::{Outcome, RecreateItem, RecreateKind};
-use super::stage::DoneEntry;
-use super::ExportError;
+use crate::export::context::{reason, Ctx};
+use crate::export::report::{Outcome, RecreateItem, RecreateKind};
+use crate::export::stage::DoneEntry;
+use crate::export::ExportError;
 use crate::model::command::{secret_read_command, SecretReadOutput};
 use crate::model::secret::{AclItem, ScopeBackend, SecretMetadata, SecretScope, ValueEncoding};
 use crate::model::Kind;
@@ -308,7 +308,7 @@ async fn read_on_cluster(
 ) -> Result<SecretReadOutput, String> {
     ctx.phase("reading secret values on the cluster");
     let command = secret_read_command(keys);
-    let out = super::cluster::run_read_only(ctx, cluster, &command, COMMAND_TIMEOUT)
+    let out = crate::export::cluster::run_read_only(ctx, cluster, &command, COMMAND_TIMEOUT)
         .await
         .map_err(|e| format!("reading values on cluster {cluster} failed: {}", reason(&e)))?;
     let mut data = out.data;
@@ -336,7 +336,7 @@ fn encoding(bytes: &[u8]) -> ValueEncoding {
 }
 
 /// Stages one scope (blocking): each value sealed and committed, then the scope with its
-/// sealed digest index. Each object's journal line goes first (see [`super::stage`]).
+/// sealed digest index. Each object's journal line goes first (see [`crate::export::stage`]).
 fn write_scope(ctx: &Ctx, mut w: ScopeWork) {
     let name = w.scope.name.clone();
     let Some(builder) = ctx.stage.builder() else {

@@ -6,12 +6,12 @@
 //! staged, journaled, reported and counted exactly like every other object: this module only
 //! adapts the pipeline's context to the models' [`StageSink`] and [`StepLog`].
 
-use super::context::{reason, Ctx};
-use super::error::ExportError;
-use super::report::Outcome;
-use super::stage::DoneEntry;
 use crate::bundle::resource::Content;
 use crate::bundle::Resource;
+use crate::export::context::{reason, Ctx};
+use crate::export::error::ExportError;
+use crate::export::report::Outcome;
+use crate::export::stage::DoneEntry;
 use crate::model::Kind;
 use crate::models::{ModelsError, StageSink, StepLog};
 use serde_json::Value;

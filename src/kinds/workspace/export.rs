@@ -6,11 +6,11 @@
 //! their code (the checklist promises every notebook line that uses a mount); they are not
 //! stored, the remote holds them.
 
-use super::context::{commit, reason, Ctx};
-use super::permissions::{export_permissions, wants_permissions};
-use super::report::Outcome;
-use super::stage::DoneEntry;
 use crate::bundle::{Content, Resource};
+use crate::export::context::{commit, reason, Ctx};
+use crate::export::report::Outcome;
+use crate::export::stage::DoneEntry;
+use crate::kinds::permissions::export::{export_permissions, wants_permissions};
 use crate::model::repo::Repo;
 use crate::model::scan::{scan, Finding};
 use crate::model::workspace::{Format, Language, ObjectInfo, ObjectType};
@@ -60,10 +60,10 @@ async fn list_folder(ctx: &Arc<Ctx>, path: &str) -> Result<Vec<ObjectInfo>, Stri
     }
     match ctx.client.workspace().list(path).await {
         Ok(entries) => {
-            let item = super::stage::Item::Listing(path.to_string(), entries.clone());
+            let item = crate::export::stage::Item::Listing(path.to_string(), entries.clone());
             if let Err(e) = ctx.committer.submit(item).await {
                 if e.fatal {
-                    ctx.set_fatal(super::ExportError::Internal(format!(
+                    ctx.set_fatal(crate::export::ExportError::Internal(format!(
                         "journaling the listing of {path}: {}",
                         e.message
                     )));
@@ -75,7 +75,7 @@ async fn list_folder(ctx: &Arc<Ctx>, path: &str) -> Result<Vec<ObjectInfo>, Stri
         Err(e) => {
             let why = reason(&e);
             if e.is_auth_failure() {
-                ctx.set_fatal(super::ExportError::Client {
+                ctx.set_fatal(crate::export::ExportError::Client {
                     context: format!("listing {path}"),
                     source: e,
                 });
