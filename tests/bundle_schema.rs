@@ -167,3 +167,45 @@ fn kind_specific_meta_rules_agree() {
         assert!(!ours(&v), "reader accepts {kind} without {key}");
     }
 }
+
+/// Issue #10: a kind's meta is typed once (`kinds::<kind>::format`) and the schema says the
+/// same. For every record of the golden bundle and every key of its `meta`, dropping the key
+/// or giving it a value of another JSON type is accepted or refused by the schema and the
+/// reader alike.
+#[test]
+fn typed_meta_and_schema_agree_on_every_meta_key() {
+    let base = golden_inventory();
+    let recs = base["records"].as_array().unwrap().clone();
+    let mut checked = 0;
+    let mut disagree = Vec::new();
+    for (i, r) in recs.iter().enumerate() {
+        let kind = r["kind"].as_str().unwrap();
+        for key in r["meta"].as_object().unwrap().keys() {
+            let other_type = match &r["meta"][key] {
+                Value::Object(_) => json!("x"),
+                _ => json!({"x": 1}),
+            };
+            let cases: [(&str, Option<Value>); 2] =
+                [("without", None), ("with a wrong-typed", Some(other_type))];
+            for (what, value) in cases {
+                let mut v = base.clone();
+                let meta = v["records"][i]["meta"].as_object_mut().unwrap();
+                match value {
+                    None => drop(meta.remove(key)),
+                    Some(x) => drop(meta.insert(key.clone(), x)),
+                }
+                let (schema_ok, reader_ok) = (schema::is_valid(&v), ours(&v));
+                if schema_ok != reader_ok {
+                    disagree.push(format!(
+                        "{kind} {what} meta.{key}: schema {}, reader {}",
+                        if schema_ok { "accepts" } else { "refuses" },
+                        if reader_ok { "accepts" } else { "refuses" }
+                    ));
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} cases");
+    assert!(disagree.is_empty(), "{}", disagree.join("\n"));
+}

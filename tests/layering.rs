@@ -1,6 +1,7 @@
 //! The layers of DESIGN.md hold in the source: the bundle format depends on nothing
 //! network-shaped or pipeline-shaped, the emulator does not borrow the client, import does not
-//! borrow export (issue #10, "one kind, one place"). Each `.rs` file under a module is read and
+//! borrow export, and a kind's `format` module (its typed meta, which the reader checks) is as
+//! offline as the bundle format (issue #10, "one kind, one place"). Each `.rs` file under a module is read and
 //! every import of a forbidden path is reported with its file and line.
 //!
 //! An import is a `crate::<module>` path (in a `use`, grouped as `crate::{<module>, …}`, or
@@ -106,8 +107,8 @@ const RULES: &[Rule] = &[
     ),
     rule(
         "bundle",
-        "crate::kinds",
-        "each kind builds on the format, not the reverse",
+        r"crate::kinds::\w+::(export|import)",
+        "the format may check records against a kind's typed meta (kinds::<kind>::format), never reach its pipelines",
     ),
     rule(
         "model",
@@ -125,6 +126,54 @@ const RULES: &[Rule] = &[
         "import.rs",
         "super::export",
         "a kind's import does not borrow its export; shared code goes below both",
+    ),
+    rule_for(
+        "kinds",
+        "format.rs",
+        "crate::client",
+        "a kind's format is read and written offline; no workspace client",
+    ),
+    rule_for(
+        "kinds",
+        "format.rs",
+        "crate::emulator",
+        "a kind's format knows no server",
+    ),
+    rule_for(
+        "kinds",
+        "format.rs",
+        "crate::export",
+        "a kind's format is below its export",
+    ),
+    rule_for(
+        "kinds",
+        "format.rs",
+        "crate::import",
+        "a kind's format is below its import",
+    ),
+    rule_for(
+        "kinds",
+        "format.rs",
+        "super::export",
+        "a kind's format is below its export",
+    ),
+    rule_for(
+        "kinds",
+        "format.rs",
+        "super::import",
+        "a kind's format is below its import",
+    ),
+    rule_for(
+        "kinds",
+        "format.rs",
+        "tokio",
+        "a kind's format does no async I/O",
+    ),
+    rule_for(
+        "kinds",
+        "format.rs",
+        "reqwest",
+        "a kind's format does no network I/O",
     ),
     rule_for(
         "kinds",
@@ -304,6 +353,9 @@ fn modules_import_only_what_their_layer_allows() {
 fn the_detector_finds_each_import_form() {
     let found = |src: &str, f: &str| imports_of(&strip_comments(src), f);
     assert_eq!(found("use super::export::stage;\n", "super::export"), [1]);
+    let pipelines = r"crate::kinds::\w+::(export|import)";
+    assert_eq!(found("use crate::kinds::job::export::x;\n", pipelines), [1]);
+    assert!(found("use crate::kinds::format::meta_problems;\n", pipelines).is_empty());
     assert!(found("use super::exporter::x;\n", "super::export").is_empty());
     assert_eq!(found("use crate::client::Client;\n", "crate::client"), [1]);
     assert_eq!(

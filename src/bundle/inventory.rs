@@ -656,50 +656,10 @@ fn record_problems(r: &Value) -> Vec<String> {
         p.push("`meta` is not an object".into());
         return p;
     };
-    let need = |keys: &[&str], p: &mut Vec<String>| {
-        for k in keys {
-            if !meta.contains_key(*k) {
-                p.push(format!("meta.{k} is missing for kind {kind}"));
-            }
-        }
-    };
-    let one_of = |key: &str, allowed: &[&str], p: &mut Vec<String>| {
-        if let Some(v) = meta.get(key) {
-            if !v.as_str().is_some_and(|s| allowed.contains(&s)) {
-                p.push(format!("meta.{key} must be one of {allowed:?}"));
-            }
-        }
-    };
-    match kind {
-        "notebook" => {
-            need(&["object_id", "language", "formats"], &mut p);
-            one_of("language", &["PYTHON", "SCALA", "SQL", "R"], &mut p);
-            if let Some(f) = meta.get("formats") {
-                let ok = f.as_array().is_some_and(|a| {
-                    a.iter().all(|x| {
-                        x.as_str().is_some_and(|s| {
-                            ["SOURCE", "HTML", "JUPYTER", "DBC", "R_MARKDOWN"].contains(&s)
-                        })
-                    })
-                });
-                if !ok {
-                    p.push("meta.formats must list export formats".into());
-                }
-            }
-        }
-        "secret" => {
-            need(&["scope", "key", "encoding"], &mut p);
-            one_of("encoding", &["string", "bytes"], &mut p);
-        }
-        "secret_scope" => {
-            need(&["backend_type", "acls", "keys"], &mut p);
-            one_of("backend_type", &["DATABRICKS", "AZURE_KEYVAULT"], &mut p);
-        }
-        "job" => need(&["job_id"], &mut p),
-        "permissions" => need(&["request_object_type", "object_id"], &mut p),
-        "model_version" => need(&["model", "version"], &mut p),
-        "model_artifact" => need(&["model", "version", "path"], &mut p),
-        _ => {}
+    // Each kind's meta is checked against its typed meta (spec §6), written once beside the
+    // kind; kinds this version does not know are kept as they are.
+    if let Some(kind) = Kind::parse(kind) {
+        p.extend(crate::kinds::format::meta_problems(kind, meta));
     }
     if o["sealed"].as_bool() == Some(true)
         && (o["stored"].as_array().is_none_or(Vec::is_empty) || !o["sha256"].is_string())
@@ -830,11 +790,12 @@ mod tests {
             parse(&v).unwrap();
             assert!(schema_problems(v.as_object().unwrap()).is_empty(), "{key}");
         }
+        // Present, a key has its §6.5 type in every version (the typed meta is one for all).
         let mut v = full.clone();
         v["records"][i]["meta"]["complete"] = json!("yes");
         assert_eq!(parse(&v).unwrap_err().code(), ErrorCode::InventorySyntax);
         v["format_version"] = json!("1.0.0");
-        parse(&v).unwrap();
+        assert_eq!(parse(&v).unwrap_err().code(), ErrorCode::InventorySyntax);
     }
 
     /// Spec §14.2 lists the kinds in import order; so does `Kind::ALL`.

@@ -2,6 +2,9 @@
 //!
 //! A kind's module is where what that kind means is written down once:
 //!
+//! * `format` — its records as spec §6 defines them: the typed `meta` the writer builds and
+//!   the reader checks ([`format::meta_problems`]), and the resources export writes. It
+//!   depends only on the bundle format and the shared model, never on the network;
 //! * `export` — how it is fetched from a workspace and staged into a bundle;
 //! * `import` — its `Unit` (`import::unit`): how its records are compared with a target
 //!   (plan and diff) and replayed into it (apply).
@@ -19,10 +22,12 @@
 //! principals) have no module here: export records them (`export::reference`) and import only
 //! lists them under "must recreate".
 
+pub mod format;
 pub mod grants;
 pub mod job;
 pub mod model;
 pub mod permissions;
+pub mod reference;
 pub mod repo;
 pub mod secret;
 pub mod workspace;

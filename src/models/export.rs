@@ -22,10 +22,10 @@ use super::registry::{ArtifactLocation, ListedFile, Registry};
 use super::select::{NameFilter, VersionSelection};
 use super::steps::StepLog;
 use super::Problem;
-use crate::bundle::layout::{segs, LogicalPath};
-use crate::bundle::resource::{Content, Part};
+use crate::bundle::resource::Content;
 use crate::bundle::{BagBuilder, Resource};
 use crate::client::ClientError;
+use crate::kinds::model::format::VersionDetails;
 use crate::model::mlflow::{ModelVersion, RegisteredModel};
 use crate::model::Kind;
 use indicatif::ProgressBar;
@@ -279,11 +279,8 @@ impl Run<'_> {
         if self.builder.contains(Kind::RegisteredModel, &name) {
             self.report.resumed += 1;
         } else {
-            let mut r = Resource::registered_model(&m);
-            r.meta["selected_versions"] = json!(versions
-                .iter()
-                .map(|v| v.version.clone())
-                .collect::<Vec<_>>());
+            let selected = versions.iter().map(|v| v.version.clone()).collect();
+            let r = Resource::registered_model_with(&m, Some(selected));
             self.add(r).await?;
         }
         self.report.models += 1;
@@ -423,7 +420,7 @@ impl Run<'_> {
                 }
                 continue;
             }
-            match self.file(&v, &loc, f, &art_id).await? {
+            match self.file(&v, &loc, f).await? {
                 FileOutcome::Stored(e, warning) => {
                     if let Some(w) = &warning {
                         self.warn(format!("model artifact {art_id}"), w.clone());
@@ -649,7 +646,6 @@ impl Run<'_> {
         v: &ModelVersion,
         loc: &ArtifactLocation,
         f: &ListedFile,
-        art_id: &str,
     ) -> Result<FileOutcome, ModelsError> {
         let mut listed = f.size;
         let mut changes: Vec<String> = Vec::new();
@@ -720,18 +716,8 @@ impl Run<'_> {
                 ));
             }
             if let (Some(first), Some(sha)) = (st.duplicate_of.clone(), st.digest.clone()) {
-                let mut r = Resource::new(
-                    Kind::ModelArtifact,
-                    art_id,
-                    art_id,
-                    json!({
-                        "model": v.name,
-                        "version": v.version,
-                        "path": f.path,
-                        "same_as": first,
-                        "sha256": sha,
-                        "size": expected,
-                    }),
+                let mut r = Resource::model_artifact_duplicate(
+                    &v.name, &v.version, &f.path, &first, &sha, expected,
                 );
                 if !changes.is_empty() {
                     r.notes.push(format!(
@@ -801,27 +787,20 @@ impl Run<'_> {
         let files = entries
             .iter()
             .map(|e| (e.path.as_str(), e.sha256.as_str(), e.size));
-        let mut r = Resource::model_version(v, files, complete).with_notes(notes);
-        r.meta["status"] = json!(v.status);
-        if let Some(l) = loc {
-            r.meta["artifact_location"] = json!(l.uri());
-        }
-        if !missing.is_empty() {
-            r.meta["missing_artifacts"] = json!(missing);
-        }
-        if let Some(run) = provenance {
-            r.meta["run_provenance"] = json!(true);
-            let bytes = crate::bundle::json::to_canonical_bytes(&run)
-                .map_err(|e| ModelsError::task("run provenance", e))?;
-            r.parts.push(Part {
-                path: LogicalPath::file(
-                    segs(["models", &v.name, "versions", &v.version, "run"]),
-                    Some("json"),
-                ),
-                content: Content::Bytes(bytes),
-                sealed: false,
-            });
-        }
+        let run = match provenance {
+            Some(run) => Some(
+                crate::bundle::json::to_canonical_bytes(&run)
+                    .map_err(|e| ModelsError::task("run provenance", e))?,
+            ),
+            None => None,
+        };
+        let details = VersionDetails {
+            status: v.status.clone(),
+            artifact_location: loc.map(|l| l.uri()),
+            missing_artifacts: missing,
+            run,
+        };
+        let r = Resource::model_version_with(v, files, complete, details).with_notes(notes);
         self.add(r).await?;
         self.report.versions += 1;
         Ok(())
