@@ -14,10 +14,11 @@ use dbxport::bundle::{pack, unpack, verify_file, write_bundle, BagBuilder, PackO
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Both golden bundles: the current one, then the frozen 1.0 one.
-fn goldens() -> [(PathBuf, PathBuf); 2] {
+/// Every golden bundle: the current one, then the frozen 1.1 and 1.0 ones.
+fn goldens() -> [(PathBuf, PathBuf); 3] {
     [
         (golden::current_path(), golden::current_inspect_path()),
+        (golden::v1_1_path(), golden::v1_1_inspect_path()),
         (golden::bundle_path(), golden::inspect_path()),
     ]
 }
@@ -253,6 +254,7 @@ fn version_meta_follows_the_format_version() {
     use dbxport::model::Kind;
     for (bundle, version, has_keys) in [
         (golden::current_path(), FORMAT_VERSION, true),
+        (golden::v1_1_path(), "1.1.0", true),
         (golden::bundle_path(), "1.0.0", false),
     ] {
         let b = dbxport::bundle::Bundle::open(&bundle, None).unwrap();

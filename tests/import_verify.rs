@@ -330,3 +330,69 @@ fn a_flood_of_broken_records_is_reported_within_a_bound() {
         .unwrap_or_else(|| panic!("no summary line: {:#?}", &report.problems));
     assert_eq!(summary.code().code(), "E303");
 }
+
+/// The must-recreate code lines of a plan of `bundle` into a fresh prod.
+fn planned_code(dir: &Path, bundle: &Path) -> Vec<dbxport::model::scan::Finding> {
+    use dbxport::import::ledger::Knowledge;
+    use dbxport::import::plan::{plan, Mode, PlanInput};
+    let prod = start_prod(dir, Default::default());
+    let src = SourceBundle::open(bundle, None).expect("the bundle opens");
+    let c = client(&prod);
+    let p = rt()
+        .block_on(plan(PlanInput {
+            source: &src,
+            options: &options(),
+            client: &c,
+            knowledge: &Knowledge::default(),
+            secrets: None,
+            mode: Mode::Import,
+        }))
+        .expect("the plan runs");
+    p.must_recreate.code
+}
+
+/// Issue #10, item 6: what export's scanner found is stored in the records
+/// (`meta.code_references`, format 1.2) and import lists it from there instead of reading and
+/// scanning every notebook again; a bundle without it (before 1.2) is still scanned.
+#[test]
+fn import_reads_code_references_from_the_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let poc = start_poc();
+    let (_key, recipient) = keypair(dir.path());
+    let original = export_poc(&poc, dir.path(), &recipient);
+    let scanned = planned_code(dir.path(), &original);
+    assert!(
+        scanned.iter().any(|f| f.matched.contains("/mnt/")),
+        "the PoC's mount lines: {scanned:?}"
+    );
+
+    // A reference only the record holds (not in the code) is listed: the record is read.
+    let planted = dir.path().join("planted.zip");
+    tamper(&original, &planted, |inv, _| {
+        let r = inv["records"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|r| r["kind"] == "notebook")
+            .unwrap();
+        r["meta"]["code_references"] = serde_json::json!([
+            {"line": 1, "dependency": "mount_path", "matched": "/mnt/only-in-the-record"}
+        ]);
+    });
+    let code = planned_code(dir.path(), &planted);
+    assert!(
+        code.iter().any(|f| f.matched == "/mnt/only-in-the-record"),
+        "{code:?}"
+    );
+
+    // Without `code_references` anywhere, the same lines are found by scanning.
+    let stripped = dir.path().join("stripped.zip");
+    tamper(&original, &stripped, |inv, _| {
+        for r in inv["records"].as_array_mut().unwrap() {
+            if let Some(m) = r["meta"].as_object_mut() {
+                m.remove("code_references");
+            }
+        }
+    });
+    assert_eq!(planned_code(dir.path(), &stripped), scanned);
+}

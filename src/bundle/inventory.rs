@@ -14,7 +14,7 @@ mod stream;
 /// The inventory's `format` value.
 pub const FORMAT_NAME: &str = "dbxport-bundle";
 /// The format version this code writes.
-pub const FORMAT_VERSION: &str = "1.1.0";
+pub const FORMAT_VERSION: &str = "1.2.0";
 /// The major version this code reads.
 pub const FORMAT_MAJOR: u64 = 1;
 /// The inventory's file name in the bag folder.

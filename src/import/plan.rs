@@ -2019,6 +2019,15 @@ impl<'a, 'b> Planner<'a, 'b> {
             if !f.kind(o.kind) || !f.path(&o.path) {
                 continue;
             }
+            // What export's scanner found is in the record (format 1.2): no need to read and
+            // scan the code again. Older bundles, and files too large to scan at export, are
+            // scanned here as before.
+            if let Some(refs) = &o.code_references {
+                let path = m.path(&o.path);
+                out.code
+                    .extend(refs.iter().filter_map(|r| r.to_finding(&path)));
+                continue;
+            }
             let Some(stored) = &o.stored else { continue };
             if o.size > MAX_IMPORT_BYTES || (o.kind == Kind::Notebook && o.format != Format::Source)
             {

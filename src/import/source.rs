@@ -11,6 +11,7 @@
 use super::ImportError;
 use crate::bundle::inventory::{OpaqueRecord, Record};
 use crate::bundle::{Bundle, Opener};
+use crate::kinds::workspace::format::{CodeReference, FileMeta, NotebookMeta};
 use crate::model::compute::{Cluster, ClusterPolicy, InstancePool, Mount, Warehouse};
 use crate::model::grants::{HiveGrant, HiveObjectType, UcGrants};
 use crate::model::job::Job;
@@ -79,6 +80,9 @@ pub struct SrcObject {
     pub sha256: Option<String>,
     /// Notes the export left on the record.
     pub notes: Vec<String>,
+    /// What export's scanner found in its code; `None` when it was not scanned (a bundle
+    /// before format 1.2, or a file over the scan limit).
+    pub code_references: Option<Vec<CodeReference>>,
 }
 
 /// A secret scope.
@@ -352,6 +356,20 @@ impl SourceBundle {
             .map_err(|e| bundle_problem(&self.path, e))
     }
 
+    /// The record's `meta` as its kind's typed meta (§6), which the reader has checked.
+    fn typed_meta<T: DeserializeOwned>(&self, r: &Record) -> Result<T, ImportError> {
+        serde_json::from_value(r.meta.clone()).map_err(|e| {
+            bundle_problem(
+                &self.path,
+                crate::bundle::BundleError::new(
+                    crate::bundle::ErrorCode::InventorySyntax,
+                    format!("record {} {}", r.kind, r.name),
+                    format!("meta does not fit its kind (spec §6): {e}"),
+                ),
+            )
+        })
+    }
+
     fn add_record(&mut self, r: &Record, raw: Option<Vec<u8>>) -> Result<(), ImportError> {
         let meta_i64 = |k: &str| {
             r.meta.get(k).and_then(|v| {
@@ -368,20 +386,15 @@ impl SourceBundle {
                 object_id,
             }),
             Kind::Notebook | Kind::File => {
-                let format = if r.kind == Kind::File {
-                    Format::Raw
+                // The reader has checked `meta` against the kind's typed meta (§6.1).
+                let (format, language, code_references) = if r.kind == Kind::File {
+                    let m: FileMeta = self.typed_meta(r)?;
+                    (Format::Raw, None, m.code_references)
                 } else {
-                    r.meta
-                        .get("formats")
-                        .and_then(Value::as_array)
-                        .and_then(|a| a.first())
-                        .and_then(Value::as_str)
-                        .and_then(Format::parse)
-                        .unwrap_or(Format::Source)
+                    let m: NotebookMeta = self.typed_meta(r)?;
+                    let format = m.formats.first().map_or(Format::Source, |f| f.to_wire());
+                    (format, Some(m.language.to_wire()), m.code_references)
                 };
-                let language = r
-                    .meta_str("language")
-                    .and_then(|l| serde_json::from_value(Value::String(l.into())).ok());
                 self.objects.push(SrcObject {
                     kind: r.kind,
                     path: r.name.clone(),
@@ -392,6 +405,7 @@ impl SourceBundle {
                     size: r.size,
                     sha256: r.sha256.clone(),
                     notes: r.notes.clone(),
+                    code_references,
                 });
             }
             Kind::Repo => {

@@ -1,10 +1,11 @@
-//! The inputs of the golden bundle `fixtures/bundles/golden-v1.1.zip`: one small resource of
+//! The inputs of the golden bundle `fixtures/bundles/golden-v1.2.zip`: one small resource of
 //! every kind, built in code, plus secret values sealed once with the fixture key (age sealing
 //! is randomized, so the sealed bytes are inputs too, kept in `golden-v1.sealed/`).
 //!
 //! `golden-v1.zip` is the same export written as format 1.0.0 (its `model_version` record has
 //! no artifact summary). It is frozen: no writer reproduces it any more, and every reader must
-//! keep accepting it (spec §14). Both share the key and the sealed inputs.
+//! keep accepting it (spec §14). `golden-v1.1.zip` is frozen the same way (format 1.1: no
+//! `code_references`). All share the key and the sealed inputs.
 //!
 //! Regenerate the current one with `DBXPORT_BLESS=1 cargo test --test bundle_golden`.
 #![allow(dead_code)]
@@ -18,6 +19,7 @@ use dbxport::model::mlflow::{ModelVersion, RegisteredModel};
 use dbxport::model::permissions::{AccessControl, ObjectPermissions, Permission, PrincipalRef};
 use dbxport::model::principal::{Group, ScimRef, ServicePrincipal, User};
 use dbxport::model::repo::Repo;
+use dbxport::model::scan::{scan, ScanContext};
 use dbxport::model::secret::{
     AclItem, AclPermission, KeyVaultMetadata, ScopeBackend, SecretMetadata, SecretScope,
     ValueEncoding,
@@ -40,12 +42,20 @@ pub fn bundle_path() -> PathBuf {
 pub fn inspect_path() -> PathBuf {
     dir().join("golden-v1.inspect.json")
 }
-/// The golden bundle today's writer reproduces (format 1.1).
+/// The golden bundle today's writer reproduces (format 1.2).
 pub fn current_path() -> PathBuf {
-    dir().join("golden-v1.1.zip")
+    dir().join("golden-v1.2.zip")
 }
 /// Its expected `inspect --json` output.
 pub fn current_inspect_path() -> PathBuf {
+    dir().join("golden-v1.2.inspect.json")
+}
+/// The frozen format 1.1 golden bundle (no `code_references`).
+pub fn v1_1_path() -> PathBuf {
+    dir().join("golden-v1.1.zip")
+}
+/// Its expected `inspect --json` output.
+pub fn v1_1_inspect_path() -> PathBuf {
     dir().join("golden-v1.1.inspect.json")
 }
 /// The fixture identity (a test key, public on purpose).
@@ -160,6 +170,33 @@ fn obj(t: ObjectType, path: &str, id: i64, lang: Option<Language>) -> ObjectInfo
     }
 }
 
+/// The ids of the golden workspace, as export's scanner knows them.
+fn scan_context() -> ScanContext {
+    ScanContext {
+        cluster_ids: vec!["0115-093000-abcd1234".into()],
+        job_ids: vec![42, 43],
+        warehouse_ids: vec!["a1b2c3d4e5f60718".into()],
+    }
+}
+
+/// A notebook as export writes it: its source scanned (format 1.2, `meta.code_references`).
+fn notebook(info: &ObjectInfo, exports: Vec<(Format, Content)>) -> Resource {
+    let findings = match &exports[0].1 {
+        Content::Bytes(b) => scan(&info.path, b, &scan_context()),
+        _ => Vec::new(),
+    };
+    Resource::notebook_scanned(info, exports, Some(&findings))
+}
+
+/// A workspace file as export writes it: scanned.
+fn workspace_file(info: &ObjectInfo, content: Content) -> Resource {
+    let findings = match &content {
+        Content::Bytes(b) => scan(&info.path, b, &scan_context()),
+        _ => Vec::new(),
+    };
+    Resource::workspace_file_scanned(info, content, Some(&findings))
+}
+
 fn src(lang: Language, body: &str) -> Content {
     Content::Bytes(format!("{}\n{body}\n", lang.source_header()).into_bytes())
 }
@@ -195,10 +232,10 @@ pub fn resources() -> Vec<Resource> {
         Resource::directory(&format!("{alice}/etl"), 1001),
         Resource::directory(&format!("{alice}/empty"), 1002),
         Resource::directory("/Shared", 1003),
-        Resource::notebook(
+        notebook(
             &obj(ObjectType::Notebook, &format!("{alice}/etl/Load: daily"), 1010, Some(Language::Python)),
             vec![
-                (Format::Source, src(Language::Python, "# COMMAND ----------\nprint('load')")),
+                (Format::Source, src(Language::Python, "# COMMAND ----------\nprint('load')\ndf = spark.read.csv('/mnt/raw/orders.csv')")),
                 (
                     Format::Jupyter,
                     Content::Bytes(
@@ -209,31 +246,31 @@ pub fn resources() -> Vec<Resource> {
             ],
         )
         .with_notes(["outputs dropped from the JUPYTER export: over the 10 MB export limit"]),
-        Resource::notebook(
+        notebook(
             &obj(ObjectType::Notebook, &format!("{alice}/Report"), 1011, Some(Language::Python)),
             vec![(Format::Source, src(Language::Python, "display(spark.table('sales.orders'))"))],
         ),
-        Resource::notebook(
+        notebook(
             &obj(ObjectType::Notebook, &format!("{alice}/report"), 1012, Some(Language::Python)),
             vec![(Format::Source, src(Language::Python, "print('lowercase twin')"))],
         ),
-        Resource::notebook(
+        notebook(
             &obj(ObjectType::Notebook, &format!("{alice}/etl/Transform"), 1013, Some(Language::Scala)),
             vec![(Format::Source, src(Language::Scala, "val x = 1"))],
         ),
-        Resource::notebook(
+        notebook(
             &obj(ObjectType::Notebook, "/Shared/Dashboard queries", 1014, Some(Language::Sql)),
             vec![(Format::Source, src(Language::Sql, "SELECT 1"))],
         ),
-        Resource::notebook(
+        notebook(
             &obj(ObjectType::Notebook, "/Shared/Données/analyse", 1015, Some(Language::R)),
             vec![(Format::Source, src(Language::R, "summary(cars)"))],
         ),
-        Resource::workspace_file(
+        workspace_file(
             &obj(ObjectType::File, &format!("{alice}/etl/config.yaml"), 1020, None),
             Content::Bytes(b"source: abfss://raw@lake.dfs.core.windows.net/\nmode: append\n".to_vec()),
         ),
-        Resource::workspace_file(
+        workspace_file(
             &obj(ObjectType::File, "/Shared/CON.csv", 1021, None),
             Content::Bytes(b"id,amount\n1,10\n2,20\n".repeat(50)),
         ),

@@ -324,7 +324,8 @@ async fn export_notebook(ctx: &Arc<Ctx>, info: &ObjectInfo) {
     }
     let findings = scan(&info.path, &source, ctx.scan_context());
     drop(source);
-    let resource = Resource::notebook(info, exports).with_notes(notes.clone());
+    let resource =
+        Resource::notebook_scanned(info, exports, Some(&findings)).with_notes(notes.clone());
     let entry = DoneEntry {
         name: info.path.clone(),
         outcome: Some(if notes.is_empty() {
@@ -385,7 +386,9 @@ async fn export_file(ctx: &Arc<Ctx>, info: &ObjectInfo) {
         }
         .await;
         match written {
-            Ok(n) => (Content::File(tmp.clone()), n, Vec::new(), Some(tmp)),
+            // Over the in-memory limit a file is not scanned (its record says so: no
+            // `code_references`).
+            Ok(n) => (Content::File(tmp.clone()), n, None, Some(tmp)),
             Err(why) => {
                 let _ = tokio::fs::remove_file(&tmp).await;
                 ctx.failed(Kind::File, &info.path, &id, why);
@@ -397,15 +400,12 @@ async fn export_file(ctx: &Arc<Ctx>, info: &ObjectInfo) {
             Ok(b) => b,
             Err(e) => return fail(e),
         };
-        let findings = if b.len() <= SCAN_LIMIT {
-            scan(&info.path, &b, ctx.scan_context())
-        } else {
-            Vec::new()
-        };
+        let findings = (b.len() <= SCAN_LIMIT).then(|| scan(&info.path, &b, ctx.scan_context()));
         let n = b.len() as u64;
         (Content::Bytes(b.to_vec()), n, findings, None)
     };
-    let resource = Resource::workspace_file(info, content);
+    let resource = Resource::workspace_file_scanned(info, content, findings.as_deref());
+    let findings = findings.unwrap_or_default();
     let entry = DoneEntry {
         name: info.path.clone(),
         bytes,

@@ -4,6 +4,7 @@
 use crate::bundle::layout::{notebook_ext, workspace_segments, LogicalPath};
 use crate::bundle::resource::{Content, Part, Resource};
 use crate::kinds::format::meta_value;
+use crate::model::scan::{Dependency, Finding};
 use crate::model::workspace::{Format, Language, ObjectInfo};
 use crate::model::Kind;
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,18 @@ pub enum NotebookLanguage {
     /// R.
     #[serde(rename = "R")]
     R,
+}
+
+impl NotebookLanguage {
+    /// The API's language.
+    pub fn to_wire(self) -> Language {
+        match self {
+            NotebookLanguage::Python => Language::Python,
+            NotebookLanguage::Scala => Language::Scala,
+            NotebookLanguage::Sql => Language::Sql,
+            NotebookLanguage::R => Language::R,
+        }
+    }
 }
 
 impl From<Language> for NotebookLanguage {
@@ -64,6 +77,17 @@ pub enum NotebookFormat {
 }
 
 impl NotebookFormat {
+    /// The API's export format.
+    pub fn to_wire(self) -> Format {
+        match self {
+            NotebookFormat::Source => Format::Source,
+            NotebookFormat::Html => Format::Html,
+            NotebookFormat::Jupyter => Format::Jupyter,
+            NotebookFormat::Dbc => Format::Dbc,
+            NotebookFormat::RMarkdown => Format::RMarkdown,
+        }
+    }
+
     /// The bundle's name for an export format of the API; `None` for one a notebook is never
     /// stored in (`AUTO`, `RAW`).
     pub fn from_wire(f: Format) -> Option<Self> {
@@ -76,6 +100,51 @@ impl NotebookFormat {
             Format::Auto | Format::Raw => return None,
         })
     }
+}
+
+/// One line of a notebook's or file's code that depends on something a migration cannot
+/// carry (§6.1): what export's scanner found, so import lists it under "must recreate"
+/// without reading and scanning the code again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeReference {
+    /// 1-based line number.
+    pub line: u64,
+    /// What the line depends on: `mount_path`, `mount_call`, `cluster_id`, `job_id`,
+    /// `warehouse_id` or `secret_read` (a newer writer may add others).
+    pub dependency: String,
+    /// The matched text (a mount path, an id, `scope/key`), never a secret value.
+    pub matched: String,
+}
+
+impl CodeReference {
+    /// The reference of a scanner finding.
+    pub fn from_finding(f: &Finding) -> Self {
+        CodeReference {
+            line: f.line as u64,
+            dependency: serde_json::to_value(f.dependency)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            matched: f.matched.clone(),
+        }
+    }
+
+    /// The finding it records for the object at `path`; `None` for a dependency this version
+    /// does not know.
+    pub fn to_finding(&self, path: &str) -> Option<Finding> {
+        let dependency: Dependency =
+            serde_json::from_value(serde_json::Value::String(self.dependency.clone())).ok()?;
+        Some(Finding {
+            path: path.to_string(),
+            line: usize::try_from(self.line).ok()?,
+            dependency,
+            matched: self.matched.clone(),
+        })
+    }
+}
+
+fn references(findings: Option<&[Finding]>) -> Option<Vec<CodeReference>> {
+    findings.map(|f| f.iter().map(CodeReference::from_finding).collect())
 }
 
 /// `meta` of a `notebook` record.
@@ -93,6 +162,10 @@ pub struct NotebookMeta {
     /// Last modification time, milliseconds since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modified_at: Option<i64>,
+    /// What export's scanner found in its source (from format 1.2; absent when it was not
+    /// scanned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_references: Option<Vec<CodeReference>>,
 }
 
 /// `meta` of a `file` record.
@@ -103,6 +176,10 @@ pub struct FileMeta {
     /// Last modification time, milliseconds since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modified_at: Option<i64>,
+    /// What export's scanner found in it (from format 1.2; absent when it was not scanned,
+    /// such as a file over the scan limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_references: Option<Vec<CodeReference>>,
 }
 
 impl Resource {
@@ -122,8 +199,18 @@ impl Resource {
         r
     }
 
-    /// A notebook with its exports; `SOURCE` first when present.
+    /// A notebook with its exports; `SOURCE` first when present. Not scanned.
     pub fn notebook(info: &ObjectInfo, exports: Vec<(Format, Content)>) -> Self {
+        Self::notebook_scanned(info, exports, None)
+    }
+
+    /// A notebook with its exports and what the scanner found in its source (`None`: not
+    /// scanned).
+    pub fn notebook_scanned(
+        info: &ObjectInfo,
+        exports: Vec<(Format, Content)>,
+        findings: Option<&[Finding]>,
+    ) -> Self {
         let language = info.language.unwrap_or(Language::Python);
         let mut exports = exports;
         // AUTO and RAW are import modes, never a stored notebook (the CLI refuses them).
@@ -138,6 +225,7 @@ impl Resource {
                 .collect(),
             created_at: info.created_at,
             modified_at: info.modified_at,
+            code_references: references(findings),
         };
         let mut r = Resource::new(
             Kind::Notebook,
@@ -158,8 +246,17 @@ impl Resource {
         r
     }
 
-    /// A workspace file, stored as its bytes.
+    /// A workspace file, stored as its bytes. Not scanned.
     pub fn workspace_file(info: &ObjectInfo, content: Content) -> Self {
+        Self::workspace_file_scanned(info, content, None)
+    }
+
+    /// A workspace file and what the scanner found in it (`None`: not scanned).
+    pub fn workspace_file_scanned(
+        info: &ObjectInfo,
+        content: Content,
+        findings: Option<&[Finding]>,
+    ) -> Self {
         let mut r = Resource::new(
             Kind::File,
             info.object_id.to_string(),
@@ -167,6 +264,7 @@ impl Resource {
             meta_value(&FileMeta {
                 object_id: info.object_id,
                 modified_at: info.modified_at,
+                code_references: references(findings),
             }),
         );
         r.parts.push(Part {
