@@ -4,6 +4,10 @@
 //! command that imports (which verify first) refuse the same records, before anything is
 //! written anywhere.
 //!
+//! This module holds the driver, the sealing rule of §5.2 and the checks several kinds share
+//! (workspace paths, secret and model names); each kind's own rules are written beside its
+//! typed meta, in `kinds::<kind>::format` (`check_record` and the like).
+//!
 //! The rules, by section (stored paths, sizes and digests against the bag — §5.2's E303/E304 —
 //! are checked with the manifest in the reader):
 //!
@@ -106,12 +110,12 @@ pub fn is_artifact_path(rel: &str) -> bool {
         && !rel.chars().any(char::is_control)
 }
 
-fn is_version(v: &str) -> bool {
+pub(crate) fn is_version(v: &str) -> bool {
     !v.is_empty() && v.len() <= 19 && v.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// One clean path component (ids that go into request paths).
-fn is_component(s: &str) -> bool {
+pub(crate) fn is_component(s: &str) -> bool {
     !s.is_empty()
         && s != "."
         && s != ".."
@@ -135,245 +139,85 @@ pub fn artifacts_digest<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)
 }
 
 /// One artifact of a version: path, SHA-256, size.
-type Artifact<'a> = (&'a str, String, u64);
+pub(crate) type Artifact<'a> = (&'a str, String, u64);
 
-struct Out<'a>(&'a mut ProblemList);
+/// Where the record rules put what they find: each problem names its record.
+pub(crate) struct Out<'a>(&'a mut ProblemList);
+
+/// What a kind's record rules may look at besides the record: the names the other records
+/// hold, and (filled as the rules run) each version's artifact manifest lines.
+pub(crate) struct RecordContext<'a> {
+    /// Names of the secret scopes.
+    pub(crate) scopes: BTreeSet<&'a str>,
+    /// Names of the registered models.
+    pub(crate) models: BTreeSet<&'a str>,
+    /// (model, version) of every version record.
+    pub(crate) versions: BTreeSet<(&'a str, &'a str)>,
+    /// Artifact records with a stored file, by `source_id` (what a duplicate's `same_as` names).
+    pub(crate) stored_artifacts: BTreeMap<&'a str, &'a Record>,
+    /// Per version: (path, sha256, size) of each artifact, for §6.5's manifest digest.
+    pub(crate) manifests: BTreeMap<(&'a str, &'a str), Vec<Artifact<'a>>>,
+}
 
 impl Out<'_> {
-    fn push(&mut self, code: ErrorCode, r: &Record, detail: impl Into<String>) {
+    pub(crate) fn push(&mut self, code: ErrorCode, r: &Record, detail: impl Into<String>) {
         self.0.push(BundleError::new(
             code,
             format!("record {} {}", r.kind, r.name),
             detail,
         ));
     }
-    fn invalid(&mut self, r: &Record, detail: impl Into<String>) {
+    pub(crate) fn invalid(&mut self, r: &Record, detail: impl Into<String>) {
         self.push(ErrorCode::RecordInvalid, r, detail);
     }
-    fn result(&mut self, r: &Record, res: Result<(), String>) {
+    pub(crate) fn result(&mut self, r: &Record, res: Result<(), String>) {
         if let Err(e) = res {
             self.invalid(r, e);
         }
     }
 }
 
-fn meta_u64(r: &Record, k: &str) -> Option<u64> {
+pub(crate) fn meta_u64(r: &Record, k: &str) -> Option<u64> {
     r.meta.get(k).and_then(Value::as_u64)
 }
 
 /// Checks every record of `inv` against the rules above; one problem per broken rule.
 pub fn check(inv: &Inventory, problems: &mut ProblemList) {
     let mut out = Out(problems);
-    let scopes: BTreeSet<&str> = inv
-        .records
-        .iter()
-        .filter(|r| r.kind == Kind::SecretScope)
-        .map(|r| r.name.as_str())
-        .collect();
-    let models: BTreeSet<&str> = inv
-        .records
-        .iter()
-        .filter(|r| r.kind == Kind::RegisteredModel)
-        .map(|r| r.name.as_str())
-        .collect();
-    let versions: BTreeSet<(&str, &str)> = inv
-        .records
-        .iter()
-        .filter(|r| r.kind == Kind::ModelVersion)
-        .filter_map(|r| Some((r.meta_str("model")?, r.meta_str("version")?)))
-        .collect();
-    let stored_artifacts: BTreeMap<&str, &Record> = inv
-        .records
-        .iter()
-        .filter(|r| r.kind == Kind::ModelArtifact && !r.stored.is_empty())
-        .map(|r| (r.source_id.as_str(), r))
-        .collect();
-    // Per version: (path, sha256, size) of each artifact, for §6.5's manifest digest.
-    let mut manifests: BTreeMap<(&str, &str), Vec<Artifact>> = BTreeMap::new();
+    let mut ctx = RecordContext {
+        scopes: inv
+            .records
+            .iter()
+            .filter(|r| r.kind == Kind::SecretScope)
+            .map(|r| r.name.as_str())
+            .collect(),
+        models: inv
+            .records
+            .iter()
+            .filter(|r| r.kind == Kind::RegisteredModel)
+            .map(|r| r.name.as_str())
+            .collect(),
+        versions: inv
+            .records
+            .iter()
+            .filter(|r| r.kind == Kind::ModelVersion)
+            .filter_map(|r| Some((r.meta_str("model")?, r.meta_str("version")?)))
+            .collect(),
+        stored_artifacts: inv
+            .records
+            .iter()
+            .filter(|r| r.kind == Kind::ModelArtifact && !r.stored.is_empty())
+            .map(|r| (r.source_id.as_str(), r))
+            .collect(),
+        manifests: BTreeMap::new(),
+    };
 
     for r in &inv.records {
         check_sealing(&mut out, r);
-        match r.kind {
-            Kind::Directory | Kind::Notebook | Kind::File | Kind::Repo => {
-                out.result(
-                    r,
-                    check_workspace_path(&r.name).map_err(|e| format!("name {e}")),
-                );
-            }
-            Kind::SecretScope => {
-                out.result(r, check_secret_name("scope", &r.name));
-                if r.source_id != r.name {
-                    out.invalid(r, "source_id differs from the scope name");
-                }
-                for k in r.meta.get("keys").and_then(Value::as_array).into_iter() {
-                    for k in k {
-                        match k.as_str().or_else(|| k.get("key").and_then(Value::as_str)) {
-                            Some(k) => out.result(r, check_secret_name("meta.keys: key", k)),
-                            None => out.invalid(r, "meta.keys holds something not a key name"),
-                        }
-                    }
-                }
-            }
-            Kind::Secret => {
-                let (Some(scope), Some(key)) = (r.meta_str("scope"), r.meta_str("key")) else {
-                    out.invalid(r, "meta.scope or meta.key is not a string");
-                    continue;
-                };
-                out.result(r, check_secret_name("scope", scope));
-                out.result(r, check_secret_name("key", key));
-                if r.name != format!("{scope}/{key}") {
-                    out.invalid(
-                        r,
-                        format!("name is not meta.scope/meta.key ({scope}/{key})"),
-                    );
-                }
-                if !scopes.contains(scope) {
-                    out.invalid(r, format!("its scope {scope:?} has no secret_scope record"));
-                }
-            }
-            Kind::Permissions => {
-                let t = r.meta_str("request_object_type").unwrap_or("");
-                if !PERMISSION_TYPES.contains(&t) {
-                    out.invalid(
-                        r,
-                        format!(
-                            "meta.request_object_type {t:?} is not one of {PERMISSION_TYPES:?}"
-                        ),
-                    );
-                }
-                let id = match r.meta.get("object_id") {
-                    Some(Value::String(s)) => s.clone(),
-                    Some(Value::Number(n)) => n.to_string(),
-                    _ => String::new(),
-                };
-                if !is_component(&id) {
-                    out.invalid(r, format!("meta.object_id {id:?} is not a plain id"));
-                } else if r.name != format!("{t}/{id}") {
-                    out.invalid(r, "name is not meta.request_object_type/meta.object_id");
-                }
-            }
-            Kind::RegisteredModel => {
-                out.result(r, check_model_name(&r.name));
-                if r.meta_str("name").is_some_and(|n| n != r.name) {
-                    out.invalid(r, "meta.name differs from the record's name");
-                }
-                if r.stored.is_empty() {
-                    out.invalid(r, "has no stored model.json");
-                }
-            }
-            Kind::ModelVersion => {
-                let (Some(model), Some(version)) = (r.meta_str("model"), r.meta_str("version"))
-                else {
-                    out.invalid(r, "meta.model or meta.version is not a string");
-                    continue;
-                };
-                out.result(r, check_model_name(model));
-                if !is_version(version) {
-                    out.invalid(
-                        r,
-                        format!("meta.version {version:?} is not a version number"),
-                    );
-                }
-                if r.name != format!("{model}/{version}") {
-                    out.invalid(r, "name is not meta.model/meta.version");
-                }
-                if r.stored.is_empty() {
-                    out.invalid(r, "has no stored version.json");
-                }
-                if !models.contains(model) {
-                    out.invalid(
-                        r,
-                        format!("its model {model:?} has no registered_model record"),
-                    );
-                }
-                manifests.entry((model, version)).or_default();
-            }
-            Kind::ModelArtifact => {
-                let (Some(model), Some(version), Some(path)) = (
-                    r.meta_str("model"),
-                    r.meta_str("version"),
-                    r.meta_str("path"),
-                ) else {
-                    out.invalid(r, "meta.model, meta.version or meta.path is not a string");
-                    continue;
-                };
-                if !is_artifact_path(path) {
-                    out.push(
-                        ErrorCode::RecordMismatch,
-                        r,
-                        format!("meta.path {path:?} is not a relative path without empty, `.` or `..` components"),
-                    );
-                    continue;
-                }
-                if r.name != format!("{model}/{version}/{path}") {
-                    out.invalid(r, "name is not meta.model/meta.version/meta.path");
-                }
-                if !versions.contains(&(model, version)) {
-                    out.invalid(
-                        r,
-                        format!("its version {model}/{version} has no model_version record"),
-                    );
-                    continue;
-                }
-                let entry = if r.stored.is_empty() {
-                    match duplicate(r, &stored_artifacts) {
-                        Ok(e) => e,
-                        Err(why) => {
-                            out.push(ErrorCode::RecordMismatch, r, why);
-                            continue;
-                        }
-                    }
-                } else {
-                    // A stored copy's digest is checked against the manifest (E303) already.
-                    (r.sha256.clone().unwrap_or_default(), r.size)
-                };
-                manifests
-                    .entry((model, version))
-                    .or_default()
-                    .push((path, entry.0, entry.1));
-            }
-            _ => {}
-        }
+        crate::kinds::format::record_rules(r, &mut ctx, &mut out);
     }
 
-    // §6.5: a reader MUST check that a version's artifact records give its artifacts_sha256.
-    for r in inv.records.iter().filter(|r| r.kind == Kind::ModelVersion) {
-        let (Some(model), Some(version)) = (r.meta_str("model"), r.meta_str("version")) else {
-            continue;
-        };
-        let files = manifests
-            .get(&(model, version))
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        let got = artifacts_digest(files.iter().map(|(p, s, _)| (*p, s.as_str())));
-        match r.meta_str("artifacts_sha256") {
-            Some(want) if want == got => {}
-            Some(want) => out.push(
-                ErrorCode::RecordMismatch,
-                r,
-                format!(
-                    "meta.artifacts_sha256 is {want}, its {} artifact records give {got}",
-                    files.len()
-                ),
-            ),
-            // Only a 1.0 bundle can lack it (fixtures/bundles/golden-v1.zip does): from 1.1 the
-            // inventory check refuses a version without it (E300, §6.5).
-            None => {}
-        }
-        let bytes: u64 = files.iter().map(|f| f.2).sum();
-        if meta_u64(r, "artifact_count").is_some_and(|n| n != files.len() as u64)
-            || meta_u64(r, "artifact_bytes").is_some_and(|n| n != bytes)
-        {
-            out.push(
-                ErrorCode::RecordMismatch,
-                r,
-                format!(
-                    "meta.artifact_count/artifact_bytes differ from its artifact records ({} files, {bytes} bytes)",
-                    files.len()
-                ),
-            );
-        }
-    }
+    crate::kinds::model::format::check_version_summaries(inv, &ctx, &mut out);
 }
 
 /// §5.2 and §8: which records are sealed, and what directories claim.
@@ -407,7 +251,10 @@ fn check_sealing(out: &mut Out, r: &Record) {
 }
 
 /// A duplicate artifact (§6.5): its `same_as` copy's digest and size, checked against its own.
-fn duplicate(r: &Record, stored: &BTreeMap<&str, &Record>) -> Result<(String, u64), String> {
+pub(crate) fn duplicate(
+    r: &Record,
+    stored: &BTreeMap<&str, &Record>,
+) -> Result<(String, u64), String> {
     let Some(first) = r.meta_str("same_as") else {
         return Err("has no stored file and no meta.same_as".into());
     };

@@ -6,6 +6,8 @@
 //! are ignored (a newer writer may add some). The writer builds the record's `meta` from it and
 //! the reader checks `meta` against it, so the two cannot drift apart.
 
+use crate::bundle::inventory::Record;
+use crate::bundle::records::{Out, RecordContext};
 use crate::model::Kind;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -52,4 +54,30 @@ pub fn meta_problems(kind: Kind, meta: &Map<String, Value>) -> Vec<String> {
         | Kind::Principal => mismatch::<reference::format::ReferenceMeta>(kind, meta),
     };
     found.into_iter().collect()
+}
+
+/// Runs the record rules of `r`'s kind (spec §6; E307, and the E303 rules §6.5 assigns).
+/// Each kind writes its own in its `format` module; kinds without rules of their own (the
+/// reference-only ones, jobs, grants) have only the inventory's and the typed meta's.
+pub(crate) fn record_rules<'a>(r: &'a Record, ctx: &mut RecordContext<'a>, out: &mut Out) {
+    use super::{model, permissions, repo, secret, workspace};
+    match r.kind {
+        Kind::Directory | Kind::Notebook | Kind::File => workspace::format::check_record(r, out),
+        Kind::Repo => repo::format::check_record(r, out),
+        Kind::SecretScope => secret::format::check_scope(r, out),
+        Kind::Secret => secret::format::check_secret(r, ctx, out),
+        Kind::Permissions => permissions::format::check_record(r, out),
+        Kind::RegisteredModel => model::format::check_registered_model(r, out),
+        Kind::ModelVersion => model::format::check_version(r, ctx, out),
+        Kind::ModelArtifact => model::format::check_artifact(r, ctx, out),
+        Kind::Job
+        | Kind::HiveGrants
+        | Kind::UcGrants
+        | Kind::Cluster
+        | Kind::InstancePool
+        | Kind::ClusterPolicy
+        | Kind::Warehouse
+        | Kind::Mount
+        | Kind::Principal => {}
+    }
 }

@@ -1,8 +1,15 @@
 //! The bundle format of ML models (spec §6.5): the `meta` of `registered_model`,
 //! `model_version` and `model_artifact` records, and the resources export writes for them.
 
+use crate::bundle::inventory::Inventory;
+use crate::bundle::inventory::Record;
 use crate::bundle::layout::{segs, LogicalPath};
+use crate::bundle::records::{
+    artifacts_digest, check_model_name, duplicate, is_artifact_path, is_version, meta_u64, Out,
+    RecordContext,
+};
 use crate::bundle::resource::{json_part, Content, Part, Resource};
+use crate::bundle::ErrorCode;
 use crate::kinds::format::meta_value;
 use crate::model::mlflow::{ModelVersion, RegisteredModel};
 use crate::model::Kind;
@@ -218,5 +225,136 @@ impl Resource {
             size: Some(size),
         };
         Resource::new(Kind::ModelArtifact, &id, &id, meta_value(&meta))
+    }
+}
+
+/// The rules of §6.5 for a `registered_model` record (E307).
+pub(crate) fn check_registered_model(r: &Record, out: &mut Out) {
+    out.result(r, check_model_name(&r.name));
+    if r.meta_str("name").is_some_and(|n| n != r.name) {
+        out.invalid(r, "meta.name differs from the record's name");
+    }
+    if r.stored.is_empty() {
+        out.invalid(r, "has no stored model.json");
+    }
+}
+
+/// The rules of §6.5 for a `model_version` record (E307).
+pub(crate) fn check_version<'a>(r: &'a Record, ctx: &mut RecordContext<'a>, out: &mut Out) {
+    let (Some(model), Some(version)) = (r.meta_str("model"), r.meta_str("version")) else {
+        out.invalid(r, "meta.model or meta.version is not a string");
+        return;
+    };
+    out.result(r, check_model_name(model));
+    if !is_version(version) {
+        out.invalid(
+            r,
+            format!("meta.version {version:?} is not a version number"),
+        );
+    }
+    if r.name != format!("{model}/{version}") {
+        out.invalid(r, "name is not meta.model/meta.version");
+    }
+    if r.stored.is_empty() {
+        out.invalid(r, "has no stored version.json");
+    }
+    if !ctx.models.contains(model) {
+        out.invalid(
+            r,
+            format!("its model {model:?} has no registered_model record"),
+        );
+    }
+    ctx.manifests.entry((model, version)).or_default();
+}
+
+/// The rules of §6.5 for a `model_artifact` record (E303 for its path and a duplicate, E307
+/// otherwise); collects its manifest line for [`check_version_summaries`].
+pub(crate) fn check_artifact<'a>(r: &'a Record, ctx: &mut RecordContext<'a>, out: &mut Out) {
+    let (Some(model), Some(version), Some(path)) = (
+        r.meta_str("model"),
+        r.meta_str("version"),
+        r.meta_str("path"),
+    ) else {
+        out.invalid(r, "meta.model, meta.version or meta.path is not a string");
+        return;
+    };
+    if !is_artifact_path(path) {
+        out.push(
+            ErrorCode::RecordMismatch,
+            r,
+            format!(
+                "meta.path {path:?} is not a relative path without empty, `.` or `..` components"
+            ),
+        );
+        return;
+    }
+    if r.name != format!("{model}/{version}/{path}") {
+        out.invalid(r, "name is not meta.model/meta.version/meta.path");
+    }
+    if !ctx.versions.contains(&(model, version)) {
+        out.invalid(
+            r,
+            format!("its version {model}/{version} has no model_version record"),
+        );
+        return;
+    }
+    let entry = if r.stored.is_empty() {
+        match duplicate(r, &ctx.stored_artifacts) {
+            Ok(e) => e,
+            Err(why) => {
+                out.push(ErrorCode::RecordMismatch, r, why);
+                return;
+            }
+        }
+    } else {
+        // A stored copy's digest is checked against the manifest (E303) already.
+        (r.sha256.clone().unwrap_or_default(), r.size)
+    };
+    ctx.manifests
+        .entry((model, version))
+        .or_default()
+        .push((path, entry.0, entry.1));
+}
+
+/// §6.5: each version's artifact summary is what its artifact records give (E303).
+pub(crate) fn check_version_summaries(inv: &Inventory, ctx: &RecordContext<'_>, out: &mut Out) {
+    // §6.5: a reader MUST check that a version's artifact records give its artifacts_sha256.
+    for r in inv.records.iter().filter(|r| r.kind == Kind::ModelVersion) {
+        let (Some(model), Some(version)) = (r.meta_str("model"), r.meta_str("version")) else {
+            continue;
+        };
+        let files = ctx
+            .manifests
+            .get(&(model, version))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        let got = artifacts_digest(files.iter().map(|(p, s, _)| (*p, s.as_str())));
+        match r.meta_str("artifacts_sha256") {
+            Some(want) if want == got => {}
+            Some(want) => out.push(
+                ErrorCode::RecordMismatch,
+                r,
+                format!(
+                    "meta.artifacts_sha256 is {want}, its {} artifact records give {got}",
+                    files.len()
+                ),
+            ),
+            // Only a 1.0 bundle can lack it (fixtures/bundles/golden-v1.zip does): from 1.1 the
+            // inventory check refuses a version without it (E300, §6.5).
+            None => {}
+        }
+        let bytes: u64 = files.iter().map(|f| f.2).sum();
+        if meta_u64(r, "artifact_count").is_some_and(|n| n != files.len() as u64)
+            || meta_u64(r, "artifact_bytes").is_some_and(|n| n != bytes)
+        {
+            out.push(
+                ErrorCode::RecordMismatch,
+                r,
+                format!(
+                    "meta.artifact_count/artifact_bytes differ from its artifact records ({} files, {bytes} bytes)",
+                    files.len()
+                ),
+            );
+        }
     }
 }

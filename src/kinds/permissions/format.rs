@@ -1,12 +1,15 @@
 //! The bundle format of object permissions (spec §6.4): the `meta` of `permissions` records,
 //! and the resource export writes for one.
 
+use crate::bundle::inventory::Record;
 use crate::bundle::layout::{segs, LogicalPath};
+use crate::bundle::records::{is_component, Out, PERMISSION_TYPES};
 use crate::bundle::resource::{json_part, Resource};
 use crate::kinds::format::meta_value;
 use crate::model::permissions::ObjectPermissions;
 use crate::model::Kind;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// An object id as `meta` holds it: a string, or a number in bundles that wrote one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,5 +61,27 @@ impl Resource {
             perms,
         ));
         r
+    }
+}
+
+/// The rules of §6.4 for a `permissions` record: a known object type and a clean id, both
+/// of which go into a request path (E307).
+pub(crate) fn check_record(r: &Record, out: &mut Out) {
+    let t = r.meta_str("request_object_type").unwrap_or("");
+    if !PERMISSION_TYPES.contains(&t) {
+        out.invalid(
+            r,
+            format!("meta.request_object_type {t:?} is not one of {PERMISSION_TYPES:?}"),
+        );
+    }
+    let id = match r.meta.get("object_id") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    };
+    if !is_component(&id) {
+        out.invalid(r, format!("meta.object_id {id:?} is not a plain id"));
+    } else if r.name != format!("{t}/{id}") {
+        out.invalid(r, "name is not meta.request_object_type/meta.object_id");
     }
 }

@@ -1,7 +1,9 @@
 //! The bundle format of Git folders (spec §6.2): the `meta` of `repo` records, and the
 //! resource export writes for one.
 
+use crate::bundle::inventory::Record;
 use crate::bundle::layout::{workspace_segments, LogicalPath};
+use crate::bundle::records::{check_workspace_path, Out};
 use crate::bundle::resource::{json_part, Resource};
 use crate::kinds::format::meta_value;
 use crate::model::repo::Repo;
@@ -46,4 +48,12 @@ impl Resource {
             .push(json_part(LogicalPath::file(segments, Some("json")), repo));
         r
     }
+}
+
+/// The rules of §6.2 for a `repo` record: its name is a workspace path (E307).
+pub(crate) fn check_record(r: &Record, out: &mut Out) {
+    out.result(
+        r,
+        check_workspace_path(&r.name).map_err(|e| format!("name {e}")),
+    );
 }

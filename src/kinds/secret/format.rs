@@ -1,7 +1,9 @@
 //! The bundle format of secrets (spec §6.3): the `meta` of `secret_scope` and `secret`
 //! records, and the resources export writes for them. Values are only ever stored sealed.
 
+use crate::bundle::inventory::Record;
 use crate::bundle::layout::{segs, LogicalPath};
+use crate::bundle::records::{check_secret_name, Out, RecordContext};
 use crate::bundle::resource::{json_part, Content, Part, Resource};
 use crate::kinds::format::meta_value;
 use crate::model::secret::{AclItem, ScopeBackend, SecretMetadata, SecretScope, ValueEncoding};
@@ -168,5 +170,40 @@ impl Resource {
             });
         }
         r
+    }
+}
+
+/// The rules of §6.3 for a `secret_scope` record (E307).
+pub(crate) fn check_scope(r: &Record, out: &mut Out) {
+    out.result(r, check_secret_name("scope", &r.name));
+    if r.source_id != r.name {
+        out.invalid(r, "source_id differs from the scope name");
+    }
+    for k in r.meta.get("keys").and_then(Value::as_array).into_iter() {
+        for k in k {
+            match k.as_str().or_else(|| k.get("key").and_then(Value::as_str)) {
+                Some(k) => out.result(r, check_secret_name("meta.keys: key", k)),
+                None => out.invalid(r, "meta.keys holds something not a key name"),
+            }
+        }
+    }
+}
+
+/// The rules of §6.3 for a `secret` record: its name, and a scope record for it (E307).
+pub(crate) fn check_secret(r: &Record, ctx: &RecordContext<'_>, out: &mut Out) {
+    let (Some(scope), Some(key)) = (r.meta_str("scope"), r.meta_str("key")) else {
+        out.invalid(r, "meta.scope or meta.key is not a string");
+        return;
+    };
+    out.result(r, check_secret_name("scope", scope));
+    out.result(r, check_secret_name("key", key));
+    if r.name != format!("{scope}/{key}") {
+        out.invalid(
+            r,
+            format!("name is not meta.scope/meta.key ({scope}/{key})"),
+        );
+    }
+    if !ctx.scopes.contains(scope) {
+        out.invalid(r, format!("its scope {scope:?} has no secret_scope record"));
     }
 }

@@ -1,7 +1,9 @@
 //! The bundle format of workspace objects (spec §6.1): the `meta` of `directory`, `notebook`
 //! and `file` records, and the resources export writes for them.
 
+use crate::bundle::inventory::Record;
 use crate::bundle::layout::{notebook_ext, workspace_segments, LogicalPath};
+use crate::bundle::records::{check_workspace_path, Out};
 use crate::bundle::resource::{Content, Part, Resource};
 use crate::kinds::format::meta_value;
 use crate::model::scan::{Dependency, Finding};
@@ -274,4 +276,12 @@ impl Resource {
         });
         r
     }
+}
+
+/// The rules of §6.1 for a `directory`, `notebook` or `file` record (E307).
+pub(crate) fn check_record(r: &Record, out: &mut Out) {
+    out.result(
+        r,
+        check_workspace_path(&r.name).map_err(|e| format!("name {e}")),
+    );
 }
