@@ -17,14 +17,12 @@ use super::plan::{
     job_refs, plan, substitute_job_refs, AclObject, Action, Mode, Plan, PlanInput, PlanItem, Step,
 };
 use super::report::{ImportReport, ItemOutcome, Outcome};
-use super::source::{SecretValues, SourceBundle, MAX_IMPORT_BYTES};
+use super::source::{SecretValues, SourceBundle};
 use super::target::{concurrently, find_job_by_tag};
 use super::{ImportError, Options};
 use crate::bundle::Opener;
 use crate::client::sql::Statement;
-use crate::client::workspace::Import;
 use crate::client::{Client, ClientError};
-use crate::model::workspace::{parent_path, Format};
 use crate::model::Kind;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -411,198 +409,6 @@ impl Run<'_> {
             Outcome::Created
         } else {
             Outcome::Updated
-        }
-    }
-
-    // ----------------------------------------------------------------------------------------
-    // Folders.
-
-    pub(crate) async fn directories(&self) -> Vec<(&PlanItem, StepResult)> {
-        if self.interrupt.is_set() {
-            return Vec::new();
-        }
-        // Every folder this import needs: folder records, and the parents of what it creates.
-        let mut needed: BTreeSet<String> = BTreeSet::new();
-        for i in &self.plan.items {
-            match &i.step {
-                Some(Step::Dir { path }) => {
-                    needed.insert(path.clone());
-                }
-                Some(Step::Import { path, .. })
-                | Some(Step::Repo {
-                    path,
-                    existing: None,
-                    ..
-                }) => {
-                    let p = parent_path(path);
-                    if !self.plan.tree.is_dir(p) {
-                        needed.insert(p.to_string());
-                    }
-                }
-                _ => {}
-            }
-        }
-        // mkdirs makes parents, so only the deepest folders need a call.
-        let leaves: Vec<String> = needed
-            .iter()
-            .filter(|p| {
-                !needed
-                    .range::<String, _>((std::ops::Bound::Excluded(*p), std::ops::Bound::Unbounded))
-                    .take_while(|q| q.starts_with(p.as_str()))
-                    .any(|q| q.starts_with(&format!("{p}/")))
-            })
-            .cloned()
-            .collect();
-        let results = concurrently(leaves, self.options.concurrency(), |leaf| async move {
-            if self.interrupt.is_set() {
-                return (leaf, Err(INTERRUPTED.to_string()));
-            }
-            self.wrote();
-            let r = self.client.workspace().mkdirs(&leaf).await;
-            (leaf, r.map_err(|e| e.to_string()))
-        })
-        .await;
-        let mut failed: BTreeMap<String, String> = BTreeMap::new();
-        for (leaf, r) in results {
-            if let Err(e) = r {
-                failed.insert(leaf, e);
-            }
-        }
-        // A folder is done when every leaf at or below it was made.
-        let mut out = Vec::new();
-        for item in self.items_of(&[Kind::Directory]) {
-            let Some(Step::Dir { path }) = &item.step else {
-                continue;
-            };
-            let bad = failed
-                .iter()
-                .find(|(leaf, _)| *leaf == path || leaf.starts_with(&format!("{path}/")));
-            let r = match bad {
-                Some((_, e)) if e == INTERRUPTED => continue,
-                Some((leaf, e)) => Err(format!("mkdirs {leaf}: {e}")),
-                None => {
-                    self.ledger
-                        .record(item.key.clone(), json!({ "sha256": Value::Null }));
-                    self.tick();
-                    Ok(Outcome::Created)
-                }
-            };
-            out.push((item, r));
-        }
-        self.st().failed_dirs = failed.into_keys().collect();
-        out
-    }
-
-    // ----------------------------------------------------------------------------------------
-    // Notebooks and files.
-
-    pub(crate) async fn objects(&self) -> Vec<(&PlanItem, StepResult)> {
-        let items = self.items_of(&[Kind::Notebook, Kind::File]);
-        let r = self
-            .each(items, |item, step| async move {
-                let Step::Import {
-                    index,
-                    path,
-                    overwrite,
-                } = step
-                else {
-                    return Err("internal: wrong step".into());
-                };
-                let r = self.import_object(*index, path, *overwrite).await;
-                if r.is_err() {
-                    self.st().failed_paths.insert(path.clone());
-                } else {
-                    let o = &self.source.objects[*index];
-                    self.ledger
-                        .record(item.key.clone(), json!({ "sha256": o.sha256 }));
-                }
-                r.map(|_| Self::created_or_updated(item))
-            })
-            .await;
-        r
-    }
-
-    pub(crate) async fn import_object(
-        &self,
-        index: usize,
-        path: &str,
-        overwrite: bool,
-    ) -> Result<(), String> {
-        let o = &self.source.objects[index];
-        if self
-            .st()
-            .failed_dirs
-            .iter()
-            .any(|d| parent_path(path) == d || parent_path(path).starts_with(&format!("{d}/")))
-        {
-            return Err(format!(
-                "its folder {} could not be created",
-                parent_path(path)
-            ));
-        }
-        let stored = o.stored.as_deref().ok_or("no content in the bundle")?;
-        let content = self
-            .source
-            .read(stored, MAX_IMPORT_BYTES)
-            .map_err(|e| e.to_string())?;
-        let content = bytes::Bytes::from(content);
-        let (format, language) = if o.kind == Kind::Notebook {
-            (o.format, o.language)
-        } else {
-            (Format::Raw, None)
-        };
-        let req = Import {
-            path,
-            content: content.clone(),
-            format,
-            language,
-            overwrite,
-        };
-        let mut last = String::new();
-        for attempt in 0..AMBIGUOUS_ATTEMPTS {
-            self.wrote();
-            match self.client.workspace().upload(&req).await {
-                Ok(()) => return Ok(()),
-                Err(e) if e.is_already_exists() && attempt > 0 => {
-                    // An earlier attempt whose answer was lost may have made it.
-                    return self.check_object(index, path).await;
-                }
-                Err(e) if ambiguous(&e) => {
-                    last = e.to_string();
-                    if !overwrite && self.check_object(index, path).await.is_ok() {
-                        return Ok(());
-                    }
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-        Err(last)
-    }
-
-    /// Succeeds when the target holds the bundle's object at `path`.
-    pub(crate) async fn check_object(&self, index: usize, path: &str) -> Result<(), String> {
-        let o = &self.source.objects[index];
-        let format = if o.kind == Kind::Notebook {
-            o.format
-        } else {
-            Format::Source
-        };
-        let bytes = self
-            .client
-            .workspace()
-            .export(path, format, None)
-            .await
-            .map_err(|e| format!("checking {path}: {e}"))?;
-        let stored = o.stored.as_deref().unwrap_or_default();
-        let mine = self
-            .source
-            .read(stored, MAX_IMPORT_BYTES)
-            .map_err(|e| e.to_string())?;
-        if super::compare::same_content(&mine, &bytes) {
-            Ok(())
-        } else {
-            Err(format!("{path} appeared in the target with other content"))
         }
     }
 
@@ -1135,7 +941,8 @@ impl Run<'_> {
     }
 }
 
-const INTERRUPTED: &str = "\u{0}interrupted";
+/// Why a step that an interrupt stopped before it started is left out of the results.
+pub(crate) const INTERRUPTED: &str = "\u{0}interrupted";
 
 pub(crate) fn backoff(attempt: usize) -> Duration {
     Duration::from_millis(250 << attempt.min(5))

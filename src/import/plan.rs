@@ -9,7 +9,7 @@
 //! target lacks, a file over the import size limit) is reported as failed and the rest goes on.
 
 use super::acl::{desired_acl, same_acl, scope_acl_changes};
-use super::compare::{first_difference, same_content};
+use super::compare::first_difference;
 use super::grants::{plan_hive, plan_uc, show_statement};
 use super::ledger::{keys, Knowledge};
 use super::mapping::PrincipalOutcome;
@@ -17,7 +17,7 @@ use super::principals::{Directory, Mapper, Unmapped};
 use super::remap::{rewrite_job, JobContext, Refusal};
 use super::report::{MustRecreate, RecreateItem, RecreateKind};
 use super::source::{SecretValues, SourceBundle, MAX_IMPORT_BYTES};
-use super::target::{concurrently, list_tree, read_directory, read_jobs, Jobs, Tree};
+use super::target::{concurrently, read_directory, read_jobs, Jobs, Tree};
 use super::{ImportError, OnConflict, Options};
 use crate::client::sql::Statement;
 use crate::client::unity::PermissionsChange;
@@ -25,7 +25,7 @@ use crate::client::{Client, ClientError};
 use crate::model::permissions::{AccessControlRequest, PrincipalRef};
 use crate::model::scan::{scan, ScanContext};
 use crate::model::secret::{AclItem, ScopeBackend};
-use crate::model::workspace::{parent_path, Format, ObjectType};
+use crate::model::workspace::{parent_path, Format};
 use crate::model::Kind;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -491,289 +491,6 @@ impl<'a, 'b> Planner<'a, 'b> {
 
     pub(crate) fn selected_path(&self, path: &str) -> bool {
         self.opts().filter.path(path)
-    }
-
-    /// True when `path` is inside a repo of the bundle (repo content comes from its remote).
-    pub(crate) fn inside_repo(&self, path: &str) -> Option<String> {
-        self.src().repos.iter().find_map(|r| {
-            let rp = r.path.as_deref()?;
-            path.starts_with(&format!("{rp}/")).then(|| rp.to_string())
-        })
-    }
-
-    pub(crate) async fn workspace(&mut self) -> Result<(), ImportError> {
-        let f = &self.opts().filter;
-        let m = &self.opts().mapping;
-        let mut wanted: BTreeSet<String> = BTreeSet::new();
-        let dirs: Vec<(String, String)> = if f.kind(Kind::Directory) {
-            self.src()
-                .directories
-                .iter()
-                .filter(|d| self.selected_path(&d.path))
-                .map(|d| (d.path.clone(), m.path(&d.path)))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let objects: Vec<(usize, String)> = self
-            .src()
-            .objects
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| f.kind(o.kind) && self.selected_path(&o.path))
-            .map(|(i, o)| (i, m.path(&o.path)))
-            .collect();
-        for (_, t) in &dirs {
-            wanted.insert(t.clone());
-        }
-        for (_, t) in &objects {
-            wanted.insert(t.clone());
-        }
-        if f.kind(Kind::Repo) {
-            for r in &self.src().repos {
-                if let Some(p) = &r.path {
-                    if self.selected_path(p) {
-                        wanted.insert(m.path(p));
-                    }
-                }
-            }
-        }
-        self.tree = list_tree(self.client(), &wanted, self.limit)
-            .await
-            .map_err(|e| self.err(e))?;
-
-        for (src, tgt) in dirs {
-            let mut item = PlanItem::new(Kind::Directory, &src, &tgt);
-            item.key = keys::object("dir", &tgt);
-            if src != tgt {
-                item.notes.push(format!("{src} → {tgt}"));
-            }
-            if let Some(repo) = self.inside_repo(&src) {
-                item = item.set(
-                    Action::Skip,
-                    format!("inside the Git folder {repo}; its content comes from the remote"),
-                );
-            } else if self
-                .src()
-                .repos
-                .iter()
-                .any(|r| r.path.as_deref() == Some(src.as_str()))
-            {
-                item = item.set(Action::Skip, "it is a Git folder, replayed as a repo");
-            } else {
-                match self.tree.get(&tgt).map(|o| o.object_type) {
-                    Some(ObjectType::Directory) => item.action = Action::Unchanged,
-                    Some(other) => {
-                        let (a, r) =
-                            self.conflict(format!("a {other:?} exists at {tgt}").to_lowercase());
-                        item = item.set(
-                            if a == Action::Update {
-                                Action::Refuse
-                            } else {
-                                a
-                            },
-                            r,
-                        );
-                    }
-                    None if tgt == "/" => item.action = Action::Unchanged,
-                    None => {
-                        item.action = Action::Create;
-                        if self.input.mode == Mode::Diff {
-                            item.reasons.push("missing in target".into());
-                        }
-                        item.step = Some(Step::Dir { path: tgt.clone() });
-                    }
-                }
-            }
-            self.created_paths
-                .insert(tgt.clone(), (item.action, Kind::Directory));
-            self.items.push(item);
-        }
-
-        // Objects: compare the content of those that exist.
-        let mut to_compare: Vec<(usize, String)> = Vec::new();
-        let mut pending: Vec<PlanItem> = Vec::new();
-        for (idx, tgt) in objects {
-            let o = &self.src().objects[idx];
-            let kname = if o.kind == Kind::Notebook {
-                "notebook"
-            } else {
-                "file"
-            };
-            let mut item = PlanItem::new(o.kind, &o.path, &tgt);
-            item.key = keys::object(kname, &tgt);
-            if o.path != tgt {
-                item.notes.push(format!("{} → {tgt}", o.path));
-            }
-            let want_type = if o.kind == Kind::Notebook {
-                ObjectType::Notebook
-            } else {
-                ObjectType::File
-            };
-            if let Some(repo) = self.inside_repo(&o.path) {
-                pending.push(item.set(
-                    Action::Skip,
-                    format!("inside the Git folder {repo}; its content comes from the remote"),
-                ));
-                continue;
-            }
-            if o.stored.is_none() {
-                let why = if o.notes.is_empty() {
-                    "the bundle holds no content for it".to_string()
-                } else {
-                    format!("the bundle holds no content for it: {}", o.notes.join("; "))
-                };
-                pending.push(item.set(Action::Cannot, why));
-                continue;
-            }
-            if o.size > MAX_IMPORT_BYTES {
-                pending.push(item.set(
-                    Action::Cannot,
-                    format!(
-                        "{} bytes, over the 10 MB the workspace import API accepts",
-                        o.size
-                    ),
-                ));
-                continue;
-            }
-            match self.tree.get(&tgt) {
-                None => {
-                    item.action = Action::Create;
-                    if self.input.mode == Mode::Diff {
-                        item.reasons.push("missing in target".into());
-                    }
-                    item.step = Some(Step::Import {
-                        index: idx,
-                        path: tgt.clone(),
-                        overwrite: false,
-                    });
-                    pending.push(item);
-                }
-                Some(info) if info.object_type != want_type => {
-                    let (a, r) = self.conflict(format!(
-                        "a {} exists at {tgt}",
-                        format!("{:?}", info.object_type).to_lowercase()
-                    ));
-                    // An object of another type cannot be overwritten in place.
-                    pending.push(item.set(
-                        if a == Action::Update {
-                            Action::Refuse
-                        } else {
-                            a
-                        },
-                        r,
-                    ));
-                }
-                Some(info) => {
-                    // Always compared with what the target holds: a journal line says only
-                    // what an earlier run put, not that nobody changed it since.
-                    let lang_differs = o.kind == Kind::Notebook
-                        && o.language.is_some()
-                        && info.language.is_some()
-                        && o.language != info.language;
-                    if lang_differs {
-                        let (a, r) = self.conflict(format!(
-                            "a {} notebook exists at {tgt}",
-                            info.language.map(|l| l.as_str()).unwrap_or("")
-                        ));
-                        pending.push(self.with_import_step(item, a, r, idx, &tgt));
-                    } else {
-                        to_compare.push((idx, tgt.clone()));
-                        pending.push(item);
-                    }
-                }
-            }
-        }
-        // Export the existing ones and compare.
-        let client = self.client().clone();
-        let src = self.input.source;
-        let compared = concurrently(to_compare, self.limit, |(idx, tgt)| {
-            let client = client.clone();
-            async move {
-                let o = &src.objects[idx];
-                let format = if o.kind == Kind::Notebook && o.format != Format::Source {
-                    o.format
-                } else {
-                    Format::Source
-                };
-                let r = client.workspace().export(&tgt, format, None).await;
-                (idx, tgt, r)
-            }
-        })
-        .await;
-        let mut verdicts: BTreeMap<String, Result<bool, String>> = BTreeMap::new();
-        for (idx, tgt, r) in compared {
-            let o = &self.src().objects[idx];
-            let v = match r {
-                Ok(bytes) => {
-                    let same_hash = o
-                        .sha256
-                        .as_deref()
-                        .is_some_and(|h| h == hex::encode(sha256(&bytes)));
-                    if same_hash {
-                        Ok(true)
-                    } else if o.kind == Kind::Notebook && o.format != Format::Source {
-                        // Rich formats are not byte-stable across exports.
-                        Ok(false)
-                    } else {
-                        let stored = o.stored.clone().unwrap_or_default();
-                        let mine = self.src().read(&stored, MAX_IMPORT_BYTES)?;
-                        Ok(same_content(&mine, &bytes))
-                    }
-                }
-                Err(e) if e.is_auth_failure() => return Err(self.err(e)),
-                Err(e) => Err(e.to_string()),
-            };
-            verdicts.insert(tgt, v);
-        }
-        for mut item in pending {
-            if item.action == Action::Unchanged && item.step.is_none() {
-                if let Some(v) = verdicts.remove(&item.target) {
-                    let idx = self
-                        .src()
-                        .objects
-                        .iter()
-                        .position(|o| o.path == item.source)
-                        .unwrap_or(0);
-                    let tgt = item.target.clone();
-                    item = match v {
-                        Ok(true) => item,
-                        Ok(false) => {
-                            let (a, r) = self.conflict(format!("{tgt} exists with other content"));
-                            self.with_import_step(item, a, r, idx, &tgt)
-                        }
-                        Err(e) => {
-                            let (a, r) = self
-                                .conflict(format!("{tgt} exists and could not be compared: {e}"));
-                            self.with_import_step(item, a, r, idx, &tgt)
-                        }
-                    };
-                }
-            }
-            self.created_paths
-                .insert(item.target.clone(), (item.action, item.kind));
-            self.items.push(item);
-        }
-        Ok(())
-    }
-
-    pub(crate) fn with_import_step(
-        &self,
-        mut item: PlanItem,
-        a: Action,
-        r: String,
-        idx: usize,
-        tgt: &str,
-    ) -> PlanItem {
-        item = item.set(a, r);
-        if a == Action::Update {
-            item.step = Some(Step::Import {
-                index: idx,
-                path: tgt.to_string(),
-                overwrite: true,
-            });
-        }
-        item
     }
 
     pub(crate) async fn secrets(&mut self) -> Result<(), ImportError> {
@@ -2061,11 +1778,6 @@ pub async fn secret_value_matches(
         Err(e) if e.is_auth_failure() => Err(e),
         Err(_) => Ok(None),
     }
-}
-
-pub(crate) fn sha256(b: &[u8]) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(b).into()
 }
 
 pub(crate) fn collect_ids(v: &Value, f: &mut dyn FnMut(&str, &str)) {

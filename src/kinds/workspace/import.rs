@@ -1,22 +1,514 @@
 //! How folders, notebooks and workspace files are planned and replayed into a target.
+//!
+//! An object is tied to its source by its target path (the source path, mapped). A folder
+//! there is ours; a notebook or file of the same type is exported and compared with the
+//! bundle's content (and a notebook's language). Other content or language, or another type of
+//! object at the path, is a conflict; another type is never overwritten in place. Apply sends
+//! `mkdirs` for the deepest folders needed, then one workspace import per notebook or file.
 
-use crate::import::apply::Run;
-use crate::import::plan::Planner;
+use crate::client::workspace::Import;
+use crate::import::apply::{ambiguous, backoff, Run, StepResult, AMBIGUOUS_ATTEMPTS, INTERRUPTED};
+use crate::import::compare::same_content;
+use crate::import::ledger::keys;
+use crate::import::plan::{Action, Mode, PlanItem, Planner, Step};
+use crate::import::report::Outcome;
+use crate::import::source::MAX_IMPORT_BYTES;
+use crate::import::target::{concurrently, list_tree};
 use crate::import::unit::{Applied, Planned, Unit};
+use crate::import::ImportError;
+use crate::model::workspace::{parent_path, Format, ObjectType};
+use crate::model::Kind;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The import unit of folders, notebooks and workspace files.
 pub(crate) struct Workspace;
 
 impl Unit for Workspace {
     fn plan<'p>(&self, planner: &'p mut Planner<'_, '_>) -> Planned<'p> {
-        Box::pin(planner.workspace())
+        Box::pin(plan(planner))
     }
 
     fn apply<'r>(&self, run: &'r Run<'_>) -> Applied<'r> {
-        Box::pin(async move {
-            let mut done = run.directories().await;
-            done.extend(run.objects().await);
-            done
-        })
+        Box::pin(apply(run))
     }
+}
+
+async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
+    let f = &p.opts().filter;
+    let m = &p.opts().mapping;
+    let mut wanted: BTreeSet<String> = BTreeSet::new();
+    let dirs: Vec<(String, String)> = if f.kind(Kind::Directory) {
+        p.src()
+            .directories
+            .iter()
+            .filter(|d| p.selected_path(&d.path))
+            .map(|d| (d.path.clone(), m.path(&d.path)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let objects: Vec<(usize, String)> = p
+        .src()
+        .objects
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| f.kind(o.kind) && p.selected_path(&o.path))
+        .map(|(i, o)| (i, m.path(&o.path)))
+        .collect();
+    for (_, t) in &dirs {
+        wanted.insert(t.clone());
+    }
+    for (_, t) in &objects {
+        wanted.insert(t.clone());
+    }
+    if f.kind(Kind::Repo) {
+        for r in &p.src().repos {
+            if let Some(path) = &r.path {
+                if p.selected_path(path) {
+                    wanted.insert(m.path(path));
+                }
+            }
+        }
+    }
+    p.tree = list_tree(p.client(), &wanted, p.limit)
+        .await
+        .map_err(|e| p.err(e))?;
+
+    for (src, tgt) in dirs {
+        let mut item = PlanItem::new(Kind::Directory, &src, &tgt);
+        item.key = keys::object("dir", &tgt);
+        if src != tgt {
+            item.notes.push(format!("{src} → {tgt}"));
+        }
+        if let Some(repo) = inside_repo(p, &src) {
+            item = item.set(
+                Action::Skip,
+                format!("inside the Git folder {repo}; its content comes from the remote"),
+            );
+        } else if p
+            .src()
+            .repos
+            .iter()
+            .any(|r| r.path.as_deref() == Some(src.as_str()))
+        {
+            item = item.set(Action::Skip, "it is a Git folder, replayed as a repo");
+        } else {
+            match p.tree.get(&tgt).map(|o| o.object_type) {
+                Some(ObjectType::Directory) => item.action = Action::Unchanged,
+                Some(other) => {
+                    let (a, r) = p.conflict(format!("a {other:?} exists at {tgt}").to_lowercase());
+                    item = item.set(
+                        if a == Action::Update {
+                            Action::Refuse
+                        } else {
+                            a
+                        },
+                        r,
+                    );
+                }
+                None if tgt == "/" => item.action = Action::Unchanged,
+                None => {
+                    item.action = Action::Create;
+                    if p.input.mode == Mode::Diff {
+                        item.reasons.push("missing in target".into());
+                    }
+                    item.step = Some(Step::Dir { path: tgt.clone() });
+                }
+            }
+        }
+        p.created_paths
+            .insert(tgt.clone(), (item.action, Kind::Directory));
+        p.items.push(item);
+    }
+
+    // Objects: compare the content of those that exist.
+    let mut to_compare: Vec<(usize, String)> = Vec::new();
+    let mut pending: Vec<PlanItem> = Vec::new();
+    for (idx, tgt) in objects {
+        let o = &p.src().objects[idx];
+        let kname = if o.kind == Kind::Notebook {
+            "notebook"
+        } else {
+            "file"
+        };
+        let mut item = PlanItem::new(o.kind, &o.path, &tgt);
+        item.key = keys::object(kname, &tgt);
+        if o.path != tgt {
+            item.notes.push(format!("{} → {tgt}", o.path));
+        }
+        let want_type = if o.kind == Kind::Notebook {
+            ObjectType::Notebook
+        } else {
+            ObjectType::File
+        };
+        if let Some(repo) = inside_repo(p, &o.path) {
+            pending.push(item.set(
+                Action::Skip,
+                format!("inside the Git folder {repo}; its content comes from the remote"),
+            ));
+            continue;
+        }
+        if o.stored.is_none() {
+            let why = if o.notes.is_empty() {
+                "the bundle holds no content for it".to_string()
+            } else {
+                format!("the bundle holds no content for it: {}", o.notes.join("; "))
+            };
+            pending.push(item.set(Action::Cannot, why));
+            continue;
+        }
+        if o.size > MAX_IMPORT_BYTES {
+            pending.push(item.set(
+                Action::Cannot,
+                format!(
+                    "{} bytes, over the 10 MB the workspace import API accepts",
+                    o.size
+                ),
+            ));
+            continue;
+        }
+        match p.tree.get(&tgt) {
+            None => {
+                item.action = Action::Create;
+                if p.input.mode == Mode::Diff {
+                    item.reasons.push("missing in target".into());
+                }
+                item.step = Some(Step::Import {
+                    index: idx,
+                    path: tgt.clone(),
+                    overwrite: false,
+                });
+                pending.push(item);
+            }
+            Some(info) if info.object_type != want_type => {
+                let (a, r) = p.conflict(format!(
+                    "a {} exists at {tgt}",
+                    format!("{:?}", info.object_type).to_lowercase()
+                ));
+                // An object of another type cannot be overwritten in place.
+                pending.push(item.set(
+                    if a == Action::Update {
+                        Action::Refuse
+                    } else {
+                        a
+                    },
+                    r,
+                ));
+            }
+            Some(info) => {
+                // Always compared with what the target holds: a journal line says only
+                // what an earlier run put, not that nobody changed it since.
+                let lang_differs = o.kind == Kind::Notebook
+                    && o.language.is_some()
+                    && info.language.is_some()
+                    && o.language != info.language;
+                if lang_differs {
+                    let (a, r) = p.conflict(format!(
+                        "a {} notebook exists at {tgt}",
+                        info.language.map(|l| l.as_str()).unwrap_or("")
+                    ));
+                    pending.push(with_import_step(item, a, r, idx, &tgt));
+                } else {
+                    to_compare.push((idx, tgt.clone()));
+                    pending.push(item);
+                }
+            }
+        }
+    }
+    // Export the existing ones and compare.
+    let client = p.client().clone();
+    let src = p.input.source;
+    let compared = concurrently(to_compare, p.limit, |(idx, tgt)| {
+        let client = client.clone();
+        async move {
+            let o = &src.objects[idx];
+            let format = if o.kind == Kind::Notebook && o.format != Format::Source {
+                o.format
+            } else {
+                Format::Source
+            };
+            let r = client.workspace().export(&tgt, format, None).await;
+            (idx, tgt, r)
+        }
+    })
+    .await;
+    let mut verdicts: BTreeMap<String, Result<bool, String>> = BTreeMap::new();
+    for (idx, tgt, r) in compared {
+        let o = &p.src().objects[idx];
+        let v = match r {
+            Ok(bytes) => {
+                let same_hash = o
+                    .sha256
+                    .as_deref()
+                    .is_some_and(|h| h == hex::encode(sha256(&bytes)));
+                if same_hash {
+                    Ok(true)
+                } else if o.kind == Kind::Notebook && o.format != Format::Source {
+                    // Rich formats are not byte-stable across exports.
+                    Ok(false)
+                } else {
+                    let stored = o.stored.clone().unwrap_or_default();
+                    let mine = p.src().read(&stored, MAX_IMPORT_BYTES)?;
+                    Ok(same_content(&mine, &bytes))
+                }
+            }
+            Err(e) if e.is_auth_failure() => return Err(p.err(e)),
+            Err(e) => Err(e.to_string()),
+        };
+        verdicts.insert(tgt, v);
+    }
+    for mut item in pending {
+        if item.action == Action::Unchanged && item.step.is_none() {
+            if let Some(v) = verdicts.remove(&item.target) {
+                let idx = p
+                    .src()
+                    .objects
+                    .iter()
+                    .position(|o| o.path == item.source)
+                    .unwrap_or(0);
+                let tgt = item.target.clone();
+                item = match v {
+                    Ok(true) => item,
+                    Ok(false) => {
+                        let (a, r) = p.conflict(format!("{tgt} exists with other content"));
+                        with_import_step(item, a, r, idx, &tgt)
+                    }
+                    Err(e) => {
+                        let (a, r) =
+                            p.conflict(format!("{tgt} exists and could not be compared: {e}"));
+                        with_import_step(item, a, r, idx, &tgt)
+                    }
+                };
+            }
+        }
+        p.created_paths
+            .insert(item.target.clone(), (item.action, item.kind));
+        p.items.push(item);
+    }
+    Ok(())
+}
+
+/// True when `path` is inside a repo of the bundle (repo content comes from its remote).
+fn inside_repo(p: &Planner<'_, '_>, path: &str) -> Option<String> {
+    p.src().repos.iter().find_map(|r| {
+        let rp = r.path.as_deref()?;
+        path.starts_with(&format!("{rp}/")).then(|| rp.to_string())
+    })
+}
+
+fn with_import_step(mut item: PlanItem, a: Action, r: String, idx: usize, tgt: &str) -> PlanItem {
+    item = item.set(a, r);
+    if a == Action::Update {
+        item.step = Some(Step::Import {
+            index: idx,
+            path: tgt.to_string(),
+            overwrite: true,
+        });
+    }
+    item
+}
+
+/// Folders first: notebooks, files and repos go into them.
+async fn apply<'r>(run: &'r Run<'_>) -> Vec<(&'r PlanItem, StepResult)> {
+    let mut done = directories(run).await;
+    done.extend(objects(run).await);
+    done
+}
+
+// ----------------------------------------------------------------------------------------
+// Folders.
+
+async fn directories<'r>(run: &'r Run<'_>) -> Vec<(&'r PlanItem, StepResult)> {
+    if run.interrupt.is_set() {
+        return Vec::new();
+    }
+    // Every folder this import needs: folder records, and the parents of what it creates.
+    let mut needed: BTreeSet<String> = BTreeSet::new();
+    for i in &run.plan.items {
+        match &i.step {
+            Some(Step::Dir { path }) => {
+                needed.insert(path.clone());
+            }
+            Some(Step::Import { path, .. })
+            | Some(Step::Repo {
+                path,
+                existing: None,
+                ..
+            }) => {
+                let p = parent_path(path);
+                if !run.plan.tree.is_dir(p) {
+                    needed.insert(p.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    // mkdirs makes parents, so only the deepest folders need a call.
+    let leaves: Vec<String> = needed
+        .iter()
+        .filter(|p| {
+            !needed
+                .range::<String, _>((std::ops::Bound::Excluded(*p), std::ops::Bound::Unbounded))
+                .take_while(|q| q.starts_with(p.as_str()))
+                .any(|q| q.starts_with(&format!("{p}/")))
+        })
+        .cloned()
+        .collect();
+    let results = concurrently(leaves, run.options.concurrency(), |leaf| async move {
+        if run.interrupt.is_set() {
+            return (leaf, Err(INTERRUPTED.to_string()));
+        }
+        run.wrote();
+        let r = run.client.workspace().mkdirs(&leaf).await;
+        (leaf, r.map_err(|e| e.to_string()))
+    })
+    .await;
+    let mut failed: BTreeMap<String, String> = BTreeMap::new();
+    for (leaf, r) in results {
+        if let Err(e) = r {
+            failed.insert(leaf, e);
+        }
+    }
+    // A folder is done when every leaf at or below it was made.
+    let mut out = Vec::new();
+    for item in run.items_of(&[Kind::Directory]) {
+        let Some(Step::Dir { path }) = &item.step else {
+            continue;
+        };
+        let bad = failed
+            .iter()
+            .find(|(leaf, _)| *leaf == path || leaf.starts_with(&format!("{path}/")));
+        let r = match bad {
+            Some((_, e)) if e == INTERRUPTED => continue,
+            Some((leaf, e)) => Err(format!("mkdirs {leaf}: {e}")),
+            None => {
+                run.ledger
+                    .record(item.key.clone(), json!({ "sha256": Value::Null }));
+                run.tick();
+                Ok(Outcome::Created)
+            }
+        };
+        out.push((item, r));
+    }
+    run.st().failed_dirs = failed.into_keys().collect();
+    out
+}
+
+// ----------------------------------------------------------------------------------------
+// Notebooks and files.
+
+async fn objects<'r>(run: &'r Run<'_>) -> Vec<(&'r PlanItem, StepResult)> {
+    let items = run.items_of(&[Kind::Notebook, Kind::File]);
+    let r = run
+        .each(items, |item, step| async move {
+            let Step::Import {
+                index,
+                path,
+                overwrite,
+            } = step
+            else {
+                return Err("internal: wrong step".into());
+            };
+            let r = import_object(run, *index, path, *overwrite).await;
+            if r.is_err() {
+                run.st().failed_paths.insert(path.clone());
+            } else {
+                let o = &run.source.objects[*index];
+                run.ledger
+                    .record(item.key.clone(), json!({ "sha256": o.sha256 }));
+            }
+            r.map(|_| Run::created_or_updated(item))
+        })
+        .await;
+    r
+}
+
+async fn import_object(
+    run: &Run<'_>,
+    index: usize,
+    path: &str,
+    overwrite: bool,
+) -> Result<(), String> {
+    let o = &run.source.objects[index];
+    if run
+        .st()
+        .failed_dirs
+        .iter()
+        .any(|d| parent_path(path) == d || parent_path(path).starts_with(&format!("{d}/")))
+    {
+        return Err(format!(
+            "its folder {} could not be created",
+            parent_path(path)
+        ));
+    }
+    let stored = o.stored.as_deref().ok_or("no content in the bundle")?;
+    let content = run
+        .source
+        .read(stored, MAX_IMPORT_BYTES)
+        .map_err(|e| e.to_string())?;
+    let content = bytes::Bytes::from(content);
+    let (format, language) = if o.kind == Kind::Notebook {
+        (o.format, o.language)
+    } else {
+        (Format::Raw, None)
+    };
+    let req = Import {
+        path,
+        content: content.clone(),
+        format,
+        language,
+        overwrite,
+    };
+    let mut last = String::new();
+    for attempt in 0..AMBIGUOUS_ATTEMPTS {
+        run.wrote();
+        match run.client.workspace().upload(&req).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_already_exists() && attempt > 0 => {
+                // An earlier attempt whose answer was lost may have made it.
+                return check_object(run, index, path).await;
+            }
+            Err(e) if ambiguous(&e) => {
+                last = e.to_string();
+                if !overwrite && check_object(run, index, path).await.is_ok() {
+                    return Ok(());
+                }
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err(last)
+}
+
+/// Succeeds when the target holds the bundle's object at `path`.
+async fn check_object(run: &Run<'_>, index: usize, path: &str) -> Result<(), String> {
+    let o = &run.source.objects[index];
+    let format = if o.kind == Kind::Notebook {
+        o.format
+    } else {
+        Format::Source
+    };
+    let bytes = run
+        .client
+        .workspace()
+        .export(path, format, None)
+        .await
+        .map_err(|e| format!("checking {path}: {e}"))?;
+    let stored = o.stored.as_deref().unwrap_or_default();
+    let mine = run
+        .source
+        .read(stored, MAX_IMPORT_BYTES)
+        .map_err(|e| e.to_string())?;
+    if same_content(&mine, &bytes) {
+        Ok(())
+    } else {
+        Err(format!("{path} appeared in the target with other content"))
+    }
+}
+
+fn sha256(b: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(b).into()
 }
