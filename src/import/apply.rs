@@ -11,7 +11,6 @@
 //! every put). A create whose answer was lost is checked the
 //! same way before it is sent again, so no object is ever made twice.
 
-use super::acl::scope_acl_changes;
 use super::ledger::{self, keys, Knowledge, Ledger};
 use super::plan::{
     job_refs, plan, substitute_job_refs, AclObject, Action, Mode, Plan, PlanInput, PlanItem, Step,
@@ -611,102 +610,6 @@ impl Run<'_> {
 
     // ----------------------------------------------------------------------------------------
     // Secret scopes and secrets.
-
-    pub(crate) async fn scopes(&self) -> Vec<(&PlanItem, StepResult)> {
-        let items = self.items_of(&[Kind::SecretScope]);
-        let me = self.plan.me.as_ref().map(|p| p.name().to_string());
-        self.each(items, |item, step| {
-            let me = me.clone();
-            async move {
-                let Step::Scope {
-                    name,
-                    create,
-                    acl,
-                    put,
-                    delete,
-                } = step
-                else {
-                    return Err("internal: wrong step".into());
-                };
-                let api = self.client.secrets();
-                let (put, delete) = if *create {
-                    self.create_scope(name).await?;
-                    let current = api.list_acls(name).await.map_err(|e| e.to_string())?;
-                    scope_acl_changes(acl, &current, me.as_deref())
-                } else {
-                    (put.clone(), delete.clone())
-                };
-                for a in &put {
-                    self.wrote();
-                    api.put_acl(name, &a.principal, a.permission)
-                        .await
-                        .map_err(|e| format!("ACL {}: {e}", a.principal))?;
-                }
-                for p in &delete {
-                    self.wrote();
-                    match api.delete_acl(name, p).await {
-                        Ok(()) => {}
-                        Err(e) if e.is_not_found() => {}
-                        Err(e) => return Err(format!("removing ACL {p}: {e}")),
-                    }
-                }
-                self.ledger.record(item.key.clone(), json!({}));
-                Ok(Self::created_or_updated(item))
-            }
-        })
-        .await
-    }
-
-    pub(crate) async fn create_scope(&self, name: &str) -> Result<(), String> {
-        let req = crate::client::secrets::CreateScope {
-            scope: name.to_string(),
-            ..Default::default()
-        };
-        let mut last = String::new();
-        for attempt in 0..AMBIGUOUS_ATTEMPTS {
-            self.wrote();
-            match self.client.secrets().create_scope(&req).await {
-                Ok(()) => return Ok(()),
-                // A scope is identified by its name: one that exists is this one.
-                Err(e) if e.is_already_exists() => return Ok(()),
-                Err(e) if ambiguous(&e) => {
-                    last = e.to_string();
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-        Err(last)
-    }
-
-    pub(crate) async fn secrets(&self) -> Vec<(&PlanItem, StepResult)> {
-        let items = self.items_of(&[Kind::Secret]);
-        self.each(items, |item, step| async move {
-            let Step::Secret { index, scope } = step else {
-                return Err("internal: wrong step".into());
-            };
-            let s = &self.source.secrets[*index];
-            let value = self
-                .values
-                .get(&s.scope, &s.key)
-                .ok_or("its value was not opened")?;
-            let sealed = json!({ "sealed_sha256": s.sealed_sha256 });
-            // The intent is on disk before the value can be in the target.
-            self.ledger
-                .record_durable(keys::secret_intent(scope, &s.key), sealed.clone())
-                .await
-                .map_err(|e| format!("journal: {e}"))?;
-            self.wrote();
-            self.client
-                .secrets()
-                .put(scope, &s.key, value, s.encoding)
-                .await
-                .map_err(|e| e.to_string())?;
-            self.ledger.record(item.key.clone(), sealed);
-            Ok(Self::created_or_updated(item))
-        })
-        .await
-    }
 
     // ----------------------------------------------------------------------------------------
     // Jobs.
