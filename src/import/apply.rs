@@ -12,12 +12,10 @@
 //! same way before it is sent again, so no object is ever made twice.
 
 use super::ledger::{self, keys, Knowledge, Ledger};
-use super::plan::{
-    job_refs, plan, substitute_job_refs, AclObject, Action, Mode, Plan, PlanInput, PlanItem, Step,
-};
+use super::plan::{plan, AclObject, Action, Mode, Plan, PlanInput, PlanItem, Step};
 use super::report::{ImportReport, ItemOutcome, Outcome};
 use super::source::{SecretValues, SourceBundle, MAX_IMPORT_BYTES};
-use super::target::{concurrently, find_job_by_tag};
+use super::target::concurrently;
 use super::{ImportError, Options};
 use crate::bundle::Opener;
 use crate::client::sql::Statement;
@@ -25,7 +23,7 @@ use crate::client::workspace::Import;
 use crate::client::{Client, ClientError};
 use crate::model::workspace::{parent_path, Format};
 use crate::model::Kind;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::PathBuf;
@@ -613,225 +611,6 @@ impl Run<'_> {
 
     // ----------------------------------------------------------------------------------------
     // Jobs.
-
-    pub(crate) async fn jobs(&self) -> Vec<(&PlanItem, StepResult)> {
-        let mut out = Vec::new();
-        if self.interrupt.is_set() {
-            return out;
-        }
-        self.st().job_ids = self.plan.job_ids.clone();
-        let items = self.items_of(&[Kind::Job]);
-        let mut creates: Vec<&PlanItem> = Vec::new();
-        let mut updates: Vec<&PlanItem> = Vec::new();
-        for i in items {
-            match &i.step {
-                Some(Step::Job { existing: None, .. }) => creates.push(i),
-                Some(Step::Job { .. }) => updates.push(i),
-                _ => {}
-            }
-        }
-        let creating: BTreeSet<i64> = creates
-            .iter()
-            .filter_map(|i| match &i.step {
-                Some(Step::Job { source_id, .. }) => Some(*source_id),
-                _ => None,
-            })
-            .collect();
-        // Create in dependency order: a job after the jobs its run_job_tasks point at.
-        let mut placeholders: Vec<&PlanItem> = Vec::new();
-        let mut remaining = creates;
-        while !remaining.is_empty() && !self.interrupt.is_set() {
-            let ready: Vec<&PlanItem>;
-            let waiting: Vec<&PlanItem>;
-            {
-                let st = self.st();
-                (ready, waiting) = remaining.into_iter().partition(|i| {
-                    let Some(Step::Job { template, .. }) = &i.step else {
-                        return false;
-                    };
-                    job_refs(template).iter().all(|r| {
-                        !creating.contains(r)
-                            || st.job_ids.contains_key(r)
-                            || st.failed_jobs.contains(r)
-                    })
-                });
-            }
-            if ready.is_empty() {
-                // A cycle: create these with a placeholder, and set them whole afterwards.
-                placeholders = waiting;
-                break;
-            }
-            let results = self
-                .each(ready, |item, step| async move {
-                    let Step::Job {
-                        source_id,
-                        template,
-                        ..
-                    } = step
-                    else {
-                        return Err("internal: wrong step".into());
-                    };
-                    let blocked: Vec<i64> = job_refs(template)
-                        .into_iter()
-                        .filter(|r| self.st().failed_jobs.contains(r))
-                        .collect();
-                    if !blocked.is_empty() {
-                        self.st().failed_jobs.insert(*source_id);
-                        return Err(format!(
-                            "it runs job(s) {} whose import failed",
-                            blocked
-                                .iter()
-                                .map(i64::to_string)
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ));
-                    }
-                    let mut settings = template.clone();
-                    substitute_job_refs(&mut settings, &self.st().job_ids);
-                    match self.create_job(*source_id, &settings).await {
-                        Ok(id) => {
-                            self.st().job_ids.insert(*source_id, id);
-                            self.ledger
-                                .record(item.key.clone(), json!({ "job_id": id }));
-                            Ok(Outcome::Created)
-                        }
-                        Err(e) => {
-                            self.st().failed_jobs.insert(*source_id);
-                            Err(e)
-                        }
-                    }
-                })
-                .await;
-            out.extend(results);
-            remaining = waiting;
-        }
-        if !placeholders.is_empty() && !self.interrupt.is_set() {
-            let results = self
-                .each(placeholders.clone(), |_item, step| async move {
-                    let Step::Job {
-                        source_id,
-                        template,
-                        ..
-                    } = step
-                    else {
-                        return Err("internal: wrong step".into());
-                    };
-                    let mut shell = Map::new();
-                    for k in ["name", "tags"] {
-                        if let Some(v) = template.get(k) {
-                            shell.insert(k.into(), v.clone());
-                        }
-                    }
-                    match self.create_job(*source_id, &shell).await {
-                        Ok(id) => {
-                            self.st().job_ids.insert(*source_id, id);
-                            Ok(Outcome::Created)
-                        }
-                        Err(e) => {
-                            self.st().failed_jobs.insert(*source_id);
-                            Err(e)
-                        }
-                    }
-                })
-                .await;
-            // Failed placeholders are final; the others are set whole below.
-            for (item, r) in results {
-                if r.is_err() {
-                    out.push((item, r));
-                } else {
-                    updates.push(item);
-                }
-            }
-        }
-        let placeholder_ids: BTreeSet<*const PlanItem> =
-            placeholders.iter().map(|p| *p as *const PlanItem).collect();
-        let creating = &creating;
-        let results = self
-            .each(updates, |item, step| {
-                let was_placeholder = placeholder_ids.contains(&(item as *const PlanItem));
-                async move {
-                    let Step::Job {
-                        source_id,
-                        template,
-                        existing,
-                    } = step
-                    else {
-                        return Err("internal: wrong step".into());
-                    };
-                    let id = match existing.or_else(|| self.st().job_ids.get(source_id).copied()) {
-                        Some(id) => id,
-                        None => return Err("its job id is unknown".into()),
-                    };
-                    let mut settings = template.clone();
-                    substitute_job_refs(&mut settings, &self.st().job_ids);
-                    let unresolved: Vec<i64> = job_refs(&settings)
-                        .into_iter()
-                        .filter(|r| creating.contains(r) && !self.st().job_ids.contains_key(r))
-                        .collect();
-                    if !unresolved.is_empty() {
-                        return Err(format!(
-                            "it runs job(s) {} whose import failed",
-                            unresolved
-                                .iter()
-                                .map(i64::to_string)
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ));
-                    }
-                    self.wrote();
-                    self.client
-                        .jobs()
-                        .reset(id, &settings)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    self.ledger
-                        .record(item.key.clone(), json!({ "job_id": id }));
-                    Ok(if was_placeholder {
-                        Outcome::Created
-                    } else {
-                        Outcome::Updated
-                    })
-                }
-            })
-            .await;
-        out.extend(results);
-        out
-    }
-
-    /// Creates a job, making sure a lost answer never leads to a second job: before sending
-    /// again, the job is looked for by its source tag.
-    pub(crate) async fn create_job(
-        &self,
-        source_id: i64,
-        settings: &Map<String, Value>,
-    ) -> Result<i64, String> {
-        let tag = self.source.job_tag(source_id);
-        let name = settings
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("Untitled")
-            .to_string();
-        let mut last = String::new();
-        for attempt in 0..AMBIGUOUS_ATTEMPTS {
-            if attempt > 0 {
-                match find_job_by_tag(self.client, &name, &tag).await {
-                    Ok(Some(id)) => return Ok(id),
-                    Ok(None) => {}
-                    Err(e) => return Err(format!("looking for the job after a lost answer: {e}")),
-                }
-            }
-            self.wrote();
-            match self.client.jobs().create(settings).await {
-                Ok(id) => return Ok(id),
-                Err(e) if ambiguous(&e) => {
-                    last = e.to_string();
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-        Err(last)
-    }
 
     // ----------------------------------------------------------------------------------------
     // Permissions.

@@ -9,14 +9,13 @@
 //! target lacks, a file over the import size limit) is reported as failed and the rest goes on.
 
 use super::acl::{desired_acl, same_acl};
-use super::compare::{first_difference, same_content};
+use super::compare::same_content;
 use super::grants::{plan_hive, plan_uc, show_statement};
 use super::ledger::{keys, Knowledge};
 use super::principals::{Directory, Mapper, Unmapped};
-use super::remap::{rewrite_job, JobContext, Refusal};
 use super::report::{MustRecreate, RecreateItem, RecreateKind};
 use super::source::{SecretValues, SourceBundle, MAX_IMPORT_BYTES};
-use super::target::{concurrently, list_tree, read_directory, read_jobs, Jobs, Tree};
+use super::target::{concurrently, list_tree, read_directory, Tree};
 use super::{ImportError, OnConflict, Options};
 use crate::client::sql::Statement;
 use crate::client::unity::PermissionsChange;
@@ -854,153 +853,6 @@ impl<'a, 'b> Planner<'a, 'b> {
         }
     }
 
-    pub(crate) async fn jobs(&mut self) -> Result<(), ImportError> {
-        if !self.opts().filter.kind(Kind::Job) {
-            return Ok(());
-        }
-        let jobs: Jobs = read_jobs(self.client()).await.map_err(|e| self.err(e))?;
-        let src = self.input.source;
-        // Every source job id a reference may name → the id it has in the target, when known.
-        let mut known: BTreeMap<i64, i64> = BTreeMap::new();
-        let bundle_ids: BTreeSet<i64> = src.jobs.iter().map(|j| j.job_id).collect();
-        for j in &src.jobs {
-            if let Some(t) = jobs.find(&src.job_tag(j.job_id)) {
-                known.insert(j.job_id, t.job_id);
-            }
-        }
-        // References to jobs outside the bundle can still resolve through their tags.
-        for j in &src.jobs {
-            for r in job_refs(&j.settings) {
-                if !bundle_ids.contains(&r) {
-                    if let Some(t) = jobs.find(&src.job_tag(r)) {
-                        known.insert(r, t.job_id);
-                    }
-                }
-            }
-        }
-        let resolvable: BTreeMap<i64, i64> = bundle_ids
-            .iter()
-            .chain(known.keys())
-            .map(|id| (*id, *id))
-            .collect();
-        let keep_schedules = self.opts().keep_schedules;
-        for j in &src.jobs {
-            let name = j
-                .settings
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            let place = format!("job {name} ({})", j.job_id);
-            let mut item = PlanItem::new(Kind::Job, format!("{name} ({})", j.job_id), &name);
-            item.key = keys::job(j.job_id);
-            let mut settings = j.settings.clone();
-            for f in crate::model::job::SERVER_SETTINGS_FIELDS {
-                settings.remove(f);
-            }
-            let mapper = self.mapper;
-            let map_principal = |n: &str, field: &str| mapper.map(n, &format!("{place}: {field}"));
-            let external = |a: &str| a.contains('@') && !mapper.is_source_principal(a);
-            let ctx = JobContext {
-                mapping: &self.opts().mapping,
-                map_principal: &map_principal,
-                is_external_address: &external,
-                job_ids: &resolvable,
-                keep_schedules,
-                source_tag: src.job_tag(j.job_id),
-            };
-            let rw = rewrite_job(&settings, &ctx);
-            item.notes.extend(rw.notes.iter().map(|n| n.0.clone()));
-            let existing = jobs.find(&src.job_tag(j.job_id));
-            if let Some(e) = existing {
-                item.target = format!("{name} (job {})", e.job_id);
-                let dups: Vec<String> = jobs.by_tag[&src.job_tag(j.job_id)]
-                    .iter()
-                    .skip(1)
-                    .map(|d| d.job_id.to_string())
-                    .collect();
-                if !dups.is_empty() {
-                    item.notes.push(format!(
-                        "other target jobs carry the same source tag ({}); job {} is used",
-                        dups.join(", "),
-                        e.job_id
-                    ));
-                }
-            }
-            if !rw.refusals.is_empty() {
-                for r in &rw.refusals {
-                    if let Refusal::UnmappedCluster { cluster_id } = r {
-                        self.unmapped_clusters
-                            .entry(cluster_id.clone())
-                            .or_default()
-                            .insert(place.clone());
-                    }
-                }
-                item.action = Action::Refuse;
-                item.reasons = rw.refusals.iter().map(|r| r.to_string()).collect();
-                self.job_items.insert(j.job_id, Action::Refuse);
-                self.items.push(item);
-                continue;
-            }
-            let template = rw.settings;
-            match existing {
-                None => {
-                    item.action = Action::Create;
-                    if self.input.mode == Mode::Diff {
-                        item.reasons.push("missing in target".into());
-                    }
-                    item.step = Some(Step::Job {
-                        source_id: j.job_id,
-                        existing: None,
-                        template,
-                    });
-                }
-                Some(e) => {
-                    let refs = job_refs(&template);
-                    let unresolved: Vec<i64> = refs
-                        .into_iter()
-                        .filter(|r| !known.contains_key(r))
-                        .collect();
-                    let diff = if unresolved.is_empty() {
-                        let mut s = template.clone();
-                        substitute_job_refs(&mut s, &known);
-                        let mut have = e.settings.clone();
-                        for f in crate::model::job::SERVER_SETTINGS_FIELDS {
-                            have.remove(f);
-                        }
-                        first_difference(&Value::Object(s), &Value::Object(have))
-                            .map(|p| format!("settings differ at {p}"))
-                    } else {
-                        Some(format!(
-                            "run_job_task references job(s) {} that this import creates",
-                            unresolved
-                                .iter()
-                                .map(i64::to_string)
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ))
-                    };
-                    match diff {
-                        None => item.action = Action::Unchanged,
-                        Some(d) => {
-                            item.action = Action::Update;
-                            item.reasons.push(d);
-                            item.step = Some(Step::Job {
-                                source_id: j.job_id,
-                                existing: Some(e.job_id),
-                                template,
-                            });
-                        }
-                    }
-                }
-            }
-            self.job_items.insert(j.job_id, item.action);
-            self.items.push(item);
-        }
-        self.job_ids = known;
-        Ok(())
-    }
-
     pub(crate) async fn permissions(&mut self) -> Result<(), ImportError> {
         if !self.opts().filter.kind(Kind::Permissions) {
             return Ok(());
@@ -1805,20 +1657,6 @@ pub fn same_url(a: &str, b: &str) -> bool {
             .to_lowercase()
     };
     n(a) == n(b)
-}
-
-/// Rewrites every `run_job_task.job_id` of `settings` (source ids) through `ids`; ids not in
-/// `ids` are left as they are.
-pub fn substitute_job_refs(settings: &mut Map<String, Value>, ids: &BTreeMap<i64, i64>) {
-    crate::model::job::substitute_run_job_ids(settings, ids);
-}
-
-/// Source job ids a job's settings reference through `run_job_task`, nested tasks included.
-pub fn job_refs(settings: &Map<String, Value>) -> Vec<i64> {
-    let mut out = crate::model::job::run_job_references(settings);
-    out.sort();
-    out.dedup();
-    out
 }
 
 /// The parent folders (target paths) a create of `path` needs.
