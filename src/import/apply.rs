@@ -14,7 +14,7 @@
 use super::acl::scope_acl_changes;
 use super::ledger::{self, keys, Knowledge, Ledger};
 use super::plan::{
-    job_refs, plan, substitute_job_refs, AclObject, Action, Mode, Plan, PlanInput, PlanItem, Step,
+    job_refs, plan, substitute_job_refs, Action, Mode, Plan, PlanInput, PlanItem, Step,
 };
 use super::report::{ImportReport, ItemOutcome, Outcome};
 use super::source::{SecretValues, SourceBundle, MAX_IMPORT_BYTES};
@@ -932,58 +932,6 @@ impl Run<'_> {
 
     // ----------------------------------------------------------------------------------------
     // Permissions.
-
-    pub(crate) async fn permissions(&self) -> Vec<(&PlanItem, StepResult)> {
-        let items = self.items_of(&[Kind::Permissions]);
-        self.each(items, |item, step| async move {
-            let Step::Permissions { object, acl } = step else {
-                return Err("internal: wrong step".into());
-            };
-            let (rt, id) = self.resolve(object).await?;
-            self.wrote();
-            self.client
-                .permissions()
-                .set(&rt, &id, acl)
-                .await
-                .map_err(|e| e.to_string())?;
-            self.ledger.record(item.key.clone(), json!({}));
-            Ok(Self::created_or_updated(item))
-        })
-        .await
-    }
-
-    pub(crate) async fn resolve(&self, object: &AclObject) -> Result<(String, String), String> {
-        match object {
-            AclObject::Id { request_type, id } => Ok((request_type.clone(), id.clone())),
-            AclObject::Path { request_type, path } => {
-                if self.st().failed_paths.contains(path) {
-                    return Err("its object could not be imported".into());
-                }
-                let info = self
-                    .client
-                    .workspace()
-                    .get_status(path)
-                    .await
-                    .map_err(|e| format!("finding {path}: {e}"))?;
-                Ok((request_type.clone(), info.object_id.to_string()))
-            }
-            AclObject::Repo { path } => match self.st().repo_ids.get(path) {
-                Some(id) => Ok(("repos".into(), id.to_string())),
-                None => Err("its repo could not be created".into()),
-            },
-            AclObject::Model { name } => self
-                .client
-                .mlflow()
-                .get_model_databricks(name)
-                .await
-                .map(|m| ("registered-models".to_string(), m.id))
-                .map_err(|e| format!("finding model {name}: {e}")),
-            AclObject::Job { source_id } => match self.st().job_ids.get(source_id) {
-                Some(id) => Ok(("jobs".into(), id.to_string())),
-                None => Err("its job could not be created".into()),
-            },
-        }
-    }
 
     // ----------------------------------------------------------------------------------------
     // ML models.
