@@ -21,7 +21,6 @@ use super::source::{SecretValues, SourceBundle, MAX_IMPORT_BYTES};
 use super::target::{concurrently, find_job_by_tag};
 use super::{ImportError, Options};
 use crate::bundle::Opener;
-use crate::client::sql::Statement;
 use crate::client::workspace::Import;
 use crate::client::{Client, ClientError};
 use crate::model::workspace::{parent_path, Format};
@@ -1013,74 +1012,6 @@ impl Run<'_> {
 
     // ----------------------------------------------------------------------------------------
     // Table grants.
-
-    pub(crate) async fn grants(&self) -> Vec<(&PlanItem, StepResult)> {
-        let items = self.items_of(&[Kind::HiveGrants, Kind::UcGrants]);
-        let warehouse = self.plan.warehouse_id.clone();
-        self.each(items, |item, step| {
-            let warehouse = warehouse.clone();
-            async move {
-                match step {
-                    Step::Hive { statements } => {
-                        let wh = warehouse.ok_or("no SQL warehouse")?;
-                        for st in statements {
-                            self.run_statement(&wh, st).await?;
-                        }
-                    }
-                    Step::Uc {
-                        securable_type,
-                        full_name,
-                        changes,
-                    } => {
-                        self.wrote();
-                        self.client
-                            .unity()
-                            .update_grants(securable_type, full_name, changes)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                    }
-                    _ => return Err("internal: wrong step".into()),
-                }
-                self.ledger.record(item.key.clone(), json!({}));
-                Ok(Self::created_or_updated(item))
-            }
-        })
-        .await
-    }
-
-    /// Runs one grant statement. `GRANT`, `DENY` and `ALTER … OWNER` have the same effect when
-    /// repeated, so an answer that was lost is simply sent again.
-    pub(crate) async fn run_statement(
-        &self,
-        warehouse: &str,
-        statement: &str,
-    ) -> Result<(), String> {
-        let mut last = String::new();
-        for attempt in 0..AMBIGUOUS_ATTEMPTS {
-            self.wrote();
-            let r = self
-                .client
-                .sql()
-                .execute(&Statement {
-                    statement,
-                    warehouse_id: warehouse,
-                    catalog: None,
-                    schema: None,
-                    read_only: false,
-                    timeout: Duration::from_secs(300),
-                })
-                .await;
-            match r {
-                Ok(_) => return Ok(()),
-                Err(e) if ambiguous(&e) => {
-                    last = e.to_string();
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-        Err(last)
-    }
 }
 
 const INTERRUPTED: &str = "\u{0}interrupted";

@@ -10,7 +10,6 @@
 
 use super::acl::scope_acl_changes;
 use super::compare::{first_difference, same_content};
-use super::grants::{plan_hive, plan_uc, show_statement};
 use super::ledger::{keys, Knowledge};
 use super::mapping::PrincipalOutcome;
 use super::principals::{Directory, Mapper, Unmapped};
@@ -19,7 +18,6 @@ use super::report::{MustRecreate, RecreateItem, RecreateKind};
 use super::source::{SecretValues, SourceBundle, MAX_IMPORT_BYTES};
 use super::target::{concurrently, list_tree, read_directory, read_jobs, Jobs, Tree};
 use super::{ImportError, OnConflict, Options};
-use crate::client::sql::Statement;
 use crate::client::unity::PermissionsChange;
 use crate::client::{Client, ClientError};
 use crate::model::permissions::{AccessControlRequest, PrincipalRef};
@@ -30,7 +28,6 @@ use crate::model::Kind;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 /// What import would do with one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -1279,237 +1276,6 @@ impl<'a, 'b> Planner<'a, 'b> {
         }
         self.job_ids = known;
         Ok(())
-    }
-
-    pub(crate) async fn grants(&mut self) -> Result<(), ImportError> {
-        let f = self.opts().filter.clone();
-        let client = self.client().clone();
-        if f.kind(Kind::HiveGrants) && !self.src().hive_grants.is_empty() {
-            let warehouse = self.choose_warehouse().await?;
-            self.warehouse = warehouse.as_ref().ok().cloned();
-            let objects: Vec<usize> = (0..self.src().hive_grants.len()).collect();
-            let wh = warehouse.clone();
-            let src = self.input.source;
-            let shown = concurrently(objects, self.limit, |i| {
-                let client = client.clone();
-                let wh = wh.clone();
-                async move {
-                    let g = &src.hive_grants[i];
-                    let Ok(wh) = wh else {
-                        return (i, None);
-                    };
-                    let st = show_statement(g.object_type, &g.object_key);
-                    let r = client
-                        .sql()
-                        .execute(&Statement {
-                            statement: &st,
-                            warehouse_id: &wh,
-                            catalog: None,
-                            schema: None,
-                            read_only: true,
-                            timeout: Duration::from_secs(300),
-                        })
-                        .await;
-                    (i, Some(r))
-                }
-            })
-            .await;
-            for (i, r) in shown {
-                let g = &self.src().hive_grants[i];
-                let type_name = format!("{:?}", g.object_type).to_uppercase();
-                let name = if g.object_key.is_empty() {
-                    type_name.clone()
-                } else {
-                    format!("{type_name} {}", g.object_key)
-                };
-                let mut item = PlanItem::new(Kind::HiveGrants, &name, &name);
-                item.key = keys::hive(&name);
-                let result = match (r, &warehouse) {
-                    (_, Err(why)) => {
-                        self.items.push(item.set(Action::Cannot, why.clone()));
-                        continue;
-                    }
-                    (Some(Ok(res)), _) => res,
-                    (Some(Err(e)), _) if e.is_auth_failure() => return Err(self.err(e)),
-                    (Some(Err(e)), _) => {
-                        let msg = e.to_string();
-                        let why = if msg.contains("NOT_FOUND") || msg.contains("does not exist") {
-                            format!("{name} does not exist in the target (dbxport replays grants, not tables: create it first)")
-                        } else {
-                            format!("SHOW GRANTS failed: {msg}")
-                        };
-                        self.items.push(item.set(Action::Cannot, why));
-                        continue;
-                    }
-                    (None, _) => unreachable!("a statement runs when there is a warehouse"),
-                };
-                let current = result.grants_about(g.object_type, &g.object_key);
-                let hp = plan_hive(
-                    &g.grants,
-                    &current,
-                    &format!("grants on {name}"),
-                    self.mapper,
-                );
-                item.notes.extend(hp.notes.clone());
-                if !hp.unmapped.is_empty() {
-                    self.items.push(item.set(
-                        Action::Refuse,
-                        format!(
-                            "grants name unmapped principal(s): {}",
-                            hp.unmapped.join(", ")
-                        ),
-                    ));
-                    continue;
-                }
-                if self.input.mode == Mode::Diff {
-                    item.reasons
-                        .extend(hp.missing.iter().map(|s| format!("missing: {s}")));
-                    item.reasons
-                        .extend(hp.extra.iter().map(|s| format!("only in target: {s}")));
-                } else {
-                    item.notes
-                        .extend(hp.extra.iter().map(|s| format!("the target also has: {s}")));
-                }
-                if hp.statements.is_empty()
-                    && (self.input.mode == Mode::Import || hp.extra.is_empty())
-                {
-                    item.action = Action::Unchanged;
-                } else {
-                    item.action = if current.is_empty() {
-                        Action::Create
-                    } else {
-                        Action::Update
-                    };
-                    if self.input.mode == Mode::Import {
-                        item.reasons
-                            .push(format!("{} statement(s)", hp.statements.len()));
-                    }
-                    if !hp.statements.is_empty() {
-                        item.step = Some(Step::Hive {
-                            statements: hp.statements,
-                        });
-                    }
-                }
-                self.items.push(item);
-            }
-        }
-        if f.kind(Kind::UcGrants) && !self.src().uc_grants.is_empty() {
-            let all: Vec<usize> = (0..self.src().uc_grants.len()).collect();
-            let src = self.input.source;
-            let got = concurrently(all, self.limit, |i| {
-                let client = client.clone();
-                async move {
-                    let g = &src.uc_grants[i];
-                    (
-                        i,
-                        client
-                            .unity()
-                            .get_grants(&g.securable_type, &g.full_name)
-                            .await,
-                    )
-                }
-            })
-            .await;
-            for (i, r) in got {
-                let g = &self.src().uc_grants[i];
-                let name = format!("{} {}", g.securable_type, g.full_name);
-                let mut item = PlanItem::new(Kind::UcGrants, &name, &name);
-                item.key = keys::uc(&name);
-                let current = match r {
-                    Ok(c) => c,
-                    Err(e) if e.is_auth_failure() => return Err(self.err(e)),
-                    Err(e) if e.is_not_found() => {
-                        self.items.push(item.set(
-                            Action::Cannot,
-                            format!("{name} does not exist in the target (create it first)"),
-                        ));
-                        continue;
-                    }
-                    Err(e) => {
-                        self.items
-                            .push(item.set(Action::Cannot, format!("reading its grants: {e}")));
-                        continue;
-                    }
-                };
-                let up = plan_uc(g, &current, &format!("grants on {name}"), self.mapper);
-                item.notes.extend(up.notes.clone());
-                if !up.unmapped.is_empty() {
-                    self.items.push(item.set(
-                        Action::Refuse,
-                        format!(
-                            "grants name unmapped principal(s): {}",
-                            up.unmapped.join(", ")
-                        ),
-                    ));
-                    continue;
-                }
-                if self.input.mode == Mode::Diff {
-                    for c in &up.changes {
-                        item.reasons.push(format!(
-                            "missing: {}: {}",
-                            c.principal,
-                            c.add.join(", ")
-                        ));
-                    }
-                    item.reasons
-                        .extend(up.extra.iter().map(|s| format!("only in target: {s}")));
-                } else {
-                    item.notes
-                        .extend(up.extra.iter().map(|s| format!("the target also has {s}")));
-                }
-                if up.changes.is_empty() && (self.input.mode == Mode::Import || up.extra.is_empty())
-                {
-                    item.action = Action::Unchanged;
-                } else {
-                    item.action = if current.privilege_assignments.is_empty() {
-                        Action::Create
-                    } else {
-                        Action::Update
-                    };
-                    if !up.changes.is_empty() {
-                        item.step = Some(Step::Uc {
-                            securable_type: g.securable_type.clone(),
-                            full_name: g.full_name.clone(),
-                            changes: up.changes,
-                        });
-                    }
-                }
-                self.items.push(item);
-            }
-        }
-        Ok(())
-    }
-
-    /// The warehouse for Hive statements: the flag, else the profile's, else the target's only
-    /// warehouse (or its only running one). `Err` holds why there is none.
-    pub(crate) async fn choose_warehouse(&mut self) -> Result<Result<String, String>, ImportError> {
-        if let Some(w) = &self.opts().warehouse_id {
-            return Ok(Ok(w.clone()));
-        }
-        if let Some(w) = &self.client().config().warehouse_id {
-            return Ok(Ok(w.clone()));
-        }
-        let all = match self.client().sql().list_warehouses().await {
-            Ok(a) => a,
-            Err(e) if e.is_auth_failure() => return Err(self.err(e)),
-            Err(e) => return Ok(Err(format!("listing SQL warehouses failed: {e}"))),
-        };
-        let running: Vec<_> = all
-            .iter()
-            .filter(|w| w.spec.get("state").and_then(Value::as_str) == Some("RUNNING"))
-            .collect();
-        Ok(match (all.len(), running.len()) {
-            (0, _) => Err(
-                "the target has no SQL warehouse to run GRANT statements on; create one and pass --warehouse-id"
-                    .into(),
-            ),
-            (1, _) => Ok(all[0].id.clone()),
-            (_, 1) => Ok(running[0].id.clone()),
-            _ => Err(format!(
-                "the target has {} SQL warehouses; choose one with --warehouse-id",
-                all.len()
-            )),
-        })
     }
 
     fn must_recreate(&mut self) -> Result<MustRecreate, ImportError> {
