@@ -7,9 +7,9 @@
 //! There is no conflict: grants only in the target are left in place (import never revokes);
 //! grants naming an unmapped principal are refused, and a missing object cannot be granted on.
 
+use super::replay::{plan_hive, plan_uc, show_statement};
 use crate::client::sql::Statement;
 use crate::import::apply::{ambiguous, backoff, Run, StepResult, AMBIGUOUS_ATTEMPTS};
-use crate::import::grants::{plan_hive, plan_uc, show_statement};
 use crate::import::ledger::keys;
 use crate::import::plan::{Action, Mode, PlanItem, Planner, Step};
 use crate::import::target::concurrently;
