@@ -1052,71 +1052,6 @@ impl<'a, 'b> Planner<'a, 'b> {
         Ok(())
     }
 
-    /// ML models: the models stage run as a plan (it reads the target registry and writes
-    /// nothing), one item per model, version and alias.
-    pub(crate) async fn models(&mut self) -> Result<(), ImportError> {
-        let f = self.opts().filter.clone();
-        let wanted = [
-            Kind::RegisteredModel,
-            Kind::ModelVersion,
-            Kind::ModelArtifact,
-        ]
-        .iter()
-        .any(|k| f.kind(*k));
-        if !wanted
-            || !self
-                .src()
-                .models
-                .iter()
-                .any(|r| r.kind == Kind::RegisteredModel)
-        {
-            return Ok(());
-        }
-        let client = self.client().clone();
-        let registry = self
-            .opts()
-            .models
-            .registry(Some(&client), client.options().clone())?;
-        let opts = crate::models::ImportOptions {
-            conflict: self.opts().on_conflict,
-            dry_run: true,
-        };
-        let hidden = indicatif::ProgressBar::hidden();
-        let report = crate::models::import_models(
-            &self.src().shared_bundle(),
-            &registry,
-            &opts,
-            None,
-            &hidden,
-        )
-        .await?;
-        let target = registry.describe();
-        for a in report.actions {
-            let (kind, source) = model_item(&a.object);
-            let action = match a.action {
-                crate::models::ActionKind::Create => Action::Create,
-                crate::models::ActionKind::Update => Action::Update,
-                crate::models::ActionKind::Unchanged => Action::Unchanged,
-                crate::models::ActionKind::Skip => Action::Skip,
-                crate::models::ActionKind::Conflict => Action::Refuse,
-                crate::models::ActionKind::Fail => Action::Cannot,
-            };
-            let mut item = PlanItem::new(kind, &source, format!("{target}: {source}"));
-            item.key = a.object.clone();
-            if a.object.starts_with("model ") && !a.object.starts_with("model version ") {
-                self.model_actions.insert(source.clone(), action);
-            }
-            if matches!(action, Action::Create | Action::Update) {
-                item.step = Some(Step::Models);
-            }
-            self.items.push(item.set(action, a.detail));
-        }
-        for w in report.warnings {
-            self.notes.push(w.to_string());
-        }
-        Ok(())
-    }
-
     fn unknown(&mut self) {
         let u = &self.src().unknown;
         if !u.is_empty() {
@@ -1549,18 +1484,4 @@ pub fn job_refs(settings: &Map<String, Value>) -> Vec<i64> {
 pub fn needs_parent(tree: &Tree, path: &str) -> Option<String> {
     let parent = parent_path(path);
     (!tree.is_dir(parent)).then(|| parent.to_string())
-}
-
-/// The plan item of a models-stage object (`model NAME`, `model version NAME/N`,
-/// `alias NAME@ALIAS`): its kind and source name.
-pub(crate) fn model_item(object: &str) -> (Kind, String) {
-    if let Some(v) = object.strip_prefix("model version ") {
-        (Kind::ModelVersion, v.to_string())
-    } else if let Some(m) = object.strip_prefix("model ") {
-        (Kind::RegisteredModel, m.to_string())
-    } else if let Some(a) = object.strip_prefix("alias ") {
-        (Kind::RegisteredModel, a.to_string())
-    } else {
-        (Kind::RegisteredModel, object.to_string())
-    }
 }
