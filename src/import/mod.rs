@@ -9,7 +9,7 @@
 //! * [`mod@diff`] compares a target with a bundle after a migration;
 //! * [`report`] holds what the commands print;
 //! * [`mapping`] and [`remap`] turn source names and ids into target ones;
-//! * [`principals`], [`acl`], [`grants`] and [`compare`] hold the rules each kind follows.
+//! * [`principals`], [`acl`] and [`compare`] hold the rules each kind follows.
 //!
 //! Idempotence: every object import creates is tied to its source identity — workspace objects
 //! by path, repos by path and URL, secret scopes and secrets by name, jobs by the tag
@@ -23,7 +23,6 @@ pub mod acl;
 pub mod apply;
 pub mod compare;
 pub mod diff;
-pub mod grants;
 pub mod ledger;
 pub mod mapping;
 pub mod plan;

@@ -3,3 +3,4 @@
 pub mod export;
 pub mod format;
 pub mod import;
+pub mod replay;

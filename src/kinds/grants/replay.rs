@@ -6,9 +6,9 @@
 //! again, so a second run issues none. Grants the target holds beyond the bundle's are left in
 //! place (import adds, it never revokes) and shown by `diff`.
 
-use super::principals::Mapper;
 use crate::client::unity::PermissionsChange;
 use crate::import::mapping::PrincipalOutcome;
+use crate::import::principals::Mapper;
 use crate::model::grants::{
     compare_key, quote_name, replay_statement, shown_type, HiveGrant, HiveObjectType, UcGrants,
 };
