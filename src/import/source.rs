@@ -11,7 +11,7 @@
 use super::ImportError;
 use crate::bundle::inventory::{OpaqueRecord, Record};
 use crate::bundle::{Bundle, Opener};
-use crate::kinds::workspace::format::{CodeReference, FileMeta, NotebookMeta};
+use crate::kinds::workspace::format::CodeReference;
 use crate::model::compute::{Cluster, ClusterPolicy, InstancePool, Mount, Warehouse};
 use crate::model::grants::{HiveGrant, HiveObjectType, UcGrants};
 use crate::model::job::Job;
@@ -21,7 +21,6 @@ use crate::model::secret::{AclItem, KeyVaultMetadata, ScopeBackend, ValueEncodin
 use crate::model::workspace::{Format, Language};
 use crate::model::Kind;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -328,7 +327,8 @@ impl SourceBundle {
         crate::model::job::source_tag_value(ws, job_id)
     }
 
-    fn json<T: DeserializeOwned>(
+    /// The record's primary stored file (`bytes`, read already) as the JSON of its kind.
+    pub(crate) fn json<T: DeserializeOwned>(
         &self,
         r: &Record,
         bytes: &Option<Vec<u8>>,
@@ -357,7 +357,7 @@ impl SourceBundle {
     }
 
     /// The record's `meta` as its kind's typed meta (§6), which the reader has checked.
-    fn typed_meta<T: DeserializeOwned>(&self, r: &Record) -> Result<T, ImportError> {
+    pub(crate) fn typed_meta<T: DeserializeOwned>(&self, r: &Record) -> Result<T, ImportError> {
         serde_json::from_value(r.meta.clone()).map_err(|e| {
             bundle_problem(
                 &self.path,
@@ -371,175 +371,12 @@ impl SourceBundle {
     }
 
     fn add_record(&mut self, r: &Record, raw: Option<Vec<u8>>) -> Result<(), ImportError> {
-        let meta_i64 = |k: &str| {
-            r.meta.get(k).and_then(|v| {
-                v.as_i64()
-                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-            })
-        };
-        let object_id = meta_i64("object_id")
-            .or_else(|| r.source_id.parse().ok())
-            .unwrap_or(0);
+        // Each replayed kind reads its own records (`kinds::<kind>::import`).
+        if let Some(unit) = super::unit::unit_of(r.kind) {
+            return unit.load(self, r, raw);
+        }
+        // Reference-only kinds: for the must-recreate list and the principal mapping.
         match r.kind {
-            Kind::Directory => self.directories.push(SrcDirectory {
-                path: r.name.clone(),
-                object_id,
-            }),
-            Kind::Notebook | Kind::File => {
-                // The reader has checked `meta` against the kind's typed meta (§6.1).
-                let (format, language, code_references) = if r.kind == Kind::File {
-                    let m: FileMeta = self.typed_meta(r)?;
-                    (Format::Raw, None, m.code_references)
-                } else {
-                    let m: NotebookMeta = self.typed_meta(r)?;
-                    let format = m.formats.first().map_or(Format::Source, |f| f.to_wire());
-                    (format, Some(m.language.to_wire()), m.code_references)
-                };
-                self.objects.push(SrcObject {
-                    kind: r.kind,
-                    path: r.name.clone(),
-                    object_id,
-                    language,
-                    format,
-                    stored: r.stored.first().cloned(),
-                    size: r.size,
-                    sha256: r.sha256.clone(),
-                    notes: r.notes.clone(),
-                    code_references,
-                });
-            }
-            Kind::Repo => {
-                let mut repo: Repo = self.json(r, &raw)?;
-                if repo.path.is_none() {
-                    repo.path = Some(r.name.clone());
-                }
-                self.repos.push(repo);
-            }
-            Kind::SecretScope => {
-                let acls: Vec<AclItem> = r
-                    .meta
-                    .get("acls")
-                    .cloned()
-                    .map(serde_json::from_value)
-                    .transpose()
-                    .map_err(|e| ImportError::Record {
-                        record: format!("secret_scope {}", r.name),
-                        message: format!("meta.acls: {e}"),
-                    })?
-                    .unwrap_or_default();
-                let backend = r
-                    .meta
-                    .get("backend_type")
-                    .cloned()
-                    .and_then(|v| serde_json::from_value(v).ok())
-                    .unwrap_or(ScopeBackend::Databricks);
-                let keyvault = r
-                    .meta
-                    .get("keyvault_metadata")
-                    .cloned()
-                    .and_then(|v| serde_json::from_value(v).ok());
-                let keys = r
-                    .meta
-                    .get("keys")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|k| {
-                                k.as_str()
-                                    .or_else(|| k.get("key").and_then(Value::as_str))
-                                    .map(str::to_string)
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                self.scopes.push(SrcScope {
-                    name: r.name.clone(),
-                    backend,
-                    keyvault,
-                    acls,
-                    keys,
-                });
-            }
-            Kind::Secret => {
-                let (scope, key) = match (r.meta_str("scope"), r.meta_str("key")) {
-                    (Some(s), Some(k)) => (s.to_string(), k.to_string()),
-                    _ => match r.name.split_once('/') {
-                        Some((s, k)) => (s.to_string(), k.to_string()),
-                        None => {
-                            return Err(ImportError::Record {
-                                record: format!("secret {}", r.name),
-                                message: "names no scope and key".into(),
-                            })
-                        }
-                    },
-                };
-                let encoding = match r.meta_str("encoding") {
-                    Some("bytes") => ValueEncoding::Bytes,
-                    _ => ValueEncoding::String,
-                };
-                self.secrets.push(SrcSecret {
-                    scope,
-                    key,
-                    encoding,
-                    sealed_sha256: if r.sealed { r.sha256.clone() } else { None },
-                    notes: r.notes.clone(),
-                    record: r.clone(),
-                });
-            }
-            Kind::Job => {
-                let job: Job = self.json(r, &raw)?;
-                self.jobs.push(job);
-            }
-            Kind::Permissions => {
-                let permissions: ObjectPermissions = self.json(r, &raw)?;
-                let request_object_type = r
-                    .meta_str("request_object_type")
-                    .map(str::to_string)
-                    .or_else(|| r.name.split_once('/').map(|(t, _)| t.to_string()))
-                    .unwrap_or_default();
-                let object_id = r
-                    .meta
-                    .get("object_id")
-                    .map(|v| match v {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    })
-                    .unwrap_or_else(|| r.source_id.clone());
-                self.permissions.push(SrcPermissions {
-                    request_object_type,
-                    object_id,
-                    object_name: r.meta_str("object_name").map(str::to_string),
-                    permissions,
-                });
-            }
-            Kind::HiveGrants => {
-                let grants: Vec<HiveGrant> = self.json(r, &raw)?;
-                let object_type = r
-                    .meta_str("object_type")
-                    .and_then(HiveObjectType::parse)
-                    .or_else(|| grants.first().map(|g| g.object_type))
-                    .ok_or_else(|| ImportError::Record {
-                        record: format!("hive_grants {}", r.name),
-                        message: "meta.object_type is missing or unknown".into(),
-                    })?;
-                let object_key = r
-                    .meta_str("object_key")
-                    .map(str::to_string)
-                    .or_else(|| grants.first().map(|g| g.object_key.clone()))
-                    .unwrap_or_default();
-                self.hive_grants.push(SrcHiveGrants {
-                    object_type,
-                    object_key,
-                    grants,
-                });
-            }
-            Kind::UcGrants => {
-                let g: UcGrants = self.json(r, &raw)?;
-                self.uc_grants.push(g);
-            }
-            Kind::RegisteredModel | Kind::ModelVersion | Kind::ModelArtifact => {
-                self.models.push(r.clone())
-            }
             Kind::Cluster => self.references.clusters.push(self.json(r, &raw)?),
             Kind::InstancePool => self.references.pools.push(self.json(r, &raw)?),
             Kind::ClusterPolicy => self.references.policies.push(self.json(r, &raw)?),
@@ -549,6 +386,8 @@ impl SourceBundle {
                 principal_type: r.meta_str("principal_type").unwrap_or("user").to_string(),
                 name: r.name.clone(),
             }),
+            // Every replayed kind has its unit (above).
+            _ => {}
         }
         Ok(())
     }

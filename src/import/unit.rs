@@ -8,7 +8,10 @@
 
 use super::apply::{Run, StepResult};
 use super::plan::{PlanItem, Planner};
+use super::source::SourceBundle;
 use super::ImportError;
+use crate::bundle::inventory::Record;
+use crate::model::Kind;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -24,6 +27,19 @@ pub(crate) type Applied<'r> = Pin<Box<dyn Future<Output = Vec<(&'r PlanItem, Ste
 /// One kind (or a few kinds replayed together, such as secret scopes and their secrets) as
 /// import sees it.
 pub(crate) trait Unit: Sync {
+    /// The kinds of the records this unit reads and replays.
+    fn kinds(&self) -> &'static [Kind];
+
+    /// Reads one record of its kinds — its typed meta (spec §6), and its JSON payload when
+    /// the kind has one — into the source bundle, in the API's terms: import's boundary
+    /// between the format and the wire model.
+    fn load(
+        &self,
+        source: &mut SourceBundle,
+        record: &Record,
+        payload: Option<Vec<u8>>,
+    ) -> Result<(), ImportError>;
+
     /// Reads what the target holds for this unit's records and adds one plan item per
     /// selected record, with its action, reasons and the step that would apply it. Writes
     /// nothing. Later units may read what earlier ones planned (jobs read the repos' and
@@ -46,3 +62,9 @@ pub(crate) const UNITS: &[&dyn Unit] = &[
     &crate::kinds::permissions::import::Permissions,
     &crate::kinds::grants::import::Grants,
 ];
+
+/// The unit that replays records of `kind`; `None` for the reference-only kinds, which import
+/// lists under "must recreate" and never replays.
+pub(crate) fn unit_of(kind: Kind) -> Option<&'static dyn Unit> {
+    UNITS.iter().copied().find(|u| u.kinds().contains(&kind))
+}

@@ -8,10 +8,12 @@
 //! grants naming an unmapped principal are refused, and a missing object cannot be granted on.
 
 use super::replay::{plan_hive, plan_uc, show_statement};
+use crate::bundle::inventory::Record;
 use crate::client::sql::Statement;
 use crate::import::apply::{ambiguous, backoff, Run, StepResult, AMBIGUOUS_ATTEMPTS};
 use crate::import::ledger::keys;
 use crate::import::plan::{Action, Mode, PlanItem, Planner, Step};
+use crate::import::source::SourceBundle;
 use crate::import::target::concurrently;
 use crate::import::unit::{Applied, Planned, Unit};
 use crate::import::ImportError;
@@ -23,6 +25,19 @@ use std::time::Duration;
 pub(crate) struct Grants;
 
 impl Unit for Grants {
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::HiveGrants, Kind::UcGrants]
+    }
+
+    fn load(
+        &self,
+        source: &mut SourceBundle,
+        record: &Record,
+        payload: Option<Vec<u8>>,
+    ) -> Result<(), ImportError> {
+        load(source, record, payload)
+    }
+
     fn plan<'p>(&self, planner: &'p mut Planner<'_, '_>) -> Planned<'p> {
         Box::pin(plan(planner))
     }
@@ -314,4 +329,36 @@ async fn run_statement(run: &Run<'_>, warehouse: &str, statement: &str) -> Resul
         }
     }
     Err(last)
+}
+
+/// Reads a table-grants record: its typed meta (§6.4) and the stored grants.
+fn load(
+    source: &mut SourceBundle,
+    r: &Record,
+    payload: Option<Vec<u8>>,
+) -> Result<(), ImportError> {
+    use super::format::HiveGrantsMeta;
+    use crate::model::grants::{HiveGrant, HiveObjectType};
+    if r.kind == Kind::UcGrants {
+        let g = source.json(r, &payload)?;
+        source.uc_grants.push(g);
+        return Ok(());
+    }
+    let m: HiveGrantsMeta = source.typed_meta(r)?;
+    let grants: Vec<HiveGrant> = source.json(r, &payload)?;
+    let object_type = HiveObjectType::parse(&m.object_type).ok_or_else(|| ImportError::Record {
+        record: format!("hive_grants {}", r.name),
+        message: format!(
+            "meta.object_type {:?} is not a Hive object type",
+            m.object_type
+        ),
+    })?;
+    source
+        .hive_grants
+        .push(crate::import::source::SrcHiveGrants {
+            object_type,
+            object_key: m.object_key,
+            grants,
+        });
+    Ok(())
 }

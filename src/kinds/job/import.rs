@@ -8,12 +8,14 @@
 //! for a cycle), looking for the tag before sending a create again, and resets changed ones
 //! whole.
 
+use crate::bundle::inventory::Record;
 use crate::import::apply::{ambiguous, backoff, Run, StepResult, AMBIGUOUS_ATTEMPTS};
 use crate::import::compare::first_difference;
 use crate::import::ledger::keys;
 use crate::import::plan::{Action, Mode, PlanItem, Planner, Step};
 use crate::import::remap::{rewrite_job, JobContext, Refusal};
 use crate::import::report::Outcome;
+use crate::import::source::SourceBundle;
 use crate::import::target::{find_job_by_tag, read_jobs, Jobs as TargetJobs};
 use crate::import::unit::{Applied, Planned, Unit};
 use crate::import::ImportError;
@@ -25,6 +27,19 @@ use std::collections::{BTreeMap, BTreeSet};
 pub(crate) struct Jobs;
 
 impl Unit for Jobs {
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::Job]
+    }
+
+    fn load(
+        &self,
+        source: &mut SourceBundle,
+        record: &Record,
+        payload: Option<Vec<u8>>,
+    ) -> Result<(), ImportError> {
+        load(source, record, payload)
+    }
+
     fn plan<'p>(&self, planner: &'p mut Planner<'_, '_>) -> Planned<'p> {
         Box::pin(plan(planner))
     }
@@ -410,4 +425,15 @@ pub fn job_refs(settings: &Map<String, Value>) -> Vec<i64> {
     out.sort();
     out.dedup();
     out
+}
+
+/// Reads a job record: its stored `jobs/get` answer (§6.2).
+fn load(
+    source: &mut SourceBundle,
+    r: &Record,
+    payload: Option<Vec<u8>>,
+) -> Result<(), ImportError> {
+    let job = source.json(r, &payload)?;
+    source.jobs.push(job);
+    Ok(())
 }

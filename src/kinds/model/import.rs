@@ -7,10 +7,12 @@
 //! conflict, settled by `--on-conflict`. Apply uploads artifacts, creates versions in order and
 //! sets tags, stages and aliases.
 
+use crate::bundle::inventory::Record;
 use crate::import::apply::{Run, StepResult};
 use crate::import::ledger::{Knowledge, Ledger};
 use crate::import::plan::{Action, PlanItem, Planner, Step};
 use crate::import::report::Outcome;
+use crate::import::source::SourceBundle;
 use crate::import::unit::{Applied, Planned, Unit};
 use crate::import::ImportError;
 use crate::model::Kind;
@@ -23,6 +25,23 @@ use std::sync::Mutex;
 pub(crate) struct Models;
 
 impl Unit for Models {
+    fn kinds(&self) -> &'static [Kind] {
+        &[
+            Kind::RegisteredModel,
+            Kind::ModelVersion,
+            Kind::ModelArtifact,
+        ]
+    }
+
+    fn load(
+        &self,
+        source: &mut SourceBundle,
+        record: &Record,
+        payload: Option<Vec<u8>>,
+    ) -> Result<(), ImportError> {
+        load(source, record, payload)
+    }
+
     fn plan<'p>(&self, planner: &'p mut Planner<'_, '_>) -> Planned<'p> {
         Box::pin(plan(planner))
     }
@@ -214,4 +233,15 @@ impl crate::models::StepLog for ModelSteps<'_> {
             .insert(key.to_string(), data);
         Ok(())
     }
+}
+
+/// Keeps a model record as it is: the models stage reads models, versions and artifacts from
+/// the bundle itself (`models::manifest`).
+fn load(
+    source: &mut SourceBundle,
+    r: &Record,
+    _payload: Option<Vec<u8>>,
+) -> Result<(), ImportError> {
+    source.models.push(r.clone());
+    Ok(())
 }

@@ -7,11 +7,13 @@
 //! object's direct ACL with a `PUT`); an ACL naming an unmapped principal is refused, one whose
 //! object is not imported is skipped.
 
+use crate::bundle::inventory::Record;
 use crate::client::ClientError;
 use crate::import::acl::{desired_acl, same_acl};
 use crate::import::apply::{Run, StepResult};
 use crate::import::ledger::keys;
 use crate::import::plan::{AclObject, Action, Mode, PlanItem, Planner, Step};
+use crate::import::source::SourceBundle;
 use crate::import::target::concurrently;
 use crate::import::unit::{Applied, Planned, Unit};
 use crate::import::ImportError;
@@ -24,6 +26,19 @@ use std::collections::BTreeMap;
 pub(crate) struct Permissions;
 
 impl Unit for Permissions {
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::Permissions]
+    }
+
+    fn load(
+        &self,
+        source: &mut SourceBundle,
+        record: &Record,
+        payload: Option<Vec<u8>>,
+    ) -> Result<(), ImportError> {
+        load(source, record, payload)
+    }
+
     fn plan<'p>(&self, planner: &'p mut Planner<'_, '_>) -> Planned<'p> {
         Box::pin(plan(planner))
     }
@@ -403,4 +418,27 @@ async fn resolve(run: &Run<'_>, object: &AclObject) -> Result<(String, String), 
             None => Err("its job could not be created".into()),
         },
     }
+}
+
+/// Reads a permissions record: its typed meta (§6.4) and the stored permissions answer.
+fn load(
+    source: &mut SourceBundle,
+    r: &Record,
+    payload: Option<Vec<u8>>,
+) -> Result<(), ImportError> {
+    use super::format::{ObjectId, PermissionsMeta};
+    let m: PermissionsMeta = source.typed_meta(r)?;
+    let permissions = source.json(r, &payload)?;
+    source
+        .permissions
+        .push(crate::import::source::SrcPermissions {
+            request_object_type: m.request_object_type,
+            object_id: match m.object_id {
+                ObjectId::Text(s) => s,
+                ObjectId::Number(n) => n.to_string(),
+            },
+            object_name: m.object_name,
+            permissions,
+        });
+    Ok(())
 }

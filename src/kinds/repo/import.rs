@@ -5,11 +5,13 @@
 //! another kind of object at the path, is a conflict — a repo cannot be re-pointed at another
 //! remote, so even `--on-conflict overwrite` refuses it.
 
+use crate::bundle::inventory::Record;
 use crate::client::repos::{Checkout, CreateRepo};
 use crate::client::ClientError;
 use crate::import::apply::{ambiguous, backoff, Run, StepResult, AMBIGUOUS_ATTEMPTS};
 use crate::import::ledger::keys;
 use crate::import::plan::{same_url, Action, Mode, PlanItem, Planner, Step};
+use crate::import::source::SourceBundle;
 use crate::import::target::concurrently;
 use crate::import::unit::{Applied, Planned, Unit};
 use crate::import::ImportError;
@@ -22,6 +24,19 @@ use std::collections::BTreeMap;
 pub(crate) struct Repos;
 
 impl Unit for Repos {
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::Repo]
+    }
+
+    fn load(
+        &self,
+        source: &mut SourceBundle,
+        record: &Record,
+        payload: Option<Vec<u8>>,
+    ) -> Result<(), ImportError> {
+        load(source, record, payload)
+    }
+
     fn plan<'p>(&self, planner: &'p mut Planner<'_, '_>) -> Planned<'p> {
         Box::pin(plan(planner))
     }
@@ -238,4 +253,18 @@ async fn find_repo(run: &Run<'_>, path: &str, url: &str) -> Option<i64> {
     }
     let r = run.client.repos().get(info.object_id).await.ok()?;
     same_url(&r.url, url).then_some(r.id)
+}
+
+/// Reads a repo record: its stored `GET /repos/{id}` answer (§6.2).
+fn load(
+    source: &mut SourceBundle,
+    r: &Record,
+    payload: Option<Vec<u8>>,
+) -> Result<(), ImportError> {
+    let mut repo: crate::model::repo::Repo = source.json(r, &payload)?;
+    if repo.path.is_none() {
+        repo.path = Some(r.name.clone());
+    }
+    source.repos.push(repo);
+    Ok(())
 }

@@ -7,11 +7,13 @@
 //! decides, and another value (or one this bundle did not put) is a conflict. Apply creates
 //! scopes and sets their ACLs first, then puts each value after a durable intent line.
 
+use crate::bundle::inventory::Record;
 use crate::import::acl::scope_acl_changes;
 use crate::import::apply::{ambiguous, backoff, Run, StepResult, AMBIGUOUS_ATTEMPTS};
 use crate::import::ledger::keys;
 use crate::import::mapping::PrincipalOutcome;
 use crate::import::plan::{secret_value_matches, Action, Mode, PlanItem, Planner, Step};
+use crate::import::source::SourceBundle;
 use crate::import::target::concurrently;
 use crate::import::unit::{Applied, Planned, Unit};
 use crate::import::ImportError;
@@ -24,6 +26,19 @@ use std::collections::{BTreeMap, BTreeSet};
 pub(crate) struct Secrets;
 
 impl Unit for Secrets {
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::SecretScope, Kind::Secret]
+    }
+
+    fn load(
+        &self,
+        source: &mut SourceBundle,
+        record: &Record,
+        payload: Option<Vec<u8>>,
+    ) -> Result<(), ImportError> {
+        load(source, record, payload)
+    }
+
     fn plan<'p>(&self, planner: &'p mut Planner<'_, '_>) -> Planned<'p> {
         Box::pin(plan(planner))
     }
@@ -402,4 +417,57 @@ async fn secrets<'r>(run: &'r Run<'_>) -> Vec<(&'r PlanItem, StepResult)> {
         Ok(Run::created_or_updated(item))
     })
     .await
+}
+
+/// Reads a scope or secret record: its typed meta (§6.3), turned into the API's terms.
+fn load(
+    source: &mut SourceBundle,
+    r: &Record,
+    _payload: Option<Vec<u8>>,
+) -> Result<(), ImportError> {
+    use super::format::{Backend, Encoding, ScopeMeta, SecretMeta};
+    use crate::import::source::{SrcScope, SrcSecret};
+    use crate::model::secret::ValueEncoding;
+    if r.kind == Kind::SecretScope {
+        let m: ScopeMeta = source.typed_meta(r)?;
+        let acls = m
+            .acls
+            .iter()
+            .map(|a| {
+                serde_json::from_value(
+                    json!({"principal": a.principal, "permission": a.permission}),
+                )
+                .map_err(|e| ImportError::Record {
+                    record: format!("secret_scope {}", r.name),
+                    message: format!("meta.acls: {e}"),
+                })
+            })
+            .collect::<Result<Vec<AclItem>, _>>()?;
+        source.scopes.push(SrcScope {
+            name: r.name.clone(),
+            backend: match m.backend_type {
+                Backend::Databricks => ScopeBackend::Databricks,
+                Backend::AzureKeyvault => ScopeBackend::AzureKeyvault,
+            },
+            keyvault: m
+                .keyvault_metadata
+                .and_then(|v| serde_json::from_value(v).ok()),
+            acls,
+            keys: m.keys,
+        });
+        return Ok(());
+    }
+    let m: SecretMeta = source.typed_meta(r)?;
+    source.secrets.push(SrcSecret {
+        scope: m.scope,
+        key: m.key,
+        encoding: match m.encoding {
+            Encoding::String => ValueEncoding::String,
+            Encoding::Bytes => ValueEncoding::Bytes,
+        },
+        sealed_sha256: if r.sealed { r.sha256.clone() } else { None },
+        notes: r.notes.clone(),
+        record: r.clone(),
+    });
+    Ok(())
 }

@@ -6,12 +6,14 @@
 //! object at the path, is a conflict; another type is never overwritten in place. Apply sends
 //! `mkdirs` for the deepest folders needed, then one workspace import per notebook or file.
 
+use crate::bundle::inventory::Record;
 use crate::client::workspace::Import;
 use crate::import::apply::{ambiguous, backoff, Run, StepResult, AMBIGUOUS_ATTEMPTS, INTERRUPTED};
 use crate::import::compare::same_content;
 use crate::import::ledger::keys;
 use crate::import::plan::{Action, Mode, PlanItem, Planner, Step};
 use crate::import::report::Outcome;
+use crate::import::source::SourceBundle;
 use crate::import::source::MAX_IMPORT_BYTES;
 use crate::import::target::{concurrently, list_tree};
 use crate::import::unit::{Applied, Planned, Unit};
@@ -25,6 +27,19 @@ use std::collections::{BTreeMap, BTreeSet};
 pub(crate) struct Workspace;
 
 impl Unit for Workspace {
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::Directory, Kind::Notebook, Kind::File]
+    }
+
+    fn load(
+        &self,
+        source: &mut SourceBundle,
+        record: &Record,
+        payload: Option<Vec<u8>>,
+    ) -> Result<(), ImportError> {
+        load(source, record, payload)
+    }
+
     fn plan<'p>(&self, planner: &'p mut Planner<'_, '_>) -> Planned<'p> {
         Box::pin(plan(planner))
     }
@@ -511,4 +526,51 @@ async fn check_object(run: &Run<'_>, index: usize, path: &str) -> Result<(), Str
 fn sha256(b: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(b).into()
+}
+
+/// Reads a folder, notebook or file record: its typed meta (§6.1), turned into the API's terms.
+fn load(
+    source: &mut SourceBundle,
+    r: &Record,
+    _payload: Option<Vec<u8>>,
+) -> Result<(), ImportError> {
+    use super::format::{DirectoryMeta, FileMeta, NotebookMeta};
+    use crate::import::source::{SrcDirectory, SrcObject};
+    let (object_id, format, language, code_references) = match r.kind {
+        Kind::Directory => {
+            let m: DirectoryMeta = source.typed_meta(r)?;
+            source.directories.push(SrcDirectory {
+                path: r.name.clone(),
+                object_id: m.object_id,
+            });
+            return Ok(());
+        }
+        Kind::File => {
+            let m: FileMeta = source.typed_meta(r)?;
+            (m.object_id, Format::Raw, None, m.code_references)
+        }
+        _ => {
+            let m: NotebookMeta = source.typed_meta(r)?;
+            let format = m.formats.first().map_or(Format::Source, |f| f.to_wire());
+            (
+                m.object_id,
+                format,
+                Some(m.language.to_wire()),
+                m.code_references,
+            )
+        }
+    };
+    source.objects.push(SrcObject {
+        kind: r.kind,
+        path: r.name.clone(),
+        object_id,
+        language,
+        format,
+        stored: r.stored.first().cloned(),
+        size: r.size,
+        sha256: r.sha256.clone(),
+        notes: r.notes.clone(),
+        code_references,
+    });
+    Ok(())
 }
