@@ -25,7 +25,6 @@ pub mod context;
 pub mod error;
 pub mod options;
 pub mod progress;
-pub mod reference;
 pub mod report;
 pub mod select;
 pub mod stage;
@@ -41,7 +40,7 @@ use crate::bundle::Source;
 use crate::client::{Call, Client};
 use crate::kinds::{
     grants::export as grants, job::export as jobs, model::export as models,
-    secret::export as secrets, workspace::export as workspace,
+    reference::export as reference, secret::export as secrets, workspace::export as workspace,
 };
 use crate::model::scan::ScanContext;
 use crate::model::Kind;

@@ -19,8 +19,8 @@
 //! export stage to the export driver, and a golden or hostile fixture that shows it.
 //!
 //! Kinds that are recorded but not replayed (clusters, pools, policies, warehouses, mounts,
-//! principals) have no module here: export records them (`export::reference`) and import only
-//! lists them under "must recreate".
+//! principals) share one module, `reference`: its `format` and `export`; import has no unit
+//! for them and lists them under "must recreate".
 
 pub mod format;
 pub mod grants;

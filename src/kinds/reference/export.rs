@@ -3,10 +3,10 @@
 //! the export. Each also lands on the report's "must recreate" checklist. The compute listings
 //! run first, because the code scanner looks for their ids in notebooks.
 
-use super::context::{commit, reason, Ctx};
-use super::report::{Outcome, RecreateItem, RecreateKind};
-use super::stage::DoneEntry;
 use crate::bundle::Resource;
+use crate::export::context::{commit, reason, Ctx};
+use crate::export::report::{Outcome, RecreateItem, RecreateKind};
+use crate::export::stage::DoneEntry;
 use crate::model::command::{is_builtin_mount, MountsOutput, MOUNTS_SNIPPET};
 use crate::model::compute::{Cluster, ClusterPolicy, InstancePool, Mount, Warehouse};
 use crate::model::Kind;
@@ -238,8 +238,13 @@ pub async fn export_mounts(ctx: Arc<Ctx>) {
         .or_else(|| ctx.opts.secrets.cluster_id.clone());
     let mut from_cluster = false;
     if let Some(cluster) = &cluster {
-        match super::cluster::run_read_only(&ctx, cluster, MOUNTS_SNIPPET, Duration::from_secs(600))
-            .await
+        match crate::export::cluster::run_read_only(
+            &ctx,
+            cluster,
+            MOUNTS_SNIPPET,
+            Duration::from_secs(600),
+        )
+        .await
         {
             Ok(out) => {
                 let parsed = out
