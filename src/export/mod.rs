@@ -1,4 +1,4 @@
-//! The export pipeline: list → fetch → stage → pack, from a workspace (through
+//! The export pipeline: list → fetch → stage → write, from a workspace (through
 //! [`crate::client`]) into one verified bundle (through [`crate::bundle`]).
 //!
 //! * **List.** One call tells who we are and which workspace this is (and fails fast on a
@@ -10,8 +10,13 @@
 //! * **Stage.** Each finished object is journaled and staged into the bag under
 //!   `<output>.partial/` ([`stage`]); secret values are sealed in memory first. An interrupted
 //!   run continues with `--resume` and fetches nothing it already holds.
-//! * **Pack.** The report ([`report`]) goes into the bag as tag files, the bag is finalized and
-//!   packed; [`crate::bundle::pack()`] verifies the zip before renaming it to the output path.
+//! * **Write.** The report ([`report`]) goes into the bag as tag files and the bundle is
+//!   written straight from the staged files (each digest checked again as it is written), read
+//!   back and verified, and only then renamed to the output path. A run resumed after its bag
+//!   was finalized packs that bag instead ([`crate::bundle::pack()`], which verifies the same way).
+//!
+//! What each kind is fetched and staged as lives with the kind (`kinds::<kind>::export`);
+//! this module runs those stages in dependency order.
 //!
 //! The source is a workspace ([`export`]), or only a model registry — a workspace's, or an
 //! MLflow server's — for `models export` ([`export_from`] with [`ExportSource::Registry`]):
