@@ -10,6 +10,7 @@
 //! | 2 | the command could not run: bad arguments, unreadable input, refused credentials |
 //! | 130 | interrupted (Ctrl-C); resumable commands can be re-run with `--resume` |
 
+pub mod completions;
 pub mod demo;
 pub mod diff;
 mod emulator;
@@ -18,6 +19,7 @@ pub mod import;
 pub mod inspect;
 pub mod keygen;
 pub mod keys;
+pub mod man;
 pub mod models;
 pub mod pack;
 pub mod plan;
@@ -75,6 +77,10 @@ pub enum Command {
     Demo(demo::Args),
     /// Move ML models (registered models, versions, artifacts) into or out of a bundle.
     Models(models::Args),
+    #[allow(missing_docs)]
+    Completions(completions::Args),
+    #[allow(missing_docs)]
+    Man(man::Args),
 }
 
 /// Parses arguments, runs the command and maps the outcome to an exit code.
@@ -94,6 +100,8 @@ pub fn main() -> ExitCode {
         Command::Diff(a) => diff::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Models(a) => models::run(a),
+        Command::Completions(a) => completions::run(a),
+        Command::Man(a) => man::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
