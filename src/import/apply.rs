@@ -1,6 +1,8 @@
-//! Carrying a plan out: in dependency order (folders, notebooks and files, repos, secret scopes,
-//! secrets, jobs, permissions, table grants), with bounded concurrency within each phase, and
-//! a journal line for every finished step.
+//! Carrying a plan out: each kind's unit in import order (folders, notebooks and files, repos,
+//! secret scopes and secrets, models, jobs, permissions, table grants), with bounded
+//! concurrency within each, and a journal line for every finished step. What a step sends is
+//! the unit's (`kinds::<kind>::import`); this module holds what every unit shares: the run,
+//! its journal, retries of ambiguous answers, progress and the outcome of each item.
 //!
 //! Crash safety. A step may be applied in the target and not journaled (the process died
 //! between the answer and the journal line, or the answer was lost). A resumed run therefore

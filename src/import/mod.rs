@@ -6,10 +6,13 @@
 //!   or refuse — and writes nothing;
 //! * [`apply`] carries a plan out in dependency order, journaling each finished step so that
 //!   an interrupted run can be finished with `--resume`;
+//! * `unit` is the one trait each kind's import implements (`kinds::<kind>::import`): how its
+//!   records are read, planned and applied. `plan` and `apply` drive every unit in import
+//!   order and know no kind themselves;
 //! * [`mod@diff`] compares a target with a bundle after a migration;
 //! * [`report`] holds what the commands print;
 //! * [`mapping`] and [`remap`] turn source names and ids into target ones;
-//! * [`principals`], [`acl`] and [`compare`] hold the rules each kind follows.
+//! * [`principals`], [`acl`] and [`compare`] hold rules several kinds share.
 //!
 //! Idempotence: every object import creates is tied to its source identity — workspace objects
 //! by path, repos by path and URL, secret scopes and secrets by name, jobs by the tag

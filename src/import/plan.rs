@@ -7,6 +7,10 @@
 //! job reference that cannot be resolved) stops the whole import before its first write, and
 //! every refusal is listed at once. An item that "cannot" be replayed (a grant on a table the
 //! target lacks, a file over the import size limit) is reported as failed and the rest goes on.
+//!
+//! Each kind plans its own items (`kinds::<kind>::import`, through `super::unit`); this module
+//! holds the plan's types, the `Planner` every unit adds to, and the sections no single kind
+//! owns: records of kinds this version does not know, and the must-recreate list.
 
 use super::ledger::Knowledge;
 use super::principals::{Directory, Mapper, Unmapped};
