@@ -2,6 +2,7 @@
 //! flags, builds the client and the options, runs [`dbxport::export::export`] with a progress
 //! display, and prints the report.
 
+use super::flags::{AuthFlags, EngineFlags, ModelFlags};
 use super::keys::{print_json, read_passphrase, RecipientArgs};
 use super::{EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS};
 use anyhow::{bail, Context};
@@ -9,7 +10,7 @@ use clap::Args as ClapArgs;
 use dbxport::bundle::printable::{printable, printable_lines};
 use dbxport::bundle::seal::read_recipients_file;
 use dbxport::bundle::Sealer;
-use dbxport::client::{AuthArgs, Client, TransportArgs};
+use dbxport::client::Client;
 use dbxport::export::options::DEFAULT_KINDS;
 use dbxport::export::report::Outcome;
 use dbxport::export::stage::staging_path;
@@ -50,9 +51,9 @@ pub struct Args {
     #[arg(short = 'o', long = "output", value_name = "BUNDLE")]
     pub output: PathBuf,
     #[command(flatten)]
-    pub auth: AuthArgs,
+    pub auth: AuthFlags,
     #[command(flatten)]
-    pub engine: TransportArgs,
+    pub engine: EngineFlags,
     /// Export only these kinds (comma-separated, repeatable): notebook, directory, file, repo,
     /// job, secret_scope, secret, permissions, hive_grants, uc_grants, cluster, instance_pool,
     /// cluster_policy, warehouse, mount, principal, registered_model, model_version,
@@ -92,7 +93,7 @@ pub struct Args {
     #[arg(long, value_name = "CLUSTER_ID")]
     pub cluster: Option<String>,
     #[command(flatten)]
-    pub models: dbxport::models::ModelArgs,
+    pub models: ModelFlags,
     /// Continue an interrupted export into the same output.
     #[arg(long)]
     pub resume: bool,
@@ -194,7 +195,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     if args.envelope && envelope.is_none() {
         bail!("--envelope needs recipients\nhint: add --recipient KEY, --recipients-file FILE or --passphrase");
     }
-    let (client, warnings) = Client::from_args(&args.auth, &args.engine)
+    let (client, warnings) = Client::from_args(&args.auth.get(), &args.engine.get())
         .context("export: cannot set up the workspace connection")?;
     for w in warnings {
         eprintln!("dbxport: warning: {w}");
@@ -218,7 +219,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         envelope,
         resume: args.resume,
         concurrency: args.engine.concurrency.unwrap_or(8) as usize,
-        models: args.models.clone(),
+        models: args.models.get(),
     };
     drive(
         ExportSource::Workspace(client),

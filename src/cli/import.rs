@@ -1,13 +1,14 @@
 //! `dbxport import`: replay a bundle into a workspace — verified first, planned, idempotent,
 //! resumable — and the flags `plan` and `diff` share with it.
 
+use super::flags::{AuthFlags, ConflictFlag, EngineFlags, ModelTargetFlags};
 use super::keys::{exit_code_for, print_json, print_problems, IdentityArgs};
 use super::{EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS};
 use anyhow::Context;
 use clap::Args as ClapArgs;
 use dbxport::bundle::printable::{printable, printable_lines};
 use dbxport::bundle::Opener;
-use dbxport::client::{AuthArgs, Client, TransportArgs};
+use dbxport::client::Client;
 use dbxport::import::report::render_plan;
 use dbxport::import::{
     ApplyOptions, Filter, ImportError, Interrupt, Mapping, OnConflict, Options, Progress,
@@ -24,9 +25,9 @@ pub struct CommonArgs {
     #[arg(value_name = "BUNDLE")]
     pub bundle: PathBuf,
     #[command(flatten)]
-    pub auth: AuthArgs,
+    pub auth: AuthFlags,
     #[command(flatten)]
-    pub engine: TransportArgs,
+    pub engine: EngineFlags,
     /// The mapping file (TOML): principals, path prefixes, cluster, warehouse, pool and policy
     /// ids, secret scope names. See the README section "Mapping file".
     #[arg(long = "map", value_name = "FILE")]
@@ -47,7 +48,7 @@ pub struct CommonArgs {
     #[arg(long, value_name = "ID")]
     pub warehouse_id: Option<String>,
     #[command(flatten)]
-    pub models: dbxport::models::ModelTargetArgs,
+    pub models: ModelTargetFlags,
     /// Print JSON on stdout instead of text.
     #[arg(long)]
     pub json: bool,
@@ -59,8 +60,8 @@ pub struct BehaviourArgs {
     /// What to do with an object that exists in the target, differs from the bundle, and was
     /// not put there by this bundle: fail (refuse the import, listing every conflict), skip
     /// (keep the target's), overwrite (replace it).
-    #[arg(long, value_enum, default_value_t = OnConflict::Fail)]
-    pub on_conflict: OnConflict,
+    #[arg(long, value_enum, default_value_t = ConflictFlag::Fail)]
+    pub on_conflict: ConflictFlag,
     /// Keep job schedules, triggers and continuous runs as they were; by default imported
     /// jobs are paused.
     #[arg(long)]
@@ -76,18 +77,18 @@ impl CommonArgs {
         };
         Ok(Options {
             mapping,
-            on_conflict: behaviour.map(|b| b.on_conflict).unwrap_or_default(),
+            on_conflict: behaviour.map_or(OnConflict::Fail, |b| b.on_conflict.into()),
             keep_schedules: behaviour.is_some_and(|b| b.keep_schedules),
             filter: Filter::from_names(&self.include, &self.exclude, self.path.clone())?,
             warehouse_id: self.warehouse_id.clone(),
             concurrency: self.engine.concurrency.unwrap_or(8) as usize,
-            models: self.models.clone(),
+            models: self.models.get(),
         })
     }
 
     /// The target client, with warnings printed.
     pub fn client(&self) -> anyhow::Result<Client> {
-        let (client, warnings) = Client::from_args(&self.auth, &self.engine)
+        let (client, warnings) = Client::from_args(&self.auth.get(), &self.engine.get())
             .context("cannot set up the connection to the target workspace")?;
         for w in warnings {
             eprintln!("dbxport: warning: {w}");

@@ -15,6 +15,7 @@ pub mod demo;
 pub mod diff;
 mod emulator;
 pub mod export;
+pub mod flags;
 pub mod import;
 pub mod inspect;
 pub mod keygen;

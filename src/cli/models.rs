@@ -4,6 +4,7 @@
 //! its source (same staging folder, journal, `--resume` and report); the same library
 //! functions serve the models stage of `export` and `import`.
 
+use super::flags::{AuthFlags, ConflictFlag, EngineFlags, ModelFlags, ModelTargetFlags};
 use super::keys::{exit_code_for, print_json, print_problems, IdentityArgs};
 use super::{EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS};
 use anyhow::Context;
@@ -13,10 +14,7 @@ use dbxport::client::{AuthArgs, Client, ClientOptions, TransportArgs};
 use dbxport::export::{ExportOptions, ExportSource, SecretsOptions, Selection};
 use dbxport::journal::{Journal, OpenMode};
 use dbxport::kinds::model::export::MODEL_KINDS;
-use dbxport::model::report::OnConflict;
-use dbxport::models::{
-    import_models, ActionKind, ImportOptions, ModelArgs, ModelTargetArgs, Registry,
-};
+use dbxport::models::{import_models, ActionKind, ImportOptions, Registry};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::io::IsTerminal;
@@ -63,11 +61,11 @@ pub struct ExportArgs {
     #[arg(short, long, value_name = "FILE")]
     pub out: PathBuf,
     #[command(flatten)]
-    pub models: ModelArgs,
+    pub models: ModelFlags,
     #[command(flatten)]
-    pub auth: AuthArgs,
+    pub auth: AuthFlags,
     #[command(flatten)]
-    pub engine: TransportArgs,
+    pub engine: EngineFlags,
     /// Finish an export that was interrupted (its staging folder, OUTPUT.partial/, is next
     /// to --out).
     #[arg(long)]
@@ -95,16 +93,16 @@ pub struct ImportArgs {
     #[arg(value_name = "BUNDLE")]
     pub bundle: PathBuf,
     #[command(flatten)]
-    pub models: ModelTargetArgs,
+    pub models: ModelTargetFlags,
     #[command(flatten)]
-    pub auth: AuthArgs,
+    pub auth: AuthFlags,
     #[command(flatten)]
-    pub engine: TransportArgs,
+    pub engine: EngineFlags,
     #[command(flatten)]
     pub keys: IdentityArgs,
     /// What to do with a model whose name is taken in the target by other content.
-    #[arg(long, value_enum, default_value_t = OnConflict::Fail)]
-    pub on_conflict: OnConflict,
+    #[arg(long, value_enum, default_value_t = ConflictFlag::Fail)]
+    pub on_conflict: ConflictFlag,
     /// Show what would be created, updated or left alone, and write nothing.
     #[arg(long)]
     pub plan: bool,
@@ -166,10 +164,11 @@ fn bar(show: bool, verb: &str) -> ProgressBar {
 /// `models export`: the export engine with the registry as its source and only the model
 /// kinds, so staging (`OUT.partial/`), journal, `--resume` and report are `export`'s.
 fn export(a: ExportArgs) -> anyhow::Result<u8> {
-    let ws = workspace(&a.models.mlflow_uri, &a.auth, &a.engine)?;
-    let reg: Registry = a
-        .models
-        .registry(ws.as_ref(), ClientOptions::default().with_args(&a.engine))?;
+    let ws = workspace(&a.models.mlflow_uri, &a.auth.get(), &a.engine.get())?;
+    let reg: Registry = a.models.get().registry(
+        ws.as_ref(),
+        ClientOptions::default().with_args(&a.engine.get()),
+    )?;
     let opts = ExportOptions {
         output: a.out,
         kinds: MODEL_KINDS.into_iter().collect(),
@@ -186,7 +185,7 @@ fn export(a: ExportArgs) -> anyhow::Result<u8> {
         envelope: None,
         resume: a.resume,
         concurrency: a.engine.concurrency.unwrap_or(8) as usize,
-        models: a.models,
+        models: a.models.get(),
     };
     super::export::drive(ExportSource::Registry(reg), opts, a.json, 0)
 }
@@ -206,15 +205,16 @@ async fn import(a: ImportArgs) -> anyhow::Result<u8> {
         }
     };
     let bundle_id = bundle.inventory().bundle_id.clone();
-    let ws = workspace(&a.models.mlflow_uri, &a.auth, &a.engine)?;
-    let reg: Registry = a
-        .models
-        .registry(ws.as_ref(), ClientOptions::default().with_args(&a.engine))?;
+    let ws = workspace(&a.models.mlflow_uri, &a.auth.get(), &a.engine.get())?;
+    let reg: Registry = a.models.get().registry(
+        ws.as_ref(),
+        ClientOptions::default().with_args(&a.engine.get()),
+    )?;
     let bundle = Arc::new(Mutex::new(bundle));
     let show = !a.json && std::io::stderr().is_terminal();
     let progress = bar(show && !a.plan, "uploading");
     let opts = ImportOptions {
-        conflict: a.on_conflict,
+        conflict: a.on_conflict.into(),
         dry_run: a.plan,
     };
     let journal = if a.plan {

@@ -819,35 +819,25 @@ fn pick_credentials(
     }
 }
 
-fn parse_secret(s: &str) -> Result<SecretString, std::convert::Infallible> {
-    Ok(SecretString::from(s.to_string()))
-}
-
-/// The connection flags every command that talks to a workspace flattens into its arguments.
-#[derive(Debug, Clone, Default, clap::Args)]
+/// How to reach and sign in to a workspace, as a command was told (flags; the environment and
+/// the config file fill in the rest). The command line builds it (`cli::flags`).
+#[derive(Debug, Clone, Default)]
 pub struct AuthArgs {
     /// Workspace URL (else DATABRICKS_HOST, else the profile's host).
-    #[arg(long, value_name = "URL")]
     pub host: Option<String>,
     /// Personal access token. Visible to other processes on this machine: prefer
     /// DATABRICKS_TOKEN or a profile.
-    #[arg(long, value_name = "TOKEN", value_parser = parse_secret)]
     pub token: Option<SecretString>,
     /// Profile of the config file (else DATABRICKS_CONFIG_PROFILE, else the file's
     /// default_profile setting, else its DEFAULT profile).
-    #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
     /// Config file (else DATABRICKS_CONFIG_FILE, else ~/.databrickscfg).
-    #[arg(long, value_name = "PATH")]
     pub config_file: Option<PathBuf>,
     /// OAuth M2M client id (service principal application id).
-    #[arg(long, value_name = "ID")]
     pub client_id: Option<String>,
     /// OAuth M2M client secret. Visible to other processes: prefer DATABRICKS_CLIENT_SECRET.
-    #[arg(long, value_name = "SECRET", value_parser = parse_secret)]
     pub client_secret: Option<SecretString>,
     /// Use exactly this auth method when several are configured: pat or oauth-m2m.
-    #[arg(long, value_name = "TYPE")]
     pub auth_type: Option<String>,
 }
 
@@ -880,23 +870,19 @@ impl AuthArgs {
     }
 }
 
-/// Engine flags: concurrency and time budgets.
-#[derive(Debug, Clone, Default, clap::Args)]
+/// Engine settings: concurrency and time budgets, as a command was told.
+#[derive(Debug, Clone, Default)]
 pub struct TransportArgs {
     /// Requests in flight at once (default 8); lowered automatically while the workspace
     /// throttles.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
     pub concurrency: Option<u32>,
     /// Total seconds one call may spend retrying (default 300, or the profile's
     /// retry_timeout_seconds).
-    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub retry_timeout: Option<u64>,
     /// Seconds one HTTP request may take (default 60, or the profile's http_timeout_seconds).
-    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub http_timeout: Option<u64>,
     /// The largest API answer read into memory, in MiB (default 64); a larger one fails the
     /// call. Streamed downloads (model artifacts, large files) are not limited.
-    #[arg(long, value_name = "MIB", env = "DBXPORT_MAX_RESPONSE_MB", value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub max_response_mb: Option<u64>,
 }
 

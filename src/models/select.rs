@@ -87,43 +87,37 @@ impl VersionSelection {
     }
 }
 
-/// The model flags of `export` and `models export`: which registry, which models, which
+/// The model selection of `export` and `models export`: which registry, which models, which
 /// versions.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, Default)]
 pub struct ModelArgs {
     /// Export the models of the open-source MLflow tracking server at URL instead of the
     /// workspace's registry. Artifacts move through the server's artifact proxy (start it
     /// with --serve-artifacts). A bearer token, if the server needs one, is read from
     /// MLFLOW_TRACKING_TOKEN.
-    #[arg(long, value_name = "URL")]
     pub mlflow_uri: Option<String>,
     /// Which versions of each model to export: all, latest (the highest-numbered version) or
     /// stage:NAME (the versions in stage NAME: None, Staging, Production, Archived).
-    #[arg(long, value_name = "WHICH", default_value = "all")]
     pub model_versions: VersionSelection,
     /// Only models whose name matches this glob (`*`, `?`, `[...]`); repeat for several.
     /// Default: every model.
-    #[arg(long = "model", value_name = "GLOB")]
     pub models: Vec<String>,
 }
 
-/// The model flags of `import` and `models import`: which registry receives the models, and
+/// The model target of `import` and `models import`: which registry receives the models, and
 /// where their artifacts are uploaded first.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone)]
 pub struct ModelTargetArgs {
     /// Import the models into the open-source MLflow tracking server at URL instead of the
     /// workspace's registry (artifacts through its artifact proxy). A bearer token, if the
     /// server needs one, is read from MLFLOW_TRACKING_TOKEN.
-    #[arg(long, value_name = "URL")]
     pub mlflow_uri: Option<String>,
     /// Importing into a workspace: where artifacts are uploaded before a version is created
     /// from them (and removed once the registry has its copy). A `dbfs:/` path is written
     /// through DBFS, a `/Volumes/...` path through the Files API.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_STAGING_PATH)]
     pub model_artifact_path: String,
     /// Importing into an MLflow server: the experiment holding the runs that carry imported
     /// versions' artifacts and their source runs' params, metrics and tags.
-    #[arg(long, value_name = "NAME", default_value = DEFAULT_EXPERIMENT)]
     pub mlflow_experiment: String,
 }
 
