@@ -1,6 +1,8 @@
 //! The flag registry: every argument group that several commands share is declared here once,
 //! with its help text, and turned into the library's plain option types (the library knows
-//! nothing of clap). A command flattens the groups it takes.
+//! nothing of clap). A command flattens the groups it takes. The key flags (`--identity`,
+//! `--recipient`, passphrases) are declared the same way in [`super::keys`], beside the code
+//! that reads the keys; `plan`, `import` and `diff` share `import::CommonArgs`.
 
 use age::secrecy::SecretString;
 use clap::ValueEnum;
