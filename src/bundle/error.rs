@@ -83,7 +83,7 @@ macro_rules! error_codes {
 }
 
 error_codes! {
-    "E100" NotAZip "not a readable zip archive" None;
+    "E100" NotAZip "not a readable zip archive" Some("a bundle is the .zip (or .zip.age) file `dbxport export` or `dbxport pack` wrote; if this is a copy, it may be cut short: copy it again");
     "E101" UnsafeName "unsafe entry name" None;
     "E102" NotRegular "entry is a link or special file" None;
     "E103" DuplicateName "duplicate entry name" None;
@@ -121,7 +121,7 @@ error_codes! {
     "E404" SealedIndex "sealed digest index is missing or inconsistent" None;
     "E500" TargetNotEmpty "output already exists" Some("choose another output, or pass --force to replace it");
     "E501" NotABag "not a bag folder" Some("give the folder that holds bagit.txt, or the folder `dbxport unpack` wrote into");
-    "E502" Io "input/output error" None;
+    "E502" Io "input/output error" Some("check the path, that you may read (or write) it, and that the disk has room");
     "E503" Staging "staged export is inconsistent or misused" None;
 }
 

@@ -32,10 +32,10 @@ const MAX_KEY_FILE: u64 = 16 << 20;
 #[non_exhaustive]
 pub enum KeyError {
     /// A recipient string that is not an age or SSH public key.
-    #[error("recipient {0:?}: not an age (age1…) or SSH (ssh-ed25519/ssh-rsa) public key")]
+    #[error("recipient {0:?}: not an age (age1…) or SSH (ssh-ed25519/ssh-rsa) public key\nhint: give the public key `dbxport keygen` (or `age-keygen`) printed, or --recipients-file FILE with one key per line")]
     BadRecipient(String),
     /// An identity file that holds no usable identity.
-    #[error("identity file {path}: {detail}")]
+    #[error("identity file {path}: {detail}\nhint: give the key file `dbxport keygen` (or `age-keygen`) wrote, or an unencrypted SSH private key")]
     BadIdentity {
         /// The file.
         path: String,

@@ -182,12 +182,15 @@ pub fn exit_code_for(problems: &[BundleError]) -> u8 {
 pub fn print_problems(context: &str, problems: &[BundleError]) {
     let mut hints = Vec::new();
     for p in problems {
+        // A problem about the file itself is named once (`bundle x.zip: …`, not `bundle x.zip:
+        // x.zip: …`).
+        let line = if context == p.subject() || context.ends_with(&format!(" {}", p.subject())) {
+            format!("{} [{}]", p.detail(), p.code().code())
+        } else {
+            p.to_string()
+        };
         // Subjects and details quote names from the bundle: never print them raw.
-        eprintln!(
-            "dbxport: {}: {}",
-            printable(context),
-            printable(&p.to_string())
-        );
+        eprintln!("dbxport: {}: {}", printable(context), printable(&line));
         if let Some(h) = p.hint() {
             if !hints.contains(&h) {
                 hints.push(h);
