@@ -52,6 +52,10 @@ fn existing_key(dir: &Path) {
     std::fs::write(dir.join("key.txt"), "# not overwritten\n").unwrap();
 }
 
+fn existing_output(dir: &Path) {
+    std::fs::write(dir.join("out.zip"), "an earlier export\n").unwrap();
+}
+
 fn golden_and_bad_mapping(dir: &Path) {
     golden(dir);
     std::fs::write(dir.join("map.toml"), "[principals\nalice = \"bob\"\n").unwrap();
@@ -95,6 +99,15 @@ const CASES: &[Case] = &[
         env: &[],
     },
     Case {
+        name: "export-existing-output",
+        setup: existing_output,
+        args: &["export", "-o", "out.zip"],
+        env: &[
+            ("DATABRICKS_HOST", "http://127.0.0.1:9"),
+            ("DATABRICKS_TOKEN", "dapi-transcript"),
+        ],
+    },
+    Case {
         name: "plan-mapping-with-errors",
         setup: golden_and_bad_mapping,
         args: &["plan", "golden.zip", "--map", "map.toml"],
@@ -122,6 +135,12 @@ const CASES: &[Case] = &[
 
 /// Runs `case` and renders what the user saw.
 fn transcript(case: &Case) -> String {
+    transcript_with(case, &[])
+}
+
+/// Like [`transcript`], with more environment (a live emulator's address), which is shown
+/// as `$HOST` in the transcript.
+fn transcript_with(case: &Case, extra: &[(&str, String)]) -> String {
     let dir = tempfile::tempdir().unwrap();
     (case.setup)(dir.path());
     let mut cmd = Command::new(common::dbxport_bin());
@@ -131,6 +150,9 @@ fn transcript(case: &Case) -> String {
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", dir.path());
     for (k, v) in case.env {
+        cmd.env(k, v);
+    }
+    for (k, v) in extra {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
@@ -143,30 +165,54 @@ fn transcript(case: &Case) -> String {
     );
     // The folder's name changes with every run; the number of connection attempts with the
     // machine's speed.
-    let text = text.replace(&dir.path().display().to_string(), "$HOME");
+    let mut text = text.replace(&dir.path().display().to_string(), "$HOME");
+    if let Some((_, host)) = extra.iter().find(|(k, _)| *k == "DATABRICKS_HOST") {
+        text = text.replace(host.as_str(), "$HOST");
+    }
     regex::Regex::new(r"\(\d+ attempts\)")
         .unwrap()
         .replace_all(&text, "(N attempts)")
         .into_owned()
 }
 
+/// Cases against a live emulator: the token it refuses.
+const LIVE: &[Case] = &[Case {
+    name: "plan-refused-token",
+    setup: golden,
+    args: &["plan", "golden.zip"],
+    env: &[("DATABRICKS_TOKEN", "dapi-not-a-token-of-this-workspace")],
+}];
+
+fn every_transcript() -> Vec<(&'static str, String)> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let emu = rt
+        .block_on(dbxport::emulator::Emulator::start(
+            dbxport::emulator::EmulatorConfig::default(),
+        ))
+        .unwrap();
+    let live = [("DATABRICKS_HOST", emu.url().to_string())];
+    let mut out: Vec<(&str, String)> = CASES.iter().map(|c| (c.name, transcript(c))).collect();
+    out.extend(LIVE.iter().map(|c| (c.name, transcript_with(c, &live))));
+    out
+}
+
 #[test]
 fn common_mistakes_read_as_recorded() {
     let bless = std::env::var_os("DBXPORT_BLESS").is_some();
     let mut changed = Vec::new();
-    for case in CASES {
-        let got = transcript(case);
-        let path = common::repo_path(&format!("fixtures/transcripts/{}.txt", case.name));
+    for (name, got) in every_transcript() {
+        let path = common::repo_path(&format!("fixtures/transcripts/{name}.txt"));
         if bless {
             std::fs::write(&path, &got).unwrap();
             continue;
         }
         let want = std::fs::read_to_string(&path).unwrap_or_default();
         if got != want {
-            changed.push(format!(
-                "{}:\n--- recorded\n{want}--- now\n{got}",
-                case.name
-            ));
+            changed.push(format!("{name}:\n--- recorded\n{want}--- now\n{got}"));
         }
     }
     assert!(
@@ -180,10 +226,9 @@ fn common_mistakes_read_as_recorded() {
 /// Every transcript tells the user what to do: an error ends with a `hint:` line.
 #[test]
 fn every_failing_case_gives_a_hint() {
-    for case in CASES {
-        let t = transcript(case);
+    for (name, t) in every_transcript() {
         if !t.contains("\n? 0\n") {
-            assert!(t.contains("\nhint: "), "{}: no hint\n{t}", case.name);
+            assert!(t.contains("\nhint: "), "{name}: no hint\n{t}");
         }
     }
 }
