@@ -183,6 +183,14 @@ const LIVE: &[Case] = &[Case {
     env: &[("DATABRICKS_TOKEN", "dapi-not-a-token-of-this-workspace")],
 }];
 
+/// Cases against a live emulator, signed in: principals the target does not have.
+const SIGNED_IN: &[Case] = &[Case {
+    name: "plan-unmapped-principals",
+    setup: golden,
+    args: &["plan", "golden.zip"],
+    env: &[],
+}];
+
 fn every_transcript() -> Vec<(&'static str, String)> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -195,8 +203,17 @@ fn every_transcript() -> Vec<(&'static str, String)> {
         ))
         .unwrap();
     let live = [("DATABRICKS_HOST", emu.url().to_string())];
+    let signed_in = [
+        ("DATABRICKS_HOST", emu.url().to_string()),
+        ("DATABRICKS_TOKEN", emu.admin_token().to_string()),
+    ];
     let mut out: Vec<(&str, String)> = CASES.iter().map(|c| (c.name, transcript(c))).collect();
     out.extend(LIVE.iter().map(|c| (c.name, transcript_with(c, &live))));
+    out.extend(
+        SIGNED_IN
+            .iter()
+            .map(|c| (c.name, transcript_with(c, &signed_in))),
+    );
     out
 }
 

@@ -80,6 +80,19 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             );
         }
     }
-    let problems = p.is_refused() || p.items.iter().any(|i| i.action == Action::Cannot);
-    Ok(if problems { EXIT_PROBLEMS } else { EXIT_OK })
+    let cannot = p.items.iter().any(|i| i.action == Action::Cannot);
+    if p.is_refused() {
+        eprintln!(
+            "hint: each refused item says why: map principals and clusters in a mapping file (--map FILE, see the README's \"Mapping file\"), or pass --on-conflict skip|overwrite for objects the target already holds; then plan again"
+        );
+    } else if cannot {
+        eprintln!(
+            "hint: import would carry out the rest and report the items marked cannot; fix what each says (a missing catalog, --warehouse-id) to include them"
+        );
+    }
+    Ok(if p.is_refused() || cannot {
+        EXIT_PROBLEMS
+    } else {
+        EXIT_OK
+    })
 }
