@@ -183,6 +183,41 @@ const LIVE: &[Case] = &[Case {
     env: &[("DATABRICKS_TOKEN", "dapi-not-a-token-of-this-workspace")],
 }];
 
+/// A host that answers every request with a sign-in page, as a proxy or a wrong URL does.
+const HTML_HOST: &[Case] = &[Case {
+    name: "plan-host-answers-html",
+    setup: golden,
+    args: &["plan", "golden.zip"],
+    env: &[("DATABRICKS_TOKEN", "dapi-transcript")],
+}];
+
+/// Serves a sign-in page to every request, on loopback; returns its URL.
+fn html_server(rt: &tokio::runtime::Runtime) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    rt.spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let body = "<html><head><title>Sign in to your organisation</title></head><body>Sign in</body></html>";
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    url
+}
+
 /// Cases against a live emulator, signed in: principals the target does not have.
 const SIGNED_IN: &[Case] = &[Case {
     name: "plan-unmapped-principals",
@@ -213,6 +248,12 @@ fn every_transcript() -> Vec<(&'static str, String)> {
         SIGNED_IN
             .iter()
             .map(|c| (c.name, transcript_with(c, &signed_in))),
+    );
+    let html = [("DATABRICKS_HOST", html_server(&rt))];
+    out.extend(
+        HTML_HOST
+            .iter()
+            .map(|c| (c.name, transcript_with(c, &html))),
     );
     out
 }
