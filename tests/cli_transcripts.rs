@@ -99,6 +99,15 @@ const CASES: &[Case] = &[
         env: &[],
     },
     Case {
+        name: "export-envelope-without-recipient",
+        setup: nothing,
+        args: &["export", "-o", "out.zip.age"],
+        env: &[
+            ("DATABRICKS_HOST", "http://127.0.0.1:9"),
+            ("DATABRICKS_TOKEN", "dapi-transcript"),
+        ],
+    },
+    Case {
         name: "export-existing-output",
         setup: existing_output,
         args: &["export", "-o", "out.zip"],
