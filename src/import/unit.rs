@@ -68,3 +68,43 @@ pub(crate) const UNITS: &[&dyn Unit] = &[
 pub(crate) fn unit_of(kind: Kind) -> Option<&'static dyn Unit> {
     UNITS.iter().copied().find(|u| u.kinds().contains(&kind))
 }
+
+/// Declares a kind module's import unit, `$unit`, replaying records of `$kind`s, by the
+/// module's own free functions: `load(source, record, payload)`, `async fn plan(planner)` and
+/// `async fn apply(run)`. A kind module writes those three; the trait's plumbing is here once.
+macro_rules! unit {
+    ($(#[$doc:meta])* $unit:ident: [$($kind:expr),+ $(,)?]) => {
+        $(#[$doc])*
+        pub(crate) struct $unit;
+
+        impl $crate::import::unit::Unit for $unit {
+            fn kinds(&self) -> &'static [$crate::model::Kind] {
+                &[$($kind),+]
+            }
+
+            fn load(
+                &self,
+                source: &mut $crate::import::source::SourceBundle,
+                record: &$crate::bundle::inventory::Record,
+                payload: Option<Vec<u8>>,
+            ) -> Result<(), $crate::import::ImportError> {
+                load(source, record, payload)
+            }
+
+            fn plan<'p>(
+                &self,
+                planner: &'p mut $crate::import::plan::Planner<'_, '_>,
+            ) -> $crate::import::unit::Planned<'p> {
+                Box::pin(plan(planner))
+            }
+
+            fn apply<'r>(
+                &self,
+                run: &'r $crate::import::apply::Run<'_>,
+            ) -> $crate::import::unit::Applied<'r> {
+                Box::pin(apply(run))
+            }
+        }
+    };
+}
+pub(crate) use unit;

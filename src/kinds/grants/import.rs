@@ -15,36 +15,14 @@ use crate::import::ledger::keys;
 use crate::import::plan::{Action, Mode, PlanItem, Planner, Step};
 use crate::import::source::SourceBundle;
 use crate::import::target::concurrently;
-use crate::import::unit::{Applied, Planned, Unit};
 use crate::import::ImportError;
 use crate::model::Kind;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// The import unit of table grants.
-pub(crate) struct Grants;
-
-impl Unit for Grants {
-    fn kinds(&self) -> &'static [Kind] {
-        &[Kind::HiveGrants, Kind::UcGrants]
-    }
-
-    fn load(
-        &self,
-        source: &mut SourceBundle,
-        record: &Record,
-        payload: Option<Vec<u8>>,
-    ) -> Result<(), ImportError> {
-        load(source, record, payload)
-    }
-
-    fn plan<'p>(&self, planner: &'p mut Planner<'_, '_>) -> Planned<'p> {
-        Box::pin(plan(planner))
-    }
-
-    fn apply<'r>(&self, run: &'r Run<'_>) -> Applied<'r> {
-        Box::pin(apply(run))
-    }
+crate::import::unit::unit! {
+    /// The import unit of table grants.
+    Grants: [Kind::HiveGrants, Kind::UcGrants]
 }
 
 async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {

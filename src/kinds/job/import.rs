@@ -17,36 +17,14 @@ use crate::import::remap::{rewrite_job, JobContext, Refusal};
 use crate::import::report::Outcome;
 use crate::import::source::SourceBundle;
 use crate::import::target::{find_job_by_tag, read_jobs, Jobs as TargetJobs};
-use crate::import::unit::{Applied, Planned, Unit};
 use crate::import::ImportError;
 use crate::model::Kind;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The import unit of jobs.
-pub(crate) struct Jobs;
-
-impl Unit for Jobs {
-    fn kinds(&self) -> &'static [Kind] {
-        &[Kind::Job]
-    }
-
-    fn load(
-        &self,
-        source: &mut SourceBundle,
-        record: &Record,
-        payload: Option<Vec<u8>>,
-    ) -> Result<(), ImportError> {
-        load(source, record, payload)
-    }
-
-    fn plan<'p>(&self, planner: &'p mut Planner<'_, '_>) -> Planned<'p> {
-        Box::pin(plan(planner))
-    }
-
-    fn apply<'r>(&self, run: &'r Run<'_>) -> Applied<'r> {
-        Box::pin(apply(run))
-    }
+crate::import::unit::unit! {
+    /// The import unit of jobs.
+    Jobs: [Kind::Job]
 }
 
 async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {

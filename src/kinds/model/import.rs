@@ -13,7 +13,6 @@ use crate::import::ledger::{Knowledge, Ledger};
 use crate::import::plan::{Action, PlanItem, Planner, Step};
 use crate::import::report::Outcome;
 use crate::import::source::SourceBundle;
-use crate::import::unit::{Applied, Planned, Unit};
 use crate::import::ImportError;
 use crate::model::Kind;
 use serde_json::Value;
@@ -21,34 +20,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
-/// The import unit of ML models.
-pub(crate) struct Models;
-
-impl Unit for Models {
-    fn kinds(&self) -> &'static [Kind] {
-        &[
-            Kind::RegisteredModel,
-            Kind::ModelVersion,
-            Kind::ModelArtifact,
-        ]
-    }
-
-    fn load(
-        &self,
-        source: &mut SourceBundle,
-        record: &Record,
-        payload: Option<Vec<u8>>,
-    ) -> Result<(), ImportError> {
-        load(source, record, payload)
-    }
-
-    fn plan<'p>(&self, planner: &'p mut Planner<'_, '_>) -> Planned<'p> {
-        Box::pin(plan(planner))
-    }
-
-    fn apply<'r>(&self, run: &'r Run<'_>) -> Applied<'r> {
-        Box::pin(apply(run))
-    }
+crate::import::unit::unit! {
+    /// The import unit of ML models.
+    Models: [Kind::RegisteredModel, Kind::ModelVersion, Kind::ModelArtifact]
 }
 
 /// ML models: the models stage run as a plan (it reads the target registry and writes

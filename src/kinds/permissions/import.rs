@@ -15,37 +15,15 @@ use crate::import::ledger::keys;
 use crate::import::plan::{AclObject, Action, Mode, PlanItem, Planner, Step};
 use crate::import::source::SourceBundle;
 use crate::import::target::concurrently;
-use crate::import::unit::{Applied, Planned, Unit};
 use crate::import::ImportError;
 use crate::model::permissions::AccessControlRequest;
 use crate::model::Kind;
 use serde_json::json;
 use std::collections::BTreeMap;
 
-/// The import unit of object permissions.
-pub(crate) struct Permissions;
-
-impl Unit for Permissions {
-    fn kinds(&self) -> &'static [Kind] {
-        &[Kind::Permissions]
-    }
-
-    fn load(
-        &self,
-        source: &mut SourceBundle,
-        record: &Record,
-        payload: Option<Vec<u8>>,
-    ) -> Result<(), ImportError> {
-        load(source, record, payload)
-    }
-
-    fn plan<'p>(&self, planner: &'p mut Planner<'_, '_>) -> Planned<'p> {
-        Box::pin(plan(planner))
-    }
-
-    fn apply<'r>(&self, run: &'r Run<'_>) -> Applied<'r> {
-        Box::pin(apply(run))
-    }
+crate::import::unit::unit! {
+    /// The import unit of object permissions.
+    Permissions: [Kind::Permissions]
 }
 
 async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {

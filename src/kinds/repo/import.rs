@@ -13,37 +13,15 @@ use crate::import::ledger::keys;
 use crate::import::plan::{same_url, Action, Mode, PlanItem, Planner, Step};
 use crate::import::source::SourceBundle;
 use crate::import::target::concurrently;
-use crate::import::unit::{Applied, Planned, Unit};
 use crate::import::ImportError;
 use crate::model::workspace::{parent_path, ObjectType};
 use crate::model::Kind;
 use serde_json::json;
 use std::collections::BTreeMap;
 
-/// The import unit of Git folders.
-pub(crate) struct Repos;
-
-impl Unit for Repos {
-    fn kinds(&self) -> &'static [Kind] {
-        &[Kind::Repo]
-    }
-
-    fn load(
-        &self,
-        source: &mut SourceBundle,
-        record: &Record,
-        payload: Option<Vec<u8>>,
-    ) -> Result<(), ImportError> {
-        load(source, record, payload)
-    }
-
-    fn plan<'p>(&self, planner: &'p mut Planner<'_, '_>) -> Planned<'p> {
-        Box::pin(plan(planner))
-    }
-
-    fn apply<'r>(&self, run: &'r Run<'_>) -> Applied<'r> {
-        Box::pin(apply(run))
-    }
+crate::import::unit::unit! {
+    /// The import unit of Git folders.
+    Repos: [Kind::Repo]
 }
 
 async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {

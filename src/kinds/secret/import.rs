@@ -15,41 +15,22 @@ use crate::import::mapping::PrincipalOutcome;
 use crate::import::plan::{secret_value_matches, Action, Mode, PlanItem, Planner, Step};
 use crate::import::source::SourceBundle;
 use crate::import::target::concurrently;
-use crate::import::unit::{Applied, Planned, Unit};
 use crate::import::ImportError;
 use crate::model::secret::{AclItem, ScopeBackend};
 use crate::model::Kind;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The import unit of secret scopes and secrets.
-pub(crate) struct Secrets;
+crate::import::unit::unit! {
+    /// The import unit of secret scopes and secrets.
+    Secrets: [Kind::SecretScope, Kind::Secret]
+}
 
-impl Unit for Secrets {
-    fn kinds(&self) -> &'static [Kind] {
-        &[Kind::SecretScope, Kind::Secret]
-    }
-
-    fn load(
-        &self,
-        source: &mut SourceBundle,
-        record: &Record,
-        payload: Option<Vec<u8>>,
-    ) -> Result<(), ImportError> {
-        load(source, record, payload)
-    }
-
-    fn plan<'p>(&self, planner: &'p mut Planner<'_, '_>) -> Planned<'p> {
-        Box::pin(plan(planner))
-    }
-
-    fn apply<'r>(&self, run: &'r Run<'_>) -> Applied<'r> {
-        Box::pin(async move {
-            let mut done = scopes(run).await;
-            done.extend(secrets(run).await);
-            done
-        })
-    }
+/// Scopes first (their secrets need them), then secrets.
+async fn apply<'r>(run: &'r Run<'_>) -> Vec<(&'r PlanItem, StepResult)> {
+    let mut done = scopes(run).await;
+    done.extend(secrets(run).await);
+    done
 }
 
 async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {

@@ -16,37 +16,15 @@ use crate::import::report::Outcome;
 use crate::import::source::SourceBundle;
 use crate::import::source::MAX_IMPORT_BYTES;
 use crate::import::target::{concurrently, list_tree};
-use crate::import::unit::{Applied, Planned, Unit};
 use crate::import::ImportError;
 use crate::model::workspace::{parent_path, Format, ObjectType};
 use crate::model::Kind;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The import unit of folders, notebooks and workspace files.
-pub(crate) struct Workspace;
-
-impl Unit for Workspace {
-    fn kinds(&self) -> &'static [Kind] {
-        &[Kind::Directory, Kind::Notebook, Kind::File]
-    }
-
-    fn load(
-        &self,
-        source: &mut SourceBundle,
-        record: &Record,
-        payload: Option<Vec<u8>>,
-    ) -> Result<(), ImportError> {
-        load(source, record, payload)
-    }
-
-    fn plan<'p>(&self, planner: &'p mut Planner<'_, '_>) -> Planned<'p> {
-        Box::pin(plan(planner))
-    }
-
-    fn apply<'r>(&self, run: &'r Run<'_>) -> Applied<'r> {
-        Box::pin(apply(run))
-    }
+crate::import::unit::unit! {
+    /// The import unit of folders, notebooks and workspace files.
+    Workspace: [Kind::Directory, Kind::Notebook, Kind::File]
 }
 
 async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
