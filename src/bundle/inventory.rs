@@ -652,14 +652,14 @@ fn record_problems(r: &Value) -> Vec<String> {
     {
         p.push("`notes` is not a list of strings".into());
     }
-    let Some(meta) = o["meta"].as_object() else {
+    if !o["meta"].is_object() {
         p.push("`meta` is not an object".into());
         return p;
-    };
+    }
     // Each kind's meta is checked against its typed meta (spec §6), written once beside the
     // kind; kinds this version does not know are kept as they are.
     if let Some(kind) = Kind::parse(kind) {
-        p.extend(crate::kinds::format::meta_problems(kind, meta));
+        p.extend(crate::kinds::format::meta_problems(kind, &o["meta"]));
     }
     if o["sealed"].as_bool() == Some(true)
         && (o["stored"].as_array().is_none_or(Vec::is_empty) || !o["sha256"].is_string())

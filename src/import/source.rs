@@ -358,7 +358,7 @@ impl SourceBundle {
 
     /// The record's `meta` as its kind's typed meta (§6), which the reader has checked.
     pub(crate) fn typed_meta<T: DeserializeOwned>(&self, r: &Record) -> Result<T, ImportError> {
-        serde_json::from_value(r.meta.clone()).map_err(|e| {
+        T::deserialize(&r.meta).map_err(|e| {
             bundle_problem(
                 &self.path,
                 crate::bundle::BundleError::new(
