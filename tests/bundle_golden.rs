@@ -416,3 +416,21 @@ fn every_golden_bundle_imports_and_reimports_as_unchanged() {
         assert_eq!(outcomes(&again, "created"), 0, "{}", bundle.display());
     }
 }
+
+/// A local header must repeat its central record's version and time (E105): a flipped byte
+/// there changed nothing a digest covers, so `import_poc`'s "one byte flipped" test passed or
+/// failed by where the byte fell.
+#[test]
+fn a_local_header_time_or_version_that_differs_is_refused() {
+    let original = golden::read(&golden::current_path());
+    let tmp = tempfile::tempdir().unwrap();
+    for field in [4usize, 10, 12] {
+        let mut b = original.clone();
+        b[field] ^= 0x5a; // the first entry's local header starts at 0
+        let path = tmp.path().join(format!("f{field}.zip"));
+        std::fs::write(&path, &b).unwrap();
+        let report = verify_file(&path, None).unwrap();
+        assert!(!report.ok, "byte {field}");
+        assert_eq!(report.problems[0].code().code(), "E105", "byte {field}");
+    }
+}

@@ -34,6 +34,9 @@ pub struct ZipEntry {
     pub compressed: u64,
     /// Uncompressed (declared) size.
     pub size: u64,
+    /// Version needed to extract and the MS-DOS modification time and date, which the local
+    /// header must repeat (packed: version, time, date).
+    pub stamp: (u16, u32),
     /// Offset of the local header.
     pub header_offset: u64,
     /// Offset of the data, once the local header was read.
@@ -339,6 +342,7 @@ pub fn read_index<R: Read + Seek>(r: &mut R) -> Result<ZipIndex> {
             crc,
             compressed,
             size,
+            stamp: (u16_at(h, 6), u32_at(h, 12)),
             header_offset,
             data_start: None,
         });
@@ -493,9 +497,13 @@ fn check_local_headers<R: Read + Seek>(
             )));
         }
         let lflags = u16_at(&h, 6);
-        if lflags != e.flags || u16_at(&h, 8) != e.method {
+        if lflags != e.flags
+            || u16_at(&h, 8) != e.method
+            || (u16_at(&h, 4), u32_at(&h, 10)) != e.stamp
+        {
             problems.push(overlap(
-                "local header flags or method differ from the central directory".into(),
+                "local header flags, method, version or time differ from the central directory"
+                    .into(),
             ));
         }
         let local_zip64 = find_extra(lextra, 0x0001);
