@@ -191,6 +191,8 @@ pub struct Tree {
     pub dirs: Vec<String>,
     /// Repo root paths.
     pub repos: Vec<String>,
+    /// Repo root path → notebooks in its working tree.
+    pub repo_notebooks: BTreeMap<String, u64>,
 }
 
 const HEADERS: [(&str, &str); 5] = [
@@ -233,11 +235,10 @@ pub fn read_tree(seed: &Path) -> Tree {
                 .collect::<Vec<_>>()
                 .join("/")
         );
-        if in_repo(&path) {
-            continue;
-        }
         if e.file_type().is_dir() {
-            t.dirs.push(path);
+            if !in_repo(&path) {
+                t.dirs.push(path);
+            }
             continue;
         }
         let bytes = std::fs::read(e.path()).unwrap();
@@ -247,6 +248,12 @@ pub fn read_tree(seed: &Path) -> Tree {
                 .starts_with(header.as_bytes())
                 .then(|| stem.to_string())
         });
+        if let Some(repo) = repos.iter().find(|r| path.starts_with(&format!("{r}/"))) {
+            if notebook.is_some() {
+                *t.repo_notebooks.entry(repo.clone()).or_default() += 1;
+            }
+            continue;
+        }
         match notebook {
             Some(p) => {
                 t.notebooks.insert(p, bytes);
