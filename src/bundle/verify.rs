@@ -2,7 +2,9 @@
 //! payload digest, and — with an identity — every sealed value against its sealed digest.
 //! The result is a report that names every failing entry with its code.
 
+use super::container::ZipEntry;
 use super::error::{BundleError, ErrorCode, ProblemList, Result};
+use super::readback::Checked;
 use super::reader::{Bundle, ReadSeek, Scan};
 use super::seal::Opener;
 use crate::model::Kind;
@@ -53,7 +55,45 @@ pub fn verify_file_with_progress(
 ) -> Result<VerifyReport> {
     // `scan` fails only when the file cannot be read or its envelope cannot be opened.
     let scan = Bundle::scan(path, opener)?;
-    Ok(finish(path.display().to_string(), scan, opener, progress).0)
+    Ok(finish(
+        path.display().to_string(),
+        scan,
+        opener,
+        progress,
+        &mut no_skip,
+    )
+    .0)
+}
+
+/// Every payload entry's data is read.
+fn no_skip(_: &ZipEntry, _: &str) -> bool {
+    false
+}
+
+/// [`verify_file`] for a bundle this process has just written while reading each entry back
+/// ([`super::readback`]): all of §10.1 steps 2–6, except that the data of a payload entry
+/// already read back at the offset, size and CRC-32 the central directory gives, with the
+/// SHA-256 the manifest gives, is not read a second time.
+pub(crate) fn verify_written(path: &Path, read_back: &Checked) -> Result<VerifyReport> {
+    let scan = Bundle::scan(path, None)?;
+    let mut skip = |e: &ZipEntry, want: &str| {
+        read_back.get(&e.name).is_some_and(|c| {
+            Some(c.data_start) == e.data_start
+                && c.compressed == e.compressed
+                && c.size == e.size
+                && c.method == e.method
+                && c.crc == e.crc
+                && c.sha256 == want
+        })
+    };
+    Ok(finish(
+        path.display().to_string(),
+        scan,
+        None,
+        &mut |_, _| {},
+        &mut skip,
+    )
+    .0)
 }
 
 /// Opens the bundle at `path` for a command that acts on it — `import`, `plan`, `diff`,
@@ -66,7 +106,13 @@ pub fn open_verified(
     progress: &mut dyn FnMut(u64, u64),
 ) -> std::result::Result<(Bundle, VerifyReport), Vec<BundleError>> {
     let scan = Bundle::scan(path, opener).map_err(|e| vec![e])?;
-    match finish(path.display().to_string(), scan, opener, progress) {
+    match finish(
+        path.display().to_string(),
+        scan,
+        opener,
+        progress,
+        &mut no_skip,
+    ) {
         (report, Some(b)) if report.ok => Ok((b, report)),
         (report, _) if !report.problems.is_empty() => Err(report.problems),
         _ => Err(vec![BundleError::new(
@@ -85,14 +131,17 @@ pub fn verify_source(
     opener: Option<&Opener>,
 ) -> VerifyReport {
     let scan = Bundle::scan_source(src, label.clone(), envelope);
-    finish(label, scan, opener, &mut |_, _| {}).0
+    finish(label, scan, opener, &mut |_, _| {}, &mut no_skip).0
 }
 
+/// The rest of §10.1 after the scan. `already_read(entry, manifest digest)` names payload
+/// entries whose data needs no second reading.
 fn finish(
     label: String,
     scan: Scan,
     opener: Option<&Opener>,
     progress: &mut dyn FnMut(u64, u64),
+    already_read: &mut dyn FnMut(&ZipEntry, &str) -> bool,
 ) -> (VerifyReport, Option<Bundle>) {
     let mut problems = scan.problems;
     let mut report = VerifyReport {
@@ -127,7 +176,11 @@ fn finish(
         report.payload_files = b.manifest().len() as u64;
         report.payload_bytes = b.payload_bytes();
         let total = report.payload_bytes;
-        b.verify_payload(&mut |done| progress(done, total), &mut problems);
+        b.verify_payload(
+            &mut |done| progress(done, total),
+            already_read,
+            &mut problems,
+        );
         if let Some(op) = opener.filter(|o| !o.is_empty()) {
             if b.has_inventory() {
                 let (opened, p) = verify_sealed(b, op);
@@ -213,4 +266,90 @@ pub fn verify_sealed(b: &mut Bundle, opener: &Opener) -> (u64, Vec<BundleError>)
         }
     }
     (opened, problems.into_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::readback::CheckedEntry;
+    use crate::bundle::resource::{Content, Resource};
+    use crate::bundle::{write_bundle, BagSettings, Source};
+
+    /// A written bundle whose one payload file is then damaged on disk, with what a read-back
+    /// of the undamaged file would have recorded.
+    fn damaged() -> (tempfile::TempDir, std::path::PathBuf, String, CheckedEntry) {
+        let settings = BagSettings::new(
+            Source {
+                host: "https://example.invalid".into(),
+                workspace_id: "7".into(),
+            },
+            serde_json::json!({}),
+        );
+        let info = serde_json::from_value(serde_json::json!({
+            "object_type": "FILE", "path": "/Shared/x.bin", "object_id": 1
+        }))
+        .unwrap();
+        let data: Vec<u8> = (0..100_000u32).map(|i| ((i * 7919) >> 5) as u8).collect();
+        let r = Resource::workspace_file(&info, Content::Bytes(data.clone()));
+        let (zip, _) = write_bundle(Vec::new(), &settings, None, vec![r], BTreeMap::new()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.zip");
+        let mut src = std::io::Cursor::new(zip.clone());
+        let index = super::super::container::read_index(&mut src).unwrap();
+        let e = index
+            .entries
+            .iter()
+            .find(|e| e.name.ends_with("x.bin"))
+            .unwrap()
+            .clone();
+        let start = e.data_start.unwrap();
+        let checked = CheckedEntry {
+            data_start: start,
+            compressed: e.compressed,
+            size: e.size,
+            method: e.method,
+            crc: e.crc,
+            sha256: super::super::digest::sha256_hex(&data),
+        };
+        let mut bad = zip;
+        bad[start as usize + 50] ^= 1;
+        std::fs::write(&path, bad).unwrap();
+        (dir, path, e.name, checked)
+    }
+
+    /// Data the read-back vouches for, at the place and with the digest the bundle gives, is
+    /// not read again (the damage made after it was read back goes unseen, which is the point:
+    /// it was read once, from the disk); anything else about the entry differing sends it
+    /// through the full check, which finds the damage.
+    #[test]
+    fn only_data_read_back_at_the_same_place_with_the_same_digest_is_skipped() {
+        let (_dir, path, name, c) = damaged();
+        let vouched = Checked::from([(name.clone(), c.clone())]);
+        assert!(verify_written(&path, &vouched).unwrap().ok);
+        let variants = [
+            CheckedEntry {
+                data_start: c.data_start + 1,
+                ..c.clone()
+            },
+            CheckedEntry {
+                crc: c.crc ^ 1,
+                ..c.clone()
+            },
+            CheckedEntry {
+                sha256: "0".repeat(64),
+                ..c.clone()
+            },
+            CheckedEntry {
+                compressed: c.compressed - 1,
+                ..c.clone()
+            },
+        ];
+        for v in variants {
+            let report =
+                verify_written(&path, &Checked::from([(name.clone(), v.clone())])).unwrap();
+            assert!(!report.ok, "{v:?}");
+        }
+        assert!(!verify_written(&path, &Checked::new()).unwrap().ok);
+        assert!(!verify_file(&path, None).unwrap().ok);
+    }
 }

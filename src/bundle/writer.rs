@@ -1,16 +1,17 @@
 //! The streaming bundle writer: turns a list of [`Resource`]s straight into a bundle zip in
-//! canonical order (spec §3.6, §9), reading each part's content once, hashing as it goes, in
-//! constant memory. Also the planning steps every writer shares: bag settings, stored-path
+//! canonical order (spec §3.6, §9), reading each part's content once, in constant memory; and
+//! [`write_verified`], the one output path every command's bundle takes (§11). Also the planning steps every writer shares: bag settings, stored-path
 //! assignment, records and directory entries.
 
 use super::bagit::is_extra_tag_name;
 use super::container::deflate::{choose_method, CHUNK};
 use super::container::ZipWriter;
-use super::digest::{pump, PumpError};
+use super::digest::{copy, pump, PumpError};
 use super::error::{BundleError, ErrorCode, IoContext, Problems, Result};
 use super::fsutil::{parent_dir, AtomicFile};
 use super::inventory::{format_created, is_bundle_id, Inventory, Record, Sealing, Source};
 use super::layout::{assign, LogicalPath};
+use super::readback;
 use super::resource::{Content, Resource};
 use super::seal::{Opener, Sealer};
 use super::tags::{digest_tags, fixed_tags};
@@ -200,31 +201,38 @@ pub(crate) fn open_content(c: Content) -> Result<(Vec<u8>, Box<dyn Read + Send>)
     Ok((sample, reader))
 }
 
-/// Streams one file entry into `zip`: method from the sample, data hashed on the way.
-/// Returns the SHA-256 hex of the data.
+/// Streams one file entry into `zip`: method from the sample. Returns the SHA-256 hex of the
+/// data: `known` when the caller already has it (a staged file, a file a bag's manifest lists),
+/// which is then not computed here — the read-back of [`write_verified`] hashes the bytes as
+/// they reach the disk and refuses them if they differ (E206) — else computed on the way.
 pub(crate) fn write_file_entry<W: Write>(
     zip: &mut ZipWriter<W>,
     name: &str,
     size: u64,
     sample: Vec<u8>,
     rest: Box<dyn Read + Send>,
+    known: Option<&str>,
 ) -> Result<String> {
     let method = choose_method(&sample);
     let subject = format!("entry {name}");
     zip.start_file(name, size, method).ctx(&subject)?;
     let mut src = Cursor::new(sample).chain(rest);
-    let pumped = pump(&mut src, size, &mut |b| zip.write_data(b)).map_err(|e| match e {
+    let mut sink = |b: &[u8]| zip.write_data(b);
+    let copied = match known {
+        Some(hex) => copy(&mut src, &mut sink).map(|n| (n, hex.to_string())),
+        None => pump(&mut src, size, &mut sink).map(|p| (p.bytes, p.hex())),
+    };
+    let (bytes, hex) = copied.map_err(|e| match e {
         PumpError::Read(e) => BundleError::io(format!("{subject} (reading its content)"), &e),
         PumpError::Write(e) => BundleError::io(format!("{subject} (writing)"), &e),
     })?;
-    if pumped.bytes != size {
+    if bytes != size {
         return Err(staging(format!(
-            "{name}: content has {} bytes, {size} were declared (did it change while being read?)",
-            pumped.bytes
+            "{name}: content has {bytes} bytes, {size} were declared (did it change while being read?)"
         )));
     }
     zip.finish_file().ctx(&subject)?;
-    Ok(pumped.hex())
+    Ok(hex)
 }
 
 /// What a writer produced.
@@ -275,6 +283,23 @@ pub(crate) fn write_bundle_expecting<W: Write>(
     extra_tags: BTreeMap<String, Vec<u8>>,
     expected: &[Vec<Option<String>>],
 ) -> Result<(W, WriteSummary)> {
+    let mut zip = ZipWriter::new(out);
+    let mut summary = write_entries(&mut zip, settings, sealing, resources, extra_tags, expected)?;
+    let (out, bytes) = zip.finish_counted().ctx("bundle output")?;
+    summary.bytes = bytes;
+    Ok((out, summary))
+}
+
+/// Writes every entry of the bundle into `zip` (§3.6 order), leaving the central directory to
+/// the caller. A part with an `expected` digest is listed under it without being hashed here.
+fn write_entries<W: Write>(
+    zip: &mut ZipWriter<W>,
+    settings: &BagSettings,
+    sealing: Option<Sealing>,
+    resources: Vec<Resource>,
+    extra_tags: BTreeMap<String, Vec<u8>>,
+    expected: &[Vec<Option<String>>],
+) -> Result<WriteSummary> {
     settings.check()?;
     for name in extra_tags.keys() {
         if !is_extra_tag_name(name) {
@@ -342,7 +367,6 @@ pub(crate) fn write_bundle_expecting<W: Write>(
         }
     }
 
-    let mut zip = ZipWriter::new(out);
     let mut digests: BTreeMap<String, String> = BTreeMap::new();
     let mut post: Option<BTreeMap<String, Vec<u8>>> = None;
     let payload_total = sizes.len();
@@ -375,32 +399,24 @@ pub(crate) fn write_bundle_expecting<W: Write>(
             Slot::Payload(ri, pi) => {
                 let content = contents[ri][pi].take().expect("each part is written once");
                 let (sample, rest) = open_content(content)?;
-                let hex = write_file_entry(&mut zip, &name, sizes_of[ri][pi], sample, rest)?;
-                if let Some(Some(want)) = expected.get(ri).and_then(|e| e.get(pi)) {
-                    if *want != hex {
-                        return Err(BundleError::new(
-                            ErrorCode::DigestMismatch,
-                            format!("entry {name}"),
-                            format!("SHA-256 is {hex}, it was {want} when staged (the staged file changed; export again)"),
-                        ));
-                    }
-                }
+                let known = expected
+                    .get(ri)
+                    .and_then(|e| e.get(pi))
+                    .and_then(Option::as_deref);
+                let hex = write_file_entry(zip, &name, sizes_of[ri][pi], sample, rest, known)?;
                 digests.insert(stored[ri][pi].clone(), hex);
             }
         }
     }
-    let bytes = zip.position();
-    let out = zip.finish().ctx("bundle output")?;
-    let summary = WriteSummary {
+    Ok(WriteSummary {
         bag,
         bundle_id: settings.bundle_id.clone(),
         entries,
         records: records.len() as u64,
         payload_files: payload_total as u64,
         payload_bytes: sizes.values().sum(),
-        bytes,
-    };
-    Ok((out, summary))
+        bytes: zip.position(),
+    })
 }
 
 /// Writes a bundle file the way every command does (§11): [`write_bundle`] streamed to a
@@ -438,19 +454,24 @@ pub(crate) fn write_bundle_file_expecting(
     envelope: Option<&Sealer>,
     replace: bool,
 ) -> std::result::Result<WriteSummary, Problems> {
-    let (mut summary, bytes) = write_verified(path, envelope, replace, |sink| {
-        let (_, summary) =
-            write_bundle_expecting(sink, settings, sealing, resources, extra_tags, expected)?;
-        Ok(summary)
+    let (mut summary, bytes) = write_verified(path, envelope, replace, |zip| {
+        Ok(write_entries(
+            zip, settings, sealing, resources, extra_tags, expected,
+        )?)
     })?;
     summary.bytes = bytes;
     Ok(summary)
 }
 
-/// The one output path of every bundle a command writes (§11): `write` streams the zip into a
-/// temporary file beside `out` (through an age envelope when `envelope` is given), which is
-/// synced, verified by §10.1 steps 2–6 read back from disk, and only then renamed to `out`
-/// (replacing a file only when `replace`). Returns what `write` returned and the file's size.
+/// The one output path of every bundle a command writes (§11): `write` fills a zip writer
+/// streaming into a temporary file beside `out` (through an age envelope when `envelope` is
+/// given); the file is verified by §10.1 steps 2–6 read back from disk, synced, and only then
+/// renamed to `out` (replacing a file only when `replace`). Returns what `write` returned and
+/// the file's size.
+///
+/// Without an envelope, each entry is read back from the file by a second thread while the
+/// next is written ([`super::readback`]), and the final verification does not read again the
+/// data that thread already checked: every byte is hashed once, from the disk.
 ///
 /// With an envelope the plaintext zip never touches the disk: the same stream is also sealed
 /// to a one-time key held in memory, and that scratch copy is opened and verified, then deleted.
@@ -458,7 +479,7 @@ pub(crate) fn write_verified<T>(
     out: &Path,
     envelope: Option<&Sealer>,
     replace: bool,
-    write: impl FnOnce(&mut dyn Write) -> std::result::Result<T, Problems>,
+    write: impl FnOnce(&mut ZipWriter<&mut dyn Write>) -> std::result::Result<T, Problems>,
 ) -> std::result::Result<(T, u64), Problems> {
     if !replace && out.exists() {
         return Err(BundleError::new(
@@ -471,13 +492,23 @@ pub(crate) fn write_verified<T>(
     let mut out_file = AtomicFile::create(out)?;
     let value = match envelope {
         None => {
+            let temp = out_file.temp_path().to_path_buf();
+            let subject = format!("file {}", out.display());
+            let (follower, tracked) =
+                readback::Follower::start(&temp, &*out_file.file()).ctx(&subject)?;
             let value = {
-                let mut buf = BufWriter::with_capacity(super::digest::BUF, out_file.file());
-                let value = write(&mut buf)?;
-                buf.flush().ctx(format!("file {}", out.display()))?;
+                let mut buf = BufWriter::with_capacity(super::digest::BUF, tracked);
+                let mut zip = ZipWriter::new(&mut buf as &mut dyn Write);
+                zip.set_observer(follower.observer());
+                let value = write(&mut zip)?;
+                zip.finish().ctx(&subject)?;
+                buf.flush().ctx(&subject)?;
                 value
             };
-            let report = verify::verify_file(out_file.temp_path(), None)?;
+            let checked = follower
+                .finish()
+                .ctx(format!("file {} (reading it back)", temp.display()))?;
+            let report = verify::verify_written(&temp, &checked)?;
             if !report.ok {
                 return Err(Problems(report.problems));
             }
@@ -508,7 +539,12 @@ pub(crate) fn write_verified<T>(
                     ))
                     .map_err(seal_err)?;
                 let mut tee = Tee { a, b };
-                let value = write(&mut tee)?;
+                let value = {
+                    let mut zip = ZipWriter::new(&mut tee as &mut dyn Write);
+                    let value = write(&mut zip)?;
+                    zip.finish().ctx("bundle output")?;
+                    value
+                };
                 let Tee { a, b } = tee;
                 a.finish()
                     .and_then(|mut w| w.flush())

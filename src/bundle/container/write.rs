@@ -54,6 +54,33 @@ pub struct EntrySummary {
     pub method: Method,
 }
 
+/// A file entry starting or ending, as [`ZipWriter::set_observer`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryEvent {
+    /// The local header is written; the data starts at `data_start`.
+    Started {
+        /// Full entry name.
+        name: String,
+        /// Offset of the data.
+        data_start: u64,
+        /// How the data is stored.
+        method: Method,
+        /// Bytes of data declared.
+        size: u64,
+    },
+    /// The data and its descriptor are written.
+    Finished {
+        /// Full entry name.
+        name: String,
+        /// CRC-32 of the data.
+        crc: u32,
+        /// Bytes stored.
+        compressed: u64,
+        /// Bytes of data.
+        size: u64,
+    },
+}
+
 /// A streaming, deterministic zip writer.
 pub struct ZipWriter<W: Write> {
     out: W,
@@ -62,6 +89,7 @@ pub struct ZipWriter<W: Write> {
     open: Option<Open>,
     last_name: Option<String>,
     force_zip64: bool,
+    observer: Option<Box<dyn FnMut(EntryEvent) + Send>>,
 }
 
 fn bad_input(msg: impl Into<String>) -> io::Error {
@@ -78,6 +106,19 @@ impl<W: Write> ZipWriter<W> {
             open: None,
             last_name: None,
             force_zip64: false,
+            observer: None,
+        }
+    }
+
+    /// Tells `observer` where each file entry's data lies as entries start and end, so that
+    /// a reader can follow the output (see [`crate::bundle::readback`]).
+    pub fn set_observer(&mut self, observer: Box<dyn FnMut(EntryEvent) + Send>) {
+        self.observer = Some(observer);
+    }
+
+    fn notify(&mut self, event: impl FnOnce() -> EntryEvent) {
+        if let Some(o) = self.observer.as_mut() {
+            o(event());
         }
     }
 
@@ -163,6 +204,13 @@ impl<W: Write> ZipWriter<W> {
             sizes,
         );
         self.put(&h)?;
+        let data_start = self.pos;
+        self.notify(|| EntryEvent::Started {
+            name: name.into(),
+            data_start,
+            method,
+            size,
+        });
         self.open = Some(Open {
             name: name.into(),
             method,
@@ -247,6 +295,12 @@ impl<W: Write> ZipWriter<W> {
             d.extend_from_slice(&(open.written as u32).to_le_bytes());
         }
         self.put(&d)?;
+        self.notify(|| EntryEvent::Finished {
+            name: open.name.clone(),
+            crc,
+            compressed: open.csize,
+            size: open.written,
+        });
         self.entries.push(Central {
             name: open.name,
             dir: false,
@@ -274,7 +328,12 @@ impl<W: Write> ZipWriter<W> {
     }
 
     /// Writes the central directory and end records; returns the inner writer.
-    pub fn finish(mut self) -> io::Result<W> {
+    pub fn finish(self) -> io::Result<W> {
+        self.finish_counted().map(|(w, _)| w)
+    }
+
+    /// [`ZipWriter::finish`], also returning the zip's total size in bytes.
+    pub fn finish_counted(mut self) -> io::Result<(W, u64)> {
         if self.open.is_some() {
             return Err(bad_input("zip writer: a file entry is still open"));
         }
@@ -325,7 +384,7 @@ impl<W: Write> ZipWriter<W> {
         end.extend_from_slice(&0u16.to_le_bytes());
         self.put(&end)?;
         self.out.flush()?;
-        Ok(self.out)
+        Ok((self.out, self.pos))
     }
 }
 
