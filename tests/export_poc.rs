@@ -634,41 +634,14 @@ fn progress_on_a_terminal_keeps_one_line_per_kind_and_leaves_the_summary() {
     let shown = lines.join("\n");
     assert_eq!(code, Some(0), "the export failed:\n{shown}");
 
-    let screens = pty::screens_between_redraws(&bytes);
-    let mut drawn = 0;
-    for screen in &screens {
-        let bars: Vec<&String> = screen.iter().filter(|l| pty::is_bar(l)).collect();
-        drawn += bars.len();
-        let mut names: Vec<&str> = bars.iter().map(|l| pty::bar_name(l)).collect();
-        let at = || format!("screen during the run:\n{}", screen.join("\n"));
-        names.sort_unstable();
-        let n = names.len();
-        names.dedup();
-        assert_eq!(names.len(), n, "a bar drawn twice; {}", at());
-        assert!(n <= 8 + 1, "more than 8 kind lines and a total; {}", at());
-        for b in bars.iter().filter(|l| pty::bar_name(l) != "total") {
-            let (done, total) = pty::bar_counts(b).unwrap_or_else(|| panic!("no n/m in {b}"));
-            assert!(
-                done < total,
-                "a finished kind kept its line ({b}); {}",
-                at()
-            );
-        }
-    }
+    // The live area holds at most MAX_KIND_LINES (8) kind lines and the total.
+    let (redraws, drawn) = pty::check_live_area(&bytes, 8);
     assert!(
-        screens.len() > 10 && drawn > 10,
-        "the progress area was hardly drawn ({} redraws, {drawn} bar lines): is stderr a terminal?",
-        screens.len()
+        redraws > 10 && drawn > 10,
+        "the progress area was hardly drawn ({redraws} redraws, {drawn} bar lines): is stderr a terminal?"
     );
-
-    // What stays: status lines, then the summary; not one bar, spinner or 0/N.
-    for l in &lines {
-        assert!(!pty::is_bar(l), "a bar was left behind: {l:?}\n{shown}");
-        assert!(
-            !l.contains(" 0/"),
-            "a stale 0/N count was left behind: {l:?}\n{shown}"
-        );
-    }
+    // What stays: status lines, then the summary.
+    pty::assert_no_bar_left(&lines);
     let wrote = lines
         .iter()
         .position(|l| l.starts_with("dbxport: wrote "))

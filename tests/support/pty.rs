@@ -122,3 +122,47 @@ pub fn bar_counts(line: &str) -> Option<(u64, u64)> {
         Some((a.parse().ok()?, b.parse().ok()?))
     })
 }
+
+/// Checks the screen between every two redraws of the progress area: no bar drawn twice (a
+/// kind or the total), at most `max_kinds` kind lines, and no kind line of a finished kind
+/// (`n/n`: finished kinds fold into the total). Returns how many redraws and bar lines it saw.
+pub fn check_live_area(bytes: &[u8], max_kinds: usize) -> (usize, usize) {
+    let screens = screens_between_redraws(bytes);
+    let mut drawn = 0;
+    for screen in &screens {
+        let at = || format!("screen during the run:\n{}", screen.join("\n"));
+        let bars: Vec<&String> = screen.iter().filter(|l| is_bar(l)).collect();
+        drawn += bars.len();
+        let mut names: Vec<&str> = bars.iter().map(|l| bar_name(l)).collect();
+        names.sort_unstable();
+        let n = names.len();
+        names.dedup();
+        assert_eq!(names.len(), n, "a bar drawn twice; {}", at());
+        assert!(
+            n <= max_kinds + 1,
+            "more than {max_kinds} kind lines and a total; {}",
+            at()
+        );
+        for b in bars.iter().filter(|l| bar_name(l) != "total") {
+            let (done, total) = bar_counts(b).unwrap_or_else(|| panic!("no n/m in {b}"));
+            assert!(
+                done < total,
+                "a finished kind kept its line ({b}); {}",
+                at()
+            );
+        }
+    }
+    (screens.len(), drawn)
+}
+
+/// Panics when `lines` (a [`transcript`]) still hold a bar or a stale `0/N` count.
+pub fn assert_no_bar_left(lines: &[String]) {
+    let shown = lines.join("\n");
+    for l in lines {
+        assert!(!is_bar(l), "a bar was left behind: {l:?}\n{shown}");
+        assert!(
+            !l.contains(" 0/"),
+            "a stale 0/N count was left behind: {l:?}\n{shown}"
+        );
+    }
+}
