@@ -42,6 +42,7 @@ struct Lines {
     bytes: Vec<ProgressBar>,
 }
 
+#[derive(Default)]
 struct KindLine {
     done: u64,
     total: u64,
@@ -91,12 +92,7 @@ impl Live {
     pub fn kind(&self, name: &str, done: u64, total: u64, failed: u64) {
         let Some(a) = &self.area else { return };
         let mut l = a.lock();
-        let line = l.kinds.entry(name.to_string()).or_insert(KindLine {
-            done: 0,
-            total: 0,
-            failed: 0,
-            bar: None,
-        });
+        let line = l.kinds.entry(name.to_string()).or_default();
         (line.done, line.total, line.failed) = (done, total, failed);
         if line.finished() {
             // Removed without drawing `n/n` first: a finished kind is only counted.
