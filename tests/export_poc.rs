@@ -2,9 +2,13 @@
 //! byte for byte as the emulator's dump holds it; the report's counts match the seed; secret
 //! values come through command execution when the workspace refuses `secrets/get`; the request
 //! count stays within one listing per folder and one content and one permissions call per
-//! object; the must-recreate checklist names the lines that depend on mounts and ids.
+//! object; the must-recreate checklist names the lines that depend on mounts and ids. On a
+//! terminal the progress area keeps one line per kind under way and leaves only the summary;
+//! piped, the output is plain lines.
 
 mod common;
+#[path = "support/pty.rs"]
+mod pty;
 #[path = "support/export.rs"]
 mod support;
 
@@ -573,5 +577,164 @@ fn must_recreate_checklist_names_dependent_lines() {
     assert_eq!(
         found[&(format!("{ada}/JobHealth"), "job_id".to_string())],
         [7].into()
+    );
+}
+
+/// The arguments of a poc export to `bundle`, without `--json`: what a person types.
+fn poc_export_args(bundle: &std::path::Path, recipient: &str) -> Vec<String> {
+    [
+        "-o",
+        bundle.to_str().unwrap(),
+        "-r",
+        recipient,
+        "--secrets-cluster",
+        POC_CLUSTER,
+        "--warehouse-id",
+        POC_WAREHOUSE,
+        "--notebook-format",
+        "jupyter",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Summary rows (`  job   found 10 ...`): the kinds they name, in order.
+fn summary_kinds(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let mut w = l.strip_prefix("  ")?.split_whitespace();
+            let kind = w.next()?;
+            (w.next() == Some("found")).then(|| kind.to_string())
+        })
+        .collect()
+}
+
+/// A poc export in a 120×30 terminal: while it runs, the screen shows each kind's bar at most
+/// once, one total, no more than 8 kind lines and never a finished kind's `n/n` bar; when it
+/// ends, no bar is left anywhere on the screen or above it, every status line was printed
+/// once, and the summary names each kind once and ends the output.
+#[test]
+fn progress_on_a_terminal_keeps_one_line_per_kind_and_leaves_the_summary() {
+    if !common::have_tool("script") {
+        return;
+    }
+    // A little latency, so the run lasts long enough (a few seconds) for many redraws.
+    let emu = start_poc(dbxport::emulator::FaultConfig {
+        latency_ms: 10,
+        ..no_faults()
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, recipient) = keypair(tmp.path());
+    let bundle = tmp.path().join("poc.zip");
+    let mut cmd = export_cmd(&emu, tmp.path(), &[]);
+    cmd.args(poc_export_args(&bundle, &recipient));
+    let (code, bytes) = pty::run_in_pty(&cmd);
+    let lines = pty::transcript(&bytes);
+    let shown = lines.join("\n");
+    assert_eq!(code, Some(0), "the export failed:\n{shown}");
+
+    // The live area holds at most MAX_KIND_LINES (8) kind lines and the total.
+    let (redraws, drawn) = pty::check_live_area(&bytes, 8);
+    assert!(
+        redraws > 10 && drawn > 10,
+        "the progress area was hardly drawn ({redraws} redraws, {drawn} bar lines): is stderr a terminal?"
+    );
+    // What stays: status lines, then the summary.
+    pty::assert_no_bar_left(&lines);
+    let wrote = lines
+        .iter()
+        .position(|l| l.starts_with("dbxport: wrote "))
+        .unwrap_or_else(|| panic!("no summary:\n{shown}"));
+    let phases: Vec<&String> = lines[..wrote]
+        .iter()
+        .filter(|l| l.starts_with("dbxport: ") && !l.starts_with("dbxport: warning"))
+        .collect();
+    let mut unique = phases.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), phases.len(), "a status line twice:\n{shown}");
+    assert!(
+        phases.iter().any(|l| *l == "dbxport: secrets"),
+        "no `dbxport: secrets` status line:\n{shown}"
+    );
+    let kinds = summary_kinds(&lines);
+    let mut once = kinds.clone();
+    once.sort_unstable();
+    once.dedup();
+    assert_eq!(
+        once.len(),
+        kinds.len(),
+        "a kind twice in the summary:\n{shown}"
+    );
+    for k in [
+        "notebook",
+        "directory",
+        "job",
+        "secret",
+        "permissions",
+        "model_version",
+    ] {
+        assert!(
+            kinds.iter().any(|x| x == k),
+            "no summary row for {k}:\n{shown}"
+        );
+    }
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("dbxport: wrote "))
+            .count(),
+        1,
+        "{shown}"
+    );
+    let last = lines.last().unwrap();
+    assert!(
+        last.starts_with("dbxport: ") && last.contains(" requests ("),
+        "the output does not end with the summary's request line: {last:?}\n{shown}"
+    );
+}
+
+/// With stderr piped, the same export prints plain lines: status lines and the summary, no
+/// escape sequence, carriage return or bar; stdout (no `--json`) stays empty.
+#[test]
+fn progress_piped_is_plain_status_and_summary_lines() {
+    let emu = start_poc(no_faults());
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, recipient) = keypair(tmp.path());
+    let bundle = tmp.path().join("poc.zip");
+    let out = run({
+        let mut c = export_cmd(&emu, tmp.path(), &[]);
+        c.args(poc_export_args(&bundle, &recipient));
+        c
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(out.stdout.is_empty(), "{}", describe(&out));
+    let err = String::from_utf8(out.stderr.clone()).expect("stderr is UTF-8");
+    assert!(
+        !err.contains(['\x1b', '\r', '█', '░']),
+        "escape codes or bars on a pipe:\n{err:?}"
+    );
+    let lines: Vec<String> = err.lines().map(String::from).collect();
+    for l in &lines {
+        assert!(
+            l.starts_with("dbxport: ") || l.starts_with("  "),
+            "neither a status line nor a summary row: {l:?}\n{err}"
+        );
+    }
+    assert!(lines.iter().any(|l| l == "dbxport: secrets"), "{err}");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("dbxport: wrote "))
+            .count(),
+        1,
+        "{err}"
+    );
+    let kinds = summary_kinds(&lines);
+    assert!(kinds.iter().any(|k| k == "notebook"), "{err}");
+    assert!(
+        lines.last().is_some_and(|l| l.contains(" requests (")),
+        "{err}"
     );
 }

@@ -1,7 +1,11 @@
 //! `dbxport import` killed with SIGKILL at several points (and stopped with Ctrl-C once), then
 //! finished with `--resume`: the same end state as an uninterrupted import, no duplicate job, no
-//! missing object. Also the command-line contract: exit codes, JSON output, refusals.
+//! missing object. Also the command-line contract: exit codes, JSON output, refusals, and the
+//! progress area in a terminal.
 
+mod common;
+#[path = "support/pty.rs"]
+mod pty;
 #[path = "support/import.rs"]
 mod support;
 
@@ -486,5 +490,61 @@ fn resume_compares_what_the_interrupted_run_imported_with_the_target() {
         Some(0),
         "the resumed import left {notebook} as changed: {}",
         describe(&o)
+    );
+}
+
+/// `import` in a 120×30 terminal: while it runs, one line per kind under way and a total, each
+/// drawn at most once; when it ends, no bar is left and the report is the last thing printed,
+/// each kind in it once.
+#[test]
+fn import_progress_on_a_terminal_leaves_only_the_report() {
+    if !common::have_tool("script") {
+        return;
+    }
+    let f = fixture();
+    let home = f.dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let prod = start_prod(f.dir.path(), slow());
+    let (code, bytes) = pty::run_in_pty(&cmd(&prod, &home, &import_args(&f, &[])));
+    let lines = pty::transcript(&bytes);
+    let shown = lines.join("\n");
+    assert_eq!(code, Some(0), "the import failed:\n{shown}");
+    // The live area holds at most MAX_KIND_LINES (8) kind lines and the total.
+    let (redraws, drawn) = pty::check_live_area(&bytes, 8);
+    assert!(
+        redraws > 10 && drawn > 10,
+        "the progress area was hardly drawn ({redraws} redraws, {drawn} bar lines):\n{shown}"
+    );
+    pty::assert_no_bar_left(&lines);
+    let start = lines
+        .iter()
+        .position(|l| l.starts_with("import of "))
+        .unwrap_or_else(|| panic!("no report:\n{shown}"));
+    let header = lines[start..]
+        .iter()
+        .position(|l| l.starts_with("kind ") && l.contains("created"))
+        .map(|i| start + i)
+        .unwrap_or_else(|| panic!("no table in the report:\n{shown}"));
+    let rows: Vec<&str> = lines[header + 1..]
+        .iter()
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let mut once = rows.clone();
+    once.sort_unstable();
+    once.dedup();
+    assert_eq!(
+        once.len(),
+        rows.len(),
+        "a kind twice in the report:\n{shown}"
+    );
+    assert!(
+        rows.contains(&"notebook") && rows.contains(&"job") && rows.last() == Some(&"total"),
+        "{shown}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("import of ")).count(),
+        1,
+        "{shown}"
     );
 }

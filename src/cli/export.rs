@@ -4,6 +4,7 @@
 
 use super::flags::{AuthFlags, EngineFlags, ModelFlags};
 use super::keys::{print_json, read_passphrase, RecipientArgs};
+use super::progress::Live;
 use super::{EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS};
 use anyhow::{bail, Context};
 use clap::Args as ClapArgs;
@@ -21,7 +22,7 @@ use dbxport::export::{
 use dbxport::model::kinds;
 use dbxport::model::workspace::Format;
 use dbxport::model::Kind;
-use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::HumanBytes;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -365,16 +366,16 @@ fn print_summary(s: &ExportSummary) {
     );
 }
 
-/// Progress display: bars on a terminal, plain lines otherwise.
+/// Export's progress: counts per kind, drawn through the live area on a terminal; off a
+/// terminal, a plain line every 10 seconds.
 struct Display {
-    terminal: bool,
-    inner: Mutex<DisplayState>,
+    live: Live,
+    inner: Mutex<Counts>,
 }
 
-struct DisplayState {
-    multi: Option<MultiProgress>,
-    bars: BTreeMap<Kind, ProgressBar>,
-    total: Option<ProgressBar>,
+struct Counts {
+    /// found, done and failed objects of each kind.
+    kinds: BTreeMap<Kind, (u64, u64, u64)>,
     found: u64,
     done: u64,
     bytes: u64,
@@ -384,25 +385,10 @@ struct DisplayState {
 
 impl Display {
     fn new(terminal: bool) -> Display {
-        let multi = terminal.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
-        let total = multi.as_ref().map(|m| {
-            let b = m.add(ProgressBar::new(0));
-            b.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} {prefix:>16} {wide_bar} {pos}/{len} {msg} · ETA {eta}",
-                )
-                .expect("valid template"),
-            );
-            b.set_prefix("total");
-            b.enable_steady_tick(Duration::from_millis(200));
-            b
-        });
         Display {
-            terminal,
-            inner: Mutex::new(DisplayState {
-                multi,
-                bars: BTreeMap::new(),
-                total,
+            live: Live::new(terminal),
+            inner: Mutex::new(Counts {
+                kinds: BTreeMap::new(),
                 found: 0,
                 done: 0,
                 bytes: 0,
@@ -413,50 +399,35 @@ impl Display {
     }
 
     fn finish(&self) {
-        let mut st = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        for b in st.bars.values() {
-            b.finish_and_clear();
-        }
-        if let Some(t) = st.total.take() {
-            t.finish_and_clear();
-        }
-        if let Some(m) = &st.multi {
-            let _ = m.clear();
-        }
+        self.live.finish();
+    }
+
+    /// Redraws `kind`'s line and the total.
+    fn draw(&self, c: &Counts, kind: Kind) {
+        let (found, done, failed) = c.kinds.get(&kind).copied().unwrap_or_default();
+        self.live.kind(kind.as_str(), done, found, failed);
+        let rate = c.done as f64 / c.started.elapsed().as_secs_f64().max(0.001);
+        self.live.total(
+            c.done,
+            c.found,
+            &format!("{} · {rate:.0} objects/s", HumanBytes(c.bytes)),
+        );
     }
 }
 
 impl Observer for Display {
     fn event(&self, e: Event) {
-        let mut st = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         match e {
-            Event::Phase(p) => {
-                let p = printable(&p);
-                if let Some(m) = &st.multi {
-                    let _ = m.println(format!("dbxport: {p}"));
-                } else {
-                    eprintln!("dbxport: {p}");
-                }
-            }
-            Event::Warning(w) => {
-                // Warnings name objects of the workspace.
-                let w = printable(&w);
-                if let Some(m) = &st.multi {
-                    let _ = m.println(format!("dbxport: warning: {w}"));
-                } else {
-                    eprintln!("dbxport: warning: {w}");
-                }
-            }
+            Event::Phase(p) => self.live.status(&format!("dbxport: {}", printable(&p))),
+            // Warnings name objects of the workspace.
+            Event::Warning(w) => self
+                .live
+                .status(&format!("dbxport: warning: {}", printable(&w))),
             Event::Found { kind, count } => {
-                st.found += count;
-                if self.terminal {
-                    let bar = bar_for(&mut st, kind);
-                    bar.inc_length(count);
-                    let found = st.found;
-                    if let Some(t) = &st.total {
-                        t.set_length(found);
-                    }
-                }
+                c.found += count;
+                c.kinds.entry(kind).or_default().0 += count;
+                self.draw(&c, kind);
             }
             Event::Done {
                 kind,
@@ -464,51 +435,27 @@ impl Observer for Display {
                 outcome,
                 ..
             } => {
-                st.done += 1;
-                st.bytes += bytes;
-                if self.terminal {
-                    let bar = bar_for(&mut st, kind);
-                    bar.inc(1);
-                    if outcome == Outcome::Failed {
-                        bar.set_message("(failures)");
-                    }
-                    let (done, b) = (st.done, st.bytes);
-                    let rate = done as f64 / st.started.elapsed().as_secs_f64().max(0.001);
-                    if let Some(t) = &st.total {
-                        t.set_position(done);
-                        t.set_message(format!("{} · {rate:.0} objects/s", HumanBytes(b)));
-                    }
-                } else if st.last_line.elapsed() >= Duration::from_secs(10) {
-                    st.last_line = Instant::now();
-                    let secs = st.started.elapsed().as_secs_f64().max(0.001);
-                    eprintln!(
+                c.done += 1;
+                c.bytes += bytes;
+                let k = c.kinds.entry(kind).or_default();
+                k.1 += 1;
+                if outcome == Outcome::Failed {
+                    k.2 += 1;
+                }
+                if self.live.drawn() {
+                    self.draw(&c, kind);
+                } else if c.last_line.elapsed() >= Duration::from_secs(10) {
+                    c.last_line = Instant::now();
+                    let secs = c.started.elapsed().as_secs_f64().max(0.001);
+                    self.live.status(&format!(
                         "dbxport: {}/{} objects, {}, {:.0} objects/s",
-                        st.done,
-                        st.found,
-                        HumanBytes(st.bytes),
-                        st.done as f64 / secs
-                    );
+                        c.done,
+                        c.found,
+                        HumanBytes(c.bytes),
+                        c.done as f64 / secs
+                    ));
                 }
             }
         }
     }
-}
-
-fn bar_for(st: &mut DisplayState, kind: Kind) -> ProgressBar {
-    if let Some(b) = st.bars.get(&kind) {
-        return b.clone();
-    }
-    let b = ProgressBar::new(0);
-    b.set_style(
-        ProgressStyle::with_template("  {prefix:>16} {bar:30} {pos}/{len} {msg}")
-            .expect("valid template"),
-    );
-    b.set_prefix(kind.as_str());
-    let b = match (&st.multi, &st.total) {
-        (Some(m), Some(t)) => m.insert_before(t, b),
-        (Some(m), None) => m.add(b),
-        _ => b,
-    };
-    st.bars.insert(kind, b.clone());
-    b
 }

@@ -3,6 +3,7 @@
 
 use super::flags::{AuthFlags, ConflictFlag, EngineFlags, ModelTargetFlags};
 use super::keys::{exit_code_for, print_json, print_problems, IdentityArgs};
+use super::progress::Live;
 use super::{EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS};
 use anyhow::Context;
 use clap::Args as ClapArgs;
@@ -177,24 +178,15 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         .enable_all()
         .build()
         .context("import: cannot start the async runtime")?;
-    let bar = (!args.common.json && std::io::stderr().is_terminal()).then(|| {
-        let b = indicatif::ProgressBar::new(0);
-        b.set_style(
-            indicatif::ProgressStyle::with_template("importing {pos}/{len} {wide_bar} {eta}")
-                .expect("template is valid"),
-        );
-        b
-    });
+    let live = Live::new(!args.common.json && std::io::stderr().is_terminal());
     let interrupt = Interrupt::new();
     let apply = ApplyOptions {
         journal: args.journal.clone(),
         resume: args.resume,
     };
     let progress = |p: Progress| {
-        if let Some(b) = &bar {
-            b.set_length(p.total);
-            b.set_position(p.done);
-        }
+        live.kind(p.kind.as_str(), p.kind_done, p.kind_total, 0);
+        live.total(p.done, p.total, "steps");
     };
     let result = runtime.block_on(async {
         let work = dbxport::import::import(
@@ -210,7 +202,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         tokio::select! {
             r = &mut work => Some(r),
             _ = tokio::signal::ctrl_c() => {
-                eprintln!("dbxport: interrupted; finishing the steps in flight (Ctrl-C again to stop at once)");
+                live.status("dbxport: interrupted; finishing the steps in flight (Ctrl-C again to stop at once)");
                 interrupt.trigger();
                 tokio::select! {
                     r = &mut work => Some(r),
@@ -219,9 +211,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             }
         }
     });
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
+    live.finish();
     runtime.shutdown_timeout(Duration::from_secs(10));
     let (plan, report) = match result {
         Some(Ok(r)) => r,

@@ -24,6 +24,7 @@ pub mod man;
 pub mod models;
 pub mod pack;
 pub mod plan;
+pub mod progress;
 pub mod unpack;
 pub mod verify;
 

@@ -6,6 +6,7 @@
 
 use super::flags::{AuthFlags, ConflictFlag, EngineFlags, ModelFlags, ModelTargetFlags};
 use super::keys::{exit_code_for, print_json, print_problems, IdentityArgs};
+use super::progress::Live;
 use super::{EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS};
 use anyhow::Context;
 use dbxport::bundle::printable::{printable, printable_lines};
@@ -15,7 +16,6 @@ use dbxport::export::{ExportOptions, ExportSource, SecretsOptions, Selection};
 use dbxport::journal::{Journal, OpenMode};
 use dbxport::kinds::model::export::MODEL_KINDS;
 use dbxport::models::{import_models, ActionKind, ImportOptions, Registry};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -147,20 +147,6 @@ fn workspace(
     Ok(Some(client))
 }
 
-fn bar(show: bool, verb: &str) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let b = ProgressBar::new(0);
-    b.set_style(
-        ProgressStyle::with_template(&format!(
-            "{verb} {{bytes}}/{{total_bytes}} {{wide_bar}} {{bytes_per_sec}} {{eta}}"
-        ))
-        .expect("template is valid"),
-    );
-    b
-}
-
 /// `models export`: the export engine with the registry as its source and only the model
 /// kinds, so staging (`OUT.partial/`), journal, `--resume` and report are `export`'s.
 fn export(a: ExportArgs) -> anyhow::Result<u8> {
@@ -211,8 +197,8 @@ async fn import(a: ImportArgs) -> anyhow::Result<u8> {
         ClientOptions::default().with_args(&a.engine.get()),
     )?;
     let bundle = Arc::new(Mutex::new(bundle));
-    let show = !a.json && std::io::stderr().is_terminal();
-    let progress = bar(show && !a.plan, "uploading");
+    let live = Live::new(!a.json && !a.plan && std::io::stderr().is_terminal());
+    let progress = live.bytes("uploading");
     let opts = ImportOptions {
         conflict: a.on_conflict.into(),
         dry_run: a.plan,
@@ -239,7 +225,7 @@ async fn import(a: ImportArgs) -> anyhow::Result<u8> {
     };
     let log = journal.as_ref().map(|j| j as &dyn dbxport::models::StepLog);
     let report = import_models(&bundle, &reg, &opts, log, &progress).await;
-    progress.finish_and_clear();
+    live.finish();
     let report = match report {
         Ok(r) => r,
         Err(e) => {

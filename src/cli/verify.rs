@@ -2,6 +2,7 @@
 //! entry; with an identity it also opens every sealed value and checks its sealed digest.
 
 use super::keys::{print_json, print_problems, IdentityArgs};
+use super::progress::Live;
 use super::{EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS};
 use clap::Args as ClapArgs;
 use dbxport::bundle::printable::printable;
@@ -38,26 +39,13 @@ pub struct Args {
 /// Runs `verify`.
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let opener = args.keys.opener()?;
-    let show = !args.json && std::io::stderr().is_terminal();
-    let bar = show.then(|| {
-        let b = indicatif::ProgressBar::new(0);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "verifying {bytes}/{total_bytes} {wide_bar} {eta}",
-            )
-            .expect("template is valid"),
-        );
-        b
-    });
+    let live = Live::new(!args.json && std::io::stderr().is_terminal());
+    let bar = live.bytes("verifying");
     let result = verify_file_with_progress(&args.bundle, opener.as_ref(), &mut |done, total| {
-        if let Some(b) = &bar {
-            b.set_length(total);
-            b.set_position(done);
-        }
+        bar.set_length(total);
+        bar.set_position(done);
     });
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
+    live.finish();
     let label = args.bundle.display().to_string();
     // The path is the user's, but may have come from a bundle listing; never print it raw.
     let shown = printable(&label).into_owned();

@@ -61,13 +61,19 @@ impl Interrupt {
     }
 }
 
-/// Progress of an import, for a progress bar.
+/// Progress of an import, for a progress bar: told after each finished step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
     /// Steps finished (whatever their outcome).
     pub done: u64,
     /// Steps in the plan that need a request.
     pub total: u64,
+    /// The kind of the step just finished.
+    pub kind: Kind,
+    /// Steps of that kind finished.
+    pub kind_done: u64,
+    /// Steps of that kind in the plan.
+    pub kind_total: u64,
 }
 
 /// The options recorded in the journal, which a resumed run must repeat.
@@ -185,6 +191,13 @@ pub async fn import(
         writes: AtomicU64::new(0),
         done: AtomicU64::new(0),
         total: the_plan.items.iter().filter(|i| i.step.is_some()).count() as u64,
+        kind_steps: Mutex::new(the_plan.items.iter().filter(|i| i.step.is_some()).fold(
+            BTreeMap::new(),
+            |mut m, i| {
+                m.entry(i.kind).or_insert((0, 0)).1 += 1;
+                m
+            },
+        )),
         progress,
         state: Mutex::new(State::default()),
     };
@@ -277,6 +290,8 @@ pub(crate) struct Run<'a> {
     pub(crate) writes: AtomicU64,
     pub(crate) done: AtomicU64,
     pub(crate) total: u64,
+    /// Steps of each kind: (finished, in the plan).
+    pub(crate) kind_steps: Mutex<BTreeMap<Kind, (u64, u64)>>,
     pub(crate) progress: &'a (dyn Fn(Progress) + Sync),
     pub(crate) state: Mutex<State>,
 }
@@ -314,11 +329,21 @@ impl Run<'_> {
         self.writes.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn tick(&self) {
+    /// Counts one finished step of `kind` and tells the progress display.
+    pub(crate) fn tick(&self, kind: Kind) {
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        let (kind_done, kind_total) = {
+            let mut steps = self.kind_steps.lock().unwrap_or_else(|p| p.into_inner());
+            let k = steps.entry(kind).or_insert((0, 0));
+            k.0 += 1;
+            *k
+        };
         (self.progress)(Progress {
             done,
             total: self.total,
+            kind,
+            kind_done,
+            kind_total: kind_total.max(kind_done),
         });
     }
 
@@ -392,7 +417,7 @@ impl Run<'_> {
                     return (item, Err(INTERRUPTED.to_string()));
                 }
                 let r = fut.await;
-                self.tick();
+                self.tick(item.kind);
                 (item, r)
             }
         })

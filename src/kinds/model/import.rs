@@ -160,7 +160,7 @@ async fn apply<'r>(run: &'r Run<'_>) -> Vec<(&'r PlanItem, StepResult)> {
         .collect();
     let mut out = Vec::with_capacity(stepped.len());
     for item in stepped {
-        run.tick();
+        run.tick(item.kind);
         let r = match by_object.get(item.key.as_str()) {
             Some(a) => match a.action.outcome() {
                 Outcome::Failed => Err(a.detail.clone()),

@@ -378,7 +378,7 @@ async fn directories<'r>(run: &'r Run<'_>) -> Vec<(&'r PlanItem, StepResult)> {
             None => {
                 run.ledger
                     .record(item.key.clone(), json!({ "sha256": Value::Null }));
-                run.tick();
+                run.tick(item.kind);
                 Ok(Outcome::Created)
             }
         };
