@@ -250,7 +250,7 @@ impl Run {
 
 /// Runs the `dbxport` binary in `cwd` with `args` and extra environment variables.
 pub fn dbxport(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_dbxport"));
+    let mut c = Command::new(crate::common::dbxport_bin());
     c.current_dir(cwd)
         .args(args)
         .env_remove("DATABRICKS_HOST")
@@ -275,7 +275,7 @@ pub fn dbxport(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
 
 /// Starts `dbxport` without waiting.
 pub fn dbxport_spawn(cwd: &Path, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_dbxport"))
+    Command::new(crate::common::dbxport_bin())
         .current_dir(cwd)
         .args(args)
         .env_remove("MLFLOW_TRACKING_TOKEN")

@@ -43,7 +43,7 @@ pub fn keypair(dir: &Path) -> (PathBuf, String) {
 /// `dbxport export` against `emu` with the admin token in the environment (never on the
 /// command line), an empty HOME (no ~/.databrickscfg) and `args`.
 pub fn export_cmd(emu: &EmulatorHandle, home: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_dbxport"));
+    let mut c = Command::new(crate::common::dbxport_bin());
     c.arg("export")
         .args(args)
         .env_clear()

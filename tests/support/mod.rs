@@ -1,0 +1,10 @@
+//! Helpers shared by the integration tests, one module per area.
+
+pub mod client_server;
+pub mod emulator;
+pub mod export;
+pub mod fresh;
+pub mod golden;
+pub mod import;
+pub mod pty;
+pub mod schema;
