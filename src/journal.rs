@@ -9,6 +9,8 @@
 //!
 //! The journal is held under an exclusive lock while open: two runs cannot append to it at once.
 
+use crate::bundle::error::{no_room, NO_ROOM};
+use crate::hints::Hint;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -21,7 +23,7 @@ use std::path::{Path, PathBuf};
 #[non_exhaustive]
 pub enum JournalError {
     /// Reading or writing the file failed.
-    #[error("journal {path}: {source}")]
+    #[error("journal {path}: {}{source}", if no_room(source) { format!("{NO_ROOM}: ") } else { String::new() })]
     Io {
         /// The journal file.
         path: PathBuf,
@@ -29,13 +31,19 @@ pub enum JournalError {
         source: std::io::Error,
     },
     /// Another process holds the journal.
-    #[error("journal {path}: another dbxport run is using it\nhint: wait for it to finish, or stop it before resuming")]
+    #[error(
+        "journal {path}: another dbxport run is using it\n{}",
+        Hint::JournalLocked
+    )]
     Locked {
         /// The journal file.
         path: PathBuf,
     },
     /// The journal belongs to a different run.
-    #[error("journal {path}: it belongs to a different run ({found}), not {expected}\nhint: remove it to start over, or resume with the same bundle and target")]
+    #[error(
+        "journal {path}: it belongs to a different run ({found}), not {expected}\n{}",
+        Hint::JournalMismatch
+    )]
     Mismatch {
         /// The journal file.
         path: PathBuf,
@@ -45,19 +53,29 @@ pub enum JournalError {
         expected: String,
     },
     /// A journal exists and `--resume` was not given.
-    #[error("journal {path}: an earlier run was interrupted here\nhint: add --resume to finish it, or remove the journal to start over")]
+    #[error(
+        "journal {path}: an earlier run was interrupted here\n{}",
+        Hint::JournalExists
+    )]
     Exists {
         /// The journal file.
         path: PathBuf,
     },
     /// A line in the middle of the file is not valid JSON.
-    #[error("journal {path}: line {line} is damaged\nhint: the journal was edited or the disk is failing; remove it to start over")]
+    #[error("journal {path}: line {line} is damaged\n{}", Hint::JournalDamaged)]
     Damaged {
         /// The journal file.
         path: PathBuf,
         /// 1-based line.
         line: usize,
     },
+}
+
+impl JournalError {
+    /// True when writing the journal failed for want of room.
+    pub fn is_no_room(&self) -> bool {
+        matches!(self, JournalError::Io { source, .. } if no_room(source))
+    }
 }
 
 #[derive(Serialize, Deserialize)]

@@ -11,7 +11,8 @@
 //! * [`models`] — ML models (registry, versions, artifacts) between a registry and a bundle,
 //!   used by both pipelines and by `dbxport models`;
 //! * [`journal`] — the append-only journal that makes export and import resumable;
-//! * `kinds` — one module per kind of resource: what export and import do with it.
+//! * `kinds` — one module per kind of resource: what export and import do with it;
+//! * [`hints`] — the catalogue of error ids and the hint that says what to do about each.
 //!
 //! The binary (`src/main.rs`, `src/cli/`) is a thin layer of argument parsing and output.
 
@@ -23,6 +24,7 @@ pub mod bundle;
 pub mod client;
 pub mod emulator;
 pub mod export;
+pub mod hints;
 pub mod import;
 pub mod journal;
 pub mod kinds;

@@ -5,6 +5,7 @@
 //! (an entry, a file, a record), and its message shows the code, e.g.
 //! `entry data/a.py: digest mismatch [E206]`. A test keeps this table and the spec in sync.
 
+use crate::hints::Hint;
 use serde::Serialize;
 use std::fmt;
 
@@ -36,9 +37,15 @@ macro_rules! error_codes {
                 match self { $( ErrorCode::$variant => $summary, )* }
             }
 
+            /// The catalogue entry that says what the user can do about it, when there is
+            /// something to do.
+            pub fn hint_id(self) -> Option<Hint> {
+                match self { $( ErrorCode::$variant => $hint, )* }
+            }
+
             /// What the user can do about it, when there is something to do.
             pub fn hint(self) -> Option<&'static str> {
-                match self { $( ErrorCode::$variant => $hint, )* }
+                self.hint_id().map(Hint::text)
             }
         }
 
@@ -83,7 +90,7 @@ macro_rules! error_codes {
 }
 
 error_codes! {
-    "E100" NotAZip "not a readable zip archive" Some("a bundle is the .zip (or .zip.age) file `dbxport export` or `dbxport pack` wrote; if this is a copy, it may be cut short: copy it again");
+    "E100" NotAZip "not a readable zip archive" Some(Hint::NotAZip);
     "E101" UnsafeName "unsafe entry name" None;
     "E102" NotRegular "entry is a link or special file" None;
     "E103" DuplicateName "duplicate entry name" None;
@@ -108,20 +115,20 @@ error_codes! {
     "E209" FetchFile "fetch.txt is not allowed" None;
     "E300" InventorySyntax "dbxport.json is missing or invalid" None;
     "E301" FormatName "not a dbxport bundle" None;
-    "E302" UnsupportedVersion "unsupported format major version" Some("this bundle needs a newer dbxport; upgrade dbxport and try again");
+    "E302" UnsupportedVersion "unsupported format major version" Some(Hint::UnsupportedVersion);
     "E303" RecordMismatch "record disagrees with the stored file" None;
     "E304" Unclaimed "payload not claimed by exactly one record" None;
     "E305" IdentityMismatch "bag-info.txt and dbxport.json disagree" None;
     "E306" UnsafeStoredName "stored name breaks the safe-name rules" None;
-    "E307" RecordInvalid "record breaks the rules of its kind" Some("the bundle was altered or written by a broken tool; export it again from the source workspace");
-    "E400" IdentityRequired "an identity is needed to open this" Some("pass --identity FILE (an age or SSH key) or --passphrase");
-    "E401" NoMatchingIdentity "no given identity opens this" Some("check that --identity names the key the bundle was sealed to, or that the passphrase is right");
+    "E307" RecordInvalid "record breaks the rules of its kind" Some(Hint::RecordInvalid);
+    "E400" IdentityRequired "an identity is needed to open this" Some(Hint::IdentityRequired);
+    "E401" NoMatchingIdentity "no given identity opens this" Some(Hint::NoMatchingIdentity);
     "E402" SealedCorrupt "sealed file is invalid" None;
     "E403" PlaintextDigest "opened value differs from its sealed digest" None;
     "E404" SealedIndex "sealed digest index is missing or inconsistent" None;
-    "E500" TargetNotEmpty "output already exists" Some("choose another output, or pass --force to replace it");
-    "E501" NotABag "not a bag folder" Some("give the folder that holds bagit.txt, or the folder `dbxport unpack` wrote into");
-    "E502" Io "input/output error" Some("check the path, that you may read (or write) it, and that the disk has room");
+    "E500" TargetNotEmpty "output already exists" Some(Hint::TargetNotEmpty);
+    "E501" NotABag "not a bag folder" Some(Hint::NotABag);
+    "E502" Io "input/output error" Some(Hint::Io);
     "E503" Staging "staged export is inconsistent or misused" None;
 }
 
@@ -167,14 +174,50 @@ impl BundleError {
     /// the code's would mislead (a passphrase work factor above the limit is E401, but no
     /// other identity or passphrase opens it).
     pub fn hint(&self) -> Option<&'static str> {
-        crate::bundle::seal::specific_hint(self).or(self.code().hint())
+        self.hint_id().map(Hint::text)
     }
 
-    /// An I/O failure (E502) about `subject`.
+    /// The catalogue entry of [`BundleError::hint`].
+    pub fn hint_id(&self) -> Option<Hint> {
+        crate::bundle::seal::specific_hint(self)
+            .or_else(|| self.is_no_room().then_some(Hint::NoRoom))
+            .or_else(|| crate::bundle::unpack::specific_hint(self))
+            .or(self.code().hint_id())
+    }
+
+    /// An I/O failure (E502) about `subject`. A full disk says so first ([`NO_ROOM`]), so that
+    /// the message and the hint name the remedy.
     pub fn io(subject: impl Into<String>, err: &std::io::Error) -> Self {
-        BundleError::new(ErrorCode::Io, subject, err.to_string())
+        let detail = if no_room(err) {
+            format!("{NO_ROOM}: {err}")
+        } else {
+            err.to_string()
+        };
+        BundleError::new(ErrorCode::Io, subject, detail)
+    }
+
+    /// True for an I/O failure (E502) because the disk, the quota or the largest file allowed
+    /// was full.
+    pub fn is_no_room(&self) -> bool {
+        self.code() == ErrorCode::Io && self.detail().starts_with(NO_ROOM)
     }
 }
+
+/// How the detail of an I/O failure on a full disk starts.
+pub const NO_ROOM: &str = "no room left";
+
+/// True when a write failed for want of room: the disk is full (ENOSPC), the user's quota is
+/// used up (EDQUOT), or the file would pass the largest size the file system (FAT32: 4 GiB) or
+/// the process's limit (`ulimit -f`) allows (EFBIG).
+pub fn no_room(err: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        err.kind(),
+        ErrorKind::StorageFull | ErrorKind::FileTooLarge | ErrorKind::QuotaExceeded
+    )
+}
+
+impl BundleError {}
 
 /// Shorthand for results in the bundle module.
 pub type Result<T, E = BundleError> = std::result::Result<T, E>;
@@ -214,6 +257,41 @@ mod tests {
             .map(|c| (c.code().to_string(), c.name().to_string()))
             .collect();
         assert_eq!(rows, ours, "spec §13 and ErrorCode disagree");
+    }
+
+    // /dev/full answers every write with ENOSPC: a full disk, through the normal write path.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_full_disk_says_so_and_hints_at_making_room() {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let err = f
+            .write_all(&[0u8; 4096])
+            .and_then(|_| f.flush())
+            .unwrap_err();
+        let e = BundleError::io("file out.zip", &err);
+        assert!(e.is_no_room(), "{e}");
+        assert!(
+            e.to_string().starts_with("file out.zip: no room left: "),
+            "{e}"
+        );
+        assert_eq!(e.hint_id(), Some(Hint::NoRoom));
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let other = BundleError::io("file out.zip", &denied);
+        assert!(!other.is_no_room());
+        assert_eq!(other.hint_id(), Some(Hint::Io));
+        let unpack = BundleError::new(
+            ErrorCode::Io,
+            "folder out",
+            format!(
+                "{}: the bundle expands to 9 bytes",
+                crate::bundle::unpack::NO_SPACE
+            ),
+        );
+        assert_eq!(unpack.hint_id(), Some(Hint::UnpackNoSpace));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use super::error::{BundleError, ErrorCode};
 use super::inventory::Sealing;
+use crate::hints::Hint;
 use age::secrecy::{ExposeSecret, SecretString};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
@@ -32,10 +33,13 @@ const MAX_KEY_FILE: u64 = 16 << 20;
 #[non_exhaustive]
 pub enum KeyError {
     /// A recipient string that is not an age or SSH public key.
-    #[error("recipient {0:?}: not an age (age1…) or SSH (ssh-ed25519/ssh-rsa) public key\nhint: give the public key `dbxport keygen` (or `age-keygen`) printed, or --recipients-file FILE with one key per line")]
+    #[error(
+        "recipient {0:?}: not an age (age1…) or SSH (ssh-ed25519/ssh-rsa) public key\n{hint}",
+        hint = Hint::MalformedRecipient
+    )]
     BadRecipient(String),
     /// An identity file that holds no usable identity.
-    #[error("identity file {path}: {detail}\nhint: give the key file `dbxport keygen` (or `age-keygen`) wrote, or an unencrypted SSH private key")]
+    #[error("identity file {path}: {detail}\n{}", Hint::MalformedIdentity)]
     BadIdentity {
         /// The file.
         path: String,
@@ -46,10 +50,13 @@ pub enum KeyError {
     #[error("no recipients given")]
     NoRecipients,
     /// A recipients file that names no recipient (empty, or only blank lines and comments).
-    #[error("recipients file {0}: holds no recipient (only blank lines or # comments)\nhint: put one public key (age1…, ssh-ed25519 …, ssh-rsa …) on each line, or leave out --recipients-file")]
+    #[error(
+        "recipients file {0}: holds no recipient (only blank lines or # comments)\n{hint}",
+        hint = Hint::EmptyRecipientsFile
+    )]
     EmptyRecipientsFile(String),
     /// So many recipients that the age header would be longer than a reader accepts.
-    #[error("{count} recipients make an age header of {bytes} bytes, above the {max} bytes a reader accepts\nhint: seal to fewer recipients (or to one shared key)", max = MAX_AGE_HEADER)]
+    #[error("{count} recipients make an age header of {bytes} bytes, above the {max} bytes a reader accepts\n{}", Hint::TooManyRecipients, max = MAX_AGE_HEADER)]
     TooManyRecipients {
         /// Recipients given.
         count: usize,
@@ -63,12 +70,14 @@ pub enum KeyError {
     #[error("the passphrase is empty")]
     EmptyPassphrase,
     /// Reading a key file failed.
-    #[error("{path}: {source}")]
+    #[error("{what} {path}: {cause}\n{hint}", hint = Hint::KeyFileUnreadable)]
     Io {
+        /// What the file was to hold: `identity file`, `recipients file`.
+        what: &'static str,
         /// The file.
         path: String,
-        /// The cause.
-        source: io::Error,
+        /// The cause (said in the message, so not a `source` that would repeat it).
+        cause: io::Error,
     },
     /// age refused to encrypt.
     #[error("sealing failed: {0}")]
@@ -133,7 +142,7 @@ fn parse_recipient(s: &str) -> Result<Target, KeyError> {
 /// A file that names no recipient is refused: taking it for "no recipients" would export
 /// without any secret value.
 pub fn read_recipients_file(path: &Path) -> Result<Vec<String>, KeyError> {
-    let text = read_small(path)?;
+    let text = read_small(path, "recipients file")?;
     let keys: Vec<String> = String::from_utf8_lossy(&text)
         .lines()
         .map(str::trim)
@@ -146,10 +155,12 @@ pub fn read_recipients_file(path: &Path) -> Result<Vec<String>, KeyError> {
     Ok(keys)
 }
 
-fn read_small(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyError> {
-    let io_err = |e| KeyError::Io {
+/// Reads a key file of at most [`MAX_KEY_FILE`] bytes; `what` names it in errors.
+fn read_small(path: &Path, what: &'static str) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    let io_err = |cause| KeyError::Io {
+        what,
         path: path.display().to_string(),
-        source: e,
+        cause,
     };
     let f = std::fs::File::open(path).map_err(io_err)?;
     let mut buf = Zeroizing::new(Vec::new());
@@ -324,7 +335,7 @@ impl Opener {
     /// Adds the identities of a file: an age identity file (`AGE-SECRET-KEY-1…` lines) or an
     /// unencrypted OpenSSH private key.
     pub fn add_identity_file(&mut self, path: &Path) -> Result<(), KeyError> {
-        let bytes = read_small(path)?;
+        let bytes = read_small(path, "identity file")?;
         let bad = |d: &str| KeyError::BadIdentity {
             path: path.display().to_string(),
             detail: d.into(),
@@ -455,7 +466,7 @@ const WORK_FACTOR_DETAIL: &str = "passphrase work factor ";
 
 /// The hint of a work-factor refusal: E401's own hint (check the identity or passphrase) does
 /// not fit, since no passphrase would help.
-pub const WORK_FACTOR_HINT: &str = "the bundle was sealed with a passphrase work factor above what dbxport opens (log2 N at most 18); have it re-sealed with dbxport, or with age -p at its defaults";
+pub const WORK_FACTOR_HINT: &str = Hint::WorkFactorTooHigh.text();
 
 fn excessive_work(subject: &str, log_n: impl std::fmt::Display) -> BundleError {
     BundleError::new(
@@ -468,9 +479,9 @@ fn excessive_work(subject: &str, log_n: impl std::fmt::Display) -> BundleError {
 }
 
 /// A hint more specific than the code's for a problem this module reported, if it has one.
-pub(crate) fn specific_hint(e: &BundleError) -> Option<&'static str> {
+pub(crate) fn specific_hint(e: &BundleError) -> Option<Hint> {
     (e.code() == ErrorCode::NoMatchingIdentity && e.detail().starts_with(WORK_FACTOR_DETAIL))
-        .then_some(WORK_FACTOR_HINT)
+        .then_some(Hint::WorkFactorTooHigh)
 }
 
 /// The length of the header of an age file (through the MAC line), or of all of it when no

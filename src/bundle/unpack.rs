@@ -10,6 +10,7 @@ use super::fsutil::{
 };
 use super::reader::Bundle;
 use super::seal::Opener;
+use crate::hints::Hint;
 use crate::model::Kind;
 use serde::Serialize;
 use std::fs;
@@ -83,8 +84,14 @@ pub struct UnpackOptions<'a> {
     pub announce: Option<&'a mut dyn FnMut(&UnpackPlan)>,
 }
 
-/// The start of the detail of the free-space refusal (E502), for callers that add a hint.
+/// The start of the detail of the free-space refusal (E502), which has its own hint.
 pub const NO_SPACE: &str = "not enough free space";
+
+/// The hint of the free-space refusal: unpack checked before writing anything, so the user
+/// can pick another folder.
+pub(crate) fn specific_hint(e: &BundleError) -> Option<Hint> {
+    (e.code() == ErrorCode::Io && e.detail().starts_with(NO_SPACE)).then_some(Hint::UnpackNoSpace)
+}
 
 /// Block size assumed when counting the space files take.
 const BLOCK: u64 = 4096;

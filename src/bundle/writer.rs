@@ -490,6 +490,16 @@ pub(crate) fn write_verified<T>(
         .into());
     }
     let mut out_file = AtomicFile::create(out)?;
+    // The zip writer names the entry it was writing when a write fails; a full disk is about
+    // the output file, whichever entry was under way.
+    let about_out = |p: Problems| match p.0.iter().find(|e| e.is_no_room()) {
+        Some(e) => Problems::from(BundleError::new(
+            ErrorCode::Io,
+            format!("file {}", out.display()),
+            e.detail(),
+        )),
+        None => p,
+    };
     let value = match envelope {
         None => {
             let temp = out_file.temp_path().to_path_buf();
@@ -500,7 +510,7 @@ pub(crate) fn write_verified<T>(
                 let mut buf = BufWriter::with_capacity(super::digest::BUF, tracked);
                 let mut zip = ZipWriter::new(&mut buf as &mut dyn Write);
                 zip.set_observer(follower.observer());
-                let value = write(&mut zip)?;
+                let value = write(&mut zip).map_err(about_out)?;
                 zip.finish().ctx(&subject)?;
                 buf.flush().ctx(&subject)?;
                 value
@@ -541,8 +551,8 @@ pub(crate) fn write_verified<T>(
                 let mut tee = Tee { a, b };
                 let value = {
                     let mut zip = ZipWriter::new(&mut tee as &mut dyn Write);
-                    let value = write(&mut zip)?;
-                    zip.finish().ctx("bundle output")?;
+                    let value = write(&mut zip).map_err(about_out)?;
+                    zip.finish().ctx(format!("file {}", out.display()))?;
                     value
                 };
                 let Tee { a, b } = tee;

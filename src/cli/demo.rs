@@ -12,6 +12,7 @@ use dbxport::client::config::SecretString;
 use dbxport::client::{Client, ClientOptions, Config};
 use dbxport::emulator::{Emulator, EmulatorConfig};
 use dbxport::export::{ExportOptions, Quiet, SecretsOptions, Selection, DEFAULT_KINDS};
+use dbxport::hints::Hint;
 use dbxport::import::ledger::Knowledge;
 use dbxport::import::plan::{plan, Mode, PlanInput};
 use dbxport::import::{ApplyOptions, Interrupt, Mapping, Options, SourceBundle};
@@ -77,12 +78,13 @@ fn fixtures(arg: Option<&Path>) -> anyhow::Result<PathBuf> {
         }
     }
     bail!(
-        "the demo's seed workspaces (poc/ and empty/) are not in {}\nhint: run the demo from the dbxport source tree, or pass --fixtures DIR",
+        "the demo's seed workspaces (poc/ and empty/) are not in {}\n{}",
         candidates
             .iter()
             .map(|c| c.display().to_string())
             .collect::<Vec<_>>()
-            .join(" or ")
+            .join(" or "),
+        Hint::DemoFixtures
     )
 }
 
@@ -96,8 +98,9 @@ fn prepare(dir: &Path) -> anyhow::Result<()> {
         if !is_empty {
             if !dir.join(MARKER).is_file() {
                 bail!(
-                    "{}: exists and was not made by the demo; not touching it\nhint: pass --dir with another folder",
-                    dir.display()
+                    "{}: exists and was not made by the demo; not touching it\n{}",
+                    dir.display(),
+                    Hint::DemoFolderTaken
                 );
             }
             std::fs::remove_dir_all(dir)

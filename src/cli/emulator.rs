@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use dbxport::emulator::{Emulator, EmulatorConfig, EmulatorError, FaultConfig, FAMILIES};
 
 use super::EXIT_OK;
+use dbxport::hints::Hint;
 
 /// Serve a Databricks-compatible emulator until interrupted (Ctrl-C).
 #[derive(Debug, clap::Args)]
@@ -74,8 +75,8 @@ fn rate_limits(specs: &[String]) -> anyhow::Result<BTreeMap<String, f64>> {
             .with_context(|| format!("--rate-limit {s}: not a number of requests per second"))?;
         if family != "*" && !FAMILIES.contains(&family.as_str()) {
             bail!(
-                "--rate-limit {s}: unknown family `{family}`\nhint: families are {}",
-                FAMILIES.join(", ")
+                "--rate-limit {s}: unknown family `{family}`\n{}",
+                Hint::EmulatorFamily.with(&[("families", &FAMILIES.join(", "))])
             );
         }
         out.insert(family, rps);
@@ -95,7 +96,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         format!("use a token from {}", seed.join("tokens.json").display())
     } else {
         bail!(
-            "emulator: no credential to accept\nhint: pass --token TOKEN (a made-up value), or a --seed whose tokens.json lists tokens"
+            "emulator: no credential to accept\n{}",
+            Hint::EmulatorNoToken
         );
     };
     let faults = FaultConfig {
@@ -122,9 +124,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         .context("emulator: cannot start the async runtime")?;
     runtime.block_on(async move {
         let handle = Emulator::start(config).await.map_err(|e| match e {
-            EmulatorError::Bind { .. } => anyhow::anyhow!(
-                "{e}\nhint: pass --addr with another port, or port 0 to pick a free one"
-            ),
+            EmulatorError::Bind { .. } => anyhow::anyhow!("{e}\n{}", Hint::EmulatorAddrInUse),
             other => other.into(),
         })?;
         if args.json {

@@ -3,7 +3,7 @@
 //! display, and prints the report.
 
 use super::flags::{AuthFlags, EngineFlags, ModelFlags};
-use super::keys::{print_json, read_passphrase, RecipientArgs};
+use super::keys::{exit_code_for, print_json, read_passphrase, RecipientArgs};
 use super::progress::Live;
 use super::{EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS};
 use anyhow::{bail, Context};
@@ -19,6 +19,8 @@ use dbxport::export::{
     Event, ExportError, ExportOptions, ExportSource, ExportSummary, Observer, SecretsOptions,
     Selection,
 };
+use dbxport::hints::Hint;
+use dbxport::journal::JournalError;
 use dbxport::model::kinds;
 use dbxport::model::workspace::Format;
 use dbxport::model::Kind;
@@ -109,8 +111,13 @@ pub struct Args {
 fn parse_format(s: &str) -> anyhow::Result<Format> {
     let up = s.trim().to_ascii_uppercase().replace('-', "_");
     match Format::parse(&up) {
-        Some(f @ (Format::Source | Format::Jupyter | Format::Html | Format::Dbc | Format::RMarkdown)) => Ok(f),
-        _ => bail!("--notebook-format {s}: not a notebook format\nhint: use jupyter, html, dbc or r_markdown (source is always exported)"),
+        Some(
+            f @ (Format::Source | Format::Jupyter | Format::Html | Format::Dbc | Format::RMarkdown),
+        ) => Ok(f),
+        _ => bail!(
+            "--notebook-format {s}: not a notebook format\n{}",
+            Hint::NotebookFormat
+        ),
     }
 }
 
@@ -128,9 +135,8 @@ fn selection(args: &Args) -> anyhow::Result<(BTreeSet<Kind>, Vec<String>)> {
             globs.push(e.clone());
             continue;
         }
-        let found = kinds::parse_list(std::slice::from_ref(e)).map_err(|err| {
-            anyhow::anyhow!("--exclude: {err}\nhint: a workspace path glob starts with / or *")
-        })?;
+        let found = kinds::parse_list(std::slice::from_ref(e))
+            .map_err(|err| anyhow::anyhow!("--exclude: {err}\n{}", Hint::ExcludeNotAGlob))?;
         for k in found {
             kinds.remove(&k);
         }
@@ -183,8 +189,14 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let (kinds, globs) = selection(&args)?;
     let name = args.output.to_string_lossy().to_string();
     match (args.envelope, name.ends_with(".age")) {
-        (true, false) => bail!("{name}: an enveloped bundle should be named *.zip.age\nhint: change -o, or drop --envelope"),
-        (false, true) => bail!("{name}: a name ending in .age promises an envelope\nhint: add --envelope (with --recipient or --passphrase), or name the output *.zip"),
+        (true, false) => bail!(
+            "{name}: an enveloped bundle should be named *.zip.age\n{}",
+            Hint::EnvelopeName
+        ),
+        (false, true) => bail!(
+            "{name}: a name ending in .age promises an envelope\n{}",
+            Hint::AgeNameWithoutEnvelope
+        ),
         _ => {}
     }
     let notebook_format = args
@@ -194,7 +206,10 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         .transpose()?;
     let (sealer, envelope) = sealers(&args)?;
     if args.envelope && envelope.is_none() {
-        bail!("--envelope needs recipients\nhint: add --recipient KEY, --recipients-file FILE or --passphrase");
+        bail!(
+            "--envelope needs recipients\n{}",
+            Hint::EnvelopeNeedsRecipients
+        );
     }
     let (client, warnings) = Client::from_args(&args.auth.get(), &args.engine.get())
         .context("export: cannot set up the workspace connection")?;
@@ -259,45 +274,80 @@ pub(super) fn drive(
     match outcome {
         None => {
             eprintln!(
-                "dbxport: export interrupted; what was fetched is kept in {}\nhint: run the same command with --resume to finish",
-                staging_path(&output).display()
+                "dbxport: export interrupted; what was fetched is kept in {}\n{}",
+                staging_path(&output).display(),
+                Hint::ResumeToFinish
             );
             Ok(EXIT_INTERRUPTED)
         }
         Some(Err(e)) => {
-            let code = exit_code(&e);
             // Errors quote the workspace's answers and names.
             eprintln!("dbxport: export: {}", printable_lines(&e.to_string()));
-            if matches!(
-                e,
-                ExportError::Client { .. } | ExportError::Journal(_) | ExportError::Io { .. }
-            ) && staging_path(&output).exists()
-                && !e.is_auth_failure()
-            {
-                eprintln!(
-                    "hint: fix the cause, then run the same command with --resume to continue"
-                );
+            if let Some(hint) = resume_hint(&e, &staging_path(&output)) {
+                eprintln!("{hint}");
             }
-            Ok(code)
+            Ok(exit_code(&e))
         }
         Some(Ok(summary)) => {
             if json {
                 print_json(&summary)?;
             }
             print_summary(&summary);
-            Ok(if summary.has_failures() {
-                EXIT_PROBLEMS
-            } else {
-                EXIT_OK
-            })
+            if summary.has_failures() {
+                eprintln!("{}", failures_hint(&summary.report));
+                return Ok(EXIT_PROBLEMS);
+            }
+            Ok(EXIT_OK)
         }
     }
 }
 
+/// A bundle that did not verify is a problem found (1); a bundle that could not be written
+/// (a full disk, an unwritable folder) is a command that could not run (2).
 fn exit_code(e: &ExportError) -> u8 {
     match e {
-        ExportError::Pack(_) => EXIT_PROBLEMS,
+        ExportError::Pack(p) => exit_code_for(&p.0),
         _ => EXIT_ERROR,
+    }
+}
+
+/// After an export stopped with its staging folder kept: what to do so that `--resume`
+/// finishes it. Refused credentials, and errors that carry their own hint, get none here.
+fn resume_hint(e: &ExportError, staging: &std::path::Path) -> Option<String> {
+    if e.is_auth_failure() || !staging.exists() {
+        return None;
+    }
+    if e.is_no_room() {
+        return Some(
+            Hint::ExportNoRoom
+                .with(&[("staging", &staging.display())])
+                .to_string(),
+        );
+    }
+    matches!(
+        e,
+        ExportError::Client { .. }
+            | ExportError::Journal(JournalError::Io { .. })
+            | ExportError::Io { .. }
+            | ExportError::StagingFailed { .. }
+            | ExportError::Bundle(_)
+            | ExportError::Pack(_)
+    )
+    .then(|| Hint::ExportStopped.to_string())
+}
+
+/// What to do about the objects that failed: a workspace that refused this token some of
+/// them (403) needs another token; other failures say their own cause.
+fn failures_hint(r: &dbxport::export::report::Report) -> Hint {
+    // Failure reasons quote the API's answer, `<call>: 403 PERMISSION_DENIED: …`.
+    let refused = r.issues.iter().any(|i| {
+        i.outcome == Outcome::Failed
+            && (i.reason.contains(": 403 ") || i.reason.contains("PERMISSION_DENIED"))
+    });
+    if refused {
+        Hint::ExportPermissionDenied
+    } else {
+        Hint::ExportObjectsFailed
     }
 }
 

@@ -10,6 +10,7 @@ use clap::Args as ClapArgs;
 use dbxport::bundle::printable::{printable, printable_lines};
 use dbxport::bundle::Opener;
 use dbxport::client::Client;
+use dbxport::hints::Hint;
 use dbxport::import::report::render_plan;
 use dbxport::import::{
     ApplyOptions, Filter, ImportError, Interrupt, Mapping, OnConflict, Options, Progress,
@@ -217,9 +218,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Some(Ok(r)) => r,
         Some(Err(e)) => return Ok(report_error("import", &e)),
         None => {
-            eprintln!(
-                "dbxport: import stopped\nhint: run the same command with --resume to finish"
-            );
+            eprintln!("dbxport: import stopped\n{}", Hint::ResumeToFinish);
             return Ok(EXIT_INTERRUPTED);
         }
     };
@@ -241,8 +240,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     }
     Ok(if report.interrupted {
         eprintln!(
-            "hint: run the same command with --resume to finish (journal {})",
-            printable(&report.journal)
+            "{}",
+            Hint::ImportInterrupted.with(&[("journal", &printable(&report.journal))])
         );
         EXIT_INTERRUPTED
     } else if report.has_problems() {

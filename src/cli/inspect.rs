@@ -5,6 +5,7 @@ use super::EXIT_OK;
 use clap::Args as ClapArgs;
 use dbxport::bundle::inspect::inspect;
 use dbxport::bundle::printable::printable;
+use dbxport::hints::Hint;
 use std::path::PathBuf;
 
 /// Show what a bundle holds: format, id, source workspace, counts and sizes per kind.
@@ -38,8 +39,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Err(e) => {
             print_problems(&format!("bundle {label}"), std::slice::from_ref(&e));
             eprintln!(
-                "hint: `dbxport verify {}` lists every problem",
-                printable(&label)
+                "{}",
+                Hint::InspectStopped.with(&[("bundle", &printable(&label))])
             );
             return Ok(exit_code_for(std::slice::from_ref(&e)));
         }

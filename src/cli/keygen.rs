@@ -5,6 +5,7 @@ use super::{EXIT_ERROR, EXIT_OK};
 use clap::Args as ClapArgs;
 use dbxport::bundle::fsutil::AtomicFile;
 use dbxport::bundle::inventory::format_created;
+use dbxport::hints::Hint;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -33,8 +34,9 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<u8> {
     if args.output.exists() && !args.force {
         eprintln!(
-            "dbxport: {}: already exists; refusing to overwrite a key\nhint: choose another -o, or pass --force",
-            args.output.display()
+            "dbxport: {}: already exists; refusing to overwrite a key\n{}",
+            args.output.display(),
+            Hint::KeyExists
         );
         return Ok(EXIT_ERROR);
     }

@@ -8,6 +8,7 @@ use clap::Args;
 use dbxport::bundle::printable::printable;
 use dbxport::bundle::seal::read_recipients_file;
 use dbxport::bundle::{BundleError, ErrorCode, Opener, Sealer};
+use dbxport::hints::Hint;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -123,8 +124,8 @@ fn prompt(label: &str) -> anyhow::Result<age::secrecy::SecretString> {
     use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
     let no_tty = || {
         anyhow::anyhow!(
-            "a passphrase is needed and there is no terminal to ask on\n\
-             hint: set {PASSPHRASE_ENV} or pass --passphrase-file FILE"
+            "a passphrase is needed and there is no terminal to ask on\n{}",
+            Hint::PassphraseNoTerminal.with(&[("env", &PASSPHRASE_ENV)])
         )
     };
     if !std::io::stdin().is_terminal() && !std::io::stderr().is_terminal() {
@@ -154,7 +155,10 @@ fn prompt(label: &str) -> anyhow::Result<age::secrecy::SecretString> {
 
 #[cfg(not(unix))]
 fn prompt(_label: &str) -> anyhow::Result<age::secrecy::SecretString> {
-    bail!("no terminal prompt on this platform\nhint: set {PASSPHRASE_ENV} or pass --passphrase-file FILE")
+    bail!(
+        "no terminal prompt on this platform\n{}",
+        Hint::PassphraseNoTerminal.with(&[("env", &PASSPHRASE_ENV)])
+    )
 }
 
 /// Exit code for a set of problems: 2 when the command could not run (usage, keys, I/O),
@@ -191,14 +195,14 @@ pub fn print_problems(context: &str, problems: &[BundleError]) {
         };
         // Subjects and details quote names from the bundle: never print them raw.
         eprintln!("dbxport: {}: {}", printable(context), printable(&line));
-        if let Some(h) = p.hint() {
+        if let Some(h) = p.hint_id() {
             if !hints.contains(&h) {
                 hints.push(h);
             }
         }
     }
     for h in hints {
-        eprintln!("hint: {h}");
+        eprintln!("{h}");
     }
 }
 

@@ -4,6 +4,7 @@
 use super::{Cli, EXIT_ERROR, EXIT_OK};
 use clap::{Args as ClapArgs, CommandFactory};
 use dbxport::bundle::fsutil::AtomicFile;
+use dbxport::hints::Hint;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -30,12 +31,8 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let root = Cli::command();
     if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            anyhow::anyhow!(
-                "{}: {e}\nhint: choose a folder you can write",
-                dir.display()
-            )
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("{}: {e}\n{}", dir.display(), Hint::ManFolder))?;
         let mut written = 0;
         write_pages(&root, "dbxport", dir, &mut written)?;
         eprintln!("dbxport: wrote {written} manual pages to {}", dir.display());
@@ -47,8 +44,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         let Some(sub) = cmd.find_subcommand(word).cloned() else {
             let names: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
             eprintln!(
-                "dbxport: man: {name} has no command {word:?}\nhint: one of: {}",
-                names.join(", ")
+                "dbxport: man: {name} has no command {word:?}\n{}",
+                Hint::ManNoCommand.with(&[("commands", &names.join(", "))])
             );
             return Ok(EXIT_ERROR);
         };

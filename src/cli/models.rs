@@ -13,6 +13,7 @@ use dbxport::bundle::printable::{printable, printable_lines};
 use dbxport::bundle::verify::open_verified;
 use dbxport::client::{AuthArgs, Client, ClientOptions, TransportArgs};
 use dbxport::export::{ExportOptions, ExportSource, SecretsOptions, Selection};
+use dbxport::hints::Hint;
 use dbxport::journal::{Journal, OpenMode};
 use dbxport::kinds::model::export::MODEL_KINDS;
 use dbxport::models::{import_models, ActionKind, ImportOptions, Registry};
@@ -231,8 +232,11 @@ async fn import(a: ImportArgs) -> anyhow::Result<u8> {
         Err(e) => {
             let hint = match &journal {
                 Some(j) => format!(
-                    "\nhint: the import stopped; the journal {} keeps everything done so far: fix the cause, then run the same command with --resume",
-                    j.lock().unwrap_or_else(|p| p.into_inner()).path().display()
+                    "\n{}",
+                    Hint::ModelsImportStopped.with(&[(
+                        "journal",
+                        &j.lock().unwrap_or_else(|p| p.into_inner()).path().display()
+                    )])
                 ),
                 None => String::new(),
             };

@@ -5,6 +5,7 @@ use super::EXIT_OK;
 use anyhow::bail;
 use clap::Args as ClapArgs;
 use dbxport::bundle::PackOptions;
+use dbxport::hints::Hint;
 use std::path::PathBuf;
 
 /// Pack a bag folder into a bundle — the inverse of `dbxport unpack`.
@@ -44,12 +45,14 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let name = args.output.to_string_lossy();
     match (&envelope, name.ends_with(".age")) {
         (Some(_), false) => bail!(
-            "{}: an enveloped bundle should be named *.zip.age\nhint: change -o, or drop --recipient/--passphrase for a plain bundle",
-            args.output.display()
+            "{}: an enveloped bundle should be named *.zip.age\n{}",
+            args.output.display(),
+            Hint::PackEnvelopeName
         ),
         (None, true) => bail!(
-            "{}: a name ending in .age promises an envelope\nhint: add --recipient KEY (or --passphrase), or name the output *.zip",
-            args.output.display()
+            "{}: a name ending in .age promises an envelope\n{}",
+            args.output.display(),
+            Hint::PackAgeNameWithoutRecipient
         ),
         _ => {}
     }

@@ -5,6 +5,7 @@ use super::keys::{print_json, IdentityArgs};
 use super::{EXIT_OK, EXIT_PROBLEMS};
 use anyhow::Context;
 use clap::Args as ClapArgs;
+use dbxport::hints::Hint;
 use dbxport::import::ledger::{self, Knowledge};
 use dbxport::import::plan::{plan, Action, Mode, PlanInput};
 use dbxport::import::report::render_plan;
@@ -82,13 +83,9 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     }
     let cannot = p.items.iter().any(|i| i.action == Action::Cannot);
     if p.is_refused() {
-        eprintln!(
-            "hint: each refused item says why: map principals and clusters in a mapping file (--map FILE, see the README's \"Mapping file\"), or pass --on-conflict skip|overwrite for objects the target already holds; then plan again"
-        );
+        eprintln!("{}", Hint::PlanRefused);
     } else if cannot {
-        eprintln!(
-            "hint: import would carry out the rest and report the items marked cannot; fix what each says (a missing catalog, --warehouse-id) to include them"
-        );
+        eprintln!("{}", Hint::PlanCannot);
     }
     Ok(if p.is_refused() || cannot {
         EXIT_PROBLEMS

@@ -4,7 +4,7 @@ use super::keys::{exit_code_for, print_json, print_problems, IdentityArgs};
 use super::EXIT_OK;
 use clap::Args as ClapArgs;
 use dbxport::bundle::printable::printable;
-use dbxport::bundle::unpack::{unpack_with, UnpackOptions, UnpackPlan, NO_SPACE};
+use dbxport::bundle::unpack::{unpack_with, UnpackOptions, UnpackPlan};
 use std::path::PathBuf;
 
 /// Unpack a bundle into a folder you can browse and use without dbxport.
@@ -102,9 +102,6 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 print_json(&serde_json::json!({ "ok": false, "problems": p.0 }))?;
             }
             print_problems(&format!("unpack {label}"), &p.0);
-            if p.0.iter().any(|e| e.detail().starts_with(NO_SPACE)) {
-                eprintln!("hint: free some space there, or unpack into a folder on another file system (-d DIR)");
-            }
             Ok(exit_code_for(&p.0))
         }
     }

@@ -13,6 +13,7 @@
 use super::config::Credentials;
 use super::error::ClientError;
 use super::transport::{Call, Transport};
+use crate::hints::Hint;
 use age::secrecy::{ExposeSecret, SecretString};
 use base64::Engine as _;
 use reqwest::header::HeaderValue;
@@ -244,10 +245,15 @@ impl M2m {
                 Some(a) => TokenError::Refused(
                     what.clone(),
                     format!(
-                        "oauth m2m: the token endpoint refused client {}: {}{}\nhint: check DATABRICKS_CLIENT_ID / DATABRICKS_CLIENT_SECRET (or the profile's client_id / client_secret)",
+                        "oauth m2m: the token endpoint refused client {}: {} {}{}\n{}",
                         self.client_id,
-                        a.error_code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default(),
-                        a.message
+                        a.status,
+                        a.error_code
+                            .as_deref()
+                            .map(|c| format!("{c}: "))
+                            .unwrap_or_default(),
+                        a.message,
+                        Hint::OauthClientRefused
                     ),
                 ),
                 None => TokenError::Other(ClientError::Auth {

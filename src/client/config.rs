@@ -15,6 +15,7 @@
 //! moment they are read. Nothing here performs network I/O.
 
 use super::ini::Ini;
+use crate::hints::Hint;
 use age::secrecy::ExposeSecret;
 /// The secret string type the configuration holds tokens in (re-exported from `age`).
 pub use age::secrecy::SecretString;
@@ -321,7 +322,7 @@ pub enum ConfigError {
         path: PathBuf,
     },
     /// A named profile is not in the file.
-    #[error("config file {}: has no [{profile}] profile\nhint: profiles in the file: {}; pick one with --profile or DATABRICKS_CONFIG_PROFILE", path.display(), if available.is_empty() { "none".to_string() } else { available.join(", ") })]
+    #[error("config file {}: has no [{profile}] profile\n{}", path.display(), Hint::NoSuchProfile.with(&[("profiles", &if available.is_empty() { "none".to_string() } else { available.join(", ") })]))]
     ProfileNotFound {
         /// The file.
         path: PathBuf,
@@ -331,7 +332,10 @@ pub enum ConfigError {
         available: Vec<String>,
     },
     /// Attributes of more than one auth method are set.
-    #[error("config: more than one authorization method configured: {methods} ({detail})\nhint: keep only one, or choose one with --auth-type / DATABRICKS_AUTH_TYPE (pat or oauth-m2m)")]
+    #[error(
+        "config: more than one authorization method configured: {methods} ({detail})\n{}",
+        Hint::AmbiguousAuth
+    )]
     MultipleAuthMethods {
         /// e.g. `oauth and pat`.
         methods: String,
@@ -339,13 +343,13 @@ pub enum ConfigError {
         detail: String,
     },
     /// No host anywhere.
-    #[error("config: no workspace host configured{}\nhint: pass --host URL, set DATABRICKS_HOST, or name a profile of ~/.databrickscfg with --profile", missing_file.as_ref().map(|p| format!(" (config file {} does not exist)", p.display())).unwrap_or_default())]
+    #[error("config: no workspace host configured{}\n{}", missing_file.as_ref().map(|p| format!(" (config file {} does not exist)", p.display())).unwrap_or_default(), Hint::NoHost)]
     NoHost {
         /// A config file that was looked for but does not exist.
         missing_file: Option<PathBuf>,
     },
     /// The host is not a usable URL.
-    #[error("config: host `{host}`: {reason}\nhint: use the workspace URL, e.g. https://adb-123.4.azuredatabricks.net")]
+    #[error("config: host `{host}`: {reason}\n{}", Hint::InvalidHost)]
     InvalidHost {
         /// As given.
         host: String,
@@ -353,7 +357,7 @@ pub enum ConfigError {
         reason: String,
     },
     /// A host but no credentials.
-    #[error("config: no credentials for {host}{}\nhint: set DATABRICKS_TOKEN (a personal access token), or DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET (OAuth M2M), or use a profile with --profile", missing_file.as_ref().map(|p| format!(" (config file {} does not exist)", p.display())).unwrap_or_default())]
+    #[error("config: no credentials for {host}{}\n{}", missing_file.as_ref().map(|p| format!(" (config file {} does not exist)", p.display())).unwrap_or_default(), Hint::NoCredentials)]
     NoCredentials {
         /// The host.
         host: String,
@@ -361,17 +365,20 @@ pub enum ConfigError {
         missing_file: Option<PathBuf>,
     },
     /// One half of a credential pair is missing.
-    #[error("config: {auth_type} auth: {missing} is not set\nhint: {hint}")]
+    #[error("config: {auth_type} auth: {missing} is not set\n{hint}")]
     Incomplete {
         /// The auth type.
         auth_type: &'static str,
         /// The missing attribute.
         missing: &'static str,
         /// How to set it.
-        hint: &'static str,
+        hint: Hint,
     },
     /// An auth method dbxport does not implement.
-    #[error("config: auth type `{auth_type}` is not supported by dbxport\nhint: use a personal access token (DATABRICKS_TOKEN) or OAuth M2M (DATABRICKS_CLIENT_ID, DATABRICKS_CLIENT_SECRET); set --auth-type pat or oauth-m2m")]
+    #[error(
+        "config: auth type `{auth_type}` is not supported by dbxport\n{}",
+        Hint::UnsupportedAuth
+    )]
     UnsupportedAuth {
         /// The method.
         auth_type: String,
@@ -765,7 +772,7 @@ fn pick_credentials(
         let token = attrs.secret("token").ok_or(ConfigError::Incomplete {
             auth_type: "pat",
             missing: "token",
-            hint: "set DATABRICKS_TOKEN, or `token` in the profile",
+            hint: Hint::MissingToken,
         })?;
         Ok(Credentials::Pat { token })
     };
@@ -773,14 +780,14 @@ fn pick_credentials(
         let client_id = attrs.plain("client_id").ok_or(ConfigError::Incomplete {
             auth_type: "oauth-m2m",
             missing: "client_id",
-            hint: "set DATABRICKS_CLIENT_ID, --client-id, or `client_id` in the profile",
+            hint: Hint::MissingClientId,
         })?;
         let client_secret = attrs
             .secret("client_secret")
             .ok_or(ConfigError::Incomplete {
                 auth_type: "oauth-m2m",
                 missing: "client_secret",
-                hint: "set DATABRICKS_CLIENT_SECRET, or `client_secret` in the profile",
+                hint: Hint::MissingClientSecret,
             })?;
         let scopes: Vec<String> = attrs
             .plain("scopes")

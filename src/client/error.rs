@@ -6,6 +6,7 @@
 //! request or response cannot leak through an error.
 
 use super::config::ConfigError;
+use crate::hints::{Filled, Hint};
 use regex::Regex;
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
@@ -359,10 +360,54 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// How the message of a connection that failed on looking up the host name starts: the hint
+/// then asks about the name, not about the network.
+pub(crate) const UNRESOLVED: &str = "cannot resolve the host name";
+
+/// The hint of [`ClientError::Unreachable`]: about the name when it did not resolve, else
+/// about the host and the network.
+fn unreachable_hint(host: &str, attempts: &u32, last: &ClientError) -> Filled {
+    match last {
+        ClientError::Transport { message, .. } if message.starts_with(UNRESOLVED) => {
+            let name = reqwest::Url::parse(host)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_else(|| host.to_string());
+            Hint::UnknownHost.with(&[("name", &name), ("attempts", attempts)])
+        }
+        _ => Hint::Unreachable.with(&[("host", &host), ("attempts", attempts)]),
+    }
+}
+
 /// Renders an error and its sources on one line, stripping URLs from reqwest errors (a signed
-/// download URL carries its credential in the query string).
+/// download URL carries its credential in the query string). A failed name lookup is said in
+/// so many words, with the resolver's own reason.
 pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
     use std::error::Error as _;
+    let mut chain: Vec<String> = Vec::new();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !t.contains("://") && !chain.contains(&t) {
+            chain.push(t);
+        }
+        src = s.source();
+    }
+    // hyper-util's connector reports a failed lookup as "dns error", its cause the resolver's.
+    if let Some(at) = chain.iter().position(|t| t.starts_with("dns error")) {
+        let name = e.url().and_then(|u| u.host_str()).unwrap_or("");
+        let mut out = format!("{UNRESOLVED} {name}");
+        let first = chain[at]
+            .trim_start_matches("dns error")
+            .trim_start_matches(": ");
+        for t in std::iter::once(first).chain(chain[at + 1..].iter().map(String::as_str)) {
+            if !t.is_empty() && !out.ends_with(t) {
+                out.push_str(": ");
+                out.push_str(t);
+            }
+        }
+        return out;
+    }
     let mut out = if e.is_timeout() {
         "timed out".to_string()
     } else if e.is_connect() {
@@ -374,16 +419,9 @@ pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
     } else {
         "http error".to_string()
     };
-    let mut src = e.source();
-    let mut seen: Vec<String> = Vec::new();
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !t.contains("://") && !seen.contains(&t) {
-            out.push_str(": ");
-            out.push_str(&t);
-            seen.push(t);
-        }
-        src = s.source();
+    for t in chain {
+        out.push_str(": ");
+        out.push_str(&t);
     }
     out
 }
@@ -404,7 +442,7 @@ pub enum ClientError {
         message: String,
     },
     /// The workspace refused the credentials (401, or a 403 about the token). Never retried.
-    #[error("{0}\nhint: the workspace refused the credentials; check the token or OAuth client (DATABRICKS_TOKEN, --profile, ~/.databrickscfg) and the host")]
+    #[error("{0}\n{hint}", hint = Hint::CredentialsRefused)]
     Unauthorized(Box<ApiError>),
     /// A notebook or file exceeds an export/import size limit (`MAX_NOTEBOOK_SIZE_EXCEEDED`).
     #[error("{0}")]
@@ -436,7 +474,10 @@ pub enum ClientError {
     /// A 2xx answer that is an HTML page where JSON was asked for: a login page, a proxy's or
     /// a portal's page. The host is not the Databricks API (or not only), so every call would
     /// fail the same way; the run stops.
-    #[error("{host} answered with an HTML page, not the Databricks API: check the URL ({call})\nhint: give the workspace URL itself (https://<workspace>.cloud.databricks.com, https://adb-<id>.<n>.azuredatabricks.net, …) with --host, DATABRICKS_HOST or the profile's host; a proxy that answers with its own pages must let the API through")]
+    #[error(
+        "{host} answered with an HTML page, not the Databricks API: check the URL ({call})\n{}",
+        Hint::NotTheApi
+    )]
     NotApi {
         /// The call.
         call: String,
@@ -445,7 +486,7 @@ pub enum ClientError {
     },
     /// An answer larger than the cap on what is read into memory: a host streaming without
     /// end, or something that is not the Databricks API. Not retried; the run stops.
-    #[error("{call}: the answer is larger than {} MiB, the most dbxport reads into memory for one call; no Databricks API answer is that large, so the host is most likely not a Databricks workspace\nhint: check the URL (--host, DATABRICKS_HOST or the profile's host); if it is right, raise the limit with --max-response-mb or DBXPORT_MAX_RESPONSE_MB", limit.div_ceil(1 << 20))]
+    #[error("{call}: the answer is larger than {} MiB, the most dbxport reads into memory for one call; no Databricks API answer is that large, so the host is most likely not a Databricks workspace\n{}", limit.div_ceil(1 << 20), Hint::ResponseTooLarge)]
     ResponseTooLarge {
         /// The call.
         call: String,
@@ -455,7 +496,7 @@ pub enum ClientError {
     /// The workspace never answered: every attempt to connect failed before any request of
     /// this client had reached it, which points at a wrong host or a blocked network rather
     /// than a passing outage, so the client gives up after a few attempts.
-    #[error("{last}\nhint: nothing answered at {host} ({attempts} attempts); check the host (--host, DATABRICKS_HOST or the profile's host) and this machine's network (proxy, VPN, firewall)")]
+    #[error("{last}\n{}", unreachable_hint(.host, .attempts, .last))]
     Unreachable {
         /// The workspace URL.
         host: String,

@@ -292,10 +292,12 @@ pub async fn commit(
         }
         Err(e) => {
             if e.fatal {
-                ctx.set_fatal(ExportError::Internal(format!(
-                    "staging failed: {}",
-                    e.message
-                )));
+                ctx.set_fatal(ExportError::StagingFailed {
+                    path: ctx.stage.root().to_path_buf(),
+                    what: format!("{kind} {}", entry.name),
+                    detail: e.message.clone(),
+                    no_room: e.no_room,
+                });
             }
             ctx.failed(
                 kind,

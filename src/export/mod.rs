@@ -43,6 +43,7 @@ use crate::bundle::pack::{pack, PackOptions, PackSummary};
 use crate::bundle::writer::BagSettings;
 use crate::bundle::Source;
 use crate::client::{Call, Client};
+use crate::hints::Hint;
 use crate::kinds::{
     grants::export as grants, job::export as jobs, model::export as models,
     reference::export as reference, secret::export as secrets, workspace::export as workspace,
@@ -97,14 +98,16 @@ pub fn validate(opts: &mut ExportOptions) -> Result<(), ExportError> {
         opts.kinds.insert(Kind::SecretScope);
     }
     if opts.envelope.is_some() && opts.secrets.sealer.is_none() {
-        return Err(ExportError::Usage(
-            "--envelope needs recipients\nhint: add --recipient KEY, --recipients-file FILE or --passphrase".into(),
-        ));
+        return Err(ExportError::Usage(format!(
+            "--envelope needs recipients\n{}",
+            Hint::EnvelopeNeedsRecipients
+        )));
     }
     if opts.kinds.is_empty() {
-        return Err(ExportError::Usage(
-            "nothing to export: every kind is excluded\nhint: check --include and --exclude".into(),
-        ));
+        return Err(ExportError::Usage(format!(
+            "nothing to export: every kind is excluded\n{}",
+            Hint::NothingToExport
+        )));
     }
     Ok(())
 }
@@ -154,7 +157,8 @@ pub async fn export_from(
     if let ExportSource::Registry(_) = &source {
         if let Some(k) = opts.kinds.iter().find(|k| !models::MODEL_KINDS.contains(k)) {
             return Err(ExportError::Usage(format!(
-                "{k}: a model registry holds only registered_model, model_version and model_artifact\nhint: export other kinds with `dbxport export`"
+                "{k}: a model registry holds only registered_model, model_version and model_artifact\n{}",
+                Hint::RegistryHoldsModelsOnly
             )));
         }
     }

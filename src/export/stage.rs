@@ -176,6 +176,8 @@ pub struct CommitError {
     pub message: String,
     /// True when the run cannot go on.
     pub fatal: bool,
+    /// True when the disk (or quota, or file size limit) was full.
+    pub no_room: bool,
 }
 
 struct Pending {
@@ -239,12 +241,14 @@ impl Committer {
             return Err(CommitError {
                 message: "the commit thread has stopped".into(),
                 fatal: true,
+                no_room: false,
             });
         }
         rx.await.unwrap_or_else(|_| {
             Err(CommitError {
                 message: "the commit thread has stopped".into(),
                 fatal: true,
+                no_room: false,
             })
         })
     }
@@ -550,13 +554,14 @@ impl Stage {
             }
         }
         if let Err(e) = self.journal_batch(batch) {
-            let message = e.to_string();
+            let (message, no_room) = (e.to_string(), e.is_no_room());
             return items
                 .iter()
                 .map(|_| {
                     Err(CommitError {
                         message: message.clone(),
                         fatal: true,
+                        no_room,
                     })
                 })
                 .collect();
@@ -569,11 +574,19 @@ impl Stage {
                     return Err(CommitError {
                         message: "the bag was already finalized".into(),
                         fatal: true,
+                        no_room: false,
                     });
                 };
                 builder.add(resource).map_err(|e| CommitError {
                     fatal: e.code() == crate::bundle::ErrorCode::Io,
-                    message: e.to_string(),
+                    // The file inside the staging folder (a numbered blob) means nothing to
+                    // the user; the folder is named where the error is reported.
+                    message: if e.is_no_room() {
+                        e.detail().to_string()
+                    } else {
+                        e.to_string()
+                    },
+                    no_room: e.is_no_room(),
                 })
             }
         };
@@ -612,6 +625,7 @@ impl Stage {
                     Err(CommitError {
                         message: "staging thread panicked".into(),
                         fatal: true,
+                        no_room: false,
                     })
                 })
             })

@@ -25,6 +25,7 @@
 //! `/Users/alice@poc/x` becomes `/Users/alice@prod/x` unless a `[paths]` entry says otherwise.
 //! Principal names compare case-insensitively, as workspaces treat e-mail addresses.
 
+use crate::hints::Hint;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -99,7 +100,7 @@ pub enum MappingError {
         source: std::io::Error,
     },
     /// The file is not a valid mapping.
-    #[error("mapping file {path}: {message}\nhint: see the README section \"Mapping file\" for the format")]
+    #[error("mapping file {path}: {message}\n{}", Hint::MappingFile)]
     Parse {
         /// The file.
         path: String,

@@ -38,6 +38,7 @@ pub(crate) mod unit;
 
 use crate::bundle::BundleError;
 use crate::client::ClientError;
+use crate::hints::Hint;
 use crate::model::Kind;
 use std::collections::BTreeSet;
 
@@ -70,7 +71,10 @@ pub enum ImportError {
         message: String,
     },
     /// Sealed values are to be written and no identity was given.
-    #[error("bundle holds {sealed} sealed secret value(s) to import and no identity was given\nhint: pass --identity FILE (the age or SSH key the bundle was sealed to) or --passphrase, or leave secrets out with --exclude secret")]
+    #[error(
+        "bundle holds {sealed} sealed secret value(s) to import and no identity was given\n{}",
+        Hint::IdentityForSecrets
+    )]
     IdentityRequired {
         /// How many sealed values are selected.
         sealed: usize,
@@ -90,7 +94,10 @@ pub enum ImportError {
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
     /// `--resume` was given with options that differ from the interrupted run's.
-    #[error("journal {path}: the interrupted run used {recorded}, this one {given}\nhint: resume with the same options, or remove the journal to start over")]
+    #[error(
+        "journal {path}: the interrupted run used {recorded}, this one {given}\n{}",
+        Hint::ResumeOptionsChanged
+    )]
     ResumeOptions {
         /// The journal file.
         path: String,
@@ -106,7 +113,10 @@ pub enum ImportError {
     #[error("--include/--exclude: {0}")]
     UnknownKind(crate::model::kinds::UnknownKind),
     /// `--include` names only kinds import never replays (clusters, mounts, …).
-    #[error("--include {0}: only reference-only kinds, which import never replays\nhint: they are on the plan's \"must recreate\" list whatever --include says; include a kind to replay")]
+    #[error(
+        "--include {0}: only reference-only kinds, which import never replays\n{hint}",
+        hint = Hint::OnlyReferenceKinds
+    )]
     OnlyReferenceKinds(String),
 }
 

@@ -7,6 +7,7 @@
 //! `secrets`, `grants`, `reference`, `models`). Case does not matter.
 
 use super::Kind;
+use crate::hints::Hint;
 use std::collections::BTreeSet;
 
 /// The kinds in the order the command line lists them.
@@ -92,9 +93,9 @@ impl std::fmt::Display for UnknownKind {
         };
         write!(
             f,
-            "{} {verb}\nhint: kinds are {}",
+            "{} {verb}\n{}",
             quoted.join(", "),
-            accepted_names()
+            Hint::UnknownKind.with(&[("kinds", &accepted_names())])
         )
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::bundle::BundleError;
 use crate::client::ClientError;
+use crate::hints::Hint;
 use crate::journal::JournalError;
 
 /// Why moving models could not go on.
@@ -20,14 +21,14 @@ pub enum ModelsError {
     #[error(transparent)]
     Journal(#[from] JournalError),
     /// An argument is not usable.
-    #[error("{what}: {message}\nhint: {hint}")]
+    #[error("{what}: {message}\n{hint}")]
     Usage {
         /// The flag or value concerned.
         what: String,
         /// What is wrong with it.
         message: String,
         /// How to fix it.
-        hint: String,
+        hint: Hint,
     },
     /// The bundle's model records contradict each other.
     #[error("bundle record {record}: {message}")]
@@ -48,15 +49,11 @@ pub enum ModelsError {
 }
 
 impl ModelsError {
-    pub(crate) fn usage(
-        what: impl Into<String>,
-        message: impl Into<String>,
-        hint: impl Into<String>,
-    ) -> Self {
+    pub(crate) fn usage(what: impl Into<String>, message: impl Into<String>, hint: Hint) -> Self {
         ModelsError::Usage {
             what: what.into(),
             message: message.into(),
-            hint: hint.into(),
+            hint,
         }
     }
 

@@ -565,7 +565,7 @@ impl Run<'_> {
             Ok(l) => l,
             Err(ModelsError::Client(e)) => return fatal_or(e).map(Err),
             Err(ModelsError::Usage { message, hint, .. }) => {
-                return Ok(Err(format!("{message}; hint: {hint}")))
+                return Ok(Err(format!("{message}; {hint}")))
             }
             Err(e) => return Err(e),
         };

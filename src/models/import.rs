@@ -26,6 +26,7 @@ use super::steps::StepLog;
 use super::Problem;
 use crate::bundle::Bundle;
 use crate::client::ClientError;
+use crate::hints::Hint;
 use crate::model::mlflow::{ModelVersion, RegisteredModel};
 use crate::model::report::{OnConflict, Outcome};
 use crate::model::KeyValue;
@@ -380,10 +381,7 @@ impl Apply<'_> {
             match self.opts.conflict {
                 OnConflict::Fail => {
                     self.action(object.clone(), ActionKind::Conflict, why.clone());
-                    self.problem(
-                        object,
-                        format!("{why}\nhint: rerun with --on-conflict skip to leave it, or --on-conflict overwrite to add the bundle's versions to it"),
-                    );
+                    self.problem(object, format!("{why}\n{}", Hint::ModelConflict));
                     return Ok(());
                 }
                 OnConflict::Skip => {

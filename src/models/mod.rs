@@ -38,6 +38,7 @@ pub use select::{
 pub use steps::StepLog;
 
 use crate::client::{Client, ClientOptions};
+use crate::hints::Hint;
 use age::secrecy::SecretString;
 use serde::Serialize;
 
@@ -68,11 +69,7 @@ fn mlflow_token() -> Option<SecretString> {
 }
 
 fn no_registry() -> ModelsError {
-    ModelsError::usage(
-        "model registry",
-        "no registry given",
-        "pass --mlflow-uri URL for an MLflow server, or the workspace flags (--host, --profile)",
-    )
+    ModelsError::usage("model registry", "no registry given", Hint::NoRegistry)
 }
 
 impl ModelArgs {

@@ -17,6 +17,7 @@ use super::uri::{self, ArtifactUri};
 use crate::client::stream::ByteStream;
 use crate::client::transport::Call;
 use crate::client::{encode_path, Client, ClientError, ClientOptions, Config, Stats};
+use crate::hints::Hint;
 use crate::model::mlflow::{FileInfo, ModelVersion, RegisteredModel};
 use crate::model::permissions::ObjectPermissions;
 use crate::model::KeyValue;
@@ -164,7 +165,7 @@ impl Registry {
             return Err(ModelsError::usage(
                 format!("--model-artifact-path {staging}"),
                 "is neither a dbfs:/ path nor a /Volumes/ path",
-                "give a folder such as dbfs:/dbxport/model-artifacts or /Volumes/main/default/staging",
+                Hint::ModelArtifactPath,
             ));
         }
         Ok(Registry {
@@ -191,7 +192,7 @@ impl Registry {
             ModelsError::usage(
                 format!("--mlflow-uri {uri}"),
                 e.to_string(),
-                "give the server's URL, e.g. http://127.0.0.1:5000",
+                Hint::MlflowUri,
             )
         })?;
         let client = Client::new(&config, options)?;
@@ -199,7 +200,7 @@ impl Registry {
             return Err(ModelsError::usage(
                 "--mlflow-experiment",
                 "is empty",
-                "give an experiment name such as dbxport-imports",
+                Hint::MlflowExperiment,
             ));
         }
         Ok(Registry {
@@ -453,7 +454,7 @@ impl Registry {
                         ModelsError::usage(
                             format!("model {} version {}", v.name, v.version),
                             format!("its source run {run_id} does not exist"),
-                            "restore the run, or leave this version out with --model-versions",
+                            Hint::SourceRunMissing,
                         )
                     })?;
                     let root = run["info"]["artifact_uri"].as_str().unwrap_or("");
@@ -479,7 +480,7 @@ impl Registry {
                         format!(
                             "its artifacts are at {uri_text}, which the MLflow server does not serve through its artifact proxy"
                         ),
-                        "start the server with --serve-artifacts and an --artifacts-destination that holds them",
+                        Hint::ArtifactsNotProxied,
                     ));
                 }
             }
@@ -487,7 +488,7 @@ impl Registry {
         Err(ModelsError::usage(
             format!("model {} version {}", v.name, v.version),
             "its artifact URI refers to itself in a loop",
-            "check the version's source",
+            Hint::ArtifactUriLoop,
         ))
     }
 
@@ -878,7 +879,7 @@ impl Registry {
                     return Err(ModelsError::usage(
                         format!("experiment {experiment}"),
                         format!("new runs store artifacts at {root}, which the server's artifact proxy does not serve"),
-                        "start the server with --serve-artifacts, or pick another --mlflow-experiment",
+                        Hint::ExperimentNotProxied,
                     ));
                 };
                 self.log_provenance(&run_id, provenance, extra_tags).await?;

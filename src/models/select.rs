@@ -4,6 +4,7 @@
 //! shared [`OnConflict`](crate::model::report::OnConflict).
 
 use super::error::ModelsError;
+use crate::hints::Hint;
 use crate::model::mlflow::{ModelVersion, RegisteredModel};
 use std::str::FromStr;
 
@@ -161,17 +162,13 @@ impl NameFilter {
                 .literal_separator(false)
                 .build()
                 .map_err(|e| {
-                    ModelsError::usage(
-                        format!("--model {g}"),
-                        e.to_string(),
-                        "give a glob such as `churn-*` (quote it in the shell)",
-                    )
+                    ModelsError::usage(format!("--model {g}"), e.to_string(), Hint::ModelGlob)
                 })?;
             b.add(glob);
         }
         let set = b
             .build()
-            .map_err(|e| ModelsError::usage("--model", e.to_string(), "check the globs"))?;
+            .map_err(|e| ModelsError::usage("--model", e.to_string(), Hint::ModelGlobs))?;
         Ok(NameFilter { set: Some(set) })
     }
 
