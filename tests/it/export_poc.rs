@@ -15,6 +15,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use support::*;
 
 struct Run {
+    entries: BTreeMap<String, Vec<u8>>,
+    recs: Vec<Value>,
+    tree: Tree,
     _tmp: tempfile::TempDir,
     dump: std::path::PathBuf,
     key: std::path::PathBuf,
@@ -49,7 +52,11 @@ fn export_poc() -> Run {
     let stats = emu.stats();
     let dump = tmp.path().join("dump");
     emu.dump_to(&dump).unwrap();
+    let entries = entries(&bundle);
     Run {
+        recs: records(&entries),
+        tree: read_tree(&dump),
+        entries,
         summary: summary(&out),
         _tmp: tmp,
         dump,
@@ -59,23 +66,28 @@ fn export_poc() -> Run {
     }
 }
 
-#[test]
-fn poc_export_holds_every_object_byte_for_byte() {
-    let r = export_poc();
-    let entries = entries(&r.bundle);
-    let recs = records(&entries);
-    let tree = read_tree(&r.dump);
-    assert!(!tree.notebooks.is_empty() && !tree.files.is_empty());
+/// The poc export, run once for every test of this file that reads it (each reads its own
+/// part, so one failing part does not hide the others).
+fn poc() -> &'static Run {
+    static RUN: std::sync::OnceLock<Run> = std::sync::OnceLock::new();
+    RUN.get_or_init(export_poc)
+}
 
-    // Notebooks: SOURCE byte-identical to the dump; the oversized one degraded with a note.
-    let notebooks = by_name(&recs, "notebook");
+/// Notebooks: SOURCE byte-identical to the dump; the oversized one degraded with a note.
+#[test]
+fn notebooks_are_source_byte_for_byte_with_their_rich_format() {
+    let r = poc();
+    let entries = &r.entries;
+    let recs = &r.recs;
+    let tree = &r.tree;
+    let notebooks = by_name(recs, "notebook");
     assert_eq!(
         notebooks.keys().collect::<BTreeSet<_>>(),
         tree.notebooks.keys().collect::<BTreeSet<_>>()
     );
     for (path, bytes) in &tree.notebooks {
         let rec = &notebooks[path];
-        assert_eq!(primary(&entries, rec), bytes.as_slice(), "notebook {path}");
+        assert_eq!(primary(entries, rec), bytes.as_slice(), "notebook {path}");
         assert_eq!(rec["meta"]["formats"][0], "SOURCE", "{path}");
     }
     let big = "/Users/lena.fischer@sciencehub.example/ocean_temperature/full_run_with_outputs";
@@ -95,21 +107,28 @@ fn poc_export_holds_every_object_byte_for_byte() {
     );
     let ipynb = &entries[small["stored"][1].as_str().unwrap()];
     assert!(serde_json::from_slice::<Value>(ipynb).unwrap()["cells"].is_array());
+}
 
-    // Files byte for byte, folders (empty ones too).
-    let files = by_name(&recs, "file");
+/// Files byte for byte, folders (empty ones too).
+#[test]
+fn files_and_folders_are_byte_for_byte() {
+    let r = poc();
+    let entries = &r.entries;
+    let recs = &r.recs;
+    let tree = &r.tree;
+    let files = by_name(recs, "file");
     assert_eq!(
         files.keys().collect::<BTreeSet<_>>(),
         tree.files.keys().collect::<BTreeSet<_>>()
     );
     for (path, bytes) in &tree.files {
         assert_eq!(
-            primary(&entries, &files[path]),
+            primary(entries, &files[path]),
             bytes.as_slice(),
             "file {path}"
         );
     }
-    let dirs = by_name(&recs, "directory");
+    let dirs = by_name(recs, "directory");
     let want_dirs: BTreeSet<&String> = tree
         .dirs
         .iter()
@@ -119,15 +138,21 @@ fn poc_export_holds_every_object_byte_for_byte() {
     let zip_dirs = dir_entries(&r.bundle);
     let archive = &dirs["/Shared/archive"];
     assert!(zip_dirs.contains(&archive["stored"][0].as_str().unwrap().to_string()));
+}
 
-    // Repos: the link, not the working tree.
+/// Repos: the link, not the working tree.
+#[test]
+fn repos_are_kept_as_links() {
+    let r = poc();
+    let entries = &r.entries;
+    let recs = &r.recs;
     let repos: Vec<Value> =
         serde_json::from_slice(&std::fs::read(r.dump.join("repos.json")).unwrap()).unwrap();
-    let got = by_name(&recs, "repo");
+    let got = by_name(recs, "repo");
     assert_eq!(got.len(), repos.len());
     for want in &repos {
         let rec = &got[want["path"].as_str().unwrap()];
-        let stored: Value = serde_json::from_slice(primary(&entries, rec)).unwrap();
+        let stored: Value = serde_json::from_slice(primary(entries, rec)).unwrap();
         for f in [
             "url",
             "provider",
@@ -144,10 +169,17 @@ fn poc_export_holds_every_object_byte_for_byte() {
             );
         }
     }
+}
 
+/// Jobs: every job, every field the seed wrote.
+#[test]
+fn jobs_keep_every_field_the_seed_wrote() {
+    let r = poc();
+    let entries = &r.entries;
+    let recs = &r.recs;
     // Jobs: every job, every field the seed wrote (the server adds defaults), all 120 tasks of
     // the fan-out job, no server-filled `format`.
-    let jobs = by_name(&recs, "job");
+    let jobs = by_name(recs, "job");
     let job_files: Vec<_> = std::fs::read_dir(r.dump.join("jobs")).unwrap().collect();
     assert_eq!(jobs.len(), job_files.len());
     for f in job_files {
@@ -156,20 +188,26 @@ fn poc_export_holds_every_object_byte_for_byte() {
         // `format` is filled by the server and stripped on export (model::job::SERVER_SETTINGS_FIELDS).
         want["settings"].as_object_mut().unwrap().remove("format");
         let name = want["settings"]["name"].as_str().unwrap();
-        let got: Value = serde_json::from_slice(primary(&entries, &jobs[name])).unwrap();
+        let got: Value = serde_json::from_slice(primary(entries, &jobs[name])).unwrap();
         assert_eq!(got["job_id"], want["job_id"]);
         assert_eq!(got["creator_user_name"], want["creator_user_name"]);
         assert!(got["settings"].get("format").is_none(), "{name}");
         assert_subset(&want["settings"], &got["settings"], &format!("job {name}"));
     }
     let fanout = &jobs["station-backfill-fanout"];
-    let fanout: Value = serde_json::from_slice(primary(&entries, fanout)).unwrap();
+    let fanout: Value = serde_json::from_slice(primary(entries, fanout)).unwrap();
     assert_eq!(fanout["settings"]["tasks"].as_array().unwrap().len(), 120);
+}
 
-    // Secrets: every value sealed, opening to the stored bytes.
+/// Secrets: every value sealed, opening to the stored bytes; nothing secret in clear.
+#[test]
+fn secrets_are_sealed_and_never_in_clear() {
+    let r = poc();
+    let entries = &r.entries;
+    let recs = &r.recs;
     let secrets: Value =
         serde_json::from_slice(&std::fs::read(r.dump.join("secrets.json")).unwrap()).unwrap();
-    let got = by_name(&recs, "secret");
+    let got = by_name(recs, "secret");
     let mut n = 0;
     for scope in secrets["scopes"].as_array().unwrap() {
         let s = scope["name"].as_str().unwrap();
@@ -178,7 +216,7 @@ fn poc_export_holds_every_object_byte_for_byte() {
             let id = format!("{s}/{}", k["key"].as_str().unwrap());
             let rec = &got[&id];
             assert_eq!(rec["sealed"], true, "{id}");
-            let plain = open_sealed(&r.key, primary(&entries, rec));
+            let plain = open_sealed(&r.key, primary(entries, rec));
             let want = match (k.get("string_value"), k.get("bytes_value")) {
                 (Some(v), _) => v.as_str().unwrap().as_bytes().to_vec(),
                 (_, Some(b)) => {
@@ -191,7 +229,7 @@ fn poc_export_holds_every_object_byte_for_byte() {
             };
             assert_eq!(plain, want, "{id}");
         }
-        let scope_rec = &by_name(&recs, "secret_scope")[s];
+        let scope_rec = &by_name(recs, "secret_scope")[s];
         let pairs = |v: &Value| -> BTreeSet<(String, String)> {
             v.as_array()
                 .unwrap()
@@ -209,7 +247,7 @@ fn poc_export_holds_every_object_byte_for_byte() {
     for scope in secrets["scopes"].as_array().unwrap() {
         for k in scope["secrets"].as_array().unwrap() {
             if let Some(v) = k["string_value"].as_str() {
-                for (p, b) in &entries {
+                for (p, b) in entries {
                     assert!(
                         !b.windows(v.len()).any(|w| w == v.as_bytes()),
                         "the value of {} is in clear in {p}",
@@ -219,8 +257,14 @@ fn poc_export_holds_every_object_byte_for_byte() {
             }
         }
     }
+}
 
-    // Legacy table ACLs: grants, denies and owners, exactly.
+/// Legacy table ACLs: grants, denies and owners, exactly.
+#[test]
+fn legacy_table_acls_are_exact() {
+    let r = poc();
+    let entries = &r.entries;
+    let recs = &r.recs;
     let hive: Value =
         serde_json::from_slice(&std::fs::read(r.dump.join("hive.json")).unwrap()).unwrap();
     let mut want: BTreeSet<(String, String, String, String)> = hive["grants"]
@@ -268,7 +312,7 @@ fn poc_export_holds_every_object_byte_for_byte() {
     }
     let mut got_grants = BTreeSet::new();
     for rec in recs.iter().filter(|r| r["kind"] == "hive_grants") {
-        let rows: Vec<Value> = serde_json::from_slice(primary(&entries, rec)).unwrap();
+        let rows: Vec<Value> = serde_json::from_slice(primary(entries, rec)).unwrap();
         for g in rows {
             got_grants.insert((
                 g["principal"].as_str().unwrap().to_string(),
@@ -286,18 +330,24 @@ fn poc_export_holds_every_object_byte_for_byte() {
             .collect()
     };
     assert_eq!(as_table(got_grants), as_table(want));
+}
 
-    // Unity Catalog grants.
+/// Unity Catalog grants.
+#[test]
+fn unity_catalog_grants_are_exact() {
+    let r = poc();
+    let entries = &r.entries;
+    let recs = &r.recs;
     let uc: Value =
         serde_json::from_slice(&std::fs::read(r.dump.join("unity_catalog.json")).unwrap()).unwrap();
-    let got = by_name(&recs, "uc_grants");
+    let got = by_name(recs, "uc_grants");
     for g in uc["grants"].as_array().unwrap() {
         let name = format!(
             "{} {}",
             g["securable_type"].as_str().unwrap(),
             g["full_name"].as_str().unwrap()
         );
-        let stored: Value = serde_json::from_slice(primary(&entries, &got[&name])).unwrap();
+        let stored: Value = serde_json::from_slice(primary(entries, &got[&name])).unwrap();
         let set = |v: &Value| -> BTreeSet<(String, String)> {
             v.as_array()
                 .unwrap()
@@ -311,8 +361,14 @@ fn poc_export_holds_every_object_byte_for_byte() {
             "{name}"
         );
     }
+}
 
-    // Object permissions: the seed's direct grants, for every object that has some.
+/// Object permissions: the seed's direct grants, for every object that has some.
+#[test]
+fn object_permissions_hold_the_direct_grants() {
+    let r = poc();
+    let entries = &r.entries;
+    let recs = &r.recs;
     let perms: Vec<Value> =
         serde_json::from_slice(&std::fs::read(r.dump.join("permissions.json")).unwrap()).unwrap();
     let perm_recs: Vec<&Value> = recs.iter().filter(|r| r["kind"] == "permissions").collect();
@@ -329,7 +385,7 @@ fn poc_export_holds_every_object_byte_for_byte() {
             })
             .unwrap_or_else(|| panic!("no permissions record for {object}"));
         let stored: dbxport::model::permissions::ObjectPermissions =
-            serde_json::from_slice(primary(&entries, rec)).unwrap();
+            serde_json::from_slice(primary(entries, rec)).unwrap();
         let direct = stored.direct();
         for want in p["access_control_list"].as_array().unwrap() {
             let want: dbxport::model::permissions::AccessControlRequest =
@@ -340,8 +396,13 @@ fn poc_export_holds_every_object_byte_for_byte() {
             );
         }
     }
+}
 
-    // Reference-only records.
+/// Reference-only records.
+#[test]
+fn reference_records_are_complete() {
+    let r = poc();
+    let recs = &r.recs;
     let compute: Value =
         serde_json::from_slice(&std::fs::read(r.dump.join("compute.json")).unwrap()).unwrap();
     for (field, kind) in [
@@ -358,13 +419,13 @@ fn poc_export_holds_every_object_byte_for_byte() {
     }
     let mounts: Vec<Value> =
         serde_json::from_slice(&std::fs::read(r.dump.join("mounts.json")).unwrap()).unwrap();
-    let got = by_name(&recs, "mount");
+    let got = by_name(recs, "mount");
     assert_eq!(got.len(), mounts.len());
     for m in mounts {
         let rec = &got[m["mount_point"].as_str().unwrap()];
         assert_eq!(rec["meta"]["source"], m["source"]);
     }
-    let principals = by_name(&recs, "principal");
+    let principals = by_name(recs, "principal");
     for p in [
         "lena.fischer@sciencehub.example",
         "researchers",
@@ -373,8 +434,26 @@ fn poc_export_holds_every_object_byte_for_byte() {
     ] {
         assert!(principals.contains_key(p), "principal {p} missing");
     }
+}
 
-    // The report's counts match what the seed holds.
+/// The report's counts match what the seed holds, and the bundle carries the same report.
+#[test]
+fn report_counts_match_the_seed() {
+    let r = poc();
+    let entries = &r.entries;
+    let tree = &r.tree;
+    let want_dirs = tree.dirs.iter().filter(|d| !tree.repos.contains(d)).count();
+    let repos: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(r.dump.join("repos.json")).unwrap()).unwrap();
+    let jobs = std::fs::read_dir(r.dump.join("jobs")).unwrap().count();
+    let secrets: Value =
+        serde_json::from_slice(&std::fs::read(r.dump.join("secrets.json")).unwrap()).unwrap();
+    let n: usize = secrets["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["secrets"].as_array().unwrap().len())
+        .sum();
     let report = &r.summary["report"];
     let count = |k: &str, f: &str| report["kinds"][k][f].as_u64().unwrap_or(0);
     assert_eq!(count("notebook", "found"), tree.notebooks.len() as u64);
@@ -384,9 +463,9 @@ fn poc_export_holds_every_object_byte_for_byte() {
     );
     assert_eq!(count("notebook", "degraded"), 1);
     assert_eq!(count("file", "found"), tree.files.len() as u64);
-    assert_eq!(count("directory", "found"), want_dirs.len() as u64);
+    assert_eq!(count("directory", "found"), want_dirs as u64);
     assert_eq!(count("repo", "found"), repos.len() as u64);
-    assert_eq!(count("job", "found"), jobs.len() as u64);
+    assert_eq!(count("job", "found"), jobs as u64);
     assert_eq!(count("secret", "exported"), n as u64);
     for (k, c) in report["kinds"].as_object().unwrap() {
         assert_eq!(c["failed"], 0, "{k}: {report}");
@@ -430,7 +509,7 @@ fn assert_subset(want: &Value, got: &Value, at: &str) {
 
 #[test]
 fn refused_secrets_get_reads_values_on_the_cluster_and_requests_stay_in_budget() {
-    let r = export_poc();
+    let r = poc();
     let s = &r.stats;
     // secrets/get is asked once, refused, and never again; values come from one program run.
     assert_eq!(s.count("GET /api/2.0/secrets/get"), 1);
@@ -511,7 +590,7 @@ fn repo_contents(dump: &std::path::Path) -> (u64, u64) {
 
 #[test]
 fn must_recreate_checklist_names_dependent_lines() {
-    let r = export_poc();
+    let r = poc();
     let m = &r.summary["report"]["must_recreate"];
     let names = |f: &str| -> BTreeSet<String> {
         m[f].as_array()
