@@ -54,6 +54,10 @@ pub struct Args {
     /// Seed of the fault random stream, so that a run can be repeated.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub fault_seed: u64,
+    /// Lifetime of the OAuth access tokens the workspace's OAuth server issues, in seconds
+    /// (short lifetimes rehearse token refresh).
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub oauth_token_ttl: u64,
     /// Stamp every timestamp the emulator assigns with this epoch-millisecond value.
     #[arg(long, value_name = "EPOCH_MS")]
     pub fixed_clock: Option<i64>,
@@ -116,6 +120,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         tokens: args.tokens,
         faults,
         fixed_clock: args.fixed_clock,
+        oauth_token_ttl_secs: args.oauth_token_ttl,
         ..EmulatorConfig::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -143,7 +143,13 @@ pub fn family(path: &str) -> &'static str {
     if p.starts_with("/api/1.2/") {
         return "commands";
     }
-    if p.starts_with("/oidc/") || p.starts_with("/.well-known/") {
+    if p.starts_with("/oidc/")
+        || p.starts_with("/.well-known/")
+        || p.starts_with("/metadata/identity/")
+        || p.starts_with("/msi/")
+        || p == "/aad/auth"
+        || p.contains("/oauth2/")
+    {
         return "auth";
     }
     if p.starts_with("/signed-artifacts/") {

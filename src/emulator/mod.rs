@@ -21,6 +21,7 @@ mod access;
 mod commands;
 mod compute;
 mod dbfs;
+mod entra;
 mod error;
 mod extract;
 mod faults;
@@ -124,6 +125,13 @@ impl EmulatorConfig {
     /// Injects `faults` from the start.
     pub fn with_faults(mut self, faults: FaultConfig) -> Self {
         self.faults = faults;
+        self
+    }
+
+    /// Issues OAuth access tokens (workspace OAuth) that expire after `secs` seconds, so that
+    /// refreshing can be tested.
+    pub fn with_oauth_token_ttl(mut self, secs: u64) -> Self {
+        self.oauth_token_ttl_secs = secs;
         self
     }
 
@@ -264,6 +272,13 @@ impl EmulatorHandle {
     /// The workspace id the emulator reports.
     pub fn workspace_id(&self) -> String {
         self.shared.settings.workspace_id.clone()
+    }
+
+    /// Revokes every OAuth access token, refresh token and pending code of `principal` (a user
+    /// name or an application id), as an administrator signing it out would. Returns how many
+    /// were revoked. Also `POST /emulator/oauth/revoke {"principal": ...}`.
+    pub fn revoke_oauth(&self, principal: &str) -> usize {
+        self.shared.lock().revoke(principal)
     }
 
     /// Request counts since start or the last reset.

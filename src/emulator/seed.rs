@@ -28,8 +28,8 @@ use super::mlflow::storage_path;
 use super::notebook;
 use super::permissions::single_owner;
 use super::state::{
-    CredentialState, DbfsNode, HiveDatabase, HiveTable, JobState, ModelState, Node, OAuthClient,
-    RepoState, Scope, SecretValue, Shared, State, TokenGrant, DEFAULT_ADMIN,
+    CredentialState, DbfsNode, Entra, EntraClient, HiveDatabase, HiveTable, JobState, ModelState,
+    Node, OAuthClient, RepoState, Scope, SecretValue, Shared, State, TokenGrant, DEFAULT_ADMIN,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -79,6 +79,31 @@ struct TokensFile {
     tokens: Vec<TokenEntry>,
     #[serde(default)]
     oauth_clients: Vec<ClientEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    entra: Option<EntraEntry>,
+}
+
+/// The Entra ID tenant of an Azure workspace: service principals' client secrets and managed
+/// identities (all must be service principals of `principals.json`).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntraEntry {
+    tenant_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    workspace_resource_id: Option<String>,
+    #[serde(default)]
+    clients: Vec<EntraClientEntry>,
+    #[serde(default)]
+    managed_identities: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    identity_header: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntraClientEntry {
+    client_id: String,
+    client_secret: String,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -507,6 +532,42 @@ pub(crate) fn load(dir: &Path, st: &mut State) -> Result<(), EmulatorError> {
                 application_id: c.application_id.clone(),
             })
             .collect();
+        if let Some(e) = &t.entra {
+            let ids = e
+                .clients
+                .iter()
+                .map(|c| &c.client_id)
+                .chain(e.managed_identities.iter());
+            for id in ids {
+                if !st
+                    .principals
+                    .service_principals
+                    .iter()
+                    .any(|s| &s.application_id == id)
+                {
+                    return Err(EmulatorError::seed(
+                        dir.join("tokens.json"),
+                        format!(
+                            "entra: {id} is not the application id of a service principal in principals.json"
+                        ),
+                    ));
+                }
+            }
+            st.entra = Some(Entra {
+                tenant_id: e.tenant_id.clone(),
+                workspace_resource_id: e.workspace_resource_id.clone(),
+                clients: e
+                    .clients
+                    .iter()
+                    .map(|c| EntraClient {
+                        client_id: c.client_id.clone(),
+                        client_secret: c.client_secret.clone(),
+                    })
+                    .collect(),
+                managed_identities: e.managed_identities.clone(),
+                identity_header: e.identity_header.clone(),
+            });
+        }
     }
 
     load_tree(dir, st, now)?;
@@ -1399,6 +1460,20 @@ fn collect(st: &State) -> Out {
                     application_id: c.application_id.clone(),
                 })
                 .collect(),
+            entra: st.entra.as_ref().map(|e| EntraEntry {
+                tenant_id: e.tenant_id.clone(),
+                workspace_resource_id: e.workspace_resource_id.clone(),
+                clients: e
+                    .clients
+                    .iter()
+                    .map(|c| EntraClientEntry {
+                        client_id: c.client_id.clone(),
+                        client_secret: c.client_secret.clone(),
+                    })
+                    .collect(),
+                managed_identities: e.managed_identities.clone(),
+                identity_header: e.identity_header.clone(),
+            }),
         },
         true,
     );

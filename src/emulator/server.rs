@@ -24,14 +24,15 @@ use super::extract::{self, Body, Caller, Ctx, Fields, Mutation, BODY_LIMIT};
 use super::faults::{family, Action, FaultConfig};
 use super::state::Shared;
 use super::{
-    commands, compute, dbfs, files, jobs, mlflow, oauth, permissions, repos, scim, secrets, sql,
-    unity, workspace,
+    commands, compute, dbfs, entra, files, jobs, mlflow, oauth, permissions, repos, scim, secrets,
+    sql, unity, workspace,
 };
 
 /// Paths served without a credential, as on real workspaces.
 fn is_public(path: &str) -> bool {
     path == "/.well-known/databricks-config"
         || path.starts_with("/oidc/")
+        || entra::is_public(path)
         || path.starts_with("/signed-artifacts/")
 }
 
@@ -39,6 +40,7 @@ fn is_public(path: &str) -> bool {
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .merge(oauth::routes())
+        .merge(entra::routes())
         .merge(workspace::routes())
         .merge(repos::routes())
         .merge(jobs::routes())
@@ -122,10 +124,12 @@ fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Caller, ApiError
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(unsent());
     }
-    shared
-        .lock()
+    let mut st = shared.lock();
+    let caller = st
         .authenticate(token.trim())
-        .ok_or_else(|| ApiError::auth(StatusCode::FORBIDDEN, "Invalid access token."))
+        .ok_or_else(|| ApiError::auth(StatusCode::FORBIDDEN, "Invalid access token."))?;
+    entra::check_azure_headers(&st, &caller, headers)?;
+    Ok(caller)
 }
 
 /// Adds the headers every answer carries.

@@ -102,6 +102,77 @@ pub(crate) struct OAuthClient {
 pub(crate) struct Issued {
     pub caller: Caller,
     pub expires: Instant,
+    /// What the token may be used for: only [`Audience::Databricks`] tokens open the APIs.
+    pub audience: Audience,
+}
+
+/// The resource an access token was issued for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Audience {
+    /// The workspace's own OAuth, or an Entra token for the Azure Databricks resource.
+    Databricks,
+    /// An Entra token for the Azure service management endpoint, sent only as
+    /// `X-Databricks-Azure-SP-Management-Token`.
+    Management,
+}
+
+/// A `/oidc/v1/authorize` request waiting for the test user's approval.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingAuthorization {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub state: Option<String>,
+    pub code_challenge: String,
+    pub scope: String,
+    pub expires: Instant,
+}
+
+/// An authorization code handed to a redirect URI, redeemable once.
+#[derive(Debug, Clone)]
+pub(crate) struct AuthorizationCode {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: String,
+    pub scope: String,
+    pub caller: Caller,
+    pub expires: Instant,
+}
+
+/// A refresh token the emulator issued (rotated on every use).
+#[derive(Debug, Clone)]
+pub(crate) struct RefreshGrant {
+    pub client_id: String,
+    pub scope: String,
+    pub caller: Caller,
+}
+
+/// The user-to-machine OAuth flows in progress and the refresh tokens issued.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OAuthFlows {
+    pub pending: HashMap<String, PendingAuthorization>,
+    pub codes: HashMap<String, AuthorizationCode>,
+    pub refresh: HashMap<String, RefreshGrant>,
+}
+
+/// A service principal's Entra ID client secret.
+#[derive(Debug, Clone)]
+pub(crate) struct EntraClient {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+/// The emulated Entra ID tenant of an Azure workspace (`tokens.json` `entra`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Entra {
+    pub tenant_id: String,
+    /// The workspace's Azure resource id; when set, an
+    /// `X-Databricks-Azure-Workspace-Resource-Id` header must name it.
+    pub workspace_resource_id: Option<String>,
+    pub clients: Vec<EntraClient>,
+    /// Managed identities by client id; the first is the system-assigned one.
+    pub managed_identities: Vec<String>,
+    /// The secret `X-IDENTITY-HEADER` of the `IDENTITY_ENDPOINT` flavour.
+    pub identity_header: Option<String>,
 }
 
 /// Users, groups and service principals.
@@ -430,6 +501,10 @@ pub(crate) struct State {
     /// Tokens given on the command line or in the config; they act as the first admin.
     pub admin_tokens: Vec<String>,
     pub issued: HashMap<String, Issued>,
+    pub oauth: OAuthFlows,
+    /// `None` when the seed configures no Entra ID tenant: the Entra and managed-identity
+    /// endpoints then answer as for an unknown tenant.
+    pub entra: Option<Entra>,
     pub tree: Tree,
     pub repos: BTreeMap<i64, RepoState>,
     pub git_credentials: BTreeMap<i64, CredentialState>,
@@ -490,6 +565,8 @@ impl State {
             oauth_clients: Vec::new(),
             admin_tokens: Vec::new(),
             issued: HashMap::new(),
+            oauth: OAuthFlows::default(),
+            entra: None,
             tree: Tree::default(),
             repos: BTreeMap::new(),
             git_credentials: BTreeMap::new(),
@@ -546,7 +623,10 @@ impl State {
             return Some(Caller::User(t.user_name.clone()));
         }
         match self.issued.get(token) {
-            Some(i) if i.expires > Instant::now() => Some(i.caller.clone()),
+            Some(i) if i.expires > Instant::now() && i.audience == Audience::Databricks => {
+                Some(i.caller.clone())
+            }
+            Some(i) if i.expires > Instant::now() => None,
             Some(_) => {
                 self.issued.remove(token);
                 None
@@ -603,6 +683,29 @@ impl State {
         let now = Instant::now();
         self.issued.retain(|_, i| i.expires > now);
         self.issued.insert(token, issued);
+    }
+
+    /// Forgets every access and refresh token issued to `principal` (user name or application
+    /// id) and every code waiting to be redeemed for it. Returns how many were dropped.
+    pub fn revoke(&mut self, principal: &str) -> usize {
+        let before = self.issued.len() + self.oauth.refresh.len() + self.oauth.codes.len();
+        self.issued.retain(|_, i| i.caller.name() != principal);
+        self.oauth
+            .refresh
+            .retain(|_, r| r.caller.name() != principal);
+        self.oauth.codes.retain(|_, c| c.caller.name() != principal);
+        before - (self.issued.len() + self.oauth.refresh.len() + self.oauth.codes.len())
+    }
+
+    /// A fresh unguessable token: the salt and a sequence number, hashed.
+    pub fn mint(&mut self, prefix: &str) -> String {
+        use sha2::Digest as _;
+        let n = self.next_seq();
+        let mut h = sha2::Sha256::new();
+        h.update(self.url_salt.as_bytes());
+        h.update(prefix.as_bytes());
+        h.update(n.to_le_bytes());
+        format!("{prefix}{}", hex::encode(h.finalize()))
     }
 
     /// A deterministic id shaped like a UUID, for statements and similar handles.
