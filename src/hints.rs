@@ -205,13 +205,13 @@ catalogue! {
     /// `--profile` names a profile the config file does not have.
     NoSuchProfile => "profiles in the file: {profiles}; pick one with --profile or DATABRICKS_CONFIG_PROFILE";
     /// Attributes of more than one auth method are set.
-    AmbiguousAuth => "keep only one, or choose one with --auth-type / DATABRICKS_AUTH_TYPE (pat or oauth-m2m)";
+    AmbiguousAuth => "keep only one, or choose one with --auth-type / DATABRICKS_AUTH_TYPE (pat, oauth-m2m, databricks-cli, external-browser, azure-cli, azure-client-secret or azure-msi)";
     /// No workspace host anywhere.
     NoHost => "pass --host URL, set DATABRICKS_HOST, or name a profile of ~/.databrickscfg with --profile";
     /// The host is not a usable URL.
     InvalidHost => "use the workspace URL, e.g. https://adb-123.4.azuredatabricks.net";
     /// A host but no credentials.
-    NoCredentials => "set DATABRICKS_TOKEN (a personal access token), or DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET (OAuth M2M), or use a profile with --profile";
+    NoCredentials => "set DATABRICKS_TOKEN (a personal access token), or DATABRICKS_CLIENT_ID and DATABRICKS_CLIENT_SECRET (OAuth M2M), or ARM_CLIENT_ID, ARM_CLIENT_SECRET and ARM_TENANT_ID (an Azure service principal); or sign in with `databricks auth login --host {host}`, `az login`, or --auth-type external-browser; or use a profile with --profile";
     /// Personal access token auth without a token.
     MissingToken => "set DATABRICKS_TOKEN, or `token` in the profile";
     /// OAuth M2M without a client id.
@@ -219,7 +219,41 @@ catalogue! {
     /// OAuth M2M without a client secret.
     MissingClientSecret => "set DATABRICKS_CLIENT_SECRET, or `client_secret` in the profile";
     /// An auth type dbxport does not implement.
-    UnsupportedAuth => "use a personal access token (DATABRICKS_TOKEN) or OAuth M2M (DATABRICKS_CLIENT_ID, DATABRICKS_CLIENT_SECRET); set --auth-type pat or oauth-m2m";
+    UnsupportedAuth => "use one of pat, oauth-m2m, databricks-cli, external-browser, azure-cli, azure-client-secret, azure-msi (--auth-type or DATABRICKS_AUTH_TYPE)";
+    /// A method that keeps its sign-in in ~/.databricks and no home directory.
+    MissingHome => "set HOME: sign-ins are kept in ~/.databricks/token-cache.json";
+    /// Azure client credentials without a client id.
+    MissingArmClientId => "set ARM_CLIENT_ID, or `azure_client_id` in the profile";
+    /// Azure client credentials without a client secret.
+    MissingArmClientSecret => "set ARM_CLIENT_SECRET, or `azure_client_secret` in the profile";
+    /// The Databricks CLI's sign-in expired or was revoked.
+    CliSignInAgain => "sign in again with `databricks auth login {target}`";
+    /// No Databricks CLI sign-in for this workspace.
+    CliNoSignIn => "sign in with `databricks auth login --host {host}`, or set databricks_cli_path";
+    /// `databricks_cli_path` names nothing that runs.
+    CliNotInstalled => "install the Databricks CLI, or set databricks_cli_path";
+    /// A browser sign-in kept in the cache expired or was revoked.
+    BrowserSignInAgain => "sign in again: run the command with --auth-type external-browser";
+    /// The loopback port of a browser sign-in is taken.
+    BrowserPortTaken => "free the port, or choose another with --oauth-redirect-port (the OAuth application must allow it)";
+    /// Nobody finished the browser sign-in in time.
+    BrowserTimeout => "open the address shown above in a browser and sign in; run again to get a new one";
+    /// The user refused the browser sign-in.
+    BrowserDenied => "run the command again and allow the access";
+    /// The token endpoint refused the authorization code.
+    BrowserCodeRefused => "run the command again to sign in afresh";
+    /// Entra ID refused an Azure service principal.
+    AzureSpRefused => "check ARM_CLIENT_ID, ARM_CLIENT_SECRET and ARM_TENANT_ID (or the profile's azure_client_id, azure_client_secret, azure_tenant_id) and azure_environment";
+    /// No Azure tenant configured and the workspace does not name it.
+    AzureTenantUnknown => "set ARM_TENANT_ID, or `azure_tenant_id` in the profile";
+    /// The managed identity endpoint refused.
+    AzureMsiRefused => "check that this machine has a managed identity with access to the workspace (ARM_CLIENT_ID names a user-assigned one)";
+    /// The Azure CLI is not signed in.
+    AzLogin => "run `az login`";
+    /// `az account get-access-token` failed otherwise.
+    AzFailed => "run `az login` with an account that can reach the workspace (and check azure_tenant_id)";
+    /// `azure-cli` with no `az` to run.
+    AzNotInstalled => "install the Azure CLI and run `az login`, or choose another --auth-type";
 
     // ---- Other commands ----
 

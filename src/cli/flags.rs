@@ -6,7 +6,7 @@
 
 use age::secrecy::SecretString;
 use clap::ValueEnum;
-use dbxport::client::{AuthArgs, TransportArgs};
+use dbxport::client::{AuthArgs, BrowserSettings, TransportArgs};
 use dbxport::model::report::OnConflict;
 use dbxport::models::{
     ModelArgs, ModelTargetArgs, VersionSelection, DEFAULT_EXPERIMENT, DEFAULT_STAGING_PATH,
@@ -40,9 +40,22 @@ pub struct AuthFlags {
     /// OAuth M2M client secret. Visible to other processes: prefer DATABRICKS_CLIENT_SECRET.
     #[arg(long, value_name = "SECRET", value_parser = parse_secret)]
     pub client_secret: Option<SecretString>,
-    /// Use exactly this auth method when several are configured: pat or oauth-m2m.
+    /// Use exactly this auth method: pat, oauth-m2m, databricks-cli, external-browser,
+    /// azure-cli, azure-client-secret or azure-msi (else DATABRICKS_AUTH_TYPE, else the first
+    /// that applies, in the Databricks SDKs' order).
     #[arg(long, value_name = "TYPE")]
     pub auth_type: Option<String>,
+    /// external-browser: the loopback port the sign-in page redirects to (8020, as the
+    /// Databricks CLI's OAuth application expects; 0 picks a free one). The browser opens
+    /// only when a terminal is attached and DBXPORT_NO_BROWSER is not set; the address is
+    /// always printed.
+    #[arg(
+        long,
+        value_name = "PORT",
+        env = "DBXPORT_OAUTH_REDIRECT_PORT",
+        default_value_t = 8020
+    )]
+    pub oauth_redirect_port: u16,
 }
 
 /// Engine flags: concurrency and time budgets.
@@ -76,8 +89,21 @@ impl AuthFlags {
             client_id: self.client_id.clone(),
             client_secret: self.client_secret.clone(),
             auth_type: self.auth_type.clone(),
+            browser: BrowserSettings {
+                open_browser: browser_allowed(),
+                redirect_port: self.oauth_redirect_port,
+                ..BrowserSettings::default()
+            },
         }
     }
+}
+
+/// A browser is opened for a sign-in only for someone at a terminal who has not said no.
+fn browser_allowed() -> bool {
+    use std::io::IsTerminal as _;
+    std::env::var_os("DBXPORT_NO_BROWSER").is_none()
+        && std::io::stdin().is_terminal()
+        && std::io::stderr().is_terminal()
 }
 
 impl EngineFlags {

@@ -44,8 +44,171 @@ pub struct ConfigArgs {
     pub warehouse_id: Option<String>,
     /// Cluster for command execution.
     pub cluster_id: Option<String>,
-    /// Forces one auth method (`pat`, `oauth-m2m`).
+    /// Forces one auth method (`pat`, `oauth-m2m`, `databricks-cli`, `external-browser`,
+    /// `azure-cli`, `azure-client-secret`, `azure-msi`).
     pub auth_type: Option<String>,
+    /// Browser sign-in (`external-browser`): how it proceeds.
+    pub browser: BrowserSettings,
+}
+
+/// How a browser sign-in (`external-browser`) proceeds: things only the command line knows.
+#[derive(Debug, Clone)]
+pub struct BrowserSettings {
+    /// Open the sign-in page in a browser (else only print its address). The command line
+    /// turns it off when no terminal is attached or `DBXPORT_NO_BROWSER` is set.
+    pub open_browser: bool,
+    /// Port of the loopback address the sign-in page redirects to (`http://localhost:PORT`);
+    /// 8020 as the Databricks CLI, whose OAuth application expects it; 0 picks a free port.
+    pub redirect_port: u16,
+    /// How long to wait for the user to finish signing in.
+    pub timeout: Duration,
+    /// Shows the sign-in address to the user.
+    pub prompt: LoginPrompt,
+}
+
+impl Default for BrowserSettings {
+    fn default() -> Self {
+        BrowserSettings {
+            open_browser: false,
+            redirect_port: 8020,
+            timeout: Duration::from_secs(300),
+            prompt: LoginPrompt::default(),
+        }
+    }
+}
+
+/// Shows a browser sign-in address (it holds no secret: a PKCE challenge and a random state).
+#[derive(Clone)]
+pub struct LoginPrompt(pub std::sync::Arc<dyn Fn(&str) + Send + Sync>);
+
+impl Default for LoginPrompt {
+    fn default() -> Self {
+        LoginPrompt(std::sync::Arc::new(|url| {
+            eprintln!("dbxport: to sign in, open this address in a browser:\n  {url}");
+        }))
+    }
+}
+
+impl fmt::Debug for LoginPrompt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LoginPrompt")
+    }
+}
+
+/// Where a token cache of the Databricks CLI's format lives (`~/.databricks/token-cache.json`)
+/// and which entry is this workspace's.
+#[derive(Debug, Clone)]
+pub struct TokenCacheOptions {
+    /// The cache file.
+    pub file: PathBuf,
+    /// The lock file the CLI serialises refreshes with (`token-cache.lock` beside it).
+    pub lock: PathBuf,
+    /// Keys to look the workspace up by, in order: the profile, then the host.
+    pub keys: Vec<String>,
+}
+
+/// `databricks-cli`: the sign-in `databricks auth login` made.
+#[derive(Debug, Clone)]
+pub struct CliOptions {
+    /// The `databricks` executable, when one is installed (`databricks_cli_path`, else PATH):
+    /// `databricks auth token` is asked, as the SDKs do. Else the cache is read directly.
+    pub cli_path: Option<PathBuf>,
+    /// The profile, passed as `--profile` (else `--host`).
+    pub profile: Option<String>,
+    /// The CLI's token cache.
+    pub cache: TokenCacheOptions,
+    /// Explicit OpenID discovery URL, else discovered from the host.
+    pub discovery_url: Option<String>,
+}
+
+/// `external-browser`: user-to-machine sign-in (authorization code with PKCE).
+#[derive(Debug, Clone)]
+pub struct BrowserOptions {
+    /// OAuth client: `databricks-cli` (the public client) unless `client_id` is configured.
+    pub client_id: String,
+    /// Secret of a confidential client, if any.
+    pub client_secret: Option<SecretString>,
+    /// Explicit OpenID discovery URL, else discovered from the host.
+    pub discovery_url: Option<String>,
+    /// Scopes (`all-apis offline_access` by default).
+    pub scopes: Vec<String>,
+    /// Where the tokens are kept between runs (the CLI's cache, so both share a sign-in).
+    pub cache: TokenCacheOptions,
+    /// How the sign-in proceeds.
+    pub settings: BrowserSettings,
+}
+
+/// Which Azure cloud: its Entra ID login endpoint and service management endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AzureCloud {
+    /// `PUBLIC`, `USGOVERNMENT` or `CHINA`.
+    pub name: &'static str,
+    /// Entra ID authority, e.g. `https://login.microsoftonline.com/`.
+    pub login_endpoint: String,
+    /// Service management endpoint, e.g. `https://management.core.windows.net/`.
+    pub management_endpoint: String,
+}
+
+/// How an Azure token is obtained.
+#[derive(Debug, Clone)]
+pub enum AzureMethod {
+    /// `az account get-access-token` (`azure-cli`).
+    Cli {
+        /// The `az` executable.
+        az: PathBuf,
+        /// Subscription of the workspace (from its resource id).
+        subscription: Option<String>,
+        /// Tenant, when configured.
+        tenant: Option<String>,
+    },
+    /// Entra ID client credentials of a service principal (`azure-client-secret`).
+    ClientSecret {
+        /// Application (client) id.
+        client_id: String,
+        /// Client secret.
+        client_secret: SecretString,
+        /// Tenant; read from the workspace's `/aad/auth` redirect when not configured.
+        tenant_id: Option<String>,
+    },
+    /// A managed identity (`azure-msi`).
+    Msi {
+        /// A user-assigned identity's client id; the system-assigned one when `None`.
+        client_id: Option<String>,
+        /// Where tokens are asked for.
+        endpoint: MsiEndpoint,
+    },
+}
+
+/// A managed identity's token endpoint.
+#[derive(Debug, Clone)]
+pub enum MsiEndpoint {
+    /// The instance metadata service (`http://169.254.169.254`, or
+    /// `AZURE_POD_IDENTITY_AUTHORITY_HOST`), asked with `Metadata: true`.
+    Imds {
+        /// Base URL of the service.
+        base: String,
+    },
+    /// App Service, Functions, Container Apps, Arc: `IDENTITY_ENDPOINT` with
+    /// `X-IDENTITY-HEADER: $IDENTITY_HEADER`.
+    IdentityEndpoint {
+        /// The endpoint URL.
+        url: String,
+        /// The header's secret value.
+        header: SecretString,
+    },
+}
+
+/// `azure-cli`, `azure-client-secret`, `azure-msi`.
+#[derive(Debug, Clone)]
+pub struct AzureOptions {
+    /// How tokens are obtained.
+    pub method: AzureMethod,
+    /// The cloud (`azure_environment` / `ARM_ENVIRONMENT`, else the host's DNS zone).
+    pub cloud: AzureCloud,
+    /// The Azure Databricks application tokens are asked for.
+    pub resource: String,
+    /// The workspace's Azure resource id, sent as `X-Databricks-Azure-Workspace-Resource-Id`.
+    pub workspace_resource_id: Option<String>,
 }
 
 /// Where an attribute's value came from.
@@ -96,14 +259,30 @@ pub enum Credentials {
         /// Scopes, space-separated on the wire (default `all-apis`).
         scopes: Vec<String>,
     },
+    /// The Databricks CLI's sign-in (`databricks-cli`).
+    DatabricksCli(CliOptions),
+    /// User-to-machine sign-in in a browser (`external-browser`).
+    ExternalBrowser(BrowserOptions),
+    /// Entra ID tokens (`azure-cli`, `azure-client-secret`, `azure-msi`).
+    Azure(AzureOptions),
+    /// Methods of the default chain that may apply; the first that yields a token is used.
+    Chain(Vec<Credentials>),
 }
 
 impl Credentials {
-    /// The SDK's name for this auth type (`pat`, `oauth-m2m`).
+    /// The SDK's name for this auth type (`pat`, `oauth-m2m`, ...; `default` for a chain).
     pub fn auth_type(&self) -> &'static str {
         match self {
             Credentials::Pat { .. } => "pat",
             Credentials::OAuthM2m { .. } => "oauth-m2m",
+            Credentials::DatabricksCli(_) => "databricks-cli",
+            Credentials::ExternalBrowser(_) => "external-browser",
+            Credentials::Azure(a) => match a.method {
+                AzureMethod::Cli { .. } => "azure-cli",
+                AzureMethod::ClientSecret { .. } => "azure-client-secret",
+                AzureMethod::Msi { .. } => "azure-msi",
+            },
+            Credentials::Chain(_) => "default",
         }
     }
 }
@@ -241,7 +420,13 @@ impl Config {
             });
         };
 
-        let credentials = pick_credentials(&attrs, auth_type.as_deref(), &used, &host, &file)?;
+        let ctx = Probe {
+            env,
+            home,
+            browser: &args.browser,
+        };
+        let credentials =
+            pick_credentials(&attrs, auth_type.as_deref(), &used, &host, &file, &ctx)?;
 
         let seconds = |name: &'static str| -> Result<Option<Duration>, ConfigError> {
             match attrs.plain(name) {
@@ -357,12 +542,14 @@ pub enum ConfigError {
         reason: String,
     },
     /// A host but no credentials.
-    #[error("config: no credentials for {host}{}\n{}", missing_file.as_ref().map(|p| format!(" (config file {} does not exist)", p.display())).unwrap_or_default(), Hint::NoCredentials)]
+    #[error("config: no credentials for {host}{}; tried:\n{}\n{}", missing_file.as_ref().map(|p| format!(" (config file {} does not exist)", p.display())).unwrap_or_default(), tried.iter().map(|t| format!("  {t}")).collect::<Vec<_>>().join("\n"), Hint::NoCredentials.with(&[("host", host)]))]
     NoCredentials {
         /// The host.
         host: String,
         /// A config file that was looked for but does not exist.
         missing_file: Option<PathBuf>,
+        /// Each method of the chain and why it does not apply.
+        tried: Vec<String>,
     },
     /// One half of a credential pair is missing.
     #[error("config: {auth_type} auth: {missing} is not set\n{hint}")]
@@ -761,13 +948,168 @@ pub fn normalize_host(host: &str) -> Result<String, ConfigError> {
     Ok(out)
 }
 
+/// What credential selection may look at besides the attributes: the environment (PATH,
+/// Azure's endpoint variables), the home directory (the CLI's token cache) and the browser
+/// settings. Only local facts: no network, no child process.
+struct Probe<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+    home: Option<&'a Path>,
+    browser: &'a BrowserSettings,
+}
+
+/// The Azure Databricks first-party application (reference: the SDK's environments).
+pub const AZURE_DATABRICKS_RESOURCE: &str = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d";
+
+impl Probe<'_> {
+    /// `name` on PATH (or `name` itself when it is a path), if it is an executable file.
+    fn which(&self, name: &str) -> Option<PathBuf> {
+        let executable = |p: &Path| -> bool {
+            let Ok(m) = std::fs::metadata(p) else {
+                return false;
+            };
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                m.is_file() && m.permissions().mode() & 0o111 != 0
+            }
+            #[cfg(not(unix))]
+            {
+                m.is_file()
+            }
+        };
+        if name.contains('/') || name.contains(std::path::MAIN_SEPARATOR) {
+            let p = PathBuf::from(name);
+            return executable(&p).then_some(p);
+        }
+        let path = (self.env)("PATH")?;
+        std::env::split_paths(&path)
+            .map(|d| d.join(name))
+            .find(|p| executable(p))
+    }
+
+    fn cache(&self, host: &str, profile: Option<&str>) -> Option<TokenCacheOptions> {
+        let dir = self.home?.join(".databricks");
+        let mut keys: Vec<String> = profile.map(str::to_string).into_iter().collect();
+        keys.push(host.to_string());
+        Some(TokenCacheOptions {
+            file: dir.join("token-cache.json"),
+            lock: dir.join("token-cache.lock"),
+            keys,
+        })
+    }
+}
+
+/// True when the cache file holds an entry under one of the keys (the token itself is not
+/// kept).
+fn cache_has(cache: &TokenCacheOptions) -> bool {
+    let Ok(text) = std::fs::read(&cache.file) else {
+        return false;
+    };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) else {
+        return false;
+    };
+    cache
+        .keys
+        .iter()
+        .any(|k| v.get("tokens").and_then(|t| t.get(k)).is_some())
+}
+
+fn truthy(v: Option<String>) -> bool {
+    v.is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+}
+
+/// The Azure cloud of `azure_environment` (`PUBLIC`, `USGOVERNMENT`, `CHINA`; also
+/// `AzurePublicCloud`-style names and `usgov`), else of the host's DNS zone.
+fn azure_cloud(env_name: Option<&str>, host: &str) -> Result<AzureCloud, String> {
+    let name = match env_name {
+        Some(n) => {
+            let mut n = n.trim().to_ascii_uppercase();
+            if let Some(r) = n.strip_prefix("AZURE") {
+                n = r.to_string();
+            }
+            if let Some(r) = n.strip_suffix("CLOUD") {
+                n = r.to_string();
+            }
+            match n.as_str() {
+                "PUBLIC" | "" => "PUBLIC",
+                "USGOVERNMENT" | "USGOV" => "USGOVERNMENT",
+                "CHINA" => "CHINA",
+                _ => return Err(n),
+            }
+        }
+        None if host.ends_with(".databricks.azure.us") => "USGOVERNMENT",
+        None if host.ends_with(".databricks.azure.cn") => "CHINA",
+        None => "PUBLIC",
+    };
+    let (login, mgmt) = match name {
+        "USGOVERNMENT" => (
+            "https://login.microsoftonline.us/",
+            "https://management.core.usgovcloudapi.net/",
+        ),
+        "CHINA" => (
+            "https://login.chinacloudapi.cn/",
+            "https://management.core.chinacloudapi.cn/",
+        ),
+        _ => (
+            "https://login.microsoftonline.com/",
+            "https://management.core.windows.net/",
+        ),
+    };
+    Ok(AzureCloud {
+        name,
+        login_endpoint: login.to_string(),
+        management_endpoint: mgmt.to_string(),
+    })
+}
+
+fn is_azure_host(host: &str) -> bool {
+    let h = host
+        .split("://")
+        .nth(1)
+        .unwrap_or(host)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or("");
+    [
+        ".azuredatabricks.net",
+        ".databricks.azure.us",
+        ".databricks.azure.cn",
+    ]
+    .iter()
+    .any(|z| h.ends_with(z))
+}
+
+/// The Azure Databricks application of the host (dev and staging workspaces have their own).
+fn azure_resource(host: &str) -> &'static str {
+    if host.contains(".dev.azuredatabricks.net") {
+        "62a912ac-b58e-4c1d-89ea-b2dbfc7358fc"
+    } else if host.contains(".staging.azuredatabricks.net") {
+        "4a67d088-db5c-48f1-9ff2-0aace800ae68"
+    } else {
+        AZURE_DATABRICKS_RESOURCE
+    }
+}
+
 fn pick_credentials(
     attrs: &Attrs,
     auth_type: Option<&str>,
     used: &[&'static str],
     host: &str,
     file: &FileOutcome,
+    probe: &Probe<'_>,
 ) -> Result<Credentials, ConfigError> {
+    let scopes = |default: &[&str]| -> Vec<String> {
+        attrs
+            .plain("scopes")
+            .map(|s| {
+                s.split(|c: char| c == ',' || c.is_whitespace())
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .filter(|v: &Vec<String>| !v.is_empty())
+            .unwrap_or_else(|| default.iter().map(|s| s.to_string()).collect())
+    };
     let pat = || -> Result<Credentials, ConfigError> {
         let token = attrs.secret("token").ok_or(ConfigError::Incomplete {
             auth_type: "pat",
@@ -789,39 +1131,207 @@ fn pick_credentials(
                 missing: "client_secret",
                 hint: Hint::MissingClientSecret,
             })?;
-        let scopes: Vec<String> = attrs
-            .plain("scopes")
-            .map(|s| {
-                s.split(|c: char| c == ',' || c.is_whitespace())
-                    .filter(|p| !p.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
-            .filter(|v: &Vec<String>| !v.is_empty())
-            .unwrap_or_else(|| vec!["all-apis".to_string()]);
         Ok(Credentials::OAuthM2m {
             client_id,
             client_secret,
             discovery_url: attrs.plain("discovery_url"),
-            scopes,
+            scopes: scopes(&["all-apis"]),
         })
     };
+    let profile = attrs.plain("profile");
+    let no_home = |auth_type: &'static str| ConfigError::Incomplete {
+        auth_type,
+        missing: "a home directory",
+        hint: Hint::MissingHome,
+    };
+    let cli_path = || -> Option<PathBuf> {
+        match attrs.plain("databricks_cli_path") {
+            Some(p) => probe.which(&p),
+            // The legacy Python CLI (a small script) has no `auth token`: the new CLI is a
+            // single binary of several MB, which is how the SDKs tell them apart.
+            None => probe
+                .which("databricks")
+                .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() >= 1 << 20)),
+        }
+    };
+    let cli = || -> Result<Credentials, ConfigError> {
+        let cache = probe
+            .cache(host, profile.as_deref())
+            .ok_or_else(|| no_home("databricks-cli"))?;
+        Ok(Credentials::DatabricksCli(CliOptions {
+            cli_path: cli_path(),
+            profile: profile.clone(),
+            cache,
+            discovery_url: attrs.plain("discovery_url"),
+        }))
+    };
+    let browser = || -> Result<Credentials, ConfigError> {
+        let cache = probe
+            .cache(host, profile.as_deref())
+            .ok_or_else(|| no_home("external-browser"))?;
+        let mut scopes = scopes(&["all-apis"]);
+        if !scopes.iter().any(|s| s == "offline_access") {
+            scopes.push("offline_access".into());
+        }
+        Ok(Credentials::ExternalBrowser(BrowserOptions {
+            client_id: attrs
+                .plain("client_id")
+                .unwrap_or_else(|| "databricks-cli".into()),
+            client_secret: attrs.secret("client_secret"),
+            discovery_url: attrs.plain("discovery_url"),
+            scopes,
+            cache,
+            settings: probe.browser.clone(),
+        }))
+    };
+    let resource_id = attrs.plain("azure_workspace_resource_id");
+    let is_azure = resource_id.is_some()
+        || attrs
+            .plain("cloud")
+            .is_some_and(|c| c.eq_ignore_ascii_case("azure"))
+        || is_azure_host(host);
+    let azure =
+        |method: AzureMethod| -> Result<Credentials, ConfigError> {
+            let mut cloud = azure_cloud(attrs.plain("azure_environment").as_deref(), host)
+                .map_err(|n| ConfigError::InvalidValue {
+                    attribute: "azure_environment",
+                    value: n,
+                    source_desc: attrs
+                        .source("azure_environment")
+                        .map(|s| s.to_string())
+                        .unwrap_or_default(),
+                    expected: "PUBLIC, USGOVERNMENT or CHINA",
+                })?;
+            // Azure's SDKs read the Entra ID authority from AZURE_AUTHORITY_HOST (private clouds,
+            // and a local emulator of it).
+            if let Some(a) = (probe.env)("AZURE_AUTHORITY_HOST").filter(|a| !a.is_empty()) {
+                cloud.login_endpoint = format!("{}/", a.trim_end_matches('/'));
+            }
+            Ok(Credentials::Azure(AzureOptions {
+                method,
+                cloud,
+                resource: azure_resource(host).to_string(),
+                workspace_resource_id: resource_id.clone(),
+            }))
+        };
+    let az_cli = || -> Option<AzureMethod> {
+        Some(AzureMethod::Cli {
+            az: probe.which("az")?,
+            subscription: resource_id
+                .as_deref()
+                .and_then(|r| r.split('/').nth(2))
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+            tenant: attrs.plain("azure_tenant_id"),
+        })
+    };
+    let msi = || -> AzureMethod {
+        let endpoint = match (
+            (probe.env)("IDENTITY_ENDPOINT").filter(|v| !v.is_empty()),
+            (probe.env)("IDENTITY_HEADER").filter(|v| !v.is_empty()),
+        ) {
+            (Some(url), Some(h)) => MsiEndpoint::IdentityEndpoint {
+                url,
+                header: SecretString::from(h),
+            },
+            _ => MsiEndpoint::Imds {
+                base: (probe.env)("AZURE_POD_IDENTITY_AUTHORITY_HOST")
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| "http://169.254.169.254".into())
+                    .trim_end_matches('/')
+                    .to_string(),
+            },
+        };
+        AzureMethod::Msi {
+            client_id: attrs.plain("azure_client_id"),
+            endpoint,
+        }
+    };
+    let client_secret = || -> Result<AzureMethod, ConfigError> {
+        Ok(AzureMethod::ClientSecret {
+            client_id: attrs
+                .plain("azure_client_id")
+                .ok_or(ConfigError::Incomplete {
+                    auth_type: "azure-client-secret",
+                    missing: "azure_client_id",
+                    hint: Hint::MissingArmClientId,
+                })?,
+            client_secret: attrs
+                .secret("azure_client_secret")
+                .ok_or(ConfigError::Incomplete {
+                    auth_type: "azure-client-secret",
+                    missing: "azure_client_secret",
+                    hint: Hint::MissingArmClientSecret,
+                })?,
+            tenant_id: attrs.plain("azure_tenant_id"),
+        })
+    };
+    let use_msi = truthy(attrs.plain("azure_use_msi"));
     match auth_type {
         Some("pat") => pat(),
         Some("oauth-m2m") => m2m(),
+        Some("databricks-cli") => cli(),
+        Some("external-browser") => browser(),
+        Some("azure-client-secret") => azure(client_secret()?),
+        Some("azure-msi") => azure(msi()),
+        Some("azure-cli") => azure(az_cli().ok_or(ConfigError::Incomplete {
+            auth_type: "azure-cli",
+            missing: "the `az` command",
+            hint: Hint::AzNotInstalled,
+        })?),
         Some(other) => Err(ConfigError::UnsupportedAuth {
             auth_type: other.to_string(),
         }),
         None => match used.first() {
             Some(&"pat") => pat(),
             Some(&"oauth") => m2m(),
-            Some(other) => Err(ConfigError::UnsupportedAuth {
+            // The Go SDK's order: a managed identity, then a client secret.
+            Some(&"azure") if use_msi && is_azure => azure(msi()),
+            Some(&"azure") if attrs.has("azure_client_id") && attrs.has("azure_client_secret") => {
+                azure(client_secret()?)
+            }
+            Some(other) if *other != "azure" => Err(ConfigError::UnsupportedAuth {
                 auth_type: other.to_string(),
             }),
-            None => Err(ConfigError::NoCredentials {
-                host: host.to_string(),
-                missing_file: file.missing.clone(),
-            }),
+            // Nothing, or Azure attributes that are not credentials themselves (a resource id,
+            // a tenant): the methods that sign in through a CLI.
+            _ => {
+                let mut chain = Vec::new();
+                let mut tried = vec![
+                    "pat: no token (DATABRICKS_TOKEN)".to_string(),
+                    "oauth-m2m: no client_id and client_secret (DATABRICKS_CLIENT_ID, DATABRICKS_CLIENT_SECRET)".to_string(),
+                    "azure-msi, azure-client-secret: no ARM_USE_MSI, no ARM_CLIENT_ID and ARM_CLIENT_SECRET".to_string(),
+                ];
+                match (is_azure, az_cli()) {
+                    (true, Some(m)) => chain.push(azure(m)?),
+                    (true, None) => tried.push("azure-cli: no `az` on PATH".into()),
+                    (false, _) => tried.push(
+                        "azure-cli: the host is not an Azure Databricks workspace (set azure_workspace_resource_id or DATABRICKS_CLOUD=azure if it is)".into(),
+                    ),
+                }
+                tried.push(
+                    "external-browser: used only when asked for (--auth-type external-browser)"
+                        .into(),
+                );
+                match probe.cache(host, profile.as_deref()) {
+                    Some(cache) if cli_path().is_some() || cache_has(&cache) => chain.push(cli()?),
+                    Some(cache) => tried.push(format!(
+                        "databricks-cli: no `databricks` CLI on PATH and no sign-in for {} in {}",
+                        cache.keys.join(" or "),
+                        cache.file.display()
+                    )),
+                    None => tried.push("databricks-cli: no home directory".into()),
+                }
+                match chain.len() {
+                    0 => Err(ConfigError::NoCredentials {
+                        host: host.to_string(),
+                        missing_file: file.missing.clone(),
+                        tried,
+                    }),
+                    1 => Ok(chain.remove(0)),
+                    _ => Ok(Credentials::Chain(chain)),
+                }
+            }
         },
     }
 }
@@ -844,8 +1354,12 @@ pub struct AuthArgs {
     pub client_id: Option<String>,
     /// OAuth M2M client secret. Visible to other processes: prefer DATABRICKS_CLIENT_SECRET.
     pub client_secret: Option<SecretString>,
-    /// Use exactly this auth method when several are configured: pat or oauth-m2m.
+    /// Use exactly this auth method: pat, oauth-m2m, databricks-cli, external-browser,
+    /// azure-cli, azure-client-secret or azure-msi (else the first that applies, in the SDKs'
+    /// order).
     pub auth_type: Option<String>,
+    /// How a browser sign-in proceeds (`external-browser`).
+    pub browser: BrowserSettings,
 }
 
 impl AuthArgs {
@@ -859,6 +1373,7 @@ impl AuthArgs {
             client_id: self.client_id.clone(),
             client_secret: self.client_secret.clone(),
             auth_type: self.auth_type.clone(),
+            browser: self.browser.clone(),
             ..ConfigArgs::default()
         }
     }

@@ -38,7 +38,11 @@ pub mod transport;
 pub mod unity;
 pub mod workspace;
 
-pub use config::{AuthArgs, Config, ConfigArgs, ConfigError, Credentials, TransportArgs};
+pub use config::{
+    AuthArgs, AzureCloud, AzureMethod, AzureOptions, BrowserOptions, BrowserSettings, CliOptions,
+    Config, ConfigArgs, ConfigError, Credentials, LoginPrompt, MsiEndpoint, TokenCacheOptions,
+    TransportArgs,
+};
 pub use error::{ApiError, ClientError, ErrorKind};
 pub use stats::Stats;
 pub use stream::ByteStream;

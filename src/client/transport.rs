@@ -40,7 +40,7 @@
 //! Logs (`tracing`, target `dbxport::client`) carry the method, route, object, status and
 //! timing, never headers or bodies.
 
-use super::auth::Auth;
+use super::auth::{Auth, AuthHeaders};
 use super::error::{describe_reqwest, ApiError, ClientError};
 use super::limiter::Limiter;
 use super::pacer::Pacer;
@@ -48,7 +48,7 @@ use super::stats::{Counters, Stats};
 use super::stream::ByteStream;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderName, ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -678,7 +678,7 @@ impl Transport {
     async fn build(
         &self,
         call: &Call,
-        auth: Option<HeaderValue>,
+        auth: Option<AuthHeaders>,
         mode: Mode,
     ) -> Result<reqwest::Request, ClientError> {
         let url = if call.absolute {
@@ -690,8 +690,8 @@ impl Transport {
         if !call.query.is_empty() {
             rb = rb.query(&call.query);
         }
-        if let Some(a) = auth {
-            rb = rb.header(AUTHORIZATION, a);
+        for (name, value) in auth.into_iter().flatten() {
+            rb = rb.header(name, value);
         }
         let mut has_accept = false;
         for (k, v) in &call.headers {
@@ -775,6 +775,8 @@ impl Transport {
         let mut attempt: u32 = 0;
         // True once an attempt may have reached the server but its answer was lost.
         let mut answer_lost = false;
+        // True once a refused token was replaced and the call sent again.
+        let mut auth_renewed = false;
         loop {
             attempt += 1;
             if call.authenticated {
@@ -793,11 +795,13 @@ impl Transport {
                     })));
                 }
             }
+            // Fetched before a slot is taken: a token request needs a slot of its own.
             let auth = if call.authenticated {
-                Some(inner.auth.header(self).await?)
+                Some(inner.auth.headers(self).await?)
             } else {
                 None
             };
+            let used = auth.clone();
             let slot = inner.limiter.acquire().await;
             // Only the workspace is paced; external hosts (signed URLs) have limits of their own.
             if !call.absolute {
@@ -894,6 +898,19 @@ impl Transport {
                 Failure::Body(_) => true,
                 Failure::TooLarge(_) | Failure::NotApi => false,
             };
+            // An expiring token refused mid-run (expired early, or revoked and re-issued) is
+            // replaced once before the refusal counts.
+            if let (Failure::Api(e), Some(used)) = (&failure, &used) {
+                if e.is_credentials_refused()
+                    && !auth_renewed
+                    && call.body.replayable()
+                    && inner.auth.invalidate(used).await
+                {
+                    auth_renewed = true;
+                    tracing::debug!(target: "dbxport::client", call = %describe, "token refused; renewing it once");
+                    continue;
+                }
+            }
             let (err, wait) = self.decide(call, &describe, failure, attempt, epoch);
             if matches!(err, ClientError::Transport { connect: true, .. })
                 && !call.absolute

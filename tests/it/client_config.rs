@@ -266,7 +266,15 @@ fn incomplete_and_unsupported_methods() {
         err.to_string().contains("client_secret is not set"),
         "{err}"
     );
+    // An Azure client id without a secret, on a host that is not Azure: no method applies.
     let env = Env::new(&[("DATABRICKS_HOST", "h.example"), ("ARM_CLIENT_ID", "az")]);
+    let err = resolve(&ConfigArgs::default(), &env, None).unwrap_err();
+    assert!(matches!(err, ConfigError::NoCredentials { .. }), "{err}");
+    let env = Env::new(&[
+        ("DATABRICKS_HOST", "h.example"),
+        ("DATABRICKS_USERNAME", "u"),
+        ("DATABRICKS_PASSWORD", "p"),
+    ]);
     let err = resolve(&ConfigArgs::default(), &env, None).unwrap_err();
     assert!(matches!(err, ConfigError::UnsupportedAuth { .. }), "{err}");
     let env = Env::new(&[("DATABRICKS_HOST", "h.example")]);
