@@ -252,3 +252,81 @@ pub fn all_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         })
         .collect()
 }
+
+/// Runs `c`, playing the browser for every sign-in address it prints (approving as `user`,
+/// or denying when `user` is `None`). Returns the output and how many sign-ins were asked.
+pub fn run_with_browser(mut c: Command, user: Option<&str>) -> (Output, usize) {
+    use std::io::BufRead as _;
+    use std::process::Stdio;
+    c.env("DBXPORT_NO_BROWSER", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let user = user.map(str::to_string);
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let mut asked = 0;
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            if let Some(i) = line.find("http://") {
+                let url = line[i..].trim().to_string();
+                if url.contains("/oidc/v1/authorize?") {
+                    asked += 1;
+                    match &user {
+                        Some(u) => {
+                            approve(&url, u, true);
+                        }
+                        None => deny(&url),
+                    }
+                }
+            }
+            all.extend_from_slice(line.as_bytes());
+            all.push(b'\n');
+        }
+        (all, asked)
+    });
+    let mut stdout = Vec::new();
+    std::io::Read::read_to_end(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    let status = child.wait().unwrap();
+    let (stderr, asked) = reader.join().unwrap();
+    (
+        Output {
+            status,
+            stdout,
+            stderr,
+        },
+        asked,
+    )
+}
+
+/// Plays a browser whose user refuses: the client's listener gets `error=access_denied`.
+pub fn deny(authorize_url: &str) {
+    rt().block_on(async {
+        let html = http()
+            .get(authorize_url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let u = reqwest::Url::parse(authorize_url).unwrap();
+        let base = format!("http://{}:{}", u.host_str().unwrap(), u.port().unwrap());
+        let re = regex::Regex::new(r#"name="request_id" value="([^"]+)""#).unwrap();
+        let id = re.captures(&html).expect("a request id")[1].to_string();
+        let r = http()
+            .post(format!("{base}/oidc/v1/authorize/consent"))
+            .form(&[
+                ("request_id", id.as_str()),
+                ("user_name", ADMIN),
+                ("decision", "deny"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let loc = r.headers()["location"].to_str().unwrap().to_string();
+        http().get(&loc).send().await.unwrap();
+    })
+}
