@@ -400,7 +400,7 @@ async fn user_token(ctx: Ctx, Body(body): Body) -> Result<Response, ApiError> {
 /// Checks the Azure headers a request carries beside an Entra token: a management token must
 /// be a live one of the same principal, and a workspace resource id must name this workspace.
 pub(crate) fn check_azure_headers(
-    st: &State,
+    st: &mut State,
     caller: &Caller,
     headers: &HeaderMap,
 ) -> Result<(), ApiError> {
@@ -416,6 +416,9 @@ pub(crate) fn check_azure_headers(
                 StatusCode::FORBIDDEN,
                 "Invalid Azure service management token (X-Databricks-Azure-SP-Management-Token).",
             ));
+        }
+        if let Some(e) = st.entra.as_mut() {
+            e.seen_management_tokens += 1;
         }
     }
     if let Some(r) = headers
@@ -433,6 +436,9 @@ pub(crate) fn check_azure_headers(
                     "X-Databricks-Azure-Workspace-Resource-Id names another workspace.",
                 ));
             }
+        }
+        if let Some(e) = st.entra.as_mut() {
+            e.seen_resource_ids += 1;
         }
     }
     Ok(())

@@ -281,6 +281,17 @@ impl EmulatorHandle {
         self.shared.lock().revoke(principal)
     }
 
+    /// How many requests carried a valid Azure service-management token and a matching
+    /// workspace resource id header (zeros when the seed configures no Entra tenant).
+    pub fn azure_headers_seen(&self) -> (u64, u64) {
+        self.shared
+            .lock()
+            .entra
+            .as_ref()
+            .map(|e| (e.seen_management_tokens, e.seen_resource_ids))
+            .unwrap_or((0, 0))
+    }
+
     /// Request counts since start or the last reset.
     pub fn stats(&self) -> Stats {
         self.shared.stats.snapshot()

@@ -566,6 +566,8 @@ pub(crate) fn load(dir: &Path, st: &mut State) -> Result<(), EmulatorError> {
                     .collect(),
                 managed_identities: e.managed_identities.clone(),
                 identity_header: e.identity_header.clone(),
+                seen_management_tokens: 0,
+                seen_resource_ids: 0,
             });
         }
     }

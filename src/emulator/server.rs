@@ -128,7 +128,7 @@ fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Caller, ApiError
     let caller = st
         .authenticate(token.trim())
         .ok_or_else(|| ApiError::auth(StatusCode::FORBIDDEN, "Invalid access token."))?;
-    entra::check_azure_headers(&st, &caller, headers)?;
+    entra::check_azure_headers(&mut st, &caller, headers)?;
     Ok(caller)
 }
 

@@ -173,6 +173,10 @@ pub(crate) struct Entra {
     pub managed_identities: Vec<String>,
     /// The secret `X-IDENTITY-HEADER` of the `IDENTITY_ENDPOINT` flavour.
     pub identity_header: Option<String>,
+    /// Requests that carried a valid `X-Databricks-Azure-SP-Management-Token`, and a matching
+    /// `X-Databricks-Azure-Workspace-Resource-Id` (for tests).
+    pub seen_management_tokens: u64,
+    pub seen_resource_ids: u64,
 }
 
 /// Users, groups and service principals.

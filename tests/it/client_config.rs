@@ -352,3 +352,179 @@ fn auth_args_warn_and_redact() {
     };
     assert!(quiet.warnings().is_empty());
 }
+
+/// The Azure methods, their cloud's login endpoint (`ARM_ENVIRONMENT`, else the host's DNS
+/// zone; `AZURE_AUTHORITY_HOST` overrides it) and the SDKs' order among them.
+#[test]
+fn azure_methods_and_clouds() {
+    use dbxport::client::{AzureMethod, MsiEndpoint};
+    let azure = |pairs: &[(&'static str, &str)]| -> dbxport::client::AzureOptions {
+        match resolve(&ConfigArgs::default(), &Env::new(pairs), None)
+            .unwrap()
+            .credentials
+        {
+            Credentials::Azure(a) => a,
+            other => panic!("{}", other.auth_type()),
+        }
+    };
+    let sp = [
+        ("DATABRICKS_HOST", "adb-1.2.azuredatabricks.net"),
+        ("ARM_CLIENT_ID", "app"),
+        ("ARM_CLIENT_SECRET", "s3cret"),
+    ];
+    let a = azure(&sp);
+    assert!(matches!(
+        a.method,
+        AzureMethod::ClientSecret {
+            tenant_id: None,
+            ..
+        }
+    ));
+    assert_eq!(a.cloud.login_endpoint, "https://login.microsoftonline.com/");
+    assert_eq!(
+        a.cloud.management_endpoint,
+        "https://management.core.windows.net/"
+    );
+    assert_eq!(a.resource, "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d");
+    for (env, login) in [
+        ("usgov", "https://login.microsoftonline.us/"),
+        ("USGOVERNMENT", "https://login.microsoftonline.us/"),
+        ("AzureChinaCloud", "https://login.chinacloudapi.cn/"),
+        ("public", "https://login.microsoftonline.com/"),
+    ] {
+        let mut p = sp.to_vec();
+        p.push(("ARM_ENVIRONMENT", env));
+        assert_eq!(azure(&p).cloud.login_endpoint, login, "{env}");
+    }
+    let gov = azure(&[
+        ("DATABRICKS_HOST", "adb-1.2.databricks.azure.us"),
+        ("ARM_CLIENT_ID", "app"),
+        ("ARM_CLIENT_SECRET", "s"),
+    ]);
+    assert_eq!(
+        gov.cloud.management_endpoint,
+        "https://management.core.usgovcloudapi.net/"
+    );
+    let mut p = sp.to_vec();
+    p.push(("AZURE_AUTHORITY_HOST", "http://127.0.0.1:9"));
+    assert_eq!(azure(&p).cloud.login_endpoint, "http://127.0.0.1:9/");
+    let mut p = sp.to_vec();
+    p.push(("ARM_ENVIRONMENT", "mars"));
+    assert!(matches!(
+        resolve(&ConfigArgs::default(), &Env::new(&p), None).unwrap_err(),
+        ConfigError::InvalidValue {
+            attribute: "azure_environment",
+            ..
+        }
+    ));
+
+    // A managed identity comes before a client secret; IDENTITY_ENDPOINT before IMDS.
+    let mut p = sp.to_vec();
+    p.push(("ARM_USE_MSI", "true"));
+    let msi = azure(&p);
+    assert!(matches!(
+        msi.method,
+        AzureMethod::Msi { endpoint: MsiEndpoint::Imds { ref base }, .. } if base == "http://169.254.169.254"
+    ));
+    p.push(("IDENTITY_ENDPOINT", "http://127.0.0.1:1/msi/token"));
+    p.push(("IDENTITY_HEADER", "h"));
+    assert!(matches!(
+        azure(&p).method,
+        AzureMethod::Msi {
+            endpoint: MsiEndpoint::IdentityEndpoint { .. },
+            ..
+        }
+    ));
+    // Azure attributes beside a token are two methods.
+    let err = resolve(
+        &ConfigArgs::default(),
+        &Env::new(&[
+            ("DATABRICKS_HOST", "h"),
+            ("DATABRICKS_TOKEN", "t"),
+            ("ARM_CLIENT_ID", "a"),
+        ]),
+        None,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, ConfigError::MultipleAuthMethods { .. }),
+        "{err}"
+    );
+}
+
+/// `auth_type = databricks-cli` as `databricks auth login` writes it; external-browser only
+/// when asked for; with nothing configured, the chain lists every method it tried.
+#[test]
+fn cli_browser_and_the_default_chain() {
+    let home =
+        home_with("[dev]\nhost = https://dbc-1.cloud.databricks.com\nauth_type = databricks-cli\n");
+    let args = ConfigArgs {
+        profile: Some("dev".into()),
+        ..ConfigArgs::default()
+    };
+    let c = resolve(
+        &args,
+        &Env::new(&[("PATH", "/nonexistent")]),
+        Some(home.path()),
+    )
+    .unwrap();
+    let Credentials::DatabricksCli(o) = &c.credentials else {
+        panic!("{}", c.credentials.auth_type())
+    };
+    assert!(o.cli_path.is_none());
+    assert_eq!(o.cache.keys, ["dev", "https://dbc-1.cloud.databricks.com"]);
+    assert_eq!(
+        o.cache.file,
+        home.path().join(".databricks/token-cache.json")
+    );
+    assert_eq!(
+        o.cache.lock,
+        home.path().join(".databricks/token-cache.lock")
+    );
+
+    let env = Env::new(&[
+        ("DATABRICKS_HOST", "https://dbc-1.cloud.databricks.com"),
+        ("DATABRICKS_AUTH_TYPE", "external-browser"),
+    ]);
+    let c = resolve(&ConfigArgs::default(), &env, Some(home.path())).unwrap();
+    let Credentials::ExternalBrowser(b) = &c.credentials else {
+        panic!("{}", c.credentials.auth_type())
+    };
+    assert_eq!(b.client_id, "databricks-cli");
+    assert_eq!(b.scopes, ["all-apis", "offline_access"]);
+    assert_eq!(b.settings.redirect_port, 8020);
+
+    // Nothing configured: each method of the chain, and why it does not apply.
+    let empty = tempfile::tempdir().unwrap();
+    let env = Env::new(&[
+        ("DATABRICKS_HOST", "https://dbc-1.cloud.databricks.com"),
+        ("PATH", "/nonexistent"),
+    ]);
+    let err = resolve(&ConfigArgs::default(), &env, Some(empty.path())).unwrap_err();
+    let msg = err.to_string();
+    for m in [
+        "pat:",
+        "oauth-m2m:",
+        "azure-msi, azure-client-secret:",
+        "azure-cli:",
+        "external-browser:",
+        "databricks-cli:",
+    ] {
+        assert!(msg.contains(m), "{m}: {msg}");
+    }
+    assert!(
+        msg.contains("databricks auth login --host https://dbc-1.cloud.databricks.com"),
+        "{msg}"
+    );
+
+    // A sign-in in the CLI's cache is found without the CLI.
+    std::fs::create_dir_all(empty.path().join(".databricks")).unwrap();
+    std::fs::write(
+        empty.path().join(".databricks/token-cache.json"),
+        r#"{"version":1,"tokens":{"https://dbc-1.cloud.databricks.com":{"access_token":"a"}}}"#,
+    )
+    .unwrap();
+    let c = resolve(&ConfigArgs::default(), &env, Some(empty.path())).unwrap();
+    assert_eq!(c.credentials.auth_type(), "databricks-cli");
+    assert!(!format!("{c:?}").contains("\"a\""));
+}
