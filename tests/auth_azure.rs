@@ -333,3 +333,105 @@ fn a_signed_out_az_exits_2_and_says_to_run_az_login() {
     assert!(err.contains("not signed in"), "{err}");
     assert!(err.contains("hint: run `az login`"), "{err}");
 }
+
+/// The default chain, as the SDKs run it: on an Azure workspace a signed-out `az` is passed
+/// over for the Databricks CLI's sign-in; with neither, the error lists both and what to run.
+#[cfg(unix)]
+#[test]
+fn the_chain_passes_a_signed_out_az_for_the_cli_sign_in() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let poc = start("poc", 3600, FaultConfig::default());
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let bin = h.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let az = bin.join("az");
+    std::fs::write(
+        &az,
+        "#!/bin/sh\necho \"ERROR: Please run 'az login' to setup account.\" >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+
+    // Neither signed in: one error naming both.
+    let mut c = dbx(h, &[]);
+    c.args(export_args(&h.join("x.zip")))
+        .env("PATH", &path)
+        .env("DATABRICKS_HOST", poc.url())
+        .env("DATABRICKS_AZURE_RESOURCE_ID", POC_RESOURCE);
+    let out = c.output().unwrap();
+    // No cache entry and no CLI: the chain holds azure-cli alone, whose answer is the error.
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("azure-cli") && err.contains("hint: run `az login`"),
+        "{err}"
+    );
+
+    // With a CLI sign-in in the cache, the chain reaches it.
+    let tokens = sign_in(&poc, ADMIN);
+    write_cache(h, &[(poc.url(), cache_entry(&tokens, 3000))]);
+    let mut c = dbx(h, &[]);
+    c.args(export_args(&h.join("y.zip")))
+        .env("PATH", &path)
+        .env("DATABRICKS_HOST", poc.url())
+        .env("DATABRICKS_AZURE_RESOURCE_ID", POC_RESOURCE);
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+
+    // Revoked, with az still signed out: both methods are listed.
+    poc.revoke_oauth(ADMIN);
+    write_cache(h, &[("other", json!({"access_token": "x"}))]);
+    let fake_cli = bin.join("databricks");
+    std::fs::write(&fake_cli, "#!/bin/sh\necho 'Error: cache: databricks OAuth is not configured for this host' >&2\nexit 1\n").unwrap();
+    std::fs::set_permissions(&fake_cli, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut c = dbx(h, &[]);
+    c.args(export_args(&h.join("z.zip")))
+        .env("PATH", &path)
+        .env("DATABRICKS_HOST", poc.url())
+        .env("DATABRICKS_CLI_PATH", &fake_cli)
+        .env("DATABRICKS_AZURE_RESOURCE_ID", POC_RESOURCE);
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no authentication method applies; tried:"),
+        "{err}"
+    );
+    assert!(
+        err.contains("  azure-cli: the Azure CLI is not signed in"),
+        "{err}"
+    );
+    assert!(err.contains("  databricks-cli: "), "{err}");
+}
+
+/// Nothing configured at all: the message lists each method of the chain.
+#[test]
+fn nothing_configured_lists_what_was_tried() {
+    let poc = start("poc", 3600, FaultConfig::default());
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let mut c = dbx(h, &[]);
+    c.args(export_args(&h.join("x.zip")))
+        .env("PATH", "/nonexistent")
+        .env("DATABRICKS_HOST", poc.url());
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for m in [
+        "pat:",
+        "oauth-m2m:",
+        "azure-cli:",
+        "external-browser:",
+        "databricks-cli:",
+        "hint:",
+    ] {
+        assert!(err.contains(m), "{m}: {err}");
+    }
+    assert_eq!(poc.stats().total, 0, "nothing is sent");
+}

@@ -1,10 +1,10 @@
 //! Authentication: the headers every authenticated request carries, and the sources of
 //! expiring tokens behind them (reference §9).
 //!
-//! A personal access token is a fixed header. Every other method is a [`Source`] of tokens that
-//! expire: OAuth M2M ([`m2m`]), the Databricks CLI's sign-in ([`cli`], its token cache in
-//! [`cache`]), user-to-machine sign-in in a browser ([`u2m`]), and Azure ([`azure`]). A
-//! [`Refreshing`] holds the current token, refreshes it shortly before it expires (40 s, or half
+//! A personal access token is a fixed header. Every other method is a `Source` of tokens that
+//! expire: OAuth M2M (`m2m`), the Databricks CLI's sign-in (`cli`, its token cache in
+//! `cache`), user-to-machine sign-in in a browser (`u2m`), and Azure (`azure`). A
+//! `Refreshing` holds the current token, refreshes it shortly before it expires (40 s, or half
 //! its lifetime when shorter) and makes concurrent callers wait for one refresh instead of each
 //! starting their own. When the default chain leaves several methods that may apply, the first
 //! that yields a token is kept for the run, as the SDKs do; when none does, the error lists
