@@ -1,6 +1,10 @@
-"""Client start-up, authentication (PAT and OAuth M2M), error mapping, SCIM identities."""
+"""Client start-up, authentication (PAT, OAuth M2M, OAuth U2M), error mapping, SCIM identities."""
 from __future__ import annotations
 
+import os
+import pathlib
+import sys
+import tempfile
 from datetime import datetime
 
 from databricks.sdk.errors import NotFound, PermissionDenied, Unauthenticated
@@ -146,3 +150,30 @@ def oauth_wrong_secret(ctx: Ctx):
         ok("invalid_client" in text, f"expected invalid_client, got {type(e).__name__}: {text[:300]}")
         return
     raise AssertionError("a wrong client secret was accepted")
+
+
+@case("oauth u2m: external-browser signs a user in through /oidc/v1/authorize (PKCE) and acts as that user")
+def oauth_u2m(ctx: Ctx):
+    # The SDK opens the sign-in page with `webbrowser`; BROWSER names a stand-in that approves
+    # as a seed user over HTTP. HOME is a scratch folder: the SDK keeps its token cache there.
+    user = ctx.seed.admin
+    browser = pathlib.Path(__file__).resolve().parent / "browser.py"
+    saved = {k: os.environ.get(k) for k in ("HOME", "BROWSER", "CONFORMANCE_U2M_USER")}
+    with tempfile.TemporaryDirectory() as home:
+        os.environ["HOME"] = home
+        os.environ["BROWSER"] = f"{sys.executable} {browser} %s"
+        os.environ["CONFORMANCE_U2M_USER"] = user
+        try:
+            w = ctx.make_client(ctx.host, auth_type="external-browser")
+            eq(w.config.auth_type, "external-browser", "auth_type")
+            eq(w.current_user.me().user_name, user, "SCIM Me userName after the browser sign-in")
+            list(w.workspace.list("/"))
+            # offline_access gave a refresh token, which the SDK keeps for its next run.
+            cached = list(pathlib.Path(home, ".config/databricks-sdk-py/oauth").glob("*"))
+            ok(cached and "refresh_token" in cached[0].read_text(), f"SDK token cache: {cached}")
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
