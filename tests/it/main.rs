@@ -13,6 +13,9 @@ mod mlflow_support;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod auth_azure;
+mod auth_databricks_cli;
+mod auth_external_browser;
 mod bundle_builder;
 mod bundle_cli;
 mod bundle_codes;
@@ -33,6 +36,7 @@ mod client_transport;
 mod demo;
 mod emulator_api;
 mod emulator_faults;
+mod emulator_oauth;
 mod emulator_sdk_conformance;
 mod emulator_seed;
 mod export_auth;

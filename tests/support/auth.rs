@@ -1,7 +1,6 @@
 //! Helpers for the sign-in tests: emulators with short-lived OAuth tokens, a test user's
 //! browser sign-in driven over HTTP, the Databricks CLI's token cache, and `dbxport` commands
 //! with a clean environment.
-#![allow(dead_code)]
 
 use base64::Engine as _;
 use dbxport::emulator::{Emulator, EmulatorConfig, EmulatorHandle, FaultConfig};
@@ -176,7 +175,7 @@ pub fn read_cache(home: &Path) -> Value {
 
 /// `dbxport ARGS` with only PATH and HOME from the environment.
 pub fn dbx(home: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_dbxport"));
+    let mut c = Command::new(crate::common::dbxport_bin());
     c.args(args)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())

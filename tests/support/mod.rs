@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests, one module per area.
 
+pub mod auth;
 pub mod client_server;
 pub mod emulator;
 pub mod export;

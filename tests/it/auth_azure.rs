@@ -5,13 +5,10 @@
 //! `az account get-access-token` prints). Export and import succeed with each; a wrong secret
 //! or a signed-out `az` stops with exit 2 and a hint; no token or secret is printed or written.
 
-#[path = "support/auth.rs"]
-mod support;
-
+use crate::support::auth::*;
 use dbxport::emulator::{EmulatorHandle, FaultConfig};
 use serde_json::{json, Value};
 use std::path::Path;
-use support::*;
 
 const TENANT: &str = "5f3c1a2b-8e4d-4c6f-9a7b-0d1e2f3a4b5c";
 const POC_RESOURCE: &str = "/subscriptions/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0/resourceGroups/rg-sciencehub/providers/Microsoft.Databricks/workspaces/poc";

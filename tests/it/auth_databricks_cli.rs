@@ -5,11 +5,8 @@
 //! expire during the run are replaced without a failed request, and a revoked sign-in stops
 //! with exit 2 and says how to sign in again. No token appears in output or in the bundle.
 
-#[path = "support/auth.rs"]
-mod support;
-
+use crate::support::auth::*;
 use dbxport::emulator::FaultConfig;
-use support::*;
 
 /// Each request takes a little while, so that an export outlives several 1-second tokens.
 fn slow() -> FaultConfig {

@@ -4,11 +4,8 @@
 //! sign-in is kept in the Databricks CLI's token cache (0600), so the next run needs no
 //! browser; tokens that expire during a run are refreshed; a refused sign-in stops with exit 2.
 
-#[path = "support/auth.rs"]
-mod support;
-
+use crate::support::auth::*;
 use dbxport::emulator::FaultConfig;
-use support::*;
 
 fn slow() -> FaultConfig {
     FaultConfig {
