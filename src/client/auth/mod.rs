@@ -388,13 +388,12 @@ impl Refreshing {
         match result {
             Ok(tok) => {
                 let lifetime = tok.lifetime.unwrap_or(DEFAULT_LIFETIME);
-                let margin = REFRESH_MARGIN.min(lifetime / 2);
                 tracing::debug!(target: "dbxport::client", lifetime_s = lifetime.as_secs(), "token obtained");
                 let h = tok.headers.clone();
                 st.token = Some(Cached {
                     headers: tok.headers,
                     expires_at: started + lifetime,
-                    refresh_at: started + lifetime - margin,
+                    refresh_at: started + refresh_after(lifetime),
                 });
                 Ok(h)
             }
@@ -423,7 +422,71 @@ impl Refreshing {
     }
 }
 
+/// When a token of `lifetime` is replaced: [`REFRESH_MARGIN`] before it expires, or halfway
+/// through when it lives less than twice the margin.
+fn refresh_after(lifetime: Duration) -> Duration {
+    lifetime - REFRESH_MARGIN.min(lifetime / 2)
+}
+
 /// A secret held as text, for token caches and answers.
 pub(crate) fn secret(s: &str) -> SecretString {
     SecretString::from(s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_replaced_before_they_expire() {
+        let s = Duration::from_secs;
+        assert_eq!(refresh_after(s(3600)), s(3560));
+        assert_eq!(refresh_after(s(80)), s(40));
+        assert_eq!(refresh_after(s(2)), s(1), "short lives: halfway");
+        assert_eq!(refresh_after(Duration::ZERO), Duration::ZERO);
+    }
+
+    fn answer(v: serde_json::Value) -> TokenResponse {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn lifetimes_from_token_answers() {
+        let l = |v| answer(v).lifetime();
+        assert_eq!(
+            l(serde_json::json!({"expires_in": 3599})),
+            Some(Duration::from_secs(3599))
+        );
+        assert_eq!(
+            l(serde_json::json!({"expires_in": "60"})),
+            Some(Duration::from_secs(60))
+        );
+        // Entra v1 and managed identity: `expires_on`, epoch seconds as a string.
+        let soon = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 600;
+        let got = l(serde_json::json!({"expires_on": soon.to_string()})).unwrap();
+        assert!(
+            got > Duration::from_secs(590) && got <= Duration::from_secs(600),
+            "{got:?}"
+        );
+        assert_eq!(
+            l(serde_json::json!({"expires_on": "1"})),
+            Some(Duration::ZERO),
+            "past"
+        );
+        assert_eq!(l(serde_json::json!({"expires_in": "soon"})), None);
+        assert_eq!(l(serde_json::json!({})), None);
+    }
+
+    #[test]
+    fn a_missing_access_token_is_an_error_that_names_the_call() {
+        let r = answer(serde_json::json!({"token_type": "Bearer"}));
+        match r.access("POST https://x/token", "oauth m2m") {
+            Err(FetchError::Other(e)) => assert!(e.to_string().contains("POST https://x/token")),
+            _ => panic!("accepted"),
+        }
+    }
 }
