@@ -23,6 +23,8 @@ use tokio::net::TcpListener;
 
 /// Largest redirect request read from the browser.
 const MAX_REQUEST: usize = 16 * 1024;
+/// How long one connection to the listener may take to send its request.
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub(crate) struct ExternalBrowser {
     options: BrowserOptions,
@@ -212,45 +214,69 @@ impl ExternalBrowser {
     }
 }
 
-/// Serves the loopback listener until the redirect with our `state` arrives.
+/// Serves the loopback listener until the redirect with our `state` arrives. Each connection
+/// is served on its own: browsers open spare connections that may never send a request.
 async fn wait_for_code(listener: &TcpListener, state: &str) -> Result<String, String> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<String, String>>(1);
     loop {
-        let (mut sock, _) = listener
-            .accept()
-            .await
-            .map_err(|e| format!("the sign-in listener failed: {e}"))?;
-        let mut buf = Vec::with_capacity(2048);
-        let mut chunk = [0u8; 2048];
+        tokio::select! {
+            got = rx.recv() => {
+                if let Some(r) = got {
+                    return r;
+                }
+            }
+            accepted = listener.accept() => {
+                let (sock, _) = accepted.map_err(|e| format!("the sign-in listener failed: {e}"))?;
+                let tx = tx.clone();
+                let state = state.to_string();
+                tokio::spawn(async move {
+                    if let Some(r) = serve_one(sock, &state).await {
+                        let _ = tx.send(r).await;
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Answers one connection; the code (or the refusal) when it was the redirect.
+async fn serve_one(mut sock: tokio::net::TcpStream, state: &str) -> Option<Result<String, String>> {
+    let mut buf = Vec::with_capacity(2048);
+    let mut chunk = [0u8; 2048];
+    let read = async {
         while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < MAX_REQUEST {
             match sock.read(&mut chunk).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
             }
         }
-        let head = String::from_utf8_lossy(&buf).to_string();
-        let outcome = parse_redirect(&head, state);
-        let (status, body) = match &outcome {
-            Redirect::Code(_) => (
-                "200 OK",
-                "Signed in to Databricks. You can close this window and return to dbxport.",
-            ),
-            Redirect::Denied(_) => (
-                "200 OK",
-                "The sign-in was not allowed. You can close this window.",
-            ),
-            Redirect::Other => ("404 Not Found", "Not the sign-in redirect."),
-        };
-        let answer = format!(
-            "HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        let _ = sock.write_all(answer.as_bytes()).await;
-        let _ = sock.shutdown().await;
-        match outcome {
-            Redirect::Code(c) => return Ok(c),
-            Redirect::Denied(why) => return Err(format!("the sign-in was refused: {why}")),
-            Redirect::Other => continue,
-        }
+    };
+    if tokio::time::timeout(READ_TIMEOUT, read).await.is_err() {
+        return None;
+    }
+    let head = String::from_utf8_lossy(&buf).to_string();
+    let outcome = parse_redirect(&head, state);
+    let (status, body) = match &outcome {
+        Redirect::Code(_) => (
+            "200 OK",
+            "Signed in to Databricks. You can close this window and return to dbxport.",
+        ),
+        Redirect::Denied(_) => (
+            "200 OK",
+            "The sign-in was not allowed. You can close this window.",
+        ),
+        Redirect::Other => ("404 Not Found", "Not the sign-in redirect."),
+    };
+    let answer = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = sock.write_all(answer.as_bytes()).await;
+    let _ = sock.shutdown().await;
+    match outcome {
+        Redirect::Code(c) => Some(Ok(c)),
+        Redirect::Denied(why) => Some(Err(format!("the sign-in was refused: {why}"))),
+        Redirect::Other => None,
     }
 }
 
@@ -287,6 +313,31 @@ impl Source for ExternalBrowser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A spare connection that never sends a request does not hold up the redirect.
+    #[tokio::test]
+    async fn an_idle_connection_does_not_block_the_redirect() {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let waiting = tokio::spawn(async move { wait_for_code(&listener, "st").await });
+        let _idle = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let mut real = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        real.write_all(b"GET /?code=c1&state=st HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("not held up")
+            .unwrap();
+        assert_eq!(got, Ok("c1".to_string()));
+        let mut answer = String::new();
+        real.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
 
     #[test]
     fn redirects() {
