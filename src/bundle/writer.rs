@@ -1,7 +1,8 @@
 //! The streaming bundle writer: turns a list of [`Resource`]s straight into a bundle zip in
 //! canonical order (spec §3.6, §9), reading each part's content once, in constant memory; and
-//! [`write_verified`], the one output path every command's bundle takes (§11). Also the planning steps every writer shares: bag settings, stored-path
-//! assignment, records and directory entries.
+//! `write_verified`, the one output path every command's bundle takes (§11). Also the planning
+//! steps every writer shares: bag settings, stored-path assignment, records and directory
+//! entries.
 
 use super::bagit::is_extra_tag_name;
 use super::container::deflate::{choose_method, CHUNK};
