@@ -129,7 +129,8 @@ async fn sign_in_every_way() -> Vec<String> {
     let emu = Emulator::start(
         EmulatorConfig::default()
             .with_seed(seed)
-            .with_oauth_token_ttl(1),
+            .with_oauth_token_ttl(1)
+            .with_manual_clock(),
     )
     .await
     .unwrap();
@@ -288,8 +289,9 @@ async fn sign_in_every_way() -> Vec<String> {
         let cfg = Config::resolve(&ConfigArgs::default(), &env, Some(home.path())).unwrap();
         let c = Client::new(&cfg, support::fast()).unwrap();
         c.scim().me().await.unwrap();
-        // Past the one-second lifetime of the workspace's OAuth tokens.
-        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        // Past the one-second lifetime of the workspace's OAuth tokens: the next request is
+        // refused and the token renewed.
+        assert!(emu.advance_clock(std::time::Duration::from_millis(1100)));
         c.scim().me().await.unwrap();
     }
     let cache = std::fs::read_to_string(home.path().join(".databricks/token-cache.json")).unwrap();

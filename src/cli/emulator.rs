@@ -61,6 +61,10 @@ pub struct Args {
     /// Stamp every timestamp the emulator assigns with this epoch-millisecond value.
     #[arg(long, value_name = "EPOCH_MS")]
     pub fixed_clock: Option<i64>,
+    /// Let tokens expire and rate limits refill only when the clock is moved
+    /// (`POST /emulator/clock/advance {"seconds": N}`), for tests of timed behaviour.
+    #[arg(long)]
+    pub manual_clock: bool,
     /// Print the start-up line as JSON.
     #[arg(long)]
     pub json: bool,
@@ -121,6 +125,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         faults,
         fixed_clock: args.fixed_clock,
         oauth_token_ttl_secs: args.oauth_token_ttl,
+        manual_clock: args.manual_clock,
         ..EmulatorConfig::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -11,7 +11,7 @@
 //! is checked when it arrives as `X-Databricks-Azure-SP-Management-Token`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery};
@@ -126,7 +126,7 @@ fn mint(
         token.clone(),
         Issued {
             caller,
-            expires: Instant::now() + Duration::from_secs(ttl),
+            expires: st.clock.now() + Duration::from_secs(ttl),
             audience: aud,
         },
     );
@@ -409,7 +409,7 @@ pub(crate) fn check_azure_headers(
         .and_then(|v| v.to_str().ok())
     {
         let ok = st.issued.get(m.trim()).is_some_and(|i| {
-            i.audience == Audience::Management && i.expires > Instant::now() && &i.caller == caller
+            i.audience == Audience::Management && i.expires > st.clock.now() && &i.caller == caller
         });
         if !ok {
             return Err(ApiError::auth(

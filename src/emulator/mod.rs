@@ -18,6 +18,7 @@
 //! in-memory workspace; `seed` loading and dumping; one module per API family.
 
 mod access;
+mod clock;
 mod commands;
 mod compute;
 mod dbfs;
@@ -73,6 +74,9 @@ pub struct EmulatorConfig {
     pub sql_chunk_rows: usize,
     /// Lifetime of OAuth access tokens in seconds. Default 3600.
     pub oauth_token_ttl_secs: u64,
+    /// When true, what expires and refills (tokens, rate-limit buckets) runs on a clock that
+    /// stands still until [`EmulatorHandle::advance_clock`] moves it.
+    pub manual_clock: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -85,6 +89,7 @@ impl Default for EmulatorConfig {
             fixed_clock: None,
             sql_chunk_rows: 1000,
             oauth_token_ttl_secs: 3600,
+            manual_clock: false,
         }
     }
 }
@@ -99,6 +104,7 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("fixed_clock", &self.fixed_clock)
             .field("sql_chunk_rows", &self.sql_chunk_rows)
             .field("oauth_token_ttl_secs", &self.oauth_token_ttl_secs)
+            .field("manual_clock", &self.manual_clock)
             .finish()
     }
 }
@@ -132,6 +138,12 @@ impl EmulatorConfig {
     /// refreshing can be tested.
     pub fn with_oauth_token_ttl(mut self, secs: u64) -> Self {
         self.oauth_token_ttl_secs = secs;
+        self
+    }
+
+    /// Runs expiry and rate limits on a manual clock (see [`EmulatorConfig::manual_clock`]).
+    pub fn with_manual_clock(mut self) -> Self {
+        self.manual_clock = true;
         self
     }
 
@@ -194,6 +206,9 @@ impl Emulator {
 /// Builds the shared state from a config: seed, tokens, settings.
 fn build(config: &EmulatorConfig) -> Result<(Arc<Shared>, String), EmulatorError> {
     let mut state = State::empty(config.fixed_clock);
+    if config.manual_clock {
+        state.clock = clock::Clock::manual();
+    }
     if let Some(dir) = &config.seed {
         seed::load(dir, &mut state)?;
     }
@@ -305,6 +320,13 @@ impl EmulatorHandle {
     /// The current fault configuration.
     pub fn faults(&self) -> FaultConfig {
         self.shared.faults().config().clone()
+    }
+
+    /// Moves the manual clock forward by `by`: tokens expire and rate-limit buckets refill as
+    /// if that time had passed. Returns false (nothing moves) unless the emulator was started
+    /// with [`EmulatorConfig::with_manual_clock`].
+    pub fn advance_clock(&self, by: std::time::Duration) -> bool {
+        self.shared.clock.advance(by)
     }
 
     /// Replaces the fault configuration (restarting its random stream).

@@ -11,7 +11,7 @@
 //! `redirect_uri` as a browser would be. A test drives both with plain HTTP.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::RawQuery;
@@ -260,7 +260,7 @@ async fn authorize(ctx: Ctx, RawQuery(q): RawQuery) -> Response {
     if p.get("code_challenge_method") != Some("S256") {
         return fail("invalid_request", "code_challenge_method must be S256");
     }
-    let now = Instant::now();
+    let now = st.clock.now();
     st.oauth.pending.retain(|_, a| a.expires > now);
     let request_id = st.mint("req-");
     st.oauth.pending.insert(
@@ -304,7 +304,7 @@ async fn consent(ctx: Ctx, body: Bytes) -> Response {
         .oauth
         .pending
         .remove(request_id)
-        .filter(|r| r.expires > Instant::now())
+        .filter(|r| r.expires > st.clock.now())
     else {
         return page(
             StatusCode::BAD_REQUEST,
@@ -324,6 +324,7 @@ async fn consent(ctx: Ctx, body: Bytes) -> Response {
         );
     } else {
         let code = st.mint("code-");
+        let expires = st.clock.now() + CODE_TTL;
         st.oauth.codes.insert(
             code.clone(),
             AuthorizationCode {
@@ -332,7 +333,7 @@ async fn consent(ctx: Ctx, body: Bytes) -> Response {
                 code_challenge: req.code_challenge.clone(),
                 scope: req.scope.clone(),
                 caller: Caller::User(user),
-                expires: Instant::now() + CODE_TTL,
+                expires,
             },
         );
         pairs.push(("code", code));
@@ -351,7 +352,7 @@ fn issue(st: &mut State, ttl: u64, caller: Caller, client_id: &str, scope: &str)
         access.clone(),
         Issued {
             caller: caller.clone(),
-            expires: Instant::now() + Duration::from_secs(ttl),
+            expires: st.clock.now() + Duration::from_secs(ttl),
             audience: Audience::Databricks,
         },
     );
@@ -409,7 +410,7 @@ async fn token(ctx: Ctx, headers: HeaderMap, body: Bytes) -> Response {
             let Some(c) = st.oauth.codes.remove(code) else {
                 return invalid_grant("Authorization code is invalid or was already used");
             };
-            if c.expires <= Instant::now() {
+            if c.expires <= st.clock.now() {
                 return invalid_grant("Authorization code has expired");
             }
             if c.client_id != id {

@@ -4,7 +4,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -153,7 +152,7 @@ async fn handle(
     let mut drop_after = false;
     if !control {
         shared.stats.received();
-        let decision = shared.faults().decide(family(&path), Instant::now());
+        let decision = shared.faults().decide(family(&path), shared.clock.now());
         if !decision.delay.is_zero() {
             tokio::time::sleep(decision.delay).await;
         }
@@ -284,6 +283,26 @@ fn control_routes() -> Router<Arc<Shared>> {
         .route("/emulator/stats/reset", post(reset_stats))
         .route("/emulator/faults", get(get_faults).post(set_faults))
         .route("/emulator/dump", post(dump))
+        .route("/emulator/clock/advance", post(advance_clock))
+}
+
+/// Moves a manual clock forward: `{"seconds": 1.5}`.
+async fn advance_clock(ctx: Ctx, Body(body): Body) -> Result<Response, ApiError> {
+    let secs = body
+        .get("seconds")
+        .and_then(serde_json::Value::as_f64)
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .ok_or_else(|| ApiError::invalid("seconds: a number of seconds, zero or more"))?;
+    if !ctx
+        .shared
+        .clock
+        .advance(std::time::Duration::from_secs_f64(secs))
+    {
+        return Err(ApiError::invalid(
+            "the clock is real; start the emulator with --manual-clock to move it",
+        ));
+    }
+    Ok(extract::empty())
 }
 
 async fn stats(ctx: Ctx) -> Response {

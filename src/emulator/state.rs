@@ -26,6 +26,8 @@ use super::stats::StatsRecorder;
 /// What every request handler reaches through [`super::extract::Ctx`].
 pub(crate) struct Shared {
     state: Mutex<State>,
+    /// The state's clock, also reachable without its lock (rate limits read it per request).
+    pub clock: super::clock::Clock,
     pub stats: StatsRecorder,
     pub faults: Mutex<FaultState>,
     pub settings: Settings,
@@ -34,6 +36,7 @@ pub(crate) struct Shared {
 impl Shared {
     pub fn new(state: State, faults: FaultState, settings: Settings) -> Shared {
         Shared {
+            clock: state.clock.clone(),
             state: Mutex::new(state),
             stats: StatsRecorder::default(),
             faults: Mutex::new(faults),
@@ -498,6 +501,8 @@ pub(crate) struct CommandRecord {
 pub(crate) struct State {
     pub workspace: WorkspaceInfo,
     pub fixed_clock: Option<i64>,
+    /// What expires and refills runs on (real, or manual for tests).
+    pub clock: super::clock::Clock,
     pub ids: Ids,
     pub principals: Principals,
     pub tokens: Vec<TokenGrant>,
@@ -556,6 +561,7 @@ impl State {
                 first_object_id: 1000,
             },
             fixed_clock,
+            clock: super::clock::Clock::real(),
             ids: Ids {
                 next_object_id: 1000,
                 next_job_id: 1,
@@ -627,10 +633,10 @@ impl State {
             return Some(Caller::User(t.user_name.clone()));
         }
         match self.issued.get(token) {
-            Some(i) if i.expires > Instant::now() && i.audience == Audience::Databricks => {
+            Some(i) if i.expires > self.clock.now() && i.audience == Audience::Databricks => {
                 Some(i.caller.clone())
             }
-            Some(i) if i.expires > Instant::now() => None,
+            Some(i) if i.expires > self.clock.now() => None,
             Some(_) => {
                 self.issued.remove(token);
                 None
@@ -684,7 +690,7 @@ impl State {
 
     /// Records an issued OAuth token, dropping expired ones so the table cannot grow forever.
     pub fn remember_token(&mut self, token: String, issued: Issued) {
-        let now = Instant::now();
+        let now = self.clock.now();
         self.issued.retain(|_, i| i.expires > now);
         self.issued.insert(token, issued);
     }

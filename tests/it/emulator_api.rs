@@ -1652,6 +1652,7 @@ async fn oauth_tokens_expire() {
     small_seed(dir.path());
     let emu = Emulator::start(EmulatorConfig {
         oauth_token_ttl_secs: 1,
+        manual_clock: true,
         ..EmulatorConfig::default().with_seed(dir.path())
     })
     .await
@@ -1668,7 +1669,7 @@ async fn oauth_tokens_expire() {
         .ok();
     let sp = Api::new(emu.url(), tok["access_token"].as_str().unwrap());
     sp.get("/api/2.0/preview/scim/v2/Me").await.ok();
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert!(emu.advance_clock(std::time::Duration::from_millis(1100)));
     sp.get("/api/2.0/preview/scim/v2/Me").await;
     let r = sp.get("/api/2.0/preview/scim/v2/Me").await;
     assert_eq!(

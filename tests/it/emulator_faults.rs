@@ -4,7 +4,7 @@
 use crate::support::emulator as support;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use dbxport::emulator::{Emulator, EmulatorConfig, EmulatorHandle, FaultConfig};
 use serde_json::json;
@@ -16,7 +16,8 @@ async fn start(faults: FaultConfig) -> (EmulatorHandle, Api) {
     let emu = Emulator::start(
         EmulatorConfig::default()
             .with_token(TOKEN)
-            .with_faults(faults),
+            .with_faults(faults)
+            .with_manual_clock(),
     )
     .await
     .expect("emulator starts");
@@ -91,7 +92,10 @@ async fn rate_limit_answers_429_with_retry_after() {
     assert_eq!(codes, vec![200, 200, 429]);
     // Another family has its own bucket.
     api.get("/api/2.0/preview/scim/v2/Me").await.ok();
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // 600 ms at 2 requests/s refills more than one token (the clock moved over HTTP).
+    api.post("/emulator/clock/advance", json!({"seconds": 0.6}))
+        .await
+        .ok();
     api.get("/api/2.0/workspace/list?path=/").await.ok();
     let s = emu.stats();
     assert_eq!(s.throttled, 1);

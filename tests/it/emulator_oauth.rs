@@ -23,7 +23,8 @@ async fn start(ttl: u64) -> EmulatorHandle {
     Emulator::start(
         EmulatorConfig::default()
             .with_seed(seed)
-            .with_oauth_token_ttl(ttl),
+            .with_oauth_token_ttl(ttl)
+            .with_manual_clock(),
     )
     .await
     .expect("emulator starts")
@@ -192,7 +193,7 @@ async fn user_to_machine_with_pkce_refresh_and_revocation() {
     assert_eq!(s, 400);
 
     // The access token expires; the refresh token gives a new one and is spent (rotation).
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(emu.advance_clock(Duration::from_millis(1200)));
     assert_eq!(me(&emu, &access, &[]).await.0, 403);
     let (s, t2) = form(
         &token_url,

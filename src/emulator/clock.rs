@@ -1,0 +1,82 @@
+//! The emulator's clock for everything that expires or refills: OAuth tokens and codes,
+//! Entra tokens, rate-limit buckets. It runs with real time unless a test asks for a manual
+//! clock, which stands still until moved forward (`EmulatorHandle::advance_clock`, or
+//! `POST /emulator/clock/advance {"seconds": …}`), so timed behaviour is checked without
+//! sleeping — on a loaded machine a sleep proves nothing about what happened before it.
+//! Timestamps the workspace reports (`created_time`…) follow the wall clock or the fixed
+//! clock (`EmulatorConfig::with_fixed_clock`), not this one.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A monotonic clock, real or manual; clones share the same time.
+#[derive(Debug, Clone)]
+pub struct Clock(Arc<Mode>);
+
+#[derive(Debug)]
+enum Mode {
+    Real,
+    /// Starts at the moment it was made and moves only when advanced.
+    Manual {
+        start: Instant,
+        moved: Mutex<Duration>,
+    },
+}
+
+impl Clock {
+    /// Real time.
+    pub fn real() -> Clock {
+        Clock(Arc::new(Mode::Real))
+    }
+
+    /// A clock that stands still until [`Clock::advance`] moves it.
+    pub fn manual() -> Clock {
+        Clock(Arc::new(Mode::Manual {
+            start: Instant::now(),
+            moved: Mutex::new(Duration::ZERO),
+        }))
+    }
+
+    /// The current instant.
+    pub fn now(&self) -> Instant {
+        match &*self.0 {
+            Mode::Real => Instant::now(),
+            Mode::Manual { start, moved } => {
+                *start + *moved.lock().unwrap_or_else(|p| p.into_inner())
+            }
+        }
+    }
+
+    /// Moves a manual clock forward by `by`; `false` (and nothing moves) for a real clock.
+    pub fn advance(&self, by: Duration) -> bool {
+        match &*self.0 {
+            Mode::Real => false,
+            Mode::Manual { moved, .. } => {
+                *moved.lock().unwrap_or_else(|p| p.into_inner()) += by;
+                true
+            }
+        }
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::real()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manual_clock_moves_only_when_advanced() {
+        let c = Clock::manual();
+        let t0 = c.now();
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(c.now(), t0);
+        assert!(c.clone().advance(Duration::from_secs(2)));
+        assert_eq!(c.now(), t0 + Duration::from_secs(2));
+        assert!(!Clock::real().advance(Duration::from_secs(1)));
+    }
+}
