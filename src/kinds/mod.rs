@@ -3,13 +3,29 @@
 //! A kind's module is where what that kind means is written down once:
 //!
 //! * `format` — its records as spec §6 defines them: the typed `meta` the writer builds and
-//!   the reader checks ([`format::meta_problems`]), the record rules `verify` runs on them,
-//!   and the resources export writes. It depends only on the bundle format and the shared
-//!   model, never on the network;
+//!   the reader checks ([`format::meta_problems`]), its payload file types (`RepoFile`,
+//!   `JobFile`, … — each JSON file of §6, field for field, [`format::PayloadFile`]), the
+//!   record rules `verify` runs on them, and the resources export writes. It depends only on
+//!   the bundle format and the shared model, never on the network;
 //! * `export` — how it is fetched from a workspace and staged into a bundle;
 //! * `import` — how its records are read (`load`, typed meta to the API's terms), compared
 //!   with a target (`plan`, also for `diff`) and replayed into it (`apply`): three functions,
 //!   declared as the kind's `Unit` by the `unit!` macro of `import::unit`.
+//!
+//! **The format is its own.** A kind's `format.rs` is in two parts. Above, the format alone:
+//! meta types, payload file types, record rules, and the builders of a record from them.
+//! Below, as its last item, a private `mod wire { … }` block: the only place the file names a
+//! type of the API's model (`crate::model`'s wire modules — `compute`, `grants`, `job`,
+//! `mlflow`, `permissions`, `principal`, `repo`, `secret`, `workspace`, `command` — and
+//! `model::KeyValue`). It holds the conversions — `From<&wire::X> for XFile` for export,
+//! [`format::PayloadFile::into_wire`] for import — and the `Resource` constructors export
+//! calls with what the API returned; it defines no type of its own. So a payload's shape is
+//! stated by the format types alone, and a serde or API change to a wire type shows up as a
+//! compile error in a conversion, not as different bytes. Import reads payload files only as
+//! format types (`SourceBundle::payload`, the models stage's `read_file`, both bound to
+//! `PayloadFile`). `tests/layering.rs` checks the rule: outside the wire block no wire type
+//! name occurs (`Kind::` variants aside), and the block defines no struct, enum, union, type
+//! alias or trait. The golden bundles pin the bytes (`tests/bundle_golden.rs`).
 //!
 //! The drivers — [`crate::export`]'s stages, [`crate::import::plan()`] and
 //! [`crate::import::apply`] — know no kind; they run every kind's module in order.
