@@ -1,8 +1,9 @@
-//! The layers of DESIGN.md hold in the source: the bundle format depends on nothing
-//! network-shaped or pipeline-shaped, the emulator does not borrow the client, import does not
-//! borrow export, and a kind's `format` module (its typed meta, which the reader checks) is as
-//! offline as the bundle format (issue #10, "one kind, one place"). Each `.rs` file under a module is read and
-//! every import of a forbidden path is reported with its file and line.
+//! The layers of DESIGN.md hold in the source: the bundle format, the model and every kind's
+//! `format` module (its typed meta and payload file types) depend on nothing network-shaped
+//! or pipeline-shaped, so the format builds without the network layers; the emulator does not
+//! borrow the client, and import does not borrow export (issue #10, "one kind, one place").
+//! Each `.rs` file under a module is read and every import of a forbidden path is reported
+//! with its file and line.
 //!
 //! An import is a `crate::<module>` path (in a `use`, grouped as `crate::{<module>, …}`, or
 //! written inline) or an external crate's path (`tokio::…`, `use tokio;`). Comments are skipped.
@@ -100,6 +101,10 @@ const RULES: &[Rule] = &[
         "the model is below the server that stores it",
     ),
     rule("model", "crate::export", "the model is below the pipelines"),
+    rule("model", "tokio", "the model does no I/O; no async runtime"),
+    rule("model", "reqwest", "the model does no network I/O"),
+    rule("model", "hyper", "the model does no network I/O"),
+    rule("model", "axum", "the model serves nothing"),
     rule("model", "crate::import", "the model is below the pipelines"),
     rule(
         "emulator",
@@ -188,6 +193,18 @@ const RULES: &[Rule] = &[
         "a kind's format does no network I/O",
     ),
     rule_for("kinds", "format.rs", "axum", "a kind's format serves nothing"),
+    rule_for(
+        "kinds",
+        "format.rs",
+        r"crate::kinds::\w+::(export|import)",
+        "a kind's format is below every kind's pipelines",
+    ),
+    rule_for(
+        "kinds",
+        "format.rs",
+        "crate::models",
+        "a kind's format is below the models pipeline",
+    ),
     rule_for(
         "kinds",
         "export.rs",
