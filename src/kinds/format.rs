@@ -9,7 +9,7 @@
 //! A kind's payload file types (`RepoFile`, `JobFile`, …) are its JSON files of spec §6 as
 //! Rust, in the same way: their fields are the file's, spelled and shaped as the spec shows
 //! them, whatever the API's types (`crate::model`) look like. Export converts the API's answer
-//! into one (`From<&wire>`), which the writer serializes ([`payload_part`]); import reads one
+//! into one (`From<&wire>`), which the writer serializes (`payload_part`); import reads one
 //! and converts it back ([`PayloadFile::into_wire`]). A serde or API change to a wire type
 //! therefore cannot change a payload byte, nor what a reader accepts: only a change to a format
 //! type can, and the golden bundles pin those.
