@@ -11,6 +11,10 @@
 use super::ImportError;
 use crate::bundle::inventory::{OpaqueRecord, Record};
 use crate::bundle::{Bundle, Opener};
+use crate::kinds::format::PayloadFile;
+use crate::kinds::reference::format::{
+    ClusterFile, ClusterPolicyFile, InstancePoolFile, MountFile, WarehouseFile,
+};
 use crate::kinds::workspace::format::CodeReference;
 use crate::model::compute::{Cluster, ClusterPolicy, InstancePool, Mount, Warehouse};
 use crate::model::grants::{HiveGrant, HiveObjectType, UcGrants};
@@ -327,22 +331,27 @@ impl SourceBundle {
         crate::model::job::source_tag_value(ws, job_id)
     }
 
-    /// The record's primary stored file (`bytes`, read already) as the JSON of its kind.
-    pub(crate) fn json<T: DeserializeOwned>(
+    /// The record's primary stored file (`bytes`, read already), read as its kind's payload
+    /// file type (§6) and turned into the API's terms. Payloads are read through the format
+    /// types only, so what import accepts is what the format defines, whatever the API's types
+    /// look like.
+    pub(crate) fn payload<F: PayloadFile>(
         &self,
         r: &Record,
         bytes: &Option<Vec<u8>>,
-    ) -> Result<T, ImportError> {
+    ) -> Result<F::Wire, ImportError> {
         let (Some(stored), Some(bytes)) = (r.stored.first(), bytes) else {
             return Err(ImportError::Record {
                 record: format!("{} {}", r.kind, r.name),
                 message: "has no stored file".into(),
             });
         };
-        serde_json::from_slice(bytes).map_err(|e| ImportError::Record {
-            record: format!("{} {}", r.kind, r.name),
-            message: format!("{stored} is not the JSON the format defines: {e}"),
-        })
+        serde_json::from_slice::<F>(bytes)
+            .map(PayloadFile::into_wire)
+            .map_err(|e| ImportError::Record {
+                record: format!("{} {}", r.kind, r.name),
+                message: format!("{stored} is not the JSON the format defines: {e}"),
+            })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Bundle> {
@@ -377,11 +386,26 @@ impl SourceBundle {
         }
         // Reference-only kinds: for the must-recreate list and the principal mapping.
         match r.kind {
-            Kind::Cluster => self.references.clusters.push(self.json(r, &raw)?),
-            Kind::InstancePool => self.references.pools.push(self.json(r, &raw)?),
-            Kind::ClusterPolicy => self.references.policies.push(self.json(r, &raw)?),
-            Kind::Warehouse => self.references.warehouses.push(self.json(r, &raw)?),
-            Kind::Mount => self.references.mounts.push(self.json(r, &raw)?),
+            Kind::Cluster => {
+                let c = self.payload::<ClusterFile>(r, &raw)?;
+                self.references.clusters.push(c)
+            }
+            Kind::InstancePool => {
+                let p = self.payload::<InstancePoolFile>(r, &raw)?;
+                self.references.pools.push(p)
+            }
+            Kind::ClusterPolicy => {
+                let p = self.payload::<ClusterPolicyFile>(r, &raw)?;
+                self.references.policies.push(p)
+            }
+            Kind::Warehouse => {
+                let w = self.payload::<WarehouseFile>(r, &raw)?;
+                self.references.warehouses.push(w)
+            }
+            Kind::Mount => {
+                let m = self.payload::<MountFile>(r, &raw)?;
+                self.references.mounts.push(m)
+            }
             Kind::Principal => self.references.principals.push(SrcPrincipal {
                 principal_type: r.meta_str("principal_type").unwrap_or("user").to_string(),
                 name: r.name.clone(),

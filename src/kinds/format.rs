@@ -1,17 +1,43 @@
 //! What every kind's `format` module shares: checking a record's `meta` against the kind's
-//! typed meta, and writing one.
+//! typed meta, writing one, and the [`PayloadFile`] trait of the JSON payload files.
 //!
 //! A kind's meta type is its row of spec §6 as Rust: required fields are plain, optional ones
 //! (`?` in the spec) are `Option` and left out when absent, and fields the spec does not name
 //! are ignored (a newer writer may add some). The writer builds the record's `meta` from it and
 //! the reader checks `meta` against it, so the two cannot drift apart.
+//!
+//! A kind's payload file types (`RepoFile`, `JobFile`, …) are its JSON files of spec §6 as
+//! Rust, in the same way: their fields are the file's, spelled and shaped as the spec shows
+//! them, whatever the API's types (`crate::model`) look like. Export converts the API's answer
+//! into one (`From<&wire>`), which the writer serializes (`payload_part`); import reads one
+//! and converts it back ([`PayloadFile::into_wire`]). A serde or API change to a wire type
+//! therefore cannot change a payload byte, nor what a reader accepts: only a change to a format
+//! type can, and the golden bundles pin those.
 
 use crate::bundle::inventory::Record;
+use crate::bundle::layout::LogicalPath;
 use crate::bundle::records::{Out, RecordContext};
+use crate::bundle::resource::{json_part, Part};
 use crate::model::Kind;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
+
+/// A JSON payload file of spec §6: a format type, with its conversion into the API's terms
+/// for import. (The conversion from the API's answer, for export, is a `From` impl or a
+/// `from_wire` function in the kind's `format::wire` block.)
+pub trait PayloadFile: Serialize + DeserializeOwned {
+    /// What import works with: the API's type(s) the file converts into.
+    type Wire;
+
+    /// The file's content in the API's terms.
+    fn into_wire(self) -> Self::Wire;
+}
+
+/// The stored part holding a payload file, as canonical JSON (§9).
+pub(crate) fn payload_part(path: LogicalPath, file: &impl PayloadFile) -> Part {
+    json_part(path, file)
+}
 
 /// The `meta` object of a typed meta value.
 pub fn meta_value(meta: &impl Serialize) -> Value {

@@ -1,9 +1,11 @@
 //! The resource model: one typed description of every kind of object dbxport moves.
 //!
 //! This module is the hub of the design. The REST client produces and consumes these types,
-//! the emulator stores and serves them, and the bundle writer and reader serialize them. The
-//! serde shapes follow the Databricks REST wire format (`../shared/reference/databricks-api.md`),
-//! so one struct serves the wire, the emulator's state and the bundle's JSON alike.
+//! and the emulator stores and serves them. The serde shapes follow the Databricks REST wire
+//! format (`../shared/reference/databricks-api.md`), so one struct serves the wire and the
+//! emulator's state. The bundle's JSON payload files are not these types: each kind's
+//! `kinds::<kind>::format` has format types of its own, converted from and to these at the
+//! export and import boundaries, so a change here cannot change a bundle's bytes.
 //!
 //! This module owns data shapes and pure helpers only: it performs no I/O and must not import
 //! `client`, `bundle`, `emulator`, `export` or `import`.

@@ -25,12 +25,12 @@ use super::Problem;
 use crate::bundle::resource::Content;
 use crate::bundle::{BagBuilder, Resource};
 use crate::client::ClientError;
-use crate::kinds::model::format::VersionDetails;
+use crate::kinds::model::format::{RunFile, VersionDetails};
 use crate::model::mlflow::{ModelVersion, RegisteredModel};
 use crate::model::Kind;
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::sync::{Arc, Mutex};
 
 /// What to export.
@@ -353,7 +353,18 @@ impl Run<'_> {
         let provenance = match v.run_id.as_deref().filter(|r| !r.is_empty()) {
             None => None,
             Some(run_id) => match self.registry.get_run(run_id).await {
-                Ok(Some(run)) => Some(run),
+                Ok(Some(run)) => match RunFile::from_wire(&run) {
+                    Some(file) => Some(file),
+                    None => {
+                        let msg = format!(
+                            "its source run {run_id} came back as no run object; no run provenance recorded"
+                        );
+                        notes.push(msg.clone());
+                        jv.warnings.push(msg.clone());
+                        self.warn(object.clone(), msg);
+                        None
+                    }
+                },
                 Ok(None) => {
                     let msg = format!(
                         "its source run {run_id} no longer exists; no run provenance recorded"
@@ -777,7 +788,7 @@ impl Run<'_> {
     async fn add_version(
         &mut self,
         v: &ModelVersion,
-        provenance: Option<Value>,
+        provenance: Option<RunFile>,
         loc: Option<&ArtifactLocation>,
         entries: Vec<ArtifactEntry>,
         missing: Vec<String>,
@@ -787,18 +798,11 @@ impl Run<'_> {
         let files = entries
             .iter()
             .map(|e| (e.path.as_str(), e.sha256.as_str(), e.size));
-        let run = match provenance {
-            Some(run) => Some(
-                crate::bundle::json::to_canonical_bytes(&run)
-                    .map_err(|e| ModelsError::task("run provenance", e))?,
-            ),
-            None => None,
-        };
         let details = VersionDetails {
             status: v.status.clone(),
             artifact_location: loc.map(|l| l.uri()),
             missing_artifacts: missing,
-            run,
+            run: provenance,
         };
         let r = Resource::model_version_with(v, files, complete, details).with_notes(notes);
         self.add(r).await?;

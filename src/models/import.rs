@@ -27,6 +27,8 @@ use super::Problem;
 use crate::bundle::Bundle;
 use crate::client::ClientError;
 use crate::hints::Hint;
+use crate::kinds::format::PayloadFile;
+use crate::kinds::model::format::{ModelFile, RunFile, VersionFile};
 use crate::model::mlflow::{ModelVersion, RegisteredModel};
 use crate::model::report::{OnConflict, Outcome};
 use crate::model::KeyValue;
@@ -327,24 +329,28 @@ impl Apply<'_> {
         Ok(())
     }
 
-    fn read_json<T: serde::de::DeserializeOwned>(&self, stored: &str) -> Result<T, Failure> {
+    /// A payload file of the bundle (§6.5), read as its format type and turned into the
+    /// registry's terms.
+    fn read_file<F: PayloadFile>(&self, stored: &str) -> Result<F::Wire, Failure> {
         let bytes = {
             let mut b = self.bundle.lock().unwrap_or_else(|p| p.into_inner());
             b.read_payload(stored, MAX_DOC)
                 .map_err(|e| Failure::Fatal(ModelsError::Bundle(e)))?
         };
-        serde_json::from_slice(&bytes).map_err(|e| {
-            Failure::Fatal(ModelsError::Inconsistent {
-                record: stored.to_string(),
-                message: format!("not the JSON expected here: {e}"),
+        serde_json::from_slice::<F>(&bytes)
+            .map(PayloadFile::into_wire)
+            .map_err(|e| {
+                Failure::Fatal(ModelsError::Inconsistent {
+                    record: stored.to_string(),
+                    message: format!("not the JSON the format defines (spec §6.5): {e}"),
+                })
             })
-        })
     }
 
     async fn model(&mut self, bm: &BundleModel) -> Result<(), Failure> {
         let name = bm.name.as_str();
         let object = format!("model {name}");
-        let doc: RegisteredModel = self.read_json(&bm.record.stored[0])?;
+        let doc = self.read_file::<ModelFile>(&bm.record.stored[0])?;
         let target = self.reg.get_model(name).await?;
         let tversions = match &target {
             Some(_) => self.reg.list_versions(name).await?,
@@ -528,7 +534,7 @@ impl Apply<'_> {
                 }
             )));
         }
-        let vdoc: ModelVersion = self.read_json(&bv.record.stored[0])?;
+        let vdoc = self.read_file::<VersionFile>(&bv.record.stored[0])?;
         let mk = marker(&bv.manifest_digest());
         let has_marker =
             |t: &&ModelVersion| t.source.as_deref().and_then(marker_of) == Some(mk.as_str());
@@ -648,7 +654,7 @@ impl Apply<'_> {
             Some(t) => t,
             None => {
                 let provenance: Option<RunProvenance> = match &bv.run_stored {
-                    Some(s) => Some(self.read_json(s)?),
+                    Some(s) => Some(self.read_file::<RunFile>(s)?),
                     None => None,
                 };
                 let mut tags = vec![

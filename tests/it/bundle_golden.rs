@@ -435,3 +435,226 @@ fn a_local_header_time_or_version_that_differs_is_refused() {
         assert_eq!(report.problems[0].code().code(), "E105", "byte {field}");
     }
 }
+
+/// One payload file of the golden bundle against its format type: the wire value export had,
+/// converted (`to_file`, export's conversion) and written as canonical JSON, is the golden's
+/// bytes exactly; those bytes, read as the format type and converted back (import's
+/// conversion), give the wire value again.
+fn payload_case<F, W>(what: &str, golden_bytes: &[u8], to_file: impl Fn(&W) -> F, wire: W)
+where
+    F: dbxport::kinds::format::PayloadFile<Wire = W>,
+    W: PartialEq + std::fmt::Debug,
+{
+    let written = dbxport::bundle::json::to_canonical_bytes(&to_file(&wire)).unwrap();
+    assert!(
+        written == golden_bytes,
+        "{what}: the format type writes\n{}\nthe golden holds\n{}",
+        String::from_utf8_lossy(&written),
+        String::from_utf8_lossy(golden_bytes)
+    );
+    let read: F = serde_json::from_slice(golden_bytes)
+        .unwrap_or_else(|e| panic!("{what}: the golden's file is not its format type: {e}"));
+    assert_eq!(read.into_wire(), wire, "{what}: read back");
+}
+
+/// Issue #10, "the format is its own": every JSON payload file of the golden bundle is written
+/// from its kind's format type and read back through it, byte for byte (one case per file;
+/// a JSON payload the table does not cover fails the test).
+#[test]
+fn every_json_payload_is_its_format_type_byte_for_byte() {
+    use dbxport::kinds::grants::format::{HiveGrantsFile, UcGrantsFile};
+    use dbxport::kinds::job::format::JobFile;
+    use dbxport::kinds::model::format::{ModelFile, VersionFile};
+    use dbxport::kinds::permissions::format::PermissionsFile;
+    use dbxport::kinds::reference::format::{
+        ClusterFile, ClusterPolicyFile, GroupFile, InstancePoolFile, MountFile,
+        ServicePrincipalFile, UserFile, WarehouseFile,
+    };
+    use dbxport::kinds::repo::format::RepoFile;
+    use dbxport::kinds::secret::format::ScopeFile;
+    use dbxport::model::grants::HiveGrant;
+    use dbxport::model::secret::{AclItem, SecretMetadata, SecretScope};
+    use dbxport::model::Kind;
+
+    let mut bundle = dbxport::bundle::Bundle::open(&golden::current_path(), None).unwrap();
+    let records: Vec<(Kind, String, String)> = bundle
+        .inventory()
+        .records
+        .iter()
+        .flat_map(|r| {
+            r.stored
+                .iter()
+                .filter(|s| s.ends_with(".json"))
+                .map(|s| (r.kind, r.name.clone(), s.clone()))
+        })
+        .collect();
+    let mut covered = std::collections::BTreeSet::new();
+    let mut file = |kind: Kind, name: &str| -> Vec<u8> {
+        let (_, _, stored) = records
+            .iter()
+            .find(|(k, n, _)| *k == kind && n == name)
+            .unwrap_or_else(|| panic!("the golden has no JSON payload for {kind} {name}"));
+        covered.insert(stored.clone());
+        bundle.read_payload(stored, 1 << 20).unwrap()
+    };
+    // Export sorts grant rows, a scope's ACL and its keys before writing them.
+    let sorted = |mut v: Vec<HiveGrant>| {
+        v.sort();
+        v
+    };
+    type Scope = (SecretScope, Vec<AclItem>, Vec<SecretMetadata>);
+    let scope = |(s, mut acls, mut keys): Scope| {
+        acls.sort();
+        keys.sort_by(|a, b| a.key.cmp(&b.key));
+        (s, acls, keys)
+    };
+    let scope_file = |(s, a, k): &Scope| ScopeFile::from_wire(s, a, k);
+
+    let repo = "/Repos/alice@example.org/project";
+    payload_case(
+        "repo",
+        &file(Kind::Repo, repo),
+        |w| RepoFile::from(w),
+        golden::repo(),
+    );
+    payload_case(
+        "job",
+        &file(Kind::Job, "nightly etl"),
+        |w| JobFile::from(w),
+        golden::job(),
+    );
+    payload_case(
+        "notebook permissions",
+        &file(Kind::Permissions, "notebooks/1011"),
+        |w| PermissionsFile::from(w),
+        golden::notebook_permissions(),
+    );
+    payload_case(
+        "job permissions",
+        &file(Kind::Permissions, "jobs/42"),
+        |w| PermissionsFile::from(w),
+        golden::job_permissions(),
+    );
+    let hive = |g: &Vec<HiveGrant>| HiveGrantsFile::from(g.as_slice());
+    payload_case(
+        "table grants",
+        &file(Kind::HiveGrants, "TABLE sales.orders"),
+        hive,
+        sorted(golden::table_grants()),
+    );
+    payload_case(
+        "catalog grants",
+        &file(Kind::HiveGrants, "CATALOG"),
+        hive,
+        sorted(golden::catalog_grants()),
+    );
+    payload_case(
+        "uc grants",
+        &file(Kind::UcGrants, "catalog main"),
+        |w| UcGrantsFile::from(w),
+        golden::uc_grants(),
+    );
+    payload_case(
+        "model",
+        &file(Kind::RegisteredModel, "churn"),
+        |w| ModelFile::from(w),
+        golden::model(),
+    );
+    payload_case(
+        "version",
+        &file(Kind::ModelVersion, "churn/1"),
+        |w| VersionFile::from(w),
+        golden::version(),
+    );
+    payload_case(
+        "scope etl",
+        &file(Kind::SecretScope, "etl"),
+        scope_file,
+        scope(golden::etl_scope()),
+    );
+    payload_case(
+        "scope kv",
+        &file(Kind::SecretScope, "kv"),
+        scope_file,
+        scope(golden::kv_scope()),
+    );
+    payload_case(
+        "cluster",
+        &file(Kind::Cluster, "shared etl"),
+        |w| ClusterFile::from(w),
+        golden::cluster(),
+    );
+    payload_case(
+        "pool",
+        &file(Kind::InstancePool, "small nodes"),
+        |w| InstancePoolFile::from(w),
+        golden::pool(),
+    );
+    payload_case(
+        "policy",
+        &file(Kind::ClusterPolicy, "personal compute"),
+        |w| ClusterPolicyFile::from(w),
+        golden::policy(),
+    );
+    payload_case(
+        "warehouse",
+        &file(Kind::Warehouse, "Starter Warehouse"),
+        |w| WarehouseFile::from(w),
+        golden::warehouse(),
+    );
+    payload_case(
+        "mount",
+        &file(Kind::Mount, "/mnt/raw"),
+        |w| MountFile::from(w),
+        golden::mount(),
+    );
+    payload_case(
+        "user",
+        &file(Kind::Principal, "alice@example.org"),
+        |w| UserFile::from(w),
+        golden::user(),
+    );
+    payload_case(
+        "group",
+        &file(Kind::Principal, "analysts"),
+        |w| GroupFile::from(w),
+        golden::group(),
+    );
+    payload_case(
+        "service principal",
+        &file(Kind::Principal, "6f1e2d3c-4b5a-6978-8899-aabbccddeeff"),
+        |w| ServicePrincipalFile::from(w),
+        golden::service_principal(),
+    );
+    let all: std::collections::BTreeSet<String> =
+        records.iter().map(|(_, _, s)| s.clone()).collect();
+    let missed: Vec<&String> = all.difference(&covered).collect();
+    assert!(
+        missed.is_empty(),
+        "JSON payloads of the golden bundle with no case here: {missed:?}"
+    );
+}
+
+/// `run.json` (§6.5, not in the golden bundle: its version's run was not read) is the run
+/// object kept verbatim: its bytes are the canonical JSON of what `runs/get` gave, fields
+/// this version does not know included; an answer that is no object gives no file.
+#[test]
+fn a_run_file_keeps_the_run_object_verbatim() {
+    use dbxport::kinds::format::PayloadFile;
+    use dbxport::kinds::model::format::RunFile;
+    let run = serde_json::json!({
+        "info": {"run_id": "9f8e7d6c5b4a", "status": "FINISHED", "start_time": 1767000000000i64},
+        "data": {"params": [{"key": "lr", "value": "0.1"}], "metrics": [], "tags": []},
+        "inputs": {"dataset_inputs": [{"dataset": {"name": "churn", "digest": "abc"}}]}
+    });
+    let file = RunFile::from_wire(&run).expect("an object is a run file");
+    let bytes = dbxport::bundle::json::to_canonical_bytes(&file).unwrap();
+    assert_eq!(
+        bytes,
+        dbxport::bundle::json::to_canonical_bytes(&run).unwrap()
+    );
+    let read: RunFile = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(read.into_wire(), run);
+    assert!(RunFile::from_wire(&serde_json::Value::Null).is_none());
+    assert!(serde_json::from_slice::<RunFile>(b"[1]").is_err());
+}

@@ -1,11 +1,17 @@
-//! The layers of DESIGN.md hold in the source: the bundle format depends on nothing
-//! network-shaped or pipeline-shaped, the emulator does not borrow the client, import does not
-//! borrow export, and a kind's `format` module (its typed meta, which the reader checks) is as
-//! offline as the bundle format (issue #10, "one kind, one place"). Each `.rs` file under a module is read and
-//! every import of a forbidden path is reported with its file and line.
+//! The layers of DESIGN.md hold in the source: the bundle format, the model and every kind's
+//! `format` module (its typed meta and payload file types) depend on nothing network-shaped
+//! or pipeline-shaped, so the format builds without the network layers; the emulator does not
+//! borrow the client, and import does not borrow export (issue #10, "one kind, one place").
+//! Each `.rs` file under a module is read and every import of a forbidden path is reported
+//! with its file and line.
 //!
 //! An import is a `crate::<module>` path (in a `use`, grouped as `crate::{<module>, …}`, or
 //! written inline) or an external crate's path (`tokio::…`, `use tokio;`). Comments are skipped.
+//!
+//! A second check holds the bundle's payload formats apart from the API's wire model (issue
+//! #10, "the format is its own"; the rule is stated in `src/kinds/mod.rs`): a kind's
+//! `format.rs` names a wire type of `crate::model` only inside its `mod wire { … }` block,
+//! its last item, which defines no type of its own.
 
 use regex::Regex;
 use std::collections::BTreeMap;
@@ -95,6 +101,10 @@ const RULES: &[Rule] = &[
         "the model is below the server that stores it",
     ),
     rule("model", "crate::export", "the model is below the pipelines"),
+    rule("model", "tokio", "the model does no I/O; no async runtime"),
+    rule("model", "reqwest", "the model does no network I/O"),
+    rule("model", "hyper", "the model does no network I/O"),
+    rule("model", "axum", "the model serves nothing"),
     rule("model", "crate::import", "the model is below the pipelines"),
     rule(
         "emulator",
@@ -175,6 +185,25 @@ const RULES: &[Rule] = &[
         "format.rs",
         "reqwest",
         "a kind's format does no network I/O",
+    ),
+    rule_for(
+        "kinds",
+        "format.rs",
+        "hyper",
+        "a kind's format does no network I/O",
+    ),
+    rule_for("kinds", "format.rs", "axum", "a kind's format serves nothing"),
+    rule_for(
+        "kinds",
+        "format.rs",
+        r"crate::kinds::\w+::(export|import)",
+        "a kind's format is below every kind's pipelines",
+    ),
+    rule_for(
+        "kinds",
+        "format.rs",
+        "crate::models",
+        "a kind's format is below the models pipeline",
     ),
     rule_for(
         "kinds",
@@ -468,4 +497,205 @@ fn dev_dependencies_change_no_features_of_shipped_crates_but_the_known_ones() {
         "dev-dependencies change the features of {unknown:?} under `cargo test`; check that no \
          code relies on the added features, then list the crate in KNOWN"
     );
+}
+
+/// The files of `src/model/` whose types are not the API's wire shapes: the kind vocabulary,
+/// the report model and the code scanner's findings. Every other module's public types are
+/// wire types (a new module counts as wire until listed here).
+const NOT_WIRE_FILES: &[&str] = &["kinds.rs", "report.rs", "scan.rs"];
+/// Public types of the wire files that are not wire shapes.
+const NOT_WIRE_NAMES: &[&str] = &["Kind"];
+
+/// The names of the wire model's public types, read from `src/model/`.
+fn wire_type_names(model: &Path) -> Vec<String> {
+    let decl = Regex::new(r"(?m)^pub (?:struct|enum|type|trait|union) (\w+)").unwrap();
+    let mut names = Vec::new();
+    for f in rust_files(model) {
+        let file = f.file_name().unwrap().to_string_lossy().to_string();
+        if NOT_WIRE_FILES.contains(&file.as_str()) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        for c in decl.captures_iter(&text) {
+            if !NOT_WIRE_NAMES.contains(&&c[1]) {
+                names.push(c[1].to_string());
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// `text` with the contents of its string literals blanked (newlines kept), so a word in a
+/// message or a serde name is not taken for a type. Handles escapes, raw strings and the
+/// char literal `'"'`.
+fn blank_strings(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = b.to_vec();
+    let mut i = 0;
+    let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    while i < b.len() {
+        match b[i] {
+            b'\'' if b.get(i + 2) == Some(&b'\'') => i += 3,
+            b'\'' if b.get(i + 1) == Some(&b'\\') && b.get(i + 3) == Some(&b'\'') => i += 4,
+            b'r' if (i == 0 || !word(b[i - 1]))
+                && matches!(b.get(i + 1), Some(b'"') | Some(b'#')) =>
+            {
+                let hashes = b[i + 1..].iter().take_while(|&&c| c == b'#').count();
+                let open = i + 1 + hashes;
+                if b.get(open) != Some(&b'"') {
+                    i += 1;
+                    continue;
+                }
+                let close: Vec<u8> = std::iter::once(b'"')
+                    .chain(std::iter::repeat_n(b'#', hashes))
+                    .collect();
+                let mut j = open + 1;
+                while j < b.len() && !b[j..].starts_with(&close) {
+                    if b[j] != b'\n' {
+                        out[j] = b' ';
+                    }
+                    j += 1;
+                }
+                i = j + close.len();
+            }
+            b'"' => {
+                let mut j = i + 1;
+                while j < b.len() && b[j] != b'"' {
+                    let step = if b[j] == b'\\' { 2 } else { 1 };
+                    for k in j..(j + step).min(b.len()) {
+                        if b[k] != b'\n' {
+                            out[k] = b' ';
+                        }
+                    }
+                    j += step;
+                }
+                i = j + 1;
+            }
+            _ => i += 1,
+        }
+    }
+    String::from_utf8(out)
+        .expect("blanking keeps UTF-8: only whole ASCII bytes and string contents change")
+}
+
+/// What breaks the wire-block rule in one `format.rs` (comments and strings already blanked):
+/// `(line, problem)`.
+fn wire_block_problems(text: &str, wire_names: &[String]) -> Vec<(usize, String)> {
+    let mut problems = Vec::new();
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.iter().position(|l| l.trim_end() == "mod wire {");
+    let format_part = &lines[..start.unwrap_or(lines.len())];
+    let name = Regex::new(r"\b[A-Z]\w*\b").unwrap();
+    for (n, line) in format_part.iter().enumerate() {
+        for m in name.find_iter(line) {
+            if wire_names.iter().any(|w| w == m.as_str()) && !line[..m.start()].ends_with("Kind::")
+            {
+                problems.push((
+                    n + 1,
+                    format!(
+                        "names the wire type {} outside its `mod wire` block",
+                        m.as_str()
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(start) = start {
+        let item =
+            Regex::new(r"^    (?:pub(?:\([^)]*\))?\s+)?(struct|enum|union|type|trait)\b").unwrap();
+        for (n, line) in lines.iter().enumerate().skip(start + 1) {
+            if !line.is_empty() && !line.starts_with(' ') && line.trim_end() != "}" {
+                problems.push((
+                    n + 1,
+                    "an item after the `mod wire` block: it must be the file's last item".into(),
+                ));
+            }
+            if let Some(c) = item.captures(line) {
+                problems.push((
+                    n + 1,
+                    format!(
+                        "the `mod wire` block defines a {}: format types live above it",
+                        &c[1]
+                    ),
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// Issue #10, "the format is its own": every kind's `format.rs` names the API's wire types
+/// only in its `mod wire` block (the conversions and the constructors export calls), so the
+/// payload file types above it state their shapes without borrowing any wire type's.
+#[test]
+fn kinds_formats_name_wire_types_only_in_their_wire_block() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let wire = wire_type_names(&repo.join("src/model"));
+    for expected in [
+        "Repo",
+        "Job",
+        "ObjectPermissions",
+        "KeyValue",
+        "HiveGrant",
+        "Cluster",
+    ] {
+        assert!(
+            wire.iter().any(|w| w == expected),
+            "{expected} is not among the wire types read from src/model: {wire:?}"
+        );
+    }
+    let mut broken = Vec::new();
+    let mut with_block = 0;
+    for f in rust_files(&repo.join("src/kinds")) {
+        if f.file_name().is_some_and(|n| n != "format.rs") {
+            continue;
+        }
+        let rel = f
+            .strip_prefix(repo)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        let text = blank_strings(&strip_comments(&std::fs::read_to_string(&f).unwrap()));
+        with_block += usize::from(text.lines().any(|l| l.trim_end() == "mod wire {"));
+        for (line, why) in wire_block_problems(&text, &wire) {
+            broken.push(format!("{rel}:{line}: {why}"));
+        }
+    }
+    assert!(
+        with_block >= 8,
+        "only {with_block} kinds' format.rs have a `mod wire` block"
+    );
+    assert!(
+        broken.is_empty(),
+        "the format borrows the wire model:\n{}\nhint: give the payload its own format type \
+         above the block, and convert from and to the wire type inside `mod wire` (src/kinds/mod.rs)",
+        broken.join("\n")
+    );
+}
+
+/// The wire-block check itself: what it finds and what it lets pass.
+#[test]
+fn the_wire_block_check_finds_each_breach() {
+    let wire = vec!["Repo".to_string(), "Job".to_string()];
+    let check = |src: &str| {
+        wire_block_problems(&blank_strings(&strip_comments(src)), &wire)
+            .into_iter()
+            .map(|(l, _)| l)
+            .collect::<Vec<_>>()
+    };
+    let clean = "pub struct RepoFile {\n    pub id: i64,\n}\nfn k() { Kind::Job; }\n\
+                 const S: &str = \"Repo\";\n// a Repo\nlet c = '\"'; let j = \"Job\";\n\
+                 mod wire {\n    use crate::model::repo::Repo;\n    impl From<&Repo> for RepoFile {}\n}\n";
+    assert!(check(clean).is_empty(), "{:?}", check(clean));
+    assert_eq!(check("pub struct F {\n    pub r: Repo,\n}\n"), [2]);
+    assert_eq!(
+        check("#[serde(flatten)]\nw: crate::model::job::Job,\n"),
+        [2]
+    );
+    assert_eq!(check("let s = r#\"Repo\"#; let x: Job;\n"), [1]);
+    assert_eq!(check("mod wire {\n    pub struct Extra;\n}\n"), [2]);
+    assert_eq!(check("mod wire {\n    enum E {}\n}\n"), [2]);
+    assert_eq!(check("mod wire {\n}\nfn after() {}\n"), [3]);
 }

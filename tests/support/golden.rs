@@ -214,6 +214,297 @@ pub fn noise(n: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
+/// The Git folder.
+pub fn repo() -> Repo {
+    Repo {
+        id: 2000,
+        path: Some("/Repos/alice@example.org/project".into()),
+        url: "https://github.com/example/project.git".into(),
+        provider: "gitHub".into(),
+        branch: Some("main".into()),
+        head_commit_id: Some("0123456789abcdef0123456789abcdef01234567".into()),
+        sparse_checkout: None,
+    }
+}
+
+/// The job (its second task runs a job the bundle does not hold).
+pub fn job() -> Job {
+    Job {
+            job_id: 42,
+            creator_user_name: Some("alice@example.org".into()),
+            run_as_user_name: Some("alice@example.org".into()),
+            created_time: Some(1_767_000_000_000),
+            settings: json!({
+                "name": "nightly etl",
+                "max_concurrent_runs": 1,
+                "tasks": [
+                    {"task_key": "load", "existing_cluster_id": "0115-093000-abcd1234",
+                     "notebook_task": {"notebook_path": "/Users/alice@example.org/etl/Load: daily", "source": "WORKSPACE"}},
+                    {"task_key": "report", "depends_on": [{"task_key": "load"}], "run_job_task": {"job_id": 43}}
+                ]
+            })
+            .as_object()
+            .unwrap()
+            .clone(),
+        }
+}
+
+/// The Unity Catalog grants.
+pub fn uc_grants() -> UcGrants {
+    UcGrants {
+        securable_type: "catalog".into(),
+        full_name: "main".into(),
+        privilege_assignments: vec![PrivilegeAssignment {
+            principal: "analysts".into(),
+            privileges: vec!["USE_CATALOG".into()],
+        }],
+    }
+}
+
+/// The registered model.
+pub fn model() -> RegisteredModel {
+    RegisteredModel {
+        name: "churn".into(),
+        creation_timestamp: Some(1_767_000_000_000),
+        last_updated_timestamp: Some(1_767_000_000_000),
+        user_id: Some("alice@example.org".into()),
+        description: Some("churn classifier".into()),
+        latest_versions: vec![],
+        tags: vec![KeyValue {
+            key: "team".into(),
+            value: "growth".into(),
+        }],
+        aliases: vec![],
+    }
+}
+
+/// The cluster.
+pub fn cluster() -> Cluster {
+    Cluster {
+            cluster_id: "0115-093000-abcd1234".into(),
+            cluster_name: "shared etl".into(),
+            spec: json!({"spark_version": "15.4.x-scala2.12", "node_type_id": "Standard_DS3_v2", "num_workers": 2})
+                .as_object().unwrap().clone(),
+        }
+}
+
+/// The instance pool.
+pub fn pool() -> InstancePool {
+    InstancePool {
+        instance_pool_id: "0115-pool-xyz".into(),
+        instance_pool_name: "small nodes".into(),
+        spec: json!({"node_type_id": "Standard_DS3_v2", "min_idle_instances": 0})
+            .as_object()
+            .unwrap()
+            .clone(),
+    }
+}
+
+/// The cluster policy.
+pub fn policy() -> ClusterPolicy {
+    ClusterPolicy {
+            policy_id: "ABC123DEF456".into(),
+            name: "personal compute".into(),
+            spec: json!({"definition": "{\"spark_version\":{\"type\":\"fixed\",\"value\":\"auto:latest\"}}"})
+                .as_object().unwrap().clone(),
+        }
+}
+
+/// The SQL warehouse.
+pub fn warehouse() -> Warehouse {
+    Warehouse {
+        id: "a1b2c3d4e5f60718".into(),
+        name: "Starter Warehouse".into(),
+        spec: json!({"cluster_size": "2X-Small", "auto_stop_mins": 10})
+            .as_object()
+            .unwrap()
+            .clone(),
+    }
+}
+
+/// The mount.
+pub fn mount() -> Mount {
+    Mount {
+        mount_point: "/mnt/raw".into(),
+        source: "abfss://raw@lake.dfs.core.windows.net/".into(),
+        encryption_type: None,
+    }
+}
+
+/// The user.
+pub fn user() -> User {
+    User {
+        id: "7001".into(),
+        user_name: "alice@example.org".into(),
+        display_name: Some("Alice".into()),
+        active: true,
+        emails: vec![ScimRef {
+            value: "alice@example.org".into(),
+            display: None,
+            primary: Some(true),
+        }],
+        groups: vec![ScimRef {
+            value: "8001".into(),
+            display: Some("analysts".into()),
+            primary: None,
+        }],
+        entitlements: vec![],
+    }
+}
+
+/// The group.
+pub fn group() -> Group {
+    Group {
+        id: "8001".into(),
+        display_name: "analysts".into(),
+        members: vec![ScimRef {
+            value: "7001".into(),
+            display: Some("alice@example.org".into()),
+            primary: None,
+        }],
+        entitlements: vec![],
+    }
+}
+
+/// The service principal.
+pub fn service_principal() -> ServicePrincipal {
+    ServicePrincipal {
+        id: "9001".into(),
+        application_id: "6f1e2d3c-4b5a-6978-8899-aabbccddeeff".into(),
+        display_name: Some("etl-bot".into()),
+        active: true,
+    }
+}
+
+/// The model version.
+pub fn version() -> ModelVersion {
+    ModelVersion {
+        name: "churn".into(),
+        version: "1".into(),
+        creation_timestamp: Some(1_767_000_000_000),
+        last_updated_timestamp: None,
+        user_id: Some("alice@example.org".into()),
+        current_stage: Some("Production".into()),
+        description: None,
+        source: Some("dbfs:/databricks/mlflow-registry/abc/models/churn/1".into()),
+        run_id: Some("9f8e7d6c5b4a".into()),
+        run_link: None,
+        status: Some("READY".into()),
+        status_message: None,
+        tags: vec![],
+        aliases: vec!["champion".into()],
+    }
+}
+
+/// The notebook `/Users/alice@example.org/Report`'s permissions.
+pub fn notebook_permissions() -> ObjectPermissions {
+    ObjectPermissions {
+        object_id: "/notebooks/1011".into(),
+        object_type: "notebook".into(),
+        access_control_list: vec![AccessControl {
+            principal: PrincipalRef::GroupName("analysts".into()),
+            display_name: None,
+            all_permissions: vec![Permission {
+                permission_level: "CAN_RUN".into(),
+                inherited: false,
+                inherited_from_object: None,
+            }],
+        }],
+    }
+}
+
+/// The job's permissions.
+pub fn job_permissions() -> ObjectPermissions {
+    ObjectPermissions {
+        object_id: "/jobs/42".into(),
+        object_type: "job".into(),
+        access_control_list: vec![AccessControl {
+            principal: PrincipalRef::UserName("alice@example.org".into()),
+            display_name: Some("Alice".into()),
+            all_permissions: vec![Permission {
+                permission_level: "IS_OWNER".into(),
+                inherited: false,
+                inherited_from_object: None,
+            }],
+        }],
+    }
+}
+
+/// The grants on the table `sales.orders`, unsorted.
+pub fn table_grants() -> Vec<HiveGrant> {
+    vec![
+        HiveGrant {
+            principal: "analysts".into(),
+            action_type: "SELECT".into(),
+            object_type: HiveObjectType::Table,
+            object_key: "sales.orders".into(),
+        },
+        HiveGrant {
+            principal: "interns".into(),
+            action_type: "DENIED_SELECT".into(),
+            object_type: HiveObjectType::Table,
+            object_key: "sales.orders".into(),
+        },
+    ]
+}
+
+/// The grants on the catalog.
+pub fn catalog_grants() -> Vec<HiveGrant> {
+    vec![HiveGrant {
+        principal: "admins".into(),
+        action_type: "OWN".into(),
+        object_type: HiveObjectType::Catalog,
+        object_key: String::new(),
+    }]
+}
+
+/// The Databricks-backed scope `etl`: its ACL (unsorted) and its keys, in the order of
+/// [`secret_values`].
+pub fn etl_scope() -> (SecretScope, Vec<AclItem>, Vec<SecretMetadata>) {
+    let etl = SecretScope {
+        name: "etl".into(),
+        backend_type: ScopeBackend::Databricks,
+        keyvault_metadata: None,
+    };
+    let acls = vec![
+        AclItem {
+            principal: "users".into(),
+            permission: AclPermission::Read,
+        },
+        AclItem {
+            principal: "alice@example.org".into(),
+            permission: AclPermission::Manage,
+        },
+    ];
+    let keys = secret_values()
+        .into_iter()
+        .map(|(_, key, _, _)| SecretMetadata {
+            key: key.into(),
+            last_updated_timestamp: Some(1_767_000_000_000),
+        })
+        .collect();
+    (etl, acls, keys)
+}
+
+/// The Key Vault-backed scope `kv`: no ACL, one key.
+pub fn kv_scope() -> (SecretScope, Vec<AclItem>, Vec<SecretMetadata>) {
+    let kv = SecretScope {
+        name: "kv".into(),
+        backend_type: ScopeBackend::AzureKeyvault,
+        keyvault_metadata: Some(KeyVaultMetadata {
+            resource_id:
+                "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv"
+                    .into(),
+            dns_name: "https://kv.vault.azure.net/".into(),
+        }),
+    };
+    let key = SecretMetadata {
+        key: "storage-key".into(),
+        last_updated_timestamp: None,
+    };
+    (kv, Vec::new(), vec![key])
+}
+
 /// Every resource of the golden bundle, one or more of each kind.
 pub fn resources() -> Vec<Resource> {
     let alice = "/Users/alice@example.org";
@@ -274,212 +565,55 @@ pub fn resources() -> Vec<Resource> {
             &obj(ObjectType::File, "/Shared/CON.csv", 1021, None),
             Content::Bytes(b"id,amount\n1,10\n2,20\n".repeat(50)),
         ),
-        Resource::repo(&Repo {
-            id: 2000,
-            path: Some("/Repos/alice@example.org/project".into()),
-            url: "https://github.com/example/project.git".into(),
-            provider: "gitHub".into(),
-            branch: Some("main".into()),
-            head_commit_id: Some("0123456789abcdef0123456789abcdef01234567".into()),
-            sparse_checkout: None,
-        }),
-        Resource::job(&Job {
-            job_id: 42,
-            creator_user_name: Some("alice@example.org".into()),
-            run_as_user_name: Some("alice@example.org".into()),
-            created_time: Some(1_767_000_000_000),
-            settings: json!({
-                "name": "nightly etl",
-                "max_concurrent_runs": 1,
-                "tasks": [
-                    {"task_key": "load", "existing_cluster_id": "0115-093000-abcd1234",
-                     "notebook_task": {"notebook_path": "/Users/alice@example.org/etl/Load: daily", "source": "WORKSPACE"}},
-                    {"task_key": "report", "depends_on": [{"task_key": "load"}], "run_job_task": {"job_id": 43}}
-                ]
-            })
-            .as_object()
-            .unwrap()
-            .clone(),
-        }),
+        Resource::repo(&repo()),
+        Resource::job(&job()),
         Resource::permissions(
             "notebooks",
             "1011",
             Some("/Users/alice@example.org/Report"),
-            &ObjectPermissions {
-                object_id: "/notebooks/1011".into(),
-                object_type: "notebook".into(),
-                access_control_list: vec![AccessControl {
-                    principal: PrincipalRef::GroupName("analysts".into()),
-                    display_name: None,
-                    all_permissions: vec![Permission {
-                        permission_level: "CAN_RUN".into(),
-                        inherited: false,
-                        inherited_from_object: None,
-                    }],
-                }],
-            },
+            &notebook_permissions(),
         ),
         Resource::permissions(
             "jobs",
             "42",
             Some("nightly etl"),
-            &ObjectPermissions {
-                object_id: "/jobs/42".into(),
-                object_type: "job".into(),
-                access_control_list: vec![AccessControl {
-                    principal: PrincipalRef::UserName("alice@example.org".into()),
-                    display_name: Some("Alice".into()),
-                    all_permissions: vec![Permission {
-                        permission_level: "IS_OWNER".into(),
-                        inherited: false,
-                        inherited_from_object: None,
-                    }],
-                }],
-            },
+            &job_permissions(),
         ),
         Resource::hive_grants(
             HiveObjectType::Table,
             "sales.orders",
-            &[
-                HiveGrant {
-                    principal: "analysts".into(),
-                    action_type: "SELECT".into(),
-                    object_type: HiveObjectType::Table,
-                    object_key: "sales.orders".into(),
-                },
-                HiveGrant {
-                    principal: "interns".into(),
-                    action_type: "DENIED_SELECT".into(),
-                    object_type: HiveObjectType::Table,
-                    object_key: "sales.orders".into(),
-                },
-            ],
+            &table_grants(),
         ),
         Resource::hive_grants(
             HiveObjectType::Catalog,
             "",
-            &[HiveGrant {
-                principal: "admins".into(),
-                action_type: "OWN".into(),
-                object_type: HiveObjectType::Catalog,
-                object_key: String::new(),
-            }],
+            &catalog_grants(),
         ),
-        Resource::uc_grants(&UcGrants {
-            securable_type: "catalog".into(),
-            full_name: "main".into(),
-            privilege_assignments: vec![PrivilegeAssignment {
-                principal: "analysts".into(),
-                privileges: vec!["USE_CATALOG".into()],
-            }],
-        }),
-        Resource::registered_model(&RegisteredModel {
-            name: "churn".into(),
-            creation_timestamp: Some(1_767_000_000_000),
-            last_updated_timestamp: Some(1_767_000_000_000),
-            user_id: Some("alice@example.org".into()),
-            description: Some("churn classifier".into()),
-            latest_versions: vec![],
-            tags: vec![KeyValue { key: "team".into(), value: "growth".into() }],
-            aliases: vec![],
-        }),
-        Resource::model_version(&ModelVersion {
-            name: "churn".into(),
-            version: "1".into(),
-            creation_timestamp: Some(1_767_000_000_000),
-            last_updated_timestamp: None,
-            user_id: Some("alice@example.org".into()),
-            current_stage: Some("Production".into()),
-            description: None,
-            source: Some("dbfs:/databricks/mlflow-registry/abc/models/churn/1".into()),
-            run_id: Some("9f8e7d6c5b4a".into()),
-            run_link: None,
-            status: Some("READY".into()),
-            status_message: None,
-            tags: vec![],
-            aliases: vec!["champion".into()],
-        }, artifacts, true),
+        Resource::uc_grants(&uc_grants()),
+        Resource::registered_model(&model()),
+        Resource::model_version(&version(), artifacts, true),
         Resource::model_artifact("churn", "1", "MLmodel", Content::Bytes(mlmodel)),
         Resource::model_artifact("churn", "1", "model.pkl", Content::Bytes(pickle)),
-        Resource::cluster(&Cluster {
-            cluster_id: "0115-093000-abcd1234".into(),
-            cluster_name: "shared etl".into(),
-            spec: json!({"spark_version": "15.4.x-scala2.12", "node_type_id": "Standard_DS3_v2", "num_workers": 2})
-                .as_object().unwrap().clone(),
-        }),
-        Resource::instance_pool(&InstancePool {
-            instance_pool_id: "0115-pool-xyz".into(),
-            instance_pool_name: "small nodes".into(),
-            spec: json!({"node_type_id": "Standard_DS3_v2", "min_idle_instances": 0}).as_object().unwrap().clone(),
-        }),
-        Resource::cluster_policy(&ClusterPolicy {
-            policy_id: "ABC123DEF456".into(),
-            name: "personal compute".into(),
-            spec: json!({"definition": "{\"spark_version\":{\"type\":\"fixed\",\"value\":\"auto:latest\"}}"})
-                .as_object().unwrap().clone(),
-        }),
-        Resource::warehouse(&Warehouse {
-            id: "a1b2c3d4e5f60718".into(),
-            name: "Starter Warehouse".into(),
-            spec: json!({"cluster_size": "2X-Small", "auto_stop_mins": 10}).as_object().unwrap().clone(),
-        }),
-        Resource::mount(&Mount {
-            mount_point: "/mnt/raw".into(),
-            source: "abfss://raw@lake.dfs.core.windows.net/".into(),
-            encryption_type: None,
-        }),
-        Resource::user(&User {
-            id: "7001".into(),
-            user_name: "alice@example.org".into(),
-            display_name: Some("Alice".into()),
-            active: true,
-            emails: vec![ScimRef { value: "alice@example.org".into(), display: None, primary: Some(true) }],
-            groups: vec![ScimRef { value: "8001".into(), display: Some("analysts".into()), primary: None }],
-            entitlements: vec![],
-        }),
-        Resource::group(&Group {
-            id: "8001".into(),
-            display_name: "analysts".into(),
-            members: vec![ScimRef { value: "7001".into(), display: Some("alice@example.org".into()), primary: None }],
-            entitlements: vec![],
-        }),
-        Resource::service_principal(&ServicePrincipal {
-            id: "9001".into(),
-            application_id: "6f1e2d3c-4b5a-6978-8899-aabbccddeeff".into(),
-            display_name: Some("etl-bot".into()),
-            active: true,
-        }),
+        Resource::cluster(&cluster()),
+        Resource::instance_pool(&pool()),
+        Resource::cluster_policy(&policy()),
+        Resource::warehouse(&warehouse()),
+        Resource::mount(&mount()),
+        Resource::user(&user()),
+        Resource::group(&group()),
+        Resource::service_principal(&service_principal()),
     ];
     // Secrets: a Databricks scope with two sealed values, a Key Vault scope whose value could
     // not be read.
-    let etl = SecretScope {
-        name: "etl".into(),
-        backend_type: ScopeBackend::Databricks,
-        keyvault_metadata: None,
-    };
-    let acls = vec![
-        AclItem {
-            principal: "users".into(),
-            permission: AclPermission::Read,
-        },
-        AclItem {
-            principal: "alice@example.org".into(),
-            permission: AclPermission::Manage,
-        },
-    ];
-    let mut keys = Vec::new();
-    for (scope, key, _, enc) in secret_values() {
-        let meta = SecretMetadata {
-            key: key.into(),
-            last_updated_timestamp: Some(1_767_000_000_000),
-        };
+    let (etl, acls, keys) = etl_scope();
+    for ((scope, key, _, enc), meta) in secret_values().into_iter().zip(&keys) {
+        assert_eq!(key, meta.key);
         v.push(Resource::secret(
             scope,
-            &meta,
+            meta,
             enc,
             Some(sealed(&format!("{key}.age"))),
         ));
-        keys.push(meta);
     }
     v.push(Resource::secret_scope(
         &etl,
@@ -487,25 +621,12 @@ pub fn resources() -> Vec<Resource> {
         &keys,
         Some(sealed("digests.json.age")),
     ));
-    let kv = SecretScope {
-        name: "kv".into(),
-        backend_type: ScopeBackend::AzureKeyvault,
-        keyvault_metadata: Some(KeyVaultMetadata {
-            resource_id:
-                "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv"
-                    .into(),
-            dns_name: "https://kv.vault.azure.net/".into(),
-        }),
-    };
-    let kv_key = SecretMetadata {
-        key: "storage-key".into(),
-        last_updated_timestamp: None,
-    };
+    let (kv, _, kv_keys) = kv_scope();
     v.push(
-        Resource::secret("kv", &kv_key, ValueEncoding::String, None)
+        Resource::secret("kv", &kv_keys[0], ValueEncoding::String, None)
             .with_notes(["value not exported: the server refused secrets/get (PERMISSION_DENIED)"]),
     );
-    v.push(Resource::secret_scope(&kv, &[], &[kv_key], None));
+    v.push(Resource::secret_scope(&kv, &[], &kv_keys, None));
     v
 }
 

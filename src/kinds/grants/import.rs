@@ -315,15 +315,15 @@ fn load(
     r: &Record,
     payload: Option<Vec<u8>>,
 ) -> Result<(), ImportError> {
-    use super::format::HiveGrantsMeta;
-    use crate::model::grants::{HiveGrant, HiveObjectType};
+    use super::format::{HiveGrantsFile, HiveGrantsMeta, UcGrantsFile};
+    use crate::model::grants::HiveObjectType;
     if r.kind == Kind::UcGrants {
-        let g = source.json(r, &payload)?;
+        let g = source.payload::<UcGrantsFile>(r, &payload)?;
         source.uc_grants.push(g);
         return Ok(());
     }
     let m: HiveGrantsMeta = source.typed_meta(r)?;
-    let grants: Vec<HiveGrant> = source.json(r, &payload)?;
+    let grants = source.payload::<HiveGrantsFile>(r, &payload)?;
     let object_type = HiveObjectType::parse(&m.object_type).ok_or_else(|| ImportError::Record {
         record: format!("hive_grants {}", r.name),
         message: format!(

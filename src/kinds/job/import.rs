@@ -411,7 +411,7 @@ fn load(
     r: &Record,
     payload: Option<Vec<u8>>,
 ) -> Result<(), ImportError> {
-    let job = source.json(r, &payload)?;
+    let job = source.payload::<super::format::JobFile>(r, &payload)?;
     source.jobs.push(job);
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The bundle format of ML models (spec §6.5): the `meta` of `registered_model`,
-//! `model_version` and `model_artifact` records, and the resources export writes for them.
+//! `model_version` and `model_artifact` records, their payload files ([`ModelFile`],
+//! [`VersionFile`], [`RunFile`]), and the resources export writes for them.
 
 use crate::bundle::inventory::Inventory;
 use crate::bundle::inventory::Record;
@@ -8,12 +9,12 @@ use crate::bundle::records::{
     artifacts_digest, check_model_name, duplicate, is_artifact_path, is_version, meta_u64, Out,
     RecordContext,
 };
-use crate::bundle::resource::{json_part, Content, Part, Resource};
+use crate::bundle::resource::{Content, Part, Resource};
 use crate::bundle::ErrorCode;
-use crate::kinds::format::meta_value;
-use crate::model::mlflow::{ModelVersion, RegisteredModel};
+use crate::kinds::format::{meta_value, payload_part};
 use crate::model::Kind;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 /// `meta` of a `registered_model` record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +90,105 @@ pub struct ModelArtifactMeta {
     pub size: Option<u64>,
 }
 
+/// `models/⟨name⟩/model.json` (§6.5): a registered model as the registry described it,
+/// without its versions (they have records of their own).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelFile {
+    /// The model's name.
+    pub name: String,
+    /// Creation time, milliseconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_timestamp: Option<i64>,
+    /// Last update, milliseconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_updated_timestamp: Option<i64>,
+    /// Who created it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// Its description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Its tags; left out when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+    /// Its aliases; left out when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<Alias>,
+}
+
+/// A `{key, value}` tag of a model or version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tag {
+    /// The tag's key.
+    pub key: String,
+    /// Its value (`""` when absent).
+    #[serde(default)]
+    pub value: String,
+}
+
+/// An alias of a [`ModelFile`]: a name pointing at a version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alias {
+    /// The alias.
+    pub alias: String,
+    /// The version number it points at.
+    pub version: String,
+}
+
+/// `models/⟨name⟩/versions/⟨version⟩/version.json` (§6.5): a model version as the registry
+/// described it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionFile {
+    /// The model's name.
+    pub name: String,
+    /// The version number, as a string.
+    pub version: String,
+    /// Creation time, milliseconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_timestamp: Option<i64>,
+    /// Last update, milliseconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_updated_timestamp: Option<i64>,
+    /// Who created it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// Its stage in a workspace registry (`None`, `Staging`, `Production`, `Archived`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_stage: Option<String>,
+    /// Its description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Where the registry says its files came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The MLflow run that produced it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// A link to that run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_link: Option<String>,
+    /// Its registry status (`READY`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Detail about the status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+    /// Its tags; left out when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+    /// The aliases pointing at it; left out when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+}
+
+/// `models/⟨name⟩/versions/⟨version⟩/run.json` (§6.5): the `run` object of `runs/get` for the
+/// version's source run — `info`, `data` (params, the latest value of each metric, tags) and
+/// whatever else the server gave — kept verbatim by design: it is provenance, and import
+/// replays only `data.params`, `data.metrics` and `data.tags` from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunFile(pub Map<String, Value>);
+
 /// What export learned about a version beyond the registry's answer.
 #[derive(Debug, Clone, Default)]
 pub struct VersionDetails {
@@ -98,54 +198,45 @@ pub struct VersionDetails {
     pub artifact_location: Option<String>,
     /// Paths of the files that could not be read.
     pub missing_artifacts: Vec<String>,
-    /// The run's `runs/get` answer, stored as `run.json` when present.
-    pub run: Option<Vec<u8>>,
+    /// The source run, stored as `run.json` when present.
+    pub run: Option<RunFile>,
 }
 
 impl Resource {
-    /// A registered model, without `latest_versions` (the versions have records of their own).
-    pub fn registered_model(m: &RegisteredModel) -> Self {
-        Self::registered_model_with(m, None)
-    }
-
-    /// A registered model with the version numbers exported.
-    pub fn registered_model_with(m: &RegisteredModel, selected: Option<Vec<String>>) -> Self {
+    /// A registered model record from its file, with the version numbers exported.
+    fn registered_model_record(file: ModelFile, selected: Option<Vec<String>>) -> Self {
         let meta = RegisteredModelMeta {
-            name: m.name.clone(),
+            name: file.name.clone(),
             selected_versions: selected,
         };
-        let mut r = Resource::new(Kind::RegisteredModel, &m.name, &m.name, meta_value(&meta));
-        r.parts.push(json_part(
-            LogicalPath::file(segs(["models", &m.name, "model"]), Some("json")),
-            m,
+        let mut r = Resource::new(
+            Kind::RegisteredModel,
+            &file.name,
+            &file.name,
+            meta_value(&meta),
+        );
+        r.parts.push(payload_part(
+            LogicalPath::file(segs(["models", &file.name, "model"]), Some("json")),
+            &file,
         ));
         r
     }
 
-    /// A model version with its artifact summary: `(path, sha256, size)` of every file.
-    pub fn model_version<'a>(
-        v: &ModelVersion,
-        artifacts: impl IntoIterator<Item = (&'a str, &'a str, u64)>,
-        complete: bool,
-    ) -> Self {
-        Self::model_version_with(v, artifacts, complete, VersionDetails::default())
-    }
-
-    /// A model version with its artifact summary and what export learned about it.
-    pub fn model_version_with<'a>(
-        v: &ModelVersion,
-        artifacts: impl IntoIterator<Item = (&'a str, &'a str, u64)>,
+    /// A model version record from its file, its artifact summary (`(path, sha256, size)` of
+    /// every file) and what export learned about it.
+    fn model_version_record(
+        file: VersionFile,
+        artifacts: &[(&str, &str, u64)],
         complete: bool,
         details: VersionDetails,
     ) -> Self {
-        let id = format!("{}/{}", v.name, v.version);
-        let artifacts: Vec<(&str, &str, u64)> = artifacts.into_iter().collect();
+        let id = format!("{}/{}", file.name, file.version);
         let meta = ModelVersionMeta {
-            model: v.name.clone(),
-            version: v.version.clone(),
-            run_id: v.run_id.clone(),
-            source: v.source.clone(),
-            current_stage: v.current_stage.clone(),
+            model: file.name.clone(),
+            version: file.version.clone(),
+            run_id: file.run_id.clone(),
+            source: file.source.clone(),
+            current_stage: file.current_stage.clone(),
             status: details.status,
             artifacts_sha256: Some(crate::bundle::records::artifacts_digest(
                 artifacts.iter().map(|(path, sha, _)| (*path, *sha)),
@@ -159,22 +250,17 @@ impl Resource {
             run_provenance: details.run.is_some().then_some(true),
         };
         let mut r = Resource::new(Kind::ModelVersion, &id, &id, meta_value(&meta));
-        r.parts.push(json_part(
-            LogicalPath::file(
-                segs(["models", &v.name, "versions", &v.version, "version"]),
-                Some("json"),
-            ),
-            v,
+        let (name, version) = (file.name.as_str(), file.version.as_str());
+        let folder = |leaf: &str| segs(["models", name, "versions", version, leaf]);
+        r.parts.push(payload_part(
+            LogicalPath::file(folder("version"), Some("json")),
+            &file,
         ));
         if let Some(run) = details.run {
-            r.parts.push(Part {
-                path: LogicalPath::file(
-                    segs(["models", &v.name, "versions", &v.version, "run"]),
-                    Some("json"),
-                ),
-                content: Content::Bytes(run),
-                sealed: false,
-            });
+            r.parts.push(payload_part(
+                LogicalPath::file(folder("run"), Some("json")),
+                &run,
+            ));
         }
         r
     }
@@ -355,6 +441,175 @@ pub(crate) fn check_version_summaries(inv: &Inventory, ctx: &RecordContext<'_>, 
                     files.len()
                 ),
             );
+        }
+    }
+}
+
+/// The API's side: conversions between the registry's types and the model files, and the
+/// constructors export calls with what the registry returned.
+mod wire {
+    use super::{Alias, ModelFile, RunFile, Tag, VersionDetails, VersionFile};
+    use crate::bundle::resource::Resource;
+    use crate::kinds::format::PayloadFile;
+    use crate::model::mlflow::{ModelAlias, ModelVersion, RegisteredModel};
+    use crate::model::KeyValue;
+    use serde_json::Value;
+
+    fn tags(t: &[KeyValue]) -> Vec<Tag> {
+        t.iter()
+            .map(|t| Tag {
+                key: t.key.clone(),
+                value: t.value.clone(),
+            })
+            .collect()
+    }
+
+    fn key_values(t: Vec<Tag>) -> Vec<KeyValue> {
+        t.into_iter()
+            .map(|t| KeyValue {
+                key: t.key,
+                value: t.value,
+            })
+            .collect()
+    }
+
+    impl From<&RegisteredModel> for ModelFile {
+        /// Leaves out `latest_versions`: a changing view of the versions, which have records
+        /// of their own.
+        fn from(m: &RegisteredModel) -> Self {
+            ModelFile {
+                name: m.name.clone(),
+                creation_timestamp: m.creation_timestamp,
+                last_updated_timestamp: m.last_updated_timestamp,
+                user_id: m.user_id.clone(),
+                description: m.description.clone(),
+                tags: tags(&m.tags),
+                aliases: m
+                    .aliases
+                    .iter()
+                    .map(|a| Alias {
+                        alias: a.alias.clone(),
+                        version: a.version.clone(),
+                    })
+                    .collect(),
+            }
+        }
+    }
+
+    impl PayloadFile for ModelFile {
+        type Wire = RegisteredModel;
+
+        fn into_wire(self) -> RegisteredModel {
+            RegisteredModel {
+                name: self.name,
+                creation_timestamp: self.creation_timestamp,
+                last_updated_timestamp: self.last_updated_timestamp,
+                user_id: self.user_id,
+                description: self.description,
+                latest_versions: Vec::new(),
+                tags: key_values(self.tags),
+                aliases: self
+                    .aliases
+                    .into_iter()
+                    .map(|a| ModelAlias {
+                        alias: a.alias,
+                        version: a.version,
+                    })
+                    .collect(),
+            }
+        }
+    }
+
+    impl From<&ModelVersion> for VersionFile {
+        fn from(v: &ModelVersion) -> Self {
+            VersionFile {
+                name: v.name.clone(),
+                version: v.version.clone(),
+                creation_timestamp: v.creation_timestamp,
+                last_updated_timestamp: v.last_updated_timestamp,
+                user_id: v.user_id.clone(),
+                current_stage: v.current_stage.clone(),
+                description: v.description.clone(),
+                source: v.source.clone(),
+                run_id: v.run_id.clone(),
+                run_link: v.run_link.clone(),
+                status: v.status.clone(),
+                status_message: v.status_message.clone(),
+                tags: tags(&v.tags),
+                aliases: v.aliases.clone(),
+            }
+        }
+    }
+
+    impl PayloadFile for VersionFile {
+        type Wire = ModelVersion;
+
+        fn into_wire(self) -> ModelVersion {
+            ModelVersion {
+                name: self.name,
+                version: self.version,
+                creation_timestamp: self.creation_timestamp,
+                last_updated_timestamp: self.last_updated_timestamp,
+                user_id: self.user_id,
+                current_stage: self.current_stage,
+                description: self.description,
+                source: self.source,
+                run_id: self.run_id,
+                run_link: self.run_link,
+                status: self.status,
+                status_message: self.status_message,
+                tags: key_values(self.tags),
+                aliases: self.aliases,
+            }
+        }
+    }
+
+    impl RunFile {
+        /// The file of a `runs/get` answer's `run`; `None` when it is not an object.
+        pub fn from_wire(run: &Value) -> Option<Self> {
+            run.as_object().map(|m| RunFile(m.clone()))
+        }
+    }
+
+    impl PayloadFile for RunFile {
+        /// The `run` object, as the registry's client takes it.
+        type Wire = Value;
+
+        fn into_wire(self) -> Value {
+            Value::Object(self.0)
+        }
+    }
+
+    impl Resource {
+        /// A registered model, without `latest_versions` (the versions have records of their
+        /// own).
+        pub fn registered_model(m: &RegisteredModel) -> Self {
+            Self::registered_model_with(m, None)
+        }
+
+        /// A registered model with the version numbers exported.
+        pub fn registered_model_with(m: &RegisteredModel, selected: Option<Vec<String>>) -> Self {
+            Resource::registered_model_record(ModelFile::from(m), selected)
+        }
+
+        /// A model version with its artifact summary: `(path, sha256, size)` of every file.
+        pub fn model_version<'a>(
+            v: &ModelVersion,
+            artifacts: impl IntoIterator<Item = (&'a str, &'a str, u64)>,
+            complete: bool,
+        ) -> Self {
+            Self::model_version_with(v, artifacts, complete, VersionDetails::default())
+        }
+
+        /// A model version with its artifact summary and what export learned about it.
+        pub fn model_version_with<'a>(
+            v: &ModelVersion,
+            artifacts: impl IntoIterator<Item = (&'a str, &'a str, u64)>,
+            complete: bool,
+            details: VersionDetails,
+        ) -> Self {
+            let artifacts: Vec<(&str, &str, u64)> = artifacts.into_iter().collect();
+            Resource::model_version_record(VersionFile::from(v), &artifacts, complete, details)
         }
     }
 }

@@ -404,9 +404,9 @@ fn load(
     r: &Record,
     payload: Option<Vec<u8>>,
 ) -> Result<(), ImportError> {
-    use super::format::{ObjectId, PermissionsMeta};
+    use super::format::{ObjectId, PermissionsFile, PermissionsMeta};
     let m: PermissionsMeta = source.typed_meta(r)?;
-    let permissions = source.json(r, &payload)?;
+    let permissions = source.payload::<PermissionsFile>(r, &payload)?;
     source
         .permissions
         .push(crate::import::source::SrcPermissions {

@@ -239,7 +239,7 @@ fn load(
     r: &Record,
     payload: Option<Vec<u8>>,
 ) -> Result<(), ImportError> {
-    let mut repo: crate::model::repo::Repo = source.json(r, &payload)?;
+    let mut repo = source.payload::<super::format::RepoFile>(r, &payload)?;
     if repo.path.is_none() {
         repo.path = Some(r.name.clone());
     }

@@ -406,30 +406,26 @@ fn load(
     r: &Record,
     _payload: Option<Vec<u8>>,
 ) -> Result<(), ImportError> {
-    use super::format::{Backend, Encoding, ScopeMeta, SecretMeta};
+    use super::format::{ScopeMeta, SecretMeta};
     use crate::import::source::{SrcScope, SrcSecret};
-    use crate::model::secret::ValueEncoding;
     if r.kind == Kind::SecretScope {
         let m: ScopeMeta = source.typed_meta(r)?;
         let acls = m
             .acls
             .iter()
             .map(|a| {
-                serde_json::from_value(
-                    json!({"principal": a.principal, "permission": a.permission}),
-                )
-                .map_err(|e| ImportError::Record {
+                a.to_wire().ok_or_else(|| ImportError::Record {
                     record: format!("secret_scope {}", r.name),
-                    message: format!("meta.acls: {e}"),
+                    message: format!(
+                        "meta.acls: permission {:?} is not READ, WRITE or MANAGE",
+                        a.permission
+                    ),
                 })
             })
             .collect::<Result<Vec<AclItem>, _>>()?;
         source.scopes.push(SrcScope {
             name: r.name.clone(),
-            backend: match m.backend_type {
-                Backend::Databricks => ScopeBackend::Databricks,
-                Backend::AzureKeyvault => ScopeBackend::AzureKeyvault,
-            },
+            backend: m.backend_type.into(),
             keyvault: m
                 .keyvault_metadata
                 .and_then(|v| serde_json::from_value(v).ok()),
@@ -442,10 +438,7 @@ fn load(
     source.secrets.push(SrcSecret {
         scope: m.scope,
         key: m.key,
-        encoding: match m.encoding {
-            Encoding::String => ValueEncoding::String,
-            Encoding::Bytes => ValueEncoding::Bytes,
-        },
+        encoding: m.encoding.into(),
         sealed_sha256: if r.sealed { r.sha256.clone() } else { None },
         notes: r.notes.clone(),
         record: r.clone(),

@@ -2,12 +2,11 @@
 //! and `file` records, and the resources export writes for them.
 
 use crate::bundle::inventory::Record;
-use crate::bundle::layout::{notebook_ext, workspace_segments, LogicalPath};
+use crate::bundle::layout::{workspace_segments, LogicalPath};
 use crate::bundle::records::{check_workspace_path, Out};
 use crate::bundle::resource::{Content, Part, Resource};
 use crate::kinds::format::meta_value;
 use crate::model::scan::{Dependency, Finding};
-use crate::model::workspace::{Format, Language, ObjectInfo};
 use crate::model::Kind;
 use serde::{Deserialize, Serialize};
 
@@ -35,29 +34,6 @@ pub enum NotebookLanguage {
     R,
 }
 
-impl NotebookLanguage {
-    /// The API's language.
-    pub fn to_wire(self) -> Language {
-        match self {
-            NotebookLanguage::Python => Language::Python,
-            NotebookLanguage::Scala => Language::Scala,
-            NotebookLanguage::Sql => Language::Sql,
-            NotebookLanguage::R => Language::R,
-        }
-    }
-}
-
-impl From<Language> for NotebookLanguage {
-    fn from(l: Language) -> Self {
-        match l {
-            Language::Python => NotebookLanguage::Python,
-            Language::Scala => NotebookLanguage::Scala,
-            Language::Sql => NotebookLanguage::Sql,
-            Language::R => NotebookLanguage::R,
-        }
-    }
-}
-
 /// A format a notebook was exported in, as §6.1 spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NotebookFormat {
@@ -76,32 +52,6 @@ pub enum NotebookFormat {
     /// R Markdown.
     #[serde(rename = "R_MARKDOWN")]
     RMarkdown,
-}
-
-impl NotebookFormat {
-    /// The API's export format.
-    pub fn to_wire(self) -> Format {
-        match self {
-            NotebookFormat::Source => Format::Source,
-            NotebookFormat::Html => Format::Html,
-            NotebookFormat::Jupyter => Format::Jupyter,
-            NotebookFormat::Dbc => Format::Dbc,
-            NotebookFormat::RMarkdown => Format::RMarkdown,
-        }
-    }
-
-    /// The bundle's name for an export format of the API; `None` for one a notebook is never
-    /// stored in (`AUTO`, `RAW`).
-    pub fn from_wire(f: Format) -> Option<Self> {
-        Some(match f {
-            Format::Source => NotebookFormat::Source,
-            Format::Html => NotebookFormat::Html,
-            Format::Jupyter => NotebookFormat::Jupyter,
-            Format::Dbc => NotebookFormat::Dbc,
-            Format::RMarkdown => NotebookFormat::RMarkdown,
-            Format::Auto | Format::Raw => return None,
-        })
-    }
 }
 
 /// One line of a notebook's or file's code that depends on something a migration cannot
@@ -200,82 +150,6 @@ impl Resource {
         });
         r
     }
-
-    /// A notebook with its exports; `SOURCE` first when present. Not scanned.
-    pub fn notebook(info: &ObjectInfo, exports: Vec<(Format, Content)>) -> Self {
-        Self::notebook_scanned(info, exports, None)
-    }
-
-    /// A notebook with its exports and what the scanner found in its source (`None`: not
-    /// scanned).
-    pub fn notebook_scanned(
-        info: &ObjectInfo,
-        exports: Vec<(Format, Content)>,
-        findings: Option<&[Finding]>,
-    ) -> Self {
-        let language = info.language.unwrap_or(Language::Python);
-        let mut exports = exports;
-        // AUTO and RAW are import modes, never a stored notebook (the CLI refuses them).
-        exports.retain(|(f, _)| NotebookFormat::from_wire(*f).is_some());
-        exports.sort_by_key(|(f, _)| *f != Format::Source);
-        let meta = NotebookMeta {
-            object_id: info.object_id,
-            language: language.into(),
-            formats: exports
-                .iter()
-                .filter_map(|(f, _)| NotebookFormat::from_wire(*f))
-                .collect(),
-            created_at: info.created_at,
-            modified_at: info.modified_at,
-            code_references: references(findings),
-        };
-        let mut r = Resource::new(
-            Kind::Notebook,
-            info.object_id.to_string(),
-            &info.path,
-            meta_value(&meta),
-        );
-        for (format, content) in exports {
-            r.parts.push(Part {
-                path: LogicalPath::file(
-                    workspace_segments(&info.path),
-                    Some(notebook_ext(language, format)),
-                ),
-                content,
-                sealed: false,
-            });
-        }
-        r
-    }
-
-    /// A workspace file, stored as its bytes. Not scanned.
-    pub fn workspace_file(info: &ObjectInfo, content: Content) -> Self {
-        Self::workspace_file_scanned(info, content, None)
-    }
-
-    /// A workspace file and what the scanner found in it (`None`: not scanned).
-    pub fn workspace_file_scanned(
-        info: &ObjectInfo,
-        content: Content,
-        findings: Option<&[Finding]>,
-    ) -> Self {
-        let mut r = Resource::new(
-            Kind::File,
-            info.object_id.to_string(),
-            &info.path,
-            meta_value(&FileMeta {
-                object_id: info.object_id,
-                modified_at: info.modified_at,
-                code_references: references(findings),
-            }),
-        );
-        r.parts.push(Part {
-            path: LogicalPath::file(workspace_segments(&info.path), None),
-            content,
-            sealed: false,
-        });
-        r
-    }
 }
 
 /// The rules of §6.1 for a `directory`, `notebook` or `file` record (E307).
@@ -284,4 +158,143 @@ pub(crate) fn check_record(r: &Record, out: &mut Out) {
         r,
         check_workspace_path(&r.name).map_err(|e| format!("name {e}")),
     );
+}
+
+/// The API's side: conversions between the workspace API's languages and formats and the
+/// format's, and the constructors export calls with what the API returned.
+mod wire {
+    use super::{references, FileMeta, NotebookFormat, NotebookLanguage, NotebookMeta};
+    use crate::bundle::layout::{notebook_ext, workspace_segments, LogicalPath};
+    use crate::bundle::resource::{Content, Part, Resource};
+    use crate::kinds::format::meta_value;
+    use crate::model::scan::Finding;
+    use crate::model::workspace::{Format, Language, ObjectInfo};
+    use crate::model::Kind;
+
+    impl NotebookLanguage {
+        /// The API's language.
+        pub fn to_wire(self) -> Language {
+            match self {
+                NotebookLanguage::Python => Language::Python,
+                NotebookLanguage::Scala => Language::Scala,
+                NotebookLanguage::Sql => Language::Sql,
+                NotebookLanguage::R => Language::R,
+            }
+        }
+    }
+
+    impl From<Language> for NotebookLanguage {
+        fn from(l: Language) -> Self {
+            match l {
+                Language::Python => NotebookLanguage::Python,
+                Language::Scala => NotebookLanguage::Scala,
+                Language::Sql => NotebookLanguage::Sql,
+                Language::R => NotebookLanguage::R,
+            }
+        }
+    }
+
+    impl NotebookFormat {
+        /// The API's export format.
+        pub fn to_wire(self) -> Format {
+            match self {
+                NotebookFormat::Source => Format::Source,
+                NotebookFormat::Html => Format::Html,
+                NotebookFormat::Jupyter => Format::Jupyter,
+                NotebookFormat::Dbc => Format::Dbc,
+                NotebookFormat::RMarkdown => Format::RMarkdown,
+            }
+        }
+
+        /// The bundle's name for an export format of the API; `None` for one a notebook is never
+        /// stored in (`AUTO`, `RAW`).
+        pub fn from_wire(f: Format) -> Option<Self> {
+            Some(match f {
+                Format::Source => NotebookFormat::Source,
+                Format::Html => NotebookFormat::Html,
+                Format::Jupyter => NotebookFormat::Jupyter,
+                Format::Dbc => NotebookFormat::Dbc,
+                Format::RMarkdown => NotebookFormat::RMarkdown,
+                Format::Auto | Format::Raw => return None,
+            })
+        }
+    }
+
+    impl Resource {
+        /// A notebook with its exports; `SOURCE` first when present. Not scanned.
+        pub fn notebook(info: &ObjectInfo, exports: Vec<(Format, Content)>) -> Self {
+            Self::notebook_scanned(info, exports, None)
+        }
+
+        /// A notebook with its exports and what the scanner found in its source (`None`: not
+        /// scanned).
+        pub fn notebook_scanned(
+            info: &ObjectInfo,
+            exports: Vec<(Format, Content)>,
+            findings: Option<&[Finding]>,
+        ) -> Self {
+            let language = info.language.unwrap_or(Language::Python);
+            let mut exports = exports;
+            // AUTO and RAW are import modes, never a stored notebook (the CLI refuses them).
+            exports.retain(|(f, _)| NotebookFormat::from_wire(*f).is_some());
+            exports.sort_by_key(|(f, _)| *f != Format::Source);
+            let meta = NotebookMeta {
+                object_id: info.object_id,
+                language: language.into(),
+                formats: exports
+                    .iter()
+                    .filter_map(|(f, _)| NotebookFormat::from_wire(*f))
+                    .collect(),
+                created_at: info.created_at,
+                modified_at: info.modified_at,
+                code_references: references(findings),
+            };
+            let mut r = Resource::new(
+                Kind::Notebook,
+                info.object_id.to_string(),
+                &info.path,
+                meta_value(&meta),
+            );
+            for (format, content) in exports {
+                r.parts.push(Part {
+                    path: LogicalPath::file(
+                        workspace_segments(&info.path),
+                        Some(notebook_ext(language, format)),
+                    ),
+                    content,
+                    sealed: false,
+                });
+            }
+            r
+        }
+
+        /// A workspace file, stored as its bytes. Not scanned.
+        pub fn workspace_file(info: &ObjectInfo, content: Content) -> Self {
+            Self::workspace_file_scanned(info, content, None)
+        }
+
+        /// A workspace file and what the scanner found in it (`None`: not scanned).
+        pub fn workspace_file_scanned(
+            info: &ObjectInfo,
+            content: Content,
+            findings: Option<&[Finding]>,
+        ) -> Self {
+            let mut r = Resource::new(
+                Kind::File,
+                info.object_id.to_string(),
+                &info.path,
+                meta_value(&FileMeta {
+                    object_id: info.object_id,
+                    modified_at: info.modified_at,
+                    code_references: references(findings),
+                }),
+            );
+            r.parts.push(Part {
+                path: LogicalPath::file(workspace_segments(&info.path), None),
+                content,
+                sealed: false,
+            });
+            r
+        }
+    }
 }
