@@ -518,15 +518,13 @@ impl BagBuilder {
     }
 
     /// The committed records in staging order, refusing secrets whose scope never finished.
+    /// Takes them out of the builder (its callers consume it): a copy of every record doubled
+    /// what the end of a large export held.
     fn committed(&self) -> Result<Vec<StagedRecord>> {
-        let staged: Vec<StagedRecord> = self
-            .inner
-            .lock()
-            .expect("builder lock")
-            .records
-            .values()
-            .cloned()
-            .collect();
+        let staged: Vec<StagedRecord> =
+            std::mem::take(&mut self.inner.lock().expect("builder lock").records)
+                .into_values()
+                .collect();
         let scopes: HashSet<&str> = staged
             .iter()
             .filter(|r| r.kind == Kind::SecretScope)

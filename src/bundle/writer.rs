@@ -159,18 +159,20 @@ pub(crate) fn directory_entries<'a>(
     dirs
 }
 
-/// A record for a resource, before digests are known.
-pub(crate) fn record_for(r: &Resource, stored: Vec<String>, size: u64) -> Record {
+/// A record for a resource, before digests are known; takes the resource's names, notes and meta.
+pub(crate) fn record_for(r: &mut Resource, stored: Vec<String>, size: u64) -> Record {
+    // Moved, not copied: the resource is dropped next, and a copy of every record's meta is
+    // what a large export's last step held most of.
     Record {
         kind: r.kind,
-        source_id: r.source_id.clone(),
-        name: r.name.clone(),
+        sealed: r.is_sealed(),
+        source_id: std::mem::take(&mut r.source_id),
+        name: std::mem::take(&mut r.name),
         stored,
         size,
         sha256: None,
-        sealed: r.is_sealed(),
-        notes: r.notes.clone(),
-        meta: r.meta.clone(),
+        notes: std::mem::take(&mut r.notes),
+        meta: std::mem::take(&mut r.meta),
     }
 }
 
@@ -329,7 +331,7 @@ fn write_entries<W: Write>(
             sz.push(n);
         }
         records.push(record_for(
-            &r,
+            &mut r,
             stored[ri].clone(),
             sz.first().copied().unwrap_or(0),
         ));
@@ -337,8 +339,10 @@ fn write_entries<W: Write>(
         sizes_of.push(sz);
     }
     let bag = settings.bag_name.clone();
-    let inv0 = settings.inventory(sealing.clone(), records.clone());
-    let fixed = fixed_tags(&inv0, &sizes, &extra_tags);
+    // One inventory, its records' digests filled in once the payload is written: a copy of
+    // every record per step cost more memory than anything else at the end of a large export.
+    let mut inv = settings.inventory(sealing, records);
+    let fixed = fixed_tags(&inv, &sizes, &extra_tags);
 
     let mut slots: BTreeMap<String, Slot> = BTreeMap::new();
     for d in directory_entries(&bag, stored.iter().flatten().map(String::as_str)) {
@@ -385,11 +389,9 @@ fn write_entries<W: Write>(
                             )));
                         }
                         let post = post.get_or_insert_with(|| {
-                            let mut recs = records.clone();
-                            for r in &mut recs {
+                            for r in &mut inv.records {
                                 r.sha256 = r.stored.first().and_then(|p| digests.get(p).cloned());
                             }
-                            let inv = settings.inventory(sealing.clone(), recs);
                             digest_tags(&inv, &digests, &fixed)
                         });
                         post[&tag].clone()
@@ -413,7 +415,7 @@ fn write_entries<W: Write>(
         bag,
         bundle_id: settings.bundle_id.clone(),
         entries,
-        records: records.len() as u64,
+        records: inv.records.len() as u64,
         payload_files: payload_total as u64,
         payload_bytes: sizes.values().sum(),
         bytes: zip.position(),

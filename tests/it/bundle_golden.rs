@@ -1,6 +1,6 @@
-//! The golden bundles. The current one (format 1.1): rebuilt from its inputs by both writers it
-//! must be identical byte for byte (determinism, spec §9). Both it and the frozen format 1.0
-//! one: `inspect --json` must match the recorded output; they verify; unpack then pack must
+//! The golden bundles. The current one (format 1.2): rebuilt from its inputs by both writers it
+//! must be identical byte for byte (determinism, spec §9). It and the frozen format 1.1 and 1.0
+//! ones: `inspect --json` must match the recorded output; they verify; unpack then pack must
 //! reproduce them; their inventories must satisfy the JSON Schema (spec §14: a reader keeps
 //! reading every 1.x bundle).
 
@@ -61,11 +61,12 @@ fn golden_bundle_is_rebuilt_byte_for_byte() {
     let got = stream_build();
     assert!(
         got == want,
-        "the writer no longer reproduces fixtures/bundles/golden-v1.1.zip ({}).\n\
+        "the writer no longer reproduces {} ({}).\n\
          If the tool version changed on purpose, regenerate it with\n\
-         `DBXPORT_BLESS=1 cargo test --test bundle_golden` and review the diff. If the\n\
+         `DBXPORT_BLESS=1 cargo test --test it bundle_golden` and review the diff. If the\n\
          format changed, bump its minor version (spec §14.3) and add a new golden bundle\n\
          instead: the old one stays, for the reader.",
+        golden::current_path().display(),
         first_difference(&got, &want)
     );
 }

@@ -7,7 +7,7 @@
 //! keep accepting it (spec §14). `golden-v1.1.zip` is frozen the same way (format 1.1: no
 //! `code_references`). All share the key and the sealed inputs.
 //!
-//! Regenerate the current one with `DBXPORT_BLESS=1 cargo test --test bundle_golden`.
+//! Regenerate the current one with `DBXPORT_BLESS=1 cargo test --test it bundle_golden`.
 #![allow(dead_code)]
 
 use dbxport::bundle::resource::{Content, Resource};
@@ -649,7 +649,7 @@ pub fn blessing() -> bool {
 pub fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|_| {
         panic!(
-            "{} is missing; run `DBXPORT_BLESS=1 cargo test --test bundle_golden` to create it",
+            "{} is missing; run `DBXPORT_BLESS=1 cargo test --test it bundle_golden` to create it",
             path.display()
         )
     })
