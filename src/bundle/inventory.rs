@@ -318,9 +318,9 @@ impl Inventory {
     /// Sorts records (§9) and canonicalizes `meta` and `options`.
     pub fn normalize(&mut self) {
         for r in &mut self.records {
-            r.meta = canonicalize(&r.meta);
+            canonicalize(&mut r.meta);
         }
-        self.options = canonicalize(&self.options);
+        canonicalize(&mut self.options);
         self.records.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     }
 

@@ -3,29 +3,19 @@
 //! the inventory use it, so the same data always gives the same bytes.
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-/// Returns `v` with every object's keys sorted.
-pub fn canonicalize(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            let mut out = Map::with_capacity(m.len());
-            for k in keys {
-                out.insert(k.clone(), canonicalize(&m[k]));
-            }
-            Value::Object(out)
-        }
-        Value::Array(a) => Value::Array(a.iter().map(canonicalize).collect()),
-        other => other.clone(),
-    }
+/// Sorts every object's keys in place (at every level), so the value prints canonically.
+/// In place, not copied: a copy of a whole inventory cost more memory than the inventory.
+pub fn canonicalize(v: &mut Value) {
+    v.sort_all_objects();
 }
 
-/// Canonical JSON bytes of any serializable value.
+/// Canonical bytes of `v`: sorted keys, pretty printed, a trailing LF.
 pub fn to_canonical_bytes<T: Serialize + ?Sized>(v: &T) -> serde_json::Result<Vec<u8>> {
-    let value = serde_json::to_value(v)?;
-    let mut out = serde_json::to_vec_pretty(&canonicalize(&value))?;
+    let mut value = serde_json::to_value(v)?;
+    canonicalize(&mut value);
+    let mut out = serde_json::to_vec_pretty(&value)?;
     out.push(b'\n');
     Ok(out)
 }
