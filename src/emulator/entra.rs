@@ -265,6 +265,37 @@ fn managed_identity(st: &State, q: &Params) -> Result<(String, String), OAuthErr
     }
 }
 
+/// A managed identity's token, as both of its endpoints answer it.
+struct MsiToken {
+    id: String,
+    resource: String,
+    token: String,
+    exp: u64,
+}
+
+/// Mints the token a managed identity asked for (the identity and resource from the query).
+fn msi_token(st: &mut State, q: &Params) -> Result<MsiToken, Box<Response>> {
+    let (id, tid) = managed_identity(st, q).map_err(|e| Box::new(e.into_response()))?;
+    let resource = q.get("resource").unwrap_or("").to_string();
+    let Some(aud) = audience_of(&resource) else {
+        return Err(Box::new(unknown_resource(&resource)));
+    };
+    let (token, exp) = mint(
+        st,
+        &tid,
+        Caller::ServicePrincipal(id.clone()),
+        &resource,
+        aud,
+        ENTRA_TTL,
+    );
+    Ok(MsiToken {
+        id,
+        resource,
+        token,
+        exp,
+    })
+}
+
 async fn imds(ctx: Ctx, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
     let q = Params::parse(q.as_deref().unwrap_or(""));
     if headers.get("metadata").and_then(|v| v.to_str().ok()) != Some("true") {
@@ -275,22 +306,15 @@ async fn imds(ctx: Ctx, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
         );
     }
     let mut st = ctx.state();
-    let (id, tid) = match managed_identity(&st, &q) {
-        Ok(x) => x,
-        Err(r) => return r.into_response(),
+    let MsiToken {
+        id,
+        resource,
+        token,
+        exp,
+    } = match msi_token(&mut st, &q) {
+        Ok(t) => t,
+        Err(r) => return *r,
     };
-    let resource = q.get("resource").unwrap_or("").to_string();
-    let Some(aud) = audience_of(&resource) else {
-        return unknown_resource(&resource);
-    };
-    let (token, exp) = mint(
-        &mut st,
-        &tid,
-        Caller::ServicePrincipal(id.clone()),
-        &resource,
-        aud,
-        ENTRA_TTL,
-    );
     mark(
         extract::json(json!({
             "access_token": token,
@@ -323,22 +347,15 @@ async fn identity_endpoint(ctx: Ctx, headers: HeaderMap, RawQuery(q): RawQuery) 
             "X-IDENTITY-HEADER is missing or does not match IDENTITY_HEADER",
         );
     }
-    let (id, tid) = match managed_identity(&st, &q) {
-        Ok(x) => x,
-        Err(r) => return r.into_response(),
+    let MsiToken {
+        id,
+        resource,
+        token,
+        exp,
+    } = match msi_token(&mut st, &q) {
+        Ok(t) => t,
+        Err(r) => return *r,
     };
-    let resource = q.get("resource").unwrap_or("").to_string();
-    let Some(aud) = audience_of(&resource) else {
-        return unknown_resource(&resource);
-    };
-    let (token, exp) = mint(
-        &mut st,
-        &tid,
-        Caller::ServicePrincipal(id.clone()),
-        &resource,
-        aud,
-        ENTRA_TTL,
-    );
     mark(
         extract::json(json!({
             "access_token": token,

@@ -44,6 +44,26 @@ pub(crate) struct CachedToken {
 }
 
 impl CachedToken {
+    /// The sign-in a token endpoint answered with (`access` is its checked access token). A
+    /// refresh that returns no new refresh token keeps `previous_refresh`.
+    pub fn from_answer(
+        resp: &super::TokenResponse,
+        access: &str,
+        previous_refresh: Option<SecretString>,
+    ) -> CachedToken {
+        CachedToken {
+            access_token: secret(access),
+            token_type: resp.token_type.clone().unwrap_or_else(|| "Bearer".into()),
+            refresh_token: resp
+                .refresh_token
+                .as_deref()
+                .filter(|r| !r.is_empty())
+                .map(secret)
+                .or(previous_refresh),
+            expiry: resp.lifetime().map(|l| OffsetDateTime::now_utc() + l),
+        }
+    }
+
     /// How long the access token stays valid from now (zero when expired); `None` when the
     /// cache records no expiry.
     pub fn valid_for(&self) -> Option<Duration> {
@@ -394,17 +414,7 @@ impl CacheSource {
         let what = format!("POST {} (refresh of {key})", endpoints.token);
         let access = resp.access(&what, self.method)?;
         let lifetime = resp.lifetime();
-        let renewed = CachedToken {
-            access_token: secret(&access),
-            token_type: resp.token_type.clone().unwrap_or_else(|| "Bearer".into()),
-            refresh_token: resp
-                .refresh_token
-                .as_deref()
-                .filter(|r| !r.is_empty())
-                .map(secret)
-                .or_else(|| entry.refresh_token.clone()),
-            expiry: lifetime.map(|l| OffsetDateTime::now_utc() + l),
-        };
+        let renewed = CachedToken::from_answer(&resp, &access, entry.refresh_token.clone());
         let mut keys = file.keys_with_refresh(refresh.expose_secret());
         if !keys.contains(&key) {
             keys.push(key.clone());

@@ -11,13 +11,12 @@
 use super::cache::{CacheSource, Cached, CachedToken};
 use super::m2m::EndpointCache;
 use super::pkce::{self, Pkce};
-use super::{bearer, post_token_form, secret, BoxFut, FetchError, Source, Token, Wording};
+use super::{bearer, post_token_form, BoxFut, FetchError, Source, Token, Wording};
 use crate::client::config::BrowserOptions;
 use crate::client::error::ClientError;
 use crate::client::transport::Transport;
 use crate::hints::Hint;
 use age::secrecy::ExposeSecret;
-use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 
@@ -193,16 +192,7 @@ impl ExternalBrowser {
         let what = format!("POST {} (authorization code)", endpoints.token);
         let access = resp.access(&what, "external-browser")?;
         let lifetime = resp.lifetime();
-        let signed_in = CachedToken {
-            access_token: secret(&access),
-            token_type: resp.token_type.clone().unwrap_or_else(|| "Bearer".into()),
-            refresh_token: resp
-                .refresh_token
-                .as_deref()
-                .filter(|r| !r.is_empty())
-                .map(secret),
-            expiry: lifetime.map(|l| OffsetDateTime::now_utc() + l),
-        };
+        let signed_in = CachedToken::from_answer(&resp, &access, None);
         if let Err(e) = self.cache.store(&signed_in).await {
             // The run can go on; only the next one will have to sign in again.
             tracing::warn!(target: "dbxport::client", error = %e.0, "cannot keep the sign-in in the token cache");
