@@ -892,12 +892,8 @@ impl Bundle {
             let subject = format!("entry {rel}");
             let result = self.open_raw(&rel).and_then(|mut r| {
                 r.defer_crc_check();
-                let p =
-                    super::digest::pump(&mut r, size, &mut |_| Ok(())).map_err(|e| match e {
-                        super::digest::PumpError::Read(e) | super::digest::PumpError::Write(e) => {
-                            classify_read_error(&subject, &e)
-                        }
-                    })?;
+                let p = super::digest::hash_all(&mut r)
+                    .map_err(|e| classify_read_error(&subject, &e))?;
                 Ok((p, r.crc_problem().map(str::to_string)))
             });
             match result {
