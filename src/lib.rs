@@ -22,6 +22,7 @@
 
 pub mod bundle;
 pub mod client;
+pub mod clock;
 pub mod emulator;
 pub mod export;
 pub mod hints;

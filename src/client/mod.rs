@@ -102,7 +102,7 @@ pub struct Client {
 impl Client {
     /// A client for the workspace and credentials of `config`. Makes no request.
     pub fn new(config: &Config, options: ClientOptions) -> Result<Client, ClientError> {
-        let auth = auth::Auth::new(&config.credentials)?;
+        let auth = auth::Auth::new(&config.credentials, options.clock.clone())?;
         let transport = Transport::new(&config.host, auth, options)?;
         Ok(Client {
             transport,

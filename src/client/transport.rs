@@ -78,6 +78,9 @@ pub struct TransportOptions {
     /// The largest answer read into memory, in bytes (default [`DEFAULT_MAX_RESPONSE_BYTES`]).
     /// Streamed downloads are not limited.
     pub max_response_bytes: u64,
+    /// The clock cached tokens expire by: real time, or a manual [`crate::clock::Clock`] a
+    /// test moves forward to check refreshing without waiting.
+    pub clock: crate::clock::Clock,
 }
 
 /// The default cap of an answer read into memory: 64 MiB, far above any Databricks API answer
@@ -98,6 +101,7 @@ impl Default for TransportOptions {
             backoff_cap: Duration::from_secs(10),
             user_agent: format!("dbxport/{}", crate::VERSION),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            clock: crate::clock::Clock::real(),
         }
     }
 }

@@ -18,7 +18,6 @@
 //! in-memory workspace; `seed` loading and dumping; one module per API family.
 
 mod access;
-mod clock;
 mod commands;
 mod compute;
 mod dbfs;
@@ -207,7 +206,7 @@ impl Emulator {
 fn build(config: &EmulatorConfig) -> Result<(Arc<Shared>, String), EmulatorError> {
     let mut state = State::empty(config.fixed_clock);
     if config.manual_clock {
-        state.clock = clock::Clock::manual();
+        state.clock = crate::clock::Clock::manual();
     }
     if let Some(dir) = &config.seed {
         seed::load(dir, &mut state)?;

@@ -27,7 +27,7 @@ use super::stats::StatsRecorder;
 pub(crate) struct Shared {
     state: Mutex<State>,
     /// The state's clock, also reachable without its lock (rate limits read it per request).
-    pub clock: super::clock::Clock,
+    pub clock: crate::clock::Clock,
     pub stats: StatsRecorder,
     pub faults: Mutex<FaultState>,
     pub settings: Settings,
@@ -502,7 +502,7 @@ pub(crate) struct State {
     pub workspace: WorkspaceInfo,
     pub fixed_clock: Option<i64>,
     /// What expires and refills runs on (real, or manual for tests).
-    pub clock: super::clock::Clock,
+    pub clock: crate::clock::Clock,
     pub ids: Ids,
     pub principals: Principals,
     pub tokens: Vec<TokenGrant>,
@@ -561,7 +561,7 @@ impl State {
                 first_object_id: 1000,
             },
             fixed_clock,
-            clock: super::clock::Clock::real(),
+            clock: crate::clock::Clock::real(),
             ids: Ids {
                 next_object_id: 1000,
                 next_job_id: 1,

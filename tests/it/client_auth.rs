@@ -141,6 +141,11 @@ async fn start(metadata_on: bool, expires_in: serde_json::Value, secret: &'stati
 }
 
 fn m2m_client(idp: &Idp, secret: &str) -> Client {
+    m2m_client_on(idp, secret, dbxport::clock::Clock::real())
+}
+
+/// A client whose cached tokens expire by `clock`.
+fn m2m_client_on(idp: &Idp, secret: &str, clock: dbxport::clock::Clock) -> Client {
     let env = |k: &str| match k {
         "DATABRICKS_HOST" => Some(idp.base.clone()),
         "DATABRICKS_CLIENT_ID" => Some("sp-app".to_string()),
@@ -151,6 +156,7 @@ fn m2m_client(idp: &Idp, secret: &str) -> Client {
     let opts = TransportOptions {
         backoff_base: Duration::from_millis(10),
         retry_budget: Duration::from_secs(10),
+        clock,
         ..TransportOptions::default()
     };
     Client::new(&cfg, opts).unwrap()
@@ -201,14 +207,17 @@ async fn discovery_and_one_shared_token_for_concurrent_callers() {
 async fn token_is_refreshed_before_it_expires() {
     // expires_in as a string, 4 s: refreshed after 2 s (half its life, since < 80 s).
     let idp = start(true, serde_json::json!("4"), "s3cret").await;
-    let c = m2m_client(&idp, "s3cret");
+    let clock = dbxport::clock::Clock::manual();
+    let c = m2m_client_on(&idp, "s3cret", clock.clone());
     c.scim().me().await.unwrap();
     c.scim().me().await.unwrap();
     assert_eq!(idp.tokens.load(Ordering::SeqCst), 1);
-    // The client's clock moves 2.1 s without waiting; the servers' sockets keep real time.
-    tokio::time::pause();
-    tokio::time::advance(Duration::from_millis(2100)).await;
-    tokio::time::resume();
+    // Just short of the refresh point the cached token still serves.
+    clock.advance(Duration::from_millis(1900));
+    c.scim().me().await.unwrap();
+    assert_eq!(idp.tokens.load(Ordering::SeqCst), 1);
+    // The client's clock moves past it without waiting; the servers keep real time.
+    clock.advance(Duration::from_millis(200));
     c.scim().me().await.unwrap();
     assert_eq!(idp.tokens.load(Ordering::SeqCst), 2);
     assert_eq!(idp.api_auth.lock().unwrap().last().unwrap(), "Bearer tok-2");

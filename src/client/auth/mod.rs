@@ -23,6 +23,7 @@ pub(crate) mod u2m;
 use super::config::Credentials;
 use super::error::ClientError;
 use super::transport::{Call, Transport};
+use crate::clock::Clock;
 use crate::hints::{Filled, Hint};
 use age::secrecy::{ExposeSecret, SecretString};
 use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION};
@@ -31,8 +32,8 @@ use serde_json::Value;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
+use std::time::Instant;
 use tokio::sync::Mutex;
-use tokio::time::Instant;
 use zeroize::Zeroizing;
 
 /// How long before expiry a token is refreshed.
@@ -234,6 +235,8 @@ struct State {
 pub(crate) struct Refreshing {
     sources: Vec<Box<dyn Source>>,
     state: Mutex<State>,
+    /// What "expired" is measured by (`TransportOptions::clock`).
+    clock: Clock,
 }
 
 /// The credentials of a client, ready to produce headers.
@@ -273,7 +276,7 @@ fn sources(credentials: &Credentials) -> Result<Vec<Box<dyn Source>>, ClientErro
 }
 
 impl Auth {
-    pub(crate) fn new(credentials: &Credentials) -> Result<Auth, ClientError> {
+    pub(crate) fn new(credentials: &Credentials, clock: Clock) -> Result<Auth, ClientError> {
         if let Credentials::Pat { token } = credentials {
             let v = Zeroizing::new(format!("Bearer {}", token.expose_secret()));
             return Ok(Auth::Pat(sensitive(&v)?));
@@ -281,6 +284,7 @@ impl Auth {
         Ok(Auth::Refreshing(Box::new(Refreshing {
             sources: sources(credentials)?,
             state: Mutex::new(State::default()),
+            clock,
         })))
     }
 
@@ -331,7 +335,7 @@ impl Refreshing {
     async fn headers(&self, t: &Transport) -> Result<AuthHeaders, ClientError> {
         let mut st = self.state.lock().await;
         if let Some(c) = &st.token {
-            if Instant::now() < c.refresh_at {
+            if self.clock.now() < c.refresh_at {
                 return Ok(c.headers.clone());
             }
         }
@@ -341,7 +345,7 @@ impl Refreshing {
                 message: message.clone(),
             });
         }
-        let started = Instant::now();
+        let started = self.clock.now();
         let renew = std::mem::take(&mut st.renew);
         let result = match st.chosen {
             Some(i) => self.sources[i].fetch(t, renew).await,
@@ -411,7 +415,7 @@ impl Refreshing {
             Err(FetchError::Other(e)) => {
                 // An unexpired token still works while the endpoint is briefly unreachable.
                 if let Some(c) = &st.token {
-                    if Instant::now() < c.expires_at {
+                    if self.clock.now() < c.expires_at {
                         tracing::warn!(target: "dbxport::client", error = %e, "token refresh failed; using the current token until it expires");
                         return Ok(c.headers.clone());
                     }

@@ -1,10 +1,15 @@
-//! The emulator's clock for everything that expires or refills: OAuth tokens and codes,
-//! Entra tokens, rate-limit buckets. It runs with real time unless a test asks for a manual
-//! clock, which stands still until moved forward (`EmulatorHandle::advance_clock`, or
-//! `POST /emulator/clock/advance {"seconds": …}`), so timed behaviour is checked without
-//! sleeping — on a loaded machine a sleep proves nothing about what happened before it.
-//! Timestamps the workspace reports (`created_time`…) follow the wall clock or the fixed
-//! clock (`EmulatorConfig::with_fixed_clock`), not this one.
+//! A monotonic clock for what expires or refills, real or manual: the emulator's OAuth tokens
+//! and codes, Entra tokens and rate-limit buckets, and the client's cached tokens. It runs
+//! with real time unless a test asks for a manual clock, which stands still until moved
+//! forward (`EmulatorHandle::advance_clock`, `POST /emulator/clock/advance {"seconds": …}`, or
+//! [`Clock::advance`] on a clock given to a client through `TransportOptions::clock`), so timed
+//! behaviour is checked without sleeping — on a loaded machine a sleep proves nothing about
+//! what happened before it. Timestamps the emulator reports (`created_time`…) follow the wall
+//! clock or its fixed clock (`EmulatorConfig::with_fixed_clock`), not this one.
+//!
+//! It is its own module, below both the client and the emulator, so neither borrows the
+//! other's; a test-only feature of the async runtime (tokio's paused clock) would change the
+//! runtime the tests link against, not the one users run.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
