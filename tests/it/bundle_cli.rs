@@ -8,17 +8,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn dbx(args: &[&str]) -> Output {
-    Command::new(common::dbxport_bin())
-        .args(args)
-        .output()
-        .unwrap()
+    crate::support::ctx::offline(args)
 }
 
 fn dbx_p(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(common::dbxport_bin())
-        .args(args)
-        .output()
-        .unwrap()
+    crate::support::ctx::offline(args)
 }
 
 fn text(o: &Output) -> String {

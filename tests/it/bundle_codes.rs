@@ -95,10 +95,7 @@ const SITUATIONS: &[Situation] = &[
 const UNREACHABLE: &[(&str, &str)] = &[];
 
 fn dbx(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(common::dbxport_bin())
-        .args(args)
-        .output()
-        .unwrap()
+    crate::support::ctx::offline(args)
 }
 
 fn base_bundle() -> std::path::PathBuf {

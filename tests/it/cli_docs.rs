@@ -7,10 +7,7 @@ use crate::common;
 use std::process::{Command, Output};
 
 fn dbx(args: &[&str]) -> Output {
-    Command::new(common::dbxport_bin())
-        .args(args)
-        .output()
-        .unwrap()
+    crate::support::ctx::offline(args)
 }
 
 /// What the bash completion function offers for `words`, the last being the one completed.

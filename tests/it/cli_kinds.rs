@@ -3,18 +3,10 @@
 //! Nothing here reaches a workspace: each command stops at its first check after the kinds
 //! (export at the output name, the others at the missing host).
 
-use crate::common;
-
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn dbx(home: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(common::dbxport_bin())
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .output()
-        .unwrap()
+    crate::support::ctx::bare(home, args).output().unwrap()
 }
 
 fn stderr(o: &Output) -> String {

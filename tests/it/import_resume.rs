@@ -14,24 +14,10 @@ use std::time::{Duration, Instant};
 use support::*;
 
 fn cmd(emu: &EmulatorHandle, home: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(crate::common::dbxport_bin());
-    c.args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("DATABRICKS_HOST", emu.url())
-        .env("DATABRICKS_TOKEN", emu.admin_token());
-    c
+    crate::support::ctx::against(emu, home, args)
 }
 
-fn describe(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use crate::support::ctx::describe;
 
 struct Fixture {
     dir: tempfile::TempDir,

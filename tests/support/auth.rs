@@ -175,12 +175,7 @@ pub fn read_cache(home: &Path) -> Value {
 
 /// `dbxport ARGS` with only PATH and HOME from the environment.
 pub fn dbx(home: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(crate::common::dbxport_bin());
-    c.args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home);
-    c
+    super::ctx::bare(home, args)
 }
 
 /// `dbxport export` of the poc's notebooks under /Shared to `bundle`.
@@ -212,19 +207,7 @@ pub fn import_args(bundle: &Path, map: &Path) -> Vec<String> {
     ]
 }
 
-pub fn describe(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-pub fn summary(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("no JSON summary ({e}): {}", describe(o)))
-}
+pub use super::ctx::{describe, summary};
 
 /// Fails when any of `secrets` appears in `haystack`.
 pub fn assert_absent(haystack: &[u8], secrets: &[&str], what: &str) {

@@ -31,48 +31,19 @@ pub fn start_poc(faults: FaultConfig) -> EmulatorHandle {
     .expect("the poc emulator starts")
 }
 
-/// A fresh age identity: (identity file path, public recipient).
-pub fn keypair(dir: &Path) -> (PathBuf, String) {
-    let id = age::x25519::Identity::generate();
-    let path = dir.join("key.txt");
-    use age::secrecy::ExposeSecret;
-    std::fs::write(&path, format!("{}\n", id.to_string().expose_secret())).unwrap();
-    (path, id.to_public().to_string())
-}
+pub use super::ctx::{describe, keypair, summary};
 
 /// `dbxport export` against `emu` with the admin token in the environment (never on the
-/// command line), an empty HOME (no ~/.databrickscfg) and `args`.
+/// command line), `home` as HOME (no ~/.databrickscfg) and `args`.
 pub fn export_cmd(emu: &EmulatorHandle, home: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(crate::common::dbxport_bin());
-    c.arg("export")
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("DATABRICKS_HOST", emu.url())
-        .env("DATABRICKS_TOKEN", emu.admin_token());
+    let mut c = super::ctx::against(emu, home, ["export"]);
+    c.args(args);
     c
 }
 
 /// Runs a command and returns its output.
 pub fn run(mut c: Command) -> Output {
     c.output().expect("dbxport runs")
-}
-
-/// Exit code, stdout and stderr as text, for assertion messages.
-pub fn describe(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// The `--json` summary printed on stdout.
-pub fn summary(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("no JSON summary ({e}): {}", describe(o)))
 }
 
 /// Every file entry of a bundle zip: name below the bag folder → bytes.

@@ -148,14 +148,7 @@ pub fn client(emu: &EmulatorHandle) -> Client {
     Client::new(&config, o).unwrap()
 }
 
-/// A fresh age identity: (identity file, recipient).
-pub fn keypair(dir: &Path) -> (PathBuf, String) {
-    use age::secrecy::ExposeSecret;
-    let id = age::x25519::Identity::generate();
-    let path = dir.join("key.txt");
-    std::fs::write(&path, format!("{}\n", id.to_string().expose_secret())).unwrap();
-    (path, id.to_public().to_string())
-}
+pub use super::ctx::keypair;
 
 /// An opener for an identity file.
 pub fn opener(identity: &Path) -> Opener {

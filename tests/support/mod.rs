@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod client_server;
+pub mod ctx;
 pub mod emulator;
 pub mod export;
 pub mod fresh;
