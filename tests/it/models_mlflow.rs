@@ -6,11 +6,13 @@
 //! second import, conflicts, a source and a target that die mid-artifact (resume finishes),
 //! and an artifact whose bytes change between listing and download.
 //!
-//! The stages share the servers (starting one takes seconds on two cores), so they run in
-//! order inside one test.
+//! The steps share the servers (starting one takes seconds on two cores), so they run in
+//! order inside one test, as a table (`support::scenario`): a failing step does not hide the
+//! ones after it, only those that need it.
 
 use crate::common;
 use crate::mlflow_support;
+use crate::support::scenario::{self, Step};
 
 use dbxport::bundle::Bundle;
 use dbxport::emulator::{Emulator, EmulatorConfig};
@@ -105,17 +107,16 @@ fn child_output(mut c: std::process::Child) -> (i32, String) {
     (code, err)
 }
 
-/// Prints how long each stage took (visible with --nocapture), to keep the test's time in view.
-struct Stages(Instant);
-
-impl Stages {
-    fn done(&mut self, stage: &str) {
-        eprintln!(
-            "[models_mlflow] {stage}: {:.1} s",
-            self.0.elapsed().as_secs_f64()
-        );
-        self.0 = Instant::now();
-    }
+/// What the steps share: the two servers, and what the population gave.
+struct World {
+    py: std::path::PathBuf,
+    tmp: tempfile::TempDir,
+    src: MlflowServer,
+    dst: MlflowServer,
+    /// The generated binary artifact's digest.
+    big_sha: String,
+    /// The target's version numbers where they differ from the source's.
+    mapping: String,
 }
 
 #[test]
@@ -125,7 +126,7 @@ fn mlflow_servers_round_trip_and_failure_cases() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path();
-    let mut stages = Stages(Instant::now());
+    let t = Instant::now();
     let mut src = MlflowServer::spawn(&py, &work.join("src"));
     let mut dst = MlflowServer::spawn(&py, &work.join("dst"));
     src.wait_ready();
@@ -140,11 +141,72 @@ fn mlflow_servers_round_trip_and_failure_cases() {
         ],
     );
     dst.wait_ready();
-    let big_sha = pop["big_sha256"].as_str().unwrap().to_string();
-    stages.done("servers started and populated");
-    let mapping = json!({ format!("{SEA}/2"): "1" }).to_string();
+    eprintln!(
+        "[models_mlflow] servers started and populated in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let mut world = World {
+        big_sha: pop["big_sha256"].as_str().unwrap().to_string(),
+        mapping: json!({ format!("{SEA}/2"): "1" }).to_string(),
+        py,
+        tmp,
+        src,
+        dst,
+    };
+    scenario::run(
+        "models_mlflow",
+        &mut world,
+        &[
+            Step {
+                name: "export",
+                needs: &[],
+                run: export,
+            },
+            Step {
+                name: "import_and_compare",
+                needs: &["export"],
+                run: import_and_compare,
+            },
+            Step {
+                name: "second_import_writes_nothing",
+                needs: &["import_and_compare"],
+                run: second_import_writes_nothing,
+            },
+            Step {
+                name: "conflicts",
+                needs: &["import_and_compare"],
+                run: conflicts,
+            },
+            Step {
+                name: "source_dies_export_resumes",
+                needs: &[],
+                run: source_dies_export_resumes,
+            },
+            Step {
+                name: "target_dies_import_resumes",
+                needs: &["export"],
+                run: target_dies_import_resumes,
+            },
+            Step {
+                name: "bytes_change_between_listing_and_download",
+                needs: &[],
+                run: bytes_change_between_listing_and_download,
+            },
+            Step {
+                name: "across_registries",
+                needs: &["export"],
+                run: across_registries,
+            },
+        ],
+    );
+}
 
-    // ---- export ----------------------------------------------------------------------
+/// Export.
+fn export(w: &mut World) {
+    let World {
+        tmp, src, big_sha, ..
+    } = w;
+    let work = tmp.path();
     let r = dbxport(
         work,
         &[
@@ -210,9 +272,19 @@ fn mlflow_servers_round_trip_and_failure_cases() {
     assert_eq!(v2.stored.len(), 2, "version.json and run.json");
     let verify = dbxport(work, &["verify", "models.zip"], &[]);
     ok(&verify, "verify");
-    stages.done("export");
+}
 
-    // ---- import, then check everything with the MLflow client -------------------------
+/// Import, then check everything with the MLflow client.
+fn import_and_compare(w: &mut World) {
+    let World {
+        py,
+        tmp,
+        src,
+        dst,
+        mapping,
+        ..
+    } = w;
+    let work = tmp.path();
     let r = dbxport(
         work,
         &[
@@ -237,20 +309,23 @@ fn mlflow_servers_round_trip_and_failure_cases() {
         "{rep:#}"
     );
     let cmp = helper_json(
-        &py,
+        py,
         "compare.py",
         &[
             &src.url(),
             &dst.url(),
             work.join("cmp1").to_str().unwrap(),
-            &mapping,
+            mapping,
         ],
     );
     assert_eq!(cmp["ok"], true, "{cmp:#}");
     assert_eq!(cmp["versions"], 4);
-    stages.done("import and compare");
+}
 
-    // ---- a second import changes nothing ---------------------------------------------
+/// A second import changes nothing.
+fn second_import_writes_nothing(w: &mut World) {
+    let World { tmp, dst, .. } = w;
+    let work = tmp.path();
     let r = dbxport(
         work,
         &[
@@ -275,10 +350,14 @@ fn mlflow_servers_round_trip_and_failure_cases() {
             .all(|a| a["action"] == "unchanged"),
         "{rep:#}"
     );
+}
 
-    // ---- conflicts: the name exists in the target with other content -----------------
+/// Conflicts: the name exists in the target with other content.
+fn conflicts(w: &mut World) {
+    let World { py, tmp, dst, .. } = w;
+    let work = tmp.path();
     helper_json_or_ok(
-        &py,
+        py,
         "conflict.py",
         &[&dst.url(), SEA, work.join("conflict").to_str().unwrap()],
     );
@@ -354,9 +433,14 @@ fn mlflow_servers_round_trip_and_failure_cases() {
         m["aliases"],
         json!([{ "alias": "latest-good", "version": "2" }])
     );
-    stages.done("second import and conflicts");
+}
 
-    // ---- the source dies mid-artifact; --resume finishes the export -------------------
+/// The source dies mid-artifact; --resume finishes the export.
+fn source_dies_export_resumes(w: &mut World) {
+    let World {
+        tmp, src, big_sha, ..
+    } = w;
+    let work = tmp.path();
     let proxy = Proxy::start(&src.url());
     proxy.state.throttle.store(3 << 20, Ordering::Relaxed);
     let child = dbxport_spawn(
@@ -424,10 +508,20 @@ fn mlflow_servers_round_trip_and_failure_cases() {
         "verify resumed bundle",
     );
     drop(proxy);
-    stages.done("source dies, export resumes");
+}
 
-    // ---- the target dies mid-artifact; --resume finishes the import -------------------
-    let _ = helper(&py, "reset.py", &[&dst.url()]);
+/// The target dies mid-artifact; --resume finishes the import.
+fn target_dies_import_resumes(w: &mut World) {
+    let World {
+        py,
+        tmp,
+        src,
+        dst,
+        mapping,
+        ..
+    } = w;
+    let work = tmp.path();
+    let _ = helper(py, "reset.py", &[&dst.url()]);
     let proxy = Proxy::start(&dst.url());
     proxy.state.throttle.store(3 << 20, Ordering::Relaxed);
     let child = dbxport_spawn(
@@ -480,20 +574,23 @@ fn mlflow_servers_round_trip_and_failure_cases() {
         "journal removed after a complete import"
     );
     let cmp = helper_json(
-        &py,
+        py,
         "compare.py",
         &[
             &src.url(),
             &dst.url(),
             work.join("cmp2").to_str().unwrap(),
-            &mapping,
+            mapping,
         ],
     );
     assert_eq!(cmp["ok"], true, "{cmp:#}");
     drop(proxy);
-    stages.done("target dies, import resumes");
+}
 
-    // ---- bytes change between listing and download -------------------------------------
+/// Bytes change between listing and download.
+fn bytes_change_between_listing_and_download(w: &mut World) {
+    let World { tmp, src, .. } = w;
+    let work = tmp.path();
     let file = src
         .artifact_file("weights.bin")
         .expect("weights.bin on the source's disk");
@@ -530,9 +627,18 @@ fn mlflow_servers_round_trip_and_failure_cases() {
     let rec = artifact(&inv3, &format!("{SEA}/2/weights.bin"));
     assert_eq!(rec.size, (BIG_MB << 20) + (1 << 20));
     assert_eq!(rec.sha256.as_deref(), Some(file_sha256(&file).as_str()));
-    stages.done("changing artifact");
+}
 
-    // ---- across registries: MLflow server -> workspace, workspace -> MLflow server -------
+/// Across registries: MLflow server -> workspace, workspace -> MLflow server.
+fn across_registries(w: &mut World) {
+    let World {
+        py,
+        tmp,
+        dst,
+        big_sha,
+        ..
+    } = w;
+    let work = tmp.path();
     let emu = Emulator::start_in_background(
         EmulatorConfig::default()
             .with_seed(common::repo_path("fixtures/workspaces/empty"))
@@ -595,7 +701,7 @@ fn mlflow_servers_round_trip_and_failure_cases() {
     let weights = get_bytes(signed["signed_uri"].as_str().unwrap(), None);
     assert_eq!(
         sha256_hex(&weights),
-        big_sha,
+        *big_sha,
         "weights.bin in the workspace"
     );
 
@@ -613,7 +719,7 @@ fn mlflow_servers_round_trip_and_failure_cases() {
         ),
         "export from a workspace",
     );
-    let _ = helper(&py, "reset.py", &[&dst.url()]);
+    let _ = helper(py, "reset.py", &[&dst.url()]);
     ok(
         &dbxport(
             work,
@@ -623,7 +729,7 @@ fn mlflow_servers_round_trip_and_failure_cases() {
         "import of a workspace's models into an MLflow server",
     );
     let check = helper_json(
-        &py,
+        py,
         "check_fixture.py",
         &[
             &dst.url(),
@@ -635,7 +741,6 @@ fn mlflow_servers_round_trip_and_failure_cases() {
     );
     assert_eq!(check["ok"], true, "{check:#}");
     assert_eq!(check["versions"], 5);
-    stages.done("across registries");
 }
 
 const TOKEN: &str = "dapi-models-cross";

@@ -9,4 +9,5 @@ pub mod fresh;
 pub mod golden;
 pub mod import;
 pub mod pty;
+pub mod scenario;
 pub mod schema;
