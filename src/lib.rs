@@ -6,6 +6,7 @@
 //! * [`model`] — the resource model every other module shares;
 //! * [`bundle`] — the bundle format (spec: `spec/bundle-format.md`): writer, reader, verify, seal;
 //! * [`client`] — the Databricks REST client: config and auth, transport, one module per API;
+//! * [`clock`] — the monotonic clock what expires runs on, real or moved by hand in tests;
 //! * [`emulator`] — a Databricks-compatible server for tests, demos and rehearsals;
 //! * [`export`] and [`import`] — the two pipelines between a workspace and a bundle.
 //! * [`models`] — ML models (registry, versions, artifacts) between a registry and a bundle,
