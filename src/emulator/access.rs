@@ -194,6 +194,33 @@ pub(crate) fn can_job(st: &State, caller: &Caller, id: i64, level: &str) -> bool
     who.best(acl, levels) >= rank(levels, level)
 }
 
+/// True when the caller holds at least `level` on the cluster, instance pool or cluster policy
+/// `key` (`<request type>/<id>`, as the permissions API names it).
+pub(crate) fn can_compute(st: &State, caller: &Caller, key: &str, level: &str) -> bool {
+    if is_admin(st, caller) {
+        return true;
+    }
+    let request_type = key.split('/').next().unwrap_or("");
+    let levels = levels_for(request_type);
+    let who = Who::new(st, caller);
+    let acl = st.compute.acls.get(key).map(Vec::as_slice).unwrap_or(&[]);
+    who.best(acl, levels) >= rank(levels, level)
+}
+
+/// Refuses unless the caller holds at least `level` on the compute object `key`.
+pub(crate) fn check_compute(
+    st: &State,
+    caller: &Caller,
+    key: &str,
+    level: &str,
+) -> Result<(), ApiError> {
+    if can_compute(st, caller, key, level) {
+        Ok(())
+    } else {
+        Err(denied(caller, level, key))
+    }
+}
+
 /// True when the caller holds at least `level` on registered model `name`.
 pub(crate) fn can_model(st: &State, caller: &Caller, name: &str, level: &str) -> bool {
     if is_admin(st, caller) {

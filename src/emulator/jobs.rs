@@ -1,6 +1,13 @@
 //! Jobs 2.1 and 2.2 (`/api/2.{1,2}/jobs/*`): list (token and offset paging, `expand_tasks`),
 //! get (2.2 pages arrays of more than 100 elements), create, reset, update, delete.
 //!
+//! Jobs 2.0 (`/api/2.0/jobs/*`, what older tools call) as real workspaces still serve it: a job
+//! created in the single-task form (the task's fields — `notebook_task`, `existing_cluster_id`,
+//! `libraries`, `max_retries`, … — at the level of the settings) is kept as a job of format
+//! `SINGLE_TASK` whose one task holds those fields, and 2.0 reads show it in that form again; a
+//! multi-task job reads the same in 2.0 as in 2.1 (its `tasks` whole, never paged), and 2.0
+//! `list` answers every job at once unless a `limit` is given.
+//!
 //! Server defaults (`format`, empty notification objects, `timeout_seconds`, a task's `run_if`
 //! and `notebook_task.source`, …) are filled when settings are stored, so every read shows them
 //! and a dump holds the same settings a read returns.
@@ -44,7 +51,204 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             .route(&format!("/api/{v}/jobs/update"), post(update))
             .route(&format!("/api/{v}/jobs/delete"), post(delete));
     }
-    r
+    r.route("/api/2.0/jobs/list", get(list_v20))
+        .route("/api/2.0/jobs/get", get(get_v20))
+        .route("/api/2.0/jobs/create", post(create_v20))
+        .route("/api/2.0/jobs/reset", post(reset_v20))
+        .route("/api/2.0/jobs/update", post(update_v20))
+        .route("/api/2.0/jobs/delete", post(delete))
+}
+
+/// The settings of a 2.0 single-task job that belong to its one task.
+const SINGLE_TASK_FIELDS: [&str; 15] = [
+    "existing_cluster_id",
+    "new_cluster",
+    "notebook_task",
+    "spark_jar_task",
+    "spark_python_task",
+    "spark_submit_task",
+    "pipeline_task",
+    "python_wheel_task",
+    "sql_task",
+    "dbt_task",
+    "run_job_task",
+    "libraries",
+    "max_retries",
+    "min_retry_interval_millis",
+    "retry_on_timeout",
+];
+
+/// The task key a single-task job's task gets: its name, in the characters task keys allow.
+fn task_key_for(name: Option<&str>) -> String {
+    let key: String = name
+        .unwrap_or("")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    if key.trim_matches('_').is_empty() {
+        "task".to_string()
+    } else {
+        key
+    }
+}
+
+/// Turns 2.0 settings into the stored form; true when they are in the single-task form (no
+/// `tasks`), whose task fields then move into one task.
+fn from_v20(s: &mut Map<String, Value>) -> bool {
+    if s.get("tasks").is_some_and(|t| !t.is_null()) {
+        return false;
+    }
+    let mut task = Map::new();
+    for k in SINGLE_TASK_FIELDS {
+        if let Some(v) = s.remove(k).filter(|v| !v.is_null()) {
+            task.insert(k.to_string(), v);
+        }
+    }
+    if !task.is_empty() {
+        let key = task_key_for(s.get("name").and_then(Value::as_str));
+        task.insert("task_key".into(), json!(key));
+        s.insert("tasks".into(), json!([task]));
+    }
+    true
+}
+
+/// Normalises stored settings, keeping the single-task format when `single`.
+fn normalize_as(s: &mut Map<String, Value>, single: bool) -> Result<(), ApiError> {
+    normalize_settings(s)?;
+    if single {
+        s.insert("format".into(), json!("SINGLE_TASK"));
+    }
+    Ok(())
+}
+
+fn is_single(settings: &Map<String, Value>) -> bool {
+    settings.get("format").and_then(Value::as_str) == Some("SINGLE_TASK")
+}
+
+/// Stored settings as 2.0 shows them: a single-task job's task fields back at the top.
+fn to_v20(settings: &mut Map<String, Value>) {
+    if !is_single(settings) {
+        return;
+    }
+    if let Some(Value::Array(tasks)) = settings.remove("tasks") {
+        if let Some(Value::Object(t)) = tasks.into_iter().next() {
+            for (k, v) in t {
+                if SINGLE_TASK_FIELDS.contains(&k.as_str()) {
+                    settings.insert(k, v);
+                }
+            }
+        }
+    }
+}
+
+/// A job as 2.0 `get` and `list` show it.
+fn job_v20(job: &Job) -> Value {
+    let (mut o, _) = job_json(job, &[], View::Whole);
+    if let Some(Value::Object(s)) = o.get_mut("settings") {
+        to_v20(s);
+    }
+    Value::Object(o)
+}
+
+async fn get_v20(ctx: Ctx, p: Params) -> ApiResult {
+    let id = p
+        .i64("job_id")?
+        .ok_or_else(|| ApiError::missing("job_id"))?;
+    let st = ctx.state();
+    let job = &find_job(&st, id)?.job;
+    access::check_job(&st, &ctx.caller, id, "CAN_VIEW")?;
+    Ok(extract::json(job_v20(job)))
+}
+
+async fn list_v20(ctx: Ctx, p: Params) -> ApiResult {
+    let limit = match p.i64("limit")? {
+        None | Some(0) => None,
+        Some(l) if (1..=100).contains(&l) => Some(l as usize),
+        Some(l) => {
+            return Err(ApiError::invalid(format!(
+                "Invalid limit {l}: it must be between 1 and 100"
+            )))
+        }
+    };
+    let offset = p.i64("offset")?.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::invalid("offset must not be negative"));
+    }
+    let st = ctx.state();
+    let admin = access::is_admin(&st, &ctx.caller);
+    let all: Vec<&Job> = st
+        .jobs
+        .values()
+        .map(|j| &j.job)
+        .filter(|j| admin || access::can_job(&st, &ctx.caller, j.job_id, "CAN_VIEW"))
+        .collect();
+    let start = (offset as usize).min(all.len());
+    let end = limit.map_or(all.len(), |l| (start + l).min(all.len()));
+    let jobs: Vec<Value> = all[start..end].iter().map(|j| job_v20(j)).collect();
+    let mut out = Map::new();
+    if !jobs.is_empty() {
+        out.insert("jobs".into(), Value::Array(jobs));
+    }
+    out.insert("has_more".into(), json!(end < all.len()));
+    Ok(extract::json(Value::Object(out)))
+}
+
+async fn create_v20(ctx: Ctx, Body(mut b): Body) -> ApiResult {
+    let acl = b.remove("access_control_list");
+    let single = from_v20(&mut b);
+    create_stored(ctx, b, acl, single)
+}
+
+async fn reset_v20(ctx: Ctx, Body(mut b): Body) -> ApiResult {
+    if let Some(Value::Object(new)) = b.get_mut("new_settings") {
+        let single = from_v20(new);
+        return reset_stored(ctx, b, single);
+    }
+    reset_stored(ctx, b, false)
+}
+
+async fn update_v20(ctx: Ctx, Body(b): Body) -> ApiResult {
+    let id = b.req_i64("job_id")?;
+    let single = {
+        let st = ctx.state();
+        is_single(&find_job(&st, id)?.job.settings)
+    };
+    if !single {
+        return update(ctx, Body(b)).await;
+    }
+    // A single-task job is updated in the 2.0 form: its fields sit at the top.
+    let new = b.opt_object("new_settings")?.cloned().unwrap_or_default();
+    let remove: Vec<String> = b
+        .opt_array("fields_to_remove")?
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut st = ctx.state();
+    access::check_job(&st, &ctx.caller, id, "CAN_MANAGE")?;
+    let job = &mut st.jobs.get_mut(&id).ok_or_else(|| missing(id))?.job;
+    let mut settings = job.settings.clone();
+    to_v20(&mut settings);
+    settings.remove("format");
+    for (k, v) in new {
+        settings.insert(k, v);
+    }
+    for f in remove {
+        settings.remove(&f);
+    }
+    let single = from_v20(&mut settings);
+    normalize_as(&mut settings, single)?;
+    job.settings = settings;
+    Ok(extract::empty())
 }
 
 pub(crate) fn missing(id: i64) -> ApiError {
@@ -393,8 +597,18 @@ async fn list(ctx: Ctx, p: Params, v22: bool) -> ApiResult {
 }
 
 async fn create(ctx: Ctx, Body(mut b): Body) -> ApiResult {
-    let acl_value = b.remove("access_control_list");
-    normalize_settings(&mut b)?;
+    let acl = b.remove("access_control_list");
+    create_stored(ctx, b, acl, false)
+}
+
+/// Creates a job from stored-form settings `b`.
+fn create_stored(
+    ctx: Ctx,
+    mut b: Map<String, Value>,
+    acl_value: Option<Value>,
+    single: bool,
+) -> ApiResult {
+    normalize_as(&mut b, single)?;
     let caller = ctx.caller.clone();
     let mut st = ctx.state();
     let mut acl = match &acl_value {
@@ -426,6 +640,11 @@ async fn create(ctx: Ctx, Body(mut b): Body) -> ApiResult {
 }
 
 async fn reset(ctx: Ctx, Body(b): Body) -> ApiResult {
+    reset_stored(ctx, b, false)
+}
+
+/// Replaces a job's settings with the stored-form `new_settings` of `b`.
+fn reset_stored(ctx: Ctx, b: Map<String, Value>, single: bool) -> ApiResult {
     let id = b.req_i64("job_id")?;
     let mut new = b
         .opt_object("new_settings")?
@@ -441,7 +660,7 @@ async fn reset(ctx: Ctx, Body(b): Body) -> ApiResult {
             new.insert("run_as".into(), ra.clone());
         }
     }
-    normalize_settings(&mut new)?;
+    normalize_as(&mut new, single)?;
     job.settings = new;
     Ok(extract::empty())
 }
@@ -560,5 +779,37 @@ mod tests {
             let mut s = bad.as_object().unwrap().clone();
             assert!(normalize_settings(&mut s).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn single_task_form_round_trips() {
+        let v20 = json!({"name": "Nightly ETL (v2)", "existing_cluster_id": "c-1",
+            "notebook_task": {"notebook_path": "/Shared/etl"}, "max_retries": 2,
+            "libraries": [{"pypi": {"package": "x"}}], "timeout_seconds": 60});
+        let mut s = v20.as_object().unwrap().clone();
+        assert!(from_v20(&mut s));
+        normalize_as(&mut s, true).unwrap();
+        assert_eq!(s["format"], "SINGLE_TASK");
+        assert_eq!(s["tasks"][0]["task_key"], "Nightly_ETL__v2_");
+        assert_eq!(s["tasks"][0]["existing_cluster_id"], "c-1");
+        assert_eq!(
+            s["timeout_seconds"], 60,
+            "the job's timeout stays the job's"
+        );
+        let mut back = s.clone();
+        to_v20(&mut back);
+        assert!(!back.contains_key("tasks"));
+        for k in ["existing_cluster_id", "max_retries", "libraries", "name"] {
+            assert_eq!(back[k], v20[k], "{k}");
+        }
+        assert_eq!(back["notebook_task"]["notebook_path"], "/Shared/etl");
+        let mut multi = json!({"name": "m", "tasks": [{"task_key": "a"}]})
+            .as_object()
+            .unwrap()
+            .clone();
+        assert!(
+            !from_v20(&mut multi),
+            "a tasks array is the multi-task form"
+        );
     }
 }

@@ -27,6 +27,7 @@ mod extract;
 mod faults;
 mod files;
 mod jobs;
+mod legacy;
 mod mlflow;
 mod notebook;
 mod oauth;

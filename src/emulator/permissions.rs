@@ -1,6 +1,7 @@
-//! The Permissions API (`/api/2.0/permissions/{type}/{id}`) for notebooks, directories, files,
-//! repos, jobs and registered models: GET with inherited entries, PUT (replace the direct ACL),
-//! PATCH (merge), and `permissionLevels`.
+//! The Permissions API (`/api/2.0/permissions/{type}/{id}`, also served under the older
+//! `/api/2.0/preview/permissions/` prefix) for notebooks, directories, files, repos, jobs,
+//! registered models, clusters, cluster policies and instance pools: GET with inherited
+//! entries, PUT (replace the direct ACL), PATCH (merge), and `permissionLevels`.
 //!
 //! Only direct entries are stored, on the object itself. Inherited entries are computed when
 //! served: the `admins` group's `CAN_MANAGE` on everything, each enclosing folder's grants, and a
@@ -25,17 +26,21 @@ use super::extract::{self, Body, Caller, Ctx, Fields};
 use super::state::{Shared, State};
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
-    Router::new()
-        .route(
-            "/api/2.0/permissions/{object_type}/{object_id}",
-            get(get_permissions)
-                .put(put_permissions)
-                .patch(patch_permissions),
-        )
-        .route(
-            "/api/2.0/permissions/{object_type}/{object_id}/permissionLevels",
-            get(levels),
-        )
+    let mut r = Router::new();
+    for prefix in ["/api/2.0/permissions", "/api/2.0/preview/permissions"] {
+        r = r
+            .route(
+                &format!("{prefix}/{{object_type}}/{{object_id}}"),
+                get(get_permissions)
+                    .put(put_permissions)
+                    .patch(patch_permissions),
+            )
+            .route(
+                &format!("{prefix}/{{object_type}}/{{object_id}}/permissionLevels"),
+                get(levels),
+            );
+    }
+    r
 }
 
 /// What a permissions request addresses.
@@ -44,6 +49,8 @@ enum Target {
     Repo(i64),
     Job(i64),
     Model(String),
+    /// A cluster, cluster policy or instance pool, as `<request type>/<id>`.
+    Compute(String),
 }
 
 fn singular(request_type: &str) -> Result<&'static str, ApiError> {
@@ -88,6 +95,19 @@ fn resolve(st: &State, request_type: &str, id: &str) -> Result<Target, ApiError>
             let id = numeric()?;
             st.jobs.get(&id).map(|_| Target::Job(id)).ok_or_else(gone)
         }
+        "clusters" | "cluster-policies" | "instance-pools" => {
+            let c = &st.compute;
+            let found = match request_type {
+                "clusters" => c.clusters.iter().any(|x| x.cluster_id == id),
+                "cluster-policies" => c.policies.iter().any(|x| x.policy_id == id),
+                _ => c.pools.iter().any(|x| x.instance_pool_id == id),
+            };
+            if found {
+                Ok(Target::Compute(format!("{request_type}/{id}")))
+            } else {
+                Err(gone())
+            }
+        }
         _ => st
             .models
             .iter()
@@ -103,6 +123,7 @@ fn direct_acl<'a>(st: &'a State, t: &Target) -> &'a [AccessControlRequest] {
         Target::Repo(id) => st.repos.get(id).map(|r| r.acl.as_slice()).unwrap_or(&[]),
         Target::Job(id) => st.jobs.get(id).map(|j| j.acl.as_slice()).unwrap_or(&[]),
         Target::Model(n) => st.models.get(n).map(|m| m.acl.as_slice()).unwrap_or(&[]),
+        Target::Compute(k) => st.compute.acls.get(k).map(Vec::as_slice).unwrap_or(&[]),
     }
 }
 
@@ -112,6 +133,7 @@ fn direct_acl_mut<'a>(st: &'a mut State, t: &Target) -> Option<&'a mut Vec<Acces
         Target::Repo(id) => st.repos.get_mut(id).map(|r| &mut r.acl),
         Target::Job(id) => st.jobs.get_mut(id).map(|j| &mut j.acl),
         Target::Model(n) => st.models.get_mut(n).map(|m| &mut m.acl),
+        Target::Compute(k) => Some(st.compute.acls.entry(k.clone()).or_default()),
     }
 }
 
@@ -179,6 +201,7 @@ fn inherited(st: &State, t: &Target) -> Vec<(PrincipalRef, String, String)> {
     } else {
         root_marker = match t {
             Target::Job(_) => "/jobs/".to_string(),
+            Target::Compute(k) => format!("/{}/", k.split('/').next().unwrap_or("")),
             _ => "/registered-models/".to_string(),
         };
     }
@@ -343,6 +366,23 @@ fn check(st: &State, caller: &Caller, t: &Target, manage: bool) -> Result<(), Ap
         Target::Job(id) => {
             let level = if manage { "CAN_MANAGE" } else { "CAN_VIEW" };
             return access::check_job(st, caller, *id, level);
+        }
+        Target::Compute(key) => {
+            let ty = key.split('/').next().unwrap_or("");
+            // Reading an ACL needs any level; changing it needs the top one, and for a
+            // policy, whose only level is CAN_USE, an administrator.
+            if manage && ty == "cluster-policies" && !access::is_admin(st, caller) {
+                return Err(ApiError::denied(format!(
+                    "{} cannot change the permissions of cluster policies; only administrators can.",
+                    caller.name()
+                )));
+            }
+            let level = if manage {
+                levels_for(ty).last().copied().unwrap_or("CAN_MANAGE")
+            } else {
+                levels_for(ty).first().copied().unwrap_or("CAN_MANAGE")
+            };
+            return access::check_compute(st, caller, key, level);
         }
         Target::Model(name) => access::can_model(
             st,

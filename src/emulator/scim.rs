@@ -1,6 +1,11 @@
 //! SCIM (`/api/2.0/preview/scim/v2/*`): `Me`, and list and get of Users, Groups and
 //! ServicePrincipals, with `startIndex`/`count` paging and simple `filter` expressions
-//! (`attr eq|co|sw "value"`). Errors use the SCIM error shape.
+//! (`attr eq|co|sw "value"`); Groups also create, replace, patch (`add`, `remove`, `replace`
+//! of `members`, `displayName`) and delete. Errors use the SCIM error shape.
+//!
+//! Group members and a principal's groups carry `$ref` (`Users/<id>`, `Groups/<id>`,
+//! `ServicePrincipals/<id>`) as real workspaces answer them; a member sent without `$ref` is
+//! found by its id alone, as real workspaces accept it.
 
 use std::sync::Arc;
 
@@ -9,12 +14,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
-use crate::model::principal::ScimRef;
+use crate::model::principal::{Group, ScimRef};
 
+use super::access;
 use super::error::ApiResult;
-use super::extract::{self, Caller, Ctx, Params};
+use super::extract::{self, Body, Caller, Ctx, Params};
 use super::state::Shared;
 use super::state::State;
 
@@ -38,11 +44,14 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         )
         .route(
             &format!("{B}/Groups"),
-            get(|c: Ctx, p: Params| list(c, p, Kind::Group)),
+            get(|c: Ctx, p: Params| list(c, p, Kind::Group)).post(create_group),
         )
         .route(
             &format!("{B}/Groups/{{id}}"),
-            get(|c: Ctx, id: Path<String>| get_one(c, id, Kind::Group)),
+            get(|c: Ctx, id: Path<String>| get_one(c, id, Kind::Group))
+                .put(replace_group)
+                .patch(patch_group)
+                .delete(delete_group),
         )
         .route(
             &format!("{B}/ServicePrincipals"),
@@ -83,6 +92,47 @@ fn groups_of(st: &State, member_id: &str) -> Vec<ScimRef> {
         .collect()
 }
 
+/// The `$ref` of a principal id (`Users/…`, `Groups/…`, `ServicePrincipals/…`).
+fn ref_of(st: &State, id: &str) -> Option<String> {
+    let p = &st.principals;
+    if p.users.iter().any(|u| u.id == id) {
+        Some(format!("Users/{id}"))
+    } else if p.groups.iter().any(|g| g.id == id) {
+        Some(format!("Groups/{id}"))
+    } else if p.service_principals.iter().any(|s| s.id == id) {
+        Some(format!("ServicePrincipals/{id}"))
+    } else {
+        None
+    }
+}
+
+/// SCIM references as served: each with its `$ref` (and `type` for a principal's groups).
+fn refs_json(st: &State, refs: &[ScimRef], direct_groups: bool) -> Value {
+    Value::Array(
+        refs.iter()
+            .map(|r| {
+                let mut v = serde_json::to_value(r).unwrap_or_default();
+                if let Some(x) = ref_of(st, &r.value) {
+                    v["$ref"] = json!(x);
+                }
+                if direct_groups {
+                    v["type"] = json!("direct");
+                }
+                v
+            })
+            .collect(),
+    )
+}
+
+fn group_json(st: &State, g: &Group) -> Value {
+    let mut v = serde_json::to_value(g).unwrap_or_default();
+    if !g.members.is_empty() {
+        v["members"] = refs_json(st, &g.members, false);
+    }
+    v["schemas"] = json!([GROUP_SCHEMA]);
+    v
+}
+
 fn user_json(st: &State, u: &crate::model::principal::User) -> Value {
     let mut u = u.clone();
     if u.groups.is_empty() {
@@ -95,7 +145,10 @@ fn user_json(st: &State, u: &crate::model::principal::User) -> Value {
             primary: Some(true),
         }];
     }
-    let mut v = serde_json::to_value(u).unwrap_or_default();
+    let mut v = serde_json::to_value(&u).unwrap_or_default();
+    if !u.groups.is_empty() {
+        v["groups"] = refs_json(st, &u.groups, true);
+    }
     v["schemas"] = json!([USER_SCHEMA]);
     v
 }
@@ -112,11 +165,7 @@ fn all(st: &State, kind: Kind) -> Vec<Value> {
             .principals
             .groups
             .iter()
-            .map(|g| {
-                let mut v = serde_json::to_value(g).unwrap_or_default();
-                v["schemas"] = json!([GROUP_SCHEMA]);
-                v
-            })
+            .map(|g| group_json(st, g))
             .collect(),
         Kind::ServicePrincipal => st
             .principals
@@ -124,7 +173,7 @@ fn all(st: &State, kind: Kind) -> Vec<Value> {
             .iter()
             .map(|s| {
                 let mut v = serde_json::to_value(s).unwrap_or_default();
-                v["groups"] = json!(groups_of(st, &s.id));
+                v["groups"] = refs_json(st, &groups_of(st, &s.id), true);
                 v["schemas"] = json!([SP_SCHEMA]);
                 v
             })
@@ -240,7 +289,7 @@ async fn me(ctx: Ctx) -> ApiResult {
                     "userName": s.application_id,
                     "displayName": s.display_name,
                     "active": s.active,
-                    "groups": groups_of(&st, &s.id),
+                    "groups": refs_json(&st, &groups_of(&st, &s.id), true),
                 }),
                 None => {
                     json!({"schemas": [USER_SCHEMA], "id": "0", "userName": app, "active": true})
@@ -249,4 +298,304 @@ async fn me(ctx: Ctx) -> ApiResult {
         }
     };
     Ok(extract::json(v))
+}
+
+/// Refuses a change of groups by anyone but an administrator, in the SCIM error shape.
+fn admin_only(st: &State, caller: &Caller) -> Result<(), Response> {
+    if access::is_admin(st, caller) {
+        Ok(())
+    } else {
+        Err(scim_error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{} is not an administrator; only administrators can change groups.",
+                caller.name()
+            ),
+        ))
+    }
+}
+
+/// The members a request names: `[{"value": id}]`, `$ref` and `display` optional.
+fn members_of(st: &State, v: Option<&Value>) -> Result<Vec<ScimRef>, Response> {
+    let bad = |m: String| scim_error(StatusCode::BAD_REQUEST, m);
+    let items = match v {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(a)) => a.as_slice(),
+        Some(other) => std::slice::from_ref(other),
+    };
+    let mut out: Vec<ScimRef> = Vec::new();
+    for m in items {
+        let id = m
+            .get("value")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad(format!("A member needs a value (the principal's id): {m}")))?;
+        if ref_of(st, id).is_none() {
+            return Err(scim_error(
+                StatusCode::NOT_FOUND,
+                format!("Principal with id {id} not found."),
+            ));
+        }
+        let display = st
+            .principals
+            .users
+            .iter()
+            .find(|u| u.id == id)
+            .map(|u| {
+                u.display_name
+                    .clone()
+                    .unwrap_or_else(|| u.user_name.clone())
+            })
+            .or_else(|| {
+                st.principals
+                    .groups
+                    .iter()
+                    .find(|g| g.id == id)
+                    .map(|g| g.display_name.clone())
+            })
+            .or_else(|| {
+                st.principals
+                    .service_principals
+                    .iter()
+                    .find(|s| s.id == id)
+                    .map(|s| {
+                        s.display_name
+                            .clone()
+                            .unwrap_or_else(|| s.application_id.clone())
+                    })
+            });
+        if !out.iter().any(|r| r.value == id) {
+            out.push(ScimRef {
+                value: id.to_string(),
+                display,
+                primary: None,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn group_index(st: &State, id: &str) -> Result<usize, Response> {
+    st.principals
+        .groups
+        .iter()
+        .position(|g| g.id == id)
+        .ok_or_else(|| {
+            scim_error(
+                StatusCode::NOT_FOUND,
+                format!("Group with id {id} not found."),
+            )
+        })
+}
+
+fn name_taken(st: &State, name: &str, except: Option<&str>) -> Result<(), Response> {
+    if st
+        .principals
+        .groups
+        .iter()
+        .any(|g| g.display_name == name && Some(g.id.as_str()) != except)
+    {
+        return Err(scim_error(
+            StatusCode::CONFLICT,
+            format!("Group with name {name} already exists."),
+        ));
+    }
+    Ok(())
+}
+
+fn entitlements_of(v: Option<&Value>) -> Vec<ScimRef> {
+    v.and_then(|e| serde_json::from_value(e.clone()).ok())
+        .unwrap_or_default()
+}
+
+async fn create_group(ctx: Ctx, Body(b): Body) -> Response {
+    let mut st = ctx.state();
+    let made = (|| {
+        admin_only(&st, &ctx.caller)?;
+        let name = b
+            .get("displayName")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| scim_error(StatusCode::BAD_REQUEST, "displayName is required".into()))?
+            .to_string();
+        name_taken(&st, &name, None)?;
+        let members = members_of(&st, b.get("members"))?;
+        Ok::<_, Response>(Group {
+            id: String::new(),
+            display_name: name,
+            members,
+            entitlements: entitlements_of(b.get("entitlements")),
+        })
+    })();
+    let mut g = match made {
+        Ok(g) => g,
+        Err(r) => return r,
+    };
+    g.id = st.next_object_id().to_string();
+    let v = group_json(&st, &g);
+    st.principals.groups.push(g);
+    (StatusCode::CREATED, axum::Json(v)).into_response()
+}
+
+async fn replace_group(ctx: Ctx, Path(id): Path<String>, Body(b): Body) -> Response {
+    let mut st = ctx.state();
+    let done = (|| {
+        admin_only(&st, &ctx.caller)?;
+        let i = group_index(&st, &id)?;
+        let name = b
+            .get("displayName")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| scim_error(StatusCode::BAD_REQUEST, "displayName is required".into()))?
+            .to_string();
+        name_taken(&st, &name, Some(&id))?;
+        let members = members_of(&st, b.get("members"))?;
+        Ok::<_, Response>((i, name, members))
+    })();
+    let (i, name, members) = match done {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let g = &mut st.principals.groups[i];
+    g.display_name = name;
+    g.members = members;
+    g.entitlements = entitlements_of(b.get("entitlements"));
+    let g = st.principals.groups[i].clone();
+    extract::json(group_json(&st, &g))
+}
+
+/// The member id a path such as `members[value eq "123"]` selects.
+fn selected_member(path: &str) -> Option<String> {
+    let inner = path.trim().strip_prefix("members[")?.strip_suffix(']')?;
+    let mut parts = inner.splitn(3, char::is_whitespace);
+    let (attr, op, value) = (parts.next()?, parts.next()?, parts.next()?);
+    if attr != "value" || !op.eq_ignore_ascii_case("eq") {
+        return None;
+    }
+    Some(value.trim().trim_matches('"').to_string())
+}
+
+fn apply_op(st: &mut State, i: usize, op: &Map<String, Value>) -> Result<(), Response> {
+    let bad = |m: String| scim_error(StatusCode::BAD_REQUEST, m);
+    let kind = op
+        .get("op")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("Each operation needs an op".into()))?
+        .to_ascii_lowercase();
+    let path = op.get("path").and_then(Value::as_str).unwrap_or("");
+    let value = op.get("value");
+    match (kind.as_str(), path) {
+        ("add", "members") | ("add", "")
+            if path == "members" || value.is_some_and(|v| v.get("members").is_some()) =>
+        {
+            let v = if path.is_empty() {
+                value.and_then(|v| v.get("members"))
+            } else {
+                value
+            };
+            let new = members_of(st, v)?;
+            let g = &mut st.principals.groups[i];
+            for m in new {
+                if !g.members.iter().any(|x| x.value == m.value) {
+                    g.members.push(m);
+                }
+            }
+        }
+        ("replace", "members") => {
+            let new = members_of(st, value)?;
+            st.principals.groups[i].members = new;
+        }
+        ("remove", "members") => {
+            // Without a value every member goes, as SCIM specifies.
+            let gone: Option<Vec<String>> = match value {
+                None | Some(Value::Null) => None,
+                v => Some(members_of(st, v)?.into_iter().map(|m| m.value).collect()),
+            };
+            let g = &mut st.principals.groups[i];
+            match gone {
+                None => g.members.clear(),
+                Some(ids) => g.members.retain(|m| !ids.contains(&m.value)),
+            }
+        }
+        ("remove", p) if selected_member(p).is_some() => {
+            let id = selected_member(p).unwrap_or_default();
+            st.principals.groups[i].members.retain(|m| m.value != id);
+        }
+        ("replace", "displayName") | ("replace", "") => {
+            let name = if path.is_empty() {
+                value.and_then(|v| v.get("displayName"))
+            } else {
+                value
+            }
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| {
+                bad(format!(
+                    "Unsupported replace operation: {}",
+                    Value::Object(op.clone())
+                ))
+            })?
+            .to_string();
+            let id = st.principals.groups[i].id.clone();
+            name_taken(st, &name, Some(&id))?;
+            st.principals.groups[i].display_name = name;
+        }
+        _ => {
+            return Err(bad(format!(
+                "Unsupported patch operation: {}",
+                Value::Object(op.clone())
+            )))
+        }
+    }
+    Ok(())
+}
+
+async fn patch_group(ctx: Ctx, Path(id): Path<String>, Body(b): Body) -> Response {
+    let mut st = ctx.state();
+    let done = (|| {
+        admin_only(&st, &ctx.caller)?;
+        let i = group_index(&st, &id)?;
+        let ops = b
+            .get("Operations")
+            .and_then(Value::as_array)
+            .ok_or_else(|| scim_error(StatusCode::BAD_REQUEST, "Operations is required".into()))?
+            .clone();
+        // All or nothing: the operations apply to a copy that replaces the group at the end.
+        let before = st.principals.groups[i].clone();
+        for op in &ops {
+            let op = op.as_object().cloned().unwrap_or_default();
+            if let Err(r) = apply_op(&mut st, i, &op) {
+                st.principals.groups[i] = before;
+                return Err(r);
+            }
+        }
+        Ok(())
+    })();
+    match done {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn delete_group(ctx: Ctx, Path(id): Path<String>) -> Response {
+    let mut st = ctx.state();
+    let done = (|| {
+        admin_only(&st, &ctx.caller)?;
+        let i = group_index(&st, &id)?;
+        let name = st.principals.groups[i].display_name.clone();
+        if name == "admins" || name == "users" {
+            return Err(scim_error(
+                StatusCode::BAD_REQUEST,
+                format!("The {name} group is a system group and cannot be deleted."),
+            ));
+        }
+        st.principals.groups.remove(i);
+        for g in &mut st.principals.groups {
+            g.members.retain(|m| m.value != id);
+        }
+        Ok(())
+    })();
+    match done {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => r,
+    }
 }

@@ -518,10 +518,7 @@ pub(crate) fn load(dir: &Path, st: &mut State) -> Result<(), EmulatorError> {
         st.tokens = t
             .tokens
             .iter()
-            .map(|e| TokenGrant {
-                token: e.token.clone(),
-                user_name: e.user_name.clone(),
-            })
+            .map(|e| TokenGrant::new(e.token.clone(), e.user_name.clone()))
             .collect();
         st.oauth_clients = t
             .oauth_clients

@@ -23,8 +23,8 @@ use super::extract::{self, Body, Caller, Ctx, Fields, Mutation, BODY_LIMIT};
 use super::faults::{family, Action, FaultConfig};
 use super::state::Shared;
 use super::{
-    commands, compute, dbfs, entra, files, jobs, mlflow, oauth, permissions, repos, scim, secrets,
-    sql, unity, workspace,
+    commands, compute, dbfs, entra, files, jobs, legacy, mlflow, oauth, permissions, repos, scim,
+    secrets, sql, unity, workspace,
 };
 
 /// Paths served without a credential, as on real workspaces.
@@ -53,6 +53,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .merge(files::routes())
         .merge(mlflow::routes())
         .merge(scim::routes())
+        .merge(legacy::routes())
         .merge(control_routes())
         .route_layer(middleware::from_fn_with_state(shared.clone(), record))
         .fallback(fallback)

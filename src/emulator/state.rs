@@ -85,11 +85,34 @@ pub(crate) struct Ids {
     pub next_model: u64,
 }
 
-/// A personal access token from the seed and the user it belongs to.
+/// A personal access token (from the seed or `token/create`) and the user it belongs to.
 #[derive(Debug, Clone)]
 pub(crate) struct TokenGrant {
     pub token: String,
     pub user_name: String,
+    /// What `token/list` shows: a one-way hash of the value, never the value.
+    pub token_id: String,
+    pub comment: Option<String>,
+    /// Epoch milliseconds; `None` for a token the seed planted.
+    pub creation_time: Option<i64>,
+    /// Epoch milliseconds, or -1 for a token that never expires.
+    pub expiry_time: i64,
+}
+
+impl TokenGrant {
+    /// A grant for `token`, its id derived from the value.
+    pub fn new(token: String, user_name: String) -> TokenGrant {
+        use sha2::Digest as _;
+        let token_id = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+        TokenGrant {
+            token,
+            user_name,
+            token_id,
+            comment: None,
+            creation_time: None,
+            expiry_time: -1,
+        }
+    }
 }
 
 /// An OAuth client (a service principal's secret) from the seed.
@@ -446,6 +469,8 @@ pub(crate) struct Compute {
     pub pools: Vec<InstancePool>,
     pub policies: Vec<ClusterPolicy>,
     pub warehouses: Vec<Warehouse>,
+    /// Direct ACLs of clusters, pools and policies, keyed `<request type>/<id>`.
+    pub acls: BTreeMap<String, Vec<AccessControlRequest>>,
 }
 
 /// One DBFS entry.
@@ -539,6 +564,8 @@ pub(crate) struct State {
     pub url_salt: String,
     /// Model ACLs read from a seed before the models themselves.
     pub pending_model_acls: BTreeMap<String, Vec<AccessControlRequest>>,
+    /// What the endpoints older tools call keep: job runs, libraries, instance profiles.
+    pub legacy: super::legacy::Legacy,
 }
 
 /// How many statement and command results are kept before the oldest are forgotten.
@@ -597,6 +624,7 @@ impl State {
             signed_urls: HashMap::new(),
             url_salt: hex::encode(salt),
             pending_model_acls: BTreeMap::new(),
+            legacy: super::legacy::Legacy::default(),
         }
     }
 
@@ -629,7 +657,11 @@ impl State {
         if self.admin_tokens.iter().any(|t| t == token) {
             return Some(Caller::User(self.first_admin()));
         }
+        let now = self.now();
         if let Some(t) = self.tokens.iter().find(|t| t.token == token) {
+            if t.expiry_time >= 0 && t.expiry_time <= now {
+                return None;
+            }
             return Some(Caller::User(t.user_name.clone()));
         }
         match self.issued.get(token) {

@@ -97,13 +97,16 @@ impl ObjectPermissions {
 }
 
 /// The permission object types dbxport moves: `(request path segment, singular response type)`.
-pub const OBJECT_TYPES: [(&str, &str); 6] = [
+pub const OBJECT_TYPES: [(&str, &str); 9] = [
     ("notebooks", "notebook"),
     ("directories", "directory"),
     ("files", "file"),
     ("repos", "repo"),
     ("jobs", "job"),
     ("registered-models", "registered-model"),
+    ("clusters", "cluster"),
+    ("cluster-policies", "cluster-policy"),
+    ("instance-pools", "instance-pool"),
 ];
 
 /// The permission levels valid for a request object type, in ascending order of power.
@@ -120,6 +123,9 @@ pub fn levels_for(request_object_type: &str) -> &'static [&'static str] {
             "CAN_MANAGE_PRODUCTION_VERSIONS",
             "CAN_MANAGE",
         ],
+        "clusters" => &["CAN_ATTACH_TO", "CAN_RESTART", "CAN_MANAGE"],
+        "cluster-policies" => &["CAN_USE"],
+        "instance-pools" => &["CAN_ATTACH_TO", "CAN_MANAGE"],
         _ => &[],
     }
 }
