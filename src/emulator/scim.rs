@@ -300,12 +300,21 @@ async fn me(ctx: Ctx) -> ApiResult {
     Ok(extract::json(v))
 }
 
+/// A SCIM error not yet rendered (a `Response` is too large to pass around in a `Result`).
+struct ScimError(StatusCode, String);
+
+impl IntoResponse for ScimError {
+    fn into_response(self) -> Response {
+        scim_error(self.0, self.1)
+    }
+}
+
 /// Refuses a change of groups by anyone but an administrator, in the SCIM error shape.
-fn admin_only(st: &State, caller: &Caller) -> Result<(), Response> {
+fn admin_only(st: &State, caller: &Caller) -> Result<(), ScimError> {
     if access::is_admin(st, caller) {
         Ok(())
     } else {
-        Err(scim_error(
+        Err(ScimError(
             StatusCode::FORBIDDEN,
             format!(
                 "{} is not an administrator; only administrators can change groups.",
@@ -316,8 +325,8 @@ fn admin_only(st: &State, caller: &Caller) -> Result<(), Response> {
 }
 
 /// The members a request names: `[{"value": id}]`, `$ref` and `display` optional.
-fn members_of(st: &State, v: Option<&Value>) -> Result<Vec<ScimRef>, Response> {
-    let bad = |m: String| scim_error(StatusCode::BAD_REQUEST, m);
+fn members_of(st: &State, v: Option<&Value>) -> Result<Vec<ScimRef>, ScimError> {
+    let bad = |m: String| ScimError(StatusCode::BAD_REQUEST, m);
     let items = match v {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(a)) => a.as_slice(),
@@ -330,7 +339,7 @@ fn members_of(st: &State, v: Option<&Value>) -> Result<Vec<ScimRef>, Response> {
             .and_then(Value::as_str)
             .ok_or_else(|| bad(format!("A member needs a value (the principal's id): {m}")))?;
         if ref_of(st, id).is_none() {
-            return Err(scim_error(
+            return Err(ScimError(
                 StatusCode::NOT_FOUND,
                 format!("Principal with id {id} not found."),
             ));
@@ -374,27 +383,27 @@ fn members_of(st: &State, v: Option<&Value>) -> Result<Vec<ScimRef>, Response> {
     Ok(out)
 }
 
-fn group_index(st: &State, id: &str) -> Result<usize, Response> {
+fn group_index(st: &State, id: &str) -> Result<usize, ScimError> {
     st.principals
         .groups
         .iter()
         .position(|g| g.id == id)
         .ok_or_else(|| {
-            scim_error(
+            ScimError(
                 StatusCode::NOT_FOUND,
                 format!("Group with id {id} not found."),
             )
         })
 }
 
-fn name_taken(st: &State, name: &str, except: Option<&str>) -> Result<(), Response> {
+fn name_taken(st: &State, name: &str, except: Option<&str>) -> Result<(), ScimError> {
     if st
         .principals
         .groups
         .iter()
         .any(|g| g.display_name == name && Some(g.id.as_str()) != except)
     {
-        return Err(scim_error(
+        return Err(ScimError(
             StatusCode::CONFLICT,
             format!("Group with name {name} already exists."),
         ));
@@ -415,11 +424,11 @@ async fn create_group(ctx: Ctx, Body(b): Body) -> Response {
             .get("displayName")
             .and_then(Value::as_str)
             .filter(|n| !n.is_empty())
-            .ok_or_else(|| scim_error(StatusCode::BAD_REQUEST, "displayName is required".into()))?
+            .ok_or_else(|| ScimError(StatusCode::BAD_REQUEST, "displayName is required".into()))?
             .to_string();
         name_taken(&st, &name, None)?;
         let members = members_of(&st, b.get("members"))?;
-        Ok::<_, Response>(Group {
+        Ok::<_, ScimError>(Group {
             id: String::new(),
             display_name: name,
             members,
@@ -428,7 +437,7 @@ async fn create_group(ctx: Ctx, Body(b): Body) -> Response {
     })();
     let mut g = match made {
         Ok(g) => g,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     g.id = st.next_object_id().to_string();
     let v = group_json(&st, &g);
@@ -445,15 +454,15 @@ async fn replace_group(ctx: Ctx, Path(id): Path<String>, Body(b): Body) -> Respo
             .get("displayName")
             .and_then(Value::as_str)
             .filter(|n| !n.is_empty())
-            .ok_or_else(|| scim_error(StatusCode::BAD_REQUEST, "displayName is required".into()))?
+            .ok_or_else(|| ScimError(StatusCode::BAD_REQUEST, "displayName is required".into()))?
             .to_string();
         name_taken(&st, &name, Some(&id))?;
         let members = members_of(&st, b.get("members"))?;
-        Ok::<_, Response>((i, name, members))
+        Ok::<_, ScimError>((i, name, members))
     })();
     let (i, name, members) = match done {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let g = &mut st.principals.groups[i];
     g.display_name = name;
@@ -474,8 +483,8 @@ fn selected_member(path: &str) -> Option<String> {
     Some(value.trim().trim_matches('"').to_string())
 }
 
-fn apply_op(st: &mut State, i: usize, op: &Map<String, Value>) -> Result<(), Response> {
-    let bad = |m: String| scim_error(StatusCode::BAD_REQUEST, m);
+fn apply_op(st: &mut State, i: usize, op: &Map<String, Value>) -> Result<(), ScimError> {
+    let bad = |m: String| ScimError(StatusCode::BAD_REQUEST, m);
     let kind = op
         .get("op")
         .and_then(Value::as_str)
@@ -557,22 +566,22 @@ async fn patch_group(ctx: Ctx, Path(id): Path<String>, Body(b): Body) -> Respons
         let ops = b
             .get("Operations")
             .and_then(Value::as_array)
-            .ok_or_else(|| scim_error(StatusCode::BAD_REQUEST, "Operations is required".into()))?
+            .ok_or_else(|| ScimError(StatusCode::BAD_REQUEST, "Operations is required".into()))?
             .clone();
         // All or nothing: the operations apply to a copy that replaces the group at the end.
         let before = st.principals.groups[i].clone();
         for op in &ops {
             let op = op.as_object().cloned().unwrap_or_default();
-            if let Err(r) = apply_op(&mut st, i, &op) {
+            if let Err(e) = apply_op(&mut st, i, &op) {
                 st.principals.groups[i] = before;
-                return Err(r);
+                return Err(e);
             }
         }
         Ok(())
     })();
     match done {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(r) => r,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -583,7 +592,7 @@ async fn delete_group(ctx: Ctx, Path(id): Path<String>) -> Response {
         let i = group_index(&st, &id)?;
         let name = st.principals.groups[i].display_name.clone();
         if name == "admins" || name == "users" {
-            return Err(scim_error(
+            return Err(ScimError(
                 StatusCode::BAD_REQUEST,
                 format!("The {name} group is a system group and cannot be deleted."),
             ));
@@ -596,6 +605,6 @@ async fn delete_group(ctx: Ctx, Path(id): Path<String>) -> Response {
     })();
     match done {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(r) => r,
+        Err(e) => e.into_response(),
     }
 }

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 /// The suite's budget; a hung SDK call must fail the test, not the CI run.
 const SUITE_TIMEOUT: Duration = Duration::from_secs(900);
 
-fn fixture(name: &str) -> PathBuf {
+pub(crate) fn fixture(name: &str) -> PathBuf {
     common::repo_path(&format!("fixtures/workspaces/{name}"))
 }
 
@@ -25,7 +25,7 @@ fn read_json(path: PathBuf) -> Value {
 }
 
 /// The seed's token for `user_name` (fake credentials, committed with the fixture).
-fn seed_token(seed: &str, user_name: &str) -> String {
+pub(crate) fn seed_token(seed: &str, user_name: &str) -> String {
     read_json(fixture(seed).join("tokens.json"))["tokens"]
         .as_array()
         .expect("tokens")
@@ -36,12 +36,12 @@ fn seed_token(seed: &str, user_name: &str) -> String {
         .to_string()
 }
 
-fn start(seed: &str) -> EmulatorHandle {
+pub(crate) fn start(seed: &str) -> EmulatorHandle {
     Emulator::start_in_background(EmulatorConfig::default().with_seed(fixture(seed)))
         .unwrap_or_else(|e| panic!("emulator with seed {seed}: {e}"))
 }
 
-const ADMIN: &str = "ada.okafor@sciencehub.example";
+pub(crate) const ADMIN: &str = "ada.okafor@sciencehub.example";
 
 #[test]
 fn python_sdk_conformance_suite_passes() {
@@ -101,7 +101,7 @@ fn python_sdk_conformance_suite_passes() {
 
 /// Waits for `child`, killing it after `limit`; returns its exit code (None when killed) and
 /// its output.
-fn wait_with_timeout(
+pub(crate) fn wait_with_timeout(
     mut child: std::process::Child,
     limit: Duration,
 ) -> (Option<i32>, String, String) {

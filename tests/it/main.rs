@@ -36,6 +36,7 @@ mod client_transport;
 mod demo;
 mod emulator_api;
 mod emulator_faults;
+mod emulator_legacy_cli;
 mod emulator_oauth;
 mod emulator_sdk_conformance;
 mod emulator_seed;
