@@ -1138,9 +1138,13 @@ async fn workspace_and_repo_permissions() {
     api.get(&format!("/api/2.0/permissions/directories/{load}"))
         .await
         .err(404, "RESOURCE_DOES_NOT_EXIST");
-    api.get("/api/2.0/permissions/clusters/x")
+    api.get("/api/2.0/permissions/sandwiches/x")
         .await
         .err(400, "INVALID_PARAMETER_VALUE");
+    // Clusters are a supported type (issue #12); an unknown one is missing, not unsupported.
+    api.get("/api/2.0/permissions/clusters/x")
+        .await
+        .err(404, "RESOURCE_DOES_NOT_EXIST");
     api.put(
         &format!("/api/2.0/permissions/notebooks/{load}"),
         json!({"access_control_list": [{"user_name": "bob@example.org", "permission_level": "IS_OWNER"}]}),
