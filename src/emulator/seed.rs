@@ -1204,6 +1204,7 @@ fn load_models(dir: &Path, st: &mut State) -> Result<(), EmulatorError> {
                 versions,
                 acl,
                 next_version,
+                pending: Default::default(),
             },
         );
     }
