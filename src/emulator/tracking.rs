@@ -498,11 +498,13 @@ async fn get_experiment(ctx: Ctx, p: Params) -> ApiResult {
 async fn get_experiment_by_name(ctx: Ctx, p: Params) -> ApiResult {
     let name = p.req("experiment_name")?;
     let st = ctx.state();
+    // A deleted experiment is found too, but an active one of the same name comes first.
     let e = st
         .tracking
         .experiments
         .values()
-        .find(|e| e.name == name && e.lifecycle_stage == "active")
+        .filter(|e| e.name == name)
+        .max_by_key(|e| (e.lifecycle_stage == "active", e.last_update_time))
         .ok_or_else(|| {
             ApiError::not_found(format!("Could not find experiment with name: '{name}'"))
         })?;

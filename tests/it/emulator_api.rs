@@ -2055,8 +2055,16 @@ async fn mlflow_registry() {
             v["model_version"]["version"].as_str(),
             v["model_version"]["status"].as_str()
         ),
-        (Some("1"), Some("READY"))
+        (Some("1"), Some("PENDING_REGISTRATION"))
     );
+    // The first get ends the registration; every later read sees the same.
+    for _ in 0..2 {
+        let got = api
+            .get("/api/2.0/mlflow/model-versions/get?name=fraud&version=1")
+            .await
+            .ok();
+        assert_eq!(got["model_version"]["status"], "READY");
+    }
     let listed = api
         .get("/api/2.0/mlflow/model-versions/list-artifacts?name=fraud&version=1")
         .await
@@ -2069,7 +2077,15 @@ async fn mlflow_registry() {
         )
         .await
         .ok();
-    assert_eq!(v2["model_version"]["status"], "FAILED_REGISTRATION");
+    assert_eq!(v2["model_version"]["status"], "PENDING_REGISTRATION");
+    let got = api
+        .get("/api/2.0/mlflow/model-versions/get?name=fraud&version=2")
+        .await
+        .ok();
+    assert_eq!(got["model_version"]["status"], "FAILED_REGISTRATION");
+    assert!(got["model_version"]["status_message"]
+        .as_str()
+        .is_some_and(|m| m.contains("dbfs:/FileStore/none")));
     api.post(
         "/api/2.0/mlflow/model-versions/create",
         json!({"name": "nope", "source": "dbfs:/x"}),
