@@ -238,7 +238,7 @@ mod tests {
     #[test]
     fn urls_are_checked() {
         let mut st = State::empty(None);
-        st.clock = super::super::clock::Clock::manual();
+        st.clock = crate::clock::Clock::manual();
         let u = url(&st, "http://h", Access::Read, "/a b/c.txt");
         let (path, query) = u
             .strip_prefix("http://h/signed-artifacts")
