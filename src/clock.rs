@@ -12,7 +12,7 @@
 //! runtime the tests link against, not the one users run.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// A monotonic clock, real or manual; clones share the same time.
 #[derive(Debug, Clone)]
@@ -24,6 +24,9 @@ enum Mode {
     /// Starts at the moment it was made and moves only when advanced.
     Manual {
         start: Instant,
+        /// The wall-clock time at `start`, so that expiry times written into URLs move with
+        /// the manual clock too.
+        start_wall: SystemTime,
         moved: Mutex<Duration>,
     },
 }
@@ -38,6 +41,7 @@ impl Clock {
     pub fn manual() -> Clock {
         Clock(Arc::new(Mode::Manual {
             start: Instant::now(),
+            start_wall: SystemTime::now(),
             moved: Mutex::new(Duration::ZERO),
         }))
     }
@@ -46,9 +50,20 @@ impl Clock {
     pub fn now(&self) -> Instant {
         match &*self.0 {
             Mode::Real => Instant::now(),
-            Mode::Manual { start, moved } => {
+            Mode::Manual { start, moved, .. } => {
                 *start + *moved.lock().unwrap_or_else(|p| p.into_inner())
             }
+        }
+    }
+
+    /// The current wall-clock time: the system's for a real clock; for a manual one the time it
+    /// was made plus how far it was moved. For expiry times that travel as numbers (signed URLs).
+    pub fn wall_now(&self) -> SystemTime {
+        match &*self.0 {
+            Mode::Real => SystemTime::now(),
+            Mode::Manual {
+                start_wall, moved, ..
+            } => *start_wall + *moved.lock().unwrap_or_else(|p| p.into_inner()),
         }
     }
 
@@ -83,5 +98,10 @@ mod tests {
         assert!(c.clone().advance(Duration::from_secs(2)));
         assert_eq!(c.now(), t0 + Duration::from_secs(2));
         assert!(!Clock::real().advance(Duration::from_secs(1)));
+        let w = c.wall_now();
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(c.wall_now(), w);
+        c.advance(Duration::from_secs(3));
+        assert_eq!(c.wall_now(), w + Duration::from_secs(3));
     }
 }

@@ -25,8 +25,11 @@ pub enum ErrorKind {
     Unauthenticated,
     /// 403 / `PERMISSION_DENIED`.
     PermissionDenied,
-    /// 404 / `RESOURCE_DOES_NOT_EXIST`.
+    /// 404 / `RESOURCE_DOES_NOT_EXIST`: the object asked for does not exist.
     NotFound,
+    /// `ENDPOINT_NOT_FOUND`: the workspace does not serve this API at all (an older or
+    /// differently configured workspace). A missing API, never a missing object.
+    EndpointNotFound,
     /// `RESOURCE_ALREADY_EXISTS`, `ALREADY_EXISTS`.
     AlreadyExists,
     /// 409 / `ABORTED`, `RESOURCE_CONFLICT`.
@@ -249,6 +252,7 @@ impl ApiError {
                 "RESOURCE_DOES_NOT_EXIST" | "NOT_FOUND" | "FEATURE_DISABLED_OR_NOT_FOUND" => {
                     Some(ErrorKind::NotFound)
                 }
+                "ENDPOINT_NOT_FOUND" => Some(ErrorKind::EndpointNotFound),
                 "RESOURCE_ALREADY_EXISTS" | "ALREADY_EXISTS" => Some(ErrorKind::AlreadyExists),
                 "ABORTED" | "RESOURCE_CONFLICT" => Some(ErrorKind::Conflict),
                 "INVALID_STATE" => Some(ErrorKind::InvalidState),
@@ -287,6 +291,11 @@ impl ApiError {
     /// True when the object does not exist.
     pub fn is_not_found(&self) -> bool {
         self.kind() == ErrorKind::NotFound
+    }
+
+    /// True when the workspace does not serve the API called (`ENDPOINT_NOT_FOUND`).
+    pub fn is_endpoint_not_found(&self) -> bool {
+        self.kind() == ErrorKind::EndpointNotFound
     }
 
     /// True when the object already exists.
@@ -582,6 +591,12 @@ impl ClientError {
         self.api().is_some_and(ApiError::is_not_found)
     }
 
+    /// True when the workspace does not serve the API called (`ENDPOINT_NOT_FOUND`): a
+    /// missing API, not a missing object.
+    pub fn is_endpoint_not_found(&self) -> bool {
+        self.api().is_some_and(ApiError::is_endpoint_not_found)
+    }
+
     /// True when the object already exists.
     pub fn is_already_exists(&self) -> bool {
         self.api().is_some_and(ApiError::is_already_exists)
@@ -625,6 +640,19 @@ mod tests {
 
     fn parse(status: u16, body: &str) -> ApiError {
         ApiError::parse("GET /x", status, &HeaderMap::new(), body.as_bytes())
+    }
+
+    #[test]
+    fn a_missing_endpoint_is_not_a_missing_object() {
+        let e = parse(
+            404,
+            r#"{"error_code":"ENDPOINT_NOT_FOUND","message":"No API found for 'GET /mlflow/runs/get'"}"#,
+        );
+        assert_eq!(e.kind(), ErrorKind::EndpointNotFound);
+        assert!(e.is_endpoint_not_found());
+        assert!(!e.is_not_found());
+        // A bare 404 without a code still means a missing object.
+        assert!(parse(404, "{}").is_not_found());
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub struct FaultConfig {
     pub families: Vec<String>,
     /// Seed of the random stream.
     pub seed: u64,
+    /// Request paths (exact, such as `/api/2.0/mlflow/runs/get`) answered 404
+    /// `ENDPOINT_NOT_FOUND`, as by a workspace that does not serve that API.
+    pub unserved: Vec<String>,
 }
 
 impl Default for FaultConfig {
@@ -51,6 +54,7 @@ impl Default for FaultConfig {
             drop_after_apply: false,
             families: Vec::new(),
             seed: 0,
+            unserved: Vec::new(),
         }
     }
 }
@@ -100,6 +104,11 @@ impl FaultConfig {
                     "rate limit for `{family}` must be a positive number of requests per second"
                 )));
             }
+        }
+        if let Some(p) = self.unserved.iter().find(|p| !p.starts_with('/')) {
+            return Err(EmulatorError::Faults(format!(
+                "unserved path `{p}` must be a request path starting with /"
+            )));
         }
         for f in &self.families {
             if !FAMILIES.contains(&f.as_str()) {

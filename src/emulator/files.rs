@@ -1,5 +1,7 @@
 //! The Files API (`/api/2.0/fs/files{path}`, `/api/2.0/fs/directories{path}`) over Unity Catalog
-//! volume paths (`/Volumes/<catalog>/<schema>/<volume>/…`), stored in the same tree as DBFS.
+//! volume paths (`/Volumes/<catalog>/<schema>/<volume>/…`), stored in the same tree as DBFS, and
+//! over the MLflow artifacts of runs and logged models (`/WorkspaceInternal/Mlflow/Artifacts/…`,
+//! stored where their DBFS artifact URI says: see `tracking.rs`).
 //! `create-download-url` is not served, so the SDK falls back to a plain `GET`.
 
 use std::sync::Arc;
@@ -15,7 +17,8 @@ use serde_json::{json, Value};
 use super::dbfs::{children, dbfs_path, make_dirs, remove_tree, write_file};
 use super::error::{ApiError, ApiResult};
 use super::extract::{self, read_page_token, Ctx, Params};
-use super::state::{DbfsNode, Shared};
+use super::state::{DbfsNode, Shared, State};
+use super::tracking;
 
 /// Most entries one directory listing page holds.
 const MAX_PAGE: usize = 1000;
@@ -40,15 +43,24 @@ fn not_found(path: &str) -> ApiError {
     )
 }
 
-/// A Files API path: under `/Volumes/`.
-fn volume_path(raw: &str) -> Result<String, ApiError> {
+/// The DBFS-tree path a Files API path stands for: a path under `/Volumes/` as it is; an MLflow
+/// artifact path of a run or logged model where its artifacts are stored.
+fn volume_path(st: &State, raw: &str) -> Result<String, ApiError> {
     let p = dbfs_path(&format!("/{}", raw.trim_start_matches('/')))?;
-    if !p.starts_with("/Volumes/") {
-        return Err(ApiError::invalid(format!(
-            "Invalid path {p}: Files API paths start with /Volumes/<catalog>/<schema>/<volume>/"
-        )));
+    if p.starts_with("/Volumes/") {
+        return Ok(p);
     }
-    Ok(p)
+    if p.starts_with("/WorkspaceInternal/") {
+        return tracking::files_to_dbfs(st, &p).ok_or_else(|| not_found(&p));
+    }
+    Err(ApiError::invalid(format!(
+        "Invalid path {p}: Files API paths start with /Volumes/<catalog>/<schema>/<volume>/"
+    )))
+}
+
+/// The Files API path of a DBFS-tree path (the inverse of [`volume_path`]).
+fn shown_path(path: &str) -> String {
+    tracking::dbfs_to_files(path).unwrap_or_else(|| path.to_string())
 }
 
 fn no_content() -> Response {
@@ -88,9 +100,9 @@ fn parse_range(h: &str, len: usize) -> Option<(usize, usize)> {
 }
 
 async fn get_file(ctx: Ctx, Path(raw): Path<String>, headers: HeaderMap) -> ApiResult {
-    let path = volume_path(&raw)?;
     let (data, mtime) = {
         let st = ctx.state();
+        let path = volume_path(&st, &raw)?;
         match st.dbfs.nodes.get(&path) {
             Some(DbfsNode {
                 is_dir: false,
@@ -142,9 +154,9 @@ async fn get_file(ctx: Ctx, Path(raw): Path<String>, headers: HeaderMap) -> ApiR
 }
 
 async fn put_file(ctx: Ctx, Path(raw): Path<String>, p: Params, body: Bytes) -> ApiResult {
-    let path = volume_path(&raw)?;
     let overwrite = p.bool("overwrite")?.unwrap_or(false);
     let mut st = ctx.state();
+    let path = volume_path(&st, &raw)?;
     if !overwrite && st.dbfs.nodes.get(&path).is_some_and(|n| !n.is_dir) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -158,8 +170,8 @@ async fn put_file(ctx: Ctx, Path(raw): Path<String>, p: Params, body: Bytes) -> 
 }
 
 async fn delete_file(ctx: Ctx, Path(raw): Path<String>) -> ApiResult {
-    let path = volume_path(&raw)?;
     let mut st = ctx.state();
+    let path = volume_path(&st, &raw)?;
     match st.dbfs.nodes.get(&path) {
         Some(n) if !n.is_dir => {
             st.dbfs.nodes.remove(&path);
@@ -173,7 +185,6 @@ async fn delete_file(ctx: Ctx, Path(raw): Path<String>) -> ApiResult {
 }
 
 async fn list_dir(ctx: Ctx, Path(raw): Path<String>, p: Params) -> ApiResult {
-    let path = volume_path(raw.trim_end_matches('/'))?;
     let size = match p.i64("page_size")? {
         None | Some(0) => MAX_PAGE,
         Some(n) if n > 0 => (n as usize).min(MAX_PAGE),
@@ -184,6 +195,7 @@ async fn list_dir(ctx: Ctx, Path(raw): Path<String>, p: Params) -> ApiResult {
         None => None,
     };
     let st = ctx.state();
+    let path = volume_path(&st, raw.trim_end_matches('/'))?;
     match st.dbfs.nodes.get(&path) {
         Some(n) if n.is_dir => {}
         Some(_) => {
@@ -204,7 +216,7 @@ async fn list_dir(ctx: Ctx, Path(raw): Path<String>, p: Params) -> ApiResult {
         .filter_map(|c| {
             let n = st.dbfs.nodes.get(c)?;
             let mut o = json!({
-                "path": c,
+                "path": shown_path(c),
                 "name": crate::model::workspace::base_name(c),
                 "is_directory": n.is_dir,
                 "last_modified": n.mtime,
@@ -223,15 +235,16 @@ async fn list_dir(ctx: Ctx, Path(raw): Path<String>, p: Params) -> ApiResult {
 }
 
 async fn create_dir(ctx: Ctx, Path(raw): Path<String>) -> ApiResult {
-    let path = volume_path(raw.trim_end_matches('/'))?;
-    make_dirs(&mut ctx.state(), &path)
+    let mut st = ctx.state();
+    let path = volume_path(&st, raw.trim_end_matches('/'))?;
+    make_dirs(&mut st, &path)
         .map_err(|e| ApiError::new(StatusCode::CONFLICT, "ALREADY_EXISTS", e.message))?;
     Ok(no_content())
 }
 
 async fn delete_dir(ctx: Ctx, Path(raw): Path<String>) -> ApiResult {
-    let path = volume_path(raw.trim_end_matches('/'))?;
     let mut st = ctx.state();
+    let path = volume_path(&st, raw.trim_end_matches('/'))?;
     match st.dbfs.nodes.get(&path) {
         Some(n) if n.is_dir => {}
         Some(_) => {

@@ -1,31 +1,37 @@
 //! The workspace MLflow model registry (`/api/2.0/mlflow/*`): registered models (create, get in
-//! the OSS and Databricks flavours, search, list, update, rename, delete, tags, aliases) and model
+//! the OSS and Databricks flavours, search, list, update, rename, delete, tags) and model
 //! versions (create, get, search, update, delete, tags, stage transitions, download URI), with
-//! artifact listing and download through signed URLs.
+//! artifact listing and download through signed URLs (`signed.rs`).
+//!
+//! No aliases: real workspaces keep aliases for Unity Catalog models only. The workspace
+//! registry serves no `registered-models/alias` route (MLflow 3.17 refuses the alias calls for
+//! it before sending anything), so such a request gets the `ENDPOINT_NOT_FOUND` any path a
+//! workspace does not serve gets (CONFORMANCE-NOTES.md).
 //!
 //! A version's artifacts live in the emulated DBFS at its storage location
 //! `dbfs:/databricks/mlflow-registry/<model id>/models/<name>/<version>`, which `get-download-uri`
-//! returns. Creating a version from a `dbfs:/` source copies that source there; a `dbfs:/` source
-//! that does not exist fails registration; other sources register with no artifacts.
+//! returns. Creating a version copies its source there: a `dbfs:/` path (the artifacts of a run
+//! or logged model are DBFS paths too), `runs:/<run>/<path>` or `models:/<logged model id>`; a
+//! source that does not exist fails registration; other sources register with no artifacts.
 
 use std::sync::Arc;
 
-use axum::extract::Path;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
 
-use crate::model::mlflow::{FileInfo, ModelAlias, ModelVersion, RegisteredModel};
+use crate::model::mlflow::{FileInfo, ModelVersion, RegisteredModel};
 use crate::model::permissions::AccessControlRequest;
 use crate::model::KeyValue;
 
 use super::dbfs::{self, subtree};
 use super::error::{ApiError, ApiResult};
 use super::extract::{self, mark, read_page_token, Body, Ctx, Fields, Params};
+use super::signed;
 use super::state::{ModelState, Shared, State};
+use super::tracking;
 
 /// The four stages, as the registry spells them.
 const STAGES: [&str; 4] = ["None", "Staging", "Production", "Archived"];
@@ -49,10 +55,6 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route(
             &format!("{M}/delete-tag"),
             axum::routing::delete(delete_model_tag),
-        )
-        .route(
-            &format!("{M}/alias"),
-            get(get_by_alias).post(set_alias).delete(delete_alias),
         )
         .route(
             &format!("{M}/get-latest-versions"),
@@ -82,7 +84,6 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route(&format!("{V}/get-download-uri"), get(download_uri))
         .route(&format!("{V}/list-artifacts"), get(list_artifacts))
         .route(&format!("{V}/get-signed-download-uri"), get(signed_uri))
-        .route("/signed-artifacts/{token}", get(signed_download))
 }
 
 /// The DBFS path (without `dbfs:`) where a version's artifacts are stored.
@@ -208,6 +209,7 @@ pub(crate) fn new_model(st: &mut State, name: &str, caller: &super::extract::Cal
             permission_level: "CAN_MANAGE".into(),
         }],
         next_version: 1,
+        pending: Default::default(),
     }
 }
 
@@ -335,7 +337,7 @@ fn parse_filter(f: &str) -> Result<Vec<Clause>, ApiError> {
     Ok(out)
 }
 
-fn sql_like(pattern: &str, value: &str, case_insensitive: bool) -> bool {
+pub(crate) fn sql_like(pattern: &str, value: &str, case_insensitive: bool) -> bool {
     let (pattern, value) = if case_insensitive {
         (pattern.to_lowercase(), value.to_lowercase())
     } else {
@@ -550,76 +552,6 @@ async fn delete_model_tag(ctx: Ctx, p: Params, Body(b): Body) -> ApiResult {
     Ok(extract::empty())
 }
 
-fn check_alias(alias: &str) -> Result<(), ApiError> {
-    let ok = !alias.is_empty()
-        && alias.len() <= 255
-        && alias
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        && !alias.eq_ignore_ascii_case("latest")
-        && !(alias.starts_with('v')
-            && alias[1..].chars().all(|c| c.is_ascii_digit())
-            && alias.len() > 1);
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(format!("Invalid alias name '{alias}'")))
-    }
-}
-
-async fn set_alias(ctx: Ctx, Body(b): Body) -> ApiResult {
-    let name = b.req_str("name")?;
-    let alias = b.req_str("alias")?;
-    check_alias(alias)?;
-    let version = version_arg(&b)?;
-    let mut st = ctx.state();
-    let ms = model_mut(&mut st, name)?;
-    if !ms.versions.contains_key(&version) {
-        return Err(version_missing(name, &version.to_string()));
-    }
-    ms.model.aliases.retain(|a| a.alias != alias);
-    ms.model.aliases.push(ModelAlias {
-        alias: alias.to_string(),
-        version: version.to_string(),
-    });
-    ms.model.aliases.sort();
-    Ok(extract::empty())
-}
-
-async fn delete_alias(ctx: Ctx, p: Params, Body(b): Body) -> ApiResult {
-    let b = input(&p, b);
-    let name = b.req_str("name")?;
-    let alias = b.req_str("alias")?;
-    let mut st = ctx.state();
-    let ms = model_mut(&mut st, name)?;
-    ms.model.aliases.retain(|a| a.alias != alias);
-    Ok(extract::empty())
-}
-
-async fn get_by_alias(ctx: Ctx, p: Params) -> ApiResult {
-    let name = p.req("name")?;
-    let alias = p.req("alias")?;
-    let st = ctx.state();
-    let ms = model(&st, name)?;
-    let a = ms
-        .model
-        .aliases
-        .iter()
-        .find(|a| a.alias == alias)
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "Registered model alias {alias} not found for model {name}"
-            ))
-        })?;
-    let v = ms
-        .versions
-        .get(&a.version.parse().unwrap_or(0))
-        .ok_or_else(|| version_missing(name, &a.version))?;
-    Ok(extract::json(
-        json!({ "model_version": version_value(ms, v) }),
-    ))
-}
-
 fn latest_response(st: &State, b: &Map<String, Value>) -> ApiResult {
     let name = b.req_str("name")?;
     let stages: Vec<String> = match b.get("stages") {
@@ -650,6 +582,39 @@ async fn latest_versions_get(ctx: Ctx, p: Params) -> ApiResult {
     latest_response(&ctx.state(), &b)
 }
 
+/// Where the files of a version's `source` are in DBFS, and the run it came from when the
+/// source says: a `dbfs:/` path as it is; `runs:/<run id>/<path>` inside that run's artifacts;
+/// `models:/<model id>` (a logged model) its artifacts. `Err` is the registration failure
+/// message; `Ok(None)` a source the emulator cannot read (registered with no files).
+fn source_files(st: &State, source: &str) -> Result<Option<(String, Option<String>)>, String> {
+    let missing = || format!("Failed to copy artifacts: the source {source} does not exist");
+    let (path, run) = if let Some(src) = source.strip_prefix("dbfs:") {
+        (dbfs::dbfs_path(src).map_err(|e| e.message)?, None)
+    } else if let Some(rest) = source.strip_prefix("runs:/") {
+        let (run_id, rel) = rest.split_once('/').unwrap_or((rest, ""));
+        let r = st.tracking.runs.get(run_id).ok_or_else(missing)?;
+        let root = tracking::run_artifact_root(&r.experiment_id, &r.id);
+        let path = dbfs::dbfs_path(&format!("{root}/{rel}")).map_err(|e| e.message)?;
+        (path, Some(run_id.to_string()))
+    } else if let Some(id) = source
+        .strip_prefix("models:/")
+        .filter(|id| id.starts_with("m-") && !id.contains('/'))
+    {
+        let m = st.tracking.logged_models.get(id).ok_or_else(missing)?;
+        let root = tracking::logged_model_artifact_root(&m.experiment_id, &m.id);
+        (root, m.source_run_id.clone())
+    } else {
+        return Ok(None);
+    };
+    if !st.dbfs.nodes.contains_key(&path) {
+        return Err(missing());
+    }
+    Ok(Some((path, run)))
+}
+
+/// Creates a version: `PENDING_REGISTRATION` in the answer, its files copied from the source
+/// at once; the first `model-versions/get` then shows `READY` (or `FAILED_REGISTRATION`), as
+/// the MLflow client polls for. Deterministic: no timer decides when a version is ready.
 async fn create_version(ctx: Ctx, Body(b): Body) -> ApiResult {
     let name = b.req_str("name")?;
     let source = b.req_str("source")?.to_string();
@@ -666,22 +631,27 @@ async fn create_version(ctx: Ctx, Body(b): Body) -> ApiResult {
         (ms.id.clone(), v)
     };
     let dest = storage_path(&id, name, version);
-    let (status, message) = match source.strip_prefix("dbfs:") {
-        Some(src) => {
-            let src = dbfs::dbfs_path(src)?;
-            if st.dbfs.nodes.contains_key(&src) {
-                copy_tree(&mut st, &src, &dest)?;
-                ("READY", None)
-            } else {
-                (
-                    "FAILED_REGISTRATION",
-                    Some(format!(
-                        "Failed to copy artifacts: the source {source} does not exist"
-                    )),
-                )
-            }
+    // A version of a logged model records the run that logged it, as MLflow servers do.
+    let mut run_id = b
+        .opt_str("run_id")?
+        .filter(|r| !r.is_empty())
+        .map(str::to_string);
+    if run_id.is_none() {
+        if let Some(m) = b
+            .opt_str("model_id")?
+            .and_then(|id| st.tracking.logged_models.get(id))
+        {
+            run_id = m.source_run_id.clone();
         }
-        None => ("READY", None),
+    }
+    let outcome = match source_files(&st, &source) {
+        Ok(Some((src, run))) => {
+            copy_tree(&mut st, &src, &dest)?;
+            run_id = run_id.or(run);
+            ("READY".to_string(), None)
+        }
+        Ok(None) => ("READY".to_string(), None),
+        Err(message) => ("FAILED_REGISTRATION".to_string(), Some(message)),
     };
     let mut mv = ModelVersion {
         name: name.to_string(),
@@ -692,10 +662,10 @@ async fn create_version(ctx: Ctx, Body(b): Body) -> ApiResult {
         current_stage: Some("None".into()),
         description: b.opt_str("description")?.map(str::to_string),
         source: Some(source),
-        run_id: b.opt_str("run_id")?.map(str::to_string),
+        run_id,
         run_link: b.opt_str("run_link")?.map(str::to_string),
-        status: Some(status.to_string()),
-        status_message: message,
+        status: Some("PENDING_REGISTRATION".to_string()),
+        status_message: None,
         tags: Vec::new(),
         aliases: Vec::new(),
     };
@@ -705,6 +675,7 @@ async fn create_version(ctx: Ctx, Body(b): Body) -> ApiResult {
     let ms = model_mut(&mut st, name)?;
     ms.model.last_updated_timestamp = Some(now);
     ms.versions.insert(version, mv);
+    ms.pending.insert(version, outcome);
     let v = version_value(ms, &ms.versions[&version]);
     Ok(extract::json(json!({ "model_version": v })))
 }
@@ -762,7 +733,17 @@ fn find_version_mut<'a>(
 
 async fn get_version(ctx: Ctx, p: Params) -> ApiResult {
     let b = params_map(&p);
-    let st = ctx.state();
+    let mut st = ctx.state();
+    let v = find_version_mut(&mut st, &b)?;
+    if v.status.as_deref() == Some("PENDING_REGISTRATION") {
+        let n: u64 = v.version.parse().unwrap_or(0);
+        let name = v.name.clone();
+        let ms = model_mut(&mut st, &name)?;
+        let (status, message) = ms.pending.remove(&n).unwrap_or(("READY".into(), None));
+        let v = ms.versions.get_mut(&n).expect("found above");
+        v.status = Some(status);
+        v.status_message = message;
+    }
     let (ms, v) = find_version(&st, &b)?;
     Ok(extract::json(
         json!({ "model_version": version_value(ms, v) }),
@@ -820,6 +801,7 @@ async fn delete_version(ctx: Ctx, p: Params, Body(b): Body) -> ApiResult {
     ms.versions
         .remove(&version)
         .ok_or_else(|| version_missing(name, &version.to_string()))?;
+    ms.pending.remove(&version);
     let vs = version.to_string();
     ms.model.aliases.retain(|a| a.version != vs);
     let id = ms.id.clone();
@@ -948,17 +930,9 @@ async fn list_artifacts(ctx: Ctx, p: Params) -> ApiResult {
     })))
 }
 
-fn base_url(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1");
-    format!("http://{host}")
-}
-
 async fn signed_uri(ctx: Ctx, p: Params, headers: HeaderMap) -> ApiResult {
     let b = params_map(&p);
-    let mut st = ctx.state();
+    let st = ctx.state();
     let path = {
         let (ms, v) = find_version(&st, &b)?;
         artifact_path(ms, v, p.req("path")?)?
@@ -972,44 +946,19 @@ async fn signed_uri(ctx: Ctx, p: Params, headers: HeaderMap) -> ApiResult {
             )))
         }
     }
-    let mut h = Sha256::new();
-    h.update(st.url_salt.as_bytes());
-    h.update(path.as_bytes());
-    let token = hex::encode(h.finalize());
-    st.signed_urls.insert(token.clone(), path);
+    let url = signed::url(
+        &st,
+        &signed::base_url(&headers),
+        signed::Access::Read,
+        &path,
+    );
     Ok(mark(
         extract::json(json!({
-            "signed_uri": format!("{}/signed-artifacts/{token}", base_url(&headers)),
+            "signed_uri": url,
             "headers": [],
         })),
         false,
     ))
-}
-
-/// The download a signed URL points at; no Databricks credential, as on cloud storage.
-async fn signed_download(ctx: Ctx, Path(token): Path<String>) -> Response {
-    let st = ctx.state();
-    let data = st
-        .signed_urls
-        .get(&token)
-        .and_then(|p| st.dbfs.nodes.get(p))
-        .filter(|n| !n.is_dir)
-        .map(|n| n.data.clone());
-    match data {
-        Some(d) => {
-            let mut r = (StatusCode::OK, d).into_response();
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            );
-            r
-        }
-        None => (
-            StatusCode::FORBIDDEN,
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Request has expired or the signature does not match</Message></Error>",
-        )
-            .into_response(),
-    }
 }
 
 #[cfg(test)]
@@ -1034,13 +983,5 @@ mod tests {
         assert!(sql_like("%churn%", "my-churn-model", false));
         assert!(!sql_like("churn", "Churn", false));
         assert!(sql_like("churn", "Churn", true));
-    }
-
-    #[test]
-    fn aliases() {
-        assert!(check_alias("champion").is_ok());
-        assert!(check_alias("v1").is_err());
-        assert!(check_alias("latest").is_err());
-        assert!(check_alias("a b").is_err());
     }
 }

@@ -37,9 +37,11 @@ mod scim;
 mod secrets;
 mod seed;
 mod server;
+mod signed;
 mod sql;
 mod state;
 mod stats;
+mod tracking;
 mod unity;
 mod workspace;
 

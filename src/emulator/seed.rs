@@ -1201,6 +1201,7 @@ fn load_models(dir: &Path, st: &mut State) -> Result<(), EmulatorError> {
                 versions,
                 acl,
                 next_version,
+                pending: Default::default(),
             },
         );
     }

@@ -24,7 +24,7 @@ use super::faults::{family, Action, FaultConfig};
 use super::state::Shared;
 use super::{
     commands, compute, dbfs, entra, files, jobs, legacy, mlflow, oauth, permissions, repos, scim,
-    secrets, sql, unity, workspace,
+    secrets, signed, sql, tracking, unity, workspace,
 };
 
 /// Paths served without a credential, as on real workspaces.
@@ -32,7 +32,7 @@ fn is_public(path: &str) -> bool {
     path == "/.well-known/databricks-config"
         || path.starts_with("/oidc/")
         || entra::is_public(path)
-        || path.starts_with("/signed-artifacts/")
+        || path.starts_with(signed::PREFIX)
 }
 
 /// The router of every API family, the control endpoints and the fallback.
@@ -52,6 +52,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .merge(dbfs::routes())
         .merge(files::routes())
         .merge(mlflow::routes())
+        .merge(signed::routes())
+        .merge(tracking::routes())
         .merge(scim::routes())
         .merge(legacy::routes())
         .merge(control_routes())
@@ -204,6 +206,11 @@ async fn handle(
             }
             Action::DropAfter => drop_after = true,
         }
+    }
+    if !control && shared.faults().config().unserved.contains(&path) {
+        shared.stats.unknown_endpoint();
+        let err = ApiError::no_endpoint(req.method().as_str(), &path);
+        return Ok(finish(&shared, err.into_response()));
     }
     let mut req = req.map(axum::body::Body::new);
     if !is_public(&path) {

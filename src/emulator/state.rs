@@ -460,6 +460,10 @@ pub(crate) struct ModelState {
     pub acl: Vec<AccessControlRequest>,
     /// The number the next version gets (numbers are never reused).
     pub next_version: u64,
+    /// Versions still `PENDING_REGISTRATION`: the status (and message) each takes at its first
+    /// `model-versions/get`. A pending version missing here (one read from a seed) becomes
+    /// `READY`.
+    pub pending: BTreeMap<u64, (String, Option<String>)>,
 }
 
 /// Reference-only compute records.
@@ -547,6 +551,8 @@ pub(crate) struct State {
     pub hive: Hive,
     pub unity: Unity,
     pub models: BTreeMap<String, ModelState>,
+    /// Experiments, runs and logged models of the MLflow tracking API.
+    pub tracking: super::tracking::Tracking,
     pub compute: Compute,
     pub mounts: Vec<Mount>,
     pub dbfs: Dbfs,
@@ -558,9 +564,8 @@ pub(crate) struct State {
     pub commands: HashMap<String, CommandRecord>,
     /// Command ids, oldest first.
     pub command_order: VecDeque<String>,
-    /// Signed artifact download tokens → DBFS path.
-    pub signed_urls: HashMap<String, String>,
-    /// Random salt of signed download tokens, so they cannot be guessed.
+    /// Random salt of minted tokens and key of signed URLs (`signed.rs`), so that neither can
+    /// be guessed.
     pub url_salt: String,
     /// Model ACLs read from a seed before the models themselves.
     pub pending_model_acls: BTreeMap<String, Vec<AccessControlRequest>>,
@@ -612,6 +617,7 @@ impl State {
             hive: Hive::default(),
             unity: Unity::default(),
             models: BTreeMap::new(),
+            tracking: Default::default(),
             compute: Compute::default(),
             mounts: Vec::new(),
             dbfs: Dbfs::default(),
@@ -621,7 +627,6 @@ impl State {
             contexts: HashMap::new(),
             commands: HashMap::new(),
             command_order: VecDeque::new(),
-            signed_urls: HashMap::new(),
             url_salt: hex::encode(salt),
             pending_model_acls: BTreeMap::new(),
             legacy: super::legacy::Legacy::default(),

@@ -374,6 +374,17 @@ impl Run<'_> {
                     self.warn(object.clone(), msg);
                     None
                 }
+                Err(e) if e.is_endpoint_not_found() => {
+                    // The API is missing, not the run: say so rather than "the run is gone".
+                    let msg = format!(
+                        "the {} did not serve runs/get, so its source run {run_id} could not be read; no run provenance recorded",
+                        if self.registry.is_oss() { "server" } else { "workspace" }
+                    );
+                    notes.push(msg.clone());
+                    jv.warnings.push(msg.clone());
+                    self.warn(object.clone(), msg);
+                    None
+                }
                 Err(e) => {
                     let msg = format!(
                         "its source run {run_id} could not be read ({}); no run provenance recorded",

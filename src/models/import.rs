@@ -57,7 +57,8 @@ pub enum ActionKind {
     Update,
     /// Already as in the bundle; nothing sent.
     Unchanged,
-    /// Left alone by the conflict policy `skip`.
+    /// Left alone: by the conflict policy `skip`, or because the target has no place for it
+    /// (an alias in a workspace's registry).
     Skip,
     /// Refused: the name is taken by other content (policy `fail`).
     Conflict,
@@ -471,9 +472,20 @@ impl Apply<'_> {
                 }
             }
         }
-        // Aliases, through the version mapping.
+        // Aliases, through the version mapping. A workspace's registry has none (aliases are a
+        // Unity Catalog feature; real workspaces serve no alias call there), so an alias from
+        // an MLflow server is reported, never sent.
         for a in &doc.aliases {
             let aobject = format!("alias {name}@{}", a.alias);
+            if !self.reg.is_oss() {
+                let why = format!(
+                    "points at version {}; no home in the workspace registry, which has no aliases (Unity Catalog models have them); not set",
+                    a.version
+                );
+                self.action(aobject.clone(), ActionKind::Skip, why.clone());
+                self.warn(aobject, why);
+                continue;
+            }
             let Some(tv) = mapped.get(&a.version) else {
                 if !self.opts.dry_run || !bm.versions.iter().any(|v| v.version == a.version) {
                     self.warn(

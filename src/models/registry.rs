@@ -407,6 +407,8 @@ impl Registry {
     }
 
     /// A run's info and data (params, latest metrics, tags), or `None` when the run is gone.
+    /// A registry that does not serve `runs/get` at all fails with `ENDPOINT_NOT_FOUND`
+    /// ([`ClientError::is_endpoint_not_found`]), which is not a missing run.
     pub async fn get_run(&self, run_id: &str) -> Result<Option<RunProvenance>, ClientError> {
         let r: Result<Value, ClientError> = self
             .json(

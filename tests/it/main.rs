@@ -53,4 +53,5 @@ mod import_verify;
 mod layering;
 mod models_emulator;
 mod models_mlflow;
+mod models_mlflow_client;
 mod seal_limits;

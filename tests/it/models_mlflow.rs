@@ -668,24 +668,17 @@ fn across_registries(w: &mut World) {
         iris["description"],
         "Iris species from sepal and petal sizes."
     );
-    let mut aliases: Vec<(String, String)> = iris["aliases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            (
-                a["alias"].as_str().unwrap().into(),
-                a["version"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
-    aliases.sort();
-    assert_eq!(
-        aliases,
-        [
-            ("challenger".into(), "3".into()),
-            ("champion".into(), "2".into())
-        ]
+    // A workspace's registry has no aliases: the server's are reported, never sent.
+    assert_eq!(iris.get("aliases"), None, "{iris:#}");
+    let rep = r.json();
+    for alias in ["champion", "challenger"] {
+        let object = format!("alias {IRIS}@{alias}");
+        assert_eq!(action(&rep, &object), "skip", "{rep:#}");
+    }
+    assert!(
+        rep.to_string()
+            .contains("no home in the workspace registry"),
+        "{rep:#}"
     );
     for (n, stage) in [("1", "Archived"), ("2", "Production"), ("3", "Staging")] {
         let v = ws(&format!(

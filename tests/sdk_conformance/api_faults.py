@@ -11,7 +11,7 @@ from databricks.sdk.errors import InternalError
 from harness import Ctx, case, eq, ok
 
 NO_FAULTS = {"latency_ms": 0, "jitter_ms": 0, "rate_limits": {}, "error_rate": 0.0, "error_statuses": [500, 503],
-             "drop_rate": 0.0, "drop_after_apply": False, "families": [], "seed": 0}
+             "drop_rate": 0.0, "drop_after_apply": False, "families": [], "seed": 0, "unserved": []}
 
 
 def control(ctx: Ctx, method: str, path: str, body=None):

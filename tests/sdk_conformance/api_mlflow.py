@@ -1,13 +1,16 @@
-"""MLflow model registry: models, versions, tags, aliases, stages, download URI, artifacts
-(listing, signed download, DBFS copy), create → read → update → delete, and errors."""
+"""MLflow model registry: models, versions, tags, stages, download URI, artifacts (listing,
+signed download, DBFS copy), create → read → update → delete, and errors; no aliases in the
+workspace registry. MLflow tracking: experiments, runs, params, metrics, tags, artifacts
+through the Files API and signed URLs."""
 from __future__ import annotations
 
 import base64
+import io
 import time
 
 import requests
-from databricks.sdk.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
-from databricks.sdk.service.ml import ModelTag, ModelVersionTag
+from databricks.sdk.errors import InvalidParameterValue, NotFound, ResourceAlreadyExists, ResourceDoesNotExist
+from databricks.sdk.service.ml import Metric, ModelTag, ModelVersionTag, Param, RunTag, UpdateRunStatus
 
 from harness import Ctx, by, case, eq, ok, raises
 
@@ -55,19 +58,14 @@ def list_models(ctx: Ctx):
        "search_models by name prefix")
 
 
-@case("models: Databricks get (id, versions), OSS get (aliases), alias lookup")
+@case("models: Databricks get (id, versions), OSS get")
 def get_model(ctx: Ctx):
     for name, m in ctx.seed.models.items():
         g = ctx.w.model_registry.get_model(name).registered_model_databricks
         eq((g.id, g.name, g.description, tags(g.tags)), (m["id"], name, m["description"], seed_tags(m["tags"])),
            f"databricks get {name}")
         oss = ctx.w.api_client.do("GET", "/api/2.0/mlflow/registered-models/get", query={"name": name})
-        eq(sorted((a["alias"], a["version"]) for a in oss["registered_model"].get("aliases", [])),
-           sorted((a["alias"], a["version"]) for a in m["aliases"]), f"{name} aliases")
-        for a in m["aliases"]:
-            r = ctx.w.api_client.do("GET", "/api/2.0/mlflow/registered-models/alias",
-                                    query={"name": name, "alias": a["alias"]})
-            eq(r["model_version"]["version"], a["version"], f"{name}@{a['alias']}")
+        eq(oss["registered_model"]["name"], name, f"OSS get {name}")
     raises(ResourceDoesNotExist, lambda: ctx.w.model_registry.get_model("no-such-model"))
 
 
@@ -116,7 +114,7 @@ def artifact_files(ctx: Ctx):
                 eq(base64.b64decode(rd.data), data, f"DBFS copy of {name} v{n} {p}")
 
 
-@case("create model and versions; tags; stage transitions with archive_existing_versions; aliases")
+@case("create model and versions; tags; stage transitions with archive_existing_versions; no aliases")
 def create_cycle(ctx: Ctx):
     name = f"conformance-{ctx.run_id}"
     r = ctx.w.model_registry.create_model(name, description="made by the SDK suite",
@@ -171,13 +169,12 @@ def create_cycle(ctx: Ctx):
     ctx.w.model_registry.update_model_version(name, "1", description="old")
     eq(ctx.w.model_registry.get_model(name).registered_model_databricks.description, "updated", "model description")
     eq(ctx.w.model_registry.get_model_version(name, "1").model_version.description, "old", "version description")
-    ctx.w.api_client.do("POST", "/api/2.0/mlflow/registered-models/alias",
-                        body={"name": name, "alias": "champion", "version": "2"})
-    r = ctx.w.api_client.do("GET", "/api/2.0/mlflow/registered-models/alias", query={"name": name, "alias": "champion"})
-    eq(r["model_version"]["version"], "2", "alias lookup")
-    ctx.w.api_client.do("DELETE", "/api/2.0/mlflow/registered-models/alias", query={"name": name, "alias": "champion"})
-    raises(ResourceDoesNotExist, lambda: ctx.w.api_client.do(
-        "GET", "/api/2.0/mlflow/registered-models/alias", query={"name": name, "alias": "champion"}))
+    # The workspace registry has no aliases: real workspaces serve no alias call there.
+    for method, kw in [("POST", {"body": {"name": name, "alias": "champion", "version": "2"}}),
+                       ("GET", {"query": {"name": name, "alias": "champion"}}),
+                       ("DELETE", {"query": {"name": name, "alias": "champion"}})]:
+        raises(NotFound, lambda: ctx.w.api_client.do(method, "/api/2.0/mlflow/registered-models/alias", **kw),
+               code="ENDPOINT_NOT_FOUND")
     raises(ResourceDoesNotExist, lambda: ctx.w.model_registry.create_model_version("no-such-model", "dbfs:/x"))
     ctx.state["model"] = name
 
@@ -194,3 +191,49 @@ def delete_cycle(ctx: Ctx):
     ctx.w.model_registry.delete_model(name)
     raises(ResourceDoesNotExist, lambda: ctx.w.model_registry.get_model(name))
     eq(sorted(m.name for m in ctx.w.model_registry.list_models()), sorted(ctx.seed.models), "only seed models remain")
+
+
+@case("tracking: experiment, run, params, metrics, tags, batch, history, search, artifacts")
+def tracking(ctx: Ctx):
+    e = ctx.w.experiments
+    path = f"/Users/sdkconf/exp-{ctx.run_id}"
+    eid = e.create_experiment(path).experiment_id
+    eq(e.get_by_name(path).experiment.experiment_id, eid, "get_by_name")
+    eq(e.get_experiment(eid).experiment.name, path, "get_experiment")
+    ok(eid in [x.experiment_id for x in e.search_experiments(filter=f"name = '{path}'")], "search_experiments")
+    raises(ResourceAlreadyExists, lambda: e.create_experiment(path))
+    raises(InvalidParameterValue, lambda: e.create_experiment("relative-name"))
+    run = e.create_run(experiment_id=eid, run_name="conformance").run.info
+    eq(run.status.value, "RUNNING", "a new run runs")
+    e.log_param("alpha", "0.5", run_id=run.run_id)
+    raises(InvalidParameterValue, lambda: e.log_param("alpha", "0.7", run_id=run.run_id))
+    e.log_metric("loss", 0.9, 1000, run_id=run.run_id, step=0)
+    e.log_metric("loss", 0.4, 2000, run_id=run.run_id, step=1)
+    e.set_tag("team", "ocean", run_id=run.run_id)
+    e.log_batch(run_id=run.run_id, params=[Param(key="beta", value="2")], tags=[RunTag(key="k", value="v")],
+                metrics=[Metric(key="acc", value=0.75, timestamp=3000, step=0)])
+    e.update_run(run_id=run.run_id, status=UpdateRunStatus.FINISHED, end_time=4000)
+    got = e.get_run(run.run_id).run
+    eq(got.info.status.value, "FINISHED", "status after update")
+    eq({p.key: p.value for p in got.data.params}, {"alpha": "0.5", "beta": "2"}, "params")
+    eq({m.key: m.value for m in got.data.metrics}, {"loss": 0.4, "acc": 0.75}, "latest metrics")
+    eq({t.key: t.value for t in got.data.tags if not t.key.startswith("mlflow.")}, {"team": "ocean", "k": "v"}, "tags")
+    eq([m.value for m in e.get_history("loss", run_id=run.run_id)], [0.9, 0.4], "metric history")
+    found = list(e.search_runs(experiment_ids=[eid], filter="params.alpha = '0.5' and metrics.loss < 0.5"))
+    eq([r.info.run_id for r in found], [run.run_id], "search_runs")
+    eq(list(e.search_runs(experiment_ids=[eid], filter="metrics.loss > 0.5")), [], "search_runs, no match")
+    raises(ResourceDoesNotExist, lambda: e.get_run("0" * 32))
+    # Artifacts: written through the Files API path MLflow uses, read back by the credential path.
+    root = f"/WorkspaceInternal/Mlflow/Artifacts/{eid}/Runs/{run.run_id}/artifacts"
+    ctx.w.files.upload(f"{root}/notes/a.txt", io.BytesIO(b"hello"), overwrite=True)
+    listed = ctx.w.api_client.do("GET", "/api/2.0/mlflow/artifacts/list",
+                                 query={"run_id": run.run_id, "path": "notes"})
+    eq([(f["path"], f["file_size"]) for f in listed["files"]], [("notes/a.txt", 5)], "artifacts/list")
+    cred = ctx.w.api_client.do("POST", "/api/2.0/mlflow/artifacts/credentials-for-read",
+                               body={"run_id": run.run_id, "path": ["notes/a.txt"]})["credential_infos"][0]
+    eq(requests.get(cred["signed_uri"], timeout=30).content, b"hello", "signed read")
+    eq(requests.put(cred["signed_uri"], data=b"x", timeout=30).status_code, 403, "a read URL cannot write")
+    w = ctx.w.api_client.do("POST", "/api/2.0/mlflow/artifacts/credentials-for-write",
+                            body={"run_id": run.run_id, "path": ["b.bin"]})["credential_infos"][0]
+    eq(requests.put(w["signed_uri"], data=b"\x00\x01", timeout=30).status_code, 200, "signed write")
+    eq(ctx.w.files.download(f"{root}/b.bin").contents.read(), b"\x00\x01", "written file through the Files API")
