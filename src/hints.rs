@@ -179,6 +179,10 @@ catalogue! {
     SourceRunMissing => "restore the run, or leave this version out with --model-versions";
     /// A version's artifacts are not served by the MLflow server's proxy.
     ArtifactsNotProxied => "start the server with --serve-artifacts and an --artifacts-destination that holds them";
+    /// A UC model version whose files are in customer-hosted storage (cloud credentials).
+    UcCustomerStorage => "export that model from its cloud storage with the cloud's own tools, or leave it out with --models";
+    /// `--models-to-uc` is not a CATALOG.SCHEMA name.
+    ModelsToUc => "give the target schema as CATALOG.SCHEMA, e.g. --models-to-uc main.ml";
     /// An artifact URI that refers to itself.
     ArtifactUriLoop => "check the version's source";
     /// An experiment whose new runs store artifacts the proxy does not serve.

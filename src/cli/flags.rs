@@ -156,6 +156,12 @@ pub struct ModelTargetFlags {
     /// versions' artifacts and their source runs' params, metrics and tags.
     #[arg(long, value_name = "NAME", default_value = DEFAULT_EXPERIMENT)]
     pub mlflow_experiment: String,
+    /// Importing into a workspace: put the models of the bundle's workspace registry into
+    /// Unity Catalog, in schema CATALOG.SCHEMA, named in lowercase with `_` for other
+    /// characters; stages become aliases (Production → production, Staging → staging,
+    /// Archived → archived).
+    #[arg(long, value_name = "CATALOG.SCHEMA")]
+    pub models_to_uc: Option<String>,
 }
 
 impl Default for ModelTargetFlags {
@@ -164,6 +170,7 @@ impl Default for ModelTargetFlags {
             mlflow_uri: None,
             model_artifact_path: DEFAULT_STAGING_PATH.to_string(),
             mlflow_experiment: DEFAULT_EXPERIMENT.to_string(),
+            models_to_uc: None,
         }
     }
 }
@@ -186,6 +193,7 @@ impl ModelTargetFlags {
             mlflow_uri: self.mlflow_uri.clone(),
             model_artifact_path: self.model_artifact_path.clone(),
             mlflow_experiment: self.mlflow_experiment.clone(),
+            models_to_uc: self.models_to_uc.clone(),
         }
     }
 }

@@ -203,6 +203,12 @@ async fn import(a: ImportArgs) -> anyhow::Result<u8> {
     let opts = ImportOptions {
         conflict: a.on_conflict.into(),
         dry_run: a.plan,
+        // `models import` writes one registry: an MLflow server takes every model, a
+        // workspace registry those of workspace registries (`import` also fills Unity Catalog).
+        route: dbxport::models::import::Route {
+            to_mlflow: reg.is_oss(),
+            ..Default::default()
+        },
     };
     let journal = if a.plan {
         None

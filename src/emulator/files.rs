@@ -185,6 +185,10 @@ async fn delete_file(ctx: Ctx, Path(raw): Path<String>) -> ApiResult {
 }
 
 async fn list_dir(ctx: Ctx, Path(raw): Path<String>, p: Params) -> ApiResult {
+    // Model version files of Unity Catalog (`/Models/…`) are listed where they live.
+    if super::uc_models::is_model_path(&raw) {
+        return super::uc_models::list_model_dir(&ctx.state(), &raw);
+    }
     let size = match p.i64("page_size")? {
         None | Some(0) => MAX_PAGE,
         Some(n) if n > 0 => (n as usize).min(MAX_PAGE),

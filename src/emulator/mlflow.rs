@@ -202,6 +202,7 @@ pub(crate) fn new_model(st: &mut State, name: &str, caller: &super::extract::Cal
             latest_versions: Vec::new(),
             tags: Vec::new(),
             aliases: Vec::new(),
+            owner: None,
         },
         versions: Default::default(),
         acl: vec![AccessControlRequest {
@@ -668,6 +669,7 @@ async fn create_version(ctx: Ctx, Body(b): Body) -> ApiResult {
         status_message: None,
         tags: Vec::new(),
         aliases: Vec::new(),
+        run_tracking_server_id: None,
     };
     for t in tags {
         set_tag(&mut mv.tags, &t.key, &t.value);

@@ -42,6 +42,7 @@ mod sql;
 mod state;
 mod stats;
 mod tracking;
+mod uc_models;
 mod unity;
 mod workspace;
 

@@ -608,7 +608,95 @@ pub(crate) fn load(dir: &Path, st: &mut State) -> Result<(), EmulatorError> {
         }
     }
     load_models(dir, st)?;
+    load_uc_models(dir, st)?;
     Ok(())
+}
+
+/// `uc_models/<catalog>.<schema>.<model>/model.json`, `versions/<n>/version.json` and
+/// `versions/<n>/artifacts/…` (spec/emulator-seed.md).
+fn load_uc_models(dir: &Path, st: &mut State) -> Result<(), EmulatorError> {
+    use super::uc_models::{seed_model, SeedVersion, UcModel};
+    let root = dir.join("uc_models");
+    if !root.is_dir() {
+        return Ok(());
+    }
+    for (raw, path, is_dir) in entries(&root)? {
+        if !is_dir {
+            continue;
+        }
+        let file = path.join("model.json");
+        let mut m: UcModel =
+            read_json(&file)?.ok_or_else(|| EmulatorError::seed(&file, "missing"))?;
+        let folder = unescape_name(&raw).map_err(|e| EmulatorError::seed(&path, e))?;
+        if !m.full_name().eq_ignore_ascii_case(&folder) {
+            return Err(EmulatorError::seed(
+                &file,
+                format!(
+                    "full name {} does not match its folder {folder}",
+                    m.full_name()
+                ),
+            ));
+        }
+        let vdir = path.join("versions");
+        if vdir.is_dir() {
+            for (vraw, vpath, is_dir) in entries(&vdir)? {
+                if !is_dir {
+                    continue;
+                }
+                let vfile = vpath.join("version.json");
+                let mut v: SeedVersion =
+                    read_json(&vfile)?.ok_or_else(|| EmulatorError::seed(&vfile, "missing"))?;
+                if v.version.to_string() != vraw {
+                    return Err(EmulatorError::seed(
+                        &vfile,
+                        "version must match the folder holding the file",
+                    ));
+                }
+                let art = vpath.join("artifacts");
+                if art.is_dir() {
+                    let mut items = Vec::new();
+                    walk_dbfs(&art, "/", &mut items)?;
+                    for (p, data) in items {
+                        if let Some(d) = data {
+                            v.files.insert(p.trim_start_matches('/').to_string(), d);
+                        }
+                    }
+                }
+                v.tags.sort();
+                m.versions.insert(v.version, v);
+            }
+        }
+        seed_model(st, m).map_err(|e| EmulatorError::seed(&file, e))?;
+    }
+    Ok(())
+}
+
+/// Writes the Unity Catalog models as [`load_uc_models`] reads them.
+fn dump_uc_models(st: &State, out: &mut Out) {
+    if st.uc.models.is_empty() {
+        return;
+    }
+    out.dirs.push("uc_models".into());
+    for (full, m) in &st.uc.models {
+        let base = PathBuf::from("uc_models").join(escape_name(full, false));
+        out.dirs.push(base.clone());
+        out.json(base.join("model.json"), m, false);
+        for (n, v) in &m.versions {
+            let vdir = base.join("versions").join(n.to_string());
+            out.dirs.push(vdir.clone());
+            out.json(vdir.join("version.json"), v, false);
+            for (p, data) in &v.files {
+                let mut rel = vdir.join("artifacts");
+                for c in p.split('/') {
+                    rel.push(escape_name(c, false));
+                }
+                if let Some(parent) = rel.parent() {
+                    out.dirs.push(parent.to_path_buf());
+                }
+                out.files.push((rel, data.clone(), false));
+            }
+        }
+    }
 }
 
 fn load_tree(dir: &Path, st: &mut State, now: i64) -> Result<(), EmulatorError> {
@@ -1658,6 +1746,7 @@ fn collect(st: &State) -> Out {
         &mut out,
     );
 
+    dump_uc_models(st, &mut out);
     out.dirs.push("models".into());
     let names: Vec<(String, String)> = st
         .models

@@ -24,7 +24,7 @@ use super::faults::{family, Action, FaultConfig};
 use super::state::Shared;
 use super::{
     commands, compute, dbfs, entra, files, jobs, legacy, mlflow, oauth, permissions, repos, scim,
-    secrets, signed, sql, tracking, unity, workspace,
+    secrets, signed, sql, tracking, uc_models, unity, workspace,
 };
 
 /// Paths served without a credential, as on real workspaces.
@@ -33,6 +33,7 @@ fn is_public(path: &str) -> bool {
         || path.starts_with("/oidc/")
         || entra::is_public(path)
         || path.starts_with(signed::PREFIX)
+        || path.starts_with(super::uc_models::STORAGE_PREFIX)
 }
 
 /// The router of every API family, the control endpoints and the fallback.
@@ -48,6 +49,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .merge(permissions::routes())
         .merge(sql::routes())
         .merge(unity::routes())
+        .merge(uc_models::routes())
         .merge(compute::routes())
         .merge(dbfs::routes())
         .merge(files::routes())

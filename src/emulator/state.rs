@@ -553,6 +553,8 @@ pub(crate) struct State {
     pub models: BTreeMap<String, ModelState>,
     /// Experiments, runs and logged models of the MLflow tracking API.
     pub tracking: super::tracking::Tracking,
+    /// Unity Catalog registered models.
+    pub uc: super::uc_models::UcRegistry,
     pub compute: Compute,
     pub mounts: Vec<Mount>,
     pub dbfs: Dbfs,
@@ -618,6 +620,7 @@ impl State {
             unity: Unity::default(),
             models: BTreeMap::new(),
             tracking: Default::default(),
+            uc: super::uc_models::UcRegistry::default(),
             compute: Compute::default(),
             mounts: Vec::new(),
             dbfs: Dbfs::default(),

@@ -19,6 +19,8 @@
 //! [instance_pools]
 //! [policies]
 //! [secret_scopes]
+//! [catalogs]                            # Unity Catalog: "poc" = "prod"
+//! [schemas]                             # "poc.ml" = "prod.models"
 //! ```
 //!
 //! A user's home folder follows the user: when `alice@poc` maps to `alice@prod`, the path
@@ -85,6 +87,13 @@ pub struct Mapping {
     /// Secret scope renames.
     #[serde(default)]
     pub secret_scopes: BTreeMap<String, String>,
+    /// Unity Catalog catalog renames, applied to UC models and grants.
+    #[serde(default)]
+    pub catalogs: BTreeMap<String, String>,
+    /// Unity Catalog schema renames, `catalog.schema` to `catalog.schema`; an entry here wins
+    /// over the `[catalogs]` entry of its catalog.
+    #[serde(default)]
+    pub schemas: BTreeMap<String, String>,
 }
 
 /// A mapping file that could not be used.
@@ -145,6 +154,26 @@ impl Mapping {
             path: origin.to_string(),
             message: e.to_string().trim().to_string(),
         })?;
+        for (from, to) in &m.schemas {
+            for n in [from, to] {
+                if n.split('.').count() != 2 || n.split('.').any(str::is_empty) {
+                    return Err(MappingError::Parse {
+                        path: origin.to_string(),
+                        message: format!("[schemas] entry {n:?} must be a CATALOG.SCHEMA name"),
+                    });
+                }
+            }
+        }
+        for (from, to) in &m.catalogs {
+            for n in [from, to] {
+                if n.is_empty() || n.contains('.') {
+                    return Err(MappingError::Parse {
+                        path: origin.to_string(),
+                        message: format!("[catalogs] entry {n:?} must be a catalog name (no dots)"),
+                    });
+                }
+            }
+        }
         for (from, to) in &m.paths {
             for p in [from, to] {
                 if !p.starts_with('/') {
@@ -217,6 +246,13 @@ impl Mapping {
     /// Where a source cluster id goes, if mapped.
     pub fn cluster(&self, id: &str) -> Option<&ClusterTarget> {
         self.clusters.get(id)
+    }
+
+    /// A Unity Catalog name (`catalog`, `catalog.schema` or deeper) with its catalog and
+    /// schema renamed: a `[schemas]` entry wins over a `[catalogs]` one. Names compare
+    /// case-insensitively, as Unity Catalog's do.
+    pub fn uc_name(&self, full: &str) -> String {
+        crate::models::import::remap_uc(full, &self.catalogs, &self.schemas)
     }
 
     /// The target secret scope name for a source scope.

@@ -29,6 +29,10 @@ pub struct RegisteredModel {
     /// Aliases.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<ModelAlias>,
+    /// Unity Catalog: its owner, from the catalog API (`/api/2.1/unity-catalog/models`); the
+    /// MLflow registries have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// An alias pointing at a version.
@@ -80,9 +84,36 @@ pub struct ModelVersion {
     /// Tags.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<KeyValue>,
-    /// Aliases pointing at this version.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Aliases pointing at this version. The workspace registry and MLflow servers send
+    /// names; Unity Catalog's registry sends `{alias, version}` objects, read as their names.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "alias_names"
+    )]
     pub aliases: Vec<String>,
+    /// The workspace whose tracking server holds `run_id` (Unity Catalog's
+    /// `run_tracking_server_id`); absent elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_tracking_server_id: Option<String>,
+}
+
+/// Alias names from a list of names or of `{alias, …}` objects.
+fn alias_names<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum One {
+        Name(String),
+        Object { alias: String },
+    }
+    let list: Option<Vec<One>> = Option::deserialize(d)?;
+    Ok(list
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| match a {
+            One::Name(n) | One::Object { alias: n } => n,
+        })
+        .collect())
 }
 
 /// One entry of an artifact listing.

@@ -248,6 +248,17 @@ impl Run<'_> {
         self.report.problems.push(Problem { object, message });
     }
 
+    /// Marks a model or version record of Unity Catalog's registry (`meta.registry`), so
+    /// import sends it back to Unity Catalog.
+    fn mark(&self, mut r: Resource) -> Resource {
+        if self.registry.is_uc() {
+            if let Some(m) = r.meta.as_object_mut() {
+                m.insert("registry".into(), serde_json::json!("uc"));
+            }
+        }
+        r
+    }
+
     fn warn(&mut self, object: String, message: String) {
         tracing::info!(target: "dbxport::models", object = %object, "{message}");
         self.report.warnings.push(Problem { object, message });
@@ -280,7 +291,7 @@ impl Run<'_> {
             self.report.resumed += 1;
         } else {
             let selected = versions.iter().map(|v| v.version.clone()).collect();
-            let r = Resource::registered_model_with(&m, Some(selected));
+            let r = self.mark(Resource::registered_model_with(&m, Some(selected)));
             self.add(r).await?;
         }
         self.report.models += 1;
@@ -815,7 +826,8 @@ impl Run<'_> {
             missing_artifacts: missing,
             run: provenance,
         };
-        let r = Resource::model_version_with(v, files, complete, details).with_notes(notes);
+        let r =
+            self.mark(Resource::model_version_with(v, files, complete, details).with_notes(notes));
         self.add(r).await?;
         self.report.versions += 1;
         Ok(())

@@ -39,12 +39,125 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How to import.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
     /// What to do with a model name taken in the target by other content.
     pub conflict: OnConflict,
     /// Plan only: read the target and report what would change, writing nothing.
     pub dry_run: bool,
+    /// Which of the bundle's models this run takes, and their names in the target.
+    pub route: Route,
+}
+
+/// Which models of a bundle one run of the models stage takes, and the names they get.
+///
+/// A bundle may hold models of a workspace registry (or an MLflow server) and of Unity
+/// Catalog. Into a workspace, the first go to its registry and the second to its Unity
+/// Catalog (two runs), unless `--models-to-uc` sends the first to Unity Catalog as well;
+/// into an MLflow server every model goes to the server.
+#[derive(Debug, Clone, Default)]
+pub struct Route {
+    /// This run writes Unity Catalog's registry.
+    pub to_uc: bool,
+    /// This run writes an MLflow server, which takes every model.
+    pub to_mlflow: bool,
+    /// `--models-to-uc CATALOG.SCHEMA`: workspace-registry models go to Unity Catalog, into
+    /// this schema, their stages turned into aliases ([`stage_alias`]).
+    pub models_to_uc: Option<String>,
+    /// Catalog renames (`[catalogs]` of the mapping file).
+    pub catalogs: BTreeMap<String, String>,
+    /// Schema renames, `catalog.schema` to `catalog.schema` (`[schemas]`).
+    pub schemas: BTreeMap<String, String>,
+    /// Principal renames (`[principals]`), for owners.
+    pub principals: BTreeMap<String, String>,
+}
+
+impl Route {
+    /// The name a bundle model gets in this run's target, or `None` when another run (or
+    /// none) takes it.
+    pub fn target(&self, bm: &BundleModel) -> Option<String> {
+        match (bm.uc, self.to_uc, self.to_mlflow) {
+            (true, _, true) | (true, true, _) => Some(self.uc_name(&bm.name)),
+            (true, false, false) => None,
+            (false, _, true) => Some(bm.name.clone()),
+            (false, true, _) => self
+                .models_to_uc
+                .as_ref()
+                .map(|cs| format!("{cs}.{}", uc_identifier(&bm.name))),
+            (false, false, false) => self.models_to_uc.is_none().then(|| bm.name.clone()),
+        }
+    }
+
+    /// A three-level name with its catalog and schema renamed ([`remap_uc`]).
+    pub fn uc_name(&self, full: &str) -> String {
+        remap_uc(full, &self.catalogs, &self.schemas)
+    }
+
+    /// The owner a model gets: the `[principals]` mapping of `owner`, or `owner`.
+    fn owner(&self, owner: &str) -> String {
+        self.principals
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(owner))
+            .map_or_else(|| owner.to_string(), |(_, v)| v.clone())
+    }
+}
+
+/// A Unity Catalog name (`catalog`, `catalog.schema` or deeper) with its catalog and schema
+/// renamed: a `schemas` entry (`catalog.schema` → `catalog.schema`) wins over a `catalogs`
+/// entry. Names compare case-insensitively, as Unity Catalog's do.
+pub fn remap_uc(
+    full: &str,
+    catalogs: &BTreeMap<String, String>,
+    schemas: &BTreeMap<String, String>,
+) -> String {
+    let find = |map: &BTreeMap<String, String>, key: &str| {
+        map.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.clone())
+    };
+    let parts: Vec<&str> = full.splitn(3, '.').collect();
+    if parts.len() >= 2 {
+        if let Some(to) = find(schemas, &format!("{}.{}", parts[0], parts[1])) {
+            return match parts.get(2) {
+                Some(rest) => format!("{to}.{rest}"),
+                None => to,
+            };
+        }
+    }
+    match find(catalogs, parts[0]) {
+        Some(to) => match full.split_once('.') {
+            Some((_, rest)) => format!("{to}.{rest}"),
+            None => to,
+        },
+        None => full.to_string(),
+    }
+}
+
+/// A workspace-registry model name as a Unity Catalog model name: lowercase, every
+/// character other than a letter, digit or `_` turned into `_` (`Ocean-Heat v2` →
+/// `ocean_heat_v2`).
+pub fn uc_identifier(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The alias a workspace-registry stage becomes in Unity Catalog (`--models-to-uc`):
+/// `Production` → `production`, `Staging` → `staging`, `Archived` → `archived`; `None` gets
+/// none. When several versions share a stage, the alias points at the highest.
+pub fn stage_alias(stage: &str) -> Option<&'static str> {
+    match stage {
+        "Production" => Some("production"),
+        "Staging" => Some("staging"),
+        "Archived" => Some("archived"),
+        _ => None,
+    }
 }
 
 /// What import does (or, planning, would do) with one object.
@@ -195,7 +308,7 @@ pub async fn import_models(
     let mut run = Apply {
         bundle: Arc::clone(bundle),
         reg: registry,
-        opts: *opts,
+        opts: opts.clone(),
         journal,
         progress,
         bundle_id,
@@ -215,6 +328,12 @@ pub async fn import_models(
         progress.set_length(total);
     }
     for m in &models {
+        let Some(target) = opts.route.target(m) else {
+            continue;
+        };
+        let mut m = m.clone();
+        m.name = target;
+        let m = &m;
         match run.model(m).await {
             Ok(()) => {}
             Err(Failure::Fatal(e)) => return Err(e),
@@ -351,7 +470,11 @@ impl Apply<'_> {
     async fn model(&mut self, bm: &BundleModel) -> Result<(), Failure> {
         let name = bm.name.as_str();
         let object = format!("model {name}");
-        let doc = self.read_file::<ModelFile>(&bm.record.stored[0])?;
+        let mut doc = self.read_file::<ModelFile>(&bm.record.stored[0])?;
+        if self.reg.is_uc() && !bm.uc {
+            // --models-to-uc: stages become aliases; the workspace ACL has no UC meaning.
+            doc.aliases = self.stage_aliases(bm)?;
+        }
         let target = self.reg.get_model(name).await?;
         let tversions = match &target {
             Some(_) => self.reg.list_versions(name).await?,
@@ -440,6 +563,9 @@ impl Apply<'_> {
                 }
             }
         }
+        if self.reg.is_uc() {
+            self.sync_owner(name, &doc, target.as_ref()).await?;
+        }
         if let Some(p) = &bm.permissions {
             if !self.opts.dry_run {
                 if let Some(tid) = self.reg.permissions_id(name).await? {
@@ -472,14 +598,13 @@ impl Apply<'_> {
                 }
             }
         }
-        // Aliases, through the version mapping. A workspace's registry has none (aliases are a
-        // Unity Catalog feature; real workspaces serve no alias call there), so an alias from
-        // an MLflow server is reported, never sent.
+        // Aliases, through the version mapping. A workspace's own registry has none: an
+        // alias from Unity Catalog or an MLflow server is reported, never sent.
         for a in &doc.aliases {
             let aobject = format!("alias {name}@{}", a.alias);
-            if !self.reg.is_oss() {
+            if self.reg.is_workspace_registry() {
                 let why = format!(
-                    "points at version {}; no home in the workspace registry, which has no aliases (Unity Catalog models have them); not set",
+                    "points at version {}; no home in the workspace registry, which has no aliases (Unity Catalog models have them); not set (import into Unity Catalog with --models-to-uc CATALOG.SCHEMA to keep it)",
                     a.version
                 );
                 self.action(aobject.clone(), ActionKind::Skip, why.clone());
@@ -572,6 +697,28 @@ impl Apply<'_> {
             .cloned();
         if let Some(t) = found {
             claimed.insert(t.version.clone());
+            if self.reg.is_uc() && t.status.as_deref() == Some("PENDING_REGISTRATION") {
+                // Created by an earlier run that stopped before its files were all uploaded.
+                if self.opts.dry_run {
+                    self.action(
+                        vobject,
+                        ActionKind::Update,
+                        format!(
+                            "target version {}: finish its registration ({} artifact files)",
+                            t.version,
+                            bv.artifacts.len()
+                        ),
+                    );
+                    return Ok(Some(t.version));
+                }
+                self.fill_uc_version(name, bv, &t).await?;
+                self.action(
+                    vobject,
+                    ActionKind::Create,
+                    format!("target version {} (registration finished)", t.version),
+                );
+                return Ok(Some(t.version));
+            }
             // An earlier run registered it but may have stopped before removing its staging.
             if !self.opts.dry_run {
                 if let Some(target) = self.get::<UploadTarget>(&key_upload(name, &bv.version)) {
@@ -643,7 +790,7 @@ impl Apply<'_> {
                     .await?;
             }
         }
-        if stage(&t.current_stage) != stage(&vdoc.current_stage) {
+        if !self.reg.is_uc() && stage(&t.current_stage) != stage(&vdoc.current_stage) {
             changed.push(format!("stage {}", stage(&vdoc.current_stage)));
             if !dry {
                 self.reg
@@ -662,6 +809,9 @@ impl Apply<'_> {
         mk: &str,
     ) -> Result<String, Failure> {
         let name = bm.name.as_str();
+        if self.reg.is_uc() {
+            return self.create_uc_version(name, bv, vdoc, mk).await;
+        }
         let target: UploadTarget = match self.get(&key_upload(name, &bv.version)) {
             Some(t) => t,
             None => {
@@ -732,6 +882,126 @@ impl Apply<'_> {
                 .await?;
         }
         Ok(created.version)
+    }
+
+    /// Creates a Unity Catalog version the way the registry wants it: created first
+    /// (`PENDING_REGISTRATION`, its `source` ending in the marker), then its files uploaded
+    /// through presigned URLs, then finalized.
+    async fn create_uc_version(
+        &mut self,
+        name: &str,
+        bv: &BundleVersion,
+        vdoc: &ModelVersion,
+        mk: &str,
+    ) -> Result<String, Failure> {
+        let target = UploadTarget {
+            via: "uc".into(),
+            base: String::new(),
+            source: format!("dbxport:/{}/{mk}", self.bundle_id),
+            run_id: vdoc.run_id.clone().filter(|r| !r.is_empty()),
+        };
+        let created = self.create_version_once(name, &target, vdoc).await?;
+        self.record(
+            &key_version(name, &bv.version),
+            &JournaledVersion {
+                target_version: created.version.clone(),
+            },
+        )?;
+        self.fill_uc_version(name, bv, &created).await?;
+        Ok(created.version)
+    }
+
+    /// Uploads a pending UC version's files (those the journal does not record as sent) and
+    /// finalizes it.
+    async fn fill_uc_version(
+        &mut self,
+        name: &str,
+        bv: &BundleVersion,
+        created: &ModelVersion,
+    ) -> Result<(), Failure> {
+        let target = self.reg.uc_upload_target(name, created).await?;
+        for a in &bv.artifacts {
+            let key = key_uploaded(name, &bv.version, &a.path);
+            if self.done(&key) {
+                self.progress.inc(a.size);
+                continue;
+            }
+            self.upload_file(&target, a).await?;
+            self.record(&key, &a.sha256)?;
+            self.report.uploaded_files += 1;
+            self.report.uploaded_bytes += a.size;
+        }
+        self.reg.finalize(name, &created.version).await?;
+        let ready = self.reg.wait_ready(name, &created.version).await?;
+        if ready.status.as_deref() != Some("READY") {
+            return Err(Failure::Object(format!(
+                "Unity Catalog left version {} {} after finalizing it: {}",
+                created.version,
+                norm(&ready.status),
+                norm(&ready.status_message)
+            )));
+        }
+        Ok(())
+    }
+
+    /// The aliases a workspace-registry model's stages become in Unity Catalog
+    /// ([`stage_alias`]): each stage's alias on its highest version.
+    fn stage_aliases(
+        &self,
+        bm: &BundleModel,
+    ) -> Result<Vec<crate::model::mlflow::ModelAlias>, Failure> {
+        let mut by_alias: BTreeMap<&'static str, String> = BTreeMap::new();
+        for bv in &bm.versions {
+            let vdoc = self.read_file::<VersionFile>(&bv.record.stored[0])?;
+            if let Some(a) = stage_alias(stage(&vdoc.current_stage)) {
+                by_alias.insert(a, bv.version.clone());
+            }
+        }
+        Ok(by_alias
+            .into_iter()
+            .map(|(alias, version)| crate::model::mlflow::ModelAlias {
+                alias: alias.to_string(),
+                version,
+            })
+            .collect())
+    }
+
+    /// Gives a UC model the bundle's owner (after `[principals]`), when it has another. An
+    /// owner the target refuses is reported; the model is in place all the same.
+    async fn sync_owner(
+        &mut self,
+        name: &str,
+        doc: &RegisteredModel,
+        target: Option<&RegisteredModel>,
+    ) -> Result<(), Failure> {
+        let Some(owner) = doc.owner.as_deref().filter(|o| !o.is_empty()) else {
+            return Ok(());
+        };
+        let owner = self.opts.route.owner(owner);
+        if target.and_then(|t| t.owner.as_deref()) == Some(owner.as_str()) {
+            return Ok(());
+        }
+        let oobject = format!("owner {name}");
+        if !self.opts.dry_run {
+            if let Err(e) = self.reg.set_owner(name, &owner).await {
+                match Failure::from(e) {
+                    Failure::Fatal(e) => return Err(Failure::Fatal(e)),
+                    Failure::Object(msg) => {
+                        let why = format!("{owner} could not be made its owner: {msg}");
+                        self.action(oobject.clone(), ActionKind::Fail, why.clone());
+                        self.problem(oobject, why);
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        let kind = if target.is_some() {
+            ActionKind::Update
+        } else {
+            ActionKind::Create
+        };
+        self.action(oobject, kind, owner);
+        Ok(())
     }
 
     /// Removes a registered version's staged artifacts, trying again after a failure; what
@@ -823,6 +1093,7 @@ impl Apply<'_> {
                     target.run_id.as_deref(),
                     vdoc.description.as_deref(),
                     &vdoc.tags,
+                    vdoc.run_tracking_server_id.as_deref(),
                 )
                 .await
             {

@@ -117,6 +117,8 @@ pub struct BundleModel {
     pub versions: Vec<BundleVersion>,
     /// Its permissions record (Databricks sources).
     pub permissions: Option<Record>,
+    /// True for a model of Unity Catalog's registry (`meta.registry` is `uc`).
+    pub uc: bool,
 }
 
 fn meta_str<'a>(r: &'a Record, key: &str) -> Result<&'a str, ModelsError> {
@@ -157,6 +159,7 @@ pub fn collect(inv: &Inventory) -> Result<Vec<BundleModel>, ModelsError> {
                         record: r.clone(),
                         versions: Vec::new(),
                         permissions: None,
+                        uc: r.meta_str("registry") == Some("uc"),
                     },
                 );
             }

@@ -35,6 +35,10 @@ enum Backend {
     Databricks { staging: String },
     /// An MLflow tracking server; imported versions' runs live in this experiment.
     Oss { experiment: String },
+    /// Unity Catalog's model registry of a Databricks workspace: models and versions through
+    /// `/api/2.0/mlflow/unity-catalog/*`, owners through `/api/2.1/unity-catalog/models`,
+    /// version files through temporary credentials and presigned URLs.
+    Uc,
 }
 
 /// A model registry: a Databricks workspace's or an MLflow tracking server's.
@@ -59,6 +63,9 @@ pub enum ArtifactLocation {
     Proxy(String),
     /// DBFS, below this absolute path.
     Dbfs(String),
+    /// Unity Catalog storage of a version, `/Models/<catalog>/<schema>/<model>/<version>`,
+    /// read through presigned URLs.
+    Uc(String),
 }
 
 impl ArtifactLocation {
@@ -68,6 +75,7 @@ impl ArtifactLocation {
             ArtifactLocation::Registry { name, version } => format!("models:/{name}/{version}"),
             ArtifactLocation::Proxy(p) => format!("mlflow-artifacts:/{p}"),
             ArtifactLocation::Dbfs(p) => format!("dbfs:{p}"),
+            ArtifactLocation::Uc(p) => format!("uc:{p}"),
         }
     }
 }
@@ -112,6 +120,38 @@ struct VersionsPage {
     model_versions: Vec<ModelVersion>,
     #[serde(default)]
     next_page_token: Option<String>,
+}
+
+/// `POST /api/2.0/fs/create-download-url` and `create-upload-url`.
+#[derive(Deserialize)]
+struct PresignedUrl {
+    url: String,
+    #[serde(default)]
+    headers: Vec<UrlHeader>,
+}
+
+/// A header a presigned URL must be sent with.
+#[derive(Deserialize)]
+struct UrlHeader {
+    name: String,
+    value: String,
+}
+
+#[derive(Deserialize)]
+struct DirectoryPage {
+    #[serde(default)]
+    contents: Vec<DirectoryEntry>,
+    #[serde(default)]
+    next_page_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DirectoryEntry {
+    path: String,
+    #[serde(default)]
+    is_directory: bool,
+    #[serde(default)]
+    file_size: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -212,9 +252,37 @@ impl Registry {
         })
     }
 
+    /// The Unity Catalog model registry of the workspace `client` talks to.
+    pub fn uc(client: Client) -> Registry {
+        Registry {
+            client,
+            auth: true,
+            backend: Backend::Uc,
+        }
+    }
+
     /// True for an MLflow tracking server, false for a Databricks workspace.
     pub fn is_oss(&self) -> bool {
         matches!(self.backend, Backend::Oss { .. })
+    }
+
+    /// True for Unity Catalog's model registry.
+    pub fn is_uc(&self) -> bool {
+        matches!(self.backend, Backend::Uc)
+    }
+
+    /// True for a workspace's own (non-UC) model registry, which has no aliases.
+    pub fn is_workspace_registry(&self) -> bool {
+        matches!(self.backend, Backend::Databricks { .. })
+    }
+
+    /// `ws` for the workspace registry and MLflow servers, `uc` for Unity Catalog.
+    fn route(&self, ws: &'static str, uc: &'static str) -> &'static str {
+        if self.is_uc() {
+            uc
+        } else {
+            ws
+        }
     }
 
     /// The client that reads and writes this registry.
@@ -232,6 +300,7 @@ impl Registry {
         match self.backend {
             Backend::Oss { .. } => format!("MLflow server {}", self.host()),
             Backend::Databricks { .. } => format!("workspace {}", self.host()),
+            Backend::Uc => format!("Unity Catalog of workspace {}", self.host()),
         }
     }
 
@@ -265,9 +334,12 @@ impl Registry {
         let mut token: Option<String> = None;
         let mut seen = HashSet::new();
         for page in 0.. {
-            let call = Call::get("/api/2.0/mlflow/registered-models/search")
-                .query("max_results", 1000)
-                .query_opt("page_token", token.as_deref());
+            let call = Call::get(self.route(
+                "/api/2.0/mlflow/registered-models/search",
+                "/api/2.0/mlflow/unity-catalog/registered-models/search",
+            ))
+            .query("max_results", 1000)
+            .query_opt("page_token", token.as_deref());
             let describe = call.describe();
             let p: ModelsPage = self.json(call).await?;
             names.extend(p.registered_models.into_iter().map(|m| m.name));
@@ -294,21 +366,129 @@ impl Registry {
     pub async fn get_model(&self, name: &str) -> Result<Option<RegisteredModel>, ClientError> {
         let r: Result<ModelEnvelope, ClientError> = self
             .json(
-                Call::get("/api/2.0/mlflow/registered-models/get")
-                    .query("name", name)
-                    .object(format!("model={name}")),
+                Call::get(self.route(
+                    "/api/2.0/mlflow/registered-models/get",
+                    "/api/2.0/mlflow/unity-catalog/registered-models/get",
+                ))
+                .query("name", name)
+                .object(format!("model={name}")),
             )
             .await;
         match r {
+            Ok(mut m) if self.is_uc() => {
+                m.registered_model.owner = self.uc_owner(name).await?;
+                Ok(Some(m.registered_model))
+            }
             Ok(m) => Ok(Some(m.registered_model)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
     }
 
+    /// A UC model's owner, from the catalog API.
+    async fn uc_owner(&self, name: &str) -> Result<Option<String>, ClientError> {
+        let v: Value = self
+            .json(
+                Call::get("/api/2.1/unity-catalog/models/{full_name}")
+                    .path(format!(
+                        "/api/2.1/unity-catalog/models/{}",
+                        crate::client::encode_segment(name)
+                    ))
+                    .object(format!("model={name}")),
+            )
+            .await?;
+        Ok(v["owner"]
+            .as_str()
+            .filter(|o| !o.is_empty())
+            .map(str::to_string))
+    }
+
+    /// Makes `owner` the owner of a UC model.
+    pub async fn set_owner(&self, name: &str, owner: &str) -> Result<(), ClientError> {
+        self.send(
+            Call::patch("/api/2.1/unity-catalog/models/{full_name}")
+                .path(format!(
+                    "/api/2.1/unity-catalog/models/{}",
+                    crate::client::encode_segment(name)
+                ))
+                .json(&json!({ "owner": owner }))
+                .safe_to_retry()
+                .object(format!("model={name} owner={owner}")),
+        )
+        .await
+    }
+
+    /// Marks a UC version whose files are all uploaded `READY`.
+    pub async fn finalize(&self, name: &str, version: &str) -> Result<(), ClientError> {
+        self.send(
+            Call::post("/api/2.0/mlflow/unity-catalog/model-versions/finalize")
+                .json(&json!({ "name": name, "version": version }))
+                .safe_to_retry()
+                .object(format!("model={name} version={version}")),
+        )
+        .await
+    }
+
+    /// Asks for temporary credentials on a UC version's files (`MODEL_VERSION_OPERATION_READ`
+    /// or `…_READ_WRITE`) and checks they are of the kind read through presigned URLs.
+    async fn uc_credentials(
+        &self,
+        name: &str,
+        version: &str,
+        operation: &str,
+    ) -> Result<(), ModelsError> {
+        let call = Call::post(
+            "/api/2.0/mlflow/unity-catalog/model-versions/generate-temporary-credentials",
+        )
+        .json(&json!({ "name": name, "version": version, "operation": operation }))
+        .safe_to_retry()
+        .object(format!("model={name} version={version}"));
+        let v: Value = self.json(call).await?;
+        let mode = v["credentials"]["storage_mode"].as_str().unwrap_or("");
+        if mode != "DEFAULT_STORAGE" {
+            return Err(ModelsError::usage(
+                format!("model {name} version {version}"),
+                format!(
+                    "its files are in customer-hosted cloud storage (storage mode {}), which dbxport reads only through Databricks presigned URLs",
+                    if mode.is_empty() { "unspecified" } else { mode }
+                ),
+                Hint::UcCustomerStorage,
+            ));
+        }
+        Ok(())
+    }
+
+    /// A presigned URL for `path` (`create-download-url` or `create-upload-url`).
+    async fn presigned(&self, route: &'static str, path: &str) -> Result<Call, ClientError> {
+        let u: PresignedUrl = self
+            .json(
+                Call::post(route)
+                    .json(&json!({ "path": path }))
+                    .safe_to_retry()
+                    .object(format!("path={path}")),
+            )
+            .await?;
+        let method = if route.ends_with("upload-url") {
+            Call::put("(presigned url)")
+        } else {
+            Call::get("(presigned url)")
+        };
+        let mut call = method
+            .url(u.url)
+            .unauthenticated()
+            .object(format!("path={path}"));
+        for h in u.headers {
+            match reqwest::header::HeaderName::from_bytes(h.name.as_bytes()) {
+                Ok(n) => call = call.header(n, h.value),
+                Err(_) => return Err(protocol(route, format!("invalid header name `{}`", h.name))),
+            }
+        }
+        Ok(call)
+    }
+
     /// The permissions id of a model (Databricks only; `None` for an MLflow server).
     pub async fn permissions_id(&self, name: &str) -> Result<Option<String>, ClientError> {
-        if self.is_oss() {
+        if self.is_oss() || self.is_uc() {
             return Ok(None);
         }
         Ok(Some(
@@ -329,11 +509,14 @@ impl Registry {
         let mut token: Option<String> = None;
         let mut seen = HashSet::new();
         for page in 0.. {
-            let call = Call::get("/api/2.0/mlflow/model-versions/search")
-                .query("max_results", 1000)
-                .query_opt("filter", filter.as_deref())
-                .query_opt("page_token", token.as_deref())
-                .object(format!("model={name}"));
+            let call = Call::get(self.route(
+                "/api/2.0/mlflow/model-versions/search",
+                "/api/2.0/mlflow/unity-catalog/model-versions/search",
+            ))
+            .query("max_results", 1000)
+            .query_opt("filter", filter.as_deref())
+            .query_opt("page_token", token.as_deref())
+            .object(format!("model={name}"));
             let describe = call.describe();
             let p: VersionsPage = self.json(call).await?;
             found.extend(p.model_versions.into_iter().filter(|v| v.name == name));
@@ -367,11 +550,14 @@ impl Registry {
         let mut token: Option<String> = None;
         let mut seen = HashSet::new();
         for page in 0.. {
-            let call = Call::get("/api/2.0/mlflow/model-versions/search")
-                .query("max_results", 1000)
-                .query_opt("filter", filter.as_deref())
-                .query_opt("page_token", token.as_deref())
-                .object(format!("model={name}"));
+            let call = Call::get(self.route(
+                "/api/2.0/mlflow/model-versions/search",
+                "/api/2.0/mlflow/unity-catalog/model-versions/search",
+            ))
+            .query("max_results", 1000)
+            .query_opt("filter", filter.as_deref())
+            .query_opt("page_token", token.as_deref())
+            .object(format!("model={name}"));
             let describe = call.describe();
             let p: VersionsPage = self.json(call).await?;
             out.extend(
@@ -397,10 +583,13 @@ impl Registry {
     ) -> Result<ModelVersion, ClientError> {
         let r: VersionEnvelope = self
             .json(
-                Call::get("/api/2.0/mlflow/model-versions/get")
-                    .query("name", name)
-                    .query("version", version)
-                    .object(format!("model={name} version={version}")),
+                Call::get(self.route(
+                    "/api/2.0/mlflow/model-versions/get",
+                    "/api/2.0/mlflow/unity-catalog/model-versions/get",
+                ))
+                .query("name", name)
+                .query("version", version)
+                .object(format!("model={name} version={version}")),
             )
             .await?;
         Ok(r.model_version)
@@ -441,6 +630,11 @@ impl Registry {
     /// artifact listing; an MLflow server through its proxy, after following `runs:/`,
     /// `models:/` and `mlflow-artifacts:` URIs to the proxy path.
     pub async fn locate(&self, v: &ModelVersion) -> Result<ArtifactLocation, ModelsError> {
+        if self.is_uc() {
+            self.uc_credentials(&v.name, &v.version, "MODEL_VERSION_OPERATION_READ")
+                .await?;
+            return Ok(ArtifactLocation::Uc(uc_storage(&v.name, &v.version)?));
+        }
         if !self.is_oss() {
             return Ok(ArtifactLocation::Registry {
                 name: v.name.clone(),
@@ -566,6 +760,36 @@ impl Registry {
                     })
                     .collect())
             }
+            ArtifactLocation::Uc(base) => {
+                let folder = uri::join(base, dir);
+                let mut out = Vec::new();
+                let mut token: Option<String> = None;
+                let mut seen = HashSet::new();
+                for page in 0.. {
+                    let call = Call::get("/api/2.0/fs/directories/Models/{path}")
+                        .path(format!("/api/2.0/fs/directories{}", encode_path(&folder)))
+                        .query_opt("page_token", token.as_deref())
+                        .object(format!("path={folder}"));
+                    let describe = call.describe();
+                    let p: DirectoryPage = self.json(call).await?;
+                    let prefix = format!("{}/", base.trim_end_matches('/'));
+                    for e in p.contents {
+                        let rel = e
+                            .path
+                            .strip_prefix(&prefix)
+                            .unwrap_or(&e.path)
+                            .trim_matches('/')
+                            .to_string();
+                        out.push((rel, e.is_directory, size(e.file_size)));
+                    }
+                    match p.next_page_token.filter(|t| !t.is_empty()) {
+                        Some(t) if page < MAX_PAGES && seen.insert(t.clone()) => token = Some(t),
+                        Some(_) => return Err(protocol(&describe, "the page tokens never end")),
+                        None => break,
+                    }
+                }
+                Ok(out)
+            }
             ArtifactLocation::Proxy(base) => {
                 let path = uri::join(base, dir);
                 let p: FilesPage = self
@@ -655,6 +879,13 @@ impl Registry {
                     .read(&format!("{}/{rel}", base.trim_end_matches('/')))
                     .await
             }
+            ArtifactLocation::Uc(base) => {
+                let path = uri::join(base, rel);
+                let call = self
+                    .presigned("/api/2.0/fs/create-download-url", &path)
+                    .await?;
+                self.client.transport().stream(call).await
+            }
         }
     }
 
@@ -675,9 +906,12 @@ impl Registry {
             body["tags"] = json!(tags);
         }
         self.send(
-            Call::post("/api/2.0/mlflow/registered-models/create")
-                .json(&body)
-                .object(format!("model={name}")),
+            Call::post(self.route(
+                "/api/2.0/mlflow/registered-models/create",
+                "/api/2.0/mlflow/unity-catalog/registered-models/create",
+            ))
+            .json(&body)
+            .object(format!("model={name}")),
         )
         .await
     }
@@ -685,10 +919,13 @@ impl Registry {
     /// Sets a model's description.
     pub async fn update_model(&self, name: &str, description: &str) -> Result<(), ClientError> {
         self.send(
-            Call::patch("/api/2.0/mlflow/registered-models/update")
-                .json(&json!({ "name": name, "description": description }))
-                .safe_to_retry()
-                .object(format!("model={name}")),
+            Call::patch(self.route(
+                "/api/2.0/mlflow/registered-models/update",
+                "/api/2.0/mlflow/unity-catalog/registered-models/update",
+            ))
+            .json(&json!({ "name": name, "description": description }))
+            .safe_to_retry()
+            .object(format!("model={name}")),
         )
         .await
     }
@@ -701,26 +938,39 @@ impl Registry {
         value: &str,
     ) -> Result<(), ClientError> {
         self.send(
-            Call::post("/api/2.0/mlflow/registered-models/set-tag")
-                .json(&json!({ "name": name, "key": key, "value": value }))
-                .safe_to_retry()
-                .object(format!("model={name} tag={key}")),
+            Call::post(self.route(
+                "/api/2.0/mlflow/registered-models/set-tag",
+                "/api/2.0/mlflow/unity-catalog/registered-models/set-tag",
+            ))
+            .json(&json!({ "name": name, "key": key, "value": value }))
+            .safe_to_retry()
+            .object(format!("model={name} tag={key}")),
         )
         .await
     }
 
-    /// Points an alias at a version.
+    /// Points an alias at a version (Unity Catalog and MLflow servers; a workspace's own
+    /// registry has no aliases, and import never calls this for one).
     pub async fn set_alias(
         &self,
         name: &str,
         alias: &str,
         version: &str,
     ) -> Result<(), ClientError> {
+        if self.is_workspace_registry() {
+            return Err(protocol(
+                "POST /api/2.0/mlflow/registered-models/alias",
+                "the workspace model registry has no aliases; not sent",
+            ));
+        }
         self.send(
-            Call::post("/api/2.0/mlflow/registered-models/alias")
-                .json(&json!({ "name": name, "alias": alias, "version": version }))
-                .safe_to_retry()
-                .object(format!("model={name} alias={alias}")),
+            Call::post(self.route(
+                "/api/2.0/mlflow/registered-models/alias",
+                "/api/2.0/mlflow/unity-catalog/registered-models/alias",
+            ))
+            .json(&json!({ "name": name, "alias": alias, "version": version }))
+            .safe_to_retry()
+            .object(format!("model={name} alias={alias}")),
         )
         .await
     }
@@ -733,6 +983,7 @@ impl Registry {
         run_id: Option<&str>,
         description: Option<&str>,
         tags: &[KeyValue],
+        run_workspace: Option<&str>,
     ) -> Result<ModelVersion, ClientError> {
         let mut body = json!({ "name": name, "source": source });
         if let Some(r) = run_id {
@@ -744,11 +995,17 @@ impl Registry {
         if !tags.is_empty() {
             body["tags"] = json!(tags);
         }
+        if let Some(w) = run_workspace.filter(|_| self.is_uc()) {
+            body["run_tracking_server_id"] = json!(w);
+        }
         let r: VersionEnvelope = self
             .json(
-                Call::post("/api/2.0/mlflow/model-versions/create")
-                    .json(&body)
-                    .object(format!("model={name} source={source}")),
+                Call::post(self.route(
+                    "/api/2.0/mlflow/model-versions/create",
+                    "/api/2.0/mlflow/unity-catalog/model-versions/create",
+                ))
+                .json(&body)
+                .object(format!("model={name} source={source}")),
             )
             .await?;
         Ok(r.model_version)
@@ -763,7 +1020,8 @@ impl Registry {
             if v.status.as_deref() != Some("PENDING_REGISTRATION") {
                 return Ok(v);
             }
-            if started.elapsed() > READY_TIMEOUT {
+            // A UC version stays pending until its files are uploaded and it is finalized.
+            if self.is_uc() || started.elapsed() > READY_TIMEOUT {
                 return Err(protocol(
                     &format!(
                         "GET /api/2.0/mlflow/model-versions/get model={name} version={version}"
@@ -787,10 +1045,13 @@ impl Registry {
         description: &str,
     ) -> Result<(), ClientError> {
         self.send(
-            Call::patch("/api/2.0/mlflow/model-versions/update")
-                .json(&json!({ "name": name, "version": version, "description": description }))
-                .safe_to_retry()
-                .object(format!("model={name} version={version}")),
+            Call::patch(self.route(
+                "/api/2.0/mlflow/model-versions/update",
+                "/api/2.0/mlflow/unity-catalog/model-versions/update",
+            ))
+            .json(&json!({ "name": name, "version": version, "description": description }))
+            .safe_to_retry()
+            .object(format!("model={name} version={version}")),
         )
         .await
     }
@@ -804,10 +1065,13 @@ impl Registry {
         value: &str,
     ) -> Result<(), ClientError> {
         self.send(
-            Call::post("/api/2.0/mlflow/model-versions/set-tag")
-                .json(&json!({ "name": name, "version": version, "key": key, "value": value }))
-                .safe_to_retry()
-                .object(format!("model={name} version={version} tag={key}")),
+            Call::post(self.route(
+                "/api/2.0/mlflow/model-versions/set-tag",
+                "/api/2.0/mlflow/unity-catalog/model-versions/set-tag",
+            ))
+            .json(&json!({ "name": name, "version": version, "key": key, "value": value }))
+            .safe_to_retry()
+            .object(format!("model={name} version={version} tag={key}")),
         )
         .await
     }
@@ -847,6 +1111,10 @@ impl Registry {
         extra_tags: &[KeyValue],
     ) -> Result<UploadTarget, ModelsError> {
         match &self.backend {
+            Backend::Uc => Err(ModelsError::Client(protocol(
+                "artifact upload",
+                "Unity Catalog versions are created before their files are uploaded; see uc_upload_target",
+            ))),
             Backend::Databricks { staging } => {
                 if let Some(p) = staging.strip_prefix("dbfs:") {
                     let base = format!("{}/{marker}", p.trim_end_matches('/'));
@@ -1046,6 +1314,23 @@ impl Registry {
         Ok(())
     }
 
+    /// Where the files of a just-created, still pending UC version go: its storage, after
+    /// write credentials are granted (which also proves it is presigned-URL storage).
+    pub async fn uc_upload_target(
+        &self,
+        name: &str,
+        version: &ModelVersion,
+    ) -> Result<UploadTarget, ModelsError> {
+        self.uc_credentials(name, &version.version, "MODEL_VERSION_OPERATION_READ_WRITE")
+            .await?;
+        Ok(UploadTarget {
+            via: "uc".into(),
+            base: uc_storage(name, &version.version)?,
+            source: version.source.clone().unwrap_or_default(),
+            run_id: None,
+        })
+    }
+
     /// Uploads one file below an upload target from a stream of chunks of exactly `len`
     /// bytes. Files up to [`SMALL_UPLOAD`] are collected in memory and sent as a body the
     /// client may send again after a failure (every upload here overwrites, so a repeat has
@@ -1068,6 +1353,20 @@ impl Registry {
                         encode_path(&path)
                     ))
                     .object(format!("path={path}"));
+                let call = if small {
+                    call.bytes(body.collect(&path).await?, "application/octet-stream")
+                        .safe_to_retry()
+                } else {
+                    let stream = reqwest::Body::wrap_stream(body.into_stream());
+                    call.stream(stream, Some(len), "application/octet-stream")
+                };
+                self.send(call).await
+            }
+            "uc" => {
+                let path = uri::join(&target.base, rel);
+                let call = self
+                    .presigned("/api/2.0/fs/create-upload-url", &path)
+                    .await?;
                 let call = if small {
                     call.bytes(body.collect(&path).await?, "application/octet-stream")
                         .safe_to_retry()
@@ -1162,9 +1461,31 @@ impl Registry {
     }
 }
 
+/// The storage path of a UC version: `/Models/<catalog>/<schema>/<model>/<version>`.
+fn uc_storage(name: &str, version: &str) -> Result<String, ClientError> {
+    let parts: Vec<&str> = name.split('.').collect();
+    if parts.len() != 3 || parts.iter().any(|p| p.is_empty() || p.contains('/')) {
+        return Err(protocol(
+            "Unity Catalog model",
+            format!("{name:?} is not a <catalog>.<schema>.<model> name"),
+        ));
+    }
+    Ok(format!(
+        "/Models/{}/{}/{}/{version}",
+        parts[0], parts[1], parts[2]
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uc_storage_paths_follow_the_three_level_name() {
+        assert_eq!(uc_storage("c.s.m", "3").unwrap(), "/Models/c/s/m/3");
+        assert!(uc_storage("c.m", "1").is_err());
+        assert!(uc_storage("c.s/x.m", "1").is_err());
+    }
 
     #[test]
     fn name_filters_quote_or_decline() {

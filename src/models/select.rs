@@ -120,6 +120,9 @@ pub struct ModelTargetArgs {
     /// Importing into an MLflow server: the experiment holding the runs that carry imported
     /// versions' artifacts and their source runs' params, metrics and tags.
     pub mlflow_experiment: String,
+    /// Importing into a workspace: put workspace-registry models into Unity Catalog, in this
+    /// `CATALOG.SCHEMA`, their stages turned into aliases.
+    pub models_to_uc: Option<String>,
 }
 
 impl Default for ModelTargetArgs {
@@ -128,6 +131,7 @@ impl Default for ModelTargetArgs {
             mlflow_uri: None,
             model_artifact_path: DEFAULT_STAGING_PATH.to_string(),
             mlflow_experiment: DEFAULT_EXPERIMENT.to_string(),
+            models_to_uc: None,
         }
     }
 }
@@ -203,6 +207,7 @@ mod tests {
             status_message: None,
             tags: vec![],
             aliases: vec![],
+            run_tracking_server_id: None,
         }
     }
 
@@ -243,6 +248,7 @@ mod tests {
             latest_versions: vec![],
             tags: vec![],
             aliases: vec![],
+            owner: None,
         };
         let f = NameFilter::new(&["churn-*".into(), "x?".into()]).unwrap();
         assert!(f.matches(&m("churn-a")) && f.matches(&m("xy")));

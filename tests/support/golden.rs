@@ -275,6 +275,7 @@ pub fn model() -> RegisteredModel {
             value: "growth".into(),
         }],
         aliases: vec![],
+        owner: None,
     }
 }
 
@@ -393,6 +394,7 @@ pub fn version() -> ModelVersion {
         status_message: None,
         tags: vec![],
         aliases: vec!["champion".into()],
+        run_tracking_server_id: None,
     }
 }
 

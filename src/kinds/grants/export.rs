@@ -262,6 +262,8 @@ struct Page {
     #[serde(default)]
     tables: Vec<Named>,
     #[serde(default)]
+    registered_models: Vec<Named>,
+    #[serde(default)]
     next_page_token: Option<String>,
 }
 
@@ -286,6 +288,7 @@ async fn uc_list(
         out.extend(match field {
             "catalogs" => page.catalogs,
             "schemas" => page.schemas,
+            "registered_models" => page.registered_models,
             _ => page.tables,
         });
         match page.next_page_token.filter(|t| !t.is_empty()) {
@@ -393,6 +396,36 @@ pub async fn export_unity(ctx: Arc<Ctx>) {
                         &name,
                         &name,
                         &format!("listing tables of {full}"),
+                        e,
+                    );
+                }
+            }
+            // Registered models: their grants are those of the securable type `function`
+            // (what Terraform's databricks_grants sends for a model).
+            match uc_list(
+                &ctx,
+                "/api/2.1/unity-catalog/models",
+                &[("catalog_name", &c.name), ("schema_name", &s.name)],
+                "registered_models",
+            )
+            .await
+            {
+                Ok(models) => {
+                    for m in models {
+                        let mf = m.full_name.unwrap_or_else(|| format!("{full}.{}", m.name));
+                        securables.insert(("function".into(), mf), ());
+                    }
+                }
+                // A metastore without the model registry: no model grants to read.
+                Err(e) if no_unity(&e) => {}
+                Err(e) => {
+                    let name = format!("schema {full}");
+                    ctx.found(Kind::UcGrants, 1);
+                    ctx.client_failure(
+                        Kind::UcGrants,
+                        &name,
+                        &name,
+                        &format!("listing registered models of {full}"),
                         e,
                     );
                 }

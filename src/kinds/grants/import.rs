@@ -133,15 +133,17 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
     if f.kind(Kind::UcGrants) && !p.src().uc_grants.is_empty() {
         let all: Vec<usize> = (0..p.src().uc_grants.len()).collect();
         let src = p.input.source;
+        let mapping = &p.opts().mapping;
         let got = concurrently(all, p.limit, |i| {
             let client = client.clone();
             async move {
                 let g = &src.uc_grants[i];
+                let full_name = mapping.uc_name(&g.full_name);
                 (
                     i,
                     client
                         .unity()
-                        .get_grants(&g.securable_type, &g.full_name)
+                        .get_grants(&g.securable_type, &full_name)
                         .await,
                 )
             }
@@ -149,12 +151,25 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
         .await;
         for (i, r) in got {
             let g = &p.src().uc_grants[i];
-            let name = format!("{} {}", g.securable_type, g.full_name);
+            let full_name = p.opts().mapping.uc_name(&g.full_name);
+            let name = format!("{} {}", g.securable_type, full_name);
             let mut item = PlanItem::new(Kind::UcGrants, &name, &name);
             item.key = keys::uc(&name);
             let current = match r {
                 Ok(c) => c,
                 Err(e) if e.is_auth_failure() => return Err(p.err(e)),
+                // A model this import creates first has no grants yet.
+                Err(e)
+                    if e.is_not_found()
+                        && g.securable_type == "function"
+                        && p.model_actions.get(&full_name) == Some(&Action::Create) =>
+                {
+                    crate::model::grants::UcGrants {
+                        securable_type: g.securable_type.clone(),
+                        full_name: full_name.clone(),
+                        privilege_assignments: Vec::new(),
+                    }
+                }
                 Err(e) if e.is_not_found() => {
                     p.items.push(item.set(
                         Action::Cannot,
@@ -202,7 +217,7 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                 if !up.changes.is_empty() {
                     item.step = Some(Step::Uc {
                         securable_type: g.securable_type.clone(),
-                        full_name: g.full_name.clone(),
+                        full_name: full_name.clone(),
                         changes: up.changes,
                     });
                 }

@@ -123,24 +123,54 @@ pub async fn export_models(ctx: Arc<Ctx>) {
             }
         }
     };
-    let sink: Arc<dyn StageSink> = Arc::new(Sink(Arc::clone(&ctx)));
-    let log = Log(Arc::clone(&ctx));
-    let hidden = indicatif::ProgressBar::hidden();
-    match crate::models::export_models(&registry, &opts, sink, Some(&log), &hidden).await {
-        Ok(report) => {
-            for w in &report.warnings {
-                ctx.notice(w.to_string());
+    // A workspace has two registries: its own and, with a metastore, Unity Catalog's.
+    let mut registries = vec![registry];
+    if ctx.opts.models.mlflow_uri.is_none() && ctx.registry.is_none() {
+        registries.push(crate::models::Registry::uc(ctx.client.clone()));
+    }
+    for registry in registries {
+        if ctx.is_stopped() {
+            return;
+        }
+        let sink: Arc<dyn StageSink> = Arc::new(Sink(Arc::clone(&ctx)));
+        let log = Log(Arc::clone(&ctx));
+        let hidden = indicatif::ProgressBar::hidden();
+        match crate::models::export_models(&registry, &opts, sink, Some(&log), &hidden).await {
+            Ok(report) => {
+                for w in &report.warnings {
+                    ctx.notice(w.to_string());
+                }
+            }
+            Err(ModelsError::Client(e)) if registry.is_uc() && no_unity(&e) => {
+                ctx.notice(format!(
+                    "Unity Catalog models: none exported, the workspace has no Unity Catalog model registry ({})",
+                    reason(&e)
+                ));
+            }
+            Err(ModelsError::Client(e)) => {
+                return ctx.set_fatal(ExportError::Client {
+                    context: format!("exporting ML models from {}", registry.describe()),
+                    source: e,
+                })
+            }
+            Err(ModelsError::Bundle(e)) => return ctx.set_fatal(ExportError::Bundle(e)),
+            Err(ModelsError::Journal(e)) => return ctx.set_fatal(ExportError::Journal(e)),
+            Err(e) => {
+                return ctx.set_fatal(ExportError::Internal(format!(
+                    "exporting ML models: {}",
+                    reason(&e)
+                )))
             }
         }
-        Err(ModelsError::Client(e)) => ctx.set_fatal(ExportError::Client {
-            context: format!("exporting ML models from {}", registry.describe()),
-            source: e,
-        }),
-        Err(ModelsError::Bundle(e)) => ctx.set_fatal(ExportError::Bundle(e)),
-        Err(ModelsError::Journal(e)) => ctx.set_fatal(ExportError::Journal(e)),
-        Err(e) => ctx.set_fatal(ExportError::Internal(format!(
-            "exporting ML models: {}",
-            reason(&e)
-        ))),
     }
+}
+
+/// Unity Catalog is absent (not enabled, or the workspace has no metastore).
+fn no_unity(e: &crate::client::ClientError) -> bool {
+    e.api().is_some_and(|a| {
+        matches!(
+            a.error_code.as_deref(),
+            Some("ENDPOINT_NOT_FOUND" | "FEATURE_DISABLED" | "METASTORE_DOES_NOT_EXIST")
+        )
+    })
 }

@@ -24,6 +24,10 @@ pub struct RegisteredModelMeta {
     /// The version numbers exported (absent in bundles written before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selected_versions: Option<Vec<String>>,
+    /// `uc` for a model of Unity Catalog's registry; absent for a workspace registry's or an
+    /// MLflow server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
 }
 
 /// `meta` of a `model_version` record. The four artifact summary fields are required from
@@ -68,6 +72,9 @@ pub struct ModelVersionMeta {
     /// True when `run.json` is stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_provenance: Option<bool>,
+    /// `uc` for a version of Unity Catalog's registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
 }
 
 /// `meta` of a `model_artifact` record.
@@ -114,6 +121,9 @@ pub struct ModelFile {
     /// Its aliases; left out when there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<Alias>,
+    /// Unity Catalog: its owner (a user, group or service principal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// A `{key, value}` tag of a model or version.
@@ -179,6 +189,9 @@ pub struct VersionFile {
     /// The aliases pointing at it; left out when there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
+    /// Unity Catalog: the id of the workspace whose tracking server holds `run_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_workspace_id: Option<String>,
 }
 
 /// `models/⟨name⟩/versions/⟨version⟩/run.json` (§6.5): the `run` object of `runs/get` for the
@@ -208,6 +221,7 @@ impl Resource {
         let meta = RegisteredModelMeta {
             name: file.name.clone(),
             selected_versions: selected,
+            registry: None,
         };
         let mut r = Resource::new(
             Kind::RegisteredModel,
@@ -248,6 +262,7 @@ impl Resource {
             missing_artifacts: (!details.missing_artifacts.is_empty())
                 .then_some(details.missing_artifacts),
             run_provenance: details.run.is_some().then_some(true),
+            registry: None,
         };
         let mut r = Resource::new(Kind::ModelVersion, &id, &id, meta_value(&meta));
         let (name, version) = (file.name.as_str(), file.version.as_str());
@@ -492,6 +507,7 @@ mod wire {
                         version: a.version.clone(),
                     })
                     .collect(),
+                owner: m.owner.clone(),
             }
         }
     }
@@ -516,6 +532,7 @@ mod wire {
                         version: a.version,
                     })
                     .collect(),
+                owner: self.owner,
             }
         }
     }
@@ -537,6 +554,7 @@ mod wire {
                 status_message: v.status_message.clone(),
                 tags: tags(&v.tags),
                 aliases: v.aliases.clone(),
+                run_workspace_id: v.run_tracking_server_id.clone(),
             }
         }
     }
@@ -560,6 +578,7 @@ mod wire {
                 status_message: self.status_message,
                 tags: key_values(self.tags),
                 aliases: self.aliases,
+                run_tracking_server_id: self.run_workspace_id,
             }
         }
     }

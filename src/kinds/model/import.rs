@@ -46,18 +46,89 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
         return Ok(());
     }
     let client = p.client().clone();
-    let registry = p
-        .opts()
-        .models
-        .registry(Some(&client), client.options().clone())?;
-    let opts = crate::models::ImportOptions {
-        conflict: p.opts().on_conflict,
-        dry_run: true,
+    let runs = registries(p.opts(), &client, p.src())?;
+    for (registry, route) in runs {
+        let opts = crate::models::ImportOptions {
+            conflict: p.opts().on_conflict,
+            dry_run: true,
+            route,
+        };
+        let hidden = indicatif::ProgressBar::hidden();
+        let report =
+            crate::models::import_models(&p.src().shared_bundle(), &registry, &opts, None, &hidden)
+                .await?;
+        plan_report(p, &registry, report);
+    }
+    Ok(())
+}
+
+/// The registries one import writes models to, each with the models it takes: into a
+/// workspace, its own registry and (when the bundle holds Unity Catalog models, or
+/// `--models-to-uc` is given) its Unity Catalog; into an MLflow server, the server alone.
+fn registries(
+    opts: &crate::import::Options,
+    client: &crate::client::Client,
+    src: &SourceBundle,
+) -> Result<Vec<(crate::models::Registry, crate::models::import::Route)>, ImportError> {
+    use crate::models::import::Route;
+    let args = &opts.models;
+    let base = Route {
+        catalogs: opts.mapping.catalogs.clone(),
+        schemas: opts.mapping.schemas.clone(),
+        principals: opts.mapping.principals.clone(),
+        models_to_uc: args.models_to_uc.clone(),
+        ..Route::default()
     };
-    let hidden = indicatif::ProgressBar::hidden();
-    let report =
-        crate::models::import_models(&p.src().shared_bundle(), &registry, &opts, None, &hidden)
-            .await?;
+    if let Some(cs) = &args.models_to_uc {
+        if cs.split('.').count() != 2
+            || cs.split('.').any(str::is_empty)
+            || args.mlflow_uri.is_some()
+        {
+            return Err(crate::models::ModelsError::usage(
+                format!("--models-to-uc {cs}"),
+                if args.mlflow_uri.is_some() {
+                    "cannot be used with --mlflow-uri (an MLflow server has no Unity Catalog)"
+                } else {
+                    "is not a CATALOG.SCHEMA name"
+                },
+                crate::hints::Hint::ModelsToUc,
+            )
+            .into());
+        }
+    }
+    let registry = args.registry(Some(client), client.options().clone())?;
+    if registry.is_oss() {
+        return Ok(vec![(
+            registry,
+            Route {
+                to_mlflow: true,
+                ..base
+            },
+        )]);
+    }
+    let has_uc = src
+        .models
+        .iter()
+        .any(|r| r.kind == Kind::RegisteredModel && r.meta_str("registry") == Some("uc"));
+    let mut out = vec![(registry, base.clone())];
+    if has_uc || args.models_to_uc.is_some() {
+        out.push((
+            crate::models::Registry::uc(client.clone()),
+            Route {
+                to_uc: true,
+                ..base
+            },
+        ));
+    }
+    Ok(out)
+}
+
+/// Adds the plan items of one models-stage dry run.
+fn plan_report(
+    p: &mut Planner<'_, '_>,
+    registry: &crate::models::Registry,
+    report: crate::models::ImportReport,
+) {
     let target = registry.describe();
     for a in report.actions {
         let (kind, source) = model_item(&a.object);
@@ -82,7 +153,6 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
     for w in report.warnings {
         p.notes.push(w.to_string());
     }
-    Ok(())
 }
 
 /// The plan item of a models-stage object (`model NAME`, `model version NAME/N`,
@@ -93,6 +163,8 @@ fn model_item(object: &str) -> (Kind, String) {
     } else if let Some(m) = object.strip_prefix("model ") {
         (Kind::RegisteredModel, m.to_string())
     } else if let Some(a) = object.strip_prefix("alias ") {
+        (Kind::RegisteredModel, a.to_string())
+    } else if let Some(a) = object.strip_prefix("owner ") {
         (Kind::RegisteredModel, a.to_string())
     } else {
         (Kind::RegisteredModel, object.to_string())
@@ -113,8 +185,7 @@ async fn apply<'r>(run: &'r Run<'_>) -> Vec<(&'r PlanItem, StepResult)> {
     }
     // The engine flags (--max-response-mb, --http-timeout, …) of this import, not the
     // profile's alone.
-    let options = run.client.options().clone();
-    let registry = match run.options.models.registry(Some(run.client), options) {
+    let runs = match registries(run.options, run.client, run.source) {
         Ok(r) => r,
         Err(e) => {
             let why = e.to_string();
@@ -126,38 +197,40 @@ async fn apply<'r>(run: &'r Run<'_>) -> Vec<(&'r PlanItem, StepResult)> {
         ledger: run.ledger,
         now: Mutex::new(BTreeMap::new()),
     };
-    let opts = crate::models::ImportOptions {
-        conflict: run.options.on_conflict,
-        dry_run: false,
-    };
-    let hidden = indicatif::ProgressBar::hidden();
-    let result = crate::models::import_models(
-        &run.source.shared_bundle(),
-        &registry,
-        &opts,
-        Some(&steps),
-        &hidden,
-    )
-    .await;
-    let report = match result {
-        Ok(r) => r,
-        Err(e) => {
-            let why = e.to_string();
-            return stepped.into_iter().map(|i| (i, Err(why.clone()))).collect();
-        }
-    };
-    run.writes
-        .fetch_add(report.write_requests, Ordering::Relaxed);
-    run.state
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .warnings
-        .extend(report.warnings.iter().map(ToString::to_string));
-    let by_object: BTreeMap<&str, &crate::models::Action> = report
-        .actions
-        .iter()
-        .map(|a| (a.object.as_str(), a))
-        .collect();
+    let mut actions: Vec<crate::models::Action> = Vec::new();
+    for (registry, route) in runs {
+        let opts = crate::models::ImportOptions {
+            conflict: run.options.on_conflict,
+            dry_run: false,
+            route,
+        };
+        let hidden = indicatif::ProgressBar::hidden();
+        let result = crate::models::import_models(
+            &run.source.shared_bundle(),
+            &registry,
+            &opts,
+            Some(&steps),
+            &hidden,
+        )
+        .await;
+        let report = match result {
+            Ok(r) => r,
+            Err(e) => {
+                let why = e.to_string();
+                return stepped.into_iter().map(|i| (i, Err(why.clone()))).collect();
+            }
+        };
+        run.writes
+            .fetch_add(report.write_requests, Ordering::Relaxed);
+        run.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .warnings
+            .extend(report.warnings.iter().map(ToString::to_string));
+        actions.extend(report.actions);
+    }
+    let by_object: BTreeMap<&str, &crate::models::Action> =
+        actions.iter().map(|a| (a.object.as_str(), a)).collect();
     let mut out = Vec::with_capacity(stepped.len());
     for item in stepped {
         run.tick(item.kind);

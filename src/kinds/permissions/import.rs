@@ -214,6 +214,14 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                     ));
                     continue;
                 }
+                if let Some(cs) = &p.opts().models.models_to_uc {
+                    item.target = label;
+                    p.items.push(item.set(
+                        Action::Skip,
+                        format!("the model goes to Unity Catalog ({cs}, --models-to-uc), where access is granted with UC privileges, not workspace permissions"),
+                    ));
+                    continue;
+                }
                 match p.model_actions.get(&name).copied() {
                     Some(Action::Create) => (
                         Some(AclObject::Model { name: name.clone() }),
