@@ -54,4 +54,5 @@ mod layering;
 mod models_emulator;
 mod models_mlflow;
 mod models_mlflow_client;
+mod models_uc;
 mod seal_limits;
