@@ -148,9 +148,12 @@ fn write_prod_seed(fixtures: &Path, dir: &Path) -> anyhow::Result<()> {
     std::fs::write(dir.join("hive.json"), serde_json::to_vec_pretty(&hive)?)?;
     let uc = read("unity_catalog.json")?;
     let mut securables: Vec<Value> = uc["securables"].as_array().cloned().unwrap_or_default();
+    // Registered models (securable type `function`) arrive with the import.
     for g in uc["grants"].as_array().into_iter().flatten() {
-        securables
-            .push(json!({"securable_type": g["securable_type"], "full_name": g["full_name"]}));
+        if g["securable_type"] != "function" {
+            securables
+                .push(json!({"securable_type": g["securable_type"], "full_name": g["full_name"]}));
+        }
     }
     std::fs::write(
         dir.join("unity_catalog.json"),

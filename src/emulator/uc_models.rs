@@ -1254,8 +1254,21 @@ fn presign(st: &mut State, headers: &HeaderMap, method: &str, path: &str) -> Str
         "{}{}{}?X-Expires={expires}&X-Signature={sig}",
         base_url(headers),
         STORAGE_PREFIX.trim_end_matches('/'),
-        crate::client::encode_path(path),
+        encode_path(path),
     )
+}
+
+/// Percent-encodes a path for a URL, keeping `/` and unreserved characters.
+fn encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// The path of a `create-*-url` request: the JSON body's (MLflow) or the query's (SDK).
@@ -1266,14 +1279,17 @@ fn url_request_path(p: &Params, body: &Bytes) -> Result<String, ApiError> {
 }
 
 async fn create_download_url(ctx: Ctx, p: Params, headers: HeaderMap, body: Bytes) -> ApiResult {
-    let path = url_request_path(&p, &body)?;
-    if !is_model_path(&path) {
-        // Volume paths: not served, so the SDK falls back to a plain GET of the Files API.
-        return Err(ApiError::no_endpoint(
-            "POST",
-            "/api/2.0/fs/create-download-url",
-        ));
-    }
+    // Other paths (volumes): not served, so the SDK falls back to a plain GET of the Files
+    // API, as before this route existed.
+    let path = match url_request_path(&p, &body) {
+        Ok(path) if is_model_path(&path) => path,
+        _ => {
+            return Err(ApiError::no_endpoint(
+                "POST",
+                "/api/2.0/fs/create-download-url",
+            ))
+        }
+    };
     let mut st = ctx.state();
     let (full, n, file) = model_path(&path).ok_or_else(|| files_not_found(&path))?;
     let exists = st
