@@ -185,6 +185,33 @@ fn poc_compute(fixtures: &Path) -> anyhow::Result<(String, String)> {
     Ok((cluster.to_string(), warehouse.to_string()))
 }
 
+/// The `name (N versions, aliases a→1 …)` of every Unity Catalog model of a workspace, read
+/// through the Unity Catalog registry as any client would.
+async fn uc_models(c: &Client) -> anyhow::Result<Vec<String>> {
+    let reg = dbxport::models::Registry::uc(c.clone());
+    let mut out = Vec::new();
+    for m in reg.list_models().await? {
+        let versions = reg.list_versions(&m.name).await?;
+        let aliases: Vec<String> = m
+            .aliases
+            .iter()
+            .map(|a| format!("@{}→{}", a.alias, a.version))
+            .collect();
+        out.push(format!(
+            "{} ({} version{}{}{})",
+            m.name,
+            versions.len(),
+            if versions.len() == 1 { "" } else { "s" },
+            if aliases.is_empty() { "" } else { ", " },
+            aliases.join(" ")
+        ));
+    }
+    if out.is_empty() {
+        out.push("none".into());
+    }
+    Ok(out)
+}
+
 fn client(url: &str, token: &str) -> anyhow::Result<Client> {
     let config = Config::pat(url, SecretString::from(token.to_string()))?;
     Ok(Client::new(&config, ClientOptions::from_config(&config))?)
@@ -379,6 +406,11 @@ async fn journey(fx: &Path, dir: &Path) -> anyhow::Result<bool> {
         "  jobs arrive paused and tagged with their source; the Key Vault scope, clusters, pools and mounts are on the must-recreate list ({} items, {} lines of code)",
         report.must_recreate.items.len(),
         report.must_recreate.code.len()
+    );
+    let uc = uc_models(&prod_client).await?;
+    println!(
+        "  Unity Catalog models in production: {} — with their versions' files, comments, tags, aliases, owners and grants",
+        uc.join(", ")
     );
     println!(
         "  the journal {} lets an interrupted import finish with --resume",

@@ -1348,8 +1348,8 @@ fn storage_denied(why: &str) -> Response {
     r
 }
 
-/// Checks a presigned URL: `Ok(model path)` or the refusal.
-fn check_signed(st: &mut State, method: &Method, uri: &Uri) -> Result<String, Response> {
+/// Checks a presigned URL: `Ok(model path)`, or why it is refused.
+fn check_signed(st: &mut State, method: &Method, uri: &Uri) -> Result<String, &'static str> {
     let raw = uri
         .path()
         .strip_prefix(STORAGE_PREFIX.trim_end_matches('/'))
@@ -1359,9 +1359,9 @@ fn check_signed(st: &mut State, method: &Method, uri: &Uri) -> Result<String, Re
     let expires = q.get("X-Expires").and_then(|e| e.parse::<u64>().ok());
     let sig = q.get("X-Signature").unwrap_or("");
     let Some(expires) = expires else {
-        return Err(storage_denied(
+        return Err(
             "Query-string authentication requires the X-Expires and X-Signature parameters",
-        ));
+        );
     };
     let m = if method == Method::HEAD {
         "GET"
@@ -1369,12 +1369,12 @@ fn check_signed(st: &mut State, method: &Method, uri: &Uri) -> Result<String, Re
         method.as_str()
     };
     if signature(&st.url_salt, m, &path, expires) != sig {
-        return Err(storage_denied(
+        return Err(
             "The request signature we calculated does not match the signature you provided",
-        ));
+        );
     }
     if clock_secs(st) >= expires {
-        return Err(storage_denied("Request has expired"));
+        return Err("Request has expired");
     }
     Ok(path)
 }
@@ -1383,7 +1383,7 @@ async fn storage_get(AxState(shared): AxState<Arc<Shared>>, method: Method, uri:
     let mut st = shared.lock();
     let path = match check_signed(&mut st, &method, &uri) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(why) => return storage_denied(why),
     };
     let data = model_path(&path).and_then(|(full, n, file)| {
         st.uc
@@ -1419,7 +1419,7 @@ async fn storage_put(
     let mut st = shared.lock();
     let path = match check_signed(&mut st, &method, &uri) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(why) => return storage_denied(why),
     };
     let Some((full, n, file)) = model_path(&path) else {
         return storage_denied("The key is not a model version file");
