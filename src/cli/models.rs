@@ -207,6 +207,7 @@ async fn import(a: ImportArgs) -> anyhow::Result<u8> {
         // workspace registry those of workspace registries (`import` also fills Unity Catalog).
         route: dbxport::models::import::Route {
             to_mlflow: reg.is_oss(),
+            report_uc_left_out: true,
             ..Default::default()
         },
     };

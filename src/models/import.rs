@@ -70,6 +70,9 @@ pub struct Route {
     pub schemas: BTreeMap<String, String>,
     /// Principal renames (`[principals]`), for owners.
     pub principals: BTreeMap<String, String>,
+    /// Unity Catalog models that this run does not take are reported as skipped (set where no
+    /// other run sends them to Unity Catalog: `models import` into a workspace registry).
+    pub report_uc_left_out: bool,
 }
 
 impl Route {
@@ -329,6 +332,11 @@ pub async fn import_models(
     }
     for m in &models {
         let Some(target) = opts.route.target(m) else {
+            if m.uc && opts.route.report_uc_left_out {
+                let why = "a Unity Catalog model: `dbxport import` sends it to the target's Unity Catalog; a workspace registry cannot hold it as it is".to_string();
+                run.action(format!("model {}", m.name), ActionKind::Skip, why.clone());
+                run.warn(format!("model {}", m.name), why);
+            }
             continue;
         };
         let mut m = m.clone();

@@ -10,7 +10,7 @@ use crate::common;
 use crate::mlflow_support;
 
 use dbxport::bundle::Bundle;
-use dbxport::emulator::{Emulator, EmulatorConfig, EmulatorHandle};
+use dbxport::emulator::{Emulator, EmulatorConfig, EmulatorHandle, FaultConfig};
 use dbxport::model::Kind;
 use mlflow_support::*;
 use serde_json::{json, Value};
@@ -394,6 +394,31 @@ fn uc_catalogs_and_schemas_are_renamed_by_the_mapping_file() {
     )
     .unwrap();
     let dst = target(work, &["prod.ocean", "agri.models"]);
+    // `models import` writes the workspace registry alone: UC models are reported, not lost.
+    let r = dbxport(
+        work,
+        &[
+            "models",
+            "import",
+            "uc.zip",
+            "--host",
+            dst.url(),
+            "--plan",
+            "--json",
+        ],
+        &[("DATABRICKS_TOKEN", DST_TOKEN)],
+    );
+    ok(&r, "models import --plan");
+    let actions = r.json()["actions"].clone();
+    for full in [OCEAN, SOIL] {
+        let a = actions
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["object"] == format!("model {full}"))
+            .unwrap_or_else(|| panic!("no action for {full}: {actions:#}"));
+        assert_eq!(a["action"], "skip", "{a:#}");
+    }
     import(work, &dst, &["--map", "map.toml"]);
     assert_model_moved(&src, &dst, OCEAN, "prod.ocean.ocean_heat_forecaster");
     assert_model_moved(&src, &dst, SOIL, "agri.models.soil_carbon_regressor");
@@ -521,4 +546,164 @@ fn presigned_urls_are_refused_when_expired_altered_or_the_version_is_final() {
         json!({"name": OCEAN, "version": "1", "operation": "MODEL_VERSION_OPERATION_READ_WRITE"}),
     );
     assert_eq!(status, 400, "{e}");
+}
+
+/// The files of a version on an MLflow server, through its REST API and artifact proxy:
+/// `get-download-uri`, then the proxy's listing and downloads.
+fn mlflow_files(url: &str, name: &str, version: &str) -> BTreeMap<String, Vec<u8>> {
+    let uri = get_json(
+        &format!(
+            "{url}/api/2.0/mlflow/model-versions/get-download-uri?name={}&version={version}",
+            q(name)
+        ),
+        None,
+    )["artifact_uri"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let root = uri
+        .strip_prefix("mlflow-artifacts:/")
+        .unwrap_or_else(|| panic!("not a proxied URI: {uri}"))
+        .trim_start_matches('/')
+        .to_string();
+    let mut out = BTreeMap::new();
+    let mut dirs = vec![String::new()];
+    while let Some(d) = dirs.pop() {
+        let path = if d.is_empty() {
+            root.clone()
+        } else {
+            format!("{root}/{d}")
+        };
+        let l = get_json(
+            &format!("{url}/api/2.0/mlflow-artifacts/artifacts?path={}", q(&path)),
+            None,
+        );
+        for f in l["files"].as_array().into_iter().flatten() {
+            let name = f["path"].as_str().unwrap().rsplit('/').next().unwrap();
+            let rel = if d.is_empty() {
+                name.to_string()
+            } else {
+                format!("{d}/{name}")
+            };
+            if f["is_dir"] == true {
+                dirs.push(rel);
+            } else {
+                let b = get_bytes(
+                    &format!("{url}/api/2.0/mlflow-artifacts/artifacts/{root}/{rel}"),
+                    None,
+                );
+                out.insert(rel, b);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn uc_models_go_into_an_mlflow_server_under_their_three_level_names() {
+    let Some(py) = common::venv_python() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path();
+    let mut server = MlflowServer::spawn(&py, &work.join("mlflow"));
+    let src = poc();
+    export(work, &src);
+    server.wait_ready();
+    let url = server.url();
+    let r = dbxport(
+        work,
+        &["models", "import", "uc.zip", "--mlflow-uri", &url, "--json"],
+        &[],
+    );
+    ok(&r, "models import into an MLflow server");
+    for full in [OCEAN, SOIL] {
+        let m = get_json(
+            &format!("{url}/api/2.0/mlflow/registered-models/get?name={full}"),
+            None,
+        )["registered_model"]
+            .clone();
+        let want = mlflow_model(&src, SRC_TOKEN, full);
+        assert_eq!(m["description"], want["description"], "{m:#}");
+        let sorted = |v: &Value| {
+            let mut a: Vec<String> = v
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|x| x.to_string())
+                .collect();
+            a.sort();
+            a
+        };
+        assert_eq!(sorted(&m["tags"]), sorted(&want["tags"]), "tags of {full}");
+        assert_eq!(
+            sorted(&m["aliases"]),
+            sorted(&want["aliases"]),
+            "aliases of {full}"
+        );
+        let versions = api(
+            &src,
+            SRC_TOKEN,
+            &format!("/api/2.1/unity-catalog/models/{full}/versions"),
+        );
+        for v in versions["model_versions"].as_array().unwrap() {
+            let n = v["version"].as_u64().unwrap().to_string();
+            assert_eq!(
+                mlflow_files(&url, full, &n),
+                fixture_files(full, &n),
+                "files of {full}/{n}"
+            );
+        }
+    }
+    // Again: nothing written.
+    let r = dbxport(
+        work,
+        &["models", "import", "uc.zip", "--mlflow-uri", &url, "--json"],
+        &[],
+    );
+    ok(&r, "second import");
+    assert_eq!(r.json()["write_requests"], 0, "{:#}", r.json());
+}
+
+#[test]
+fn a_uc_version_left_pending_by_refused_uploads_is_finished_by_the_next_import() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path();
+    let src = poc();
+    export(work, &src);
+    let dst = target(work, &["science_hub.ocean", "science_hub.soil"]);
+    // Cloud storage refuses every presigned upload (as it does an expired URL).
+    dst.set_faults(FaultConfig {
+        error_rate: 1.0,
+        error_statuses: vec![403],
+        families: vec!["artifacts".into()],
+        ..FaultConfig::default()
+    })
+    .unwrap();
+    let r = dbxport(
+        work,
+        &["import", "uc.zip", "--host", dst.url(), "--json"],
+        &[("DATABRICKS_TOKEN", DST_TOKEN)],
+    );
+    assert_ne!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let v = mlflow_version(&dst, DST_TOKEN, SOIL, "1");
+    assert_eq!(v["status"], "PENDING_REGISTRATION", "{v:#}");
+    // Storage is back: the next import finds the version by its marker and finishes it.
+    dst.set_faults(FaultConfig::default()).unwrap();
+    import(work, &dst, &[]);
+    assert_model_moved(&src, &dst, OCEAN, OCEAN);
+    assert_model_moved(&src, &dst, SOIL, SOIL);
+    let versions = api(
+        &dst,
+        DST_TOKEN,
+        &format!("/api/2.1/unity-catalog/models/{SOIL}/versions"),
+    );
+    assert_eq!(
+        versions["model_versions"].as_array().unwrap().len(),
+        1,
+        "{versions:#}"
+    );
+    dst.reset_stats();
+    import(work, &dst, &[]);
+    assert_eq!(dst.stats().mutating, 0, "{:?}", dst.stats().routes);
 }

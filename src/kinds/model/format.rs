@@ -338,6 +338,27 @@ pub(crate) fn check_registered_model(r: &Record, out: &mut Out) {
     if r.stored.is_empty() {
         out.invalid(r, "has no stored model.json");
     }
+    check_registry(r, out);
+}
+
+/// `meta.registry`, when present, is `uc`, and then the name is three-level (§6.5).
+fn check_registry(r: &Record, out: &mut Out) {
+    match r.meta.get("registry") {
+        None | Some(serde_json::Value::Null) => {}
+        Some(serde_json::Value::String(s)) if s == "uc" => {
+            let model = r.meta_str("model").unwrap_or(&r.name);
+            let parts: Vec<&str> = model.split('.').collect();
+            if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
+                out.invalid(
+                    r,
+                    format!(
+                        "a Unity Catalog model's name {model:?} is not <catalog>.<schema>.<model>"
+                    ),
+                );
+            }
+        }
+        Some(other) => out.invalid(r, format!("meta.registry {other} is not \"uc\"")),
+    }
 }
 
 /// The rules of §6.5 for a `model_version` record (E307).
@@ -365,6 +386,7 @@ pub(crate) fn check_version<'a>(r: &'a Record, ctx: &mut RecordContext<'a>, out:
             format!("its model {model:?} has no registered_model record"),
         );
     }
+    check_registry(r, out);
     ctx.manifests.entry((model, version)).or_default();
 }
 
