@@ -161,7 +161,7 @@ pub fn family(path: &str) -> &'static str {
     {
         return "auth";
     }
-    if p.starts_with("/signed-artifacts/") || p.starts_with(super::uc_models::STORAGE_PREFIX) {
+    if p.starts_with("/signed-artifacts/") {
         return "artifacts";
     }
     let first = after_version.split('/').next().unwrap_or("");

@@ -685,15 +685,9 @@ fn dump_uc_models(st: &State, out: &mut Out) {
             let vdir = base.join("versions").join(n.to_string());
             out.dirs.push(vdir.clone());
             out.json(vdir.join("version.json"), v, false);
-            for (p, data) in &v.files {
-                let mut rel = vdir.join("artifacts");
-                for c in p.split('/') {
-                    rel.push(escape_name(c, false));
-                }
-                if let Some(parent) = rel.parent() {
-                    out.dirs.push(parent.to_path_buf());
-                }
-                out.files.push((rel, data.clone(), false));
+            let root = super::uc_models::storage_root(&m.id, *n);
+            if st.dbfs.nodes.contains_key(&root) {
+                dump_dbfs(st, &root, vdir.join("artifacts"), None, out);
             }
         }
     }

@@ -33,7 +33,6 @@ fn is_public(path: &str) -> bool {
         || path.starts_with("/oidc/")
         || entra::is_public(path)
         || path.starts_with(signed::PREFIX)
-        || path.starts_with(super::uc_models::STORAGE_PREFIX)
 }
 
 /// The router of every API family, the control endpoints and the fallback.

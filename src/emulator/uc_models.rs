@@ -11,22 +11,20 @@
 //!   `storage_mode: DEFAULT_STORAGE`, which tells the MLflow client to read and write through
 //!   presigned URLs: `POST /api/2.0/fs/create-download-url` and `/create-upload-url` for
 //!   `/Models/<catalog>/<schema>/<model>/<version>/<file>`, listings through
-//!   `GET /api/2.0/fs/directories/Models/…`. The URLs point back at this emulator
-//!   (`/uc-storage/…`), carry an expiry and a signature over method, path and expiry, are
-//!   served without a Databricks credential (as cloud storage is), and are refused with the
-//!   403 cloud storage gives once expired or altered.
+//!   `GET /api/2.0/fs/directories/Models/…`. The URLs are the emulator's signed URLs
+//!   ([`super::signed`]): served without a Databricks credential, as cloud storage is, and
+//!   refused once expired or altered. The files live in the DBFS tree at [`storage_root`].
 //!
 //! Grants on a model are those of the securable `function` `<full name>` (the type Terraform's
 //! `databricks_grants` sends for a model) in the UC grants API of [`super::unity`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{Path, State as AxState};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::extract::Path;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
@@ -35,26 +33,28 @@ use sha2::{Digest, Sha256};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{self, read_page_token, Body, Ctx, Fields, Params};
+use super::signed::{self, Access};
 use super::state::{Shared, State};
 
-/// How long a presigned URL is good for (real ones: 15 minutes).
-pub(crate) const URL_LIFETIME: Duration = Duration::from_secs(15 * 60);
 /// How long temporary credentials are said to last.
 const CREDENTIAL_LIFETIME_MS: i64 = 60 * 60 * 1000;
 /// The page size of listings when none is asked for (the API documents 100).
 const DEFAULT_PAGE: usize = 100;
 /// The largest page a listing returns (the API documents 1000).
 const MAX_PAGE: usize = 1000;
-/// The prefix of presigned URLs.
-pub(crate) const STORAGE_PREFIX: &str = "/uc-storage/";
+/// Where the files of UC model versions live in the DBFS tree: below the workspace
+/// registry's storage, which dumps write as models rather than as `dbfs/` files.
+const STORAGE: &str = "/databricks/mlflow-registry/unity-catalog";
 
-/// Every UC model of the metastore, by lowercase full name, and the start of the presigned
-/// URLs' clock.
+/// The DBFS folder of a UC version's files: by the model's id, so a rename moves nothing.
+pub(crate) fn storage_root(model_id: &str, version: u64) -> String {
+    format!("{STORAGE}/{model_id}/{version}")
+}
+
+/// Every UC model of the metastore, by lowercase full name.
 #[derive(Debug, Default)]
 pub(crate) struct UcRegistry {
     pub models: BTreeMap<String, UcModel>,
-    /// Set at the first signature, so expiries count on the emulator's clock as it is then.
-    pub epoch: Option<Instant>,
 }
 
 /// One registered model.
@@ -127,7 +127,8 @@ pub(crate) struct UcVersion {
     pub updated_by: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<Tag>,
-    /// The version's files by path below its root.
+    /// A seed version's files by path below its root, until [`seed_model`] puts them in the
+    /// DBFS tree at [`storage_root`]; always empty after that.
     #[serde(skip)]
     pub files: BTreeMap<String, Vec<u8>>,
 }
@@ -348,10 +349,6 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route(&format!("{V}/finalize"), post(ml_finalize))
         .route("/api/2.0/fs/create-download-url", post(create_download_url))
         .route("/api/2.0/fs/create-upload-url", post(create_upload_url))
-        .route(
-            &format!("{STORAGE_PREFIX}{{*path}}"),
-            get(storage_get).put(storage_put),
-        )
 }
 
 // ---- names and lookups ---------------------------------------------------------------------
@@ -508,8 +505,9 @@ fn insert_model(
 
 fn remove_model(st: &mut State, full: &str) -> Result<(), ApiError> {
     let k = key(full);
-    st.uc.models.remove(&k).ok_or_else(|| model_missing(full))?;
+    let m = st.uc.models.remove(&k).ok_or_else(|| model_missing(full))?;
     st.unity.securables.remove(&("function".to_string(), k));
+    super::dbfs::remove_tree(st, &format!("{STORAGE}/{}", m.id));
     Ok(())
 }
 
@@ -745,6 +743,8 @@ async fn delete_version_info(ctx: Ctx, Path((full, v)): Path<(String, String)>) 
         .remove(&n)
         .ok_or_else(|| version_missing(&full, &v))?;
     m.aliases.retain(|a| a.version_num != n);
+    let root = storage_root(&m.id, n);
+    super::dbfs::remove_tree(&mut st, &root);
     Ok(extract::empty())
 }
 
@@ -1072,6 +1072,8 @@ async fn ml_delete_version(ctx: Ctx, p: Params, Body(b): Body) -> ApiResult {
     let m = model_mut(&mut st, b.req_str("name")?)?;
     m.versions.remove(&n);
     m.aliases.retain(|a| a.version_num != n);
+    let root = storage_root(&m.id, n);
+    super::dbfs::remove_tree(&mut st, &root);
     Ok(extract::empty())
 }
 
@@ -1161,6 +1163,20 @@ fn model_path(path: &str) -> Option<(String, u64, String)> {
     Some((key(&format!("{c}.{s}.{m}")), v.parse().ok()?, file))
 }
 
+/// The version a `/Models/…` path names, and the DBFS path it stands for.
+fn resolve<'a>(st: &'a State, path: &str) -> Option<(&'a UcVersion, String)> {
+    let (full, n, file) = model_path(path)?;
+    let m = st.uc.models.get(&full)?;
+    let v = m.versions.get(&n)?;
+    let root = storage_root(&m.id, n);
+    let dbfs = if file.is_empty() {
+        root
+    } else {
+        format!("{root}/{file}")
+    };
+    Some((v, dbfs))
+}
+
 fn files_not_found(path: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -1177,98 +1193,32 @@ pub(crate) fn is_model_path(raw: &str) -> bool {
 /// `GET /api/2.0/fs/directories/Models/…`: one level of a version's files.
 pub(crate) fn list_model_dir(st: &State, raw: &str) -> ApiResult {
     let path = format!("/{}", raw.trim_start_matches('/').trim_end_matches('/'));
-    let (full, n, dir) = model_path(&path).ok_or_else(|| files_not_found(&path))?;
-    let m = st
-        .uc
-        .models
-        .get(&full)
-        .ok_or_else(|| files_not_found(&path))?;
-    let v = m.versions.get(&n).ok_or_else(|| files_not_found(&path))?;
-    let prefix = if dir.is_empty() {
-        String::new()
-    } else {
-        format!("{dir}/")
-    };
-    let mut seen: BTreeMap<String, Option<usize>> = BTreeMap::new();
-    for (p, data) in &v.files {
-        let Some(rest) = p.strip_prefix(&prefix) else {
-            continue;
-        };
-        match rest.split_once('/') {
-            Some((d, _)) => {
-                seen.entry(d.to_string()).or_insert(None);
-            }
-            None => {
-                seen.insert(rest.to_string(), Some(data.len()));
-            }
+    let (v, dir) = resolve(st, &path).ok_or_else(|| files_not_found(&path))?;
+    match st.dbfs.nodes.get(&dir) {
+        Some(n) if n.is_dir => {}
+        // A version with no file yet lists empty; a missing folder below it is 404.
+        None if model_path(&path).is_some_and(|(_, _, f)| f.is_empty()) => {
+            return Ok(extract::json(json!({ "contents": [] })))
         }
+        _ => return Err(files_not_found(&path)),
     }
-    if seen.is_empty() && !dir.is_empty() {
-        return Err(files_not_found(&path));
-    }
-    let contents: Vec<Value> = seen
+    let contents: Vec<Value> = super::dbfs::children(st, &dir)
         .into_iter()
-        .map(|(name, size)| {
+        .filter_map(|c| {
+            let n = st.dbfs.nodes.get(&c)?;
+            let name = c.rsplit('/').next().unwrap_or(&c).to_string();
             let p = format!("{path}/{name}");
-            match size {
-                None => json!({ "path": p, "is_directory": true, "name": name }),
-                Some(s) => json!({
-                    "path": p, "is_directory": false, "file_size": s, "name": name,
+            Some(if n.is_dir {
+                json!({ "path": p, "is_directory": true, "name": name })
+            } else {
+                json!({
+                    "path": p, "is_directory": false, "file_size": n.data.len(), "name": name,
                     "last_modified": v.updated_at,
-                }),
-            }
+                })
+            })
         })
         .collect();
     Ok(extract::json(json!({ "contents": contents })))
-}
-
-fn base_url(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1");
-    format!("http://{host}")
-}
-
-fn signature(salt: &str, method: &str, path: &str, expires: u64) -> String {
-    let mut h = Sha256::new();
-    for part in [salt, method, path, &expires.to_string()] {
-        h.update(part.as_bytes());
-        h.update(b"\n");
-    }
-    hex::encode(h.finalize())
-}
-
-/// Seconds on the emulator's clock since the first signature.
-fn clock_secs(st: &mut State) -> u64 {
-    let now = st.clock.now();
-    let epoch = *st.uc.epoch.get_or_insert(now);
-    now.saturating_duration_since(epoch).as_secs()
-}
-
-/// A presigned URL for `method` on `path` (`/Models/…`), good for [`URL_LIFETIME`].
-fn presign(st: &mut State, headers: &HeaderMap, method: &str, path: &str) -> String {
-    let expires = clock_secs(st) + URL_LIFETIME.as_secs();
-    let sig = signature(&st.url_salt, method, path, expires);
-    format!(
-        "{}{}{}?X-Expires={expires}&X-Signature={sig}",
-        base_url(headers),
-        STORAGE_PREFIX.trim_end_matches('/'),
-        encode_path(path),
-    )
-}
-
-/// Percent-encodes a path for a URL, keeping `/` and unreserved characters.
-fn encode_path(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for b in path.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// The path of a `create-*-url` request: the JSON body's (MLflow) or the query's (SDK).
@@ -1278,6 +1228,7 @@ fn url_request_path(p: &Params, body: &Bytes) -> Result<String, ApiError> {
     Ok(b.req_str("path")?.to_string())
 }
 
+/// A signed URL for reading one file of a version.
 async fn create_download_url(ctx: Ctx, p: Params, headers: HeaderMap, body: Bytes) -> ApiResult {
     // Other paths (volumes): not served, so the SDK falls back to a plain GET of the Files
     // API, as before this route existed.
@@ -1290,153 +1241,39 @@ async fn create_download_url(ctx: Ctx, p: Params, headers: HeaderMap, body: Byte
             ))
         }
     };
-    let mut st = ctx.state();
-    let (full, n, file) = model_path(&path).ok_or_else(|| files_not_found(&path))?;
-    let exists = st
-        .uc
-        .models
-        .get(&full)
-        .and_then(|m| m.versions.get(&n))
-        .is_some_and(|v| v.files.contains_key(&file));
-    if !exists {
+    let st = ctx.state();
+    let (_, dbfs) = resolve(&st, &path).ok_or_else(|| files_not_found(&path))?;
+    if st.dbfs.nodes.get(&dbfs).is_none_or(|n| n.is_dir) {
         return Err(files_not_found(&path));
     }
-    let url = presign(&mut st, &headers, "GET", &path);
+    let url = signed::url(&st, &signed::base_url(&headers), Access::Read, &dbfs);
     Ok(mark_read(json!({ "url": url, "headers": [] })))
 }
 
+/// A signed URL for writing one file of a version that is still `PENDING_REGISTRATION`.
 async fn create_upload_url(ctx: Ctx, p: Params, headers: HeaderMap, body: Bytes) -> ApiResult {
     let path = url_request_path(&p, &body)?;
-    let mut st = ctx.state();
-    let (full, n, file) = model_path(&path).ok_or_else(|| {
-        ApiError::invalid(format!(
+    let st = ctx.state();
+    let Some((full, n, file)) = model_path(&path) else {
+        return Err(ApiError::invalid(format!(
             "Invalid path {path}: upload URLs are given for model version files under /Models/<catalog>/<schema>/<model>/<version>/"
-        ))
-    })?;
+        )));
+    };
     if file.is_empty() {
         return Err(ApiError::invalid(format!("{path} names no file")));
     }
-    let v = st
-        .uc
-        .models
-        .get(&full)
-        .and_then(|m| m.versions.get(&n))
-        .ok_or_else(|| files_not_found(&path))?;
+    let (v, dbfs) = resolve(&st, &path).ok_or_else(|| files_not_found(&path))?;
     if v.status != "PENDING_REGISTRATION" {
         return Err(ApiError::invalid(format!(
             "Model version {full} version {n} is {}; its files can no longer be written.",
             v.status
         )));
     }
-    let url = presign(&mut st, &headers, "PUT", &path);
+    let url = signed::url(&st, &signed::base_url(&headers), Access::Write, &dbfs);
     Ok(mark_read(json!({
         "url": url,
         "headers": [{ "name": "Content-Type", "value": "application/octet-stream" }],
     })))
-}
-
-/// The answer cloud storage gives a presigned URL that is expired or does not match.
-fn storage_denied(why: &str) -> Response {
-    let body = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>{why}</Message></Error>"
-    );
-    let mut r = (StatusCode::FORBIDDEN, body).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/xml"),
-    );
-    r
-}
-
-/// Checks a presigned URL: `Ok(model path)`, or why it is refused.
-fn check_signed(st: &mut State, method: &Method, uri: &Uri) -> Result<String, &'static str> {
-    let raw = uri
-        .path()
-        .strip_prefix(STORAGE_PREFIX.trim_end_matches('/'))
-        .unwrap_or("");
-    let path = extract::percent_decode(raw);
-    let q = Params::parse(uri.query().unwrap_or(""));
-    let expires = q.get("X-Expires").and_then(|e| e.parse::<u64>().ok());
-    let sig = q.get("X-Signature").unwrap_or("");
-    let Some(expires) = expires else {
-        return Err(
-            "Query-string authentication requires the X-Expires and X-Signature parameters",
-        );
-    };
-    let m = if method == Method::HEAD {
-        "GET"
-    } else {
-        method.as_str()
-    };
-    if signature(&st.url_salt, m, &path, expires) != sig {
-        return Err(
-            "The request signature we calculated does not match the signature you provided",
-        );
-    }
-    if clock_secs(st) >= expires {
-        return Err("Request has expired");
-    }
-    Ok(path)
-}
-
-async fn storage_get(AxState(shared): AxState<Arc<Shared>>, method: Method, uri: Uri) -> Response {
-    let mut st = shared.lock();
-    let path = match check_signed(&mut st, &method, &uri) {
-        Ok(p) => p,
-        Err(why) => return storage_denied(why),
-    };
-    let data = model_path(&path).and_then(|(full, n, file)| {
-        st.uc
-            .models
-            .get(&full)
-            .and_then(|m| m.versions.get(&n))
-            .and_then(|v| v.files.get(&file))
-            .cloned()
-    });
-    match data {
-        Some(d) => {
-            let mut r = (StatusCode::OK, d).into_response();
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            );
-            extract::mark(r, false)
-        }
-        None => (
-            StatusCode::NOT_FOUND,
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>",
-        )
-            .into_response(),
-    }
-}
-
-async fn storage_put(
-    AxState(shared): AxState<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let mut st = shared.lock();
-    let path = match check_signed(&mut st, &method, &uri) {
-        Ok(p) => p,
-        Err(why) => return storage_denied(why),
-    };
-    let Some((full, n, file)) = model_path(&path) else {
-        return storage_denied("The key is not a model version file");
-    };
-    let Some(v) = st
-        .uc
-        .models
-        .get_mut(&full)
-        .and_then(|m| m.versions.get_mut(&n))
-    else {
-        return storage_denied("The model version no longer exists");
-    };
-    if v.status != "PENDING_REGISTRATION" {
-        return storage_denied("The model version is finalized; its files are read-only");
-    }
-    v.files.insert(file, body.to_vec());
-    StatusCode::OK.into_response()
 }
 
 // ---- seed ----------------------------------------------------------------------------------
@@ -1467,6 +1304,15 @@ pub(crate) fn seed_model(st: &mut State, mut m: UcModel) -> Result<(), String> {
     for v in m.versions.values_mut() {
         if v.id.is_empty() {
             v.id = format!("{}-v{}", m.id, v.version);
+        }
+        let root = storage_root(&m.id, v.version);
+        super::dbfs::make_dirs(st, &root).map_err(|e| e.message)?;
+        for (p, data) in std::mem::take(&mut v.files) {
+            let target = format!("{root}/{p}");
+            if let Some((parent, _)) = target.rsplit_once('/') {
+                super::dbfs::make_dirs(st, parent).map_err(|e| e.message)?;
+            }
+            super::dbfs::write_file(st, &target, data, true).map_err(|e| e.message)?;
         }
     }
     m.tags.sort();
@@ -1512,15 +1358,6 @@ mod tests {
         assert!(filter_name("run_id='x'").is_err());
         assert!(filter_name("name='a.b.c").is_err());
         assert!(filter_name("").is_err());
-    }
-
-    #[test]
-    fn signatures_cover_method_path_and_expiry() {
-        let s = signature("salt", "GET", "/Models/a/b/c/1/f", 100);
-        assert_ne!(s, signature("salt", "PUT", "/Models/a/b/c/1/f", 100));
-        assert_ne!(s, signature("salt", "GET", "/Models/a/b/c/1/g", 100));
-        assert_ne!(s, signature("salt", "GET", "/Models/a/b/c/1/f", 101));
-        assert_ne!(s, signature("pepper", "GET", "/Models/a/b/c/1/f", 100));
     }
 
     #[test]
