@@ -707,3 +707,92 @@ fn a_uc_version_left_pending_by_refused_uploads_is_finished_by_the_next_import()
     import(work, &dst, &[]);
     assert_eq!(dst.stats().mutating, 0, "{:?}", dst.stats().routes);
 }
+
+/// Runs a script of `tests/mlflow_support` with the venv's Python against `emu`, as a user's
+/// shell would: the workspace in `DATABRICKS_HOST` / `DATABRICKS_TOKEN`, nothing else.
+fn script(python: &Path, emu: &EmulatorHandle, token: &str, name: &str, args: &[&str]) -> Value {
+    let home = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(python)
+        .arg(common::repo_path(&format!("tests/mlflow_support/{name}")))
+        .args(args)
+        .env_remove("DATABRICKS_CONFIG_PROFILE")
+        .env_remove("MLFLOW_TRACKING_URI")
+        .env_remove("MLFLOW_REGISTRY_URI")
+        .env("HOME", home.path())
+        .env("DATABRICKS_CONFIG_FILE", home.path().join("none.cfg"))
+        .env("DATABRICKS_HOST", emu.url())
+        .env("DATABRICKS_TOKEN", token)
+        .env("MLFLOW_DISABLE_TELEMETRY", "true")
+        .env("DO_NOT_TRACK", "true")
+        .env("GIT_PYTHON_REFRESH", "quiet")
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{name} failed ({}):\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{name} did not print JSON ({e}): {stdout}"))
+}
+
+#[test]
+fn a_model_registered_in_uc_by_the_mlflow_client_moves_and_predicts_the_same() {
+    let Some(python) = common::venv_python() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path();
+    const NAME: &str = "main.ml.ocean_regressor";
+    let src = target(work, &["main.ml"]);
+    // `target` starts emulators with the destination's token; both sides use it here.
+    let trained = script(
+        &python,
+        &src,
+        DST_TOKEN,
+        "train.py",
+        &[NAME, "databricks-uc"],
+    );
+    assert_eq!(trained["version"], "1", "{trained}");
+    let v = mlflow_version(&src, DST_TOKEN, NAME, "1");
+    assert_eq!(v["status"], "READY", "{v:#}");
+    assert_eq!(v["run_id"], trained["run_id"], "{v:#}");
+    let on_src = script(
+        &python,
+        &src,
+        DST_TOKEN,
+        "predict.py",
+        &[&format!("models:/{NAME}@champion"), "databricks-uc"],
+    );
+    assert_eq!(on_src["predictions"], trained["predictions"]);
+
+    let r = dbxport(
+        work,
+        &[
+            "export",
+            "--host",
+            src.url(),
+            "-o",
+            "uc.zip",
+            "--include",
+            "models,uc_grants",
+            "--json",
+        ],
+        &[("DATABRICKS_TOKEN", DST_TOKEN)],
+    );
+    ok(&r, "export");
+    let dst = target(&work.join("dst"), &["main.ml"]);
+    import(work, &dst, &[]);
+    let on_dst = script(
+        &python,
+        &dst,
+        DST_TOKEN,
+        "predict.py",
+        &[&format!("models:/{NAME}@champion"), "databricks-uc"],
+    );
+    assert_eq!(on_dst["predictions"], trained["predictions"]);
+    let moved = mlflow_version(&dst, DST_TOKEN, NAME, "1");
+    assert_eq!(moved["run_id"], trained["run_id"], "{moved:#}");
+}
