@@ -609,7 +609,154 @@ pub(crate) fn load(dir: &Path, st: &mut State) -> Result<(), EmulatorError> {
     }
     load_models(dir, st)?;
     load_uc_models(dir, st)?;
+    load_tracking(dir, st)?;
     Ok(())
+}
+
+/// `tracking.json`: experiments and finished runs (params, tags, each metric's latest value),
+/// so that model versions' source runs exist.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct TrackingFile {
+    #[serde(default)]
+    experiments: Vec<SeedExperiment>,
+    #[serde(default)]
+    runs: Vec<SeedRun>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SeedExperiment {
+    id: String,
+    name: String,
+    #[serde(default)]
+    creation_time: i64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<crate::model::KeyValue>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SeedRun {
+    id: String,
+    experiment_id: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    user_id: String,
+    #[serde(default)]
+    start_time: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    end_time: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    params: Vec<crate::model::KeyValue>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<crate::model::KeyValue>,
+    /// Each metric's value, logged at `end_time` (or `start_time`), step 0.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    metrics: BTreeMap<String, f64>,
+}
+
+fn load_tracking(dir: &Path, st: &mut State) -> Result<(), EmulatorError> {
+    use super::tracking::{Experiment, Metric, Run};
+    let file = dir.join("tracking.json");
+    let Some(t) = read_json::<TrackingFile>(&file)? else {
+        return Ok(());
+    };
+    for e in t.experiments {
+        st.tracking.experiments.insert(
+            e.id.clone(),
+            Experiment {
+                artifact_location: format!("dbfs:/databricks/mlflow-tracking/{}", e.id),
+                id: e.id,
+                name: e.name,
+                lifecycle_stage: "active".into(),
+                creation_time: e.creation_time,
+                last_update_time: e.creation_time,
+                tags: e.tags,
+            },
+        );
+    }
+    for r in t.runs {
+        if !st.tracking.experiments.contains_key(&r.experiment_id) {
+            return Err(EmulatorError::seed(
+                &file,
+                format!(
+                    "run {} names experiment {}, which the seed does not have",
+                    r.id, r.experiment_id
+                ),
+            ));
+        }
+        let at = r.end_time.unwrap_or(r.start_time);
+        st.tracking.runs.insert(
+            r.id.clone(),
+            Run {
+                id: r.id,
+                experiment_id: r.experiment_id,
+                name: r.name,
+                user_id: r.user_id,
+                status: "FINISHED".into(),
+                start_time: r.start_time,
+                end_time: r.end_time,
+                lifecycle_stage: "active".into(),
+                params: r.params,
+                tags: r.tags,
+                metrics: r
+                    .metrics
+                    .into_iter()
+                    .map(|(key, v)| Metric {
+                        key,
+                        value: serde_json::json!(v),
+                        timestamp: at,
+                        step: 0,
+                    })
+                    .collect(),
+                dataset_inputs: Vec::new(),
+                model_inputs: Vec::new(),
+                model_outputs: Vec::new(),
+            },
+        );
+    }
+    Ok(())
+}
+
+/// Writes the seeded kind of experiments and runs back (what `tracking.json` can hold: a
+/// run's latest value per metric, no inputs, outputs or logged models).
+fn dump_tracking(st: &State, out: &mut Out) {
+    if st.tracking.experiments.is_empty() && st.tracking.runs.is_empty() {
+        return;
+    }
+    let t = TrackingFile {
+        experiments: st
+            .tracking
+            .experiments
+            .values()
+            .map(|e| SeedExperiment {
+                id: e.id.clone(),
+                name: e.name.clone(),
+                creation_time: e.creation_time,
+                tags: e.tags.clone(),
+            })
+            .collect(),
+        runs: st
+            .tracking
+            .runs
+            .values()
+            .map(|r| SeedRun {
+                id: r.id.clone(),
+                experiment_id: r.experiment_id.clone(),
+                name: r.name.clone(),
+                user_id: r.user_id.clone(),
+                start_time: r.start_time,
+                end_time: r.end_time,
+                params: r.params.clone(),
+                tags: r.tags.clone(),
+                metrics: r
+                    .metrics
+                    .iter()
+                    .filter_map(|m| m.value.as_f64().map(|v| (m.key.clone(), v)))
+                    .collect(),
+            })
+            .collect(),
+    };
+    out.json("tracking.json", &t, false);
 }
 
 /// `uc_models/<catalog>.<schema>.<model>/model.json`, `versions/<n>/version.json` and
@@ -1741,6 +1888,7 @@ fn collect(st: &State) -> Out {
     );
 
     dump_uc_models(st, &mut out);
+    dump_tracking(st, &mut out);
     out.dirs.push("models".into());
     let names: Vec<(String, String)> = st
         .models
