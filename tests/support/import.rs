@@ -394,6 +394,8 @@ pub fn normalize(d: &BTreeMap<String, Value>, side: Side) -> BTreeMap<String, Va
             "git_credentials.json",
             "tokens.json",
             "workspace.json",
+            // Source runs stay in the source workspace; model versions keep their ids.
+            "tracking.json",
         ];
         // Models are compared by the models tests (ids, times and sources differ by design).
         if skip.contains(&k.as_str())
