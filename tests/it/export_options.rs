@@ -350,7 +350,8 @@ fn no_warehouse_leaves_table_acls_out_with_a_reason() {
     let s = summary(&out);
     assert_eq!(s["report"]["kinds"]["hive_grants"]["not_exported"], 1);
     assert!(s["report"]["issues"].to_string().contains("--warehouse-id"));
-    assert_eq!(s["report"]["kinds"]["uc_grants"]["exported"], 2);
+    // The catalog, two schemas and the two registered models (securable type `function`).
+    assert_eq!(s["report"]["kinds"]["uc_grants"]["exported"], 5);
     assert_eq!(emu.stats().count("POST /api/2.0/sql/statements"), 0);
 }
 

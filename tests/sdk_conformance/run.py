@@ -40,7 +40,7 @@ import harness  # noqa: E402
 import seed as seedmod  # noqa: E402
 
 FAMILIES = ["core", "workspace", "repos", "jobs", "secrets", "permissions", "sql", "compute",
-            "storage", "mlflow", "faults"]
+            "storage", "mlflow", "uc_models", "faults"]
 
 # Fast failure: the SDK retries 429/503 and connection errors for up to this budget.
 RETRY_TIMEOUT_SECONDS = 15
