@@ -278,6 +278,31 @@ fn has_prefix(path: &str, prefix: &str) -> bool {
 mod tests {
     use super::*;
 
+    #[test]
+    fn catalogs_and_schemas_are_checked_and_rename_uc_names() {
+        let m = Mapping::parse(
+            "[catalogs]\n\"poc\" = \"prod\"\n[schemas]\n\"poc.soil\" = \"agri.models\"\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(m.uc_name("poc.ocean.m"), "prod.ocean.m");
+        assert_eq!(m.uc_name("poc.soil.m"), "agri.models.m");
+        assert_eq!(m.uc_name("poc.soil"), "agri.models");
+        assert_eq!(m.uc_name("poc"), "prod");
+        assert_eq!(m.uc_name("main.x.m"), "main.x.m");
+        for bad in [
+            "[schemas]\n\"poc\" = \"a.b\"\n",
+            "[schemas]\n\"poc.s\" = \"a.b.c\"\n",
+            "[catalogs]\n\"poc.s\" = \"prod\"\n",
+            "[catalogs]\n\"poc\" = \"\"\n",
+        ] {
+            assert!(
+                matches!(Mapping::parse(bad, "t"), Err(MappingError::Parse { .. })),
+                "{bad}"
+            );
+        }
+    }
+
     fn sample() -> Mapping {
         Mapping::parse(
             r#"

@@ -1190,6 +1190,86 @@ impl Apply<'_> {
 mod tests {
     use super::*;
 
+    fn bundle_model(name: &str, uc: bool) -> BundleModel {
+        BundleModel {
+            name: name.into(),
+            record: crate::bundle::Record {
+                kind: crate::model::Kind::RegisteredModel,
+                source_id: name.into(),
+                name: name.into(),
+                stored: vec![],
+                size: 0,
+                sha256: None,
+                sealed: false,
+                notes: vec![],
+                meta: serde_json::json!({}),
+            },
+            versions: vec![],
+            permissions: None,
+            uc,
+        }
+    }
+
+    #[test]
+    fn routes_send_each_registry_s_models_where_they_belong() {
+        let ws = bundle_model("Ocean-Heat v2", false);
+        let uc = bundle_model("poc.ml.m", true);
+        let maps = Route {
+            catalogs: BTreeMap::from([("POC".to_string(), "prod".to_string())]),
+            schemas: BTreeMap::from([("poc.soil".to_string(), "agri.models".to_string())]),
+            ..Route::default()
+        };
+        // Into a workspace: its registry takes the workspace models, Unity Catalog the others.
+        let registry = maps.clone();
+        let unity = Route {
+            to_uc: true,
+            ..maps.clone()
+        };
+        assert_eq!(registry.target(&ws).as_deref(), Some("Ocean-Heat v2"));
+        assert_eq!(registry.target(&uc), None);
+        assert_eq!(unity.target(&ws), None);
+        assert_eq!(unity.target(&uc).as_deref(), Some("prod.ml.m"));
+        // --models-to-uc: the workspace registry takes none, Unity Catalog all.
+        let to_uc = |to_uc| Route {
+            to_uc,
+            models_to_uc: Some("main.ml".into()),
+            ..maps.clone()
+        };
+        assert_eq!(to_uc(false).target(&ws), None);
+        assert_eq!(
+            to_uc(true).target(&ws).as_deref(),
+            Some("main.ml.ocean_heat_v2")
+        );
+        // An MLflow server takes everything, UC names renamed.
+        let mlflow = Route {
+            to_mlflow: true,
+            ..maps.clone()
+        };
+        assert_eq!(mlflow.target(&ws).as_deref(), Some("Ocean-Heat v2"));
+        assert_eq!(mlflow.target(&uc).as_deref(), Some("prod.ml.m"));
+        // A [schemas] entry wins over its catalog's.
+        assert_eq!(maps.uc_name("poc.soil.x"), "agri.models.x");
+        assert_eq!(maps.uc_name("Poc.Ocean.x"), "prod.Ocean.x");
+        assert_eq!(maps.uc_name("other.s.x"), "other.s.x");
+        assert_eq!(
+            remap_uc("poc.soil", &maps.catalogs, &maps.schemas),
+            "agri.models"
+        );
+        assert_eq!(remap_uc("poc", &maps.catalogs, &maps.schemas), "prod");
+    }
+
+    #[test]
+    fn stages_become_aliases_and_names_uc_identifiers() {
+        assert_eq!(stage_alias("Production"), Some("production"));
+        assert_eq!(stage_alias("Staging"), Some("staging"));
+        assert_eq!(stage_alias("Archived"), Some("archived"));
+        assert_eq!(stage_alias("None"), None);
+        assert_eq!(
+            uc_identifier("soil-carbon_Regressor.v2"),
+            "soil_carbon_regressor_v2"
+        );
+    }
+
     // A plan and `models import --json` print the action's own words; the import report and
     // the text output use the shared outcome's.
     #[test]
