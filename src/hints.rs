@@ -181,6 +181,8 @@ catalogue! {
     ArtifactsNotProxied => "start the server with --serve-artifacts and an --artifacts-destination that holds them";
     /// A UC model version whose files are in customer-hosted storage (cloud credentials).
     UcCustomerStorage => "export that model from its cloud storage with the cloud's own tools, or leave it out with --models";
+    /// A Unity Catalog model's catalog or schema is missing in the target.
+    UcSchemaMissing => "create the catalog and schema in the target first, or map them to existing ones with [catalogs] / [schemas] in the mapping file";
     /// `--models-to-uc` is not a CATALOG.SCHEMA name.
     ModelsToUc => "give the target schema as CATALOG.SCHEMA, e.g. --models-to-uc main.ml";
     /// An artifact URI that refers to itself.

@@ -1064,6 +1064,10 @@ impl Apply<'_> {
                 Ok(()) => return Ok(()),
                 // An earlier attempt went through after all.
                 Err(e) if attempt > 1 && e.is_already_exists() => return Ok(()),
+                // Unity Catalog: the model's catalog or schema is not in the target.
+                Err(e) if self.reg.is_uc() && e.is_not_found() => {
+                    return Err(Failure::Object(format!("{e}\n{}", Hint::UcSchemaMissing)))
+                }
                 Err(e) if ambiguous(&e) && attempt < AMBIGUOUS_ATTEMPTS => {
                     if self.reg.get_model(name).await?.is_some() {
                         return Ok(());

@@ -796,3 +796,30 @@ fn a_model_registered_in_uc_by_the_mlflow_client_moves_and_predicts_the_same() {
     let moved = mlflow_version(&dst, DST_TOKEN, NAME, "1");
     assert_eq!(moved["run_id"], trained["run_id"], "{moved:#}");
 }
+
+#[test]
+fn a_missing_catalog_is_a_failure_that_says_what_to_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path();
+    let src = poc();
+    export(work, &src);
+    // The target has science_hub.ocean but not science_hub.soil.
+    let dst = target(work, &["science_hub.ocean"]);
+    let r = dbxport(
+        work,
+        &["import", "uc.zip", "--host", dst.url()],
+        &[("DATABRICKS_TOKEN", DST_TOKEN)],
+    );
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    let text = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        text.contains("Schema 'science_hub.soil' does not exist."),
+        "{text}"
+    );
+    assert!(
+        text.contains("[schemas]"),
+        "the hint names the mapping: {text}"
+    );
+    // The rest arrived.
+    assert_model_moved(&src, &dst, OCEAN, OCEAN);
+}
