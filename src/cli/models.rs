@@ -193,24 +193,21 @@ async fn import(a: ImportArgs) -> anyhow::Result<u8> {
     };
     let bundle_id = bundle.inventory().bundle_id.clone();
     let ws = workspace(&a.models.mlflow_uri, &a.auth.get(), &a.engine.get())?;
-    let reg: Registry = a.models.get().registry(
+    let has_uc = bundle.inventory().records.iter().any(|r| {
+        r.kind == dbxport::model::Kind::RegisteredModel && r.meta_str("registry") == Some("uc")
+    });
+    // Into a workspace: its registry, and its Unity Catalog when the bundle holds UC models
+    // or --models-to-uc asks for it — the routes `import` takes.
+    let routes = a.models.get().routes(
         ws.as_ref(),
         ClientOptions::default().with_args(&a.engine.get()),
+        dbxport::models::import::Route::default(),
+        has_uc,
     )?;
+    let reg = &routes[0].0;
     let bundle = Arc::new(Mutex::new(bundle));
     let live = Live::new(!a.json && !a.plan && std::io::stderr().is_terminal());
     let progress = live.bytes("uploading");
-    let opts = ImportOptions {
-        conflict: a.on_conflict.into(),
-        dry_run: a.plan,
-        // `models import` writes one registry: an MLflow server takes every model, a
-        // workspace registry those of workspace registries (`import` also fills Unity Catalog).
-        route: dbxport::models::import::Route {
-            to_mlflow: reg.is_oss(),
-            report_uc_left_out: true,
-            ..Default::default()
-        },
-    };
     let journal = if a.plan {
         None
     } else {
@@ -232,7 +229,25 @@ async fn import(a: ImportArgs) -> anyhow::Result<u8> {
         Some(Mutex::new(Journal::open(&path, &header, mode)?))
     };
     let log = journal.as_ref().map(|j| j as &dyn dbxport::models::StepLog);
-    let report = import_models(&bundle, &reg, &opts, log, &progress).await;
+    let mut report: Result<dbxport::models::ImportReport, _> = Ok(Default::default());
+    for (registry, route) in routes.iter() {
+        let opts = ImportOptions {
+            conflict: a.on_conflict.into(),
+            dry_run: a.plan,
+            route: route.clone(),
+        };
+        let run = import_models(&bundle, registry, &opts, log, &progress).await;
+        report = match (report, run) {
+            (Ok(mut all), Ok(r)) => {
+                all.absorb(r);
+                Ok(all)
+            }
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
+        if report.is_err() {
+            break;
+        }
+    }
     live.finish();
     let report = match report {
         Ok(r) => r,

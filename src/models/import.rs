@@ -251,6 +251,25 @@ pub struct ImportReport {
 }
 
 impl ImportReport {
+    /// Adds what a run into a second registry of the same target did (`models import` into a
+    /// workspace fills its registry and its Unity Catalog).
+    pub fn absorb(&mut self, other: ImportReport) {
+        if self.registry.is_empty() {
+            self.registry = other.registry;
+        } else if !other.registry.is_empty() {
+            self.registry = format!("{} and {}", self.registry, other.registry);
+        }
+        self.actions.extend(other.actions);
+        self.version_mappings.extend(other.version_mappings);
+        self.permission_ids.extend(other.permission_ids);
+        self.uploaded_files += other.uploaded_files;
+        self.uploaded_bytes += other.uploaded_bytes;
+        self.write_requests += other.write_requests;
+        self.warnings.extend(other.warnings);
+        self.staged_left.extend(other.staged_left);
+        self.problems.extend(other.problems);
+    }
+
     /// How many objects ended with `kind`.
     pub fn count(&self, kind: ActionKind) -> usize {
         self.actions.iter().filter(|a| a.action == kind).count()

@@ -120,4 +120,55 @@ impl ModelTargetArgs {
             (None, None) => Err(no_registry()),
         }
     }
+
+    /// The registries one import writes models to, each with the models it takes (`base`
+    /// gives the renames): into a workspace, its own registry and — when the bundle holds Unity
+    /// Catalog models (`has_uc`) or `--models-to-uc` is given — its Unity Catalog; into an
+    /// MLflow server, the server alone. Used by `import` and `models import` alike.
+    pub fn routes(
+        &self,
+        workspace: Option<&Client>,
+        options: ClientOptions,
+        base: import::Route,
+        has_uc: bool,
+    ) -> Result<Vec<(Registry, import::Route)>, ModelsError> {
+        let base = import::Route {
+            models_to_uc: self.models_to_uc.clone(),
+            ..base
+        };
+        if let Some(cs) = &self.models_to_uc {
+            if cs.split('.').count() != 2
+                || cs.split('.').any(str::is_empty)
+                || self.mlflow_uri.is_some()
+            {
+                return Err(ModelsError::usage(
+                    format!("--models-to-uc {cs}"),
+                    if self.mlflow_uri.is_some() {
+                        "cannot be used with --mlflow-uri (an MLflow server has no Unity Catalog)"
+                    } else {
+                        "is not a CATALOG.SCHEMA name"
+                    },
+                    crate::hints::Hint::ModelsToUc,
+                ));
+            }
+        }
+        let registry = self.registry(workspace, options)?;
+        if registry.is_oss() {
+            let route = import::Route {
+                to_mlflow: true,
+                ..base
+            };
+            return Ok(vec![(registry, route)]);
+        }
+        let client = registry.client().clone();
+        let mut out = vec![(registry, base.clone())];
+        if has_uc || self.models_to_uc.is_some() {
+            let route = import::Route {
+                to_uc: true,
+                ..base
+            };
+            out.push((Registry::uc(client), route));
+        }
+        Ok(out)
+    }
 }

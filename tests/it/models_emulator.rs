@@ -27,6 +27,33 @@ fn emulator(seed: &str, token: &str) -> EmulatorHandle {
     .expect("start emulator")
 }
 
+/// An empty workspace whose Unity Catalog has the poc's model schemas (`science_hub.ocean`,
+/// `science_hub.soil`), so that the poc's UC models have somewhere to go.
+fn uc_ready_target(dir: &Path, token: &str) -> EmulatorHandle {
+    let seed = dir.join(format!("target-seed-{}", rand_suffix()));
+    std::fs::create_dir_all(&seed).unwrap();
+    for f in std::fs::read_dir(common::repo_path("fixtures/workspaces/empty")).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), seed.join(f.file_name())).unwrap();
+    }
+    std::fs::write(
+        seed.join("unity_catalog.json"),
+        r#"{ "securables": [
+            { "securable_type": "catalog", "full_name": "science_hub" },
+            { "securable_type": "schema", "full_name": "science_hub.ocean" },
+            { "securable_type": "schema", "full_name": "science_hub.soil" } ] }"#,
+    )
+    .unwrap();
+    Emulator::start_in_background(EmulatorConfig::default().with_seed(seed).with_token(token))
+        .expect("start emulator")
+}
+
+/// A name part no two calls of one process share.
+fn rand_suffix() -> u64 {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 fn ok(r: &Run, what: &str) {
     assert_eq!(
         r.code, 0,
@@ -212,8 +239,9 @@ fn workspace_models_round_trip_through_dbfs_and_files_api() {
     ok(&r, "export");
     // `export`'s report: counts per kind, and every object not exported listed.
     let rep = r.json()["report"].clone();
-    assert_eq!(rep["kinds"]["registered_model"]["exported"], 2, "{rep:#}");
-    assert_eq!(rep["kinds"]["model_version"]["exported"], 5, "{rep:#}");
+    // The workspace registry's two models and Unity Catalog's two, as `export` takes them.
+    assert_eq!(rep["kinds"]["registered_model"]["exported"], 4, "{rep:#}");
+    assert_eq!(rep["kinds"]["model_version"]["exported"], 8, "{rep:#}");
     assert!(rep["issues"].as_array().unwrap().is_empty(), "{rep:#}");
     ok(&dbxport(work, &["verify", "poc.zip"], &[]), "verify");
     let inv = Bundle::open(&work.join("poc.zip"), None)
@@ -249,7 +277,7 @@ fn workspace_models_round_trip_through_dbfs_and_files_api() {
     }
 
     // Plan: everything would be created, nothing is written.
-    let dst = emulator("empty", DST_TOKEN);
+    let dst = uc_ready_target(work, DST_TOKEN);
     let dst_env = [("DATABRICKS_TOKEN", DST_TOKEN)];
     let r = dbxport(
         work,
@@ -298,6 +326,17 @@ fn workspace_models_round_trip_through_dbfs_and_files_api() {
         "{rep:#}"
     );
     check_against_fixture(&dst, DST_TOKEN);
+    // `models import` fills the workspace's Unity Catalog too, as `import` does.
+    let uc = api(
+        &dst,
+        DST_TOKEN,
+        "/api/2.1/unity-catalog/models?catalog_name=science_hub&schema_name=ocean",
+    );
+    assert_eq!(
+        uc["registered_models"].as_array().map(Vec::len),
+        Some(1),
+        "{uc}"
+    );
     let staged = get_json(
         &format!(
             "{}/api/2.0/dbfs/list?path=/dbxport/model-artifacts",
@@ -329,7 +368,7 @@ fn workspace_models_round_trip_through_dbfs_and_files_api() {
     );
 
     // Through the Files API (a Unity Catalog volume as staging).
-    let vol = emulator("empty", DST_TOKEN);
+    let vol = uc_ready_target(work, DST_TOKEN);
     let r = dbxport(
         work,
         &[
@@ -364,21 +403,17 @@ fn faults_on_dbfs_leave_no_staged_artifacts_behind() {
         &[("DATABRICKS_TOKEN", SRC_TOKEN)],
     );
     ok(&r, "export");
-    let dst = Emulator::start_in_background(
-        EmulatorConfig::default()
-            .with_seed(common::repo_path("fixtures/workspaces/empty"))
-            .with_token(DST_TOKEN)
-            .with_faults(FaultConfig {
-                error_rate: 0.25,
-                error_statuses: vec![500],
-                drop_rate: 0.25,
-                drop_after_apply: true,
-                families: vec!["dbfs".into()],
-                seed: 9,
-                ..FaultConfig::default()
-            }),
-    )
-    .expect("start emulator");
+    let dst = uc_ready_target(work, DST_TOKEN);
+    dst.set_faults(FaultConfig {
+        error_rate: 0.25,
+        error_statuses: vec![500],
+        drop_rate: 0.25,
+        drop_after_apply: true,
+        families: vec!["dbfs".into()],
+        seed: 9,
+        ..FaultConfig::default()
+    })
+    .expect("faults set");
     let r = dbxport(
         work,
         &["models", "import", "poc.zip", "--host", dst.url(), "--json"],

@@ -123,9 +123,11 @@ pub async fn export_models(ctx: Arc<Ctx>) {
             }
         }
     };
-    // A workspace has two registries: its own and, with a metastore, Unity Catalog's.
+    // A workspace has two registries: its own and, with a metastore, Unity Catalog's —
+    // whether `export` or `models export` reads it.
+    let workspace = !registry.is_oss() && !registry.is_uc();
     let mut registries = vec![registry];
-    if ctx.opts.models.mlflow_uri.is_none() && ctx.registry.is_none() {
+    if workspace {
         registries.push(crate::models::Registry::uc(ctx.client.clone()));
     }
     for registry in registries {

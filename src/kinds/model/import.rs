@@ -70,57 +70,19 @@ fn registries(
     client: &crate::client::Client,
     src: &SourceBundle,
 ) -> Result<Vec<(crate::models::Registry, crate::models::import::Route)>, ImportError> {
-    use crate::models::import::Route;
-    let args = &opts.models;
-    let base = Route {
+    let base = crate::models::import::Route {
         catalogs: opts.mapping.catalogs.clone(),
         schemas: opts.mapping.schemas.clone(),
         principals: opts.mapping.principals.clone(),
-        models_to_uc: args.models_to_uc.clone(),
-        ..Route::default()
+        ..Default::default()
     };
-    if let Some(cs) = &args.models_to_uc {
-        if cs.split('.').count() != 2
-            || cs.split('.').any(str::is_empty)
-            || args.mlflow_uri.is_some()
-        {
-            return Err(crate::models::ModelsError::usage(
-                format!("--models-to-uc {cs}"),
-                if args.mlflow_uri.is_some() {
-                    "cannot be used with --mlflow-uri (an MLflow server has no Unity Catalog)"
-                } else {
-                    "is not a CATALOG.SCHEMA name"
-                },
-                crate::hints::Hint::ModelsToUc,
-            )
-            .into());
-        }
-    }
-    let registry = args.registry(Some(client), client.options().clone())?;
-    if registry.is_oss() {
-        return Ok(vec![(
-            registry,
-            Route {
-                to_mlflow: true,
-                ..base
-            },
-        )]);
-    }
     let has_uc = src
         .models
         .iter()
         .any(|r| r.kind == Kind::RegisteredModel && r.meta_str("registry") == Some("uc"));
-    let mut out = vec![(registry, base.clone())];
-    if has_uc || args.models_to_uc.is_some() {
-        out.push((
-            crate::models::Registry::uc(client.clone()),
-            Route {
-                to_uc: true,
-                ..base
-            },
-        ));
-    }
-    Ok(out)
+    Ok(opts
+        .models
+        .routes(Some(client), client.options().clone(), base, has_uc)?)
 }
 
 /// Adds the plan items of one models-stage dry run.
