@@ -95,7 +95,7 @@ pub struct InspectReport {
 
 /// Opens and checks `path` (cheap checks only) and summarizes it.
 pub fn inspect(path: &Path, opener: Option<&Opener>) -> Result<InspectReport> {
-    let b = Bundle::open(path, opener)?;
+    let b = Bundle::open_lean(path, opener)?;
     Ok(summarize(&b))
 }
 

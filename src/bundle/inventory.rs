@@ -340,12 +340,31 @@ impl Inventory {
     /// the limits of spec §10.3 ([`InventoryLimits`]), so memory follows the records, not the
     /// bytes. The whole stream is not necessarily read; a caller hashing it drains the rest.
     pub fn from_reader<R: Read>(r: R) -> Result<Inventory> {
+        Inventory::parse(r, stream::Keep::Full)
+    }
+
+    /// Like [`Inventory::from_reader`], for a command that only verifies or summarises a
+    /// bundle: each record of a kind whose rules need no other record (workspace objects,
+    /// repos, jobs, permissions, grants, compute, principals) is checked as it streams, with
+    /// the rules [`super::records::check`] applies, its problems added to `problems`, and its
+    /// `meta` then dropped (set to `null`, which no conforming record has), so that what is
+    /// held per record is its name, paths, digest and notes. `records::check` skips such
+    /// records. Secrets, scopes and models are kept whole: their rules span records and
+    /// `verify --identity` and `unpack` read their meta.
+    pub fn from_reader_lean<R: Read>(
+        r: R,
+        problems: &std::cell::RefCell<super::ProblemList>,
+    ) -> Result<Inventory> {
+        Inventory::parse(r, stream::Keep::Lean(problems))
+    }
+
+    fn parse<R: Read>(r: R, keep: stream::Keep<'_>) -> Result<Inventory> {
         let mut guard = stream::Guard::new(r);
         let budget = stream::Budget::new(InventoryLimits::SPEC);
         let parsed = {
             let mut br = std::io::BufReader::with_capacity(64 * 1024, &mut guard);
             let mut de = serde_json::Deserializer::from_reader(&mut br);
-            serde::de::DeserializeSeed::deserialize(stream::TopSeed(&budget), &mut de)
+            serde::de::DeserializeSeed::deserialize(stream::TopSeed(&budget, keep), &mut de)
                 .and_then(|top| de.end().map(|_| top))
         };
         let top = match parsed {

@@ -51,6 +51,11 @@ pub struct Bundle {
     manifest: BTreeMap<String, String>,
     tag_digests: BTreeMap<String, String>,
     digest_indexes: HashMap<String, SealedIndex>,
+    /// Records kept lean ([`Inventory::from_reader_lean`]): for commands that only verify,
+    /// inspect or unpack.
+    lean: bool,
+    /// Problems the lean inventory parse found in records as they streamed.
+    early: std::cell::RefCell<ProblemList>,
 }
 
 /// What [`Bundle::scan`] found: the bundle, when it could be read at all, and every problem.
@@ -114,6 +119,33 @@ impl Bundle {
     /// Runs §10.1 steps 1–5 on `path`, collecting every problem. `Err` only when the file
     /// cannot be read at all or is an envelope that cannot be opened.
     pub fn scan(path: &Path, opener: Option<&Opener>) -> Result<Scan> {
+        Bundle::scan_with(path, opener, false)
+    }
+
+    /// [`Bundle::scan`] for a command that only verifies, inspects or unpacks: the same checks
+    /// and problems, but records of kinds whose rules need no other record are checked as the
+    /// inventory streams and kept without their `meta` ([`Inventory::from_reader_lean`]), so
+    /// that memory per record stays small (issue #15). [`Bundle::inventory`] then holds those
+    /// records with `meta: null`.
+    pub fn scan_lean(path: &Path, opener: Option<&Opener>) -> Result<Scan> {
+        Bundle::scan_with(path, opener, true)
+    }
+
+    /// [`Bundle::open`], keeping records lean as [`Bundle::scan_lean`] does.
+    pub fn open_lean(path: &Path, opener: Option<&Opener>) -> Result<Bundle> {
+        let scan = Bundle::scan_lean(path, opener)?;
+        match (scan.bundle, scan.problems.into_vec().into_iter().next()) {
+            (Some(b), None) => Ok(b),
+            (_, Some(first)) => Err(first),
+            (None, None) => Err(BundleError::new(
+                ErrorCode::NotAZip,
+                path.display().to_string(),
+                "could not be read",
+            )),
+        }
+    }
+
+    fn scan_with(path: &Path, opener: Option<&Opener>, lean: bool) -> Result<Scan> {
         let label = path.display().to_string();
         let mut f = std::fs::File::open(path).map_err(|e| BundleError::io(&label, &e))?;
         let mut head = [0u8; 22];
@@ -130,13 +162,28 @@ impl Bundle {
                 ));
             };
             let reader = op.decrypt(f, &subject)?;
-            return Ok(Bundle::scan_source(Box::new(reader), label, true));
+            return Ok(Bundle::scan_source_with(
+                Box::new(reader),
+                label,
+                true,
+                lean,
+            ));
         }
-        Ok(Bundle::scan_source(Box::new(f), label, false))
+        Ok(Bundle::scan_source_with(Box::new(f), label, false, lean))
     }
 
     /// Runs the checks on an already opened plaintext zip source. `label` names it in messages.
-    pub fn scan_source(mut src: Box<dyn ReadSeek>, label: String, envelope: bool) -> Scan {
+    pub fn scan_source(src: Box<dyn ReadSeek>, label: String, envelope: bool) -> Scan {
+        Bundle::scan_source_with(src, label, envelope, false)
+    }
+
+    /// [`Bundle::scan_source`], keeping records lean when `lean` ([`Bundle::scan_lean`]).
+    pub fn scan_source_with(
+        mut src: Box<dyn ReadSeek>,
+        label: String,
+        envelope: bool,
+        lean: bool,
+    ) -> Scan {
         let index = match read_index(&mut src) {
             Ok(i) => i,
             Err(e) => {
@@ -185,6 +232,8 @@ impl Bundle {
             manifest: BTreeMap::new(),
             tag_digests: BTreeMap::new(),
             digest_indexes: HashMap::new(),
+            lean,
+            early: Default::default(),
         };
         b.check_bag(&mut problems);
         Scan {
@@ -315,7 +364,11 @@ impl Bundle {
         let mut r =
             open_entry(&mut self.src, &e).map_err(|err| classify_read_error(&subject, &err))?;
         let mut h = HashingReader::new(&mut r);
-        let parsed = Inventory::from_reader(&mut h);
+        let parsed = if self.lean {
+            Inventory::from_reader_lean(&mut h, &self.early)
+        } else {
+            Inventory::from_reader(&mut h)
+        };
         h.check(&subject, Ok(0))?;
         // The parser may stop early (a refusal); the digest needs every byte.
         let copied = io::copy(&mut h, &mut io::sink());
@@ -636,6 +689,7 @@ impl Bundle {
             check_records(inv, m, &payload, &dirs, problems);
         }
         if let Some(inv) = &inventory {
+            problems.append(self.early.take());
             super::records::check(inv, problems);
         }
         self.tag_digests = digests;

@@ -109,7 +109,7 @@ pub fn unpack_with(
     if !force && !is_empty_or_missing(target)? {
         return Err(BundleError::new(ErrorCode::TargetNotEmpty, &tsubject, "is not empty").into());
     }
-    let mut b = Bundle::open(bundle, opener)?;
+    let mut b = Bundle::open_lean(bundle, opener)?;
     if b.bag_name() == SECRETS_DIR && opener.is_some_and(|o| !o.is_empty()) {
         return Err(BundleError::new(
             ErrorCode::TargetNotEmpty,
