@@ -213,9 +213,6 @@ pub fn check(inv: &Inventory, problems: &mut ProblemList) {
     };
 
     for r in &inv.records {
-        if r.meta.is_null() {
-            continue; // checked alone as it streamed (`check_alone`)
-        }
         check_sealing(&mut out, r);
         crate::kinds::format::record_rules(r, &mut ctx, &mut out);
     }

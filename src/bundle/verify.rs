@@ -167,11 +167,9 @@ fn finish(
             report.bundle_id = Some(inv.bundle_id.clone());
             report.format_version = Some(inv.format_version.clone());
             report.sealed_files = inv
-                .records
-                .iter()
-                .flat_map(|r| &r.stored)
-                .filter(|p| p.ends_with(".age"))
-                .count() as u64;
+                .views()
+                .map(|r| r.stored.iter().filter(|p| p.ends_with(".age")).count() as u64)
+                .sum();
         }
         report.payload_files = b.manifest().len() as u64;
         report.payload_bytes = b.payload_bytes();

@@ -6,7 +6,7 @@
 //! is parsed on its own (as a budgeted `Value`, so the schema checks stay word for word those
 //! of [`super::record_problems`]), checked, and converted; unknown top-level fields are skipped.
 
-use super::{record_problems, InventoryLimits, OpaqueRecord, Record};
+use super::{record_problems, InventoryLimits, OpaqueRecord, Record, RecordSummary};
 use crate::model::Kind;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
@@ -96,6 +96,8 @@ pub(super) enum Records {
     Array {
         records: Vec<Record>,
         opaque: Vec<OpaqueRecord>,
+        /// Records checked as they streamed, kept lean.
+        summaries: Vec<RecordSummary>,
         first_problem: Option<String>,
     },
 }
@@ -227,6 +229,7 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Records, A::Error> {
         let mut records = Vec::new();
         let mut opaque = Vec::new();
+        let mut summaries = Vec::new();
         let mut first_problem: Option<String> = None;
         let mut i = 0usize;
         loop {
@@ -247,7 +250,7 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
             } else {
                 let known = v["kind"].as_str().and_then(Kind::parse).is_some();
                 let converted = if known {
-                    serde_json::from_value::<Record>(v).map(|mut r| {
+                    serde_json::from_value::<Record>(v).map(|r| {
                         if let Some((problems, minor)) = self.1 {
                             let meta = r.meta.as_object();
                             let versioned = meta.and_then(|m| {
@@ -261,7 +264,8 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
                                 &r,
                                 &mut problems.borrow_mut(),
                             ) {
-                                r.meta = Value::Null;
+                                summaries.push(RecordSummary::of(r));
+                                return;
                             }
                         }
                         records.push(r)
@@ -278,6 +282,7 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
         Ok(Records::Array {
             records,
             opaque,
+            summaries,
             first_problem,
         })
     }
