@@ -804,18 +804,34 @@ impl Bundle {
 
     /// Every entry as `(bag-relative path, is folder, size)`, in file order.
     pub fn entries(&self) -> Vec<(String, bool, u64)> {
+        self.entry_order()
+            .into_iter()
+            .map(|i| self.entry_at(i))
+            .collect()
+    }
+
+    /// The indexes of the bag's entries in file order, for [`Bundle::entry_at`]: a walk over
+    /// every entry without a copy of every name (4 bytes an entry instead of its path).
+    pub fn entry_order(&self) -> Vec<u32> {
         let prefix = format!("{}/", self.bag);
-        let mut v: Vec<_> = self
-            .index
-            .entries
-            .iter()
-            .filter_map(|e| {
-                let rel = e.name.strip_prefix(&prefix)?;
-                Some((e.header_offset, rel.to_string(), e.dir, e.size))
-            })
+        let entries = &self.index.entries;
+        // The central directory is bounded (§10.3) far below 2^32 entries.
+        let mut v: Vec<u32> = (0..entries.len() as u32)
+            .filter(|i| entries[*i as usize].name.starts_with(&prefix))
             .collect();
-        v.sort();
-        v.into_iter().map(|(_, r, d, s)| (r, d, s)).collect()
+        v.sort_by_key(|i| entries[*i as usize].header_offset);
+        v
+    }
+
+    /// Entry `i` (from [`Bundle::entry_order`]) as `(bag-relative path, is folder, size)`.
+    pub fn entry_at(&self, i: u32) -> (String, bool, u64) {
+        let e = &self.index.entries[i as usize];
+        let rel = e.name.strip_prefix(&self.bag).unwrap_or(&e.name);
+        (
+            rel.strip_prefix('/').unwrap_or(rel).to_string(),
+            e.dir,
+            e.size,
+        )
     }
 
     /// Number of zip entries.
