@@ -388,6 +388,17 @@ impl ProblemList {
         self.kept.first()
     }
 
+    /// Adds every problem of `other` (kept ones as [`ProblemList::push`] would, counted ones
+    /// to the counts).
+    pub fn append(&mut self, other: ProblemList) {
+        for e in other.kept {
+            self.push(e);
+        }
+        for (code, n) in other.more {
+            *self.more.entry(code).or_default() += n;
+        }
+    }
+
     /// The kept problems, then one line per code for those only counted.
     pub fn into_vec(self) -> Vec<BundleError> {
         let mut v = self.kept;

@@ -2,7 +2,7 @@
 //! payload digests are not re-read, `verify` does that).
 
 use super::error::Result;
-use super::inventory::{Sealing, Source, Tool};
+use super::inventory::{kind_rank, Sealing, Source, Tool};
 use super::reader::Bundle;
 use super::seal::Opener;
 use crate::model::Kind;
@@ -95,59 +95,54 @@ pub struct InspectReport {
 
 /// Opens and checks `path` (cheap checks only) and summarizes it.
 pub fn inspect(path: &Path, opener: Option<&Opener>) -> Result<InspectReport> {
-    let b = Bundle::open(path, opener)?;
+    let b = Bundle::open_lean(path, opener)?;
     Ok(summarize(&b))
 }
 
 /// Summarizes an opened bundle.
 pub fn summarize(b: &Bundle) -> InspectReport {
     let inv = b.inventory();
-    let mut kinds = Vec::new();
-    for kind in Kind::ALL {
-        let recs: Vec<_> = inv.records.iter().filter(|r| r.kind == kind).collect();
-        if recs.is_empty() {
-            continue;
+    // One pass over the records (whole or summarised), counting per kind.
+    let mut per_kind: Vec<(u64, u64, u64)> = vec![(0, 0, 0); Kind::ALL.len()];
+    let (mut sealed_files, mut sealed_values) = (0u64, 0u64);
+    let mut notes = Vec::new();
+    for r in inv.views() {
+        let k = &mut per_kind[kind_rank(r.kind).min(Kind::ALL.len() - 1)];
+        k.0 += 1;
+        for p in r.stored.iter().filter(|p| !p.ends_with('/')) {
+            k.1 += 1;
+            k.2 += b.entry_size(p).unwrap_or(0);
         }
-        let files: Vec<&String> = recs
-            .iter()
-            .flat_map(|r| &r.stored)
-            .filter(|p| !p.ends_with('/'))
-            .collect();
-        kinds.push(KindSummary {
-            kind: kind.as_str().to_string(),
-            records: recs.len() as u64,
-            files: files.len() as u64,
-            bytes: files.iter().filter_map(|p| b.entry_size(p)).sum(),
-        });
+        sealed_files += r.stored.iter().filter(|p| p.ends_with(".age")).count() as u64;
+        if r.kind == Kind::Secret && r.sealed {
+            sealed_values += 1;
+        }
+        for n in &r.notes {
+            notes.push(NoteLine {
+                kind: r.kind.as_str().to_string(),
+                name: r.name.to_string(),
+                note: n.to_string(),
+            });
+        }
     }
-    let sealed_files = inv
-        .records
+    let kinds = Kind::ALL
         .iter()
-        .flat_map(|r| &r.stored)
-        .filter(|p| p.ends_with(".age"))
-        .count() as u64;
+        .zip(per_kind)
+        .filter(|(_, (records, _, _))| *records > 0)
+        .map(|(kind, (records, files, bytes))| KindSummary {
+            kind: kind.as_str().to_string(),
+            records,
+            files,
+            bytes,
+        })
+        .collect();
     let sealed = inv.sealing.as_ref().map(|s: &Sealing| SealedSummary {
-        values: inv
-            .records
-            .iter()
-            .filter(|r| r.kind == Kind::Secret && r.sealed)
-            .count() as u64,
+        values: sealed_values,
         files: sealed_files,
         recipients: s.recipients,
         recipient_types: s.recipient_types.clone(),
         passphrase: s.passphrase,
     });
-    let notes = inv
-        .records
-        .iter()
-        .flat_map(|r| {
-            r.notes.iter().map(move |n| NoteLine {
-                kind: r.kind.as_str().to_string(),
-                name: r.name.clone(),
-                note: n.clone(),
-            })
-        })
-        .collect();
     InspectReport {
         format: inv.format.clone(),
         format_version: inv.format_version.clone(),
@@ -158,7 +153,7 @@ pub fn summarize(b: &Bundle) -> InspectReport {
         source: inv.source.clone(),
         envelope: b.is_envelope(),
         totals: Totals {
-            records: (inv.records.len() + inv.opaque.len()) as u64,
+            records: (inv.records.len() + inv.summaries.len() + inv.opaque.len()) as u64,
             payload_files: b.manifest().len() as u64,
             payload_bytes: b.payload_bytes(),
         },

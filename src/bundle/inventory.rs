@@ -123,6 +123,66 @@ pub struct OpaqueRecord {
     pub sha256: Option<String>,
 }
 
+/// A record checked as it streamed and kept without its `meta` (see
+/// [`Inventory::from_reader_lean`]): what verifying, inspecting and unpacking need of it, in
+/// about a third of a [`Record`]'s memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordSummary {
+    /// What it is.
+    pub kind: Kind,
+    /// True when the primary stored file is sealed.
+    pub sealed: bool,
+    /// Its original name or path.
+    pub name: Box<str>,
+    /// Stored paths, primary first.
+    pub stored: Box<[Box<str>]>,
+    /// Size of the primary stored file.
+    pub size: u64,
+    /// SHA-256 of the primary stored file, as bytes.
+    pub sha256: Option<[u8; 32]>,
+    /// What the user should know.
+    pub notes: Box<[Box<str>]>,
+}
+
+impl RecordSummary {
+    /// The summary of `r` (whose `sha256`, checked by the schema rules, is 64 hex digits).
+    pub fn of(r: Record) -> Self {
+        let boxed = |v: Vec<String>| v.into_iter().map(String::into_boxed_str).collect();
+        RecordSummary {
+            kind: r.kind,
+            sealed: r.sealed,
+            name: r.name.into_boxed_str(),
+            stored: boxed(r.stored),
+            size: r.size,
+            sha256: r.sha256.and_then(|h| {
+                let mut out = [0u8; 32];
+                hex::decode_to_slice(h, &mut out).ok().map(|_| out)
+            }),
+            notes: boxed(r.notes),
+        }
+    }
+
+    /// The digest as hex, as a record holds it.
+    pub fn sha256_hex(&self) -> Option<String> {
+        self.sha256.map(hex::encode)
+    }
+}
+
+/// One record, whole or summarised, as [`Inventory::views`] yields it.
+#[derive(Debug, Clone)]
+pub struct RecordView<'a> {
+    /// What it is.
+    pub kind: Kind,
+    /// Its original name or path.
+    pub name: &'a str,
+    /// Stored paths, primary first.
+    pub stored: Vec<&'a str>,
+    /// True when the primary stored file is sealed.
+    pub sealed: bool,
+    /// Notes.
+    pub notes: Vec<&'a str>,
+}
+
 /// The inventory (§5.1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Inventory {
@@ -147,6 +207,10 @@ pub struct Inventory {
     /// Records of kinds this reader does not know.
     #[serde(skip)]
     pub opaque: Vec<OpaqueRecord>,
+    /// Records kept as summaries by [`Inventory::from_reader_lean`] (none otherwise); they are
+    /// not in `records`.
+    #[serde(skip)]
+    pub summaries: Vec<RecordSummary>,
 }
 
 /// Formats a time as the inventory's `created` (`2026-11-26T08:00:00Z`).
@@ -312,7 +376,34 @@ impl Inventory {
             sealing: None,
             records: Vec::new(),
             opaque: Vec::new(),
+            summaries: Vec::new(),
         }
+    }
+
+    /// Every known record, whole ones and summaries, in the inventory's order (each kind is
+    /// either whole or summarised, so the two sorted lists merge by kind).
+    pub fn views(&self) -> impl Iterator<Item = RecordView<'_>> {
+        let whole = self.records.iter().map(|r| RecordView {
+            kind: r.kind,
+            name: &r.name,
+            stored: r.stored.iter().map(String::as_str).collect(),
+            sealed: r.sealed,
+            notes: r.notes.iter().map(String::as_str).collect(),
+        });
+        let lean = self.summaries.iter().map(|r| RecordView {
+            kind: r.kind,
+            name: &r.name,
+            stored: r.stored.iter().map(|s| &**s).collect(),
+            sealed: r.sealed,
+            notes: r.notes.iter().map(|s| &**s).collect(),
+        });
+        let mut whole = whole.peekable();
+        let mut lean = lean.peekable();
+        std::iter::from_fn(move || match (whole.peek(), lean.peek()) {
+            (Some(a), Some(b)) if kind_rank(b.kind) < kind_rank(a.kind) => lean.next(),
+            (Some(_), _) => whole.next(),
+            (None, _) => lean.next(),
+        })
     }
 
     /// Sorts records (§9) and canonicalizes `meta` and `options`.
@@ -340,12 +431,31 @@ impl Inventory {
     /// the limits of spec §10.3 ([`InventoryLimits`]), so memory follows the records, not the
     /// bytes. The whole stream is not necessarily read; a caller hashing it drains the rest.
     pub fn from_reader<R: Read>(r: R) -> Result<Inventory> {
+        Inventory::parse(r, stream::Keep::Full)
+    }
+
+    /// Like [`Inventory::from_reader`], for a command that only verifies or summarises a
+    /// bundle: each record of a kind whose rules need no other record (workspace objects,
+    /// repos, jobs, permissions, grants, compute, principals) is checked as it streams, with
+    /// the rules [`super::records::check`] applies, its problems added to `problems`, and it
+    /// is then kept as a [`RecordSummary`] in [`Inventory::summaries`] (name, paths, size,
+    /// digest and notes), not in `records`. Secrets, scopes and models are kept whole: their
+    /// rules span records and `verify --identity` and `unpack` read their meta.
+    /// [`Inventory::views`] walks both.
+    pub fn from_reader_lean<R: Read>(
+        r: R,
+        problems: &std::cell::RefCell<super::ProblemList>,
+    ) -> Result<Inventory> {
+        Inventory::parse(r, stream::Keep::Lean(problems))
+    }
+
+    fn parse<R: Read>(r: R, keep: stream::Keep<'_>) -> Result<Inventory> {
         let mut guard = stream::Guard::new(r);
         let budget = stream::Budget::new(InventoryLimits::SPEC);
         let parsed = {
             let mut br = std::io::BufReader::with_capacity(64 * 1024, &mut guard);
             let mut de = serde_json::Deserializer::from_reader(&mut br);
-            serde::de::DeserializeSeed::deserialize(stream::TopSeed(&budget), &mut de)
+            serde::de::DeserializeSeed::deserialize(stream::TopSeed(&budget, keep), &mut de)
                 .and_then(|top| de.end().map(|_| top))
         };
         let top = match parsed {
@@ -410,6 +520,7 @@ impl Inventory {
         let stream::Records::Array {
             records,
             opaque,
+            summaries,
             first_problem,
         } = records
         else {
@@ -445,6 +556,7 @@ impl Inventory {
                 .map_err(|e| bad(format!("sealing: {e}")))?,
             records,
             opaque,
+            summaries,
         })
     }
 }

@@ -256,13 +256,17 @@ pub fn pack(
         ErrorCode::InventorySyntax,
         &mut problems,
     )
-    .and_then(|b| match Inventory::from_bytes(&b) {
-        Ok(i) => Some(i),
-        Err(e) => {
-            problems.push(e);
-            None
-        }
-    });
+    // Only the bundle id is needed here (the final verification checks every record): parse
+    // lean and keep nothing else while the bundle is written.
+    .and_then(
+        |b| match Inventory::from_reader_lean(&b[..], &Default::default()) {
+            Ok(i) => Some(i.bundle_id),
+            Err(e) => {
+                problems.push(e);
+                None
+            }
+        },
+    );
     if w.files.contains_key("fetch.txt") {
         problems.push(BundleError::new(
             ErrorCode::FetchFile,
@@ -317,7 +321,7 @@ pub fn pack(
     if !problems.is_empty() {
         return Err(Problems(problems));
     }
-    let inventory = inventory.expect("parsed when there are no problems");
+    let bundle_id = inventory.expect("parsed when there are no problems");
 
     // The canonical entry list (§3.6).
     enum Slot<'a> {
@@ -358,7 +362,7 @@ pub fn pack(
     Ok(PackSummary {
         output: out.to_path_buf(),
         bag,
-        bundle_id: inventory.bundle_id,
+        bundle_id,
         entries,
         payload_files: payload.len() as u64,
         payload_bytes: payload.iter().map(|p| w.files[*p].size).sum(),

@@ -29,12 +29,31 @@ use zeroize::Zeroizing;
 pub trait ReadSeek: Read + Seek + Send {}
 impl<T: Read + Seek + Send> ReadSeek for T {}
 
-/// Tag files other than the inventory, combined (declared sizes), spec §10.3. Only
-/// `bagit.txt`, `bag-info.txt` and the two manifests are held in memory; the others are only
-/// hashed, but the bound also keeps the work (and what `unpack` writes) in proportion.
+/// Tag files other than the inventory, combined (declared sizes), spec §10.3: this base plus
+/// [`TAGS_PER_ENTRY`] for every entry of the zip ([`tags_limit`]). Only `bagit.txt`,
+/// `bag-info.txt` and the two manifests are held in memory; the others are only hashed, but
+/// the bound also keeps the work (and what `unpack` writes) in proportion.
 pub const MAX_TAGS_TOTAL: u64 = 64 << 20;
-/// Largest inventory read (streamed; what it may hold is bounded by `InventoryLimits`).
+/// What each zip entry adds to the tag files' bound: a manifest line and an `INVENTORY.md`
+/// row per payload file (about 210 bytes each for a 20,000-notebook workspace), so that a
+/// workspace of a million objects (two million entries, ~450 MB of tag files) stays valid,
+/// while what a reader holds stays proportional to the entries the central directory lists.
+pub const TAGS_PER_ENTRY: u64 = 1 << 10;
+/// Largest inventory read, before [`INVENTORY_PER_ENTRY`] per zip entry ([`inventory_limit`];
+/// streamed: what it may hold is bounded by `InventoryLimits`).
 pub const MAX_INVENTORY: u64 = 1 << 30;
+/// What each zip entry adds to the inventory's bound (a real record takes 500–600 bytes).
+pub const INVENTORY_PER_ENTRY: u64 = 2 << 10;
+
+/// The bound of the tag files other than `dbxport.json`, for a zip of `entries` entries.
+pub fn tags_limit(entries: u64) -> u64 {
+    MAX_TAGS_TOTAL.saturating_add(TAGS_PER_ENTRY.saturating_mul(entries))
+}
+
+/// The bound of `dbxport.json`, for a zip of `entries` entries.
+pub fn inventory_limit(entries: u64) -> u64 {
+    MAX_INVENTORY.saturating_add(INVENTORY_PER_ENTRY.saturating_mul(entries))
+}
 /// Tag files read into memory and parsed; every other tag file is only hashed.
 const PARSED_TAGS: [&str; 4] = [BAGIT_FILE, BAG_INFO_FILE, MANIFEST_FILE, TAG_MANIFEST_FILE];
 
@@ -43,7 +62,9 @@ pub struct Bundle {
     label: String,
     src: Box<dyn ReadSeek>,
     index: ZipIndex,
-    by_name: HashMap<String, usize>,
+    /// Entry indexes sorted by name (the first of equal names first): lookups by binary
+    /// search, without a second copy of every name (issue #15).
+    by_name: Vec<u32>,
     bag: String,
     envelope: bool,
     bag_info: Option<BagInfo>,
@@ -51,6 +72,11 @@ pub struct Bundle {
     manifest: BTreeMap<String, String>,
     tag_digests: BTreeMap<String, String>,
     digest_indexes: HashMap<String, SealedIndex>,
+    /// Records kept lean ([`Inventory::from_reader_lean`]): for commands that only verify,
+    /// inspect or unpack.
+    lean: bool,
+    /// Problems the lean inventory parse found in records as they streamed.
+    early: std::cell::RefCell<ProblemList>,
 }
 
 /// What [`Bundle::scan`] found: the bundle, when it could be read at all, and every problem.
@@ -114,6 +140,33 @@ impl Bundle {
     /// Runs §10.1 steps 1–5 on `path`, collecting every problem. `Err` only when the file
     /// cannot be read at all or is an envelope that cannot be opened.
     pub fn scan(path: &Path, opener: Option<&Opener>) -> Result<Scan> {
+        Bundle::scan_with(path, opener, false)
+    }
+
+    /// [`Bundle::scan`] for a command that only verifies, inspects or unpacks: the same checks
+    /// and problems, but records of kinds whose rules need no other record are checked as the
+    /// inventory streams and kept without their `meta` ([`Inventory::from_reader_lean`]), so
+    /// that memory per record stays small (issue #15). [`Bundle::inventory`] then holds those
+    /// records as summaries ([`Inventory::summaries`]; [`Inventory::views`] walks all).
+    pub fn scan_lean(path: &Path, opener: Option<&Opener>) -> Result<Scan> {
+        Bundle::scan_with(path, opener, true)
+    }
+
+    /// [`Bundle::open`], keeping records lean as [`Bundle::scan_lean`] does.
+    pub fn open_lean(path: &Path, opener: Option<&Opener>) -> Result<Bundle> {
+        let scan = Bundle::scan_lean(path, opener)?;
+        match (scan.bundle, scan.problems.into_vec().into_iter().next()) {
+            (Some(b), None) => Ok(b),
+            (_, Some(first)) => Err(first),
+            (None, None) => Err(BundleError::new(
+                ErrorCode::NotAZip,
+                path.display().to_string(),
+                "could not be read",
+            )),
+        }
+    }
+
+    fn scan_with(path: &Path, opener: Option<&Opener>, lean: bool) -> Result<Scan> {
         let label = path.display().to_string();
         let mut f = std::fs::File::open(path).map_err(|e| BundleError::io(&label, &e))?;
         let mut head = [0u8; 22];
@@ -130,13 +183,28 @@ impl Bundle {
                 ));
             };
             let reader = op.decrypt(f, &subject)?;
-            return Ok(Bundle::scan_source(Box::new(reader), label, true));
+            return Ok(Bundle::scan_source_with(
+                Box::new(reader),
+                label,
+                true,
+                lean,
+            ));
         }
-        Ok(Bundle::scan_source(Box::new(f), label, false))
+        Ok(Bundle::scan_source_with(Box::new(f), label, false, lean))
     }
 
     /// Runs the checks on an already opened plaintext zip source. `label` names it in messages.
-    pub fn scan_source(mut src: Box<dyn ReadSeek>, label: String, envelope: bool) -> Scan {
+    pub fn scan_source(src: Box<dyn ReadSeek>, label: String, envelope: bool) -> Scan {
+        Bundle::scan_source_with(src, label, envelope, false)
+    }
+
+    /// [`Bundle::scan_source`], keeping records lean when `lean` ([`Bundle::scan_lean`]).
+    pub fn scan_source_with(
+        mut src: Box<dyn ReadSeek>,
+        label: String,
+        envelope: bool,
+        lean: bool,
+    ) -> Scan {
         let index = match read_index(&mut src) {
             Ok(i) => i,
             Err(e) => {
@@ -169,10 +237,13 @@ impl Bundle {
                 envelope,
             };
         };
-        let mut by_name = HashMap::new();
-        for (i, e) in index.entries.iter().enumerate() {
-            by_name.entry(e.name.clone()).or_insert(i);
-        }
+        // The central directory is bounded (§10.3) far below 2^32 entries.
+        let mut by_name: Vec<u32> = (0..index.entries.len() as u32).collect();
+        by_name.sort_by(|a, b| {
+            index.entries[*a as usize]
+                .name
+                .cmp(&index.entries[*b as usize].name)
+        });
         let mut b = Bundle {
             label,
             src,
@@ -185,6 +256,8 @@ impl Bundle {
             manifest: BTreeMap::new(),
             tag_digests: BTreeMap::new(),
             digest_indexes: HashMap::new(),
+            lean,
+            early: Default::default(),
         };
         b.check_bag(&mut problems);
         Scan {
@@ -195,7 +268,16 @@ impl Bundle {
     }
 
     fn entry_index(&self, rel: &str) -> Option<usize> {
-        self.by_name.get(&format!("{}/{rel}", self.bag)).copied()
+        let name = format!("{}/{rel}", self.bag);
+        let entries = &self.index.entries;
+        // The first entry of that name, as a map filled in order would keep.
+        let at = self
+            .by_name
+            .partition_point(|i| entries[*i as usize].name.as_str() < name.as_str());
+        self.by_name
+            .get(at)
+            .map(|i| *i as usize)
+            .filter(|i| entries[*i].name == name)
     }
 
     /// Reads a whole entry (by bag-relative path) into memory, refusing more than `cap` bytes.
@@ -220,8 +302,8 @@ impl Bundle {
     }
 
     /// Applies the bounds of §10.3 to the declared sizes of the tag files, before any is read:
-    /// dbxport.json at most [`MAX_INVENTORY`], all others together at most
-    /// [`MAX_TAGS_TOTAL`] (the required ones counted first, then the rest by name). Returns
+    /// dbxport.json at most [`inventory_limit`], all others together at most [`tags_limit`]
+    /// of the zip's entry count (the required ones counted first, then the rest by name). Returns
     /// the refusals by file name, and the files beyond the bound, which are not read.
     fn over_tag_budget(
         &self,
@@ -233,13 +315,15 @@ impl Bundle {
             self.entry_index(t)
                 .map_or(0, |i| self.index.entries[i].size)
         };
-        if let Some(n) = Some(size(INVENTORY_FILE)).filter(|n| *n > MAX_INVENTORY) {
+        let entries = self.index.entries.len() as u64;
+        let (max_inventory, max_tags) = (inventory_limit(entries), tags_limit(entries));
+        if let Some(n) = Some(size(INVENTORY_FILE)).filter(|n| *n > max_inventory) {
             out.insert(
                 INVENTORY_FILE.to_string(),
                 BundleError::new(
                     ErrorCode::InventorySyntax,
                     format!("entry {INVENTORY_FILE}"),
-                    format!("{n} bytes, more than the {MAX_INVENTORY} allowed (spec §10.3)"),
+                    format!("{n} bytes, more than the {max_inventory} allowed for {entries} entries ({MAX_INVENTORY} + {INVENTORY_PER_ENTRY} per entry, spec §10.3)"),
                 ),
             );
         }
@@ -259,7 +343,7 @@ impl Bundle {
         let mut total = 0u64;
         for t in required.chain(extras) {
             total = total.saturating_add(size(&t));
-            if total > MAX_TAGS_TOTAL {
+            if total > max_tags {
                 if !skipped.is_empty() {
                     skipped.insert(t);
                     continue;
@@ -275,7 +359,7 @@ impl Bundle {
                         tag_code(&t),
                         format!("entry {t}"),
                         format!(
-                            "tag files other than dbxport.json declare {declared} bytes together, more than the {MAX_TAGS_TOTAL} allowed (spec §10.3); this one crosses the bound"
+                            "tag files other than dbxport.json declare {declared} bytes together, more than the {max_tags} allowed for {entries} entries ({MAX_TAGS_TOTAL} + {TAGS_PER_ENTRY} per entry, spec §10.3); this one crosses the bound"
                         ),
                     ),
                 );
@@ -315,7 +399,11 @@ impl Bundle {
         let mut r =
             open_entry(&mut self.src, &e).map_err(|err| classify_read_error(&subject, &err))?;
         let mut h = HashingReader::new(&mut r);
-        let parsed = Inventory::from_reader(&mut h);
+        let parsed = if self.lean {
+            Inventory::from_reader_lean(&mut h, &self.early)
+        } else {
+            Inventory::from_reader(&mut h)
+        };
         h.check(&subject, Ok(0))?;
         // The parser may stop early (a refusal); the digest needs every byte.
         let copied = io::copy(&mut h, &mut io::sink());
@@ -328,7 +416,6 @@ impl Bundle {
         let prefix = format!("{bag}/");
         // Classify entries: tag files, payload files, folders.
         let mut tag_files: BTreeSet<String> = BTreeSet::new();
-        let mut payload: BTreeMap<String, u64> = BTreeMap::new();
         let mut dirs: BTreeSet<String> = BTreeSet::new();
         for e in &self.index.entries {
             let Some(rel) = e.name.strip_prefix(&prefix) else {
@@ -347,10 +434,8 @@ impl Bundle {
                         "a folder outside data/ (only tag files may sit beside data/)",
                     ));
                 }
-            } else if let Some(p) = rel.strip_prefix("data/") {
-                if !p.is_empty() {
-                    payload.insert(rel.to_string(), e.size);
-                }
+            } else if rel.starts_with("data/") {
+                // A payload file (collected below, once the tag files are read).
             } else if rel.contains('/') {
                 problems.push(BundleError::new(
                     ErrorCode::Unlisted,
@@ -383,7 +468,8 @@ impl Bundle {
                     digest
                 })
             } else if let Some(name) = PARSED_TAGS.iter().find(|n| **n == t.as_str()) {
-                self.read_small(t, MAX_TAGS_TOTAL, tag_code(t)).map(|b| {
+                let cap = tags_limit(self.index.entries.len() as u64);
+                self.read_small(t, cap, tag_code(t)).map(|b| {
                     let digest = sha256_hex(&b);
                     held.insert(name, b);
                     digest
@@ -398,6 +484,16 @@ impl Bundle {
                 Err(e) => read_problems.push(e),
             }
         }
+        // Payload files by bag-relative path, borrowing the index's names (issue #15: a copy
+        // of every name was a tenth of what verify held per object).
+        let payload: BTreeMap<&str, u64> = self
+            .index
+            .entries
+            .iter()
+            .filter(|e| !e.dir)
+            .filter_map(|e| Some((e.name.strip_prefix(&prefix)?, e.size)))
+            .filter(|(rel, _)| rel.len() > "data/".len() && rel.starts_with("data/"))
+            .collect();
 
         // bagit.txt
         match held.remove(BAGIT_FILE) {
@@ -540,7 +636,7 @@ impl Bundle {
         };
         if let Some(m) = &manifest {
             for p in payload.keys() {
-                if !m.contains_key(p) {
+                if !m.contains_key(*p) {
                     problems.push(BundleError::new(
                         ErrorCode::Unlisted,
                         format!("entry {p}"),
@@ -549,7 +645,7 @@ impl Bundle {
                 }
             }
             for p in m.keys() {
-                if !payload.contains_key(p) {
+                if !payload.contains_key(p.as_str()) {
                     problems.push(BundleError::new(
                         ErrorCode::Missing,
                         format!("entry {p}"),
@@ -594,7 +690,11 @@ impl Bundle {
         }
 
         // Stored names.
-        for p in payload.keys().chain(dirs.iter()) {
+        for p in payload
+            .keys()
+            .copied()
+            .chain(dirs.iter().map(String::as_str))
+        {
             for c in p.trim_end_matches('/').split('/').skip(1) {
                 if let Err(why) = check_component(c) {
                     problems.push(BundleError::new(
@@ -636,6 +736,7 @@ impl Bundle {
             check_records(inv, m, &payload, &dirs, problems);
         }
         if let Some(inv) = &inventory {
+            problems.append(self.early.take());
             super::records::check(inv, problems);
         }
         self.tag_digests = digests;
@@ -703,18 +804,34 @@ impl Bundle {
 
     /// Every entry as `(bag-relative path, is folder, size)`, in file order.
     pub fn entries(&self) -> Vec<(String, bool, u64)> {
+        self.entry_order()
+            .into_iter()
+            .map(|i| self.entry_at(i))
+            .collect()
+    }
+
+    /// The indexes of the bag's entries in file order, for [`Bundle::entry_at`]: a walk over
+    /// every entry without a copy of every name (4 bytes an entry instead of its path).
+    pub fn entry_order(&self) -> Vec<u32> {
         let prefix = format!("{}/", self.bag);
-        let mut v: Vec<_> = self
-            .index
-            .entries
-            .iter()
-            .filter_map(|e| {
-                let rel = e.name.strip_prefix(&prefix)?;
-                Some((e.header_offset, rel.to_string(), e.dir, e.size))
-            })
+        let entries = &self.index.entries;
+        // The central directory is bounded (§10.3) far below 2^32 entries.
+        let mut v: Vec<u32> = (0..entries.len() as u32)
+            .filter(|i| entries[*i as usize].name.starts_with(&prefix))
             .collect();
-        v.sort();
-        v.into_iter().map(|(_, r, d, s)| (r, d, s)).collect()
+        v.sort_by_key(|i| entries[*i as usize].header_offset);
+        v
+    }
+
+    /// Entry `i` (from [`Bundle::entry_order`]) as `(bag-relative path, is folder, size)`.
+    pub fn entry_at(&self, i: u32) -> (String, bool, u64) {
+        let e = &self.index.entries[i as usize];
+        let rel = e.name.strip_prefix(&self.bag).unwrap_or(&e.name);
+        (
+            rel.strip_prefix('/').unwrap_or(rel).to_string(),
+            e.dir,
+            e.size,
+        )
     }
 
     /// Number of zip entries.
@@ -947,7 +1064,7 @@ fn read_up_to(f: &mut std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
 fn check_records(
     inv: &Inventory,
     manifest: &BTreeMap<String, String>,
-    payload: &BTreeMap<String, u64>,
+    payload: &BTreeMap<&str, u64>,
     dirs: &BTreeSet<String>,
     problems: &mut ProblemList,
 ) {
@@ -984,14 +1101,33 @@ fn check_records(
                 .next()
                 .is_some_and(|(p, _)| p.starts_with(d))
     };
-    for (kind, name, stored, size, sha) in all {
+    let whole = all.map(|(kind, name, stored, size, sha)| {
+        (
+            kind,
+            name.as_str(),
+            stored.iter().map(String::as_str).collect::<Vec<_>>(),
+            size,
+            sha.map(std::borrow::Cow::Borrowed),
+        )
+    });
+    let lean = inv.summaries.iter().map(|r| {
+        (
+            &r.kind as &dyn std::fmt::Display,
+            &*r.name,
+            r.stored.iter().map(|s| &**s).collect::<Vec<_>>(),
+            r.size,
+            r.sha256_hex().map(std::borrow::Cow::Owned),
+        )
+    });
+    for (kind, name, stored, size, sha) in whole.chain(lean) {
+        let sha = sha.as_deref();
         let subject = format!("record {kind} {name}");
-        for s in stored.iter() {
-            *claims.entry(s.as_str()).or_default() += 1;
+        for s in stored.iter().copied() {
+            *claims.entry(s).or_default() += 1;
             let present = if s.ends_with('/') {
                 exists_dir(s)
             } else {
-                payload.contains_key(s.as_str())
+                payload.contains_key(s)
             };
             if !present {
                 problems.push(BundleError::new(
@@ -1001,9 +1137,9 @@ fn check_records(
                 ));
             }
         }
-        match stored.first() {
+        match stored.first().copied() {
             Some(p) if !p.ends_with('/') => {
-                if let Some(real) = payload.get(p.as_str()) {
+                if let Some(real) = payload.get(p) {
                     if *real != size {
                         problems.push(BundleError::new(
                             ErrorCode::RecordMismatch,
@@ -1012,7 +1148,7 @@ fn check_records(
                         ));
                     }
                 }
-                if let Some(m) = manifest.get(p.as_str()) {
+                if let Some(m) = manifest.get(p) {
                     if Some(m.as_str()) != sha {
                         problems.push(BundleError::new(
                             ErrorCode::RecordMismatch,
@@ -1034,7 +1170,7 @@ fn check_records(
         }
     }
     for p in payload.keys() {
-        match claims.get(p.as_str()).copied().unwrap_or(0) {
+        match claims.get(p).copied().unwrap_or(0) {
             1 => {}
             0 => problems.push(BundleError::new(
                 ErrorCode::Unclaimed,

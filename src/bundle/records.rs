@@ -220,6 +220,38 @@ pub fn check(inv: &Inventory, problems: &mut ProblemList) {
     crate::kinds::model::format::check_version_summaries(inv, &ctx, &mut out);
 }
 
+/// True for the kinds whose rules need no other record and whose meta no command that only
+/// verifies, inspects or unpacks reads afterwards.
+pub fn checked_alone(kind: Kind) -> bool {
+    !matches!(
+        kind,
+        Kind::SecretScope
+            | Kind::Secret
+            | Kind::RegisteredModel
+            | Kind::ModelVersion
+            | Kind::ModelArtifact
+    )
+}
+
+/// Runs [`check`]'s rules on one record of a kind [`checked_alone`] accepts, adding its
+/// problems to `problems`; returns false (and checks nothing) for other kinds.
+pub fn check_alone(r: &Record, problems: &mut ProblemList) -> bool {
+    if !checked_alone(r.kind) {
+        return false;
+    }
+    let mut out = Out(problems);
+    let mut ctx = RecordContext {
+        scopes: BTreeSet::new(),
+        models: BTreeSet::new(),
+        versions: BTreeSet::new(),
+        stored_artifacts: BTreeMap::new(),
+        manifests: BTreeMap::new(),
+    };
+    check_sealing(&mut out, r);
+    crate::kinds::format::record_rules(r, &mut ctx, &mut out);
+    true
+}
+
 /// §5.2 and §8: which records are sealed, and what directories claim.
 fn check_sealing(out: &mut Out, r: &Record) {
     if r.kind == Kind::Secret {

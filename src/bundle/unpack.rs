@@ -109,7 +109,7 @@ pub fn unpack_with(
     if !force && !is_empty_or_missing(target)? {
         return Err(BundleError::new(ErrorCode::TargetNotEmpty, &tsubject, "is not empty").into());
     }
-    let mut b = Bundle::open(bundle, opener)?;
+    let mut b = Bundle::open_lean(bundle, opener)?;
     if b.bag_name() == SECRETS_DIR && opener.is_some_and(|o| !o.is_empty()) {
         return Err(BundleError::new(
             ErrorCode::TargetNotEmpty,
@@ -119,8 +119,13 @@ pub fn unpack_with(
         .into());
     }
     // Free space, from the declared sizes (§10.3: no entry yields more than it declares).
-    let entries = b.entries();
-    let bytes: u64 = entries.iter().map(|e| e.2).sum();
+    // Sizes only: a copy of every entry's path would outlive this into the extraction.
+    let entries: Vec<u64> = b
+        .entry_order()
+        .into_iter()
+        .map(|i| b.entry_at(i).2)
+        .collect();
+    let bytes: u64 = entries.iter().sum();
     let secrets = b
         .inventory()
         .records
@@ -129,7 +134,7 @@ pub fn unpack_with(
         .count() as u64;
     let needed = entries
         .iter()
-        .map(|e| e.2.div_ceil(BLOCK).max(1) * BLOCK)
+        .map(|size| size.div_ceil(BLOCK).max(1) * BLOCK)
         .sum::<u64>()
         + secrets * BLOCK;
     let available = opts.free_space.or_else(|| free_space(target));
@@ -344,11 +349,12 @@ fn extract(b: &mut Bundle, root: &Path, opener: Option<&Opener>) -> Result<Unpac
     let bag = b.bag_name().to_string();
     let bag_root = root.join(&bag);
     fs::create_dir(&bag_root).ctx(format!("folder {}", bag_root.display()))?;
-    let manifest = b.manifest().clone();
-    let tag_digests = b.tag_digests().clone();
+    // Entries by index and digests looked up one at a time: a copy of every path and of the
+    // manifest was half of what unpack held per object (issue #15).
     let mut files = 0u64;
     let mut bytes = 0u64;
-    for (rel, dir, size) in b.entries() {
+    for i in b.entry_order() {
+        let (rel, dir, size) = b.entry_at(i);
         if rel.is_empty() {
             continue;
         }
@@ -366,9 +372,9 @@ fn extract(b: &mut Bundle, root: &Path, opener: Option<&Opener>) -> Result<Unpac
             fs::create_dir_all(parent).ctx(&subject)?;
         }
         let want = if rel.starts_with("data/") {
-            manifest.get(&rel).cloned()
+            b.manifest().get(&rel).cloned()
         } else {
-            tag_digests.get(&rel).cloned()
+            b.tag_digests().get(&rel).cloned()
         };
         let Some(want) = want else {
             return Err(BundleError::new(

@@ -54,7 +54,7 @@ pub fn verify_file_with_progress(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<VerifyReport> {
     // `scan` fails only when the file cannot be read or its envelope cannot be opened.
-    let scan = Bundle::scan(path, opener)?;
+    let scan = Bundle::scan_lean(path, opener)?;
     Ok(finish(
         path.display().to_string(),
         scan,
@@ -75,7 +75,7 @@ fn no_skip(_: &ZipEntry, _: &str) -> bool {
 /// already read back at the offset, size and CRC-32 the central directory gives, with the
 /// SHA-256 the manifest gives, is not read a second time.
 pub(crate) fn verify_written(path: &Path, read_back: &Checked) -> Result<VerifyReport> {
-    let scan = Bundle::scan(path, None)?;
+    let scan = Bundle::scan_lean(path, None)?;
     let mut skip = |e: &ZipEntry, want: &str| {
         read_back.get(&e.name).is_some_and(|c| {
             Some(c.data_start) == e.data_start
@@ -130,7 +130,7 @@ pub fn verify_source(
     envelope: bool,
     opener: Option<&Opener>,
 ) -> VerifyReport {
-    let scan = Bundle::scan_source(src, label.clone(), envelope);
+    let scan = Bundle::scan_source_with(src, label.clone(), envelope, true);
     finish(label, scan, opener, &mut |_, _| {}, &mut no_skip).0
 }
 
@@ -167,11 +167,9 @@ fn finish(
             report.bundle_id = Some(inv.bundle_id.clone());
             report.format_version = Some(inv.format_version.clone());
             report.sealed_files = inv
-                .records
-                .iter()
-                .flat_map(|r| &r.stored)
-                .filter(|p| p.ends_with(".age"))
-                .count() as u64;
+                .views()
+                .map(|r| r.stored.iter().filter(|p| p.ends_with(".age")).count() as u64)
+                .sum();
         }
         report.payload_files = b.manifest().len() as u64;
         report.payload_bytes = b.payload_bytes();

@@ -26,6 +26,7 @@ mod error;
 mod extract;
 mod faults;
 mod files;
+mod generate;
 mod jobs;
 mod legacy;
 mod mlflow;

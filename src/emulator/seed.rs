@@ -571,6 +571,7 @@ pub(crate) fn load(dir: &Path, st: &mut State) -> Result<(), EmulatorError> {
 
     load_tree(dir, st, now)?;
     load_jobs(dir, st)?;
+    super::generate::load(dir, st, now)?;
     load_secrets(dir, st, now)?;
     load_permissions(dir, st)?;
     load_hive(dir, st)?;

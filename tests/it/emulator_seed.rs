@@ -518,3 +518,76 @@ fn the_command_serves_until_stopped() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("workspace, repos"));
 }
+
+/// `generate.json` (the scale benchmark's workspaces): a few numbers expand into folders,
+/// notebooks, jobs and grants, the same ones every time, and a dump writes them out as files.
+#[tokio::test]
+async fn generated_workspaces_expand_from_a_compact_description() {
+    let dir = tempfile::tempdir().unwrap();
+    small_seed(dir.path());
+    std::fs::write(
+        dir.path().join("generate.json"),
+        r#"{"root": "/Shared/gen", "notebooks": 103, "folders": 5, "jobs": 7, "grant_every": 10, "seed": 3}"#,
+    )
+    .unwrap();
+    let (emu, api) = start_seeded(dir.path()).await;
+    let folders = api
+        .get("/api/2.0/workspace/list?path=/Shared/gen")
+        .await
+        .ok();
+    let folders = folders["objects"].as_array().unwrap();
+    assert_eq!(folders.len(), 5);
+    let mut notebooks = 0;
+    for f in folders {
+        let path = f["path"].as_str().unwrap();
+        let list = api
+            .get(&format!("/api/2.0/workspace/list?path={path}"))
+            .await
+            .ok();
+        let objects = list["objects"].as_array().unwrap();
+        assert!(objects.iter().all(|o| o["object_type"] == "NOTEBOOK"));
+        // 103 over 5 folders: the first three hold one more.
+        assert!(objects.len() == 20 || objects.len() == 21, "{path}");
+        notebooks += objects.len();
+    }
+    assert_eq!(notebooks, 103);
+    let jobs = api.get("/api/2.2/jobs/list").await.ok();
+    let generated = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| {
+            j["settings"]["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("generated-job-"))
+        })
+        .count();
+    assert_eq!(generated, 7, "small_seed's own job is not counted");
+    // The grant on every tenth notebook: the first one of the first folder has it.
+    let id = api
+        .get("/api/2.0/workspace/get-status?path=/Shared/gen/area-000000/notebook_0000")
+        .await
+        .ok()["object_id"]
+        .as_i64()
+        .unwrap();
+    let perms = api
+        .get(&format!("/api/2.0/permissions/notebooks/{id}"))
+        .await
+        .ok();
+    assert!(
+        perms["access_control_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["group_name"] == "users" && a["all_permissions"][0]["inherited"] == false),
+        "{perms}"
+    );
+    // The same description gives the same workspace.
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    emu.dump_to(&a.path().join("d")).unwrap();
+    let (emu2, _) = start_seeded(dir.path()).await;
+    emu2.dump_to(&b.path().join("d")).unwrap();
+    assert_eq!(snapshot(&a.path().join("d")), snapshot(&b.path().join("d")));
+    assert!(!a.path().join("d/generate.json").exists());
+}

@@ -23,6 +23,7 @@ mod bundle_golden;
 mod bundle_hostile;
 mod bundle_interop;
 mod bundle_mutations;
+mod bundle_scale;
 mod bundle_schema;
 mod cli_docs;
 mod cli_kinds;

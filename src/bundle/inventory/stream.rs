@@ -6,7 +6,7 @@
 //! is parsed on its own (as a budgeted `Value`, so the schema checks stay word for word those
 //! of [`super::record_problems`]), checked, and converted; unknown top-level fields are skipped.
 
-use super::{record_problems, InventoryLimits, OpaqueRecord, Record};
+use super::{record_problems, InventoryLimits, OpaqueRecord, Record, RecordSummary};
 use crate::model::Kind;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
@@ -96,11 +96,25 @@ pub(super) enum Records {
     Array {
         records: Vec<Record>,
         opaque: Vec<OpaqueRecord>,
+        /// Records checked as they streamed, kept lean.
+        summaries: Vec<RecordSummary>,
         first_problem: Option<String>,
     },
 }
 
-pub(super) struct TopSeed<'b>(pub(super) &'b Budget);
+/// How records are kept once parsed: whole, or — for commands that only verify or summarise —
+/// with the `meta` of every kind that no later check needs dropped after the record's own
+/// rules ran on it as it streamed (issue #15: meta was most of what a record cost).
+#[derive(Clone, Copy)]
+pub(super) enum Keep<'p> {
+    /// Every record whole.
+    Full,
+    /// Records of the kinds [`super::super::records::checked_alone`] accepts are checked as
+    /// they stream, their problems added here, and their `meta` replaced by `null`.
+    Lean(&'p RefCell<crate::bundle::ProblemList>),
+}
+
+pub(super) struct TopSeed<'b>(pub(super) &'b Budget, pub(super) Keep<'b>);
 
 impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
     type Value = Top;
@@ -147,7 +161,18 @@ impl<'de> Visitor<'de> for TopSeed<'_> {
         let mut records = None;
         while let Some(key) = a.next_key::<String>()? {
             if key == "records" {
-                records = Some(a.next_value_seed(RecordsSeed(self.0))?);
+                // Records are checked alone only when the version that decides their meta
+                // rules came first (as a writer puts it); else they are kept whole and checked
+                // after the whole inventory was read.
+                let minor = fields
+                    .get("format_version")
+                    .and_then(Value::as_str)
+                    .map(super::minor_of);
+                let keep = match (self.1, minor) {
+                    (Keep::Lean(p), Some(m)) => Some((p, m)),
+                    _ => None,
+                };
+                records = Some(a.next_value_seed(RecordsSeed(self.0, keep))?);
             } else if KEPT.contains(&key.as_str()) {
                 self.0.charge(1, key.len() as u64)?;
                 let v = a.next_value_seed(Budgeted(self.0))?;
@@ -160,7 +185,12 @@ impl<'de> Visitor<'de> for TopSeed<'_> {
     }
 }
 
-struct RecordsSeed<'b>(&'b Budget);
+/// The records' seed: the budget, and when records are kept lean, where their problems go
+/// and the format's minor version.
+struct RecordsSeed<'b>(
+    &'b Budget,
+    Option<(&'b RefCell<crate::bundle::ProblemList>, u64)>,
+);
 
 impl<'de> DeserializeSeed<'de> for RecordsSeed<'_> {
     type Value = Records;
@@ -199,6 +229,7 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Records, A::Error> {
         let mut records = Vec::new();
         let mut opaque = Vec::new();
+        let mut summaries = Vec::new();
         let mut first_problem: Option<String> = None;
         let mut i = 0usize;
         loop {
@@ -219,7 +250,26 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
             } else {
                 let known = v["kind"].as_str().and_then(Kind::parse).is_some();
                 let converted = if known {
-                    serde_json::from_value(v).map(|r| records.push(r))
+                    serde_json::from_value::<Record>(v).map(|r| {
+                        if let Some((problems, minor)) = self.1 {
+                            let meta = r.meta.as_object();
+                            let versioned = meta.and_then(|m| {
+                                super::versioned_meta_problems(minor, r.kind.as_str(), m)
+                                    .into_iter()
+                                    .next()
+                            });
+                            if let Some(m) = versioned {
+                                first_problem = Some(format!("record {} {}: {m}", r.kind, r.name));
+                            } else if crate::bundle::records::check_alone(
+                                &r,
+                                &mut problems.borrow_mut(),
+                            ) {
+                                summaries.push(RecordSummary::of(r));
+                                return;
+                            }
+                        }
+                        records.push(r)
+                    })
                 } else {
                     serde_json::from_value(v).map(|r| opaque.push(r))
                 };
@@ -232,6 +282,7 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
         Ok(Records::Array {
             records,
             opaque,
+            summaries,
             first_problem,
         })
     }

