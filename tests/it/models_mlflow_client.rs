@@ -11,8 +11,7 @@ use crate::mlflow_support;
 use dbxport::emulator::{Emulator, EmulatorConfig, EmulatorHandle, FaultConfig};
 use mlflow_support::*;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 const SRC_TOKEN: &str = "dapi-mlflow-client-src";
 const DST_TOKEN: &str = "dapi-mlflow-client-dst";
@@ -27,37 +26,9 @@ fn emulator(token: &str) -> EmulatorHandle {
     .expect("start emulator")
 }
 
-/// Runs a script of `tests/mlflow_support` with the venv's Python against `emu`, the way a
-/// user's shell would: the workspace in `DATABRICKS_HOST` / `DATABRICKS_TOKEN`, nothing else.
+/// [`client_script`] with one argument.
 fn script(python: &Path, emu: &EmulatorHandle, token: &str, name: &str, arg: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/mlflow_support")
-        .join(name);
-    let home = tempfile::tempdir().unwrap();
-    let out = Command::new(python)
-        .arg(path)
-        .arg(arg)
-        .env_remove("DATABRICKS_CONFIG_PROFILE")
-        .env_remove("MLFLOW_TRACKING_URI")
-        .env_remove("MLFLOW_REGISTRY_URI")
-        .env("HOME", home.path())
-        .env("DATABRICKS_CONFIG_FILE", home.path().join("none.cfg"))
-        .env("DATABRICKS_HOST", emu.url())
-        .env("DATABRICKS_TOKEN", token)
-        .env("MLFLOW_DISABLE_TELEMETRY", "true")
-        .env("DO_NOT_TRACK", "true")
-        .env("GIT_PYTHON_REFRESH", "quiet")
-        .output()
-        .expect("run python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{name} failed ({}):\nstdout: {stdout}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(stdout.lines().last().unwrap_or(""))
-        .unwrap_or_else(|e| panic!("{name} did not print JSON ({e}): {stdout}"))
+    client_script(python, emu, token, name, &[arg])
 }
 
 fn ok(r: &Run, what: &str) {

@@ -708,35 +708,7 @@ fn a_uc_version_left_pending_by_refused_uploads_is_finished_by_the_next_import()
     assert_eq!(dst.stats().mutating, 0, "{:?}", dst.stats().routes);
 }
 
-/// Runs a script of `tests/mlflow_support` with the venv's Python against `emu`, as a user's
-/// shell would: the workspace in `DATABRICKS_HOST` / `DATABRICKS_TOKEN`, nothing else.
-fn script(python: &Path, emu: &EmulatorHandle, token: &str, name: &str, args: &[&str]) -> Value {
-    let home = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(python)
-        .arg(common::repo_path(&format!("tests/mlflow_support/{name}")))
-        .args(args)
-        .env_remove("DATABRICKS_CONFIG_PROFILE")
-        .env_remove("MLFLOW_TRACKING_URI")
-        .env_remove("MLFLOW_REGISTRY_URI")
-        .env("HOME", home.path())
-        .env("DATABRICKS_CONFIG_FILE", home.path().join("none.cfg"))
-        .env("DATABRICKS_HOST", emu.url())
-        .env("DATABRICKS_TOKEN", token)
-        .env("MLFLOW_DISABLE_TELEMETRY", "true")
-        .env("DO_NOT_TRACK", "true")
-        .env("GIT_PYTHON_REFRESH", "quiet")
-        .output()
-        .expect("run python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{name} failed ({}):\nstdout: {stdout}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(stdout.lines().last().unwrap_or(""))
-        .unwrap_or_else(|e| panic!("{name} did not print JSON ({e}): {stdout}"))
-}
+use crate::mlflow_support::client_script as script;
 
 #[test]
 fn a_model_registered_in_uc_by_the_mlflow_client_moves_and_predicts_the_same() {

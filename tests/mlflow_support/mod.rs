@@ -197,6 +197,48 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Runs a script of `tests/mlflow_support` (an unmodified MLflow client program) with the venv's
+/// Python against the emulator `emu`, as a user's shell would: the workspace in
+/// `DATABRICKS_HOST` / `DATABRICKS_TOKEN` and nothing else of the caller's configuration. The
+/// script's last line of output is its JSON result.
+pub fn client_script(
+    python: &Path,
+    emu: &dbxport::emulator::EmulatorHandle,
+    token: &str,
+    name: &str,
+    args: &[&str],
+) -> serde_json::Value {
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(python)
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/mlflow_support")
+                .join(name),
+        )
+        .args(args)
+        .env_remove("DATABRICKS_CONFIG_PROFILE")
+        .env_remove("MLFLOW_TRACKING_URI")
+        .env_remove("MLFLOW_REGISTRY_URI")
+        .env("HOME", home.path())
+        .env("DATABRICKS_CONFIG_FILE", home.path().join("none.cfg"))
+        .env("DATABRICKS_HOST", emu.url())
+        .env("DATABRICKS_TOKEN", token)
+        .env("MLFLOW_DISABLE_TELEMETRY", "true")
+        .env("DO_NOT_TRACK", "true")
+        .env("GIT_PYTHON_REFRESH", "quiet")
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{name} failed ({}):\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{name} did not print JSON ({e}): {stdout}"))
+}
+
 /// Runs a helper script of this folder with the venv's Python; returns its output.
 pub fn helper(python: &Path, script: &str, args: &[&str]) -> Output {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
