@@ -6,13 +6,9 @@
 //! instance profiles and the `/api/2.0/preview/permissions/` prefix — and must pass.
 
 use crate::common;
-use crate::emulator_sdk_conformance::{seed_token, start, wait_with_timeout, ADMIN};
+use crate::emulator_sdk_conformance::{run_suite, seed_token, start, ADMIN};
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
-
-/// The suite's budget: the CLI starts a Python interpreter per command (about 0.7 s each).
-const SUITE_TIMEOUT: Duration = Duration::from_secs(900);
 
 #[test]
 fn legacy_databricks_cli_suite_passes() {
@@ -41,21 +37,5 @@ fn legacy_databricks_cli_suite_passes() {
     }
     // The admin token by environment, never on the command line.
     cmd.env("CONFORMANCE_TOKEN", seed_token("poc", ADMIN));
-    let child = cmd.spawn().expect("start the legacy CLI suite");
-    let (status, stdout, stderr) = wait_with_timeout(child, SUITE_TIMEOUT);
-    println!("{stdout}");
-    eprintln!("{stderr}");
-    let last = stdout
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("");
-    assert!(
-        status == Some(0),
-        "the legacy CLI suite failed (exit {status:?}): {last}"
-    );
-    assert!(
-        last.ends_with(" 0 failed") && !last.starts_with("0 passed"),
-        "unexpected summary line: {last:?}"
-    );
+    run_suite(cmd, "the legacy CLI suite");
 }

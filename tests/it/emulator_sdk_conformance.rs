@@ -76,23 +76,7 @@ fn python_sdk_conformance_suite_passes() {
             oauth["client_secret"].as_str().expect("client_secret"),
         )
         .env("CONFORMANCE_TARGET_TOKEN", seed_token("empty", ADMIN));
-    let child = cmd.spawn().expect("start the Python suite");
-    let (status, stdout, stderr) = wait_with_timeout(child, SUITE_TIMEOUT);
-    println!("{stdout}");
-    eprintln!("{stderr}");
-    let last = stdout
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("");
-    assert!(
-        status == Some(0),
-        "the SDK conformance suite failed (exit {status:?}): {last}"
-    );
-    assert!(
-        last.ends_with(" 0 failed") && !last.starts_with("0 passed"),
-        "unexpected summary line: {last:?}"
-    );
+    let last = run_suite(cmd, "the SDK conformance suite");
     assert!(
         !last.contains("skipped"),
         "cases were skipped although every input was given: {last:?}"
@@ -483,4 +467,25 @@ async fn empty_fixture_has_principals_and_no_objects() {
     let shared = raw.get("/api/2.0/workspace/list?path=/Shared").await;
     assert!(arr(&shared, "objects").is_empty(), "/Shared: {shared}");
     emu.stop_and_wait().await;
+}
+
+/// Runs a Python conformance suite to its end (within [`SUITE_TIMEOUT`]), shows its output, and
+/// fails unless it exits 0 with a summary line of some passed and none failed; returns that line.
+pub(crate) fn run_suite(mut cmd: Command, what: &str) -> String {
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("start {what}: {e}"));
+    let (status, stdout, stderr) = wait_with_timeout(child, SUITE_TIMEOUT);
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    let last = stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .to_string();
+    assert!(status == Some(0), "{what} failed (exit {status:?}): {last}");
+    assert!(
+        last.ends_with(" 0 failed") && !last.starts_with("0 passed"),
+        "unexpected summary line of {what}: {last:?}"
+    );
+    last
 }
