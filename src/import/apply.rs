@@ -392,8 +392,19 @@ impl Run<'_> {
                 },
             );
         };
-        for unit in super::unit::UNITS {
-            for (item, r) in unit.apply(self).await {
+        for stage in super::unit::APPLY_STAGES {
+            let lanes = stage.iter().map(|lane| async move {
+                let mut done = Vec::new();
+                for unit in lane.iter() {
+                    done.extend(unit.apply(self).await);
+                }
+                done
+            });
+            for (item, r) in futures_util::future::join_all(lanes)
+                .await
+                .into_iter()
+                .flatten()
+            {
                 record(item, r);
             }
         }

@@ -244,8 +244,13 @@ async fn walk(ctx: Arc<Ctx>, tx: mpsc::Sender<Work>) {
     let limit = ctx.opts.concurrency.max(1);
     let mut listing = FuturesUnordered::new();
     let mut skipped_kinds: HashMap<&'static str, u64> = HashMap::new();
+    // Objects found but not yet taken by the pool. Listings in flight hold the client's
+    // request slots, so they are polled while the walker waits for room in the channel:
+    // waiting on the channel alone would leave them unpolled, their slots held, and a pool
+    // that needs slots to drain the channel (a deadlock once throttling narrows the slots).
+    let mut outbox: VecDeque<Work> = VecDeque::new();
     loop {
-        while listing.len() < limit && !ctx.is_stopped() {
+        while listing.len() < limit && outbox.len() < OUTBOX_LIMIT && !ctx.is_stopped() {
             let Some((path, info)) = queue.pop_front() else {
                 break;
             };
@@ -255,57 +260,18 @@ async fn walk(ctx: Arc<Ctx>, tx: mpsc::Sender<Work>) {
                 (path, info, r)
             });
         }
-        let Some((path, info, result)) = listing.next().await else {
+        if listing.is_empty() && outbox.is_empty() {
             break;
-        };
-        let entries = match result {
-            Ok(e) => e,
-            Err(why) => {
-                let id = info
-                    .as_ref()
-                    .map_or("0".to_string(), |i| i.object_id.to_string());
-                ctx.found(Kind::Directory, 1);
-                ctx.failed(
-                    Kind::Directory,
-                    &path,
-                    &id,
-                    format!("listing failed, so neither the folder nor its contents are exported: {why}"),
-                );
-                continue;
-            }
-        };
-        if let Some(info) = info {
-            if tx.send(Work::alone(info)).await.is_err() {
-                return;
-            }
         }
-        let mut entries = entries;
-        entries.sort_by(|a, b| a.path.cmp(&b.path));
-        let archive = folder_archive(&ctx, &path, &entries);
-        for e in entries {
-            if e.path == path || !ctx.filter.includes(&e.path) {
-                continue;
-            }
-            match e.object_type {
-                ObjectType::Directory => {
-                    queue.push_back((e.path.clone(), Some(e)));
-                    continue;
-                }
-                ObjectType::Notebook | ObjectType::File | ObjectType::Repo => {}
-                ObjectType::Library => {
-                    *skipped_kinds.entry("libraries").or_default() += 1;
-                    continue;
-                }
-                ObjectType::Dashboard => {
-                    *skipped_kinds.entry("legacy dashboards").or_default() += 1;
-                    continue;
+        tokio::select! {
+            permit = tx.reserve(), if !outbox.is_empty() => {
+                let Ok(permit) = permit else { return };
+                if let Some(w) = outbox.pop_front() {
+                    permit.send(w);
                 }
             }
-            let archive = (e.object_type == ObjectType::Notebook && e.language.is_some())
-                .then(|| archive.clone())
-                .flatten();
-            if tx.send(Work { info: e, archive }).await.is_err() {
-                return;
+            Some((path, info, result)) = listing.next(), if !listing.is_empty() => {
+                listed(&ctx, path, info, result, &mut queue, &mut outbox, &mut skipped_kinds);
             }
         }
     }
@@ -313,6 +279,70 @@ async fn walk(ctx: Arc<Ctx>, tx: mpsc::Sender<Work>) {
         ctx.notice(format!(
             "{n} {what} in the workspace tree are not exported: the workspace API cannot export them"
         ));
+    }
+}
+
+/// Objects the walker holds for the pool before it pauses its listings.
+const OUTBOX_LIMIT: usize = 4096;
+
+/// What one folder's listing gives: the folder itself (now known to be readable), its objects
+/// for the pool (`outbox`), its subfolders for the walk (`queue`); a failed listing is the
+/// folder's failure.
+fn listed(
+    ctx: &Arc<Ctx>,
+    path: String,
+    info: Option<ObjectInfo>,
+    result: Result<Vec<ObjectInfo>, String>,
+    queue: &mut VecDeque<(String, Option<ObjectInfo>)>,
+    outbox: &mut VecDeque<Work>,
+    skipped_kinds: &mut HashMap<&'static str, u64>,
+) {
+    let mut entries = match result {
+        Ok(e) => e,
+        Err(why) => {
+            let id = info
+                .as_ref()
+                .map_or("0".to_string(), |i| i.object_id.to_string());
+            ctx.found(Kind::Directory, 1);
+            ctx.failed(
+                Kind::Directory,
+                &path,
+                &id,
+                format!(
+                    "listing failed, so neither the folder nor its contents are exported: {why}"
+                ),
+            );
+            return;
+        }
+    };
+    if let Some(info) = info {
+        outbox.push_back(Work::alone(info));
+    }
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    let archive = folder_archive(ctx, &path, &entries);
+    for e in entries {
+        if e.path == path || !ctx.filter.includes(&e.path) {
+            continue;
+        }
+        match e.object_type {
+            ObjectType::Directory => {
+                queue.push_back((e.path.clone(), Some(e)));
+                continue;
+            }
+            ObjectType::Notebook | ObjectType::File | ObjectType::Repo => {}
+            ObjectType::Library => {
+                *skipped_kinds.entry("libraries").or_default() += 1;
+                continue;
+            }
+            ObjectType::Dashboard => {
+                *skipped_kinds.entry("legacy dashboards").or_default() += 1;
+                continue;
+            }
+        }
+        let archive = (e.object_type == ObjectType::Notebook && e.language.is_some())
+            .then(|| archive.clone())
+            .flatten();
+        outbox.push_back(Work { info: e, archive });
     }
 }
 
