@@ -7,7 +7,10 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
-use dbxport::emulator::{Emulator, EmulatorConfig, EmulatorError, FaultConfig, FAMILIES};
+use dbxport::emulator::{
+    is_limit_key, Emulator, EmulatorConfig, EmulatorError, FaultConfig, LimitsProfile, CLASSES,
+    FAMILIES,
+};
 
 use super::EXIT_OK;
 use dbxport::hints::Hint;
@@ -38,10 +41,17 @@ pub struct Args {
     /// Extra random latency of up to this many milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub jitter_ms: u64,
-    /// Rate limit as FAMILY=RPS per endpoint family, or RPS for one bucket over all requests
-    /// (repeatable); answered with 429 and Retry-After.
+    /// Rate limit as FAMILY=RPS per endpoint family or class (`workspace`, `workspace.export`,
+    /// `permissions.write`, …), or RPS for one bucket over all requests (repeatable); answered
+    /// with 429 and Retry-After. Overrides the `--limits` profile for what it names.
     #[arg(long = "rate-limit", value_name = "[FAMILY=]RPS")]
     pub rate_limits: Vec<String>,
+    /// A named set of per-class rate limits: `published` models the approximate per-API limits
+    /// quoted for real workspaces (workspace export 60/s, import 30/s, permissions reads 100/s
+    /// and writes 30/s, jobs create 20/s, DBFS 30/s, MLflow search 7/s, …; see
+    /// spec/emulator-seed.md); `none` (the default) sets none.
+    #[arg(long, value_name = "PROFILE", default_value = "none", value_parser = parse_profile)]
+    pub limits: LimitsProfile,
     /// Probability (0..1) of answering a request with a random 500 or 503.
     #[arg(long, value_name = "P", default_value_t = 0.0)]
     pub error_rate: f64,
@@ -70,6 +80,11 @@ pub struct Args {
     pub json: bool,
 }
 
+fn parse_profile(s: &str) -> Result<LimitsProfile, String> {
+    LimitsProfile::parse(s)
+        .ok_or_else(|| format!("unknown limits profile `{s}`; use published or none"))
+}
+
 fn rate_limits(specs: &[String]) -> anyhow::Result<BTreeMap<String, f64>> {
     let mut out = BTreeMap::new();
     for s in specs {
@@ -81,10 +96,13 @@ fn rate_limits(specs: &[String]) -> anyhow::Result<BTreeMap<String, f64>> {
             .trim()
             .parse()
             .with_context(|| format!("--rate-limit {s}: not a number of requests per second"))?;
-        if family != "*" && !FAMILIES.contains(&family.as_str()) {
+        if !is_limit_key(&family) {
             bail!(
                 "--rate-limit {s}: unknown family `{family}`\n{}",
-                Hint::EmulatorFamily.with(&[("families", &FAMILIES.join(", "))])
+                Hint::EmulatorFamily.with(&[(
+                    "families",
+                    &format!("{}, {}", FAMILIES.join(", "), CLASSES.join(", "))
+                )])
             );
         }
         out.insert(family, rps);
@@ -112,6 +130,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         latency_ms: args.latency_ms,
         jitter_ms: args.jitter_ms,
         rate_limits: rate_limits(&args.rate_limits)?,
+        limits: args.limits,
         error_rate: args.error_rate,
         drop_rate: args.drop_rate,
         drop_after_apply: args.drop_after_apply,
@@ -168,6 +187,10 @@ mod tests {
         assert_eq!(r.get("workspace"), Some(&5.0));
         assert_eq!(r.get("*"), Some(&100.0));
         assert!(rate_limits(&["nope=1".into()]).is_err());
+        let r = rate_limits(&["workspace.export=7".into()]).unwrap();
+        assert_eq!(r.get("workspace.export"), Some(&7.0));
+        assert_eq!(parse_profile("published"), Ok(LimitsProfile::Published));
+        assert!(parse_profile("fast").is_err());
         assert!(rate_limits(&["jobs=x".into()]).is_err());
     }
 }

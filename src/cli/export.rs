@@ -402,6 +402,7 @@ fn print_summary(s: &ExportSummary) {
             m.code.len()
         );
     }
+    print_folders(&s.run.folders);
     eprintln!(
         "dbxport: {} requests ({} retries, {} throttled) in {:.1} s{}",
         s.run.requests,
@@ -414,6 +415,35 @@ fn print_summary(s: &ExportSummary) {
             String::new()
         }
     );
+}
+
+/// How the folders' notebooks were fetched: the count by archive, and each folder that went
+/// object by object with its reason (the first ten; `--json` lists them all).
+fn print_folders(folders: &std::collections::BTreeMap<String, String>) {
+    if folders.is_empty() {
+        return;
+    }
+    let whole = folders
+        .values()
+        .filter(|h| h.starts_with("archive") && !h.contains("per object"))
+        .count();
+    let others: Vec<(&String, &String)> = folders
+        .iter()
+        .filter(|(_, h)| !h.starts_with("archive") || h.contains("per object"))
+        .collect();
+    eprintln!(
+        "dbxport: folders: {whole} fetched as one archive each, {} in part or wholly object by object",
+        others.len()
+    );
+    for (path, how) in others.iter().take(10) {
+        eprintln!("dbxport:   {path}: {how}");
+    }
+    if others.len() > 10 {
+        eprintln!(
+            "dbxport:   … and {} more (--json lists them)",
+            others.len() - 10
+        );
+    }
 }
 
 /// Export's progress: counts per kind, drawn through the live area on a terminal; off a

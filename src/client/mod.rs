@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod archive;
 pub mod auth;
 pub mod commands;
 pub mod compute;

@@ -1,5 +1,7 @@
 //! Injected faults: fixed and jittered latency, a token-bucket rate limit per endpoint family
-//! (429 with `Retry-After`), random 5xx answers and dropped connections. Every random choice
+//! or rate-limit class (429 with `Retry-After`), named limits profiles such as the published
+//! per-API limits of real workspaces ([`LimitsProfile::Published`]), random 5xx answers and
+//! dropped connections. Every random choice
 //! comes from one ChaCha stream seeded by [`FaultConfig::seed`], and every request draws the same
 //! number of values from it, so a client that sends the same requests in the same order meets the
 //! same faults.
@@ -21,9 +23,12 @@ pub struct FaultConfig {
     pub latency_ms: u64,
     /// Extra latency drawn uniformly from `0..=jitter_ms`.
     pub jitter_ms: u64,
-    /// Requests per second allowed per endpoint family (see [`FAMILIES`]); the key `*` is one
-    /// bucket shared by every request. Each bucket holds one second of burst.
+    /// Requests per second allowed per endpoint family (see [`FAMILIES`]) or rate-limit class
+    /// (see [`CLASSES`]); the key `*` is one bucket shared by every request. Each bucket holds
+    /// one second of burst. Entries here override the [`FaultConfig::limits`] profile's.
     pub rate_limits: BTreeMap<String, f64>,
+    /// A named set of per-class rate limits applied beneath `rate_limits`.
+    pub limits: LimitsProfile,
     /// Probability (0..=1) that a request is answered with a server error instead.
     pub error_rate: f64,
     /// The statuses injected errors use, chosen at random; default `[500, 503]`.
@@ -48,6 +53,7 @@ impl Default for FaultConfig {
             latency_ms: 0,
             jitter_ms: 0,
             rate_limits: BTreeMap::new(),
+            limits: LimitsProfile::None,
             error_rate: 0.0,
             error_statuses: vec![500, 503],
             drop_rate: 0.0,
@@ -79,7 +85,144 @@ pub const FAMILIES: [&str; 16] = [
     "other",
 ];
 
+/// Rate-limit classes: parts of a family that real workspaces limit on their own (see
+/// [`limit_class`]). A rate limit may name a class or its whole family.
+pub const CLASSES: [&str; 13] = [
+    "workspace.read",
+    "workspace.export",
+    "workspace.import",
+    "permissions.read",
+    "permissions.write",
+    "jobs.read",
+    "jobs.create",
+    "jobs.run-now",
+    "jobs.submit",
+    "jobs.write",
+    "mlflow.search",
+    "mlflow.tracking",
+    "scim.read",
+];
+
+/// A named set of rate limits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitsProfile {
+    /// No limit beyond `rate_limits`.
+    #[default]
+    None,
+    /// The per-API limits third-party summaries quote from the Azure Databricks "resource
+    /// limits" page ([`PUBLISHED_LIMITS`]); approximate.
+    Published,
+}
+
+impl LimitsProfile {
+    /// The profile named `name` (`none`, `published`).
+    pub fn parse(name: &str) -> Option<LimitsProfile> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "none" => Some(LimitsProfile::None),
+            "published" => Some(LimitsProfile::Published),
+            _ => None,
+        }
+    }
+
+    /// Its limits: class or family, requests per second.
+    pub fn limits(self) -> &'static [(&'static str, f64)] {
+        match self {
+            LimitsProfile::None => &[],
+            LimitsProfile::Published => &PUBLISHED_LIMITS,
+        }
+    }
+}
+
+/// The `published` profile, requests per second per workspace. Approximate: taken from
+/// third-party summaries of the Azure Databricks "resource limits" page (see
+/// `spec/emulator-seed.md`, "Rate limits", for each figure's source); rows marked *assumed*
+/// there have no published figure of their own.
+pub const PUBLISHED_LIMITS: [(&str, f64); 15] = [
+    // Workspace export API.
+    ("workspace.export", 60.0),
+    // Workspace import API; mkdirs and delete are assumed to share it.
+    ("workspace.import", 30.0),
+    // list and get-status: no published figure; assumed equal to export.
+    ("workspace.read", 60.0),
+    // Permissions API GET, and PUT/PATCH.
+    ("permissions.read", 100.0),
+    ("permissions.write", 30.0),
+    // Jobs API create, run-now, runs/submit; runs/get (applied to every jobs read).
+    ("jobs.create", 20.0),
+    ("jobs.run-now", 20.0),
+    ("jobs.submit", 35.0),
+    ("jobs.read", 100.0),
+    // update, reset, delete: no published figure; assumed equal to create.
+    ("jobs.write", 20.0),
+    // DBFS API.
+    ("dbfs", 30.0),
+    // Secrets API.
+    ("secrets", 1100.0),
+    // MLflow search endpoints, and the tracking API's other endpoints.
+    ("mlflow.search", 7.0),
+    ("mlflow.tracking", 120.0),
+    // Workspace SCIM API GET.
+    ("scim.read", 255.0),
+];
+
+/// True when `key` names something a rate limit can apply to.
+pub fn is_limit_key(key: &str) -> bool {
+    key == "*" || FAMILIES.contains(&key) || CLASSES.contains(&key)
+}
+
+/// The rate-limit class of a request: its family, split where real workspaces limit parts of
+/// it separately (workspace list/get-status, export and import; permission reads and writes;
+/// jobs reads, create, run-now, submit and other writes; MLflow search and the rest of
+/// tracking; SCIM reads). Families not split are their own class.
+pub fn limit_class(method: &str, path: &str) -> &'static str {
+    let fam = family(path);
+    let read = method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD");
+    match fam {
+        "workspace" => {
+            if path.ends_with("/workspace/export") {
+                "workspace.export"
+            } else if read {
+                "workspace.read"
+            } else {
+                "workspace.import"
+            }
+        }
+        "permissions" if read => "permissions.read",
+        "permissions" => "permissions.write",
+        "jobs" => {
+            if path.ends_with("/jobs/create") {
+                "jobs.create"
+            } else if path.ends_with("/jobs/run-now") {
+                "jobs.run-now"
+            } else if path.ends_with("/jobs/runs/submit") {
+                "jobs.submit"
+            } else if read {
+                "jobs.read"
+            } else {
+                "jobs.write"
+            }
+        }
+        "mlflow" if path.contains("/search") => "mlflow.search",
+        "mlflow" => "mlflow.tracking",
+        "scim" if read => "scim.read",
+        other => other,
+    }
+}
+
 impl FaultConfig {
+    /// The limits in force: the profile's, then `rate_limits` over them.
+    pub fn effective_rate_limits(&self) -> BTreeMap<String, f64> {
+        let mut out: BTreeMap<String, f64> = self
+            .limits
+            .limits()
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        out.extend(self.rate_limits.iter().map(|(k, v)| (k.clone(), *v)));
+        out
+    }
+
     /// Checks ranges and names.
     pub fn validate(&self) -> Result<(), EmulatorError> {
         for (name, rate) in [
@@ -93,10 +236,11 @@ impl FaultConfig {
             }
         }
         for (family, rps) in &self.rate_limits {
-            if family != "*" && !FAMILIES.contains(&family.as_str()) {
+            if !is_limit_key(family) {
                 return Err(EmulatorError::Faults(format!(
-                    "rate limit for unknown family `{family}`; families are {}, or `*` for all",
-                    FAMILIES.join(", ")
+                    "rate limit for unknown family `{family}`; families are {}, classes {}, or `*` for all",
+                    FAMILIES.join(", "),
+                    CLASSES.join(", ")
                 )));
             }
             if !(rps.is_finite() && *rps > 0.0) {
@@ -136,6 +280,7 @@ impl FaultConfig {
         self.latency_ms == 0
             && self.jitter_ms == 0
             && self.rate_limits.is_empty()
+            && self.limits == LimitsProfile::None
             && self.error_rate == 0.0
             && self.drop_rate == 0.0
     }
@@ -214,6 +359,7 @@ struct Bucket {
 #[derive(Debug)]
 pub(crate) struct FaultState {
     config: FaultConfig,
+    limits: BTreeMap<String, f64>,
     rng: ChaCha8Rng,
     buckets: HashMap<String, Bucket>,
 }
@@ -222,6 +368,7 @@ impl FaultState {
     pub fn new(config: FaultConfig) -> FaultState {
         FaultState {
             rng: ChaCha8Rng::seed_from_u64(config.seed),
+            limits: config.effective_rate_limits(),
             config,
             buckets: HashMap::new(),
         }
@@ -236,8 +383,9 @@ impl FaultState {
         *self = FaultState::new(config);
     }
 
-    /// Decides the fate of one request of `family`.
-    pub fn decide(&mut self, family: &str, now: Instant) -> Decision {
+    /// Decides the fate of one request of `family` and rate-limit `class` (see
+    /// [`limit_class`]; the family itself when it has no classes).
+    pub fn decide(&mut self, family: &str, class: &str, now: Instant) -> Decision {
         let proceed = Decision {
             delay: Duration::ZERO,
             action: Action::Proceed,
@@ -260,8 +408,14 @@ impl FaultState {
             Duration::ZERO
         };
 
-        for key in ["*", family] {
-            if let Some(&rps) = self.config.rate_limits.get(key) {
+        // A class checks its own bucket too, once.
+        let keys: &[&str] = if class == family {
+            &["*", family]
+        } else {
+            &["*", family, class]
+        };
+        for &key in keys {
+            if let Some(&rps) = self.limits.get(key) {
                 let bucket = self.buckets.entry(key.to_string()).or_insert(Bucket {
                     tokens: rps.max(1.0),
                     last: now,
@@ -334,7 +488,7 @@ mod tests {
             let mut s = FaultState::new(cfg.clone());
             (0..200)
                 .map(|_| {
-                    let d = s.decide("workspace", now);
+                    let d = s.decide("workspace", "workspace.read", now);
                     (d.delay, d.action)
                 })
                 .collect::<Vec<_>>()
@@ -357,12 +511,101 @@ mod tests {
             ..FaultConfig::default()
         });
         let t0 = Instant::now();
-        assert_eq!(s.decide("jobs", t0).action, Action::Proceed);
-        assert_eq!(s.decide("jobs", t0).action, Action::Proceed);
-        assert_eq!(s.decide("jobs", t0).action, Action::Throttle(1));
-        assert_eq!(s.decide("workspace", t0).action, Action::Proceed);
+        assert_eq!(s.decide("jobs", "jobs.read", t0).action, Action::Proceed);
+        assert_eq!(s.decide("jobs", "jobs.read", t0).action, Action::Proceed);
+        assert_eq!(
+            s.decide("jobs", "jobs.read", t0).action,
+            Action::Throttle(1)
+        );
+        assert_eq!(
+            s.decide("workspace", "workspace.read", t0).action,
+            Action::Proceed
+        );
         let t1 = t0 + Duration::from_millis(600);
-        assert_eq!(s.decide("jobs", t1).action, Action::Proceed);
+        assert_eq!(s.decide("jobs", "jobs.read", t1).action, Action::Proceed);
+    }
+
+    #[test]
+    fn classes() {
+        assert_eq!(
+            limit_class("GET", "/api/2.0/workspace/list"),
+            "workspace.read"
+        );
+        assert_eq!(
+            limit_class("GET", "/api/2.0/workspace/get-status"),
+            "workspace.read"
+        );
+        assert_eq!(
+            limit_class("GET", "/api/2.0/workspace/export"),
+            "workspace.export"
+        );
+        assert_eq!(
+            limit_class("POST", "/api/2.0/workspace/import"),
+            "workspace.import"
+        );
+        assert_eq!(
+            limit_class("POST", "/api/2.0/workspace/mkdirs"),
+            "workspace.import"
+        );
+        assert_eq!(
+            limit_class("GET", "/api/2.0/permissions/notebooks/1"),
+            "permissions.read"
+        );
+        assert_eq!(
+            limit_class("PATCH", "/api/2.0/permissions/notebooks/1"),
+            "permissions.write"
+        );
+        assert_eq!(limit_class("POST", "/api/2.2/jobs/create"), "jobs.create");
+        assert_eq!(limit_class("GET", "/api/2.2/jobs/list"), "jobs.read");
+        assert_eq!(limit_class("POST", "/api/2.2/jobs/reset"), "jobs.write");
+        assert_eq!(
+            limit_class("POST", "/api/2.0/mlflow/registered-models/search"),
+            "mlflow.search"
+        );
+        assert_eq!(limit_class("GET", "/api/2.0/dbfs/list"), "dbfs");
+        for (key, _) in PUBLISHED_LIMITS {
+            assert!(is_limit_key(key), "{key}");
+        }
+        for class in CLASSES {
+            assert!(
+                FAMILIES.contains(&class.split('.').next().unwrap()),
+                "{class}"
+            );
+        }
+    }
+
+    #[test]
+    fn published_profile_limits_each_class_on_its_own() {
+        let mut overrides = BTreeMap::new();
+        overrides.insert("dbfs".to_string(), 2.0);
+        let mut s = FaultState::new(FaultConfig {
+            limits: LimitsProfile::Published,
+            rate_limits: overrides,
+            ..FaultConfig::default()
+        });
+        let t0 = Instant::now();
+        let allowed = |s: &mut FaultState, fam: &str, class: &str| {
+            (0..200)
+                .filter(|_| s.decide(fam, class, t0).action == Action::Proceed)
+                .count()
+        };
+        // One second of burst each: export's 60 does not spend import's 30 nor list's 60.
+        assert_eq!(allowed(&mut s, "workspace", "workspace.export"), 60);
+        assert_eq!(allowed(&mut s, "workspace", "workspace.import"), 30);
+        assert_eq!(allowed(&mut s, "workspace", "workspace.read"), 60);
+        assert_eq!(allowed(&mut s, "permissions", "permissions.write"), 30);
+        assert_eq!(allowed(&mut s, "permissions", "permissions.read"), 100);
+        assert_eq!(allowed(&mut s, "jobs", "jobs.create"), 20);
+        assert_eq!(allowed(&mut s, "mlflow", "mlflow.search"), 7);
+        // An explicit limit overrides the profile's.
+        assert_eq!(allowed(&mut s, "dbfs", "dbfs"), 2);
+        // A family the profile leaves alone is not limited.
+        assert_eq!(allowed(&mut s, "repos", "repos"), 200);
+        assert_eq!(
+            LimitsProfile::parse("Published"),
+            Some(LimitsProfile::Published)
+        );
+        assert_eq!(LimitsProfile::parse("nope"), None);
     }
 
     #[test]

@@ -55,8 +55,11 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use error::EmulatorError;
-pub use faults::{family, FaultConfig, FAMILIES};
-pub use stats::{RouteStats, Stats};
+pub use faults::{
+    family, is_limit_key, limit_class, FaultConfig, LimitsProfile, CLASSES, FAMILIES,
+    PUBLISHED_LIMITS,
+};
+pub use stats::{ClassStats, RouteStats, Stats};
 
 use state::{Settings, Shared, State};
 
@@ -135,6 +138,13 @@ impl EmulatorConfig {
     /// Injects `faults` from the start.
     pub fn with_faults(mut self, faults: FaultConfig) -> Self {
         self.faults = faults;
+        self
+    }
+
+    /// Applies the rate-limit profile `limits` (the same as `dbxport emulator --limits`),
+    /// beneath any limit `faults.rate_limits` names.
+    pub fn with_limits(mut self, limits: LimitsProfile) -> Self {
+        self.faults.limits = limits;
         self
     }
 

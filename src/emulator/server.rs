@@ -20,7 +20,7 @@ use tower::ServiceExt;
 
 use super::error::ApiError;
 use super::extract::{self, Body, Caller, Ctx, Fields, Mutation, BODY_LIMIT};
-use super::faults::{family, Action, FaultConfig};
+use super::faults::{family, limit_class, Action, FaultConfig};
 use super::state::Shared;
 use super::{
     commands, compute, dbfs, entra, files, jobs, legacy, mlflow, oauth, permissions, repos, scim,
@@ -155,15 +155,18 @@ async fn handle(
     let control = path.starts_with("/emulator/");
     let mut drop_after = false;
     if !control {
-        shared.stats.received();
-        let decision = shared.faults().decide(family(&path), shared.clock.now());
+        let class = limit_class(req.method().as_str(), &path);
+        shared.stats.received(class);
+        let decision = shared
+            .faults()
+            .decide(family(&path), class, shared.clock.now());
         if !decision.delay.is_zero() {
             tokio::time::sleep(decision.delay).await;
         }
         match decision.action {
             Action::Proceed => {}
             Action::Throttle(secs) => {
-                shared.stats.throttled();
+                shared.stats.throttled(class);
                 let err = ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "REQUEST_LIMIT_EXCEEDED",
@@ -314,8 +317,18 @@ async fn advance_clock(ctx: Ctx, Body(body): Body) -> Result<Response, ApiError>
     Ok(extract::empty())
 }
 
+/// The counters, with the rate limits in force (`rate_limits`: class or family → requests per
+/// second, the limits profile's included) so that a benchmark can compute its floor.
 async fn stats(ctx: Ctx) -> Response {
-    extract::json(serde_json::to_value(ctx.shared.stats.snapshot()).unwrap_or_default())
+    let mut v = serde_json::to_value(ctx.shared.stats.snapshot()).unwrap_or_default();
+    let limits = ctx.shared.faults().config().effective_rate_limits();
+    if let Some(o) = v.as_object_mut() {
+        o.insert(
+            "rate_limits".into(),
+            serde_json::to_value(limits).unwrap_or_default(),
+        );
+    }
+    extract::json(v)
 }
 
 async fn reset_stats(ctx: Ctx) -> Response {

@@ -23,6 +23,15 @@ pub struct RouteStats {
     pub statuses: BTreeMap<u16, u64>,
 }
 
+/// Counts of one rate-limit class (see [`crate::emulator::limit_class`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassStats {
+    /// Requests received, 429s included.
+    pub requests: u64,
+    /// Of those, how many a rate limit answered 429.
+    pub throttled: u64,
+}
+
 /// A snapshot of the request counters since start or the last reset.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
@@ -45,12 +54,20 @@ pub struct Stats {
     pub unknown_endpoints: u64,
     /// Per route.
     pub routes: BTreeMap<String, RouteStats>,
+    /// Per rate-limit class (`workspace.export`, `permissions.read`, `dbfs`, …), every request
+    /// received.
+    pub classes: BTreeMap<String, ClassStats>,
 }
 
 impl Stats {
     /// Requests served by `route` (`"GET /api/2.0/workspace/list"`).
     pub fn count(&self, route: &str) -> u64 {
         self.routes.get(route).map(|r| r.count).unwrap_or(0)
+    }
+
+    /// The counts of rate-limit class `class` (zero when it saw no request).
+    pub fn class(&self, class: &str) -> ClassStats {
+        self.classes.get(class).cloned().unwrap_or_default()
     }
 
     /// Requests served by every route of `method`.
@@ -85,12 +102,18 @@ impl StatsRecorder {
         f(&mut s);
     }
 
-    pub fn received(&self) {
-        self.with(|s| s.total += 1);
+    pub fn received(&self, class: &str) {
+        self.with(|s| {
+            s.total += 1;
+            s.classes.entry(class.to_string()).or_default().requests += 1;
+        });
     }
 
-    pub fn throttled(&self) {
-        self.with(|s| s.throttled += 1);
+    pub fn throttled(&self, class: &str) {
+        self.with(|s| {
+            s.throttled += 1;
+            s.classes.entry(class.to_string()).or_default().throttled += 1;
+        });
     }
 
     pub fn injected_error(&self) {

@@ -37,6 +37,7 @@ pub struct Ctx {
     principals: Mutex<BTreeSet<String>>,
     fatal: Mutex<Option<ExportError>>,
     reused: std::sync::atomic::AtomicU64,
+    folders: Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -74,6 +75,7 @@ impl Ctx {
             principals: Mutex::new(principals),
             fatal: Mutex::new(None),
             reused: std::sync::atomic::AtomicU64::new(0),
+            folders: Mutex::new(std::collections::BTreeMap::new()),
         }
     }
 
@@ -229,6 +231,17 @@ impl Ctx {
     /// Takes the fatal error, if any.
     pub fn take_fatal(&self) -> Option<ExportError> {
         lock(&self.fatal).take()
+    }
+
+    /// Records how the notebooks of the folder `path` were fetched (`archive …` or
+    /// `per object …`, with the reason).
+    pub fn folder_path(&self, path: &str, how: String) {
+        lock(&self.folders).insert(path.to_string(), how);
+    }
+
+    /// How each folder's notebooks were fetched in this run.
+    pub fn folder_paths(&self) -> std::collections::BTreeMap<String, String> {
+        lock(&self.folders).clone()
     }
 
     /// Objects reused from an interrupted run.

@@ -224,6 +224,7 @@ pub async fn export_from(
     let mut report = ctx.report();
     report.normalize();
     let reused = ctx.reused();
+    let folders = ctx.folder_paths();
     ctx.phase("writing and verifying the bundle");
     // Every stage has finished: this is the last reference.
     let ctx_owned = loop {
@@ -307,6 +308,7 @@ pub async fn export_from(
         resumed,
         reused,
         bundle_bytes: packed.bytes,
+        folders,
     };
     Ok(ExportSummary {
         output: packed.output.clone(),

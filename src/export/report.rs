@@ -91,6 +91,11 @@ pub struct RunStats {
     pub reused: u64,
     /// Bytes of the bundle written.
     pub bundle_bytes: u64,
+    /// Per folder holding notebooks to fetch: how they were fetched — `archive (N notebooks)`
+    /// (one directory export), or `per object (N notebooks): <why>`; an archive that did not
+    /// carry some of them says which and why.
+    #[serde(default)]
+    pub folders: BTreeMap<String, String>,
 }
 
 impl Report {

@@ -157,6 +157,7 @@ pub async fn import(
         mutating_requests: 0,
         seconds: 0.0,
         warnings: Vec::new(),
+        folders: BTreeMap::new(),
     };
     if the_plan.is_refused() {
         // Nothing was written; a journal this run created holds only its header.
@@ -204,8 +205,11 @@ pub async fn import(
     let outcomes = run.all().await;
     report.mutating_requests = run.writes.load(Ordering::Relaxed);
     report.interrupted = interrupt.is_set();
-    report.warnings =
-        std::mem::take(&mut run.state.lock().unwrap_or_else(|p| p.into_inner()).warnings);
+    {
+        let mut st = run.state.lock().unwrap_or_else(|p| p.into_inner());
+        report.warnings = std::mem::take(&mut st.warnings);
+        report.folders = std::mem::take(&mut st.folders);
+    }
     drop(run);
     if !report.interrupted {
         ledger.record(
@@ -275,6 +279,8 @@ pub(crate) struct State {
     pub(crate) failed_paths: BTreeSet<String>,
     /// Warnings of stages that did not fail anything (staged model artifacts left behind).
     pub(crate) warnings: Vec<String>,
+    /// How each target folder's notebooks were created (see [`ImportReport::folders`]).
+    pub(crate) folders: BTreeMap<String, String>,
 }
 
 /// An import under way, shared by every kind's [`super::unit::Unit`].
@@ -386,8 +392,19 @@ impl Run<'_> {
                 },
             );
         };
-        for unit in super::unit::UNITS {
-            for (item, r) in unit.apply(self).await {
+        for stage in super::unit::APPLY_STAGES {
+            let lanes = stage.iter().map(|lane| async move {
+                let mut done = Vec::new();
+                for unit in lane.iter() {
+                    done.extend(unit.apply(self).await);
+                }
+                done
+            });
+            for (item, r) in futures_util::future::join_all(lanes)
+                .await
+                .into_iter()
+                .flatten()
+            {
                 record(item, r);
             }
         }

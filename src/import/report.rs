@@ -96,6 +96,10 @@ pub struct ImportReport {
     /// be removed from the target, and what to do about them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Per target folder whose notebooks this run created: how — `archive (N notebooks)` (one
+    /// directory import, confirmed by one listing), or `per object (N notebooks): <why>`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub folders: BTreeMap<String, String>,
 }
 
 impl ImportReport {
@@ -200,6 +204,23 @@ impl ImportReport {
                     p(&d.principal),
                     p(&d.used_by.join(", "))
                 );
+            }
+        }
+        if !self.folders.is_empty() {
+            let whole = self
+                .folders
+                .values()
+                .filter(|h| h.starts_with("archive") && !h.contains("per object"))
+                .count();
+            let _ = writeln!(
+                s,
+                "\nfolders: {whole} created with one directory import each, {} in part or wholly object by object",
+                self.folders.len() - whole
+            );
+            for (path, how) in &self.folders {
+                if !how.starts_with("archive") || how.contains("per object") {
+                    let _ = writeln!(s, "  {}: {}", p(path), p(how));
+                }
             }
         }
         if !self.warnings.is_empty() {
@@ -396,6 +417,7 @@ mod tests {
             mutating_requests: 0,
             seconds: 0.0,
             warnings: Vec::new(),
+            folders: BTreeMap::new(),
         };
         assert!(!r.render().contains("warnings:"));
         assert!(serde_json::to_value(&r).unwrap().get("warnings").is_none());

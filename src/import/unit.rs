@@ -63,6 +63,29 @@ pub(crate) const UNITS: &[&dyn Unit] = &[
     &crate::kinds::grants::import::Grants,
 ];
 
+/// How apply runs the units: stage after stage; within a stage, its lanes at once, each lane's
+/// units in the order of [`UNITS`]. A lane holds what depends on another unit of the lane: the
+/// workspace tree before the repos that live in its folders; scopes before secrets, models
+/// before the jobs that may use them. The two lanes of the first stage need nothing of each
+/// other (a job names notebook paths, which a workspace checks only when the job runs), so the
+/// rate limits of their API families — workspace import, jobs create — are used together
+/// rather than one after the other. Permissions need every object; grants come last.
+pub(crate) const APPLY_STAGES: &[&[&[&dyn Unit]]] = &[
+    &[
+        &[
+            &crate::kinds::workspace::import::Workspace,
+            &crate::kinds::repo::import::Repos,
+        ],
+        &[
+            &crate::kinds::secret::import::Secrets,
+            &crate::kinds::model::import::Models,
+            &crate::kinds::job::import::Jobs,
+        ],
+    ],
+    &[&[&crate::kinds::permissions::import::Permissions]],
+    &[&[&crate::kinds::grants::import::Grants]],
+];
+
 /// The unit that replays records of `kind`; `None` for the reference-only kinds, which import
 /// lists under "must recreate" and never replays.
 pub(crate) fn unit_of(kind: Kind) -> Option<&'static dyn Unit> {
@@ -108,3 +131,38 @@ macro_rules! unit {
     };
 }
 pub(crate) use unit;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apply_stages_run_every_unit_once_in_import_order_within_each_lane() {
+        let position = |u: &dyn Unit| {
+            UNITS
+                .iter()
+                .position(|v| v.kinds() == u.kinds())
+                .expect("a unit of UNITS")
+        };
+        let mut seen: Vec<usize> = Vec::new();
+        let mut before_stage = 0usize;
+        for stage in APPLY_STAGES {
+            let mut last_in_stage = before_stage;
+            for lane in stage.iter() {
+                let mut prev: Option<usize> = None;
+                for unit in lane.iter() {
+                    let p = position(*unit);
+                    assert!(prev.is_none_or(|q| q < p), "a lane runs in UNITS order");
+                    // Nothing in a stage comes before what an earlier stage ran.
+                    assert!(seen.is_empty() || p >= before_stage, "stage order");
+                    prev = Some(p);
+                    seen.push(p);
+                    last_in_stage = last_in_stage.max(p + 1);
+                }
+            }
+            before_stage = last_in_stage;
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (0..UNITS.len()).collect::<Vec<_>>());
+    }
+}

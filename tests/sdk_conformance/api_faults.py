@@ -10,8 +10,9 @@ from databricks.sdk.errors import InternalError
 
 from harness import Ctx, case, eq, ok
 
-NO_FAULTS = {"latency_ms": 0, "jitter_ms": 0, "rate_limits": {}, "error_rate": 0.0, "error_statuses": [500, 503],
-             "drop_rate": 0.0, "drop_after_apply": False, "families": [], "seed": 0, "unserved": []}
+NO_FAULTS = {"latency_ms": 0, "jitter_ms": 0, "rate_limits": {}, "limits": "none", "error_rate": 0.0,
+             "error_statuses": [500, 503], "drop_rate": 0.0, "drop_after_apply": False, "families": [], "seed": 0,
+             "unserved": []}
 
 
 def control(ctx: Ctx, method: str, path: str, body=None):
@@ -45,6 +46,35 @@ def throttling(ctx: Ctx):
             eq(ctx.w.workspace.get_status("/Shared").path, "/Shared", "get-status under throttling")
         ok(time.monotonic() - started < 12, "the SDK took too long under a 2 rps limit")
         ok(control(ctx, "GET", "/emulator/stats")["throttled"] > before, "throttled requests not counted")
+    finally:
+        set_faults(ctx)
+
+
+@case("published limits: workspace export and import, permission reads and writes have buckets of their own")
+def published_limits(ctx: Ctx):
+    try:
+        # The profile, with import narrowed to 2/s so that a short burst meets it.
+        set_faults(ctx, limits="published", rate_limits={"workspace.import": 2.0})
+        stats = control(ctx, "GET", "/emulator/stats")
+        for cls, rps in (("workspace.export", 60), ("workspace.import", 2), ("workspace.read", 60),
+                         ("permissions.read", 100), ("permissions.write", 30), ("jobs.create", 20),
+                         ("dbfs", 30), ("mlflow.search", 7)):
+            eq(stats["rate_limits"].get(cls), rps, f"limit of {cls}")
+        control(ctx, "POST", "/emulator/stats/reset")
+        headers = {"Authorization": f"Bearer {ctx.token}"}
+        codes = [requests.post(f"{ctx.host}/api/2.0/workspace/mkdirs", json={"path": "/Shared"}, headers=headers,
+                               timeout=30).status_code for _ in range(6)]
+        ok(429 in codes, f"no 429 in a burst of 6 mkdirs over a 2 rps import limit: {codes}")
+        # Export's bucket is another: the same burst of exports all pass.
+        nb = next(e for e in ctx.seed.under("/Shared/") if e.kind == "NOTEBOOK")
+        codes = [requests.get(f"{ctx.host}/api/2.0/workspace/export", params={"path": nb.path}, headers=headers,
+                              timeout=30).status_code for _ in range(6)]
+        eq(codes, [200] * 6, "exports under the import limit")
+        # The SDK waits out the 429s.
+        ctx.w.workspace.mkdirs("/Shared")
+        classes = control(ctx, "GET", "/emulator/stats")["classes"]
+        ok(classes["workspace.import"]["throttled"] > 0, f"import 429s not counted: {classes}")
+        eq(classes["workspace.export"], {"requests": 6, "throttled": 0}, "export class counts")
     finally:
         set_faults(ctx)
 

@@ -169,6 +169,35 @@ def export_directory(ctx: Ctx):
     raises(InvalidParameterValue, lambda: ctx.w.workspace.export(folder, format=ExportFormat.HTML))
 
 
+@case("folder SOURCE archive: each entry is its notebook's own export; it imports back as a new folder, once")
+def folder_archive_round_trip(ctx: Ctx):
+    folder = "/Shared/common"
+    notebooks = [e for e in ctx.seed.under(folder) if e.kind == "NOTEBOOK" and e.path.count("/") == 3]
+    ok(len(notebooks) >= 1, "seed has no notebooks directly in /Shared/common")
+    z = zipfile.ZipFile(io.BytesIO(base64.b64decode(
+        ctx.w.workspace.export(folder, format=ExportFormat.SOURCE).content)))
+    names = set(z.namelist())
+    for e in notebooks:
+        name = f"common/{e.path.rsplit('/', 1)[1]}.{EXT[e.language]}"
+        ok(name in names, f"{name} not in the folder archive {sorted(names)}")
+        eq(z.read(name), base64.b64decode(ctx.w.workspace.export(e.path, format=ExportFormat.SOURCE).content),
+           f"{name}: archive bytes against the notebook's own export")
+    ok(not any(n.endswith((".csv", ".txt", ".yaml", ".json")) for n in names), f"SOURCE carried files: {names}")
+    # Import the archive as a new folder (SOURCE, no language): the same notebooks, the same bytes.
+    target = f"{scratch(ctx)}/archive-copy"
+    ctx.w.workspace.mkdirs(scratch(ctx))
+    raw = ctx.w.workspace.export(folder, format=ExportFormat.SOURCE).content
+    ctx.w.workspace.import_(target, content=raw, format=ImportFormat.SOURCE)
+    got = by(ctx.w.workspace.list(target), lambda o: o.path.rsplit("/", 1)[1])
+    for e in notebooks:
+        leaf = e.path.rsplit("/", 1)[1]
+        ok(leaf in got, f"{leaf} not imported: {sorted(got)}")
+        eq((got[leaf].object_type, got[leaf].language.value), (ObjectType.NOTEBOOK, e.language), f"{leaf} type")
+        eq(base64.b64decode(ctx.w.workspace.export(f"{target}/{leaf}").content),
+           base64.b64decode(ctx.w.workspace.export(e.path).content), f"{leaf} bytes after the round trip")
+    raises(ResourceAlreadyExists, lambda: ctx.w.workspace.import_(target, content=raw, format=ImportFormat.SOURCE))
+
+
 @case("errors: get-status / list / export / delete of a missing path → ResourceDoesNotExist")
 def missing_paths(ctx: Ctx):
     p = "/Shared/no such thing"

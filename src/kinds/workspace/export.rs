@@ -5,8 +5,16 @@
 //! status: the listing already said what it is. A Git folder's notebooks are read only to scan
 //! their code (the checklist promises every notebook line that uses a mount); they are not
 //! stored, the remote holds them.
+//!
+//! A folder's notebooks come with one directory export (`SOURCE`: a zip of the folder's
+//! notebooks, split locally by [`crate::client::archive`]) when at least two of them need
+//! fetching; a notebook the archive does not carry cleanly (the folder over the export size
+//! limit, the export failing, an entry missing, repeated or too large, a notebook whose
+//! language the listing does not give) is exported on its own, as are workspace files, which
+//! a `SOURCE` archive leaves out. Which way each folder went is in the run's statistics.
 
 use crate::bundle::{Content, Resource};
+use crate::client::archive;
 use crate::export::context::{commit, reason, Ctx};
 use crate::export::report::Outcome;
 use crate::export::stage::DoneEntry;
@@ -16,9 +24,108 @@ use crate::model::scan::{scan, Finding};
 use crate::model::workspace::{Format, Language, ObjectInfo, ObjectType};
 use crate::model::Kind;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, OnceCell};
+
+/// A folder's notebooks are fetched with one directory export when at least this many of them
+/// need fetching (one would cost the same request either way).
+const MIN_ARCHIVE_NOTEBOOKS: usize = 2;
+
+/// One object for the fetching pool, with the archive of its folder when its content comes
+/// from one.
+struct Work {
+    info: ObjectInfo,
+    archive: Option<Arc<FolderArchive>>,
+}
+
+impl Work {
+    fn alone(info: ObjectInfo) -> Work {
+        Work {
+            info,
+            archive: None,
+        }
+    }
+}
+
+/// A split folder archive: entry name → bytes, taken out as notebooks are staged.
+type Entries = Mutex<BTreeMap<String, Vec<u8>>>;
+
+/// The directory export of one folder, fetched once by whichever of its notebooks asks first;
+/// each notebook takes its entry out, so the bytes are freed as they are staged.
+struct FolderArchive {
+    path: String,
+    wanted: BTreeSet<String>,
+    split: OnceCell<Option<Entries>>,
+}
+
+impl FolderArchive {
+    /// The notebook's `SOURCE` bytes from the archive; `None` when it must be exported alone.
+    async fn take(&self, ctx: &Arc<Ctx>, info: &ObjectInfo) -> Option<Vec<u8>> {
+        let language = info.language?;
+        let name = archive::entry_name(crate::model::workspace::base_name(&info.path), language);
+        let entries = self.split.get_or_init(|| self.fetch(ctx)).await.as_ref()?;
+        let mut map = entries.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(&name)
+    }
+
+    async fn fetch(&self, ctx: &Arc<Ctx>) -> Option<Entries> {
+        let n = self.wanted.len();
+        let bytes = match ctx
+            .client
+            .workspace()
+            .export(&self.path, Format::Source, None)
+            .await
+        {
+            Ok(b) => b,
+            Err(e) => {
+                let why = if e.is_too_large() {
+                    "the folder is over the export size limit".to_string()
+                } else {
+                    format!("the directory export failed: {}", reason(&e))
+                };
+                ctx.folder_path(&self.path, format!("per object ({n} notebooks): {why}"));
+                return None;
+            }
+        };
+        let name = crate::model::workspace::base_name(&self.path).to_string();
+        let wanted = self.wanted.clone();
+        let split =
+            tokio::task::spawn_blocking(move || archive::split(&bytes, &name, &wanted)).await;
+        match split {
+            Ok(Ok(s)) => {
+                let how = if s.left_out.is_empty() {
+                    format!("archive ({n} notebooks)")
+                } else {
+                    let why: Vec<String> = s
+                        .left_out
+                        .iter()
+                        .map(|(k, v)| format!("{k}: {v}"))
+                        .collect();
+                    format!(
+                        "archive ({} notebooks), {} per object: {}",
+                        s.entries.len(),
+                        s.left_out.len(),
+                        why.join("; ")
+                    )
+                };
+                ctx.folder_path(&self.path, how);
+                Some(Mutex::new(s.entries))
+            }
+            Ok(Err(why)) => {
+                ctx.folder_path(&self.path, format!("per object ({n} notebooks): {why}"));
+                None
+            }
+            Err(e) => {
+                ctx.folder_path(
+                    &self.path,
+                    format!("per object ({n} notebooks): splitting the archive failed: {e}"),
+                );
+                None
+            }
+        }
+    }
+}
 
 /// Files larger than this are streamed to disk instead of held in memory.
 const IN_MEMORY_LIMIT: i64 = 4 << 20;
@@ -38,15 +145,15 @@ pub async fn export_tree(ctx: Arc<Ctx>) {
         return;
     }
     ctx.phase("workspace tree");
-    let (tx, mut rx) = mpsc::channel::<ObjectInfo>(4096);
+    let (tx, mut rx) = mpsc::channel::<Work>(4096);
     let repos: Arc<OnceCell<HashMap<i64, Repo>>> = Arc::new(OnceCell::new());
     let walker = walk(Arc::clone(&ctx), tx);
     let width = ctx.opts.concurrency.max(1) * 2;
     let objects = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
-        .map(|info| {
+        .map(|work| {
             let ctx = Arc::clone(&ctx);
             let repos = Arc::clone(&repos);
-            async move { export_object(ctx, info, repos).await }
+            async move { export_object(ctx, work, repos).await }
         })
         .buffer_unordered(width)
         .for_each(|_| async {});
@@ -113,7 +220,7 @@ async fn root_status(ctx: &Arc<Ctx>, root: &str) -> Option<ObjectInfo> {
 }
 
 /// Walks the tree breadth-first, sending every selected object to `tx`.
-async fn walk(ctx: Arc<Ctx>, tx: mpsc::Sender<ObjectInfo>) {
+async fn walk(ctx: Arc<Ctx>, tx: mpsc::Sender<Work>) {
     let mut queue: VecDeque<(String, Option<ObjectInfo>)> = VecDeque::new();
     for root in ctx.filter.roots().to_vec() {
         if root == "/" {
@@ -130,15 +237,20 @@ async fn walk(ctx: Arc<Ctx>, tx: mpsc::Sender<ObjectInfo>) {
         // instead of being exported as if it were empty.
         if info.object_type == ObjectType::Directory {
             queue.push_back((root, Some(info)));
-        } else if tx.send(info).await.is_err() {
+        } else if tx.send(Work::alone(info)).await.is_err() {
             return;
         }
     }
     let limit = ctx.opts.concurrency.max(1);
     let mut listing = FuturesUnordered::new();
     let mut skipped_kinds: HashMap<&'static str, u64> = HashMap::new();
+    // Objects found but not yet taken by the pool. Listings in flight hold the client's
+    // request slots, so they are polled while the walker waits for room in the channel:
+    // waiting on the channel alone would leave them unpolled, their slots held, and a pool
+    // that needs slots to drain the channel (a deadlock once throttling narrows the slots).
+    let mut outbox: VecDeque<Work> = VecDeque::new();
     loop {
-        while listing.len() < limit && !ctx.is_stopped() {
+        while listing.len() < limit && outbox.len() < OUTBOX_LIMIT && !ctx.is_stopped() {
             let Some((path, info)) = queue.pop_front() else {
                 break;
             };
@@ -148,53 +260,18 @@ async fn walk(ctx: Arc<Ctx>, tx: mpsc::Sender<ObjectInfo>) {
                 (path, info, r)
             });
         }
-        let Some((path, info, result)) = listing.next().await else {
+        if listing.is_empty() && outbox.is_empty() {
             break;
-        };
-        let entries = match result {
-            Ok(e) => e,
-            Err(why) => {
-                let id = info
-                    .as_ref()
-                    .map_or("0".to_string(), |i| i.object_id.to_string());
-                ctx.found(Kind::Directory, 1);
-                ctx.failed(
-                    Kind::Directory,
-                    &path,
-                    &id,
-                    format!("listing failed, so neither the folder nor its contents are exported: {why}"),
-                );
-                continue;
-            }
-        };
-        if let Some(info) = info {
-            if tx.send(info).await.is_err() {
-                return;
-            }
         }
-        let mut entries = entries;
-        entries.sort_by(|a, b| a.path.cmp(&b.path));
-        for e in entries {
-            if e.path == path || !ctx.filter.includes(&e.path) {
-                continue;
-            }
-            match e.object_type {
-                ObjectType::Directory => {
-                    queue.push_back((e.path.clone(), Some(e)));
-                    continue;
-                }
-                ObjectType::Notebook | ObjectType::File | ObjectType::Repo => {}
-                ObjectType::Library => {
-                    *skipped_kinds.entry("libraries").or_default() += 1;
-                    continue;
-                }
-                ObjectType::Dashboard => {
-                    *skipped_kinds.entry("legacy dashboards").or_default() += 1;
-                    continue;
+        tokio::select! {
+            permit = tx.reserve(), if !outbox.is_empty() => {
+                let Ok(permit) = permit else { return };
+                if let Some(w) = outbox.pop_front() {
+                    permit.send(w);
                 }
             }
-            if tx.send(e).await.is_err() {
-                return;
+            Some((path, info, result)) = listing.next(), if !listing.is_empty() => {
+                listed(&ctx, path, info, result, &mut queue, &mut outbox, &mut skipped_kinds);
             }
         }
     }
@@ -203,6 +280,130 @@ async fn walk(ctx: Arc<Ctx>, tx: mpsc::Sender<ObjectInfo>) {
             "{n} {what} in the workspace tree are not exported: the workspace API cannot export them"
         ));
     }
+}
+
+/// Objects the walker holds for the pool before it pauses its listings.
+const OUTBOX_LIMIT: usize = 4096;
+
+/// What one folder's listing gives: the folder itself (now known to be readable), its objects
+/// for the pool (`outbox`), its subfolders for the walk (`queue`); a failed listing is the
+/// folder's failure.
+fn listed(
+    ctx: &Arc<Ctx>,
+    path: String,
+    info: Option<ObjectInfo>,
+    result: Result<Vec<ObjectInfo>, String>,
+    queue: &mut VecDeque<(String, Option<ObjectInfo>)>,
+    outbox: &mut VecDeque<Work>,
+    skipped_kinds: &mut HashMap<&'static str, u64>,
+) {
+    let mut entries = match result {
+        Ok(e) => e,
+        Err(why) => {
+            let id = info
+                .as_ref()
+                .map_or("0".to_string(), |i| i.object_id.to_string());
+            ctx.found(Kind::Directory, 1);
+            ctx.failed(
+                Kind::Directory,
+                &path,
+                &id,
+                format!(
+                    "listing failed, so neither the folder nor its contents are exported: {why}"
+                ),
+            );
+            return;
+        }
+    };
+    if let Some(info) = info {
+        outbox.push_back(Work::alone(info));
+    }
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    let archive = folder_archive(ctx, &path, &entries);
+    for e in entries {
+        if e.path == path || !ctx.filter.includes(&e.path) {
+            continue;
+        }
+        match e.object_type {
+            ObjectType::Directory => {
+                queue.push_back((e.path.clone(), Some(e)));
+                continue;
+            }
+            ObjectType::Notebook | ObjectType::File | ObjectType::Repo => {}
+            ObjectType::Library => {
+                *skipped_kinds.entry("libraries").or_default() += 1;
+                continue;
+            }
+            ObjectType::Dashboard => {
+                *skipped_kinds.entry("legacy dashboards").or_default() += 1;
+                continue;
+            }
+        }
+        let archive = (e.object_type == ObjectType::Notebook && e.language.is_some())
+            .then(|| archive.clone())
+            .flatten();
+        outbox.push_back(Work { info: e, archive });
+    }
+}
+
+/// The directory export that will carry the notebooks of the folder `path` (listed as
+/// `entries`), when enough of them need fetching; records the way the folder goes otherwise.
+fn folder_archive(
+    ctx: &Arc<Ctx>,
+    path: &str,
+    entries: &[ObjectInfo],
+) -> Option<Arc<FolderArchive>> {
+    if !ctx.opts.wants(Kind::Notebook) {
+        return None;
+    }
+    let notebooks: Vec<&ObjectInfo> = entries
+        .iter()
+        .filter(|e| {
+            e.object_type == ObjectType::Notebook
+                && e.path != path
+                && ctx.filter.includes(&e.path)
+                && ctx
+                    .stage
+                    .held(Kind::Notebook, &e.object_id.to_string())
+                    .is_none()
+        })
+        .collect();
+    if notebooks.is_empty() {
+        return None;
+    }
+    let wanted: BTreeSet<String> = notebooks
+        .iter()
+        .filter_map(|e| {
+            let lang = e.language?;
+            Some(archive::entry_name(
+                crate::model::workspace::base_name(&e.path),
+                lang,
+            ))
+        })
+        .collect();
+    let hidden = notebooks.len() - wanted.len();
+    if path == "/" || wanted.len() < MIN_ARCHIVE_NOTEBOOKS {
+        let why = if path == "/" {
+            "the workspace root is not exported as one archive"
+        } else {
+            "too few notebooks to fetch for an archive to save a request"
+        };
+        ctx.folder_path(
+            path,
+            format!("per object ({} notebooks): {why}", notebooks.len()),
+        );
+        return None;
+    }
+    if hidden > 0 {
+        ctx.notice(format!(
+            "{path}: {hidden} notebook(s) listed without a language are exported one by one: a folder archive names notebooks by their language's extension"
+        ));
+    }
+    Some(Arc::new(FolderArchive {
+        path: path.to_string(),
+        wanted,
+        split: OnceCell::new(),
+    }))
 }
 
 /// Principals a workspace path names: the owner of a home folder or repo folder.
@@ -214,10 +415,11 @@ fn path_principals(path: &str) -> Vec<String> {
     }
 }
 
-async fn export_object(ctx: Arc<Ctx>, info: ObjectInfo, repos: Arc<OnceCell<HashMap<i64, Repo>>>) {
+async fn export_object(ctx: Arc<Ctx>, work: Work, repos: Arc<OnceCell<HashMap<i64, Repo>>>) {
     if ctx.is_stopped() {
         return;
     }
+    let Work { info, archive } = work;
     let id = info.object_id.to_string();
     let (kind, request_type) = match info.object_type {
         ObjectType::Directory => (Kind::Directory, "directories"),
@@ -236,7 +438,7 @@ async fn export_object(ctx: Arc<Ctx>, info: ObjectInfo, repos: Arc<OnceCell<Hash
         }
         match kind {
             Kind::Directory => export_directory(&ctx, &info).await,
-            Kind::Notebook => export_notebook(&ctx, &info).await,
+            Kind::Notebook => export_notebook(&ctx, &info, archive.as_deref()).await,
             Kind::File => export_file(&ctx, &info).await,
             _ => export_repo(&ctx, &info, &repos).await,
         }
@@ -266,10 +468,18 @@ async fn export_directory(ctx: &Arc<Ctx>, info: &ObjectInfo) {
     .await;
 }
 
-async fn export_notebook(ctx: &Arc<Ctx>, info: &ObjectInfo) {
+async fn export_notebook(ctx: &Arc<Ctx>, info: &ObjectInfo, archive: Option<&FolderArchive>) {
     let id = info.object_id.to_string();
     let ws = ctx.client.workspace();
-    let source = match ws.export(&info.path, Format::Source, None).await {
+    let from_archive = match archive {
+        Some(a) => a.take(ctx, info).await,
+        None => None,
+    };
+    let fetched = match from_archive {
+        Some(b) => Ok(bytes::Bytes::from(b)),
+        None => ws.export(&info.path, Format::Source, None).await,
+    };
+    let source = match fetched {
         Ok(b) => b,
         Err(e) if e.is_too_large() => {
             ctx.failed(

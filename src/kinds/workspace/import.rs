@@ -5,8 +5,17 @@
 //! bundle's content (and a notebook's language). Other content or language, or another type of
 //! object at the path, is a conflict; another type is never overwritten in place. Apply sends
 //! `mkdirs` for the deepest folders needed, then one workspace import per notebook or file.
+//!
+//! A folder the target does not have yet, holding at least two notebooks to create, is created
+//! with its notebooks by one directory import (a `SOURCE` zip of their source, see
+//! [`crate::client::archive`]), then confirmed by one listing of it; a notebook the listing does
+//! not show is imported on its own, as are files and notebooks the archive cannot carry
+//! (another format, no source header, no known language). A directory import that is refused
+//! leaves the folder to `mkdirs` and its notebooks to one import each. The report says which
+//! way each folder went.
 
 use crate::bundle::inventory::Record;
+use crate::client::archive;
 use crate::client::workspace::Import;
 use crate::import::apply::{ambiguous, backoff, Run, StepResult, AMBIGUOUS_ATTEMPTS, INTERRUPTED};
 use crate::import::compare::same_content;
@@ -17,7 +26,7 @@ use crate::import::source::SourceBundle;
 use crate::import::source::MAX_IMPORT_BYTES;
 use crate::import::target::{concurrently, list_tree};
 use crate::import::ImportError;
-use crate::model::workspace::{parent_path, Format, ObjectType};
+use crate::model::workspace::{base_name, parent_path, Format, ObjectType};
 use crate::model::Kind;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -302,20 +311,383 @@ fn with_import_step(mut item: PlanItem, a: Action, r: String, idx: usize, tgt: &
     item
 }
 
-/// Folders first: notebooks, files and repos go into them.
+/// Folders first: notebooks, files and repos go into them. Folders created by a directory
+/// import come between the folders above them and those below them.
 async fn apply<'r>(run: &'r Run<'_>) -> Vec<(&'r PlanItem, StepResult)> {
-    let mut done = directories(run).await;
-    done.extend(objects(run).await);
+    let groups = archive_groups(run);
+    let archived: BTreeSet<String> = groups.iter().map(|g| g.path.clone()).collect();
+    let mut done = directories(run, &archived, false).await;
+    let mut carried = BTreeSet::new();
+    if !groups.is_empty() {
+        let results = concurrently(groups, run.options.concurrency(), |g| async move {
+            import_folder(run, g).await
+        })
+        .await;
+        for (items, paths) in results {
+            done.extend(items);
+            carried.extend(paths);
+        }
+        done.extend(directories(run, &archived, true).await);
+    }
+    done.extend(objects(run, &carried).await);
     done
+}
+
+/// A folder to create with one directory import, and the notebooks it may carry.
+struct Group<'r> {
+    path: String,
+    dir: &'r PlanItem,
+    notebooks: Vec<(&'r PlanItem, usize)>,
+}
+
+/// A folder is created with one directory import when it holds at least this many notebooks
+/// to create (one would cost the same request either way).
+const MIN_ARCHIVE_NOTEBOOKS: usize = 2;
+
+/// True when `path` is `dir` or inside it.
+fn at_or_below(path: &str, dir: &str) -> bool {
+    path == dir || path.starts_with(&format!("{dir}/"))
+}
+
+/// True when `path` is strictly inside one of `dirs`.
+fn below_any(path: &str, dirs: &BTreeSet<String>) -> bool {
+    dirs.iter().any(|d| path != d && at_or_below(path, d))
+}
+
+/// The folders to create with a directory import: folders this import creates (the target has
+/// nothing at their path) holding at least [`MIN_ARCHIVE_NOTEBOOKS`] new `SOURCE` notebooks of a
+/// known language; of nested ones, the outermost.
+fn archive_groups<'r>(run: &'r Run<'_>) -> Vec<Group<'r>> {
+    let mut dirs: BTreeMap<&str, &PlanItem> = BTreeMap::new();
+    for item in run.items_of(&[Kind::Directory]) {
+        if let Some(Step::Dir { path }) = &item.step {
+            if path != "/" && run.plan.tree.get(path).is_none() {
+                dirs.insert(path.as_str(), item);
+            }
+        }
+    }
+    let mut notebooks: BTreeMap<&str, Vec<(&PlanItem, usize)>> = BTreeMap::new();
+    for item in run.items_of(&[Kind::Notebook]) {
+        let Some(Step::Import {
+            index,
+            path,
+            overwrite: false,
+        }) = &item.step
+        else {
+            continue;
+        };
+        let o = &run.source.objects[*index];
+        if o.format == Format::Source && o.language.is_some() && o.stored.is_some() {
+            notebooks
+                .entry(parent_path(path))
+                .or_default()
+                .push((item, *index));
+        }
+    }
+    let candidates: Vec<&str> = dirs
+        .keys()
+        .copied()
+        .filter(|d| {
+            notebooks
+                .get(d)
+                .is_some_and(|n| n.len() >= MIN_ARCHIVE_NOTEBOOKS)
+        })
+        .collect();
+    let outermost: Vec<&str> = candidates
+        .iter()
+        .copied()
+        .filter(|d| !candidates.iter().any(|a| a != d && at_or_below(d, a)))
+        .collect();
+    // Why the other folders with notebooks to create go object by object.
+    let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+    for item in run.items_of(&[Kind::Notebook]) {
+        if let Some(Step::Import {
+            path,
+            overwrite: false,
+            ..
+        }) = &item.step
+        {
+            *count.entry(parent_path(path)).or_default() += 1;
+        }
+    }
+    {
+        let mut st = run.st();
+        for (folder, n) in &count {
+            if outermost.contains(folder) {
+                continue;
+            }
+            let eligible = notebooks.get(folder).map_or(0, Vec::len);
+            let why = if !dirs.contains_key(folder) {
+                "the folder exists in the target already (or is the root)".to_string()
+            } else if let Some(a) = outermost.iter().find(|a| at_or_below(folder, a)) {
+                format!("inside {a}, which is created by a directory import of its own")
+            } else if eligible < MIN_ARCHIVE_NOTEBOOKS {
+                format!(
+                    "{eligible} of them can travel in a folder archive (SOURCE format, language known); too few to save a request"
+                )
+            } else {
+                "not eligible for a directory import".to_string()
+            };
+            st.folders.insert(
+                folder.to_string(),
+                format!("per object ({n} notebooks): {why}"),
+            );
+        }
+    }
+    outermost
+        .iter()
+        .map(|d| Group {
+            path: d.to_string(),
+            dir: dirs[d],
+            notebooks: notebooks.remove(d).unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// Creates one folder and its notebooks with a directory import, then lists it to see what was
+/// created. Returns the results of the folder and of the notebooks it carried, and the target
+/// paths of those notebooks; the others are left to their own imports.
+async fn import_folder<'r>(
+    run: &'r Run<'_>,
+    g: Group<'r>,
+) -> (Vec<(&'r PlanItem, StepResult)>, Vec<String>) {
+    if run.interrupt.is_set() {
+        return (Vec::new(), Vec::new());
+    }
+    let n = g.notebooks.len();
+    let parent = parent_path(&g.path).to_string();
+    let parent_failed = run.st().failed_dirs.iter().any(|d| at_or_below(&parent, d));
+    if parent_failed {
+        run.st().failed_dirs.insert(g.path.clone());
+        run.st().folders.insert(
+            g.path.clone(),
+            format!("per object ({n} notebooks): its parent folder could not be created"),
+        );
+        run.tick(g.dir.kind);
+        return (
+            vec![(
+                g.dir,
+                Err(format!("its parent folder {parent} could not be created")),
+            )],
+            Vec::new(),
+        );
+    }
+    let (included, skipped) = archive_entries(run, &g);
+    let zip = if included.len() < MIN_ARCHIVE_NOTEBOOKS {
+        Err(format!(
+            "only {} of its notebooks can travel in a folder archive: {}",
+            included.len(),
+            skipped.join("; ")
+        ))
+    } else {
+        let entries: Vec<(String, &[u8])> = included
+            .iter()
+            .map(|(name, _, _, bytes)| (name.clone(), bytes.as_slice()))
+            .collect();
+        archive::build(base_name(&g.path), &entries).and_then(|z| {
+            if z.len() as u64 > MAX_IMPORT_BYTES {
+                Err(format!(
+                    "its archive of {} bytes is over the 10 MB the import API accepts",
+                    z.len()
+                ))
+            } else {
+                Ok(z)
+            }
+        })
+    };
+    let imported = match zip {
+        Ok(z) => send_archive(run, &g.path, bytes::Bytes::from(z)).await,
+        Err(why) => Err(why),
+    };
+    if let Err(why) = imported {
+        // Refused: the folder by mkdirs, its notebooks one by one.
+        if why == INTERRUPTED {
+            return (Vec::new(), Vec::new());
+        }
+        run.st()
+            .folders
+            .insert(g.path.clone(), format!("per object ({n} notebooks): {why}"));
+        run.wrote();
+        let r = match run.client.workspace().mkdirs(&g.path).await {
+            Ok(()) => {
+                run.ledger
+                    .record(g.dir.key.clone(), json!({ "sha256": Value::Null }));
+                Ok(Outcome::Created)
+            }
+            Err(e) => {
+                run.st().failed_dirs.insert(g.path.clone());
+                Err(format!("mkdirs {}: {e}", g.path))
+            }
+        };
+        run.tick(g.dir.kind);
+        return (vec![(g.dir, r)], Vec::new());
+    }
+    // What the directory import created: one listing.
+    let listed: Result<BTreeMap<String, crate::model::workspace::ObjectInfo>, String> = run
+        .client
+        .workspace()
+        .list(&g.path)
+        .await
+        .map(|objs| {
+            objs.into_iter()
+                .map(|o| {
+                    (
+                        crate::model::workspace::normalize_path(&o.path).to_string(),
+                        o,
+                    )
+                })
+                .collect()
+        })
+        .map_err(|e| e.to_string());
+    run.ledger
+        .record(g.dir.key.clone(), json!({ "sha256": Value::Null }));
+    run.tick(g.dir.kind);
+    let mut out = vec![(g.dir, Ok(Outcome::Created))];
+    let mut carried = Vec::new();
+    let mut missing = Vec::new();
+    for (_, item, index, _) in &included {
+        let Some(Step::Import { path, .. }) = &item.step else {
+            continue;
+        };
+        let o = &run.source.objects[*index];
+        let present = match &listed {
+            Ok(objs) => objs.get(path).is_some_and(|i| {
+                i.object_type == ObjectType::Notebook
+                    && (i.language.is_none() || i.language == o.language)
+            }),
+            // No listing: each one is checked against its own export instead.
+            Err(_) => check_object(run, *index, path).await.is_ok(),
+        };
+        if present {
+            run.ledger
+                .record(item.key.clone(), json!({ "sha256": o.sha256 }));
+            run.tick(item.kind);
+            out.push((*item, Ok(Outcome::Created)));
+            carried.push(path.clone());
+        } else {
+            missing.push(base_name(path).to_string());
+        }
+    }
+    let mut left: Vec<String> = skipped;
+    if !missing.is_empty() {
+        left.push(format!(
+            "not created by the directory import: {}",
+            missing.join(", ")
+        ));
+    }
+    let how = if left.is_empty() {
+        format!("archive ({} notebooks)", carried.len())
+    } else {
+        format!(
+            "archive ({} notebooks), {} per object: {}",
+            carried.len(),
+            n - carried.len(),
+            left.join("; ")
+        )
+    };
+    run.st().folders.insert(g.path.clone(), how);
+    (out, carried)
+}
+
+/// The notebooks of `g` that can travel in a folder archive — (entry name, item, source index,
+/// `SOURCE` bytes) — and why the others cannot. A notebook whose source lacks its language's
+/// header would not be recognised as one inside an archive.
+#[allow(clippy::type_complexity)]
+fn archive_entries<'r>(
+    run: &'r Run<'_>,
+    g: &Group<'r>,
+) -> (Vec<(String, &'r PlanItem, usize, Vec<u8>)>, Vec<String>) {
+    let mut included = Vec::new();
+    let mut skipped = Vec::new();
+    for (item, index) in &g.notebooks {
+        let o = &run.source.objects[*index];
+        let (Some(language), Some(stored)) = (o.language, o.stored.as_deref()) else {
+            continue;
+        };
+        let name = archive::entry_name(base_name(&item.target), language);
+        match run.source.read(stored, MAX_IMPORT_BYTES) {
+            Ok(bytes) => {
+                let header = language.source_header().as_bytes();
+                let headed = bytes.starts_with(header)
+                    && matches!(bytes.get(header.len()), Some(b'\n' | b'\r'));
+                if headed {
+                    included.push((name, *item, *index, bytes));
+                } else {
+                    skipped.push(format!("{name}: its source has no notebook header"));
+                }
+            }
+            Err(e) => skipped.push(format!("{name}: {e}")),
+        }
+    }
+    (included, skipped)
+}
+
+/// Sends one directory import of `zip` as the new folder `path`. An answer that leaves it
+/// unknown whether the folder was made is settled by looking for the folder.
+async fn send_archive(run: &Run<'_>, path: &str, zip: bytes::Bytes) -> Result<(), String> {
+    let req = Import {
+        path,
+        content: zip,
+        format: Format::Source,
+        language: None,
+        overwrite: false,
+    };
+    let mut last = String::new();
+    for attempt in 0..AMBIGUOUS_ATTEMPTS {
+        if run.interrupt.is_set() {
+            return Err(INTERRUPTED.to_string());
+        }
+        run.wrote();
+        match run.client.workspace().upload(&req).await {
+            Ok(()) => return Ok(()),
+            // An earlier attempt whose answer was lost made it; the listing says what.
+            Err(e) if e.is_already_exists() && attempt > 0 => return Ok(()),
+            Err(e) if ambiguous(&e) => {
+                last = e.to_string();
+                if run.client.workspace().get_status(path).await.is_ok() {
+                    return Ok(());
+                }
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            Err(e) => {
+                return Err(format!(
+                    "the directory import was refused: {}",
+                    first_line(&e.to_string())
+                ))
+            }
+        }
+    }
+    Err(format!(
+        "the directory import did not go through: {}",
+        first_line(&last)
+    ))
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
 }
 
 // ----------------------------------------------------------------------------------------
 // Folders.
 
-async fn directories<'r>(run: &'r Run<'_>) -> Vec<(&'r PlanItem, StepResult)> {
+/// `mkdirs` for the folders this import needs. Folders created by a directory import
+/// (`archived`) are left out, and so, unless `below` is set, are the folders inside them;
+/// with `below` set, only those are made (their parents exist by then).
+async fn directories<'r>(
+    run: &'r Run<'_>,
+    archived: &BTreeSet<String>,
+    below: bool,
+) -> Vec<(&'r PlanItem, StepResult)> {
     if run.interrupt.is_set() {
         return Vec::new();
     }
+    let in_phase = |p: &str| {
+        if below {
+            below_any(p, archived)
+        } else {
+            !archived.iter().any(|a| at_or_below(p, a))
+        }
+    };
     // Every folder this import needs: folder records, and the parents of what it creates.
     let mut needed: BTreeSet<String> = BTreeSet::new();
     for i in &run.plan.items {
@@ -337,6 +709,16 @@ async fn directories<'r>(run: &'r Run<'_>) -> Vec<(&'r PlanItem, StepResult)> {
             _ => {}
         }
     }
+    if !below {
+        // The parents of the folders a directory import makes (it does not make parents).
+        for a in archived {
+            let p = parent_path(a);
+            if !run.plan.tree.is_dir(p) {
+                needed.insert(p.to_string());
+            }
+        }
+    }
+    needed.retain(|p| in_phase(p));
     // mkdirs makes parents, so only the deepest folders need a call.
     let leaves: Vec<String> = needed
         .iter()
@@ -369,6 +751,9 @@ async fn directories<'r>(run: &'r Run<'_>) -> Vec<(&'r PlanItem, StepResult)> {
         let Some(Step::Dir { path }) = &item.step else {
             continue;
         };
+        if !in_phase(path) || archived.contains(path) {
+            continue;
+        }
         let bad = failed
             .iter()
             .find(|(leaf, _)| *leaf == path || leaf.starts_with(&format!("{path}/")));
@@ -384,15 +769,23 @@ async fn directories<'r>(run: &'r Run<'_>) -> Vec<(&'r PlanItem, StepResult)> {
         };
         out.push((item, r));
     }
-    run.st().failed_dirs = failed.into_keys().collect();
+    run.st().failed_dirs.extend(failed.into_keys());
     out
 }
 
 // ----------------------------------------------------------------------------------------
 // Notebooks and files.
 
-async fn objects<'r>(run: &'r Run<'_>) -> Vec<(&'r PlanItem, StepResult)> {
-    let items = run.items_of(&[Kind::Notebook, Kind::File]);
+/// One import per notebook or file, but for those a directory import created (`carried`).
+async fn objects<'r>(
+    run: &'r Run<'_>,
+    carried: &BTreeSet<String>,
+) -> Vec<(&'r PlanItem, StepResult)> {
+    let items: Vec<&PlanItem> = run
+        .items_of(&[Kind::Notebook, Kind::File])
+        .into_iter()
+        .filter(|i| !matches!(&i.step, Some(Step::Import { path, .. }) if carried.contains(path)))
+        .collect();
     let r = run
         .each(items, |item, step| async move {
             let Step::Import {
