@@ -229,6 +229,11 @@ fn mlflow_version(emu: &EmulatorHandle, token: &str, full: &str, v: &str) -> Val
 
 /// Exports the poc's models and UC grants into `work/uc.zip`.
 fn export(work: &Path, src: &EmulatorHandle) -> PathBuf {
+    export_as(work, src, SRC_TOKEN)
+}
+
+/// [`export`] signed in with `token`.
+fn export_as(work: &Path, src: &EmulatorHandle, token: &str) -> PathBuf {
     let r = dbxport(
         work,
         &[
@@ -241,7 +246,7 @@ fn export(work: &Path, src: &EmulatorHandle) -> PathBuf {
             "models,uc_grants",
             "--json",
         ],
-        &[("DATABRICKS_TOKEN", SRC_TOKEN)],
+        &[("DATABRICKS_TOKEN", token)],
     );
     ok(&r, "export");
     let rep = r.json()["report"].clone();
@@ -741,21 +746,7 @@ fn a_model_registered_in_uc_by_the_mlflow_client_moves_and_predicts_the_same() {
     );
     assert_eq!(on_src["predictions"], trained["predictions"]);
 
-    let r = dbxport(
-        work,
-        &[
-            "export",
-            "--host",
-            src.url(),
-            "-o",
-            "uc.zip",
-            "--include",
-            "models,uc_grants",
-            "--json",
-        ],
-        &[("DATABRICKS_TOKEN", DST_TOKEN)],
-    );
-    ok(&r, "export");
+    export_as(work, &src, DST_TOKEN);
     let dst = target(&work.join("dst"), &["main.ml"]);
     import(work, &dst, &[]);
     let on_dst = script(
