@@ -450,6 +450,19 @@ impl BagBuilder {
         envelope: Option<&Sealer>,
         replace: bool,
     ) -> std::result::Result<WriteSummary, Problems> {
+        self.write_bundle_file_with(out, envelope, replace, Vec::new())
+    }
+
+    /// [`BagBuilder::write_bundle_file`] with `streamed` resources besides the staged ones:
+    /// resources never staged, whose bytes are read (and hashed) as the writer reaches them
+    /// (spec §11, streamed files). Their records are written like the others; nothing of them is kept.
+    pub fn write_bundle_file_with(
+        self,
+        out: &Path,
+        envelope: Option<&Sealer>,
+        replace: bool,
+        streamed: Vec<Resource>,
+    ) -> std::result::Result<WriteSummary, Problems> {
         let staged = self.committed()?;
         let blobs = self.staging.join("blobs");
         let mut any_sealed = false;
@@ -478,6 +491,11 @@ impl BagBuilder {
                 notes: r.notes,
                 parts,
             });
+        }
+        for r in streamed {
+            any_sealed |= r.parts.iter().any(|p| p.sealed);
+            expected.push(vec![None; r.parts.len()]);
+            resources.push(r);
         }
         let sealing = if any_sealed {
             self.state.sealing.clone()

@@ -100,6 +100,25 @@ impl<W: Write> Write for TrackedFile<W> {
     }
 }
 
+/// Bytes written between two syncs of the writeback thread.
+const WRITEBACK: u64 = 32 << 20;
+
+/// Syncs the file each time [`WRITEBACK`] more bytes were written, until the writer stops. The
+/// file is synced before it is renamed (§11); without this, a machine with plenty of memory
+/// keeps the whole bundle dirty in the page cache and that last sync writes all of it at once,
+/// after the last byte arrived: for a bundle filled from the network, a second pass at disk
+/// speed. Here the disk writes while the writer goes on, and the last sync finds little left.
+/// Errors are left to that last sync, which reports them.
+fn write_back(file: File, progress: &Progress) {
+    let mut synced = 0u64;
+    while let Some(now) = progress.wait_past(synced + WRITEBACK - 1) {
+        if file.sync_data().is_err() {
+            return;
+        }
+        synced = now;
+    }
+}
+
 /// The thread that reads entries back as they are written.
 pub struct Follower {
     events: Option<Sender<EntryEvent>>,
@@ -110,7 +129,10 @@ pub struct Follower {
 impl Follower {
     /// Starts following the file at `path`, which the writer fills through the
     /// [`TrackedFile`] this returns around `file`.
-    pub fn start<W: Write>(path: &Path, file: W) -> io::Result<(Follower, TrackedFile<W>)> {
+    pub fn start<W: Write + std::os::fd::AsFd>(
+        path: &Path,
+        file: W,
+    ) -> io::Result<(Follower, TrackedFile<W>)> {
         let reader = File::open(path)?;
         let progress = Arc::new(Progress::default());
         let (tx, rx) = channel();
@@ -118,6 +140,11 @@ impl Follower {
         let thread = std::thread::Builder::new()
             .name("dbxport-readback".into())
             .spawn(move || follow(reader, &p, rx))?;
+        let syncing = File::from(file.as_fd().try_clone_to_owned()?);
+        let p = Arc::clone(&progress);
+        std::thread::Builder::new()
+            .name("dbxport-writeback".into())
+            .spawn(move || write_back(syncing, &p))?;
         let tracked = TrackedFile {
             inner: file,
             progress: Arc::clone(&progress),

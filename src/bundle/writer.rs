@@ -392,6 +392,9 @@ fn write_entries<W: Write>(
                             for r in &mut inv.records {
                                 r.sha256 = r.stored.first().and_then(|p| digests.get(p).cloned());
                             }
+                            // Versions whose artifacts were streamed learn their manifest
+                            // digest only now (§11, streamed files).
+                            crate::kinds::model::format::fill_streamed_digests(&mut inv.records);
                             digest_tags(&inv, &digests, &fixed)
                         });
                         post[&tag].clone()

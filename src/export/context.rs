@@ -5,7 +5,7 @@
 use super::error::ExportError;
 use super::options::ExportOptions;
 use super::progress::{Event, Observer};
-use super::report::{Issue, Outcome, Report};
+use super::report::{Outcome, Report};
 use super::select::PathFilter;
 use super::stage::{Committer, DoneEntry, Item, Stage};
 use crate::bundle::Resource;
@@ -38,6 +38,7 @@ pub struct Ctx {
     fatal: Mutex<Option<ExportError>>,
     reused: std::sync::atomic::AtomicU64,
     folders: Mutex<std::collections::BTreeMap<String, String>>,
+    deferred: Mutex<Vec<crate::models::Deferred>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -76,6 +77,7 @@ impl Ctx {
             fatal: Mutex::new(None),
             reused: std::sync::atomic::AtomicU64::new(0),
             folders: Mutex::new(std::collections::BTreeMap::new()),
+            deferred: Mutex::new(Vec::new()),
         }
     }
 
@@ -126,35 +128,7 @@ impl Ctx {
     pub fn outcome(&self, kind: Kind, source_id: &str, entry: &DoneEntry, reused: bool) {
         let outcome = entry.outcome.unwrap_or(Outcome::Exported);
         let (name, reasons, bytes) = (entry.name.as_str(), &entry.notes, entry.bytes);
-        {
-            let mut r = lock(&self.report);
-            let c = r.kinds.entry(kind.as_str().to_string()).or_default();
-            match outcome {
-                Outcome::Exported => c.exported += 1,
-                Outcome::Degraded => c.degraded += 1,
-                Outcome::Omitted => c.not_exported += 1,
-                Outcome::Failed => {
-                    c.not_exported += 1;
-                    c.failed += 1;
-                }
-                // Import's words; no export stage records them.
-                Outcome::Created | Outcome::Updated | Outcome::Unchanged | Outcome::Skipped => {
-                    debug_assert!(false, "import outcome {outcome:?} in an export");
-                    c.not_exported += 1;
-                }
-            }
-            if outcome != Outcome::Exported {
-                for why in reasons {
-                    r.issues.push(Issue {
-                        kind,
-                        name: name.to_string(),
-                        source_id: source_id.to_string(),
-                        outcome,
-                        reason: why.clone(),
-                    });
-                }
-            }
-        }
+        lock(&self.report).record(kind, source_id, entry);
         if outcome == Outcome::Failed {
             tracing::warn!(target: "dbxport::export", %kind, name, reason = reasons.join("; "), "not exported");
         }
@@ -164,6 +138,22 @@ impl Ctx {
             outcome,
             reused,
         });
+    }
+
+    /// True when the models stage may stream large artifacts into the bundle as it is
+    /// written (§11, streamed files): a fresh run does; a resumed one stages everything it exports.
+    pub fn streams_models(&self) -> bool {
+        !self.stage.resumed()
+    }
+
+    /// Holds model versions whose artifacts are streamed when the bundle is written.
+    pub fn defer_models(&self, d: crate::models::Deferred) {
+        lock(&self.deferred).push(d);
+    }
+
+    /// The model versions held for streaming, taken out.
+    pub fn take_deferred(&self) -> Vec<crate::models::Deferred> {
+        std::mem::take(&mut *lock(&self.deferred))
     }
 
     /// Records a failure of one object.

@@ -56,7 +56,7 @@ use select::PathFilter;
 use serde::Serialize;
 use serde_json::json;
 use stage::Stage;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -221,11 +221,36 @@ pub async fn export_from(
             return Err(fatal);
         }
     }
-    let mut report = ctx.report();
-    report.normalize();
     let reused = ctx.reused();
     let folders = ctx.folder_paths();
     ctx.phase("writing and verifying the bundle");
+    // Model versions whose large artifacts stream from the registry into the bundle as it is
+    // written (§11, streamed files). When one does not arrive as listed, they are staged like any other
+    // file and the bundle is written again from the staging folder.
+    let mut envelope = envelope;
+    let mut streamed = None;
+    let deferred = ctx.take_deferred();
+    if !deferred.is_empty() {
+        let (outcome, back) = write_streamed(&ctx, &deferred, &output, envelope).await?;
+        envelope = back;
+        match outcome {
+            Ok(done) => streamed = Some(done),
+            Err(failures) => {
+                ctx.notice(format!(
+                    "a model artifact streamed into the bundle did not arrive as listed ({}); its version was staged and the bundle written again",
+                    failures.join("; ")
+                ));
+                for d in deferred {
+                    crate::kinds::model::export::stage_deferred(&ctx, d).await;
+                }
+                if let Some(fatal) = ctx.take_fatal() {
+                    return Err(fatal);
+                }
+            }
+        }
+    }
+    let mut report = ctx.report();
+    report.normalize();
     // Every stage has finished: this is the last reference.
     let ctx_owned = loop {
         match Arc::try_unwrap(ctx) {
@@ -237,37 +262,24 @@ pub async fn export_from(
         }
     };
     let mut stage = ctx_owned.into_stage();
+    let streamed_artifacts = streamed.as_ref().map_or(0, |s: &Streamed| s.artifacts);
     // The bundle is written straight from the staged files (one read of each, one write); a
     // run interrupted after an older version finalized the bag packs that folder instead.
-    let (report, packed) = match stage.take_builder() {
-        Some(builder) => {
-            let r = report.clone();
-            let out = output.clone();
-            let packed = tokio::task::spawn_blocking(move || -> Result<PackSummary, ExportError> {
-                let t0 = std::time::Instant::now();
-                builder.add_tag_file(REPORT_JSON, &r.to_json())?;
-                builder.add_tag_file(REPORT_MD, r.to_markdown().as_bytes())?;
-                let w = builder
-                    .write_bundle_file(&out, envelope.as_ref(), false)
-                    .map_err(ExportError::Pack)?;
-                tracing::info!(target: "dbxport::export", secs = t0.elapsed().as_secs_f64(), "bundle written and verified");
-                Ok(PackSummary {
-                    output: out,
-                    bag: w.bag,
-                    bundle_id: w.bundle_id,
-                    entries: w.entries,
-                    payload_files: w.payload_files,
-                    payload_bytes: w.payload_bytes,
-                    bytes: w.bytes,
-                    envelope: envelope.is_some(),
-                })
-            })
-            .await
-            .map_err(|e| ExportError::Internal(e.to_string()))??;
-            (report, packed)
+    let (report, packed) = match (streamed, stage.take_builder()) {
+        (Some(s), _) => (s.report, s.packed),
+        (None, Some(builder)) => {
+            let (written, _) = write_from_stage(
+                builder,
+                report.clone(),
+                output.clone(),
+                envelope,
+                Vec::new(),
+            )
+            .await?;
+            (report, written.map_err(ExportError::Pack)?)
         }
         // The interrupted run had finalized the bag already: its report is in it.
-        None => {
+        (None, None) => {
             let path = stage.bag_dir().join(REPORT_JSON);
             let bytes = std::fs::read(&path).map_err(|e| ExportError::io(&path, e))?;
             let report = serde_json::from_slice(&bytes).map_err(|e| ExportError::Staging {
@@ -309,6 +321,7 @@ pub async fn export_from(
         reused,
         bundle_bytes: packed.bytes,
         folders,
+        streamed_artifacts,
     };
     Ok(ExportSummary {
         output: packed.output.clone(),
@@ -316,6 +329,126 @@ pub async fn export_from(
         report,
         run,
     })
+}
+
+/// A bundle written with streamed model artifacts: its report, what was written, and how many
+/// artifacts streamed.
+struct Streamed {
+    report: Report,
+    packed: PackSummary,
+    artifacts: u64,
+}
+
+/// Writes the bundle from the staged files plus `streamed` resources, with the report as its
+/// tag files, on a blocking thread. Gives the envelope back for a second attempt; the inner
+/// error is the writer's.
+async fn write_from_stage(
+    builder: crate::bundle::BagBuilder,
+    report: Report,
+    out: PathBuf,
+    envelope: Option<crate::bundle::seal::Sealer>,
+    streamed: Vec<crate::bundle::Resource>,
+) -> Result<
+    (
+        Result<PackSummary, crate::bundle::Problems>,
+        Option<crate::bundle::seal::Sealer>,
+    ),
+    ExportError,
+> {
+    tokio::task::spawn_blocking(move || -> Result<_, ExportError> {
+        let t0 = std::time::Instant::now();
+        builder.add_tag_file(REPORT_JSON, &report.to_json())?;
+        builder.add_tag_file(REPORT_MD, report.to_markdown().as_bytes())?;
+        let written = builder
+            .write_bundle_file_with(&out, envelope.as_ref(), false, streamed)
+            .map(|w| {
+                tracing::info!(target: "dbxport::export", secs = t0.elapsed().as_secs_f64(), "bundle written and verified");
+                PackSummary {
+                    output: out,
+                    bag: w.bag,
+                    bundle_id: w.bundle_id,
+                    entries: w.entries,
+                    payload_files: w.payload_files,
+                    payload_bytes: w.payload_bytes,
+                    bytes: w.bytes,
+                    envelope: envelope.is_some(),
+                }
+            });
+        Ok((written, envelope))
+    })
+    .await
+    .map_err(|e| ExportError::Internal(e.to_string()))?
+}
+
+/// Writes the bundle with the held-back model versions' artifacts streamed into it (§11, streamed files),
+/// through a second handle on the staging folder, so that the context's own stays intact for
+/// staging them instead. The inner error lists the streamed files that did not arrive as
+/// listed; any other failure is the export's.
+async fn write_streamed(
+    ctx: &Arc<Ctx>,
+    deferred: &[crate::models::Deferred],
+    output: &Path,
+    envelope: Option<crate::bundle::seal::Sealer>,
+) -> Result<
+    (
+        Result<Streamed, Vec<String>>,
+        Option<crate::bundle::seal::Sealer>,
+    ),
+    ExportError,
+> {
+    let failures: crate::models::pipe::StreamFailures = Default::default();
+    let resources: Vec<crate::bundle::Resource> = deferred
+        .iter()
+        .flat_map(|d| d.resources(&failures))
+        .collect();
+    let mut report = ctx.report();
+    let mut done = Vec::with_capacity(resources.len());
+    for r in &resources {
+        let entry = crate::kinds::model::export::done_entry(r);
+        report.record(r.kind, &r.source_id, &entry);
+        done.push((r.kind, entry.bytes));
+    }
+    let artifacts = done
+        .iter()
+        .filter(|(k, _)| *k == Kind::ModelArtifact)
+        .count() as u64;
+    report.normalize();
+    let bag_dir = ctx.stage.bag_dir().to_path_buf();
+    let builder =
+        tokio::task::spawn_blocking(move || crate::bundle::BagBuilder::resume(&bag_dir, None))
+            .await
+            .map_err(|e| ExportError::Internal(e.to_string()))??;
+    let (written, envelope) = write_from_stage(
+        builder,
+        report.clone(),
+        output.to_path_buf(),
+        envelope,
+        resources,
+    )
+    .await?;
+    let failed = std::mem::take(&mut *failures.lock().unwrap_or_else(|p| p.into_inner()));
+    match written {
+        Ok(packed) => {
+            for (kind, bytes) in done {
+                ctx.emit(Event::Done {
+                    kind,
+                    bytes,
+                    outcome: report::Outcome::Exported,
+                    reused: false,
+                });
+            }
+            Ok((
+                Ok(Streamed {
+                    report,
+                    packed,
+                    artifacts,
+                }),
+                envelope,
+            ))
+        }
+        Err(_) if !failed.is_empty() => Ok((Err(failed), envelope)),
+        Err(p) => Err(ExportError::Pack(p)),
+    }
 }
 
 /// Every stage, in dependency order; the independent ones at once.

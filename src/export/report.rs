@@ -96,9 +96,44 @@ pub struct RunStats {
     /// carry some of them says which and why.
     #[serde(default)]
     pub folders: BTreeMap<String, String>,
+    /// Model artifacts streamed from the registry straight into the bundle as it was written,
+    /// never staged (spec §11, streamed files).
+    #[serde(default)]
+    pub streamed_artifacts: u64,
 }
 
 impl Report {
+    /// Counts what became of one object and keeps the reasons of any outcome but exported.
+    pub fn record(&mut self, kind: Kind, source_id: &str, entry: &super::stage::DoneEntry) {
+        let outcome = entry.outcome.unwrap_or(Outcome::Exported);
+        let c = self.kinds.entry(kind.as_str().to_string()).or_default();
+        match outcome {
+            Outcome::Exported => c.exported += 1,
+            Outcome::Degraded => c.degraded += 1,
+            Outcome::Omitted => c.not_exported += 1,
+            Outcome::Failed => {
+                c.not_exported += 1;
+                c.failed += 1;
+            }
+            // Import's words; no export stage records them.
+            Outcome::Created | Outcome::Updated | Outcome::Unchanged | Outcome::Skipped => {
+                debug_assert!(false, "import outcome {outcome:?} in an export");
+                c.not_exported += 1;
+            }
+        }
+        if outcome != Outcome::Exported {
+            for why in &entry.notes {
+                self.issues.push(Issue {
+                    kind,
+                    name: entry.name.clone(),
+                    source_id: source_id.to_string(),
+                    outcome,
+                    reason: why.clone(),
+                });
+            }
+        }
+    }
+
     /// An empty report.
     pub fn new(bundle_id: &str, host: &str, workspace_id: &str) -> Report {
         Report {

@@ -17,7 +17,7 @@
 
 use super::error::{stops_run, ModelsError};
 use super::manifest::ArtifactEntry;
-use super::pipe::{ChannelReader, Known, PipeState, DEPTH};
+use super::pipe::{ChannelReader, Known, PipeState, StreamFailures, StreamedFile, DEPTH};
 use super::registry::{ArtifactLocation, ListedFile, Registry};
 use super::select::{NameFilter, VersionSelection};
 use super::steps::StepLog;
@@ -31,6 +31,7 @@ use crate::model::Kind;
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 /// What to export.
@@ -148,6 +149,19 @@ pub trait StageSink: Send + Sync {
     fn found(&self, _kind: Kind, _count: u64) {}
     /// One object could not be exported, with the reason (it is in the report too).
     fn failed(&self, _kind: Kind, _name: &str, _source_id: &str, _why: &str) {}
+    /// True when the sink takes versions whose large artifacts are streamed from the registry
+    /// into the bundle as it is written ([`Deferred`]); otherwise every artifact is staged.
+    fn streams(&self) -> bool {
+        false
+    }
+    /// Takes the versions held back for streaming, once a registry's export has ended. Only
+    /// called when [`StageSink::streams`] said yes.
+    fn defer(&self, _deferred: Deferred) -> Result<(), ModelsError> {
+        Err(ModelsError::task(
+            "bundle builder",
+            "this sink does not take streamed artifacts",
+        ))
+    }
 }
 
 impl StageSink for BagBuilder {
@@ -180,7 +194,12 @@ pub async fn export_models(
             registry: registry.describe(),
             ..ExportReport::default()
         },
+        stream: false,
+        pending: HashMap::new(),
+        sizes: HashSet::new(),
+        deferred: Vec::new(),
     };
+    run.stream = run.builder.streams();
     if let Some(j) = journal {
         for (key, data) in j.recall_prefix("models/artifact:") {
             let Some(id) = key.strip_prefix("models/artifact:") else {
@@ -206,7 +225,230 @@ pub async fn export_models(
     for m in models {
         run.model(m, &opts.versions, journal).await?;
     }
+    if !run.deferred.is_empty() {
+        let versions = std::mem::take(&mut run.deferred);
+        run.builder.defer(Deferred {
+            registry: registry.clone(),
+            versions,
+        })?;
+    }
     Ok(run.report)
+}
+
+/// Artifact files at least this large are streamed into the bundle when the export allows it
+/// (§11, streamed files); smaller ones are staged, which costs little.
+pub const STREAM_MIN: u64 = 1 << 20;
+
+/// Model versions held back until the bundle is written, because some of their artifacts are
+/// streamed from the registry straight into the bundle file (spec §11, streamed files) instead of being
+/// staged first: a large artifact then crosses the disk once. A file is streamed only when its
+/// listed size is at least [`STREAM_MIN`] and no other file of the export has that size, so it
+/// cannot be a duplicate of another (§6.5): deduplication and the bundle's bytes are the same
+/// as when every file is staged. Nothing held here is staged or journaled: an interrupted
+/// export exports these versions again when resumed.
+pub struct Deferred {
+    registry: Registry,
+    versions: Vec<DeferredVersion>,
+}
+
+/// One held-back version: what its record needs and where each of its files stands.
+struct DeferredVersion {
+    v: ModelVersion,
+    provenance: Option<RunFile>,
+    loc: ArtifactLocation,
+    notes: Vec<String>,
+    jv: JournaledVersion,
+    files: Vec<(ListedFile, FileState)>,
+}
+
+/// Where one artifact file of a held-back version stands.
+enum FileState {
+    /// To be read from the registry when the writer reaches its entry.
+    Streamed,
+    /// Staged (or recorded as a duplicate), with its digest.
+    Entry(ArtifactEntry),
+    /// Not exported; reported already.
+    Failed,
+}
+
+impl DeferredVersion {
+    fn id(&self) -> String {
+        format!("{}/{}", self.v.name, self.v.version)
+    }
+
+    fn streams(&self) -> bool {
+        self.files
+            .iter()
+            .any(|(_, s)| matches!(s, FileState::Streamed))
+    }
+
+    /// Records how file `i` ended.
+    fn settle(&mut self, i: usize, outcome: Result<ArtifactEntry, String>) {
+        let state = match outcome {
+            Ok(e) => FileState::Entry(e),
+            Err(msg) => {
+                let path = self.files[i].0.path.clone();
+                self.notes
+                    .push(format!("artifact {path} not exported: {msg}"));
+                self.jv.failed.push((path, msg));
+                FileState::Failed
+            }
+        };
+        self.files[i].1 = state;
+    }
+
+    /// Its artifact summary (streamed files with their listed size and no digest yet) and the
+    /// paths not exported.
+    fn summary(&self) -> (Vec<ArtifactEntry>, Vec<String>) {
+        let mut entries = Vec::new();
+        let mut missing = Vec::new();
+        for (f, state) in &self.files {
+            match state {
+                FileState::Entry(e) => entries.push(e.clone()),
+                FileState::Streamed => entries.push(ArtifactEntry {
+                    path: f.path.clone(),
+                    size: f.size.unwrap_or(0),
+                    sha256: String::new(),
+                }),
+                FileState::Failed => missing.push(f.path.clone()),
+            }
+        }
+        (entries, missing)
+    }
+}
+
+impl Deferred {
+    /// Versions held back.
+    pub fn versions(&self) -> usize {
+        self.versions.len()
+    }
+
+    /// The records to write with the staged ones: each held-back version's record, whose
+    /// `artifacts_sha256` the writer fills in once the streamed files' digests are known
+    /// (§11, streamed files), and a record per streamed file whose bytes are downloaded when the writer
+    /// reaches its entry. A streamed file that fails is named in `failures`.
+    pub(crate) fn resources(&self, failures: &StreamFailures) -> Vec<Resource> {
+        let mut out = Vec::new();
+        for dv in &self.versions {
+            let id = dv.id();
+            for (f, state) in &dv.files {
+                if let FileState::Streamed = state {
+                    let size = f.size.unwrap_or(0);
+                    let reader = StreamedFile::new(
+                        self.registry.clone(),
+                        dv.loc.clone(),
+                        f.path.clone(),
+                        size,
+                        format!("{id}/{}", f.path),
+                        Arc::clone(failures),
+                    );
+                    out.push(Resource::model_artifact(
+                        &dv.v.name,
+                        &dv.v.version,
+                        &f.path,
+                        Content::Stream {
+                            len: size,
+                            reader: Box::new(reader),
+                        },
+                    ));
+                }
+            }
+            let (entries, missing) = dv.summary();
+            let complete = missing.is_empty();
+            let mut r = version_record(
+                &self.registry,
+                &dv.v,
+                dv.provenance.clone(),
+                Some(&dv.loc),
+                &entries,
+                missing,
+                dv.notes.clone(),
+                complete,
+            );
+            if dv.streams() {
+                if let Some(m) = r.meta.as_object_mut() {
+                    m.insert("artifacts_sha256".into(), serde_json::Value::Null);
+                }
+            }
+            out.push(r);
+        }
+        out
+    }
+}
+
+/// Stages the held-back versions the ordinary way — their streamed files downloaded and staged,
+/// then their records — after a streamed write failed (a file changed or a download broke
+/// while the bundle was written). Reports like [`export_models`].
+pub async fn stage_deferred(
+    deferred: Deferred,
+    builder: Arc<dyn StageSink>,
+    journal: Option<&dyn StepLog>,
+) -> Result<ExportReport, ModelsError> {
+    let hidden = ProgressBar::hidden();
+    let mut run = Run {
+        registry: &deferred.registry,
+        builder,
+        progress: &hidden,
+        known: Arc::new(Known::new()),
+        report: ExportReport {
+            registry: deferred.registry.describe(),
+            ..ExportReport::default()
+        },
+        stream: false,
+        pending: HashMap::new(),
+        sizes: HashSet::new(),
+        deferred: Vec::new(),
+    };
+    for mut dv in deferred.versions {
+        for i in 0..dv.files.len() {
+            if let FileState::Streamed = dv.files[i].1 {
+                let (v, loc, f) = (dv.v.clone(), dv.loc.clone(), dv.files[i].0.clone());
+                let id = format!("{}/{}/{}", v.name, v.version, f.path);
+                let outcome = run.store(&v, &loc, &f, &id, journal).await?;
+                dv.settle(i, outcome);
+            }
+        }
+        run.finish_version(dv, journal).await?;
+    }
+    Ok(run.report)
+}
+
+/// A version's record from what its export found.
+#[allow(clippy::too_many_arguments)]
+fn version_record(
+    registry: &Registry,
+    v: &ModelVersion,
+    provenance: Option<RunFile>,
+    loc: Option<&ArtifactLocation>,
+    entries: &[ArtifactEntry],
+    missing: Vec<String>,
+    notes: Vec<String>,
+    complete: bool,
+) -> Resource {
+    let files = entries
+        .iter()
+        .map(|e| (e.path.as_str(), e.sha256.as_str(), e.size));
+    let details = VersionDetails {
+        status: v.status.clone(),
+        artifact_location: loc.map(|l| l.uri()),
+        missing_artifacts: missing,
+        run: provenance,
+    };
+    mark(
+        registry,
+        Resource::model_version_with(v, files, complete, details).with_notes(notes),
+    )
+}
+
+/// Marks a model or version record of Unity Catalog's registry (`meta.registry`), so import
+/// sends it back to Unity Catalog.
+fn mark(registry: &Registry, mut r: Resource) -> Resource {
+    if registry.is_uc() {
+        if let Some(m) = r.meta.as_object_mut() {
+            m.insert("registry".into(), serde_json::json!("uc"));
+        }
+    }
+    r
 }
 
 struct Run<'a> {
@@ -216,6 +458,14 @@ struct Run<'a> {
     /// Shared with the reader of the file being exported; changed only between files.
     known: Arc<Known>,
     report: ExportReport,
+    /// Large files with a size no other file has may be streamed ([`Deferred`]).
+    stream: bool,
+    /// Streamed files by listed size: (index in `deferred`, index in its files).
+    pending: HashMap<u64, (usize, usize)>,
+    /// Every listed size met so far.
+    sizes: HashSet<u64>,
+    /// Versions held back because some of their files are streamed.
+    deferred: Vec<DeferredVersion>,
 }
 
 /// How one artifact file ended.
@@ -248,15 +498,8 @@ impl Run<'_> {
         self.report.problems.push(Problem { object, message });
     }
 
-    /// Marks a model or version record of Unity Catalog's registry (`meta.registry`), so
-    /// import sends it back to Unity Catalog.
-    fn mark(&self, mut r: Resource) -> Resource {
-        if self.registry.is_uc() {
-            if let Some(m) = r.meta.as_object_mut() {
-                m.insert("registry".into(), serde_json::json!("uc"));
-            }
-        }
-        r
+    fn mark(&self, r: Resource) -> Resource {
+        mark(self.registry, r)
     }
 
     fn warn(&mut self, object: String, message: String) {
@@ -429,16 +672,25 @@ impl Run<'_> {
         self.progress.inc_length(total);
         self.builder.found(Kind::ModelArtifact, listed.len() as u64);
         jv.listed = listed.iter().map(|f| f.path.clone()).collect();
-        let mut entries = Vec::with_capacity(listed.len());
-        let mut missing = Vec::new();
-        for f in &listed {
+        let slot = self.deferred.len();
+        let mut cur = DeferredVersion {
+            v,
+            provenance,
+            loc,
+            notes,
+            jv,
+            files: Vec::with_capacity(listed.len()),
+        };
+        for f in listed {
             let art_id = format!("{id}/{}", f.path);
+            let i = cur.files.len();
+            cur.files.push((f.clone(), FileState::Failed));
             if self.builder.contains(Kind::ModelArtifact, &art_id) {
                 self.report.resumed += 1;
-                match self.resumed_entry(&loc, f, &art_id, journal).await? {
+                match self.resumed_entry(&cur.loc, &f, &art_id, journal).await? {
                     Ok(e) => {
                         self.progress.inc(e.size);
-                        entries.push(e);
+                        cur.files[i].1 = FileState::Entry(e);
                     }
                     Err(msg) => {
                         self.problem(
@@ -447,74 +699,162 @@ impl Run<'_> {
                             format!("model artifact {art_id}"),
                             msg.clone(),
                         );
-                        jv.failed.push((f.path.clone(), msg));
-                        missing.push(f.path.clone());
+                        // Its record says why already; the version's notes are for this run.
+                        cur.jv.failed.push((f.path.clone(), msg));
                     }
                 }
                 continue;
             }
-            match self.file(&v, &loc, f).await? {
-                FileOutcome::Stored(e, warning) => {
-                    if let Some(w) = &warning {
-                        self.warn(format!("model artifact {art_id}"), w.clone());
+            if self.stream {
+                // A file streamed earlier with this size might hold the same bytes: stage it
+                // now, before this one, so this one is compared with it as without streaming.
+                // A file the listing gives no size (MLflow leaves it out for empty files)
+                // might match any of them.
+                match f.size {
+                    Some(size) => {
+                        if let Some(at) = self.pending.remove(&size) {
+                            self.demote(&mut cur, slot, at, journal).await?;
+                        }
                     }
-                    self.report.stored_bytes += e.size;
-                    Arc::make_mut(&mut self.known)
-                        .entry(e.sha256.clone())
-                        .or_insert_with(|| (art_id.clone(), e.size));
-                    if let Some(j) = journal {
-                        j.remember(
-                            &journal_key(&art_id),
-                            json!(JournaledArtifact {
-                                sha256: e.sha256.clone(),
-                                size: e.size,
-                                same_as: None,
-                                warning,
-                            }),
-                        )?;
+                    None => {
+                        let all: Vec<(usize, usize)> =
+                            self.pending.drain().map(|(_, at)| at).collect();
+                        for at in all {
+                            self.demote(&mut cur, slot, at, journal).await?;
+                        }
                     }
-                    entries.push(e);
                 }
-                FileOutcome::Duplicate(e) => {
-                    self.report.deduplicated += 1;
-                    self.report.deduplicated_bytes += e.size;
-                    if let Some(j) = journal {
-                        let same_as = self.known.get(&e.sha256).map(|(id, _)| id.clone());
-                        j.remember(
-                            &journal_key(&art_id),
-                            json!(JournaledArtifact {
-                                sha256: e.sha256.clone(),
-                                size: e.size,
-                                same_as,
-                                warning: None,
-                            }),
-                        )?;
+                if let Some(size) = f.size {
+                    let first = self.sizes.insert(size);
+                    if first && size >= STREAM_MIN {
+                        self.pending.insert(size, (slot, i));
+                        cur.files[i].1 = FileState::Streamed;
+                        self.progress.inc(size);
+                        continue;
                     }
-                    entries.push(e);
-                }
-                FileOutcome::Failed(msg) => {
-                    self.problem(
-                        Kind::ModelArtifact,
-                        &art_id,
-                        format!("model artifact {art_id}"),
-                        msg.clone(),
-                    );
-                    notes.push(format!("artifact {} not exported: {msg}", f.path));
-                    jv.failed.push((f.path.clone(), msg));
-                    missing.push(f.path.clone());
                 }
             }
+            let outcome = self.store(&cur.v, &cur.loc, &f, &art_id, journal).await?;
+            if let Ok(e) = &outcome {
+                // Its true size, which a later file must not stream with.
+                self.sizes.insert(e.size);
+            }
+            cur.settle(i, outcome);
         }
+        if cur.streams() {
+            self.deferred.push(cur);
+            return Ok(());
+        }
+        self.finish_version(cur, journal).await
+    }
+
+    /// Stages a file streamed earlier instead (see [`Deferred`]); `cur` is the version being
+    /// exported, which `slot` would be in `deferred`.
+    async fn demote(
+        &mut self,
+        cur: &mut DeferredVersion,
+        slot: usize,
+        (di, fi): (usize, usize),
+        journal: Option<&dyn StepLog>,
+    ) -> Result<(), ModelsError> {
+        let (v, loc, f) = {
+            let dv = if di == slot {
+                &*cur
+            } else {
+                &self.deferred[di]
+            };
+            (dv.v.clone(), dv.loc.clone(), dv.files[fi].0.clone())
+        };
+        let art_id = format!("{}/{}/{}", v.name, v.version, f.path);
+        let outcome = self.store(&v, &loc, &f, &art_id, journal).await?;
+        let dv = if di == slot {
+            cur
+        } else {
+            &mut self.deferred[di]
+        };
+        dv.settle(fi, outcome);
+        Ok(())
+    }
+
+    /// Exports one file the staged way, with its report lines and journal record; the inner
+    /// error is why it was not exported.
+    async fn store(
+        &mut self,
+        v: &ModelVersion,
+        loc: &ArtifactLocation,
+        f: &ListedFile,
+        art_id: &str,
+        journal: Option<&dyn StepLog>,
+    ) -> Result<Result<ArtifactEntry, String>, ModelsError> {
+        match self.file(v, loc, f).await? {
+            FileOutcome::Stored(e, warning) => {
+                if let Some(w) = &warning {
+                    self.warn(format!("model artifact {art_id}"), w.clone());
+                }
+                self.report.stored_bytes += e.size;
+                Arc::make_mut(&mut self.known)
+                    .entry(e.sha256.clone())
+                    .or_insert_with(|| (art_id.to_string(), e.size));
+                if let Some(j) = journal {
+                    j.remember(
+                        &journal_key(art_id),
+                        json!(JournaledArtifact {
+                            sha256: e.sha256.clone(),
+                            size: e.size,
+                            same_as: None,
+                            warning,
+                        }),
+                    )?;
+                }
+                Ok(Ok(e))
+            }
+            FileOutcome::Duplicate(e) => {
+                self.report.deduplicated += 1;
+                self.report.deduplicated_bytes += e.size;
+                if let Some(j) = journal {
+                    let same_as = self.known.get(&e.sha256).map(|(id, _)| id.clone());
+                    j.remember(
+                        &journal_key(art_id),
+                        json!(JournaledArtifact {
+                            sha256: e.sha256.clone(),
+                            size: e.size,
+                            same_as,
+                            warning: None,
+                        }),
+                    )?;
+                }
+                Ok(Ok(e))
+            }
+            FileOutcome::Failed(msg) => {
+                self.problem(
+                    Kind::ModelArtifact,
+                    art_id,
+                    format!("model artifact {art_id}"),
+                    msg.clone(),
+                );
+                Ok(Err(msg))
+            }
+        }
+    }
+
+    /// Journals and stages a version whose files are all settled.
+    async fn finish_version(
+        &mut self,
+        dv: DeferredVersion,
+        journal: Option<&dyn StepLog>,
+    ) -> Result<(), ModelsError> {
+        let id = dv.id();
+        let (entries, missing) = dv.summary();
         self.report.artifacts += entries.len() as u64;
         let complete = missing.is_empty();
-        remember_version(journal, &id, &jv)?;
+        remember_version(journal, &id, &dv.jv)?;
         self.add_version(
-            &v,
-            provenance,
-            Some(&loc),
+            &dv.v,
+            dv.provenance,
+            Some(&dv.loc),
             entries,
             missing,
-            notes,
+            dv.notes,
             complete,
         )
         .await
@@ -817,17 +1157,16 @@ impl Run<'_> {
         notes: Vec<String>,
         complete: bool,
     ) -> Result<(), ModelsError> {
-        let files = entries
-            .iter()
-            .map(|e| (e.path.as_str(), e.sha256.as_str(), e.size));
-        let details = VersionDetails {
-            status: v.status.clone(),
-            artifact_location: loc.map(|l| l.uri()),
-            missing_artifacts: missing,
-            run: provenance,
-        };
-        let r =
-            self.mark(Resource::model_version_with(v, files, complete, details).with_notes(notes));
+        let r = version_record(
+            self.registry,
+            v,
+            provenance,
+            loc,
+            &entries,
+            missing,
+            notes,
+            complete,
+        );
         self.add(r).await?;
         self.report.versions += 1;
         Ok(())

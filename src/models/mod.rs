@@ -28,7 +28,7 @@ pub mod steps;
 pub mod uri;
 
 pub use error::ModelsError;
-pub use export::{export_models, ExportOptions, ExportReport, StageSink};
+pub use export::{export_models, Deferred, ExportOptions, ExportReport, StageSink};
 pub use import::{import_models, Action, ActionKind, ImportOptions, ImportReport, VersionMapping};
 pub use registry::Registry;
 pub use select::{

@@ -137,6 +137,129 @@ impl Read for ChannelReader {
     }
 }
 
+/// Why a streamed artifact could not be written, shared between its reader (on the bundle
+/// writer's thread) and the export that decides what to do next.
+pub(crate) type StreamFailures = Arc<Mutex<Vec<String>>>;
+
+/// An artifact read from the registry only when the bundle writer reaches its entry (spec
+/// §11): the download starts on the first read, its chunks come through a bounded channel,
+/// and anything but exactly the listed byte count is an error, recorded in `failures` so the
+/// export can stage the file the ordinary way and write again. It does not hash: the writer
+/// hashes every entry it writes and the read-back hashes it again from the disk.
+pub(crate) struct StreamedFile {
+    open: Option<(
+        crate::models::Registry,
+        crate::models::registry::ArtifactLocation,
+        String,
+    )>,
+    runtime: tokio::runtime::Handle,
+    rx: Option<mpsc::Receiver<io::Result<Bytes>>>,
+    cur: Bytes,
+    expected: u64,
+    seen: u64,
+    name: String,
+    failures: StreamFailures,
+}
+
+impl StreamedFile {
+    /// A reader of `path` under `loc`, expecting `expected` bytes; `name` names it in errors.
+    pub(crate) fn new(
+        registry: crate::models::Registry,
+        loc: crate::models::registry::ArtifactLocation,
+        path: String,
+        expected: u64,
+        name: String,
+        failures: StreamFailures,
+    ) -> StreamedFile {
+        StreamedFile {
+            open: Some((registry, loc, path)),
+            runtime: tokio::runtime::Handle::current(),
+            rx: None,
+            cur: Bytes::new(),
+            expected,
+            seen: 0,
+            name,
+            failures,
+        }
+    }
+
+    fn fail(&self, why: String) -> io::Error {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(format!("model artifact {}: {why}", self.name));
+        io::Error::other(why)
+    }
+
+    /// Starts the download on the runtime; its chunks fill a bounded channel.
+    fn start(&mut self) -> mpsc::Receiver<io::Result<Bytes>> {
+        let (tx, rx) = mpsc::channel(DEPTH);
+        if let Some((registry, loc, path)) = self.open.take() {
+            self.runtime.spawn(async move {
+                let mut stream = match registry.open(&loc, &path).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
+                        return;
+                    }
+                };
+                while let Some(chunk) = stream.next_chunk().await {
+                    let item = chunk.map_err(|e| io::Error::other(e.to_string()));
+                    let stop = item.is_err();
+                    if tx.send(item).await.is_err() || stop {
+                        return;
+                    }
+                }
+            });
+        }
+        rx
+    }
+}
+
+impl Read for StreamedFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if !self.cur.is_empty() {
+                let n = buf.len().min(self.cur.len());
+                buf[..n].copy_from_slice(&self.cur[..n]);
+                let _ = self.cur.split_to(n);
+                return Ok(n);
+            }
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            if self.rx.is_none() {
+                self.rx = Some(self.start());
+            }
+            let Some(rx) = self.rx.as_mut() else {
+                return Ok(0);
+            };
+            match rx.blocking_recv() {
+                Some(Ok(b)) => {
+                    self.seen += b.len() as u64;
+                    if self.seen > self.expected {
+                        return Err(self.fail(format!(
+                            "more bytes arrived than the {} the listing gave",
+                            self.expected
+                        )));
+                    }
+                    self.cur = b;
+                }
+                Some(Err(e)) => return Err(self.fail(format!("download failed: {e}"))),
+                None => {
+                    if self.seen < self.expected {
+                        return Err(self.fail(format!(
+                            "{} bytes arrived, fewer than the {} the listing gave",
+                            self.seen, self.expected
+                        )));
+                    }
+                    return Ok(0);
+                }
+            }
+        }
+    }
+}
+
 /// The receiving end of an upload pipe: chunks of one payload file.
 pub struct ChunkReceiver {
     rx: mpsc::Receiver<io::Result<Bytes>>,

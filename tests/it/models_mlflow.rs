@@ -221,6 +221,8 @@ fn export(w: &mut World) {
         &[],
     );
     ok(&r, "export");
+    // weights.bin, the one large file, went from the server into the bundle unstaged (§11.3).
+    assert_eq!(r.json()["run"]["streamed_artifacts"], 1, "{:#}", r.json());
     // `export`'s report: counts per kind, and every object not exported listed.
     let rep = r.json()["report"].clone();
     assert_eq!(rep["kinds"]["registered_model"]["exported"], 2, "{rep:#}");
@@ -623,6 +625,10 @@ fn bytes_change_between_listing_and_download(w: &mut World) {
         warnings.contains("weights.bin") && warnings.contains("changed while it was exported"),
         "{rep:#}"
     );
+    // It was to be streamed into the bundle; the stream came longer than listed, so its
+    // version was staged instead and the bundle written again.
+    assert!(warnings.contains("did not arrive as listed"), "{rep:#}");
+    assert_eq!(r.json()["run"]["streamed_artifacts"], 0, "{:#}", r.json());
     let inv3 = inventory(&work.join("changed.zip"));
     let rec = artifact(&inv3, &format!("{SEA}/2/weights.bin"));
     assert_eq!(rec.size, (BIG_MB << 20) + (1 << 20));

@@ -13,6 +13,7 @@ use crate::export::error::ExportError;
 use crate::export::report::Outcome;
 use crate::export::stage::DoneEntry;
 use crate::model::Kind;
+use crate::models::export::Deferred;
 use crate::models::{ModelsError, StageSink, StepLog};
 use serde_json::Value;
 use std::sync::Arc;
@@ -46,22 +47,7 @@ impl StageSink for Sink {
 
     fn add(&self, resource: Resource) -> Result<(), ModelsError> {
         let (kind, id) = (resource.kind, resource.source_id.clone());
-        let entry = DoneEntry {
-            name: resource.name.clone(),
-            // Notes about provenance (a source run that is gone) or a file that changed while
-            // it was read stay on the record and in the notices; a version is degraded only
-            // when some of its artifacts could not be exported.
-            outcome: Some(
-                if resource.meta.get("complete") == Some(&Value::Bool(false)) {
-                    Outcome::Degraded
-                } else {
-                    Outcome::Exported
-                },
-            ),
-            notes: resource.notes.clone(),
-            bytes: staged_bytes(&resource),
-            ..DoneEntry::default()
-        };
+        let entry = done_entry(&resource);
         match self.0.stage.commit(&entry, resource) {
             Ok(()) => {
                 self.0.outcome(kind, &id, &entry, false);
@@ -79,6 +65,35 @@ impl StageSink for Sink {
 
     fn failed(&self, kind: Kind, name: &str, source_id: &str, why: &str) {
         self.0.failed(kind, name, source_id, why.to_string());
+    }
+
+    fn streams(&self) -> bool {
+        self.0.streams_models()
+    }
+
+    fn defer(&self, deferred: Deferred) -> Result<(), ModelsError> {
+        self.0.defer_models(deferred);
+        Ok(())
+    }
+}
+
+/// What the report says of a model record once it is in the bundle.
+pub(crate) fn done_entry(resource: &Resource) -> DoneEntry {
+    DoneEntry {
+        name: resource.name.clone(),
+        // Notes about provenance (a source run that is gone) or a file that changed while
+        // it was read stay on the record and in the notices; a version is degraded only
+        // when some of its artifacts could not be exported.
+        outcome: Some(
+            if resource.meta.get("complete") == Some(&Value::Bool(false)) {
+                Outcome::Degraded
+            } else {
+                Outcome::Exported
+            },
+        ),
+        notes: resource.notes.clone(),
+        bytes: staged_bytes(resource),
+        ..DoneEntry::default()
     }
 }
 
@@ -175,4 +190,29 @@ fn no_unity(e: &crate::client::ClientError) -> bool {
             Some("ENDPOINT_NOT_FOUND" | "FEATURE_DISABLED" | "METASTORE_DOES_NOT_EXIST")
         )
     })
+}
+
+/// Stages model versions held for streaming the ordinary way, after the streamed write failed
+/// (see [`crate::models::export::stage_deferred`]); a failure that stops the export is set as
+/// the context's fatal error.
+pub async fn stage_deferred(ctx: &Arc<Ctx>, deferred: Deferred) {
+    let sink: Arc<dyn StageSink> = Arc::new(Sink(Arc::clone(ctx)));
+    let log = Log(Arc::clone(ctx));
+    match crate::models::export::stage_deferred(deferred, sink, Some(&log)).await {
+        Ok(report) => {
+            for w in &report.warnings {
+                ctx.notice(w.to_string());
+            }
+        }
+        Err(ModelsError::Client(e)) => ctx.set_fatal(ExportError::Client {
+            context: "exporting ML models".into(),
+            source: e,
+        }),
+        Err(ModelsError::Bundle(e)) => ctx.set_fatal(ExportError::Bundle(e)),
+        Err(ModelsError::Journal(e)) => ctx.set_fatal(ExportError::Journal(e)),
+        Err(e) => ctx.set_fatal(ExportError::Internal(format!(
+            "exporting ML models: {}",
+            reason(&e)
+        ))),
+    }
 }

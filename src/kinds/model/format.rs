@@ -439,6 +439,59 @@ pub(crate) fn check_artifact<'a>(r: &'a Record, ctx: &mut RecordContext<'a>, out
         .push((path, entry.0, entry.1));
 }
 
+/// Fills `meta.artifacts_sha256` of each version record that holds JSON `null` there — a
+/// version whose artifacts were streamed into the bundle (§11, streamed files), whose digests the writer has
+/// just computed — from its artifact records, by the same §6.5 manifest [`check_artifact`]
+/// gathers for the reader's check: a stored copy's digest, or a duplicate's `meta.sha256`.
+pub(crate) fn fill_streamed_digests(records: &mut [Record]) {
+    let pending: std::collections::BTreeSet<(String, String)> = records
+        .iter()
+        .filter(|r| r.kind == Kind::ModelVersion)
+        .filter(|r| r.meta.get("artifacts_sha256") == Some(&Value::Null))
+        .filter_map(|r| Some((r.meta_str("model")?.into(), r.meta_str("version")?.into())))
+        .collect();
+    if pending.is_empty() {
+        return;
+    }
+    let mut manifests: std::collections::BTreeMap<(String, String), Vec<(String, String)>> =
+        std::collections::BTreeMap::new();
+    for r in records.iter().filter(|r| r.kind == Kind::ModelArtifact) {
+        let (Some(model), Some(version), Some(path)) = (
+            r.meta_str("model"),
+            r.meta_str("version"),
+            r.meta_str("path"),
+        ) else {
+            continue;
+        };
+        let key = (model.to_string(), version.to_string());
+        if !pending.contains(&key) {
+            continue;
+        }
+        let sha = match &r.sha256 {
+            Some(s) if !r.stored.is_empty() => s.clone(),
+            _ => r.meta_str("sha256").unwrap_or_default().to_string(),
+        };
+        manifests
+            .entry(key)
+            .or_default()
+            .push((path.to_string(), sha));
+    }
+    for r in records.iter_mut().filter(|r| r.kind == Kind::ModelVersion) {
+        if r.meta.get("artifacts_sha256") != Some(&Value::Null) {
+            continue;
+        }
+        let key = (
+            r.meta_str("model").unwrap_or_default().to_string(),
+            r.meta_str("version").unwrap_or_default().to_string(),
+        );
+        let files = manifests.remove(&key).unwrap_or_default();
+        let digest = artifacts_digest(files.iter().map(|(p, s)| (p.as_str(), s.as_str())));
+        if let Some(m) = r.meta.as_object_mut() {
+            m.insert("artifacts_sha256".into(), Value::String(digest));
+        }
+    }
+}
+
 /// §6.5: each version's artifact summary is what its artifact records give (E303).
 pub(crate) fn check_version_summaries(inv: &Inventory, ctx: &RecordContext<'_>, out: &mut Out) {
     // §6.5: a reader MUST check that a version's artifact records give its artifacts_sha256.
