@@ -11,7 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn import_cmd(emu: &EmulatorHandle, home: &Path, bundle: &Path, extra: &[&str]) -> Command {
+pub(crate) fn import_cmd(
+    emu: &EmulatorHandle,
+    home: &Path,
+    bundle: &Path,
+    extra: &[&str],
+) -> Command {
     let mut c = Command::new(crate::common::dbxport_bin());
     c.arg("import")
         .arg(bundle)
@@ -25,7 +30,7 @@ fn import_cmd(emu: &EmulatorHandle, home: &Path, bundle: &Path, extra: &[&str]) 
     c
 }
 
-fn describe(o: &Output) -> String {
+pub(crate) fn describe(o: &Output) -> String {
     format!(
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",
         o.status.code(),
