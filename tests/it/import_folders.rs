@@ -11,22 +11,31 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// `dbxport <args>` against `emu`, with only the environment it needs.
+pub(crate) fn dbxport_cmd(emu: &EmulatorHandle, home: &Path, args: &[&std::ffi::OsStr]) -> Command {
+    let mut c = Command::new(crate::common::dbxport_bin());
+    c.args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("DATABRICKS_HOST", emu.url())
+        .env("DATABRICKS_TOKEN", TOKEN);
+    c
+}
+
+/// `dbxport import <bundle> --json <extra>` against `emu`.
 pub(crate) fn import_cmd(
     emu: &EmulatorHandle,
     home: &Path,
     bundle: &Path,
     extra: &[&str],
 ) -> Command {
-    let mut c = Command::new(crate::common::dbxport_bin());
-    c.arg("import")
-        .arg(bundle)
-        .args(["--json"])
-        .args(extra)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("DATABRICKS_HOST", emu.url())
-        .env("DATABRICKS_TOKEN", TOKEN);
+    let mut c = dbxport_cmd(
+        emu,
+        home,
+        &["import".as_ref(), bundle.as_os_str(), "--json".as_ref()],
+    );
+    c.args(extra);
     c
 }
 

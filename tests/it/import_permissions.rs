@@ -5,7 +5,7 @@
 //! `permissions.write`).
 
 use crate::export_folders::{export, start, TOKEN};
-use crate::import_folders::{describe, import_cmd};
+use crate::import_folders::{dbxport_cmd, describe, import_cmd};
 
 use dbxport::emulator::{EmulatorHandle, FaultConfig};
 use serde_json::{json, Value};
@@ -117,20 +117,8 @@ fn plan_item<'a>(out: &'a Value, target: &str) -> &'a Value {
 
 /// The direct entries of a workspace object of the target, as `(principal, level)`.
 fn direct_acl(emu: &EmulatorHandle, rt: &str, path: &str) -> Vec<(String, String)> {
-    let c = crate::support::import::rt();
-    let client = {
-        let config = dbxport::client::Config::pat(
-            emu.url(),
-            dbxport::client::config::SecretString::from(TOKEN.to_string()),
-        )
-        .unwrap();
-        dbxport::client::Client::new(
-            &config,
-            dbxport::client::ClientOptions::from_config(&config),
-        )
-        .unwrap()
-    };
-    c.block_on(async {
+    let client = crate::support::import::client(emu);
+    crate::support::import::rt().block_on(async {
         let info = client.workspace().get_status(path).await.unwrap();
         let p = client
             .permissions()
@@ -187,17 +175,20 @@ fn a_direct_grant_the_unchanged_parent_folder_already_gives_is_not_written() {
         &["/Shared/team/nb"],
         json!([grants("/Shared/team", analysts_read())]),
     );
+    // `diff` (the same plan) finds nothing to report: the notebook's ACL is already granted.
+    let o = dbxport_cmd(&t, dir.path(), &["diff".as_ref(), bundle.as_os_str()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("no differences"));
     let out = import(&t, dir.path(), &bundle);
     let (writes, _) = permission_requests(&t);
     assert_eq!(writes, 0, "{:?}", t.stats().routes);
     assert_eq!(t.stats().mutating, 0, "{:?}", t.stats().routes);
-    let folder_id = out["plan"]["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["kind"] == "permissions" && i["target"] == "directories /Shared/team")
-        .map(|i| i["action"].clone());
-    assert_eq!(folder_id, Some(json!("unchanged")));
+    assert_eq!(
+        plan_item(&out, "directories /Shared/team")["action"],
+        "unchanged"
+    );
     assert_skipped_by_inheritance(
         &out,
         "notebooks /Shared/team/nb",

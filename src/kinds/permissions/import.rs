@@ -408,6 +408,7 @@ async fn decide(p: &mut Planner<'_, '_>, mut pending: Vec<Pending>) -> Result<()
         .filter_map(|x| x.existing().map(|(rt, id)| format!("/{rt}/{id}")))
         .collect();
     for (x, parent) in pending.into_iter().zip(parents) {
+        let existing_key = x.existing().map(|(t, id)| (t.to_string(), id.to_string()));
         let Pending {
             mut item,
             desired,
@@ -422,12 +423,6 @@ async fn decide(p: &mut Planner<'_, '_>, mut pending: Vec<Pending>) -> Result<()
             AclObject::Repo { .. } => "repos".into(),
             AclObject::Model { .. } => "registered-models".into(),
             AclObject::Job { .. } => "jobs".into(),
-        };
-        let existing_key = match &object {
-            AclObject::Id { request_type, id } if current.is_none() => {
-                Some((request_type.clone(), id.clone()))
-            }
-            _ => None,
         };
         let (have, inherited) = match &existing_key {
             Some((t, id)) => match get(t, id) {
