@@ -1,5 +1,6 @@
 //! Access control lists on replay: object permissions (only direct entries, principals
-//! mapped, the job owner rule) and secret scope ACLs.
+//! mapped, the job owner rule, and whether a write would change what anyone can do once the
+//! target's inherited entries are counted) and secret scope ACLs.
 
 use super::principals::{Mapper, PrincipalKind};
 use crate::model::permissions::{AccessControlRequest, ObjectPermissions, PrincipalRef};
@@ -140,29 +141,189 @@ pub fn current_acl(perms: &ObjectPermissions) -> Vec<AccessControlRequest> {
     perms.direct()
 }
 
+/// Who an entry names, as workspaces compare principals: by kind, and by name without regard
+/// to case.
+fn principal_key(p: &PrincipalRef) -> (u8, String) {
+    let k = match p {
+        PrincipalRef::UserName(_) => 0,
+        PrincipalRef::GroupName(_) => 1,
+        PrincipalRef::ServicePrincipalName(_) => 2,
+    };
+    (k, p.name().to_lowercase())
+}
+
 /// True when two direct ACLs hold the same entries (principal names compare
 /// case-insensitively, as workspaces treat them).
 pub fn same_acl(a: &[AccessControlRequest], b: &[AccessControlRequest]) -> bool {
     let norm = |l: &[AccessControlRequest]| {
-        let mut v: Vec<(String, String, u8)> = l
+        let mut v: Vec<((u8, String), String)> = l
             .iter()
-            .map(|e| {
-                let k = match e.principal {
-                    PrincipalRef::UserName(_) => 0,
-                    PrincipalRef::GroupName(_) => 1,
-                    PrincipalRef::ServicePrincipalName(_) => 2,
-                };
-                (
-                    e.principal.name().to_lowercase(),
-                    e.permission_level.clone(),
-                    k,
-                )
-            })
+            .map(|e| (principal_key(&e.principal), e.permission_level.clone()))
             .collect();
         v.sort();
         v
     };
     norm(a) == norm(b)
+}
+
+/// One entry a target object shows as inherited, with the objects it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InheritedEntry {
+    /// Who.
+    pub principal: PrincipalRef,
+    /// Level.
+    pub permission_level: String,
+    /// `inherited_from_object` as the API gave it (`/directories/123`, or a workspace-wide
+    /// marker such as `/jobs/`); empty when the API named no source.
+    pub from: Vec<String>,
+}
+
+impl InheritedEntry {
+    /// `analysts CAN_READ from /directories/123`, for reports.
+    pub fn describe(&self) -> String {
+        let from = if self.from.is_empty() {
+            "an unnamed parent".to_string()
+        } else {
+            self.from.join(", ")
+        };
+        format!(
+            "{} {} from {from}",
+            self.principal.name(),
+            self.permission_level
+        )
+    }
+}
+
+/// The entries `perms` shows as inherited.
+pub fn inherited_acl(perms: &ObjectPermissions) -> Vec<InheritedEntry> {
+    perms
+        .access_control_list
+        .iter()
+        .flat_map(|ac| {
+            ac.all_permissions
+                .iter()
+                .filter(|p| p.inherited)
+                .map(move |p| InheritedEntry {
+                    principal: ac.principal.clone(),
+                    permission_level: p.permission_level.clone(),
+                    from: p.inherited_from_object.clone().unwrap_or_default(),
+                })
+        })
+        .collect()
+}
+
+/// What an object placed inside the folder (or repo) whose permissions are `perms` inherits
+/// from it: the folder's direct entries, coming from the folder itself, and whatever the
+/// folder inherits, from where the folder has it.
+pub fn passed_down(perms: &ObjectPermissions) -> Vec<InheritedEntry> {
+    let mut out: Vec<InheritedEntry> = perms
+        .direct()
+        .into_iter()
+        .map(|e| InheritedEntry {
+            principal: e.principal,
+            permission_level: e.permission_level,
+            from: vec![perms.object_id.clone()],
+        })
+        .collect();
+    out.extend(inherited_acl(perms));
+    out
+}
+
+/// What one principal can do on an object, from all its entries there: the highest of the
+/// levels of `request_object_type` it holds (levels are cumulative: `CAN_EDIT` includes
+/// `CAN_READ`), whether it owns the object (`IS_OWNER` is ownership, which no other level
+/// gives), and any level this version does not rank, compared as itself.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Effective {
+    top: Option<usize>,
+    owner: bool,
+    unranked: std::collections::BTreeSet<String>,
+}
+
+/// Principal → what it can do, from `entries`.
+fn effective<'a>(
+    request_object_type: &str,
+    entries: impl IntoIterator<Item = (&'a PrincipalRef, &'a str)>,
+) -> BTreeMap<(u8, String), Effective> {
+    let levels = crate::model::permissions::levels_for(request_object_type);
+    let mut out: BTreeMap<(u8, String), Effective> = BTreeMap::new();
+    for (p, level) in entries {
+        let e = out.entry(principal_key(p)).or_default();
+        match levels.iter().position(|l| *l == level) {
+            Some(r) => e.top = e.top.max(Some(r)),
+            None => {
+                e.unranked.insert(level.to_string());
+            }
+        }
+        e.owner |= level == OWNER;
+    }
+    out
+}
+
+/// What writing a direct ACL would do to what principals can do on an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AclChange {
+    /// The object's direct ACL is already the one to write.
+    Same,
+    /// The direct ACLs differ, but every principal would end with exactly what it has now:
+    /// the inherited entries listed (those of principals whose direct entries differ) already
+    /// grant it.
+    Inherited(Vec<InheritedEntry>),
+    /// The write changes what some principal can do.
+    Changes,
+}
+
+/// Whether replacing the direct ACL `current` of an object of `request_object_type` with
+/// `desired` changes what anyone can do there, given the entries the object inherits and will
+/// go on inheriting (`inherited`; the caller leaves out any whose source the same import
+/// rewrites). The test is exact: for every principal (names compared without case) the
+/// highest level and the ownership that `desired` plus `inherited` give must equal what
+/// `current` plus `inherited` give. An inherited level covers only its own principal (a
+/// group's `CAN_MANAGE` says nothing of its members' direct entries), and covers a direct
+/// level of that principal when it is at least as high.
+pub fn acl_change(
+    request_object_type: &str,
+    desired: &[AccessControlRequest],
+    current: &[AccessControlRequest],
+    inherited: &[InheritedEntry],
+) -> AclChange {
+    if same_acl(desired, current) {
+        return AclChange::Same;
+    }
+    fn pairs(l: &[AccessControlRequest]) -> Vec<(&PrincipalRef, &str)> {
+        l.iter()
+            .map(|e| (&e.principal, e.permission_level.as_str()))
+            .collect()
+    }
+    let inh: Vec<(&PrincipalRef, &str)> = inherited
+        .iter()
+        .map(|e| (&e.principal, e.permission_level.as_str()))
+        .collect();
+    let with_inherited = |direct: &[AccessControlRequest]| {
+        let mut all = pairs(direct);
+        all.extend(inh.iter().copied());
+        effective(request_object_type, all)
+    };
+    if with_inherited(desired) != with_inherited(current) {
+        return AclChange::Changes;
+    }
+    // Name the inherited entries that make the difference moot.
+    let (d, c) = (
+        effective(request_object_type, pairs(desired)),
+        effective(request_object_type, pairs(current)),
+    );
+    let differing: std::collections::BTreeSet<&(u8, String)> = d
+        .keys()
+        .chain(c.keys())
+        .filter(|k| d.get(*k) != c.get(*k))
+        .collect();
+    AclChange::Inherited(
+        inherited
+            .iter()
+            .filter(|e| differing.contains(&principal_key(&e.principal)))
+            .cloned()
+            .collect(),
+    )
 }
 
 /// The changes that make a scope's ACL equal to the bundle's: entries to put, principals to
@@ -276,6 +437,92 @@ mod tests {
         let a = desired_acl(&p, "notebooks", "/x", &mapper, d.me.as_ref());
         assert_eq!(a.unmapped, vec!["poc-team".to_string()]);
         assert!(a.entries.is_empty());
+    }
+
+    fn req(p: PrincipalRef, l: &str) -> AccessControlRequest {
+        AccessControlRequest {
+            principal: p,
+            permission_level: l.into(),
+        }
+    }
+
+    fn inh(p: PrincipalRef, l: &str) -> InheritedEntry {
+        InheritedEntry {
+            principal: p,
+            permission_level: l.into(),
+            from: vec!["/directories/7".into()],
+        }
+    }
+
+    #[test]
+    fn a_write_is_moot_only_when_every_principal_ends_with_what_it_has() {
+        let analysts = || PrincipalRef::GroupName("analysts".into());
+        let admins = || PrincipalRef::GroupName("admins".into());
+        let read = [req(analysts(), "CAN_READ")];
+        // The same level inherited: nothing to write.
+        let by = inh(analysts(), "CAN_READ");
+        assert_eq!(
+            acl_change("notebooks", &read, &[], std::slice::from_ref(&by)),
+            AclChange::Inherited(vec![by])
+        );
+        // A higher level inherited covers a lower direct one; a lower one does not.
+        assert!(matches!(
+            acl_change("notebooks", &read, &[], &[inh(analysts(), "CAN_EDIT")]),
+            AclChange::Inherited(_)
+        ));
+        assert_eq!(
+            acl_change(
+                "notebooks",
+                &[req(analysts(), "CAN_EDIT")],
+                &[],
+                &[inh(analysts(), "CAN_READ")]
+            ),
+            AclChange::Changes
+        );
+        // Another principal's level covers nothing, however high.
+        assert_eq!(
+            acl_change("notebooks", &read, &[], &[inh(admins(), "CAN_MANAGE")]),
+            AclChange::Changes
+        );
+        // Names compare without case; only entries of differing principals are named.
+        let both = [
+            inh(PrincipalRef::GroupName("Analysts".into()), "CAN_READ"),
+            inh(admins(), "CAN_MANAGE"),
+        ];
+        assert_eq!(
+            acl_change("notebooks", &read, &[], &both),
+            AclChange::Inherited(vec![both[0].clone()])
+        );
+        // A redundant direct entry in the target is not removed either.
+        assert!(matches!(
+            acl_change("notebooks", &[], &read, &[inh(analysts(), "CAN_RUN")]),
+            AclChange::Inherited(_)
+        ));
+        // Equal direct ACLs are the same, whatever is inherited.
+        assert_eq!(acl_change("notebooks", &read, &read, &[]), AclChange::Same);
+    }
+
+    #[test]
+    fn ownership_is_never_covered_by_a_higher_level() {
+        let alice = || PrincipalRef::UserName("alice@t".into());
+        let bob = || PrincipalRef::UserName("bob@t".into());
+        let change = acl_change(
+            "jobs",
+            &[req(alice(), OWNER)],
+            &[req(bob(), OWNER)],
+            &[inh(alice(), "CAN_MANAGE"), inh(bob(), "CAN_MANAGE")],
+        );
+        assert_eq!(change, AclChange::Changes);
+        // A level this version does not rank compares as itself.
+        assert_eq!(
+            acl_change(
+                "jobs",
+                &[req(alice(), "CAN_FLY")],
+                &[],
+                &[inh(alice(), "CAN_MANAGE")]
+            ),
+            AclChange::Changes
+        );
     }
 
     #[test]

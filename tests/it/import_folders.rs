@@ -11,12 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn import_cmd(emu: &EmulatorHandle, home: &Path, bundle: &Path, extra: &[&str]) -> Command {
+/// `dbxport <args>` against `emu`, with only the environment it needs.
+pub(crate) fn dbxport_cmd(emu: &EmulatorHandle, home: &Path, args: &[&std::ffi::OsStr]) -> Command {
     let mut c = Command::new(crate::common::dbxport_bin());
-    c.arg("import")
-        .arg(bundle)
-        .args(["--json"])
-        .args(extra)
+    c.args(args)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", home)
@@ -25,7 +23,23 @@ fn import_cmd(emu: &EmulatorHandle, home: &Path, bundle: &Path, extra: &[&str]) 
     c
 }
 
-fn describe(o: &Output) -> String {
+/// `dbxport import <bundle> --json <extra>` against `emu`.
+pub(crate) fn import_cmd(
+    emu: &EmulatorHandle,
+    home: &Path,
+    bundle: &Path,
+    extra: &[&str],
+) -> Command {
+    let mut c = dbxport_cmd(
+        emu,
+        home,
+        &["import".as_ref(), bundle.as_os_str(), "--json".as_ref()],
+    );
+    c.args(extra);
+    c
+}
+
+pub(crate) fn describe(o: &Output) -> String {
     format!(
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",
         o.status.code(),

@@ -50,6 +50,7 @@ mod export_resume;
 mod import_faults;
 mod import_folders;
 mod import_jobs;
+mod import_permissions;
 mod import_poc;
 mod import_resume;
 mod import_verify;

@@ -6,20 +6,30 @@
 //! target's: equal is unchanged, different is an update (no conflict: apply replaces the
 //! object's direct ACL with a `PUT`); an ACL naming an unmapped principal is refused, one whose
 //! object is not imported is skipped.
+//!
+//! A write that would change nothing anyone can do is not sent: when the bundle's direct ACL
+//! plus what the object inherits gives every principal exactly what the target's direct ACL
+//! plus the same inherited entries gives it, the item is unchanged and a note names the
+//! inherited entries. Inherited entries count only when the objects they come from keep their
+//! ACL in this plan (see [`decide`]).
 
 use crate::bundle::inventory::Record;
 use crate::client::ClientError;
-use crate::import::acl::{desired_acl, same_acl};
+use crate::import::acl::{
+    acl_change, current_acl, desired_acl, inherited_acl, passed_down, same_acl, AclChange,
+    InheritedEntry,
+};
 use crate::import::apply::{Run, StepResult};
 use crate::import::ledger::keys;
 use crate::import::plan::{AclObject, Action, Mode, PlanItem, Planner, Step};
 use crate::import::source::SourceBundle;
 use crate::import::target::concurrently;
 use crate::import::ImportError;
-use crate::model::permissions::AccessControlRequest;
+use crate::model::permissions::{AccessControlRequest, ObjectPermissions};
+use crate::model::workspace::ObjectType;
 use crate::model::Kind;
 use serde_json::json;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 crate::import::unit::unit! {
     /// The import unit of object permissions.
@@ -41,9 +51,7 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
     for o in &p.src().objects {
         by_id.insert(o.object_id.to_string(), o.path.clone());
     }
-    let mut reads: Vec<(usize, String, String)> = Vec::new();
-    // Item, desired ACL, and whether the current ACL must be read.
-    let mut pending: Vec<(PlanItem, Vec<AccessControlRequest>, bool)> = Vec::new();
+    let mut pending: Vec<Pending> = Vec::new();
     for sp in &p.src().permissions {
         let rt = sp.request_object_type.as_str();
         let mut item = PlanItem::new(
@@ -52,6 +60,8 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
             format!("{rt}/{}", sp.object_id),
         );
         item.key = keys::permissions(rt, &sp.object_id);
+        // The object's place in the workspace tree, for what it inherits from folders.
+        let mut tree_path: Option<String> = None;
         // Resolve the object in the target.
         let (object, target_label, current_known): (
             Option<AclObject>,
@@ -73,6 +83,7 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                 }
                 let tgt = m.path(&src_path);
                 let label = format!("{rt} {tgt}");
+                tree_path = Some(tgt.clone());
                 match p.created_paths.get(&tgt) {
                     Some((Action::Create, _)) => (
                         Some(AclObject::Path {
@@ -114,6 +125,7 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                         continue;
                     }
                     let label = format!("repos {path}");
+                    tree_path = Some(path.clone());
                     match (action, id) {
                         (Action::Create, _) => {
                             (Some(AclObject::Repo { path }), label, Some(Vec::new()))
@@ -284,69 +296,194 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
             continue;
         }
         let object = object.expect("resolved above");
-        match current_known {
-            Some(current) => {
-                // A new object: its ACL is known without reading it.
-                if same_acl(&current, &desired.entries) {
-                    item.action = Action::Unchanged;
+        debug_assert!(
+            current_known.is_some() || matches!(object, AclObject::Id { .. }),
+            "existing objects have ids"
+        );
+        pending.push(Pending {
+            item,
+            desired: desired.entries,
+            object,
+            current: current_known,
+            tree_path,
+        });
+    }
+    decide(p, pending).await
+}
+
+/// A permissions item whose object is resolved, waiting for what the target shows.
+struct Pending {
+    item: PlanItem,
+    /// The bundle's direct ACL, mapped.
+    desired: Vec<AccessControlRequest>,
+    object: AclObject,
+    /// The direct ACL of an object this import creates (known without reading it); `None` for
+    /// an existing object, whose permissions are read.
+    current: Option<Vec<AccessControlRequest>>,
+    /// Target path of a workspace object or repo.
+    tree_path: Option<String>,
+}
+
+impl Pending {
+    /// `(request type, id)` of an existing object.
+    fn existing(&self) -> Option<(&str, &str)> {
+        match (&self.current, &self.object) {
+            (None, AclObject::Id { request_type, id }) => Some((request_type, id)),
+            _ => None,
+        }
+    }
+}
+
+/// The permissions to read for an object this import creates, to learn what it will inherit:
+/// those of its nearest ancestor already in the target (a folder, or a repo). What new folders
+/// between them will hold only adds to that, and is not counted.
+fn ancestor_to_read(p: &Planner<'_, '_>, path: &str) -> Option<(String, String)> {
+    let mut a = path;
+    while a != "/" {
+        a = crate::model::workspace::parent_path(a);
+        if let Some(info) = p.tree.get(a) {
+            let rt = match info.object_type {
+                ObjectType::Directory => "directories",
+                ObjectType::Repo => "repos",
+                _ => return None,
+            };
+            return Some((rt.to_string(), info.object_id.to_string()));
+        }
+    }
+    None
+}
+
+/// Reads what the target shows (one permissions read per object, shared by an existing
+/// folder's own item and the new objects below it) and decides each item.
+///
+/// A write is left out when it would change nothing anyone can do ([`acl_change`]): the
+/// object's inherited entries count only when every object they come from keeps its ACL in
+/// this plan, so items are decided parents first, and an object whose ACL the plan writes
+/// stops being a source to rely on. A new workspace object or repo inherits from its nearest
+/// ancestor in the target; a new job or model inherits nothing known.
+async fn decide(p: &mut Planner<'_, '_>, mut pending: Vec<Pending>) -> Result<(), ImportError> {
+    // Parents first: an object's sources are all above it in the tree.
+    pending.sort_by_key(|x| x.tree_path.as_deref().map_or(0, |t| t.matches('/').count()));
+    let mut parents: Vec<Option<(String, String)>> = Vec::with_capacity(pending.len());
+    let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
+    for x in &pending {
+        let parent = match (&x.current, &x.tree_path) {
+            // Reading the parent only pays when the ACL would be written otherwise.
+            (Some(current), Some(path)) if !same_acl(current, &x.desired) => {
+                ancestor_to_read(p, path)
+            }
+            _ => None,
+        };
+        if let Some((rt, id)) = x.existing() {
+            wanted.insert((rt.to_string(), id.to_string()));
+        }
+        if let Some(k) = &parent {
+            wanted.insert(k.clone());
+        }
+        parents.push(parent);
+    }
+    let client = p.client().clone();
+    let got = concurrently(wanted.into_iter().collect(), p.limit, |(rt, id)| {
+        let client = client.clone();
+        async move {
+            let r = client.permissions().get(&rt, &id).await;
+            ((rt, id), r)
+        }
+    })
+    .await;
+    let mut read: BTreeMap<(String, String), Result<ObjectPermissions, ClientError>> =
+        BTreeMap::new();
+    for (k, r) in got {
+        match r {
+            Err(e) if e.is_auth_failure() => return Err(p.err(e)),
+            r => {
+                read.insert(k, r);
+            }
+        }
+    }
+    let get = |rt: &str, id: &str| read.get(&(rt.to_string(), id.to_string()));
+    // Objects in the target whose ACL this plan may still write (`/directories/123`).
+    let mut may_write: BTreeSet<String> = pending
+        .iter()
+        .filter_map(|x| x.existing().map(|(rt, id)| format!("/{rt}/{id}")))
+        .collect();
+    for (x, parent) in pending.into_iter().zip(parents) {
+        let existing_key = x.existing().map(|(t, id)| (t.to_string(), id.to_string()));
+        let Pending {
+            mut item,
+            desired,
+            object,
+            current,
+            ..
+        } = x;
+        let rt = match &object {
+            AclObject::Id { request_type, .. } | AclObject::Path { request_type, .. } => {
+                request_type.clone()
+            }
+            AclObject::Repo { .. } => "repos".into(),
+            AclObject::Model { .. } => "registered-models".into(),
+            AclObject::Job { .. } => "jobs".into(),
+        };
+        let (have, inherited) = match &existing_key {
+            Some((t, id)) => match get(t, id) {
+                Some(Ok(perms)) => (current_acl(perms), inherited_acl(perms)),
+                Some(Err(e)) => {
+                    may_write.remove(&format!("/{t}/{id}"));
+                    p.items
+                        .push(item.set(Action::Cannot, format!("reading its ACL: {e}")));
+                    continue;
+                }
+                None => unreachable!("every existing object's ACL is read"),
+            },
+            None => {
+                let inherited = match parent.as_ref().and_then(|(t, id)| get(t, id)) {
+                    Some(Ok(perms)) => passed_down(perms),
+                    // Not known: the write goes ahead as if nothing were inherited.
+                    _ => Vec::new(),
+                };
+                (current.unwrap_or_default(), inherited)
+            }
+        };
+        // Only what no write of this plan can take away.
+        let lasting: Vec<InheritedEntry> = inherited
+            .into_iter()
+            .filter(|e| !e.from.is_empty() && e.from.iter().all(|f| !may_write.contains(f)))
+            .collect();
+        let change = acl_change(&rt, &desired, &have, &lasting);
+        match change {
+            AclChange::Same => item.action = Action::Unchanged,
+            AclChange::Inherited(by) => {
+                item.action = Action::Unchanged;
+                item.notes.push(format!(
+                    "permissions write skipped: the bundle's direct ACL ({} entries) differs from the target's ({}), but the target already grants the same by inheritance ({})",
+                    desired.len(),
+                    have.len(),
+                    by.iter().map(InheritedEntry::describe).collect::<Vec<_>>().join("; ")
+                ));
+            }
+            AclChange::Changes => {
+                if existing_key.is_some() {
+                    item.action = Action::Update;
+                    item.reasons.push(format!(
+                        "direct ACL differs ({} entries, the bundle has {})",
+                        have.len(),
+                        desired.len()
+                    ));
                 } else {
                     item.action = Action::Create;
                     if p.input.mode == Mode::Diff {
                         item.reasons.push("missing in target".into());
                     }
-                    item.step = Some(Step::Permissions {
-                        object,
-                        acl: desired.entries,
-                    });
                 }
-                pending.push((item, Vec::new(), false));
-            }
-            None => {
-                let AclObject::Id { request_type, id } = &object else {
-                    unreachable!("existing objects have ids")
-                };
-                reads.push((pending.len(), request_type.clone(), id.clone()));
                 item.step = Some(Step::Permissions {
-                    object: object.clone(),
-                    acl: desired.entries.clone(),
+                    object,
+                    acl: desired,
                 });
-                pending.push((item, desired.entries, true));
             }
         }
-    }
-    let client = p.client().clone();
-    let got = concurrently(reads, p.limit, |(i, rt, id)| {
-        let client = client.clone();
-        async move { (i, client.permissions().get(&rt, &id).await) }
-    })
-    .await;
-    let mut current: BTreeMap<
-        usize,
-        Result<crate::model::permissions::ObjectPermissions, ClientError>,
-    > = got.into_iter().collect();
-    for (i, (mut item, desired, read)) in pending.into_iter().enumerate() {
-        if read {
-            match current.remove(&i) {
-                Some(Ok(p)) => {
-                    let have = crate::import::acl::current_acl(&p);
-                    if same_acl(&have, &desired) {
-                        item.action = Action::Unchanged;
-                        item.step = None;
-                    } else {
-                        item.action = Action::Update;
-                        item.reasons.push(format!(
-                            "direct ACL differs ({} entries, the bundle has {})",
-                            have.len(),
-                            desired.len()
-                        ));
-                    }
-                }
-                Some(Err(e)) if e.is_auth_failure() => return Err(p.err(e)),
-                Some(Err(e)) => {
-                    item.step = None;
-                    item = item.set(Action::Cannot, format!("reading its ACL: {e}"));
-                }
-                None => {}
+        if item.action == Action::Unchanged {
+            if let Some((t, id)) = &existing_key {
+                may_write.remove(&format!("/{t}/{id}"));
             }
         }
         p.items.push(item);
