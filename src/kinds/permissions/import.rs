@@ -11,7 +11,7 @@
 //! plus what the object inherits gives every principal exactly what the target's direct ACL
 //! plus the same inherited entries gives it, the item is unchanged and a note names the
 //! inherited entries. Inherited entries count only when the objects they come from keep their
-//! ACL in this plan (see [`decide`]).
+//! ACL in this plan (see `decide`).
 
 use crate::bundle::inventory::Record;
 use crate::client::ClientError;
