@@ -41,27 +41,28 @@ pub fn digest_tags(
     fixed: &BTreeMap<String, Vec<u8>>,
 ) -> BTreeMap<String, Vec<u8>> {
     let bytes = inv.to_bytes();
-    let mut t = digest_tags_beside(payload_digests, fixed, &sha256_hex(&bytes));
+    let mut t = digest_tags_beside(
+        payload_digests
+            .iter()
+            .map(|(p, h)| (p.as_str(), h.as_str())),
+        fixed,
+        &sha256_hex(&bytes),
+    );
     t.insert(INVENTORY_FILE.to_string(), bytes);
     t
 }
 
 /// [`digest_tags`] without `dbxport.json` itself, whose digest is given: for a writer that
 /// streams the inventory into the bundle ([`InventoryFile`]) instead of holding its bytes.
-pub fn digest_tags_beside(
-    payload_digests: &BTreeMap<String, String>,
+pub fn digest_tags_beside<'a>(
+    payload_digests: impl IntoIterator<Item = (&'a str, &'a str)>,
     fixed: &BTreeMap<String, Vec<u8>>,
     inventory_sha256: &str,
 ) -> BTreeMap<String, Vec<u8>> {
     let mut t = BTreeMap::new();
     t.insert(
         MANIFEST_FILE.to_string(),
-        format_manifest(
-            payload_digests
-                .iter()
-                .map(|(p, h)| (p.as_str(), h.as_str())),
-        )
-        .into_bytes(),
+        format_manifest(payload_digests).into_bytes(),
     );
     let mut digests: Vec<(String, String)> = fixed
         .iter()

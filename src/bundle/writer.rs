@@ -117,8 +117,8 @@ fn staging(detail: impl Into<String>) -> BundleError {
 }
 
 /// Assigns stored paths to every part of every resource (§7.2) and checks they are distinct.
-pub(crate) fn plan_paths(parts: &[Vec<LogicalPath>]) -> Result<Vec<Vec<String>>> {
-    let assigned = assign(parts.iter().flatten())?;
+pub(crate) fn plan_paths(parts: &[Vec<&LogicalPath>]) -> Result<Vec<Vec<String>>> {
+    let assigned = assign(parts.iter().flatten().copied())?;
     {
         let mut seen: HashSet<&str> = HashSet::with_capacity(assigned.len());
         for (p, s) in parts.iter().flatten().zip(&assigned) {
@@ -346,11 +346,13 @@ fn write_entries<W: Write>(
     if sealing.is_none() && resources.iter().flat_map(|r| &r.parts).any(|p| p.sealed) {
         return Err(staging("sealed parts need the recipients' sealing summary"));
     }
-    let paths: Vec<Vec<LogicalPath>> = resources
+    // Borrowed: a copy of every path was memory per record for the length of this step.
+    let paths: Vec<Vec<&LogicalPath>> = resources
         .iter()
-        .map(|r| r.parts.iter().map(|p| p.path.clone()).collect())
+        .map(|r| r.parts.iter().map(|p| &p.path).collect())
         .collect();
     let stored = plan_paths(&paths)?;
+    drop(paths);
     let mut sizes_of: Vec<Vec<u64>> = Vec::with_capacity(resources.len());
     let mut contents: Vec<Vec<Option<Content>>> = Vec::with_capacity(resources.len());
     let mut records = Vec::with_capacity(resources.len());
@@ -406,7 +408,8 @@ fn write_entries<W: Write>(
         }
     }
 
-    let mut digests: BTreeMap<String, String> = BTreeMap::new();
+    // Keyed by the stored paths borrowed from `stored`, not copies of them.
+    let mut digests: BTreeMap<&str, String> = BTreeMap::new();
     let mut post: Option<(BTreeMap<String, Vec<u8>>, InventoryFile)> = None;
     let payload_total = sizes.len();
     let entries = slots.len() as u64;
@@ -425,13 +428,23 @@ fn write_entries<W: Write>(
                 }
                 let (post, inventory) = post.get_or_insert_with(|| {
                     for r in &mut inv.records {
-                        r.sha256 = r.stored.first().and_then(|p| digests.get(p).cloned());
+                        r.sha256 = r
+                            .stored
+                            .first()
+                            .and_then(|p| digests.get(p.as_str()).cloned());
                     }
                     // Versions whose artifacts were streamed learn their manifest digest only
                     // now (§11, streamed files).
                     crate::kinds::model::format::fill_streamed_digests(&mut inv.records);
                     let file = InventoryFile::measure(&inv, CHUNK);
-                    (digest_tags_beside(&digests, &fixed, &file.sha256), file)
+                    (
+                        digest_tags_beside(
+                            digests.iter().map(|(p, h)| (*p, h.as_str())),
+                            &fixed,
+                            &file.sha256,
+                        ),
+                        file,
+                    )
                 });
                 if tag == super::inventory::INVENTORY_FILE {
                     // Rendered a second time straight into the zip, not held: see
@@ -453,7 +466,7 @@ fn write_entries<W: Write>(
                     .and_then(|e| e.get(pi))
                     .and_then(Option::as_deref);
                 let hex = write_file_entry(zip, &name, sizes_of[ri][pi], sample, rest, known)?;
-                digests.insert(stored[ri][pi].clone(), hex);
+                digests.insert(stored[ri][pi].as_str(), hex);
             }
         }
     }
