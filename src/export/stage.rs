@@ -878,6 +878,46 @@ mod tests {
     }
 
     #[test]
+    fn only_an_interrupted_runs_listings_are_kept() {
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("l.zip");
+        let header = serde_json::json!({"run": 1});
+        let settings = || {
+            BagSettings::new(
+                crate::bundle::Source {
+                    host: "https://h".into(),
+                    workspace_id: "42".into(),
+                },
+                serde_json::json!({}),
+            )
+        };
+        let listing = vec![ObjectInfo {
+            object_type: crate::model::workspace::ObjectType::Notebook,
+            path: "/a/n".into(),
+            object_id: 7,
+            language: None,
+            created_at: None,
+            modified_at: None,
+            size: None,
+            resource_id: None,
+            directory_info: None,
+        }];
+        {
+            let stage = Stage::open(&out, false, &header, settings(), None).unwrap();
+            let r = stage.commit_group(vec![Item::Listing("/a".into(), listing.clone())]);
+            assert!(r[0].is_ok());
+            // This run lists each folder once: its own listings are journaled, not held.
+            assert_eq!(stage.listing("/a"), None);
+            assert_eq!(stage.journal().get::<Value>("batch:0"), Some(Value::Null));
+        }
+        let stage = Stage::open(&out, true, &header, settings(), None).unwrap();
+        assert_eq!(stage.listing("/a"), Some(listing));
+        // Read into the index, and dropped from the journal's memory.
+        assert_eq!(stage.journal().get::<Value>("batch:0"), Some(Value::Null));
+        assert!(stage.journal().is_done("batch:0"));
+    }
+
+    #[test]
     fn removes_a_tree() {
         let t = tempfile::tempdir().unwrap();
         let root = t.path().join("r");
