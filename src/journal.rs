@@ -233,6 +233,43 @@ impl Journal {
         Ok(())
     }
 
+    /// Like [`Journal::record`], without keeping `data` in memory: the step reads as done, and
+    /// its data is in the file for the next [`Journal::open`], but [`Journal::get`] and
+    /// [`Journal::entries`] give `null` for it in this run. For callers that keep what they need
+    /// of the data themselves (an export's batches of listings and outcomes): a copy of every
+    /// line as a JSON tree cost more memory per object than anything else the journal held.
+    pub fn record_unkept<T: Serialize>(&mut self, key: &str, data: &T) -> Result<(), JournalError> {
+        let mut text = serde_json::to_string(&Line {
+            key: key.to_string(),
+            data: serde_json::to_value(data).expect("journal data serializes"),
+        })
+        .expect("journal line serializes");
+        text.push('\n');
+        let io = |source| JournalError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        self.file.write_all(text.as_bytes()).map_err(io)?;
+        self.file.sync_data().map_err(io)?;
+        self.done.insert(key.to_string(), Value::Null);
+        Ok(())
+    }
+
+    /// Forgets the data of every step whose key starts with `prefix` (the steps stay done), once
+    /// the caller has read what it needs of it; see [`Journal::record_unkept`].
+    pub fn forget_data(&mut self, prefix: &str) {
+        for (_, v) in self
+            .done
+            .range_mut::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(k, _)| k.starts_with(prefix))
+        {
+            *v = Value::Null;
+        }
+    }
+
     /// Records several finished steps with one write and one sync (group commit), for callers
     /// that finish many steps at once; durable on return. A crash mid-write leaves a prefix of
     /// the lines (and at most one torn line, which a reopen ignores).
@@ -342,6 +379,27 @@ mod tests {
         let j = Journal::open(&p, &h, OpenMode::Resume).unwrap();
         assert_eq!(j.get::<Value>("b").unwrap()["id"], 2);
         assert_eq!(j.len(), 2);
+    }
+
+    #[test]
+    fn unkept_data_is_in_the_file_not_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.jsonl");
+        let h = json!({"x": 1});
+        {
+            let mut j = Journal::open(&p, &h, OpenMode::Fresh).unwrap();
+            j.record_unkept("batch:0", &json!({"big": [1, 2, 3]}))
+                .unwrap();
+            j.record("other", &json!(7)).unwrap();
+            assert!(j.is_done("batch:0"));
+            assert_eq!(j.get::<Value>("batch:0"), Some(Value::Null));
+        }
+        let mut j = Journal::open(&p, &h, OpenMode::Resume).unwrap();
+        assert_eq!(j.get::<Value>("batch:0").unwrap()["big"][2], 3);
+        j.forget_data("batch:");
+        assert!(j.is_done("batch:0"));
+        assert_eq!(j.get::<Value>("batch:0"), Some(Value::Null));
+        assert_eq!(j.get::<Value>("other"), Some(json!(7)));
     }
 
     #[test]

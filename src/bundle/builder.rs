@@ -470,19 +470,24 @@ impl BagBuilder {
         let mut resources = Vec::with_capacity(staged.len());
         for r in staged {
             any_sealed |= r.parts.first().is_some_and(|p| p.sealed);
-            expected.push(r.parts.iter().map(|p| p.sha256.clone()).collect());
+            let mut digests = Vec::with_capacity(r.parts.len());
             let parts = r
                 .parts
                 .into_iter()
-                .map(|p| Part {
-                    path: p.path,
-                    content: match p.blob {
-                        Some(b) => Content::File(blobs.join(b)),
-                        None => Content::Dir,
-                    },
-                    sealed: p.sealed,
+                .map(|p| {
+                    // The digest is moved, not copied.
+                    digests.push(p.sha256);
+                    Part {
+                        path: p.path,
+                        content: match p.blob {
+                            Some(b) => Content::File(blobs.join(b)),
+                            None => Content::Dir,
+                        },
+                        sealed: p.sealed,
+                    }
                 })
                 .collect();
+            expected.push(digests);
             resources.push(Resource {
                 kind: r.kind,
                 source_id: r.source_id,
@@ -580,9 +585,9 @@ impl BagBuilder {
     /// [`BagBuilder::write_bundle_file`] instead; this is for callers that want the folder.
     pub fn finalize(self) -> Result<PathBuf> {
         let staged = self.committed()?;
-        let paths: Vec<Vec<LogicalPath>> = staged
+        let paths: Vec<Vec<&LogicalPath>> = staged
             .iter()
-            .map(|r| r.parts.iter().map(|p| p.path.clone()).collect())
+            .map(|r| r.parts.iter().map(|p| &p.path).collect())
             .collect();
         let stored = plan_paths(&paths)?;
         let blobs = self.staging.join("blobs");

@@ -420,6 +420,13 @@ impl Inventory {
         super::json::to_pretty_bytes(self).expect("inventory serializes")
     }
 
+    /// Writes the bytes of [`Inventory::to_bytes`] to `w` as they are rendered, without
+    /// holding them.
+    pub fn write_to<W: std::io::Write>(&self, mut w: W) -> std::io::Result<()> {
+        serde_json::to_writer_pretty(&mut w, self)?;
+        w.write_all(b"\n")
+    }
+
     /// Parses and checks inventory bytes: format name (E301), major version (E302), then the
     /// schema rules (E300). Records of unknown kinds are kept in [`Inventory::opaque`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Inventory> {

@@ -3,7 +3,7 @@
 //! set of logical paths at once (§7.2).
 
 use super::error::{BundleError, ErrorCode, Result};
-use super::names::{assign_siblings, Child};
+use super::names::{assign_sorted_siblings, Child};
 use crate::model::workspace::{normalize_path, Format, Language};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -76,10 +76,23 @@ pub fn notebook_ext(language: Language, format: Format) -> &'static str {
 
 /// Assigns a stored path (`data/…`, folders ending in `/`) to every logical path (§7.2).
 /// The result is parallel to `paths` and depends only on the set of paths.
-pub fn assign(paths: &[LogicalPath]) -> Result<Vec<String>> {
-    // A tree of folders; each node's children are keyed by their original names.
-    let mut nodes: Vec<BTreeMap<Child, Option<usize>>> = vec![BTreeMap::new()];
-    let mut leaf_of: Vec<Vec<(usize, Child)>> = Vec::with_capacity(paths.len());
+///
+/// The paths are folded into one tree of distinct entries (a folder's children keyed by
+/// their original names), each folder's children are named at once, and each path is then
+/// spelled by walking from its leaf entry up to the root. What is held per path is its leaf
+/// entry's number; per distinct entry, its name and its folder: a large export's paths share
+/// their folders, and a copy of every component of every path is what this step cost before.
+/// O(n log n) in the number of path components.
+pub fn assign<'a>(paths: impl IntoIterator<Item = &'a LogicalPath>) -> Result<Vec<String>> {
+    // Folders: children (original names) → entry number. Folder 0 is `data/`.
+    let mut folders: Vec<BTreeMap<Child, usize>> = vec![BTreeMap::new()];
+    // For each folder, the entry that names it in its parent (none for `data/`).
+    let mut folder_entry: Vec<Option<usize>> = vec![None];
+    // For each entry, the folder it is in, and the folder it opens when it is one.
+    let mut entry_in: Vec<usize> = Vec::new();
+    let mut entry_opens: Vec<Option<usize>> = Vec::new();
+    // For each path, its leaf entry and whether it is a folder.
+    let mut leaves: Vec<(usize, bool)> = Vec::new();
     for p in paths {
         if p.segments.is_empty() {
             return Err(BundleError::new(
@@ -88,8 +101,8 @@ pub fn assign(paths: &[LogicalPath]) -> Result<Vec<String>> {
                 "a stored path needs at least one component",
             ));
         }
-        let mut node = 0usize;
-        let mut steps = Vec::with_capacity(p.segments.len());
+        let mut folder = 0usize;
+        let mut leaf = 0usize;
         for (i, seg) in p.segments.iter().enumerate() {
             let last = i + 1 == p.segments.len();
             let child = Child {
@@ -97,42 +110,58 @@ pub fn assign(paths: &[LogicalPath]) -> Result<Vec<String>> {
                 ext: if last { p.ext.clone() } else { None },
                 dir: !last || p.dir,
             };
-            steps.push((node, child.clone()));
-            if child.dir {
-                let next = match nodes[node].get(&child).copied().flatten() {
-                    Some(n) => n,
+            let entry = match folders[folder].get(&child) {
+                Some(&e) => e,
+                None => {
+                    let e = entry_in.len();
+                    entry_in.push(folder);
+                    entry_opens.push(None);
+                    folders[folder].insert(child, e);
+                    e
+                }
+            };
+            // A component before the last is a folder the path goes through.
+            if !last {
+                folder = match entry_opens[entry] {
+                    Some(f) => f,
                     None => {
-                        nodes.push(BTreeMap::new());
-                        let n = nodes.len() - 1;
-                        nodes[node].insert(child, Some(n));
-                        n
+                        folders.push(BTreeMap::new());
+                        folder_entry.push(Some(entry));
+                        let f = folders.len() - 1;
+                        entry_opens[entry] = Some(f);
+                        f
                     }
                 };
-                node = next;
-            } else {
-                nodes[node].entry(child).or_insert(None);
             }
+            leaf = entry;
         }
-        leaf_of.push(steps);
+        leaves.push((leaf, p.dir));
     }
-    let mut names: Vec<BTreeMap<Child, String>> = Vec::with_capacity(nodes.len());
-    for n in &nodes {
-        let kids: Vec<Child> = n.keys().cloned().collect();
-        names.push(
-            assign_siblings(&kids)
-                .map_err(|e| BundleError::new(ErrorCode::Staging, "layout", e))?,
-        );
+    drop(entry_opens);
+    let mut names: Vec<String> = vec![String::new(); entry_in.len()];
+    for children in folders {
+        let named = assign_sorted_siblings(children.keys())
+            .map_err(|e| BundleError::new(ErrorCode::Staging, "layout", e))?;
+        for (entry, name) in children.into_values().zip(named) {
+            names[entry] = name;
+        }
     }
-    Ok(leaf_of
-        .iter()
-        .zip(paths)
-        .map(|(steps, p)| {
-            let mut s = String::from("data");
-            for (node, child) in steps {
-                s.push('/');
-                s.push_str(&names[*node][child]);
+    let mut chain: Vec<&str> = Vec::new();
+    Ok(leaves
+        .into_iter()
+        .map(|(leaf, dir)| {
+            chain.clear();
+            let mut entry = Some(leaf);
+            while let Some(e) = entry {
+                chain.push(&names[e]);
+                entry = folder_entry[entry_in[e]];
             }
-            if p.dir {
+            let mut s = String::from("data");
+            for name in chain.iter().rev() {
+                s.push('/');
+                s.push_str(name);
+            }
+            if dir {
                 s.push('/');
             }
             s
@@ -158,6 +187,46 @@ mod tests {
         assert_ne!(out[0].to_lowercase(), out[1].to_lowercase());
         assert_eq!(out[2], "data/workspace/Users/a@x.org/empty/");
         assert_eq!(out[3], "data/jobs/7-nightly.json");
+    }
+
+    #[test]
+    fn folders_are_named_once_for_every_path_through_them() {
+        // A folder listed as a leaf and then gone through, case collisions among folders and
+        // among files, many siblings: each path goes through its folders' single names, and
+        // the result depends on the set of paths only. (The tree holds one entry per distinct
+        // component, so this is O(n log n) in the components, not a copy of each path's.)
+        let mut paths = vec![
+            LogicalPath::dir(segs(["workspace", "Team"])),
+            LogicalPath::file(segs(["workspace", "team", "a"]), Some("py")),
+            LogicalPath::file(segs(["workspace", "Team", "a"]), Some("py")),
+            LogicalPath::file(segs(["workspace", "Team", "A"]), Some("py")),
+            LogicalPath::dir(segs(["workspace", "Team", "empty"])),
+        ];
+        for i in 0..500 {
+            paths.push(LogicalPath::file(
+                segs([
+                    "permissions".to_string(),
+                    "notebooks".into(),
+                    format!("{i}"),
+                ]),
+                Some("json"),
+            ));
+        }
+        let out = assign(&paths).unwrap();
+        assert_eq!(out[0], "data/workspace/Team/");
+        assert!(out[2].starts_with("data/workspace/Team/"), "{out:?}");
+        assert!(out[4].starts_with("data/workspace/Team/empty/"), "{out:?}");
+        let team = out[1].rsplit_once('/').unwrap().0;
+        assert_ne!(team.to_lowercase(), "data/workspace/team", "{out:?}");
+        assert_ne!(out[2].to_lowercase(), out[3].to_lowercase());
+        assert_eq!(out[5], "data/permissions/notebooks/0.json");
+        let distinct: std::collections::HashSet<&String> = out.iter().collect();
+        assert_eq!(distinct.len(), out.len());
+        let mut reversed = paths.clone();
+        reversed.reverse();
+        let mut back = assign(&reversed).unwrap();
+        back.reverse();
+        assert_eq!(back, out, "the order of the paths must not matter");
     }
 
     #[test]

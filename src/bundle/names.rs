@@ -154,8 +154,18 @@ pub fn assign_siblings(children: &[Child]) -> Result<BTreeMap<Child, String>, St
     let mut sorted: Vec<&Child> = children.iter().collect();
     sorted.sort();
     sorted.dedup();
+    let names = assign_sorted_siblings(sorted.iter().copied())?;
+    Ok(sorted.into_iter().cloned().zip(names).collect())
+}
+
+/// [`assign_siblings`] for children given in ascending order without repeats (a folder's
+/// `BTreeMap` keys), returning their names in that order: no copy of the children is made.
+/// O(k) `HashSet` look-ups for k children (a suffix is tried at most five times).
+pub(crate) fn assign_sorted_siblings<'a>(
+    sorted: impl Iterator<Item = &'a Child>,
+) -> Result<Vec<String>, String> {
     let mut taken: HashSet<String> = HashSet::new();
-    let mut out = BTreeMap::new();
+    let mut out = Vec::new();
     for child in sorted {
         let cleaned = clean(&child.original);
         let changed = cleaned != child.original;
@@ -192,7 +202,7 @@ pub fn assign_siblings(children: &[Child]) -> Result<BTreeMap<Child, String>, St
             name = compose(Some(if changed { format!("{h8}-{h}") } else { h }));
         }
         taken.insert(fold_key(&name));
-        out.insert(child.clone(), name);
+        out.push(name);
     }
     Ok(out)
 }

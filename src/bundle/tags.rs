@@ -40,27 +40,92 @@ pub fn digest_tags(
     payload_digests: &BTreeMap<String, String>,
     fixed: &BTreeMap<String, Vec<u8>>,
 ) -> BTreeMap<String, Vec<u8>> {
+    let bytes = inv.to_bytes();
+    let mut t = digest_tags_beside(
+        payload_digests
+            .iter()
+            .map(|(p, h)| (p.as_str(), h.as_str())),
+        fixed,
+        &sha256_hex(&bytes),
+    );
+    t.insert(INVENTORY_FILE.to_string(), bytes);
+    t
+}
+
+/// [`digest_tags`] without `dbxport.json` itself, whose digest is given: for a writer that
+/// streams the inventory into the bundle ([`InventoryFile`]) instead of holding its bytes.
+pub fn digest_tags_beside<'a>(
+    payload_digests: impl IntoIterator<Item = (&'a str, &'a str)>,
+    fixed: &BTreeMap<String, Vec<u8>>,
+    inventory_sha256: &str,
+) -> BTreeMap<String, Vec<u8>> {
     let mut t = BTreeMap::new();
-    t.insert(INVENTORY_FILE.to_string(), inv.to_bytes());
     t.insert(
         MANIFEST_FILE.to_string(),
-        format_manifest(
-            payload_digests
-                .iter()
-                .map(|(p, h)| (p.as_str(), h.as_str())),
-        )
-        .into_bytes(),
+        format_manifest(payload_digests).into_bytes(),
     );
-    let digests: Vec<(String, String)> = fixed
+    let mut digests: Vec<(String, String)> = fixed
         .iter()
         .chain(t.iter())
         .map(|(name, bytes)| (name.clone(), sha256_hex(bytes)))
         .collect();
+    digests.push((INVENTORY_FILE.to_string(), inventory_sha256.to_string()));
     t.insert(
         TAG_MANIFEST_FILE.to_string(),
         format_manifest(digests.iter().map(|(p, h)| (p.as_str(), h.as_str()))).into_bytes(),
     );
     t
+}
+
+/// What a streaming writer needs to know of `dbxport.json` before writing it: its size, its
+/// SHA-256 and its first bytes (to choose the entry's method, §3.3). Taken by rendering the
+/// inventory into a sink that keeps only those: at a million records the file is over a GB,
+/// and holding it (with the copy a growing buffer makes) was most of an export's last step.
+pub struct InventoryFile {
+    /// Bytes.
+    pub size: u64,
+    /// SHA-256, hex.
+    pub sha256: String,
+    /// The first bytes, up to the sample length asked for.
+    pub sample: Vec<u8>,
+}
+
+impl InventoryFile {
+    /// Renders `inv` once without keeping it, with a sample of `sample_len` bytes.
+    pub fn measure(inv: &Inventory, sample_len: usize) -> InventoryFile {
+        struct Sink {
+            size: u64,
+            hasher: sha2::Sha256,
+            sample: Vec<u8>,
+            keep: usize,
+        }
+        impl std::io::Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                use sha2::Digest as _;
+                self.size += b.len() as u64;
+                self.hasher.update(b);
+                let room = self.keep.saturating_sub(self.sample.len()).min(b.len());
+                self.sample.extend_from_slice(&b[..room]);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut sink = Sink {
+            size: 0,
+            hasher: <sha2::Sha256 as sha2::Digest>::new(),
+            sample: Vec::new(),
+            keep: sample_len,
+        };
+        inv.write_to(&mut sink)
+            .expect("rendering into memory does not fail");
+        InventoryFile {
+            size: sink.size,
+            sha256: hex::encode(sha2::Digest::finalize(sink.hasher)),
+            sample: sink.sample,
+        }
+    }
 }
 
 fn heading(kind: Kind) -> &'static str {

@@ -15,7 +15,7 @@ use super::layout::{assign, LogicalPath};
 use super::readback;
 use super::resource::{Content, Resource};
 use super::seal::{Opener, Sealer};
-use super::tags::{digest_tags, fixed_tags};
+use super::tags::{digest_tags_beside, fixed_tags, InventoryFile};
 use super::verify;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -117,16 +117,17 @@ fn staging(detail: impl Into<String>) -> BundleError {
 }
 
 /// Assigns stored paths to every part of every resource (§7.2) and checks they are distinct.
-pub(crate) fn plan_paths(parts: &[Vec<LogicalPath>]) -> Result<Vec<Vec<String>>> {
-    let flat: Vec<LogicalPath> = parts.iter().flatten().cloned().collect();
-    let assigned = assign(&flat)?;
-    let mut seen = HashSet::new();
-    for (p, s) in flat.iter().zip(&assigned) {
-        if !seen.insert(s.clone()) {
-            return Err(staging(format!(
-                "two parts share the stored path {s} (original {:?})",
-                p.segments.join("/")
-            )));
+pub(crate) fn plan_paths(parts: &[Vec<&LogicalPath>]) -> Result<Vec<Vec<String>>> {
+    let assigned = assign(parts.iter().flatten().copied())?;
+    {
+        let mut seen: HashSet<&str> = HashSet::with_capacity(assigned.len());
+        for (p, s) in parts.iter().flatten().zip(&assigned) {
+            if !seen.insert(s) {
+                return Err(staging(format!(
+                    "two parts share the stored path {s} (original {:?})",
+                    p.segments.join("/")
+                )));
+            }
         }
     }
     let mut it = assigned.into_iter();
@@ -238,6 +239,39 @@ pub(crate) fn write_file_entry<W: Write>(
     Ok(hex)
 }
 
+/// Writes the inventory entry `name`, rendering `inv` into the zip as it goes; `file` is what
+/// [`InventoryFile::measure`] found, and the bytes written must agree with it.
+fn write_inventory_entry<W: Write>(
+    zip: &mut ZipWriter<W>,
+    name: &str,
+    inv: &Inventory,
+    file: &InventoryFile,
+) -> Result<()> {
+    /// The open entry's data, as a `Write`.
+    struct EntryData<'z, W: Write>(&'z mut ZipWriter<W>);
+    impl<W: Write> Write for EntryData<'_, W> {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.write_data(b)?;
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let subject = format!("entry {name}");
+    zip.start_file(name, file.size, choose_method(&file.sample))
+        .ctx(&subject)?;
+    {
+        let mut w = BufWriter::with_capacity(CHUNK, EntryData(zip));
+        inv.write_to(&mut w).ctx(&subject)?;
+        w.flush().ctx(&subject)?;
+    }
+    // The zip writer refuses an entry whose length differs from the declared one; the digest
+    // of what was written is checked by the read-back against the tag manifest.
+    zip.finish_file().ctx(&subject)?;
+    Ok(())
+}
+
 /// What a writer produced.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct WriteSummary {
@@ -312,11 +346,13 @@ fn write_entries<W: Write>(
     if sealing.is_none() && resources.iter().flat_map(|r| &r.parts).any(|p| p.sealed) {
         return Err(staging("sealed parts need the recipients' sealing summary"));
     }
-    let paths: Vec<Vec<LogicalPath>> = resources
+    // Borrowed: a copy of every path was memory per record for the length of this step.
+    let paths: Vec<Vec<&LogicalPath>> = resources
         .iter()
-        .map(|r| r.parts.iter().map(|p| p.path.clone()).collect())
+        .map(|r| r.parts.iter().map(|p| &p.path).collect())
         .collect();
     let stored = plan_paths(&paths)?;
+    drop(paths);
     let mut sizes_of: Vec<Vec<u64>> = Vec::with_capacity(resources.len());
     let mut contents: Vec<Vec<Option<Content>>> = Vec::with_capacity(resources.len());
     let mut records = Vec::with_capacity(resources.len());
@@ -372,34 +408,54 @@ fn write_entries<W: Write>(
         }
     }
 
-    let mut digests: BTreeMap<String, String> = BTreeMap::new();
-    let mut post: Option<BTreeMap<String, Vec<u8>>> = None;
+    // Keyed by the stored paths borrowed from `stored`, not copies of them.
+    let mut digests: BTreeMap<&str, String> = BTreeMap::new();
+    let mut post: Option<(BTreeMap<String, Vec<u8>>, InventoryFile)> = None;
     let payload_total = sizes.len();
     let entries = slots.len() as u64;
     for (name, slot) in slots {
         match slot {
             Slot::Dir => zip.add_dir(&name).ctx(format!("entry {name}"))?,
             Slot::Tag(tag) => {
-                let bytes = match fixed.get(&tag) {
-                    Some(b) => b.clone(),
-                    None => {
-                        if digests.len() != payload_total {
-                            return Err(staging(format!(
-                                "tag file {tag} sorts before the payload it describes"
-                            )));
-                        }
-                        let post = post.get_or_insert_with(|| {
-                            for r in &mut inv.records {
-                                r.sha256 = r.stored.first().and_then(|p| digests.get(p).cloned());
-                            }
-                            // Versions whose artifacts were streamed learn their manifest
-                            // digest only now (§11, streamed files).
-                            crate::kinds::model::format::fill_streamed_digests(&mut inv.records);
-                            digest_tags(&inv, &digests, &fixed)
-                        });
-                        post[&tag].clone()
+                if let Some(b) = fixed.get(&tag) {
+                    zip.add_bytes(&name, b).ctx(format!("entry {name}"))?;
+                    continue;
+                }
+                if digests.len() != payload_total {
+                    return Err(staging(format!(
+                        "tag file {tag} sorts before the payload it describes"
+                    )));
+                }
+                let (post, inventory) = post.get_or_insert_with(|| {
+                    for r in &mut inv.records {
+                        r.sha256 = r
+                            .stored
+                            .first()
+                            .and_then(|p| digests.get(p.as_str()).cloned());
                     }
-                };
+                    // Versions whose artifacts were streamed learn their manifest digest only
+                    // now (§11, streamed files).
+                    crate::kinds::model::format::fill_streamed_digests(&mut inv.records);
+                    let file = InventoryFile::measure(&inv, CHUNK);
+                    (
+                        digest_tags_beside(
+                            digests.iter().map(|(p, h)| (*p, h.as_str())),
+                            &fixed,
+                            &file.sha256,
+                        ),
+                        file,
+                    )
+                });
+                if tag == super::inventory::INVENTORY_FILE {
+                    // Rendered a second time straight into the zip, not held: see
+                    // [`InventoryFile`].
+                    write_inventory_entry(zip, &name, &inv, inventory)?;
+                    continue;
+                }
+                // Taken, not copied.
+                let bytes = post
+                    .remove(&tag)
+                    .ok_or_else(|| staging(format!("tag file {tag} is listed twice")))?;
                 zip.add_bytes(&name, &bytes).ctx(format!("entry {name}"))?;
             }
             Slot::Payload(ri, pi) => {
@@ -410,7 +466,7 @@ fn write_entries<W: Write>(
                     .and_then(|e| e.get(pi))
                     .and_then(Option::as_deref);
                 let hex = write_file_entry(zip, &name, sizes_of[ri][pi], sample, rest, known)?;
-                digests.insert(stored[ri][pi].clone(), hex);
+                digests.insert(stored[ri][pi].as_str(), hex);
             }
         }
     }

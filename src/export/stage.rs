@@ -86,8 +86,8 @@ pub struct Stage {
     tmp: PathBuf,
     builder: Option<BagBuilder>,
     journal: Mutex<Journal>,
-    /// Journaled objects (`obj:<kind>:<id>` → entry) and listings (folder → entries), read
-    /// from the journal at open and kept current.
+    /// Journaled objects (`obj:<kind>:<id>` → entry), read from the journal at open and kept
+    /// current, and the listings (folder → entries) an interrupted run journaled.
     index: Mutex<Index>,
     resumed: bool,
 }
@@ -101,6 +101,9 @@ struct Index {
     principals: std::collections::HashSet<String>,
     batches: usize,
 }
+
+/// The key prefix of the journal's batch lines (`batch:<n>`).
+const BATCH_PREFIX: &str = "batch:";
 
 /// One journal line holding a group of commits. To keep the journal (and its copy in memory)
 /// small, an object that was simply exported has no entry here — a held object without one
@@ -128,7 +131,7 @@ impl Index {
     fn read(journal: &Journal) -> Index {
         let mut ix = Index::default();
         for (key, value) in journal.entries() {
-            if key.starts_with("batch:") {
+            if key.starts_with(BATCH_PREFIX) {
                 ix.batches += 1;
                 if let Ok(b) = serde_json::from_value::<Batch>(value.clone()) {
                     ix.apply(b);
@@ -138,9 +141,17 @@ impl Index {
         ix
     }
 
-    fn apply(&mut self, b: Batch) {
+    /// Adds a batch read from the journal (an interrupted run's).
+    fn apply(&mut self, mut b: Batch) {
+        self.listings.extend(std::mem::take(&mut b.listings));
+        self.apply_outcomes(b);
+    }
+
+    /// Adds a batch this run journaled. Its listings are not kept: the walk lists each folder
+    /// once, so only an earlier run's listings are ever looked up, and a copy of every listed
+    /// object is memory per object for nothing.
+    fn apply_outcomes(&mut self, b: Batch) {
         self.objects.extend(b.objects);
-        self.listings.extend(b.listings);
         self.principals.extend(b.principals);
     }
 
@@ -445,7 +456,10 @@ impl Stage {
             };
             let _ = std::fs::remove_dir_all(&tmp);
             std::fs::create_dir_all(&tmp).map_err(|e| ExportError::io(&tmp, e))?;
+            let mut journal = journal;
             let index = Index::read(&journal);
+            // The index holds what it needs of the batches; the journal need not hold them too.
+            journal.forget_data(BATCH_PREFIX);
             return Ok(Stage {
                 root,
                 bag_dir,
@@ -638,11 +652,11 @@ impl Stage {
             return Ok(());
         }
         let mut j = self.journal();
-        let key = format!("batch:{}", self.index().batches);
-        j.record(&key, &batch)?;
+        let key = format!("{BATCH_PREFIX}{}", self.index().batches);
+        j.record_unkept(&key, &batch)?;
         let mut ix = self.index();
         ix.batches += 1;
-        ix.apply(batch);
+        ix.apply_outcomes(batch);
         Ok(())
     }
 
@@ -861,6 +875,46 @@ mod tests {
         assert!(e.contains("a different passphrase"), "{e}");
         refused(Stage::open(&out, true, &header, settings(), to(&a)));
         assert!(Stage::open(&out, true, &header, settings(), pass("first one")).is_ok());
+    }
+
+    #[test]
+    fn only_an_interrupted_runs_listings_are_kept() {
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("l.zip");
+        let header = serde_json::json!({"run": 1});
+        let settings = || {
+            BagSettings::new(
+                crate::bundle::Source {
+                    host: "https://h".into(),
+                    workspace_id: "42".into(),
+                },
+                serde_json::json!({}),
+            )
+        };
+        let listing = vec![ObjectInfo {
+            object_type: crate::model::workspace::ObjectType::Notebook,
+            path: "/a/n".into(),
+            object_id: 7,
+            language: None,
+            created_at: None,
+            modified_at: None,
+            size: None,
+            resource_id: None,
+            directory_info: None,
+        }];
+        {
+            let stage = Stage::open(&out, false, &header, settings(), None).unwrap();
+            let r = stage.commit_group(vec![Item::Listing("/a".into(), listing.clone())]);
+            assert!(r[0].is_ok());
+            // This run lists each folder once: its own listings are journaled, not held.
+            assert_eq!(stage.listing("/a"), None);
+            assert_eq!(stage.journal().get::<Value>("batch:0"), Some(Value::Null));
+        }
+        let stage = Stage::open(&out, true, &header, settings(), None).unwrap();
+        assert_eq!(stage.listing("/a"), Some(listing));
+        // Read into the index, and dropped from the journal's memory.
+        assert_eq!(stage.journal().get::<Value>("batch:0"), Some(Value::Null));
+        assert!(stage.journal().is_done("batch:0"));
     }
 
     #[test]
