@@ -75,10 +75,14 @@ struct StagedRecord {
     parts: Vec<StagedPart>,
 }
 
+/// What the builder keeps per committed resource while staging: its key, for
+/// [`BagBuilder::contains`], and a count. The records themselves stay on disk (each is in
+/// `records/<seq>.json`) and are read back when the bundle is written: held in memory, they
+/// were most of what a large export's walk kept.
 #[derive(Default)]
 struct Inner {
     next_seq: u64,
-    records: BTreeMap<u64, StagedRecord>,
+    committed: usize,
     keys: HashSet<(Kind, String)>,
 }
 
@@ -201,18 +205,11 @@ impl BagBuilder {
             source: state.source.clone(),
             options: state.options.clone(),
         };
-        let mut records: BTreeMap<u64, StagedRecord> = BTreeMap::new();
         let rec_dir = staging.join("records");
-        for e in fs::read_dir(&rec_dir).ctx(&subject)? {
-            let p = e.ctx(&subject)?.path();
-            if p.extension().and_then(|x| x.to_str()) != Some("json") {
-                let _ = fs::remove_file(&p);
-                continue;
-            }
-            let r: StagedRecord = serde_json::from_slice(&fs::read(&p).ctx(&subject)?)
-                .map_err(|e| staging_err(format!("file {}", p.display()), e.to_string()))?;
-            records.insert(r.seq, r);
-        }
+        let mut records: BTreeMap<u64, StagedRecord> = read_records(&rec_dir, &subject, true)?
+            .into_iter()
+            .map(|r| (r.seq, r))
+            .collect();
         // Secrets whose scope never finished lack their sealed digest index: drop them.
         let scopes: HashSet<String> = records
             .values()
@@ -247,11 +244,11 @@ impl BagBuilder {
         }
         let inner = Inner {
             next_seq: records.keys().next_back().map_or(0, |s| s + 1),
+            committed: records.len(),
             keys: records
-                .values()
-                .map(|r| (r.kind, r.source_id.clone()))
+                .into_values()
+                .map(|r| (r.kind, r.source_id))
                 .collect(),
-            records,
         };
         Ok(BagBuilder {
             dir: dir.to_path_buf(),
@@ -290,7 +287,7 @@ impl BagBuilder {
 
     /// Committed resources so far.
     pub fn len(&self) -> usize {
-        self.inner.lock().expect("builder lock").records.len()
+        self.inner.lock().expect("builder lock").committed
     }
 
     /// True when nothing is committed yet.
@@ -320,8 +317,8 @@ impl BagBuilder {
         let result = self.stage(seq, resource);
         let mut inner = self.inner.lock().expect("builder lock");
         match result {
-            Ok(rec) => {
-                inner.records.insert(seq, rec);
+            Ok(()) => {
+                inner.committed += 1;
                 Ok(())
             }
             Err(e) => {
@@ -331,7 +328,7 @@ impl BagBuilder {
         }
     }
 
-    fn stage(&self, seq: u64, r: Resource) -> Result<StagedRecord> {
+    fn stage(&self, seq: u64, r: Resource) -> Result<()> {
         let blobs = self.staging.join("blobs");
         let mut parts = Vec::with_capacity(r.parts.len());
         let mut written: Vec<PathBuf> = Vec::new();
@@ -414,7 +411,7 @@ impl BagBuilder {
             cleanup(&written);
             return Err(e);
         }
-        Ok(rec)
+        Ok(())
     }
 
     /// Starts adding one secret scope's values; see [`ScopeWriter`].
@@ -540,14 +537,14 @@ impl BagBuilder {
         })
     }
 
-    /// The committed records in staging order, refusing secrets whose scope never finished.
-    /// Takes them out of the builder (its callers consume it): a copy of every record doubled
-    /// what the end of a large export held.
+    /// The committed records in staging order, read back from the staging folder, refusing
+    /// secrets whose scope never finished.
     fn committed(&self) -> Result<Vec<StagedRecord>> {
-        let staged: Vec<StagedRecord> =
-            std::mem::take(&mut self.inner.lock().expect("builder lock").records)
-                .into_values()
-                .collect();
+        let staged = read_records(
+            &self.staging.join("records"),
+            &format!("folder {}", self.dir.display()),
+            false,
+        )?;
         let scopes: HashSet<&str> = staged
             .iter()
             .filter(|r| r.kind == Kind::SecretScope)
@@ -646,6 +643,26 @@ impl BagBuilder {
         fs::remove_dir_all(&self.staging).ctx(format!("folder {}", self.staging.display()))?;
         Ok(self.dir)
     }
+}
+
+/// The committed records in `rec_dir` (`<seq>.json`), in staging order. Other files are
+/// leftovers of an interrupted commit: removed when `tidy`, else skipped.
+fn read_records(rec_dir: &Path, subject: &str, tidy: bool) -> Result<Vec<StagedRecord>> {
+    let mut records = Vec::new();
+    for e in fs::read_dir(rec_dir).ctx(subject)? {
+        let p = e.ctx(subject)?.path();
+        if p.extension().and_then(|x| x.to_str()) != Some("json") {
+            if tidy {
+                let _ = fs::remove_file(&p);
+            }
+            continue;
+        }
+        let r: StagedRecord = serde_json::from_slice(&fs::read(&p).ctx(subject)?)
+            .map_err(|e| staging_err(format!("file {}", p.display()), e.to_string()))?;
+        records.push(r);
+    }
+    records.sort_unstable_by_key(|r| r.seq);
+    Ok(records)
 }
 
 /// Adds the values of one secret scope. Each value is sealed and committed as it is added;
