@@ -373,4 +373,39 @@ mod tests {
         assert!(is_bag_name("dbxport-123-20260101T000000Z"));
         assert!(!is_bag_name("../x"));
     }
+
+    #[test]
+    fn manifest_lines_give_the_whole_files_outcome() {
+        let h = "ab".repeat(32);
+        let parse = |m: &[u8]| {
+            let mut got = Vec::new();
+            let mut lines = ManifestLines::new(MANIFEST_FILE, ErrorCode::Manifest, true);
+            for raw in m.split(|b| *b == b'\n') {
+                lines.line(raw, &mut |p, d| {
+                    got.push((p.to_string(), d));
+                    true
+                });
+            }
+            lines.finish().map(|_| got)
+        };
+        let ok = parse(format!("{h}  data/a\r\n\n{}  data/b\n", h.to_uppercase()).as_bytes());
+        let ok = ok.unwrap();
+        assert_eq!(ok.len(), 2);
+        assert_eq!(ok[1], ("data/b".to_string(), [0xab; 32]));
+        // A bad line, then bytes that are not UTF-8: the file is refused as not UTF-8, as a
+        // parse of the whole text refuses it.
+        let mut m = format!("{h}  data/a\nnonsense\n").into_bytes();
+        m.extend_from_slice(b"\xff  data/c\n");
+        assert_eq!(parse(&m).unwrap_err().detail(), "not UTF-8");
+        let e = parse(format!("{h}  data/a\nnonsense\n{h}  data/a\n").as_bytes()).unwrap_err();
+        assert_eq!(e.detail(), "line 2: not `<sha256>  <path>`");
+        let e = parse_manifest(
+            format!("{h}  data/a\n{h}  data/a\n").as_bytes(),
+            MANIFEST_FILE,
+            ErrorCode::Manifest,
+            true,
+        )
+        .unwrap_err();
+        assert_eq!(e.detail(), "line 2: \"data/a\" is listed twice");
+    }
 }

@@ -543,15 +543,21 @@ impl Bundle {
         }
         // Payload files by bag-relative path, borrowing the index's names (issue #15: a copy
         // of every name was a tenth of what verify held per object).
-        let payload = Payload::new(
+        let in_data = |e: &&ZipEntry| {
+            !e.dir
+                && e.name
+                    .strip_prefix(&prefix)
+                    .is_some_and(|rel| rel.len() > "data/".len() && rel.starts_with("data/"))
+        };
+        let mut files = Vec::with_capacity(self.index.entries.iter().filter(in_data).count());
+        files.extend(
             self.index
                 .entries
                 .iter()
-                .filter(|e| !e.dir)
-                .filter_map(|e| Some((e.name.strip_prefix(&prefix)?, e.size)))
-                .filter(|(rel, _)| rel.len() > "data/".len() && rel.starts_with("data/"))
-                .collect(),
+                .filter(in_data)
+                .map(|e| (&e.name[prefix.len()..], e.size)),
         );
+        let payload = Payload::new(files);
 
         // bagit.txt
         match held.remove(BAGIT_FILE) {
@@ -1143,7 +1149,6 @@ impl<'a> Payload<'a> {
             }
             same
         });
-        v.shrink_to_fit();
         Payload(v)
     }
 
