@@ -199,29 +199,79 @@ pub fn parse_manifest(
     code: ErrorCode,
     payload: bool,
 ) -> Result<BTreeMap<String, String>> {
-    let bad = |d: String| BundleError::new(code, file, d);
-    let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8".into()))?;
     let mut out = BTreeMap::new();
-    for (n, raw) in text.split('\n').enumerate() {
+    let mut lines = ManifestLines::new(file, code, payload);
+    for raw in bytes.split(|b| *b == b'\n') {
+        lines.line(raw, &mut |path, digest| {
+            out.insert(path.to_string(), hex::encode(digest)).is_none()
+        });
+    }
+    lines.finish().map(|_| out)
+}
+
+/// A manifest checked line by line as it streams ([`parse_manifest`]'s grammar and errors,
+/// without holding the file or a map of it: the reader keeps each digest as 32 bytes beside
+/// the zip entry it names, issue #15). The outcome is the same as parsing the whole text: a
+/// file that is not UTF-8 anywhere is refused as such, else the first bad line is.
+pub struct ManifestLines<'a> {
+    file: &'a str,
+    code: ErrorCode,
+    payload: bool,
+    line: usize,
+    not_utf8: bool,
+    first_error: Option<BundleError>,
+}
+
+impl<'a> ManifestLines<'a> {
+    /// A parser for `file`; `code` and `payload` as for [`parse_manifest`].
+    pub fn new(file: &'a str, code: ErrorCode, payload: bool) -> Self {
+        ManifestLines {
+            file,
+            code,
+            payload,
+            line: 0,
+            not_utf8: false,
+            first_error: None,
+        }
+    }
+
+    /// Takes the next line (without its `\n`). `add(path, digest)` receives each listed file
+    /// until the first error, and returns false when `path` was listed before.
+    pub fn line(&mut self, raw: &[u8], add: &mut dyn FnMut(&str, [u8; 32]) -> bool) {
+        self.line += 1;
+        let Ok(text) = std::str::from_utf8(raw) else {
+            self.not_utf8 = true;
+            return;
+        };
+        if self.first_error.is_some() || self.not_utf8 {
+            return;
+        }
+        if let Err(e) = self.parse(text, add) {
+            self.first_error = Some(e);
+        }
+    }
+
+    fn parse(&self, raw: &str, add: &mut dyn FnMut(&str, [u8; 32]) -> bool) -> Result<()> {
+        let n = self.line;
+        let bad = |d: String| BundleError::new(self.code, self.file, d);
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         if line.is_empty() {
-            continue;
+            return Ok(());
         }
         let Some((hex, rest)) = line.split_once(char::is_whitespace) else {
-            return Err(bad(format!("line {}: not `<sha256>  <path>`", n + 1)));
+            return Err(bad(format!("line {n}: not `<sha256>  <path>`")));
         };
         let path = rest.trim_start_matches([' ', '\t']);
         let hex = hex.to_ascii_lowercase();
         if !is_sha256_hex(&hex) {
-            return Err(bad(format!("line {}: {hex:?} is not a SHA-256", n + 1)));
+            return Err(bad(format!("line {n}: {hex:?} is not a SHA-256")));
         }
         if path.contains('%') {
             return Err(bad(format!(
-                "line {}: path {path:?} holds `%` (percent-encoding is not used in dbxport bags)",
-                n + 1
+                "line {n}: path {path:?} holds `%` (percent-encoding is not used in dbxport bags)"
             )));
         }
-        let inside = if payload {
+        let inside = if self.payload {
             path.starts_with("data/") && path.len() > 5
         } else {
             !path.is_empty() && !path.contains('/')
@@ -233,20 +283,30 @@ pub fn parse_manifest(
                 .all(|c| !c.is_empty() && c != "." && c != "..");
         if !inside || !enclosed {
             return Err(bad(format!(
-                "line {}: path {path:?} is not {}",
-                n + 1,
-                if payload {
+                "line {n}: path {path:?} is not {}",
+                if self.payload {
                     "a file below data/"
                 } else {
                     "a tag file in the bag folder"
                 }
             )));
         }
-        if out.insert(path.to_string(), hex).is_some() {
-            return Err(bad(format!("line {}: {path:?} is listed twice", n + 1)));
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(&hex, &mut digest)
+            .map_err(|_| bad(format!("line {n}: {hex:?} is not a SHA-256")))?;
+        if !add(path, digest) {
+            return Err(bad(format!("line {n}: {path:?} is listed twice")));
         }
+        Ok(())
     }
-    Ok(out)
+
+    /// The outcome once every line was given.
+    pub fn finish(self) -> Result<()> {
+        if self.not_utf8 {
+            return Err(BundleError::new(self.code, self.file, "not UTF-8"));
+        }
+        self.first_error.map_or(Ok(()), Err)
+    }
 }
 
 #[cfg(test)]
@@ -312,5 +372,40 @@ mod tests {
         }
         assert!(is_bag_name("dbxport-123-20260101T000000Z"));
         assert!(!is_bag_name("../x"));
+    }
+
+    #[test]
+    fn manifest_lines_give_the_whole_files_outcome() {
+        let h = "ab".repeat(32);
+        let parse = |m: &[u8]| {
+            let mut got = Vec::new();
+            let mut lines = ManifestLines::new(MANIFEST_FILE, ErrorCode::Manifest, true);
+            for raw in m.split(|b| *b == b'\n') {
+                lines.line(raw, &mut |p, d| {
+                    got.push((p.to_string(), d));
+                    true
+                });
+            }
+            lines.finish().map(|_| got)
+        };
+        let ok = parse(format!("{h}  data/a\r\n\n{}  data/b\n", h.to_uppercase()).as_bytes());
+        let ok = ok.unwrap();
+        assert_eq!(ok.len(), 2);
+        assert_eq!(ok[1], ("data/b".to_string(), [0xab; 32]));
+        // A bad line, then bytes that are not UTF-8: the file is refused as not UTF-8, as a
+        // parse of the whole text refuses it.
+        let mut m = format!("{h}  data/a\nnonsense\n").into_bytes();
+        m.extend_from_slice(b"\xff  data/c\n");
+        assert_eq!(parse(&m).unwrap_err().detail(), "not UTF-8");
+        let e = parse(format!("{h}  data/a\nnonsense\n{h}  data/a\n").as_bytes()).unwrap_err();
+        assert_eq!(e.detail(), "line 2: not `<sha256>  <path>`");
+        let e = parse_manifest(
+            format!("{h}  data/a\n{h}  data/a\n").as_bytes(),
+            MANIFEST_FILE,
+            ErrorCode::Manifest,
+            true,
+        )
+        .unwrap_err();
+        assert_eq!(e.detail(), "line 2: \"data/a\" is listed twice");
     }
 }

@@ -154,7 +154,7 @@ pub fn summarize(b: &Bundle) -> InspectReport {
         envelope: b.is_envelope(),
         totals: Totals {
             records: (inv.records.len() + inv.summaries.len() + inv.opaque.len()) as u64,
-            payload_files: b.manifest().len() as u64,
+            payload_files: b.payload_files(),
             payload_bytes: b.payload_bytes(),
         },
         kinds,

@@ -5,7 +5,7 @@
 //! gives the same bytes.
 
 use super::bagit::{
-    check_bagit_txt, is_bag_name, parse_manifest, BAGIT_FILE, BAG_INFO_FILE, MANIFEST_FILE,
+    check_bagit_txt, is_bag_name, ManifestLines, BAGIT_FILE, BAG_INFO_FILE, MANIFEST_FILE,
     TAG_MANIFEST_FILE,
 };
 use super::container::ZipWriter;
@@ -15,7 +15,7 @@ use super::resource::Content;
 use super::seal::Sealer;
 use super::writer::{open_content, write_file_entry, write_verified};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -87,14 +87,30 @@ pub fn find_bag(dir: &Path) -> Result<PathBuf> {
     }
 }
 
+/// A file of the bag folder. Kept small (issue #15): its path on disk is the bag folder
+/// joined with its name, unless normalization changed the name.
 struct DiskFile {
-    path: PathBuf,
+    /// The name as found on disk, when it differs from the (NFC, `/`-separated) key.
+    raw: Option<Box<Path>>,
     size: u64,
+    /// The digest its manifest lists, once read.
+    want: Option<[u8; 32]>,
 }
 
 struct Walk {
+    root: PathBuf,
     dirs: Vec<String>,
     files: BTreeMap<String, DiskFile>,
+}
+
+impl Walk {
+    /// Where the file `rel` is on disk.
+    fn path(&self, rel: &str, f: &DiskFile) -> PathBuf {
+        match &f.raw {
+            Some(raw) => self.root.join(raw),
+            None => self.root.join(rel),
+        }
+    }
 }
 
 fn walk(bag_dir: &Path, problems: &mut Vec<BundleError>) -> Result<Walk> {
@@ -140,11 +156,13 @@ fn walk(bag_dir: &Path, problems: &mut Vec<BundleError>) -> Result<Walk> {
                     )
                 })?
                 .len();
+            let raw = (Path::new(&rel) != rel_os).then(|| rel_os.into());
             files.insert(
                 rel,
                 DiskFile {
-                    path: e.path().to_path_buf(),
+                    raw,
                     size,
+                    want: None,
                 },
             );
         } else {
@@ -155,7 +173,11 @@ fn walk(bag_dir: &Path, problems: &mut Vec<BundleError>) -> Result<Walk> {
             ));
         }
     }
-    Ok(Walk { dirs, files })
+    Ok(Walk {
+        root: bag_dir.to_path_buf(),
+        dirs,
+        files,
+    })
 }
 
 fn read_tag(
@@ -169,13 +191,75 @@ fn read_tag(
             problems.push(BundleError::new(code, format!("entry {name}"), "missing"));
             None
         }
-        Some(f) => match fs::read(&f.path) {
-            Ok(b) => Some(b),
-            Err(e) => {
-                problems.push(BundleError::io(format!("file {}", f.path.display()), &e));
-                None
+        Some(f) => {
+            let path = w.path(name, f);
+            match fs::read(&path) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    problems.push(BundleError::io(format!("file {}", path.display()), &e));
+                    None
+                }
             }
-        },
+        }
+    }
+}
+
+/// A reader that keeps its first error (the parser above it only sees that reading failed).
+struct KeepError<'a, R> {
+    inner: R,
+    error: &'a mut Option<io::Error>,
+}
+
+impl<R: io::Read> io::Read for KeepError<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            if self.error.is_none() {
+                *self.error = Some(io::Error::new(e.kind(), e.to_string()));
+            }
+        })
+    }
+}
+
+/// Parses the manifest `file` (its bytes `b`) and notes each digest on the file it lists.
+/// Returns the listed paths that are not in the folder (sorted), or `None` when the manifest
+/// is refused (the problem is pushed; no digest of it stays noted, so its files are unlisted).
+fn note_digests(
+    w: &mut Walk,
+    b: &[u8],
+    file: &str,
+    problems: &mut Vec<BundleError>,
+) -> Option<BTreeSet<String>> {
+    let payload = file == MANIFEST_FILE;
+    let code = if payload {
+        ErrorCode::Manifest
+    } else {
+        ErrorCode::TagManifest
+    };
+    let mut missing = BTreeSet::new();
+    let mut lines = ManifestLines::new(file, code, payload);
+    for raw in b.split(|c| *c == b'\n') {
+        lines.line(raw, &mut |path, digest| match w.files.get_mut(path) {
+            Some(f) => f.want.replace(digest).is_none(),
+            None => missing.insert(path.to_string()),
+        });
+    }
+    match lines.finish() {
+        Ok(()) => Some(missing),
+        Err(e) => {
+            problems.push(e);
+            // The payload manifest lists only `data/…`, the tag manifest only top-level names.
+            for (rel, f) in w.files.iter_mut() {
+                let listable = if payload {
+                    rel.starts_with("data/")
+                } else {
+                    !rel.contains('/')
+                };
+                if listable {
+                    f.want = None;
+                }
+            }
+            None
+        }
     }
 }
 
@@ -209,7 +293,7 @@ pub fn pack(
         .into());
     }
     let mut problems = Vec::new();
-    let w = walk(&bag_dir, &mut problems)?;
+    let mut w = walk(&bag_dir, &mut problems)?;
     for d in &w.dirs {
         let top = d.split('/').next().unwrap_or("");
         // One report per folder beside data/ (not one per file inside it).
@@ -230,43 +314,46 @@ pub fn pack(
             problems.push(e);
         }
     }
-    let manifest = read_tag(&w, MANIFEST_FILE, ErrorCode::Manifest, &mut problems).and_then(|b| {
-        match parse_manifest(&b, MANIFEST_FILE, ErrorCode::Manifest, true) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                problems.push(e);
-                None
-            }
-        }
-    });
+    let manifest = read_tag(&w, MANIFEST_FILE, ErrorCode::Manifest, &mut problems)
+        .and_then(|b| note_digests(&mut w, &b, MANIFEST_FILE, &mut problems));
     let tag_manifest = read_tag(&w, TAG_MANIFEST_FILE, ErrorCode::TagManifest, &mut problems)
-        .and_then(
-            |b| match parse_manifest(&b, TAG_MANIFEST_FILE, ErrorCode::TagManifest, false) {
-                Ok(m) => Some(m),
-                Err(e) => {
+        .and_then(|b| note_digests(&mut w, &b, TAG_MANIFEST_FILE, &mut problems));
+    let _ = read_tag(&w, BAG_INFO_FILE, ErrorCode::BagInfo, &mut problems);
+    // Only the bundle id is needed here (the final verification checks every record): the
+    // inventory, as large as the workspace, is parsed lean as it streams from the disk, and
+    // nothing else of it is kept while the bundle is written (issue #15).
+    let inventory = match w.files.get(INVENTORY_FILE) {
+        None => {
+            problems.push(BundleError::new(
+                ErrorCode::InventorySyntax,
+                format!("entry {INVENTORY_FILE}"),
+                "missing",
+            ));
+            None
+        }
+        Some(f) => {
+            let path = w.path(INVENTORY_FILE, f);
+            let mut error = None;
+            let parsed = fs::File::open(&path).map(|file| {
+                let r = KeepError {
+                    inner: io::BufReader::with_capacity(super::digest::BUF, file),
+                    error: &mut error,
+                };
+                Inventory::from_reader_lean(r, &Default::default())
+            });
+            match (parsed, error) {
+                (Err(e), _) | (Ok(_), Some(e)) => {
+                    problems.push(BundleError::io(format!("file {}", path.display()), &e));
+                    None
+                }
+                (Ok(Ok(i)), None) => Some(i.bundle_id),
+                (Ok(Err(e)), None) => {
                     problems.push(e);
                     None
                 }
-            },
-        );
-    let _ = read_tag(&w, BAG_INFO_FILE, ErrorCode::BagInfo, &mut problems);
-    let inventory = read_tag(
-        &w,
-        INVENTORY_FILE,
-        ErrorCode::InventorySyntax,
-        &mut problems,
-    )
-    // Only the bundle id is needed here (the final verification checks every record): parse
-    // lean and keep nothing else while the bundle is written.
-    .and_then(
-        |b| match Inventory::from_reader_lean(&b[..], &Default::default()) {
-            Ok(i) => Some(i.bundle_id),
-            Err(e) => {
-                problems.push(e);
-                None
             }
-        },
-    );
+        }
+    };
     if w.files.contains_key("fetch.txt") {
         problems.push(BundleError::new(
             ErrorCode::FetchFile,
@@ -275,36 +362,20 @@ pub fn pack(
         ));
     }
     // Files against manifests: what is on disk must be exactly what they list.
-    let mut expected: BTreeMap<&str, &str> = BTreeMap::new();
-    if let Some(m) = &manifest {
-        for (p, h) in m {
-            expected.insert(p, h);
-            if !w.files.contains_key(p) {
-                problems.push(BundleError::new(
-                    ErrorCode::Missing,
-                    format!("entry {p}"),
-                    "listed in manifest-sha256.txt but not in the folder",
-                ));
-            }
+    for (missing, file) in [(manifest, MANIFEST_FILE), (tag_manifest, TAG_MANIFEST_FILE)] {
+        for p in missing.iter().flatten() {
+            problems.push(BundleError::new(
+                ErrorCode::Missing,
+                format!("entry {p}"),
+                format!("listed in {file} but not in the folder"),
+            ));
         }
     }
-    if let Some(m) = &tag_manifest {
-        for (p, h) in m {
-            expected.insert(p, h);
-            if !w.files.contains_key(p) {
-                problems.push(BundleError::new(
-                    ErrorCode::Missing,
-                    format!("entry {p}"),
-                    "listed in tagmanifest-sha256.txt but not in the folder",
-                ));
-            }
-        }
-    }
-    for rel in w.files.keys() {
+    for (rel, f) in &w.files {
         if rel.contains('/') && !rel.starts_with("data/") {
             continue;
         }
-        let listed = rel == TAG_MANIFEST_FILE || expected.contains_key(rel.as_str());
+        let listed = rel == TAG_MANIFEST_FILE || f.want.is_some();
         if !listed {
             let which = if rel.starts_with("data/") {
                 "manifest-sha256.txt"
@@ -323,34 +394,38 @@ pub fn pack(
     }
     let bundle_id = inventory.expect("parsed when there are no problems");
 
-    // The canonical entry list (§3.6).
+    // The canonical entry list (§3.6): names sorted, each once. Every name is the bag folder
+    // and a name relative to it, so the relative names sort the same; they are borrowed, and
+    // each entry's full name is made as it is written (a copy of every name, in a map, was
+    // a third of what pack held per file: issue #15).
     enum Slot<'a> {
         Dir,
         File(&'a DiskFile),
     }
-    let mut slots: BTreeMap<String, Slot> = BTreeMap::new();
-    slots.insert(format!("{bag}/"), Slot::Dir);
-    slots.insert(format!("{bag}/data/"), Slot::Dir);
-    for d in &w.dirs {
-        slots.insert(format!("{bag}/{d}"), Slot::Dir);
-    }
-    for (rel, f) in &w.files {
-        slots.insert(format!("{bag}/{rel}"), Slot::File(f));
-    }
+    let mut slots: Vec<(&str, Slot)> = Vec::with_capacity(w.dirs.len() + w.files.len() + 2);
+    slots.push(("", Slot::Dir));
+    slots.push(("data/", Slot::Dir));
+    slots.extend(w.dirs.iter().map(|d| (d.as_str(), Slot::Dir)));
+    slots.extend(w.files.iter().map(|(rel, f)| (rel.as_str(), Slot::File(f))));
+    slots.sort_by(|a, b| a.0.cmp(b.0));
+    slots.dedup_by(|a, b| a.0 == b.0);
     let prefix = format!("{bag}/");
     let entries = slots.len() as u64;
     // Every file is listed under the digest its manifest gives and written without hashing it
     // here: the read-back of `write_verified` hashes it where it lands and refuses the bundle
     // (E206, E208) when the folder's bytes differ from its manifests.
     let write_zip = |zip: &mut ZipWriter<&mut dyn Write>| -> std::result::Result<(), Problems> {
-        for (name, slot) in &slots {
+        let mut name = String::new();
+        for (rel, slot) in &slots {
+            name.clear();
+            name.push_str(&prefix);
+            name.push_str(rel);
             match slot {
-                Slot::Dir => zip.add_dir(name).ctx(format!("entry {name}"))?,
+                Slot::Dir => zip.add_dir(&name).ctx(format!("entry {name}"))?,
                 Slot::File(f) => {
-                    let rel = &name[prefix.len()..];
-                    let (sample, rest) = open_content(Content::File(f.path.clone()))?;
-                    let known = expected.get(rel).copied();
-                    write_file_entry(zip, name, f.size, sample, rest, known)?;
+                    let (sample, rest) = open_content(Content::File(w.path(rel, f)))?;
+                    let known = f.want.map(hex::encode);
+                    write_file_entry(zip, &name, f.size, sample, rest, known.as_deref())?;
                 }
             }
         }

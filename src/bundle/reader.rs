@@ -6,8 +6,8 @@
 //! Payload reads through [`Bundle::open_payload`] check the digest when the data ends.
 
 use super::bagit::{
-    check_bagit_txt, parse_manifest, BagInfo, BAGIT_FILE, BAG_INFO_FILE, LABEL_FORMAT_VERSION,
-    MANIFEST_FILE, REQUIRED_TAG_FILES, TAG_MANIFEST_FILE,
+    check_bagit_txt, parse_manifest, BagInfo, ManifestLines, BAGIT_FILE, BAG_INFO_FILE,
+    LABEL_FORMAT_VERSION, MANIFEST_FILE, REQUIRED_TAG_FILES, TAG_MANIFEST_FILE,
 };
 use super::container::read::{
     classify_read_error, open_entry, read_index, EntryReader, ZipEntry, ZipIndex,
@@ -21,7 +21,7 @@ use crate::model::Kind;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
@@ -69,7 +69,7 @@ pub struct Bundle {
     envelope: bool,
     bag_info: Option<BagInfo>,
     inventory: Option<Inventory>,
-    manifest: BTreeMap<String, String>,
+    manifest: ManifestTable,
     tag_digests: BTreeMap<String, String>,
     digest_indexes: HashMap<String, SealedIndex>,
     /// Records kept lean ([`Inventory::from_reader_lean`]): for commands that only verify,
@@ -253,7 +253,7 @@ impl Bundle {
             envelope,
             bag_info: None,
             inventory: None,
-            manifest: BTreeMap::new(),
+            manifest: ManifestTable::default(),
             tag_digests: BTreeMap::new(),
             digest_indexes: HashMap::new(),
             lean,
@@ -268,20 +268,16 @@ impl Bundle {
     }
 
     fn entry_index(&self, rel: &str) -> Option<usize> {
-        let name = format!("{}/{rel}", self.bag);
-        let entries = &self.index.entries;
-        // The first entry of that name, as a map filled in order would keep.
-        let at = self
-            .by_name
-            .partition_point(|i| entries[*i as usize].name.as_str() < name.as_str());
-        self.by_name
-            .get(at)
-            .map(|i| *i as usize)
-            .filter(|i| entries[*i].name == name)
+        find_entry(
+            &self.index.entries,
+            &self.by_name,
+            &format!("{}/{rel}", self.bag),
+        )
     }
 
-    /// Reads a whole entry (by bag-relative path) into memory, refusing more than `cap` bytes.
-    fn read_small(&mut self, rel: &str, cap: u64, code: ErrorCode) -> Result<Vec<u8>> {
+    /// The declared entry of a tag file read whole or streamed, refused when missing or
+    /// larger than `cap`.
+    fn small_entry(&self, rel: &str, cap: u64, code: ErrorCode) -> Result<ZipEntry> {
         let subject = format!("entry {rel}");
         let Some(i) = self.entry_index(rel) else {
             return Err(BundleError::new(code, &subject, "missing"));
@@ -294,6 +290,13 @@ impl Bundle {
                 format!("{} bytes, more than the {cap} allowed", e.size),
             ));
         }
+        Ok(e)
+    }
+
+    /// Reads a whole entry (by bag-relative path) into memory, refusing more than `cap` bytes.
+    fn read_small(&mut self, rel: &str, cap: u64, code: ErrorCode) -> Result<Vec<u8>> {
+        let subject = format!("entry {rel}");
+        let e = self.small_entry(rel, cap, code)?;
         let mut out = Vec::with_capacity(e.size as usize);
         open_entry(&mut self.src, &e)
             .and_then(|mut r| r.read_to_end(&mut out))
@@ -367,6 +370,53 @@ impl Bundle {
             }
         }
         (out, skipped)
+    }
+
+    /// Streams the payload manifest through SHA-256 and its parser together (within `cap`, as
+    /// [`Bundle::read_small`] would hold it): each digest goes beside the entry it names. The
+    /// outer `Err` is a failure to read the entry; the inner result is the parse.
+    fn read_manifest(&mut self, cap: u64) -> Result<(String, Result<ManifestTable>)> {
+        let subject = format!("entry {MANIFEST_FILE}");
+        let e = self.small_entry(MANIFEST_FILE, cap, ErrorCode::Manifest)?;
+        let (entries, by_name) = (&self.index.entries, &self.by_name);
+        let mut table = ManifestTable {
+            digests: vec![None; entries.len()],
+            ..Default::default()
+        };
+        let mut name = String::new();
+        let mut add = |path: &str, digest: [u8; 32]| {
+            name.clear();
+            name.push_str(&self.bag);
+            name.push('/');
+            name.push_str(path);
+            table.files += 1;
+            match find_entry(entries, by_name, &name) {
+                Some(i) => table.digests[i].replace(digest).is_none(),
+                None => table.extra.insert(path.to_string(), digest).is_none(),
+            }
+        };
+        let mut lines = ManifestLines::new(MANIFEST_FILE, ErrorCode::Manifest, true);
+        let mut r =
+            open_entry(&mut self.src, &e).map_err(|err| classify_read_error(&subject, &err))?;
+        let mut h = HashingReader::new(&mut r);
+        let mut br = io::BufReader::with_capacity(super::digest::BUF, &mut h);
+        let mut line = Vec::new();
+        let read = loop {
+            line.clear();
+            match br.read_until(b'\n', &mut line) {
+                Ok(0) => break Ok(0),
+                Ok(_) => {
+                    if line.last() == Some(&b'\n') {
+                        line.pop();
+                    }
+                    lines.line(&line, &mut add);
+                }
+                Err(err) => break Err(err),
+            }
+        };
+        drop(br);
+        h.check(&subject, read)?;
+        Ok((h.hex(), lines.finish().map(|_| table)))
     }
 
     /// Streams a tag file through SHA-256 without holding it.
@@ -452,6 +502,7 @@ impl Bundle {
         let mut digests: BTreeMap<String, String> = BTreeMap::new();
         let mut held: BTreeMap<&str, Vec<u8>> = BTreeMap::new();
         let mut inventory_read: Option<Result<Inventory>> = None;
+        let mut manifest_read: Option<Result<ManifestTable>> = None;
         let mut read_problems: Vec<BundleError> = Vec::new();
         let (over, skipped) = self.over_tag_budget(&tag_files);
         for t in &tag_files {
@@ -465,6 +516,12 @@ impl Bundle {
             let outcome = if t == INVENTORY_FILE {
                 self.read_inventory().map(|(digest, inv)| {
                     inventory_read = Some(inv);
+                    digest
+                })
+            } else if t == MANIFEST_FILE {
+                let cap = tags_limit(self.index.entries.len() as u64);
+                self.read_manifest(cap).map(|(digest, m)| {
+                    manifest_read = Some(m);
                     digest
                 })
             } else if let Some(name) = PARSED_TAGS.iter().find(|n| **n == t.as_str()) {
@@ -486,14 +543,21 @@ impl Bundle {
         }
         // Payload files by bag-relative path, borrowing the index's names (issue #15: a copy
         // of every name was a tenth of what verify held per object).
-        let payload: BTreeMap<&str, u64> = self
-            .index
-            .entries
-            .iter()
-            .filter(|e| !e.dir)
-            .filter_map(|e| Some((e.name.strip_prefix(&prefix)?, e.size)))
-            .filter(|(rel, _)| rel.len() > "data/".len() && rel.starts_with("data/"))
-            .collect();
+        let in_data = |e: &&ZipEntry| {
+            !e.dir
+                && e.name
+                    .strip_prefix(&prefix)
+                    .is_some_and(|rel| rel.len() > "data/".len() && rel.starts_with("data/"))
+        };
+        let mut files = Vec::with_capacity(self.index.entries.iter().filter(in_data).count());
+        files.extend(
+            self.index
+                .entries
+                .iter()
+                .filter(in_data)
+                .map(|e| (&e.name[prefix.len()..], e.size)),
+        );
+        let payload = Payload::new(files);
 
         // bagit.txt
         match held.remove(BAGIT_FILE) {
@@ -615,14 +679,12 @@ impl Bundle {
         };
 
         // Payload manifest, completeness, Payload-Oxum.
-        let manifest = match held.remove(MANIFEST_FILE) {
-            Some(m) => match parse_manifest(&m, MANIFEST_FILE, ErrorCode::Manifest, true) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    problems.push(e);
-                    None
-                }
-            },
+        let manifest = match manifest_read {
+            Some(Ok(m)) => Some(m),
+            Some(Err(e)) => {
+                problems.push(e);
+                None
+            }
             None => {
                 if !tag_files.contains(MANIFEST_FILE) {
                     problems.push(BundleError::new(
@@ -636,7 +698,7 @@ impl Bundle {
         };
         if let Some(m) = &manifest {
             for p in payload.keys() {
-                if !m.contains_key(*p) {
+                if m.get(self.entry_index(p), p).is_none() {
                     problems.push(BundleError::new(
                         ErrorCode::Unlisted,
                         format!("entry {p}"),
@@ -644,7 +706,8 @@ impl Bundle {
                     ));
                 }
             }
-            for p in m.keys() {
+            // Listed paths that name no entry; those that do are payload files.
+            for p in m.extra.keys() {
                 if !payload.contains_key(p.as_str()) {
                     problems.push(BundleError::new(
                         ErrorCode::Missing,
@@ -690,11 +753,7 @@ impl Bundle {
         }
 
         // Stored names.
-        for p in payload
-            .keys()
-            .copied()
-            .chain(dirs.iter().map(String::as_str))
-        {
+        for p in payload.keys().chain(dirs.iter().map(String::as_str)) {
             for c in p.trim_end_matches('/').split('/').skip(1) {
                 if let Err(why) = check_component(c) {
                     problems.push(BundleError::new(
@@ -733,7 +792,8 @@ impl Bundle {
             }
         }
         if let (Some(inv), Some(m)) = (&inventory, &manifest) {
-            check_records(inv, m, &payload, &dirs, problems);
+            let digest = |p: &str| m.get(self.entry_index(p), p);
+            check_records(inv, &digest, &payload, &dirs, problems);
         }
         if let Some(inv) = &inventory {
             problems.append(self.early.take());
@@ -786,9 +846,16 @@ impl Bundle {
         self.bag_info.as_ref()
     }
 
-    /// Payload paths (`data/…`) with their manifest digests.
-    pub fn manifest(&self) -> &BTreeMap<String, String> {
-        &self.manifest
+    /// The manifest digest (hex) of the payload file at `rel` (`data/…`), if listed.
+    pub fn manifest_digest(&self, rel: &str) -> Option<String> {
+        self.manifest
+            .get(self.entry_index(rel), rel)
+            .map(hex::encode)
+    }
+
+    /// Number of payload files the manifest lists.
+    pub fn payload_files(&self) -> u64 {
+        self.manifest.files as u64
     }
 
     /// SHA-256 of every tag file as read when the bundle was opened (already checked against
@@ -857,7 +924,7 @@ impl Bundle {
     /// Opens a payload file for streaming; the reader fails with E206 at the end of the data if
     /// its SHA-256 differs from the manifest, and never yields more than the declared size.
     pub fn open_payload(&mut self, stored: &str) -> Result<VerifiedReader<'_>> {
-        let Some(want) = self.manifest.get(stored).cloned() else {
+        let Some(want) = self.manifest_digest(stored) else {
             return Err(BundleError::new(
                 ErrorCode::Missing,
                 format!("entry {stored}"),
@@ -992,11 +1059,13 @@ impl Bundle {
         problems: &mut ProblemList,
     ) {
         let mut done = 0u64;
-        for (rel, dir, size) in self.entries() {
+        // Entries one at a time: a copy of every path at once was a tenth of verify's peak.
+        for i in self.entry_order() {
+            let (rel, dir, size) = self.entry_at(i);
             if dir || !rel.starts_with("data/") {
                 continue;
             }
-            let Some(want) = self.manifest.get(&rel).cloned() else {
+            let Some(want) = self.manifest_digest(&rel) else {
                 continue;
             };
             if let Some(i) = self.entry_index(&rel) {
@@ -1032,9 +1101,13 @@ impl Bundle {
 
     /// Total bytes of payload files.
     pub fn payload_bytes(&self) -> u64 {
+        // Digests sit on the first entry of each listed name, the one a lookup finds.
         self.manifest
-            .keys()
-            .filter_map(|p| self.entry_size(p))
+            .digests
+            .iter()
+            .zip(&self.index.entries)
+            .filter(|(d, _)| d.is_some())
+            .map(|(_, e)| e.size)
             .sum()
     }
 
@@ -1046,6 +1119,83 @@ impl Bundle {
     /// The path label given at open.
     pub fn path(&self) -> PathBuf {
         PathBuf::from(&self.label)
+    }
+}
+
+/// The first entry named `name` (full name) in `entries`, by binary search over `by_name`
+/// (indexes sorted by name, the first of equal names first), as a map filled in order keeps.
+fn find_entry(entries: &[ZipEntry], by_name: &[u32], name: &str) -> Option<usize> {
+    let at = by_name.partition_point(|i| entries[*i as usize].name.as_str() < name);
+    by_name
+        .get(at)
+        .map(|i| *i as usize)
+        .filter(|i| entries[*i].name == name)
+}
+
+/// Payload files (`data/…`, not folders) by bag-relative path with their sizes, sorted, each
+/// name once (the last entry of a name, as a map filled in order keeps): borrowed names in a
+/// vector, a fraction of a map's memory (issue #15).
+struct Payload<'a>(Vec<(&'a str, u64)>);
+
+impl<'a> Payload<'a> {
+    fn new(files: Vec<(&'a str, u64)>) -> Self {
+        let mut v = files;
+        v.sort_by(|a, b| a.0.cmp(b.0));
+        // `dedup_by` keeps the first of a run and hands it as `kept`: give it the later size.
+        v.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1 = later.1;
+            }
+            same
+        });
+        Payload(v)
+    }
+
+    fn get(&self, rel: &str) -> Option<u64> {
+        self.0
+            .binary_search_by(|(p, _)| (*p).cmp(rel))
+            .ok()
+            .map(|i| self.0[i].1)
+    }
+
+    fn contains_key(&self, rel: &str) -> bool {
+        self.get(rel).is_some()
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.0.iter().map(|(p, _)| *p)
+    }
+
+    fn values(&self) -> impl Iterator<Item = u64> + '_ {
+        self.0.iter().map(|(_, s)| *s)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// The payload manifest as read (issue #15): each digest as 32 bytes beside the zip entry it
+/// names (by index; set on the first entry of a name), so that no path is held twice; paths
+/// that name no entry (a damaged bundle) apart.
+#[derive(Default)]
+struct ManifestTable {
+    /// Per zip entry, its manifest digest.
+    digests: Vec<Option<[u8; 32]>>,
+    /// Listed paths that name no entry.
+    extra: BTreeMap<String, [u8; 32]>,
+    /// Number of listed paths.
+    files: usize,
+}
+
+impl ManifestTable {
+    /// The digest of `rel`, whose first entry (if any) is `entry`.
+    fn get(&self, entry: Option<usize>, rel: &str) -> Option<[u8; 32]> {
+        match entry {
+            Some(i) => self.digests.get(i).copied().flatten(),
+            None => self.extra.get(rel).copied(),
+        }
     }
 }
 
@@ -1063,12 +1213,19 @@ fn read_up_to(f: &mut std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
 /// Records against the manifest and the entries (E303, E304).
 fn check_records(
     inv: &Inventory,
-    manifest: &BTreeMap<String, String>,
-    payload: &BTreeMap<&str, u64>,
+    manifest: &dyn Fn(&str) -> Option<[u8; 32]>,
+    payload: &Payload<'_>,
     dirs: &BTreeSet<String>,
     problems: &mut ProblemList,
 ) {
-    let mut claims: BTreeMap<&str, usize> = BTreeMap::new();
+    // Every stored path of every record, sorted once all are in (repeats counted by equal
+    // runs): a vector of borrowed names, a third of a map's memory (issue #15).
+    let stored_paths = inv.records.iter().map(|r| r.stored.len());
+    let stored_paths = stored_paths
+        .chain(inv.opaque.iter().map(|r| r.stored.len()))
+        .chain(inv.summaries.iter().map(|r| r.stored.len()))
+        .sum();
+    let mut claims: Vec<&str> = Vec::with_capacity(stored_paths);
     // Each record's subject is built only while it is checked: a copy of every name at once
     // would double what a hostile inventory costs.
     let all = inv
@@ -1097,8 +1254,8 @@ fn check_records(
     let exists_dir = |d: &str| {
         dirs.contains(d)
             || payload
-                .range::<str, _>((std::ops::Bound::Included(d), std::ops::Bound::Unbounded))
-                .next()
+                .0
+                .get(payload.0.partition_point(|(p, _)| *p < d))
                 .is_some_and(|(p, _)| p.starts_with(d))
     };
     let whole = all.map(|(kind, name, stored, size, sha)| {
@@ -1123,7 +1280,7 @@ fn check_records(
         let sha = sha.as_deref();
         let subject = format!("record {kind} {name}");
         for s in stored.iter().copied() {
-            *claims.entry(s).or_default() += 1;
+            claims.push(s);
             let present = if s.ends_with('/') {
                 exists_dir(s)
             } else {
@@ -1140,7 +1297,7 @@ fn check_records(
         match stored.first().copied() {
             Some(p) if !p.ends_with('/') => {
                 if let Some(real) = payload.get(p) {
-                    if *real != size {
+                    if real != size {
                         problems.push(BundleError::new(
                             ErrorCode::RecordMismatch,
                             &subject,
@@ -1148,8 +1305,8 @@ fn check_records(
                         ));
                     }
                 }
-                if let Some(m) = manifest.get(p) {
-                    if Some(m.as_str()) != sha {
+                if let Some(m) = manifest(p) {
+                    if Some(hex::encode(m).as_str()) != sha {
                         problems.push(BundleError::new(
                             ErrorCode::RecordMismatch,
                             &subject,
@@ -1169,8 +1326,13 @@ fn check_records(
             }
         }
     }
+    claims.sort_unstable();
+    let count = |p: &str| {
+        let from = claims.partition_point(|c| *c < p);
+        claims[from..].iter().take_while(|c| **c == p).count()
+    };
     for p in payload.keys() {
-        match claims.get(p).copied().unwrap_or(0) {
+        match count(p) {
             1 => {}
             0 => problems.push(BundleError::new(
                 ErrorCode::Unclaimed,
@@ -1190,19 +1352,15 @@ fn check_records(
         }
         // A range lookup, as for `exists_dir`: the first claimed path at or after `d`.
         let holds_claimed = claims
-            .range::<str, _>((
-                std::ops::Bound::Included(d.as_str()),
-                std::ops::Bound::Unbounded,
-            ))
-            .next()
-            .is_some_and(|(c, _)| c.starts_with(d.as_str()));
+            .get(claims.partition_point(|c| *c < d.as_str()))
+            .is_some_and(|c| c.starts_with(d.as_str()));
         if !holds_claimed {
             problems.push(BundleError::new(
                 ErrorCode::Unclaimed,
                 format!("entry {d}"),
                 "a folder that no record claims or uses",
             ));
-        } else if claims.get(d.as_str()).copied().unwrap_or(0) > 1 {
+        } else if count(d) > 1 {
             problems.push(BundleError::new(
                 ErrorCode::Unclaimed,
                 format!("entry {d}"),

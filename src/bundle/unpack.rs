@@ -372,7 +372,7 @@ fn extract(b: &mut Bundle, root: &Path, opener: Option<&Opener>) -> Result<Unpac
             fs::create_dir_all(parent).ctx(&subject)?;
         }
         let want = if rel.starts_with("data/") {
-            b.manifest().get(&rel).cloned()
+            b.manifest_digest(&rel)
         } else {
             b.tag_digests().get(&rel).cloned()
         };

@@ -171,7 +171,7 @@ fn finish(
                 .map(|r| r.stored.iter().filter(|p| p.ends_with(".age")).count() as u64)
                 .sum();
         }
-        report.payload_files = b.manifest().len() as u64;
+        report.payload_files = b.payload_files();
         report.payload_bytes = b.payload_bytes();
         let total = report.payload_bytes;
         b.verify_payload(

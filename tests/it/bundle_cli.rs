@@ -252,6 +252,33 @@ fn pack_names_every_difference_and_writes_nothing() {
 }
 
 #[test]
+fn pack_reads_files_whose_names_on_disk_are_not_nfc() {
+    // Names are packed in NFC; the files are read where they are, under their names on disk
+    // (pack keeps those only when they differ from the packed name).
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("u");
+    assert!(dbx_p(&[
+        "unpack".as_ref(),
+        p(&golden::bundle_path()),
+        "-d".as_ref(),
+        p(&dir)
+    ])
+    .status
+    .success());
+    let shared = dir.join("dbxport-golden-v1/data/workspace/Shared");
+    let nfd = "Donne\u{301}es";
+    std::fs::rename(shared.join("Données"), shared.join(nfd)).unwrap();
+    assert!(shared.join(nfd).join("analyse.r").is_file());
+    let out = tmp.path().join("x.zip");
+    let o = dbx_p(&["pack".as_ref(), p(&dir), "-o".as_ref(), p(&out)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(golden::bundle_path()).unwrap()
+    );
+}
+
+#[test]
 fn pack_refuses_existing_output_and_mismatched_names() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("u");

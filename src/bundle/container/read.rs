@@ -190,7 +190,9 @@ pub fn read_index<R: Read + Seek>(r: &mut R) -> Result<ZipIndex> {
         .map_err(|e| fatal(format!("cannot read the central directory: {e}")))?;
 
     let mut problems: Vec<BundleError> = Vec::new();
-    let mut entries: Vec<ZipEntry> = Vec::new();
+    // Sized once from the end record, within what the directory can hold (a record takes at
+    // least 46 bytes): growing by doubling left up to half of the index spare (issue #15).
+    let mut entries: Vec<ZipEntry> = Vec::with_capacity(count.min(cd.len() as u64 / 46) as usize);
     let mut p = 0usize;
     while p < cd.len() {
         if cd.len() - p < 46 || u32_at(&cd, p) != 0x0201_4b50 {
@@ -347,6 +349,8 @@ pub fn read_index<R: Read + Seek>(r: &mut R) -> Result<ZipIndex> {
             data_start: None,
         });
     }
+    // The directory's bytes are all parsed: entries hold what is needed of them.
+    drop(cd);
     if entries.len() as u64 != count {
         return Err(fatal(format!(
             "end record counts {count} entries, central directory has {}",

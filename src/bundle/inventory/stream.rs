@@ -279,6 +279,11 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
             }
             i += 1;
         }
+        // The vectors grew by doubling: up to half of each is spare, and they are kept for
+        // the command's life (issue #15).
+        records.shrink_to_fit();
+        opaque.shrink_to_fit();
+        summaries.shrink_to_fit();
         Ok(Records::Array {
             records,
             opaque,
