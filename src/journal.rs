@@ -214,22 +214,30 @@ impl Journal {
         self.done.iter().map(|(k, v)| (k.as_str(), v))
     }
 
-    /// Records that `key` finished, with data (e.g. the id the target assigned); durable on
-    /// return.
-    pub fn record<T: Serialize>(&mut self, key: &str, data: &T) -> Result<(), JournalError> {
-        let line = Line {
-            key: key.to_string(),
-            data: serde_json::to_value(data).expect("journal data serializes"),
-        };
-        let mut text = serde_json::to_string(&line).expect("journal line serializes");
+    /// Appends one line and syncs it: the journal's only write of a step.
+    fn append(&mut self, key: &str, data: &Value) -> Result<(), JournalError> {
+        #[derive(Serialize)]
+        struct LineRef<'a> {
+            key: &'a str,
+            data: &'a Value,
+        }
+        let mut text =
+            serde_json::to_string(&LineRef { key, data }).expect("journal line serializes");
         text.push('\n');
         let io = |source| JournalError::Io {
             path: self.path.clone(),
             source,
         };
         self.file.write_all(text.as_bytes()).map_err(io)?;
-        self.file.sync_data().map_err(io)?;
-        self.done.insert(line.key, line.data);
+        self.file.sync_data().map_err(io)
+    }
+
+    /// Records that `key` finished, with data (e.g. the id the target assigned); durable on
+    /// return.
+    pub fn record<T: Serialize>(&mut self, key: &str, data: &T) -> Result<(), JournalError> {
+        let data = serde_json::to_value(data).expect("journal data serializes");
+        self.append(key, &data)?;
+        self.done.insert(key.to_string(), data);
         Ok(())
     }
 
@@ -239,18 +247,8 @@ impl Journal {
     /// of the data themselves (an export's batches of listings and outcomes): a copy of every
     /// line as a JSON tree cost more memory per object than anything else the journal held.
     pub fn record_unkept<T: Serialize>(&mut self, key: &str, data: &T) -> Result<(), JournalError> {
-        let mut text = serde_json::to_string(&Line {
-            key: key.to_string(),
-            data: serde_json::to_value(data).expect("journal data serializes"),
-        })
-        .expect("journal line serializes");
-        text.push('\n');
-        let io = |source| JournalError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        self.file.write_all(text.as_bytes()).map_err(io)?;
-        self.file.sync_data().map_err(io)?;
+        let data = serde_json::to_value(data).expect("journal data serializes");
+        self.append(key, &data)?;
         self.done.insert(key.to_string(), Value::Null);
         Ok(())
     }

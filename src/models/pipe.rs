@@ -44,6 +44,14 @@ pub(crate) struct PipeState {
 /// Digests of artifacts already stored in this export: digest → (artifact id, size).
 pub(crate) type Known = BTreeMap<String, (String, u64)>;
 
+/// Copies what fits of the chunk at hand into `buf`, keeping the rest; returns the count.
+fn serve(cur: &mut Bytes, buf: &mut [u8]) -> usize {
+    let n = buf.len().min(cur.len());
+    buf[..n].copy_from_slice(&cur[..n]);
+    let _ = cur.split_to(n);
+    n
+}
+
 /// The blocking reader the bundle builder pulls an artifact's bytes from.
 pub(crate) struct ChannelReader {
     rx: mpsc::Receiver<io::Result<Bytes>>,
@@ -85,10 +93,7 @@ impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             if !self.cur.is_empty() {
-                let n = buf.len().min(self.cur.len());
-                buf[..n].copy_from_slice(&self.cur[..n]);
-                let _ = self.cur.split_to(n);
-                return Ok(n);
+                return Ok(serve(&mut self.cur, buf));
             }
             if self.ended || buf.is_empty() {
                 return Ok(0);
@@ -220,10 +225,7 @@ impl Read for StreamedFile {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             if !self.cur.is_empty() {
-                let n = buf.len().min(self.cur.len());
-                buf[..n].copy_from_slice(&self.cur[..n]);
-                let _ = self.cur.split_to(n);
-                return Ok(n);
+                return Ok(serve(&mut self.cur, buf));
             }
             if buf.is_empty() {
                 return Ok(0);
