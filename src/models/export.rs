@@ -185,20 +185,7 @@ pub async fn export_models(
     journal: Option<&dyn StepLog>,
     progress: &ProgressBar,
 ) -> Result<ExportReport, ModelsError> {
-    let mut run = Run {
-        registry,
-        builder,
-        progress,
-        known: Arc::new(Known::new()),
-        report: ExportReport {
-            registry: registry.describe(),
-            ..ExportReport::default()
-        },
-        stream: false,
-        pending: HashMap::new(),
-        sizes: HashSet::new(),
-        deferred: Vec::new(),
-    };
+    let mut run = Run::new(registry, builder, progress);
     run.stream = run.builder.streams();
     if let Some(j) = journal {
         for (key, data) in j.recall_prefix("models/artifact:") {
@@ -385,20 +372,7 @@ pub async fn stage_deferred(
     journal: Option<&dyn StepLog>,
 ) -> Result<ExportReport, ModelsError> {
     let hidden = ProgressBar::hidden();
-    let mut run = Run {
-        registry: &deferred.registry,
-        builder,
-        progress: &hidden,
-        known: Arc::new(Known::new()),
-        report: ExportReport {
-            registry: deferred.registry.describe(),
-            ..ExportReport::default()
-        },
-        stream: false,
-        pending: HashMap::new(),
-        sizes: HashSet::new(),
-        deferred: Vec::new(),
-    };
+    let mut run = Run::new(&deferred.registry, builder, &hidden);
     for mut dv in deferred.versions {
         for i in 0..dv.files.len() {
             if let FileState::Streamed = dv.files[i].1 {
@@ -484,7 +458,25 @@ fn fatal_or(e: ClientError) -> Result<String, ModelsError> {
     }
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    /// A run that stages every file (streaming is the caller's to turn on).
+    fn new(registry: &'a Registry, builder: Arc<dyn StageSink>, progress: &'a ProgressBar) -> Self {
+        Run {
+            registry,
+            builder,
+            progress,
+            known: Arc::new(Known::new()),
+            report: ExportReport {
+                registry: registry.describe(),
+                ..ExportReport::default()
+            },
+            stream: false,
+            pending: HashMap::new(),
+            sizes: HashSet::new(),
+            deferred: Vec::new(),
+        }
+    }
+
     async fn add(&self, r: Resource) -> Result<(), ModelsError> {
         let b = Arc::clone(&self.builder);
         tokio::task::spawn_blocking(move || b.add(r))

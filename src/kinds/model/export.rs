@@ -164,21 +164,23 @@ pub async fn export_models(ctx: Arc<Ctx>) {
                     reason(&e)
                 ));
             }
-            Err(ModelsError::Client(e)) => {
-                return ctx.set_fatal(ExportError::Client {
-                    context: format!("exporting ML models from {}", registry.describe()),
-                    source: e,
-                })
-            }
-            Err(ModelsError::Bundle(e)) => return ctx.set_fatal(ExportError::Bundle(e)),
-            Err(ModelsError::Journal(e)) => return ctx.set_fatal(ExportError::Journal(e)),
             Err(e) => {
-                return ctx.set_fatal(ExportError::Internal(format!(
-                    "exporting ML models: {}",
-                    reason(&e)
-                )))
+                return ctx.set_fatal(fatal(
+                    e,
+                    format!("exporting ML models from {}", registry.describe()),
+                ))
             }
         }
+    }
+}
+
+/// The export's error for a models failure that stops it; `context` says what was under way.
+fn fatal(e: ModelsError, context: String) -> ExportError {
+    match e {
+        ModelsError::Client(source) => ExportError::Client { context, source },
+        ModelsError::Bundle(e) => ExportError::Bundle(e),
+        ModelsError::Journal(e) => ExportError::Journal(e),
+        e => ExportError::Internal(format!("exporting ML models: {}", reason(&e))),
     }
 }
 
@@ -204,15 +206,6 @@ pub async fn stage_deferred(ctx: &Arc<Ctx>, deferred: Deferred) {
                 ctx.notice(w.to_string());
             }
         }
-        Err(ModelsError::Client(e)) => ctx.set_fatal(ExportError::Client {
-            context: "exporting ML models".into(),
-            source: e,
-        }),
-        Err(ModelsError::Bundle(e)) => ctx.set_fatal(ExportError::Bundle(e)),
-        Err(ModelsError::Journal(e)) => ctx.set_fatal(ExportError::Journal(e)),
-        Err(e) => ctx.set_fatal(ExportError::Internal(format!(
-            "exporting ML models: {}",
-            reason(&e)
-        ))),
+        Err(e) => ctx.set_fatal(fatal(e, "exporting ML models".into())),
     }
 }
