@@ -189,6 +189,23 @@ pub fn parent_path(path: &str) -> &str {
     }
 }
 
+/// `path` and then each folder above it, nearest first, down to the top-level folder (the root
+/// `/` is not included). Checking these against a set answers "is `path` at or inside one of
+/// these folders" in a lookup per level, where a scan of the set per path made large imports
+/// quadratic.
+pub fn self_and_ancestors(path: &str) -> impl Iterator<Item = &str> {
+    std::iter::once(path).chain(
+        path.rmatch_indices('/')
+            .map(move |(i, _)| &path[..i])
+            .filter(|p| !p.is_empty()),
+    )
+}
+
+/// True when `path` is one of `dirs` or inside one.
+pub fn at_or_below_any(path: &str, dirs: &std::collections::BTreeSet<String>) -> bool {
+    self_and_ancestors(path).any(|d| dirs.contains(d))
+}
+
 /// The last component of a workspace path.
 pub fn base_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
@@ -197,6 +214,14 @@ pub fn base_name(path: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn self_and_ancestors_goes_up_to_the_top_level_folder() {
+        let up: Vec<&str> = self_and_ancestors("/Shared/a/b").collect();
+        assert_eq!(up, ["/Shared/a/b", "/Shared/a", "/Shared"]);
+        assert_eq!(self_and_ancestors("/").collect::<Vec<_>>(), ["/"]);
+        assert_eq!(self_and_ancestors("/x").collect::<Vec<_>>(), ["/x"]);
+    }
 
     #[test]
     fn paths() {

@@ -188,12 +188,7 @@ async fn apply<'r>(run: &'r Run<'_>) -> Vec<(&'r PlanItem, StepResult)> {
 
 async fn create_repo(run: &Run<'_>, index: usize, path: &str) -> Result<i64, String> {
     let want = &run.source.repos[index];
-    if run
-        .st()
-        .failed_dirs
-        .iter()
-        .any(|d| parent_path(path) == d || parent_path(path).starts_with(&format!("{d}/")))
-    {
+    if crate::model::workspace::at_or_below_any(parent_path(path), &run.st().failed_dirs) {
         return Err(format!(
             "its folder {} could not be created",
             parent_path(path)

@@ -26,7 +26,9 @@ use crate::import::source::SourceBundle;
 use crate::import::source::MAX_IMPORT_BYTES;
 use crate::import::target::{concurrently, list_tree};
 use crate::import::ImportError;
-use crate::model::workspace::{base_name, parent_path, Format, ObjectType};
+use crate::model::workspace::{
+    at_or_below_any, base_name, parent_path, self_and_ancestors, Format, ObjectType,
+};
 use crate::model::Kind;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -126,7 +128,8 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
 
     // Objects: compare the content of those that exist.
     let mut to_compare: Vec<(usize, String)> = Vec::new();
-    let mut pending: Vec<PlanItem> = Vec::new();
+    // Each with its object's index in the source, for the comparison's verdict below.
+    let mut pending: Vec<(PlanItem, usize)> = Vec::new();
     for (idx, tgt) in objects {
         let o = &p.src().objects[idx];
         let kname = if o.kind == Kind::Notebook {
@@ -145,9 +148,12 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
             ObjectType::File
         };
         if let Some(repo) = inside_repo(p, &o.path) {
-            pending.push(item.set(
-                Action::Skip,
-                format!("inside the Git folder {repo}; its content comes from the remote"),
+            pending.push((
+                item.set(
+                    Action::Skip,
+                    format!("inside the Git folder {repo}; its content comes from the remote"),
+                ),
+                idx,
             ));
             continue;
         }
@@ -157,16 +163,19 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
             } else {
                 format!("the bundle holds no content for it: {}", o.notes.join("; "))
             };
-            pending.push(item.set(Action::Cannot, why));
+            pending.push((item.set(Action::Cannot, why), idx));
             continue;
         }
         if o.size > MAX_IMPORT_BYTES {
-            pending.push(item.set(
-                Action::Cannot,
-                format!(
-                    "{} bytes, over the 10 MB the workspace import API accepts",
-                    o.size
+            pending.push((
+                item.set(
+                    Action::Cannot,
+                    format!(
+                        "{} bytes, over the 10 MB the workspace import API accepts",
+                        o.size
+                    ),
                 ),
+                idx,
             ));
             continue;
         }
@@ -181,7 +190,7 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                     path: tgt.clone(),
                     overwrite: false,
                 });
-                pending.push(item);
+                pending.push((item, idx));
             }
             Some(info) if info.object_type != want_type => {
                 let (a, r) = p.conflict(format!(
@@ -189,14 +198,12 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                     format!("{:?}", info.object_type).to_lowercase()
                 ));
                 // An object of another type cannot be overwritten in place.
-                pending.push(item.set(
-                    if a == Action::Update {
-                        Action::Refuse
-                    } else {
-                        a
-                    },
-                    r,
-                ));
+                let action = if a == Action::Update {
+                    Action::Refuse
+                } else {
+                    a
+                };
+                pending.push((item.set(action, r), idx));
             }
             Some(info) => {
                 // Always compared with what the target holds: a journal line says only
@@ -210,10 +217,10 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                         "a {} notebook exists at {tgt}",
                         info.language.map(|l| l.as_str()).unwrap_or("")
                     ));
-                    pending.push(with_import_step(item, a, r, idx, &tgt));
+                    pending.push((with_import_step(item, a, r, idx, &tgt), idx));
                 } else {
                     to_compare.push((idx, tgt.clone()));
-                    pending.push(item);
+                    pending.push((item, idx));
                 }
             }
         }
@@ -260,15 +267,9 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
         };
         verdicts.insert(tgt, v);
     }
-    for mut item in pending {
+    for (mut item, idx) in pending {
         if item.action == Action::Unchanged && item.step.is_none() {
             if let Some(v) = verdicts.remove(&item.target) {
-                let idx = p
-                    .src()
-                    .objects
-                    .iter()
-                    .position(|o| o.path == item.source)
-                    .unwrap_or(0);
                 let tgt = item.target.clone();
                 item = match v {
                     Ok(true) => item,
@@ -351,7 +352,7 @@ fn at_or_below(path: &str, dir: &str) -> bool {
 
 /// True when `path` is strictly inside one of `dirs`.
 fn below_any(path: &str, dirs: &BTreeSet<String>) -> bool {
-    dirs.iter().any(|d| path != d && at_or_below(path, d))
+    self_and_ancestors(path).skip(1).any(|d| dirs.contains(d))
 }
 
 /// The folders to create with a directory import: folders this import creates (the target has
@@ -393,10 +394,15 @@ fn archive_groups<'r>(run: &'r Run<'_>) -> Vec<Group<'r>> {
                 .is_some_and(|n| n.len() >= MIN_ARCHIVE_NOTEBOOKS)
         })
         .collect();
-    let outermost: Vec<&str> = candidates
+    let candidate_set: BTreeSet<&str> = candidates.iter().copied().collect();
+    let outermost: BTreeSet<&str> = candidates
         .iter()
         .copied()
-        .filter(|d| !candidates.iter().any(|a| a != d && at_or_below(d, a)))
+        .filter(|d| {
+            !self_and_ancestors(d)
+                .skip(1)
+                .any(|a| candidate_set.contains(a))
+        })
         .collect();
     // Why the other folders with notebooks to create go object by object.
     let mut count: BTreeMap<&str, usize> = BTreeMap::new();
@@ -419,7 +425,7 @@ fn archive_groups<'r>(run: &'r Run<'_>) -> Vec<Group<'r>> {
             let eligible = notebooks.get(folder).map_or(0, Vec::len);
             let why = if !dirs.contains_key(folder) {
                 "the folder exists in the target already (or is the root)".to_string()
-            } else if let Some(a) = outermost.iter().find(|a| at_or_below(folder, a)) {
+            } else if let Some(a) = self_and_ancestors(folder).find(|a| outermost.contains(a)) {
                 format!("inside {a}, which is created by a directory import of its own")
             } else if eligible < MIN_ARCHIVE_NOTEBOOKS {
                 format!(
@@ -456,7 +462,7 @@ async fn import_folder<'r>(
     }
     let n = g.notebooks.len();
     let parent = parent_path(&g.path).to_string();
-    let parent_failed = run.st().failed_dirs.iter().any(|d| at_or_below(&parent, d));
+    let parent_failed = at_or_below_any(&parent, &run.st().failed_dirs);
     if parent_failed {
         run.st().failed_dirs.insert(g.path.clone());
         run.st().folders.insert(
@@ -685,7 +691,7 @@ async fn directories<'r>(
         if below {
             below_any(p, archived)
         } else {
-            !archived.iter().any(|a| at_or_below(p, a))
+            !at_or_below_any(p, archived)
         }
     };
     // Every folder this import needs: folder records, and the parents of what it creates.
@@ -755,8 +761,9 @@ async fn directories<'r>(
             continue;
         }
         let bad = failed
-            .iter()
-            .find(|(leaf, _)| *leaf == path || leaf.starts_with(&format!("{path}/")));
+            .range::<String, _>(path..)
+            .take_while(|(leaf, _)| leaf.starts_with(path.as_str()))
+            .find(|(leaf, _)| at_or_below(leaf, path));
         let r = match bad {
             Some((_, e)) if e == INTERRUPTED => continue,
             Some((leaf, e)) => Err(format!("mkdirs {leaf}: {e}")),
@@ -817,12 +824,7 @@ async fn import_object(
     overwrite: bool,
 ) -> Result<(), String> {
     let o = &run.source.objects[index];
-    if run
-        .st()
-        .failed_dirs
-        .iter()
-        .any(|d| parent_path(path) == d || parent_path(path).starts_with(&format!("{d}/")))
-    {
+    if at_or_below_any(parent_path(path), &run.st().failed_dirs) {
         return Err(format!(
             "its folder {} could not be created",
             parent_path(path)
