@@ -394,53 +394,60 @@ pub fn pack(
     }
     let bundle_id = inventory.expect("parsed when there are no problems");
 
-    // The canonical entry list (§3.6): names sorted, each once. Every name is the bag folder
-    // and a name relative to it, so the relative names sort the same; they are borrowed, and
-    // each entry's full name is made as it is written (a copy of every name, in a map, was
-    // a third of what pack held per file: issue #15).
-    enum Slot<'a> {
-        Dir,
-        File(&'a DiskFile),
-    }
-    let mut slots: Vec<(&str, Slot)> = Vec::with_capacity(w.dirs.len() + w.files.len() + 2);
-    slots.push(("", Slot::Dir));
-    slots.push(("data/", Slot::Dir));
-    slots.extend(w.dirs.iter().map(|d| (d.as_str(), Slot::Dir)));
-    slots.extend(w.files.iter().map(|(rel, f)| (rel.as_str(), Slot::File(f))));
-    slots.sort_by(|a, b| a.0.cmp(b.0));
-    slots.dedup_by(|a, b| a.0 == b.0);
+    let (payload_files, payload_bytes) = w
+        .files
+        .iter()
+        .filter(|(rel, _)| rel.starts_with("data/"))
+        .fold((0u64, 0u64), |(n, b), (_, f)| (n + 1, b + f.size));
     let prefix = format!("{bag}/");
-    let entries = slots.len() as u64;
     // Every file is listed under the digest its manifest gives and written without hashing it
     // here: the read-back of `write_verified` hashes it where it lands and refuses the bundle
-    // (E206, E208) when the folder's bytes differ from its manifests.
-    let write_zip = |zip: &mut ZipWriter<&mut dyn Write>| -> std::result::Result<(), Problems> {
-        let mut name = String::new();
-        for (rel, slot) in &slots {
-            name.clear();
-            name.push_str(&prefix);
-            name.push_str(rel);
-            match slot {
-                Slot::Dir => zip.add_dir(&name).ctx(format!("entry {name}"))?,
-                Slot::File(f) => {
-                    let (sample, rest) = open_content(Content::File(w.path(rel, f)))?;
-                    let known = f.want.map(hex::encode);
-                    write_file_entry(zip, &name, f.size, sample, rest, known.as_deref())?;
+    // (E206, E208) when the folder's bytes differ from its manifests. The walk is moved into
+    // the writing step and dropped when it returns, before the final verification reads the
+    // bundle back: pack's peak is the larger of the two, not their sum (issue #15).
+    let write_zip =
+        move |zip: &mut ZipWriter<&mut dyn Write>| -> std::result::Result<u64, Problems> {
+            let w = w;
+            // The canonical entry list (§3.6): names sorted, each once. Every name is the bag
+            // folder and a name relative to it, so the relative names sort the same; they are
+            // borrowed, and each entry's full name is made as it is written (a copy of every
+            // name, in a map, was a third of what pack held per file: issue #15).
+            enum Slot<'a> {
+                Dir,
+                File(&'a DiskFile),
+            }
+            let mut slots: Vec<(&str, Slot)> = Vec::with_capacity(w.dirs.len() + w.files.len() + 2);
+            slots.push(("", Slot::Dir));
+            slots.push(("data/", Slot::Dir));
+            slots.extend(w.dirs.iter().map(|d| (d.as_str(), Slot::Dir)));
+            slots.extend(w.files.iter().map(|(rel, f)| (rel.as_str(), Slot::File(f))));
+            slots.sort_by(|a, b| a.0.cmp(b.0));
+            slots.dedup_by(|a, b| a.0 == b.0);
+            let mut name = String::new();
+            for (rel, slot) in &slots {
+                name.clear();
+                name.push_str(&prefix);
+                name.push_str(rel);
+                match slot {
+                    Slot::Dir => zip.add_dir(&name).ctx(format!("entry {name}"))?,
+                    Slot::File(f) => {
+                        let (sample, rest) = open_content(Content::File(w.path(rel, f)))?;
+                        let known = f.want.map(hex::encode);
+                        write_file_entry(zip, &name, f.size, sample, rest, known.as_deref())?;
+                    }
                 }
             }
-        }
-        Ok(())
-    };
+            Ok(slots.len() as u64)
+        };
 
-    let (_, bytes) = write_verified(out, opts.envelope.as_ref(), opts.replace, write_zip)?;
-    let payload: Vec<&String> = w.files.keys().filter(|k| k.starts_with("data/")).collect();
+    let (entries, bytes) = write_verified(out, opts.envelope.as_ref(), opts.replace, write_zip)?;
     Ok(PackSummary {
         output: out.to_path_buf(),
         bag,
         bundle_id,
         entries,
-        payload_files: payload.len() as u64,
-        payload_bytes: payload.iter().map(|p| w.files[*p].size).sum(),
+        payload_files,
+        payload_bytes,
         bytes,
         envelope: opts.envelope.is_some(),
     })
