@@ -141,6 +141,15 @@ impl<W: Write> ZipWriter<W> {
         self.force_zip64 = true;
     }
 
+    /// Makes room for `entries` more entries whose names take `name_bytes` together, when the
+    /// caller knows them: what the writer keeps of each entry until the central directory is
+    /// written then grows once, not by doubling (which leaves the heap holding every smaller
+    /// copy: issue #15).
+    pub fn reserve(&mut self, entries: usize, name_bytes: usize) {
+        self.entries.reserve_exact(entries);
+        self.names.reserve_exact(name_bytes);
+    }
+
     /// Bytes written so far.
     pub fn position(&self) -> u64 {
         self.pos
