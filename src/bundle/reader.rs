@@ -14,7 +14,7 @@ use super::container::read::{
 };
 use super::digest::sha256_hex;
 use super::error::{BundleError, ErrorCode, ProblemList, Result};
-use super::inventory::{Inventory, Record, INVENTORY_FILE};
+use super::inventory::{Inventory, Record, SharedNames, INVENTORY_FILE};
 use super::names::check_component;
 use super::seal::{Opener, AGE_MAGIC, MAX_SEALED_IN_MEMORY};
 use crate::model::Kind;
@@ -446,7 +446,23 @@ impl Bundle {
             open_entry(&mut self.src, &e).map_err(|err| classify_read_error(&subject, &err))?;
         let mut h = HashingReader::new(&mut r);
         let parsed = if self.lean {
-            Inventory::from_reader_lean(&mut h, &self.early)
+            // Records' stored paths that name an entry share the index's names.
+            let (index, by_name) = (&self.index, &self.by_name);
+            let prefix = self.bag.len() + 1;
+            let name = std::cell::RefCell::new(String::new());
+            let find = |p: &str| {
+                let mut n = name.borrow_mut();
+                n.clear();
+                n.push_str(&self.bag);
+                n.push('/');
+                n.push_str(p);
+                find_entry(index, by_name, &n).map(|i| index.name_at(&index.entries[i]) + prefix)
+            };
+            let shared = SharedNames {
+                names: index.names(),
+                find: &find,
+            };
+            Inventory::from_reader_lean_sharing(&mut h, &self.early, shared)
         } else {
             Inventory::from_reader(&mut h)
         };
@@ -1276,7 +1292,10 @@ fn check_records(
         (
             &r.kind as &dyn std::fmt::Display,
             &*r.name,
-            r.stored.iter().map(|s| &**s).collect::<Vec<_>>(),
+            r.stored
+                .iter()
+                .map(|s| inv.stored_path(*s))
+                .collect::<Vec<_>>(),
             r.size,
             r.sha256_hex().map(std::borrow::Cow::Owned),
         )

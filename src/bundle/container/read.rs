@@ -12,6 +12,7 @@ use flate2::{Decompress, FlushDecompress, Status};
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::sync::Arc;
 
 const U32_MAX: u64 = 0xFFFF_FFFF;
 /// The largest central directory accepted, in bytes.
@@ -82,8 +83,9 @@ pub struct ZipIndex {
     /// Entries in central-directory order.
     pub entries: Vec<ZipEntry>,
     /// Every entry's name, one after another in central-directory order: one allocation
-    /// instead of one per entry (issue #15).
-    names: String,
+    /// instead of one per entry, which a bundle's lean inventory shares for its records'
+    /// stored paths (issue #15).
+    names: Arc<str>,
     /// Structural problems found (each with its code); empty when the zip is within profile.
     pub problems: Vec<BundleError>,
     /// The bag folder name (first component shared by all entries), when there is one.
@@ -95,6 +97,16 @@ impl ZipIndex {
     /// replacement characters, and refused, E101), `/`-separated; folders end in `/`.
     pub fn name(&self, e: &ZipEntry) -> &str {
         name_in(&self.names, e)
+    }
+
+    /// Every entry's name, where [`ZipIndex::name_at`] places them.
+    pub fn names(&self) -> &Arc<str> {
+        &self.names
+    }
+
+    /// Where the name of `e` starts in [`ZipIndex::names`].
+    pub fn name_at(&self, e: &ZipEntry) -> usize {
+        e.name_at as usize
     }
 }
 
@@ -451,7 +463,7 @@ pub fn read_index<R: Read + Seek>(r: &mut R) -> Result<ZipIndex> {
     check_local_headers(r, &mut entries, &names, cd_offset, &mut problems)?;
     Ok(ZipIndex {
         entries,
-        names,
+        names: names.into(),
         problems,
         bag,
     })
