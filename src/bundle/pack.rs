@@ -469,26 +469,27 @@ pub fn pack(
     // (E206, E208) when the folder's bytes differ from its manifests. The walk is moved into
     // the writing step and dropped when it returns, before the final verification reads the
     // bundle back: pack's peak is the larger of the two, not their sum (issue #15).
-    let write_zip = move |zip: &mut ZipWriter<&mut dyn Write>| -> std::result::Result<u64, Problems> {
-        let w = w;
-        // The walk is the canonical entry list (§3.6), each name made whole as it is written.
-        zip.reserve(w.items.len(), w.items.len() * prefix.len() + w.names.len());
-        let mut name = String::new();
-        for f in &w.items {
-            let rel = w.name(f);
-            name.clear();
-            name.push_str(&prefix);
-            name.push_str(rel);
-            if f.dir {
-                zip.add_dir(&name).ctx(format!("entry {name}"))?;
-            } else {
-                let (sample, rest) = open_content(Content::File(w.path(rel)))?;
-                let known = f.want().map(hex::encode);
-                write_file_entry(zip, &name, f.size, sample, rest, known.as_deref())?;
+    let write_zip =
+        move |zip: &mut ZipWriter<&mut dyn Write>| -> std::result::Result<u64, Problems> {
+            let w = w;
+            // The walk is the canonical entry list (§3.6), each name made whole as it is written.
+            zip.reserve(w.items.len(), w.items.len() * prefix.len() + w.names.len());
+            let mut name = String::new();
+            for f in &w.items {
+                let rel = w.name(f);
+                name.clear();
+                name.push_str(&prefix);
+                name.push_str(rel);
+                if f.dir {
+                    zip.add_dir(&name).ctx(format!("entry {name}"))?;
+                } else {
+                    let (sample, rest) = open_content(Content::File(w.path(rel)))?;
+                    let known = f.want().map(hex::encode);
+                    write_file_entry(zip, &name, f.size, sample, rest, known.as_deref())?;
+                }
             }
-        }
-        Ok(w.items.len() as u64)
-    };
+            Ok(w.items.len() as u64)
+        };
 
     let (entries, bytes) = write_verified(out, opts.envelope.as_ref(), opts.replace, write_zip)?;
     Ok(PackSummary {

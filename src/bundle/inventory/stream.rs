@@ -7,8 +7,7 @@
 //! of [`super::record_problems`]), checked, and converted; unknown top-level fields are skipped.
 
 use super::{
-    record_problems, InventoryLimits, OpaqueRecord, Record, RecordSummary, SharedNames,
-    StoredPaths,
+    record_problems, InventoryLimits, OpaqueRecord, Record, RecordSummary, SharedNames, StoredPaths,
 };
 use crate::model::Kind;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
