@@ -184,6 +184,9 @@ impl StoredRef {
     const OWN: u64 = 1 << 63;
 }
 
+/// Where a bag-relative path is spelled in shared entry names, when an entry has that name.
+pub type FindName<'a> = &'a dyn Fn(&str) -> Option<usize>;
+
 /// The entry names of the zip an inventory is read from, which a lean parse shares
 /// ([`Inventory::from_reader_lean_sharing`]).
 #[derive(Clone, Copy)]
@@ -191,7 +194,7 @@ pub struct SharedNames<'a> {
     /// Every entry's name, as the zip index keeps them.
     pub names: &'a Arc<str>,
     /// Where the bag-relative path `p` is spelled in `names`, when an entry has that name.
-    pub find: &'a dyn Fn(&str) -> Option<usize>,
+    pub find: FindName<'a>,
 }
 
 /// Where the stored paths of an inventory's [`RecordSummary`]s are kept (issue #15): a path
@@ -220,7 +223,7 @@ impl StoredPaths {
     }
 
     /// Keeps `p`, found through `find` in the shared names when it is there.
-    fn add_with(&mut self, p: &str, find: Option<&dyn Fn(&str) -> Option<usize>>) -> StoredRef {
+    fn add_with(&mut self, p: &str, find: Option<FindName<'_>>) -> StoredRef {
         // A stored path is a JSON string of at most 1 MiB (§10.3).
         let len = p.len().min(u32::MAX as usize) as u32;
         if let (Some(at), Some(_)) = (find.and_then(|f| f(p)), &self.shared) {
@@ -659,7 +662,7 @@ impl Inventory {
             records,
             opaque,
             summaries,
-            stored_paths,
+            stored_paths: *stored_paths,
         })
     }
 }

@@ -100,8 +100,8 @@ pub(super) enum Records {
         opaque: Vec<OpaqueRecord>,
         /// Records checked as they streamed, kept lean.
         summaries: Vec<RecordSummary>,
-        /// Their stored paths.
-        stored_paths: StoredPaths,
+        /// Their stored paths (boxed: the enum is moved as the parse returns).
+        stored_paths: Box<StoredPaths>,
         first_problem: Option<String>,
     },
 }
@@ -306,7 +306,7 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
             records,
             opaque,
             summaries,
-            stored_paths,
+            stored_paths: Box::new(stored_paths),
             first_problem,
         })
     }
