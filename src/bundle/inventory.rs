@@ -7,6 +7,7 @@ use crate::model::Kind;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::io::Read;
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 mod stream;
@@ -134,8 +135,9 @@ pub struct RecordSummary {
     pub sealed: bool,
     /// Its original name or path.
     pub name: Box<str>,
-    /// Stored paths, primary first.
-    pub stored: Box<[Box<str>]>,
+    /// Stored paths, primary first, kept in the inventory's [`StoredPaths`]
+    /// ([`Inventory::stored_path`]).
+    pub stored: Box<[StoredRef]>,
     /// Size of the primary stored file.
     pub size: u64,
     /// SHA-256 of the primary stored file, as bytes.
@@ -145,14 +147,15 @@ pub struct RecordSummary {
 }
 
 impl RecordSummary {
-    /// The summary of `r` (whose `sha256`, checked by the schema rules, is 64 hex digits).
-    pub fn of(r: Record) -> Self {
+    /// The summary of `r` (whose `sha256`, checked by the schema rules, is 64 hex digits),
+    /// each stored path kept by `keep` (in the inventory's [`StoredPaths`]).
+    pub fn of(r: Record, keep: &mut dyn FnMut(&str) -> StoredRef) -> Self {
         let boxed = |v: Vec<String>| v.into_iter().map(String::into_boxed_str).collect();
         RecordSummary {
             kind: r.kind,
             sealed: r.sealed,
             name: r.name.into_boxed_str(),
-            stored: boxed(r.stored),
+            stored: r.stored.iter().map(|p| keep(p)).collect(),
             size: r.size,
             sha256: r.sha256.and_then(|h| {
                 let mut out = [0u8; 32];
@@ -165,6 +168,80 @@ impl RecordSummary {
     /// The digest as hex, as a record holds it.
     pub fn sha256_hex(&self) -> Option<String> {
         self.sha256.map(hex::encode)
+    }
+}
+
+/// A stored path of a [`RecordSummary`], as a place in its inventory's [`StoredPaths`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredRef {
+    /// Where the path starts: in the shared entry names, or (with [`StoredRef::OWN`] set) in
+    /// the inventory's own arena.
+    at: u64,
+    len: u32,
+}
+
+impl StoredRef {
+    const OWN: u64 = 1 << 63;
+}
+
+/// Where a bag-relative path is spelled in shared entry names, when an entry has that name.
+pub type FindName<'a> = &'a dyn Fn(&str) -> Option<usize>;
+
+/// The entry names of the zip an inventory is read from, which a lean parse shares
+/// ([`Inventory::from_reader_lean_sharing`]).
+#[derive(Clone, Copy)]
+pub struct SharedNames<'a> {
+    /// Every entry's name, as the zip index keeps them.
+    pub names: &'a Arc<str>,
+    /// Where the bag-relative path `p` is spelled in `names`, when an entry has that name.
+    pub find: FindName<'a>,
+}
+
+/// Where the stored paths of an inventory's [`RecordSummary`]s are kept (issue #15): a path
+/// that names a zip entry is a place in the zip index's names, shared with it, not a string
+/// of its own (each path was held twice, as the entry's name and as the record's); any other
+/// path (a damaged bundle's, or when nothing is shared) is in one arena of the inventory's own.
+#[derive(Debug, Clone, Default)]
+pub struct StoredPaths {
+    shared: Option<Arc<str>>,
+    own: String,
+}
+
+impl PartialEq for StoredPaths {
+    /// Always equal: what the paths are is compared through the records that hold them.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl StoredPaths {
+    fn sharing(shared: Option<Arc<str>>) -> Self {
+        StoredPaths {
+            shared,
+            own: String::new(),
+        }
+    }
+
+    /// Keeps `p`, found through `find` in the shared names when it is there.
+    fn add_with(&mut self, p: &str, find: Option<FindName<'_>>) -> StoredRef {
+        // A stored path is a JSON string of at most 1 MiB (§10.3).
+        let len = p.len().min(u32::MAX as usize) as u32;
+        if let (Some(at), Some(_)) = (find.and_then(|f| f(p)), &self.shared) {
+            return StoredRef { at: at as u64, len };
+        }
+        let at = self.own.len() as u64 | StoredRef::OWN;
+        self.own.push_str(p);
+        StoredRef { at, len }
+    }
+
+    /// The path `r` stands for.
+    pub fn get(&self, r: StoredRef) -> &str {
+        let (arena, at) = if r.at & StoredRef::OWN != 0 {
+            (&*self.own, (r.at & !StoredRef::OWN) as usize)
+        } else {
+            (self.shared.as_deref().unwrap_or(""), r.at as usize)
+        };
+        &arena[at..at + r.len as usize]
     }
 }
 
@@ -211,6 +288,9 @@ pub struct Inventory {
     /// not in `records`.
     #[serde(skip)]
     pub summaries: Vec<RecordSummary>,
+    /// Where the summaries' stored paths are kept.
+    #[serde(skip)]
+    pub stored_paths: StoredPaths,
 }
 
 /// Formats a time as the inventory's `created` (`2026-11-26T08:00:00Z`).
@@ -377,7 +457,13 @@ impl Inventory {
             records: Vec::new(),
             opaque: Vec::new(),
             summaries: Vec::new(),
+            stored_paths: StoredPaths::default(),
         }
+    }
+
+    /// A summary's stored path.
+    pub fn stored_path(&self, r: StoredRef) -> &str {
+        self.stored_paths.get(r)
     }
 
     /// Every known record, whole ones and summaries, in the inventory's order (each kind is
@@ -393,7 +479,7 @@ impl Inventory {
         let lean = self.summaries.iter().map(|r| RecordView {
             kind: r.kind,
             name: &r.name,
-            stored: r.stored.iter().map(|s| &**s).collect(),
+            stored: r.stored.iter().map(|s| self.stored_path(*s)).collect(),
             sealed: r.sealed,
             notes: r.notes.iter().map(|s| &**s).collect(),
         });
@@ -453,7 +539,18 @@ impl Inventory {
         r: R,
         problems: &std::cell::RefCell<super::ProblemList>,
     ) -> Result<Inventory> {
-        Inventory::parse(r, stream::Keep::Lean(problems))
+        Inventory::parse(r, stream::Keep::Lean(problems, None))
+    }
+
+    /// [`Inventory::from_reader_lean`] for the inventory of a zip whose entry names are
+    /// `shared`: a summary's stored path that names an entry is kept as a place in those
+    /// names, not as a copy ([`StoredPaths`]).
+    pub fn from_reader_lean_sharing<R: Read>(
+        r: R,
+        problems: &std::cell::RefCell<super::ProblemList>,
+        shared: SharedNames<'_>,
+    ) -> Result<Inventory> {
+        Inventory::parse(r, stream::Keep::Lean(problems, Some(shared)))
     }
 
     fn parse<R: Read>(r: R, keep: stream::Keep<'_>) -> Result<Inventory> {
@@ -528,6 +625,7 @@ impl Inventory {
             records,
             opaque,
             summaries,
+            stored_paths,
             first_problem,
         } = records
         else {
@@ -564,6 +662,7 @@ impl Inventory {
             records,
             opaque,
             summaries,
+            stored_paths: *stored_paths,
         })
     }
 }

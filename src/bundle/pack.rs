@@ -87,35 +87,87 @@ pub fn find_bag(dir: &Path) -> Result<PathBuf> {
     }
 }
 
-/// A file of the bag folder. Kept small (issue #15): its path on disk is the bag folder
-/// joined with its name, unless normalization changed the name.
-struct DiskFile {
-    /// The name as found on disk, when it differs from the (NFC, `/`-separated) key.
-    raw: Option<Box<Path>>,
+/// A file or folder of the bag folder, kept small (issue #15): its name is in the walk's
+/// arena, and its path on disk is the bag folder joined with that name, unless normalization
+/// changed the name ([`Walk::raw`]).
+#[derive(Clone, Copy)]
+struct Item {
+    /// The digest its manifest lists, once read (when `listed`).
+    want: [u8; 32],
     size: u64,
-    /// The digest its manifest lists, once read.
-    want: Option<[u8; 32]>,
+    /// Where the (NFC, `/`-separated) name starts in [`Walk::names`]; folders end in `/`.
+    name_at: usize,
+    name_len: u32,
+    dir: bool,
+    listed: bool,
 }
 
+impl Item {
+    fn want(&self) -> Option<[u8; 32]> {
+        self.listed.then_some(self.want)
+    }
+}
+
+/// The bag folder as found on disk: every file and folder once, sorted by name — the order of
+/// the zip's entries (§3.6), so the same list is written as it is. One vector and one arena of
+/// names (a map of every name, and then a second list of every entry, were most of what pack
+/// held per file).
 struct Walk {
     root: PathBuf,
-    dirs: Vec<String>,
-    files: BTreeMap<String, DiskFile>,
+    names: String,
+    items: Vec<Item>,
+    /// Names on disk that normalization changed, by their normalized name.
+    raw: BTreeMap<String, Box<Path>>,
 }
 
 impl Walk {
+    fn name(&self, item: &Item) -> &str {
+        &self.names[item.name_at..item.name_at + item.name_len as usize]
+    }
+
+    /// The file named `rel`.
+    fn file(&self, rel: &str) -> Option<usize> {
+        self.items
+            .binary_search_by(|i| self.name(i).cmp(rel))
+            .ok()
+            .filter(|i| !self.items[*i].dir)
+    }
+
     /// Where the file `rel` is on disk.
-    fn path(&self, rel: &str, f: &DiskFile) -> PathBuf {
-        match &f.raw {
+    fn path(&self, rel: &str) -> PathBuf {
+        match self.raw.get(rel) {
             Some(raw) => self.root.join(raw),
             None => self.root.join(rel),
         }
     }
+
+    fn add(&mut self, rel: &str, dir: bool, size: u64) {
+        let name_at = self.names.len();
+        self.names.push_str(rel);
+        self.items.push(Item {
+            want: [0; 32],
+            size,
+            name_at,
+            name_len: rel.len() as u32,
+            dir,
+            listed: false,
+        });
+    }
 }
 
+/// Walks the bag folder. Problems with what is found (names, links, special files) are pushed
+/// in the order found, then one per folder beside `data/`.
 fn walk(bag_dir: &Path, problems: &mut Vec<BundleError>) -> Result<Walk> {
-    let mut dirs = Vec::new();
-    let mut files = BTreeMap::new();
+    let mut w = Walk {
+        root: bag_dir.to_path_buf(),
+        names: String::new(),
+        items: Vec::new(),
+        raw: BTreeMap::new(),
+    };
+    // The bag folder itself and data/ are entries whether or not they are on disk.
+    w.add("", true, 0);
+    w.add("data/", true, 0);
+    let mut beside_data = Vec::new();
     for e in walkdir::WalkDir::new(bag_dir)
         .follow_links(false)
         .sort_by_file_name()
@@ -145,7 +197,21 @@ fn walk(bag_dir: &Path, problems: &mut Vec<BundleError>) -> Result<Walk> {
                 "a symbolic link (bags hold only regular files and folders)",
             ));
         } else if ft.is_dir() {
-            dirs.push(format!("{rel}/"));
+            let d = format!("{rel}/");
+            let top = d.split('/').next().unwrap_or("");
+            // One report per folder beside data/ (not one per file inside it).
+            if top != "data" && d.matches('/').count() == 1 {
+                beside_data.push(BundleError::new(
+                    ErrorCode::Unlisted,
+                    format!("entry {d}"),
+                    if top == super::builder::STAGING_DIR {
+                        "a staged export that was not finalized (finish the export first)"
+                    } else {
+                        "a folder outside data/"
+                    },
+                ));
+            }
+            w.add(&d, true, 0);
         } else if ft.is_file() {
             let size = e
                 .metadata()
@@ -156,15 +222,12 @@ fn walk(bag_dir: &Path, problems: &mut Vec<BundleError>) -> Result<Walk> {
                     )
                 })?
                 .len();
-            let raw = (Path::new(&rel) != rel_os).then(|| rel_os.into());
-            files.insert(
-                rel,
-                DiskFile {
-                    raw,
-                    size,
-                    want: None,
-                },
-            );
+            if Path::new(&rel) != rel_os {
+                w.raw.insert(rel.clone(), rel_os.into());
+            } else {
+                w.raw.remove(&rel);
+            }
+            w.add(&rel, false, size);
         } else {
             problems.push(BundleError::new(
                 ErrorCode::NotRegular,
@@ -173,11 +236,20 @@ fn walk(bag_dir: &Path, problems: &mut Vec<BundleError>) -> Result<Walk> {
             ));
         }
     }
-    Ok(Walk {
-        root: bag_dir.to_path_buf(),
-        dirs,
-        files,
-    })
+    problems.extend(beside_data);
+    // Sorted by name, each name once; of two files whose names normalize alike, the later
+    // found is kept (its size, and its name on disk in `raw`).
+    let Walk { names, items, .. } = &mut w;
+    let name = |i: &Item| &names[i.name_at..i.name_at + i.name_len as usize];
+    items.sort_by(|a, b| name(a).cmp(name(b)));
+    items.dedup_by(|later, kept| {
+        let same = name(later) == name(kept);
+        if same && !later.dir {
+            *kept = *later;
+        }
+        same
+    });
+    Ok(w)
 }
 
 fn read_tag(
@@ -186,13 +258,13 @@ fn read_tag(
     code: ErrorCode,
     problems: &mut Vec<BundleError>,
 ) -> Option<Vec<u8>> {
-    match w.files.get(name) {
+    match w.file(name) {
         None => {
             problems.push(BundleError::new(code, format!("entry {name}"), "missing"));
             None
         }
-        Some(f) => {
-            let path = w.path(name, f);
+        Some(_) => {
+            let path = w.path(name);
             match fs::read(&path) {
                 Ok(b) => Some(b),
                 Err(e) => {
@@ -238,8 +310,12 @@ fn note_digests(
     let mut missing = BTreeSet::new();
     let mut lines = ManifestLines::new(file, code, payload);
     for raw in b.split(|c| *c == b'\n') {
-        lines.line(raw, &mut |path, digest| match w.files.get_mut(path) {
-            Some(f) => f.want.replace(digest).is_none(),
+        lines.line(raw, &mut |path, digest| match w.file(path) {
+            Some(i) => {
+                let f = &mut w.items[i];
+                f.want = digest;
+                !std::mem::replace(&mut f.listed, true)
+            }
             None => missing.insert(path.to_string()),
         });
     }
@@ -248,14 +324,16 @@ fn note_digests(
         Err(e) => {
             problems.push(e);
             // The payload manifest lists only `data/…`, the tag manifest only top-level names.
-            for (rel, f) in w.files.iter_mut() {
+            let Walk { names, items, .. } = w;
+            for f in items.iter_mut().filter(|f| !f.dir) {
+                let rel = &names[f.name_at..f.name_at + f.name_len as usize];
                 let listable = if payload {
                     rel.starts_with("data/")
                 } else {
                     !rel.contains('/')
                 };
                 if listable {
-                    f.want = None;
+                    f.listed = false;
                 }
             }
             None
@@ -294,21 +372,6 @@ pub fn pack(
     }
     let mut problems = Vec::new();
     let mut w = walk(&bag_dir, &mut problems)?;
-    for d in &w.dirs {
-        let top = d.split('/').next().unwrap_or("");
-        // One report per folder beside data/ (not one per file inside it).
-        if top != "data" && d.matches('/').count() == 1 {
-            problems.push(BundleError::new(
-                ErrorCode::Unlisted,
-                format!("entry {d}"),
-                if top == super::builder::STAGING_DIR {
-                    "a staged export that was not finalized (finish the export first)"
-                } else {
-                    "a folder outside data/"
-                },
-            ));
-        }
-    }
     if let Some(b) = read_tag(&w, BAGIT_FILE, ErrorCode::BagitDeclaration, &mut problems) {
         if let Err(e) = check_bagit_txt(&b) {
             problems.push(e);
@@ -322,7 +385,7 @@ pub fn pack(
     // Only the bundle id is needed here (the final verification checks every record): the
     // inventory, as large as the workspace, is parsed lean as it streams from the disk, and
     // nothing else of it is kept while the bundle is written (issue #15).
-    let inventory = match w.files.get(INVENTORY_FILE) {
+    let inventory = match w.file(INVENTORY_FILE) {
         None => {
             problems.push(BundleError::new(
                 ErrorCode::InventorySyntax,
@@ -331,8 +394,8 @@ pub fn pack(
             ));
             None
         }
-        Some(f) => {
-            let path = w.path(INVENTORY_FILE, f);
+        Some(_) => {
+            let path = w.path(INVENTORY_FILE);
             let mut error = None;
             let parsed = fs::File::open(&path).map(|file| {
                 let r = KeepError {
@@ -354,7 +417,7 @@ pub fn pack(
             }
         }
     };
-    if w.files.contains_key("fetch.txt") {
+    if w.file("fetch.txt").is_some() {
         problems.push(BundleError::new(
             ErrorCode::FetchFile,
             "entry fetch.txt",
@@ -371,11 +434,12 @@ pub fn pack(
             ));
         }
     }
-    for (rel, f) in &w.files {
+    for f in w.items.iter().filter(|f| !f.dir) {
+        let rel = w.name(f);
         if rel.contains('/') && !rel.starts_with("data/") {
             continue;
         }
-        let listed = rel == TAG_MANIFEST_FILE || f.want.is_some();
+        let listed = rel == TAG_MANIFEST_FILE || f.listed;
         if !listed {
             let which = if rel.starts_with("data/") {
                 "manifest-sha256.txt"
@@ -394,53 +458,47 @@ pub fn pack(
     }
     let bundle_id = inventory.expect("parsed when there are no problems");
 
-    // The canonical entry list (§3.6): names sorted, each once. Every name is the bag folder
-    // and a name relative to it, so the relative names sort the same; they are borrowed, and
-    // each entry's full name is made as it is written (a copy of every name, in a map, was
-    // a third of what pack held per file: issue #15).
-    enum Slot<'a> {
-        Dir,
-        File(&'a DiskFile),
-    }
-    let mut slots: Vec<(&str, Slot)> = Vec::with_capacity(w.dirs.len() + w.files.len() + 2);
-    slots.push(("", Slot::Dir));
-    slots.push(("data/", Slot::Dir));
-    slots.extend(w.dirs.iter().map(|d| (d.as_str(), Slot::Dir)));
-    slots.extend(w.files.iter().map(|(rel, f)| (rel.as_str(), Slot::File(f))));
-    slots.sort_by(|a, b| a.0.cmp(b.0));
-    slots.dedup_by(|a, b| a.0 == b.0);
+    let (payload_files, payload_bytes) = w
+        .items
+        .iter()
+        .filter(|f| !f.dir && w.name(f).starts_with("data/"))
+        .fold((0u64, 0u64), |(n, b), f| (n + 1, b + f.size));
     let prefix = format!("{bag}/");
-    let entries = slots.len() as u64;
     // Every file is listed under the digest its manifest gives and written without hashing it
     // here: the read-back of `write_verified` hashes it where it lands and refuses the bundle
-    // (E206, E208) when the folder's bytes differ from its manifests.
-    let write_zip = |zip: &mut ZipWriter<&mut dyn Write>| -> std::result::Result<(), Problems> {
-        let mut name = String::new();
-        for (rel, slot) in &slots {
-            name.clear();
-            name.push_str(&prefix);
-            name.push_str(rel);
-            match slot {
-                Slot::Dir => zip.add_dir(&name).ctx(format!("entry {name}"))?,
-                Slot::File(f) => {
-                    let (sample, rest) = open_content(Content::File(w.path(rel, f)))?;
-                    let known = f.want.map(hex::encode);
+    // (E206, E208) when the folder's bytes differ from its manifests. The walk is moved into
+    // the writing step and dropped when it returns, before the final verification reads the
+    // bundle back: pack's peak is the larger of the two, not their sum (issue #15).
+    let write_zip =
+        move |zip: &mut ZipWriter<&mut dyn Write>| -> std::result::Result<u64, Problems> {
+            let w = w;
+            // The walk is the canonical entry list (§3.6), each name made whole as it is written.
+            zip.reserve(w.items.len(), w.items.len() * prefix.len() + w.names.len());
+            let mut name = String::new();
+            for f in &w.items {
+                let rel = w.name(f);
+                name.clear();
+                name.push_str(&prefix);
+                name.push_str(rel);
+                if f.dir {
+                    zip.add_dir(&name).ctx(format!("entry {name}"))?;
+                } else {
+                    let (sample, rest) = open_content(Content::File(w.path(rel)))?;
+                    let known = f.want().map(hex::encode);
                     write_file_entry(zip, &name, f.size, sample, rest, known.as_deref())?;
                 }
             }
-        }
-        Ok(())
-    };
+            Ok(w.items.len() as u64)
+        };
 
-    let (_, bytes) = write_verified(out, opts.envelope.as_ref(), opts.replace, write_zip)?;
-    let payload: Vec<&String> = w.files.keys().filter(|k| k.starts_with("data/")).collect();
+    let (entries, bytes) = write_verified(out, opts.envelope.as_ref(), opts.replace, write_zip)?;
     Ok(PackSummary {
         output: out.to_path_buf(),
         bag,
         bundle_id,
         entries,
-        payload_files: payload.len() as u64,
-        payload_bytes: payload.iter().map(|p| w.files[*p].size).sum(),
+        payload_files,
+        payload_bytes,
         bytes,
         envelope: opts.envelope.is_some(),
     })

@@ -16,7 +16,6 @@ use super::container::write::EntryEvent;
 use super::container::{open_entry, Method, ZipEntry};
 use super::digest::BUF;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
@@ -25,8 +24,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 /// What the read-back found for one entry: where its data lies in the file and what those
-/// bytes hash to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// bytes hash to. No name: the final verification matches an entry by where its data lies
+/// (§11), and a name per entry was most of what the read-back held (issue #15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CheckedEntry {
     /// Offset of the entry's data in the file.
     pub data_start: u64,
@@ -34,16 +34,57 @@ pub struct CheckedEntry {
     pub compressed: u64,
     /// Bytes of data.
     pub size: u64,
-    /// Compression method code (0 or 8).
-    pub method: u16,
     /// CRC-32 of the data read back.
     pub crc: u32,
-    /// SHA-256 of the data read back, hex.
-    pub sha256: String,
+    /// Compression method code (0 or 8).
+    pub method: u16,
+    /// SHA-256 of the data read back.
+    pub sha256: [u8; 32],
 }
 
-/// Entries read back, by full entry name.
-pub type Checked = BTreeMap<String, CheckedEntry>;
+/// Entries read back, in the order written, which is the order of their data in the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checked(Vec<CheckedEntry>);
+
+impl Checked {
+    /// Nothing read back.
+    pub fn new() -> Self {
+        Checked(Vec::new())
+    }
+
+    /// The entry whose data starts at `data_start`, if it was read back.
+    pub fn at(&self, data_start: u64) -> Option<&CheckedEntry> {
+        self.0
+            .binary_search_by_key(&data_start, |c| c.data_start)
+            .ok()
+            .map(|i| &self.0[i])
+    }
+
+    /// Number of entries read back.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when no entry was read back.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Adds an entry whose data lies after every one added so far (a writer writes forward).
+    fn push(&mut self, c: CheckedEntry) {
+        debug_assert!(self.0.last().is_none_or(|l| l.data_start < c.data_start));
+        self.0.push(c);
+    }
+}
+
+impl<const N: usize> From<[CheckedEntry; N]> for Checked {
+    /// Entries in any order (for tests).
+    fn from(entries: [CheckedEntry; N]) -> Self {
+        let mut v = entries.to_vec();
+        v.sort_by_key(|c| c.data_start);
+        Checked(v)
+    }
+}
 
 /// How far the file has been written, shared by the writer and the follower.
 #[derive(Default)]
@@ -253,7 +294,7 @@ fn follow(file: File, progress: &Progress, events: Receiver<EntryEvent>) -> io::
     let mut checked = Checked::new();
     let mut started: Option<(String, u64, Method, u64)> = None;
     // A stored entry is read while it is written: its compressed size is its size.
-    let mut early: Option<(u32, String)> = None;
+    let mut early: Option<(u32, [u8; 32])> = None;
     for event in events {
         match event {
             EntryEvent::Started {
@@ -293,18 +334,8 @@ fn follow(file: File, progress: &Progress, events: Receiver<EntryEvent>) -> io::
                 let sums = match early.take() {
                     Some(s) => Some(s),
                     None => {
-                        let entry = ZipEntry {
-                            name: name.clone(),
-                            dir: false,
-                            method: method.code(),
-                            flags: 0,
-                            crc,
-                            compressed,
-                            size,
-                            stamp: (0, 0),
-                            header_offset: 0,
-                            data_start: Some(data_start),
-                        };
+                        let entry =
+                            ZipEntry::data_at(data_start, method.code(), crc, compressed, size);
                         let mut r = FollowReader {
                             file: &file,
                             pos: data_start,
@@ -316,17 +347,14 @@ fn follow(file: File, progress: &Progress, events: Receiver<EntryEvent>) -> io::
                 // An entry whose bytes did not read back as written is left out: the final
                 // verification reads it again and reports what is wrong, with its code.
                 if let Some((got_crc, sha256)) = sums {
-                    checked.insert(
-                        name,
-                        CheckedEntry {
-                            data_start,
-                            compressed,
-                            size,
-                            method: method.code(),
-                            crc: got_crc,
-                            sha256,
-                        },
-                    );
+                    checked.push(CheckedEntry {
+                        data_start,
+                        compressed,
+                        size,
+                        crc: got_crc,
+                        method: method.code(),
+                        sha256,
+                    });
                 }
             }
         }
@@ -335,7 +363,7 @@ fn follow(file: File, progress: &Progress, events: Receiver<EntryEvent>) -> io::
 }
 
 /// CRC-32 and SHA-256 of `size` stored bytes; `None` when the file ends first.
-fn hash_stored(r: &mut FollowReader<'_>, size: u64) -> io::Result<Option<(u32, String)>> {
+fn hash_stored(r: &mut FollowReader<'_>, size: u64) -> io::Result<Option<(u32, [u8; 32])>> {
     let mut sha = Sha256::new();
     let mut crc = crc32fast::Hasher::new();
     let mut buf = vec![0u8; BUF.min(size.max(1) as usize)];
@@ -350,12 +378,12 @@ fn hash_stored(r: &mut FollowReader<'_>, size: u64) -> io::Result<Option<(u32, S
         crc.update(&buf[..n]);
         left -= n as u64;
     }
-    Ok(Some((crc.finalize(), hex::encode(sha.finalize()))))
+    Ok(Some((crc.finalize(), sha.finalize().into())))
 }
 
 /// Inflates a finished deflated entry from the file (checking its size and CRC-32) and hashes
 /// the result; `None` when the data does not read back as the entry says.
-fn inflate_and_hash(r: &mut FollowReader<'_>, e: &ZipEntry) -> Option<(u32, String)> {
+fn inflate_and_hash(r: &mut FollowReader<'_>, e: &ZipEntry) -> Option<(u32, [u8; 32])> {
     let mut reader = open_entry(r, e).ok()?;
     let mut sha = Sha256::new();
     let mut buf = vec![0u8; BUF];
@@ -366,7 +394,7 @@ fn inflate_and_hash(r: &mut FollowReader<'_>, e: &ZipEntry) -> Option<(u32, Stri
             Err(_) => return None,
         }
     }
-    Some((e.crc, hex::encode(sha.finalize())))
+    Some((e.crc, sha.finalize().into()))
 }
 
 #[cfg(test)]
@@ -441,8 +469,8 @@ mod tests {
         assert!(index.problems.is_empty(), "{:?}", index.problems);
         assert_eq!(checked.len(), 2);
         for e in &index.entries {
-            let c = &checked[&e.name];
-            assert_eq!(Some(c.data_start), e.data_start, "{}", e.name);
+            let name = index.name(e);
+            let c = checked.at(e.data_start().unwrap()).expect(name);
             assert_eq!(
                 (c.compressed, c.size, c.method, c.crc),
                 (e.compressed, e.size, e.method, e.crc)
@@ -452,14 +480,14 @@ mod tests {
             let mut data = Vec::new();
             r.read_to_end(&mut data).unwrap();
             assert_eq!(
-                c.sha256,
+                hex::encode(c.sha256),
                 crate::bundle::digest::sha256_hex(&data),
-                "{}",
-                e.name
+                "{name}"
             );
         }
-        assert_eq!(checked["b/noise.bin"].method, 0);
-        assert_eq!(checked["b/text.txt"].method, 8);
+        // Written in this order: b/noise.bin, then b/text.txt.
+        assert_eq!(checked.0[0].method, 0);
+        assert_eq!(checked.0[1].method, 8);
     }
 
     /// A byte that changed between the writer and the disk shows in what was read back: the
@@ -467,15 +495,15 @@ mod tests {
     #[test]
     fn a_byte_changed_on_its_way_to_the_disk_is_seen() {
         let (good, _) = follow_two(None);
-        let at = good["b/noise.bin"].data_start + 1000;
-        let (bad, _) = follow_two(Some(at));
-        let (g, b) = (&good["b/noise.bin"], &bad["b/noise.bin"]);
-        assert_ne!(g.sha256, b.sha256);
-        assert_ne!(g.crc, b.crc);
+        // b/noise.bin is the first entry written, b/text.txt the second.
+        let (noise, text) = (good.0[0], good.0[1]);
+        let (bad, _) = follow_two(Some(noise.data_start + 1000));
+        let b = bad.at(noise.data_start).unwrap();
+        assert_ne!(noise.sha256, b.sha256);
+        assert_ne!(noise.crc, b.crc);
         // In a deflated entry the damaged stream does not inflate to its CRC: not vouched for.
-        let at = good["b/text.txt"].data_start + 10;
-        let (bad, _) = follow_two(Some(at));
-        assert!(!bad.contains_key("b/text.txt") || bad["b/text.txt"] != good["b/text.txt"]);
+        let (bad, _) = follow_two(Some(text.data_start + 10));
+        assert!(bad.at(text.data_start).is_none_or(|b| *b != text));
     }
 
     /// A writer that stops in the middle of an entry does not leave the follower waiting.

@@ -14,7 +14,7 @@ use super::container::read::{
 };
 use super::digest::sha256_hex;
 use super::error::{BundleError, ErrorCode, ProblemList, Result};
-use super::inventory::{Inventory, Record, INVENTORY_FILE};
+use super::inventory::{Inventory, Record, SharedNames, INVENTORY_FILE};
 use super::names::check_component;
 use super::seal::{Opener, AGE_MAGIC, MAX_SEALED_IN_MEMORY};
 use crate::model::Kind;
@@ -240,9 +240,9 @@ impl Bundle {
         // The central directory is bounded (§10.3) far below 2^32 entries.
         let mut by_name: Vec<u32> = (0..index.entries.len() as u32).collect();
         by_name.sort_by(|a, b| {
-            index.entries[*a as usize]
-                .name
-                .cmp(&index.entries[*b as usize].name)
+            index
+                .name(&index.entries[*a as usize])
+                .cmp(index.name(&index.entries[*b as usize]))
         });
         let mut b = Bundle {
             label,
@@ -268,11 +268,7 @@ impl Bundle {
     }
 
     fn entry_index(&self, rel: &str) -> Option<usize> {
-        find_entry(
-            &self.index.entries,
-            &self.by_name,
-            &format!("{}/{rel}", self.bag),
-        )
+        find_entry(&self.index, &self.by_name, &format!("{}/{rel}", self.bag))
     }
 
     /// The declared entry of a tag file read whole or streamed, refused when missing or
@@ -378,9 +374,9 @@ impl Bundle {
     fn read_manifest(&mut self, cap: u64) -> Result<(String, Result<ManifestTable>)> {
         let subject = format!("entry {MANIFEST_FILE}");
         let e = self.small_entry(MANIFEST_FILE, cap, ErrorCode::Manifest)?;
-        let (entries, by_name) = (&self.index.entries, &self.by_name);
+        let (index, by_name) = (&self.index, &self.by_name);
         let mut table = ManifestTable {
-            digests: vec![None; entries.len()],
+            digests: vec![None; index.entries.len()],
             ..Default::default()
         };
         let mut name = String::new();
@@ -390,7 +386,7 @@ impl Bundle {
             name.push('/');
             name.push_str(path);
             table.files += 1;
-            match find_entry(entries, by_name, &name) {
+            match find_entry(index, by_name, &name) {
                 Some(i) => table.digests[i].replace(digest).is_none(),
                 None => table.extra.insert(path.to_string(), digest).is_none(),
             }
@@ -450,7 +446,23 @@ impl Bundle {
             open_entry(&mut self.src, &e).map_err(|err| classify_read_error(&subject, &err))?;
         let mut h = HashingReader::new(&mut r);
         let parsed = if self.lean {
-            Inventory::from_reader_lean(&mut h, &self.early)
+            // Records' stored paths that name an entry share the index's names.
+            let (index, by_name) = (&self.index, &self.by_name);
+            let prefix = self.bag.len() + 1;
+            let name = std::cell::RefCell::new(String::new());
+            let find = |p: &str| {
+                let mut n = name.borrow_mut();
+                n.clear();
+                n.push_str(&self.bag);
+                n.push('/');
+                n.push_str(p);
+                find_entry(index, by_name, &n).map(|i| index.name_at(&index.entries[i]) + prefix)
+            };
+            let shared = SharedNames {
+                names: index.names(),
+                find: &find,
+            };
+            Inventory::from_reader_lean_sharing(&mut h, &self.early, shared)
         } else {
             Inventory::from_reader(&mut h)
         };
@@ -468,7 +480,7 @@ impl Bundle {
         let mut tag_files: BTreeSet<String> = BTreeSet::new();
         let mut dirs: BTreeSet<String> = BTreeSet::new();
         for e in &self.index.entries {
-            let Some(rel) = e.name.strip_prefix(&prefix) else {
+            let Some(rel) = self.index.name(e).strip_prefix(&prefix) else {
                 continue;
             };
             if rel.is_empty() {
@@ -545,7 +557,9 @@ impl Bundle {
         // of every name was a tenth of what verify held per object).
         let in_data = |e: &&ZipEntry| {
             !e.dir
-                && e.name
+                && self
+                    .index
+                    .name(e)
                     .strip_prefix(&prefix)
                     .is_some_and(|rel| rel.len() > "data/".len() && rel.starts_with("data/"))
         };
@@ -555,7 +569,7 @@ impl Bundle {
                 .entries
                 .iter()
                 .filter(in_data)
-                .map(|e| (&e.name[prefix.len()..], e.size)),
+                .map(|e| (&self.index.name(e)[prefix.len()..], e.size)),
         );
         let payload = Payload::new(files);
 
@@ -884,7 +898,7 @@ impl Bundle {
         let entries = &self.index.entries;
         // The central directory is bounded (§10.3) far below 2^32 entries.
         let mut v: Vec<u32> = (0..entries.len() as u32)
-            .filter(|i| entries[*i as usize].name.starts_with(&prefix))
+            .filter(|i| self.index.name(&entries[*i as usize]).starts_with(&prefix))
             .collect();
         v.sort_by_key(|i| entries[*i as usize].header_offset);
         v
@@ -893,7 +907,8 @@ impl Bundle {
     /// Entry `i` (from [`Bundle::entry_order`]) as `(bag-relative path, is folder, size)`.
     pub fn entry_at(&self, i: u32) -> (String, bool, u64) {
         let e = &self.index.entries[i as usize];
-        let rel = e.name.strip_prefix(&self.bag).unwrap_or(&e.name);
+        let name = self.index.name(e);
+        let rel = name.strip_prefix(&self.bag).unwrap_or(name);
         (
             rel.strip_prefix('/').unwrap_or(rel).to_string(),
             e.dir,
@@ -1055,7 +1070,7 @@ impl Bundle {
     pub fn verify_payload(
         &mut self,
         progress: &mut dyn FnMut(u64),
-        already_read: &mut dyn FnMut(&ZipEntry, &str) -> bool,
+        already_read: &mut dyn FnMut(&ZipEntry, &[u8; 32]) -> bool,
         problems: &mut ProblemList,
     ) {
         let mut done = 0u64;
@@ -1065,10 +1080,11 @@ impl Bundle {
             if dir || !rel.starts_with("data/") {
                 continue;
             }
-            let Some(want) = self.manifest_digest(&rel) else {
+            let first = self.entry_index(&rel);
+            let Some(want) = self.manifest.get(first, &rel) else {
                 continue;
             };
-            if let Some(i) = self.entry_index(&rel) {
+            if let Some(i) = first {
                 if already_read(&self.index.entries[i], &want) {
                     done += size;
                     progress(done);
@@ -1083,10 +1099,14 @@ impl Bundle {
                 Ok((p, r.crc_problem().map(str::to_string)))
             });
             match result {
-                Ok((p, _)) if p.hex() != want => problems.push(BundleError::new(
+                Ok((p, _)) if p.sha256 != want => problems.push(BundleError::new(
                     ErrorCode::DigestMismatch,
                     &subject,
-                    format!("SHA-256 is {}, manifest says {want}", p.hex()),
+                    format!(
+                        "SHA-256 is {}, manifest says {}",
+                        p.hex(),
+                        hex::encode(want)
+                    ),
                 )),
                 Ok((_, Some(crc))) => {
                     problems.push(BundleError::new(ErrorCode::CorruptData, &subject, crc))
@@ -1124,12 +1144,13 @@ impl Bundle {
 
 /// The first entry named `name` (full name) in `entries`, by binary search over `by_name`
 /// (indexes sorted by name, the first of equal names first), as a map filled in order keeps.
-fn find_entry(entries: &[ZipEntry], by_name: &[u32], name: &str) -> Option<usize> {
-    let at = by_name.partition_point(|i| entries[*i as usize].name.as_str() < name);
+fn find_entry(index: &ZipIndex, by_name: &[u32], name: &str) -> Option<usize> {
+    let entries = &index.entries;
+    let at = by_name.partition_point(|i| index.name(&entries[*i as usize]) < name);
     by_name
         .get(at)
         .map(|i| *i as usize)
-        .filter(|i| entries[*i].name == name)
+        .filter(|i| index.name(&entries[*i]) == name)
 }
 
 /// Payload files (`data/…`, not folders) by bag-relative path with their sizes, sorted, each
@@ -1271,7 +1292,10 @@ fn check_records(
         (
             &r.kind as &dyn std::fmt::Display,
             &*r.name,
-            r.stored.iter().map(|s| &**s).collect::<Vec<_>>(),
+            r.stored
+                .iter()
+                .map(|s| inv.stored_path(*s))
+                .collect::<Vec<_>>(),
             r.size,
             r.sha256_hex().map(std::borrow::Cow::Owned),
         )

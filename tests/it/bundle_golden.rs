@@ -330,7 +330,7 @@ fn text_is_deflated_and_incompressible_data_stored() {
     let method = |suffix: &str| {
         idx.entries
             .iter()
-            .find(|e| e.name.ends_with(suffix))
+            .find(|e| idx.name(e).ends_with(suffix))
             .unwrap()
             .method
     };

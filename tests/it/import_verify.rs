@@ -36,7 +36,7 @@ fn entries(path: &Path) -> Vec<(String, Option<Vec<u8>>)> {
                     .unwrap();
                 out
             });
-            (e.name.clone(), data)
+            (index.name(e).to_string(), data)
         })
         .collect()
 }

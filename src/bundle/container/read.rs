@@ -12,35 +12,69 @@ use flate2::{Decompress, FlushDecompress, Status};
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::sync::Arc;
 
 const U32_MAX: u64 = 0xFFFF_FFFF;
 /// The largest central directory accepted, in bytes.
 const MAX_CD: u64 = 1 << 30;
 
-/// One entry, as the central directory and its local header describe it.
+/// One entry, as the central directory and its local header describe it. Its name is kept in
+/// the index's arena ([`ZipIndex::name`]), and the fields are laid out without padding: an
+/// entry takes 56 bytes besides its name, which was 88 and a string of its own (issue #15).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZipEntry {
-    /// Full name, UTF-8, `/`-separated; folders end in `/`.
-    pub name: String,
-    /// True for a directory entry.
-    pub dir: bool,
-    /// Compression method (0 or 8 when valid).
-    pub method: u16,
-    /// General-purpose flags.
-    pub flags: u16,
-    /// CRC-32 from the central directory.
-    pub crc: u32,
     /// Compressed size.
     pub compressed: u64,
     /// Uncompressed (declared) size.
     pub size: u64,
-    /// Version needed to extract and the MS-DOS modification time and date, which the local
-    /// header must repeat (packed: version, time, date).
-    pub stamp: (u16, u32),
     /// Offset of the local header.
     pub header_offset: u64,
+    /// Offset of the data once the local header was read, else 0 (data never starts at 0: a
+    /// local header comes first).
+    data_start: u64,
+    /// Where the name starts in the index's arena.
+    name_at: u32,
+    /// CRC-32 from the central directory.
+    pub crc: u32,
+    /// The MS-DOS modification time and date (packed), which the local header must repeat.
+    pub dos_stamp: u32,
+    /// Length of the name in the arena.
+    name_len: u16,
+    /// Compression method (0 or 8 when valid).
+    pub method: u16,
+    /// General-purpose flags.
+    pub flags: u16,
+    /// Version needed to extract, which the local header must repeat.
+    pub version: u16,
+    /// True for a directory entry.
+    pub dir: bool,
+}
+
+impl ZipEntry {
+    /// A file entry whose data is known to lie at `data_start` with these sizes, method and
+    /// CRC-32, for reading it with [`open_entry`] without an index (a writer reading back what
+    /// it wrote). It has no name.
+    pub fn data_at(data_start: u64, method: u16, crc: u32, compressed: u64, size: u64) -> Self {
+        ZipEntry {
+            compressed,
+            size,
+            header_offset: 0,
+            data_start,
+            name_at: 0,
+            crc,
+            dos_stamp: 0,
+            name_len: 0,
+            method,
+            flags: 0,
+            version: 0,
+            dir: false,
+        }
+    }
+
     /// Offset of the data, once the local header was read.
-    pub data_start: Option<u64>,
+    pub fn data_start(&self) -> Option<u64> {
+        (self.data_start != 0).then_some(self.data_start)
+    }
 }
 
 /// The parsed, checked structure of a zip.
@@ -48,10 +82,38 @@ pub struct ZipEntry {
 pub struct ZipIndex {
     /// Entries in central-directory order.
     pub entries: Vec<ZipEntry>,
+    /// Every entry's name, one after another in central-directory order: one allocation
+    /// instead of one per entry, which a bundle's lean inventory shares for its records'
+    /// stored paths (issue #15).
+    names: Arc<str>,
     /// Structural problems found (each with its code); empty when the zip is within profile.
     pub problems: Vec<BundleError>,
     /// The bag folder name (first component shared by all entries), when there is one.
     pub bag: Option<String>,
+}
+
+impl ZipIndex {
+    /// The full name of `e`, an entry of this index: UTF-8 (a name that was not is shown with
+    /// replacement characters, and refused, E101), `/`-separated; folders end in `/`.
+    pub fn name(&self, e: &ZipEntry) -> &str {
+        name_in(&self.names, e)
+    }
+
+    /// Every entry's name, where [`ZipIndex::name_at`] places them.
+    pub fn names(&self) -> &Arc<str> {
+        &self.names
+    }
+
+    /// Where the name of `e` starts in [`ZipIndex::names`].
+    pub fn name_at(&self, e: &ZipEntry) -> usize {
+        e.name_at as usize
+    }
+}
+
+/// The name of `e` in the arena `names`.
+fn name_in<'a>(names: &'a str, e: &ZipEntry) -> &'a str {
+    let at = e.name_at as usize;
+    &names[at..at + e.name_len as usize]
 }
 
 fn fatal(detail: impl Into<String>) -> BundleError {
@@ -192,7 +254,10 @@ pub fn read_index<R: Read + Seek>(r: &mut R) -> Result<ZipIndex> {
     let mut problems: Vec<BundleError> = Vec::new();
     // Sized once from the end record, within what the directory can hold (a record takes at
     // least 46 bytes): growing by doubling left up to half of the index spare (issue #15).
-    let mut entries: Vec<ZipEntry> = Vec::with_capacity(count.min(cd.len() as u64 / 46) as usize);
+    let records = count.min(cd.len() as u64 / 46) as usize;
+    let mut entries: Vec<ZipEntry> = Vec::with_capacity(records);
+    // The names take at most what the records' fixed parts do not: sized once, too.
+    let mut names = String::with_capacity(cd.len().saturating_sub(46 * records));
     let mut p = 0usize;
     while p < cd.len() {
         if cd.len() - p < 46 || u32_at(&cd, p) != 0x0201_4b50 {
@@ -259,9 +324,9 @@ pub fn read_index<R: Read + Seek>(r: &mut R) -> Result<ZipIndex> {
             return Err(fatal("multi-disk archives are not supported"));
         }
         let name = match std::str::from_utf8(raw_name) {
-            Ok(n) => n.to_string(),
+            Ok(n) => std::borrow::Cow::Borrowed(n),
             Err(_) => {
-                let shown = String::from_utf8_lossy(raw_name).into_owned();
+                let shown = String::from_utf8_lossy(raw_name);
                 problems.push(BundleError::new(
                     ErrorCode::UnsafeName,
                     entry_subject(&shown),
@@ -336,17 +401,29 @@ pub fn read_index<R: Read + Seek>(r: &mut R) -> Result<ZipIndex> {
                 ),
             ));
         }
+        // A name shown with replacement characters may be longer than its 65,535 raw bytes;
+        // the arena holds at most 4 GiB (a central directory holds at most 1 GiB).
+        let (Ok(name_len), Ok(name_at)) = (u16::try_from(name.len()), u32::try_from(names.len()))
+        else {
+            return Err(fatal(format!(
+                "central directory record {} has a name that cannot be held",
+                entries.len()
+            )));
+        };
+        names.push_str(&name);
         entries.push(ZipEntry {
-            name,
-            dir,
-            method,
-            flags,
-            crc,
             compressed,
             size,
-            stamp: (u16_at(h, 6), u32_at(h, 12)),
             header_offset,
-            data_start: None,
+            data_start: 0,
+            name_at,
+            crc,
+            dos_stamp: u32_at(h, 12),
+            name_len,
+            method,
+            flags,
+            version: u16_at(h, 6),
+            dir,
         });
     }
     // The directory's bytes are all parsed: entries hold what is needed of them.
@@ -362,37 +439,44 @@ pub fn read_index<R: Read + Seek>(r: &mut R) -> Result<ZipIndex> {
     let mut by_name: HashMap<&str, usize> = HashMap::new();
     let mut by_key: HashMap<String, &str> = HashMap::new();
     for e in &entries {
-        if by_name.insert(&e.name, 0).is_some() {
+        let name = name_in(&names, e);
+        if by_name.insert(name, 0).is_some() {
             problems.push(BundleError::new(
                 ErrorCode::DuplicateName,
-                entry_subject(&e.name),
+                entry_subject(name),
                 "name appears more than once",
             ));
             continue;
         }
-        let key = fold_key(e.name.trim_end_matches('/'));
-        if let Some(other) = by_key.insert(key, &e.name) {
+        let key = fold_key(name.trim_end_matches('/'));
+        if let Some(other) = by_key.insert(key, name) {
             problems.push(BundleError::new(
                 ErrorCode::NameCollision,
-                entry_subject(&e.name),
+                entry_subject(name),
                 format!("collides with {other} under case folding or normalization"),
             ));
         }
     }
-    let bag = bag_folder(&entries, &mut problems);
+    drop((by_name, by_key));
+    let bag = bag_folder(&entries, &names, &mut problems);
 
-    check_local_headers(r, &mut entries, cd_offset, &mut problems)?;
+    check_local_headers(r, &mut entries, &names, cd_offset, &mut problems)?;
     Ok(ZipIndex {
         entries,
+        names: names.into(),
         problems,
         bag,
     })
 }
 
-fn bag_folder(entries: &[ZipEntry], problems: &mut Vec<BundleError>) -> Option<String> {
+fn bag_folder(
+    entries: &[ZipEntry],
+    names: &str,
+    problems: &mut Vec<BundleError>,
+) -> Option<String> {
     let firsts: std::collections::BTreeSet<&str> = entries
         .iter()
-        .map(|e| e.name.split('/').next().unwrap_or(""))
+        .map(|e| name_in(names, e).split('/').next().unwrap_or(""))
         .collect();
     if firsts.len() != 1 {
         problems.push(BundleError::new(
@@ -414,10 +498,10 @@ fn bag_folder(entries: &[ZipEntry], problems: &mut Vec<BundleError>) -> Option<S
         ));
     }
     for e in entries {
-        if e.name == bag {
+        if name_in(names, e) == bag {
             problems.push(BundleError::new(
                 ErrorCode::NotOneFolder,
-                entry_subject(&e.name),
+                entry_subject(&bag),
                 "a file at the top level, outside the bag folder",
             ));
         }
@@ -444,6 +528,7 @@ fn find_extra(extra: &[u8], id: u16) -> Option<&[u8]> {
 fn check_local_headers<R: Read + Seek>(
     r: &mut R,
     entries: &mut [ZipEntry],
+    names: &str,
     cd_offset: u64,
     problems: &mut Vec<BundleError>,
 ) -> Result<()> {
@@ -457,7 +542,8 @@ fn check_local_headers<R: Read + Seek>(
     let io = |e: io::Error| fatal(format!("cannot read: {e}"));
     for idx in order {
         let e = &mut entries[idx];
-        let subject = entry_subject(&e.name);
+        let name = name_in(names, e);
+        let subject = entry_subject(name);
         let overlap = |d: String| BundleError::new(ErrorCode::Overlap, &subject, d);
         if e.header_offset != expected {
             problems.push(overlap(if e.header_offset < expected {
@@ -494,7 +580,7 @@ fn check_local_headers<R: Read + Seek>(
         pos += nlen + xlen;
         let lname = &var[..nlen as usize];
         let lextra = &var[nlen as usize..];
-        if lname != e.name.as_bytes() {
+        if lname != name.as_bytes() {
             problems.push(overlap(format!(
                 "local header names {:?}",
                 String::from_utf8_lossy(lname)
@@ -503,7 +589,7 @@ fn check_local_headers<R: Read + Seek>(
         let lflags = u16_at(&h, 6);
         if lflags != e.flags
             || u16_at(&h, 8) != e.method
-            || (u16_at(&h, 4), u32_at(&h, 10)) != e.stamp
+            || (u16_at(&h, 4), u32_at(&h, 10)) != (e.version, e.dos_stamp)
         {
             problems.push(overlap(
                 "local header flags, method, version or time differ from the central directory"
@@ -538,7 +624,7 @@ fn check_local_headers<R: Read + Seek>(
             expected = end;
             continue;
         }
-        e.data_start = Some(data_start);
+        e.data_start = data_start;
         if descriptor {
             let long = local_zip64.is_some();
             let body = if long { 20 } else { 12 };
@@ -657,7 +743,7 @@ pub fn open_entry<'a, R: Read + Seek>(
     r: &'a mut R,
     e: &ZipEntry,
 ) -> io::Result<EntryReader<'a, R>> {
-    let Some(start) = e.data_start else {
+    let Some(start) = e.data_start() else {
         return Err(data_err(
             ErrorCode::CorruptData,
             "local header could not be read",
@@ -831,9 +917,16 @@ mod tests {
             .map(|e| {
                 let mut v = Vec::new();
                 open_entry(&mut c, e).unwrap().read_to_end(&mut v).unwrap();
-                (e.name.clone(), v)
+                (idx.name(e).to_string(), v)
             })
             .collect()
+    }
+
+    /// What the index holds per entry besides its name (issue #15: it was 88 bytes).
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn an_entry_is_56_bytes() {
+        assert_eq!(std::mem::size_of::<ZipEntry>(), 56);
     }
 
     #[test]
@@ -868,7 +961,7 @@ mod tests {
         let e = idx
             .entries
             .iter()
-            .find(|e| e.name.ends_with("x.bin"))
+            .find(|e| idx.name(e).ends_with("x.bin"))
             .unwrap();
         let mut v = Vec::new();
         let err = open_entry(&mut c, e)

@@ -17,19 +17,26 @@ const FLAG_UTF8: u16 = 1 << 11;
 const FILE_MODE: u32 = 0o100644;
 const DIR_MODE: u32 = 0o040755;
 
+/// An entry's central-directory record, until the directory is written: its name is in the
+/// writer's arena ([`ZipWriter`]'s `names`), so an entry costs 48 bytes, not a string of its
+/// own besides (issue #15).
 struct Central {
-    name: String,
-    dir: bool,
-    method: u16,
-    crc: u32,
     csize: u64,
     size: u64,
     offset: u64,
+    /// Where the name starts in the arena.
+    name_at: usize,
+    crc: u32,
+    method: u16,
+    name_len: u16,
+    dir: bool,
     zip64: bool,
 }
 
 struct Open {
-    name: String,
+    /// Where the name starts in the arena.
+    name_at: usize,
+    name_len: u16,
     method: Method,
     declared: u64,
     offset: u64,
@@ -86,8 +93,12 @@ pub struct ZipWriter<W: Write> {
     out: W,
     pos: u64,
     entries: Vec<Central>,
+    /// Every entry's name, one after another, in the order they were started; the last one
+    /// is the name the next must sort after (§3.6).
+    names: String,
+    /// Where the last name starts in `names`.
+    last_name: Option<usize>,
     open: Option<Open>,
-    last_name: Option<String>,
     force_zip64: bool,
     observer: Option<Box<dyn FnMut(EntryEvent) + Send>>,
 }
@@ -103,8 +114,9 @@ impl<W: Write> ZipWriter<W> {
             out,
             pos: 0,
             entries: Vec::new(),
-            open: None,
+            names: String::new(),
             last_name: None,
+            open: None,
             force_zip64: false,
             observer: None,
         }
@@ -129,6 +141,15 @@ impl<W: Write> ZipWriter<W> {
         self.force_zip64 = true;
     }
 
+    /// Makes room for `entries` more entries whose names take `name_bytes` together, when the
+    /// caller knows them: what the writer keeps of each entry until the central directory is
+    /// written then grows once, not by doubling (which leaves the heap holding every smaller
+    /// copy: issue #15).
+    pub fn reserve(&mut self, entries: usize, name_bytes: usize) {
+        self.entries.reserve_exact(entries);
+        self.names.reserve_exact(name_bytes);
+    }
+
     /// Bytes written so far.
     pub fn position(&self) -> u64 {
         self.pos
@@ -140,22 +161,31 @@ impl<W: Write> ZipWriter<W> {
         Ok(())
     }
 
-    fn check_order(&mut self, name: &str) -> io::Result<()> {
+    /// Checks that `name` may come next and keeps it in the arena; returns where it starts.
+    fn check_order(&mut self, name: &str) -> io::Result<usize> {
         if self.open.is_some() {
             return Err(bad_input("zip writer: previous file entry is not finished"));
         }
         if name.is_empty() || name.len() > u16::MAX as usize {
             return Err(bad_input(format!("zip writer: bad entry name {name:?}")));
         }
-        if let Some(last) = &self.last_name {
+        if let Some(at) = self.last_name {
+            let last = &self.names[at..];
             if name.as_bytes() <= last.as_bytes() {
                 return Err(bad_input(format!(
                     "zip writer: entry {name:?} is out of order after {last:?}"
                 )));
             }
         }
-        self.last_name = Some(name.to_string());
-        Ok(())
+        let at = self.names.len();
+        self.names.push_str(name);
+        self.last_name = Some(at);
+        Ok(at)
+    }
+
+    /// The name kept at `name_at` in the arena.
+    fn name_of(&self, name_at: usize, name_len: u16) -> &str {
+        &self.names[name_at..name_at + name_len as usize]
     }
 
     /// Adds a directory entry (`name` ends in `/`).
@@ -165,20 +195,21 @@ impl<W: Write> ZipWriter<W> {
                 "zip writer: directory {name:?} lacks a `/`"
             )));
         }
-        self.check_order(name)?;
+        let name_at = self.check_order(name)?;
         let offset = self.pos;
         let zip64 = offset >= U32_MAX;
         let mut h = Vec::with_capacity(30 + name.len());
         local_header(&mut h, name, 0, 0, zip64, 0, 0);
         self.put(&h)?;
         self.entries.push(Central {
-            name: name.into(),
-            dir: true,
-            method: 0,
-            crc: 0,
             csize: 0,
             size: 0,
             offset,
+            name_at,
+            crc: 0,
+            method: 0,
+            name_len: name.len() as u16,
+            dir: true,
             zip64,
         });
         Ok(())
@@ -189,7 +220,7 @@ impl<W: Write> ZipWriter<W> {
         if name.ends_with('/') {
             return Err(bad_input(format!("zip writer: file {name:?} ends in `/`")));
         }
-        self.check_order(name)?;
+        let name_at = self.check_order(name)?;
         let offset = self.pos;
         let zip64 = self.force_zip64 || size >= ZIP64_SIZE_THRESHOLD || offset >= U32_MAX;
         let mut h = Vec::with_capacity(50 + name.len());
@@ -212,7 +243,8 @@ impl<W: Write> ZipWriter<W> {
             size,
         });
         self.open = Some(Open {
-            name: name.into(),
+            name_at,
+            name_len: name.len() as u16,
             method,
             declared: size,
             offset,
@@ -234,7 +266,8 @@ impl<W: Write> ZipWriter<W> {
         if open.written + data.len() as u64 > open.declared {
             return Err(bad_input(format!(
                 "zip writer: {} is longer than its declared {} bytes",
-                open.name, open.declared
+                &self.names[open.name_at..open.name_at + open.name_len as usize],
+                open.declared
             )));
         }
         open.crc.update(data);
@@ -268,7 +301,9 @@ impl<W: Write> ZipWriter<W> {
         if open.written != open.declared {
             return Err(bad_input(format!(
                 "zip writer: {} has {} bytes, declared {}",
-                open.name, open.written, open.declared
+                self.name_of(open.name_at, open.name_len),
+                open.written,
+                open.declared
             )));
         }
         if let Some(d) = open.deflater.as_mut() {
@@ -280,7 +315,8 @@ impl<W: Write> ZipWriter<W> {
         if !open.zip64 && open.csize >= U32_MAX {
             return Err(io::Error::other(format!(
                 "zip writer: {} compressed to {} bytes, beyond a non-zip64 entry",
-                open.name, open.csize
+                self.name_of(open.name_at, open.name_len),
+                open.csize
             )));
         }
         let crc = open.crc.clone().finalize();
@@ -295,20 +331,24 @@ impl<W: Write> ZipWriter<W> {
             d.extend_from_slice(&(open.written as u32).to_le_bytes());
         }
         self.put(&d)?;
-        self.notify(|| EntryEvent::Finished {
-            name: open.name.clone(),
-            crc,
-            compressed: open.csize,
-            size: open.written,
-        });
+        if let Some(o) = self.observer.as_mut() {
+            let at = open.name_at;
+            o(EntryEvent::Finished {
+                name: self.names[at..at + open.name_len as usize].to_string(),
+                crc,
+                compressed: open.csize,
+                size: open.written,
+            });
+        }
         self.entries.push(Central {
-            name: open.name,
-            dir: false,
-            method: open.method.code(),
-            crc,
             csize: open.csize,
             size: open.written,
             offset: open.offset,
+            name_at: open.name_at,
+            crc,
+            method: open.method.code(),
+            name_len: open.name_len,
+            dir: false,
             zip64: open.zip64,
         });
         Ok(EntrySummary {
@@ -341,7 +381,7 @@ impl<W: Write> ZipWriter<W> {
         let mut cd = Vec::with_capacity(64 * 1024);
         let entries = std::mem::take(&mut self.entries);
         for e in &entries {
-            central_record(&mut cd, e);
+            central_record(&mut cd, e, self.name_of(e.name_at, e.name_len));
             if cd.len() >= 60 * 1024 {
                 self.put(&cd)?;
                 cd.clear();
@@ -430,7 +470,7 @@ fn local_header(
     }
 }
 
-fn central_record(cd: &mut Vec<u8>, e: &Central) {
+fn central_record(cd: &mut Vec<u8>, e: &Central, name: &str) {
     let big_offset = e.offset >= U32_MAX;
     // A file entry is zip64 as decided when it started; a directory only needs zip64 for its
     // offset.
@@ -464,7 +504,7 @@ fn central_record(cd: &mut Vec<u8>, e: &Central) {
     };
     cd.extend_from_slice(&cs.to_le_bytes());
     cd.extend_from_slice(&us.to_le_bytes());
-    cd.extend_from_slice(&(e.name.len() as u16).to_le_bytes());
+    cd.extend_from_slice(&(name.len() as u16).to_le_bytes());
     let extra_len = if extra.is_empty() { 0 } else { extra.len() + 4 };
     cd.extend_from_slice(&(extra_len as u16).to_le_bytes());
     cd.extend_from_slice(&0u16.to_le_bytes());
@@ -482,7 +522,7 @@ fn central_record(cd: &mut Vec<u8>, e: &Central) {
         e.offset as u32
     };
     cd.extend_from_slice(&off.to_le_bytes());
-    cd.extend_from_slice(e.name.as_bytes());
+    cd.extend_from_slice(name.as_bytes());
     if !extra.is_empty() {
         cd.extend_from_slice(&1u16.to_le_bytes());
         cd.extend_from_slice(&(extra.len() as u16).to_le_bytes());

@@ -6,7 +6,9 @@
 //! is parsed on its own (as a budgeted `Value`, so the schema checks stay word for word those
 //! of [`super::record_problems`]), checked, and converted; unknown top-level fields are skipped.
 
-use super::{record_problems, InventoryLimits, OpaqueRecord, Record, RecordSummary};
+use super::{
+    record_problems, InventoryLimits, OpaqueRecord, Record, RecordSummary, SharedNames, StoredPaths,
+};
 use crate::model::Kind;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
@@ -98,6 +100,8 @@ pub(super) enum Records {
         opaque: Vec<OpaqueRecord>,
         /// Records checked as they streamed, kept lean.
         summaries: Vec<RecordSummary>,
+        /// Their stored paths (boxed: the enum is moved as the parse returns).
+        stored_paths: Box<StoredPaths>,
         first_problem: Option<String>,
     },
 }
@@ -110,8 +114,12 @@ pub(super) enum Keep<'p> {
     /// Every record whole.
     Full,
     /// Records of the kinds [`super::super::records::checked_alone`] accepts are checked as
-    /// they stream, their problems added here, and their `meta` replaced by `null`.
-    Lean(&'p RefCell<crate::bundle::ProblemList>),
+    /// they stream, their problems added here, and their `meta` replaced by `null`; their
+    /// stored paths share the zip's entry names when given.
+    Lean(
+        &'p RefCell<crate::bundle::ProblemList>,
+        Option<SharedNames<'p>>,
+    ),
 }
 
 pub(super) struct TopSeed<'b>(pub(super) &'b Budget, pub(super) Keep<'b>);
@@ -169,7 +177,7 @@ impl<'de> Visitor<'de> for TopSeed<'_> {
                     .and_then(Value::as_str)
                     .map(super::minor_of);
                 let keep = match (self.1, minor) {
-                    (Keep::Lean(p), Some(m)) => Some((p, m)),
+                    (Keep::Lean(p, shared), Some(m)) => Some((p, m, shared)),
                     _ => None,
                 };
                 records = Some(a.next_value_seed(RecordsSeed(self.0, keep))?);
@@ -185,11 +193,15 @@ impl<'de> Visitor<'de> for TopSeed<'_> {
     }
 }
 
-/// The records' seed: the budget, and when records are kept lean, where their problems go
-/// and the format's minor version.
+/// The records' seed: the budget, and when records are kept lean, where their problems go,
+/// the format's minor version and the entry names their stored paths may share.
 struct RecordsSeed<'b>(
     &'b Budget,
-    Option<(&'b RefCell<crate::bundle::ProblemList>, u64)>,
+    Option<(
+        &'b RefCell<crate::bundle::ProblemList>,
+        u64,
+        Option<SharedNames<'b>>,
+    )>,
 );
 
 impl<'de> DeserializeSeed<'de> for RecordsSeed<'_> {
@@ -230,6 +242,9 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
         let mut records = Vec::new();
         let mut opaque = Vec::new();
         let mut summaries = Vec::new();
+        let shared = self.1.and_then(|(_, _, s)| s);
+        let mut stored_paths = StoredPaths::sharing(shared.map(|s| s.names.clone()));
+        let find = shared.map(|s| s.find);
         let mut first_problem: Option<String> = None;
         let mut i = 0usize;
         loop {
@@ -251,7 +266,7 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
                 let known = v["kind"].as_str().and_then(Kind::parse).is_some();
                 let converted = if known {
                     serde_json::from_value::<Record>(v).map(|r| {
-                        if let Some((problems, minor)) = self.1 {
+                        if let Some((problems, minor, _)) = self.1 {
                             let meta = r.meta.as_object();
                             let versioned = meta.and_then(|m| {
                                 super::versioned_meta_problems(minor, r.kind.as_str(), m)
@@ -264,7 +279,9 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
                                 &r,
                                 &mut problems.borrow_mut(),
                             ) {
-                                summaries.push(RecordSummary::of(r));
+                                summaries.push(RecordSummary::of(r, &mut |p| {
+                                    stored_paths.add_with(p, find)
+                                }));
                                 return;
                             }
                         }
@@ -284,10 +301,12 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
         records.shrink_to_fit();
         opaque.shrink_to_fit();
         summaries.shrink_to_fit();
+        stored_paths.own.shrink_to_fit();
         Ok(Records::Array {
             records,
             opaque,
             summaries,
+            stored_paths: Box::new(stored_paths),
             first_problem,
         })
     }
