@@ -299,9 +299,13 @@ fn export_memory_per_object_does_not_regress() {
         "export: {small} KiB at {small_n} objects, {large} KiB at {large_n} objects, {slope:.2} KiB per object"
     );
     eprintln!("{report}");
-    // The target is 128 MiB + 2 KiB per object. Measured at these sizes (debug build):
-    // SLOPE_NOTE. The limit leaves room for the noise of small sizes on a shared machine and
-    // fails on any regression towards the 6.4 KiB the export took before.
+    // The target is 128 MiB + 2 KiB per object. At these sizes (debug build, shared
+    // machine) the slope measures 1.84–1.87 KiB per object (6.45 before the writer kept
+    // records as compact summaries; 1.45 between 21,200 and 106,000 objects with
+    // scripts/bench-scale, where the binary's fixed costs weigh less): the peak is the final
+    // verification's, and the small sizes' slope also carries allocator arenas and buffers
+    // that grow with the run. A limit of 2 KiB would fail on noise; 2.5 fails on any
+    // regression towards the old figure, not on a creep of a few hundred bytes.
     assert!(
         slope <= 2.5 && large <= 128 * 1024 + 2 * large_n as i64,
         "export's memory per object regressed (a slope over 2.5 KiB, or over 128 MiB + 2 KiB per object): {report}"

@@ -450,11 +450,14 @@ pub(crate) fn check_artifact<'a>(r: &'a Record, ctx: &mut RecordContext<'a>, out
 pub(crate) struct StreamedVersions {
     /// (model, version) of each version waiting for its digest.
     pending: std::collections::BTreeSet<(String, String)>,
-    /// Every artifact record seen: its version, its path, the number the writer gave its
-    /// record, and its listed digest (`meta.sha256`) when it has no stored copy, whose digest
-    /// is not known until it is written.
-    artifacts: Vec<((String, String), String, usize, Option<String>)>,
+    /// Every artifact record seen.
+    artifacts: Vec<SeenArtifact>,
 }
+
+/// An artifact record as [`StreamedVersions`] keeps it: its version (model, version), its
+/// path, the number the writer gave its record, and its listed digest (`meta.sha256`) when it
+/// has no stored copy, whose digest is not known until it is written.
+type SeenArtifact = ((String, String), String, usize, Option<String>);
 
 impl StreamedVersions {
     /// Notes record number `row` (the writer's own numbering), of `kind` with `meta`; `stored`
