@@ -266,14 +266,22 @@ fn export_memory_per_object_does_not_regress() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
-    let mut peaks: Vec<(usize, i64)> = Vec::new();
-    for n in [2_000usize, 10_000] {
+    let sizes = [2_000usize, 10_000];
+    let mut seeds = Vec::new();
+    for n in sizes {
         let seed = tmp.path().join(format!("seed-{n}"));
         std::fs::create_dir(&seed).unwrap();
         let objects = generated_seed(&seed, n);
-        let emu = Emulator::start_in_background(EmulatorConfig::default().with_seed(&seed))
+        seeds.push((seed, objects));
+    }
+    let runs = std::cell::Cell::new(0);
+    let export_peak = |seed: &Path| {
+        let emu = Emulator::start_in_background(EmulatorConfig::default().with_seed(seed))
             .expect("the generated workspace is served");
-        let bundle = tmp.path().join(format!("export-{n}.zip"));
+        // A bundle of its own each time: an export resumes what it finds staged beside its
+        // output.
+        runs.set(runs.get() + 1);
+        let bundle = tmp.path().join(format!("export-{}.zip", runs.get()));
         let env: [(&str, &std::ffi::OsStr); 3] = [
             ("HOME", home.path().as_os_str()),
             ("DATABRICKS_HOST", emu.url().as_ref()),
@@ -291,24 +299,40 @@ fn export_memory_per_object_does_not_regress() {
         );
         drop(emu);
         std::fs::remove_file(&bundle).unwrap();
-        peaks.push((objects, kib));
-    }
-    let ((small_n, small), (large_n, large)) = (peaks[0], peaks[1]);
-    let slope = (large - small) as f64 / (large_n - small_n) as f64;
-    let report = format!(
-        "export: {small} KiB at {small_n} objects, {large} KiB at {large_n} objects, {slope:.2} KiB per object"
-    );
-    eprintln!("{report}");
+        kib
+    };
     // The target is 128 MiB + 2 KiB per object. At these sizes (debug build, shared
-    // machine) the slope measures 1.84–1.87 KiB per object (6.45 before the writer kept
+    // machine) the slope measures 1.78–1.90 KiB per object (6.45 before the writer kept
     // records as compact summaries; 1.45 between 21,200 and 106,000 objects with
     // scripts/bench-scale, where the binary's fixed costs weigh less): the peak is the final
     // verification's, and the small sizes' slope also carries allocator arenas and buffers
     // that grow with the run. A limit of 2 KiB would fail on noise; 2.5 fails on any
     // regression towards the old figure, not on a creep of a few hundred bytes.
-    assert!(
-        slope <= 2.5 && large <= 128 * 1024 + 2 * large_n as i64,
-        "export's memory per object regressed (a slope over 2.5 KiB, or over 128 MiB + 2 KiB per object): {report}"
+    //
+    // The noise is not small: the same export's peak is bimodal, about 58 MiB apart at any
+    // size (10,600 objects: 115–117 MiB in most runs, 57–59 in some; the heap's own peak is
+    // 18 MB — glibc's arenas, not the code's data). Most runs are in the upper mode; a
+    // smaller size caught in the lower one makes the slope look ~7 KiB. So a slope over the
+    // limit is measured again (up to three times) with each size's highest peak: a real
+    // regression stays over it, a run caught in the lower mode no longer counts.
+    let mut peaks = [0i64; 2];
+    let mut report = String::new();
+    for _attempt in 0..3 {
+        for (peak, (seed, _)) in peaks.iter_mut().zip(&seeds) {
+            *peak = (*peak).max(export_peak(seed));
+        }
+        let ((small_n, small), (large_n, large)) = ((seeds[0].1, peaks[0]), (seeds[1].1, peaks[1]));
+        let slope = (large - small) as f64 / (large_n - small_n) as f64;
+        report = format!(
+            "export: {small} KiB at {small_n} objects, {large} KiB at {large_n} objects, {slope:.2} KiB per object"
+        );
+        eprintln!("{report}");
+        if slope <= 2.5 && large <= 128 * 1024 + 2 * large_n as i64 {
+            return;
+        }
+    }
+    panic!(
+        "export's memory per object regressed (a slope over 2.5 KiB, or over 128 MiB + 2 KiB per object, three times): {report}"
     );
 }
 
