@@ -181,14 +181,24 @@ impl BagInfo {
 pub fn format_manifest<'a>(lines: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     let mut v: Vec<(&str, &str)> = lines.into_iter().collect();
     v.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    let mut s = String::new();
-    for (path, hex) in v {
-        s.push_str(hex);
-        s.push_str("  ");
-        s.push_str(path);
-        s.push('\n');
+    let mut out = Vec::new();
+    write_manifest(&mut out, v).expect("writing into memory does not fail");
+    String::from_utf8(out).expect("paths and digests are UTF-8")
+}
+
+/// Writes the lines of a manifest given already sorted by path bytes (§4.3) as they come:
+/// a writer streams the payload manifest of a large bundle instead of holding it.
+pub fn write_manifest<'a, W: std::io::Write>(
+    mut w: W,
+    sorted: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> std::io::Result<()> {
+    for (path, hex) in sorted {
+        w.write_all(hex.as_bytes())?;
+        w.write_all(b"  ")?;
+        w.write_all(path.as_bytes())?;
+        w.write_all(b"\n")?;
     }
-    s
+    Ok(())
 }
 
 /// Parses a manifest into `path → hex`. `code` is E203 for the payload manifest or E207 for

@@ -19,19 +19,21 @@ use super::digest::{pump, sha256_hex, PumpError};
 use super::error::{BundleError, ErrorCode, IoContext, Problems, Result};
 use super::fsutil::{is_empty_or_missing, write_atomic};
 use super::inventory::{format_created, parse_created, Record, Sealing, Source};
-use super::json::to_canonical_bytes;
+use super::json::{canonicalize, to_canonical_bytes};
 use super::layout::LogicalPath;
 use super::reader::SealedDigest;
 use super::resource::{Content, Part, Resource};
 use super::seal::Sealer;
 use super::tags::{digest_tags, fixed_tags};
 use super::writer::{
-    content_len, open_content, plan_paths, write_bundle_file_expecting, BagSettings, WriteSummary,
+    content_len, open_content, plan_paths, write_bundle_file_from, BagSettings, Held, Resources,
+    SealingSummary, WriteSummary,
 };
 use crate::model::secret::{AclItem, SecretMetadata, SecretScope, ValueEncoding};
 use crate::model::Kind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::{BufWriter, Read, Write};
@@ -348,7 +350,7 @@ impl BagBuilder {
                 });
                 continue;
             }
-            let name = format!("{seq:010}-{i}");
+            let name = blob_name(seq, i);
             let dest = blobs.join(&name);
             let tmp = blobs.join(format!("{name}.tmp"));
             let staged = (|| {
@@ -460,58 +462,23 @@ impl BagBuilder {
         replace: bool,
         streamed: Vec<Resource>,
     ) -> std::result::Result<WriteSummary, Problems> {
-        let staged = self.committed()?;
-        let blobs = self.staging.join("blobs");
-        let mut any_sealed = false;
-        let mut expected = Vec::with_capacity(staged.len());
-        let mut resources = Vec::with_capacity(staged.len());
-        for r in staged {
-            any_sealed |= r.parts.first().is_some_and(|p| p.sealed);
-            let mut digests = Vec::with_capacity(r.parts.len());
-            let parts = r
-                .parts
-                .into_iter()
-                .map(|p| {
-                    // The digest is moved, not copied.
-                    digests.push(p.sha256);
-                    Part {
-                        path: p.path,
-                        content: match p.blob {
-                            Some(b) => Content::File(blobs.join(b)),
-                            None => Content::Dir,
-                        },
-                        sealed: p.sealed,
-                    }
-                })
-                .collect();
-            expected.push(digests);
-            resources.push(Resource {
-                kind: r.kind,
-                source_id: r.source_id,
-                name: r.name,
-                meta: r.meta,
-                notes: r.notes,
-                parts,
-            });
-        }
-        for r in streamed {
-            any_sealed |= r.parts.iter().any(|p| p.sealed);
-            expected.push(vec![None; r.parts.len()]);
-            resources.push(r);
-        }
-        let sealing = if any_sealed {
-            self.state.sealing.clone()
-        } else {
-            None
+        let subject = format!("folder {}", self.dir.display());
+        let seqs = staged_seqs(&self.staging.join("records"), &subject, false)?;
+        let source = StagedSource {
+            records: self.staging.join("records"),
+            blobs: self.staging.join("blobs"),
+            seqs,
+            next: 0,
+            scopes: Some(ScopeCheck::default()),
+            streamed: Held::new(streamed),
         };
         let extra = self.staged_tags()?;
-        write_bundle_file_expecting(
+        write_bundle_file_from(
             out,
             &self.settings,
-            sealing,
-            resources,
+            SealingSummary::IfSealed(self.state.sealing.clone()),
+            source,
             extra,
-            &expected,
             envelope,
             replace,
         )
@@ -545,20 +512,9 @@ impl BagBuilder {
             &format!("folder {}", self.dir.display()),
             false,
         )?;
-        let scopes: HashSet<&str> = staged
-            .iter()
-            .filter(|r| r.kind == Kind::SecretScope)
-            .map(|r| r.name.as_str())
-            .collect();
-        for r in staged.iter().filter(|r| r.kind == Kind::Secret) {
-            let scope = r.meta.get("scope").and_then(Value::as_str).unwrap_or("");
-            if !scopes.contains(scope) {
-                return Err(staging_err(
-                    format!("secret {}", r.name),
-                    format!("its scope {scope:?} was never finished (call ScopeWriter::finish)"),
-                ));
-            }
-        }
+        let mut scopes = ScopeCheck::default();
+        staged.iter().for_each(|r| scopes.see(r));
+        scopes.finish()?;
         Ok(staged)
     }
 
@@ -648,21 +604,186 @@ impl BagBuilder {
 /// The committed records in `rec_dir` (`<seq>.json`), in staging order. Other files are
 /// leftovers of an interrupted commit: removed when `tidy`, else skipped.
 fn read_records(rec_dir: &Path, subject: &str, tidy: bool) -> Result<Vec<StagedRecord>> {
-    let mut records = Vec::new();
+    staged_seqs(rec_dir, subject, tidy)?
+        .into_iter()
+        .map(|seq| read_record(rec_dir, seq))
+        .collect()
+}
+
+/// The sequence numbers of the committed records in `rec_dir` (`<seq>.json`), ascending.
+/// Other files are leftovers of an interrupted commit: removed when `tidy`, else skipped.
+fn staged_seqs(rec_dir: &Path, subject: &str, tidy: bool) -> Result<Vec<u64>> {
+    let mut seqs = Vec::new();
     for e in fs::read_dir(rec_dir).ctx(subject)? {
         let p = e.ctx(subject)?.path();
-        if p.extension().and_then(|x| x.to_str()) != Some("json") {
-            if tidy {
+        let seq = (p.extension().and_then(|x| x.to_str()) == Some("json"))
+            .then(|| p.file_stem().and_then(|s| s.to_str())?.parse::<u64>().ok())
+            .flatten();
+        match seq {
+            Some(seq) => seqs.push(seq),
+            None if tidy => {
                 let _ = fs::remove_file(&p);
             }
-            continue;
+            None => {}
         }
-        let r: StagedRecord = serde_json::from_slice(&fs::read(&p).ctx(subject)?)
-            .map_err(|e| staging_err(format!("file {}", p.display()), e.to_string()))?;
-        records.push(r);
     }
-    records.sort_unstable_by_key(|r| r.seq);
-    Ok(records)
+    seqs.sort_unstable();
+    Ok(seqs)
+}
+
+/// The committed record `seq`.
+fn read_record(rec_dir: &Path, seq: u64) -> Result<StagedRecord> {
+    let p = rec_dir.join(format!("{seq:010}.json"));
+    let subject = || format!("file {}", p.display());
+    let r: StagedRecord = serde_json::from_slice(&fs::read(&p).ctx(subject())?)
+        .map_err(|e| staging_err(subject(), e.to_string()))?;
+    if r.seq != seq {
+        return Err(staging_err(subject(), format!("holds record {}", r.seq)));
+    }
+    Ok(r)
+}
+
+/// The name of the blob of part `part` of staged record `seq`.
+fn blob_name(seq: u64, part: usize) -> String {
+    format!("{seq:010}-{part}")
+}
+
+/// Refuses secrets whose scope never finished ([`ScopeWriter::finish`]): a scope is committed
+/// after its values, so this is known only once every record was seen.
+#[derive(Default)]
+struct ScopeCheck {
+    scopes: HashSet<String>,
+    /// For each scope a secret names, the first such secret.
+    secrets: BTreeMap<String, String>,
+}
+
+impl ScopeCheck {
+    fn see(&mut self, r: &StagedRecord) {
+        match r.kind {
+            Kind::SecretScope => {
+                self.scopes.insert(r.name.clone());
+            }
+            Kind::Secret => {
+                let scope = r.meta.get("scope").and_then(Value::as_str).unwrap_or("");
+                if !self.secrets.contains_key(scope) {
+                    self.secrets.insert(scope.to_string(), r.name.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(self) -> Result<()> {
+        match self
+            .secrets
+            .iter()
+            .find(|(scope, _)| !self.scopes.contains(*scope))
+        {
+            Some((scope, secret)) => Err(staging_err(
+                format!("secret {secret}"),
+                format!("its scope {scope:?} was never finished (call ScopeWriter::finish)"),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The writer's source for a staged export ([`BagBuilder::write_bundle_file_with`]): the
+/// committed records read from the staging folder one at a time, in staging order, then the
+/// streamed resources. A staged record's content is its blob and its `meta` is read again
+/// from its file when the inventory is rendered: nothing of it stays in memory but the
+/// writer's own summary and its sequence number.
+struct StagedSource {
+    records: PathBuf,
+    blobs: PathBuf,
+    seqs: Vec<u64>,
+    /// The next staged record to read.
+    next: usize,
+    /// Until every staged record was read.
+    scopes: Option<ScopeCheck>,
+    streamed: Held,
+}
+
+impl StagedSource {
+    fn resource(&self, r: StagedRecord) -> Result<(Resource, Vec<Option<String>>)> {
+        let mut expected = Vec::with_capacity(r.parts.len());
+        let mut parts = Vec::with_capacity(r.parts.len());
+        for (i, p) in r.parts.into_iter().enumerate() {
+            let content = match p.blob {
+                None => Content::Dir,
+                Some(b) if b == blob_name(r.seq, i) => Content::File(self.blobs.join(b)),
+                Some(b) => {
+                    return Err(staging_err(
+                        format!("{} {}", r.kind, r.name),
+                        format!(
+                            "its part {i} names the blob {b:?}, not {:?}",
+                            blob_name(r.seq, i)
+                        ),
+                    ))
+                }
+            };
+            expected.push(p.sha256);
+            parts.push(Part {
+                path: p.path,
+                content,
+                sealed: p.sealed,
+            });
+        }
+        let resource = Resource {
+            kind: r.kind,
+            source_id: r.source_id,
+            name: r.name,
+            meta: r.meta,
+            notes: r.notes,
+            parts,
+        };
+        Ok((resource, expected))
+    }
+}
+
+impl Resources for StagedSource {
+    fn next(&mut self) -> Option<Result<(Resource, Vec<Option<String>>)>> {
+        if let Some(&seq) = self.seqs.get(self.next) {
+            self.next += 1;
+            let read = read_record(&self.records, seq).and_then(|r| {
+                if let Some(s) = self.scopes.as_mut() {
+                    s.see(&r);
+                }
+                self.resource(r)
+            });
+            return Some(read);
+        }
+        if let Some(scopes) = self.scopes.take() {
+            if let Err(e) = scopes.finish() {
+                return Some(Err(e));
+            }
+        }
+        self.streamed.next()
+    }
+
+    fn keep(&mut self, i: usize, r: Resource) {
+        if let Some(i) = i.checked_sub(self.seqs.len()) {
+            self.streamed.keep(i, r);
+        }
+    }
+
+    fn content(&mut self, i: usize, part: usize) -> Result<Content> {
+        match self.seqs.get(i) {
+            Some(&seq) => Ok(Content::File(self.blobs.join(blob_name(seq, part)))),
+            None => self.streamed.content(i - self.seqs.len(), part),
+        }
+    }
+
+    fn meta(&mut self, i: usize) -> Result<Cow<'_, Value>> {
+        match self.seqs.get(i) {
+            Some(&seq) => {
+                let mut meta = read_record(&self.records, seq)?.meta;
+                canonicalize(&mut meta);
+                Ok(Cow::Owned(meta))
+            }
+            None => self.streamed.meta(i - self.seqs.len()),
+        }
+    }
 }
 
 /// Adds the values of one secret scope. Each value is sealed and committed as it is added;

@@ -230,7 +230,17 @@ pub(crate) trait IoContext<T> {
 
 impl<T> IoContext<T> for std::io::Result<T> {
     fn ctx(self, subject: impl fmt::Display) -> Result<T> {
-        self.map_err(|e| BundleError::io(subject.to_string(), &e))
+        self.map_err(|e| {
+            // A writer rendering from a source that failed (a staged record that no longer
+            // reads) carries the source's error through `io::Write`: that error, not E502.
+            if e.get_ref().is_some_and(|i| i.is::<BundleError>()) {
+                if let Ok(inner) = e.into_inner().expect("checked").downcast::<BundleError>() {
+                    return *inner;
+                }
+                unreachable!("checked to be a BundleError");
+            }
+            BundleError::io(subject.to_string(), &e)
+        })
     }
 }
 

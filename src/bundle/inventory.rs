@@ -261,7 +261,7 @@ pub struct RecordView<'a> {
 }
 
 /// The inventory (§5.1).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Inventory {
     /// Always [`FORMAT_NAME`].
     pub format: String,
@@ -291,6 +291,60 @@ pub struct Inventory {
     /// Where the summaries' stored paths are kept.
     #[serde(skip)]
     pub stored_paths: StoredPaths,
+}
+
+/// The inventory's byte form (§5.1), top-level fields in their order, with the records from
+/// `records`: the one place that order is written down. [`Inventory`] serializes through it,
+/// and a writer renders its records one at a time through it ([`Inventory::write_records_to`]).
+#[derive(Serialize)]
+struct Doc<'a, R> {
+    format: &'a str,
+    format_version: &'a str,
+    bundle_id: &'a str,
+    created: &'a str,
+    tool: &'a Tool,
+    source: &'a Source,
+    options: &'a Value,
+    sealing: &'a Option<Sealing>,
+    records: R,
+}
+
+/// A sequence serialized from an iterator, consumed by the one serialization; the first error
+/// the iterator gives is kept for the caller (a serializer's own error only says its text).
+struct Streamed<I> {
+    items: std::cell::RefCell<Option<I>>,
+    len: usize,
+    failed: std::cell::RefCell<Option<BundleError>>,
+}
+
+impl<I, T> Serialize for Streamed<I>
+where
+    I: Iterator<Item = Result<T>>,
+    T: Serialize,
+{
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeSeq as _};
+        let items = self.items.borrow_mut().take();
+        let mut seq = s.serialize_seq(Some(self.len))?;
+        for item in items.into_iter().flatten() {
+            match item {
+                Ok(r) => seq.serialize_element(&r)?,
+                Err(e) => {
+                    let msg = e.to_string();
+                    *self.failed.borrow_mut() = Some(e);
+                    return Err(S::Error::custom(msg));
+                }
+            }
+        }
+        seq.end()
+    }
+}
+
+impl Serialize for Inventory {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.doc(self.records.iter().map(Ok), self.records.len())
+            .serialize(s)
+    }
 }
 
 /// Formats a time as the inventory's `created` (`2026-11-26T08:00:00Z`).
@@ -508,9 +562,52 @@ impl Inventory {
 
     /// Writes the bytes of [`Inventory::to_bytes`] to `w` as they are rendered, without
     /// holding them.
-    pub fn write_to<W: std::io::Write>(&self, mut w: W) -> std::io::Result<()> {
-        serde_json::to_writer_pretty(&mut w, self)?;
+    pub fn write_to<W: std::io::Write>(&self, w: W) -> std::io::Result<()> {
+        self.write_records_to(w, self.records.len(), self.records.iter().map(Ok))
+    }
+
+    /// Writes the inventory with this one's top-level fields and, instead of its `records`,
+    /// the `count` records `records` yields in order (sorted and canonical, as
+    /// [`Inventory::normalize`] leaves them), each rendered as it comes: a writer that reads
+    /// its records back one at a time holds neither them nor the bytes. The first error the
+    /// records give stops the writing and is returned inside the `io::Error` (as its inner
+    /// error, which [`IoContext`](super::error) gives back).
+    pub fn write_records_to<W, T>(
+        &self,
+        mut w: W,
+        count: usize,
+        records: impl Iterator<Item = Result<T>>,
+    ) -> std::io::Result<()>
+    where
+        W: std::io::Write,
+        T: Serialize,
+    {
+        let doc = self.doc(records, count);
+        if let Err(e) = serde_json::to_writer_pretty(&mut w, &doc) {
+            if let Some(failed) = doc.records.failed.borrow_mut().take() {
+                return Err(std::io::Error::other(failed));
+            }
+            return Err(e.into());
+        }
         w.write_all(b"\n")
+    }
+
+    fn doc<I>(&self, records: I, len: usize) -> Doc<'_, Streamed<I>> {
+        Doc {
+            format: &self.format,
+            format_version: &self.format_version,
+            bundle_id: &self.bundle_id,
+            created: &self.created,
+            tool: &self.tool,
+            source: &self.source,
+            options: &self.options,
+            sealing: &self.sealing,
+            records: Streamed {
+                items: std::cell::RefCell::new(Some(records)),
+                len,
+                failed: std::cell::RefCell::new(None),
+            },
+        }
     }
 
     /// Parses and checks inventory bytes: format name (E301), major version (E302), then the

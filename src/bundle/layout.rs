@@ -75,7 +75,21 @@ pub fn notebook_ext(language: Language, format: Format) -> &'static str {
 }
 
 /// Assigns a stored path (`data/…`, folders ending in `/`) to every logical path (§7.2).
-/// The result is parallel to `paths` and depends only on the set of paths.
+/// The result is parallel to `paths` and depends only on the set of paths. See [`Assigner`],
+/// which this is, for paths that are not all held at once.
+pub fn assign<'a>(paths: impl IntoIterator<Item = &'a LogicalPath>) -> Result<Vec<String>> {
+    let mut a = Assigner::default();
+    for p in paths {
+        a.add(p)?;
+    }
+    let mut out = Vec::new();
+    a.finish(|s| out.push(s.to_string()))?;
+    Ok(out)
+}
+
+/// Stored-path assignment (§7.2) fed one logical path at a time, so that a writer reading its
+/// records from disk need not hold them: [`Assigner::add`] each path, then
+/// [`Assigner::finish`] spells their stored paths in the order they were added.
 ///
 /// The paths are folded into one tree of distinct entries (a folder's children keyed by
 /// their original names), each folder's children are named at once, and each path is then
@@ -83,17 +97,33 @@ pub fn notebook_ext(language: Language, format: Format) -> &'static str {
 /// entry's number; per distinct entry, its name and its folder: a large export's paths share
 /// their folders, and a copy of every component of every path is what this step cost before.
 /// O(n log n) in the number of path components.
-pub fn assign<'a>(paths: impl IntoIterator<Item = &'a LogicalPath>) -> Result<Vec<String>> {
-    // Folders: children (original names) → entry number. Folder 0 is `data/`.
-    let mut folders: Vec<BTreeMap<Child, usize>> = vec![BTreeMap::new()];
-    // For each folder, the entry that names it in its parent (none for `data/`).
-    let mut folder_entry: Vec<Option<usize>> = vec![None];
-    // For each entry, the folder it is in, and the folder it opens when it is one.
-    let mut entry_in: Vec<usize> = Vec::new();
-    let mut entry_opens: Vec<Option<usize>> = Vec::new();
-    // For each path, its leaf entry and whether it is a folder.
-    let mut leaves: Vec<(usize, bool)> = Vec::new();
-    for p in paths {
+pub struct Assigner {
+    /// Folders: children (original names) → entry number. Folder 0 is `data/`.
+    folders: Vec<BTreeMap<Child, usize>>,
+    /// For each folder, the entry that names it in its parent (none for `data/`).
+    folder_entry: Vec<Option<usize>>,
+    /// For each entry, the folder it is in, and the folder it opens when it is one.
+    entry_in: Vec<usize>,
+    entry_opens: Vec<Option<usize>>,
+    /// For each path, its leaf entry and whether it is a folder.
+    leaves: Vec<(usize, bool)>,
+}
+
+impl Default for Assigner {
+    fn default() -> Self {
+        Assigner {
+            folders: vec![BTreeMap::new()],
+            folder_entry: vec![None],
+            entry_in: Vec::new(),
+            entry_opens: Vec::new(),
+            leaves: Vec::new(),
+        }
+    }
+}
+
+impl Assigner {
+    /// Adds the next path.
+    pub fn add(&mut self, p: &LogicalPath) -> Result<()> {
         if p.segments.is_empty() {
             return Err(BundleError::new(
                 ErrorCode::Staging,
@@ -110,53 +140,65 @@ pub fn assign<'a>(paths: impl IntoIterator<Item = &'a LogicalPath>) -> Result<Ve
                 ext: if last { p.ext.clone() } else { None },
                 dir: !last || p.dir,
             };
-            let entry = match folders[folder].get(&child) {
+            let entry = match self.folders[folder].get(&child) {
                 Some(&e) => e,
                 None => {
-                    let e = entry_in.len();
-                    entry_in.push(folder);
-                    entry_opens.push(None);
-                    folders[folder].insert(child, e);
+                    let e = self.entry_in.len();
+                    self.entry_in.push(folder);
+                    self.entry_opens.push(None);
+                    self.folders[folder].insert(child, e);
                     e
                 }
             };
             // A component before the last is a folder the path goes through.
             if !last {
-                folder = match entry_opens[entry] {
+                folder = match self.entry_opens[entry] {
                     Some(f) => f,
                     None => {
-                        folders.push(BTreeMap::new());
-                        folder_entry.push(Some(entry));
-                        let f = folders.len() - 1;
-                        entry_opens[entry] = Some(f);
+                        self.folders.push(BTreeMap::new());
+                        self.folder_entry.push(Some(entry));
+                        let f = self.folders.len() - 1;
+                        self.entry_opens[entry] = Some(f);
                         f
                     }
                 };
             }
             leaf = entry;
         }
-        leaves.push((leaf, p.dir));
+        self.leaves.push((leaf, p.dir));
+        Ok(())
     }
-    drop(entry_opens);
-    let mut names: Vec<String> = vec![String::new(); entry_in.len()];
-    for children in folders {
-        let named = assign_sorted_siblings(children.keys())
-            .map_err(|e| BundleError::new(ErrorCode::Staging, "layout", e))?;
-        for (entry, name) in children.into_values().zip(named) {
-            names[entry] = name;
+
+    /// Names every entry, then gives each path's stored path to `each`, in the order the paths
+    /// were added (the string is only lent: a caller keeps it where it wants).
+    pub fn finish(self, mut each: impl FnMut(&str)) -> Result<()> {
+        let Assigner {
+            folders,
+            folder_entry,
+            entry_in,
+            entry_opens,
+            leaves,
+        } = self;
+        drop(entry_opens);
+        let mut names: Vec<String> = vec![String::new(); entry_in.len()];
+        for children in folders {
+            let named = assign_sorted_siblings(children.keys())
+                .map_err(|e| BundleError::new(ErrorCode::Staging, "layout", e))?;
+            for (entry, name) in children.into_values().zip(named) {
+                names[entry] = name;
+            }
         }
-    }
-    let mut chain: Vec<&str> = Vec::new();
-    Ok(leaves
-        .into_iter()
-        .map(|(leaf, dir)| {
+        let mut chain: Vec<&str> = Vec::new();
+        let mut s = String::new();
+        for (leaf, dir) in leaves {
             chain.clear();
             let mut entry = Some(leaf);
             while let Some(e) = entry {
                 chain.push(&names[e]);
                 entry = folder_entry[entry_in[e]];
             }
-            let mut s = String::from("data");
+            s.clear();
+            s.push_str("data");
             for name in chain.iter().rev() {
                 s.push('/');
                 s.push_str(name);
@@ -164,9 +206,10 @@ pub fn assign<'a>(paths: impl IntoIterator<Item = &'a LogicalPath>) -> Result<Ve
             if dir {
                 s.push('/');
             }
-            s
-        })
-        .collect())
+            each(&s);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

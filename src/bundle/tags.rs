@@ -10,10 +10,10 @@ use super::bagit::{
     TAG_MANIFEST_FILE,
 };
 use super::digest::sha256_hex;
-use super::inventory::{Inventory, INVENTORY_FILE};
+use super::inventory::{kind_rank, Inventory, RecordView, INVENTORY_FILE};
 use crate::model::Kind;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::io::Write;
 
 /// Tag files that need no payload digest: `INVENTORY.md`, `bag-info.txt`, `bagit.txt` and the
 /// extra tag files. `sizes` maps every payload path to its size.
@@ -22,14 +22,26 @@ pub fn fixed_tags(
     sizes: &BTreeMap<String, u64>,
     extra: &BTreeMap<String, Vec<u8>>,
 ) -> BTreeMap<String, Vec<u8>> {
-    let octets: u64 = sizes.values().sum();
+    let mut t = small_fixed_tags(inv, sizes.values().sum(), sizes.len() as u64, extra);
+    t.insert(OVERVIEW_FILE.into(), overview(inv, sizes).into_bytes());
+    t
+}
+
+/// [`fixed_tags`] but `INVENTORY.md`, which a streaming writer renders into the bundle
+/// ([`write_overview`]) instead of holding: `bag-info.txt`, `bagit.txt` and the extra tag
+/// files, for a payload of `files` files and `octets` bytes.
+pub fn small_fixed_tags(
+    inv: &Inventory,
+    octets: u64,
+    files: u64,
+    extra: &BTreeMap<String, Vec<u8>>,
+) -> BTreeMap<String, Vec<u8>> {
     let mut t = extra.clone();
     t.insert(BAGIT_FILE.into(), BAGIT_TXT.as_bytes().to_vec());
     t.insert(
         BAG_INFO_FILE.into(),
-        bag_info(inv, octets, sizes.len() as u64).into_bytes(),
+        bag_info(inv, octets, files).into_bytes(),
     );
-    t.insert(OVERVIEW_FILE.into(), overview(inv, sizes).into_bytes());
     t
 }
 
@@ -41,47 +53,49 @@ pub fn digest_tags(
     fixed: &BTreeMap<String, Vec<u8>>,
 ) -> BTreeMap<String, Vec<u8>> {
     let bytes = inv.to_bytes();
-    let mut t = digest_tags_beside(
+    let manifest = format_manifest(
         payload_digests
             .iter()
             .map(|(p, h)| (p.as_str(), h.as_str())),
+    )
+    .into_bytes();
+    let tags = tag_manifest(
         fixed,
-        &sha256_hex(&bytes),
+        &[
+            (INVENTORY_FILE, &sha256_hex(&bytes)),
+            (MANIFEST_FILE, &sha256_hex(&manifest)),
+        ],
     );
-    t.insert(INVENTORY_FILE.to_string(), bytes);
-    t
-}
-
-/// [`digest_tags`] without `dbxport.json` itself, whose digest is given: for a writer that
-/// streams the inventory into the bundle ([`InventoryFile`]) instead of holding its bytes.
-pub fn digest_tags_beside<'a>(
-    payload_digests: impl IntoIterator<Item = (&'a str, &'a str)>,
-    fixed: &BTreeMap<String, Vec<u8>>,
-    inventory_sha256: &str,
-) -> BTreeMap<String, Vec<u8>> {
     let mut t = BTreeMap::new();
-    t.insert(
-        MANIFEST_FILE.to_string(),
-        format_manifest(payload_digests).into_bytes(),
-    );
-    let mut digests: Vec<(String, String)> = fixed
-        .iter()
-        .chain(t.iter())
-        .map(|(name, bytes)| (name.clone(), sha256_hex(bytes)))
-        .collect();
-    digests.push((INVENTORY_FILE.to_string(), inventory_sha256.to_string()));
-    t.insert(
-        TAG_MANIFEST_FILE.to_string(),
-        format_manifest(digests.iter().map(|(p, h)| (p.as_str(), h.as_str()))).into_bytes(),
-    );
+    t.insert(INVENTORY_FILE.to_string(), bytes);
+    t.insert(MANIFEST_FILE.to_string(), manifest);
+    t.insert(TAG_MANIFEST_FILE.to_string(), tags);
     t
 }
 
-/// What a streaming writer needs to know of `dbxport.json` before writing it: its size, its
-/// SHA-256 and its first bytes (to choose the entry's method, §3.3). Taken by rendering the
-/// inventory into a sink that keeps only those: at a million records the file is over a GB,
-/// and holding it (with the copy a growing buffer makes) was most of an export's last step.
-pub struct InventoryFile {
+/// `tagmanifest-sha256.txt` (§4.4) for the tag files held in `fixed` and those a writer
+/// rendered as it wrote them, given as (name, SHA-256 hex).
+pub fn tag_manifest(fixed: &BTreeMap<String, Vec<u8>>, rendered: &[(&str, &str)]) -> Vec<u8> {
+    let digests: Vec<(&str, String)> = fixed
+        .iter()
+        .map(|(name, bytes)| (name.as_str(), sha256_hex(bytes)))
+        .collect();
+    format_manifest(
+        digests
+            .iter()
+            .map(|(p, h)| (*p, h.as_str()))
+            .chain(rendered.iter().copied()),
+    )
+    .into_bytes()
+}
+
+/// What a streaming writer needs to know of a tag file it renders into the bundle instead of
+/// holding (`dbxport.json`, `INVENTORY.md`, `manifest-sha256.txt`) before writing it: its
+/// size, its SHA-256 and its first bytes (to choose the entry's method, §3.3). Taken by
+/// rendering the file into a sink that keeps only those: at a million records the inventory
+/// is over a GB, and holding it (with the copy a growing buffer makes) was most of an
+/// export's last step.
+pub struct MeasuredFile {
     /// Bytes.
     pub size: u64,
     /// SHA-256, hex.
@@ -90,16 +104,20 @@ pub struct InventoryFile {
     pub sample: Vec<u8>,
 }
 
-impl InventoryFile {
-    /// Renders `inv` once without keeping it, with a sample of `sample_len` bytes.
-    pub fn measure(inv: &Inventory, sample_len: usize) -> InventoryFile {
+impl MeasuredFile {
+    /// Runs `render` once into a sink that keeps the size, the digest and a sample of
+    /// `sample_len` bytes.
+    pub fn of(
+        sample_len: usize,
+        render: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> std::io::Result<MeasuredFile> {
         struct Sink {
             size: u64,
             hasher: sha2::Sha256,
             sample: Vec<u8>,
             keep: usize,
         }
-        impl std::io::Write for Sink {
+        impl Write for Sink {
             fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
                 use sha2::Digest as _;
                 self.size += b.len() as u64;
@@ -118,13 +136,17 @@ impl InventoryFile {
             sample: Vec::new(),
             keep: sample_len,
         };
-        inv.write_to(&mut sink)
-            .expect("rendering into memory does not fail");
-        InventoryFile {
+        {
+            // Renderers write in small pieces; the digest is faster fed in large ones.
+            let mut w = std::io::BufWriter::with_capacity(1 << 16, &mut sink);
+            render(&mut w)?;
+            w.flush()?;
+        }
+        Ok(MeasuredFile {
             size: sink.size,
             sha256: hex::encode(sha2::Digest::finalize(sink.hasher)),
             sample: sink.sample,
-        }
+        })
     }
 }
 
@@ -181,10 +203,51 @@ fn grouped(n: u64) -> String {
 
 /// `INVENTORY.md` (§4.5): an overview for people, generated from the inventory.
 pub fn overview(inv: &Inventory, sizes: &BTreeMap<String, u64>) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "# dbxport bundle {}\n", inv.bundle_id);
-    let _ = writeln!(
-        s,
+    let rows = || {
+        inv.records.iter().map(|r| {
+            let bytes = r.stored.iter().filter_map(|p| sizes.get(p.as_str())).sum();
+            let view = RecordView {
+                kind: r.kind,
+                name: &r.name,
+                stored: r.stored.iter().map(String::as_str).collect(),
+                sealed: r.sealed,
+                notes: r.notes.iter().map(String::as_str).collect(),
+            };
+            (view, bytes)
+        })
+    };
+    let mut out = Vec::new();
+    write_overview(&mut out, inv, rows).expect("writing into memory does not fail");
+    String::from_utf8(out).expect("the overview is UTF-8")
+}
+
+/// Writes [`overview`] to `w` as it is rendered, for the records `rows` yields — each time it
+/// is called, every record in inventory order (§9), with the bytes of its stored files —
+/// instead of `inv.records`, which are not read (its other fields are). It goes through the
+/// records twice: once for the totals that come first, once for the tables.
+pub fn write_overview<'r, I>(
+    w: &mut dyn Write,
+    inv: &Inventory,
+    rows: impl Fn() -> I,
+) -> std::io::Result<()>
+where
+    I: Iterator<Item = (RecordView<'r>, u64)>,
+{
+    // (records, files, bytes) per kind, in the order of `Kind::ALL`.
+    let mut per_kind = [(0u64, 0u64, 0u64); Kind::ALL.len()];
+    let (mut sealed_values, mut sealed_files) = (0u64, 0u64);
+    for (r, bytes) in rows() {
+        let k = &mut per_kind[kind_rank(r.kind)];
+        k.0 += 1;
+        k.1 += r.stored.iter().filter(|p| !p.ends_with('/')).count() as u64;
+        k.2 += bytes;
+        sealed_values += u64::from(r.kind == Kind::Secret && r.sealed);
+        sealed_files += r.stored.iter().filter(|p| p.ends_with(".age")).count() as u64;
+    }
+    let mut w = TrimBlankLines { w, newlines: 0 };
+    writeln!(w, "# dbxport bundle {}\n", inv.bundle_id)?;
+    writeln!(
+        w,
         "This folder is a BagIt bag written by {} {} (format {} {}). It holds resources of\n\
          Databricks workspace `{}` at {}, exported {}.\n",
         inv.tool.name,
@@ -194,64 +257,41 @@ pub fn overview(inv: &Inventory, sizes: &BTreeMap<String, u64>) -> String {
         cell(&inv.source.workspace_id),
         cell(&inv.source.host),
         inv.created
-    );
-    let bytes_of = |stored: &[String]| -> u64 {
-        stored
-            .iter()
-            .filter_map(|p| sizes.get(p.as_str()))
-            .sum::<u64>()
-    };
-    let _ = writeln!(s, "## Contents\n");
-    let _ = writeln!(s, "| kind | records | files | bytes |");
-    let _ = writeln!(s, "|---|---:|---:|---:|");
+    )?;
+    writeln!(w, "## Contents\n")?;
+    writeln!(w, "| kind | records | files | bytes |")?;
+    writeln!(w, "|---|---:|---:|---:|")?;
     let (mut tr, mut tf, mut tb) = (0u64, 0u64, 0u64);
-    for kind in Kind::ALL {
-        let recs: Vec<_> = inv.records.iter().filter(|r| r.kind == kind).collect();
-        if recs.is_empty() {
+    for (kind, &(records, files, bytes)) in Kind::ALL.iter().zip(&per_kind) {
+        if records == 0 {
             continue;
         }
-        let files: u64 = recs
-            .iter()
-            .map(|r| r.stored.iter().filter(|p| !p.ends_with('/')).count() as u64)
-            .sum();
-        let bytes: u64 = recs.iter().map(|r| bytes_of(&r.stored)).sum();
-        let _ = writeln!(
-            s,
+        writeln!(
+            w,
             "| {} | {} | {} | {} |",
             kind.as_str(),
-            recs.len(),
+            records,
             files,
             grouped(bytes)
-        );
-        tr += recs.len() as u64;
+        )?;
+        tr += records;
         tf += files;
         tb += bytes;
     }
-    let _ = writeln!(s, "| **total** | {} | {} | {} |\n", tr, tf, grouped(tb));
+    writeln!(w, "| **total** | {} | {} | {} |\n", tr, tf, grouped(tb))?;
     if let Some(seal) = &inv.sealing {
-        let values = inv
-            .records
-            .iter()
-            .filter(|r| r.kind == Kind::Secret && r.sealed)
-            .count();
-        let files = inv
-            .records
-            .iter()
-            .flat_map(|r| &r.stored)
-            .filter(|p| p.ends_with(".age"))
-            .count();
-        let _ = writeln!(
-            s,
-            "{values} secret value(s) are sealed with age ({files} sealed files, with the digest\n\
+        writeln!(
+            w,
+            "{sealed_values} secret value(s) are sealed with age ({sealed_files} sealed files, with the digest\n\
              indexes) to {} recipient(s) ({}). Secret values and their digests are never stored\n\
              in clear.\n",
             seal.recipients,
             seal.recipient_types.join(", ")
-        );
+        )?;
     }
-    let _ = writeln!(s, "## Checking and opening this bundle without dbxport\n");
-    let _ = writeln!(
-        s,
+    writeln!(w, "## Checking and opening this bundle without dbxport\n")?;
+    writeln!(
+        w,
         "- `sha256sum -c manifest-sha256.txt`, run in this folder, checks every payload file;\n  \
          `sha256sum -c tagmanifest-sha256.txt` checks these tag files.\n\
          - `bagit.py --validate .` (PyPI `bagit`) checks the whole bag.\n\
@@ -261,51 +301,92 @@ pub fn overview(inv: &Inventory, sizes: &BTreeMap<String, u64>) -> String {
          - Stored names are made safe for every file system; the original names are in the\n  \
          tables below and in `dbxport.json`. The format is described in the dbxport\n  \
          repository, `spec/bundle-format.md`.\n"
-    );
-    for kind in Kind::ALL {
-        let recs: Vec<_> = inv.records.iter().filter(|r| r.kind == kind).collect();
-        if recs.is_empty() {
-            continue;
-        }
-        let _ = writeln!(s, "## {} ({})\n", heading(kind), recs.len());
-        let _ = writeln!(s, "| original name | stored as | bytes | notes |");
-        let _ = writeln!(s, "|---|---|---:|---|");
-        for r in recs {
-            let stored = if r.stored.is_empty() {
-                "—".to_string()
-            } else {
-                r.stored
-                    .iter()
-                    .map(|p| cell(p))
-                    .collect::<Vec<_>>()
-                    .join("<br>")
-            };
-            let mut notes: Vec<String> = r.notes.iter().map(|n| cell(n)).collect();
-            if r.sealed {
-                notes.insert(0, "sealed".into());
+    )?;
+    // The records come sorted by kind (§9): each kind's table is one run of them.
+    let mut current: Option<Kind> = None;
+    for (r, bytes) in rows() {
+        if current != Some(r.kind) {
+            if current.is_some() {
+                writeln!(w)?;
             }
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} |",
-                cell(&r.name),
-                stored,
-                grouped(bytes_of(&r.stored)),
-                notes.join("; ")
-            );
+            current = Some(r.kind);
+            writeln!(
+                w,
+                "## {} ({})\n",
+                heading(r.kind),
+                per_kind[kind_rank(r.kind)].0
+            )?;
+            writeln!(w, "| original name | stored as | bytes | notes |")?;
+            writeln!(w, "|---|---|---:|---|")?;
         }
-        s.push('\n');
+        let stored = if r.stored.is_empty() {
+            "—".to_string()
+        } else {
+            r.stored
+                .iter()
+                .map(|p| cell(p))
+                .collect::<Vec<_>>()
+                .join("<br>")
+        };
+        let mut notes: Vec<String> = r.notes.iter().map(|n| cell(n)).collect();
+        if r.sealed {
+            notes.insert(0, "sealed".into());
+        }
+        writeln!(
+            w,
+            "| {} | {} | {} | {} |",
+            cell(r.name),
+            stored,
+            grouped(bytes),
+            notes.join("; ")
+        )?;
+    }
+    if current.is_some() {
+        writeln!(w)?;
     }
     if !inv.opaque.is_empty() {
-        let _ = writeln!(s, "## Other records ({})\n", inv.opaque.len());
+        writeln!(w, "## Other records ({})\n", inv.opaque.len())?;
         for r in &inv.opaque {
-            let _ = writeln!(s, "- {} {}", cell(&r.kind), cell(&r.name));
+            writeln!(w, "- {} {}", cell(&r.kind), cell(&r.name))?;
         }
-        s.push('\n');
+        writeln!(w)?;
     }
-    while s.ends_with("\n\n") {
-        s.pop();
+    w.finish()
+}
+
+/// Passes writes through, but holds back each run of newlines until more text follows, and
+/// ends the file with a single one: the overview is built of blocks that each end in a blank
+/// line, and the file ends in one newline, whichever block comes last.
+struct TrimBlankLines<'w> {
+    w: &'w mut dyn Write,
+    newlines: usize,
+}
+
+impl TrimBlankLines<'_> {
+    fn finish(self) -> std::io::Result<()> {
+        if self.newlines > 0 {
+            self.w.write_all(b"\n")?;
+        }
+        Ok(())
     }
-    s
+}
+
+impl Write for TrimBlankLines<'_> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let text = b.len() - b.iter().rev().take_while(|c| **c == b'\n').count();
+        if text > 0 {
+            for _ in 0..self.newlines {
+                self.w.write_all(b"\n")?;
+            }
+            self.w.write_all(&b[..text])?;
+            self.newlines = 0;
+        }
+        self.newlines += b.len() - text;
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.w.flush()
+    }
 }
 
 #[cfg(test)]

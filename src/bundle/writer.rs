@@ -4,20 +4,29 @@
 //! steps every writer shares: bag settings, stored-path assignment, records and directory
 //! entries.
 
-use super::bagit::is_extra_tag_name;
+use super::bagit::{
+    is_extra_tag_name, write_manifest, MANIFEST_FILE, OVERVIEW_FILE, TAG_MANIFEST_FILE,
+};
 use super::container::deflate::{choose_method, CHUNK};
 use super::container::ZipWriter;
 use super::digest::{copy, pump, PumpError};
 use super::error::{BundleError, ErrorCode, IoContext, Problems, Result};
 use super::fsutil::{parent_dir, AtomicFile};
-use super::inventory::{format_created, is_bundle_id, Inventory, Record, Sealing, Source};
-use super::layout::{assign, LogicalPath};
+use super::inventory::{
+    format_created, is_bundle_id, kind_rank, Inventory, Record, RecordView, Sealing, Source,
+    INVENTORY_FILE,
+};
+use super::json::canonicalize;
+use super::layout::{assign, Assigner, LogicalPath};
 use super::readback;
 use super::resource::{Content, Resource};
 use super::seal::{Opener, Sealer};
-use super::tags::{digest_tags_beside, fixed_tags, InventoryFile};
+use super::tags::{small_fixed_tags, tag_manifest, write_overview, MeasuredFile};
 use super::verify;
+use crate::kinds::model::format::StreamedVersions;
+use crate::model::Kind;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::{BufWriter, Cursor, Read, Write};
 use std::path::Path;
@@ -138,43 +147,24 @@ pub(crate) fn plan_paths(parts: &[Vec<&LogicalPath>]) -> Result<Vec<Vec<String>>
 }
 
 /// The directory entries of a bag (§3.6): the bag folder, `data/`, every folder holding a
-/// stored path, and stored folders — as full entry names.
-pub(crate) fn directory_entries<'a>(
-    bag: &str,
-    stored: impl Iterator<Item = &'a str>,
-) -> BTreeSet<String> {
+/// stored path, and stored folders — as names relative to the bag folder (`""` is the bag
+/// folder itself).
+pub(crate) fn directory_entries<'a>(stored: impl Iterator<Item = &'a str>) -> BTreeSet<String> {
     let mut dirs = BTreeSet::new();
-    dirs.insert(format!("{bag}/"));
-    dirs.insert(format!("{bag}/data/"));
+    dirs.insert(String::new());
+    dirs.insert("data/".to_string());
     for s in stored {
         let body = s.trim_end_matches('/');
         for (i, c) in body.char_indices() {
-            if c == '/' {
-                dirs.insert(format!("{bag}/{}", &body[..=i]));
+            if c == '/' && !dirs.contains(&body[..=i]) {
+                dirs.insert(body[..=i].to_string());
             }
         }
-        if s.ends_with('/') {
-            dirs.insert(format!("{bag}/{s}"));
+        if s.ends_with('/') && !dirs.contains(s) {
+            dirs.insert(s.to_string());
         }
     }
     dirs
-}
-
-/// A record for a resource, before digests are known; takes the resource's names, notes and meta.
-pub(crate) fn record_for(r: &mut Resource, stored: Vec<String>, size: u64) -> Record {
-    // Moved, not copied: the resource is dropped next, and a copy of every record's meta is
-    // what a large export's last step held most of.
-    Record {
-        kind: r.kind,
-        sealed: r.is_sealed(),
-        source_id: std::mem::take(&mut r.source_id),
-        name: std::mem::take(&mut r.name),
-        stored,
-        size,
-        sha256: None,
-        notes: std::mem::take(&mut r.notes),
-        meta: std::mem::take(&mut r.meta),
-    }
 }
 
 /// The size of a part's content.
@@ -239,13 +229,14 @@ pub(crate) fn write_file_entry<W: Write>(
     Ok(hex)
 }
 
-/// Writes the inventory entry `name`, rendering `inv` into the zip as it goes; `file` is what
-/// [`InventoryFile::measure`] found, and the bytes written must agree with it.
-fn write_inventory_entry<W: Write>(
+/// Writes a tag file the writer renders instead of holding (`INVENTORY.md`, `dbxport.json`,
+/// `manifest-sha256.txt`) into the entry `name`: `file` is what [`MeasuredFile::of`] found
+/// rendering it once, and `render` must write the same bytes again.
+fn write_rendered_entry<W: Write>(
     zip: &mut ZipWriter<W>,
     name: &str,
-    inv: &Inventory,
-    file: &InventoryFile,
+    file: &MeasuredFile,
+    render: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<()> {
     /// The open entry's data, as a `Write`.
     struct EntryData<'z, W: Write>(&'z mut ZipWriter<W>);
@@ -263,7 +254,7 @@ fn write_inventory_entry<W: Write>(
         .ctx(&subject)?;
     {
         let mut w = BufWriter::with_capacity(CHUNK, EntryData(zip));
-        inv.write_to(&mut w).ctx(&subject)?;
+        render(&mut w).ctx(&subject)?;
         w.flush().ctx(&subject)?;
     }
     // The zip writer refuses an entry whose length differs from the declared one; the digest
@@ -291,10 +282,347 @@ pub struct WriteSummary {
     pub bytes: u64,
 }
 
+/// Where a writer gets its resources, and finds again what it does not keep of them. The
+/// writer plans the whole bundle before its first entry (stored names, §7.2, depend on every
+/// path; `bag-info.txt` on every size), then writes each part's data and renders the inventory
+/// record by record in its order (§9); between, it keeps per record only names, paths, sizes
+/// and digests ([`Plan`]), and asks the source again for the rest: a staged export's source
+/// reads it back from the staging folder, so that a large export does not hold every record's
+/// `meta`.
+pub(crate) trait Resources {
+    /// The next resource (in any order), with the SHA-256 (hex) of each part's data when it is
+    /// known beforehand (a staged file), else `None` for that part.
+    fn next(&mut self) -> Option<Result<(Resource, Vec<Option<String>>)>>;
+    /// Takes back the `i`-th resource [`Resources::next`] gave once the writer has noted what it
+    /// keeps of it: the source keeps what [`Resources::content`] and [`Resources::meta`] need.
+    fn keep(&mut self, i: usize, r: Resource);
+    /// The content of part `part` of the `i`-th resource (a file, not a folder), asked for once,
+    /// when its entry is written.
+    fn content(&mut self, i: usize, part: usize) -> Result<Content>;
+    /// The `i`-th resource's `meta`, canonical (§9). Asked for twice: the inventory is rendered
+    /// once to measure it and once into the bundle.
+    fn meta(&mut self, i: usize) -> Result<Cow<'_, Value>>;
+}
+
+/// Resources held in memory: a [`write_bundle`] caller's list, or an export's streamed files.
+pub(crate) struct Held {
+    incoming: std::vec::IntoIter<Resource>,
+    meta: Vec<Value>,
+    contents: Vec<Vec<Option<Content>>>,
+}
+
+impl Held {
+    /// The resources of `resources`, in that order.
+    pub(crate) fn new(resources: Vec<Resource>) -> Self {
+        Held {
+            incoming: resources.into_iter(),
+            meta: Vec::new(),
+            contents: Vec::new(),
+        }
+    }
+}
+
+impl Resources for Held {
+    fn next(&mut self) -> Option<Result<(Resource, Vec<Option<String>>)>> {
+        self.incoming.next().map(|r| {
+            let none = vec![None; r.parts.len()];
+            Ok((r, none))
+        })
+    }
+
+    fn keep(&mut self, i: usize, mut r: Resource) {
+        debug_assert_eq!(i, self.meta.len(), "resources are kept in order");
+        canonicalize(&mut r.meta);
+        self.meta.push(std::mem::take(&mut r.meta));
+        self.contents
+            .push(r.parts.into_iter().map(|p| Some(p.content)).collect());
+    }
+
+    fn content(&mut self, i: usize, part: usize) -> Result<Content> {
+        self.contents
+            .get_mut(i)
+            .and_then(|c| c.get_mut(part))
+            .and_then(Option::take)
+            .ok_or_else(|| staging(format!("part {part} of resource {i} was asked for twice")))
+    }
+
+    fn meta(&mut self, i: usize) -> Result<Cow<'_, Value>> {
+        Ok(Cow::Borrowed(&self.meta[i]))
+    }
+}
+
+/// What the inventory's `sealing` (§8.3) says.
+pub(crate) enum SealingSummary {
+    /// This, whatever the parts.
+    Given(Option<Sealing>),
+    /// This when a part is sealed, else `null` (a staged export made with recipients that
+    /// sealed nothing records no sealing).
+    IfSealed(Option<Sealing>),
+}
+
+/// A range of [`Plan::text`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+/// One record as the writer keeps it: a few numbers; its strings are in [`Plan::text`].
+struct Row {
+    name: Span,
+    source_id: Span,
+    /// Its first part in [`Plan::parts`]; its parts run to the next row's first.
+    first_part: u32,
+    kind: Kind,
+    /// The primary part is sealed.
+    sealed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PartState {
+    /// A folder: no data, no digest.
+    Dir,
+    /// A file whose digest is taken as it is written.
+    Pending,
+    /// A file whose digest was known beforehand (it is listed under it, §11).
+    Known,
+    /// A file written, its digest taken.
+    Written,
+}
+
+/// One stored file or folder.
+struct PartRow {
+    stored: Span,
+    size: u64,
+    sha256: [u8; 32],
+    state: PartState,
+}
+
+/// What a writer keeps of every resource between planning the bundle and rendering its
+/// inventory: per record its kind, name, source id, notes and each part's stored path, size
+/// and digest, the strings end to end in one buffer — a few hundred bytes, where a record
+/// with its `meta` as a JSON tree was a few KB.
+#[derive(Default)]
+struct Plan {
+    text: String,
+    rows: Vec<Row>,
+    parts: Vec<PartRow>,
+    /// Notes of the records that have any, by row number, in row order.
+    notes: Vec<(u32, Span)>,
+    /// Model versions waiting for their artifacts' digests.
+    streamed: StreamedVersions,
+    /// Some part is sealed.
+    any_sealed: bool,
+}
+
+impl Plan {
+    /// Takes every resource from `src` once, noting what the writer keeps of it, and assigns
+    /// the stored paths (§7.2).
+    fn read(src: &mut dyn Resources) -> Result<Plan> {
+        let mut plan = Plan::default();
+        let mut assigner = Assigner::default();
+        let mut i = 0usize;
+        while let Some(next) = src.next() {
+            let (r, expected) = next?;
+            let first_part = u32::try_from(plan.parts.len()).map_err(|_| too_many())?;
+            for (pi, p) in r.parts.iter().enumerate() {
+                assigner.add(&p.path)?;
+                plan.any_sealed |= p.sealed;
+                let size = content_len(&p.content)?;
+                let (sha256, state) =
+                    match (&p.content, expected.get(pi).and_then(Option::as_deref)) {
+                        (Content::Dir, _) => ([0; 32], PartState::Dir),
+                        (_, None) => ([0; 32], PartState::Pending),
+                        (_, Some(hex)) => {
+                            let mut out = [0u8; 32];
+                            hex::decode_to_slice(hex, &mut out).map_err(|_| {
+                                staging(format!(
+                                    "{} {}: the digest given for part {pi} is not SHA-256 hex",
+                                    r.kind, r.name
+                                ))
+                            })?;
+                            (out, PartState::Known)
+                        }
+                    };
+                plan.parts.push(PartRow {
+                    stored: Span::default(),
+                    size,
+                    sha256,
+                    state,
+                });
+            }
+            let primary_file = r
+                .parts
+                .first()
+                .is_some_and(|p| !matches!(p.content, Content::Dir));
+            plan.streamed.see(i, r.kind, &r.meta, primary_file);
+            let row = Row {
+                name: plan.push(&r.name)?,
+                source_id: plan.push(&r.source_id)?,
+                first_part,
+                kind: r.kind,
+                sealed: r.is_sealed(),
+            };
+            plan.rows.push(row);
+            for n in &r.notes {
+                let span = plan.push(n)?;
+                plan.notes.push((i as u32, span));
+            }
+            src.keep(i, r);
+            i += 1;
+        }
+        u32::try_from(plan.rows.len()).map_err(|_| too_many())?;
+        plan.streamed.shrink();
+        let mut k = 0usize;
+        let mut failed = None;
+        let Plan { text, parts, .. } = &mut plan;
+        assigner.finish(|s| match push(text, s) {
+            Ok(span) => {
+                parts[k].stored = span;
+                k += 1;
+            }
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        plan.text.shrink_to_fit();
+        plan.parts.shrink_to_fit();
+        plan.rows.shrink_to_fit();
+        plan.notes.shrink_to_fit();
+        Ok(plan)
+    }
+
+    fn push(&mut self, s: &str) -> Result<Span> {
+        push(&mut self.text, s)
+    }
+
+    fn str(&self, s: Span) -> &str {
+        &self.text[s.start as usize..s.start as usize + s.len as usize]
+    }
+
+    /// The parts of row `r`, as indexes into [`Plan::parts`].
+    fn part_range(&self, r: usize) -> std::ops::Range<usize> {
+        let start = self.rows[r].first_part as usize;
+        let end = self
+            .rows
+            .get(r + 1)
+            .map_or(self.parts.len(), |n| n.first_part as usize);
+        start..end
+    }
+
+    /// The row a part belongs to.
+    fn row_of(&self, part: usize) -> usize {
+        self.rows.partition_point(|r| r.first_part as usize <= part) - 1
+    }
+
+    fn stored(&self, r: usize) -> impl Iterator<Item = &str> + '_ {
+        self.part_range(r).map(|p| self.str(self.parts[p].stored))
+    }
+
+    fn notes(&self, r: usize) -> impl Iterator<Item = &str> + '_ {
+        let start = self.notes.partition_point(|(row, _)| (*row as usize) < r);
+        self.notes[start..]
+            .iter()
+            .take_while(move |(row, _)| *row as usize == r)
+            .map(|(_, s)| self.str(*s))
+    }
+
+    /// The rows in inventory order (§9): kind, name, source id, stored paths.
+    fn order(&self) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..self.rows.len() as u32).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (a as usize, b as usize);
+            let (ra, rb) = (&self.rows[a], &self.rows[b]);
+            kind_rank(ra.kind)
+                .cmp(&kind_rank(rb.kind))
+                .then_with(|| self.str(ra.name).cmp(self.str(rb.name)))
+                .then_with(|| self.str(ra.source_id).cmp(self.str(rb.source_id)))
+                .then_with(|| self.stored(a).cmp(self.stored(b)))
+        });
+        order
+    }
+
+    /// Every part, folders too, sorted by stored path; refuses two parts with one path.
+    fn by_path(&self) -> Result<Vec<u32>> {
+        let mut by: Vec<u32> = (0..self.parts.len() as u32).collect();
+        by.sort_unstable_by(|&a, &b| {
+            self.str(self.parts[a as usize].stored)
+                .cmp(self.str(self.parts[b as usize].stored))
+        });
+        for w in by.windows(2) {
+            let (a, b) = (
+                self.str(self.parts[w[0] as usize].stored),
+                self.str(self.parts[w[1] as usize].stored),
+            );
+            if a == b {
+                let r = &self.rows[self.row_of(w[1] as usize)];
+                return Err(staging(format!(
+                    "two parts share the stored path {a} (one of {} {})",
+                    r.kind,
+                    self.str(r.name)
+                )));
+            }
+        }
+        Ok(by)
+    }
+
+    /// The SHA-256 (hex) of a written or known file part.
+    fn hex(&self, part: usize) -> Option<String> {
+        let p = &self.parts[part];
+        matches!(p.state, PartState::Known | PartState::Written).then(|| hex::encode(p.sha256))
+    }
+
+    /// Row `r` as `INVENTORY.md` shows it, with the bytes of its stored files.
+    fn view(&self, r: usize) -> (RecordView<'_>, u64) {
+        let row = &self.rows[r];
+        let view = RecordView {
+            kind: row.kind,
+            name: self.str(row.name),
+            stored: self.stored(r).collect(),
+            sealed: row.sealed,
+            notes: self.notes(r).collect(),
+        };
+        (view, self.part_range(r).map(|p| self.parts[p].size).sum())
+    }
+
+    /// Row `r`'s record, with `meta` as given.
+    fn record(&self, r: usize, meta: Value) -> Record {
+        let row = &self.rows[r];
+        let parts = self.part_range(r);
+        let primary = parts.clone().next();
+        Record {
+            kind: row.kind,
+            source_id: self.str(row.source_id).to_string(),
+            name: self.str(row.name).to_string(),
+            stored: self.stored(r).map(str::to_string).collect(),
+            size: primary.map_or(0, |p| self.parts[p].size),
+            sha256: primary.and_then(|p| self.hex(p)),
+            sealed: row.sealed,
+            notes: self.notes(r).map(str::to_string).collect(),
+            meta,
+        }
+    }
+}
+
+fn push(text: &mut String, s: &str) -> Result<Span> {
+    let start = u32::try_from(text.len()).map_err(|_| too_many())?;
+    let len = u32::try_from(s.len()).map_err(|_| too_many())?;
+    start.checked_add(len).ok_or_else(too_many)?;
+    text.push_str(s);
+    Ok(Span { start, len })
+}
+
+fn too_many() -> BundleError {
+    staging("the bundle's names and paths pass 4 GiB, more than one bundle holds")
+}
+
+/// One entry of the bag other than a payload file: a folder or a tag file.
 enum Slot {
     Dir,
     Tag(String),
-    Payload(usize, usize),
 }
 
 /// Writes a bundle of `resources` to `out` in one streaming pass (§3.6 order). `sealing` must
@@ -306,36 +634,29 @@ pub fn write_bundle<W: Write>(
     resources: Vec<Resource>,
     extra_tags: BTreeMap<String, Vec<u8>>,
 ) -> Result<(W, WriteSummary)> {
-    write_bundle_expecting(out, settings, sealing, resources, extra_tags, &[])
-}
-
-/// [`write_bundle`], checking each part's data against a digest known beforehand —
-/// `expected[resource][part]`, SHA-256 hex, computed when it was staged — so bytes that changed
-/// on disk since are refused (E206) instead of being listed under their new digest.
-pub(crate) fn write_bundle_expecting<W: Write>(
-    out: W,
-    settings: &BagSettings,
-    sealing: Option<Sealing>,
-    resources: Vec<Resource>,
-    extra_tags: BTreeMap<String, Vec<u8>>,
-    expected: &[Vec<Option<String>>],
-) -> Result<(W, WriteSummary)> {
     let mut zip = ZipWriter::new(out);
-    let mut summary = write_entries(&mut zip, settings, sealing, resources, extra_tags, expected)?;
+    let mut summary = write_entries(
+        &mut zip,
+        settings,
+        SealingSummary::Given(sealing),
+        &mut Held::new(resources),
+        extra_tags,
+    )?;
     let (out, bytes) = zip.finish_counted().ctx("bundle output")?;
     summary.bytes = bytes;
     Ok((out, summary))
 }
 
 /// Writes every entry of the bundle into `zip` (§3.6 order), leaving the central directory to
-/// the caller. A part with an `expected` digest is listed under it without being hashed here.
+/// the caller. A part whose digest `src` knows is listed under it without being hashed here.
+/// What it keeps of the resources ([`Plan`]) is dropped when it returns, before the caller's
+/// final verification reads the bundle.
 fn write_entries<W: Write>(
     zip: &mut ZipWriter<W>,
     settings: &BagSettings,
-    sealing: Option<Sealing>,
-    resources: Vec<Resource>,
+    sealing: SealingSummary,
+    src: &mut dyn Resources,
     extra_tags: BTreeMap<String, Vec<u8>>,
-    expected: &[Vec<Option<String>>],
 ) -> Result<WriteSummary> {
     settings.check()?;
     for name in extra_tags.keys() {
@@ -343,130 +664,170 @@ fn write_entries<W: Write>(
             return Err(staging(format!("tag file name {name:?} is not allowed")));
         }
     }
-    if sealing.is_none() && resources.iter().flat_map(|r| &r.parts).any(|p| p.sealed) {
+    let mut plan = Plan::read(src)?;
+    let sealing = match sealing {
+        SealingSummary::Given(s) => s,
+        SealingSummary::IfSealed(s) => s.filter(|_| plan.any_sealed),
+    };
+    if sealing.is_none() && plan.any_sealed {
         return Err(staging("sealed parts need the recipients' sealing summary"));
     }
-    // Borrowed: a copy of every path was memory per record for the length of this step.
-    let paths: Vec<Vec<&LogicalPath>> = resources
+    let order = plan.order();
+    let by_path = plan.by_path()?;
+    let files: Vec<u32> = by_path
         .iter()
-        .map(|r| r.parts.iter().map(|p| &p.path).collect())
+        .copied()
+        .filter(|&p| plan.parts[p as usize].state != PartState::Dir)
         .collect();
-    let stored = plan_paths(&paths)?;
-    drop(paths);
-    let mut sizes_of: Vec<Vec<u64>> = Vec::with_capacity(resources.len());
-    let mut contents: Vec<Vec<Option<Content>>> = Vec::with_capacity(resources.len());
-    let mut records = Vec::with_capacity(resources.len());
-    let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
-    for (ri, mut r) in resources.into_iter().enumerate() {
-        let mut sz = Vec::new();
-        for (pi, p) in r.parts.iter().enumerate() {
-            let n = content_len(&p.content)?;
-            if !matches!(p.content, Content::Dir) {
-                sizes.insert(stored[ri][pi].clone(), n);
-            }
-            sz.push(n);
-        }
-        records.push(record_for(
-            &mut r,
-            stored[ri].clone(),
-            sz.first().copied().unwrap_or(0),
-        ));
-        contents.push(r.parts.drain(..).map(|p| Some(p.content)).collect());
-        sizes_of.push(sz);
-    }
-    let bag = settings.bag_name.clone();
-    // One inventory, its records' digests filled in once the payload is written: a copy of
-    // every record per step cost more memory than anything else at the end of a large export.
-    let mut inv = settings.inventory(sealing, records);
-    let fixed = fixed_tags(&inv, &sizes, &extra_tags);
-
-    let mut slots: BTreeMap<String, Slot> = BTreeMap::new();
-    for d in directory_entries(&bag, stored.iter().flatten().map(String::as_str)) {
-        slots.insert(d, Slot::Dir);
-    }
-    let tag_names: Vec<String> = fixed
-        .keys()
-        .cloned()
-        .chain(
-            [
-                super::inventory::INVENTORY_FILE,
-                super::bagit::MANIFEST_FILE,
-                super::bagit::TAG_MANIFEST_FILE,
-            ]
+    let mut others: BTreeMap<String, Slot> = directory_entries(
+        by_path
             .iter()
-            .map(|s| s.to_string()),
-        )
-        .collect();
-    for name in tag_names {
-        slots.insert(format!("{bag}/{name}"), Slot::Tag(name));
+            .map(|&p| plan.str(plan.parts[p as usize].stored)),
+    )
+    .into_iter()
+    .map(|d| (d, Slot::Dir))
+    .collect();
+    drop(by_path);
+    let mut streamed = Some(std::mem::take(&mut plan.streamed));
+    let payload_bytes: u64 = files.iter().map(|&p| plan.parts[p as usize].size).sum();
+    let bag = settings.bag_name.clone();
+    // The inventory's top-level fields; its records are rendered from the plan.
+    let head = settings.inventory(sealing, Vec::new());
+    let fixed = small_fixed_tags(&head, payload_bytes, files.len() as u64, &extra_tags);
+    drop(extra_tags);
+    let overview = MeasuredFile::of(CHUNK, |w| {
+        write_overview(w, &head, || order.iter().map(|&r| plan.view(r as usize)))
+    })
+    .ctx(OVERVIEW_FILE)?;
+    for name in fixed.keys().map(String::as_str).chain([
+        OVERVIEW_FILE,
+        INVENTORY_FILE,
+        MANIFEST_FILE,
+        TAG_MANIFEST_FILE,
+    ]) {
+        others.insert(name.to_string(), Slot::Tag(name.to_string()));
     }
-    for (ri, parts) in stored.iter().enumerate() {
-        for (pi, s) in parts.iter().enumerate() {
-            if !s.ends_with('/') {
-                slots.insert(format!("{bag}/{s}"), Slot::Payload(ri, pi));
-            }
-        }
-    }
+    let entries = (others.len() + files.len()) as u64;
 
-    // Keyed by the stored paths borrowed from `stored`, not copies of them.
-    let mut digests: BTreeMap<&str, String> = BTreeMap::new();
-    let mut post: Option<(BTreeMap<String, Vec<u8>>, InventoryFile)> = None;
-    let payload_total = sizes.len();
-    let entries = slots.len() as u64;
-    for (name, slot) in slots {
-        match slot {
-            Slot::Dir => zip.add_dir(&name).ctx(format!("entry {name}"))?,
-            Slot::Tag(tag) => {
-                if let Some(b) = fixed.get(&tag) {
-                    zip.add_bytes(&name, b).ctx(format!("entry {name}"))?;
-                    continue;
+    // Tag files written after the payload, once its digests are known: the inventory's and
+    // the manifest's measures, and the tag manifest.
+    struct Post {
+        inventory: MeasuredFile,
+        manifest: MeasuredFile,
+        tag_manifest: Option<Vec<u8>>,
+        filled: BTreeMap<(String, String), String>,
+    }
+    let mut post: Option<Post> = None;
+    let mut written = 0usize;
+    let mut others = others.into_iter().peekable();
+    loop {
+        // The next entry in name order (§3.6): a folder or tag file, or a payload file.
+        let payload_first = match (others.peek(), files.get(written)) {
+            (None, None) => break,
+            (Some(_), None) => false,
+            (None, Some(_)) => true,
+            (Some((rel, _)), Some(&p)) => plan.str(plan.parts[p as usize].stored) < rel.as_str(),
+        };
+        if payload_first {
+            let part = files[written] as usize;
+            let stored = plan.str(plan.parts[part].stored);
+            let name = format!("{bag}/{stored}");
+            let row = plan.row_of(part);
+            let content = src.content(row, part - plan.rows[row].first_part as usize)?;
+            let (sample, rest) = open_content(content)?;
+            let known = plan.hex(part);
+            let hex = write_file_entry(
+                zip,
+                &name,
+                plan.parts[part].size,
+                sample,
+                rest,
+                known.as_deref(),
+            )?;
+            let p = &mut plan.parts[part];
+            if p.state == PartState::Pending {
+                hex::decode_to_slice(&hex, &mut p.sha256)
+                    .map_err(|_| staging(format!("{name}: digest {hex:?} is not hex")))?;
+                p.state = PartState::Written;
+            }
+            written += 1;
+            continue;
+        }
+        let (rel, slot) = others.next().expect("peeked");
+        let name = format!("{bag}/{rel}");
+        let tag = match slot {
+            Slot::Dir => {
+                zip.add_dir(&name).ctx(format!("entry {name}"))?;
+                continue;
+            }
+            Slot::Tag(tag) => tag,
+        };
+        if let Some(b) = fixed.get(&tag) {
+            zip.add_bytes(&name, b).ctx(format!("entry {name}"))?;
+            continue;
+        }
+        if tag == OVERVIEW_FILE {
+            write_rendered_entry(zip, &name, &overview, |w| {
+                write_overview(w, &head, || order.iter().map(|&r| plan.view(r as usize)))
+            })?;
+            continue;
+        }
+        if written != files.len() {
+            return Err(staging(format!(
+                "tag file {tag} sorts before the payload it describes"
+            )));
+        }
+        if post.is_none() {
+            // Versions whose artifacts were streamed learn their manifest digest only now
+            // (§11, streamed files).
+            let streamed = streamed.take().unwrap_or_default();
+            let filled = if streamed.is_empty() {
+                BTreeMap::new()
+            } else {
+                let mut position = vec![0u32; plan.rows.len()];
+                for (i, &r) in order.iter().enumerate() {
+                    position[r as usize] = i as u32;
                 }
-                if digests.len() != payload_total {
-                    return Err(staging(format!(
-                        "tag file {tag} sorts before the payload it describes"
-                    )));
-                }
-                let (post, inventory) = post.get_or_insert_with(|| {
-                    for r in &mut inv.records {
-                        r.sha256 = r
-                            .stored
-                            .first()
-                            .and_then(|p| digests.get(p.as_str()).cloned());
-                    }
-                    // Versions whose artifacts were streamed learn their manifest digest only
-                    // now (§11, streamed files).
-                    crate::kinds::model::format::fill_streamed_digests(&mut inv.records);
-                    let file = InventoryFile::measure(&inv, CHUNK);
-                    (
-                        digest_tags_beside(
-                            digests.iter().map(|(p, h)| (*p, h.as_str())),
-                            &fixed,
-                            &file.sha256,
-                        ),
-                        file,
-                    )
-                });
-                if tag == super::inventory::INVENTORY_FILE {
-                    // Rendered a second time straight into the zip, not held: see
-                    // [`InventoryFile`].
-                    write_inventory_entry(zip, &name, &inv, inventory)?;
-                    continue;
-                }
-                // Taken, not copied.
+                let primary = |row: usize| {
+                    let p = plan.part_range(row).next();
+                    p.and_then(|p| plan.hex(p)).unwrap_or_default()
+                };
+                streamed.digests(primary, |row| position[row] as usize)
+            };
+            let inventory = MeasuredFile::of(CHUNK, |w| {
+                render_inventory(w, &head, &plan, &order, &mut *src, &filled)
+            })
+            .ctx(INVENTORY_FILE)?;
+            let manifest = MeasuredFile::of(CHUNK, |w| render_manifest(w, &plan, &files))
+                .ctx(MANIFEST_FILE)?;
+            post = Some(Post {
+                tag_manifest: Some(tag_manifest(
+                    &fixed,
+                    &[
+                        (OVERVIEW_FILE, &overview.sha256),
+                        (INVENTORY_FILE, &inventory.sha256),
+                        (MANIFEST_FILE, &manifest.sha256),
+                    ],
+                )),
+                inventory,
+                manifest,
+                filled,
+            });
+        }
+        let post = post.as_mut().expect("filled above");
+        match tag.as_str() {
+            INVENTORY_FILE => write_rendered_entry(zip, &name, &post.inventory, |w| {
+                render_inventory(w, &head, &plan, &order, &mut *src, &post.filled)
+            })?,
+            MANIFEST_FILE => write_rendered_entry(zip, &name, &post.manifest, |w| {
+                render_manifest(w, &plan, &files)
+            })?,
+            _ => {
                 let bytes = post
-                    .remove(&tag)
+                    .tag_manifest
+                    .take()
                     .ok_or_else(|| staging(format!("tag file {tag} is listed twice")))?;
                 zip.add_bytes(&name, &bytes).ctx(format!("entry {name}"))?;
-            }
-            Slot::Payload(ri, pi) => {
-                let content = contents[ri][pi].take().expect("each part is written once");
-                let (sample, rest) = open_content(content)?;
-                let known = expected
-                    .get(ri)
-                    .and_then(|e| e.get(pi))
-                    .and_then(Option::as_deref);
-                let hex = write_file_entry(zip, &name, sizes_of[ri][pi], sample, rest, known)?;
-                digests.insert(stored[ri][pi].as_str(), hex);
             }
         }
     }
@@ -474,11 +835,42 @@ fn write_entries<W: Write>(
         bag,
         bundle_id: settings.bundle_id.clone(),
         entries,
-        records: inv.records.len() as u64,
-        payload_files: payload_total as u64,
-        payload_bytes: sizes.values().sum(),
+        records: plan.rows.len() as u64,
+        payload_files: written as u64,
+        payload_bytes,
         bytes: zip.position(),
     })
+}
+
+/// Renders `dbxport.json` (§5): `head`'s top-level fields, then each record in `order`, its
+/// `meta` asked of `src` as it comes (and a streamed version's artifact digest filled in).
+fn render_inventory(
+    w: &mut dyn Write,
+    head: &Inventory,
+    plan: &Plan,
+    order: &[u32],
+    src: &mut dyn Resources,
+    filled: &BTreeMap<(String, String), String>,
+) -> std::io::Result<()> {
+    let records = order.iter().map(|&r| {
+        let r = r as usize;
+        let mut meta = src.meta(r)?.into_owned();
+        StreamedVersions::fill(plan.rows[r].kind, &mut meta, filled);
+        Ok(plan.record(r, meta))
+    });
+    head.write_records_to(w, order.len(), records)
+}
+
+/// Renders `manifest-sha256.txt` (§4.3) for the payload files `files`, sorted by stored path.
+fn render_manifest(w: &mut dyn Write, plan: &Plan, files: &[u32]) -> std::io::Result<()> {
+    let mut hex = [0u8; 64];
+    for &p in files {
+        let part = &plan.parts[p as usize];
+        hex::encode_to_slice(part.sha256, &mut hex).expect("64 digits for 32 bytes");
+        let hex = std::str::from_utf8(&hex).expect("hex is ASCII");
+        write_manifest(&mut *w, [(plan.str(part.stored), hex)])?;
+    }
+    Ok(())
 }
 
 /// Writes a bundle file the way every command does (§11): [`write_bundle`] streamed to a
@@ -493,33 +885,31 @@ pub fn write_bundle_file(
     envelope: Option<&Sealer>,
     replace: bool,
 ) -> std::result::Result<WriteSummary, Problems> {
-    write_bundle_file_expecting(
+    write_bundle_file_from(
         path,
         settings,
-        sealing,
-        resources,
+        SealingSummary::Given(sealing),
+        Held::new(resources),
         extra_tags,
-        &[],
         envelope,
         replace,
     )
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn write_bundle_file_expecting(
+/// [`write_bundle_file`] with the resources from `src`, which is dropped (with the writer's
+/// plan) once the bundle is written, before it is verified.
+pub(crate) fn write_bundle_file_from(
     path: &Path,
     settings: &BagSettings,
-    sealing: Option<Sealing>,
-    resources: Vec<Resource>,
+    sealing: SealingSummary,
+    src: impl Resources,
     extra_tags: BTreeMap<String, Vec<u8>>,
-    expected: &[Vec<Option<String>>],
     envelope: Option<&Sealer>,
     replace: bool,
 ) -> std::result::Result<WriteSummary, Problems> {
-    let (mut summary, bytes) = write_verified(path, envelope, replace, |zip| {
-        Ok(write_entries(
-            zip, settings, sealing, resources, extra_tags, expected,
-        )?)
+    let (mut summary, bytes) = write_verified(path, envelope, replace, move |zip| {
+        let mut src = src;
+        Ok(write_entries(zip, settings, sealing, &mut src, extra_tags)?)
     })?;
     summary.bytes = bytes;
     Ok(summary)

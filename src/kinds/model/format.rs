@@ -439,54 +439,110 @@ pub(crate) fn check_artifact<'a>(r: &'a Record, ctx: &mut RecordContext<'a>, out
         .push((path, entry.0, entry.1));
 }
 
-/// Fills `meta.artifacts_sha256` of each version record that holds JSON `null` there — a
-/// version whose artifacts were streamed into the bundle (§11, streamed files), whose digests the writer has
-/// just computed — from its artifact records, by the same §6.5 manifest [`check_artifact`]
-/// gathers for the reader's check: a stored copy's digest, or a duplicate's `meta.sha256`.
-pub(crate) fn fill_streamed_digests(records: &mut [Record]) {
-    let pending: std::collections::BTreeSet<(String, String)> = records
-        .iter()
-        .filter(|r| r.kind == Kind::ModelVersion)
-        .filter(|r| r.meta.get("artifacts_sha256") == Some(&Value::Null))
-        .filter_map(|r| Some((r.meta_str("model")?.into(), r.meta_str("version")?.into())))
-        .collect();
-    if pending.is_empty() {
-        return;
-    }
-    let mut manifests: std::collections::BTreeMap<(String, String), Vec<(String, String)>> =
-        std::collections::BTreeMap::new();
-    for r in records.iter().filter(|r| r.kind == Kind::ModelArtifact) {
-        let (Some(model), Some(version), Some(path)) = (
-            r.meta_str("model"),
-            r.meta_str("version"),
-            r.meta_str("path"),
-        ) else {
-            continue;
-        };
-        let key = (model.to_string(), version.to_string());
-        if !pending.contains(&key) {
-            continue;
+/// The model versions of a bundle being written whose `meta.artifacts_sha256` is JSON `null`
+/// — versions whose artifacts were streamed into the bundle (§11, streamed files), whose
+/// digests the writer computes as it writes them — and the artifact records that give it.
+/// The writer shows it every record as it plans them ([`StreamedVersions::see`]), and once the
+/// payload is written asks for the digests ([`StreamedVersions::digests`]), each by the same
+/// §6.5 manifest [`check_artifact`] gathers for the reader's check: a stored copy's digest, or
+/// a duplicate's `meta.sha256`.
+#[derive(Default)]
+pub(crate) struct StreamedVersions {
+    /// (model, version) of each version waiting for its digest.
+    pending: std::collections::BTreeSet<(String, String)>,
+    /// Every artifact record seen.
+    artifacts: Vec<SeenArtifact>,
+}
+
+/// An artifact record as [`StreamedVersions`] keeps it: its version (model, version), its
+/// path, the number the writer gave its record, and its listed digest (`meta.sha256`) when it
+/// has no stored copy, whose digest is not known until it is written.
+type SeenArtifact = ((String, String), String, usize, Option<String>);
+
+impl StreamedVersions {
+    /// Notes record number `row` (the writer's own numbering), of `kind` with `meta`; `stored`
+    /// says whether its primary stored path is a file (whose digest is the record's).
+    pub(crate) fn see(&mut self, row: usize, kind: Kind, meta: &Value, stored: bool) {
+        let text = |k: &str| meta.get(k).and_then(Value::as_str);
+        match kind {
+            Kind::ModelVersion if meta.get("artifacts_sha256") == Some(&Value::Null) => {
+                if let (Some(model), Some(version)) = (text("model"), text("version")) {
+                    self.pending.insert((model.into(), version.into()));
+                }
+            }
+            Kind::ModelArtifact => {
+                let (Some(model), Some(version), Some(path)) =
+                    (text("model"), text("version"), text("path"))
+                else {
+                    return;
+                };
+                let listed = (!stored).then(|| text("sha256").unwrap_or_default().to_string());
+                self.artifacts
+                    .push(((model.into(), version.into()), path.into(), row, listed));
+            }
+            _ => {}
         }
-        let sha = match &r.sha256 {
-            Some(s) if !r.stored.is_empty() => s.clone(),
-            _ => r.meta_str("sha256").unwrap_or_default().to_string(),
-        };
+    }
+
+    /// Forgets the artifacts of versions that wait for nothing: usually all of them.
+    pub(crate) fn shrink(&mut self) {
+        let pending = &self.pending;
+        self.artifacts.retain(|(key, ..)| pending.contains(key));
+        self.artifacts.shrink_to_fit();
+    }
+
+    /// True when no version waits for its digest.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// The digest of every waiting version, keyed by (model, version), once the payload is
+    /// written: `digest(row)` gives a stored copy's digest, and `position(row)` its record's
+    /// place in the inventory (the order in which a version's lines are gathered).
+    pub(crate) fn digests(
+        self,
+        digest: impl Fn(usize) -> String,
+        position: impl Fn(usize) -> usize,
+    ) -> std::collections::BTreeMap<(String, String), String> {
+        let StreamedVersions {
+            pending,
+            mut artifacts,
+        } = self;
+        // In inventory order, as the reader gathers them (a version's lines are then sorted by
+        // path, ties kept in this order).
+        artifacts.sort_by_key(|(_, _, row, _)| position(*row));
+        let mut manifests: std::collections::BTreeMap<(String, String), Vec<(String, String)>> =
+            pending.into_iter().map(|k| (k, Vec::new())).collect();
+        for (key, path, row, listed) in artifacts {
+            if let Some(lines) = manifests.get_mut(&key) {
+                lines.push((path, listed.unwrap_or_else(|| digest(row))));
+            }
+        }
         manifests
-            .entry(key)
-            .or_default()
-            .push((path.to_string(), sha));
+            .into_iter()
+            .map(|(key, files)| {
+                let digest = artifacts_digest(files.iter().map(|(p, s)| (p.as_str(), s.as_str())));
+                (key, digest)
+            })
+            .collect()
     }
-    for r in records.iter_mut().filter(|r| r.kind == Kind::ModelVersion) {
-        if r.meta.get("artifacts_sha256") != Some(&Value::Null) {
-            continue;
+
+    /// Fills `meta.artifacts_sha256` of a version record from `digests`, if it waits for one.
+    pub(crate) fn fill(
+        kind: Kind,
+        meta: &mut Value,
+        digests: &std::collections::BTreeMap<(String, String), String>,
+    ) {
+        if kind != Kind::ModelVersion || meta.get("artifacts_sha256") != Some(&Value::Null) {
+            return;
         }
-        let key = (
-            r.meta_str("model").unwrap_or_default().to_string(),
-            r.meta_str("version").unwrap_or_default().to_string(),
-        );
-        let files = manifests.remove(&key).unwrap_or_default();
-        let digest = artifacts_digest(files.iter().map(|(p, s)| (p.as_str(), s.as_str())));
-        if let Some(m) = r.meta.as_object_mut() {
+        let text = |k: &str| meta.get(k).and_then(Value::as_str).unwrap_or_default();
+        let key = (text("model").to_string(), text("version").to_string());
+        let digest = digests
+            .get(&key)
+            .cloned()
+            .unwrap_or_else(|| artifacts_digest(std::iter::empty()));
+        if let Some(m) = meta.as_object_mut() {
             m.insert("artifacts_sha256".into(), Value::String(digest));
         }
     }
