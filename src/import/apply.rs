@@ -108,8 +108,8 @@ pub async fn import(
         .clone()
         .unwrap_or_else(|| ledger::journal_path(source.path(), client.host()));
     let header = ledger::header(&source.bundle_id, client.host());
-    let journal = ledger::open(&journal_path, &header, apply_options.resume)?;
-    let knowledge = Knowledge::from_journal(&journal);
+    let mut journal = ledger::open(&journal_path, &header, apply_options.resume)?;
+    let knowledge = Knowledge::from_journal(&mut journal);
     let opts_now = run_options(source, options);
     if apply_options.resume && knowledge.interrupted() {
         if let Some(rec) = knowledge.options() {

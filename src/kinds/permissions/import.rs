@@ -283,7 +283,8 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
             }
         };
         item.target = target_label.clone();
-        let desired = desired_acl(&sp.permissions, rt, &target_label, p.mapper, me.as_ref());
+        let permissions = p.src().permissions_of(sp)?;
+        let desired = desired_acl(&permissions, rt, &target_label, p.mapper, me.as_ref());
         item.notes.extend(desired.notes.clone());
         if !desired.unmapped.is_empty() {
             p.items.push(item.set(
@@ -543,15 +544,19 @@ async fn resolve(run: &Run<'_>, object: &AclObject) -> Result<(String, String), 
     }
 }
 
-/// Reads a permissions record: its typed meta (§6.4) and the stored permissions answer.
+/// Reads a permissions record's typed meta (§6.4); the stored permissions answer is read when
+/// the record is planned ([`SourceBundle::permissions_of`]). The permissions of registered
+/// models are kept whole for the models stage too.
 fn load(
     source: &mut SourceBundle,
     r: &Record,
-    payload: Option<Vec<u8>>,
+    _payload: Option<Vec<u8>>,
 ) -> Result<(), ImportError> {
-    use super::format::{ObjectId, PermissionsFile, PermissionsMeta};
+    use super::format::{ObjectId, PermissionsMeta};
     let m: PermissionsMeta = source.typed_meta(r)?;
-    let permissions = source.payload::<PermissionsFile>(r, &payload)?;
+    if m.request_object_type == "registered-models" {
+        source.models.push(r.clone());
+    }
     source
         .permissions
         .push(crate::import::source::SrcPermissions {
@@ -561,7 +566,7 @@ fn load(
                 ObjectId::Number(n) => n.to_string(),
             },
             object_name: m.object_name,
-            permissions,
+            stored: r.stored.first().cloned(),
         });
     Ok(())
 }
