@@ -293,11 +293,13 @@ impl SourceBundle {
     pub fn open(path: &Path, opener: Option<&Opener>) -> Result<SourceBundle, ImportError> {
         // Verified with the records kept lean, as `verify` keeps them; what import needs of
         // each record is read below as the inventory streams a second time (issue #15).
-        let (bundle, _) = crate::bundle::verify::open_verified_lean(path, opener, &mut |_, _| {})
-            .map_err(|problems| ImportError::Bundle {
-            path: path.display().to_string(),
-            problems,
-        })?;
+        let (mut bundle, _) =
+            crate::bundle::verify::open_verified_lean(path, opener, &mut |_, _| {}).map_err(
+                |problems| ImportError::Bundle {
+                    path: path.display().to_string(),
+                    problems,
+                },
+            )?;
         let sealed_verified = AtomicBool::new(opener.is_some_and(|o| !o.is_empty()));
         let inv = bundle.inventory();
         let (bundle_id, source_host, source_workspace_id, unknown) = (
@@ -306,6 +308,8 @@ impl SourceBundle {
             inv.source.workspace_id.clone(),
             inv.opaque.clone(),
         );
+        // What import needs of each record is read below; nothing reads the summaries.
+        bundle.forget_summaries();
         let shared = Arc::new(Mutex::new(bundle));
         let mut s = SourceBundle {
             path: path.to_path_buf(),
@@ -408,6 +412,27 @@ impl SourceBundle {
             None => None,
         };
         parse_payload::<PermissionsFile>(&what, p.stored.as_deref(), &bytes)
+    }
+
+    /// How many records were read (a bound on the items of a plan).
+    pub fn record_count(&self) -> usize {
+        let r = &self.references;
+        self.directories.len()
+            + self.objects.len()
+            + self.repos.len()
+            + self.scopes.len()
+            + self.secrets.len()
+            + self.jobs.len()
+            + self.permissions.len()
+            + self.hive_grants.len()
+            + self.uc_grants.len()
+            + self.models.len()
+            + r.clusters.len()
+            + r.pools.len()
+            + r.policies.len()
+            + r.warehouses.len()
+            + r.mounts.len()
+            + r.principals.len()
     }
 
     /// The bundle file.

@@ -82,7 +82,9 @@ fn workspace(notebooks: usize) -> (Vec<Resource>, usize) {
     (out, notebooks + folders)
 }
 
-fn write(dir: &Path, notebooks: usize) -> (std::path::PathBuf, usize) {
+/// Writes the bundle of [`workspace`]`(notebooks)` into `dir`; returns its path and the number
+/// of workspace objects. `import_scale` imports the same bundles.
+pub(crate) fn write(dir: &Path, notebooks: usize) -> (std::path::PathBuf, usize) {
     let (resources, objects) = workspace(notebooks);
     let settings = BagSettings {
         bag_name: format!("dbxport-scale-{notebooks}"),
@@ -112,6 +114,11 @@ fn write(dir: &Path, notebooks: usize) -> (std::path::PathBuf, usize) {
 /// process's peak RSS across exec, so a child of this large test process would report this
 /// process's peak) and returns its peak RSS in KiB; the command must succeed.
 fn peak_kib(args: &[&std::ffi::OsStr]) -> i64 {
+    peak_kib_with(None, args)
+}
+
+/// [`peak_kib`] with `env` as the child's whole environment (but `PATH`), when given.
+pub(crate) fn peak_kib_with(env: Option<&[(&str, &str)]>, args: &[&std::ffi::OsStr]) -> i64 {
     const PEAK: &str = r#"
 import resource, subprocess, sys
 p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -119,7 +126,13 @@ if p.returncode != 0:
     sys.stderr.write(p.stderr.decode(errors="replace"))
 print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 "#;
-    let out = Command::new("python3")
+    let mut cmd = Command::new("python3");
+    if let Some(env) = env {
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(env.iter().copied());
+    }
+    let out = cmd
         .args([
             "-c".as_ref(),
             PEAK.as_ref(),

@@ -51,7 +51,9 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
     for o in &p.src().objects {
         by_id.insert(o.object_id.to_string(), o.path.clone());
     }
-    let mut pending: Vec<Pending> = Vec::new();
+    // At most one per record, reserved at once: grown by doubling, up to half of a vector
+    // of every object's item would be spare (issue #15).
+    let mut pending: Vec<Pending> = Vec::with_capacity(p.src().permissions.len());
     for sp in &p.src().permissions {
         let rt = sp.request_object_type.as_str();
         let mut item = PlanItem::new(
