@@ -272,6 +272,24 @@ impl Journal {
     /// that finish many steps at once; durable on return. A crash mid-write leaves a prefix of
     /// the lines (and at most one torn line, which a reopen ignores).
     pub fn record_batch(&mut self, steps: &[(String, Value)]) -> Result<(), JournalError> {
+        self.write_batch(steps)?;
+        for (key, data) in steps {
+            self.done.insert(key.clone(), data.clone());
+        }
+        Ok(())
+    }
+
+    /// Like [`Journal::record_batch`], keeping nothing of the steps in memory: they are in the
+    /// file for the next [`Journal::open`], but [`Journal::is_done`] does not see them in this
+    /// run. For a writer whose caller keeps what it needs itself (an import's ledger): a
+    /// copy of every key and its data cost more memory per object than the import's plan
+    /// (issue #15).
+    pub fn record_batch_unkept(&mut self, steps: &[(String, Value)]) -> Result<(), JournalError> {
+        self.write_batch(steps)
+    }
+
+    /// Writes `steps` with one write and one sync.
+    fn write_batch(&mut self, steps: &[(String, Value)]) -> Result<(), JournalError> {
         if steps.is_empty() {
             return Ok(());
         }
@@ -289,11 +307,13 @@ impl Journal {
             source,
         };
         self.file.write_all(text.as_bytes()).map_err(io)?;
-        self.file.sync_data().map_err(io)?;
-        for (key, data) in steps {
-            self.done.insert(key.clone(), data.clone());
-        }
-        Ok(())
+        self.file.sync_data().map_err(io)
+    }
+
+    /// Takes every finished step out of the journal (which then holds none in memory; the
+    /// file is unchanged), for a caller that keeps what it needs of them itself.
+    pub fn take_entries(&mut self) -> BTreeMap<String, Value> {
+        std::mem::take(&mut self.done)
     }
 
     /// Number of finished steps.

@@ -650,6 +650,19 @@ impl Inventory {
         Inventory::parse(r, stream::Keep::Lean(problems, Some(shared)))
     }
 
+    /// Streams the records of an inventory that has already passed its checks (a command
+    /// opened the bundle lean, [`super::Bundle::open_lean`]), handing each record of a known
+    /// kind whole — `meta` included — to `visit` as it is parsed, and keeping none: `import`
+    /// reads what it needs of each record this way, in memory that does not grow with the
+    /// records (issue #15). The other fields are returned, with no records. The schema rules
+    /// are applied as by [`Inventory::from_reader`], but for the rules of records that depend
+    /// on the format's minor version, which the lean parse already applied.
+    pub fn for_each_record<R: Read>(r: R, visit: &mut dyn FnMut(Record)) -> Result<Inventory> {
+        let cell = std::cell::RefCell::new(visit);
+        let each = |record: Record| (cell.borrow_mut())(record);
+        Inventory::parse(r, stream::Keep::Visit(&each))
+    }
+
     fn parse<R: Read>(r: R, keep: stream::Keep<'_>) -> Result<Inventory> {
         let mut guard = stream::Guard::new(r);
         let budget = stream::Budget::new(InventoryLimits::SPEC);

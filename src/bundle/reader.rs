@@ -850,6 +850,16 @@ impl Bundle {
         })
     }
 
+    /// Drops the summaries of the records kept lean ([`Inventory::summaries`]) once the bundle
+    /// has been verified, for a command that reads what it needs of every record itself
+    /// (`import`, issue #15). Payloads are still read by their stored paths; the records kept
+    /// whole stay.
+    pub fn forget_summaries(&mut self) {
+        if let Some(inv) = self.inventory.as_mut() {
+            inv.summaries = Vec::new();
+        }
+    }
+
     /// True when the inventory could be parsed.
     pub fn has_inventory(&self) -> bool {
         self.inventory.is_some()

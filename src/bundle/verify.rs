@@ -108,7 +108,33 @@ pub fn open_verified(
     opener: Option<&Opener>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> std::result::Result<(Bundle, VerifyReport), Vec<BundleError>> {
-    let scan = Bundle::scan(path, opener).map_err(|e| vec![e])?;
+    open_verified_scan(path, opener, progress, false)
+}
+
+/// [`open_verified`], keeping the records lean as `verify` does ([`Bundle::scan_lean`]): for a
+/// command that reads what it needs of each record itself as the inventory streams again
+/// ([`super::inventory::Inventory::for_each_record`]) — `import`, `plan` and `diff` (issue
+/// #15). The checks and problems are the same.
+pub fn open_verified_lean(
+    path: &Path,
+    opener: Option<&Opener>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> std::result::Result<(Bundle, VerifyReport), Vec<BundleError>> {
+    open_verified_scan(path, opener, progress, true)
+}
+
+fn open_verified_scan(
+    path: &Path,
+    opener: Option<&Opener>,
+    progress: &mut dyn FnMut(u64, u64),
+    lean: bool,
+) -> std::result::Result<(Bundle, VerifyReport), Vec<BundleError>> {
+    let scan = if lean {
+        Bundle::scan_lean(path, opener)
+    } else {
+        Bundle::scan(path, opener)
+    }
+    .map_err(|e| vec![e])?;
     match finish(
         path.display().to_string(),
         scan,

@@ -236,7 +236,7 @@ async fn import(a: ImportArgs) -> anyhow::Result<u8> {
             dry_run: a.plan,
             route: route.clone(),
         };
-        let run = import_models(&bundle, registry, &opts, log, &progress).await;
+        let run = import_models(&bundle, None, registry, &opts, log, &progress).await;
         report = match (report, run) {
             (Ok(mut all), Ok(r)) => {
                 all.absorb(r);

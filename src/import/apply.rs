@@ -108,8 +108,8 @@ pub async fn import(
         .clone()
         .unwrap_or_else(|| ledger::journal_path(source.path(), client.host()));
     let header = ledger::header(&source.bundle_id, client.host());
-    let journal = ledger::open(&journal_path, &header, apply_options.resume)?;
-    let knowledge = Knowledge::from_journal(&journal);
+    let mut journal = ledger::open(&journal_path, &header, apply_options.resume)?;
+    let knowledge = Knowledge::from_journal(&mut journal);
     let opts_now = run_options(source, options);
     if apply_options.resume && knowledge.interrupted() {
         if let Some(rec) = knowledge.options() {
@@ -362,35 +362,31 @@ impl Run<'_> {
     }
 
     async fn all(&self) -> Vec<ItemOutcome> {
-        let mut out: BTreeMap<usize, ItemOutcome> = BTreeMap::new();
-        let index: BTreeMap<*const PlanItem, usize> = self
-            .plan
-            .items
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p as *const PlanItem, i))
-            .collect();
+        let items = &self.plan.items;
+        // Each item's outcome in its place (no map of every item to its place: an item's
+        // place is its offset in the plan's vector).
+        let mut out: Vec<Option<ItemOutcome>> = Vec::with_capacity(items.len());
+        out.resize_with(items.len(), || None);
+        let base = items.as_ptr() as usize;
+        let size = std::mem::size_of::<PlanItem>().max(1);
         let mut record = |item: &PlanItem, r: StepResult| {
-            let i = index[&(item as *const PlanItem)];
+            let i = (item as *const PlanItem as usize - base) / size;
             let (outcome, reasons) = match r {
                 Ok(o) => (o, item.reasons.clone()),
                 Err(e) => (Outcome::Failed, vec![e]),
             };
-            out.insert(
-                i,
-                ItemOutcome {
-                    kind: item.kind,
-                    source: item.source.clone(),
-                    target: item.target.clone(),
-                    outcome,
-                    reasons: if outcome == Outcome::Created {
-                        Vec::new()
-                    } else {
-                        reasons
-                    },
-                    notes: item.notes.clone(),
+            out[i] = Some(ItemOutcome {
+                kind: item.kind,
+                source: item.source.clone(),
+                target: item.target.clone(),
+                outcome,
+                reasons: if outcome == Outcome::Created {
+                    Vec::new()
+                } else {
+                    reasons
                 },
-            );
+                notes: item.notes.clone(),
+            });
         };
         for stage in super::unit::APPLY_STAGES {
             let lanes = stage.iter().map(|lane| async move {
@@ -409,11 +405,12 @@ impl Run<'_> {
             }
         }
         // Everything that needed no request, and what was not reached.
-        for (i, item) in self.plan.items.iter().enumerate() {
-            out.entry(i)
-                .or_insert_with(|| outcome_of_unrun(item, "interrupted; run again with --resume"));
-        }
-        out.into_values().collect()
+        out.into_iter()
+            .zip(items)
+            .map(|(o, item)| {
+                o.unwrap_or_else(|| outcome_of_unrun(item, "interrupted; run again with --resume"))
+            })
+            .collect()
     }
 
     /// Runs `f` for every item with a step, concurrently, recording finished steps.

@@ -109,7 +109,13 @@ pub mod keys {
 #[derive(Debug, Clone, Default)]
 pub struct Knowledge {
     entries: BTreeMap<String, Value>,
+    /// True when the journal held any step, kept or not.
+    any: bool,
 }
+
+/// Journal keys of steps nothing reads back (one per workspace object or ACL): see
+/// [`Knowledge::from_journal`].
+const PER_OBJECT: &[&str] = &["dir:", "notebook:", "file:", "permissions:"];
 
 impl Knowledge {
     /// Reads the journal at `path` if it exists and belongs to `header`; otherwise nothing is
@@ -128,24 +134,31 @@ impl Knowledge {
             _ => return Knowledge::default(),
         }
         let mut entries = BTreeMap::new();
+        let mut any = false;
         for l in lines {
             if let Ok(v) = serde_json::from_str::<Value>(l) {
                 if let Some(k) = v.get("key").and_then(Value::as_str) {
+                    any = true;
+                    if PER_OBJECT.iter().any(|p| k.starts_with(p)) {
+                        continue;
+                    }
                     entries.insert(k.to_string(), v.get("data").cloned().unwrap_or(Value::Null));
                 }
             }
         }
-        Knowledge { entries }
+        Knowledge { entries, any }
     }
 
-    /// Knowledge taken from an open journal.
-    pub fn from_journal(j: &Journal) -> Knowledge {
-        Knowledge {
-            entries: j
-                .entries()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-        }
+    /// Knowledge taken out of an open journal (which keeps none of it in memory afterwards).
+    /// Only what a run reads back is kept: the run, secret values and the models stage's
+    /// steps; the lines of workspace objects and permissions, one per object, are in the file
+    /// only (whatever they say, the target is compared) — and [`Knowledge::is_empty`] still
+    /// tells whether the journal held any step.
+    pub fn from_journal(j: &mut Journal) -> Knowledge {
+        let mut entries = j.take_entries();
+        let any = !entries.is_empty();
+        entries.retain(|k, _| !PER_OBJECT.iter().any(|p| k.starts_with(p)));
+        Knowledge { entries, any }
     }
 
     /// The data of a finished step.
@@ -163,9 +176,9 @@ impl Knowledge {
         self.get(key)?.get(field)?.as_str()
     }
 
-    /// True when nothing is known.
+    /// True when the journal held no step.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        !self.any
     }
 
     /// True when a run was recorded and did not finish.
@@ -225,7 +238,9 @@ impl Ledger {
                     let r = if failed.is_some() {
                         Err("an earlier journal write failed".to_string())
                     } else {
-                        journal.record_batch(&lines).map_err(|e| {
+                        // Nothing reads the steps back from this journal during the run
+                        // (planning read them before, as [`Knowledge`]).
+                        journal.record_batch_unkept(&lines).map_err(|e| {
                             let text = e.to_string();
                             failed = Some(e);
                             text
@@ -329,6 +344,7 @@ mod tests {
             let l = Ledger::start(j);
             l.record(keys::RUN.into(), json!({"finished": false}));
             l.record("notebook:/a".into(), json!({"sha256": "x"}));
+            l.record("secret:s/k".into(), json!({"sealed_sha256": "y"}));
             l.finish().unwrap();
         }
         assert!(Knowledge::load(&p, &h).interrupted());
@@ -341,7 +357,8 @@ mod tests {
             j.record(keys::RUN, &json!({"finished": true})).unwrap();
         }
         let k = Knowledge::load(&p, &h);
-        assert!(!k.interrupted() && k.has("notebook:/a"));
+        // What a run reads back is kept; the line of each object is in the file only.
+        assert!(!k.interrupted() && k.has("secret:s/k") && !k.has("notebook:/a"));
         assert!(open(&p, &h, false).is_ok());
         assert!(Knowledge::load(&p, &header("b2", "t")).is_empty());
     }

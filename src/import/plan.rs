@@ -359,7 +359,9 @@ pub async fn plan(input: PlanInput<'_>) -> Result<Plan, ImportError> {
     let mut p = Planner {
         input: &input,
         mapper: &mapper,
-        items: Vec::new(),
+        // Items are at most one per record: reserved at once, as a vector of every object's
+        // item grown by doubling holds up to half again as spare (issue #15).
+        items: Vec::with_capacity(source.record_count()),
         tree: Tree::default(),
         created_paths: BTreeMap::new(),
         repo_paths: BTreeMap::new(),
@@ -385,18 +387,7 @@ pub async fn plan(input: PlanInput<'_>) -> Result<Plan, ImportError> {
         tree,
         ..
     } = p;
-    items.sort_by(|a, b| {
-        (
-            crate::bundle::inventory::kind_rank(a.kind),
-            &a.target,
-            &a.source,
-        )
-            .cmp(&(
-                crate::bundle::inventory::kind_rank(b.kind),
-                &b.target,
-                &b.source,
-            ))
-    });
+    sort_items(&mut items);
     if source.source_workspace_id.is_empty() {
         notes.push(
             "the bundle does not record its source workspace id; jobs are tied to their source by host and id".into(),
@@ -430,6 +421,34 @@ pub async fn plan(input: PlanInput<'_>) -> Result<Plan, ImportError> {
         job_ids,
         tree,
     })
+}
+
+/// Sorts plan items by kind (in import order), target and source, stably. The order is sorted
+/// as indexes and then applied in place: a stable sort of the items themselves takes scratch
+/// space of up to half of them (issue #15).
+fn sort_items(items: &mut [PlanItem]) {
+    fn key(i: &PlanItem) -> (usize, &str, &str) {
+        (
+            crate::bundle::inventory::kind_rank(i.kind),
+            i.target.as_str(),
+            i.source.as_str(),
+        )
+    }
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by(|a, b| key(&items[*a]).cmp(&key(&items[*b])));
+    // Slot k takes the item now at order[k]: each cycle of the permutation is walked once.
+    for start in 0..items.len() {
+        let mut k = start;
+        loop {
+            let from = order[k];
+            order[k] = k;
+            if from == start || from == k {
+                break;
+            }
+            items.swap(k, from);
+            k = from;
+        }
+    }
 }
 
 /// What planning has learned so far, shared by every kind's [`super::unit::Unit`].

@@ -9,9 +9,10 @@
 //! only by [`SourceBundle::unseal_all`], into wiped buffers, and never leave memory.
 
 use super::ImportError;
-use crate::bundle::inventory::{OpaqueRecord, Record};
+use crate::bundle::inventory::{Inventory, OpaqueRecord, Record, INVENTORY_FILE};
 use crate::bundle::{Bundle, Opener};
 use crate::kinds::format::PayloadFile;
+use crate::kinds::permissions::format::PermissionsFile;
 use crate::kinds::reference::format::{
     ClusterFile, ClusterPolicyFile, InstancePoolFile, MountFile, WarehouseFile,
 };
@@ -36,13 +37,14 @@ pub const MAX_IMPORT_BYTES: u64 = 10 * 1024 * 1024;
 /// The largest JSON payload (job, permissions, grants) read into memory.
 const MAX_JSON_BYTES: u64 = 64 << 20;
 
-/// True for kinds whose primary stored file is JSON the importer reads whole.
+/// True for kinds whose primary stored file is JSON the importer reads whole when it opens the
+/// bundle. Permissions, one record per object, are read when they are planned
+/// ([`SourceBundle::permissions_of`]), so that they are not all in memory at once.
 fn has_json(kind: Kind) -> bool {
     matches!(
         kind,
         Kind::Repo
             | Kind::Job
-            | Kind::Permissions
             | Kind::HiveGrants
             | Kind::UcGrants
             | Kind::Cluster
@@ -129,8 +131,8 @@ pub struct SrcPermissions {
     pub object_id: String,
     /// Workspace path, job name or model name, when the export recorded it.
     pub object_name: Option<String>,
-    /// The permissions as exported.
-    pub permissions: ObjectPermissions,
+    /// Stored path of the permissions as exported, read by [`SourceBundle::permissions_of`].
+    pub stored: Option<String>,
 }
 
 /// The legacy Hive metastore grants on one object.
@@ -200,7 +202,8 @@ pub struct SourceBundle {
     pub hive_grants: Vec<SrcHiveGrants>,
     /// Unity Catalog grants.
     pub uc_grants: Vec<UcGrants>,
-    /// ML model records (registered models, versions, artifacts); not replayed yet.
+    /// ML model records (registered models, versions, artifacts, and the permissions of
+    /// registered models), whole, for the models stage.
     pub models: Vec<Record>,
     /// Reference-only records.
     pub references: References,
@@ -239,6 +242,42 @@ impl SecretValues {
     }
 }
 
+/// A record's primary stored file (`bytes`, read already) read as its kind's payload file
+/// type; `record` names the record in errors.
+fn parse_payload<F: PayloadFile>(
+    record: &str,
+    stored: Option<&str>,
+    bytes: &Option<Vec<u8>>,
+) -> Result<F::Wire, ImportError> {
+    let (Some(stored), Some(bytes)) = (stored, bytes) else {
+        return Err(ImportError::Record {
+            record: record.to_string(),
+            message: "has no stored file".into(),
+        });
+    };
+    serde_json::from_slice::<F>(bytes)
+        .map(PayloadFile::into_wire)
+        .map_err(|e| ImportError::Record {
+            record: record.to_string(),
+            message: format!("{stored} is not the JSON the format defines: {e}"),
+        })
+}
+
+/// Hashes what passes through it (the inventory's second reading is checked against the
+/// digest it had when the bundle was verified).
+struct Hashed<R> {
+    inner: R,
+    sha: sha2::Sha256,
+}
+
+impl<R: std::io::Read> std::io::Read for Hashed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        sha2::Digest::update(&mut self.sha, &buf[..n]);
+        Ok(n)
+    }
+}
+
 fn bundle_problem(path: &Path, e: crate::bundle::BundleError) -> ImportError {
     ImportError::Bundle {
         path: path.display().to_string(),
@@ -252,20 +291,26 @@ impl SourceBundle {
     /// refuses the bundle, naming every one. An identity is needed only for a bundle wrapped in
     /// an envelope; given later instead, [`SourceBundle::unseal_all`] runs the sealed checks.
     pub fn open(path: &Path, opener: Option<&Opener>) -> Result<SourceBundle, ImportError> {
-        let (bundle, _) = crate::bundle::verify::open_verified(path, opener, &mut |_, _| {})
-            .map_err(|problems| ImportError::Bundle {
-                path: path.display().to_string(),
-                problems,
-            })?;
+        // Verified with the records kept lean, as `verify` keeps them; what import needs of
+        // each record is read below as the inventory streams a second time (issue #15).
+        let (mut bundle, _) =
+            crate::bundle::verify::open_verified_lean(path, opener, &mut |_, _| {}).map_err(
+                |problems| ImportError::Bundle {
+                    path: path.display().to_string(),
+                    problems,
+                },
+            )?;
         let sealed_verified = AtomicBool::new(opener.is_some_and(|o| !o.is_empty()));
         let inv = bundle.inventory();
-        let (bundle_id, source_host, source_workspace_id, unknown, count) = (
+        let (bundle_id, source_host, source_workspace_id, unknown) = (
             inv.bundle_id.clone(),
             inv.source.host.clone(),
             inv.source.workspace_id.clone(),
             inv.opaque.clone(),
-            inv.records.len(),
         );
+        // What import needs of each record is read below; nothing reads the summaries.
+        bundle.forget_summaries();
+        let shared = Arc::new(Mutex::new(bundle));
         let mut s = SourceBundle {
             path: path.to_path_buf(),
             bundle_id,
@@ -283,19 +328,69 @@ impl SourceBundle {
             models: Vec::new(),
             references: References::default(),
             unknown,
-            bundle: Arc::new(Mutex::new(bundle)),
+            bundle: Arc::clone(&shared),
             sealed_verified,
         };
+        // The records stream from the inventory (checked against the digest it had when the
+        // bundle was verified); each is read into the kind's own compact form and dropped.
+        // Records whose JSON payload is read now (jobs, repos, grants, compute: few) wait
+        // until the stream is done, as the bundle cannot read two entries at once.
+        let mut deferred: Vec<Record> = Vec::new();
+        {
+            let mut b = shared.lock().unwrap_or_else(|p| p.into_inner());
+            let want = b.tag_digests().get(INVENTORY_FILE).cloned();
+            let entry = b
+                .open_raw(INVENTORY_FILE)
+                .map_err(|e| bundle_problem(path, e))?;
+            let mut hashed = Hashed {
+                inner: entry,
+                sha: sha2::Sha256::default(),
+            };
+            let mut failed: Option<ImportError> = None;
+            let parsed = Inventory::for_each_record(&mut hashed, &mut |r: Record| {
+                if failed.is_some() {
+                    return;
+                }
+                if has_json(r.kind) {
+                    deferred.push(r);
+                } else if let Err(e) = s.add_record(&r, None) {
+                    failed = Some(e);
+                }
+            });
+            let drained = std::io::copy(&mut hashed, &mut std::io::sink());
+            let got = hex::encode(sha2::Digest::finalize(hashed.sha));
+            let changed = || {
+                bundle_problem(
+                    path,
+                    crate::bundle::BundleError::new(
+                        crate::bundle::ErrorCode::TagDigestMismatch,
+                        format!("entry {INVENTORY_FILE}"),
+                        "changed since the bundle was verified",
+                    ),
+                )
+            };
+            match (parsed, drained) {
+                (Err(e), _) => return Err(bundle_problem(path, e)),
+                (_, Err(e)) => {
+                    return Err(bundle_problem(
+                        path,
+                        crate::bundle::BundleError::io(format!("entry {INVENTORY_FILE}"), &e),
+                    ))
+                }
+                _ if want.as_deref() != Some(got.as_str()) => return Err(changed()),
+                _ => {}
+            }
+            if let Some(e) = failed {
+                return Err(e);
+            }
+        }
         // In batches: the JSON payloads of a batch are read first and parsed after, so the
         // reader's large transient buffers do not interleave with the long-lived parsed
-        // records (which fragments the heap badly); the inventory is never copied whole.
+        // records (which fragments the heap badly).
         const BATCH: usize = 512;
-        let mut start = 0;
-        while start < count {
-            let end = (start + BATCH).min(count);
-            let batch: Vec<Record> = s.lock().inventory().records[start..end].to_vec();
+        for batch in deferred.chunks(BATCH) {
             let mut raw: Vec<Option<Vec<u8>>> = Vec::with_capacity(batch.len());
-            for r in &batch {
+            for r in batch {
                 raw.push(match (r.kind, r.stored.first()) {
                     (k, Some(stored)) if has_json(k) => Some(s.read(stored, MAX_JSON_BYTES)?),
                     _ => None,
@@ -304,9 +399,40 @@ impl SourceBundle {
             for (r, bytes) in batch.iter().zip(raw) {
                 s.add_record(r, bytes)?;
             }
-            start = end;
         }
         Ok(s)
+    }
+
+    /// The permissions of `p` as exported: its stored file, read (digest-checked) and parsed
+    /// when it is planned rather than when the bundle is opened.
+    pub fn permissions_of(&self, p: &SrcPermissions) -> Result<ObjectPermissions, ImportError> {
+        let what = format!("permissions {}/{}", p.request_object_type, p.object_id);
+        let bytes = match &p.stored {
+            Some(stored) => Some(self.read(stored, MAX_JSON_BYTES)?),
+            None => None,
+        };
+        parse_payload::<PermissionsFile>(&what, p.stored.as_deref(), &bytes)
+    }
+
+    /// How many records were read (a bound on the items of a plan).
+    pub fn record_count(&self) -> usize {
+        let r = &self.references;
+        self.directories.len()
+            + self.objects.len()
+            + self.repos.len()
+            + self.scopes.len()
+            + self.secrets.len()
+            + self.jobs.len()
+            + self.permissions.len()
+            + self.hive_grants.len()
+            + self.uc_grants.len()
+            + self.models.len()
+            + r.clusters.len()
+            + r.pools.len()
+            + r.policies.len()
+            + r.warehouses.len()
+            + r.mounts.len()
+            + r.principals.len()
     }
 
     /// The bundle file.
@@ -340,18 +466,11 @@ impl SourceBundle {
         r: &Record,
         bytes: &Option<Vec<u8>>,
     ) -> Result<F::Wire, ImportError> {
-        let (Some(stored), Some(bytes)) = (r.stored.first(), bytes) else {
-            return Err(ImportError::Record {
-                record: format!("{} {}", r.kind, r.name),
-                message: "has no stored file".into(),
-            });
-        };
-        serde_json::from_slice::<F>(bytes)
-            .map(PayloadFile::into_wire)
-            .map_err(|e| ImportError::Record {
-                record: format!("{} {}", r.kind, r.name),
-                message: format!("{stored} is not the JSON the format defines: {e}"),
-            })
+        parse_payload::<F>(
+            &format!("{} {}", r.kind, r.name),
+            r.stored.first().map(String::as_str),
+            bytes,
+        )
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Bundle> {

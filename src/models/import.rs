@@ -19,11 +19,14 @@
 //!   the [`OnConflict`] policy.
 
 use super::error::{ambiguous, stops_run, ModelsError};
-use super::manifest::{collect, marker, marker_of, BundleArtifact, BundleModel, BundleVersion};
+use super::manifest::{
+    collect, collect_records, marker, marker_of, BundleArtifact, BundleModel, BundleVersion,
+};
 use super::pipe;
 use super::registry::{Registry, RunProvenance, UploadTarget, AMBIGUOUS_ATTEMPTS};
 use super::steps::StepLog;
 use super::Problem;
+use crate::bundle::inventory::Record;
 use crate::bundle::Bundle;
 use crate::client::ClientError;
 use crate::hints::Hint;
@@ -306,12 +309,15 @@ const UPLOAD_ATTEMPTS: u32 = 5;
 /// The largest JSON document read from a bundle (model.json, version.json, run.json).
 const MAX_DOC: u64 = 64 << 20;
 
-/// Imports the models of `bundle` into `registry`. `journal` (absent when planning) records
+/// Imports the models of `bundle` into `registry`: those of `records` when given (the model
+/// records an import keeps whole, see [`collect_records`]), else those of the bundle's
+/// inventory. `journal` (absent when planning) records
 /// each finished step so an interrupted import can resume. Failures of single models and
 /// versions are collected in the report; the error is for what stops everything (refused
 /// credentials, a damaged bundle, a journal that cannot be written).
 pub async fn import_models(
     bundle: &Arc<Mutex<Bundle>>,
+    records: Option<&[Record]>,
     registry: &Registry,
     opts: &ImportOptions,
     journal: Option<&dyn StepLog>,
@@ -321,7 +327,10 @@ pub async fn import_models(
         let b = bundle.lock().unwrap_or_else(|p| p.into_inner());
         let inv = b.inventory();
         (
-            collect(inv)?,
+            match records {
+                Some(r) => collect_records(r)?,
+                None => collect(inv)?,
+            },
             inv.bundle_id.clone(),
             inv.source.host.clone(),
         )

@@ -140,12 +140,19 @@ fn bad(r: &Record, message: impl Into<String>) -> ModelsError {
 /// artifact under an exported version, digests of duplicates equal to the copy's, the
 /// version's recorded manifest digest equal to its artifacts').
 pub fn collect(inv: &Inventory) -> Result<Vec<BundleModel>, ModelsError> {
+    collect_records(&inv.records)
+}
+
+/// [`collect`] over `records`: the model records of an inventory (registered models, versions,
+/// artifacts and the permissions of registered models), in its order, which `import` keeps
+/// whole while the rest of the inventory is read lean (issue #15).
+pub fn collect_records(records: &[Record]) -> Result<Vec<BundleModel>, ModelsError> {
     let mut models: BTreeMap<String, BundleModel> = BTreeMap::new();
     let mut versions: BTreeMap<(String, String), BundleVersion> = BTreeMap::new();
     let mut artifacts: Vec<&Record> = Vec::new();
     let mut by_id: BTreeMap<&str, &Record> = BTreeMap::new();
     let mut perms: Vec<&Record> = Vec::new();
-    for r in &inv.records {
+    for r in records {
         match r.kind {
             Kind::RegisteredModel => {
                 let name = r.meta_str("name").unwrap_or(&r.name).to_string();

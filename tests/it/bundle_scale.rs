@@ -82,7 +82,9 @@ fn workspace(notebooks: usize) -> (Vec<Resource>, usize) {
     (out, notebooks + folders)
 }
 
-fn write(dir: &Path, notebooks: usize) -> (std::path::PathBuf, usize) {
+/// Writes the bundle of [`workspace`]`(notebooks)` into `dir`; returns its path and the number
+/// of workspace objects. `import_scale` imports the same bundles.
+pub(crate) fn write(dir: &Path, notebooks: usize) -> (std::path::PathBuf, usize) {
     let (resources, objects) = workspace(notebooks);
     let settings = BagSettings {
         bag_name: format!("dbxport-scale-{notebooks}"),
@@ -112,7 +114,10 @@ fn write(dir: &Path, notebooks: usize) -> (std::path::PathBuf, usize) {
 /// process's peak RSS across exec, so a child of this large test process would report this
 /// process's peak) and returns its peak RSS in KiB; the command must succeed. With `env`, the
 /// child has only `PATH` and those variables; without, this process's environment.
-fn peak_kib_with(env: Option<&[(&str, &std::ffi::OsStr)]>, args: &[&std::ffi::OsStr]) -> i64 {
+pub(crate) fn peak_kib_with(
+    env: Option<&[(&str, &std::ffi::OsStr)]>,
+    args: &[&std::ffi::OsStr],
+) -> i64 {
     const PEAK: &str = r#"
 import resource, subprocess, sys
 p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

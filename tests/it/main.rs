@@ -53,6 +53,7 @@ mod import_jobs;
 mod import_permissions;
 mod import_poc;
 mod import_resume;
+mod import_scale;
 mod import_verify;
 mod layering;
 mod models_emulator;

@@ -120,6 +120,9 @@ pub(super) enum Keep<'p> {
         &'p RefCell<crate::bundle::ProblemList>,
         Option<SharedNames<'p>>,
     ),
+    /// Every record of a known kind handed whole to the visitor as it streams, and none kept
+    /// (for an inventory already checked: `import` reads its records this way, issue #15).
+    Visit(&'p dyn Fn(Record)),
 }
 
 pub(super) struct TopSeed<'b>(pub(super) &'b Budget, pub(super) Keep<'b>);
@@ -180,7 +183,11 @@ impl<'de> Visitor<'de> for TopSeed<'_> {
                     (Keep::Lean(p, shared), Some(m)) => Some((p, m, shared)),
                     _ => None,
                 };
-                records = Some(a.next_value_seed(RecordsSeed(self.0, keep))?);
+                let visit = match self.1 {
+                    Keep::Visit(v) => Some(v),
+                    _ => None,
+                };
+                records = Some(a.next_value_seed(RecordsSeed(self.0, keep, visit))?);
             } else if KEPT.contains(&key.as_str()) {
                 self.0.charge(1, key.len() as u64)?;
                 let v = a.next_value_seed(Budgeted(self.0))?;
@@ -193,8 +200,9 @@ impl<'de> Visitor<'de> for TopSeed<'_> {
     }
 }
 
-/// The records' seed: the budget, and when records are kept lean, where their problems go,
-/// the format's minor version and the entry names their stored paths may share.
+/// The records' seed: the budget, when records are kept lean, where their problems go, the
+/// format's minor version and the entry names their stored paths may share, and when they are
+/// visited, the visitor.
 struct RecordsSeed<'b>(
     &'b Budget,
     Option<(
@@ -202,6 +210,7 @@ struct RecordsSeed<'b>(
         u64,
         Option<SharedNames<'b>>,
     )>,
+    Option<&'b dyn Fn(Record)>,
 );
 
 impl<'de> DeserializeSeed<'de> for RecordsSeed<'_> {
@@ -266,6 +275,10 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
                 let known = v["kind"].as_str().and_then(Kind::parse).is_some();
                 let converted = if known {
                     serde_json::from_value::<Record>(v).map(|r| {
+                        if let Some(visit) = self.2 {
+                            visit(r);
+                            return;
+                        }
                         if let Some((problems, minor, _)) = self.1 {
                             let meta = r.meta.as_object();
                             let versioned = meta.and_then(|m| {

@@ -54,9 +54,15 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
             route,
         };
         let hidden = indicatif::ProgressBar::hidden();
-        let report =
-            crate::models::import_models(&p.src().shared_bundle(), &registry, &opts, None, &hidden)
-                .await?;
+        let report = crate::models::import_models(
+            &p.src().shared_bundle(),
+            Some(&p.src().models),
+            &registry,
+            &opts,
+            None,
+            &hidden,
+        )
+        .await?;
         plan_report(p, &registry, report);
     }
     Ok(())
@@ -169,6 +175,7 @@ async fn apply<'r>(run: &'r Run<'_>) -> Vec<(&'r PlanItem, StepResult)> {
         let hidden = indicatif::ProgressBar::hidden();
         let result = crate::models::import_models(
             &run.source.shared_bundle(),
+            Some(&run.source.models),
             &registry,
             &opts,
             Some(&steps),

@@ -51,7 +51,9 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
     for o in &p.src().objects {
         by_id.insert(o.object_id.to_string(), o.path.clone());
     }
-    let mut pending: Vec<Pending> = Vec::new();
+    // At most one per record, reserved at once: grown by doubling, up to half of a vector
+    // of every object's item would be spare (issue #15).
+    let mut pending: Vec<Pending> = Vec::with_capacity(p.src().permissions.len());
     for sp in &p.src().permissions {
         let rt = sp.request_object_type.as_str();
         let mut item = PlanItem::new(
@@ -283,7 +285,8 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
             }
         };
         item.target = target_label.clone();
-        let desired = desired_acl(&sp.permissions, rt, &target_label, p.mapper, me.as_ref());
+        let permissions = p.src().permissions_of(sp)?;
+        let desired = desired_acl(&permissions, rt, &target_label, p.mapper, me.as_ref());
         item.notes.extend(desired.notes.clone());
         if !desired.unmapped.is_empty() {
             p.items.push(item.set(
@@ -362,10 +365,10 @@ fn ancestor_to_read(p: &Planner<'_, '_>, path: &str) -> Option<(String, String)>
 /// stops being a source to rely on. A new workspace object or repo inherits from its nearest
 /// ancestor in the target; a new job or model inherits nothing known.
 async fn decide(p: &mut Planner<'_, '_>, mut pending: Vec<Pending>) -> Result<(), ImportError> {
-    // Parents first: an object's sources are all above it in the tree.
-    pending.sort_by_key(|x| x.tree_path.as_deref().map_or(0, |t| t.matches('/').count()));
+    // Parents first: an object's sources are all above it in the tree. (Sorted by cached
+    // keys: a stable sort of the items themselves takes scratch space of half of them.)
+    pending.sort_by_cached_key(|x| x.tree_path.as_deref().map_or(0, |t| t.matches('/').count()));
     let mut parents: Vec<Option<(String, String)>> = Vec::with_capacity(pending.len());
-    let mut wanted: BTreeSet<(String, String)> = BTreeSet::new();
     for x in &pending {
         let parent = match (&x.current, &x.tree_path) {
             // Reading the parent only pays when the ACL would be written otherwise.
@@ -374,16 +377,50 @@ async fn decide(p: &mut Planner<'_, '_>, mut pending: Vec<Pending>) -> Result<()
             }
             _ => None,
         };
-        if let Some((rt, id)) = x.existing() {
-            wanted.insert((rt.to_string(), id.to_string()));
-        }
-        if let Some(k) = &parent {
-            wanted.insert(k.clone());
-        }
         parents.push(parent);
     }
+    // Objects in the target whose ACL this plan may still write (`/directories/123`).
+    let mut may_write: BTreeSet<String> = pending
+        .iter()
+        .filter_map(|x| x.existing().map(|(rt, id)| format!("/{rt}/{id}")))
+        .collect();
+    // The parents (folders and repos above new objects: few) are read first and kept; the
+    // ACL of each existing object is read with the chunk of items it belongs to and dropped
+    // once they are decided, in the same order: every existing object's permissions at once
+    // were most of what `diff` held per object (issue #15). Every ACL is still read once.
+    let parent_keys: BTreeSet<(String, String)> = parents.iter().flatten().cloned().collect();
+    let mut read = read_acls(p, parent_keys.iter().cloned().collect()).await?;
+    let mut items = pending.into_iter().zip(parents);
+    loop {
+        let chunk: Vec<(Pending, Option<(String, String)>)> =
+            items.by_ref().take(DECIDE_CHUNK).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        let own: BTreeSet<(String, String)> = chunk
+            .iter()
+            .filter_map(|(x, _)| x.existing())
+            .map(|(rt, id)| (rt.to_string(), id.to_string()))
+            .filter(|k| !read.contains_key(k))
+            .collect();
+        read.extend(read_acls(p, own.into_iter().collect()).await?);
+        decide_chunk(p, chunk, &read, &mut may_write);
+        read.retain(|k, _| parent_keys.contains(k));
+    }
+    Ok(())
+}
+
+/// Items decided between two reads of the target's ACLs (see [`decide`]).
+const DECIDE_CHUNK: usize = 1024;
+
+/// The ACLs of `keys` (`(request type, id)`), read concurrently; a refused token stops the
+/// plan.
+async fn read_acls(
+    p: &Planner<'_, '_>,
+    keys: Vec<(String, String)>,
+) -> Result<BTreeMap<(String, String), Result<ObjectPermissions, ClientError>>, ImportError> {
     let client = p.client().clone();
-    let got = concurrently(wanted.into_iter().collect(), p.limit, |(rt, id)| {
+    let got = concurrently(keys, p.limit, |(rt, id)| {
         let client = client.clone();
         async move {
             let r = client.permissions().get(&rt, &id).await;
@@ -391,8 +428,7 @@ async fn decide(p: &mut Planner<'_, '_>, mut pending: Vec<Pending>) -> Result<()
         }
     })
     .await;
-    let mut read: BTreeMap<(String, String), Result<ObjectPermissions, ClientError>> =
-        BTreeMap::new();
+    let mut read = BTreeMap::new();
     for (k, r) in got {
         match r {
             Err(e) if e.is_auth_failure() => return Err(p.err(e)),
@@ -401,13 +437,18 @@ async fn decide(p: &mut Planner<'_, '_>, mut pending: Vec<Pending>) -> Result<()
             }
         }
     }
+    Ok(read)
+}
+
+/// Decides the items of one chunk, in order, from what was read of the target.
+fn decide_chunk(
+    p: &mut Planner<'_, '_>,
+    chunk: Vec<(Pending, Option<(String, String)>)>,
+    read: &BTreeMap<(String, String), Result<ObjectPermissions, ClientError>>,
+    may_write: &mut BTreeSet<String>,
+) {
     let get = |rt: &str, id: &str| read.get(&(rt.to_string(), id.to_string()));
-    // Objects in the target whose ACL this plan may still write (`/directories/123`).
-    let mut may_write: BTreeSet<String> = pending
-        .iter()
-        .filter_map(|x| x.existing().map(|(rt, id)| format!("/{rt}/{id}")))
-        .collect();
-    for (x, parent) in pending.into_iter().zip(parents) {
+    for (x, parent) in chunk {
         let existing_key = x.existing().map(|(t, id)| (t.to_string(), id.to_string()));
         let Pending {
             mut item,
@@ -488,7 +529,6 @@ async fn decide(p: &mut Planner<'_, '_>, mut pending: Vec<Pending>) -> Result<()
         }
         p.items.push(item);
     }
-    Ok(())
 }
 
 async fn apply<'r>(run: &'r Run<'_>) -> Vec<(&'r PlanItem, StepResult)> {
@@ -543,15 +583,19 @@ async fn resolve(run: &Run<'_>, object: &AclObject) -> Result<(String, String), 
     }
 }
 
-/// Reads a permissions record: its typed meta (§6.4) and the stored permissions answer.
+/// Reads a permissions record's typed meta (§6.4); the stored permissions answer is read when
+/// the record is planned ([`SourceBundle::permissions_of`]). The permissions of registered
+/// models are kept whole for the models stage too.
 fn load(
     source: &mut SourceBundle,
     r: &Record,
-    payload: Option<Vec<u8>>,
+    _payload: Option<Vec<u8>>,
 ) -> Result<(), ImportError> {
-    use super::format::{ObjectId, PermissionsFile, PermissionsMeta};
+    use super::format::{ObjectId, PermissionsMeta};
     let m: PermissionsMeta = source.typed_meta(r)?;
-    let permissions = source.payload::<PermissionsFile>(r, &payload)?;
+    if m.request_object_type == "registered-models" {
+        source.models.push(r.clone());
+    }
     source
         .permissions
         .push(crate::import::source::SrcPermissions {
@@ -561,7 +605,7 @@ fn load(
                 ObjectId::Number(n) => n.to_string(),
             },
             object_name: m.object_name,
-            permissions,
+            stored: r.stored.first().cloned(),
         });
     Ok(())
 }

@@ -225,7 +225,8 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
             }
         }
     }
-    // Export the existing ones and compare.
+    // Export the existing ones and compare, each as its answer comes: only the verdict is
+    // kept, not what the target sent (issue #15: every existing object's content at once).
     let client = p.client().clone();
     let src = p.input.source;
     let compared = concurrently(to_compare, p.limit, |(idx, tgt)| {
@@ -238,38 +239,38 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                 Format::Source
             };
             let r = client.workspace().export(&tgt, format, None).await;
-            (idx, tgt, r)
+            let v = match r {
+                Ok(bytes) => {
+                    let same_hash = o
+                        .sha256
+                        .as_deref()
+                        .is_some_and(|h| h == hex::encode(sha256(&bytes)));
+                    if same_hash {
+                        Ok(Ok(true))
+                    } else if o.kind == Kind::Notebook && o.format != Format::Source {
+                        // Rich formats are not byte-stable across exports.
+                        Ok(Ok(false))
+                    } else {
+                        let stored = o.stored.clone().unwrap_or_default();
+                        src.read(&stored, MAX_IMPORT_BYTES)
+                            .map(|mine| Ok(same_content(&mine, &bytes)))
+                    }
+                }
+                Err(e) if e.is_auth_failure() => Err(crate::import::plan::target_err(&client, e)),
+                Err(e) => Ok(Err(e.to_string())),
+            };
+            (idx, v)
         }
     })
     .await;
-    let mut verdicts: BTreeMap<String, Result<bool, String>> = BTreeMap::new();
-    for (idx, tgt, r) in compared {
-        let o = &p.src().objects[idx];
-        let v = match r {
-            Ok(bytes) => {
-                let same_hash = o
-                    .sha256
-                    .as_deref()
-                    .is_some_and(|h| h == hex::encode(sha256(&bytes)));
-                if same_hash {
-                    Ok(true)
-                } else if o.kind == Kind::Notebook && o.format != Format::Source {
-                    // Rich formats are not byte-stable across exports.
-                    Ok(false)
-                } else {
-                    let stored = o.stored.clone().unwrap_or_default();
-                    let mine = p.src().read(&stored, MAX_IMPORT_BYTES)?;
-                    Ok(same_content(&mine, &bytes))
-                }
-            }
-            Err(e) if e.is_auth_failure() => return Err(p.err(e)),
-            Err(e) => Err(e.to_string()),
-        };
-        verdicts.insert(tgt, v);
+    // Source object index → verdict.
+    let mut verdicts: BTreeMap<usize, Result<bool, String>> = BTreeMap::new();
+    for (idx, v) in compared {
+        verdicts.insert(idx, v?);
     }
     for (mut item, idx) in pending {
         if item.action == Action::Unchanged && item.step.is_none() {
-            if let Some(v) = verdicts.remove(&item.target) {
+            if let Some(v) = verdicts.remove(&idx) {
                 let tgt = item.target.clone();
                 item = match v {
                     Ok(true) => item,

@@ -1,0 +1,72 @@
+//! Issue #15: what `plan`, `import` and `diff` hold per workspace object. The bundles of
+//! `bundle_scale` (a generated workspace: notebooks, one folder per 20, one permissions record
+//! per object) are planned, imported into an empty emulator and compared with it (`diff`, the
+//! target then holding every object) at two sizes, each command a child whose peak RSS is
+//! measured; the slope between the sizes — what one more object costs, whatever the fixed
+//! overhead of the binary — must stay within the issue's target of 128 MiB + 2 KiB per object.
+
+use crate::bundle_scale::{peak_kib_with, write};
+use crate::common;
+
+use dbxport::emulator::{Emulator, EmulatorConfig};
+
+/// Peak RSS in KiB of `plan`, `import` and `diff` of the bundle of `notebooks` notebooks into an
+/// empty emulator of its own, and the number of workspace objects.
+fn peaks(dir: &std::path::Path, notebooks: usize) -> (usize, [i64; 3]) {
+    let (bundle, objects) = write(dir, notebooks);
+    let emu = Emulator::start_in_background(
+        EmulatorConfig::default().with_seed(common::repo_path("fixtures/workspaces/empty")),
+    )
+    .expect("the emulator starts");
+    let home = dir.join(format!("home-{notebooks}"));
+    std::fs::create_dir_all(&home).unwrap();
+    let home = home.to_str().unwrap();
+    let env: [(&str, &std::ffi::OsStr); 3] = [
+        ("HOME", home.as_ref()),
+        ("DATABRICKS_HOST", emu.url().as_ref()),
+        ("DATABRICKS_TOKEN", emu.admin_token().as_ref()),
+    ];
+    let run = |cmd: &str| peak_kib_with(Some(&env), &[cmd.as_ref(), bundle.as_os_str()]);
+    let plan = run("plan");
+    let import = run("import");
+    let diff = run("diff");
+    (objects, [plan, import, diff])
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn import_plan_and_diff_memory_per_object_does_not_regress() {
+    if !common::have_tool("python3") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // Two sizes: the slope between them is what each object costs, without the binary's own.
+    let (small, large) = (peaks(tmp.path(), 2_000), peaks(tmp.path(), 10_000));
+    let objects = (large.0 - small.0) as f64;
+    let mut report = Vec::new();
+    let mut over = Vec::new();
+    for (i, what) in ["plan", "import", "diff"].iter().enumerate() {
+        let slope = (large.1[i] - small.1[i]) as f64 / objects;
+        report.push(format!(
+            "{what}: {} KiB at {} objects, {} KiB at {} objects, {slope:.2} KiB per object",
+            small.1[i], small.0, large.1[i], large.0
+        ));
+        // The issue's target is 128 MiB + 2 KiB per object. The slope is not there yet: these
+        // sizes measure 2.7 (plan, import) and 3.2 (diff) KiB per object, as the scale
+        // benchmark does between 21,200 and 106,000 objects (what is left: the plan's items
+        // and the permissions pending their decision, the bundle's zip index, the source
+        // records; see the commit messages of issue #15). The limits leave room for the noise
+        // of a shared machine and fail on any regression towards the 6.5 (plan), 7.6 (import)
+        // and 8.2 (diff) KiB per object these commands took before.
+        let limit = if *what == "diff" { 4.0 } else { 3.5 };
+        if slope > limit || large.1[i] > 128 * 1024 + 2 * large.0 as i64 {
+            over.push(what.to_string());
+        }
+    }
+    eprintln!("{}", report.join("\n"));
+    assert!(
+        over.is_empty(),
+        "per-object memory regressed (over 128 MiB + 2 KiB per object, or a slope over 3.5 KiB, diff 4.0): {over:?}\n{}",
+        report.join("\n")
+    );
+}
