@@ -177,8 +177,7 @@ impl Appender {
     /// Drops every byte from `at` on.
     fn cut(&mut self, at: u64) {
         use std::io::{Seek, SeekFrom};
-        let undone = self.file.set_len(at).is_ok()
-            && self.file.seek(SeekFrom::Start(at)).is_ok();
+        let undone = self.file.set_len(at).is_ok() && self.file.seek(SeekFrom::Start(at)).is_ok();
         self.len = at;
         self.broken |= !undone;
     }
@@ -830,7 +829,11 @@ fn scan_log(staging: &Path, subject: &str) -> Result<Scan> {
         .collect();
     if !orphans.is_empty() {
         drop_lines(&log_path, scan.end, &orphans).map_err(|e| {
-            BundleError::new(ErrorCode::Io, subject, format!("{}: {e}", log_path.display()))
+            BundleError::new(
+                ErrorCode::Io,
+                subject,
+                format!("{}: {e}", log_path.display()),
+            )
         })?;
         scan.end -= orphans.iter().map(|r| r.end - r.start).sum::<u64>();
     }
@@ -901,7 +904,9 @@ fn part_content(staging: &Path, seq: u64, i: usize, p: &StagedPart) -> Result<Co
             offset: *offset,
             len: p.size,
         }),
-        (None, Some(b)) if *b == blob_name(seq, i) => Ok(Content::File(staging.join("blobs").join(b))),
+        (None, Some(b)) if *b == blob_name(seq, i) => {
+            Ok(Content::File(staging.join("blobs").join(b)))
+        }
         (None, None) => Ok(Content::Dir),
         _ => Err(staging_err(
             subject(),
@@ -1028,10 +1033,7 @@ impl StagedSource {
     /// The next line of the log, `None` at its end.
     fn read_next(&mut self) -> Result<Option<StagedRecord>> {
         let mut line = Vec::new();
-        let n = self
-            .log
-            .read_until(b'\n', &mut line)
-            .ctx(self.subject())?;
+        let n = self.log.read_until(b'\n', &mut line).ctx(self.subject())?;
         if n == 0 {
             return Ok(None);
         }

@@ -256,7 +256,10 @@ fn notebook(id: i64, bytes: &[u8]) -> Resource {
 /// whole, unparsable): the resumed builder drops that line and the record is staged again.
 #[test]
 fn a_torn_last_record_line_is_dropped_on_resume() {
-    for torn in [&b"{\"seq\":2,\"kind\":\"fi"[..], &b"{\"seq\":2,\"kind\"\n"[..]] {
+    for torn in [
+        &b"{\"seq\":2,\"kind\":\"fi"[..],
+        &b"{\"seq\":2,\"kind\"\n"[..],
+    ] {
         let tmp = tempfile::tempdir().unwrap();
         let settings = golden::settings();
         let bag = tmp.path().join(&settings.bag_name);
@@ -316,14 +319,21 @@ fn pack_bytes_past_the_last_committed_record_are_discarded_on_resume() {
     let committed = std::fs::read(&log).unwrap();
     let pack = st.join("packs/0");
     assert_eq!(std::fs::read(&pack).unwrap(), b"onetwo");
-    let mut f = std::fs::OpenOptions::new().append(true).open(&pack).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&pack)
+        .unwrap();
     std::io::Write::write_all(&mut f, b"uncommitted").unwrap();
     drop(f);
     std::fs::write(st.join("packs/1"), b"never committed").unwrap();
     let b = BagBuilder::resume(&bag, None).unwrap();
     assert_eq!(std::fs::read(&pack).unwrap(), b"onetwo");
     assert!(!st.join("packs/1").exists());
-    assert_eq!(std::fs::read(&log).unwrap(), committed, "the log is untouched");
+    assert_eq!(
+        std::fs::read(&log).unwrap(),
+        committed,
+        "the log is untouched"
+    );
     b.add(notebook(3, b"three")).unwrap();
     assert_eq!(std::fs::read(&pack).unwrap(), b"onetwothree");
     let out = tmp.path().join("x.zip");
