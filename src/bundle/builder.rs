@@ -102,7 +102,7 @@ struct StagedRecord {
     parts: Vec<StagedPart>,
 }
 
-/// What a [`LineParts`] reads of a record: where its parts' bytes are, not its `meta`.
+/// What the writer's source parses of a record's line to find its parts' bytes: not `meta`.
 #[derive(Deserialize)]
 struct LineParts {
     seq: u64,
