@@ -9,10 +9,24 @@
 //!
 //! ```text
 //! .dbxport-staging/state.json          settings and public recipients
-//! .dbxport-staging/records/<seq>.json  one committed resource (original names, digests)
-//! .dbxport-staging/blobs/<seq>-<part>  its bytes (sealed bytes for secrets)
+//! .dbxport-staging/records.jsonl       the committed resources, one line each (original
+//!                                      names, digests, where each part's bytes are)
+//! .dbxport-staging/packs/<n>           small parts' bytes, end to end (sealed bytes for secrets)
+//! .dbxport-staging/blobs/<seq>-<part>  a large or streamed part's bytes, one file each
 //! .dbxport-staging/tags/<name>         extra tag files
 //! ```
+//!
+//! A handful of files however many resources: a file per resource cost a disk round trip to
+//! create and another to remove (a million-object export spent minutes in unlinks alone).
+//! A part whose bytes are in memory and at most [`PACK_MAX`] long (notebooks, permission
+//! sets, secret values) is appended to a pack; each thread staging a resource takes a pack of
+//! its own from a pool, so no lock is held while bytes are written, and packs number as many
+//! as resources were ever staged at once. Other parts (a stream must not be read under a lock,
+//! and a large file gains nothing by being copied into a pack) stay a file each. The record's
+//! line is appended to `records.jsonl` in one write, under the builder's lock, after its
+//! bytes are written: that line is the commit. A resumed builder drops a torn or unparsable
+//! last line, cuts each pack back to the end of its last committed part and removes blobs no
+//! record names.
 
 use super::bagit::is_extra_tag_name;
 use super::digest::{pump, sha256_hex, PumpError};
@@ -36,14 +50,20 @@ use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufRead, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use zeroize::Zeroizing;
 
 /// The staging folder's name inside the bag folder.
 pub const STAGING_DIR: &str = ".dbxport-staging";
-const STATE_FORMAT: &str = "dbxport-staging-1";
+const STATE_FORMAT: &str = "dbxport-staging-2";
+/// The committed records, one JSON line each.
+const LOG_FILE: &str = "records.jsonl";
+/// The packs of small parts.
+const PACKS_DIR: &str = "packs";
+/// The largest part whose bytes are appended to a pack; a larger one is a blob of its own.
+pub const PACK_MAX: u64 = 1 << 20;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
@@ -60,7 +80,12 @@ struct State {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StagedPart {
     path: LogicalPath,
+    /// The file holding its bytes, in `blobs/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     blob: Option<String>,
+    /// The pack holding its bytes and where in it they start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pack: Option<(u32, u64)>,
     size: u64,
     sha256: Option<String>,
     sealed: bool,
@@ -77,15 +102,92 @@ struct StagedRecord {
     parts: Vec<StagedPart>,
 }
 
+/// What the writer's source parses of a record's line to find its parts' bytes: not `meta`.
+#[derive(Deserialize)]
+struct LineParts {
+    seq: u64,
+    parts: Vec<StagedPart>,
+}
+
 /// What the builder keeps per committed resource while staging: its key, for
-/// [`BagBuilder::contains`], and a count. The records themselves stay on disk (each is in
-/// `records/<seq>.json`) and are read back when the bundle is written: held in memory, they
+/// [`BagBuilder::contains`], and a count. The records themselves stay on disk (each is a line
+/// of `records.jsonl`) and are read back when the bundle is written: held in memory, they
 /// were most of what a large export's walk kept.
-#[derive(Default)]
 struct Inner {
     next_seq: u64,
     committed: usize,
     keys: HashSet<(Kind, String)>,
+    log: Appender,
+}
+
+/// A file written only at its end by one writer at a time: `records.jsonl`, or a pack. A
+/// failed write is cut off again, so that the next one starts where the file's last whole
+/// line (or part) ends; when even that fails the file takes no more writes.
+struct Appender {
+    file: fs::File,
+    path: PathBuf,
+    len: u64,
+    broken: bool,
+}
+
+impl Appender {
+    /// Opens `path` (created if missing) to append after its first `len` bytes, dropping any
+    /// beyond.
+    fn open(path: PathBuf, len: u64) -> Result<Appender> {
+        use std::io::{Seek, SeekFrom};
+        let subject = || format!("file {}", path.display());
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .ctx(subject())?;
+        if file.metadata().ctx(subject())?.len() != len {
+            file.set_len(len).ctx(subject())?;
+        }
+        file.seek(SeekFrom::Start(len)).ctx(subject())?;
+        Ok(Appender {
+            file,
+            path,
+            len,
+            broken: false,
+        })
+    }
+
+    /// Writes `bytes` at the end in one call; returns where they start.
+    fn append(&mut self, bytes: &[u8]) -> Result<u64> {
+        let subject = format!("file {}", self.path.display());
+        if self.broken {
+            return Err(staging_err(subject, "an earlier write could not be undone"));
+        }
+        let at = self.len;
+        match self.file.write_all(bytes) {
+            Ok(()) => {
+                self.len += bytes.len() as u64;
+                Ok(at)
+            }
+            Err(e) => {
+                self.cut(at);
+                Err(BundleError::io(subject, &e))
+            }
+        }
+    }
+
+    /// Drops every byte from `at` on.
+    fn cut(&mut self, at: u64) {
+        use std::io::{Seek, SeekFrom};
+        let undone = self.file.set_len(at).is_ok() && self.file.seek(SeekFrom::Start(at)).is_ok();
+        self.len = at;
+        self.broken |= !undone;
+    }
+}
+
+/// The packs no thread is writing, and the next pack's number.
+#[derive(Default)]
+struct Packs {
+    idle: Vec<(u32, Appender)>,
+    next: u32,
 }
 
 /// A bag folder being filled by an export; see the module docs.
@@ -96,6 +198,7 @@ pub struct BagBuilder {
     sealer: Option<Sealer>,
     state: State,
     inner: Mutex<Inner>,
+    packs: Mutex<Packs>,
 }
 
 fn staging_err(subject: impl Into<String>, detail: impl Into<String>) -> BundleError {
@@ -129,9 +232,10 @@ impl BagBuilder {
             ));
         }
         let staging = dir.join(STAGING_DIR);
-        for sub in ["records", "blobs", "tags"] {
+        for sub in [PACKS_DIR, "blobs", "tags"] {
             fs::create_dir_all(staging.join(sub)).ctx(&subject)?;
         }
+        let log = Appender::open(staging.join(LOG_FILE), 0)?;
         let state = State {
             format: STATE_FORMAT.into(),
             bag_name: settings.bag_name.clone(),
@@ -152,7 +256,13 @@ impl BagBuilder {
             settings,
             sealer,
             state,
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner {
+                next_seq: 0,
+                committed: 0,
+                keys: HashSet::new(),
+                log,
+            }),
+            packs: Mutex::new(Packs::default()),
         })
     }
 
@@ -172,7 +282,19 @@ impl BagBuilder {
         let state: State = serde_json::from_slice(&bytes)
             .map_err(|e| staging_err(&subject, format!("staging state is damaged: {e}")))?;
         if state.format != STATE_FORMAT {
-            return Err(staging_err(&subject, "staging state has an unknown format"));
+            return Err(staging_err(
+                &subject,
+                if state.format.starts_with("dbxport-staging-") {
+                    format!(
+                        "was staged by another version of dbxport (format {}, this one \
+                         resumes {STATE_FORMAT}) and cannot be resumed: remove the staging \
+                         folder and export again without --resume",
+                        state.format
+                    )
+                } else {
+                    "staging state has an unknown format".to_string()
+                },
+            ));
         }
         let sealer = match sealer {
             Some(s) => {
@@ -207,50 +329,20 @@ impl BagBuilder {
             source: state.source.clone(),
             options: state.options.clone(),
         };
-        let rec_dir = staging.join("records");
-        let mut records: BTreeMap<u64, StagedRecord> = read_records(&rec_dir, &subject, true)?
-            .into_iter()
-            .map(|r| (r.seq, r))
-            .collect();
-        // Secrets whose scope never finished lack their sealed digest index: drop them.
-        let scopes: HashSet<String> = records
-            .values()
-            .filter(|r| r.kind == Kind::SecretScope)
-            .map(|r| r.name.clone())
-            .collect();
-        let orphans: Vec<u64> = records
-            .values()
-            .filter(|r| r.kind == Kind::Secret)
-            .filter(|r| {
-                !r.meta
-                    .get("scope")
-                    .and_then(Value::as_str)
-                    .is_some_and(|s| scopes.contains(s))
-            })
-            .map(|r| r.seq)
-            .collect();
-        for seq in orphans {
-            records.remove(&seq);
-            let _ = fs::remove_file(rec_dir.join(format!("{seq:010}.json")));
-        }
-        let wanted: HashSet<String> = records
-            .values()
-            .flat_map(|r| r.parts.iter().filter_map(|p| p.blob.clone()))
-            .collect();
+        let scan = scan_log(&staging, &subject)?;
+        let packs = tidy_packs(&staging.join(PACKS_DIR), &scan.pack_ends, &subject)?;
         for e in fs::read_dir(staging.join("blobs")).ctx(&subject)? {
             let e = e.ctx(&subject)?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if !wanted.contains(&name) {
+            if !scan.blobs.contains(&name) {
                 let _ = fs::remove_file(e.path());
             }
         }
         let inner = Inner {
-            next_seq: records.keys().next_back().map_or(0, |s| s + 1),
-            committed: records.len(),
-            keys: records
-                .into_values()
-                .map(|r| (r.kind, r.source_id))
-                .collect(),
+            next_seq: scan.next_seq,
+            committed: scan.keys.len(),
+            keys: scan.keys,
+            log: Appender::open(staging.join(LOG_FILE), scan.end)?,
         };
         Ok(BagBuilder {
             dir: dir.to_path_buf(),
@@ -259,6 +351,7 @@ impl BagBuilder {
             sealer,
             state,
             inner: Mutex::new(inner),
+            packs: Mutex::new(packs),
         })
     }
 
@@ -330,72 +423,75 @@ impl BagBuilder {
         }
     }
 
+    /// Writes the bytes of `r`'s parts, then commits its record (one line of the log).
     fn stage(&self, seq: u64, r: Resource) -> Result<()> {
-        let blobs = self.staging.join("blobs");
-        let mut parts = Vec::with_capacity(r.parts.len());
+        // The pack this thread appends to, checked out of the pool for the whole resource,
+        // and where its parts start in it.
+        let mut pack: Option<(u32, Appender, u64)> = None;
         let mut written: Vec<PathBuf> = Vec::new();
-        let cleanup = |written: &[PathBuf]| {
-            for p in written {
+        let result = self.stage_parts(seq, r, &mut pack, &mut written);
+        if result.is_err() {
+            for p in &written {
                 let _ = fs::remove_file(p);
             }
-        };
+        }
+        if let Some((n, mut file, start)) = pack {
+            if result.is_err() {
+                file.cut(start);
+            }
+            if !file.broken {
+                self.packs.lock().expect("packs lock").idle.push((n, file));
+            }
+        }
+        result
+    }
+
+    fn stage_parts(
+        &self,
+        seq: u64,
+        r: Resource,
+        pack: &mut Option<(u32, Appender, u64)>,
+        written: &mut Vec<PathBuf>,
+    ) -> Result<()> {
+        let mut parts = Vec::with_capacity(r.parts.len());
         for (i, p) in r.parts.into_iter().enumerate() {
-            if matches!(p.content, Content::Dir) {
-                parts.push(StagedPart {
-                    path: p.path,
-                    blob: None,
-                    size: 0,
-                    sha256: None,
-                    sealed: false,
-                });
-                continue;
-            }
-            let name = blob_name(seq, i);
-            let dest = blobs.join(&name);
-            let tmp = blobs.join(format!("{name}.tmp"));
-            let staged = (|| {
-                let declared = content_len(&p.content)?;
-                let (sample, rest) = open_content(p.content)?;
-                let f = fs::File::create(&tmp).ctx(format!("file {}", tmp.display()))?;
-                let mut w = BufWriter::with_capacity(super::digest::BUF, f);
-                let mut src = std::io::Cursor::new(sample).chain(rest);
-                let pumped =
-                    pump(&mut src, declared, &mut |b| w.write_all(b)).map_err(|e| match e {
-                        PumpError::Read(e) => BundleError::io("resource content", &e),
-                        PumpError::Write(e) => {
-                            BundleError::io(format!("file {}", tmp.display()), &e)
+            let mut staged = StagedPart {
+                path: p.path,
+                blob: None,
+                pack: None,
+                size: 0,
+                sha256: None,
+                sealed: false,
+            };
+            match p.content {
+                Content::Dir => {}
+                Content::Bytes(b) if b.len() as u64 <= PACK_MAX => {
+                    let (n, file, _) = match pack {
+                        Some(open) => open,
+                        None => {
+                            let (n, file) = self.take_pack()?;
+                            let start = file.len;
+                            pack.insert((n, file, start))
                         }
-                    })?;
-                w.flush().ctx(format!("file {}", tmp.display()))?;
-                if pumped.bytes != declared {
-                    return Err(staging_err(
-                        format!("{} {}", r.kind, r.name),
-                        format!(
-                            "content has {} bytes, {declared} were declared",
-                            pumped.bytes
-                        ),
-                    ));
+                    };
+                    let at = file.append(&b)?;
+                    staged.pack = Some((*n, at));
+                    staged.size = b.len() as u64;
+                    staged.sha256 = Some(sha256_hex(&b));
+                    staged.sealed = p.sealed;
                 }
-                fs::rename(&tmp, &dest).ctx(format!("file {}", dest.display()))?;
-                Ok(pumped)
-            })();
-            match staged {
-                Ok(pumped) => {
+                content => {
+                    let name = blob_name(seq, i);
+                    let dest = self.staging.join("blobs").join(&name);
+                    let pumped = stage_blob(content, &dest, &r.kind, &r.name)?;
                     written.push(dest);
-                    parts.push(StagedPart {
-                        path: p.path,
-                        blob: Some(name),
-                        size: pumped.bytes,
-                        sha256: Some(pumped.hex()),
-                        sealed: p.sealed,
-                    });
-                }
-                Err(e) => {
-                    let _ = fs::remove_file(&tmp);
-                    cleanup(&written);
-                    return Err(e);
+                    staged.blob = Some(name);
+                    staged.size = pumped.bytes;
+                    staged.sha256 = Some(pumped.hex());
+                    staged.sealed = p.sealed;
                 }
             }
+            parts.push(staged);
         }
         let rec = StagedRecord {
             seq,
@@ -406,14 +502,28 @@ impl BagBuilder {
             notes: r.notes,
             parts,
         };
-        if let Err(e) = write_json(
-            &self.staging.join("records").join(format!("{seq:010}.json")),
-            &rec,
-        ) {
-            cleanup(&written);
-            return Err(e);
-        }
-        Ok(())
+        let mut line = serde_json::to_vec(&rec).expect("a staged record serializes");
+        line.push(b'\n');
+        self.inner
+            .lock()
+            .expect("builder lock")
+            .log
+            .append(&line)
+            .map(|_| ())
+    }
+
+    /// A pack no other thread is writing: an idle one, or a new one.
+    fn take_pack(&self) -> Result<(u32, Appender)> {
+        let n = {
+            let mut packs = self.packs.lock().expect("packs lock");
+            if let Some(idle) = packs.idle.pop() {
+                return Ok(idle);
+            }
+            packs.next += 1;
+            packs.next - 1
+        };
+        let path = self.staging.join(PACKS_DIR).join(n.to_string());
+        Ok((n, Appender::open(path, 0)?))
     }
 
     /// Starts adding one secret scope's values; see [`ScopeWriter`].
@@ -462,13 +572,15 @@ impl BagBuilder {
         replace: bool,
         streamed: Vec<Resource>,
     ) -> std::result::Result<WriteSummary, Problems> {
-        let subject = format!("folder {}", self.dir.display());
-        let seqs = staged_seqs(&self.staging.join("records"), &subject, false)?;
+        let log_path = self.staging.join(LOG_FILE);
+        let open = || fs::File::open(&log_path).ctx(format!("file {}", log_path.display()));
         let source = StagedSource {
-            records: self.staging.join("records"),
-            blobs: self.staging.join("blobs"),
-            seqs,
-            next: 0,
+            log: std::io::BufReader::with_capacity(super::digest::BUF, open()?),
+            at: open()?,
+            log_path: log_path.clone(),
+            lines: vec![0],
+            reading: true,
+            staging: self.staging.clone(),
             scopes: Some(ScopeCheck::default()),
             streamed: Held::new(streamed),
         };
@@ -507,11 +619,18 @@ impl BagBuilder {
     /// The committed records in staging order, read back from the staging folder, refusing
     /// secrets whose scope never finished.
     fn committed(&self) -> Result<Vec<StagedRecord>> {
-        let staged = read_records(
-            &self.staging.join("records"),
-            &format!("folder {}", self.dir.display()),
-            false,
-        )?;
+        let log_path = self.staging.join(LOG_FILE);
+        let subject = format!("file {}", log_path.display());
+        let mut staged = Vec::new();
+        let mut log = std::io::BufReader::new(fs::File::open(&log_path).ctx(&subject)?);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if log.read_until(b'\n', &mut line).ctx(&subject)? == 0 {
+                break;
+            }
+            staged.push(parse_line(&line, &subject)?);
+        }
         let mut scopes = ScopeCheck::default();
         staged.iter().for_each(|r| scopes.see(r));
         scopes.finish()?;
@@ -543,31 +662,40 @@ impl BagBuilder {
             .map(|r| r.parts.iter().map(|p| &p.path).collect())
             .collect();
         let stored = plan_paths(&paths)?;
-        let blobs = self.staging.join("blobs");
         let mut records = Vec::with_capacity(staged.len());
         let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
         let mut digests: BTreeMap<String, String> = BTreeMap::new();
         let mut any_sealed = false;
         for (r, paths) in staged.iter().zip(&stored) {
-            for (p, s) in r.parts.iter().zip(paths) {
+            for (pi, (p, s)) in r.parts.iter().zip(paths).enumerate() {
                 let dest = self.dir.join(s.trim_end_matches('/'));
                 let subject = format!("file {}", dest.display());
-                match &p.blob {
-                    None => fs::create_dir_all(&dest).ctx(&subject)?,
-                    Some(b) => {
-                        if let Some(parent) = dest.parent() {
-                            fs::create_dir_all(parent).ctx(&subject)?;
-                        }
-                        let src = blobs.join(b);
+                if p.blob.is_none() && p.pack.is_none() {
+                    fs::create_dir_all(&dest).ctx(&subject)?;
+                    continue;
+                }
+                if let Some(parent) = dest.parent() {
+                    fs::create_dir_all(parent).ctx(&subject)?;
+                }
+                // A blob is moved into place, a packed part copied (the pack stays whole
+                // until the staging area is removed, so this can be done again).
+                match part_content(&self.staging, r.seq, pi, p)? {
+                    Content::File(src) => {
                         if src.exists() {
                             fs::rename(&src, &dest).ctx(&subject)?;
                         } else if !dest.is_file() {
                             return Err(staging_err(&subject, "staged bytes are missing"));
                         }
-                        sizes.insert(s.clone(), p.size);
-                        digests.insert(s.clone(), p.sha256.clone().unwrap_or_default());
+                    }
+                    content => {
+                        let (sample, mut rest) = open_content(content)?;
+                        let mut f = fs::File::create(&dest).ctx(&subject)?;
+                        f.write_all(&sample).ctx(&subject)?;
+                        std::io::copy(&mut rest, &mut f).ctx(&subject)?;
                     }
                 }
+                sizes.insert(s.clone(), p.size);
+                digests.insert(s.clone(), p.sha256.clone().unwrap_or_default());
             }
             let primary = r.parts.first();
             any_sealed |= primary.is_some_and(|p| p.sealed);
@@ -601,46 +729,228 @@ impl BagBuilder {
     }
 }
 
-/// The committed records in `rec_dir` (`<seq>.json`), in staging order. Other files are
-/// leftovers of an interrupted commit: removed when `tidy`, else skipped.
-fn read_records(rec_dir: &Path, subject: &str, tidy: bool) -> Result<Vec<StagedRecord>> {
-    staged_seqs(rec_dir, subject, tidy)?
-        .into_iter()
-        .map(|seq| read_record(rec_dir, seq))
-        .collect()
+/// A committed record: one line of `records.jsonl`.
+fn parse_line(line: &[u8], subject: &str) -> Result<StagedRecord> {
+    if line.last() != Some(&b'\n') {
+        return Err(staging_err(subject, "its last record is cut short"));
+    }
+    serde_json::from_slice(line).map_err(|e| staging_err(subject, format!("is damaged: {e}")))
 }
 
-/// The sequence numbers of the committed records in `rec_dir` (`<seq>.json`), ascending.
-/// Other files are leftovers of an interrupted commit: removed when `tidy`, else skipped.
-fn staged_seqs(rec_dir: &Path, subject: &str, tidy: bool) -> Result<Vec<u64>> {
-    let mut seqs = Vec::new();
-    for e in fs::read_dir(rec_dir).ctx(subject)? {
-        let p = e.ctx(subject)?.path();
-        let seq = (p.extension().and_then(|x| x.to_str()) == Some("json"))
-            .then(|| p.file_stem().and_then(|s| s.to_str())?.parse::<u64>().ok())
-            .flatten();
-        match seq {
-            Some(seq) => seqs.push(seq),
-            None if tidy => {
-                let _ = fs::remove_file(&p);
+/// What a resumed builder needs of `records.jsonl`, read as a stream (the records are not
+/// kept): the committed keys, where each pack's committed parts end, the blobs still wanted.
+struct Scan {
+    keys: HashSet<(Kind, String)>,
+    next_seq: u64,
+    /// The end of the last whole record.
+    end: u64,
+    pack_ends: BTreeMap<u32, u64>,
+    blobs: HashSet<String>,
+}
+
+/// Reads `records.jsonl` of `staging` on resume. A torn or unparsable last line is the commit
+/// an interruption cut short: the log is cut back to the line before (a damaged line before
+/// the last is refused). Secrets whose scope never finished lack their sealed digest index:
+/// their lines are dropped (the log is written again without them), so they are staged again.
+fn scan_log(staging: &Path, subject: &str) -> Result<Scan> {
+    let log_path = staging.join(LOG_FILE);
+    let log_subject = format!("file {}", log_path.display());
+    let file = match fs::File::open(&log_path) {
+        Ok(f) => Some(f),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(BundleError::io(&log_subject, &e)),
+    };
+    let mut scan = Scan {
+        keys: HashSet::new(),
+        next_seq: 0,
+        end: 0,
+        pack_ends: BTreeMap::new(),
+        blobs: HashSet::new(),
+    };
+    let Some(file) = file else { return Ok(scan) };
+    let mut log = std::io::BufReader::with_capacity(super::digest::BUF, file);
+    let mut scopes: HashSet<String> = HashSet::new();
+    // Each secret's scope and line.
+    let mut secrets: Vec<(String, String, std::ops::Range<u64>)> = Vec::new();
+    let mut line = Vec::new();
+    let mut bad: Option<BundleError> = None;
+    let mut at = 0u64;
+    loop {
+        line.clear();
+        let n = log.read_until(b'\n', &mut line).ctx(&log_subject)?;
+        if n == 0 {
+            break;
+        }
+        if let Some(e) = bad.take() {
+            // Only the last line can be cut short.
+            return Err(e);
+        }
+        let r = match parse_line(&line, &log_subject) {
+            Ok(r) => r,
+            Err(e) => {
+                bad = Some(e);
+                at += n as u64;
+                continue;
             }
-            None => {}
+        };
+        let range = at..at + n as u64;
+        at = range.end;
+        scan.end = at;
+        scan.next_seq = scan.next_seq.max(r.seq + 1);
+        for p in &r.parts {
+            if let Some((pack, offset)) = p.pack {
+                let end = scan.pack_ends.entry(pack).or_default();
+                *end = (*end).max(offset + p.size);
+            }
+            if let Some(b) = &p.blob {
+                scan.blobs.insert(b.clone());
+            }
+        }
+        match r.kind {
+            Kind::SecretScope => {
+                scopes.insert(r.name.clone());
+            }
+            Kind::Secret => {
+                let scope = r.meta.get("scope").and_then(Value::as_str).unwrap_or("");
+                secrets.push((scope.to_string(), r.source_id.clone(), range));
+            }
+            _ => {}
+        }
+        scan.keys.insert((r.kind, r.source_id));
+    }
+    drop(log);
+    let orphans: Vec<std::ops::Range<u64>> = secrets
+        .into_iter()
+        .filter(|(scope, _, _)| !scopes.contains(scope))
+        .map(|(_, id, range)| {
+            scan.keys.remove(&(Kind::Secret, id));
+            range
+        })
+        .collect();
+    if !orphans.is_empty() {
+        drop_lines(&log_path, scan.end, &orphans).map_err(|e| {
+            BundleError::new(
+                ErrorCode::Io,
+                subject,
+                format!("{}: {e}", log_path.display()),
+            )
+        })?;
+        scan.end -= orphans.iter().map(|r| r.end - r.start).sum::<u64>();
+    }
+    Ok(scan)
+}
+
+/// Writes `log` again up to `end` without the lines at `drop` (ascending), through a
+/// temporary file renamed over it.
+fn drop_lines(log: &Path, end: u64, drop: &[std::ops::Range<u64>]) -> std::io::Result<()> {
+    let tmp = log.with_extension("jsonl.tmp");
+    let mut from = std::io::BufReader::new(fs::File::open(log)?).take(end);
+    let mut to = BufWriter::new(fs::File::create(&tmp)?);
+    let mut at = 0u64;
+    for r in drop {
+        std::io::copy(&mut (&mut from).take(r.start - at), &mut to)?;
+        std::io::copy(&mut (&mut from).take(r.end - r.start), &mut std::io::sink())?;
+        at = r.end;
+    }
+    std::io::copy(&mut from, &mut to)?;
+    to.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    fs::rename(&tmp, log)
+}
+
+/// Cuts each pack in `dir` back to the end of its last committed part (`ends`), removes
+/// packs no committed record uses, and returns the pool of packs to append to.
+fn tidy_packs(dir: &Path, ends: &BTreeMap<u32, u64>, subject: &str) -> Result<Packs> {
+    let mut packs = Packs::default();
+    for e in fs::read_dir(dir).ctx(subject)? {
+        let e = e.ctx(subject)?;
+        let n = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok());
+        match n.and_then(|n| Some((n, *ends.get(&n)?))) {
+            Some((n, end)) => {
+                let len = e.metadata().ctx(subject)?.len();
+                if len < end {
+                    return Err(staging_err(
+                        format!("file {}", e.path().display()),
+                        format!("holds {len} bytes, the staged records need {end}"),
+                    ));
+                }
+                packs.idle.push((n, Appender::open(e.path(), end)?));
+                packs.next = packs.next.max(n + 1);
+            }
+            None => {
+                let _ = fs::remove_file(e.path());
+                if let Some(n) = n {
+                    packs.next = packs.next.max(n + 1);
+                }
+            }
         }
     }
-    seqs.sort_unstable();
-    Ok(seqs)
+    for n in ends.keys() {
+        if packs.idle.iter().all(|(m, _)| m != n) {
+            return Err(staging_err(
+                format!("folder {}", dir.display()),
+                format!("pack {n}, which staged records need, is missing"),
+            ));
+        }
+    }
+    Ok(packs)
 }
 
-/// The committed record `seq`.
-fn read_record(rec_dir: &Path, seq: u64) -> Result<StagedRecord> {
-    let p = rec_dir.join(format!("{seq:010}.json"));
-    let subject = || format!("file {}", p.display());
-    let r: StagedRecord = serde_json::from_slice(&fs::read(&p).ctx(subject())?)
-        .map_err(|e| staging_err(subject(), e.to_string()))?;
-    if r.seq != seq {
-        return Err(staging_err(subject(), format!("holds record {}", r.seq)));
+/// The content of part `i` of the staged record `seq`: a range of a pack, a blob or a folder.
+fn part_content(staging: &Path, seq: u64, i: usize, p: &StagedPart) -> Result<Content> {
+    let subject = || format!("part {i} of staged record {seq}");
+    match (&p.pack, &p.blob) {
+        (Some((n, offset)), None) if p.size <= PACK_MAX => Ok(Content::Range {
+            path: staging.join(PACKS_DIR).join(n.to_string()),
+            offset: *offset,
+            len: p.size,
+        }),
+        (None, Some(b)) if *b == blob_name(seq, i) => {
+            Ok(Content::File(staging.join("blobs").join(b)))
+        }
+        (None, None) => Ok(Content::Dir),
+        _ => Err(staging_err(
+            subject(),
+            format!("names its bytes wrongly ({:?}, {:?})", p.pack, p.blob),
+        )),
     }
-    Ok(r)
+}
+
+/// Copies `content` to the blob `dest` (through a temporary name: a blob exists whole or not at
+/// all), checking it has the length it declares.
+fn stage_blob(
+    content: Content,
+    dest: &Path,
+    kind: &Kind,
+    name: &str,
+) -> Result<super::digest::Pumped> {
+    let tmp = dest.with_extension("tmp");
+    let staged = (|| {
+        let declared = content_len(&content)?;
+        let (sample, rest) = open_content(content)?;
+        let f = fs::File::create(&tmp).ctx(format!("file {}", tmp.display()))?;
+        let mut w = BufWriter::with_capacity(super::digest::BUF, f);
+        let mut src = std::io::Cursor::new(sample).chain(rest);
+        let pumped = pump(&mut src, declared, &mut |b| w.write_all(b)).map_err(|e| match e {
+            PumpError::Read(e) => BundleError::io("resource content", &e),
+            PumpError::Write(e) => BundleError::io(format!("file {}", tmp.display()), &e),
+        })?;
+        w.flush().ctx(format!("file {}", tmp.display()))?;
+        if pumped.bytes != declared {
+            return Err(staging_err(
+                format!("{kind} {name}"),
+                format!(
+                    "content has {} bytes, {declared} were declared",
+                    pumped.bytes
+                ),
+            ));
+        }
+        fs::rename(&tmp, dest).ctx(format!("file {}", dest.display()))?;
+        Ok(pumped)
+    })();
+    if staged.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    staged
 }
 
 /// The name of the blob of part `part` of staged record `seq`.
@@ -689,39 +999,66 @@ impl ScopeCheck {
 }
 
 /// The writer's source for a staged export ([`BagBuilder::write_bundle_file_with`]): the
-/// committed records read from the staging folder one at a time, in staging order, then the
-/// streamed resources. A staged record's content is its blob and its `meta` is read again
-/// from its file when the inventory is rendered: nothing of it stays in memory but the
-/// writer's own summary and its sequence number.
+/// committed records read from `records.jsonl` one line at a time, in the order they were
+/// committed, then the streamed resources. A staged record's `meta` (and where its parts'
+/// bytes are) is read again from its line when the inventory is rendered (and its parts
+/// written): nothing of it stays in memory but the writer's own summary and where its line
+/// starts.
 struct StagedSource {
-    records: PathBuf,
-    blobs: PathBuf,
-    seqs: Vec<u64>,
-    /// The next staged record to read.
-    next: usize,
+    /// `records.jsonl`, read through once.
+    log: std::io::BufReader<fs::File>,
+    /// `records.jsonl` again, for reading lines back.
+    at: fs::File,
+    log_path: PathBuf,
+    /// Where each line read so far starts, and after them where the last one ends.
+    lines: Vec<u64>,
+    /// Until the last staged record was read.
+    reading: bool,
+    staging: PathBuf,
     /// Until every staged record was read.
     scopes: Option<ScopeCheck>,
     streamed: Held,
 }
 
 impl StagedSource {
+    /// Staged records read so far.
+    fn staged(&self) -> usize {
+        self.lines.len() - 1
+    }
+
+    fn subject(&self) -> String {
+        format!("file {}", self.log_path.display())
+    }
+
+    /// The next line of the log, `None` at its end.
+    fn read_next(&mut self) -> Result<Option<StagedRecord>> {
+        let mut line = Vec::new();
+        let n = self.log.read_until(b'\n', &mut line).ctx(self.subject())?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let r = parse_line(&line, &self.subject())?;
+        let end = self.lines[self.staged()] + n as u64;
+        self.lines.push(end);
+        Ok(Some(r))
+    }
+
+    /// Line `i` of the log again.
+    fn line(&mut self, i: usize) -> Result<Vec<u8>> {
+        use std::io::{Seek, SeekFrom};
+        let (start, end) = (self.lines[i], self.lines[i + 1]);
+        let mut line = vec![0; (end - start) as usize];
+        self.at.seek(SeekFrom::Start(start)).ctx(self.subject())?;
+        self.at.read_exact(&mut line).ctx(self.subject())?;
+        Ok(line)
+    }
+
     fn resource(&self, r: StagedRecord) -> Result<(Resource, Vec<Option<String>>)> {
         let mut expected = Vec::with_capacity(r.parts.len());
         let mut parts = Vec::with_capacity(r.parts.len());
         for (i, p) in r.parts.into_iter().enumerate() {
-            let content = match p.blob {
-                None => Content::Dir,
-                Some(b) if b == blob_name(r.seq, i) => Content::File(self.blobs.join(b)),
-                Some(b) => {
-                    return Err(staging_err(
-                        format!("{} {}", r.kind, r.name),
-                        format!(
-                            "its part {i} names the blob {b:?}, not {:?}",
-                            blob_name(r.seq, i)
-                        ),
-                    ))
-                }
-            };
+            let content = part_content(&self.staging, r.seq, i, &p)
+                .map_err(|e| staging_err(format!("{} {}", r.kind, r.name), e.detail()))?;
             expected.push(p.sha256);
             parts.push(Part {
                 path: p.path,
@@ -743,15 +1080,17 @@ impl StagedSource {
 
 impl Resources for StagedSource {
     fn next(&mut self) -> Option<Result<(Resource, Vec<Option<String>>)>> {
-        if let Some(&seq) = self.seqs.get(self.next) {
-            self.next += 1;
-            let read = read_record(&self.records, seq).and_then(|r| {
-                if let Some(s) = self.scopes.as_mut() {
-                    s.see(&r);
+        if self.reading {
+            match self.read_next() {
+                Ok(Some(r)) => {
+                    if let Some(s) = self.scopes.as_mut() {
+                        s.see(&r);
+                    }
+                    return Some(self.resource(r));
                 }
-                self.resource(r)
-            });
-            return Some(read);
+                Ok(None) => self.reading = false,
+                Err(e) => return Some(Err(e)),
+            }
         }
         if let Some(scopes) = self.scopes.take() {
             if let Err(e) = scopes.finish() {
@@ -762,27 +1101,35 @@ impl Resources for StagedSource {
     }
 
     fn keep(&mut self, i: usize, r: Resource) {
-        if let Some(i) = i.checked_sub(self.seqs.len()) {
+        if let Some(i) = i.checked_sub(self.staged()) {
             self.streamed.keep(i, r);
         }
     }
 
     fn content(&mut self, i: usize, part: usize) -> Result<Content> {
-        match self.seqs.get(i) {
-            Some(&seq) => Ok(Content::File(self.blobs.join(blob_name(seq, part)))),
-            None => self.streamed.content(i - self.seqs.len(), part),
+        if i >= self.staged() {
+            return self.streamed.content(i - self.staged(), part);
         }
+        let line = self.line(i)?;
+        let r: LineParts = serde_json::from_slice(&line)
+            .map_err(|e| staging_err(self.subject(), format!("is damaged: {e}")))?;
+        let p = r.parts.get(part).ok_or_else(|| {
+            staging_err(
+                self.subject(),
+                format!("staged record {} has no part {part}", r.seq),
+            )
+        })?;
+        part_content(&self.staging, r.seq, part, p)
     }
 
     fn meta(&mut self, i: usize) -> Result<Cow<'_, Value>> {
-        match self.seqs.get(i) {
-            Some(&seq) => {
-                let mut meta = read_record(&self.records, seq)?.meta;
-                canonicalize(&mut meta);
-                Ok(Cow::Owned(meta))
-            }
-            None => self.streamed.meta(i - self.seqs.len()),
+        if i >= self.staged() {
+            return self.streamed.meta(i - self.staged());
         }
+        let line = self.line(i)?;
+        let mut meta = parse_line(&line, &self.subject())?.meta;
+        canonicalize(&mut meta);
+        Ok(Cow::Owned(meta))
     }
 }
 

@@ -19,6 +19,16 @@ pub enum Content {
     Bytes(Vec<u8>),
     /// A file on disk, read when written.
     File(PathBuf),
+    /// `len` bytes of a file on disk from `offset`, read when written (a part staged in a
+    /// pack, spec §11).
+    Range {
+        /// The file.
+        path: PathBuf,
+        /// Where the bytes start.
+        offset: u64,
+        /// How many there are.
+        len: u64,
+    },
     /// A stream of exactly `len` bytes.
     Stream {
         /// The exact length.
@@ -35,6 +45,9 @@ impl std::fmt::Debug for Content {
         match self {
             Content::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
             Content::File(p) => write!(f, "File({})", p.display()),
+            Content::Range { path, offset, len } => {
+                write!(f, "Range({}, {len} bytes at {offset})", path.display())
+            }
             Content::Stream { len, .. } => write!(f, "Stream({len} bytes)"),
             Content::Dir => f.write_str("Dir"),
         }

@@ -174,7 +174,7 @@ pub(crate) fn content_len(c: &Content) -> Result<u64> {
         Content::File(p) => std::fs::metadata(p)
             .ctx(format!("file {}", p.display()))?
             .len(),
-        Content::Stream { len, .. } => *len,
+        Content::Stream { len, .. } | Content::Range { len, .. } => *len,
         Content::Dir => 0,
     })
 }
@@ -184,6 +184,13 @@ pub(crate) fn open_content(c: Content) -> Result<(Vec<u8>, Box<dyn Read + Send>)
     let mut reader: Box<dyn Read + Send> = match c {
         Content::Bytes(b) => Box::new(Cursor::new(b)),
         Content::File(p) => Box::new(std::fs::File::open(&p).ctx(format!("file {}", p.display()))?),
+        Content::Range { path, offset, len } => {
+            use std::io::{Seek, SeekFrom};
+            let subject = || format!("file {}", path.display());
+            let mut f = std::fs::File::open(&path).ctx(subject())?;
+            f.seek(SeekFrom::Start(offset)).ctx(subject())?;
+            Box::new(f.take(len))
+        }
         Content::Stream { reader, .. } => reader,
         Content::Dir => Box::new(std::io::empty()),
     };

@@ -205,7 +205,7 @@ pub struct Committer {
 /// Commits taken into one group at most.
 const MAX_GROUP: usize = 512;
 
-/// Threads that write the files of one group, and that remove the staging folder.
+/// Threads that stage the resources of one group.
 const STAGING_THREADS: usize = 8;
 
 impl Committer {
@@ -604,7 +604,8 @@ impl Stage {
                 })
             }
         };
-        // Creating files costs one disk round trip each; a few at once overlap them.
+        // Hashing bytes and writing them (to a pack each, or to a large part's own file)
+        // overlaps across a few threads.
         if items.len() < 4 {
             return items.into_iter().map(stage_one).collect();
         }
@@ -732,44 +733,21 @@ impl Stage {
     }
 }
 
-/// Removes a folder and everything in it, deleting files from several threads: each unlink
-/// waits for the disk, and a bag holds a file per object.
+/// Removes a folder and everything in it as the walk finds it, each folder after its
+/// contents: nothing is collected first (the staging folder holds a handful of files, but the
+/// walk need not know that).
 fn remove_tree(root: &Path) -> Result<(), ExportError> {
-    let mut files = Vec::new();
-    let mut dirs = Vec::new();
-    for e in walkdir::WalkDir::new(root).follow_links(false) {
+    for e in walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .contents_first(true)
+    {
         let e = e.map_err(|e| ExportError::io(root, std::io::Error::other(e.to_string())))?;
-        if e.file_type().is_dir() {
-            dirs.push(e.into_path());
+        let removed = if e.file_type().is_dir() {
+            std::fs::remove_dir(e.path())
         } else {
-            files.push(e.into_path());
-        }
-    }
-    let width = STAGING_THREADS.min(files.len().max(1));
-    let failed: Vec<ExportError> = std::thread::scope(|scope| {
-        let handles: Vec<_> =
-            (0..width)
-                .map(|lane| {
-                    let files = &files;
-                    scope.spawn(move || {
-                        files.iter().skip(lane).step_by(width).find_map(|f| {
-                            std::fs::remove_file(f).err().map(|e| ExportError::io(f, e))
-                        })
-                    })
-                })
-                .collect();
-        handles
-            .into_iter()
-            .filter_map(|h| h.join().ok().flatten())
-            .collect()
-    });
-    if let Some(e) = failed.into_iter().next() {
-        return Err(e);
-    }
-    // Deepest first.
-    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-    for d in dirs {
-        std::fs::remove_dir(&d).map_err(|e| ExportError::io(&d, e))?;
+            std::fs::remove_file(e.path())
+        };
+        removed.map_err(|err| ExportError::io(e.path(), err))?;
     }
     Ok(())
 }

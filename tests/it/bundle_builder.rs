@@ -189,17 +189,14 @@ fn a_staged_file_changed_after_staging_is_refused_when_written() {
         Content::Bytes(b"staged bytes".to_vec()),
     ))
     .unwrap();
-    let blobs = b
+    // A small part is staged in a pack: its bytes are changed in place.
+    let pack = b
         .dir()
         .join(dbxport::bundle::builder::STAGING_DIR)
-        .join("blobs");
-    let blob = std::fs::read_dir(&blobs)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    std::fs::write(&blob, b"staged bytez").unwrap();
+        .join("packs/0");
+    let bytes = std::fs::read(&pack).unwrap();
+    assert_eq!(bytes, b"staged bytes");
+    std::fs::write(&pack, b"staged bytez").unwrap();
     let out = tmp.path().join("x.zip");
     let err = b.write_bundle_file(&out, None, false).unwrap_err();
     assert!(
@@ -238,4 +235,162 @@ fn a_staged_bag_is_written_directly_and_verifies() {
         err.0.iter().any(|p| p.code() == ErrorCode::TargetNotEmpty),
         "{err}"
     );
+}
+
+/// A staging folder and its record log.
+fn staging(bag: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let st = bag.join(dbxport::bundle::builder::STAGING_DIR);
+    let log = st.join("records.jsonl");
+    (st, log)
+}
+
+fn notebook(id: i64, bytes: &[u8]) -> Resource {
+    let info: dbxport::model::workspace::ObjectInfo = serde_json::from_value(serde_json::json!({
+        "object_type": "FILE", "path": format!("/Shared/f{id}.bin"), "object_id": id
+    }))
+    .unwrap();
+    Resource::workspace_file(&info, Content::Bytes(bytes.to_vec()))
+}
+
+/// A kill while a record's line was being written leaves it cut short (or, written but not
+/// whole, unparsable): the resumed builder drops that line and the record is staged again.
+#[test]
+fn a_torn_last_record_line_is_dropped_on_resume() {
+    for torn in [
+        &b"{\"seq\":2,\"kind\":\"fi"[..],
+        &b"{\"seq\":2,\"kind\"\n"[..],
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let settings = golden::settings();
+        let bag = tmp.path().join(&settings.bag_name);
+        let (_, log) = staging(&bag);
+        let whole = {
+            let b = BagBuilder::create(&bag, settings, None).unwrap();
+            b.add(notebook(1, b"one")).unwrap();
+            b.add(notebook(2, b"two")).unwrap();
+            std::fs::metadata(&log).unwrap().len()
+        };
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        std::io::Write::write_all(&mut f, torn).unwrap();
+        drop(f);
+        let b = BagBuilder::resume(&bag, None).unwrap();
+        assert_eq!(b.len(), 2);
+        assert_eq!(std::fs::metadata(&log).unwrap().len(), whole, "cut back");
+        b.add(notebook(3, b"three")).unwrap();
+        let out = tmp.path().join("x.zip");
+        let s = b.write_bundle_file(&out, None, false).unwrap();
+        assert_eq!((s.payload_files, s.payload_bytes), (3, 11));
+        assert!(verify_file(&out, None).unwrap().ok);
+    }
+}
+
+/// A damaged line that is not the last is not an interrupted commit: resume refuses it.
+#[test]
+fn a_damaged_record_line_before_the_last_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = golden::settings();
+    let bag = tmp.path().join(&settings.bag_name);
+    let (_, log) = staging(&bag);
+    {
+        let b = BagBuilder::create(&bag, settings, None).unwrap();
+        b.add(notebook(1, b"one")).unwrap();
+        b.add(notebook(2, b"two")).unwrap();
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    std::fs::write(&log, text.replacen("{", "[", 1)).unwrap();
+    let e = BagBuilder::resume(&bag, None).err().unwrap();
+    assert_eq!(e.code(), ErrorCode::Staging);
+    assert!(e.to_string().contains("damaged"), "{e}");
+}
+
+/// Bytes appended to a pack by a resource whose record was never committed are cut off on
+/// resume, and packs no record uses are removed; the bundle holds only committed bytes.
+#[test]
+fn pack_bytes_past_the_last_committed_record_are_discarded_on_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = golden::settings();
+    let bag = tmp.path().join(&settings.bag_name);
+    let (st, log) = staging(&bag);
+    {
+        let b = BagBuilder::create(&bag, settings, None).unwrap();
+        b.add(notebook(1, b"one")).unwrap();
+        b.add(notebook(2, b"two")).unwrap();
+    }
+    let committed = std::fs::read(&log).unwrap();
+    let pack = st.join("packs/0");
+    assert_eq!(std::fs::read(&pack).unwrap(), b"onetwo");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&pack)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"uncommitted").unwrap();
+    drop(f);
+    std::fs::write(st.join("packs/1"), b"never committed").unwrap();
+    let b = BagBuilder::resume(&bag, None).unwrap();
+    assert_eq!(std::fs::read(&pack).unwrap(), b"onetwo");
+    assert!(!st.join("packs/1").exists());
+    assert_eq!(
+        std::fs::read(&log).unwrap(),
+        committed,
+        "the log is untouched"
+    );
+    b.add(notebook(3, b"three")).unwrap();
+    assert_eq!(std::fs::read(&pack).unwrap(), b"onetwothree");
+    let out = tmp.path().join("x.zip");
+    let s = b.write_bundle_file(&out, None, false).unwrap();
+    assert_eq!((s.payload_files, s.payload_bytes), (3, 11));
+    assert!(verify_file(&out, None).unwrap().ok);
+}
+
+/// A staging folder an older dbxport wrote (a file per record) is refused clearly, not misread.
+#[test]
+fn an_older_staging_format_is_refused_on_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = golden::settings();
+    let bag = tmp.path().join(&settings.bag_name);
+    let (st, _) = staging(&bag);
+    drop(BagBuilder::create(&bag, settings, None).unwrap());
+    let state = std::fs::read_to_string(st.join("state.json")).unwrap();
+    assert!(state.contains("dbxport-staging-2"), "{state}");
+    std::fs::write(
+        st.join("state.json"),
+        state.replace("dbxport-staging-2", "dbxport-staging-1"),
+    )
+    .unwrap();
+    let e = BagBuilder::resume(&bag, None).err().unwrap();
+    assert_eq!(e.code(), ErrorCode::Staging);
+    let e = e.to_string();
+    assert!(
+        e.contains("dbxport-staging-1") && e.contains("export again without --resume"),
+        "{e}"
+    );
+}
+
+/// However many resources, the staging area holds a few files: small parts share packs.
+#[test]
+fn small_parts_share_packs_and_large_ones_have_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = golden::settings();
+    let bag = tmp.path().join(&settings.bag_name);
+    let (st, _) = staging(&bag);
+    let b = BagBuilder::create(&bag, settings, None).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let b = &b;
+            s.spawn(move || {
+                for i in 0..50 {
+                    b.add(notebook(t * 100 + i, format!("{t}/{i}").as_bytes()))
+                        .unwrap();
+                }
+            });
+        }
+    });
+    b.add(notebook(1000, &vec![1; (2 << 20) + 1])).unwrap();
+    let count = |d: &str| std::fs::read_dir(st.join(d)).unwrap().count();
+    assert!((1..=4).contains(&count("packs")), "{}", count("packs"));
+    assert_eq!(count("blobs"), 1);
+    let out = tmp.path().join("x.zip");
+    let s = b.write_bundle_file(&out, None, false).unwrap();
+    assert_eq!(s.payload_files, 201);
+    assert!(verify_file(&out, None).unwrap().ok);
 }

@@ -42,21 +42,17 @@ fn staged(partial: &Path) -> Vec<(String, String)> {
         return out;
     };
     for bag in bags {
-        let records = bag.unwrap().path().join(".dbxport-staging/records");
-        let Ok(dir) = std::fs::read_dir(&records) else {
+        let log = bag.unwrap().path().join(".dbxport-staging/records.jsonl");
+        let Ok(bytes) = std::fs::read(&log) else {
             continue;
         };
-        for r in dir {
-            let Ok(r) = r else { continue };
-            let p = r.path();
-            if p.extension().and_then(|e| e.to_str()) != Some("json") {
+        // A record is committed by writing its line whole: a line cut short (being written)
+        // is not one yet.
+        for line in bytes.split_inclusive(|b| *b == b'\n') {
+            if line.last() != Some(&b'\n') {
                 continue;
             }
-            // A record is written under a temporary name and renamed: a .json is complete.
-            let Ok(bytes) = std::fs::read(&p) else {
-                continue;
-            };
-            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(line).unwrap();
             out.push((
                 v["kind"].as_str().unwrap().to_string(),
                 v["name"].as_str().unwrap().to_string(),

@@ -33,7 +33,7 @@ fn staged_bytes(r: &Resource) -> u64 {
         .iter()
         .map(|p| match &p.content {
             Content::Bytes(b) => b.len() as u64,
-            Content::Stream { len, .. } => *len,
+            Content::Stream { len, .. } | Content::Range { len, .. } => *len,
             Content::File(f) => std::fs::metadata(f).map_or(0, |m| m.len()),
             Content::Dir => 0,
         })
