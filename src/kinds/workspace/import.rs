@@ -310,7 +310,8 @@ async fn apply<'r>(run: &'r Run<'_>) -> Vec<(&'r PlanItem, StepResult)> {
     let groups = archive_groups(run);
     let archived: BTreeSet<String> = groups.iter().map(|g| g.path.clone()).collect();
     let mut done = directories(run, &archived, false).await;
-    let mut carried = BTreeSet::new();
+    // The notebooks' own targets, not copies (issue #15).
+    let mut carried: BTreeSet<&'r str> = BTreeSet::new();
     if !groups.is_empty() {
         let results = concurrently(groups, run.options.concurrency(), |g| async move {
             import_folder(run, g).await
@@ -446,7 +447,7 @@ fn archive_groups<'r>(run: &'r Run<'_>) -> Vec<Group<'r>> {
 async fn import_folder<'r>(
     run: &'r Run<'_>,
     g: Group<'r>,
-) -> (Vec<(&'r PlanItem, StepResult)>, Vec<String>) {
+) -> (Vec<(&'r PlanItem, StepResult)>, Vec<&'r str>) {
     if run.interrupt.is_set() {
         return (Vec::new(), Vec::new());
     }
@@ -562,7 +563,7 @@ async fn import_folder<'r>(
             );
             run.tick(item.kind);
             out.push((*item, Ok(Outcome::Created)));
-            carried.push(path.clone());
+            carried.push(path.as_str());
         } else {
             missing.push(base_name(path).to_string());
         }
@@ -778,12 +779,12 @@ async fn directories<'r>(
 /// One import per notebook or file, but for those a directory import created (`carried`).
 async fn objects<'r>(
     run: &'r Run<'_>,
-    carried: &BTreeSet<String>,
+    carried: &BTreeSet<&str>,
 ) -> Vec<(&'r PlanItem, StepResult)> {
     let items: Vec<&PlanItem> = run
         .items_of(&[Kind::Notebook, Kind::File])
         .into_iter()
-        .filter(|i| !matches!(&i.step, Some(Step::Import { .. }) if carried.contains(&i.target)))
+        .filter(|i| !matches!(&i.step, Some(Step::Import { .. }) if carried.contains(i.target.as_str())))
         .collect();
     let r = run
         .each(items, |item, step| async move {
