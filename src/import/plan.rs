@@ -103,12 +103,11 @@ pub enum Step {
         /// Target path.
         path: String,
     },
-    /// A notebook or file import.
+    /// A notebook or file import, to the item's target path (not copied here: one of these
+    /// per object, issue #15).
     Import {
         /// Index into [`SourceBundle::objects`].
         index: usize,
-        /// Target path.
-        path: String,
         /// Replace an existing object.
         overwrite: bool,
     },
@@ -363,7 +362,8 @@ pub async fn plan(input: PlanInput<'_>) -> Result<Plan, ImportError> {
         // item grown by doubling holds up to half again as spare (issue #15).
         items: Vec::with_capacity(source.record_count()),
         tree: Tree::default(),
-        created_paths: BTreeMap::new(),
+        path_items: Vec::new(),
+        path_items_sorted: true,
         repo_paths: BTreeMap::new(),
         job_items: BTreeMap::new(),
         job_ids: BTreeMap::new(),
@@ -459,8 +459,13 @@ pub(crate) struct Planner<'a, 'b> {
     pub(crate) mapper: &'a Mapper<'a>,
     pub(crate) items: Vec<PlanItem>,
     pub(crate) tree: Tree,
-    /// Target path → (action, kind) of workspace objects and repos in this plan.
-    pub(crate) created_paths: BTreeMap<String, (Action, Kind)>,
+    /// The items of workspace objects and repos in this plan (indexes into `items`), whose
+    /// targets are paths ([`Planner::push_path_item`]): sorted by target when asked what the
+    /// plan does at a path ([`Planner::path_action`]). Indexes, not a map of copies of every
+    /// path (issue #15).
+    pub(crate) path_items: Vec<u32>,
+    /// True when `path_items` is sorted by target.
+    path_items_sorted: bool,
     /// Source repo id → (target path, action, existing id).
     pub(crate) repo_paths: BTreeMap<String, (String, Action, Option<i64>)>,
     /// Source job id → action.
@@ -503,6 +508,31 @@ impl<'a, 'b> Planner<'a, 'b> {
             OnConflict::Skip => (Action::Skip, format!("{what} (kept: --on-conflict skip)")),
             OnConflict::Overwrite => (Action::Update, format!("{what} (replaced: --on-conflict overwrite)")),
         }
+    }
+
+    /// Adds the item of a workspace object or repo, whose target is its path.
+    pub(crate) fn push_path_item(&mut self, item: PlanItem) {
+        let i = u32::try_from(self.items.len()).expect("fewer items than records");
+        self.path_items.push(i);
+        self.path_items_sorted = false;
+        self.items.push(item);
+    }
+
+    /// What this plan does with the workspace object or repo at target `path` (the item added
+    /// last, when several share it); `None` when it has none.
+    pub(crate) fn path_action(&mut self, path: &str) -> Option<Action> {
+        let items = &self.items;
+        if !self.path_items_sorted {
+            // Stable: equal targets stay in the order they were added.
+            self.path_items
+                .sort_by(|a, b| items[*a as usize].target.cmp(&items[*b as usize].target));
+            self.path_items_sorted = true;
+        }
+        let end = self
+            .path_items
+            .partition_point(|i| items[*i as usize].target.as_str() <= path);
+        let last = *self.path_items[..end].last()? as usize;
+        (items[last].target == path).then_some(items[last].action)
     }
 
     pub(crate) fn selected_path(&self, path: &str) -> bool {

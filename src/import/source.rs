@@ -81,8 +81,8 @@ pub struct SrcObject {
     pub stored: Option<String>,
     /// Size of the primary part.
     pub size: u64,
-    /// SHA-256 of the primary part (as stored).
-    pub sha256: Option<String>,
+    /// SHA-256 of the primary part (as stored), as bytes (hex in the journal).
+    pub sha256: Option<[u8; 32]>,
     /// Notes the export left on the record.
     pub notes: Vec<String>,
     /// What export's scanner found in its code; `None` when it was not scanned (a bundle
@@ -400,6 +400,11 @@ impl SourceBundle {
                 s.add_record(r, bytes)?;
             }
         }
+        // The lists with one entry per object, grown by doubling as the records streamed,
+        // hold up to as much again unused: given back (issue #15).
+        s.directories.shrink_to_fit();
+        s.objects.shrink_to_fit();
+        s.permissions.shrink_to_fit();
         Ok(s)
     }
 

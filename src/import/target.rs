@@ -5,7 +5,7 @@
 use super::principals::Directory;
 use crate::client::{Client, ClientError};
 use crate::model::job::Job;
-use crate::model::workspace::{normalize_path, parent_path, ObjectInfo, ObjectType};
+use crate::model::workspace::{normalize_path, parent_path, Language, ObjectInfo, ObjectType};
 use futures_util::StreamExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -49,13 +49,26 @@ pub async fn read_directory(client: &Client) -> Result<Directory, ClientError> {
 /// What is known about the workspace tree along the bundle's paths.
 #[derive(Debug, Clone, Default)]
 pub struct Tree {
-    objects: BTreeMap<String, ObjectInfo>,
+    objects: BTreeMap<Box<str>, TreeObject>,
     listed: BTreeSet<String>,
+}
+
+/// What a plan reads of an object in the target: not the whole listing entry, nor a second
+/// copy of its path (the tree holds one per object of a target that has the bundle's objects,
+/// as `diff`'s does: issue #15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeObject {
+    /// Its type.
+    pub object_type: ObjectType,
+    /// Its id.
+    pub object_id: i64,
+    /// A notebook's language.
+    pub language: Option<Language>,
 }
 
 impl Tree {
     /// The object at `path`, if it exists (and its folder was listed).
-    pub fn get(&self, path: &str) -> Option<&ObjectInfo> {
+    pub fn get(&self, path: &str) -> Option<&TreeObject> {
         self.objects.get(path)
     }
 
@@ -70,7 +83,12 @@ impl Tree {
 
     /// Records an object (after creating it).
     pub fn insert(&mut self, info: ObjectInfo) {
-        self.objects.insert(info.path.clone(), info);
+        let object = TreeObject {
+            object_type: info.object_type,
+            object_id: info.object_id,
+            language: info.language,
+        };
+        self.objects.insert(info.path.into_boxed_str(), object);
     }
 
     /// Folders that were listed.
@@ -124,7 +142,7 @@ pub async fn list_tree(
                 if o.object_type == ObjectType::Directory && relevant.contains(&o.path) {
                     next.push(o.path.clone());
                 }
-                tree.objects.insert(o.path.clone(), o);
+                tree.insert(o);
             }
         }
         level = next;

@@ -753,8 +753,11 @@ pub fn open_entry<'a, R: Read + Seek>(
     Ok(EntryReader {
         src: r.take(e.compressed),
         inflate: (e.method == 8).then(|| Box::new(Decompress::new(false))),
+        // No larger than the entry's compressed data: most entries are a few KiB, and a
+        // 64 KiB buffer allocated and freed for each of them fragments the heap of a command
+        // that reads one per object (issue #15).
         inbuf: if e.method == 8 {
-            vec![0u8; 64 * 1024]
+            vec![0u8; e.compressed.clamp(1, 64 * 1024) as usize]
         } else {
             Vec::new()
         },

@@ -22,7 +22,7 @@ use crate::import::acl::{
 use crate::import::apply::{Run, StepResult};
 use crate::import::ledger::keys;
 use crate::import::plan::{AclObject, Action, Mode, PlanItem, Planner, Step};
-use crate::import::source::SourceBundle;
+use crate::import::source::{SourceBundle, SrcPermissions};
 use crate::import::target::concurrently;
 use crate::import::ImportError;
 use crate::model::permissions::{AccessControlRequest, ObjectPermissions};
@@ -43,25 +43,24 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
     let f = p.opts().filter.clone();
     let m = &p.opts().mapping;
     let me = p.mapper.directory().me.clone();
-    // Source object id → source path, for workspace ACL records without an object name.
-    let mut by_id: BTreeMap<String, String> = BTreeMap::new();
-    for d in &p.src().directories {
-        by_id.insert(d.object_id.to_string(), d.path.clone());
+    // Source object id → its folder or object (by index, `true` for a folder), for the paths
+    // of workspace ACL records: indexes, not copies of every path (issue #15).
+    let mut by_id: BTreeMap<i64, (bool, usize)> = BTreeMap::new();
+    for (i, d) in p.src().directories.iter().enumerate() {
+        by_id.insert(d.object_id, (true, i));
     }
-    for o in &p.src().objects {
-        by_id.insert(o.object_id.to_string(), o.path.clone());
+    for (i, o) in p.src().objects.iter().enumerate() {
+        by_id.insert(o.object_id, (false, i));
     }
+    // The ACLs to read for what new objects inherit (see `ancestor_to_read`), each once: the
+    // pending items name them by index.
+    let mut parents = Parents::default();
     // At most one per record, reserved at once: grown by doubling, up to half of a vector
     // of every object's item would be spare (issue #15).
     let mut pending: Vec<Pending> = Vec::with_capacity(p.src().permissions.len());
-    for sp in &p.src().permissions {
+    for (record, sp) in p.src().permissions.iter().enumerate() {
         let rt = sp.request_object_type.as_str();
-        let mut item = PlanItem::new(
-            Kind::Permissions,
-            format!("{rt}/{}", sp.object_id),
-            format!("{rt}/{}", sp.object_id),
-        );
-        item.key = keys::permissions(rt, &sp.object_id);
+        let mut item = new_item(sp);
         // The object's place in the workspace tree, for what it inherits from folders.
         let mut tree_path: Option<String> = None;
         // Resolve the object in the target.
@@ -71,9 +70,17 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
             Option<Vec<AccessControlRequest>>,
         ) = match rt {
             "notebooks" | "directories" | "files" => {
-                let src_path = by_id
-                    .get(&sp.object_id)
-                    .cloned()
+                let src_path = sp
+                    .object_id
+                    .parse::<i64>()
+                    .ok()
+                    // Only the id as the inventory writes it (`7`, not `+7` or `007`).
+                    .filter(|n| n.to_string() == sp.object_id)
+                    .and_then(|n| by_id.get(&n))
+                    .map(|&(dir, i)| match dir {
+                        true => p.src().directories[i].path.clone(),
+                        false => p.src().objects[i].path.clone(),
+                    })
                     .or_else(|| sp.object_name.clone());
                 let Some(src_path) = src_path else {
                     p.items
@@ -86,8 +93,8 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                 let tgt = m.path(&src_path);
                 let label = format!("{rt} {tgt}");
                 tree_path = Some(tgt.clone());
-                match p.created_paths.get(&tgt) {
-                    Some((Action::Create, _)) => (
+                match p.path_action(&tgt) {
+                    Some(Action::Create) => (
                         Some(AclObject::Path {
                             request_type: rt.to_string(),
                             path: tgt.clone(),
@@ -95,7 +102,7 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                         label,
                         Some(Vec::new()),
                     ),
-                    Some((Action::Refuse | Action::Skip | Action::Cannot, _)) => {
+                    Some(Action::Refuse | Action::Skip | Action::Cannot) => {
                         item.target = label;
                         p.items
                             .push(item.set(Action::Skip, "its object is not imported"));
@@ -284,10 +291,10 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                 continue;
             }
         };
-        item.target = target_label.clone();
+        item.target = target_label;
         let permissions = p.src().permissions_of(sp)?;
-        let desired = desired_acl(&permissions, rt, &target_label, p.mapper, me.as_ref());
-        item.notes.extend(desired.notes.clone());
+        let desired = desired_acl(&permissions, rt, &item.target, p.mapper, me.as_ref());
+        item.notes.extend(desired.notes);
         if !desired.unmapped.is_empty() {
             p.items.push(item.set(
                 Action::Refuse,
@@ -303,28 +310,86 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
             current_known.is_some() || matches!(object, AclObject::Id { .. }),
             "existing objects have ids"
         );
+        let desired = desired.entries;
+        let parent = match (&current_known, &tree_path) {
+            // Reading the parent only pays when the ACL would be written otherwise.
+            (Some(current), Some(path)) if !same_acl(current, &desired) => {
+                ancestor_to_read(p, path).map(|k| parents.index(k))
+            }
+            _ => None,
+        };
         pending.push(Pending {
-            item,
-            desired: desired.entries,
+            record: u32::try_from(record).expect("the inventory's record limit fits"),
+            depth: tree_path
+                .as_deref()
+                .map_or(0, |t| t.matches('/').count() as u32),
+            parent,
+            target: item.target,
+            notes: item.notes,
+            desired,
             object,
             current: current_known,
-            tree_path,
         });
     }
-    decide(p, pending).await
+    drop(by_id);
+    decide(p, pending, parents.keys).await
 }
 
-/// A permissions item whose object is resolved, waiting for what the target shows.
+/// The plan item of a permissions record, still undecided (`Unchanged`, no step).
+fn new_item(sp: &SrcPermissions) -> PlanItem {
+    let rt = sp.request_object_type.as_str();
+    let mut item = PlanItem::new(
+        Kind::Permissions,
+        format!("{rt}/{}", sp.object_id),
+        format!("{rt}/{}", sp.object_id),
+    );
+    item.key = keys::permissions(rt, &sp.object_id);
+    item
+}
+
+/// A permissions item whose object is resolved, waiting for what the target shows. It keeps
+/// only what its [`PlanItem`] cannot be made again from: the source name and the journal key
+/// come from the record (see [`new_item`]) when it is decided, so that one of these per object
+/// holds no copies of them (issue #15).
 struct Pending {
-    item: PlanItem,
+    /// Index into [`SourceBundle::permissions`].
+    record: u32,
+    /// Depth of the object's target path (`/` counted; 0 for objects not in the tree), to
+    /// decide parents first.
+    depth: u32,
+    /// Index into the keys of the ACLs read for what a new object inherits (see [`Parents`]).
+    parent: Option<u32>,
+    /// The item's target label.
+    target: String,
+    /// The item's notes so far.
+    notes: Vec<String>,
     /// The bundle's direct ACL, mapped.
     desired: Vec<AccessControlRequest>,
     object: AclObject,
     /// The direct ACL of an object this import creates (known without reading it); `None` for
     /// an existing object, whose permissions are read.
     current: Option<Vec<AccessControlRequest>>,
-    /// Target path of a workspace object or repo.
-    tree_path: Option<String>,
+}
+
+/// The ACLs read for what new objects inherit, `(request type, id)`, each kept once: many new
+/// objects share a parent (all of them, into an empty workspace).
+#[derive(Default)]
+struct Parents {
+    keys: Vec<(String, String)>,
+    index: BTreeMap<(String, String), u32>,
+}
+
+impl Parents {
+    /// The index of `key`, added if new.
+    fn index(&mut self, key: (String, String)) -> u32 {
+        if let Some(&i) = self.index.get(&key) {
+            return i;
+        }
+        let i = u32::try_from(self.keys.len()).expect("fewer parents than records");
+        self.keys.push(key.clone());
+        self.index.insert(key, i);
+        i
+    }
 }
 
 impl Pending {
@@ -364,21 +429,14 @@ fn ancestor_to_read(p: &Planner<'_, '_>, path: &str) -> Option<(String, String)>
 /// this plan, so items are decided parents first, and an object whose ACL the plan writes
 /// stops being a source to rely on. A new workspace object or repo inherits from its nearest
 /// ancestor in the target; a new job or model inherits nothing known.
-async fn decide(p: &mut Planner<'_, '_>, mut pending: Vec<Pending>) -> Result<(), ImportError> {
+async fn decide(
+    p: &mut Planner<'_, '_>,
+    mut pending: Vec<Pending>,
+    parent_keys: Vec<(String, String)>,
+) -> Result<(), ImportError> {
     // Parents first: an object's sources are all above it in the tree. (Sorted by cached
     // keys: a stable sort of the items themselves takes scratch space of half of them.)
-    pending.sort_by_cached_key(|x| x.tree_path.as_deref().map_or(0, |t| t.matches('/').count()));
-    let mut parents: Vec<Option<(String, String)>> = Vec::with_capacity(pending.len());
-    for x in &pending {
-        let parent = match (&x.current, &x.tree_path) {
-            // Reading the parent only pays when the ACL would be written otherwise.
-            (Some(current), Some(path)) if !same_acl(current, &x.desired) => {
-                ancestor_to_read(p, path)
-            }
-            _ => None,
-        };
-        parents.push(parent);
-    }
+    pending.sort_by_cached_key(|x| x.depth);
     // Objects in the target whose ACL this plan may still write (`/directories/123`).
     let mut may_write: BTreeSet<String> = pending
         .iter()
@@ -388,24 +446,23 @@ async fn decide(p: &mut Planner<'_, '_>, mut pending: Vec<Pending>) -> Result<()
     // ACL of each existing object is read with the chunk of items it belongs to and dropped
     // once they are decided, in the same order: every existing object's permissions at once
     // were most of what `diff` held per object (issue #15). Every ACL is still read once.
-    let parent_keys: BTreeSet<(String, String)> = parents.iter().flatten().cloned().collect();
-    let mut read = read_acls(p, parent_keys.iter().cloned().collect()).await?;
-    let mut items = pending.into_iter().zip(parents);
+    let parent_set: BTreeSet<(String, String)> = parent_keys.iter().cloned().collect();
+    let mut read = read_acls(p, parent_set.iter().cloned().collect()).await?;
+    let mut items = pending.into_iter();
     loop {
-        let chunk: Vec<(Pending, Option<(String, String)>)> =
-            items.by_ref().take(DECIDE_CHUNK).collect();
+        let chunk: Vec<Pending> = items.by_ref().take(DECIDE_CHUNK).collect();
         if chunk.is_empty() {
             break;
         }
         let own: BTreeSet<(String, String)> = chunk
             .iter()
-            .filter_map(|(x, _)| x.existing())
+            .filter_map(|x| x.existing())
             .map(|(rt, id)| (rt.to_string(), id.to_string()))
             .filter(|k| !read.contains_key(k))
             .collect();
         read.extend(read_acls(p, own.into_iter().collect()).await?);
-        decide_chunk(p, chunk, &read, &mut may_write);
-        read.retain(|k, _| parent_keys.contains(k));
+        decide_chunk(p, chunk, &parent_keys, &read, &mut may_write);
+        read.retain(|k, _| parent_set.contains(k));
     }
     Ok(())
 }
@@ -443,20 +500,28 @@ async fn read_acls(
 /// Decides the items of one chunk, in order, from what was read of the target.
 fn decide_chunk(
     p: &mut Planner<'_, '_>,
-    chunk: Vec<(Pending, Option<(String, String)>)>,
+    chunk: Vec<Pending>,
+    parent_keys: &[(String, String)],
     read: &BTreeMap<(String, String), Result<ObjectPermissions, ClientError>>,
     may_write: &mut BTreeSet<String>,
 ) {
     let get = |rt: &str, id: &str| read.get(&(rt.to_string(), id.to_string()));
-    for (x, parent) in chunk {
+    for x in chunk {
         let existing_key = x.existing().map(|(t, id)| (t.to_string(), id.to_string()));
         let Pending {
-            mut item,
+            record,
+            parent,
+            target,
+            notes,
             desired,
             object,
             current,
             ..
         } = x;
+        let mut item = new_item(&p.src().permissions[record as usize]);
+        item.target = target;
+        item.notes = notes;
+        let parent = parent.map(|i| &parent_keys[i as usize]);
         let rt = match &object {
             AclObject::Id { request_type, .. } | AclObject::Path { request_type, .. } => {
                 request_type.clone()
@@ -477,7 +542,7 @@ fn decide_chunk(
                 None => unreachable!("every existing object's ACL is read"),
             },
             None => {
-                let inherited = match parent.as_ref().and_then(|(t, id)| get(t, id)) {
+                let inherited = match parent.and_then(|(t, id)| get(t, id)) {
                     Some(Ok(perms)) => passed_down(perms),
                     // Not known: the write goes ahead as if nothing were inherited.
                     _ => Vec::new(),

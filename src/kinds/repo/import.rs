@@ -140,9 +140,7 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
             p.repo_paths
                 .insert(r.id.to_string(), (item.target.clone(), item.action, None));
         }
-        p.created_paths
-            .insert(item.target.clone(), (item.action, Kind::Repo));
-        p.items.push(item);
+        p.push_path_item(item);
     }
     Ok(())
 }

@@ -121,9 +121,7 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                 }
             }
         }
-        p.created_paths
-            .insert(tgt.clone(), (item.action, Kind::Directory));
-        p.items.push(item);
+        p.push_path_item(item);
     }
 
     // Objects: compare the content of those that exist.
@@ -187,7 +185,6 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                 }
                 item.step = Some(Step::Import {
                     index: idx,
-                    path: tgt.clone(),
                     overwrite: false,
                 });
                 pending.push((item, idx));
@@ -217,7 +214,7 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                         "a {} notebook exists at {tgt}",
                         info.language.map(|l| l.as_str()).unwrap_or("")
                     ));
-                    pending.push((with_import_step(item, a, r, idx, &tgt), idx));
+                    pending.push((with_import_step(item, a, r, idx), idx));
                 } else {
                     to_compare.push((idx, tgt.clone()));
                     pending.push((item, idx));
@@ -241,10 +238,7 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
             let r = client.workspace().export(&tgt, format, None).await;
             let v = match r {
                 Ok(bytes) => {
-                    let same_hash = o
-                        .sha256
-                        .as_deref()
-                        .is_some_and(|h| h == hex::encode(sha256(&bytes)));
+                    let same_hash = o.sha256.is_some_and(|h| h == sha256(&bytes));
                     if same_hash {
                         Ok(Ok(true))
                     } else if o.kind == Kind::Notebook && o.format != Format::Source {
@@ -276,19 +270,17 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                     Ok(true) => item,
                     Ok(false) => {
                         let (a, r) = p.conflict(format!("{tgt} exists with other content"));
-                        with_import_step(item, a, r, idx, &tgt)
+                        with_import_step(item, a, r, idx)
                     }
                     Err(e) => {
                         let (a, r) =
                             p.conflict(format!("{tgt} exists and could not be compared: {e}"));
-                        with_import_step(item, a, r, idx, &tgt)
+                        with_import_step(item, a, r, idx)
                     }
                 };
             }
         }
-        p.created_paths
-            .insert(item.target.clone(), (item.action, item.kind));
-        p.items.push(item);
+        p.push_path_item(item);
     }
     Ok(())
 }
@@ -301,12 +293,11 @@ fn inside_repo(p: &Planner<'_, '_>, path: &str) -> Option<String> {
     })
 }
 
-fn with_import_step(mut item: PlanItem, a: Action, r: String, idx: usize, tgt: &str) -> PlanItem {
+fn with_import_step(mut item: PlanItem, a: Action, r: String, idx: usize) -> PlanItem {
     item = item.set(a, r);
     if a == Action::Update {
         item.step = Some(Step::Import {
             index: idx,
-            path: tgt.to_string(),
             overwrite: true,
         });
     }
@@ -319,7 +310,8 @@ async fn apply<'r>(run: &'r Run<'_>) -> Vec<(&'r PlanItem, StepResult)> {
     let groups = archive_groups(run);
     let archived: BTreeSet<String> = groups.iter().map(|g| g.path.clone()).collect();
     let mut done = directories(run, &archived, false).await;
-    let mut carried = BTreeSet::new();
+    // The notebooks' own targets, not copies (issue #15).
+    let mut carried: BTreeSet<&'r str> = BTreeSet::new();
     if !groups.is_empty() {
         let results = concurrently(groups, run.options.concurrency(), |g| async move {
             import_folder(run, g).await
@@ -372,12 +364,12 @@ fn archive_groups<'r>(run: &'r Run<'_>) -> Vec<Group<'r>> {
     for item in run.items_of(&[Kind::Notebook]) {
         let Some(Step::Import {
             index,
-            path,
             overwrite: false,
         }) = &item.step
         else {
             continue;
         };
+        let path = &item.target;
         let o = &run.source.objects[*index];
         if o.format == Format::Source && o.language.is_some() && o.stored.is_some() {
             notebooks
@@ -409,12 +401,10 @@ fn archive_groups<'r>(run: &'r Run<'_>) -> Vec<Group<'r>> {
     let mut count: BTreeMap<&str, usize> = BTreeMap::new();
     for item in run.items_of(&[Kind::Notebook]) {
         if let Some(Step::Import {
-            path,
-            overwrite: false,
-            ..
+            overwrite: false, ..
         }) = &item.step
         {
-            *count.entry(parent_path(path)).or_default() += 1;
+            *count.entry(parent_path(&item.target)).or_default() += 1;
         }
     }
     {
@@ -457,7 +447,7 @@ fn archive_groups<'r>(run: &'r Run<'_>) -> Vec<Group<'r>> {
 async fn import_folder<'r>(
     run: &'r Run<'_>,
     g: Group<'r>,
-) -> (Vec<(&'r PlanItem, StepResult)>, Vec<String>) {
+) -> (Vec<(&'r PlanItem, StepResult)>, Vec<&'r str>) {
     if run.interrupt.is_set() {
         return (Vec::new(), Vec::new());
     }
@@ -553,9 +543,10 @@ async fn import_folder<'r>(
     let mut carried = Vec::new();
     let mut missing = Vec::new();
     for (_, item, index, _) in &included {
-        let Some(Step::Import { path, .. }) = &item.step else {
+        let Some(Step::Import { .. }) = &item.step else {
             continue;
         };
+        let path = &item.target;
         let o = &run.source.objects[*index];
         let present = match &listed {
             Ok(objs) => objs.get(path).is_some_and(|i| {
@@ -566,11 +557,13 @@ async fn import_folder<'r>(
             Err(_) => check_object(run, *index, path).await.is_ok(),
         };
         if present {
-            run.ledger
-                .record(item.key.clone(), json!({ "sha256": o.sha256 }));
+            run.ledger.record(
+                item.key.clone(),
+                json!({ "sha256": o.sha256.map(hex::encode) }),
+            );
             run.tick(item.kind);
             out.push((*item, Ok(Outcome::Created)));
-            carried.push(path.clone());
+            carried.push(path.as_str());
         } else {
             missing.push(base_name(path).to_string());
         }
@@ -702,12 +695,11 @@ async fn directories<'r>(
             Some(Step::Dir { path }) => {
                 needed.insert(path.clone());
             }
-            Some(Step::Import { path, .. })
-            | Some(Step::Repo {
-                path,
-                existing: None,
-                ..
-            }) => {
+            Some(Step::Import { .. }) | Some(Step::Repo { existing: None, .. }) => {
+                let path = match &i.step {
+                    Some(Step::Repo { path, .. }) => path,
+                    _ => &i.target,
+                };
                 let p = parent_path(path);
                 if !run.plan.tree.is_dir(p) {
                     needed.insert(p.to_string());
@@ -787,30 +779,28 @@ async fn directories<'r>(
 /// One import per notebook or file, but for those a directory import created (`carried`).
 async fn objects<'r>(
     run: &'r Run<'_>,
-    carried: &BTreeSet<String>,
+    carried: &BTreeSet<&str>,
 ) -> Vec<(&'r PlanItem, StepResult)> {
     let items: Vec<&PlanItem> = run
         .items_of(&[Kind::Notebook, Kind::File])
         .into_iter()
-        .filter(|i| !matches!(&i.step, Some(Step::Import { path, .. }) if carried.contains(path)))
+        .filter(|i| !matches!(&i.step, Some(Step::Import { .. }) if carried.contains(i.target.as_str())))
         .collect();
     let r = run
         .each(items, |item, step| async move {
-            let Step::Import {
-                index,
-                path,
-                overwrite,
-            } = step
-            else {
+            let Step::Import { index, overwrite } = step else {
                 return Err("internal: wrong step".into());
             };
+            let path = &item.target;
             let r = import_object(run, *index, path, *overwrite).await;
             if r.is_err() {
                 run.st().failed_paths.insert(path.clone());
             } else {
                 let o = &run.source.objects[*index];
-                run.ledger
-                    .record(item.key.clone(), json!({ "sha256": o.sha256 }));
+                run.ledger.record(
+                    item.key.clone(),
+                    json!({ "sha256": o.sha256.map(hex::encode) }),
+                );
             }
             r.map(|_| Run::created_or_updated(item))
         })
@@ -942,7 +932,10 @@ fn load(
         format,
         stored: r.stored.first().cloned(),
         size: r.size,
-        sha256: r.sha256.clone(),
+        sha256: r
+            .sha256
+            .as_deref()
+            .and_then(crate::bundle::inventory::sha256_bytes),
         notes: r.notes.clone(),
         code_references,
     });
