@@ -385,7 +385,7 @@ async fn journey(fx: &Path, dir: &Path) -> anyhow::Result<bool> {
     println!("  without the mapping, the plan would refuse: the PoC's jobs run on clusters production lacks");
 
     step(6, "import into production");
-    let (_, report) = dbxport::import::import(
+    let report = dbxport::import::import(
         &source,
         &prod_client,
         &options,
@@ -420,7 +420,7 @@ async fn journey(fx: &Path, dir: &Path) -> anyhow::Result<bool> {
         println!("{rendered}");
         return Ok(false);
     }
-    let (_, again) = dbxport::import::import(
+    let again = dbxport::import::import(
         &source,
         &prod_client,
         &options,

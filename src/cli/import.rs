@@ -241,7 +241,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     });
     live.finish();
     runtime.shutdown_timeout(Duration::from_secs(10));
-    let (plan, report) = match result {
+    let report = match result {
         Some(Ok(r)) => r,
         Some(Err(e)) => return Ok(report_error("import", &e)),
         None => {
@@ -256,11 +256,11 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             report: &'a dbxport::import::ImportReport,
         }
         print_json(&Out {
-            plan: &plan,
+            plan: report.plan(),
             report: &report,
         })?;
     } else if report.refused {
-        eprint!("{}", render_plan(&plan, false));
+        eprint!("{}", render_plan(report.plan(), false));
         eprintln!("dbxport: import refused; nothing was written");
     } else {
         eprint!("{}", report.render());

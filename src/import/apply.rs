@@ -15,7 +15,7 @@
 
 use super::ledger::{self, keys, Knowledge, Ledger};
 use super::plan::{plan, Action, Mode, Plan, PlanInput, PlanItem, Step};
-use super::report::{ImportReport, ItemOutcome, Outcome};
+use super::report::{ImportReport, ItemResult, Outcome};
 use super::source::{SecretValues, SourceBundle};
 use super::target::concurrently;
 use super::{ImportError, Options};
@@ -90,7 +90,7 @@ fn run_options(source: &SourceBundle, options: &Options) -> Value {
 
 /// Imports a verified bundle into the target: opens the sealed values it needs (failing
 /// before any write when they do not open), opens the journal, plans, and — unless the plan
-/// refuses — applies. Returns the plan and the report.
+/// refuses — applies. Returns the report, which holds the plan.
 pub async fn import(
     source: &SourceBundle,
     client: &Client,
@@ -99,7 +99,7 @@ pub async fn import(
     apply_options: &ApplyOptions,
     interrupt: &Interrupt,
     progress: &(dyn Fn(Progress) + Sync),
-) -> Result<(Plan, ImportReport), ImportError> {
+) -> Result<ImportReport, ImportError> {
     let started = Instant::now();
     let requests_before = client.stats().requests;
     let values = source.unseal_all(opener, &|s| source.needs_value(s, &options.filter))?;
@@ -142,38 +142,21 @@ pub async fn import(
             return Err(e);
         }
     };
-    let mut report = ImportReport {
-        bundle: source.path().display().to_string(),
-        bundle_id: source.bundle_id.clone(),
-        target: client.host().to_string(),
-        journal: journal_path.display().to_string(),
-        refused: false,
-        interrupted: false,
-        counts: BTreeMap::new(),
-        items: Vec::new(),
-        dropped_principals: the_plan.dropped_principals.clone(),
-        must_recreate: the_plan.must_recreate.clone(),
-        requests: 0,
-        mutating_requests: 0,
-        seconds: 0.0,
-        warnings: Vec::new(),
-        folders: BTreeMap::new(),
-    };
     if the_plan.is_refused() {
         // Nothing was written; a journal this run created holds only its header.
         if fresh_journal {
             journal.finish()?;
         }
-        report.refused = true;
-        report.items = the_plan
+        let results = the_plan
             .items
             .iter()
-            .map(|i| outcome_of_unrun(i, "refused"))
+            .map(|i| ItemResult::unrun(i, "refused"))
             .collect();
-        report.counts = ImportReport::tally(&report.items);
+        let mut report = ImportReport::new(source, client, &journal_path, the_plan, results);
+        report.refused = true;
         report.requests = client.stats().requests - requests_before;
         report.seconds = started.elapsed().as_secs_f64();
-        return Ok((the_plan, report));
+        return Ok(report);
     }
     let ledger = Ledger::start(journal);
     ledger.record(
@@ -202,27 +185,32 @@ pub async fn import(
         progress,
         state: Mutex::new(State::default()),
     };
-    let outcomes = run.all().await;
-    report.mutating_requests = run.writes.load(Ordering::Relaxed);
-    report.interrupted = interrupt.is_set();
-    {
+    let results = run.all().await;
+    let mutating_requests = run.writes.load(Ordering::Relaxed);
+    let (warnings, folders) = {
         let mut st = run.state.lock().unwrap_or_else(|p| p.into_inner());
-        report.warnings = std::mem::take(&mut st.warnings);
-        report.folders = std::mem::take(&mut st.folders);
-    }
+        (
+            std::mem::take(&mut st.warnings),
+            std::mem::take(&mut st.folders),
+        )
+    };
     drop(run);
-    if !report.interrupted {
+    let interrupted = interrupt.is_set();
+    if !interrupted {
         ledger.record(
             keys::RUN.into(),
             json!({"finished": true, "options": opts_now}),
         );
     }
     ledger.finish()?;
-    report.items = outcomes;
-    report.counts = ImportReport::tally(&report.items);
+    let mut report = ImportReport::new(source, client, &journal_path, the_plan, results);
+    report.interrupted = interrupted;
+    report.mutating_requests = mutating_requests;
+    report.warnings = warnings;
+    report.folders = folders;
     report.requests = client.stats().requests - requests_before;
     report.seconds = started.elapsed().as_secs_f64();
-    Ok((the_plan, report))
+    Ok(report)
 }
 
 fn describe_options(v: &Value) -> String {
@@ -240,28 +228,6 @@ fn describe_options(v: &Value) -> String {
             .map(|h| format!(", mapping {}", &h[..12.min(h.len())]))
             .unwrap_or_default()
     )
-}
-
-/// The outcome of an item that needed no request (or was not run).
-pub(crate) fn outcome_of_unrun(i: &PlanItem, why_not_run: &str) -> ItemOutcome {
-    let (outcome, mut reasons) = match i.action {
-        Action::Unchanged => (Outcome::Unchanged, Vec::new()),
-        Action::Skip => (Outcome::Skipped, i.reasons.clone()),
-        Action::Cannot => (Outcome::Failed, i.reasons.clone()),
-        Action::Refuse => (Outcome::Failed, i.reasons.clone()),
-        Action::Create | Action::Update => (Outcome::Skipped, Vec::new()),
-    };
-    if matches!(i.action, Action::Create | Action::Update) {
-        reasons.push(format!("not done: {why_not_run}"));
-    }
-    ItemOutcome {
-        kind: i.kind,
-        source: i.source.clone(),
-        target: i.target.clone(),
-        outcome,
-        reasons,
-        notes: i.notes.clone(),
-    }
 }
 
 /// What earlier phases learned that later ones need.
@@ -361,32 +327,17 @@ impl Run<'_> {
             .collect()
     }
 
-    async fn all(&self) -> Vec<ItemOutcome> {
+    async fn all(&self) -> Vec<ItemResult> {
         let items = &self.plan.items;
         // Each item's outcome in its place (no map of every item to its place: an item's
         // place is its offset in the plan's vector).
-        let mut out: Vec<Option<ItemOutcome>> = Vec::with_capacity(items.len());
+        let mut out: Vec<Option<ItemResult>> = Vec::with_capacity(items.len());
         out.resize_with(items.len(), || None);
         let base = items.as_ptr() as usize;
         let size = std::mem::size_of::<PlanItem>().max(1);
         let mut record = |item: &PlanItem, r: StepResult| {
             let i = (item as *const PlanItem as usize - base) / size;
-            let (outcome, reasons) = match r {
-                Ok(o) => (o, item.reasons.clone()),
-                Err(e) => (Outcome::Failed, vec![e]),
-            };
-            out[i] = Some(ItemOutcome {
-                kind: item.kind,
-                source: item.source.clone(),
-                target: item.target.clone(),
-                outcome,
-                reasons: if outcome == Outcome::Created {
-                    Vec::new()
-                } else {
-                    reasons
-                },
-                notes: item.notes.clone(),
-            });
+            out[i] = Some(ItemResult::ran(r));
         };
         for stage in super::unit::APPLY_STAGES {
             let lanes = stage.iter().map(|lane| async move {
@@ -408,7 +359,7 @@ impl Run<'_> {
         out.into_iter()
             .zip(items)
             .map(|(o, item)| {
-                o.unwrap_or_else(|| outcome_of_unrun(item, "interrupted; run again with --resume"))
+                o.unwrap_or_else(|| ItemResult::unrun(item, "interrupted; run again with --resume"))
             })
             .collect()
     }

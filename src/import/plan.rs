@@ -219,12 +219,17 @@ impl PlanItem {
     }
 
     pub(crate) fn set(mut self, action: Action, reason: impl Into<String>) -> PlanItem {
+        self.decide(action, reason);
+        self
+    }
+
+    /// Sets the action, with its reason when there is one.
+    pub(crate) fn decide(&mut self, action: Action, reason: impl Into<String>) {
         self.action = action;
         let r = reason.into();
         if !r.is_empty() {
             self.reasons.push(r);
         }
-        self
     }
 }
 
@@ -239,7 +244,7 @@ pub enum Mode {
 }
 
 /// The plan of an import.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Plan {
     /// The bundle file.
     pub bundle: String,

@@ -4,7 +4,7 @@
 //! notebook code that depend on them. Rendering for people lives here too; `--json` prints the
 //! same structures with serde.
 
-use super::plan::{Action, PlanItem};
+use super::plan::{Action, Plan, PlanItem};
 use crate::bundle::printable::printable as p;
 pub use crate::model::report::{MustRecreate, Outcome, RecreateItem, RecreateKind};
 use crate::model::Kind;
@@ -44,23 +44,145 @@ impl Counts {
     }
 }
 
-/// One object's outcome.
-#[derive(Debug, Clone, Serialize)]
-pub struct ItemOutcome {
+/// What happened to one plan item, kept beside the plan rather than as a copy of the item's
+/// names and notes (issue #15: one such copy per object). See [`ItemOutcome`] for the whole.
+#[derive(Debug, Clone)]
+pub(crate) struct ItemResult {
+    outcome: Outcome,
+    /// The item's own reasons are reasons of this outcome.
+    own_reasons: bool,
+    /// One more reason: the step's error, or why it was not done.
+    extra: Option<Box<str>>,
+}
+
+impl ItemResult {
+    /// The outcome of a step that ran: an error, or the item's reasons (none once created).
+    pub(crate) fn ran(r: Result<Outcome, String>) -> ItemResult {
+        match r {
+            Ok(outcome) => ItemResult {
+                outcome,
+                own_reasons: outcome != Outcome::Created,
+                extra: None,
+            },
+            Err(e) => ItemResult {
+                outcome: Outcome::Failed,
+                own_reasons: false,
+                extra: Some(e.into()),
+            },
+        }
+    }
+
+    /// The outcome of an item that needed no request, or whose step was not run (and why).
+    pub(crate) fn unrun(i: &PlanItem, why_not_run: &str) -> ItemResult {
+        let (outcome, own_reasons) = match i.action {
+            Action::Unchanged => (Outcome::Unchanged, false),
+            Action::Skip => (Outcome::Skipped, true),
+            Action::Cannot | Action::Refuse => (Outcome::Failed, true),
+            Action::Create | Action::Update => (Outcome::Skipped, false),
+        };
+        let extra = matches!(i.action, Action::Create | Action::Update)
+            .then(|| format!("not done: {why_not_run}").into());
+        ItemResult {
+            outcome,
+            own_reasons,
+            extra,
+        }
+    }
+}
+
+/// One object's outcome: its plan item and what happened to it.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ItemOutcome<'a> {
     /// Kind.
     pub kind: Kind,
     /// Source name, path or id.
-    pub source: String,
+    pub source: &'a str,
     /// Target name or path.
-    pub target: String,
+    pub target: &'a str,
     /// What happened.
     pub outcome: Outcome,
     /// Why (for skipped and failed objects), or what changed.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub reasons: Vec<String>,
+    #[serde(skip_serializing_if = "Reasons::is_empty")]
+    pub reasons: Reasons<'a>,
     /// Remaps and other notes.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub notes: &'a [String],
+}
+
+/// The reasons of an outcome: some of its plan item's, and perhaps one of its own.
+#[derive(Debug, Clone, Copy)]
+pub struct Reasons<'a> {
+    item: &'a [String],
+    extra: Option<&'a str>,
+}
+
+impl<'a> Reasons<'a> {
+    /// True when there is none.
+    pub fn is_empty(&self) -> bool {
+        self.item.is_empty() && self.extra.is_none()
+    }
+
+    /// Each reason, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &'a str> {
+        self.item.iter().map(String::as_str).chain(self.extra)
+    }
+
+    /// The reasons joined by `sep`.
+    pub fn join(&self, sep: &str) -> String {
+        self.iter().collect::<Vec<_>>().join(sep)
+    }
+}
+
+impl Serialize for Reasons<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+/// Every item of a plan with what happened to it, in import order. Owns the plan: the
+/// outcomes name objects through its items.
+#[derive(Debug, Clone)]
+pub struct Outcomes {
+    plan: Plan,
+    results: Vec<ItemResult>,
+}
+
+impl Outcomes {
+    /// The plan and one result per item.
+    pub(crate) fn new(plan: Plan, results: Vec<ItemResult>) -> Outcomes {
+        assert_eq!(plan.items.len(), results.len(), "one result per plan item");
+        Outcomes { plan, results }
+    }
+
+    /// The plan that was carried out.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Each item's outcome, in import order.
+    pub fn iter(&self) -> impl Iterator<Item = ItemOutcome<'_>> {
+        self.plan
+            .items
+            .iter()
+            .zip(&self.results)
+            .map(|(i, r)| ItemOutcome {
+                kind: i.kind,
+                source: &i.source,
+                target: &i.target,
+                outcome: r.outcome,
+                reasons: Reasons {
+                    item: if r.own_reasons { &i.reasons } else { &[] },
+                    extra: r.extra.as_deref(),
+                },
+                notes: &i.notes,
+            })
+    }
+}
+
+impl Serialize for Outcomes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
 }
 
 /// The result of an import.
@@ -80,8 +202,8 @@ pub struct ImportReport {
     pub interrupted: bool,
     /// Counts per kind, in import order.
     pub counts: BTreeMap<Kind, Counts>,
-    /// Every object, in import order.
-    pub items: Vec<ItemOutcome>,
+    /// Every object, in import order, with the plan it was imported by.
+    pub items: Outcomes,
     /// Principals that were dropped by the `drop` policy, with their uses.
     pub dropped_principals: Vec<super::principals::Unmapped>,
     /// What to recreate by hand.
@@ -103,8 +225,37 @@ pub struct ImportReport {
 }
 
 impl ImportReport {
+    /// The report of `plan` with one result per item; the run's figures (requests, seconds,
+    /// warnings…) are the caller's to fill.
+    pub(crate) fn new(
+        source: &super::SourceBundle,
+        client: &crate::client::Client,
+        journal: &std::path::Path,
+        plan: Plan,
+        results: Vec<ItemResult>,
+    ) -> ImportReport {
+        let items = Outcomes::new(plan, results);
+        ImportReport {
+            bundle: source.path().display().to_string(),
+            bundle_id: source.bundle_id.clone(),
+            target: client.host().to_string(),
+            journal: journal.display().to_string(),
+            refused: false,
+            interrupted: false,
+            counts: ImportReport::tally(items.iter()),
+            dropped_principals: items.plan().dropped_principals.clone(),
+            must_recreate: items.plan().must_recreate.clone(),
+            items,
+            requests: 0,
+            mutating_requests: 0,
+            seconds: 0.0,
+            warnings: Vec::new(),
+            folders: BTreeMap::new(),
+        }
+    }
+
     /// Tallies the outcomes per kind.
-    pub fn tally(items: &[ItemOutcome]) -> BTreeMap<Kind, Counts> {
+    pub fn tally<'a>(items: impl IntoIterator<Item = ItemOutcome<'a>>) -> BTreeMap<Kind, Counts> {
         let mut m: BTreeMap<Kind, Counts> = BTreeMap::new();
         for i in items {
             m.entry(i.kind).or_default().add(i.outcome);
@@ -115,6 +266,11 @@ impl ImportReport {
     /// True when something failed or was refused, or the run did not finish.
     pub fn has_problems(&self) -> bool {
         self.refused || self.interrupted || self.items.iter().any(|i| i.outcome == Outcome::Failed)
+    }
+
+    /// The plan that was carried out (or refused).
+    pub fn plan(&self) -> &Plan {
+        self.items.plan()
     }
 
     /// Totals over every kind.
@@ -161,7 +317,7 @@ impl ImportReport {
             "{:<18} {:>8} {:>8} {:>10} {:>8} {:>7}",
             "total", t.created, t.updated, t.unchanged, t.skipped, t.failed
         );
-        let failed: Vec<&ItemOutcome> = self
+        let failed: Vec<ItemOutcome> = self
             .items
             .iter()
             .filter(|i| i.outcome == Outcome::Failed)
@@ -178,7 +334,7 @@ impl ImportReport {
                 );
             }
         }
-        let skipped: Vec<&ItemOutcome> = self
+        let skipped: Vec<ItemOutcome> = self
             .items
             .iter()
             .filter(|i| i.outcome == Outcome::Skipped)
@@ -410,7 +566,7 @@ mod tests {
             refused: false,
             interrupted: false,
             counts: BTreeMap::new(),
-            items: Vec::new(),
+            items: Outcomes::new(Plan::default(), Vec::new()),
             dropped_principals: Vec::new(),
             must_recreate: MustRecreate::default(),
             requests: 0,
@@ -426,5 +582,44 @@ mod tests {
         assert!(r.render().contains(&format!("\nwarnings:\n  {w}\n")));
         assert_eq!(serde_json::to_value(&r).unwrap()["warnings"][0], w);
         assert!(!r.has_problems(), "a warning is not a failure");
+    }
+
+    #[test]
+    fn outcomes_name_objects_through_the_plan() {
+        let mut plan = Plan::default();
+        let mut item = |kind, name: &str, action, reason: &str| {
+            let mut i = PlanItem::new(kind, name, format!("/t{name}")).set(action, reason);
+            i.notes.push(format!("{name} → /t{name}"));
+            plan.items.push(i);
+        };
+        item(Kind::Notebook, "/a", Action::Create, "missing in target");
+        item(Kind::Notebook, "/b", Action::Update, "other content");
+        item(Kind::Job, "j", Action::Skip, "filtered");
+        item(Kind::Notebook, "/c", Action::Create, "");
+        let results = vec![
+            ItemResult::ran(Ok(Outcome::Created)),
+            ItemResult::ran(Err("HTTP 500".into())),
+            ItemResult::unrun(&plan.items[2], "interrupted"),
+            ItemResult::unrun(&plan.items[3], "interrupted"),
+        ];
+        let o = Outcomes::new(plan, results);
+        let json = serde_json::to_value(&o).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!([
+                {"kind": "notebook", "source": "/a", "target": "/t/a", "outcome": "created",
+                 "notes": ["/a → /t/a"]},
+                {"kind": "notebook", "source": "/b", "target": "/t/b", "outcome": "failed",
+                 "reasons": ["HTTP 500"], "notes": ["/b → /t/b"]},
+                {"kind": "job", "source": "j", "target": "/tj", "outcome": "skipped",
+                 "reasons": ["filtered"], "notes": ["j → /tj"]},
+                {"kind": "notebook", "source": "/c", "target": "/t/c", "outcome": "skipped",
+                 "reasons": ["not done: interrupted"], "notes": ["/c → /t/c"]},
+            ])
+        );
+        let counts = ImportReport::tally(o.iter());
+        assert_eq!(counts[&Kind::Notebook].failed, 1);
+        assert_eq!(counts[&Kind::Notebook].skipped, 1);
+        assert_eq!(counts[&Kind::Job].skipped, 1);
     }
 }

@@ -83,17 +83,19 @@ fn import_with_journal(
 ) -> (dbxport::import::Plan, dbxport::import::ImportReport) {
     let src = dbxport::import::SourceBundle::open(bundle, None).unwrap();
     let c = client(emu);
-    rt().block_on(dbxport::import::import(
-        &src,
-        &c,
-        &options(),
-        Some(&opener(key)),
-        &dbxport::import::ApplyOptions {
-            journal: Some(journal.to_path_buf()),
-            resume: false,
-        },
-        &dbxport::import::Interrupt::new(),
-        &|_| {},
-    ))
-    .expect("the import runs")
+    let report = rt()
+        .block_on(dbxport::import::import(
+            &src,
+            &c,
+            &options(),
+            Some(&opener(key)),
+            &dbxport::import::ApplyOptions {
+                journal: Some(journal.to_path_buf()),
+                resume: false,
+            },
+            &dbxport::import::Interrupt::new(),
+            &|_| {},
+        ))
+        .expect("the import runs");
+    (report.plan().clone(), report)
 }

@@ -110,7 +110,7 @@ fn references_follow_the_new_ids_through_cycles_and_loops() {
     let (_, again) = import(&prod, &bundle, Some(&key), &options_all(), false);
     assert_eq!(
         again.totals().unchanged,
-        again.items.len() as u64 - again.totals().skipped
+        again.plan().items.len() as u64 - again.totals().skipped
     );
     assert_eq!(prod.stats().mutating, 0);
 

@@ -210,19 +210,21 @@ pub fn import(
     let src = SourceBundle::open(bundle, None).expect("the bundle opens");
     let op = identity.map(opener);
     let c = client(emu);
-    rt().block_on(import::import(
-        &src,
-        &c,
-        options,
-        op.as_ref(),
-        &ApplyOptions {
-            journal: None,
-            resume,
-        },
-        &Interrupt::new(),
-        &|_| {},
-    ))
-    .expect("the import runs")
+    let report = rt()
+        .block_on(import::import(
+            &src,
+            &c,
+            options,
+            op.as_ref(),
+            &ApplyOptions {
+                journal: None,
+                resume,
+            },
+            &Interrupt::new(),
+            &|_| {},
+        ))
+        .expect("the import runs");
+    (report.plan().clone(), report)
 }
 
 /// A workspace dump as a map: relative path → parsed JSON (or text for other files).

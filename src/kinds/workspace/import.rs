@@ -124,10 +124,9 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
         p.push_path_item(item);
     }
 
-    // Objects: compare the content of those that exist.
-    let mut to_compare: Vec<(usize, String)> = Vec::new();
-    // Each with its object's index in the source, for the comparison's verdict below.
-    let mut pending: Vec<(PlanItem, usize)> = Vec::new();
+    // Objects: each item goes into the plan at once (no second list of items, issue #15);
+    // those that exist are compared below and their item decided in its place.
+    let mut to_compare: Vec<Compare> = Vec::new();
     for (idx, tgt) in objects {
         let o = &p.src().objects[idx];
         let kname = if o.kind == Kind::Notebook {
@@ -146,12 +145,9 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
             ObjectType::File
         };
         if let Some(repo) = inside_repo(p, &o.path) {
-            pending.push((
-                item.set(
-                    Action::Skip,
-                    format!("inside the Git folder {repo}; its content comes from the remote"),
-                ),
-                idx,
+            p.push_path_item(item.set(
+                Action::Skip,
+                format!("inside the Git folder {repo}; its content comes from the remote"),
             ));
             continue;
         }
@@ -161,19 +157,16 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
             } else {
                 format!("the bundle holds no content for it: {}", o.notes.join("; "))
             };
-            pending.push((item.set(Action::Cannot, why), idx));
+            p.push_path_item(item.set(Action::Cannot, why));
             continue;
         }
         if o.size > MAX_IMPORT_BYTES {
-            pending.push((
-                item.set(
-                    Action::Cannot,
-                    format!(
-                        "{} bytes, over the 10 MB the workspace import API accepts",
-                        o.size
-                    ),
+            p.push_path_item(item.set(
+                Action::Cannot,
+                format!(
+                    "{} bytes, over the 10 MB the workspace import API accepts",
+                    o.size
                 ),
-                idx,
             ));
             continue;
         }
@@ -187,7 +180,7 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                     index: idx,
                     overwrite: false,
                 });
-                pending.push((item, idx));
+                p.push_path_item(item);
             }
             Some(info) if info.object_type != want_type => {
                 let (a, r) = p.conflict(format!(
@@ -200,7 +193,7 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                 } else {
                     a
                 };
-                pending.push((item.set(action, r), idx));
+                p.push_path_item(item.set(action, r));
             }
             Some(info) => {
                 // Always compared with what the target holds: a journal line says only
@@ -214,10 +207,16 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                         "a {} notebook exists at {tgt}",
                         info.language.map(|l| l.as_str()).unwrap_or("")
                     ));
-                    pending.push((with_import_step(item, a, r, idx), idx));
+                    set_import_step(&mut item, a, r, idx);
+                    p.push_path_item(item);
                 } else {
-                    to_compare.push((idx, tgt.clone()));
-                    pending.push((item, idx));
+                    to_compare.push(Compare {
+                        item: p.items.len(),
+                        index: idx,
+                        target: tgt.clone(),
+                    });
+                    // Unchanged until the comparison below says otherwise.
+                    p.push_path_item(item);
                 }
             }
         }
@@ -226,16 +225,16 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
     // kept, not what the target sent (issue #15: every existing object's content at once).
     let client = p.client().clone();
     let src = p.input.source;
-    let compared = concurrently(to_compare, p.limit, |(idx, tgt)| {
+    let compared = concurrently(to_compare, p.limit, |c| {
         let client = client.clone();
         async move {
-            let o = &src.objects[idx];
+            let o = &src.objects[c.index];
             let format = if o.kind == Kind::Notebook && o.format != Format::Source {
                 o.format
             } else {
                 Format::Source
             };
-            let r = client.workspace().export(&tgt, format, None).await;
+            let r = client.workspace().export(&c.target, format, None).await;
             let v = match r {
                 Ok(bytes) => {
                     let same_hash = o.sha256.is_some_and(|h| h == sha256(&bytes));
@@ -253,36 +252,33 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                 Err(e) if e.is_auth_failure() => Err(crate::import::plan::target_err(&client, e)),
                 Err(e) => Ok(Err(e.to_string())),
             };
-            (idx, v)
+            (c, v)
         }
     })
     .await;
-    // Source object index → verdict.
-    let mut verdicts: BTreeMap<usize, Result<bool, String>> = BTreeMap::new();
-    for (idx, v) in compared {
-        verdicts.insert(idx, v?);
-    }
-    for (mut item, idx) in pending {
-        if item.action == Action::Unchanged && item.step.is_none() {
-            if let Some(v) = verdicts.remove(&idx) {
-                let tgt = item.target.clone();
-                item = match v {
-                    Ok(true) => item,
-                    Ok(false) => {
-                        let (a, r) = p.conflict(format!("{tgt} exists with other content"));
-                        with_import_step(item, a, r, idx)
-                    }
-                    Err(e) => {
-                        let (a, r) =
-                            p.conflict(format!("{tgt} exists and could not be compared: {e}"));
-                        with_import_step(item, a, r, idx)
-                    }
-                };
-            }
-        }
-        p.push_path_item(item);
+    for (c, v) in compared {
+        let decided = match v? {
+            Ok(true) => continue,
+            Ok(false) => p.conflict(format!("{} exists with other content", c.target)),
+            Err(e) => p.conflict(format!(
+                "{} exists and could not be compared: {e}",
+                c.target
+            )),
+        };
+        let (a, r) = decided;
+        set_import_step(&mut p.items[c.item], a, r, c.index);
     }
     Ok(())
+}
+
+/// An object that exists in the target, to compare with the bundle's.
+struct Compare {
+    /// Its item's place in the plan.
+    item: usize,
+    /// Its index in the source's objects.
+    index: usize,
+    /// Its target path.
+    target: String,
 }
 
 /// True when `path` is inside a repo of the bundle (repo content comes from its remote).
@@ -293,15 +289,15 @@ fn inside_repo(p: &Planner<'_, '_>, path: &str) -> Option<String> {
     })
 }
 
-fn with_import_step(mut item: PlanItem, a: Action, r: String, idx: usize) -> PlanItem {
-    item = item.set(a, r);
+/// Decides `item` by a conflict's answer: an update overwrites the object in place.
+fn set_import_step(item: &mut PlanItem, a: Action, r: String, idx: usize) {
+    item.decide(a, r);
     if a == Action::Update {
         item.step = Some(Step::Import {
             index: idx,
             overwrite: true,
         });
     }
-    item
 }
 
 /// Folders first: notebooks, files and repos go into them. Folders created by a directory
