@@ -67,14 +67,14 @@ pub enum AclObject {
     /// A known id.
     Id {
         /// `notebooks`, `directories`, `files`, `repos`, `jobs`.
-        request_type: String,
+        request_type: &'static str,
         /// Target id.
         id: String,
     },
     /// A workspace object this import creates (its id is read after creation).
     Path {
         /// `notebooks`, `directories`, `files`.
-        request_type: String,
+        request_type: &'static str,
         /// Target path.
         path: String,
     },
@@ -95,7 +95,8 @@ pub enum AclObject {
     },
 }
 
-/// The work one plan item needs (what `apply` executes).
+/// The work one plan item needs (what `apply` executes). Small: one is held per object, so
+/// the few large steps keep their data behind a box (issue #15).
 #[derive(Debug, Clone)]
 pub enum Step {
     /// A folder (created by `mkdirs` of the deepest folders).
@@ -116,23 +117,12 @@ pub enum Step {
         /// Index into [`SourceBundle::repos`].
         index: usize,
         /// Target path.
-        path: String,
+        path: Box<str>,
         /// The existing repo's id.
         existing: Option<i64>,
     },
     /// A secret scope to create and whose ACL to set.
-    Scope {
-        /// Target scope name.
-        name: String,
-        /// Create it first.
-        create: bool,
-        /// The bundle's ACL, mapped.
-        acl: Vec<AclItem>,
-        /// Entries to put (computed against the current ACL; recomputed after creation).
-        put: Vec<AclItem>,
-        /// Principals to remove.
-        delete: Vec<String>,
-    },
+    Scope(Box<ScopeStep>),
     /// A secret value to put.
     Secret {
         /// Index into [`SourceBundle::secrets`].
@@ -147,7 +137,7 @@ pub enum Step {
         /// The existing target job.
         existing: Option<i64>,
         /// Settings for the target, with `run_job_task` ids still the source's.
-        template: Map<String, Value>,
+        template: Box<Map<String, Value>>,
     },
     /// ML models: every model item with this step is replayed by the models stage
     /// ([`crate::models::import_models`]) in one pass.
@@ -155,7 +145,7 @@ pub enum Step {
     /// An ACL to set.
     Permissions {
         /// The object.
-        object: AclObject,
+        object: Box<AclObject>,
         /// The direct entries.
         acl: Vec<AccessControlRequest>,
     },
@@ -165,14 +155,33 @@ pub enum Step {
         statements: Vec<String>,
     },
     /// Unity Catalog grants to add.
-    Uc {
-        /// Securable type.
-        securable_type: String,
-        /// Full name.
-        full_name: String,
-        /// Privileges to add.
-        changes: Vec<PermissionsChange>,
-    },
+    Uc(Box<UcStep>),
+}
+
+/// A secret scope to create and whose ACL to set ([`Step::Scope`]).
+#[derive(Debug, Clone)]
+pub struct ScopeStep {
+    /// Target scope name.
+    pub name: String,
+    /// Create it first.
+    pub create: bool,
+    /// The bundle's ACL, mapped.
+    pub acl: Vec<AclItem>,
+    /// Entries to put (computed against the current ACL; recomputed after creation).
+    pub put: Vec<AclItem>,
+    /// Principals to remove.
+    pub delete: Vec<String>,
+}
+
+/// Unity Catalog grants to add to one securable ([`Step::Uc`]).
+#[derive(Debug, Clone)]
+pub struct UcStep {
+    /// Securable type.
+    pub securable_type: String,
+    /// Full name.
+    pub full_name: String,
+    /// Privileges to add.
+    pub changes: Vec<PermissionsChange>,
 }
 
 /// One object of the plan.
@@ -813,4 +822,25 @@ pub fn same_url(a: &str, b: &str) -> bool {
             .to_lowercase()
     };
     n(a) == n(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_item_stays_small() {
+        // One item per object and one per object's ACL: a million-object plan holds two
+        // million of these (issue #15). Large steps keep their data behind a box.
+        assert!(
+            std::mem::size_of::<Step>() <= 40,
+            "{}",
+            std::mem::size_of::<Step>()
+        );
+        assert!(
+            std::mem::size_of::<PlanItem>() <= 168,
+            "{}",
+            std::mem::size_of::<PlanItem>()
+        );
+    }
 }

@@ -109,6 +109,12 @@ pub const OBJECT_TYPES: [(&str, &str); 9] = [
     ("instance-pools", "instance-pool"),
 ];
 
+/// The request path segment of `OBJECT_TYPES` equal to `name`, as a `'static` string (so that
+/// what holds one per object holds no copy of it).
+pub fn request_type(name: &str) -> Option<&'static str> {
+    OBJECT_TYPES.iter().map(|(r, _)| *r).find(|r| *r == name)
+}
+
 /// The permission levels valid for a request object type, in ascending order of power.
 pub fn levels_for(request_object_type: &str) -> &'static [&'static str] {
     match request_object_type {

@@ -12,7 +12,7 @@ use crate::bundle::inventory::Record;
 use crate::client::sql::Statement;
 use crate::import::apply::{ambiguous, backoff, Run, StepResult, AMBIGUOUS_ATTEMPTS};
 use crate::import::ledger::keys;
-use crate::import::plan::{Action, Mode, PlanItem, Planner, Step};
+use crate::import::plan::{Action, Mode, PlanItem, Planner, Step, UcStep};
 use crate::import::source::SourceBundle;
 use crate::import::target::concurrently;
 use crate::import::ImportError;
@@ -215,11 +215,11 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                     Action::Update
                 };
                 if !up.changes.is_empty() {
-                    item.step = Some(Step::Uc {
+                    item.step = Some(Step::Uc(Box::new(UcStep {
                         securable_type: g.securable_type.clone(),
                         full_name: full_name.clone(),
                         changes: up.changes,
-                    });
+                    })));
                 }
             }
             p.items.push(item);
@@ -273,11 +273,12 @@ async fn apply<'r>(run: &'r Run<'_>) -> Vec<(&'r PlanItem, StepResult)> {
                         run_statement(run, &wh, st).await?;
                     }
                 }
-                Step::Uc {
-                    securable_type,
-                    full_name,
-                    changes,
-                } => {
+                Step::Uc(uc) => {
+                    let UcStep {
+                        securable_type,
+                        full_name,
+                        changes,
+                    } = &**uc;
                     run.wrote();
                     run.client
                         .unity()

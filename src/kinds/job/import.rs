@@ -125,7 +125,7 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                 item.step = Some(Step::Job {
                     source_id: j.job_id,
                     existing: None,
-                    template,
+                    template: Box::new(template),
                 });
             }
             Some(e) => {
@@ -161,7 +161,7 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                         item.step = Some(Step::Job {
                             source_id: j.job_id,
                             existing: Some(e.job_id),
-                            template,
+                            template: Box::new(template),
                         });
                     }
                 }

@@ -96,7 +96,7 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                 match p.path_action(&tgt) {
                     Some(Action::Create) => (
                         Some(AclObject::Path {
-                            request_type: rt.to_string(),
+                            request_type: static_rt(rt),
                             path: tgt.clone(),
                         }),
                         label,
@@ -111,7 +111,7 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                     _ => match p.tree.get(&tgt) {
                         Some(info) => (
                             Some(AclObject::Id {
-                                request_type: rt.to_string(),
+                                request_type: static_rt(rt),
                                 id: info.object_id.to_string(),
                             }),
                             label,
@@ -141,7 +141,7 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                         }
                         (Action::Unchanged | Action::Update, Some(id)) => (
                             Some(AclObject::Id {
-                                request_type: "repos".into(),
+                                request_type: "repos",
                                 id: id.to_string(),
                             }),
                             label,
@@ -189,7 +189,7 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                     Some(Action::Unchanged | Action::Update) => match p.job_ids.get(&src_id) {
                         Some(t) => (
                             Some(AclObject::Id {
-                                request_type: "jobs".into(),
+                                request_type: "jobs",
                                 id: t.to_string(),
                             }),
                             format!("{label} (job {t})"),
@@ -254,7 +254,7 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                         match got {
                             Ok(m) => (
                                 Some(AclObject::Id {
-                                    request_type: "registered-models".into(),
+                                    request_type: "registered-models",
                                     id: m.id.clone(),
                                 }),
                                 format!("{label} ({})", m.id),
@@ -335,6 +335,11 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
     decide(p, pending, parents.keys).await
 }
 
+/// `rt`, one of the workspace object request types matched by the caller, as a `'static` str.
+fn static_rt(rt: &str) -> &'static str {
+    crate::model::permissions::request_type(rt).expect("a request type of OBJECT_TYPES")
+}
+
 /// The plan item of a permissions record, still undecided (`Unchanged`, no step).
 fn new_item(sp: &SrcPermissions) -> PlanItem {
     let rt = sp.request_object_type.as_str();
@@ -396,7 +401,7 @@ impl Pending {
     /// `(request type, id)` of an existing object.
     fn existing(&self) -> Option<(&str, &str)> {
         match (&self.current, &self.object) {
-            (None, AclObject::Id { request_type, id }) => Some((request_type, id)),
+            (None, AclObject::Id { request_type, id }) => Some((request_type, id.as_str())),
             _ => None,
         }
     }
@@ -524,7 +529,7 @@ fn decide_chunk(
         let parent = parent.map(|i| &parent_keys[i as usize]);
         let rt = match &object {
             AclObject::Id { request_type, .. } | AclObject::Path { request_type, .. } => {
-                request_type.clone()
+                request_type.to_string()
             }
             AclObject::Repo { .. } => "repos".into(),
             AclObject::Model { .. } => "registered-models".into(),
@@ -582,7 +587,7 @@ fn decide_chunk(
                     }
                 }
                 item.step = Some(Step::Permissions {
-                    object,
+                    object: Box::new(object),
                     acl: desired,
                 });
             }
@@ -617,7 +622,7 @@ async fn apply<'r>(run: &'r Run<'_>) -> Vec<(&'r PlanItem, StepResult)> {
 
 async fn resolve(run: &Run<'_>, object: &AclObject) -> Result<(String, String), String> {
     match object {
-        AclObject::Id { request_type, id } => Ok((request_type.clone(), id.clone())),
+        AclObject::Id { request_type, id } => Ok((request_type.to_string(), id.clone())),
         AclObject::Path { request_type, path } => {
             if run.st().failed_paths.contains(path) {
                 return Err("its object could not be imported".into());
@@ -628,7 +633,7 @@ async fn resolve(run: &Run<'_>, object: &AclObject) -> Result<(String, String), 
                 .get_status(path)
                 .await
                 .map_err(|e| format!("finding {path}: {e}"))?;
-            Ok((request_type.clone(), info.object_id.to_string()))
+            Ok((request_type.to_string(), info.object_id.to_string()))
         }
         AclObject::Repo { path } => match run.st().repo_ids.get(path) {
             Some(id) => Ok(("repos".into(), id.to_string())),

@@ -59,7 +59,7 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                 }
                 item.step = Some(Step::Repo {
                     index: i,
-                    path: tgt.clone(),
+                    path: tgt.as_str().into(),
                     existing: None,
                 });
                 pending.push((i, item));
@@ -113,7 +113,7 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                         ));
                         item.step = Some(Step::Repo {
                             index: i,
-                            path: tgt.clone(),
+                            path: tgt.as_str().into(),
                             existing: Some(id),
                         });
                     }
@@ -177,7 +177,7 @@ async fn apply<'r>(run: &'r Run<'_>) -> Vec<(&'r PlanItem, StepResult)> {
                     .map_err(|e| format!("checking out {branch}: {e}"))?;
             }
         }
-        run.st().repo_ids.insert(path.clone(), id);
+        run.st().repo_ids.insert(path.to_string(), id);
         run.ledger.record(item.key.clone(), json!({ "id": id }));
         Ok(Run::created_or_updated(item))
     })

@@ -12,7 +12,7 @@ use crate::import::acl::scope_acl_changes;
 use crate::import::apply::{ambiguous, backoff, Run, StepResult, AMBIGUOUS_ATTEMPTS};
 use crate::import::ledger::keys;
 use crate::import::mapping::PrincipalOutcome;
-use crate::import::plan::{secret_value_matches, Action, Mode, PlanItem, Planner, Step};
+use crate::import::plan::{secret_value_matches, Action, Mode, PlanItem, Planner, ScopeStep, Step};
 use crate::import::source::SourceBundle;
 use crate::import::target::concurrently;
 use crate::import::ImportError;
@@ -164,13 +164,13 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                         put.len(),
                         delete.len()
                     ));
-                    item.step = Some(Step::Scope {
+                    item.step = Some(Step::Scope(Box::new(ScopeStep {
                         name: tgt.clone(),
                         create: false,
                         acl: desired,
                         put,
                         delete,
-                    });
+                    })));
                 }
                 p.items.push(item);
             }
@@ -179,13 +179,13 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                 if p.input.mode == Mode::Diff {
                     item.reasons.push("missing in target".into());
                 }
-                item.step = Some(Step::Scope {
+                item.step = Some(Step::Scope(Box::new(ScopeStep {
                     name: tgt.clone(),
                     create: true,
                     acl: desired,
                     put: Vec::new(),
                     delete: Vec::new(),
-                });
+                })));
                 p.items.push(item);
             }
         }
@@ -310,16 +310,16 @@ async fn scopes<'r>(run: &'r Run<'_>) -> Vec<(&'r PlanItem, StepResult)> {
     run.each(items, |item, step| {
         let me = me.clone();
         async move {
-            let Step::Scope {
+            let Step::Scope(scope) = step else {
+                return Err("internal: wrong step".into());
+            };
+            let ScopeStep {
                 name,
                 create,
                 acl,
                 put,
                 delete,
-            } = step
-            else {
-                return Err("internal: wrong step".into());
-            };
+            } = &**scope;
             let api = run.client.secrets();
             let (put, delete) = if *create {
                 create_scope(run, name).await?;

@@ -693,8 +693,8 @@ async fn directories<'r>(
             }
             Some(Step::Import { .. }) | Some(Step::Repo { existing: None, .. }) => {
                 let path = match &i.step {
-                    Some(Step::Repo { path, .. }) => path,
-                    _ => &i.target,
+                    Some(Step::Repo { path, .. }) => &**path,
+                    _ => i.target.as_str(),
                 };
                 let p = parent_path(path);
                 if !run.plan.tree.is_dir(p) {
