@@ -329,7 +329,7 @@ impl ImportReport {
                     s,
                     "  {} {}: {}",
                     i.kind,
-                    p(&i.target),
+                    p(i.target),
                     p(&i.reasons.join("; "))
                 );
             }
@@ -346,7 +346,7 @@ impl ImportReport {
                     s,
                     "  {} {}: {}",
                     i.kind,
-                    p(&i.target),
+                    p(i.target),
                     p(&i.reasons.join("; "))
                 );
             }

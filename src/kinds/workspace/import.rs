@@ -22,14 +22,15 @@ use crate::import::compare::same_content;
 use crate::import::ledger::keys;
 use crate::import::plan::{Action, Mode, PlanItem, Planner, Step};
 use crate::import::report::Outcome;
-use crate::import::source::SourceBundle;
 use crate::import::source::MAX_IMPORT_BYTES;
+use crate::import::source::{SourceBundle, SrcObject};
 use crate::import::target::{concurrently, list_tree};
 use crate::import::ImportError;
 use crate::model::workspace::{
     at_or_below_any, base_name, parent_path, self_and_ancestors, Format, ObjectType,
 };
 use crate::model::Kind;
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -213,7 +214,6 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
                     to_compare.push(Compare {
                         item: p.items.len(),
                         index: idx,
-                        target: tgt.clone(),
                     });
                     // Unchanged until the comparison below says otherwise.
                     p.push_path_item(item);
@@ -221,51 +221,38 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
             }
         }
     }
-    // Export the existing ones and compare, each as its answer comes: only the verdict is
-    // kept, not what the target sent (issue #15: every existing object's content at once).
+    // Export the existing ones and compare, each as its answer comes: only a verdict that
+    // changes the item is kept — not what the target sent, nor a result per object (issue
+    // #15: a re-import or a diff compares every object).
     let client = p.client().clone();
     let src = p.input.source;
-    let compared = concurrently(to_compare, p.limit, |c| {
-        let client = client.clone();
-        async move {
-            let o = &src.objects[c.index];
-            let format = if o.kind == Kind::Notebook && o.format != Format::Source {
-                o.format
-            } else {
-                Format::Source
-            };
-            let r = client.workspace().export(&c.target, format, None).await;
-            let v = match r {
-                Ok(bytes) => {
-                    let same_hash = o.sha256.is_some_and(|h| h == sha256(&bytes));
-                    if same_hash {
-                        Ok(Ok(true))
-                    } else if o.kind == Kind::Notebook && o.format != Format::Source {
-                        // Rich formats are not byte-stable across exports.
-                        Ok(Ok(false))
-                    } else {
-                        let stored = o.stored.clone().unwrap_or_default();
-                        src.read(&stored, MAX_IMPORT_BYTES)
-                            .map(|mine| Ok(same_content(&mine, &bytes)))
-                    }
+    let items = &p.items;
+    let mut differing: Vec<(Compare, Result<Verdict, ImportError>)> =
+        futures_util::stream::iter(to_compare)
+            .map(|c| {
+                let client = client.clone();
+                let target = items[c.item].target.as_str();
+                async move {
+                    let o = &src.objects[c.index];
+                    let v = compare(&client, src, o, target).await;
+                    (c, v)
                 }
-                Err(e) if e.is_auth_failure() => Err(crate::import::plan::target_err(&client, e)),
-                Err(e) => Ok(Err(e.to_string())),
-            };
-            (c, v)
-        }
-    })
-    .await;
-    for (c, v) in compared {
-        let decided = match v? {
-            Ok(true) => continue,
-            Ok(false) => p.conflict(format!("{} exists with other content", c.target)),
-            Err(e) => p.conflict(format!(
-                "{} exists and could not be compared: {e}",
-                c.target
-            )),
+            })
+            .buffer_unordered(p.limit.max(1))
+            .filter(|(_, v)| std::future::ready(!matches!(v, Ok(Verdict::Same))))
+            .collect()
+            .await;
+    // In plan order, whatever order the answers came in.
+    differing.sort_by_key(|(c, _)| c.item);
+    for (c, v) in differing {
+        let target = &p.items[c.item].target;
+        let (a, r) = match v? {
+            Verdict::Same => continue,
+            Verdict::Differs => p.conflict(format!("{target} exists with other content")),
+            Verdict::Unknown(e) => {
+                p.conflict(format!("{target} exists and could not be compared: {e}"))
+            }
         };
-        let (a, r) = decided;
         set_import_step(&mut p.items[c.item], a, r, c.index);
     }
     Ok(())
@@ -273,12 +260,54 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
 
 /// An object that exists in the target, to compare with the bundle's.
 struct Compare {
-    /// Its item's place in the plan.
+    /// Its item's place in the plan (the item holds its target path).
     item: usize,
     /// Its index in the source's objects.
     index: usize,
-    /// Its target path.
-    target: String,
+}
+
+/// What a comparison of an existing object with the bundle's found.
+enum Verdict {
+    /// The same content.
+    Same,
+    /// Other content.
+    Differs,
+    /// It could not be compared, and why.
+    Unknown(String),
+}
+
+/// Exports the target's object at `target` and compares it with the bundle's `o`.
+async fn compare(
+    client: &crate::client::Client,
+    src: &SourceBundle,
+    o: &SrcObject,
+    target: &str,
+) -> Result<Verdict, ImportError> {
+    let format = if o.kind == Kind::Notebook && o.format != Format::Source {
+        o.format
+    } else {
+        Format::Source
+    };
+    match client.workspace().export(target, format, None).await {
+        Ok(bytes) => {
+            if o.sha256.is_some_and(|h| h == sha256(&bytes)) {
+                Ok(Verdict::Same)
+            } else if o.kind == Kind::Notebook && o.format != Format::Source {
+                // Rich formats are not byte-stable across exports.
+                Ok(Verdict::Differs)
+            } else {
+                let stored = o.stored.clone().unwrap_or_default();
+                let mine = src.read(&stored, MAX_IMPORT_BYTES)?;
+                Ok(if same_content(&mine, &bytes) {
+                    Verdict::Same
+                } else {
+                    Verdict::Differs
+                })
+            }
+        }
+        Err(e) if e.is_auth_failure() => Err(crate::import::plan::target_err(client, e)),
+        Err(e) => Ok(Verdict::Unknown(e.to_string())),
+    }
 }
 
 /// True when `path` is inside a repo of the bundle (repo content comes from its remote).
