@@ -5,22 +5,22 @@
 //! functions serve the models stage of `export` and `import`.
 
 use super::flags::{AuthFlags, ConflictFlag, EngineFlags, ModelFlags, ModelTargetFlags};
-use super::keys::{exit_code_for, print_json, print_problems, IdentityArgs};
+use super::keys::{print_json, IdentityArgs};
 use super::progress::Live;
 use super::{EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS};
 use anyhow::Context;
 use dbxport::bundle::printable::{printable, printable_lines};
-use dbxport::bundle::verify::open_verified;
 use dbxport::client::{AuthArgs, Client, ClientOptions, TransportArgs};
 use dbxport::export::{ExportOptions, ExportSource, SecretsOptions, Selection};
 use dbxport::hints::Hint;
+use dbxport::import::SourceBundle;
 use dbxport::journal::{Journal, OpenMode};
 use dbxport::kinds::model::export::MODEL_KINDS;
 use dbxport::models::{import_models, ActionKind, ImportOptions, Registry};
 use serde_json::json;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 /// Move ML models (registered models, versions, artifacts) into or out of a bundle.
 #[derive(Debug, clap::Args)]
@@ -179,21 +179,17 @@ fn export(a: ExportArgs) -> anyhow::Result<u8> {
 
 async fn import(a: ImportArgs) -> anyhow::Result<u8> {
     let opener = a.keys.opener()?;
-    // Exactly `verify`'s checks (`verify --identity` with an identity) before anything else.
-    let bundle = match open_verified(&a.bundle, opener.as_ref(), &mut |_, _| {}) {
-        Ok((b, _)) => b,
-        Err(problems) => {
-            eprintln!(
-                "dbxport: models import: bundle {} failed verification; nothing was written",
-                a.bundle.display()
-            );
-            print_problems("models import", &problems);
-            return Ok(exit_code_for(&problems).max(EXIT_PROBLEMS));
-        }
+    // Exactly `verify`'s checks (`verify --identity` with an identity) before anything else,
+    // opened as `import` opens a bundle: the records read lean, the model records (and the
+    // permissions of registered models) kept whole for this stage, so that a workspace
+    // bundle's other objects cost little each (issue #15).
+    let source = match SourceBundle::open(&a.bundle, opener.as_ref()) {
+        Ok(s) => s,
+        Err(e) => return Ok(super::import::report_error("models import", &e)),
     };
-    let bundle_id = bundle.inventory().bundle_id.clone();
+    let bundle_id = source.bundle_id.clone();
     let ws = workspace(&a.models.mlflow_uri, &a.auth.get(), &a.engine.get())?;
-    let has_uc = bundle.inventory().records.iter().any(|r| {
+    let has_uc = source.models.iter().any(|r| {
         r.kind == dbxport::model::Kind::RegisteredModel && r.meta_str("registry") == Some("uc")
     });
     // Into a workspace: its registry, and its Unity Catalog when the bundle holds UC models
@@ -205,7 +201,7 @@ async fn import(a: ImportArgs) -> anyhow::Result<u8> {
         has_uc,
     )?;
     let reg = &routes[0].0;
-    let bundle = Arc::new(Mutex::new(bundle));
+    let bundle = source.shared_bundle();
     let live = Live::new(!a.json && !a.plan && std::io::stderr().is_terminal());
     let progress = live.bytes("uploading");
     let journal = if a.plan {
@@ -236,7 +232,15 @@ async fn import(a: ImportArgs) -> anyhow::Result<u8> {
             dry_run: a.plan,
             route: route.clone(),
         };
-        let run = import_models(&bundle, None, registry, &opts, log, &progress).await;
+        let run = import_models(
+            &bundle,
+            Some(&source.models),
+            registry,
+            &opts,
+            log,
+            &progress,
+        )
+        .await;
         report = match (report, run) {
             (Ok(mut all), Ok(r)) => {
                 all.absorb(r);
