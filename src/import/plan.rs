@@ -95,6 +95,20 @@ pub enum AclObject {
     },
 }
 
+impl AclObject {
+    /// The permissions API's request type of the object (`notebooks`, `repos`, `jobs`…).
+    pub fn request_type(&self) -> &'static str {
+        match self {
+            AclObject::Id { request_type, .. } | AclObject::Path { request_type, .. } => {
+                request_type
+            }
+            AclObject::Repo { .. } => "repos",
+            AclObject::Model { .. } => "registered-models",
+            AclObject::Job { .. } => "jobs",
+        }
+    }
+}
+
 /// The work one plan item needs (what `apply` executes). Small: one is held per object, so
 /// the few large steps keep their data behind a box (issue #15).
 #[derive(Debug, Clone)]

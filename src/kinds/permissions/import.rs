@@ -527,14 +527,7 @@ fn decide_chunk(
         item.target = target;
         item.notes = notes;
         let parent = parent.map(|i| &parent_keys[i as usize]);
-        let rt = match &object {
-            AclObject::Id { request_type, .. } | AclObject::Path { request_type, .. } => {
-                request_type.to_string()
-            }
-            AclObject::Repo { .. } => "repos".into(),
-            AclObject::Model { .. } => "registered-models".into(),
-            AclObject::Job { .. } => "jobs".into(),
-        };
+        let rt = object.request_type();
         let (have, inherited) = match &existing_key {
             Some((t, id)) => match get(t, id) {
                 Some(Ok(perms)) => (current_acl(perms), inherited_acl(perms)),
@@ -560,7 +553,7 @@ fn decide_chunk(
             .into_iter()
             .filter(|e| !e.from.is_empty() && e.from.iter().all(|f| !may_write.contains(f)))
             .collect();
-        let change = acl_change(&rt, &desired, &have, &lasting);
+        let change = acl_change(rt, &desired, &have, &lasting);
         match change {
             AclChange::Same => item.action = Action::Unchanged,
             AclChange::Inherited(by) => {
@@ -611,7 +604,7 @@ async fn apply<'r>(run: &'r Run<'_>) -> Vec<(&'r PlanItem, StepResult)> {
         run.wrote();
         run.client
             .permissions()
-            .set(&rt, &id, acl)
+            .set(rt, &id, acl)
             .await
             .map_err(|e| e.to_string())?;
         run.ledger.record(item.key.clone(), json!({}));
@@ -620,10 +613,12 @@ async fn apply<'r>(run: &'r Run<'_>) -> Vec<(&'r PlanItem, StepResult)> {
     .await
 }
 
-async fn resolve(run: &Run<'_>, object: &AclObject) -> Result<(String, String), String> {
+/// The request type and target id of the object whose ACL is set.
+async fn resolve(run: &Run<'_>, object: &AclObject) -> Result<(&'static str, String), String> {
+    let rt = object.request_type();
     match object {
-        AclObject::Id { request_type, id } => Ok((request_type.to_string(), id.clone())),
-        AclObject::Path { request_type, path } => {
+        AclObject::Id { id, .. } => Ok((rt, id.clone())),
+        AclObject::Path { path, .. } => {
             if run.st().failed_paths.contains(path) {
                 return Err("its object could not be imported".into());
             }
@@ -633,10 +628,10 @@ async fn resolve(run: &Run<'_>, object: &AclObject) -> Result<(String, String), 
                 .get_status(path)
                 .await
                 .map_err(|e| format!("finding {path}: {e}"))?;
-            Ok((request_type.to_string(), info.object_id.to_string()))
+            Ok((rt, info.object_id.to_string()))
         }
         AclObject::Repo { path } => match run.st().repo_ids.get(path) {
-            Some(id) => Ok(("repos".into(), id.to_string())),
+            Some(id) => Ok((rt, id.to_string())),
             None => Err("its repo could not be created".into()),
         },
         AclObject::Model { name } => run
@@ -644,10 +639,10 @@ async fn resolve(run: &Run<'_>, object: &AclObject) -> Result<(String, String), 
             .mlflow()
             .get_model_databricks(name)
             .await
-            .map(|m| ("registered-models".to_string(), m.id))
+            .map(|m| (rt, m.id))
             .map_err(|e| format!("finding model {name}: {e}")),
         AclObject::Job { source_id } => match run.st().job_ids.get(source_id) {
-            Some(id) => Ok(("jobs".into(), id.to_string())),
+            Some(id) => Ok((rt, id.to_string())),
             None => Err("its job could not be created".into()),
         },
     }
