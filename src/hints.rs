@@ -160,6 +160,9 @@ catalogue! {
     JournalExists => "add --resume to finish it, or remove the journal to start over";
     /// A line in the middle of the journal is damaged.
     JournalDamaged => "the journal was edited or the disk is failing; remove it to start over";
+    /// `import --report` names a file that cannot be written (a folder, a missing folder, no
+    /// permission, no room).
+    ReportFile => "name a file in a folder you can write to, or leave out --report";
 
     // ---- Models ----
 

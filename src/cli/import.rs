@@ -190,6 +190,11 @@ pub struct Args {
     /// The journal file (default: beside the bundle, BUNDLE.import-<target>.journal).
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
+    /// Also write the report to FILE as JSON Lines while the import runs: a header, one line
+    /// per object as its stage finishes, a summary last. Written as FILE.partial and renamed
+    /// when whole; a killed run leaves FILE.partial.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 /// Runs `import`.
@@ -211,6 +216,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let apply = ApplyOptions {
         journal: args.journal.clone(),
         resume: args.resume,
+        report: args.report.clone(),
     };
     let progress = |p: Progress| {
         live.kind(p.kind.as_str(), p.kind_done, p.kind_total, 0);
@@ -264,6 +270,18 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         eprintln!("dbxport: import refused; nothing was written");
     } else {
         eprint!("{}", report.render());
+    }
+    match (&args.report, &report.report_file_error) {
+        // The text report says so itself.
+        (_, Some(_)) if !args.common.json && !report.refused => {}
+        (_, Some(e)) => eprintln!("dbxport: import: {}", printable_lines(e)),
+        (Some(path), None) if !args.common.json => {
+            eprintln!(
+                "dbxport: report written to {}",
+                printable(&path.display().to_string())
+            )
+        }
+        _ => {}
     }
     Ok(if report.interrupted {
         eprintln!(

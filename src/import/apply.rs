@@ -16,6 +16,7 @@
 use super::ledger::{self, keys, Knowledge, Ledger};
 use super::plan::{plan, Action, Mode, Plan, PlanInput, PlanItem, Step};
 use super::report::{ImportReport, ItemResult, Outcome};
+use super::report_file::ReportFile;
 use super::source::{SecretValues, SourceBundle};
 use super::target::concurrently;
 use super::{ImportError, Options};
@@ -37,6 +38,8 @@ pub struct ApplyOptions {
     pub journal: Option<PathBuf>,
     /// Finish an interrupted run.
     pub resume: bool,
+    /// Write the report to this file as the import runs (see [`super::report_file`]).
+    pub report: Option<PathBuf>,
 }
 
 /// A flag that stops an import between steps (Ctrl-C). Steps in flight finish and are
@@ -107,6 +110,16 @@ pub async fn import(
         .journal
         .clone()
         .unwrap_or_else(|| ledger::journal_path(source.path(), client.host()));
+    let mut report_file = match &apply_options.report {
+        Some(dest) => Some(ReportFile::create(
+            dest,
+            &source.path().display().to_string(),
+            &source.bundle_id,
+            client.host(),
+            &journal_path.display().to_string(),
+        )?),
+        None => None,
+    };
     let header = ledger::header(&source.bundle_id, client.host());
     let mut journal = ledger::open(&journal_path, &header, apply_options.resume)?;
     let knowledge = Knowledge::from_journal(&mut journal);
@@ -156,8 +169,16 @@ pub async fn import(
         report.refused = true;
         report.requests = client.stats().requests - requests_before;
         report.seconds = started.elapsed().as_secs_f64();
+        if let Some(mut f) = report_file {
+            f.objects_of(&report);
+            finish_report_file(f, &mut report);
+        }
         return Ok(report);
     }
+    if let Some(f) = report_file.as_mut() {
+        f.keep_when_unfinished();
+    }
+    let report_file = report_file.map(Mutex::new);
     let ledger = Ledger::start(journal);
     ledger.record(
         keys::RUN.into(),
@@ -184,6 +205,7 @@ pub async fn import(
         )),
         progress,
         state: Mutex::new(State::default()),
+        report_file: report_file.as_ref(),
     };
     let results = run.all().await;
     let mutating_requests = run.writes.load(Ordering::Relaxed);
@@ -210,7 +232,21 @@ pub async fn import(
     report.folders = folders;
     report.requests = client.stats().requests - requests_before;
     report.seconds = started.elapsed().as_secs_f64();
+    if let Some(f) = report_file {
+        finish_report_file(
+            f.into_inner().unwrap_or_else(|p| p.into_inner()),
+            &mut report,
+        );
+    }
     Ok(report)
+}
+
+/// Writes the summary of the report file and puts it in place; a file that could not be
+/// written is said in the report, which is then one with problems.
+fn finish_report_file(f: ReportFile, report: &mut ImportReport) {
+    if let Err(e) = f.finish(report) {
+        report.report_file_error = Some(e.to_string());
+    }
 }
 
 fn describe_options(v: &Value) -> String {
@@ -266,6 +302,8 @@ pub(crate) struct Run<'a> {
     pub(crate) kind_steps: Mutex<BTreeMap<Kind, (u64, u64)>>,
     pub(crate) progress: &'a (dyn Fn(Progress) + Sync),
     pub(crate) state: Mutex<State>,
+    /// `--report`: each item's line is written as its unit finishes.
+    report_file: Option<&'a Mutex<ReportFile>>,
 }
 
 /// Why a step failed.
@@ -335,15 +373,23 @@ impl Run<'_> {
         out.resize_with(items.len(), || None);
         let base = items.as_ptr() as usize;
         let size = std::mem::size_of::<PlanItem>().max(1);
-        let mut record = |item: &PlanItem, r: StepResult| {
+        let mut record = |item: &PlanItem, r: ItemResult| {
             let i = (item as *const PlanItem as usize - base) / size;
-            out[i] = Some(ItemResult::ran(r));
+            out[i] = Some(r);
         };
         for stage in super::unit::APPLY_STAGES {
             let lanes = stage.iter().map(|lane| async move {
                 let mut done = Vec::new();
                 for unit in lane.iter() {
-                    done.extend(unit.apply(self).await);
+                    let results: Vec<(&PlanItem, ItemResult)> = unit
+                        .apply(self)
+                        .await
+                        .into_iter()
+                        .map(|(item, r)| (item, ItemResult::ran(r)))
+                        .collect();
+                    // On disk as each unit finishes: its outcomes are final then.
+                    self.report_lines(results.iter().map(|(i, r)| (*i, r)));
+                    done.extend(results);
                 }
                 done
             });
@@ -356,12 +402,37 @@ impl Run<'_> {
             }
         }
         // Everything that needed no request, and what was not reached.
-        out.into_iter()
+        let mut file = self
+            .report_file
+            .map(|f| f.lock().unwrap_or_else(|p| p.into_inner()));
+        let results = out
+            .into_iter()
             .zip(items)
             .map(|(o, item)| {
-                o.unwrap_or_else(|| ItemResult::unrun(item, "interrupted; run again with --resume"))
+                o.unwrap_or_else(|| {
+                    let r = ItemResult::unrun(item, "interrupted; run again with --resume");
+                    if let Some(f) = file.as_mut() {
+                        f.object(item, &r);
+                    }
+                    r
+                })
             })
-            .collect()
+            .collect();
+        if let Some(f) = file.as_mut() {
+            f.flush();
+        }
+        results
+    }
+
+    /// Writes the lines of finished items to the report file, if there is one.
+    fn report_lines<'i>(&self, done: impl Iterator<Item = (&'i PlanItem, &'i ItemResult)>) {
+        if let Some(f) = self.report_file {
+            let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
+            for (item, r) in done {
+                f.object(item, r);
+            }
+            f.flush();
+        }
     }
 
     /// Runs `f` for every item with a step, concurrently, recording finished steps.

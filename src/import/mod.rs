@@ -32,6 +32,7 @@ pub mod plan;
 pub mod principals;
 pub mod remap;
 pub mod report;
+pub mod report_file;
 pub mod source;
 pub mod target;
 pub(crate) mod unit;
@@ -93,6 +94,9 @@ pub enum ImportError {
     /// The journal could not be used.
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
+    /// The report file (`--report`) cannot be written; nothing was written to the target.
+    #[error("{0}\n{hint}", hint = Hint::ReportFile)]
+    ReportFile(#[from] report_file::ReportFileError),
     /// `--resume` was given with options that differ from the interrupted run's.
     #[error(
         "journal {path}: the interrupted run used {recorded}, this one {given}\n{}",

@@ -109,6 +109,23 @@ pub struct ItemOutcome<'a> {
     pub notes: &'a [String],
 }
 
+impl<'a> ItemOutcome<'a> {
+    /// A plan item with what happened to it.
+    pub(crate) fn of(i: &'a PlanItem, r: &'a ItemResult) -> ItemOutcome<'a> {
+        ItemOutcome {
+            kind: i.kind,
+            source: &i.source,
+            target: &i.target,
+            outcome: r.outcome,
+            reasons: Reasons {
+                item: if r.own_reasons { &i.reasons } else { &[] },
+                extra: r.extra.as_deref(),
+            },
+            notes: &i.notes,
+        }
+    }
+}
+
 /// The reasons of an outcome: some of its plan item's, and perhaps one of its own.
 #[derive(Debug, Clone, Copy)]
 pub struct Reasons<'a> {
@@ -165,17 +182,7 @@ impl Outcomes {
             .items
             .iter()
             .zip(&self.results)
-            .map(|(i, r)| ItemOutcome {
-                kind: i.kind,
-                source: &i.source,
-                target: &i.target,
-                outcome: r.outcome,
-                reasons: Reasons {
-                    item: if r.own_reasons { &i.reasons } else { &[] },
-                    extra: r.extra.as_deref(),
-                },
-                notes: &i.notes,
-            })
+            .map(|(i, r)| ItemOutcome::of(i, r))
     }
 }
 
@@ -222,6 +229,10 @@ pub struct ImportReport {
     /// directory import, confirmed by one listing), or `per object (N notebooks): <why>`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub folders: BTreeMap<String, String>,
+    /// The report file (`--report`) that could not be written, and why: the import itself
+    /// is reported here whole, but the file the user asked for is not there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report_file_error: Option<String>,
 }
 
 impl ImportReport {
@@ -251,6 +262,7 @@ impl ImportReport {
             seconds: 0.0,
             warnings: Vec::new(),
             folders: BTreeMap::new(),
+            report_file_error: None,
         }
     }
 
@@ -265,7 +277,10 @@ impl ImportReport {
 
     /// True when something failed or was refused, or the run did not finish.
     pub fn has_problems(&self) -> bool {
-        self.refused || self.interrupted || self.items.iter().any(|i| i.outcome == Outcome::Failed)
+        self.refused
+            || self.interrupted
+            || self.report_file_error.is_some()
+            || self.items.iter().any(|i| i.outcome == Outcome::Failed)
     }
 
     /// The plan that was carried out (or refused).
@@ -391,6 +406,9 @@ impl ImportReport {
             "\n{} requests to the target ({} that could change it), {:.1} s",
             self.requests, self.mutating_requests, self.seconds
         );
+        if let Some(e) = &self.report_file_error {
+            let _ = writeln!(s, "the report file was not written: {}", p(e));
+        }
         if self.interrupted {
             let _ = writeln!(
                 s,
@@ -574,6 +592,7 @@ mod tests {
             seconds: 0.0,
             warnings: Vec::new(),
             folders: BTreeMap::new(),
+            report_file_error: None,
         };
         assert!(!r.render().contains("warnings:"));
         assert!(serde_json::to_value(&r).unwrap().get("warnings").is_none());

@@ -92,6 +92,7 @@ fn import_with_journal(
             &dbxport::import::ApplyOptions {
                 journal: Some(journal.to_path_buf()),
                 resume: false,
+                ..Default::default()
             },
             &dbxport::import::Interrupt::new(),
             &|_| {},

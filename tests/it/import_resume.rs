@@ -148,7 +148,9 @@ fn ctrl_c_stops_between_steps_exits_130_and_resume_finishes() {
     let home = f.dir.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
     let prod = start_prod(f.dir.path(), slow());
-    let args = import_args(&f, &[]);
+    let file = f.dir.path().join("report.jsonl");
+    let mut args = import_args(&f, &["--report"]);
+    args.push(file.to_str().unwrap());
     let child = cmd(&prod, &home, &args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -171,10 +173,30 @@ fn ctrl_c_stops_between_steps_exits_130_and_resume_finishes() {
         "{}",
         describe(&o)
     );
+    // The interrupted run's report is whole: what was done, what was not and why.
+    let lines = report_lines(&file);
+    assert_eq!(lines.last().unwrap()["interrupted"], true);
+    let not_done = lines
+        .iter()
+        .filter(|l| {
+            l["outcome"] == "skipped"
+                && l["reasons"][0]
+                    .as_str()
+                    .is_some_and(|r| r.contains("--resume"))
+        })
+        .count();
+    let done = lines.iter().filter(|l| l["outcome"] == "created").count();
+    assert!(not_done > 0 && done > 0, "{not_done} not done, {done} done");
     let mut resume = args.clone();
     resume.push("--resume");
     let o = cmd(&prod, &home, &resume).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("report written to"),
+        "{}",
+        describe(&o)
+    );
+    assert_eq!(report_lines(&file).last().unwrap()["interrupted"], false);
     prod.set_faults(FaultConfig::default()).unwrap();
     assert_same(
         &f.want,
@@ -221,24 +243,88 @@ fn command_line_plan_import_diff_exit_codes_and_json() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("--identity"));
     assert_eq!(prod.stats().mutating, 0);
 
+    // A report file that cannot be written: exit 2 before any write (and no journal left),
+    // naming the file and what to do.
+    let missing = f.dir.path().join("no-such-folder/report.jsonl");
+    let o = cmd(
+        &prod,
+        &home,
+        &[
+            "import",
+            bundle,
+            "--map",
+            map,
+            "--identity",
+            key,
+            "--report",
+        ],
+    )
+    .arg(&missing)
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no-such-folder/report.jsonl.partial") && err.contains("hint: "),
+        "{err}"
+    );
+    assert_eq!(prod.stats().mutating, 0);
+    let journal = dbxport::import::ledger::journal_path(&f.bundle, client(&prod).host());
+    assert!(
+        !journal.exists(),
+        "a journal was left by a run that never started"
+    );
+
+    // A refused import still writes its report: every object, and the refusal.
+    let refused = f.dir.path().join("refused.jsonl");
+    let o = cmd(
+        &prod,
+        &home,
+        &["import", bundle, "--identity", key, "--report"],
+    )
+    .arg(&refused)
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
+    let lines = report_lines(&refused);
+    assert_eq!(lines[0]["record"], "header");
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["record"], "summary");
+    assert_eq!(summary["refused"], true);
+    assert_eq!(summary["mutating_requests"], 0);
+    assert!(lines.len() > 100, "{} lines", lines.len());
+    assert_eq!(prod.stats().mutating, 0);
+
     // diff before the import: differences, exit 1.
     let o = cmd(&prod, &home, &["diff", bundle, "--map", map])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
 
-    // import --json, then diff with the key: clean, exit 0.
+    // import --json --report, then diff with the key: clean, exit 0.
+    let file = f.dir.path().join("report.jsonl");
     let o = cmd(
         &prod,
         &home,
-        &["import", bundle, "--map", map, "--identity", key, "--json"],
+        &[
+            "import",
+            bundle,
+            "--map",
+            map,
+            "--identity",
+            key,
+            "--json",
+            "--report",
+        ],
     )
+    .arg(&file)
     .output()
     .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["report"]["refused"], false);
     assert!(v["report"]["counts"]["job"]["created"] == 10);
+    assert_report_file_matches(&file, &v["report"]);
     let o = cmd(
         &prod,
         &home,
@@ -254,6 +340,146 @@ fn command_line_plan_import_diff_exit_codes_and_json() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
+}
+
+/// The lines of a report file (`import --report`); a torn last line (a killed run) is left out.
+fn report_lines(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    if !text.ends_with('\n') {
+        lines.pop();
+    }
+    lines
+        .into_iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// A value's JSON text with every object's keys in order.
+fn canonical(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Object(m) => {
+            let sorted: std::collections::BTreeMap<&String, String> =
+                m.iter().map(|(k, v)| (k, canonical(v))).collect();
+            let fields: Vec<String> = sorted
+                .iter()
+                .map(|(k, v)| format!("{}:{v}", serde_json::Value::from(k.as_str())))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        serde_json::Value::Array(a) => {
+            format!(
+                "[{}]",
+                a.iter().map(canonical).collect::<Vec<_>>().join(",")
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The report file holds what `--json`'s report holds: a header naming the run, one object line
+/// per item (in the order the import finished them), a summary with every other field.
+fn assert_report_file_matches(path: &Path, report: &serde_json::Value) {
+    assert!(!dbxport::import::report_file::partial_path(path).exists());
+    let lines = report_lines(path);
+    let header = &lines[0];
+    assert_eq!(header["record"], "header");
+    assert_eq!(header["format"], "dbxport-import-report");
+    for k in ["bundle", "bundle_id", "target", "journal"] {
+        assert_eq!(header[k], report[k], "{k}");
+    }
+    // Order-free: the file has them as they finished, `--json` in plan order.
+    let sorted = |v: Vec<serde_json::Value>| {
+        let mut v: Vec<String> = v.iter().map(canonical).collect();
+        v.sort();
+        v
+    };
+    let objects: Vec<serde_json::Value> = lines[1..lines.len() - 1]
+        .iter()
+        .map(|l| {
+            assert_eq!(l["record"], "object", "{l}");
+            let mut l = l.clone();
+            l.as_object_mut().unwrap().remove("record");
+            l
+        })
+        .collect();
+    assert_eq!(
+        sorted(objects),
+        sorted(report["items"].as_array().unwrap().clone())
+    );
+    let mut summary = lines.last().unwrap().clone();
+    assert_eq!(summary["record"], "summary");
+    let summary = summary.as_object_mut().unwrap();
+    summary.remove("record");
+    let mut want = report.as_object().unwrap().clone();
+    for k in ["items", "bundle", "bundle_id", "target", "journal"] {
+        want.remove(k);
+    }
+    assert_eq!(summary, &want);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[test]
+fn the_report_file_is_on_disk_while_the_import_runs_and_whole_at_the_end() {
+    let f = fixture();
+    let home = f.dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let prod = start_prod(f.dir.path(), slow());
+    let file = f.dir.path().join("report.jsonl");
+    let partial = dbxport::import::report_file::partial_path(&file);
+    let mut args = import_args(&f, &["--report"]);
+    args.push(file.to_str().unwrap());
+    let mut child = cmd(&prod, &home, &args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Lines of finished objects appear while the import still has steps to send…
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let objects = |p: &Path| {
+        std::fs::read_to_string(p)
+            .map(|t| t.matches(r#""record":"object""#).count())
+            .unwrap_or(0)
+    };
+    let seen = loop {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the import finished before any object line was on disk"
+        );
+        let n = objects(&partial);
+        if n > 0 {
+            break n;
+        }
+        assert!(Instant::now() < deadline, "no object line ever appeared");
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let writes = prod.stats().mutating;
+    let more = kill_after(&mut child, &prod, writes + 20, 0);
+    assert!(
+        more,
+        "the import ended right after its first lines: not streamed"
+    );
+    // …and stay there when the run is killed: FILE.partial, never a partial FILE.
+    assert!(!file.exists());
+    let lines = report_lines(&partial);
+    assert_eq!(lines[0]["record"], "header");
+    assert!(lines.len() > seen, "{} lines", lines.len());
+    assert!(
+        lines[1..].iter().all(|l| l["record"] == "object"),
+        "{lines:?}"
+    );
+    // The resumed run writes the whole report.
+    let mut resume = args.clone();
+    resume.extend(["--resume", "--json"]);
+    let o = cmd(&prod, &home, &resume).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_report_file_matches(&file, &v["report"]);
 }
 
 /// Runs `dbxport plan --json` with the key and returns its items.

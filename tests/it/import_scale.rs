@@ -30,7 +30,22 @@ fn peaks(dir: &std::path::Path, notebooks: usize) -> (usize, [i64; 4]) {
     ];
     let run = |cmd: &str| peak_kib_with(Some(&env), &[cmd.as_ref(), bundle.as_os_str()]);
     let plan = run("plan");
-    let import = run("import");
+    // With its report written as it goes, as a careful user runs it.
+    let report = dir.join(format!("import-{notebooks}.report.jsonl"));
+    let import = peak_kib_with(
+        Some(&env),
+        &[
+            "import".as_ref(),
+            bundle.as_os_str(),
+            "--report".as_ref(),
+            report.as_os_str(),
+        ],
+    );
+    let lines = std::fs::read_to_string(&report).unwrap().lines().count();
+    assert!(
+        lines > objects,
+        "{lines} lines in the report of {objects} objects"
+    );
     let diff = run("diff");
     let journal = dir.join(format!("models-{notebooks}.journal"));
     let models = peak_kib_with(

@@ -219,6 +219,7 @@ pub fn import(
             &ApplyOptions {
                 journal: None,
                 resume,
+                ..Default::default()
             },
             &Interrupt::new(),
             &|_| {},
