@@ -295,6 +295,10 @@ pub struct Inventory {
     /// Where the summaries' stored paths are kept.
     #[serde(skip)]
     pub stored_paths: StoredPaths,
+    /// What the model rules need of the model records a lean reading checked as they
+    /// streamed, until [`super::records::check`] runs them (and drops this).
+    #[serde(skip)]
+    pub(crate) model_facts: crate::kinds::model::format::ModelFacts,
 }
 
 /// The inventory's byte form (§5.1), top-level fields in their order, with the records from
@@ -516,6 +520,7 @@ impl Inventory {
             opaque: Vec::new(),
             summaries: Vec::new(),
             stored_paths: StoredPaths::default(),
+            model_facts: Default::default(),
         }
     }
 
@@ -630,10 +635,11 @@ impl Inventory {
 
     /// Like [`Inventory::from_reader`], for a command that only verifies or summarises a
     /// bundle: each record of a kind whose rules need no other record (workspace objects,
-    /// repos, jobs, permissions, grants, compute, principals) is checked as it streams, with
+    /// repos, jobs, permissions, grants, compute, principals, models) is checked as it streams, with
     /// the rules [`super::records::check`] applies, its problems added to `problems`, and it
     /// is then kept as a [`RecordSummary`] in [`Inventory::summaries`] (name, paths, size,
-    /// digest and notes), not in `records`. Secrets, scopes and models are kept whole: their
+    /// digest and notes), not in `records`; of a model record, what the rules spanning model
+    /// records need is kept besides (`ModelFacts`). Secrets and scopes are kept whole: their
     /// rules span records and `verify --identity` and `unpack` read their meta.
     /// [`Inventory::views`] walks both.
     pub fn from_reader_lean<R: Read>(
@@ -740,6 +746,7 @@ impl Inventory {
             opaque,
             summaries,
             stored_paths,
+            model_facts,
             first_problem,
         } = records
         else {
@@ -777,6 +784,7 @@ impl Inventory {
             opaque,
             summaries,
             stored_paths: *stored_paths,
+            model_facts: *model_facts,
         })
     }
 }

@@ -672,7 +672,7 @@ impl Bundle {
         }
 
         // Inventory: format name and version first.
-        let inventory = match inventory_read {
+        let mut inventory = match inventory_read {
             Some(parsed) => match parsed {
                 Ok(inv) => Some(inv),
                 Err(e) => {
@@ -809,7 +809,7 @@ impl Bundle {
             let digest = |p: &str| m.get(self.entry_index(p), p);
             check_records(inv, &digest, &payload, &dirs, problems);
         }
-        if let Some(inv) = &inventory {
+        if let Some(inv) = &mut inventory {
             problems.append(self.early.take());
             super::records::check(inv, problems);
         }

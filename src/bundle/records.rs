@@ -33,11 +33,12 @@
 //! Everything but the three E303 rules §6.5 assigns is E307 (`RecordInvalid`).
 
 use super::error::{BundleError, ErrorCode, ProblemList};
-use super::inventory::{is_sha256_hex, Inventory, Record};
+use super::inventory::{Inventory, Record};
+use crate::kinds::model::format::ModelFacts;
 use crate::model::Kind;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// The longest scope or key name (§6.3).
 pub const MAX_SECRET_NAME: usize = 128;
@@ -138,25 +139,15 @@ pub fn artifacts_digest<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)
     hex::encode(h.finalize())
 }
 
-/// One artifact of a version: path, SHA-256, size.
-pub(crate) type Artifact<'a> = (&'a str, String, u64);
-
 /// Where the record rules put what they find: each problem names its record.
 pub(crate) struct Out<'a>(&'a mut ProblemList);
 
 /// What a kind's record rules may look at besides the record: the names the other records
-/// hold, and (filled as the rules run) each version's artifact manifest lines.
+/// hold. (The model kinds keep what their rules need of each other in
+/// [`ModelFacts`] instead.)
 pub(crate) struct RecordContext<'a> {
     /// Names of the secret scopes.
     pub(crate) scopes: BTreeSet<&'a str>,
-    /// Names of the registered models.
-    pub(crate) models: BTreeSet<&'a str>,
-    /// (model, version) of every version record.
-    pub(crate) versions: BTreeSet<(&'a str, &'a str)>,
-    /// Artifact records with a stored file, by `source_id` (what a duplicate's `same_as` names).
-    pub(crate) stored_artifacts: BTreeMap<&'a str, &'a Record>,
-    /// Per version: (path, sha256, size) of each artifact, for §6.5's manifest digest.
-    pub(crate) manifests: BTreeMap<(&'a str, &'a str), Vec<Artifact<'a>>>,
 }
 
 impl Out<'_> {
@@ -181,74 +172,48 @@ pub(crate) fn meta_u64(r: &Record, k: &str) -> Option<u64> {
     r.meta.get(k).and_then(Value::as_u64)
 }
 
-/// Checks every record of `inv` against the rules above; one problem per broken rule.
-pub fn check(inv: &Inventory, problems: &mut ProblemList) {
+/// Checks every record of `inv` against the rules above; one problem per broken rule. The
+/// model records a lean reading checked as they streamed left their facts in `inv`
+/// (`Inventory::model_facts`); they are checked with the others here, and dropped.
+pub fn check(inv: &mut Inventory, problems: &mut ProblemList) {
+    // The streamed facts are moved, not copied: at a million records they are tens of MB.
+    let mut facts = std::mem::take(&mut inv.model_facts);
     let mut out = Out(problems);
-    let mut ctx = RecordContext {
+    let ctx = RecordContext {
         scopes: inv
             .records
             .iter()
             .filter(|r| r.kind == Kind::SecretScope)
             .map(|r| r.name.as_str())
             .collect(),
-        models: inv
-            .records
-            .iter()
-            .filter(|r| r.kind == Kind::RegisteredModel)
-            .map(|r| r.name.as_str())
-            .collect(),
-        versions: inv
-            .records
-            .iter()
-            .filter(|r| r.kind == Kind::ModelVersion)
-            .filter_map(|r| Some((r.meta_str("model")?, r.meta_str("version")?)))
-            .collect(),
-        stored_artifacts: inv
-            .records
-            .iter()
-            .filter(|r| r.kind == Kind::ModelArtifact && !r.stored.is_empty())
-            .map(|r| (r.source_id.as_str(), r))
-            .collect(),
-        manifests: BTreeMap::new(),
     };
-
     for r in &inv.records {
         check_sealing(&mut out, r);
-        crate::kinds::format::record_rules(r, &mut ctx, &mut out);
+        crate::kinds::format::record_rules(r, &ctx, &mut facts, &mut out);
     }
-
-    crate::kinds::model::format::check_version_summaries(inv, &ctx, &mut out);
+    facts.check(out.0);
 }
 
-/// True for the kinds whose rules need no other record and whose meta no command that only
-/// verifies, inspects or unpacks reads afterwards.
+/// True for the kinds whose rules need no other record but what `ModelFacts` keeps, and
+/// whose meta no command that only verifies, inspects or unpacks reads afterwards: all but
+/// the secret kinds (whose rules need the scopes, and whose meta `verify --identity` reads).
 pub fn checked_alone(kind: Kind) -> bool {
-    !matches!(
-        kind,
-        Kind::SecretScope
-            | Kind::Secret
-            | Kind::RegisteredModel
-            | Kind::ModelVersion
-            | Kind::ModelArtifact
-    )
+    !matches!(kind, Kind::SecretScope | Kind::Secret)
 }
 
 /// Runs [`check`]'s rules on one record of a kind [`checked_alone`] accepts, adding its
-/// problems to `problems`; returns false (and checks nothing) for other kinds.
-pub fn check_alone(r: &Record, problems: &mut ProblemList) -> bool {
+/// problems to `problems` and what the model rules need of it to `facts`; returns false (and
+/// checks nothing) for other kinds.
+pub(crate) fn check_alone(r: &Record, problems: &mut ProblemList, facts: &mut ModelFacts) -> bool {
     if !checked_alone(r.kind) {
         return false;
     }
     let mut out = Out(problems);
-    let mut ctx = RecordContext {
+    let ctx = RecordContext {
         scopes: BTreeSet::new(),
-        models: BTreeSet::new(),
-        versions: BTreeSet::new(),
-        stored_artifacts: BTreeMap::new(),
-        manifests: BTreeMap::new(),
     };
     check_sealing(&mut out, r);
-    crate::kinds::format::record_rules(r, &mut ctx, &mut out);
+    crate::kinds::format::record_rules(r, &ctx, facts, &mut out);
     true
 }
 
@@ -280,29 +245,6 @@ fn check_sealing(out: &mut Out, r: &Record) {
     } else if folders > 0 {
         out.invalid(r, "claims a folder; only a directory record does");
     }
-}
-
-/// A duplicate artifact (§6.5): its `same_as` copy's digest and size, checked against its own.
-pub(crate) fn duplicate(
-    r: &Record,
-    stored: &BTreeMap<&str, &Record>,
-) -> Result<(String, u64), String> {
-    let Some(first) = r.meta_str("same_as") else {
-        return Err("has no stored file and no meta.same_as".into());
-    };
-    let Some(copy) = stored.get(first) else {
-        return Err(format!(
-            "meta.same_as names {first:?}, which is not a stored model_artifact"
-        ));
-    };
-    let sha = r.meta_str("sha256").unwrap_or("");
-    let size = meta_u64(r, "size");
-    if !is_sha256_hex(sha) || copy.sha256.as_deref() != Some(sha) || size != Some(copy.size) {
-        return Err(format!(
-            "meta.sha256 or meta.size differs from the copy it names ({first})"
-        ));
-    }
-    Ok((sha.to_string(), copy.size))
 }
 
 #[cfg(test)]
@@ -337,7 +279,7 @@ mod tests {
 
     fn codes(records: Vec<Record>) -> Vec<(&'static str, String)> {
         let mut l = ProblemList::new();
-        check(&inv(records), &mut l);
+        check(&mut inv(records), &mut l);
         l.into_vec()
             .into_iter()
             .map(|e| (e.code().code(), e.detail().to_string()))
@@ -467,6 +409,65 @@ mod tests {
         let mut recs = model(&[], None);
         recs.remove(0);
         assert_eq!(codes(recs)[0].0, "E307", "version without its model");
+    }
+
+    /// The model rules find the same problems whether the records were kept whole or checked
+    /// as they streamed and kept lean (what `verify` does: issue #15), in any record order.
+    #[test]
+    fn model_rules_find_the_same_lean_and_whole() {
+        let sha = "a".repeat(64);
+        let two = [("a", sha.as_str(), 3), ("b", sha.as_str(), 4)];
+        let dup = |same_as: &str, size: u64| {
+            rec(
+                Kind::ModelArtifact,
+                "m/1/c",
+                &[],
+                json!({"model": "m", "version": "1", "path": "c", "same_as": same_as,
+                       "sha256": "a".repeat(64), "size": size}),
+            )
+        };
+        let mut cases: Vec<(Vec<Record>, usize)> = vec![
+            (model(&two, None), 0),
+            (model(&two, Some("b".repeat(64))), 1),
+        ];
+        let mut no_model = model(&two, None);
+        no_model.remove(0);
+        cases.push((no_model, 1));
+        let mut no_version = model(&two, None);
+        no_version.remove(1);
+        cases.push((no_version, 2));
+        for (same_as, size, problems) in [("m/1/a", 3, 2), ("m/1/zz", 3, 1), ("m/1/a", 9, 1)] {
+            let mut recs = model(&two, None);
+            recs.push(dup(same_as, size));
+            cases.push((recs, problems));
+        }
+        let mut reversed = model(&two, None);
+        reversed.reverse();
+        cases.push((reversed, 0));
+        let mut bad_path = model(&two, None);
+        bad_path[2].meta["path"] = json!("../x");
+        cases.push((bad_path, 3));
+        let sorted = |l: ProblemList| {
+            let mut v: Vec<String> = l.into_vec().iter().map(ToString::to_string).collect();
+            v.sort();
+            v
+        };
+        for (i, (records, problems)) in cases.into_iter().enumerate() {
+            let bytes = serde_json::to_vec(&inv(records)).unwrap();
+            let mut whole = ProblemList::new();
+            check(&mut Inventory::from_reader(&bytes[..]).unwrap(), &mut whole);
+            let streamed = std::cell::RefCell::new(ProblemList::new());
+            let mut lean_inv = Inventory::from_reader_lean(&bytes[..], &streamed).unwrap();
+            assert!(
+                lean_inv.records.is_empty(),
+                "case {i}: model records kept whole"
+            );
+            let mut lean = streamed.into_inner();
+            check(&mut lean_inv, &mut lean);
+            let (whole, lean) = (sorted(whole), sorted(lean));
+            assert_eq!(whole.len(), problems, "case {i}: {whole:?}");
+            assert_eq!(whole, lean, "case {i}");
+        }
     }
 
     #[test]

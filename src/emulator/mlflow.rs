@@ -462,7 +462,7 @@ async fn search_models(ctx: Ctx, p: Params) -> ApiResult {
     let clauses = parse_filter(p.get("filter").unwrap_or(""))?;
     let st = ctx.state();
     let mut items = Vec::new();
-    for ms in st.models.values() {
+    for ms in candidates(&st, &clauses) {
         let keep = matches(&clauses, |a| match a {
             "name" => Some(ms.model.name.clone()),
             _ => None,
@@ -752,11 +752,25 @@ async fn get_version(ctx: Ctx, p: Params) -> ApiResult {
     ))
 }
 
+/// The models a search can match: only the one named when the filter says `name = '…'` (what
+/// a client asks for each model in turn), else every model. The other clauses still apply;
+/// this only spares a client listing each model's versions a scan of every version of the
+/// registry per model (issue #15: quadratic in a registry of 30,000 versions).
+fn candidates<'a>(
+    st: &'a State,
+    clauses: &[Clause],
+) -> Box<dyn Iterator<Item = &'a ModelState> + 'a> {
+    match clauses.iter().find(|c| c.attr == "name" && c.op == "=") {
+        Some(c) => Box::new(st.models.get(&c.value).into_iter()),
+        None => Box::new(st.models.values()),
+    }
+}
+
 async fn search_versions(ctx: Ctx, p: Params) -> ApiResult {
     let clauses = parse_filter(p.get("filter").unwrap_or(""))?;
     let st = ctx.state();
     let mut items = Vec::new();
-    for ms in st.models.values() {
+    for ms in candidates(&st, &clauses) {
         for v in ms.versions.values() {
             let keep = matches(&clauses, |a| match a {
                 "name" => Some(v.name.clone()),

@@ -85,17 +85,20 @@ pub fn meta_problems(kind: Kind, meta: &Value) -> Vec<String> {
 /// Runs the record rules of `r`'s kind (spec §6; E307, and the E303 rules §6.5 assigns).
 /// Each kind writes its own in its `format` module; kinds without rules of their own (the
 /// reference-only ones, jobs, grants) have only the inventory's and the typed meta's.
-pub(crate) fn record_rules<'a>(r: &'a Record, ctx: &mut RecordContext<'a>, out: &mut Out) {
-    use super::{model, permissions, repo, secret, workspace};
+pub(crate) fn record_rules(
+    r: &Record,
+    ctx: &RecordContext<'_>,
+    models: &mut crate::kinds::model::format::ModelFacts,
+    out: &mut Out,
+) {
+    use super::{permissions, repo, secret, workspace};
     match r.kind {
         Kind::Directory | Kind::Notebook | Kind::File => workspace::format::check_record(r, out),
         Kind::Repo => repo::format::check_record(r, out),
         Kind::SecretScope => secret::format::check_scope(r, out),
         Kind::Secret => secret::format::check_secret(r, ctx, out),
         Kind::Permissions => permissions::format::check_record(r, out),
-        Kind::RegisteredModel => model::format::check_registered_model(r, out),
-        Kind::ModelVersion => model::format::check_version(r, ctx, out),
-        Kind::ModelArtifact => model::format::check_artifact(r, ctx, out),
+        Kind::RegisteredModel | Kind::ModelVersion | Kind::ModelArtifact => models.see(r, out),
         Kind::Job
         | Kind::HiveGrants
         | Kind::UcGrants

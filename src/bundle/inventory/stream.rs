@@ -102,6 +102,8 @@ pub(super) enum Records {
         summaries: Vec<RecordSummary>,
         /// Their stored paths (boxed: the enum is moved as the parse returns).
         stored_paths: Box<StoredPaths>,
+        /// What the model rules need of the model records among them (boxed, as above).
+        model_facts: Box<crate::kinds::model::format::ModelFacts>,
         first_problem: Option<String>,
     },
 }
@@ -255,6 +257,7 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
         let mut stored_paths = StoredPaths::sharing(shared.map(|s| s.names.clone()));
         let find = shared.map(|s| s.find);
         let mut first_problem: Option<String> = None;
+        let mut model_facts = crate::kinds::model::format::ModelFacts::default();
         let mut i = 0usize;
         loop {
             if first_problem.is_some() {
@@ -291,6 +294,7 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
                             } else if crate::bundle::records::check_alone(
                                 &r,
                                 &mut problems.borrow_mut(),
+                                &mut model_facts,
                             ) {
                                 summaries.push(RecordSummary::of(r, &mut |p| {
                                     stored_paths.add_with(p, find)
@@ -315,11 +319,13 @@ impl<'de> Visitor<'de> for RecordsSeed<'_> {
         opaque.shrink_to_fit();
         summaries.shrink_to_fit();
         stored_paths.own.shrink_to_fit();
+        model_facts.shrink();
         Ok(Records::Array {
             records,
             opaque,
             summaries,
             stored_paths: Box::new(stored_paths),
+            model_facts: Box::new(model_facts),
             first_problem,
         })
     }

@@ -2,12 +2,10 @@
 //! `model_version` and `model_artifact` records, their payload files ([`ModelFile`],
 //! [`VersionFile`], [`RunFile`]), and the resources export writes for them.
 
-use crate::bundle::inventory::Inventory;
-use crate::bundle::inventory::Record;
+use crate::bundle::inventory::{is_sha256_hex, Record};
 use crate::bundle::layout::{segs, LogicalPath};
 use crate::bundle::records::{
-    artifacts_digest, check_model_name, duplicate, is_artifact_path, is_version, meta_u64, Out,
-    RecordContext,
+    artifacts_digest, check_model_name, is_artifact_path, is_version, meta_u64, Out,
 };
 use crate::bundle::resource::{Content, Part, Resource};
 use crate::bundle::ErrorCode;
@@ -361,82 +359,290 @@ fn check_registry(r: &Record, out: &mut Out) {
     }
 }
 
-/// The rules of §6.5 for a `model_version` record (E307).
-pub(crate) fn check_version<'a>(r: &'a Record, ctx: &mut RecordContext<'a>, out: &mut Out) {
-    let (Some(model), Some(version)) = (r.meta_str("model"), r.meta_str("version")) else {
-        out.invalid(r, "meta.model or meta.version is not a string");
-        return;
-    };
-    out.result(r, check_model_name(model));
-    if !is_version(version) {
-        out.invalid(
-            r,
-            format!("meta.version {version:?} is not a version number"),
-        );
-    }
-    if r.name != format!("{model}/{version}") {
-        out.invalid(r, "name is not meta.model/meta.version");
-    }
-    if r.stored.is_empty() {
-        out.invalid(r, "has no stored version.json");
-    }
-    if !ctx.models.contains(model) {
-        out.invalid(
-            r,
-            format!("its model {model:?} has no registered_model record"),
-        );
-    }
-    check_registry(r, out);
-    ctx.manifests.entry((model, version)).or_default();
+/// What the cross-record rules of §6.5 need of the model records, gathered as each record is
+/// checked on its own ([`ModelFacts::see`]) and checked together once every record was seen
+/// ([`ModelFacts::check`]). A reader keeps these few strings per record instead of the record
+/// whole, so that a bundle of many model versions is verified in little memory per record
+/// (issue #15); [`crate::bundle::records::check`] runs the same two steps on whole records.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct ModelFacts {
+    /// Names of the registered models.
+    models: std::collections::BTreeSet<Box<str>>,
+    /// Every version record with a string `meta.model` and `meta.version`, in inventory order.
+    versions: Vec<VersionFact>,
+    /// Every artifact record with a clean `meta.path`, in inventory order.
+    artifacts: Vec<ArtifactFact>,
+    /// Artifact records with a stored file, by `source_id` (what a duplicate's `same_as`
+    /// names): the stored copy's `sha256` and size.
+    stored: std::collections::BTreeMap<Box<str>, (Option<Box<str>>, u64)>,
 }
 
-/// The rules of §6.5 for a `model_artifact` record (E303 for its path and a duplicate, E307
-/// otherwise); collects its manifest line for [`check_version_summaries`].
-pub(crate) fn check_artifact<'a>(r: &'a Record, ctx: &mut RecordContext<'a>, out: &mut Out) {
-    let (Some(model), Some(version), Some(path)) = (
-        r.meta_str("model"),
-        r.meta_str("version"),
-        r.meta_str("path"),
-    ) else {
-        out.invalid(r, "meta.model, meta.version or meta.path is not a string");
-        return;
-    };
-    if !is_artifact_path(path) {
-        out.push(
-            ErrorCode::RecordMismatch,
-            r,
-            format!(
-                "meta.path {path:?} is not a relative path without empty, `.` or `..` components"
-            ),
-        );
-        return;
+/// A version record as [`ModelFacts`] keeps it.
+#[derive(Debug, Clone, PartialEq)]
+struct VersionFact {
+    /// Its name when it is not `model/version` (a problem already reported).
+    odd_name: Option<Box<str>>,
+    model: Box<str>,
+    version: Box<str>,
+    artifacts_sha256: Option<Box<str>>,
+    artifact_count: Option<u64>,
+    artifact_bytes: Option<u64>,
+}
+
+/// An artifact record as [`ModelFacts`] keeps it.
+#[derive(Debug, Clone, PartialEq)]
+struct ArtifactFact {
+    /// Its name when it is not `model/version/path` (a problem already reported).
+    odd_name: Option<Box<str>>,
+    model: Box<str>,
+    version: Box<str>,
+    path: Box<str>,
+    /// Its stored copy's digest and size; `None` for a duplicate (no stored file).
+    stored: Option<(Option<Box<str>>, u64)>,
+    /// A duplicate's `meta.same_as`, `meta.sha256` and `meta.size`.
+    same_as: Option<Box<str>>,
+    listed_sha256: Option<Box<str>>,
+    listed_size: Option<u64>,
+}
+
+impl VersionFact {
+    /// The record's name.
+    fn name(&self) -> std::borrow::Cow<'_, str> {
+        match &self.odd_name {
+            Some(n) => (&**n).into(),
+            None => format!("{}/{}", self.model, self.version).into(),
+        }
     }
-    if r.name != format!("{model}/{version}/{path}") {
-        out.invalid(r, "name is not meta.model/meta.version/meta.path");
+}
+
+impl ArtifactFact {
+    /// The record's name.
+    fn name(&self) -> std::borrow::Cow<'_, str> {
+        match &self.odd_name {
+            Some(n) => (&**n).into(),
+            None => format!("{}/{}/{}", self.model, self.version, self.path).into(),
+        }
     }
-    if !ctx.versions.contains(&(model, version)) {
-        out.invalid(
-            r,
-            format!("its version {model}/{version} has no model_version record"),
-        );
-        return;
+}
+
+/// One line of a version's §6.5 artifact manifest: path, SHA-256, size.
+type ManifestLine<'a> = (&'a str, &'a str, u64);
+
+/// The subject a problem of record `kind` `name` is reported under.
+fn subject(kind: Kind, name: &str) -> String {
+    format!("record {kind} {name}")
+}
+
+impl ModelFacts {
+    /// Runs the rules of a `registered_model`, `model_version` or `model_artifact` record
+    /// that need no other record (E307, and E303 for an artifact's path), and keeps what the
+    /// rest need. Other kinds are ignored.
+    pub(crate) fn see(&mut self, r: &Record, out: &mut Out) {
+        match r.kind {
+            Kind::RegisteredModel => {
+                check_registered_model(r, out);
+                self.models.insert(r.name.as_str().into());
+            }
+            Kind::ModelVersion => self.see_version(r, out),
+            Kind::ModelArtifact => {
+                if !r.stored.is_empty() {
+                    self.stored.insert(
+                        r.source_id.as_str().into(),
+                        (r.sha256.as_deref().map(Into::into), r.size),
+                    );
+                }
+                self.see_artifact(r, out);
+            }
+            _ => {}
+        }
     }
-    let entry = if r.stored.is_empty() {
-        match duplicate(r, &ctx.stored_artifacts) {
-            Ok(e) => e,
-            Err(why) => {
-                out.push(ErrorCode::RecordMismatch, r, why);
-                return;
+
+    fn see_version(&mut self, r: &Record, out: &mut Out) {
+        let (Some(model), Some(version)) = (r.meta_str("model"), r.meta_str("version")) else {
+            out.invalid(r, "meta.model or meta.version is not a string");
+            return;
+        };
+        out.result(r, check_model_name(model));
+        if !is_version(version) {
+            out.invalid(
+                r,
+                format!("meta.version {version:?} is not a version number"),
+            );
+        }
+        let odd_name = (r.name != format!("{model}/{version}")).then(|| r.name.as_str().into());
+        if odd_name.is_some() {
+            out.invalid(r, "name is not meta.model/meta.version");
+        }
+        if r.stored.is_empty() {
+            out.invalid(r, "has no stored version.json");
+        }
+        check_registry(r, out);
+        self.versions.push(VersionFact {
+            odd_name,
+            model: model.into(),
+            version: version.into(),
+            artifacts_sha256: r.meta_str("artifacts_sha256").map(Into::into),
+            artifact_count: meta_u64(r, "artifact_count"),
+            artifact_bytes: meta_u64(r, "artifact_bytes"),
+        });
+    }
+
+    fn see_artifact(&mut self, r: &Record, out: &mut Out) {
+        let (Some(model), Some(version), Some(path)) = (
+            r.meta_str("model"),
+            r.meta_str("version"),
+            r.meta_str("path"),
+        ) else {
+            out.invalid(r, "meta.model, meta.version or meta.path is not a string");
+            return;
+        };
+        if !is_artifact_path(path) {
+            out.push(
+                ErrorCode::RecordMismatch,
+                r,
+                format!(
+                    "meta.path {path:?} is not a relative path without empty, `.` or `..` components"
+                ),
+            );
+            return;
+        }
+        let odd_name =
+            (r.name != format!("{model}/{version}/{path}")).then(|| r.name.as_str().into());
+        if odd_name.is_some() {
+            out.invalid(r, "name is not meta.model/meta.version/meta.path");
+        }
+        self.artifacts.push(ArtifactFact {
+            odd_name,
+            model: model.into(),
+            version: version.into(),
+            path: path.into(),
+            stored: (!r.stored.is_empty()).then(|| (r.sha256.as_deref().map(Into::into), r.size)),
+            same_as: r.meta_str("same_as").map(Into::into),
+            listed_sha256: r.meta_str("sha256").map(Into::into),
+            listed_size: meta_u64(r, "size"),
+        });
+    }
+
+    /// Frees what the growth of its lists left spare: it is kept until the bundle is checked.
+    pub(crate) fn shrink(&mut self) {
+        self.versions.shrink_to_fit();
+        self.artifacts.shrink_to_fit();
+    }
+
+    /// The rules of §6.5 that need other records: a version's model has a record (E307); an
+    /// artifact's version has a record (E307), a duplicate's `same_as` names a stored copy
+    /// with its digest and size (E303); and each version's `artifacts_sha256`,
+    /// `artifact_count` and `artifact_bytes` are what its artifact records give (E303).
+    pub(crate) fn check(&self, problems: &mut crate::bundle::ProblemList) {
+        use crate::bundle::BundleError;
+        let mut push = |code: ErrorCode, kind: Kind, name: &str, detail: String| {
+            problems.push(BundleError::new(code, subject(kind, name), detail));
+        };
+        // Per version: (path, sha256, size) of each artifact, for §6.5's manifest digest.
+        let mut manifests: std::collections::BTreeMap<(&str, &str), Vec<ManifestLine>> =
+            std::collections::BTreeMap::new();
+        for v in &self.versions {
+            if !self.models.contains(&v.model) {
+                push(
+                    ErrorCode::RecordInvalid,
+                    Kind::ModelVersion,
+                    &v.name(),
+                    format!("its model {:?} has no registered_model record", &*v.model),
+                );
+            }
+            manifests.entry((&v.model, &v.version)).or_default();
+        }
+        for a in &self.artifacts {
+            let Some(lines) = manifests.get_mut(&(&*a.model, &*a.version)) else {
+                push(
+                    ErrorCode::RecordInvalid,
+                    Kind::ModelArtifact,
+                    &a.name(),
+                    format!(
+                        "its version {}/{} has no model_version record",
+                        a.model, a.version
+                    ),
+                );
+                continue;
+            };
+            let (sha, size) = match &a.stored {
+                // A stored copy's digest is checked against the manifest (E303) already.
+                Some((sha, size)) => (sha.as_deref().unwrap_or_default(), *size),
+                None => match self.duplicate(a) {
+                    Ok(e) => e,
+                    Err(why) => {
+                        push(
+                            ErrorCode::RecordMismatch,
+                            Kind::ModelArtifact,
+                            &a.name(),
+                            why,
+                        );
+                        continue;
+                    }
+                },
+            };
+            lines.push((&a.path, sha, size));
+        }
+        for v in &self.versions {
+            let files = manifests
+                .get(&(&*v.model, &*v.version))
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            let got = artifacts_digest(files.iter().map(|(p, s, _)| (*p, *s)));
+            match v.artifacts_sha256.as_deref() {
+                Some(want) if want == got => {}
+                Some(want) => push(
+                    ErrorCode::RecordMismatch,
+                    Kind::ModelVersion,
+                    &v.name(),
+                    format!(
+                        "meta.artifacts_sha256 is {want}, its {} artifact records give {got}",
+                        files.len()
+                    ),
+                ),
+                // Only a 1.0 bundle can lack it (fixtures/bundles/golden-v1.zip does): from 1.1
+                // the inventory check refuses a version without it (E300, §6.5).
+                None => {}
+            }
+            let bytes: u64 = files.iter().map(|f| f.2).sum();
+            if v.artifact_count.is_some_and(|n| n != files.len() as u64)
+                || v.artifact_bytes.is_some_and(|n| n != bytes)
+            {
+                push(
+                    ErrorCode::RecordMismatch,
+                    Kind::ModelVersion,
+                    &v.name(),
+                    format!(
+                        "meta.artifact_count/artifact_bytes differ from its artifact records ({} files, {bytes} bytes)",
+                        files.len()
+                    ),
+                );
             }
         }
-    } else {
-        // A stored copy's digest is checked against the manifest (E303) already.
-        (r.sha256.clone().unwrap_or_default(), r.size)
-    };
-    ctx.manifests
-        .entry((model, version))
-        .or_default()
-        .push((path, entry.0, entry.1));
+    }
+
+    /// A duplicate artifact (§6.5): its `same_as` copy's digest and size, checked against its
+    /// own.
+    fn duplicate<'s>(&'s self, a: &'s ArtifactFact) -> Result<(&'s str, u64), String> {
+        let Some(first) = a.same_as.as_deref() else {
+            return Err("has no stored file and no meta.same_as".into());
+        };
+        let Some((copy_sha, copy_size)) = self.stored.get(first) else {
+            return Err(format!(
+                "meta.same_as names {first:?}, which is not a stored model_artifact"
+            ));
+        };
+        let sha = a.listed_sha256.as_deref().unwrap_or("");
+        if !is_sha256_hex(sha)
+            || copy_sha.as_deref() != Some(sha)
+            || a.listed_size != Some(*copy_size)
+        {
+            return Err(format!(
+                "meta.sha256 or meta.size differs from the copy it names ({first})"
+            ));
+        }
+        Ok((sha, *copy_size))
+    }
 }
 
 /// The model versions of a bundle being written whose `meta.artifacts_sha256` is JSON `null`
@@ -444,7 +650,7 @@ pub(crate) fn check_artifact<'a>(r: &'a Record, ctx: &mut RecordContext<'a>, out
 /// digests the writer computes as it writes them — and the artifact records that give it.
 /// The writer shows it every record as it plans them ([`StreamedVersions::see`]), and once the
 /// payload is written asks for the digests ([`StreamedVersions::digests`]), each by the same
-/// §6.5 manifest [`check_artifact`] gathers for the reader's check: a stored copy's digest, or
+/// §6.5 manifest [`ModelFacts::check`] gathers for the reader's check: a stored copy's digest, or
 /// a duplicate's `meta.sha256`.
 #[derive(Default)]
 pub(crate) struct StreamedVersions {
@@ -544,49 +750,6 @@ impl StreamedVersions {
             .unwrap_or_else(|| artifacts_digest(std::iter::empty()));
         if let Some(m) = meta.as_object_mut() {
             m.insert("artifacts_sha256".into(), Value::String(digest));
-        }
-    }
-}
-
-/// §6.5: each version's artifact summary is what its artifact records give (E303).
-pub(crate) fn check_version_summaries(inv: &Inventory, ctx: &RecordContext<'_>, out: &mut Out) {
-    // §6.5: a reader MUST check that a version's artifact records give its artifacts_sha256.
-    for r in inv.records.iter().filter(|r| r.kind == Kind::ModelVersion) {
-        let (Some(model), Some(version)) = (r.meta_str("model"), r.meta_str("version")) else {
-            continue;
-        };
-        let files = ctx
-            .manifests
-            .get(&(model, version))
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        let got = artifacts_digest(files.iter().map(|(p, s, _)| (*p, s.as_str())));
-        match r.meta_str("artifacts_sha256") {
-            Some(want) if want == got => {}
-            Some(want) => out.push(
-                ErrorCode::RecordMismatch,
-                r,
-                format!(
-                    "meta.artifacts_sha256 is {want}, its {} artifact records give {got}",
-                    files.len()
-                ),
-            ),
-            // Only a 1.0 bundle can lack it (fixtures/bundles/golden-v1.zip does): from 1.1 the
-            // inventory check refuses a version without it (E300, §6.5).
-            None => {}
-        }
-        let bytes: u64 = files.iter().map(|f| f.2).sum();
-        if meta_u64(r, "artifact_count").is_some_and(|n| n != files.len() as u64)
-            || meta_u64(r, "artifact_bytes").is_some_and(|n| n != bytes)
-        {
-            out.push(
-                ErrorCode::RecordMismatch,
-                r,
-                format!(
-                    "meta.artifact_count/artifact_bytes differ from its artifact records ({} files, {bytes} bytes)",
-                    files.len()
-                ),
-            );
         }
     }
 }
