@@ -718,13 +718,6 @@ impl Stage {
         Ok(())
     }
 
-    /// Journals a finished step whose data this run never reads again (blocking): on disk for
-    /// a resumed run, not kept in memory ([`crate::journal::Journal::record_unkept`]).
-    pub fn record_step_unkept(&self, key: &str, data: &Value) -> Result<(), ExportError> {
-        self.journal().record_unkept(key, data)?;
-        Ok(())
-    }
-
     /// Data of a finished step.
     pub fn step(&self, key: &str) -> Option<Value> {
         self.journal().get(key)

@@ -9,8 +9,7 @@ use std::sync::Mutex;
 
 /// Recorded steps of a resumable run. Keys used by models all start with `models/`.
 pub trait StepLog: Send + Sync {
-    /// What was recorded under `key` by an earlier run (or by this one, where the log keeps
-    /// data in memory; the export pipeline's does not, and nothing recalls its own steps).
+    /// What was recorded under `key`, by an earlier run or this one.
     fn recall(&self, key: &str) -> Option<Value>;
     /// Every recorded step whose key starts with `prefix`.
     fn recall_prefix(&self, prefix: &str) -> Vec<(String, Value)>;

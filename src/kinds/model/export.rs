@@ -110,17 +110,10 @@ impl StepLog for Log {
     }
 
     fn remember(&self, key: &str, data: Value) -> Result<(), ModelsError> {
-        // Model steps are recalled only from an interrupted run's journal (a resumed export
-        // finding what that run staged): each version and artifact is exported once a run, so
-        // a copy of every step's data in memory was a cost per object and nothing else
-        // (issue #15). Such a step recalls as `null` in this run, which reads as not recorded.
-        self.0
-            .stage
-            .record_step_unkept(key, &data)
-            .map_err(|e| match e {
-                ExportError::Journal(j) => ModelsError::Journal(j),
-                other => ModelsError::task("journal", other),
-            })
+        self.0.stage.record_step(key, &data).map_err(|e| match e {
+            ExportError::Journal(j) => ModelsError::Journal(j),
+            other => ModelsError::task("journal", other),
+        })
     }
 }
 
