@@ -420,6 +420,33 @@ impl ImportReport {
     }
 }
 
+#[cfg(test)]
+impl ImportReport {
+    /// The report of `plan` and `results` from bundle `b.zip` (id `id`) into `https://t`, its
+    /// run's figures zero and empty.
+    pub(crate) fn for_tests(plan: Plan, results: Vec<ItemResult>) -> ImportReport {
+        let items = Outcomes::new(plan, results);
+        ImportReport {
+            bundle: "b.zip".into(),
+            bundle_id: "id".into(),
+            target: "https://t".into(),
+            journal: "j".into(),
+            refused: false,
+            interrupted: false,
+            counts: ImportReport::tally(items.iter()),
+            items,
+            dropped_principals: Vec::new(),
+            must_recreate: MustRecreate::default(),
+            requests: 0,
+            mutating_requests: 0,
+            seconds: 0.0,
+            warnings: Vec::new(),
+            folders: BTreeMap::new(),
+            report_file_error: None,
+        }
+    }
+}
+
 /// Appends the must-recreate section. Names, ids and lines of code come from the bundle (the
 /// code from notebooks): all printed through [`printable`](crate::bundle::printable::printable).
 pub fn render_recreate(s: &mut String, m: &MustRecreate) {
@@ -576,24 +603,7 @@ mod tests {
 
     #[test]
     fn warnings_are_rendered_and_serialized() {
-        let mut r = ImportReport {
-            bundle: "b.zip".into(),
-            bundle_id: "id".into(),
-            target: "https://t".into(),
-            journal: "j".into(),
-            refused: false,
-            interrupted: false,
-            counts: BTreeMap::new(),
-            items: Outcomes::new(Plan::default(), Vec::new()),
-            dropped_principals: Vec::new(),
-            must_recreate: MustRecreate::default(),
-            requests: 0,
-            mutating_requests: 0,
-            seconds: 0.0,
-            warnings: Vec::new(),
-            folders: BTreeMap::new(),
-            report_file_error: None,
-        };
+        let mut r = ImportReport::for_tests(Plan::default(), Vec::new());
         assert!(!r.render().contains("warnings:"));
         assert!(serde_json::to_value(&r).unwrap().get("warnings").is_none());
         let w = "model version m/1: its staged artifacts at dbfs:/dbxport/model-artifacts/m/1 were left in the target";

@@ -290,29 +290,17 @@ impl Drop for ReportFile {
 mod tests {
     use super::*;
     use crate::import::plan::{Action, Plan};
-    use crate::import::report::Outcomes;
     use crate::model::report::Outcome;
     use crate::model::Kind;
 
     fn report(plan: Plan, results: Vec<ItemResult>) -> ImportReport {
-        ImportReport {
-            bundle: "b.zip".into(),
-            bundle_id: "id".into(),
-            target: "https://t".into(),
-            journal: "j".into(),
-            refused: false,
-            interrupted: false,
-            counts: ImportReport::tally(std::iter::empty()),
-            items: Outcomes::new(plan, results),
-            dropped_principals: Vec::new(),
-            must_recreate: Default::default(),
-            requests: 3,
-            mutating_requests: 1,
-            seconds: 0.5,
-            warnings: vec!["w".into()],
-            folders: [("/f".to_string(), "archive (1 notebooks)".to_string())].into(),
-            report_file_error: None,
-        }
+        let mut r = ImportReport::for_tests(plan, results);
+        r.requests = 3;
+        r.mutating_requests = 1;
+        r.seconds = 0.5;
+        r.warnings = vec!["w".into()];
+        r.folders = [("/f".to_string(), "archive (1 notebooks)".to_string())].into();
+        r
     }
 
     fn lines(path: &Path) -> Vec<serde_json::Value> {

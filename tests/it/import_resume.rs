@@ -245,23 +245,16 @@ fn command_line_plan_import_diff_exit_codes_and_json() {
 
     // A report file that cannot be written: exit 2 before any write (and no journal left),
     // naming the file and what to do.
+    let import = |extra: &[&'static str]| {
+        let mut v = vec!["import", bundle, "--map", map, "--identity", key];
+        v.extend_from_slice(extra);
+        v
+    };
     let missing = f.dir.path().join("no-such-folder/report.jsonl");
-    let o = cmd(
-        &prod,
-        &home,
-        &[
-            "import",
-            bundle,
-            "--map",
-            map,
-            "--identity",
-            key,
-            "--report",
-        ],
-    )
-    .arg(&missing)
-    .output()
-    .unwrap();
+    let o = cmd(&prod, &home, &import(&["--report"]))
+        .arg(&missing)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -303,23 +296,10 @@ fn command_line_plan_import_diff_exit_codes_and_json() {
 
     // import --json --report, then diff with the key: clean, exit 0.
     let file = f.dir.path().join("report.jsonl");
-    let o = cmd(
-        &prod,
-        &home,
-        &[
-            "import",
-            bundle,
-            "--map",
-            map,
-            "--identity",
-            key,
-            "--json",
-            "--report",
-        ],
-    )
-    .arg(&file)
-    .output()
-    .unwrap();
+    let o = cmd(&prod, &home, &import(&["--json", "--report"]))
+        .arg(&file)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["report"]["refused"], false);
