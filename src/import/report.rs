@@ -245,12 +245,32 @@ impl ImportReport {
         plan: Plan,
         results: Vec<ItemResult>,
     ) -> ImportReport {
+        ImportReport::of(
+            source.path().display().to_string(),
+            source.bundle_id.clone(),
+            client.host().to_string(),
+            journal.display().to_string(),
+            plan,
+            results,
+        )
+    }
+
+    /// The report of importing bundle `bundle` (id `bundle_id`) into `target`, journaled in
+    /// `journal`, by `plan` with one result per item; the run's figures zero and empty.
+    fn of(
+        bundle: String,
+        bundle_id: String,
+        target: String,
+        journal: String,
+        plan: Plan,
+        results: Vec<ItemResult>,
+    ) -> ImportReport {
         let items = Outcomes::new(plan, results);
         ImportReport {
-            bundle: source.path().display().to_string(),
-            bundle_id: source.bundle_id.clone(),
-            target: client.host().to_string(),
-            journal: journal.display().to_string(),
+            bundle,
+            bundle_id,
+            target,
+            journal,
             refused: false,
             interrupted: false,
             counts: ImportReport::tally(items.iter()),
@@ -425,25 +445,14 @@ impl ImportReport {
     /// The report of `plan` and `results` from bundle `b.zip` (id `id`) into `https://t`, its
     /// run's figures zero and empty.
     pub(crate) fn for_tests(plan: Plan, results: Vec<ItemResult>) -> ImportReport {
-        let items = Outcomes::new(plan, results);
-        ImportReport {
-            bundle: "b.zip".into(),
-            bundle_id: "id".into(),
-            target: "https://t".into(),
-            journal: "j".into(),
-            refused: false,
-            interrupted: false,
-            counts: ImportReport::tally(items.iter()),
-            items,
-            dropped_principals: Vec::new(),
-            must_recreate: MustRecreate::default(),
-            requests: 0,
-            mutating_requests: 0,
-            seconds: 0.0,
-            warnings: Vec::new(),
-            folders: BTreeMap::new(),
-            report_file_error: None,
-        }
+        ImportReport::of(
+            "b.zip".into(),
+            "id".into(),
+            "https://t".into(),
+            "j".into(),
+            plan,
+            results,
+        )
     }
 }
 
