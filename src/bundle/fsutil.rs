@@ -15,6 +15,17 @@ pub fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
+/// `<path>.partial`: where an output is built (or a run's unfinished output left) before it
+/// is whole, in the output's folder.
+pub fn partial_path(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".partial");
+    path.with_file_name(name)
+}
+
 /// Syncs a folder so that renames inside it are durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)

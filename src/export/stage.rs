@@ -281,12 +281,7 @@ impl Drop for Committer {
 
 /// `<output>.partial`.
 pub fn staging_path(output: &Path) -> PathBuf {
-    let mut name = output
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".partial");
-    output.with_file_name(name)
+    crate::bundle::fsutil::partial_path(output)
 }
 
 /// The bag name for an output file: its name without `.zip`/`.zip.age` when that is a valid

@@ -19,6 +19,7 @@
 use super::plan::PlanItem;
 use super::report::{ImportReport, ItemOutcome, ItemResult};
 use crate::bundle::error::{no_room, NO_ROOM};
+pub use crate::bundle::fsutil::partial_path;
 use crate::bundle::fsutil::{parent_dir, sync_dir};
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
@@ -118,20 +119,8 @@ pub struct ReportFile {
     out: Option<BufWriter<File>>,
     /// The first write that failed; nothing more is written after it.
     failed: Option<std::io::Error>,
-    /// Object lines written.
-    objects: u64,
     /// Keep `FILE.partial` when dropped unfinished: the target may have changed.
     keep: bool,
-}
-
-/// `FILE.partial`.
-pub fn partial_path(dest: &Path) -> PathBuf {
-    let mut name = dest
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".partial");
-    dest.with_file_name(name)
 }
 
 impl ReportFile {
@@ -172,7 +161,6 @@ impl ReportFile {
             partial,
             out: Some(BufWriter::new(file)),
             failed: None,
-            objects: 0,
             keep: false,
         };
         r.line(&Line::Header {
@@ -200,21 +188,14 @@ impl ReportFile {
 
     /// Writes the line of one item and its result (not flushed; see [`ReportFile::flush`]).
     pub(crate) fn object(&mut self, item: &PlanItem, result: &ItemResult) {
-        self.objects += 1;
         self.line(&Line::Object(ItemOutcome::of(item, result)));
     }
 
     /// Writes the lines of every item of a report (a refused plan, whose items were not run).
     pub(crate) fn objects_of(&mut self, report: &ImportReport) {
         for o in report.items.iter() {
-            self.objects += 1;
             self.line(&Line::Object(o));
         }
-    }
-
-    /// Object lines written so far.
-    pub fn objects(&self) -> u64 {
-        self.objects
     }
 
     /// Hands what is buffered to the file, so that a reader (or a killed run) sees it.
