@@ -180,18 +180,15 @@ fn export(a: ExportArgs) -> anyhow::Result<u8> {
 async fn import(a: ImportArgs) -> anyhow::Result<u8> {
     let opener = a.keys.opener()?;
     // Exactly `verify`'s checks (`verify --identity` with an identity) before anything else,
-    // opened as `import` opens a bundle: the records read lean, the model records (and the
-    // permissions of registered models) kept whole for this stage, so that a workspace
-    // bundle's other objects cost little each (issue #15).
+    // opened as `import` opens a bundle: each record read into its compact form as the
+    // inventory streams, models gathered with what this stage reads of them (issue #15).
     let source = match SourceBundle::open(&a.bundle, opener.as_ref()) {
         Ok(s) => s,
         Err(e) => return Ok(super::import::report_error("models import", &e)),
     };
     let bundle_id = source.bundle_id.clone();
     let ws = workspace(&a.models.mlflow_uri, &a.auth.get(), &a.engine.get())?;
-    let has_uc = source.models.iter().any(|r| {
-        r.kind == dbxport::model::Kind::RegisteredModel && r.meta_str("registry") == Some("uc")
-    });
+    let has_uc = source.models.iter().any(|m| m.uc);
     // Into a workspace: its registry, and its Unity Catalog when the bundle holds UC models
     // or --models-to-uc asks for it — the routes `import` takes.
     let routes = a.models.get().routes(
@@ -232,15 +229,7 @@ async fn import(a: ImportArgs) -> anyhow::Result<u8> {
             dry_run: a.plan,
             route: route.clone(),
         };
-        let run = import_models(
-            &bundle,
-            Some(&source.models),
-            registry,
-            &opts,
-            log,
-            &progress,
-        )
-        .await;
+        let run = import_models(&bundle, &source.models, registry, &opts, log, &progress).await;
         report = match (report, run) {
             (Ok(mut all), Ok(r)) => {
                 all.absorb(r);

@@ -202,9 +202,14 @@ pub struct SourceBundle {
     pub hive_grants: Vec<SrcHiveGrants>,
     /// Unity Catalog grants.
     pub uc_grants: Vec<UcGrants>,
-    /// ML model records (registered models, versions, artifacts, and the permissions of
-    /// registered models), whole, for the models stage.
-    pub models: Vec<Record>,
+    /// ML models, gathered from their records (registered models, versions, artifacts, and
+    /// the permissions of registered models) with what the models stage reads of each.
+    pub models: Vec<crate::models::BundleModel>,
+    /// The model records as they stream, until [`SourceBundle::open`] finishes them into
+    /// `models`.
+    gather: crate::models::Gather,
+    /// How many model records the bundle holds.
+    model_records: usize,
     /// Reference-only records.
     pub references: References,
     /// Records of kinds this version does not know.
@@ -326,6 +331,8 @@ impl SourceBundle {
             hive_grants: Vec::new(),
             uc_grants: Vec::new(),
             models: Vec::new(),
+            gather: Default::default(),
+            model_records: 0,
             references: References::default(),
             unknown,
             bundle: Arc::clone(&shared),
@@ -405,6 +412,9 @@ impl SourceBundle {
         s.directories.shrink_to_fit();
         s.objects.shrink_to_fit();
         s.permissions.shrink_to_fit();
+        let gather = std::mem::take(&mut s.gather);
+        s.model_records = gather.records();
+        s.models = gather.finish()?;
         Ok(s)
     }
 
@@ -431,7 +441,7 @@ impl SourceBundle {
             + self.permissions.len()
             + self.hive_grants.len()
             + self.uc_grants.len()
-            + self.models.len()
+            + self.model_records
             + r.clusters.len()
             + r.pools.len()
             + r.policies.len()
@@ -487,6 +497,11 @@ impl SourceBundle {
         let mut b = self.lock();
         b.read_payload(stored, cap)
             .map_err(|e| bundle_problem(&self.path, e))
+    }
+
+    /// Gathers a model record (or the permissions of a registered model) for the models stage.
+    pub(crate) fn gather_model(&mut self, r: &Record) -> Result<(), ImportError> {
+        Ok(self.gather.add(r)?)
     }
 
     /// The record's `meta` as its kind's typed meta (§6), which the reader has checked.

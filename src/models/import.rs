@@ -19,14 +19,11 @@
 //!   the [`OnConflict`] policy.
 
 use super::error::{ambiguous, stops_run, ModelsError};
-use super::manifest::{
-    collect, collect_records, marker, marker_of, BundleArtifact, BundleModel, BundleVersion,
-};
+use super::manifest::{marker, marker_of, BundleArtifact, BundleModel, BundleVersion};
 use super::pipe;
 use super::registry::{Registry, RunProvenance, UploadTarget, AMBIGUOUS_ATTEMPTS};
 use super::steps::StepLog;
 use super::Problem;
-use crate::bundle::inventory::Record;
 use crate::bundle::Bundle;
 use crate::client::ClientError;
 use crate::hints::Hint;
@@ -309,31 +306,23 @@ const UPLOAD_ATTEMPTS: u32 = 5;
 /// The largest JSON document read from a bundle (model.json, version.json, run.json).
 const MAX_DOC: u64 = 64 << 20;
 
-/// Imports the models of `bundle` into `registry`: those of `records` when given (the model
-/// records an import keeps whole, see [`collect_records`]), else those of the bundle's
-/// inventory. `journal` (absent when planning) records
-/// each finished step so an interrupted import can resume. Failures of single models and
-/// versions are collected in the report; the error is for what stops everything (refused
-/// credentials, a damaged bundle, a journal that cannot be written).
+/// Imports `models` (gathered from `bundle`'s inventory, [`super::manifest::Gather`]) into
+/// `registry`. `journal` (absent when planning) records each finished step so an
+/// interrupted import can resume. Failures of single models and versions are collected in
+/// the report; the error is for what stops everything (refused credentials, a damaged
+/// bundle, a journal that cannot be written).
 pub async fn import_models(
     bundle: &Arc<Mutex<Bundle>>,
-    records: Option<&[Record]>,
+    models: &[BundleModel],
     registry: &Registry,
     opts: &ImportOptions,
     journal: Option<&dyn StepLog>,
     progress: &ProgressBar,
 ) -> Result<ImportReport, ModelsError> {
-    let (models, bundle_id, source) = {
+    let (bundle_id, source) = {
         let b = bundle.lock().unwrap_or_else(|p| p.into_inner());
         let inv = b.inventory();
-        (
-            match records {
-                Some(r) => collect_records(r)?,
-                None => collect(inv)?,
-            },
-            inv.bundle_id.clone(),
-            inv.source.host.clone(),
-        )
+        (inv.bundle_id.clone(), inv.source.host.clone())
     };
     let writes_before = write_requests(registry);
     let mut run = Apply {
@@ -358,7 +347,7 @@ pub async fn import_models(
             .sum();
         progress.set_length(total);
     }
-    for m in &models {
+    for m in models {
         let Some(target) = opts.route.target(m) else {
             if m.uc && opts.route.report_uc_left_out {
                 let why = "a Unity Catalog model: `dbxport import` sends it to the target's Unity Catalog; a workspace registry cannot hold it as it is".to_string();
@@ -506,7 +495,7 @@ impl Apply<'_> {
     async fn model(&mut self, bm: &BundleModel) -> Result<(), Failure> {
         let name = bm.name.as_str();
         let object = format!("model {name}");
-        let mut doc = self.read_file::<ModelFile>(&bm.record.stored[0])?;
+        let mut doc = self.read_file::<ModelFile>(&bm.stored)?;
         if self.reg.is_uc() && !bm.uc {
             // --models-to-uc: stages become aliases; the workspace ACL has no UC meaning.
             doc.aliases = self.stage_aliases(bm)?;
@@ -602,11 +591,10 @@ impl Apply<'_> {
         if self.reg.is_uc() {
             self.sync_owner(name, &doc, target.as_ref()).await?;
         }
-        if let Some(p) = &bm.permissions {
+        if let Some(sid) = &bm.permissions_id {
             if !self.opts.dry_run {
                 if let Some(tid) = self.reg.permissions_id(name).await? {
-                    let sid = p.meta_str("object_id").unwrap_or(&p.source_id).to_string();
-                    self.report.permission_ids.insert(sid, tid);
+                    self.report.permission_ids.insert(sid.clone(), tid);
                 }
             }
         }
@@ -707,7 +695,7 @@ impl Apply<'_> {
                 }
             )));
         }
-        let vdoc = self.read_file::<VersionFile>(&bv.record.stored[0])?;
+        let vdoc = self.read_file::<VersionFile>(&bv.stored)?;
         let mk = marker(&bv.manifest_digest());
         let has_marker =
             |t: &&ModelVersion| t.source.as_deref().and_then(marker_of) == Some(mk.as_str());
@@ -988,7 +976,7 @@ impl Apply<'_> {
     ) -> Result<Vec<crate::model::mlflow::ModelAlias>, Failure> {
         let mut by_alias: BTreeMap<&'static str, String> = BTreeMap::new();
         for bv in &bm.versions {
-            let vdoc = self.read_file::<VersionFile>(&bv.record.stored[0])?;
+            let vdoc = self.read_file::<VersionFile>(&bv.stored)?;
             if let Some(a) = stage_alias(stage(&vdoc.current_stage)) {
                 by_alias.insert(a, bv.version.clone());
             }
@@ -1225,19 +1213,9 @@ mod tests {
     fn bundle_model(name: &str, uc: bool) -> BundleModel {
         BundleModel {
             name: name.into(),
-            record: crate::bundle::Record {
-                kind: crate::model::Kind::RegisteredModel,
-                source_id: name.into(),
-                name: name.into(),
-                stored: vec![],
-                size: 0,
-                sha256: None,
-                sealed: false,
-                notes: vec![],
-                meta: serde_json::json!({}),
-            },
+            stored: String::new(),
             versions: vec![],
-            permissions: None,
+            permissions_id: None,
             uc,
         }
     }

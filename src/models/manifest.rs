@@ -10,7 +10,7 @@ use crate::bundle::inventory::is_sha256_hex;
 use crate::bundle::{Inventory, Record};
 use crate::model::Kind;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// One artifact file of a version: its path below the version's artifact root, size and
 /// SHA-256.
@@ -65,13 +65,13 @@ pub struct BundleArtifact {
     pub stored: String,
 }
 
-/// One version of a model in a bundle.
+/// One version of a model in a bundle: what import reads of its record.
 #[derive(Debug, Clone)]
 pub struct BundleVersion {
     /// Version number as the source gave it.
     pub version: String,
-    /// Its record.
-    pub record: Record,
+    /// The stored path of its `version.json`.
+    pub stored: String,
     /// Its artifacts, sorted by path.
     pub artifacts: Vec<BundleArtifact>,
     /// Artifacts the export could not read (paths).
@@ -106,31 +106,33 @@ impl BundleVersion {
     }
 }
 
-/// One registered model in a bundle.
+/// One registered model in a bundle: what import reads of its records.
 #[derive(Debug, Clone)]
 pub struct BundleModel {
     /// The model name.
     pub name: String,
-    /// Its record.
-    pub record: Record,
+    /// The stored path of its `model.json`.
+    pub stored: String,
     /// Its exported versions, in ascending version order.
     pub versions: Vec<BundleVersion>,
-    /// Its permissions record (Databricks sources).
-    pub permissions: Option<Record>,
+    /// The source object id of its permissions record (Databricks sources), when exported.
+    pub permissions_id: Option<String>,
     /// True for a model of Unity Catalog's registry (`meta.registry` is `uc`).
     pub uc: bool,
 }
 
 fn meta_str<'a>(r: &'a Record, key: &str) -> Result<&'a str, ModelsError> {
-    r.meta_str(key).ok_or_else(|| ModelsError::Inconsistent {
-        record: format!("{} {}", r.kind, r.name),
-        message: format!("meta.{key} is missing"),
-    })
+    r.meta_str(key)
+        .ok_or_else(|| bad(r, format!("meta.{key} is missing")))
 }
 
 fn bad(r: &Record, message: impl Into<String>) -> ModelsError {
+    inconsistent(format!("{} {}", r.kind, r.name), message)
+}
+
+fn inconsistent(record: String, message: impl Into<String>) -> ModelsError {
     ModelsError::Inconsistent {
-        record: format!("{} {}", r.kind, r.name),
+        record,
         message: message.into(),
     }
 }
@@ -140,43 +142,95 @@ fn bad(r: &Record, message: impl Into<String>) -> ModelsError {
 /// artifact under an exported version, digests of duplicates equal to the copy's, the
 /// version's recorded manifest digest equal to its artifacts').
 pub fn collect(inv: &Inventory) -> Result<Vec<BundleModel>, ModelsError> {
-    collect_records(&inv.records)
+    let mut g = Gather::default();
+    for r in &inv.records {
+        g.add(r)?;
+    }
+    g.finish()
 }
 
-/// [`collect`] over `records`: the model records of an inventory (registered models, versions,
-/// artifacts and the permissions of registered models), in its order, which `import` keeps
-/// whole while the rest of the inventory is read lean (issue #15).
-pub fn collect_records(records: &[Record]) -> Result<Vec<BundleModel>, ModelsError> {
-    let mut models: BTreeMap<String, BundleModel> = BTreeMap::new();
-    let mut versions: BTreeMap<(String, String), BundleVersion> = BTreeMap::new();
-    let mut artifacts: Vec<&Record> = Vec::new();
-    let mut by_id: BTreeMap<&str, &Record> = BTreeMap::new();
-    let mut perms: Vec<&Record> = Vec::new();
-    for r in records {
+/// [`collect`] as the records stream (issue #15): [`Gather::add`] takes each model record
+/// (registered models, versions, artifacts and the permissions of registered models) in any
+/// order and keeps only what import reads of it; [`Gather::finish`] resolves and checks what
+/// needs records seen together.
+#[derive(Debug, Default)]
+pub struct Gather {
+    models: BTreeMap<String, BundleModel>,
+    /// One slot per (model, version) named by a version or an artifact record.
+    slot_of: BTreeMap<(String, String), usize>,
+    slots: Vec<Slot>,
+    /// Stored artifacts by source id: their slot and index there, for duplicates to name.
+    copies: HashMap<String, (usize, usize)>,
+    /// Duplicate artifacts, resolved once every copy is known.
+    duplicates: Vec<Duplicate>,
+    /// (model name, source object id) of each registered model's permissions record.
+    permissions: Vec<(String, String)>,
+    records: usize,
+}
+
+/// A version as its records are gathered: its own record (once seen) and its artifacts.
+#[derive(Debug, Default)]
+struct Slot {
+    head: Option<VersionHead>,
+    artifacts: Vec<BundleArtifact>,
+    /// The first artifact record that named this slot (for the error when no version does).
+    first_artifact: Option<String>,
+}
+
+#[derive(Debug)]
+struct VersionHead {
+    /// `<kind> <name>` of the version record, for errors.
+    label: String,
+    version: BundleVersion,
+    /// The manifest digest the record gives.
+    want: Option<String>,
+}
+
+#[derive(Debug)]
+struct Duplicate {
+    label: String,
+    slot: usize,
+    path: String,
+    same_as: String,
+    sha256: String,
+    size: Option<u64>,
+}
+
+impl Gather {
+    /// How many records were gathered.
+    pub fn records(&self) -> usize {
+        self.records
+    }
+
+    /// Takes one record; records of other kinds are ignored.
+    pub fn add(&mut self, r: &Record) -> Result<(), ModelsError> {
         match r.kind {
             Kind::RegisteredModel => {
                 let name = r.meta_str("name").unwrap_or(&r.name).to_string();
-                if r.stored.is_empty() {
-                    return Err(bad(r, "has no stored model.json"));
-                }
-                models.insert(
+                let stored = r
+                    .stored
+                    .first()
+                    .ok_or_else(|| bad(r, "has no stored model.json"))?
+                    .clone();
+                self.models.insert(
                     name.clone(),
                     BundleModel {
                         name,
-                        record: r.clone(),
+                        stored,
                         versions: Vec::new(),
-                        permissions: None,
+                        permissions_id: None,
                         uc: r.meta_str("registry") == Some("uc"),
                     },
                 );
             }
             Kind::ModelVersion => {
-                let model = meta_str(r, "model")?.to_string();
-                let version = meta_str(r, "version")?.to_string();
-                if r.stored.is_empty() {
-                    return Err(bad(r, "has no stored version.json"));
-                }
-                let run_stored = r.stored.get(1).cloned();
+                let model = meta_str(r, "model")?;
+                let version = meta_str(r, "version")?;
+                let stored = r
+                    .stored
+                    .first()
+                    .ok_or_else(|| bad(r, "has no stored version.json"))?
+                    .clone();
                 let missing: Vec<String> = r
                     .meta
                     .get("missing_artifacts")
@@ -189,118 +243,165 @@ pub fn collect_records(records: &[Record]) -> Result<Vec<BundleModel>, ModelsErr
                     .unwrap_or_default();
                 let complete = r.meta.get("complete").and_then(|c| c.as_bool()) != Some(false)
                     && missing.is_empty();
-                versions.insert(
-                    (model, version.clone()),
-                    BundleVersion {
-                        version,
-                        record: r.clone(),
+                let head = VersionHead {
+                    label: format!("{} {}", r.kind, r.name),
+                    version: BundleVersion {
+                        version: version.to_string(),
+                        stored,
                         artifacts: Vec::new(),
                         missing,
                         complete,
-                        run_stored,
+                        run_stored: r.stored.get(1).cloned(),
                     },
-                );
+                    want: r.meta_str("artifacts_sha256").map(str::to_string),
+                };
+                let slot = self.slot(model, version);
+                self.slots[slot].head = Some(head);
             }
             Kind::ModelArtifact => {
-                by_id.insert(r.source_id.as_str(), r);
-                artifacts.push(r);
-            }
-            Kind::Permissions if r.meta_str("request_object_type") == Some("registered-models") => {
-                perms.push(r);
-            }
-            _ => {}
-        }
-    }
-    for r in artifacts {
-        let model = meta_str(r, "model")?;
-        let version = meta_str(r, "version")?;
-        let path = meta_str(r, "path")?;
-        if !is_safe_relative(path) {
-            return Err(bad(
-                r,
-                format!("artifact path {path:?} is not a safe relative path"),
-            ));
-        }
-        let (stored, size, sha256) = match r.stored.first() {
-            Some(s) => (
-                s.clone(),
-                r.size,
-                r.sha256
-                    .clone()
-                    .ok_or_else(|| bad(r, "has a stored file but no digest"))?,
-            ),
-            None => {
-                let first = meta_str(r, "same_as")?;
-                let copy = by_id
-                    .get(first)
-                    .filter(|c| !c.stored.is_empty())
-                    .ok_or_else(|| {
-                        bad(
-                            r,
-                            format!("same_as names {first:?}, which is not a stored artifact"),
-                        )
-                    })?;
-                let sha = meta_str(r, "sha256")?;
-                let size = r.meta.get("size").and_then(|v| v.as_u64());
-                if !is_sha256_hex(sha)
-                    || copy.sha256.as_deref() != Some(sha)
-                    || size != Some(copy.size)
-                {
+                let model = meta_str(r, "model")?;
+                let version = meta_str(r, "version")?;
+                let path = meta_str(r, "path")?;
+                if !is_safe_relative(path) {
                     return Err(bad(
                         r,
-                        format!("its digest or size differs from the copy it names ({first})"),
+                        format!("artifact path {path:?} is not a safe relative path"),
                     ));
                 }
-                (copy.stored[0].clone(), copy.size, sha.to_string())
+                let slot = self.slot(model, version);
+                let s = &mut self.slots[slot];
+                if s.first_artifact.is_none() && s.head.is_none() {
+                    s.first_artifact = Some(format!("{} {}", r.kind, r.name));
+                }
+                match r.stored.first() {
+                    Some(stored) => {
+                        let sha256 = r
+                            .sha256
+                            .clone()
+                            .ok_or_else(|| bad(r, "has a stored file but no digest"))?;
+                        self.copies
+                            .insert(r.source_id.clone(), (slot, s.artifacts.len()));
+                        s.artifacts.push(BundleArtifact {
+                            path: path.to_string(),
+                            size: r.size,
+                            sha256,
+                            stored: stored.clone(),
+                        });
+                    }
+                    None => self.duplicates.push(Duplicate {
+                        label: format!("{} {}", r.kind, r.name),
+                        slot,
+                        path: path.to_string(),
+                        same_as: meta_str(r, "same_as")?.to_string(),
+                        sha256: meta_str(r, "sha256")?.to_string(),
+                        size: r.meta.get("size").and_then(|v| v.as_u64()),
+                    }),
+                }
             }
-        };
-        let v = versions
-            .get_mut(&(model.to_string(), version.to_string()))
-            .ok_or_else(|| {
-                bad(
-                    r,
-                    format!("its version {model}/{version} is not in the bundle"),
-                )
-            })?;
-        v.artifacts.push(BundleArtifact {
-            path: path.to_string(),
-            size,
-            sha256,
-            stored,
-        });
+            Kind::Permissions if r.meta_str("request_object_type") == Some("registered-models") => {
+                if let Some(name) = r.meta_str("object_name") {
+                    let id = r.meta_str("object_id").unwrap_or(&r.source_id);
+                    self.permissions.push((name.to_string(), id.to_string()));
+                }
+            }
+            _ => return Ok(()),
+        }
+        self.records += 1;
+        Ok(())
     }
-    for ((model, _), mut v) in versions {
-        v.artifacts
-            .sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
-        if let Some(want) = v.record.meta_str("artifacts_sha256") {
-            let got = v.manifest_digest();
-            if got != want {
-                return Err(bad(
-                    &v.record,
-                    format!("its artifacts' manifest digest is {got}, the record says {want}"),
+
+    fn slot(&mut self, model: &str, version: &str) -> usize {
+        let key = (model.to_string(), version.to_string());
+        let next = self.slots.len();
+        let slot = *self.slot_of.entry(key).or_insert(next);
+        if slot == next {
+            self.slots.push(Slot::default());
+        }
+        slot
+    }
+
+    /// The models gathered, each with its versions in ascending order and their artifacts
+    /// sorted by path, once every duplicate artifact is resolved to its stored copy and every
+    /// version's artifacts match the manifest digest its record gives.
+    pub fn finish(self) -> Result<Vec<BundleModel>, ModelsError> {
+        let Gather {
+            mut models,
+            slot_of,
+            mut slots,
+            copies,
+            duplicates,
+            permissions,
+            records: _,
+        } = self;
+        for d in duplicates {
+            let copy = copies.get(&d.same_as).map(|&(s, i)| &slots[s].artifacts[i]);
+            let Some(copy) = copy else {
+                return Err(inconsistent(
+                    d.label,
+                    format!(
+                        "same_as names {:?}, which is not a stored artifact",
+                        d.same_as
+                    ),
+                ));
+            };
+            if !is_sha256_hex(&d.sha256) || copy.sha256 != d.sha256 || d.size != Some(copy.size) {
+                return Err(inconsistent(
+                    d.label,
+                    format!(
+                        "its digest or size differs from the copy it names ({})",
+                        d.same_as
+                    ),
                 ));
             }
+            let artifact = BundleArtifact {
+                path: d.path,
+                size: copy.size,
+                sha256: d.sha256,
+                stored: copy.stored.clone(),
+            };
+            slots[d.slot].artifacts.push(artifact);
         }
-        let m = models.get_mut(&model).ok_or_else(|| {
-            bad(
-                &v.record,
-                format!("its model {model:?} is not in the bundle"),
-            )
-        })?;
-        m.versions.push(v);
-    }
-    for p in perms {
-        if let Some(name) = p.meta_str("object_name") {
-            if let Some(m) = models.get_mut(name) {
-                m.permissions = Some(p.clone());
+        for ((model, version), slot) in slot_of {
+            let s = std::mem::take(&mut slots[slot]);
+            let Some(head) = s.head else {
+                let label = s.first_artifact.unwrap_or_default();
+                return Err(inconsistent(
+                    label,
+                    format!("its version {model}/{version} is not in the bundle"),
+                ));
+            };
+            let mut v = head.version;
+            v.artifacts = s.artifacts;
+            v.artifacts
+                .sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+            if let Some(want) = head.want {
+                let got = v.manifest_digest();
+                if got != want {
+                    return Err(inconsistent(
+                        head.label,
+                        format!("its artifacts' manifest digest is {got}, the record says {want}"),
+                    ));
+                }
+            }
+            let m = models.get_mut(&model).ok_or_else(|| {
+                inconsistent(
+                    head.label.clone(),
+                    format!("its model {model:?} is not in the bundle"),
+                )
+            })?;
+            m.versions.push(v);
+        }
+        for (name, id) in permissions {
+            if let Some(m) = models.get_mut(&name) {
+                m.permissions_id = Some(id);
             }
         }
+        let mut out: Vec<BundleModel> = models.into_values().collect();
+        for m in &mut out {
+            m.versions.sort_by_key(|v| version_number(&v.version));
+        }
+        Ok(out)
     }
-    let mut out: Vec<BundleModel> = models.into_values().collect();
-    for m in &mut out {
-        m.versions.sort_by_key(|v| version_number(&v.version));
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -429,6 +530,28 @@ mod tests {
         );
         assert_eq!(v2.manifest_digest(), digest);
 
+        // Records may stream in any order: artifacts before their version, a duplicate
+        // before its copy.
+        let mut reversed = Gather::default();
+        for r in inv.records.iter().rev() {
+            reversed.add(r).unwrap();
+        }
+        assert_eq!(reversed.records(), 5);
+        let again = reversed.finish().unwrap();
+        assert_eq!(again[0].versions.len(), 2);
+        assert_eq!(
+            again[0].versions[1].artifacts,
+            models[0].versions[1].artifacts
+        );
+        // An artifact of a version the bundle does not hold is refused.
+        let mut orphan = Gather::default();
+        orphan.add(&inv.records[0]).unwrap();
+        orphan.add(&inv.records[3]).unwrap();
+        let e = orphan.finish().unwrap_err().to_string();
+        assert!(
+            e.contains("m/1/model.pkl") && e.contains("m/1 is not in the bundle"),
+            "{e}"
+        );
         // A duplicate whose digest differs from its copy is refused.
         inv.records[4].meta["sha256"] = json!("b".repeat(64));
         assert!(collect(&inv).is_err());

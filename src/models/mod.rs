@@ -30,12 +30,13 @@ pub mod uri;
 pub use error::ModelsError;
 pub use export::{export_models, Deferred, ExportOptions, ExportReport, StageSink};
 pub use import::{import_models, Action, ActionKind, ImportOptions, ImportReport, VersionMapping};
+pub use manifest::{BundleModel, Gather};
 pub use registry::Registry;
 pub use select::{
     ModelArgs, ModelTargetArgs, NameFilter, VersionSelection, DEFAULT_EXPERIMENT,
     DEFAULT_STAGING_PATH,
 };
-pub use steps::StepLog;
+pub use steps::{StepLog, STEP_PREFIX};
 
 use crate::client::{Client, ClientOptions};
 use crate::hints::Hint;

@@ -7,7 +7,10 @@ use crate::journal::Journal;
 use serde_json::Value;
 use std::sync::Mutex;
 
-/// Recorded steps of a resumable run. Keys used by models all start with `models/`.
+/// What the key of every step models record starts with.
+pub const STEP_PREFIX: &str = "models/";
+
+/// Recorded steps of a resumable run. Keys used by models all start with [`STEP_PREFIX`].
 pub trait StepLog: Send + Sync {
     /// What was recorded under `key`, by an earlier run or this one.
     fn recall(&self, key: &str) -> Option<Value>;

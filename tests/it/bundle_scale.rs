@@ -132,6 +132,16 @@ fn registry(models: usize) -> (Vec<Resource>, usize) {
     (out, 10 * models)
 }
 
+/// Writes the bundle of [`registry`]`(models)` into `dir`; returns its path and the number of
+/// model objects (ten a model).
+pub(crate) fn write_registry(dir: &Path, models: usize) -> (std::path::PathBuf, usize) {
+    let (resources, objects) = registry(models);
+    (
+        write_resources(dir, &format!("models-{models}"), resources),
+        objects,
+    )
+}
+
 /// Writes the bundle of [`workspace`]`(notebooks)` into `dir`; returns its path and the number
 /// of workspace objects. `import_scale` imports the same bundles.
 pub(crate) fn write(dir: &Path, notebooks: usize) -> (std::path::PathBuf, usize) {
@@ -289,8 +299,7 @@ fn a_bundle_of_models_verifies_in_little_memory_per_object() {
     let tmp = tempfile::tempdir().unwrap();
     let mut peaks = Vec::new();
     for models in [400usize, 2_000] {
-        let (resources, objects) = registry(models);
-        let bundle = write_resources(tmp.path(), &format!("models-{models}"), resources);
+        let (bundle, objects) = write_registry(tmp.path(), models);
         peaks.push((objects, peak_kib(&["verify".as_ref(), bundle.as_os_str()])));
     }
     let ((small, a), (large, b)) = (peaks[0], peaks[1]);

@@ -7,7 +7,7 @@
 //! object costs, whatever the fixed overhead of the binary — must stay within the issue's
 //! target of 128 MiB + 2 KiB per object.
 
-use crate::bundle_scale::{peak_kib_with, write};
+use crate::bundle_scale::{peak_kib_with, write, write_registry};
 use crate::common;
 
 use dbxport::emulator::{Emulator, EmulatorConfig};
@@ -101,3 +101,59 @@ fn import_plan_and_diff_memory_per_object_does_not_regress() {
         report.join("\n")
     );
 }
+
+/// Issue #15: `plan` and `import` of a bundle of many model versions (the scale benchmark's
+/// registry: ten objects a model) into an empty emulator hold per object what they hold for
+/// a workspace's: the models stage reads what it needs of each model record, not the record.
+/// Debug build, 2,000 → 10,000 objects.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_bundle_of_models_imports_in_little_memory_per_object() {
+    if !common::have_tool("python3") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut peaks = Vec::new();
+    for models in [200usize, 1_000] {
+        let (bundle, objects) = write_registry(tmp.path(), models);
+        let emu = Emulator::start_in_background(
+            EmulatorConfig::default().with_seed(common::repo_path("fixtures/workspaces/empty")),
+        )
+        .expect("the emulator starts");
+        let home = tmp.path().join(format!("home-{models}"));
+        std::fs::create_dir_all(&home).unwrap();
+        let env: [(&str, &std::ffi::OsStr); 3] = [
+            ("HOME", home.as_os_str()),
+            ("DATABRICKS_HOST", emu.url().as_ref()),
+            ("DATABRICKS_TOKEN", emu.admin_token().as_ref()),
+        ];
+        let plan = peak_kib_with(Some(&env), &["plan".as_ref(), bundle.as_os_str()]);
+        let import = peak_kib_with(Some(&env), &["import".as_ref(), bundle.as_os_str()]);
+        peaks.push((objects, [plan, import]));
+    }
+    let ((small, a), (large, b)) = (peaks[0], peaks[1]);
+    let mut report = Vec::new();
+    let mut over = Vec::new();
+    for (i, what) in ["plan", "import"].iter().enumerate() {
+        let slope = (b[i] - a[i]) as f64 / (large - small) as f64;
+        report.push(format!(
+            "{what}: {} KiB at {small} objects, {} KiB at {large} objects, {slope:.2} KiB per object",
+            a[i], b[i]
+        ));
+        if slope > MODELS_IMPORT_SLOPE || b[i] > 128 * 1024 + 2 * large as i64 {
+            over.push(*what);
+        }
+    }
+    eprintln!("{}", report.join("\n"));
+    assert!(
+        over.is_empty(),
+        "per-object memory of a models bundle regressed: {over:?}\n{}",
+        report.join("\n")
+    );
+}
+
+/// The limit of the test above, KiB per object: the issue's target. Measured here (debug
+/// build): plan 0.88, import 1.59; with the model records kept whole until the models stage
+/// gathered them (before `models::Gather`), 2.69 and 3.42 (release), and 4.6 for import in the
+/// scale benchmark.
+const MODELS_IMPORT_SLOPE: f64 = 2.0;

@@ -36,13 +36,7 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
     ]
     .iter()
     .any(|k| f.kind(*k));
-    if !wanted
-        || !p
-            .src()
-            .models
-            .iter()
-            .any(|r| r.kind == Kind::RegisteredModel)
-    {
+    if !wanted || p.src().models.is_empty() {
         return Ok(());
     }
     let client = p.client().clone();
@@ -56,7 +50,7 @@ async fn plan(p: &mut Planner<'_, '_>) -> Result<(), ImportError> {
         let hidden = indicatif::ProgressBar::hidden();
         let report = crate::models::import_models(
             &p.src().shared_bundle(),
-            Some(&p.src().models),
+            &p.src().models,
             &registry,
             &opts,
             None,
@@ -82,10 +76,7 @@ fn registries(
         principals: opts.mapping.principals.clone(),
         ..Default::default()
     };
-    let has_uc = src
-        .models
-        .iter()
-        .any(|r| r.kind == Kind::RegisteredModel && r.meta_str("registry") == Some("uc"));
+    let has_uc = src.models.iter().any(|m| m.uc);
     Ok(opts
         .models
         .routes(Some(client), client.options().clone(), base, has_uc)?)
@@ -175,7 +166,7 @@ async fn apply<'r>(run: &'r Run<'_>) -> Vec<(&'r PlanItem, StepResult)> {
         let hidden = indicatif::ProgressBar::hidden();
         let result = crate::models::import_models(
             &run.source.shared_bundle(),
-            Some(&run.source.models),
+            &run.source.models,
             &registry,
             &opts,
             Some(&steps),
@@ -251,13 +242,13 @@ impl crate::models::StepLog for ModelSteps<'_> {
     }
 }
 
-/// Keeps a model record as it is: the models stage reads models, versions and artifacts from
-/// the bundle itself (`models::manifest`).
+/// Gathers a model record into the compact form the models stage reads
+/// ([`crate::models::Gather`]); model.json and version.json are read from the bundle when
+/// their model is imported.
 fn load(
     source: &mut SourceBundle,
     r: &Record,
     _payload: Option<Vec<u8>>,
 ) -> Result<(), ImportError> {
-    source.models.push(r.clone());
-    Ok(())
+    source.gather_model(r)
 }

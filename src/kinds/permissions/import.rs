@@ -650,7 +650,7 @@ async fn resolve(run: &Run<'_>, object: &AclObject) -> Result<(&'static str, Str
 
 /// Reads a permissions record's typed meta (§6.4); the stored permissions answer is read when
 /// the record is planned ([`SourceBundle::permissions_of`]). The permissions of registered
-/// models are kept whole for the models stage too.
+/// models are gathered for the models stage too.
 fn load(
     source: &mut SourceBundle,
     r: &Record,
@@ -659,7 +659,7 @@ fn load(
     use super::format::{ObjectId, PermissionsMeta};
     let m: PermissionsMeta = source.typed_meta(r)?;
     if m.request_object_type == "registered-models" {
-        source.models.push(r.clone());
+        source.gather_model(r)?;
     }
     source
         .permissions
