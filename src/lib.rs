@@ -30,6 +30,7 @@ pub mod hints;
 pub mod import;
 pub mod journal;
 pub mod kinds;
+pub mod memory;
 pub mod model;
 pub mod models;
 

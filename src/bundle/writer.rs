@@ -977,6 +977,9 @@ pub(crate) fn write_verified<T>(
             let checked = follower
                 .finish()
                 .ctx(format!("file {} (reading it back)", temp.display()))?;
+            // What the command held to write (staged records, the plan) is freed; the
+            // verification's own memory should not come on top of it.
+            crate::memory::give_back_freed();
             let report = verify::verify_written(&temp, &checked)?;
             if !report.ok {
                 return Err(Problems(report.problems));
@@ -1021,6 +1024,7 @@ pub(crate) fn write_verified<T>(
                 b.finish().and_then(|mut w| w.flush()).ctx("scratch copy")?;
                 value
             };
+            crate::memory::give_back_freed();
             let mut opener = Opener::new();
             opener.add_x25519(scratch_key);
             let f = std::fs::File::open(scratch.path()).ctx("scratch copy")?;

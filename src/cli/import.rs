@@ -108,32 +108,6 @@ impl CommonArgs {
     }
 }
 
-/// Has the allocator give blocks of 32 KiB and more their own mappings, returned when freed
-/// (glibc; elsewhere nothing changes). `plan`, `import` and `diff` read one bundle entry per
-/// object — a zip entry's inflate state and input buffer, some 100 KiB, allocated and freed
-/// each time — while they keep a little for every object: with the default threshold (128 KiB,
-/// raised further by every large block freed) those buffers came from the heap, the small
-/// blocks kept in between split the holes they left, and the next buffers needed new memory,
-/// so that peak RSS grew twice as fast as what the commands held (issue #15: 563 MiB resident
-/// for 287 MiB of heap at 106,000 objects, 317 MiB with this). Costs two system calls a read.
-pub fn map_large_buffers() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        use std::ffi::c_int;
-        extern "C" {
-            /// glibc's allocator tunables (malloc.h).
-            fn mallopt(param: c_int, value: c_int) -> c_int;
-        }
-        /// malloc.h's `M_MMAP_THRESHOLD`.
-        const M_MMAP_THRESHOLD: c_int = -3;
-        // SAFETY: mallopt only sets a tunable of the allocator, before the command starts
-        // threads; any value up to 32 MiB is valid for M_MMAP_THRESHOLD.
-        unsafe {
-            mallopt(M_MMAP_THRESHOLD, 32 * 1024);
-        }
-    }
-}
-
 /// Prints an import error and returns its exit code.
 pub fn report_error(context: &str, e: &ImportError) -> u8 {
     match e {
@@ -199,7 +173,7 @@ pub struct Args {
 
 /// Runs `import`.
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    map_large_buffers();
+    super::alloc::map_large_buffers();
     let opener = args.keys.opener()?;
     let options = args.common.options(Some(&args.behaviour))?;
     let client = args.common.client()?;

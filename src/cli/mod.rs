@@ -10,6 +10,7 @@
 //! | 2 | the command could not run: bad arguments, unreadable input, refused credentials |
 //! | 130 | interrupted (Ctrl-C); resumable commands can be re-run with `--resume` |
 
+mod alloc;
 pub mod completions;
 pub mod demo;
 pub mod diff;
@@ -88,6 +89,7 @@ pub enum Command {
 /// Parses arguments, runs the command and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     quiet_on_broken_pipe();
+    dbxport::memory::on_give_back(alloc::trim);
     let cli = Cli::parse();
     let result: anyhow::Result<u8> = match cli.command {
         Command::Emulator(args) => emulator::run(args),

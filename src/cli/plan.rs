@@ -38,7 +38,7 @@ pub struct Args {
 
 /// Runs `plan`.
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    super::import::map_large_buffers();
+    super::alloc::map_large_buffers();
     let opener = args.keys.opener()?;
     let options = args.common.options(Some(&args.behaviour))?;
     let client = args.common.client()?;

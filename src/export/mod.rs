@@ -220,6 +220,9 @@ pub async fn export_from(
         if let Some(fatal) = ctx.take_fatal() {
             return Err(fatal);
         }
+        // The models stage recalls its steps while it runs (the artifacts of one registry
+        // found again in the next); what is left to do only records (issue #15).
+        ctx.stage.forget_steps(crate::models::STEP_PREFIX);
     }
     let reused = ctx.reused();
     let folders = ctx.folder_paths();

@@ -718,6 +718,12 @@ impl Stage {
         self.journal().get(key)
     }
 
+    /// Forgets the data of the steps whose key starts with `prefix` (they stay done, and in
+    /// the file for a resumed run), once nothing in this run recalls them.
+    pub fn forget_steps(&self, prefix: &str) {
+        self.journal().forget_data(prefix);
+    }
+
     /// Removes the staging folder after the bundle is in place.
     pub fn remove(self) -> Result<(), ExportError> {
         let root = self.root.clone();
