@@ -126,12 +126,14 @@ pub(crate) fn is_component(s: &str) -> bool {
 
 /// The digest of §6.5's artifact manifest: SHA-256 of `<sha256>  <path>\n` lines sorted by path
 /// bytes.
-pub fn artifacts_digest<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    let mut lines: Vec<(&str, &str)> = entries.into_iter().collect();
+pub fn artifacts_digest<'a, S: AsRef<str>>(
+    entries: impl IntoIterator<Item = (&'a str, S)>,
+) -> String {
+    let mut lines: Vec<(&str, S)> = entries.into_iter().collect();
     lines.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     let mut h = Sha256::new();
     for (path, sha) in lines {
-        h.update(sha.as_bytes());
+        h.update(sha.as_ref().as_bytes());
         h.update(b"  ");
         h.update(path.as_bytes());
         h.update(b"\n");
@@ -409,6 +411,35 @@ mod tests {
         let mut recs = model(&[], None);
         recs.remove(0);
         assert_eq!(codes(recs)[0].0, "E307", "version without its model");
+    }
+
+    /// The model rules keep a valid digest as bytes (issue #15) and any other text as it is:
+    /// each is compared and quoted as the bundle wrote it.
+    #[test]
+    fn model_digests_are_compared_and_quoted_as_written() {
+        let sha = "a".repeat(64);
+        let right = artifacts_digest([("MLmodel", sha.as_str())]);
+        assert!(codes(model(&[("MLmodel", &sha, 3)], Some(right.clone()))).is_empty());
+        for wrong in [
+            "not-a-digest".to_string(),
+            right.to_uppercase(),
+            "b".repeat(64),
+        ] {
+            let c = codes(model(&[("MLmodel", &sha, 3)], Some(wrong.clone())));
+            assert_eq!(c.len(), 1, "{wrong}: {c:?}");
+            assert_eq!(c[0].0, "E303");
+            assert!(
+                c[0].1.contains(&format!(
+                    "meta.artifacts_sha256 is {wrong}, its 1 artifact records give {right}"
+                )),
+                "{c:?}"
+            );
+        }
+        // An artifact digest that is not lowercase hex goes into the manifest as written.
+        let upper = "A".repeat(64);
+        let as_written = artifacts_digest([("MLmodel", upper.as_str())]);
+        let c = codes(model(&[("MLmodel", &upper, 3)], Some(as_written)));
+        assert!(c.iter().all(|p| !p.1.contains("artifacts_sha256")), "{c:?}");
     }
 
     /// The model rules find the same problems whether the records were kept whole or checked

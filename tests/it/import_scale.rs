@@ -10,24 +10,43 @@
 use crate::bundle_scale::{peak_kib_with, write, write_registry};
 use crate::common;
 
-use dbxport::emulator::{Emulator, EmulatorConfig};
+use dbxport::emulator::{Emulator, EmulatorConfig, EmulatorHandle};
+
+/// An empty emulator of its own, and a home folder (no profiles) for the commands run
+/// against it.
+struct EmptyTarget {
+    emu: EmulatorHandle,
+    home: std::path::PathBuf,
+}
+
+impl EmptyTarget {
+    /// Starts the emulator; the home folder is `dir/home-<tag>`.
+    fn start(dir: &std::path::Path, tag: &str) -> EmptyTarget {
+        let emu = Emulator::start_in_background(
+            EmulatorConfig::default().with_seed(common::repo_path("fixtures/workspaces/empty")),
+        )
+        .expect("the emulator starts");
+        let home = dir.join(format!("home-{tag}"));
+        std::fs::create_dir_all(&home).unwrap();
+        EmptyTarget { emu, home }
+    }
+
+    /// The environment of a command run against it.
+    fn env(&self) -> [(&str, &std::ffi::OsStr); 3] {
+        [
+            ("HOME", self.home.as_os_str()),
+            ("DATABRICKS_HOST", self.emu.url().as_ref()),
+            ("DATABRICKS_TOKEN", self.emu.admin_token().as_ref()),
+        ]
+    }
+}
 
 /// Peak RSS in KiB of `plan`, `import`, `diff` and `models import` of the bundle of `notebooks`
 /// notebooks into an empty emulator of its own, and the number of workspace objects.
 fn peaks(dir: &std::path::Path, notebooks: usize) -> (usize, [i64; 4]) {
     let (bundle, objects) = write(dir, notebooks);
-    let emu = Emulator::start_in_background(
-        EmulatorConfig::default().with_seed(common::repo_path("fixtures/workspaces/empty")),
-    )
-    .expect("the emulator starts");
-    let home = dir.join(format!("home-{notebooks}"));
-    std::fs::create_dir_all(&home).unwrap();
-    let home = home.to_str().unwrap();
-    let env: [(&str, &std::ffi::OsStr); 3] = [
-        ("HOME", home.as_ref()),
-        ("DATABRICKS_HOST", emu.url().as_ref()),
-        ("DATABRICKS_TOKEN", emu.admin_token().as_ref()),
-    ];
+    let target = EmptyTarget::start(dir, &format!("{notebooks}"));
+    let env = target.env();
     let run = |cmd: &str| peak_kib_with(Some(&env), &[cmd.as_ref(), bundle.as_os_str()]);
     let plan = run("plan");
     // With its report written as it goes, as a careful user runs it.
@@ -116,17 +135,8 @@ fn a_bundle_of_models_imports_in_little_memory_per_object() {
     let mut peaks = Vec::new();
     for models in [200usize, 1_000] {
         let (bundle, objects) = write_registry(tmp.path(), models);
-        let emu = Emulator::start_in_background(
-            EmulatorConfig::default().with_seed(common::repo_path("fixtures/workspaces/empty")),
-        )
-        .expect("the emulator starts");
-        let home = tmp.path().join(format!("home-{models}"));
-        std::fs::create_dir_all(&home).unwrap();
-        let env: [(&str, &std::ffi::OsStr); 3] = [
-            ("HOME", home.as_os_str()),
-            ("DATABRICKS_HOST", emu.url().as_ref()),
-            ("DATABRICKS_TOKEN", emu.admin_token().as_ref()),
-        ];
+        let target = EmptyTarget::start(tmp.path(), &format!("models-{models}"));
+        let env = target.env();
         let plan = peak_kib_with(Some(&env), &["plan".as_ref(), bundle.as_os_str()]);
         let import = peak_kib_with(Some(&env), &["import".as_ref(), bundle.as_os_str()]);
         peaks.push((objects, [plan, import]));

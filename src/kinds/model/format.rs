@@ -374,7 +374,48 @@ pub(crate) struct ModelFacts {
     artifacts: Vec<ArtifactFact>,
     /// Artifact records with a stored file, by `source_id` (what a duplicate's `same_as`
     /// names): the stored copy's `sha256` and size.
-    stored: std::collections::BTreeMap<Box<str>, (Option<Box<str>>, u64)>,
+    stored: std::collections::BTreeMap<Box<str>, (Digest, u64)>,
+}
+
+/// A SHA-256 as [`ModelFacts`] keeps it: 32 bytes when it is 64 lowercase hex digits, as a
+/// valid one is (half the memory of the text, for the one or two digests of every model
+/// record, issue #15), else the text as given — checked and reported elsewhere, and compared
+/// and quoted here as it is. A missing digest is the empty text.
+#[derive(Debug, Clone, PartialEq)]
+enum Digest {
+    Bytes([u8; 32]),
+    Text(Box<str>),
+}
+
+impl Digest {
+    fn new(text: &str) -> Digest {
+        let mut bytes = [0u8; 32];
+        if is_sha256_hex(text) && hex::decode_to_slice(text, &mut bytes).is_ok() {
+            Digest::Bytes(bytes)
+        } else {
+            Digest::Text(text.into())
+        }
+    }
+
+    fn of(text: Option<&str>) -> Digest {
+        Digest::new(text.unwrap_or_default())
+    }
+
+    /// The digest as the bundle writes it.
+    fn hex(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Digest::Bytes(b) => hex::encode(b).into(),
+            Digest::Text(t) => (&**t).into(),
+        }
+    }
+
+    /// True when `text` is this digest as the bundle writes it.
+    fn is(&self, text: &str) -> bool {
+        match self {
+            Digest::Bytes(_) => Digest::new(text) == *self,
+            Digest::Text(t) => **t == *text,
+        }
+    }
 }
 
 /// A version record as [`ModelFacts`] keeps it.
@@ -384,7 +425,7 @@ struct VersionFact {
     odd_name: Option<Box<str>>,
     model: Box<str>,
     version: Box<str>,
-    artifacts_sha256: Option<Box<str>>,
+    artifacts_sha256: Option<Digest>,
     artifact_count: Option<u64>,
     artifact_bytes: Option<u64>,
 }
@@ -398,7 +439,7 @@ struct ArtifactFact {
     version: Box<str>,
     path: Box<str>,
     /// Its stored copy's digest and size; `None` for a duplicate (no stored file).
-    stored: Option<(Option<Box<str>>, u64)>,
+    stored: Option<(Digest, u64)>,
     /// A duplicate's `meta.same_as`, `meta.sha256` and `meta.size`.
     same_as: Option<Box<str>>,
     listed_sha256: Option<Box<str>>,
@@ -426,7 +467,7 @@ impl ArtifactFact {
 }
 
 /// One line of a version's §6.5 artifact manifest: path, SHA-256, size.
-type ManifestLine<'a> = (&'a str, &'a str, u64);
+type ManifestLine<'a> = (&'a str, &'a Digest, u64);
 
 /// The subject a problem of record `kind` `name` is reported under.
 fn subject(kind: Kind, name: &str) -> String {
@@ -448,7 +489,7 @@ impl ModelFacts {
                 if !r.stored.is_empty() {
                     self.stored.insert(
                         r.source_id.as_str().into(),
-                        (r.sha256.as_deref().map(Into::into), r.size),
+                        (Digest::of(r.sha256.as_deref()), r.size),
                     );
                 }
                 self.see_artifact(r, out);
@@ -481,7 +522,7 @@ impl ModelFacts {
             odd_name,
             model: model.into(),
             version: version.into(),
-            artifacts_sha256: r.meta_str("artifacts_sha256").map(Into::into),
+            artifacts_sha256: r.meta_str("artifacts_sha256").map(Digest::new),
             artifact_count: meta_u64(r, "artifact_count"),
             artifact_bytes: meta_u64(r, "artifact_bytes"),
         });
@@ -516,7 +557,7 @@ impl ModelFacts {
             model: model.into(),
             version: version.into(),
             path: path.into(),
-            stored: (!r.stored.is_empty()).then(|| (r.sha256.as_deref().map(Into::into), r.size)),
+            stored: (!r.stored.is_empty()).then(|| (Digest::of(r.sha256.as_deref()), r.size)),
             same_as: r.meta_str("same_as").map(Into::into),
             listed_sha256: r.meta_str("sha256").map(Into::into),
             listed_size: meta_u64(r, "size"),
@@ -567,7 +608,7 @@ impl ModelFacts {
             };
             let (sha, size) = match &a.stored {
                 // A stored copy's digest is checked against the manifest (E303) already.
-                Some((sha, size)) => (sha.as_deref().unwrap_or_default(), *size),
+                Some((sha, size)) => (sha, *size),
                 None => match self.duplicate(a) {
                     Ok(e) => e,
                     Err(why) => {
@@ -588,15 +629,16 @@ impl ModelFacts {
                 .get(&(&*v.model, &*v.version))
                 .map(Vec::as_slice)
                 .unwrap_or(&[]);
-            let got = artifacts_digest(files.iter().map(|(p, s, _)| (*p, *s)));
-            match v.artifacts_sha256.as_deref() {
-                Some(want) if want == got => {}
+            let got = artifacts_digest(files.iter().map(|(p, s, _)| (*p, s.hex())));
+            match &v.artifacts_sha256 {
+                Some(want) if want.is(&got) => {}
                 Some(want) => push(
                     ErrorCode::RecordMismatch,
                     Kind::ModelVersion,
                     &v.name(),
                     format!(
-                        "meta.artifacts_sha256 is {want}, its {} artifact records give {got}",
+                        "meta.artifacts_sha256 is {}, its {} artifact records give {got}",
+                        want.hex(),
                         files.len()
                     ),
                 ),
@@ -623,7 +665,7 @@ impl ModelFacts {
 
     /// A duplicate artifact (§6.5): its `same_as` copy's digest and size, checked against its
     /// own.
-    fn duplicate<'s>(&'s self, a: &'s ArtifactFact) -> Result<(&'s str, u64), String> {
+    fn duplicate<'s>(&'s self, a: &'s ArtifactFact) -> Result<(&'s Digest, u64), String> {
         let Some(first) = a.same_as.as_deref() else {
             return Err("has no stored file and no meta.same_as".into());
         };
@@ -633,15 +675,12 @@ impl ModelFacts {
             ));
         };
         let sha = a.listed_sha256.as_deref().unwrap_or("");
-        if !is_sha256_hex(sha)
-            || copy_sha.as_deref() != Some(sha)
-            || a.listed_size != Some(*copy_size)
-        {
+        if !is_sha256_hex(sha) || !copy_sha.is(sha) || a.listed_size != Some(*copy_size) {
             return Err(format!(
                 "meta.sha256 or meta.size differs from the copy it names ({first})"
             ));
         }
-        Ok((sha, *copy_size))
+        Ok((copy_sha, *copy_size))
     }
 }
 
@@ -747,7 +786,7 @@ impl StreamedVersions {
         let digest = digests
             .get(&key)
             .cloned()
-            .unwrap_or_else(|| artifacts_digest(std::iter::empty()));
+            .unwrap_or_else(|| artifacts_digest(std::iter::empty::<(&str, &str)>()));
         if let Some(m) = meta.as_object_mut() {
             m.insert("artifacts_sha256".into(), Value::String(digest));
         }
